@@ -1,0 +1,125 @@
+//! The cluster: registry + store behind one lock, and the operations the HTTP
+//! layer and the simulated controllers share (so that both go through the same
+//! defaulting, validation and admission).
+
+mod delete;
+mod read;
+mod write;
+
+pub use delete::{DeleteOpts, DeleteOutcome, Propagation};
+pub use read::{ListOpts, ListResult, WatchStart, field_supported, filter_event};
+pub use write::WriteOpts;
+
+use crate::config::SimConfig;
+use crate::registry::{Registry, ResId, ResourceDef};
+use crate::store::{Event, Extract, Key, Obj, Store};
+use parking_lot::RwLock;
+use serde_json::Value;
+use std::sync::Arc;
+use tokio::sync::broadcast;
+
+pub struct State {
+    pub registry: Registry,
+    pub store: Store,
+    pub config: Arc<SimConfig>,
+}
+
+impl State {
+    pub fn res(&self, group: &str, plural: &str) -> Option<(ResId, Arc<ResourceDef>)> {
+        self.registry.find(group, plural).map(|(i, d)| (i, d.clone()))
+    }
+
+    pub fn get_value(&self, group: &str, plural: &str, ns: &str, name: &str) -> Option<Value> {
+        let (id, _) = self.registry.find(group, plural)?;
+        self.store.get(id, ns, name).map(|o| o.value())
+    }
+
+    pub fn list_values(&self, group: &str, plural: &str, ns: Option<&str>) -> Vec<Value> {
+        let Some((id, _)) = self.registry.find(group, plural) else { return vec![] };
+        self.store.range(id, ns, None).map(|(_, o)| o.value()).collect()
+    }
+
+    pub fn encode(&self, def: &ResourceDef, value: &Value, rv: u64) -> Obj {
+        Store::encode(value, rv, &Extract { field_paths: &def.field_selectors })
+    }
+
+    pub(crate) fn key(def: &ResourceDef, ns: &str, name: &str) -> Key {
+        (if def.namespaced { ns.into() } else { "".into() }, name.into())
+    }
+}
+
+/// RFC 3339 time with second precision, as Kubernetes renders metav1.Time.
+pub fn now_rfc3339() -> String {
+    jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+pub struct Cluster {
+    pub(crate) state: RwLock<State>,
+    pub config: Arc<SimConfig>,
+}
+
+impl Cluster {
+    pub fn new(config: SimConfig) -> Arc<Self> {
+        let config = Arc::new(config);
+        Arc::new(Self {
+            state: RwLock::new(State {
+                registry: Registry::with_builtins(),
+                store: Store::new(config.history),
+                config: config.clone(),
+            }),
+            config,
+        })
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Event>> {
+        self.state.read().store.subscribe()
+    }
+
+    pub fn registry(&self) -> Registry {
+        self.state.read().registry.clone()
+    }
+
+    pub fn resource(&self, group: &str, plural: &str) -> Option<(ResId, Arc<ResourceDef>)> {
+        self.state.read().res(group, plural)
+    }
+
+    pub fn def(&self, id: ResId) -> Option<Arc<ResourceDef>> {
+        self.state.read().registry.get(id).cloned()
+    }
+
+    pub fn current_rv(&self) -> u64 {
+        self.state.read().store.rv()
+    }
+
+    /// Runs a closure with read access to the state.
+    pub fn read<T>(&self, f: impl FnOnce(&State) -> T) -> T {
+        f(&self.state.read())
+    }
+
+    pub fn get_value(&self, group: &str, plural: &str, ns: &str, name: &str) -> Option<Value> {
+        self.state.read().get_value(group, plural, ns, name)
+    }
+
+    pub fn list_values(&self, group: &str, plural: &str, ns: Option<&str>) -> Vec<Value> {
+        self.state.read().list_values(group, plural, ns)
+    }
+
+    /// Registers (or refreshes) the custom resource type of a CRD.
+    pub fn register_crd(&self, crd: &Value) -> Result<ResId, String> {
+        let def = crate::registry::def_from_crd(crd)?;
+        let mut st = self.state.write();
+        Ok(st.registry.upsert_custom(def))
+    }
+
+    /// Removes a custom resource type and all its objects.
+    pub fn unregister(&self, id: ResId) {
+        let mut st = self.state.write();
+        st.store.drop_table(id);
+        st.registry.remove(id);
+    }
+
+    /// Number of stored objects of a type.
+    pub fn count(&self, id: ResId) -> usize {
+        self.state.read().store.count(id)
+    }
+}

@@ -1,0 +1,562 @@
+//! Writes: create (with generateName and dryRun), update (optimistic
+//! concurrency), the status subresource, patches of every kind and server-side
+//! apply — all through defaulting, admission and validation.
+
+use super::{Cluster, State, now_rfc3339};
+use crate::admission;
+use crate::defaults;
+use crate::error::{ApiError, ApiResult, FieldError};
+use crate::patch::{self, PatchType, fieldmanager};
+use crate::quantity::{Quantity, is_bytes};
+use crate::registry::{ResId, ResourceDef};
+use crate::store::Obj;
+use crate::validation;
+use serde_json::{Map, Value, json};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+#[derive(Debug, Default, Clone)]
+pub struct WriteOpts {
+    pub dry_run: bool,
+    pub field_manager: Option<String>,
+    pub force: bool,
+}
+
+impl WriteOpts {
+    pub fn manager(name: &str) -> Self {
+        Self { field_manager: Some(name.to_string()), ..Default::default() }
+    }
+    fn manager_name(&self) -> String {
+        self.field_manager.clone().unwrap_or_else(|| "unknown".into())
+    }
+}
+
+fn meta_str<'a>(v: &'a Value, k: &str) -> Option<&'a str> {
+    v.get("metadata").and_then(|m| m.get(k)).and_then(Value::as_str)
+}
+
+fn meta_mut(v: &mut Value) -> &mut Map<String, Value> {
+    if !v.get("metadata").is_some_and(Value::is_object) {
+        v["metadata"] = json!({});
+    }
+    v.get_mut("metadata").and_then(Value::as_object_mut).expect("metadata is an object")
+}
+
+fn random_suffix() -> String {
+    use rand::Rng;
+    const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+    let mut rng = rand::rng();
+    (0..5).map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char).collect()
+}
+
+/// Checks apiVersion/kind of a body against the endpoint and fills them in.
+fn check_type(def: &ResourceDef, version: &str, obj: &mut Value) -> ApiResult<()> {
+    let Some(m) = obj.as_object_mut() else {
+        return Err(ApiError::bad_request("the object provided is unrecognized (must be a JSON object)"));
+    };
+    let want_av = def.api_version(version);
+    if let Some(av) = m.get("apiVersion").and_then(Value::as_str)
+        && av != want_av
+    {
+        return Err(ApiError::bad_request(format!(
+            "the API version in the data ({av}) does not match the expected API version ({want_av})"
+        )));
+    }
+    if let Some(k) = m.get("kind").and_then(Value::as_str)
+        && k != def.kind
+    {
+        return Err(ApiError::bad_request(format!(
+            "{k} in version {version:?} cannot be handled as a {}: the kind in the body does not match the endpoint",
+            def.kind
+        )));
+    }
+    // Stored in the storage version; the CRD "None" conversion only rewrites apiVersion.
+    m.insert("apiVersion".into(), json!(def.storage_api_version()));
+    m.insert("kind".into(), json!(def.kind));
+    Ok(())
+}
+
+/// The generation-relevant content: everything but metadata (and status when it
+/// is a subresource).
+fn spec_part(def: &ResourceDef, v: &Value) -> Value {
+    let mut c = v.clone();
+    if let Some(m) = c.as_object_mut() {
+        m.remove("metadata");
+        if def.status_subresource {
+            m.remove("status");
+        }
+    }
+    c
+}
+
+impl State {
+    /// Kind-specific preparation that upstream strategies do on every write.
+    fn prepare(&self, def: &ResourceDef, obj: &mut Value) {
+        if def.group.is_empty() && def.plural == "namespaces" {
+            let name = meta_str(obj, "name").unwrap_or("").to_string();
+            let meta = meta_mut(obj);
+            let labels = meta.entry("labels").or_insert_with(|| json!({}));
+            if let Some(l) = labels.as_object_mut() {
+                l.insert("kubernetes.io/metadata.name".into(), json!(name));
+            }
+        }
+    }
+
+    /// Mutating and validating admission shared by create and update.
+    fn admit(
+        &self,
+        def: &ResourceDef,
+        ns: &str,
+        name: &str,
+        obj: &mut Value,
+        old: Option<&Value>,
+    ) -> ApiResult<Vec<(String, BTreeMap<String, Quantity>)>> {
+        let core = def.group.is_empty();
+        if old.is_none() && core && def.plural == "pods" {
+            admission::limit_ranger(self, def, ns, name, obj)?;
+            admission::service_account(self, ns, name, obj)?;
+        }
+        if old.is_none() && core && def.plural == "persistentvolumeclaims" {
+            admission::default_storage_class(self, obj);
+            admission::limit_ranger(self, def, ns, name, obj)?;
+        }
+        let errs = validation::validate(def, obj, old);
+        if !errs.is_empty() {
+            return Err(ApiError::invalid(&def.group, &def.kind, name, errs));
+        }
+        if core && def.plural == "persistentvolumeclaims"
+            && let Some(old) = old
+        {
+            check_expansion(self, name, obj, old)?;
+        }
+        if core && def.plural == "services" {
+            admission::allocate_service(self, name, ns, obj, old)?;
+        }
+        admission::quota(self, def, ns, name, obj, old)
+    }
+
+    fn charge_quotas(&mut self, ns: &str, charges: Vec<(String, BTreeMap<String, Quantity>)>) {
+        let Some((qid, qdef)) = self.res("", "resourcequotas") else { return };
+        for (qname, delta) in charges {
+            let Some(q) = self.store.get(qid, ns, &qname) else { continue };
+            let mut v = q.value();
+            let used = v.pointer_mut("/status/used").and_then(Value::as_object_mut);
+            let Some(used) = used else { continue };
+            for (r, d) in delta {
+                let cur = used.get(&r).and_then(Quantity::from_value).unwrap_or_default();
+                used.insert(r.clone(), json!((cur + d).render(is_bytes(&r))));
+            }
+            let rv = self.store.next_rv();
+            meta_mut(&mut v).insert("resourceVersion".into(), json!(rv.to_string()));
+            let o = self.encode(&qdef, &v, rv);
+            self.store.put(qid, (ns.into(), qname.as_str().into()), o);
+        }
+    }
+
+    /// Stores a new object (admission already done). Returns the stored value.
+    fn insert_new(&mut self, res: ResId, def: &ResourceDef, ns: &str, mut obj: Value) -> Value {
+        let rv = self.store.next_rv();
+        meta_mut(&mut obj).insert("resourceVersion".into(), json!(rv.to_string()));
+        let name = meta_str(&obj, "name").unwrap_or("").to_string();
+        let o = self.encode(def, &obj, rv);
+        self.store.put(res, State::key(def, ns, &name), o);
+        obj
+    }
+
+    pub(crate) fn create_locked(
+        &mut self,
+        res: ResId,
+        version: &str,
+        ns: &str,
+        mut obj: Value,
+        opts: &WriteOpts,
+        applied: bool,
+    ) -> ApiResult<Value> {
+        let def = self.registry.get(res).cloned().ok_or_else(ApiError::unknown_path)?;
+        check_type(&def, version, &mut obj)?;
+        {
+            let meta = meta_mut(&mut obj);
+            if def.namespaced {
+                match meta.get("namespace").and_then(Value::as_str) {
+                    Some(n) if !n.is_empty() && n != ns => {
+                        return Err(ApiError::bad_request(
+                            "the namespace of the provided object does not match the namespace sent on the request",
+                        ));
+                    }
+                    _ => {
+                        meta.insert("namespace".into(), json!(ns));
+                    }
+                }
+            } else {
+                meta.remove("namespace");
+            }
+            let name = meta.get("name").and_then(Value::as_str).unwrap_or("").to_string();
+            if name.is_empty()
+                && let Some(g) = meta.get("generateName").and_then(Value::as_str).filter(|g| !g.is_empty())
+            {
+                let g = g.to_string();
+                let mut candidate = format!("{g}{}", random_suffix());
+                for _ in 0..8 {
+                    if self.store.get(res, if def.namespaced { ns } else { "" }, &candidate).is_none() {
+                        break;
+                    }
+                    candidate = format!("{g}{}", random_suffix());
+                }
+                meta.insert("name".into(), json!(candidate));
+            }
+            for k in ["uid", "resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds", "selfLink"] {
+                meta.remove(k);
+            }
+            if !applied {
+                meta.remove("managedFields");
+            }
+            meta.insert("uid".into(), json!(uuid::Uuid::new_v4().to_string()));
+            meta.insert("creationTimestamp".into(), json!(now_rfc3339()));
+            if def.generation {
+                meta.insert("generation".into(), json!(1));
+            } else {
+                meta.remove("generation");
+            }
+        }
+        let name = meta_str(&obj, "name").unwrap_or("").to_string();
+        if def.namespaced {
+            admission::namespace_lifecycle(self, &def, ns, &name)?;
+        }
+        if !name.is_empty() && self.store.get(res, if def.namespaced { ns } else { "" }, &name).is_some() {
+            return Err(ApiError::already_exists(&def.group, &def.plural, &name));
+        }
+        if def.status_subresource
+            && !(def.group.is_empty() && def.plural == "nodes")
+            && let Some(m) = obj.as_object_mut()
+        {
+            m.remove("status");
+        }
+        if def.group.is_empty() && def.plural == "namespaces" {
+            obj["spec"] = json!({"finalizers": ["kubernetes"]});
+            obj["status"] = json!({"phase": "Active"});
+        }
+        self.prepare(&def, &mut obj);
+        defaults::apply(&def.group, &def.kind, &mut obj);
+        let charges = self.admit(&def, ns, &name, &mut obj, None)?;
+        if !applied {
+            let scope = fieldmanager::Scope { def: &def, version, subresource: None };
+            fieldmanager::track_update(&scope, &json!({}), &mut obj, &opts.manager_name(), &now_rfc3339());
+        }
+        if opts.dry_run {
+            return Ok(obj);
+        }
+        let out = self.insert_new(res, &def, ns, obj);
+        self.charge_quotas(ns, charges);
+        Ok(out)
+    }
+
+    /// Commits a new state of an existing object.
+    pub(crate) fn update_locked(
+        &mut self,
+        res: ResId,
+        version: &str,
+        old: &Arc<Obj>,
+        mut new: Value,
+        sub: Option<&str>,
+        opts: &WriteOpts,
+        track: bool,
+    ) -> ApiResult<Value> {
+        let def = self.registry.get(res).cloned().ok_or_else(ApiError::unknown_path)?;
+        let old_v = old.value();
+        let name = meta_str(&old_v, "name").unwrap_or("").to_string();
+        let ns = meta_str(&old_v, "namespace").unwrap_or("").to_string();
+        check_type(&def, version, &mut new)?;
+        if let Some(n) = meta_str(&new, "name")
+            && n != name
+        {
+            return Err(ApiError::bad_request(format!(
+                "the name of the object ({n}) does not match the name on the URL ({name})"
+            )));
+        }
+        if let Some(rv) = meta_str(&new, "resourceVersion").filter(|s| !s.is_empty())
+            && rv != old.rv.to_string()
+        {
+            return Err(ApiError::stale(&def.group, &def.plural, &name));
+        }
+        // What the subresource may change.
+        match sub {
+            Some("status") => {
+                let status = new.get("status").cloned();
+                let mut merged = old_v.clone();
+                match status {
+                    Some(s) => merged["status"] = s,
+                    None => {
+                        if let Some(m) = merged.as_object_mut() {
+                            m.remove("status");
+                        }
+                    }
+                }
+                if let Some(mf) = new.pointer("/metadata/managedFields").cloned() {
+                    meta_mut(&mut merged).insert("managedFields".into(), mf);
+                }
+                new = merged;
+            }
+            Some("finalize") => {
+                let fins = new.pointer("/spec/finalizers").cloned().unwrap_or(json!([]));
+                let mut merged = old_v.clone();
+                merged["spec"]["finalizers"] = fins;
+                new = merged;
+            }
+            // Internal writes (the scheduler's binding, the kubelet) that set spec and status together.
+            Some("binding") => {}
+            Some(other) => return Err(ApiError::not_found(&def.group, &format!("{}/{other}", def.plural), &name)),
+            None => {
+                if def.status_subresource
+                    && let Some(m) = new.as_object_mut()
+                {
+                    match old_v.get("status") {
+                        Some(s) => m.insert("status".into(), s.clone()),
+                        None => m.remove("status"),
+                    };
+                }
+            }
+        }
+        // Server-owned metadata is preserved.
+        {
+            let old_meta = old_v.get("metadata").and_then(Value::as_object).cloned().unwrap_or_default();
+            let meta = meta_mut(&mut new);
+            for k in ["uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "namespace", "name", "generation"] {
+                match old_meta.get(k) {
+                    Some(v) => meta.insert(k.into(), v.clone()),
+                    None => meta.remove(k),
+                };
+            }
+            if !meta.contains_key("managedFields")
+                && let Some(mf) = old_meta.get("managedFields")
+            {
+                meta.insert("managedFields".into(), mf.clone());
+            }
+            meta.remove("resourceVersion");
+        }
+        // Finalizers may not be added to an object that is being deleted.
+        if old_v.pointer("/metadata/deletionTimestamp").is_some() {
+            let before: Vec<&Value> = old_v.pointer("/metadata/finalizers").and_then(Value::as_array).map(|a| a.iter().collect()).unwrap_or_default();
+            let after = new.pointer("/metadata/finalizers").and_then(Value::as_array).cloned().unwrap_or_default();
+            if after.iter().any(|f| !before.contains(&f)) {
+                return Err(ApiError::invalid(
+                    &def.group,
+                    &def.kind,
+                    &name,
+                    vec![FieldError::forbidden("metadata.finalizers", "no new finalizers can be added if the object is being deleted")],
+                ));
+            }
+        }
+        if def.generation && sub.is_none() && spec_part(&def, &new) != spec_part(&def, &old_v) {
+            let g = old_v.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(0);
+            meta_mut(&mut new).insert("generation".into(), json!(g + 1));
+        }
+        self.prepare(&def, &mut new);
+        defaults::apply(&def.group, &def.kind, &mut new);
+        let charges = self.admit(&def, &ns, &name, &mut new, Some(&old_v))?;
+        if track {
+            let scope = fieldmanager::Scope { def: &def, version, subresource: sub };
+            let mut old_for_diff = old_v.clone();
+            meta_mut(&mut old_for_diff).remove("resourceVersion");
+            fieldmanager::track_update(&scope, &old_for_diff, &mut new, &opts.manager_name(), &now_rfc3339());
+        }
+        // Nothing changed: no write, no event (as upstream's no-op updates).
+        let mut cmp_old = old_v.clone();
+        meta_mut(&mut cmp_old).remove("resourceVersion");
+        if cmp_old == new {
+            return Ok(old_v);
+        }
+        if opts.dry_run {
+            return Ok(new);
+        }
+        let key = State::key(&def, &ns, &name);
+        if self.finalized(&def, &new) {
+            let rv = self.store.next_rv();
+            meta_mut(&mut new).insert("resourceVersion".into(), json!(rv.to_string()));
+            let last = self.encode(&def, &new, rv);
+            self.store.remove(res, &key, last);
+            return Ok(new);
+        }
+        let rv = self.store.next_rv();
+        meta_mut(&mut new).insert("resourceVersion".into(), json!(rv.to_string()));
+        let o = self.encode(&def, &new, rv);
+        self.store.put(res, key, o);
+        self.charge_quotas(&ns, charges);
+        Ok(new)
+    }
+
+    /// An object being deleted with no finalizers left and no grace pending is removed.
+    pub(crate) fn finalized(&self, def: &ResourceDef, v: &Value) -> bool {
+        if v.pointer("/metadata/deletionTimestamp").is_none() {
+            return false;
+        }
+        let fins = v.pointer("/metadata/finalizers").and_then(Value::as_array).is_some_and(|a| !a.is_empty());
+        let grace = v.pointer("/metadata/deletionGracePeriodSeconds").and_then(Value::as_i64).unwrap_or(0);
+        let ns_fins = def.group.is_empty()
+            && def.plural == "namespaces"
+            && v.pointer("/spec/finalizers").and_then(Value::as_array).is_some_and(|a| !a.is_empty());
+        !fins && !ns_fins && grace == 0
+    }
+}
+
+fn check_expansion(st: &State, name: &str, obj: &Value, old: &Value) -> ApiResult<()> {
+    let new_q = obj.pointer("/spec/resources/requests/storage").and_then(Quantity::from_value);
+    let old_q = old.pointer("/spec/resources/requests/storage").and_then(Quantity::from_value);
+    if let (Some(n), Some(o)) = (new_q, old_q)
+        && n > o
+    {
+        let class = obj.pointer("/spec/storageClassName").and_then(Value::as_str).unwrap_or("");
+        let expandable = st
+            .get_value("storage.k8s.io", "storageclasses", "", class)
+            .and_then(|sc| sc.get("allowVolumeExpansion").and_then(Value::as_bool))
+            .unwrap_or(false);
+        if !expandable {
+            return Err(ApiError::forbidden(
+                "",
+                "persistentvolumeclaims",
+                name,
+                "only dynamically provisioned pvc can be resized and the storageclass that provisions the pvc must support resize",
+            ));
+        }
+    }
+    Ok(())
+}
+
+impl Cluster {
+    /// Atomically changes an object with `f` (None when nothing changed).
+    /// `sub` is "status" for status-only writes or "binding" for internal
+    /// writes that may change spec and status at once.
+    pub fn modify(&self, res: ResId, ns: &str, name: &str, sub: Option<&str>, manager: &str, f: impl FnOnce(&mut Value)) -> ApiResult<Option<Value>> {
+        let mut st = self.state.write();
+        let def = st.registry.get(res).cloned().ok_or_else(ApiError::unknown_path)?;
+        let key = State::key(&def, ns, name);
+        let old = st.store.get(res, &key.0, &key.1).cloned().ok_or_else(|| ApiError::not_found(&def.group, &def.plural, name))?;
+        let before = old.value();
+        let mut v = before.clone();
+        f(&mut v);
+        if v == before {
+            return Ok(None);
+        }
+        let version = def.storage_version().to_string();
+        st.update_locked(res, &version, &old, v, sub, &WriteOpts::manager(manager), true).map(Some)
+    }
+
+    pub fn create(&self, res: ResId, version: &str, ns: &str, obj: Value, opts: &WriteOpts) -> ApiResult<Value> {
+        self.state.write().create_locked(res, version, ns, obj, opts, false)
+    }
+
+    /// PUT: replaces the object (or its status/finalize subresource).
+    pub fn update(&self, res: ResId, version: &str, ns: &str, name: &str, sub: Option<&str>, obj: Value, opts: &WriteOpts) -> ApiResult<Value> {
+        let mut st = self.state.write();
+        let def = st.registry.get(res).cloned().ok_or_else(ApiError::unknown_path)?;
+        let key = State::key(&def, ns, name);
+        let old = st.store.get(res, &key.0, &key.1).cloned().ok_or_else(|| ApiError::not_found(&def.group, &def.plural, name))?;
+        st.update_locked(res, version, &old, obj, sub, opts, true)
+    }
+
+    /// PATCH of any type; an apply patch creates the object when it is missing.
+    #[allow(clippy::too_many_arguments)]
+    pub fn patch(
+        &self,
+        res: ResId,
+        version: &str,
+        ns: &str,
+        name: &str,
+        sub: Option<&str>,
+        content_type: &str,
+        body: &[u8],
+        opts: &WriteOpts,
+    ) -> ApiResult<Value> {
+        let mut st = self.state.write();
+        let def = st.registry.get(res).cloned().ok_or_else(ApiError::unknown_path)?;
+        let pt = patch::patch_type(&def, content_type)?;
+        let key = State::key(&def, ns, name);
+        let old = st.store.get(res, &key.0, &key.1).cloned();
+        if pt == PatchType::Apply {
+            return apply_locked(&mut st, res, &def, version, ns, name, sub, old, body, opts);
+        }
+        let old = old.ok_or_else(|| ApiError::not_found(&def.group, &def.plural, name))?;
+        // Patches see the stored object, resourceVersion included (JSON patch `test`
+        // operations often check it); a changed resourceVersion is a precondition.
+        let current = old.value();
+        let mut patched = patch::apply_patch(&def, version, &current, pt, body)?;
+        if let Some(rv) = meta_str(&patched, "resourceVersion").filter(|s| !s.is_empty())
+            && rv != old.rv.to_string()
+        {
+            return Err(ApiError::stale(&def.group, &def.plural, name));
+        }
+        if let Some(m) = patched.pointer_mut("/metadata").and_then(Value::as_object_mut) {
+            m.remove("resourceVersion");
+        }
+        st.update_locked(res, version, &old, patched, sub, opts, true)
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn apply_locked(
+    st: &mut State,
+    res: ResId,
+    def: &Arc<ResourceDef>,
+    version: &str,
+    ns: &str,
+    name: &str,
+    sub: Option<&str>,
+    old: Option<Arc<Obj>>,
+    body: &[u8],
+    opts: &WriteOpts,
+) -> ApiResult<Value> {
+    let manager = opts.field_manager.clone().filter(|m| !m.is_empty()).ok_or_else(|| {
+        ApiError::invalid(&def.group, &def.kind, name, vec![FieldError::required("fieldManager", "is required for apply patch")])
+    })?;
+    let applied = patch::parse_body(body, true)?;
+    if !applied.is_object() {
+        return Err(ApiError::bad_request("apply patch must be an object"));
+    }
+    for k in ["apiVersion", "kind"] {
+        if applied.get(k).and_then(Value::as_str).is_none_or(str::is_empty) {
+            return Err(ApiError::bad_request(format!("error decoding patch: Object '{}' is missing in the apply patch", if k == "kind" { "Kind" } else { "apiVersion" })));
+        }
+    }
+    let mut applied = applied;
+    check_type(def, version, &mut applied)?;
+    if let Some(n) = meta_str(&applied, "name")
+        && n != name
+    {
+        return Err(ApiError::bad_request(format!("the name of the object ({n}) does not match the name on the URL ({name})")));
+    }
+    let scope = fieldmanager::Scope { def, version, subresource: sub };
+    let live = match &old {
+        Some(o) => {
+            let mut v = o.value();
+            meta_mut(&mut v).remove("resourceVersion");
+            v
+        }
+        None => Value::Null,
+    };
+    if let Some(rv) = meta_str(&applied, "resourceVersion").filter(|s| !s.is_empty())
+        && old.as_ref().is_none_or(|o| o.rv.to_string() != rv)
+    {
+        return Err(ApiError::stale(&def.group, &def.plural, name));
+    }
+    let outcome = fieldmanager::apply(&scope, &live, &applied, &manager, opts.force, &now_rfc3339());
+    if !outcome.conflicts.is_empty() {
+        let mut e = ApiError::new(409, "Conflict", fieldmanager::conflict_message(&outcome.conflicts));
+        let causes: Vec<Value> = outcome
+            .conflicts
+            .iter()
+            .map(|(m, v, p)| json!({"reason": "FieldManagerConflict", "message": format!("conflict with {m:?} using {v}"), "field": fieldmanager::render_path(p)}))
+            .collect();
+        e.details = Some(json!({"name": name, "group": def.group, "kind": def.plural, "causes": causes}));
+        return Err(e);
+    }
+    let mut obj = outcome.object;
+    meta_mut(&mut obj).insert("name".into(), json!(name));
+    match old {
+        None => {
+            if sub.is_some() {
+                return Err(ApiError::not_found(&def.group, &def.plural, name));
+            }
+            st.create_locked(res, version, ns, obj, opts, true)
+        }
+        Some(old) => st.update_locked(res, version, &old, obj, sub, opts, false),
+    }
+}

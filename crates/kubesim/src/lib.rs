@@ -1,0 +1,129 @@
+//! kubesim: an in-process Kubernetes API server with a simulated scheduler,
+//! kubelet, namespace lifecycle, garbage collector, quota and limit-range
+//! admission, PVC binding, service IP allocation and workload controllers.
+//!
+//! It speaks upstream's HTTP API (plain HTTP on loopback), so the real `kube`
+//! client and `kubectl` use it as they would a cluster:
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! let sim = kubesim::KubeSim::start(kubesim::SimConfig::default(), "127.0.0.1:0".parse()?).await?;
+//! let client = sim.client().await?;
+//! # let _ = client; Ok(()) }
+//! ```
+
+pub mod admission;
+pub mod cluster;
+pub mod config;
+pub mod defaults;
+pub mod error;
+pub mod patch;
+pub mod quantity;
+pub mod registry;
+pub mod selector;
+pub mod server;
+pub mod sim;
+pub mod snapshot;
+pub mod store;
+pub mod validation;
+
+pub use cluster::Cluster;
+pub use config::{NodeSpec, SimConfig};
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// A running simulated cluster.
+pub struct KubeSim {
+    addr: SocketAddr,
+    cluster: Arc<Cluster>,
+    shutdown: CancellationToken,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot listen on {addr}: {source}")]
+    Listen { addr: SocketAddr, source: std::io::Error },
+    #[error("cannot load state file {path}: {reason}")]
+    State { path: String, reason: String },
+    #[error("bootstrap failed: {0}")]
+    Bootstrap(String),
+}
+
+impl KubeSim {
+    /// Starts the API server on `listen` (port 0 picks a free port) and, unless
+    /// disabled in the config, the simulated controllers.
+    pub async fn start(config: SimConfig, listen: SocketAddr) -> Result<KubeSim, StartError> {
+        let state_file = config.state_file.clone();
+        let controllers = config.controllers;
+        let cluster = Cluster::new(config);
+        let loaded = match &state_file {
+            Some(p) if p.exists() => {
+                snapshot::load(&cluster, p).map_err(|reason| StartError::State { path: p.display().to_string(), reason })?;
+                true
+            }
+            _ => false,
+        };
+        if !loaded {
+            sim::bootstrap::run(&cluster).map_err(StartError::Bootstrap)?;
+        }
+        let listener =
+            tokio::net::TcpListener::bind(listen).await.map_err(|source| StartError::Listen { addr: listen, source })?;
+        let addr = listener.local_addr().map_err(|source| StartError::Listen { addr: listen, source })?;
+        let shutdown = CancellationToken::new();
+        let app = server::router(server::Server { cluster: cluster.clone(), shutdown: shutdown.clone() });
+        let stop = shutdown.clone();
+        let mut tasks = vec![tokio::spawn(async move {
+            let serve = axum::serve(listener, app).with_graceful_shutdown(async move { stop.cancelled().await });
+            if let Err(e) = serve.await {
+                tracing::error!(error = %e, "kubesim server stopped");
+            }
+        })];
+        if controllers {
+            tasks.push(sim::spawn(cluster.clone(), shutdown.clone()));
+        }
+        tracing::info!(%addr, "kubesim listening");
+        Ok(KubeSim { addr, cluster, shutdown, tasks })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn cluster(&self) -> &Arc<Cluster> {
+        &self.cluster
+    }
+
+    /// A kubeconfig (YAML) pointing at this server, context `kubesim`.
+    pub fn kubeconfig_yaml(&self) -> String {
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: kubesim\n  cluster:\n    server: {}\ncontexts:\n- name: kubesim\n  context:\n    cluster: kubesim\n    user: kubesim\n    namespace: default\ncurrent-context: kubesim\nusers:\n- name: kubesim\n  user: {{}}\npreferences: {{}}\n",
+            self.url()
+        )
+    }
+
+    /// A `kube::Client` for this server.
+    pub async fn client(&self) -> Result<kube::Client, kube::Error> {
+        let uri: http::Uri = self.url().parse().map_err(|e: http::uri::InvalidUri| kube::Error::Service(e.into()))?;
+        kube::Client::try_from(kube::Config::new(uri))
+    }
+
+    /// Stops serving (open watches end), writes the state file if configured.
+    pub async fn shutdown(self) -> Result<(), String> {
+        self.shutdown.cancel();
+        for t in self.tasks {
+            let _ = t.await;
+        }
+        if let Some(p) = &self.cluster.config.state_file {
+            snapshot::save(&self.cluster, p)?;
+        }
+        Ok(())
+    }
+}

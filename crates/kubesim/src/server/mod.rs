@@ -1,0 +1,130 @@
+//! The HTTP front: path routing in upstream's URL layout, query parsing,
+//! content negotiation and `metav1.Status` error bodies.
+
+mod discovery;
+mod resources;
+mod table;
+mod watch;
+
+use crate::cluster::Cluster;
+use crate::error::ApiError;
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use std::collections::HashMap;
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+
+/// Shared state of the HTTP server.
+#[derive(Clone)]
+pub struct Server {
+    pub cluster: Arc<Cluster>,
+    pub shutdown: CancellationToken,
+}
+
+pub fn router(server: Server) -> Router {
+    Router::new().fallback(handle).with_state(server)
+}
+
+pub(crate) fn json_response(code: StatusCode, body: Vec<u8>) -> Response {
+    Response::builder()
+        .status(code)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(body))
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}
+
+pub(crate) fn error_response(e: &ApiError) -> Response {
+    let code = StatusCode::from_u16(e.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut r = json_response(code, serde_json::to_vec(&e.status()).unwrap_or_default());
+    if let Some(secs) = e.details.as_ref().and_then(|d| d.get("retryAfterSeconds")).and_then(|v| v.as_u64())
+        && let Ok(v) = secs.to_string().parse()
+    {
+        r.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    r
+}
+
+/// Parsed query string (last value wins, as Go's url.Values.Get takes the first; both rare).
+pub(crate) struct Query(HashMap<String, String>);
+
+impl Query {
+    fn parse(q: Option<&str>) -> Self {
+        Query(form_urlencoded::parse(q.unwrap_or("").as_bytes()).into_owned().collect())
+    }
+    pub fn get(&self, k: &str) -> Option<&str> {
+        self.0.get(k).map(String::as_str)
+    }
+    pub fn flag(&self, k: &str) -> bool {
+        matches!(self.get(k), Some("true" | "1"))
+    }
+}
+
+/// What a request addresses.
+pub(crate) struct Target {
+    pub group: String,
+    pub version: String,
+    pub plural: String,
+    pub namespace: Option<String>,
+    pub name: Option<String>,
+    pub sub: Option<String>,
+}
+
+fn parse_target(segs: &[&str]) -> Option<Result<Target, ()>> {
+    let (group, version, rest) = match segs {
+        ["api", v, rest @ ..] => (String::new(), v.to_string(), rest),
+        ["apis", g, v, rest @ ..] => (g.to_string(), v.to_string(), rest),
+        _ => return Some(Err(())),
+    };
+    let t = |plural: &str, ns: Option<&str>, name: Option<&str>, sub: Option<&str>| Target {
+        group: group.clone(),
+        version: version.clone(),
+        plural: plural.to_string(),
+        namespace: ns.map(str::to_string),
+        name: name.map(str::to_string),
+        sub: sub.map(str::to_string),
+    };
+    Some(Ok(match rest {
+        [] => return None,
+        ["namespaces", ns, sub] if group.is_empty() && (*sub == "status" || *sub == "finalize") => {
+            t("namespaces", None, Some(ns), Some(sub))
+        }
+        ["namespaces", ns, plural] => t(plural, Some(ns), None, None),
+        ["namespaces", ns, plural, name] => t(plural, Some(ns), Some(name), None),
+        ["namespaces", ns, plural, name, sub] => t(plural, Some(ns), Some(name), Some(sub)),
+        [plural] => t(plural, None, None, None),
+        [plural, name] => t(plural, None, Some(name), None),
+        [plural, name, sub] => t(plural, None, Some(name), Some(sub)),
+        _ => return Some(Err(())),
+    }))
+}
+
+async fn handle(State(server): State<Server>, req: Request) -> Response {
+    let (parts, body) = req.into_parts();
+    let path = parts.uri.path().to_string();
+    let query = Query::parse(parts.uri.query());
+    let method = parts.method.clone();
+    let headers = parts.headers.clone();
+    let body = match axum::body::to_bytes(body, 64 * 1024 * 1024).await {
+        Ok(b) => b,
+        Err(_) => return error_response(&ApiError::new(413, "RequestEntityTooLarge", "the request body is too large")),
+    };
+    let started = std::time::Instant::now();
+    let resp = route(&server, &method, &path, &query, &headers, body).await;
+    tracing::debug!(%method, %path, status = resp.status().as_u16(), elapsed_us = started.elapsed().as_micros() as u64, "request");
+    resp
+}
+
+async fn route(server: &Server, method: &Method, path: &str, query: &Query, headers: &HeaderMap, body: Bytes) -> Response {
+    let segs: Vec<&str> = path.trim_matches('/').split('/').filter(|s| !s.is_empty()).collect();
+    if let Some(r) = discovery::serve(server, method, &segs, headers) {
+        return r;
+    }
+    match parse_target(&segs) {
+        None => discovery::resource_list(server, &segs).unwrap_or_else(|| error_response(&ApiError::unknown_path())),
+        Some(Err(())) => error_response(&ApiError::unknown_path()),
+        Some(Ok(t)) => resources::serve(server, method, t, query, headers, body).await,
+    }
+}

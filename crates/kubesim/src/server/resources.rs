@@ -1,0 +1,257 @@
+//! Resource endpoints: get, list, watch, create, update, patch, delete,
+//! deletecollection, and the status / finalize / log subresources.
+
+use super::{Query, Server, Target, error_response, json_response, table, watch};
+use crate::cluster::{DeleteOpts, DeleteOutcome, ListOpts, Propagation, WriteOpts};
+use crate::error::ApiError;
+use crate::patch::parse_body;
+use crate::registry::{ResId, ResourceDef};
+use crate::selector::Selector;
+use crate::store::Obj;
+use axum::body::Bytes;
+use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+use std::sync::Arc;
+
+/// Renders a stored object at the requested version (the CRD "None" conversion).
+pub(crate) fn render_obj(def: &ResourceDef, version: &str, o: &Obj) -> Vec<u8> {
+    if version == def.storage_version() {
+        return o.raw.to_vec();
+    }
+    let mut v = o.value();
+    v["apiVersion"] = json!(def.api_version(version));
+    serde_json::to_vec(&v).unwrap_or_default()
+}
+
+fn render_value(def: &ResourceDef, version: &str, mut v: Value) -> Vec<u8> {
+    if version != def.storage_version() {
+        v["apiVersion"] = json!(def.api_version(version));
+    }
+    serde_json::to_vec(&v).unwrap_or_default()
+}
+
+pub(crate) fn wants_table(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.split(',').next().is_some_and(|first| first.contains("as=Table")))
+}
+
+fn manager(query: &Query, headers: &HeaderMap) -> Option<String> {
+    query.get("fieldManager").map(str::to_string).or_else(|| {
+        headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(|ua| ua.split('/').next().unwrap_or(ua).to_string())
+    })
+}
+
+fn write_opts(query: &Query, headers: &HeaderMap) -> Result<WriteOpts, ApiError> {
+    let dry_run = match query.get("dryRun") {
+        None | Some("") => false,
+        Some("All") => true,
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "dryRun: Unsupported value: {other:?}: supported values: \"All\""
+            )));
+        }
+    };
+    if let Some(fv) = query.get("fieldValidation")
+        && !matches!(fv, "" | "Ignore" | "Warn" | "Strict")
+    {
+        return Err(ApiError::bad_request(format!(
+            "fieldValidation: Unsupported value: {fv:?}: supported values: \"Ignore\", \"Strict\", \"Warn\""
+        )));
+    }
+    Ok(WriteOpts { dry_run, field_manager: manager(query, headers), force: query.flag("force") })
+}
+
+pub(crate) fn list_opts(def: &ResourceDef, query: &Query) -> Result<ListOpts, ApiError> {
+    let label = Selector::parse_labels(query.get("labelSelector").unwrap_or(""))?;
+    let field = Selector::parse_fields(query.get("fieldSelector").unwrap_or(""), &|k| {
+        crate::cluster::field_supported(def, k)
+    })?;
+    let limit = match query.get("limit") {
+        None | Some("") => None,
+        Some(l) => Some(l.parse::<usize>().map_err(|_| ApiError::bad_request(format!("limit: invalid value {l:?}: must be a non-negative integer")))?),
+    };
+    Ok(ListOpts {
+        label,
+        field,
+        limit,
+        continue_token: query.get("continue").map(str::to_string),
+        resource_version: query.get("resourceVersion").map(str::to_string),
+        resource_version_match: query.get("resourceVersionMatch").filter(|s| !s.is_empty()).map(str::to_string),
+    })
+}
+
+fn delete_opts(query: &Query, body: &Bytes) -> Result<DeleteOpts, ApiError> {
+    let mut o = DeleteOpts::default();
+    let b: Value = if body.is_empty() { json!({}) } else { parse_body(body, false)? };
+    let prop = |s: &str| match s {
+        "Background" => Ok(Propagation::Background),
+        "Foreground" => Ok(Propagation::Foreground),
+        "Orphan" => Ok(Propagation::Orphan),
+        other => Err(ApiError::bad_request(format!(
+            "propagationPolicy: Unsupported value: {other:?}: supported values: \"Foreground\", \"Background\", \"Orphan\""
+        ))),
+    };
+    if let Some(p) = b.get("propagationPolicy").and_then(Value::as_str).or(query.get("propagationPolicy")) {
+        o.propagation = Some(prop(p)?);
+    } else if let Some(orphan) = b.get("orphanDependents").and_then(Value::as_bool) {
+        o.propagation = Some(if orphan { Propagation::Orphan } else { Propagation::Background });
+    }
+    let grace = b.get("gracePeriodSeconds").and_then(Value::as_i64).or_else(|| query.get("gracePeriodSeconds").and_then(|g| g.parse().ok()));
+    if let Some(g) = grace {
+        if g < 0 {
+            return Err(ApiError::bad_request("gracePeriodSeconds: Invalid value: must be non-negative"));
+        }
+        o.grace_period = Some(g);
+    }
+    o.precondition_uid = b.pointer("/preconditions/uid").and_then(Value::as_str).map(str::to_string);
+    o.precondition_rv = b.pointer("/preconditions/resourceVersion").and_then(Value::as_str).map(str::to_string);
+    let dry = b.get("dryRun").and_then(Value::as_array).is_some_and(|a| a.iter().any(|x| x == "All")) || query.get("dryRun") == Some("All");
+    o.dry_run = dry;
+    Ok(o)
+}
+
+fn list_body(def: &ResourceDef, version: &str, res: crate::cluster::ListResult) -> Vec<u8> {
+    let mut meta = json!({"resourceVersion": res.rv.to_string()});
+    if let Some(c) = res.continue_token {
+        meta["continue"] = json!(c);
+    }
+    if let Some(r) = res.remaining {
+        meta["remainingItemCount"] = json!(r);
+    }
+    let head = json!({"kind": def.list_kind, "apiVersion": def.api_version(version), "metadata": meta});
+    let head = serde_json::to_vec(&head).unwrap_or_default();
+    // Splice the stored JSON of each item into the list without re-parsing.
+    let mut out = Vec::with_capacity(head.len() + res.items.iter().map(|o| o.raw.len() + 1).sum::<usize>() + 16);
+    out.extend_from_slice(&head[..head.len() - 1]);
+    out.extend_from_slice(b",\"items\":[");
+    for (i, o) in res.items.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(&render_obj(def, version, o));
+    }
+    out.extend_from_slice(b"]}");
+    out
+}
+
+fn ok(body: Vec<u8>) -> Response {
+    json_response(StatusCode::OK, body)
+}
+
+pub async fn serve(server: &Server, method: &Method, t: Target, query: &Query, headers: &HeaderMap, body: Bytes) -> Response {
+    match serve_inner(server, method, t, query, headers, body).await {
+        Ok(r) => r,
+        Err(e) => error_response(&e),
+    }
+}
+
+fn resolve(server: &Server, t: &Target) -> Result<(ResId, Arc<ResourceDef>), ApiError> {
+    let reg = server.cluster.registry();
+    let (id, def) = reg.lookup(&t.group, &t.version, &t.plural).ok_or_else(ApiError::unknown_path)?;
+    // Namespaced types need a namespace for named access; cluster types must not have one.
+    if !def.namespaced && t.namespace.is_some() {
+        return Err(ApiError::unknown_path());
+    }
+    if def.namespaced && t.namespace.is_none() && t.name.is_some() {
+        return Err(ApiError::unknown_path());
+    }
+    if let Some(sub) = &t.sub {
+        let ok = match sub.as_str() {
+            "status" => def.status_subresource,
+            "log" => def.group.is_empty() && def.plural == "pods",
+            "finalize" => def.group.is_empty() && def.plural == "namespaces",
+            _ => false,
+        };
+        if !ok {
+            return Err(ApiError::unknown_path());
+        }
+    }
+    Ok((id, def.clone()))
+}
+
+async fn serve_inner(server: &Server, method: &Method, t: Target, query: &Query, headers: &HeaderMap, body: Bytes) -> Result<Response, ApiError> {
+    let (id, def) = resolve(server, &t)?;
+    let cluster = &server.cluster;
+    let ns = t.namespace.clone().unwrap_or_default();
+    let version = t.version.as_str();
+    match (&t.name, method) {
+        (None, &Method::GET) => {
+            let opts = list_opts(&def, query)?;
+            if query.flag("watch") {
+                return watch::serve(server, id, def, t, query, opts).await;
+            }
+            let res = cluster.list(id, t.namespace.as_deref(), &opts)?;
+            if wants_table(headers) {
+                return Ok(ok(table::list_table(&def, version, &res, query)));
+            }
+            Ok(ok(list_body(&def, version, res)))
+        }
+        (None, &Method::POST) => {
+            if def.namespaced && t.namespace.is_none() {
+                return Err(ApiError::unknown_path());
+            }
+            let opts = write_opts(query, headers)?;
+            let obj = parse_body(&body, true)?;
+            let created = cluster.create(id, version, &ns, obj, &opts)?;
+            Ok(json_response(StatusCode::CREATED, render_value(&def, version, created)))
+        }
+        (None, &Method::DELETE) => {
+            let lopts = list_opts(&def, query)?;
+            let dopts = delete_opts(query, &body)?;
+            let items = cluster.delete_collection(id, t.namespace.as_deref(), &lopts, &dopts)?;
+            let rv = cluster.current_rv();
+            let items: Vec<Value> = items.into_iter().collect();
+            Ok(ok(serde_json::to_vec(&json!({"kind": def.list_kind, "apiVersion": def.api_version(version), "metadata": {"resourceVersion": rv.to_string()}, "items": items})).unwrap_or_default()))
+        }
+        (None, _) => Err(ApiError::method_not_allowed()),
+        (Some(name), &Method::GET) => {
+            let o = cluster.get(id, &ns, name)?;
+            if t.sub.as_deref() == Some("log") {
+                return Ok((StatusCode::OK, [(header::CONTENT_TYPE, "text/plain")], "").into_response());
+            }
+            if wants_table(headers) {
+                return Ok(ok(table::object_table(&def, version, &o, query)));
+            }
+            Ok(ok(render_obj(&def, version, &o)))
+        }
+        (Some(name), &Method::PUT) => {
+            let opts = write_opts(query, headers)?;
+            let obj = parse_body(&body, true)?;
+            let v = cluster.update(id, version, &ns, name, t.sub.as_deref(), obj, &opts)?;
+            Ok(ok(render_value(&def, version, v)))
+        }
+        (Some(name), &Method::PATCH) => {
+            let opts = write_opts(query, headers)?;
+            let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+            let existed = cluster.get(id, &ns, name).is_ok();
+            let v = cluster.patch(id, version, &ns, name, t.sub.as_deref(), ct, &body, &opts)?;
+            let code = if existed { StatusCode::OK } else { StatusCode::CREATED };
+            Ok(json_response(code, render_value(&def, version, v)))
+        }
+        (Some(name), &Method::DELETE) => {
+            if t.sub.is_some() {
+                return Err(ApiError::method_not_allowed());
+            }
+            let opts = delete_opts(query, &body)?;
+            match cluster.delete(id, &ns, name, &opts)? {
+                DeleteOutcome::Deleted(v) if !def.return_deleted_object => {
+                    let uid = v.pointer("/metadata/uid").cloned().unwrap_or(Value::Null);
+                    let mut details = json!({"name": name, "kind": def.plural, "uid": uid});
+                    if !def.group.is_empty() {
+                        details["group"] = json!(def.group);
+                    }
+                    Ok(ok(serde_json::to_vec(&json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "details": details})).unwrap_or_default()))
+                }
+                DeleteOutcome::Deleted(v) | DeleteOutcome::Pending(v) => Ok(ok(render_value(&def, version, v))),
+            }
+        }
+        (Some(_), &Method::POST) => Err(ApiError::method_not_allowed()),
+        _ => Err(ApiError::method_not_allowed()),
+    }
+}
