@@ -26,7 +26,9 @@ pub struct State {
 
 impl State {
     pub fn res(&self, group: &str, plural: &str) -> Option<(ResId, Arc<ResourceDef>)> {
-        self.registry.find(group, plural).map(|(i, d)| (i, d.clone()))
+        self.registry
+            .find(group, plural)
+            .map(|(i, d)| (i, d.clone()))
     }
 
     pub fn get_value(&self, group: &str, plural: &str, ns: &str, name: &str) -> Option<Value> {
@@ -35,22 +37,38 @@ impl State {
     }
 
     pub fn list_values(&self, group: &str, plural: &str, ns: Option<&str>) -> Vec<Value> {
-        let Some((id, _)) = self.registry.find(group, plural) else { return vec![] };
-        self.store.range(id, ns, None).map(|(_, o)| o.value()).collect()
+        let Some((id, _)) = self.registry.find(group, plural) else {
+            return vec![];
+        };
+        self.store
+            .range(id, ns, None)
+            .map(|(_, o)| o.value())
+            .collect()
     }
 
     pub fn encode(&self, def: &ResourceDef, value: &Value, rv: u64) -> Obj {
-        Store::encode(value, rv, &Extract { field_paths: &def.field_selectors })
+        Store::encode(
+            value,
+            rv,
+            &Extract {
+                field_paths: &def.field_selectors,
+            },
+        )
     }
 
     pub(crate) fn key(def: &ResourceDef, ns: &str, name: &str) -> Key {
-        (if def.namespaced { ns.into() } else { "".into() }, name.into())
+        (
+            if def.namespaced { ns.into() } else { "".into() },
+            name.into(),
+        )
     }
 }
 
 /// RFC 3339 time with second precision, as Kubernetes renders metav1.Time.
 pub fn now_rfc3339() -> String {
-    jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+    jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
 }
 
 pub struct Cluster {

@@ -36,7 +36,13 @@ pub struct WatchStart {
 }
 
 /// Whether an object passes label and field selectors.
-pub fn matches(def: &ResourceDef, o: &Obj, key: (&str, &str), label: &Selector, field: &Selector) -> bool {
+pub fn matches(
+    def: &ResourceDef,
+    o: &Obj,
+    key: (&str, &str),
+    label: &Selector,
+    field: &Selector,
+) -> bool {
     if !label.matches_labels(&o.labels) {
         return false;
     }
@@ -63,13 +69,24 @@ pub fn field_supported(def: &ResourceDef, k: &str) -> bool {
 
 fn parse_rv(s: &str) -> ApiResult<u64> {
     s.parse::<u64>().map_err(|_| {
-        ApiError::invalid("", "ListOptions", "", vec![crate::error::FieldError::invalid("resourceVersion", s, "must be an integer")])
+        ApiError::invalid(
+            "",
+            "ListOptions",
+            "",
+            vec![crate::error::FieldError::invalid(
+                "resourceVersion",
+                s,
+                "must be an integer",
+            )],
+        )
     })
 }
 
 fn too_large(rv: u64, cur: u64) -> ApiError {
     let mut e = ApiError::timeout(format!("Too large resource version: {rv}, current: {cur}"));
-    e.details = Some(json!({"causes": [{"reason": "ResourceVersionTooLarge", "message": "Too large resource version"}], "retryAfterSeconds": 1}));
+    e.details = Some(
+        json!({"causes": [{"reason": "ResourceVersionTooLarge", "message": "Too large resource version"}], "retryAfterSeconds": 1}),
+    );
     e
 }
 
@@ -79,8 +96,14 @@ fn encode_continue(rv: u64, key: &Key) -> String {
 }
 
 fn decode_continue(token: &str) -> ApiResult<(u64, Key)> {
-    let bad = || ApiError::bad_request("continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)");
-    let raw = base64::engine::general_purpose::URL_SAFE.decode(token).map_err(|_| bad())?;
+    let bad = || {
+        ApiError::bad_request(
+            "continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)",
+        )
+    };
+    let raw = base64::engine::general_purpose::URL_SAFE
+        .decode(token)
+        .map_err(|_| bad())?;
     let v: Value = serde_json::from_slice(&raw).map_err(|_| bad())?;
     let rv = v.get("rv").and_then(Value::as_u64).ok_or_else(bad)?;
     let start = v.get("start").and_then(Value::as_str).ok_or_else(bad)?;
@@ -112,7 +135,9 @@ impl Cluster {
                         return Err(too_large(n, cur));
                     }
                     if n != cur {
-                        return Err(ApiError::gone("The resourceVersion for the provided list is too old."));
+                        return Err(ApiError::gone(
+                            "The resourceVersion for the provided list is too old.",
+                        ));
                     }
                 }
                 Some("NotOlderThan") | None => {
@@ -135,7 +160,9 @@ impl Cluster {
         if let Some(tok) = opts.continue_token.as_deref().filter(|s| !s.is_empty()) {
             let (rv, key) = decode_continue(tok)?;
             if rv < st.store.oldest_resumable() {
-                return Err(ApiError::gone("The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter."));
+                return Err(ApiError::gone(
+                    "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.",
+                ));
             }
             list_rv = rv;
             after = Some(key);
@@ -165,9 +192,22 @@ impl Cluster {
             }
         }
         let _ = seen;
-        let continue_token = if more { last_key.as_ref().map(|k| encode_continue(list_rv, k)) } else { None };
-        let remaining = if more && !filtered { Some(total_after) } else { None };
-        Ok(ListResult { items, rv: list_rv, continue_token, remaining })
+        let continue_token = if more {
+            last_key.as_ref().map(|k| encode_continue(list_rv, k))
+        } else {
+            None
+        };
+        let remaining = if more && !filtered {
+            Some(total_after)
+        } else {
+            None
+        };
+        Ok(ListResult {
+            items,
+            rv: list_rv,
+            continue_token,
+            remaining,
+        })
     }
 
     /// Starts a watch. `rv` None or "0" sends the current state as ADDED events first.
@@ -192,7 +232,11 @@ impl Cluster {
                     .filter(|(k, o)| matches(def, o, (&k.0, &k.1), label, field))
                     .map(|(_, o)| (EventType::Added, o.clone()))
                     .collect();
-                Ok(Ok(WatchStart { initial, rx, rv: cur }))
+                Ok(Ok(WatchStart {
+                    initial,
+                    rx,
+                    rv: cur,
+                }))
             }
             Some(s) => {
                 let n = parse_rv(s)?;
@@ -215,20 +259,31 @@ impl Cluster {
                         initial.push(x);
                     }
                 }
-                Ok(Ok(WatchStart { initial, rx, rv: cur }))
+                Ok(Ok(WatchStart {
+                    initial,
+                    rx,
+                    rv: cur,
+                }))
             }
         }
     }
 
     /// A readable label for errors about a type.
     pub fn qualified_name(&self, res: ResId) -> String {
-        self.def(res).map(|d| qualified(&d.group, &d.plural)).unwrap_or_default()
+        self.def(res)
+            .map(|d| qualified(&d.group, &d.plural))
+            .unwrap_or_default()
     }
 }
 
 /// Applies selectors to a change event the way upstream's cacher does: an object
 /// that starts matching is ADDED, one that stops matching is DELETED.
-pub fn filter_event(def: &ResourceDef, ev: &Event, label: &Selector, field: &Selector) -> Option<(EventType, Arc<Obj>)> {
+pub fn filter_event(
+    def: &ResourceDef,
+    ev: &Event,
+    label: &Selector,
+    field: &Selector,
+) -> Option<(EventType, Arc<Obj>)> {
     let key = (&*ev.ns, &*ev.name);
     let now = matches(def, &ev.obj, key, label, field);
     if label.is_empty() && field.is_empty() {
@@ -237,11 +292,18 @@ pub fn filter_event(def: &ResourceDef, ev: &Event, label: &Selector, field: &Sel
     match ev.typ {
         EventType::Added => now.then(|| (EventType::Added, ev.obj.clone())),
         EventType::Deleted => {
-            let was = ev.prev.as_ref().map(|p| matches(def, p, key, label, field)).unwrap_or(now);
+            let was = ev
+                .prev
+                .as_ref()
+                .map(|p| matches(def, p, key, label, field))
+                .unwrap_or(now);
             was.then(|| (EventType::Deleted, ev.obj.clone()))
         }
         EventType::Modified => {
-            let was = ev.prev.as_ref().is_some_and(|p| matches(def, p, key, label, field));
+            let was = ev
+                .prev
+                .as_ref()
+                .is_some_and(|p| matches(def, p, key, label, field));
             match (was, now) {
                 (true, true) => Some((EventType::Modified, ev.obj.clone())),
                 (false, true) => Some((EventType::Added, ev.obj.clone())),

@@ -24,35 +24,48 @@ pub struct WriteOpts {
 
 impl WriteOpts {
     pub fn manager(name: &str) -> Self {
-        Self { field_manager: Some(name.to_string()), ..Default::default() }
+        Self {
+            field_manager: Some(name.to_string()),
+            ..Default::default()
+        }
     }
     fn manager_name(&self) -> String {
-        self.field_manager.clone().unwrap_or_else(|| "unknown".into())
+        self.field_manager
+            .clone()
+            .unwrap_or_else(|| "unknown".into())
     }
 }
 
 fn meta_str<'a>(v: &'a Value, k: &str) -> Option<&'a str> {
-    v.get("metadata").and_then(|m| m.get(k)).and_then(Value::as_str)
+    v.get("metadata")
+        .and_then(|m| m.get(k))
+        .and_then(Value::as_str)
 }
 
 fn meta_mut(v: &mut Value) -> &mut Map<String, Value> {
     if !v.get("metadata").is_some_and(Value::is_object) {
         v["metadata"] = json!({});
     }
-    v.get_mut("metadata").and_then(Value::as_object_mut).expect("metadata is an object")
+    v.get_mut("metadata")
+        .and_then(Value::as_object_mut)
+        .expect("metadata is an object")
 }
 
 fn random_suffix() -> String {
     use rand::Rng;
     const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
     let mut rng = rand::rng();
-    (0..5).map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char).collect()
+    (0..5)
+        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
+        .collect()
 }
 
 /// Checks apiVersion/kind of a body against the endpoint and fills them in.
 fn check_type(def: &ResourceDef, version: &str, obj: &mut Value) -> ApiResult<()> {
     let Some(m) = obj.as_object_mut() else {
-        return Err(ApiError::bad_request("the object provided is unrecognized (must be a JSON object)"));
+        return Err(ApiError::bad_request(
+            "the object provided is unrecognized (must be a JSON object)",
+        ));
     };
     let want_av = def.api_version(version);
     if let Some(av) = m.get("apiVersion").and_then(Value::as_str)
@@ -124,7 +137,8 @@ impl State {
         if !errs.is_empty() {
             return Err(ApiError::invalid(&def.group, &def.kind, name, errs));
         }
-        if core && def.plural == "persistentvolumeclaims"
+        if core
+            && def.plural == "persistentvolumeclaims"
             && let Some(old) = old
         {
             check_expansion(self, name, obj, old)?;
@@ -136,14 +150,21 @@ impl State {
     }
 
     fn charge_quotas(&mut self, ns: &str, charges: Vec<(String, BTreeMap<String, Quantity>)>) {
-        let Some((qid, qdef)) = self.res("", "resourcequotas") else { return };
+        let Some((qid, qdef)) = self.res("", "resourcequotas") else {
+            return;
+        };
         for (qname, delta) in charges {
-            let Some(q) = self.store.get(qid, ns, &qname) else { continue };
+            let Some(q) = self.store.get(qid, ns, &qname) else {
+                continue;
+            };
             let mut v = q.value();
             let used = v.pointer_mut("/status/used").and_then(Value::as_object_mut);
             let Some(used) = used else { continue };
             for (r, d) in delta {
-                let cur = used.get(&r).and_then(Quantity::from_value).unwrap_or_default();
+                let cur = used
+                    .get(&r)
+                    .and_then(Quantity::from_value)
+                    .unwrap_or_default();
                 used.insert(r.clone(), json!((cur + d).render(is_bytes(&r))));
             }
             let rv = self.store.next_rv();
@@ -172,7 +193,11 @@ impl State {
         opts: &WriteOpts,
         applied: bool,
     ) -> ApiResult<Value> {
-        let def = self.registry.get(res).cloned().ok_or_else(ApiError::unknown_path)?;
+        let def = self
+            .registry
+            .get(res)
+            .cloned()
+            .ok_or_else(ApiError::unknown_path)?;
         check_type(&def, version, &mut obj)?;
         {
             let meta = meta_mut(&mut obj);
@@ -190,21 +215,38 @@ impl State {
             } else {
                 meta.remove("namespace");
             }
-            let name = meta.get("name").and_then(Value::as_str).unwrap_or("").to_string();
+            let name = meta
+                .get("name")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string();
             if name.is_empty()
-                && let Some(g) = meta.get("generateName").and_then(Value::as_str).filter(|g| !g.is_empty())
+                && let Some(g) = meta
+                    .get("generateName")
+                    .and_then(Value::as_str)
+                    .filter(|g| !g.is_empty())
             {
                 let g = g.to_string();
                 let mut candidate = format!("{g}{}", random_suffix());
                 for _ in 0..8 {
-                    if self.store.get(res, if def.namespaced { ns } else { "" }, &candidate).is_none() {
+                    if self
+                        .store
+                        .get(res, if def.namespaced { ns } else { "" }, &candidate)
+                        .is_none()
+                    {
                         break;
                     }
                     candidate = format!("{g}{}", random_suffix());
                 }
                 meta.insert("name".into(), json!(candidate));
             }
-            for k in ["uid", "resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds", "selfLink"] {
+            for k in [
+                "uid",
+                "resourceVersion",
+                "deletionTimestamp",
+                "deletionGracePeriodSeconds",
+                "selfLink",
+            ] {
                 meta.remove(k);
             }
             if !applied {
@@ -222,7 +264,12 @@ impl State {
         if def.namespaced {
             admission::namespace_lifecycle(self, &def, ns, &name)?;
         }
-        if !name.is_empty() && self.store.get(res, if def.namespaced { ns } else { "" }, &name).is_some() {
+        if !name.is_empty()
+            && self
+                .store
+                .get(res, if def.namespaced { ns } else { "" }, &name)
+                .is_some()
+        {
             return Err(ApiError::already_exists(&def.group, &def.plural, &name));
         }
         if def.status_subresource
@@ -230,6 +277,25 @@ impl State {
             && let Some(m) = obj.as_object_mut()
         {
             m.remove("status");
+        }
+        // Finalizers upstream adds on create: StorageObjectInUseProtection for
+        // claims, the custom-resource cleanup for CRDs.
+        let create_finalizer = match (def.group.as_str(), def.plural.as_str()) {
+            ("", "persistentvolumeclaims") => Some(crate::sim::storage::PVC_PROTECTION),
+            ("apiextensions.k8s.io", "customresourcedefinitions") => {
+                Some(crate::sim::crds::CLEANUP_FINALIZER)
+            }
+            _ => None,
+        };
+        if let Some(f) = create_finalizer {
+            let fins = meta_mut(&mut obj)
+                .entry("finalizers")
+                .or_insert_with(|| json!([]));
+            if let Some(a) = fins.as_array_mut()
+                && !a.iter().any(|x| x == f)
+            {
+                a.push(json!(f));
+            }
         }
         if def.group.is_empty() && def.plural == "namespaces" {
             obj["spec"] = json!({"finalizers": ["kubernetes"]});
@@ -239,8 +305,18 @@ impl State {
         defaults::apply(&def.group, &def.kind, &mut obj);
         let charges = self.admit(&def, ns, &name, &mut obj, None)?;
         if !applied {
-            let scope = fieldmanager::Scope { def: &def, version, subresource: None };
-            fieldmanager::track_update(&scope, &json!({}), &mut obj, &opts.manager_name(), &now_rfc3339());
+            let scope = fieldmanager::Scope {
+                def: &def,
+                version,
+                subresource: None,
+            };
+            fieldmanager::track_update(
+                &scope,
+                &json!({}),
+                &mut obj,
+                &opts.manager_name(),
+                &now_rfc3339(),
+            );
         }
         if opts.dry_run {
             return Ok(obj);
@@ -261,7 +337,11 @@ impl State {
         opts: &WriteOpts,
         track: bool,
     ) -> ApiResult<Value> {
-        let def = self.registry.get(res).cloned().ok_or_else(ApiError::unknown_path)?;
+        let def = self
+            .registry
+            .get(res)
+            .cloned()
+            .ok_or_else(ApiError::unknown_path)?;
         let old_v = old.value();
         let name = meta_str(&old_v, "name").unwrap_or("").to_string();
         let ns = meta_str(&old_v, "namespace").unwrap_or("").to_string();
@@ -297,14 +377,23 @@ impl State {
                 new = merged;
             }
             Some("finalize") => {
-                let fins = new.pointer("/spec/finalizers").cloned().unwrap_or(json!([]));
+                let fins = new
+                    .pointer("/spec/finalizers")
+                    .cloned()
+                    .unwrap_or(json!([]));
                 let mut merged = old_v.clone();
                 merged["spec"]["finalizers"] = fins;
                 new = merged;
             }
             // Internal writes (the scheduler's binding, the kubelet) that set spec and status together.
             Some("binding") => {}
-            Some(other) => return Err(ApiError::not_found(&def.group, &format!("{}/{other}", def.plural), &name)),
+            Some(other) => {
+                return Err(ApiError::not_found(
+                    &def.group,
+                    &format!("{}/{other}", def.plural),
+                    &name,
+                ));
+            }
             None => {
                 if def.status_subresource
                     && let Some(m) = new.as_object_mut()
@@ -318,9 +407,21 @@ impl State {
         }
         // Server-owned metadata is preserved.
         {
-            let old_meta = old_v.get("metadata").and_then(Value::as_object).cloned().unwrap_or_default();
+            let old_meta = old_v
+                .get("metadata")
+                .and_then(Value::as_object)
+                .cloned()
+                .unwrap_or_default();
             let meta = meta_mut(&mut new);
-            for k in ["uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "namespace", "name", "generation"] {
+            for k in [
+                "uid",
+                "creationTimestamp",
+                "deletionTimestamp",
+                "deletionGracePeriodSeconds",
+                "namespace",
+                "name",
+                "generation",
+            ] {
                 match old_meta.get(k) {
                     Some(v) => meta.insert(k.into(), v.clone()),
                     None => meta.remove(k),
@@ -335,29 +436,53 @@ impl State {
         }
         // Finalizers may not be added to an object that is being deleted.
         if old_v.pointer("/metadata/deletionTimestamp").is_some() {
-            let before: Vec<&Value> = old_v.pointer("/metadata/finalizers").and_then(Value::as_array).map(|a| a.iter().collect()).unwrap_or_default();
-            let after = new.pointer("/metadata/finalizers").and_then(Value::as_array).cloned().unwrap_or_default();
+            let before: Vec<&Value> = old_v
+                .pointer("/metadata/finalizers")
+                .and_then(Value::as_array)
+                .map(|a| a.iter().collect())
+                .unwrap_or_default();
+            let after = new
+                .pointer("/metadata/finalizers")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
             if after.iter().any(|f| !before.contains(&f)) {
                 return Err(ApiError::invalid(
                     &def.group,
                     &def.kind,
                     &name,
-                    vec![FieldError::forbidden("metadata.finalizers", "no new finalizers can be added if the object is being deleted")],
+                    vec![FieldError::forbidden(
+                        "metadata.finalizers",
+                        "no new finalizers can be added if the object is being deleted",
+                    )],
                 ));
             }
         }
         if def.generation && sub.is_none() && spec_part(&def, &new) != spec_part(&def, &old_v) {
-            let g = old_v.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(0);
+            let g = old_v
+                .pointer("/metadata/generation")
+                .and_then(Value::as_i64)
+                .unwrap_or(0);
             meta_mut(&mut new).insert("generation".into(), json!(g + 1));
         }
         self.prepare(&def, &mut new);
         defaults::apply(&def.group, &def.kind, &mut new);
         let charges = self.admit(&def, &ns, &name, &mut new, Some(&old_v))?;
         if track {
-            let scope = fieldmanager::Scope { def: &def, version, subresource: sub };
+            let scope = fieldmanager::Scope {
+                def: &def,
+                version,
+                subresource: sub,
+            };
             let mut old_for_diff = old_v.clone();
             meta_mut(&mut old_for_diff).remove("resourceVersion");
-            fieldmanager::track_update(&scope, &old_for_diff, &mut new, &opts.manager_name(), &now_rfc3339());
+            fieldmanager::track_update(
+                &scope,
+                &old_for_diff,
+                &mut new,
+                &opts.manager_name(),
+                &now_rfc3339(),
+            );
         }
         // Nothing changed: no write, no event (as upstream's no-op updates).
         let mut cmp_old = old_v.clone();
@@ -389,22 +514,37 @@ impl State {
         if v.pointer("/metadata/deletionTimestamp").is_none() {
             return false;
         }
-        let fins = v.pointer("/metadata/finalizers").and_then(Value::as_array).is_some_and(|a| !a.is_empty());
-        let grace = v.pointer("/metadata/deletionGracePeriodSeconds").and_then(Value::as_i64).unwrap_or(0);
+        let fins = v
+            .pointer("/metadata/finalizers")
+            .and_then(Value::as_array)
+            .is_some_and(|a| !a.is_empty());
+        let grace = v
+            .pointer("/metadata/deletionGracePeriodSeconds")
+            .and_then(Value::as_i64)
+            .unwrap_or(0);
         let ns_fins = def.group.is_empty()
             && def.plural == "namespaces"
-            && v.pointer("/spec/finalizers").and_then(Value::as_array).is_some_and(|a| !a.is_empty());
+            && v.pointer("/spec/finalizers")
+                .and_then(Value::as_array)
+                .is_some_and(|a| !a.is_empty());
         !fins && !ns_fins && grace == 0
     }
 }
 
 fn check_expansion(st: &State, name: &str, obj: &Value, old: &Value) -> ApiResult<()> {
-    let new_q = obj.pointer("/spec/resources/requests/storage").and_then(Quantity::from_value);
-    let old_q = old.pointer("/spec/resources/requests/storage").and_then(Quantity::from_value);
+    let new_q = obj
+        .pointer("/spec/resources/requests/storage")
+        .and_then(Quantity::from_value);
+    let old_q = old
+        .pointer("/spec/resources/requests/storage")
+        .and_then(Quantity::from_value);
     if let (Some(n), Some(o)) = (new_q, old_q)
         && n > o
     {
-        let class = obj.pointer("/spec/storageClassName").and_then(Value::as_str).unwrap_or("");
+        let class = obj
+            .pointer("/spec/storageClassName")
+            .and_then(Value::as_str)
+            .unwrap_or("");
         let expandable = st
             .get_value("storage.k8s.io", "storageclasses", "", class)
             .and_then(|sc| sc.get("allowVolumeExpansion").and_then(Value::as_bool))
@@ -425,11 +565,27 @@ impl Cluster {
     /// Atomically changes an object with `f` (None when nothing changed).
     /// `sub` is "status" for status-only writes or "binding" for internal
     /// writes that may change spec and status at once.
-    pub fn modify(&self, res: ResId, ns: &str, name: &str, sub: Option<&str>, manager: &str, f: impl FnOnce(&mut Value)) -> ApiResult<Option<Value>> {
+    pub fn modify(
+        &self,
+        res: ResId,
+        ns: &str,
+        name: &str,
+        sub: Option<&str>,
+        manager: &str,
+        f: impl FnOnce(&mut Value),
+    ) -> ApiResult<Option<Value>> {
         let mut st = self.state.write();
-        let def = st.registry.get(res).cloned().ok_or_else(ApiError::unknown_path)?;
+        let def = st
+            .registry
+            .get(res)
+            .cloned()
+            .ok_or_else(ApiError::unknown_path)?;
         let key = State::key(&def, ns, name);
-        let old = st.store.get(res, &key.0, &key.1).cloned().ok_or_else(|| ApiError::not_found(&def.group, &def.plural, name))?;
+        let old = st
+            .store
+            .get(res, &key.0, &key.1)
+            .cloned()
+            .ok_or_else(|| ApiError::not_found(&def.group, &def.plural, name))?;
         let before = old.value();
         let mut v = before.clone();
         f(&mut v);
@@ -437,19 +593,54 @@ impl Cluster {
             return Ok(None);
         }
         let version = def.storage_version().to_string();
-        st.update_locked(res, &version, &old, v, sub, &WriteOpts::manager(manager), true).map(Some)
+        st.update_locked(
+            res,
+            &version,
+            &old,
+            v,
+            sub,
+            &WriteOpts::manager(manager),
+            true,
+        )
+        .map(Some)
     }
 
-    pub fn create(&self, res: ResId, version: &str, ns: &str, obj: Value, opts: &WriteOpts) -> ApiResult<Value> {
-        self.state.write().create_locked(res, version, ns, obj, opts, false)
+    pub fn create(
+        &self,
+        res: ResId,
+        version: &str,
+        ns: &str,
+        obj: Value,
+        opts: &WriteOpts,
+    ) -> ApiResult<Value> {
+        self.state
+            .write()
+            .create_locked(res, version, ns, obj, opts, false)
     }
 
     /// PUT: replaces the object (or its status/finalize subresource).
-    pub fn update(&self, res: ResId, version: &str, ns: &str, name: &str, sub: Option<&str>, obj: Value, opts: &WriteOpts) -> ApiResult<Value> {
+    pub fn update(
+        &self,
+        res: ResId,
+        version: &str,
+        ns: &str,
+        name: &str,
+        sub: Option<&str>,
+        obj: Value,
+        opts: &WriteOpts,
+    ) -> ApiResult<Value> {
         let mut st = self.state.write();
-        let def = st.registry.get(res).cloned().ok_or_else(ApiError::unknown_path)?;
+        let def = st
+            .registry
+            .get(res)
+            .cloned()
+            .ok_or_else(ApiError::unknown_path)?;
         let key = State::key(&def, ns, name);
-        let old = st.store.get(res, &key.0, &key.1).cloned().ok_or_else(|| ApiError::not_found(&def.group, &def.plural, name))?;
+        let old = st
+            .store
+            .get(res, &key.0, &key.1)
+            .cloned()
+            .ok_or_else(|| ApiError::not_found(&def.group, &def.plural, name))?;
         st.update_locked(res, version, &old, obj, sub, opts, true)
     }
 
@@ -467,7 +658,11 @@ impl Cluster {
         opts: &WriteOpts,
     ) -> ApiResult<Value> {
         let mut st = self.state.write();
-        let def = st.registry.get(res).cloned().ok_or_else(ApiError::unknown_path)?;
+        let def = st
+            .registry
+            .get(res)
+            .cloned()
+            .ok_or_else(ApiError::unknown_path)?;
         let pt = patch::patch_type(&def, content_type)?;
         let key = State::key(&def, ns, name);
         let old = st.store.get(res, &key.0, &key.1).cloned();
@@ -484,7 +679,10 @@ impl Cluster {
         {
             return Err(ApiError::stale(&def.group, &def.plural, name));
         }
-        if let Some(m) = patched.pointer_mut("/metadata").and_then(Value::as_object_mut) {
+        if let Some(m) = patched
+            .pointer_mut("/metadata")
+            .and_then(Value::as_object_mut)
+        {
             m.remove("resourceVersion");
         }
         st.update_locked(res, version, &old, patched, sub, opts, true)
@@ -504,16 +702,35 @@ fn apply_locked(
     body: &[u8],
     opts: &WriteOpts,
 ) -> ApiResult<Value> {
-    let manager = opts.field_manager.clone().filter(|m| !m.is_empty()).ok_or_else(|| {
-        ApiError::invalid(&def.group, &def.kind, name, vec![FieldError::required("fieldManager", "is required for apply patch")])
-    })?;
+    let manager = opts
+        .field_manager
+        .clone()
+        .filter(|m| !m.is_empty())
+        .ok_or_else(|| {
+            ApiError::invalid(
+                &def.group,
+                &def.kind,
+                name,
+                vec![FieldError::required(
+                    "fieldManager",
+                    "is required for apply patch",
+                )],
+            )
+        })?;
     let applied = patch::parse_body(body, true)?;
     if !applied.is_object() {
         return Err(ApiError::bad_request("apply patch must be an object"));
     }
     for k in ["apiVersion", "kind"] {
-        if applied.get(k).and_then(Value::as_str).is_none_or(str::is_empty) {
-            return Err(ApiError::bad_request(format!("error decoding patch: Object '{}' is missing in the apply patch", if k == "kind" { "Kind" } else { "apiVersion" })));
+        if applied
+            .get(k)
+            .and_then(Value::as_str)
+            .is_none_or(str::is_empty)
+        {
+            return Err(ApiError::bad_request(format!(
+                "error decoding patch: Object '{}' is missing in the apply patch",
+                if k == "kind" { "Kind" } else { "apiVersion" }
+            )));
         }
     }
     let mut applied = applied;
@@ -521,9 +738,15 @@ fn apply_locked(
     if let Some(n) = meta_str(&applied, "name")
         && n != name
     {
-        return Err(ApiError::bad_request(format!("the name of the object ({n}) does not match the name on the URL ({name})")));
+        return Err(ApiError::bad_request(format!(
+            "the name of the object ({n}) does not match the name on the URL ({name})"
+        )));
     }
-    let scope = fieldmanager::Scope { def, version, subresource: sub };
+    let scope = fieldmanager::Scope {
+        def,
+        version,
+        subresource: sub,
+    };
     let live = match &old {
         Some(o) => {
             let mut v = o.value();
@@ -537,15 +760,27 @@ fn apply_locked(
     {
         return Err(ApiError::stale(&def.group, &def.plural, name));
     }
-    let outcome = fieldmanager::apply(&scope, &live, &applied, &manager, opts.force, &now_rfc3339());
+    let outcome = fieldmanager::apply(
+        &scope,
+        &live,
+        &applied,
+        &manager,
+        opts.force,
+        &now_rfc3339(),
+    );
     if !outcome.conflicts.is_empty() {
-        let mut e = ApiError::new(409, "Conflict", fieldmanager::conflict_message(&outcome.conflicts));
+        let mut e = ApiError::new(
+            409,
+            "Conflict",
+            fieldmanager::conflict_message(&outcome.conflicts),
+        );
         let causes: Vec<Value> = outcome
             .conflicts
             .iter()
             .map(|(m, v, p)| json!({"reason": "FieldManagerConflict", "message": format!("conflict with {m:?} using {v}"), "field": fieldmanager::render_path(p)}))
             .collect();
-        e.details = Some(json!({"name": name, "group": def.group, "kind": def.plural, "causes": causes}));
+        e.details =
+            Some(json!({"name": name, "group": def.group, "kind": def.plural, "causes": causes}));
         return Err(e);
     }
     let mut obj = outcome.object;

@@ -96,7 +96,13 @@ pub fn fields_of(scope: &Scope, obj: &Value) -> FieldSet {
     out
 }
 
-fn collect<'v>(scope: &Scope, v: &'v Value, path: &mut Vec<String>, names: &mut Vec<&'v str>, out: &mut FieldSet) {
+fn collect<'v>(
+    scope: &Scope,
+    v: &'v Value,
+    path: &mut Vec<String>,
+    names: &mut Vec<&'v str>,
+    out: &mut FieldSet,
+) {
     match v {
         Value::Object(m) if !m.is_empty() => {
             for (k, c) in m {
@@ -149,7 +155,10 @@ fn find_item<'a>(items: &'a [Value], el: &str) -> Option<(usize, &'a Value)> {
         let key: Map<String, Value> = serde_json::from_str(k).ok()?;
         let keys: Vec<&str> = key.keys().map(String::as_str).collect();
         let probe = Value::Object(key.clone());
-        items.iter().enumerate().find(|(_, it)| same_key(it, &probe, &keys))
+        items
+            .iter()
+            .enumerate()
+            .find(|(_, it)| same_key(it, &probe, &keys))
     } else if let Some(v) = el.strip_prefix("v:") {
         let want: Value = serde_json::from_str(v).ok()?;
         items.iter().enumerate().find(|(_, it)| **it == want)
@@ -176,7 +185,9 @@ pub fn get_path<'a>(obj: &'a Value, path: &[String]) -> Option<&'a Value> {
 
 /// Removes the field (or list item, for paths ending in `.` or `v:`) at a path.
 pub fn remove_path(obj: &mut Value, path: &[String]) {
-    let Some((last, parents)) = path.split_last() else { return };
+    let Some((last, parents)) = path.split_last() else {
+        return;
+    };
     if last == "." {
         // Remove the keyed item: the parent of the item is the list.
         if let Some((item, list_path)) = parents.split_last()
@@ -189,7 +200,9 @@ pub fn remove_path(obj: &mut Value, path: &[String]) {
         }
         return;
     }
-    let Some(parent) = get_path_mut(obj, parents) else { return };
+    let Some(parent) = get_path_mut(obj, parents) else {
+        return;
+    };
     if let Some(f) = last.strip_prefix("f:") {
         if let Some(m) = parent.as_object_mut() {
             m.remove(f);
@@ -222,7 +235,13 @@ pub fn merge_applied(scope: &Scope, live: &Value, applied: &Value) -> Value {
     merge_rec(scope, live, applied, &mut names, true)
 }
 
-fn merge_rec<'v>(scope: &Scope, live: &Value, applied: &'v Value, names: &mut Vec<&'v str>, top: bool) -> Value {
+fn merge_rec<'v>(
+    scope: &Scope,
+    live: &Value,
+    applied: &'v Value,
+    names: &mut Vec<&'v str>,
+    top: bool,
+) -> Value {
     match (live, applied) {
         (Value::Object(l), Value::Object(a)) => {
             let mut out = l.clone();
@@ -279,7 +298,12 @@ pub struct Entry {
 }
 
 pub fn read_entries(obj: &Value) -> Vec<Entry> {
-    let Some(list) = obj.pointer("/metadata/managedFields").and_then(Value::as_array) else { return vec![] };
+    let Some(list) = obj
+        .pointer("/metadata/managedFields")
+        .and_then(Value::as_array)
+    else {
+        return vec![];
+    };
     list.iter()
         .map(|e| {
             let s = |k: &str| e.get(k).and_then(Value::as_str).unwrap_or("").to_string();
@@ -291,7 +315,10 @@ pub fn read_entries(obj: &Value) -> Vec<Entry> {
                 manager: s("manager"),
                 operation: s("operation"),
                 api_version: s("apiVersion"),
-                subresource: e.get("subresource").and_then(Value::as_str).map(str::to_string),
+                subresource: e
+                    .get("subresource")
+                    .and_then(Value::as_str)
+                    .map(str::to_string),
                 time: s("time"),
                 fields,
             }
@@ -321,7 +348,11 @@ fn nest(fields: &FieldSet) -> Value {
     for p in fields {
         let mut cur = &mut root;
         for el in p {
-            cur = cur.entry(el.clone()).or_insert_with(|| json!({})).as_object_mut().expect("always an object");
+            cur = cur
+                .entry(el.clone())
+                .or_insert_with(|| json!({}))
+                .as_object_mut()
+                .expect("always an object");
         }
     }
     Value::Object(root)
@@ -409,7 +440,10 @@ pub fn apply(
         }
     }
     if !conflicts.is_empty() && !force {
-        return ApplyOutcome { object: live.clone(), conflicts };
+        return ApplyOutcome {
+            object: live.clone(),
+            conflicts,
+        };
     }
     if force {
         for e in entries.iter_mut() {
@@ -428,12 +462,17 @@ pub fn apply(
         .find(|e| e.manager == manager && e.operation == "Apply" && e.subresource == sub)
         .map(|e| e.fields.clone())
         .unwrap_or_default();
-    let base = if live.is_null() { json!({}) } else { live.clone() };
+    let base = if live.is_null() {
+        json!({})
+    } else {
+        live.clone()
+    };
     let mut merged = merge_applied(scope, &base, applied);
     for p in previous.difference(&applied_set) {
-        let others = entries
-            .iter()
-            .any(|e| !(e.manager == manager && e.operation == "Apply" && e.subresource == sub) && e.fields.contains(p));
+        let others = entries.iter().any(|e| {
+            !(e.manager == manager && e.operation == "Apply" && e.subresource == sub)
+                && e.fields.contains(p)
+        });
         if !others {
             remove_path(&mut merged, p);
         }
@@ -449,15 +488,34 @@ pub fn apply(
     });
     prune_missing(scope, &merged, &mut entries);
     write_entries(&mut merged, &entries);
-    ApplyOutcome { object: merged, conflicts: vec![] }
+    ApplyOutcome {
+        object: merged,
+        conflicts: vec![],
+    }
 }
 
 /// Drops owned paths that no longer exist in the object.
 fn prune_missing(scope: &Scope, obj: &Value, entries: &mut [Entry]) {
-    let present = fields_of(&Scope { def: scope.def, version: scope.version, subresource: None }, obj);
-    let present_status = fields_of(&Scope { def: scope.def, version: scope.version, subresource: Some("status") }, obj);
+    let present = fields_of(
+        &Scope {
+            def: scope.def,
+            version: scope.version,
+            subresource: None,
+        },
+        obj,
+    );
+    let present_status = fields_of(
+        &Scope {
+            def: scope.def,
+            version: scope.version,
+            subresource: Some("status"),
+        },
+        obj,
+    );
     for e in entries.iter_mut() {
-        e.fields.retain(|p| present.contains(p) || present_status.contains(p) || get_path(obj, p).is_some());
+        e.fields.retain(|p| {
+            present.contains(p) || present_status.contains(p) || get_path(obj, p).is_some()
+        });
     }
 }
 
@@ -486,7 +544,10 @@ pub fn track_update(scope: &Scope, old: &Value, new: &mut Value, manager: &str, 
                 }
             }
         }
-        match entries.iter_mut().find(|e| e.manager == manager && e.operation == "Update" && e.subresource == sub) {
+        match entries
+            .iter_mut()
+            .find(|e| e.manager == manager && e.operation == "Update" && e.subresource == sub)
+        {
             Some(e) => {
                 e.fields.extend(changed);
                 e.time = now.to_string();
@@ -510,12 +571,18 @@ pub fn track_update(scope: &Scope, old: &Value, new: &mut Value, manager: &str, 
 pub fn conflict_message(conflicts: &[(String, String, Vec<String>)]) -> String {
     if conflicts.len() == 1 {
         let (m, v, p) = &conflicts[0];
-        return format!("Apply failed with 1 conflict: conflict with {m:?} using {v}: {}", render_path(p));
+        return format!(
+            "Apply failed with 1 conflict: conflict with {m:?} using {v}: {}",
+            render_path(p)
+        );
     }
     let mut s = format!("Apply failed with {} conflicts: ", conflicts.len());
     let mut by_manager: Vec<(&String, &String, Vec<String>)> = Vec::new();
     for (m, v, p) in conflicts {
-        match by_manager.iter_mut().find(|(bm, bv, _)| *bm == m && *bv == v) {
+        match by_manager
+            .iter_mut()
+            .find(|(bm, bv, _)| *bm == m && *bv == v)
+        {
             Some(x) => x.2.push(render_path(p)),
             None => by_manager.push((m, v, vec![render_path(p)])),
         }
@@ -547,7 +614,11 @@ mod tests {
     fn reapply_removes_dropped_fields_and_keeps_others() {
         let reg = Registry::with_builtins();
         let def = scope(&reg, "configmaps", "");
-        let s = Scope { def: &def, version: "v1", subresource: None };
+        let s = Scope {
+            def: &def,
+            version: "v1",
+            subresource: None,
+        };
         let a1 = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "labels": {"x": "1"}}, "data": {"a": "1", "b": "2"}});
         let r1 = apply(&s, &Value::Null, &a1, "m1", false, "t");
         assert!(r1.conflicts.is_empty());
@@ -561,13 +632,20 @@ mod tests {
     fn conflicts_and_force() {
         let reg = Registry::with_builtins();
         let def = scope(&reg, "configmaps", "");
-        let s = Scope { def: &def, version: "v1", subresource: None };
+        let s = Scope {
+            def: &def,
+            version: "v1",
+            subresource: None,
+        };
         let a1 = json!({"metadata": {"name": "c"}, "data": {"a": "1"}});
         let r1 = apply(&s, &Value::Null, &a1, "m1", false, "t");
         let a2 = json!({"metadata": {"name": "c"}, "data": {"a": "2"}});
         let r2 = apply(&s, &r1.object, &a2, "m2", false, "t");
         assert_eq!(r2.conflicts.len(), 1);
-        assert_eq!(conflict_message(&r2.conflicts), "Apply failed with 1 conflict: conflict with \"m1\" using v1: .data.a");
+        assert_eq!(
+            conflict_message(&r2.conflicts),
+            "Apply failed with 1 conflict: conflict with \"m1\" using v1: .data.a"
+        );
         // Same value: shared ownership, no conflict.
         let r3 = apply(&s, &r1.object, &a1, "m2", false, "t");
         assert!(r3.conflicts.is_empty());
@@ -575,19 +653,33 @@ mod tests {
         assert!(r4.conflicts.is_empty());
         assert_eq!(r4.object["data"]["a"], "2");
         let entries = read_entries(&r4.object);
-        assert!(entries.iter().all(|e| e.manager == "m2" || !e.fields.contains(&vec!["f:data".to_string(), "f:a".to_string()])));
+        assert!(entries.iter().all(|e| {
+            e.manager == "m2"
+                || !e
+                    .fields
+                    .contains(&vec!["f:data".to_string(), "f:a".to_string()])
+        }));
     }
 
     #[test]
     fn keyed_lists_merge_per_item() {
         let reg = Registry::with_builtins();
         let def = scope(&reg, "pods", "");
-        let s = Scope { def: &def, version: "v1", subresource: None };
+        let s = Scope {
+            def: &def,
+            version: "v1",
+            subresource: None,
+        };
         let live = json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "a", "image": "x"}]}});
         let a = json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "b", "image": "y"}]}});
         let r = apply(&s, &live, &a, "m", false, "t");
         assert_eq!(r.object["spec"]["containers"].as_array().unwrap().len(), 2);
-        let p = vec!["f:spec".to_string(), "f:containers".to_string(), "k:{\"name\":\"b\"}".to_string(), "f:image".to_string()];
+        let p = vec![
+            "f:spec".to_string(),
+            "f:containers".to_string(),
+            "k:{\"name\":\"b\"}".to_string(),
+            "f:image".to_string(),
+        ];
         assert_eq!(get_path(&r.object, &p), Some(&json!("y")));
     }
 
@@ -595,12 +687,30 @@ mod tests {
     fn update_takes_ownership() {
         let reg = Registry::with_builtins();
         let def = scope(&reg, "configmaps", "");
-        let s = Scope { def: &def, version: "v1", subresource: None };
-        let r1 = apply(&s, &Value::Null, &json!({"metadata": {"name": "c"}, "data": {"a": "1"}}), "m1", false, "t");
+        let s = Scope {
+            def: &def,
+            version: "v1",
+            subresource: None,
+        };
+        let r1 = apply(
+            &s,
+            &Value::Null,
+            &json!({"metadata": {"name": "c"}, "data": {"a": "1"}}),
+            "m1",
+            false,
+            "t",
+        );
         let mut new = r1.object.clone();
         new["data"]["a"] = json!("9");
         track_update(&s, &r1.object, &mut new, "editor", "t");
-        let r2 = apply(&s, &new, &json!({"metadata": {"name": "c"}, "data": {"a": "1"}}), "m1", false, "t");
+        let r2 = apply(
+            &s,
+            &new,
+            &json!({"metadata": {"name": "c"}, "data": {"a": "1"}}),
+            "m1",
+            false,
+            "t",
+        );
         assert_eq!(r2.conflicts[0].0, "editor");
     }
 }

@@ -12,7 +12,12 @@ use std::collections::BTreeMap;
 pub const KUBE_VERSION: (&str, &str) = ("1", "33");
 
 fn ok_text(s: &'static str) -> Response {
-    (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], s).into_response()
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        s,
+    )
+        .into_response()
 }
 
 fn json_ok(v: Value) -> Response {
@@ -37,13 +42,26 @@ fn groups(reg: &Registry) -> BTreeMap<String, Vec<String>> {
 }
 
 fn group_json(name: &str, versions: &[String]) -> Value {
-    let vs: Vec<Value> = versions.iter().map(|v| json!({"groupVersion": format!("{name}/{v}"), "version": v})).collect();
+    let vs: Vec<Value> = versions
+        .iter()
+        .map(|v| json!({"groupVersion": format!("{name}/{v}"), "version": v}))
+        .collect();
     json!({"name": name, "versions": vs, "preferredVersion": vs.first().cloned().unwrap_or(Value::Null)})
 }
 
 /// Serves the fixed, non-resource paths; None when the path is a resource path.
-pub fn serve(server: &Server, method: &Method, segs: &[&str], _headers: &HeaderMap) -> Option<Response> {
-    if method != Method::GET && matches!(segs.first(), Some(&"version" | &"healthz" | &"readyz" | &"livez" | &"openapi")) {
+pub fn serve(
+    server: &Server,
+    method: &Method,
+    segs: &[&str],
+    _headers: &HeaderMap,
+) -> Option<Response> {
+    if method != Method::GET
+        && matches!(
+            segs.first(),
+            Some(&"version" | &"healthz" | &"readyz" | &"livez" | &"openapi")
+        )
+    {
         return Some(error_response(&ApiError::method_not_allowed()));
     }
     let reg = || server.cluster.registry();
@@ -67,7 +85,10 @@ pub fn serve(server: &Server, method: &Method, segs: &[&str], _headers: &HeaderM
             "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": ""}]
         })),
         ["apis"] if method == Method::GET => {
-            let gs: Vec<Value> = groups(&reg()).iter().map(|(n, v)| group_json(n, v)).collect();
+            let gs: Vec<Value> = groups(&reg())
+                .iter()
+                .map(|(n, v)| group_json(n, v))
+                .collect();
             json_ok(json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": gs}))
         }
         ["apis", g] if method == Method::GET => match groups(&reg()).get(*g) {
@@ -82,10 +103,16 @@ pub fn serve(server: &Server, method: &Method, segs: &[&str], _headers: &HeaderM
         ["openapi", "v2"] => error_response(&ApiError::unknown_path()),
         ["openapi", "v3"] => {
             let mut paths = serde_json::Map::new();
-            paths.insert("api/v1".into(), json!({"serverRelativeURL": "/openapi/v3/api/v1"}));
+            paths.insert(
+                "api/v1".into(),
+                json!({"serverRelativeURL": "/openapi/v3/api/v1"}),
+            );
             for (g, vs) in groups(&reg()) {
                 for v in vs {
-                    paths.insert(format!("apis/{g}/{v}"), json!({"serverRelativeURL": format!("/openapi/v3/apis/{g}/{v}")}));
+                    paths.insert(
+                        format!("apis/{g}/{v}"),
+                        json!({"serverRelativeURL": format!("/openapi/v3/apis/{g}/{v}")}),
+                    );
                 }
             }
             json_ok(json!({"paths": paths}))
@@ -96,7 +123,16 @@ pub fn serve(server: &Server, method: &Method, segs: &[&str], _headers: &HeaderM
 }
 
 fn verbs(_d: &ResourceDef) -> Value {
-    json!(["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"])
+    json!([
+        "create",
+        "delete",
+        "deletecollection",
+        "get",
+        "list",
+        "patch",
+        "update",
+        "watch"
+    ])
 }
 
 /// `APIResourceList` for /api/v1 and /apis/{group}/{version}.
@@ -108,7 +144,10 @@ pub fn resource_list(server: &Server, segs: &[&str]) -> Option<Response> {
     };
     let reg = server.cluster.registry();
     let mut resources = Vec::new();
-    for (_, d) in reg.iter().filter(|(_, d)| d.group == group && d.serves(version)) {
+    for (_, d) in reg
+        .iter()
+        .filter(|(_, d)| d.group == group && d.serves(version))
+    {
         resources.push(json!({
             "name": d.plural,
             "singularName": d.singular,
@@ -131,8 +170,14 @@ pub fn resource_list(server: &Server, segs: &[&str]) -> Option<Response> {
     if resources.is_empty() {
         return Some(error_response(&ApiError::unknown_path()));
     }
-    let gv = if group.is_empty() { version.to_string() } else { format!("{group}/{version}") };
-    Some(json_ok(json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources})))
+    let gv = if group.is_empty() {
+        version.to_string()
+    } else {
+        format!("{group}/{version}")
+    };
+    Some(json_ok(
+        json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources}),
+    ))
 }
 
 /// A minimal OpenAPI v3 document per group/version: one PATCH operation per
@@ -145,8 +190,15 @@ fn openapi_doc(reg: &Registry, rest: &[&str]) -> Response {
         _ => return error_response(&ApiError::unknown_path()),
     };
     let mut paths = serde_json::Map::new();
-    for (_, d) in reg.iter().filter(|(_, d)| d.group == group && d.serves(version)) {
-        let prefix = if group.is_empty() { format!("/api/{version}") } else { format!("/apis/{group}/{version}") };
+    for (_, d) in reg
+        .iter()
+        .filter(|(_, d)| d.group == group && d.serves(version))
+    {
+        let prefix = if group.is_empty() {
+            format!("/api/{version}")
+        } else {
+            format!("/apis/{group}/{version}")
+        };
         let p = if d.namespaced {
             format!("{prefix}/namespaces/{{namespace}}/{}/{{name}}", d.plural)
         } else {

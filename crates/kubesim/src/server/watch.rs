@@ -36,24 +36,53 @@ fn bookmark(def: &ResourceDef, version: &str, rv: u64, initial_end: bool) -> Byt
     frame("BOOKMARK", &serde_json::to_vec(&obj).unwrap_or_default())
 }
 
-pub async fn serve(server: &Server, id: ResId, def: Arc<ResourceDef>, t: Target, query: &Query, opts: ListOpts) -> Result<Response, ApiError> {
-    let timeout = match query.get("timeoutSeconds") {
-        None | Some("") => Duration::from_secs(1800),
-        Some(s) => Duration::from_secs(s.parse::<u64>().map_err(|_| ApiError::bad_request(format!("timeoutSeconds: invalid value {s:?}")))?),
-    };
+pub async fn serve(
+    server: &Server,
+    id: ResId,
+    def: Arc<ResourceDef>,
+    t: Target,
+    query: &Query,
+    opts: ListOpts,
+) -> Result<Response, ApiError> {
+    let timeout =
+        match query.get("timeoutSeconds") {
+            None | Some("") => Duration::from_secs(1800),
+            Some(s) => Duration::from_secs(s.parse::<u64>().map_err(|_| {
+                ApiError::bad_request(format!("timeoutSeconds: invalid value {s:?}"))
+            })?),
+        };
     let bookmarks = query.flag("allowWatchBookmarks");
     let send_initial = query.get("sendInitialEvents").map(str::to_string);
     if send_initial.as_deref() == Some("true") {
         if !bookmarks {
-            return Err(ApiError::invalid("", "ListOptions", "", vec![crate::error::FieldError::forbidden("allowWatchBookmarks", "allowWatchBookmarks required when sendInitialEvents is specified")]));
+            return Err(ApiError::invalid(
+                "",
+                "ListOptions",
+                "",
+                vec![crate::error::FieldError::forbidden(
+                    "allowWatchBookmarks",
+                    "allowWatchBookmarks required when sendInitialEvents is specified",
+                )],
+            ));
         }
         if query.get("resourceVersionMatch") != Some("NotOlderThan") {
-            return Err(ApiError::invalid("", "ListOptions", "", vec![crate::error::FieldError::forbidden("resourceVersionMatch", "sendInitialEvents requires setting resourceVersionMatch to NotOlderThan")]));
+            return Err(ApiError::invalid(
+                "",
+                "ListOptions",
+                "",
+                vec![crate::error::FieldError::forbidden(
+                    "resourceVersionMatch",
+                    "sendInitialEvents requires setting resourceVersionMatch to NotOlderThan",
+                )],
+            ));
         }
     }
     let ns = t.namespace.clone();
     let rv = opts.resource_version.clone();
-    let start = server.cluster.watch_start(id, ns.as_deref(), rv.as_deref(), &opts.label, &opts.field)?;
+    let start =
+        server
+            .cluster
+            .watch_start(id, ns.as_deref(), rv.as_deref(), &opts.label, &opts.field)?;
     let version = t.version.clone();
     let shutdown = server.shutdown.clone();
     let cluster = server.cluster.clone();

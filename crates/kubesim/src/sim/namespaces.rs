@@ -17,10 +17,26 @@ pub fn reconcile(sim: &Sim, ns: &Value) {
     if ns.pointer("/status/phase").and_then(Value::as_str) != Some("Active") {
         return;
     }
-    if sim.c.get_value("", "serviceaccounts", &name, "default").is_none() {
-        log_err("default service account", sim.create(sim.ids.serviceaccounts, &name, json!({"metadata": {"name": "default"}}), "service-account-controller"));
+    if sim
+        .c
+        .get_value("", "serviceaccounts", &name, "default")
+        .is_none()
+    {
+        log_err(
+            "default service account",
+            sim.create(
+                sim.ids.serviceaccounts,
+                &name,
+                json!({"metadata": {"name": "default"}}),
+                "service-account-controller",
+            ),
+        );
     }
-    if sim.c.get_value("", "configmaps", &name, "kube-root-ca.crt").is_none() {
+    if sim
+        .c
+        .get_value("", "configmaps", &name, "kube-root-ca.crt")
+        .is_none()
+    {
         log_err(
             "root CA configmap",
             sim.create(
@@ -35,28 +51,54 @@ pub fn reconcile(sim: &Sim, ns: &Value) {
 
 /// Deletes what is left in a terminating namespace; finalizes it when empty.
 fn empty(sim: &Sim, ns: &str) {
-    let types: Vec<usize> = sim.c.read(|st| st.registry.iter().filter(|(_, d)| d.namespaced).map(|(i, _)| i).collect());
+    let types: Vec<usize> = sim.c.read(|st| {
+        st.registry
+            .iter()
+            .filter(|(_, d)| d.namespaced)
+            .map(|(i, _)| i)
+            .collect()
+    });
     let mut remaining = 0;
     for id in types {
         let items: Vec<(String, bool)> = sim.c.read(|st| {
             st.store
                 .range(id, Some(ns), None)
-                .map(|(k, o)| (k.1.to_string(), o.value().pointer("/metadata/deletionTimestamp").is_some()))
+                .map(|(k, o)| {
+                    (
+                        k.1.to_string(),
+                        o.value().pointer("/metadata/deletionTimestamp").is_some(),
+                    )
+                })
                 .collect()
         });
         remaining += items.len();
         for (name, deleting) in items {
             if !deleting {
-                sim.delete(id, ns, &name, DeleteOpts { propagation: Some(Propagation::Background), ..Default::default() });
+                sim.delete(
+                    id,
+                    ns,
+                    &name,
+                    DeleteOpts {
+                        propagation: Some(Propagation::Background),
+                        ..Default::default()
+                    },
+                );
             }
         }
     }
     if remaining == 0 {
         log_err(
             "finalize namespace",
-            sim.modify(sim.ids.namespaces, "", ns, Some("finalize"), "namespace-controller", |n| {
-                n["spec"]["finalizers"] = json!([]);
-            }),
+            sim.modify(
+                sim.ids.namespaces,
+                "",
+                ns,
+                Some("finalize"),
+                "namespace-controller",
+                |n| {
+                    n["spec"]["finalizers"] = json!([]);
+                },
+            ),
         );
     }
 }
@@ -67,7 +109,11 @@ pub fn content_gone(sim: &Sim, ns: &str) {
         && is_deleting(&n)
     {
         let left: usize = sim.c.read(|st| {
-            st.registry.iter().filter(|(_, d)| d.namespaced).map(|(i, _)| st.store.range(i, Some(ns), None).count()).sum()
+            st.registry
+                .iter()
+                .filter(|(_, d)| d.namespaced)
+                .map(|(i, _)| st.store.range(i, Some(ns), None).count())
+                .sum()
         });
         if left == 0 {
             empty(sim, ns);

@@ -14,7 +14,13 @@ pub fn reconcile_namespace(sim: &Sim, ns: &str) {
     }
     let mut hard_keys: Vec<String> = Vec::new();
     for q in &quotas {
-        for k in q.pointer("/spec/hard").and_then(Value::as_object).into_iter().flatten().map(|(k, _)| k.clone()) {
+        for k in q
+            .pointer("/spec/hard")
+            .and_then(Value::as_object)
+            .into_iter()
+            .flatten()
+            .map(|(k, _)| k.clone())
+        {
             if !hard_keys.contains(&k) {
                 hard_keys.push(k);
             }
@@ -24,14 +30,29 @@ pub fn reconcile_namespace(sim: &Sim, ns: &str) {
     sim.c.read(|st| {
         let mut types: Vec<usize> = Vec::new();
         for (id, d) in st.registry.iter().filter(|(_, d)| d.namespaced) {
-            let count_key = if d.group.is_empty() { format!("count/{}", d.plural) } else { format!("count/{}.{}", d.plural, d.group) };
-            let core_tracked = d.group.is_empty() && matches!(d.plural.as_str(), "pods" | "services" | "persistentvolumeclaims" | "configmaps" | "secrets" | "resourcequotas");
+            let count_key = if d.group.is_empty() {
+                format!("count/{}", d.plural)
+            } else {
+                format!("count/{}.{}", d.plural, d.group)
+            };
+            let core_tracked = d.group.is_empty()
+                && matches!(
+                    d.plural.as_str(),
+                    "pods"
+                        | "services"
+                        | "persistentvolumeclaims"
+                        | "configmaps"
+                        | "secrets"
+                        | "resourcequotas"
+                );
             if core_tracked || hard_keys.contains(&count_key) {
                 types.push(id);
             }
         }
         for id in types {
-            let Some(def) = st.registry.get(id) else { continue };
+            let Some(def) = st.registry.get(id) else {
+                continue;
+            };
             for (_, o) in st.store.range(id, Some(ns), None) {
                 for (k, q) in usage(def, &o.value()) {
                     *totals.entry(k).or_default() = totals.get(&k).copied().unwrap_or_default() + q;
@@ -40,10 +61,23 @@ pub fn reconcile_namespace(sim: &Sim, ns: &str) {
         }
     });
     for q in &quotas {
-        let hard = q.pointer("/spec/hard").and_then(Value::as_object).cloned().unwrap_or_default();
+        let hard = q
+            .pointer("/spec/hard")
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default();
         let mut used = Map::new();
         for k in hard.keys() {
-            used.insert(k.clone(), json!(totals.get(k).copied().unwrap_or_default().render(is_bytes(k))));
+            used.insert(
+                k.clone(),
+                json!(
+                    totals
+                        .get(k)
+                        .copied()
+                        .unwrap_or_default()
+                        .render(is_bytes(k))
+                ),
+            );
         }
         let want = json!({"hard": hard, "used": used});
         if q.get("status") == Some(&want) {
@@ -51,9 +85,16 @@ pub fn reconcile_namespace(sim: &Sim, ns: &str) {
         }
         log_err(
             "quota status",
-            sim.modify(sim.ids.quotas, ns, name_of(q), Some("status"), "resourcequota-controller", |x| {
-                x["status"] = want;
-            }),
+            sim.modify(
+                sim.ids.quotas,
+                ns,
+                name_of(q),
+                Some("status"),
+                "resourcequota-controller",
+                |x| {
+                    x["status"] = want;
+                },
+            ),
         );
     }
 }

@@ -1,0 +1,174 @@
+//! Test support shared by every crate's tests: a cluster to test against —
+//! kubesim by default, or a real cluster when `PADDOCK_TEST_KUBECONFIG` names a
+//! kubeconfig — plus throw-away namespaces and waiting helpers.
+//!
+//! Tests that need kubesim-only knobs (a node list, simulated pull times, a
+//! small watch history) call [`TestCluster::sim`] and skip with a message when
+//! running against a real cluster.
+
+use crate::{KubeSim, SimConfig};
+use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
+use kube::api::{Api, DeleteParams, PostParams};
+use kube::{Client, Resource};
+use serde::de::DeserializeOwned;
+use std::fmt::Debug;
+use std::time::Duration;
+
+pub const REAL_CLUSTER_ENV: &str = "PADDOCK_TEST_KUBECONFIG";
+
+pub struct TestCluster {
+    pub client: Client,
+    sim: Option<KubeSim>,
+    namespaces: Vec<String>,
+}
+
+/// Whether the tests run against a real cluster.
+pub fn real_cluster() -> bool {
+    std::env::var_os(REAL_CLUSTER_ENV).is_some_and(|v| !v.is_empty())
+}
+
+impl TestCluster {
+    /// kubesim with its default configuration, or the real cluster.
+    pub async fn start() -> TestCluster {
+        Self::with_config(SimConfig::default()).await
+    }
+
+    /// kubesim with this configuration, or the real cluster (the config is ignored).
+    pub async fn with_config(config: SimConfig) -> TestCluster {
+        if real_cluster() {
+            let path = std::env::var(REAL_CLUSTER_ENV).unwrap_or_default();
+            let kc = kube::config::Kubeconfig::read_from(&path)
+                .unwrap_or_else(|e| panic!("{REAL_CLUSTER_ENV}={path}: {e}"));
+            let cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+                .await
+                .unwrap_or_else(|e| panic!("{REAL_CLUSTER_ENV}={path}: {e}"));
+            let client = Client::try_from(cfg).expect("client for the real cluster");
+            return TestCluster {
+                client,
+                sim: None,
+                namespaces: vec![],
+            };
+        }
+        let sim = KubeSim::start(config, "127.0.0.1:0".parse().expect("literal address"))
+            .await
+            .expect("kubesim starts");
+        let client = sim.client().await.expect("client for kubesim");
+        TestCluster {
+            client,
+            sim: Some(sim),
+            namespaces: vec![],
+        }
+    }
+
+    /// The simulator, or None (with a message) on a real cluster: use as
+    /// `let Some(sim) = tc.sim("why") else { return };`.
+    pub fn sim(&self, why: &str) -> Option<&KubeSim> {
+        if self.sim.is_none() {
+            eprintln!("skipped on a real cluster: {why}");
+        }
+        self.sim.as_ref()
+    }
+
+    pub fn is_sim(&self) -> bool {
+        self.sim.is_some()
+    }
+
+    /// Creates a namespace with a unique name and waits for its default ServiceAccount.
+    pub async fn namespace(&mut self, prefix: &str) -> String {
+        let ns: Api<Namespace> = Api::all(self.client.clone());
+        let mut n = Namespace::default();
+        n.metadata.generate_name = Some(format!("{prefix}-"));
+        let created = ns
+            .create(&PostParams::default(), &n)
+            .await
+            .expect("create test namespace");
+        let name = created.metadata.name.expect("generated name");
+        self.namespaces.push(name.clone());
+        let sas: Api<ServiceAccount> = Api::namespaced(self.client.clone(), &name);
+        wait_until(
+            Duration::from_secs(30),
+            "default service account",
+            || async { sas.get_opt("default").await.ok().flatten().is_some() },
+        )
+        .await;
+        name
+    }
+
+    /// Deletes the namespaces this test created and stops kubesim.
+    pub async fn finish(self) {
+        let ns: Api<Namespace> = Api::all(self.client.clone());
+        for n in &self.namespaces {
+            let _ = ns.delete(n, &DeleteParams::default()).await;
+        }
+        if let Some(sim) = self.sim {
+            let _ = sim.shutdown().await;
+        }
+    }
+}
+
+/// Polls `check` until it holds, panicking with `what` after `timeout`.
+/// (For tests only: the product itself watches instead of polling.)
+pub async fn wait_until<F, Fut>(timeout: Duration, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if check().await {
+            return;
+        }
+        if tokio::time::Instant::now() > deadline {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Waits (through a watch) until the named object satisfies `cond`; returns it.
+pub async fn wait_for<K>(
+    api: &Api<K>,
+    name: &str,
+    timeout: Duration,
+    cond: impl Fn(&K) -> bool,
+) -> K
+where
+    K: Resource + Clone + DeserializeOwned + Debug + Send + 'static,
+{
+    let fut = kube::runtime::wait::await_condition(api.clone(), name, move |o: Option<&K>| {
+        o.is_some_and(&cond)
+    });
+    match tokio::time::timeout(timeout, fut).await {
+        Ok(Ok(Some(o))) => o,
+        Ok(Ok(None)) => panic!("{name} disappeared while waiting"),
+        Ok(Err(e)) => panic!("watch on {name} failed: {e}"),
+        Err(_) => {
+            let last = api.get_opt(name).await;
+            panic!("timed out after {timeout:?} waiting for {name}; last seen: {last:?}")
+        }
+    }
+}
+
+/// Waits until the named object is gone.
+pub async fn wait_gone<K>(api: &Api<K>, name: &str, timeout: Duration)
+where
+    K: Resource + Clone + DeserializeOwned + Debug + Send + 'static,
+{
+    let uid = api
+        .get_opt(name)
+        .await
+        .ok()
+        .flatten()
+        .and_then(|o| o.meta().uid.clone());
+    let Some(uid) = uid else { return };
+    let fut = kube::runtime::wait::await_condition(
+        api.clone(),
+        name,
+        kube::runtime::conditions::is_deleted(&uid),
+    );
+    match tokio::time::timeout(timeout, fut).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => panic!("watch on {name} failed: {e}"),
+        Err(_) => panic!("timed out after {timeout:?} waiting for {name} to be deleted"),
+    }
+}

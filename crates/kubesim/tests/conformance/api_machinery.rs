@@ -1,0 +1,355 @@
+//! CRUD, errors, optimistic concurrency, generateName, dryRun, selectors,
+//! pagination and discovery.
+
+use super::{configmap, raw, status};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, Service};
+use kube::api::{Api, DeleteParams, ListParams, PostParams};
+use kube::discovery::Discovery;
+use kubesim::testing::TestCluster;
+use serde_json::json;
+
+#[tokio::test]
+async fn crud_and_upstream_errors() {
+    let mut tc = TestCluster::start().await;
+    let ns = tc.namespace("crud").await;
+    let api: Api<ConfigMap> = Api::namespaced(tc.client.clone(), &ns);
+    let cm = configmap(&api, "one", json!({"a": "1"})).await;
+    let uid = cm.metadata.uid.clone().expect("uid set");
+    assert!(cm.metadata.creation_timestamp.is_some());
+    let rv1 = cm.metadata.resource_version.clone().expect("rv set");
+
+    let got = api.get("one").await.expect("get");
+    assert_eq!(got.metadata.uid.as_deref(), Some(uid.as_str()));
+
+    let e = status(api.create(&PostParams::default(), &cm).await);
+    assert_eq!((e.code, e.reason.as_str()), (409, "AlreadyExists"));
+    assert_eq!(e.message, "configmaps \"one\" already exists");
+
+    // Replace with the current rv succeeds and bumps it; the old rv is now stale.
+    let mut next = got.clone();
+    next.data
+        .as_mut()
+        .expect("data")
+        .insert("b".into(), "2".into());
+    let replaced = api
+        .replace("one", &PostParams::default(), &next)
+        .await
+        .expect("replace");
+    assert_ne!(
+        replaced.metadata.resource_version.as_deref(),
+        Some(rv1.as_str())
+    );
+    let e = status(api.replace("one", &PostParams::default(), &next).await);
+    assert_eq!((e.code, e.reason.as_str()), (409, "Conflict"));
+    assert_eq!(
+        e.message,
+        "Operation cannot be fulfilled on configmaps \"one\": the object has been modified; please apply your changes to the latest version and try again"
+    );
+
+    let e = status(api.get("missing").await);
+    assert_eq!(
+        (e.code, e.reason.as_str(), e.message.as_str()),
+        (404, "NotFound", "configmaps \"missing\" not found")
+    );
+
+    api.delete("one", &DeleteParams::default())
+        .await
+        .expect("delete");
+    assert!(api.get_opt("one").await.expect("get_opt").is_none());
+    tc.finish().await;
+}
+
+#[tokio::test]
+async fn generate_name_dry_run_and_preconditions() {
+    let mut tc = TestCluster::start().await;
+    let ns = tc.namespace("gen").await;
+    let api: Api<ConfigMap> = Api::namespaced(tc.client.clone(), &ns);
+    let cm: ConfigMap =
+        serde_json::from_value(json!({"metadata": {"generateName": "job-"}})).unwrap();
+    let made = api.create(&PostParams::default(), &cm).await.unwrap();
+    let name = made.metadata.name.unwrap();
+    assert!(
+        name.starts_with("job-") && name.len() == 9,
+        "generated name {name}"
+    );
+
+    let dry = PostParams {
+        dry_run: true,
+        ..Default::default()
+    };
+    let cm: ConfigMap = serde_json::from_value(json!({"metadata": {"name": "dry"}})).unwrap();
+    api.create(&dry, &cm).await.unwrap();
+    assert!(
+        api.get_opt("dry").await.unwrap().is_none(),
+        "dry run must not persist"
+    );
+
+    let e = status(
+        api.delete(
+            &name,
+            &DeleteParams {
+                preconditions: Some(kube::api::Preconditions {
+                    uid: Some("nope".into()),
+                    resource_version: None,
+                }),
+                ..Default::default()
+            },
+        )
+        .await,
+    );
+    assert_eq!(e.code, 409);
+    assert!(
+        e.message
+            .contains("Precondition failed: UID in precondition: nope"),
+        "{}",
+        e.message
+    );
+    tc.finish().await;
+}
+
+#[tokio::test]
+async fn validation_is_422_with_field_causes() {
+    let mut tc = TestCluster::start().await;
+    let ns = tc.namespace("invalid").await;
+    let cms: Api<ConfigMap> = Api::namespaced(tc.client.clone(), &ns);
+    let bad: ConfigMap =
+        serde_json::from_value(json!({"metadata": {"name": "Not_Valid"}})).unwrap();
+    let e = status(cms.create(&PostParams::default(), &bad).await);
+    assert_eq!((e.code, e.reason.as_str()), (422, "Invalid"));
+    assert!(e.message.starts_with("ConfigMap \"Not_Valid\" is invalid: metadata.name: Invalid value: \"Not_Valid\": a lowercase RFC 1123 subdomain"), "{}", e.message);
+    let causes = e
+        .details
+        .as_ref()
+        .map(|d| d.causes.clone())
+        .unwrap_or_default();
+    assert_eq!(causes[0].field, "metadata.name");
+    assert_eq!(causes[0].reason, "FieldValueInvalid");
+
+    let pods: Api<Pod> = Api::namespaced(tc.client.clone(), &ns);
+    let p: Pod = serde_json::from_value(json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "a", "image": ""}, {"name": "a", "image": "x"}]}})).unwrap();
+    let e = status(pods.create(&PostParams::default(), &p).await);
+    assert_eq!(e.code, 422);
+    assert!(
+        e.message
+            .contains("spec.containers[0].image: Required value"),
+        "{}",
+        e.message
+    );
+    assert!(
+        e.message
+            .contains("spec.containers[1].name: Duplicate value: \"a\""),
+        "{}",
+        e.message
+    );
+
+    let nss: Api<Namespace> = Api::all(tc.client.clone());
+    let n: Namespace = serde_json::from_value(json!({"metadata": {"name": "has.dot"}})).unwrap();
+    let e = status(nss.create(&PostParams::default(), &n).await);
+    assert_eq!(e.code, 422, "namespace names are DNS labels");
+    tc.finish().await;
+}
+
+#[tokio::test]
+async fn malformed_requests_get_clear_4xx() {
+    let mut tc = TestCluster::start().await;
+    let ns = tc.namespace("raw").await;
+    let path = format!("/api/v1/namespaces/{ns}/configmaps");
+    let (code, body) = raw(&tc.client, "POST", &path, "application/json", b"{not json").await;
+    assert_eq!(code, 400, "{body}");
+    assert_eq!(body["kind"], "Status");
+    assert_eq!(body["reason"], "BadRequest");
+
+    let (code, body) = raw(
+        &tc.client,
+        "POST",
+        &path,
+        "application/json",
+        br#"{"apiVersion":"v1","kind":"Secret","metadata":{"name":"x"}}"#,
+    )
+    .await;
+    assert_eq!(code, 400, "kind mismatch: {body}");
+
+    let (code, body) = raw(
+        &tc.client,
+        "GET",
+        "/api/v1/doesnotexist",
+        "application/json",
+        b"",
+    )
+    .await;
+    assert_eq!(code, 404, "{body}");
+    assert_eq!(body["reason"], "NotFound");
+
+    let (code, _) = raw(
+        &tc.client,
+        "PATCH",
+        &format!("{path}/x"),
+        "text/plain",
+        b"{}",
+    )
+    .await;
+    assert!(
+        code == 415 || code == 404,
+        "unsupported patch type or missing object, got {code}"
+    );
+
+    let (code, body) = raw(
+        &tc.client,
+        "GET",
+        &format!("{path}?labelSelector=a+in+x"),
+        "application/json",
+        b"",
+    )
+    .await;
+    assert_eq!(code, 400, "bad selector: {body}");
+    let (code, body) = raw(
+        &tc.client,
+        "GET",
+        &format!("{path}?fieldSelector=spec.nope%3Dx"),
+        "application/json",
+        b"",
+    )
+    .await;
+    assert_eq!(code, 400, "{body}");
+    assert_eq!(body["message"], "field label not supported: spec.nope");
+    tc.finish().await;
+}
+
+#[tokio::test]
+async fn label_and_field_selectors() {
+    let mut tc = TestCluster::start().await;
+    let ns = tc.namespace("sel").await;
+    let api: Api<ConfigMap> = Api::namespaced(tc.client.clone(), &ns);
+    for (name, labels) in [
+        ("a", json!({"tier": "web", "env": "prod"})),
+        ("b", json!({"tier": "db", "env": "prod"})),
+        ("c", json!({"tier": "web"})),
+    ] {
+        let cm: ConfigMap =
+            serde_json::from_value(json!({"metadata": {"name": name, "labels": labels}})).unwrap();
+        api.create(&PostParams::default(), &cm).await.unwrap();
+    }
+    let names = |l: kube::core::ObjectList<ConfigMap>| {
+        let mut v: Vec<String> = l
+            .items
+            .into_iter()
+            .filter_map(|c| c.metadata.name)
+            .filter(|n| n.len() == 1)
+            .collect();
+        v.sort();
+        v
+    };
+    let q = |s: &str| ListParams::default().labels(s);
+    assert_eq!(names(api.list(&q("tier=web")).await.unwrap()), ["a", "c"]);
+    assert_eq!(
+        names(api.list(&q("tier==web,env=prod")).await.unwrap()),
+        ["a"]
+    );
+    assert_eq!(names(api.list(&q("tier!=web,tier")).await.unwrap()), ["b"]);
+    assert_eq!(
+        names(api.list(&q("tier in (db, web),!env")).await.unwrap()),
+        ["c"]
+    );
+    assert_eq!(
+        names(api.list(&q("env notin (prod),tier")).await.unwrap()),
+        ["c"]
+    );
+    assert_eq!(names(api.list(&q("env")).await.unwrap()), ["a", "b"]);
+    assert_eq!(
+        names(
+            api.list(&ListParams::default().fields("metadata.name=b"))
+                .await
+                .unwrap()
+        ),
+        ["b"]
+    );
+    assert_eq!(
+        names(
+            api.list(
+                &ListParams::default()
+                    .fields("metadata.name!=b")
+                    .labels("tier")
+            )
+            .await
+            .unwrap()
+        ),
+        ["a", "c"]
+    );
+    tc.finish().await;
+}
+
+#[tokio::test]
+async fn pagination_with_continue_tokens() {
+    let mut tc = TestCluster::start().await;
+    let ns = tc.namespace("page").await;
+    let api: Api<ConfigMap> = Api::namespaced(tc.client.clone(), &ns);
+    for i in 0..25 {
+        configmap(&api, &format!("cm-{i:02}"), json!({})).await;
+    }
+    let mut seen = Vec::new();
+    let mut lp = ListParams::default().limit(10).labels("");
+    let first = api.list(&lp).await.unwrap();
+    assert!(first.metadata.continue_.is_some());
+    assert!(first.metadata.remaining_item_count.is_some_and(|r| r > 0));
+    let mut page = first;
+    loop {
+        seen.extend(page.items.iter().filter_map(|c| c.metadata.name.clone()));
+        match page.metadata.continue_.clone() {
+            Some(c) if !c.is_empty() => {
+                lp = lp.continue_token(&c);
+                page = api.list(&lp).await.unwrap();
+            }
+            _ => break,
+        }
+    }
+    let ours: Vec<_> = seen.iter().filter(|n| n.starts_with("cm-")).collect();
+    assert_eq!(ours.len(), 25);
+    let mut sorted = ours.clone();
+    sorted.sort();
+    assert_eq!(ours, sorted, "lists are in key order");
+    tc.finish().await;
+}
+
+#[tokio::test]
+async fn discovery_serves_builtins_and_runtime_crds() {
+    let tc = TestCluster::start().await;
+    let d = Discovery::new(tc.client.clone())
+        .run()
+        .await
+        .expect("discovery");
+    let groups: Vec<String> = d.groups().map(|g| g.name().to_string()).collect();
+    for g in [
+        "",
+        "apps",
+        "networking.k8s.io",
+        "rbac.authorization.k8s.io",
+        "coordination.k8s.io",
+        "policy",
+        "apiextensions.k8s.io",
+        "storage.k8s.io",
+        "node.k8s.io",
+        "events.k8s.io",
+        "discovery.k8s.io",
+    ] {
+        assert!(
+            groups.iter().any(|x| x == g),
+            "group {g:?} missing from {groups:?}"
+        );
+    }
+    let v = tc.client.apiserver_version().await.expect("version");
+    assert_eq!(v.major, "1");
+    // kube-dns exists for DNS egress policies to select.
+    let svcs: Api<Service> = Api::namespaced(tc.client.clone(), "kube-system");
+    assert!(svcs.get("kube-dns").await.is_ok());
+    let nss: Api<Namespace> = Api::all(tc.client.clone());
+    let def = nss.get("default").await.unwrap();
+    assert_eq!(
+        def.metadata
+            .labels
+            .unwrap()
+            .get("kubernetes.io/metadata.name")
+            .map(String::as_str),
+        Some("default")
+    );
+    tc.finish().await;
+}

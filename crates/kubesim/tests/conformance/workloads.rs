@@ -1,0 +1,138 @@
+//! Custom resources, Deployments, DaemonSets and persistence across restarts.
+
+use super::apply::widget_crd;
+use super::status;
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, DeleteParams, DynamicObject, ListParams, PostParams};
+use kubesim::testing::{TestCluster, wait_for, wait_gone, wait_until};
+use kubesim::{KubeSim, SimConfig, config};
+use serde_json::json;
+use std::time::Duration;
+
+const T: Duration = Duration::from_secs(30);
+
+#[tokio::test]
+async fn custom_resources_are_served_and_cleaned_up_with_their_crd() {
+    let mut tc = TestCluster::start().await;
+    let Some(_) = tc.sim("deletes a CRD, which is cluster-wide") else {
+        return;
+    };
+    let ns = tc.namespace("cr").await;
+    let ar = widget_crd(&tc.client).await;
+    let api: Api<DynamicObject> = Api::namespaced_with(tc.client.clone(), &ns, &ar);
+    let w: DynamicObject = serde_json::from_value(json!({"apiVersion": "test.paddock.dev/v1", "kind": "Widget", "metadata": {"name": "w1"}, "spec": {"size": 3}})).unwrap();
+    api.create(&PostParams::default(), &w).await.unwrap();
+    assert_eq!(
+        api.list(&ListParams::default()).await.unwrap().items.len(),
+        1
+    );
+    let e = status(api.create(&PostParams::default(), &w).await);
+    assert_eq!(e.message, "widgets.test.paddock.dev \"w1\" already exists");
+    let crds: Api<CustomResourceDefinition> = Api::all(tc.client.clone());
+    crds.delete("widgets.test.paddock.dev", &DeleteParams::default())
+        .await
+        .unwrap();
+    wait_gone(&crds, "widgets.test.paddock.dev", T).await;
+    let e = status(api.list(&ListParams::default()).await);
+    assert_eq!(e.code, 404);
+    tc.finish().await;
+}
+
+#[tokio::test]
+async fn deployments_and_daemonsets_produce_pods() {
+    let mut cfg = SimConfig::default();
+    cfg.nodes = config::parse_nodes("a;b;c,taint=dedicated=x:NoSchedule").unwrap();
+    let mut tc = TestCluster::with_config(cfg).await;
+    let ns = tc.namespace("apps").await;
+    let deps: Api<Deployment> = Api::namespaced(tc.client.clone(), &ns);
+    let d: Deployment = serde_json::from_value(json!({"metadata": {"name": "web"}, "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "web"}},
+        "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "c", "image": "nginx:1.27"}]}}}})).unwrap();
+    deps.create(&PostParams::default(), &d).await.unwrap();
+    wait_for(&deps, "web", T, |d| {
+        d.status.as_ref().and_then(|s| s.ready_replicas) == Some(3)
+    })
+    .await;
+    let pods: Api<Pod> = Api::namespaced(tc.client.clone(), &ns);
+    assert_eq!(
+        pods.list(&ListParams::default().labels("app=web"))
+            .await
+            .unwrap()
+            .items
+            .len(),
+        3
+    );
+
+    let bad: Deployment = serde_json::from_value(json!({"metadata": {"name": "bad"}, "spec": {"selector": {"matchLabels": {"app": "x"}},
+        "template": {"metadata": {"labels": {"app": "y"}}, "spec": {"containers": [{"name": "c", "image": "nginx"}]}}}})).unwrap();
+    let e = status(deps.create(&PostParams::default(), &bad).await);
+    assert_eq!(e.code, 422);
+    assert!(
+        e.message
+            .contains("`selector` does not match template `labels`"),
+        "{}",
+        e.message
+    );
+
+    let Some(_) = tc.sim("counts pods per kubesim node") else {
+        tc.finish().await;
+        return;
+    };
+    let dss: Api<DaemonSet> = Api::namespaced(tc.client.clone(), &ns);
+    let ds: DaemonSet = serde_json::from_value(json!({"metadata": {"name": "agent"}, "spec": {"selector": {"matchLabels": {"app": "agent"}},
+        "template": {"metadata": {"labels": {"app": "agent"}}, "spec": {"containers": [{"name": "c", "image": "busybox"}]}}}})).unwrap();
+    dss.create(&PostParams::default(), &ds).await.unwrap();
+    let ds = wait_for(&dss, "agent", T, |d| {
+        d.status.as_ref().is_some_and(|s| s.number_ready == 2)
+    })
+    .await;
+    assert_eq!(
+        ds.status.unwrap().desired_number_scheduled,
+        2,
+        "the tainted node is not eligible"
+    );
+    tc.finish().await;
+}
+
+#[tokio::test]
+async fn state_survives_a_clean_restart() {
+    if kubesim::testing::real_cluster() {
+        eprintln!("skipped on a real cluster: restarts kubesim");
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("kubesim-state-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("state.json");
+    let mut cfg = SimConfig::default();
+    cfg.state_file = Some(file.clone());
+    let sim = KubeSim::start(cfg.clone(), "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let client = sim.client().await.unwrap();
+    let api: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    let cm: ConfigMap =
+        serde_json::from_value(json!({"metadata": {"name": "kept"}, "data": {"k": "v"}})).unwrap();
+    let made = api.create(&PostParams::default(), &cm).await.unwrap();
+    sim.shutdown().await.unwrap();
+
+    let sim = KubeSim::start(cfg, "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let api: Api<ConfigMap> = Api::namespaced(sim.client().await.unwrap(), "default");
+    let back = api.get("kept").await.unwrap();
+    assert_eq!(back.metadata.uid, made.metadata.uid);
+    assert_eq!(
+        back.metadata.resource_version,
+        made.metadata.resource_version
+    );
+    assert_eq!(back.data.unwrap()["k"], "v");
+    // New writes continue the resourceVersion sequence.
+    let cm2: ConfigMap = serde_json::from_value(json!({"metadata": {"name": "after"}})).unwrap();
+    let after = api.create(&PostParams::default(), &cm2).await.unwrap();
+    let n = |s: Option<String>| s.unwrap().parse::<u64>().unwrap();
+    assert!(n(after.metadata.resource_version) > n(made.metadata.resource_version));
+    wait_until(T, "nothing", || async { true }).await;
+    sim.shutdown().await.unwrap();
+    let _ = std::fs::remove_dir_all(dir);
+}
