@@ -12,12 +12,7 @@ use std::net::Ipv4Addr;
 pub const PROTECTED_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public"];
 
 /// NamespaceLifecycle for creates of namespaced objects.
-pub fn namespace_lifecycle(
-    st: &State,
-    def: &ResourceDef,
-    ns: &str,
-    name: &str,
-) -> Result<(), ApiError> {
+pub fn namespace_lifecycle(st: &State, def: &ResourceDef, ns: &str, name: &str) -> Result<(), ApiError> {
     let Some(nsobj) = st.get_value("", "namespaces", "", ns) else {
         return Err(ApiError::not_found("", "namespaces", ns));
     };
@@ -28,9 +23,7 @@ pub fn namespace_lifecycle(
             &def.group,
             &def.plural,
             name,
-            format!(
-                "unable to create new content in namespace {ns} because it is being terminated"
-            ),
+            format!("unable to create new content in namespace {ns} because it is being terminated"),
         );
         if let Some(d) = e.details.as_mut() {
             d["causes"] = json!([{"reason": "NamespaceTerminating", "message": format!("namespace {ns} is being terminated"), "field": "metadata.namespace"}]);
@@ -53,39 +46,17 @@ fn container_lists(spec: &mut Value) -> impl Iterator<Item = &mut Value> {
 }
 
 /// LimitRanger: defaults container requests/limits from LimitRanges and checks min/max.
-pub fn limit_ranger(
-    st: &State,
-    def: &ResourceDef,
-    ns: &str,
-    name: &str,
-    obj: &mut Value,
-) -> Result<(), ApiError> {
+pub fn limit_ranger(st: &State, def: &ResourceDef, ns: &str, name: &str, obj: &mut Value) -> Result<(), ApiError> {
     let ranges = st.list_values("", "limitranges", Some(ns));
     if ranges.is_empty() {
         return Ok(());
     }
     let mut errors = Vec::new();
     for lr in &ranges {
-        for limit in lr
-            .pointer("/spec/limits")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
+        for limit in lr.pointer("/spec/limits").and_then(Value::as_array).into_iter().flatten() {
             let typ = limit.get("type").and_then(Value::as_str).unwrap_or("");
-            let get = |k: &str| {
-                limit
-                    .get(k)
-                    .and_then(Value::as_object)
-                    .cloned()
-                    .unwrap_or_default()
-            };
-            let (default, default_req, min, max) = (
-                get("default"),
-                get("defaultRequest"),
-                get("min"),
-                get("max"),
-            );
+            let get = |k: &str| limit.get(k).and_then(Value::as_object).cloned().unwrap_or_default();
+            let (default, default_req, min, max) = (get("default"), get("defaultRequest"), get("min"), get("max"));
             match (def.plural.as_str(), typ) {
                 ("pods", "Container") => {
                     let Some(spec) = obj.get_mut("spec") else {
@@ -133,11 +104,7 @@ pub fn limit_ranger(
                         }
                         for (k, m) in &max {
                             let mq = Quantity::from_value(m).unwrap_or_default();
-                            match res
-                                .get("limits")
-                                .and_then(|r| r.get(k))
-                                .and_then(Quantity::from_value)
-                            {
+                            match res.get("limits").and_then(|r| r.get(k)).and_then(Quantity::from_value) {
                                 Some(lq) if lq > mq => errors.push(format!(
                                     "maximum {k} usage per Container is {}, but limit is {}",
                                     mq.render(is_bytes(k)),
@@ -153,11 +120,8 @@ pub fn limit_ranger(
                     }
                 }
                 ("persistentvolumeclaims", "PersistentVolumeClaim") => {
-                    let req = obj
-                        .pointer("/spec/resources/requests/storage")
-                        .and_then(Quantity::from_value);
-                    if let (Some(m), Some(r)) =
-                        (min.get("storage").and_then(Quantity::from_value), req)
+                    let req = obj.pointer("/spec/resources/requests/storage").and_then(Quantity::from_value);
+                    if let (Some(m), Some(r)) = (min.get("storage").and_then(Quantity::from_value), req)
                         && r < m
                     {
                         errors.push(format!(
@@ -166,8 +130,7 @@ pub fn limit_ranger(
                             r.render(true)
                         ));
                     }
-                    if let (Some(m), Some(r)) =
-                        (max.get("storage").and_then(Quantity::from_value), req)
+                    if let (Some(m), Some(r)) = (max.get("storage").and_then(Quantity::from_value), req)
                         && r > m
                     {
                         errors.push(format!(
@@ -183,18 +146,8 @@ pub fn limit_ranger(
     }
     match errors.len() {
         0 => Ok(()),
-        1 => Err(ApiError::forbidden(
-            &def.group,
-            &def.plural,
-            name,
-            &errors[0],
-        )),
-        _ => Err(ApiError::forbidden(
-            &def.group,
-            &def.plural,
-            name,
-            format!("[{}]", errors.join(", ")),
-        )),
+        1 => Err(ApiError::forbidden(&def.group, &def.plural, name, &errors[0])),
+        _ => Err(ApiError::forbidden(&def.group, &def.plural, name, format!("[{}]", errors.join(", ")))),
     }
 }
 
@@ -227,17 +180,12 @@ pub fn default_storage_class(st: &State, obj: &mut Value) {
     if obj.pointer("/spec/storageClassName").is_some() {
         return;
     }
-    let default = st
-        .list_values("storage.k8s.io", "storageclasses", None)
-        .into_iter()
-        .find(|sc| {
-            sc.pointer("/metadata/annotations/storageclass.kubernetes.io~1is-default-class")
-                .and_then(Value::as_str)
-                == Some("true")
-        });
+    let default = st.list_values("storage.k8s.io", "storageclasses", None).into_iter().find(|sc| {
+        sc.pointer("/metadata/annotations/storageclass.kubernetes.io~1is-default-class").and_then(Value::as_str)
+            == Some("true")
+    });
     if let Some(sc) = default
-        && let (Some(name), Some(spec)) =
-            (sc.pointer("/metadata/name").cloned(), obj.get_mut("spec"))
+        && let (Some(name), Some(spec)) = (sc.pointer("/metadata/name").cloned(), obj.get_mut("spec"))
     {
         spec["storageClassName"] = name;
     }
@@ -262,38 +210,20 @@ pub fn allocate_service(
         if let Some(ip) = svc.pointer("/spec/clusterIP").and_then(Value::as_str) {
             used_ips.insert(ip.to_string());
         }
-        for p in svc
-            .pointer("/spec/ports")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
+        for p in svc.pointer("/spec/ports").and_then(Value::as_array).into_iter().flatten() {
             if let Some(np) = p.get("nodePort").and_then(Value::as_i64) {
                 used_ports.insert(np);
             }
         }
     }
-    let typ = obj
-        .pointer("/spec/type")
-        .and_then(Value::as_str)
-        .unwrap_or("ClusterIP")
-        .to_string();
+    let typ = obj.pointer("/spec/type").and_then(Value::as_str).unwrap_or("ClusterIP").to_string();
     if typ == "ExternalName" {
         return Ok(());
     }
-    let spec = obj
-        .get_mut("spec")
-        .and_then(Value::as_object_mut)
-        .ok_or_else(|| ApiError::bad_request("spec is required"))?;
-    let old_ip = old
-        .and_then(|o| o.pointer("/spec/clusterIP"))
-        .and_then(Value::as_str)
-        .map(str::to_string);
-    let requested = spec
-        .get("clusterIP")
-        .and_then(Value::as_str)
-        .map(str::to_string)
-        .filter(|s| !s.is_empty());
+    let spec =
+        obj.get_mut("spec").and_then(Value::as_object_mut).ok_or_else(|| ApiError::bad_request("spec is required"))?;
+    let old_ip = old.and_then(|o| o.pointer("/spec/clusterIP")).and_then(Value::as_str).map(str::to_string);
+    let requested = spec.get("clusterIP").and_then(Value::as_str).map(str::to_string).filter(|s| !s.is_empty());
     let ip = match (requested, old_ip) {
         (Some(r), Some(o)) if r == o => r,
         (None, Some(o)) => o,
@@ -350,11 +280,7 @@ pub fn allocate_service(
     let old_ports: Vec<(i64, i64)> = old
         .and_then(|o| o.pointer("/spec/ports"))
         .and_then(Value::as_array)
-        .map(|ps| {
-            ps.iter()
-                .filter_map(|p| Some((p.get("port")?.as_i64()?, p.get("nodePort")?.as_i64()?)))
-                .collect()
-        })
+        .map(|ps| ps.iter().filter_map(|p| Some((p.get("port")?.as_i64()?, p.get("nodePort")?.as_i64()?))).collect())
         .unwrap_or_default();
     let mut mine = HashSet::new();
     if let Some(ports) = spec.get_mut("ports").and_then(Value::as_array_mut) {
@@ -367,11 +293,7 @@ pub fn allocate_service(
                 continue;
             }
             let port = pm.get("port").and_then(Value::as_i64).unwrap_or(0);
-            let np = match pm
-                .get("nodePort")
-                .and_then(Value::as_i64)
-                .filter(|n| *n != 0)
-            {
+            let np = match pm.get("nodePort").and_then(Value::as_i64).filter(|n| *n != 0) {
                 Some(n) => {
                     if used_ports.contains(&n) || mine.contains(&n) {
                         return Err(invalid_svc(
@@ -397,9 +319,7 @@ pub fn allocate_service(
                                 break;
                             }
                         }
-                        pick.ok_or_else(|| {
-                            ApiError::internal("failed to allocate a nodePort: range is full")
-                        })?
+                        pick.ok_or_else(|| ApiError::internal("failed to allocate a nodePort: range is full"))?
                     }
                 },
             };
@@ -414,6 +334,9 @@ fn invalid_svc(name: &str, e: FieldError) -> ApiError {
     ApiError::invalid("", "Service", name, vec![e])
 }
 
+/// Usage to charge to quotas on commit: (quota name, resource → amount).
+pub type QuotaCharges = Vec<(String, BTreeMap<String, Quantity>)>;
+
 /// Resource usage an object contributes to quota.
 pub fn usage(def: &ResourceDef, obj: &Value) -> BTreeMap<String, Quantity> {
     let mut u = BTreeMap::new();
@@ -426,37 +349,22 @@ pub fn usage(def: &ResourceDef, obj: &Value) -> BTreeMap<String, Quantity> {
     u.insert(count_name, one);
     match (def.group.as_str(), def.plural.as_str()) {
         ("", "pods") => {
-            let phase = obj
-                .pointer("/status/phase")
-                .and_then(Value::as_str)
-                .unwrap_or("");
+            let phase = obj.pointer("/status/phase").and_then(Value::as_str).unwrap_or("");
             if phase == "Succeeded" || phase == "Failed" {
                 return BTreeMap::new();
             }
             u.insert("pods".into(), one);
             let sum = |kind: &str, r: &str| -> Quantity {
                 let mut total = Quantity::ZERO;
-                for c in obj
-                    .pointer("/spec/containers")
-                    .and_then(Value::as_array)
-                    .into_iter()
-                    .flatten()
-                {
+                for c in obj.pointer("/spec/containers").and_then(Value::as_array).into_iter().flatten() {
                     total = total
                         + c.pointer(&format!("/resources/{kind}/{r}"))
                             .and_then(Quantity::from_value)
                             .unwrap_or_default();
                 }
-                for c in obj
-                    .pointer("/spec/initContainers")
-                    .and_then(Value::as_array)
-                    .into_iter()
-                    .flatten()
-                {
-                    let q = c
-                        .pointer(&format!("/resources/{kind}/{r}"))
-                        .and_then(Quantity::from_value)
-                        .unwrap_or_default();
+                for c in obj.pointer("/spec/initContainers").and_then(Value::as_array).into_iter().flatten() {
+                    let q =
+                        c.pointer(&format!("/resources/{kind}/{r}")).and_then(Quantity::from_value).unwrap_or_default();
                     if q > total {
                         total = q;
                     }
@@ -472,15 +380,8 @@ pub fn usage(def: &ResourceDef, obj: &Value) -> BTreeMap<String, Quantity> {
         }
         ("", "services") => {
             u.insert("services".into(), one);
-            let typ = obj
-                .pointer("/spec/type")
-                .and_then(Value::as_str)
-                .unwrap_or("ClusterIP");
-            let ports = obj
-                .pointer("/spec/ports")
-                .and_then(Value::as_array)
-                .map(|p| p.len())
-                .unwrap_or(0) as i128;
+            let typ = obj.pointer("/spec/type").and_then(Value::as_str).unwrap_or("ClusterIP");
+            let ports = obj.pointer("/spec/ports").and_then(Value::as_array).map(|p| p.len()).unwrap_or(0) as i128;
             if typ == "NodePort" || typ == "LoadBalancer" {
                 u.insert("services.nodeports".into(), Quantity(ports * 1000));
             }
@@ -490,23 +391,11 @@ pub fn usage(def: &ResourceDef, obj: &Value) -> BTreeMap<String, Quantity> {
         }
         ("", "persistentvolumeclaims") => {
             u.insert("persistentvolumeclaims".into(), one);
-            let q = obj
-                .pointer("/spec/resources/requests/storage")
-                .and_then(Quantity::from_value)
-                .unwrap_or_default();
+            let q = obj.pointer("/spec/resources/requests/storage").and_then(Quantity::from_value).unwrap_or_default();
             u.insert("requests.storage".into(), q);
-            if let Some(sc) = obj
-                .pointer("/spec/storageClassName")
-                .and_then(Value::as_str)
-            {
-                u.insert(
-                    format!("{sc}.storageclass.storage.k8s.io/requests.storage"),
-                    q,
-                );
-                u.insert(
-                    format!("{sc}.storageclass.storage.k8s.io/persistentvolumeclaims"),
-                    one,
-                );
+            if let Some(sc) = obj.pointer("/spec/storageClassName").and_then(Value::as_str) {
+                u.insert(format!("{sc}.storageclass.storage.k8s.io/requests.storage"), q);
+                u.insert(format!("{sc}.storageclass.storage.k8s.io/persistentvolumeclaims"), one);
             }
         }
         ("", "configmaps") => {
@@ -523,21 +412,10 @@ pub fn usage(def: &ResourceDef, obj: &Value) -> BTreeMap<String, Quantity> {
     u
 }
 
-const COMPUTE: &[&str] = &[
-    "cpu",
-    "memory",
-    "requests.cpu",
-    "requests.memory",
-    "limits.cpu",
-    "limits.memory",
-];
+const COMPUTE: &[&str] = &["cpu", "memory", "requests.cpu", "requests.memory", "limits.cpu", "limits.memory"];
 
 fn render_list(items: &[(String, Quantity)]) -> String {
-    items
-        .iter()
-        .map(|(k, q)| format!("{k}={}", q.render(is_bytes(k))))
-        .collect::<Vec<_>>()
-        .join(",")
+    items.iter().map(|(k, q)| format!("{k}={}", q.render(is_bytes(k)))).collect::<Vec<_>>().join(",")
 }
 
 /// ResourceQuota admission. Returns the quotas whose `status.used` must be
@@ -549,7 +427,7 @@ pub fn quota(
     name: &str,
     obj: &Value,
     old: Option<&Value>,
-) -> Result<Vec<(String, BTreeMap<String, Quantity>)>, ApiError> {
+) -> Result<QuotaCharges, ApiError> {
     if !def.namespaced {
         return Ok(vec![]);
     }
@@ -561,16 +439,8 @@ pub fn quota(
     let old_u = old.map(|o| usage(def, o)).unwrap_or_default();
     let mut charges = Vec::new();
     for q in &quotas {
-        let qname = q
-            .pointer("/metadata/name")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string();
-        let hard = q
-            .pointer("/spec/hard")
-            .and_then(Value::as_object)
-            .cloned()
-            .unwrap_or_default();
+        let qname = q.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("").to_string();
+        let hard = q.pointer("/spec/hard").and_then(Value::as_object).cloned().unwrap_or_default();
         // Pods must state requests/limits for every constrained compute resource.
         if def.plural == "pods" && def.group.is_empty() && old.is_none() {
             let mut missing: BTreeMap<String, Vec<String>> = BTreeMap::new();
@@ -579,27 +449,17 @@ pub fn quota(
                     Some((k, res)) => (k, res),
                     None => ("requests", r.as_str()),
                 };
-                for c in obj
-                    .pointer("/spec/containers")
-                    .and_then(Value::as_array)
-                    .into_iter()
-                    .flatten()
-                {
+                for c in obj.pointer("/spec/containers").and_then(Value::as_array).into_iter().flatten() {
                     if c.pointer(&format!("/resources/{kind}/{res}")).is_none() {
-                        missing.entry(r.clone()).or_default().push(
-                            c.get("name")
-                                .and_then(Value::as_str)
-                                .unwrap_or("")
-                                .to_string(),
-                        );
+                        missing
+                            .entry(r.clone())
+                            .or_default()
+                            .push(c.get("name").and_then(Value::as_str).unwrap_or("").to_string());
                     }
                 }
             }
             if !missing.is_empty() {
-                let parts: Vec<String> = missing
-                    .iter()
-                    .map(|(r, cs)| format!("{r} for: {}", cs.join(",")))
-                    .collect();
+                let parts: Vec<String> = missing.iter().map(|(r, cs)| format!("{r} for: {}", cs.join(","))).collect();
                 return Err(ApiError::forbidden(
                     &def.group,
                     &def.plural,
@@ -612,8 +472,7 @@ pub fn quota(
         let mut delta = BTreeMap::new();
         let (mut req, mut usd, mut lim) = (Vec::new(), Vec::new(), Vec::new());
         for (r, h) in &hard {
-            let d = new_u.get(r).copied().unwrap_or_default()
-                - old_u.get(r).copied().unwrap_or_default();
+            let d = new_u.get(r).copied().unwrap_or_default() - old_u.get(r).copied().unwrap_or_default();
             if d.0 <= 0 {
                 continue;
             }

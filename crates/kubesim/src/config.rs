@@ -15,36 +15,18 @@ pub struct Cidr {
 
 impl Cidr {
     pub fn parse(s: &str) -> Result<Cidr, String> {
-        let (ip, bits) = s
-            .split_once('/')
-            .ok_or_else(|| format!("{s:?} is not in CIDR form (a.b.c.d/n)"))?;
-        let ip: Ipv4Addr = ip
-            .parse()
-            .map_err(|_| format!("{s:?}: {ip:?} is not an IPv4 address"))?;
-        let bits: u8 = bits
-            .parse()
-            .ok()
-            .filter(|b| *b <= 30)
-            .ok_or_else(|| format!("{s:?}: prefix length must be 0..=30"))?;
-        let mask = if bits == 0 {
-            0
-        } else {
-            u32::MAX << (32 - bits)
-        };
-        Ok(Cidr {
-            base: u32::from(ip) & mask,
-            bits,
-        })
+        let (ip, bits) = s.split_once('/').ok_or_else(|| format!("{s:?} is not in CIDR form (a.b.c.d/n)"))?;
+        let ip: Ipv4Addr = ip.parse().map_err(|_| format!("{s:?}: {ip:?} is not an IPv4 address"))?;
+        let bits: u8 =
+            bits.parse().ok().filter(|b| *b <= 30).ok_or_else(|| format!("{s:?}: prefix length must be 0..=30"))?;
+        let mask = if bits == 0 { 0 } else { u32::MAX << (32 - bits) };
+        Ok(Cidr { base: u32::from(ip) & mask, bits })
     }
     pub fn size(&self) -> u32 {
         1u32 << (32 - self.bits)
     }
     pub fn contains(&self, ip: Ipv4Addr) -> bool {
-        let mask = if self.bits == 0 {
-            0
-        } else {
-            u32::MAX << (32 - self.bits)
-        };
+        let mask = if self.bits == 0 { 0 } else { u32::MAX << (32 - self.bits) };
         u32::from(ip) & mask == self.base
     }
     /// The n-th address of the range (n=0 is the network address).
@@ -126,23 +108,15 @@ impl NodeSpec {
 const EFFECTS: &[&str] = &["NoSchedule", "PreferNoSchedule", "NoExecute"];
 
 fn parse_taint(s: &str) -> Result<TaintSpec, String> {
-    let (kv, effect) = s
-        .rsplit_once(':')
-        .ok_or_else(|| format!("taint {s:?} must be key[=value]:Effect"))?;
+    let (kv, effect) = s.rsplit_once(':').ok_or_else(|| format!("taint {s:?} must be key[=value]:Effect"))?;
     if !EFFECTS.contains(&effect) {
-        return Err(format!(
-            "taint {s:?}: effect must be one of NoSchedule, PreferNoSchedule, NoExecute"
-        ));
+        return Err(format!("taint {s:?}: effect must be one of NoSchedule, PreferNoSchedule, NoExecute"));
     }
     let (key, value) = kv.split_once('=').unwrap_or((kv, ""));
     if key.is_empty() {
         return Err(format!("taint {s:?}: key is empty"));
     }
-    Ok(TaintSpec {
-        key: key.into(),
-        value: value.into(),
-        effect: effect.into(),
-    })
+    Ok(TaintSpec { key: key.into(), value: value.into(), effect: effect.into() })
 }
 
 /// Parses `--nodes`: either a count (`3` → node-1..node-3) or `;`-separated
@@ -153,9 +127,7 @@ pub fn parse_nodes(spec: &str) -> Result<Vec<NodeSpec>, String> {
         if n == 0 || n > 5000 {
             return Err(format!("--nodes {n}: the count must be between 1 and 5000"));
         }
-        return Ok((1..=n)
-            .map(|i| NodeSpec::named(&format!("node-{i}")))
-            .collect());
+        return Ok((1..=n).map(|i| NodeSpec::named(&format!("node-{i}"))).collect());
     }
     let mut nodes: Vec<NodeSpec> = Vec::new();
     for part in spec.split(';').map(str::trim).filter(|p| !p.is_empty()) {
@@ -173,9 +145,7 @@ pub fn parse_nodes(spec: &str) -> Result<Vec<NodeSpec>, String> {
                 Some(("cpu", v)) => node.cpu = checked_quantity(name, "cpu", v)?,
                 Some(("memory", v)) => node.memory = checked_quantity(name, "memory", v)?,
                 Some(("pods", v)) => {
-                    node.pods = v
-                        .parse()
-                        .map_err(|_| format!("node {name:?}: pods={v:?} is not a whole number"))?
+                    node.pods = v.parse().map_err(|_| format!("node {name:?}: pods={v:?} is not a whole number"))?
                 }
                 Some(("label", kv)) => {
                     let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
@@ -201,18 +171,15 @@ pub fn parse_nodes(spec: &str) -> Result<Vec<NodeSpec>, String> {
 fn checked_quantity(node: &str, what: &str, v: &str) -> Result<String, String> {
     match crate::quantity::Quantity::parse(v) {
         Some(q) if q.0 > 0 => Ok(v.to_string()),
-        _ => Err(format!(
-            "node {node:?}: {what}={v:?} is not a positive quantity"
-        )),
+        _ => Err(format!("node {node:?}: {what}={v:?} is not a positive quantity")),
     }
 }
 
 /// Loads nodes from a YAML or JSON file (a list of [`NodeSpec`]).
 pub fn load_nodes_file(path: &std::path::Path) -> Result<Vec<NodeSpec>, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let nodes: Vec<NodeSpec> = serde_yaml_ng::from_str(&text)
-        .map_err(|e| format!("{}: not a list of nodes: {e}", path.display()))?;
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let nodes: Vec<NodeSpec> =
+        serde_yaml_ng::from_str(&text).map_err(|e| format!("{}: not a list of nodes: {e}", path.display()))?;
     for n in &nodes {
         for t in &n.taints {
             if !EFFECTS.contains(&t.effect.as_str()) {
@@ -282,21 +249,14 @@ impl Default for SimConfig {
     fn default() -> Self {
         Self {
             nodes: vec![NodeSpec::named("node-1")],
-            service_cidr: Cidr {
-                base: u32::from(Ipv4Addr::new(10, 96, 0, 0)),
-                bits: 12,
-            },
-            pod_cidr: Cidr {
-                base: u32::from(Ipv4Addr::new(10, 244, 0, 0)),
-                bits: 16,
-            },
+            service_cidr: Cidr { base: u32::from(Ipv4Addr::new(10, 96, 0, 0)), bits: 12 },
+            pod_cidr: Cidr { base: u32::from(Ipv4Addr::new(10, 244, 0, 0)), bits: 16 },
             history: 50_000,
             images: ImagePolicy {
                 default_pull: Duration::from_millis(200),
                 cached_pull: Duration::from_millis(5),
                 per_image: vec![],
-                bad_image: Regex::new(r"(^|/)(bad|invalid|doesnotexist)[^/]*$")
-                    .expect("static regex"),
+                bad_image: Regex::new(r"(^|/)(bad|invalid|doesnotexist)[^/]*$").expect("static regex"),
             },
             terminate_time: Duration::from_millis(100),
             bookmark_interval: Duration::from_secs(15),
@@ -319,17 +279,9 @@ mod tests {
         assert_eq!(n[0].taints[0].effect, "NoSchedule");
         assert!(n[1].unschedulable);
         assert!(parse_nodes("a,cpu=x").unwrap_err().contains("cpu"));
-        assert!(
-            parse_nodes("a,taint=k:Never")
-                .unwrap_err()
-                .contains("effect")
-        );
+        assert!(parse_nodes("a,taint=k:Never").unwrap_err().contains("effect"));
         assert!(parse_nodes("a;a").unwrap_err().contains("twice"));
-        assert!(
-            parse_nodes("a,colour=red")
-                .unwrap_err()
-                .contains("unknown setting")
-        );
+        assert!(parse_nodes("a,colour=red").unwrap_err().contains("unknown setting"));
     }
 
     #[test]

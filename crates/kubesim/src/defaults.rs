@@ -7,9 +7,7 @@ fn obj_mut<'a>(v: &'a mut Value, key: &str) -> &'a mut Map<String, Value> {
     if !v.get(key).is_some_and(Value::is_object) {
         v[key] = json!({});
     }
-    v.get_mut(key)
-        .and_then(Value::as_object_mut)
-        .expect("just made an object")
+    v.get_mut(key).and_then(Value::as_object_mut).expect("just made an object")
 }
 
 fn set_default(m: &mut Map<String, Value>, k: &str, v: Value) {
@@ -29,16 +27,8 @@ fn default_image_pull_policy(image: &str) -> &'static str {
 
 fn default_container(c: &mut Value) {
     let Some(m) = c.as_object_mut() else { return };
-    let image = m
-        .get("image")
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_string();
-    set_default(
-        m,
-        "imagePullPolicy",
-        json!(default_image_pull_policy(&image)),
-    );
+    let image = m.get("image").and_then(Value::as_str).unwrap_or("").to_string();
+    set_default(m, "imagePullPolicy", json!(default_image_pull_policy(&image)));
     set_default(m, "terminationMessagePath", json!("/dev/termination-log"));
     set_default(m, "terminationMessagePolicy", json!("File"));
     set_default(m, "resources", json!({}));
@@ -89,14 +79,10 @@ fn pod(obj: &mut Value) {
     // DefaultTolerationSeconds admission.
     let tols = spec.entry("tolerations").or_insert_with(|| json!([]));
     if let Some(tols) = tols.as_array_mut() {
-        for key in [
-            "node.kubernetes.io/not-ready",
-            "node.kubernetes.io/unreachable",
-        ] {
+        for key in ["node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"] {
             let has = tols.iter().any(|t| {
                 t.get("key").and_then(Value::as_str) == Some(key)
-                    || (t.get("operator").and_then(Value::as_str) == Some("Exists")
-                        && t.get("key").is_none())
+                    || (t.get("operator").and_then(Value::as_str) == Some("Exists") && t.get("key").is_none())
             });
             if !has {
                 tols.push(json!({"key": key, "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300}));
@@ -113,12 +99,7 @@ fn pod(obj: &mut Value) {
 pub fn qos_class(spec: &Value) -> &'static str {
     let mut any = false;
     let mut guaranteed = true;
-    for c in spec
-        .get("containers")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
+    for c in spec.get("containers").and_then(Value::as_array).into_iter().flatten() {
         let req = c.pointer("/resources/requests").and_then(Value::as_object);
         let lim = c.pointer("/resources/limits").and_then(Value::as_object);
         for r in ["cpu", "memory"] {
@@ -129,8 +110,7 @@ pub fn qos_class(spec: &Value) -> &'static str {
             }
             match (rq, lm) {
                 (Some(a), Some(b))
-                    if crate::quantity::Quantity::from_value(a)
-                        == crate::quantity::Quantity::from_value(b) => {}
+                    if crate::quantity::Quantity::from_value(a) == crate::quantity::Quantity::from_value(b) => {}
                 _ => guaranteed = false,
             }
         }
@@ -149,11 +129,7 @@ fn service(obj: &mut Value) {
     set_default(spec, "type", json!("ClusterIP"));
     set_default(spec, "sessionAffinity", json!("None"));
     set_default(spec, "internalTrafficPolicy", json!("Cluster"));
-    let typ = spec
-        .get("type")
-        .and_then(Value::as_str)
-        .unwrap_or("ClusterIP")
-        .to_string();
+    let typ = spec.get("type").and_then(Value::as_str).unwrap_or("ClusterIP").to_string();
     if typ == "NodePort" || typ == "LoadBalancer" {
         set_default(spec, "externalTrafficPolicy", json!("Cluster"));
     }
@@ -171,9 +147,7 @@ fn service(obj: &mut Value) {
             }
         }
     }
-    obj_mut(obj, "status")
-        .entry("loadBalancer")
-        .or_insert_with(|| json!({}));
+    obj_mut(obj, "status").entry("loadBalancer").or_insert_with(|| json!({}));
 }
 
 fn workload(obj: &mut Value, kind: &str) {
@@ -209,28 +183,14 @@ fn network_policy(obj: &mut Value) {
     let spec = obj_mut(obj, "spec");
     if !spec.contains_key("policyTypes") {
         let mut types = vec![json!("Ingress")];
-        if spec
-            .get("egress")
-            .and_then(Value::as_array)
-            .is_some_and(|e| !e.is_empty())
-        {
+        if spec.get("egress").and_then(Value::as_array).is_some_and(|e| !e.is_empty()) {
             types.push(json!("Egress"));
         }
         spec.insert("policyTypes".into(), Value::Array(types));
     }
     for dir in ["ingress", "egress"] {
-        for rule in spec
-            .get_mut(dir)
-            .and_then(Value::as_array_mut)
-            .into_iter()
-            .flatten()
-        {
-            for p in rule
-                .get_mut("ports")
-                .and_then(Value::as_array_mut)
-                .into_iter()
-                .flatten()
-            {
+        for rule in spec.get_mut(dir).and_then(Value::as_array_mut).into_iter().flatten() {
+            for p in rule.get_mut("ports").and_then(Value::as_array_mut).into_iter().flatten() {
                 if let Some(p) = p.as_object_mut() {
                     set_default(p, "protocol", json!("TCP"));
                 }
@@ -248,10 +208,7 @@ fn secret(obj: &mut Value) {
         if let Some(data) = data.as_object_mut() {
             for (k, v) in sd {
                 let s = v.as_str().unwrap_or("");
-                data.insert(
-                    k,
-                    json!(base64::engine::general_purpose::STANDARD.encode(s)),
-                );
+                data.insert(k, json!(base64::engine::general_purpose::STANDARD.encode(s)));
             }
         }
     }

@@ -49,18 +49,9 @@ impl FieldErrorKind {
 
 impl FieldError {
     pub fn required(field: impl Into<String>, detail: impl Into<String>) -> Self {
-        Self {
-            kind: FieldErrorKind::Required,
-            field: field.into(),
-            value: None,
-            detail: detail.into(),
-        }
+        Self { kind: FieldErrorKind::Required, field: field.into(), value: None, detail: detail.into() }
     }
-    pub fn invalid(
-        field: impl Into<String>,
-        value: impl fmt::Display,
-        detail: impl Into<String>,
-    ) -> Self {
+    pub fn invalid(field: impl Into<String>, value: impl fmt::Display, detail: impl Into<String>) -> Self {
         Self {
             kind: FieldErrorKind::Invalid,
             field: field.into(),
@@ -69,11 +60,7 @@ impl FieldError {
         }
     }
     /// An invalid value that is not a string (rendered without quotes, like upstream).
-    pub fn invalid_raw(
-        field: impl Into<String>,
-        value: impl fmt::Display,
-        detail: impl Into<String>,
-    ) -> Self {
+    pub fn invalid_raw(field: impl Into<String>, value: impl fmt::Display, detail: impl Into<String>) -> Self {
         Self {
             kind: FieldErrorKind::Invalid,
             field: field.into(),
@@ -90,23 +77,10 @@ impl FieldError {
         }
     }
     pub fn forbidden(field: impl Into<String>, detail: impl Into<String>) -> Self {
-        Self {
-            kind: FieldErrorKind::Forbidden,
-            field: field.into(),
-            value: None,
-            detail: detail.into(),
-        }
+        Self { kind: FieldErrorKind::Forbidden, field: field.into(), value: None, detail: detail.into() }
     }
-    pub fn not_supported(
-        field: impl Into<String>,
-        value: impl fmt::Display,
-        supported: &[&str],
-    ) -> Self {
-        let list = supported
-            .iter()
-            .map(|s| format!("{s:?}"))
-            .collect::<Vec<_>>()
-            .join(", ");
+    pub fn not_supported(field: impl Into<String>, value: impl fmt::Display, supported: &[&str]) -> Self {
+        let list = supported.iter().map(|s| format!("{s:?}")).collect::<Vec<_>>().join(", ");
         Self {
             kind: FieldErrorKind::NotSupported,
             field: field.into(),
@@ -163,11 +137,7 @@ impl std::error::Error for ApiError {}
 
 /// `resource` or `resource.group`, as upstream's `schema.GroupResource.String()`.
 pub fn qualified(group: &str, resource: &str) -> String {
-    if group.is_empty() {
-        resource.to_string()
-    } else {
-        format!("{resource}.{group}")
-    }
+    if group.is_empty() { resource.to_string() } else { format!("{resource}.{group}") }
 }
 
 fn details(name: &str, group: &str, kind: &str) -> Value {
@@ -180,12 +150,7 @@ fn details(name: &str, group: &str, kind: &str) -> Value {
 
 impl ApiError {
     pub fn new(code: u16, reason: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            code,
-            reason,
-            message: message.into(),
-            details: None,
-        }
+        Self { code, reason, message: message.into(), details: None }
     }
 
     pub fn not_found(group: &str, resource: &str, name: &str) -> Self {
@@ -210,10 +175,7 @@ impl ApiError {
         Self {
             code: 409,
             reason: "Conflict",
-            message: format!(
-                "Operation cannot be fulfilled on {} {name:?}: {why}",
-                qualified(group, resource)
-            ),
+            message: format!("Operation cannot be fulfilled on {} {name:?}: {why}", qualified(group, resource)),
             details: Some(details(name, group, resource)),
         }
     }
@@ -229,27 +191,15 @@ impl ApiError {
 
     /// 422 Invalid, with one cause per field error (upstream `NewInvalid`).
     pub fn invalid(group: &str, kind: &str, name: &str, errs: Vec<FieldError>) -> Self {
-        let qualified_kind = if group.is_empty() {
-            kind.to_string()
-        } else {
-            format!("{kind}.{group}")
-        };
+        let qualified_kind = if group.is_empty() { kind.to_string() } else { format!("{kind}.{group}") };
         let list = if errs.len() == 1 {
             errs[0].to_string()
         } else {
-            format!(
-                "[{}]",
-                errs.iter()
-                    .map(|e| e.to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )
+            format!("[{}]", errs.iter().map(|e| e.to_string()).collect::<Vec<_>>().join(", "))
         };
         let causes: Vec<Value> = errs
             .iter()
-            .map(
-                |e| json!({"reason": e.kind.cause_reason(), "message": e.body(), "field": e.field}),
-            )
+            .map(|e| json!({"reason": e.kind.cause_reason(), "message": e.body(), "field": e.field}))
             .collect();
         let mut d = details(name, group, kind);
         d["causes"] = Value::Array(causes);
@@ -265,10 +215,7 @@ impl ApiError {
         Self {
             code: 403,
             reason: "Forbidden",
-            message: format!(
-                "{} {name:?} is forbidden: {why}",
-                qualified(group, resource)
-            ),
+            message: format!("{} {name:?} is forbidden: {why}", qualified(group, resource)),
             details: Some(details(name, group, resource)),
         }
     }
@@ -278,19 +225,11 @@ impl ApiError {
     }
 
     pub fn method_not_allowed() -> Self {
-        Self::new(
-            405,
-            "MethodNotAllowed",
-            "the server does not allow this method on the requested resource",
-        )
+        Self::new(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
     }
 
     pub fn unknown_path() -> Self {
-        let mut e = Self::new(
-            404,
-            "NotFound",
-            "the server could not find the requested resource",
-        );
+        let mut e = Self::new(404, "NotFound", "the server could not find the requested resource");
         e.details = Some(json!({}));
         e
     }
@@ -310,11 +249,7 @@ impl ApiError {
     }
 
     pub fn internal(message: impl fmt::Display) -> Self {
-        Self::new(
-            500,
-            "InternalError",
-            format!("Internal error occurred: {message}"),
-        )
+        Self::new(500, "InternalError", format!("Internal error occurred: {message}"))
     }
 
     pub fn timeout(message: impl Into<String>) -> Self {

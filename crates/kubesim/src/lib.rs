@@ -48,10 +48,7 @@ pub struct KubeSim {
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error("cannot listen on {addr}: {source}")]
-    Listen {
-        addr: SocketAddr,
-        source: std::io::Error,
-    },
+    Listen { addr: SocketAddr, source: std::io::Error },
     #[error("cannot load state file {path}: {reason}")]
     State { path: String, reason: String },
     #[error("bootstrap failed: {0}")]
@@ -67,10 +64,8 @@ impl KubeSim {
         let cluster = Cluster::new(config);
         let loaded = match &state_file {
             Some(p) if p.exists() => {
-                snapshot::load(&cluster, p).map_err(|reason| StartError::State {
-                    path: p.display().to_string(),
-                    reason,
-                })?;
+                snapshot::load(&cluster, p)
+                    .map_err(|reason| StartError::State { path: p.display().to_string(), reason })?;
                 true
             }
             _ => false,
@@ -80,23 +75,13 @@ impl KubeSim {
         }
         let listener = tokio::net::TcpListener::bind(listen)
             .await
-            .map_err(|source| StartError::Listen {
-                addr: listen,
-                source,
-            })?;
-        let addr = listener.local_addr().map_err(|source| StartError::Listen {
-            addr: listen,
-            source,
-        })?;
+            .map_err(|source| StartError::Listen { addr: listen, source })?;
+        let addr = listener.local_addr().map_err(|source| StartError::Listen { addr: listen, source })?;
         let shutdown = CancellationToken::new();
-        let app = server::router(server::Server {
-            cluster: cluster.clone(),
-            shutdown: shutdown.clone(),
-        });
+        let app = server::router(server::Server { cluster: cluster.clone(), shutdown: shutdown.clone() });
         let stop = shutdown.clone();
         let mut tasks = vec![tokio::spawn(async move {
-            let serve = axum::serve(listener, app)
-                .with_graceful_shutdown(async move { stop.cancelled().await });
+            let serve = axum::serve(listener, app).with_graceful_shutdown(async move { stop.cancelled().await });
             if let Err(e) = serve.await {
                 tracing::error!(error = %e, "kubesim server stopped");
             }
@@ -105,12 +90,7 @@ impl KubeSim {
             tasks.push(sim::spawn(cluster.clone(), shutdown.clone()));
         }
         tracing::info!(%addr, "kubesim listening");
-        Ok(KubeSim {
-            addr,
-            cluster,
-            shutdown,
-            tasks,
-        })
+        Ok(KubeSim { addr, cluster, shutdown, tasks })
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -135,10 +115,7 @@ impl KubeSim {
 
     /// A `kube::Client` for this server.
     pub async fn client(&self) -> Result<kube::Client, kube::Error> {
-        let uri: http::Uri = self
-            .url()
-            .parse()
-            .map_err(|e: http::uri::InvalidUri| kube::Error::Service(e.into()))?;
+        let uri: http::Uri = self.url().parse().map_err(|e: http::uri::InvalidUri| kube::Error::Service(e.into()))?;
         kube::Client::try_from(kube::Config::new(uri))
     }
 

@@ -35,9 +35,7 @@ impl Quantity {
             b'+' => (false, &s[1..]),
             _ => (false, s),
         };
-        let num_end = body
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(body.len());
+        let num_end = body.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(body.len());
         let (num, suffix) = body.split_at(num_end);
         if num.is_empty() || num == "." || num.matches('.').count() > 1 {
             return None;
@@ -46,9 +44,7 @@ impl Quantity {
         // value = int.frac * 10^exp10 * mult, in thousandths
         let mut mantissa: i128 = 0;
         for c in int_part.chars().chain(frac_part.chars()) {
-            mantissa = mantissa
-                .checked_mul(10)?
-                .checked_add((c as u8 - b'0') as i128)?;
+            mantissa = mantissa.checked_mul(10)?.checked_add((c as u8 - b'0') as i128)?;
         }
         let mut exp10: i32 = -(frac_part.len() as i32) + 3; // thousandths
         let mut mult: i128 = 1;
@@ -147,16 +143,10 @@ mod tests {
         assert_eq!(Quantity::parse("100m"), Some(Quantity(100)));
         assert_eq!(Quantity::parse("1"), Some(Quantity(1000)));
         assert_eq!(Quantity::parse("1.5"), Some(Quantity(1500)));
-        assert_eq!(
-            Quantity::parse("128Mi"),
-            Some(Quantity(128 * 1024 * 1024 * 1000))
-        );
+        assert_eq!(Quantity::parse("128Mi"), Some(Quantity(128 * 1024 * 1024 * 1000)));
         assert_eq!(Quantity::parse("1e3"), Some(Quantity(1_000_000)));
         assert_eq!(Quantity::parse("10G"), Some(Quantity(10_000_000_000_000)));
-        assert_eq!(
-            Quantity::parse("0.5Gi"),
-            Some(Quantity(512 * 1024 * 1024 * 1000))
-        );
+        assert_eq!(Quantity::parse("0.5Gi"), Some(Quantity(512 * 1024 * 1024 * 1000)));
         assert_eq!(Quantity::parse("abc"), None);
         assert_eq!(Quantity::parse("1Zi"), None);
         assert_eq!(Quantity::parse(""), None);

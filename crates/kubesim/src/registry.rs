@@ -54,11 +54,7 @@ impl ResourceDef {
         &self.versions[0]
     }
     pub fn api_version(&self, version: &str) -> String {
-        if self.group.is_empty() {
-            version.to_string()
-        } else {
-            format!("{}/{version}", self.group)
-        }
+        if self.group.is_empty() { version.to_string() } else { format!("{}/{version}", self.group) }
     }
     pub fn storage_api_version(&self) -> String {
         self.api_version(self.storage_version())
@@ -127,10 +123,7 @@ const fn with_fields(mut x: Builtin, fields: &'static [&'static str]) -> Builtin
 }
 
 const BUILTINS: &[Builtin] = &[
-    with_fields(
-        b("", "v1", "Namespace", "namespaces", false, &["ns"], true),
-        &["status.phase"],
-    ),
+    with_fields(b("", "v1", "Namespace", "namespaces", false, &["ns"], true), &["status.phase"]),
     returning_object(with_fields(
         b("", "v1", "Pod", "pods", true, &["po"], true),
         &[
@@ -145,55 +138,12 @@ const BUILTINS: &[Builtin] = &[
     returning_object(b("", "v1", "Service", "services", true, &["svc"], true)),
     b("", "v1", "Endpoints", "endpoints", true, &["ep"], false),
     b("", "v1", "ConfigMap", "configmaps", true, &["cm"], false),
-    with_fields(
-        b("", "v1", "Secret", "secrets", true, &[], false),
-        &["type"],
-    ),
-    b(
-        "",
-        "v1",
-        "ServiceAccount",
-        "serviceaccounts",
-        true,
-        &["sa"],
-        false,
-    ),
-    b(
-        "",
-        "v1",
-        "PersistentVolumeClaim",
-        "persistentvolumeclaims",
-        true,
-        &["pvc"],
-        true,
-    ),
-    b(
-        "",
-        "v1",
-        "PersistentVolume",
-        "persistentvolumes",
-        false,
-        &["pv"],
-        true,
-    ),
-    b(
-        "",
-        "v1",
-        "ResourceQuota",
-        "resourcequotas",
-        true,
-        &["quota"],
-        true,
-    ),
-    b(
-        "",
-        "v1",
-        "LimitRange",
-        "limitranges",
-        true,
-        &["limits"],
-        false,
-    ),
+    with_fields(b("", "v1", "Secret", "secrets", true, &[], false), &["type"]),
+    b("", "v1", "ServiceAccount", "serviceaccounts", true, &["sa"], false),
+    b("", "v1", "PersistentVolumeClaim", "persistentvolumeclaims", true, &["pvc"], true),
+    b("", "v1", "PersistentVolume", "persistentvolumes", false, &["pv"], true),
+    b("", "v1", "ResourceQuota", "resourcequotas", true, &["quota"], true),
+    b("", "v1", "LimitRange", "limitranges", true, &["limits"], false),
     with_fields(
         b("", "v1", "Event", "events", true, &["ev"], false),
         &[
@@ -205,136 +155,21 @@ const BUILTINS: &[Builtin] = &[
             "type",
         ],
     ),
-    with_fields(
-        b("", "v1", "Node", "nodes", false, &["no"], true),
-        &["spec.unschedulable"],
-    ),
-    b(
-        "events.k8s.io",
-        "v1",
-        "Event",
-        "events",
-        true,
-        &["ev"],
-        false,
-    ),
-    with_generation(b(
-        "networking.k8s.io",
-        "v1",
-        "NetworkPolicy",
-        "networkpolicies",
-        true,
-        &["netpol"],
-        false,
-    )),
-    b(
-        "rbac.authorization.k8s.io",
-        "v1",
-        "Role",
-        "roles",
-        true,
-        &[],
-        false,
-    ),
-    b(
-        "rbac.authorization.k8s.io",
-        "v1",
-        "RoleBinding",
-        "rolebindings",
-        true,
-        &[],
-        false,
-    ),
-    b(
-        "rbac.authorization.k8s.io",
-        "v1",
-        "ClusterRole",
-        "clusterroles",
-        false,
-        &[],
-        false,
-    ),
-    b(
-        "rbac.authorization.k8s.io",
-        "v1",
-        "ClusterRoleBinding",
-        "clusterrolebindings",
-        false,
-        &[],
-        false,
-    ),
-    b(
-        "coordination.k8s.io",
-        "v1",
-        "Lease",
-        "leases",
-        true,
-        &[],
-        false,
-    ),
-    with_generation(b(
-        "policy",
-        "v1",
-        "PodDisruptionBudget",
-        "poddisruptionbudgets",
-        true,
-        &["pdb"],
-        true,
-    )),
-    b(
-        "node.k8s.io",
-        "v1",
-        "RuntimeClass",
-        "runtimeclasses",
-        false,
-        &[],
-        false,
-    ),
-    b(
-        "storage.k8s.io",
-        "v1",
-        "StorageClass",
-        "storageclasses",
-        false,
-        &["sc"],
-        false,
-    ),
-    b(
-        "discovery.k8s.io",
-        "v1",
-        "EndpointSlice",
-        "endpointslices",
-        true,
-        &[],
-        false,
-    ),
-    with_generation(b(
-        "apps",
-        "v1",
-        "DaemonSet",
-        "daemonsets",
-        true,
-        &["ds"],
-        true,
-    )),
-    with_generation(b(
-        "apps",
-        "v1",
-        "Deployment",
-        "deployments",
-        true,
-        &["deploy"],
-        true,
-    )),
-    with_generation(b(
-        "apps",
-        "v1",
-        "ReplicaSet",
-        "replicasets",
-        true,
-        &["rs"],
-        true,
-    )),
+    with_fields(b("", "v1", "Node", "nodes", false, &["no"], true), &["spec.unschedulable"]),
+    b("events.k8s.io", "v1", "Event", "events", true, &["ev"], false),
+    with_generation(b("networking.k8s.io", "v1", "NetworkPolicy", "networkpolicies", true, &["netpol"], false)),
+    b("rbac.authorization.k8s.io", "v1", "Role", "roles", true, &[], false),
+    b("rbac.authorization.k8s.io", "v1", "RoleBinding", "rolebindings", true, &[], false),
+    b("rbac.authorization.k8s.io", "v1", "ClusterRole", "clusterroles", false, &[], false),
+    b("rbac.authorization.k8s.io", "v1", "ClusterRoleBinding", "clusterrolebindings", false, &[], false),
+    b("coordination.k8s.io", "v1", "Lease", "leases", true, &[], false),
+    with_generation(b("policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets", true, &["pdb"], true)),
+    b("node.k8s.io", "v1", "RuntimeClass", "runtimeclasses", false, &[], false),
+    b("storage.k8s.io", "v1", "StorageClass", "storageclasses", false, &["sc"], false),
+    b("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices", true, &[], false),
+    with_generation(b("apps", "v1", "DaemonSet", "daemonsets", true, &["ds"], true)),
+    with_generation(b("apps", "v1", "Deployment", "deployments", true, &["deploy"], true)),
+    with_generation(b("apps", "v1", "ReplicaSet", "replicasets", true, &["rs"], true)),
     with_generation(b(
         "apiextensions.k8s.io",
         "v1",
@@ -393,28 +228,21 @@ impl Registry {
     }
 
     /// Finds a type served at group/version under plural.
-    pub fn lookup(
-        &self,
-        group: &str,
-        version: &str,
-        plural: &str,
-    ) -> Option<(ResId, &Arc<ResourceDef>)> {
+    pub fn lookup(&self, group: &str, version: &str, plural: &str) -> Option<(ResId, &Arc<ResourceDef>)> {
         self.find(group, plural).filter(|(_, d)| d.serves(version))
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (ResId, &Arc<ResourceDef>)> {
-        self.defs
-            .iter()
-            .enumerate()
-            .filter_map(|(i, d)| d.as_ref().map(|d| (i, d)))
+        self.defs.iter().enumerate().filter_map(|(i, d)| d.as_ref().map(|d| (i, d)))
     }
 
     /// Adds or replaces the type of a CRD; returns its id.
     pub fn upsert_custom(&mut self, def: ResourceDef) -> ResId {
-        if let Some(id) = self.defs.iter().position(|d| {
-            d.as_ref()
-                .is_some_and(|d| d.crd.is_some() && d.group == def.group && d.plural == def.plural)
-        }) {
+        if let Some(id) = self
+            .defs
+            .iter()
+            .position(|d| d.as_ref().is_some_and(|d| d.crd.is_some() && d.group == def.group && d.plural == def.plural))
+        {
             self.defs[id] = Some(Arc::new(def));
             id
         } else {
@@ -451,12 +279,7 @@ pub fn def_from_crd(crd: &Value) -> Result<ResourceDef, String> {
     let list_kind = s(names.get("listKind")).unwrap_or_else(|| format!("{kind}List"));
     let strs = |v: Option<&Value>| -> Vec<String> {
         v.and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter_map(Value::as_str)
-                    .map(str::to_string)
-                    .collect()
-            })
+            .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
             .unwrap_or_default()
     };
     let short_names = strs(names.get("shortNames"));
@@ -471,11 +294,7 @@ pub fn def_from_crd(crd: &Value) -> Result<ResourceDef, String> {
     let mut status = false;
     let mut schemas = HashMap::new();
     let mut printer_columns = HashMap::new();
-    for v in spec
-        .get("versions")
-        .and_then(Value::as_array)
-        .ok_or("spec.versions is required")?
-    {
+    for v in spec.get("versions").and_then(Value::as_array).ok_or("spec.versions is required")? {
         let name = s(v.get("name")).ok_or("spec.versions[].name is required")?;
         if v.get("served").and_then(Value::as_bool) == Some(true) {
             versions.push(name.clone());
@@ -526,11 +345,7 @@ pub fn def_from_crd(crd: &Value) -> Result<ResourceDef, String> {
         status_subresource: status,
         generation: true,
         field_selectors: vec![],
-        crd: Some(CrdInfo {
-            crd_name: s(crd.pointer("/metadata/name")).unwrap_or_default(),
-            schemas,
-            printer_columns,
-        }),
+        crd: Some(CrdInfo { crd_name: s(crd.pointer("/metadata/name")).unwrap_or_default(), schemas, printer_columns }),
         return_deleted_object: true,
     })
 }

@@ -46,25 +46,15 @@ impl Selector {
     }
 
     pub fn matches_labels(&self, labels: &[(Box<str>, Box<str>)]) -> bool {
-        self.reqs.iter().all(|r| {
-            r.matches(&|k: &str| {
-                labels
-                    .iter()
-                    .find(|(lk, _)| &**lk == k)
-                    .map(|(_, v)| v.to_string())
-            })
-        })
+        self.reqs
+            .iter()
+            .all(|r| r.matches(&|k: &str| labels.iter().find(|(lk, _)| &**lk == k).map(|(_, v)| v.to_string())))
     }
 
     pub fn matches_map(&self, labels: Option<&serde_json::Map<String, Value>>) -> bool {
-        self.reqs.iter().all(|r| {
-            r.matches(&|k: &str| {
-                labels
-                    .and_then(|m| m.get(k))
-                    .and_then(Value::as_str)
-                    .map(str::to_string)
-            })
-        })
+        self.reqs
+            .iter()
+            .all(|r| r.matches(&|k: &str| labels.and_then(|m| m.get(k)).and_then(Value::as_str).map(str::to_string)))
     }
 
     /// Parses the `labelSelector` query form.
@@ -95,15 +85,11 @@ impl Selector {
             } else if let Some((k, v)) = part.split_once('=') {
                 (k, Op::Eq(v.to_string()))
             } else {
-                return Err(ApiError::bad_request(format!(
-                    "invalid selector: '{s}'; can't understand '{part}'"
-                )));
+                return Err(ApiError::bad_request(format!("invalid selector: '{s}'; can't understand '{part}'")));
             };
             let key = key.trim().to_string();
             if !supported(&key) {
-                return Err(ApiError::bad_request(format!(
-                    "field label not supported: {key}"
-                )));
+                return Err(ApiError::bad_request(format!("field label not supported: {key}")));
             }
             reqs.push(Requirement { key, op });
         }
@@ -117,27 +103,17 @@ impl Selector {
         let mut reqs = Vec::new();
         if let Some(m) = sel.get("matchLabels").and_then(Value::as_object) {
             for (k, v) in m {
-                reqs.push(Requirement {
-                    key: k.clone(),
-                    op: Op::Eq(v.as_str().unwrap_or("").to_string()),
-                });
+                reqs.push(Requirement { key: k.clone(), op: Op::Eq(v.as_str().unwrap_or("").to_string()) });
             }
         }
         if let Some(exprs) = sel.get("matchExpressions").and_then(Value::as_array) {
             for (i, e) in exprs.iter().enumerate() {
-                let key = e
-                    .get("key")
-                    .and_then(Value::as_str)
-                    .ok_or(format!("matchExpressions[{i}].key: Required value"))?;
+                let key =
+                    e.get("key").and_then(Value::as_str).ok_or(format!("matchExpressions[{i}].key: Required value"))?;
                 let values: Vec<String> = e
                     .get("values")
                     .and_then(Value::as_array)
-                    .map(|a| {
-                        a.iter()
-                            .filter_map(Value::as_str)
-                            .map(str::to_string)
-                            .collect()
-                    })
+                    .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
                     .unwrap_or_default();
                 let op = match e.get("operator").and_then(Value::as_str) {
                     Some("In") => Op::In(values),
@@ -151,10 +127,7 @@ impl Selector {
                         ));
                     }
                 };
-                reqs.push(Requirement {
-                    key: key.to_string(),
-                    op,
-                });
+                reqs.push(Requirement { key: key.to_string(), op });
             }
         }
         Ok(Self { reqs })
@@ -165,10 +138,7 @@ impl Selector {
         Self {
             reqs: m
                 .iter()
-                .map(|(k, v)| Requirement {
-                    key: k.clone(),
-                    op: Op::Eq(v.as_str().unwrap_or("").to_string()),
-                })
+                .map(|(k, v)| Requirement { key: k.clone(), op: Op::Eq(v.as_str().unwrap_or("").to_string()) })
                 .collect(),
         }
     }
@@ -195,19 +165,10 @@ fn split_top_level(s: &str) -> Vec<&str> {
 
 fn parse_set(rest: &str, whole: &str) -> Result<Vec<String>, ApiError> {
     let rest = rest.trim();
-    let inner = rest
-        .strip_prefix('(')
-        .and_then(|r| r.strip_suffix(')'))
-        .ok_or_else(|| {
-            ApiError::bad_request(format!(
-                "unable to parse requirement: found '{rest}', expected: '(' in {whole:?}"
-            ))
-        })?;
-    let vals: Vec<String> = inner
-        .split(',')
-        .map(|v| v.trim().to_string())
-        .filter(|v| !v.is_empty())
-        .collect();
+    let inner = rest.strip_prefix('(').and_then(|r| r.strip_suffix(')')).ok_or_else(|| {
+        ApiError::bad_request(format!("unable to parse requirement: found '{rest}', expected: '(' in {whole:?}"))
+    })?;
+    let vals: Vec<String> = inner.split(',').map(|v| v.trim().to_string()).filter(|v| !v.is_empty()).collect();
     if vals.is_empty() {
         return Err(ApiError::bad_request(format!(
             "unable to parse requirement: for 'in', 'notin' operators, values set can't be empty in {whole:?}"
@@ -243,25 +204,15 @@ fn parse_requirement(part: &str) -> Result<Requirement, ApiError> {
     if let Some(k) = part.strip_prefix('!') {
         let k = k.trim();
         check_key(k)?;
-        return Ok(Requirement {
-            key: k.to_string(),
-            op: Op::DoesNotExist,
-        });
+        return Ok(Requirement { key: k.to_string(), op: Op::DoesNotExist });
     }
     for (sep, ctor) in [("!=", 0), ("==", 1), ("=", 1)] {
         if let Some((k, v)) = part.split_once(sep) {
             let (k, v) = (k.trim(), v.trim());
             check_key(k)?;
             check_value(v)?;
-            let op = if ctor == 0 {
-                Op::NotEq(v.into())
-            } else {
-                Op::Eq(v.into())
-            };
-            return Ok(Requirement {
-                key: k.to_string(),
-                op,
-            });
+            let op = if ctor == 0 { Op::NotEq(v.into()) } else { Op::Eq(v.into()) };
+            return Ok(Requirement { key: k.to_string(), op });
         }
     }
     let mut words = part.splitn(2, char::is_whitespace);
@@ -269,22 +220,13 @@ fn parse_requirement(part: &str) -> Result<Requirement, ApiError> {
     let rest = words.next().unwrap_or("").trim();
     check_key(key)?;
     if rest.is_empty() {
-        return Ok(Requirement {
-            key: key.to_string(),
-            op: Op::Exists,
-        });
+        return Ok(Requirement { key: key.to_string(), op: Op::Exists });
     }
     if let Some(r) = rest.strip_prefix("notin") {
-        return Ok(Requirement {
-            key: key.to_string(),
-            op: Op::NotIn(parse_set(r, part)?),
-        });
+        return Ok(Requirement { key: key.to_string(), op: Op::NotIn(parse_set(r, part)?) });
     }
     if let Some(r) = rest.strip_prefix("in") {
-        return Ok(Requirement {
-            key: key.to_string(),
-            op: Op::In(parse_set(r, part)?),
-        });
+        return Ok(Requirement { key: key.to_string(), op: Op::In(parse_set(r, part)?) });
     }
     Err(ApiError::bad_request(format!(
         "unable to parse requirement: found '{rest}', expected: in, notin, =, ==, !=, gt, lt"
@@ -296,24 +238,14 @@ mod tests {
     use super::*;
 
     fn labels(pairs: &[(&str, &str)]) -> Vec<(Box<str>, Box<str>)> {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).into(), (*v).into()))
-            .collect()
+        pairs.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect()
     }
 
     #[test]
     fn parses_every_operator() {
         let s = Selector::parse_labels("a=1,b==2,c!=3,d in (x, y),e notin (z),f,!g").unwrap();
         assert_eq!(s.reqs.len(), 7);
-        let l = labels(&[
-            ("a", "1"),
-            ("b", "2"),
-            ("c", "4"),
-            ("d", "y"),
-            ("e", "q"),
-            ("f", ""),
-        ]);
+        let l = labels(&[("a", "1"), ("b", "2"), ("c", "4"), ("d", "y"), ("e", "q"), ("f", "")]);
         assert!(s.matches_labels(&l));
         let l2 = labels(&[("a", "1"), ("b", "2"), ("d", "y"), ("f", ""), ("g", "1")]);
         assert!(!s.matches_labels(&l2));

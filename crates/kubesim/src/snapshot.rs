@@ -18,11 +18,9 @@ pub fn save(cluster: &Cluster, path: &Path) -> Result<(), String> {
             .collect();
         (st.store.rv(), objects)
     });
-    let doc =
-        json!({"kind": "KubesimState", "version": 1, "resourceVersion": rv, "objects": objects});
+    let doc = json!({"kind": "KubesimState", "version": 1, "resourceVersion": rv, "objects": objects});
     let tmp = path.with_extension("tmp");
-    let mut f =
-        std::fs::File::create(&tmp).map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
+    let mut f = std::fs::File::create(&tmp).map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
     f.write_all(&serde_json::to_vec(&doc).map_err(|e| e.to_string())?)
         .map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
     f.sync_all().map_err(|e| e.to_string())?;
@@ -33,15 +31,11 @@ pub fn save(cluster: &Cluster, path: &Path) -> Result<(), String> {
 
 pub fn load(cluster: &Cluster, path: &Path) -> Result<(), String> {
     let text = std::fs::read(path).map_err(|e| e.to_string())?;
-    let doc: Value =
-        serde_json::from_slice(&text).map_err(|e| format!("not a kubesim state file: {e}"))?;
+    let doc: Value = serde_json::from_slice(&text).map_err(|e| format!("not a kubesim state file: {e}"))?;
     if doc.get("kind").and_then(Value::as_str) != Some("KubesimState") {
         return Err("not a kubesim state file (kind is not KubesimState)".into());
     }
-    let objects = doc
-        .get("objects")
-        .and_then(Value::as_array)
-        .ok_or("objects missing")?;
+    let objects = doc.get("objects").and_then(Value::as_array).ok_or("objects missing")?;
     // Custom resource types first, so their objects have somewhere to go.
     for o in objects {
         if o.get("group").and_then(Value::as_str) == Some("apiextensions.k8s.io") {
@@ -49,10 +43,7 @@ pub fn load(cluster: &Cluster, path: &Path) -> Result<(), String> {
             let established = crd
                 .pointer("/status/conditions")
                 .and_then(Value::as_array)
-                .is_some_and(|cs| {
-                    cs.iter()
-                        .any(|c| c.get("type").and_then(Value::as_str) == Some("Established"))
-                });
+                .is_some_and(|cs| cs.iter().any(|c| c.get("type").and_then(Value::as_str) == Some("Established")));
             if established {
                 cluster.register_crd(crd)?;
             }
@@ -66,27 +57,15 @@ pub fn load(cluster: &Cluster, path: &Path) -> Result<(), String> {
         let Some((id, def)) = st.res(group, plural) else {
             return Err(format!("unknown resource {plural}.{group} in state file"));
         };
-        let rv: u64 = obj
-            .pointer("/metadata/resourceVersion")
-            .and_then(Value::as_str)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(1);
-        let ns = obj
-            .pointer("/metadata/namespace")
-            .and_then(Value::as_str)
-            .unwrap_or("");
-        let name = obj
-            .pointer("/metadata/name")
-            .and_then(Value::as_str)
-            .unwrap_or("");
+        let rv: u64 =
+            obj.pointer("/metadata/resourceVersion").and_then(Value::as_str).and_then(|s| s.parse().ok()).unwrap_or(1);
+        let ns = obj.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or("");
+        let name = obj.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("");
         let key = crate::cluster::State::key(&def, ns, name);
         let enc = st.encode(&def, obj, rv);
         st.store.put(id, key, enc);
     }
-    let rv = doc
-        .get("resourceVersion")
-        .and_then(Value::as_u64)
-        .unwrap_or(1);
+    let rv = doc.get("resourceVersion").and_then(Value::as_u64).unwrap_or(1);
     st.store.set_rv(rv);
     tracing::info!(path = %path.display(), objects = objects.len(), "state loaded");
     Ok(())

@@ -30,10 +30,7 @@ impl Obj {
         serde_json::from_slice(&self.raw).unwrap_or(Value::Null)
     }
     pub fn label(&self, key: &str) -> Option<&str> {
-        self.labels
-            .iter()
-            .find(|(k, _)| &**k == key)
-            .map(|(_, v)| &**v)
+        self.labels.iter().find(|(k, _)| &**k == key).map(|(_, v)| &**v)
     }
 }
 
@@ -103,11 +100,7 @@ pub fn field_value(v: &Value, path: &str) -> String {
         match cur.get(part) {
             Some(x) => cur = x,
             None => {
-                return if path == "spec.unschedulable" {
-                    "false".into()
-                } else {
-                    String::new()
-                };
+                return if path == "spec.unschedulable" { "false".into() } else { String::new() };
             }
         }
     }
@@ -211,10 +204,7 @@ impl Store {
     }
 
     pub fn dependents_of(&self, uid: &str) -> Vec<(ResId, Key)> {
-        self.dependents
-            .get(uid)
-            .map(|s| s.iter().cloned().collect())
-            .unwrap_or_default()
+        self.dependents.get(uid).map(|s| s.iter().cloned().collect()).unwrap_or_default()
     }
 
     /// Builds the stored form of an object at `rv`.
@@ -222,26 +212,13 @@ impl Store {
         let labels = value
             .pointer("/metadata/labels")
             .and_then(Value::as_object)
-            .map(|m| {
-                m.iter()
-                    .map(|(k, v)| (k.as_str().into(), v.as_str().unwrap_or("").into()))
-                    .collect()
-            })
+            .map(|m| m.iter().map(|(k, v)| (k.as_str().into(), v.as_str().unwrap_or("").into())).collect())
             .unwrap_or_default();
-        let fields = ex
-            .field_paths
-            .iter()
-            .map(|p| field_value(value, p).into_boxed_str())
-            .collect();
+        let fields = ex.field_paths.iter().map(|p| field_value(value, p).into_boxed_str()).collect();
         let owners = value
             .pointer("/metadata/ownerReferences")
             .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter_map(|o| str_at(o, "uid"))
-                    .map(Into::into)
-                    .collect()
-            })
+            .map(|a| a.iter().filter_map(|o| str_at(o, "uid")).map(Into::into).collect())
             .unwrap_or_default();
         Obj {
             rv,
@@ -270,10 +247,7 @@ impl Store {
             self.uids.insert(obj.uid.clone(), (res, key.clone()));
         }
         for o in obj.owners.iter() {
-            self.dependents
-                .entry(o.clone())
-                .or_default()
-                .insert((res, key.clone()));
+            self.dependents.entry(o.clone()).or_default().insert((res, key.clone()));
         }
     }
 
@@ -305,20 +279,8 @@ impl Store {
                 self.index(res, &key, &obj);
             }
         }
-        let typ = if prev.is_some() {
-            EventType::Modified
-        } else {
-            EventType::Added
-        };
-        self.publish(Event {
-            rv,
-            res,
-            ns: key.0,
-            name: key.1,
-            typ,
-            obj: obj.clone(),
-            prev,
-        });
+        let typ = if prev.is_some() { EventType::Modified } else { EventType::Added };
+        self.publish(Event { rv, res, ns: key.0, name: key.1, typ, obj: obj.clone(), prev });
         obj
     }
 
@@ -351,10 +313,7 @@ impl Store {
 
     /// All objects, for snapshots.
     pub fn all(&self) -> impl Iterator<Item = (ResId, &Arc<Obj>)> {
-        self.tables
-            .iter()
-            .enumerate()
-            .flat_map(|(res, t)| t.values().map(move |o| (res, o)))
+        self.tables.iter().enumerate().flat_map(|(res, t)| t.values().map(move |o| (res, o)))
     }
 
     /// Restores the counter after loading a snapshot.

@@ -37,27 +37,18 @@ impl TestCluster {
     pub async fn with_config(config: SimConfig) -> TestCluster {
         if real_cluster() {
             let path = std::env::var(REAL_CLUSTER_ENV).unwrap_or_default();
-            let kc = kube::config::Kubeconfig::read_from(&path)
-                .unwrap_or_else(|e| panic!("{REAL_CLUSTER_ENV}={path}: {e}"));
+            let kc =
+                kube::config::Kubeconfig::read_from(&path).unwrap_or_else(|e| panic!("{REAL_CLUSTER_ENV}={path}: {e}"));
             let cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default())
                 .await
                 .unwrap_or_else(|e| panic!("{REAL_CLUSTER_ENV}={path}: {e}"));
             let client = Client::try_from(cfg).expect("client for the real cluster");
-            return TestCluster {
-                client,
-                sim: None,
-                namespaces: vec![],
-            };
+            return TestCluster { client, sim: None, namespaces: vec![] };
         }
-        let sim = KubeSim::start(config, "127.0.0.1:0".parse().expect("literal address"))
-            .await
-            .expect("kubesim starts");
+        let sim =
+            KubeSim::start(config, "127.0.0.1:0".parse().expect("literal address")).await.expect("kubesim starts");
         let client = sim.client().await.expect("client for kubesim");
-        TestCluster {
-            client,
-            sim: Some(sim),
-            namespaces: vec![],
-        }
+        TestCluster { client, sim: Some(sim), namespaces: vec![] }
     }
 
     /// The simulator, or None (with a message) on a real cluster: use as
@@ -78,18 +69,13 @@ impl TestCluster {
         let ns: Api<Namespace> = Api::all(self.client.clone());
         let mut n = Namespace::default();
         n.metadata.generate_name = Some(format!("{prefix}-"));
-        let created = ns
-            .create(&PostParams::default(), &n)
-            .await
-            .expect("create test namespace");
+        let created = ns.create(&PostParams::default(), &n).await.expect("create test namespace");
         let name = created.metadata.name.expect("generated name");
         self.namespaces.push(name.clone());
         let sas: Api<ServiceAccount> = Api::namespaced(self.client.clone(), &name);
-        wait_until(
-            Duration::from_secs(30),
-            "default service account",
-            || async { sas.get_opt("default").await.ok().flatten().is_some() },
-        )
+        wait_until(Duration::from_secs(30), "default service account", || async {
+            sas.get_opt("default").await.ok().flatten().is_some()
+        })
         .await;
         name
     }
@@ -126,18 +112,11 @@ where
 }
 
 /// Waits (through a watch) until the named object satisfies `cond`; returns it.
-pub async fn wait_for<K>(
-    api: &Api<K>,
-    name: &str,
-    timeout: Duration,
-    cond: impl Fn(&K) -> bool,
-) -> K
+pub async fn wait_for<K>(api: &Api<K>, name: &str, timeout: Duration, cond: impl Fn(&K) -> bool) -> K
 where
     K: Resource + Clone + DeserializeOwned + Debug + Send + 'static,
 {
-    let fut = kube::runtime::wait::await_condition(api.clone(), name, move |o: Option<&K>| {
-        o.is_some_and(&cond)
-    });
+    let fut = kube::runtime::wait::await_condition(api.clone(), name, move |o: Option<&K>| o.is_some_and(&cond));
     match tokio::time::timeout(timeout, fut).await {
         Ok(Ok(Some(o))) => o,
         Ok(Ok(None)) => panic!("{name} disappeared while waiting"),
@@ -154,18 +133,9 @@ pub async fn wait_gone<K>(api: &Api<K>, name: &str, timeout: Duration)
 where
     K: Resource + Clone + DeserializeOwned + Debug + Send + 'static,
 {
-    let uid = api
-        .get_opt(name)
-        .await
-        .ok()
-        .flatten()
-        .and_then(|o| o.meta().uid.clone());
+    let uid = api.get_opt(name).await.ok().flatten().and_then(|o| o.meta().uid.clone());
     let Some(uid) = uid else { return };
-    let fut = kube::runtime::wait::await_condition(
-        api.clone(),
-        name,
-        kube::runtime::conditions::is_deleted(&uid),
-    );
+    let fut = kube::runtime::wait::await_condition(api.clone(), name, kube::runtime::conditions::is_deleted(&uid));
     match tokio::time::timeout(timeout, fut).await {
         Ok(Ok(_)) => {}
         Ok(Err(e)) => panic!("watch on {name} failed: {e}"),

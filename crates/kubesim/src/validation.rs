@@ -15,8 +15,7 @@ const LABEL_VALUE_MSG: &str = "a valid label must be an empty string or consist 
 fn is_label(s: &str) -> bool {
     let b = s.as_bytes();
     !b.is_empty()
-        && b.iter()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+        && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
         && b[0] != b'-'
         && b[b.len() - 1] != b'-'
 }
@@ -57,8 +56,7 @@ pub fn dns1035_label_errors(s: &str) -> Vec<String> {
 fn is_name_part(s: &str) -> bool {
     let b = s.as_bytes();
     !b.is_empty()
-        && b.iter()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
+        && b.iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
         && b[0].is_ascii_alphanumeric()
         && b[b.len() - 1].is_ascii_alphanumeric()
 }
@@ -109,13 +107,8 @@ pub fn port_name_errors(s: &str) -> Vec<String> {
     if s.len() > 15 {
         e.push("must be no more than 15 characters".to_string());
     }
-    if !s
-        .bytes()
-        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-')
-    {
-        e.push(
-            "must contain only alpha-numeric characters (a-z, 0-9), and hyphens (-)".to_string(),
-        );
+    if !s.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-') {
+        e.push("must contain only alpha-numeric characters (a-z, 0-9), and hyphens (-)".to_string());
     }
     if s.contains("--") {
         e.push("must not contain consecutive hyphens".to_string());
@@ -154,15 +147,9 @@ pub fn name_errors(def: &ResourceDef, name: &str) -> Vec<String> {
 /// Metadata checks common to every kind.
 pub fn validate_meta(def: &ResourceDef, obj: &Value, out: &mut Vec<FieldError>) {
     let meta = obj.get("metadata");
-    let name = meta
-        .and_then(|m| m.get("name"))
-        .and_then(Value::as_str)
-        .unwrap_or("");
+    let name = meta.and_then(|m| m.get("name")).and_then(Value::as_str).unwrap_or("");
     if name.is_empty() {
-        out.push(FieldError::required(
-            "metadata.name",
-            "name or generateName is required",
-        ));
+        out.push(FieldError::required("metadata.name", "name or generateName is required"));
     } else {
         push_all(out, "metadata.name", name, name_errors(def, name));
     }
@@ -173,44 +160,25 @@ pub fn validate_meta(def: &ResourceDef, obj: &Value, out: &mut Vec<FieldError>) 
                     push_all(out, "metadata.labels", k, qualified_name_errors(k));
                     match v.as_str() {
                         Some(v) => push_all(out, "metadata.labels", v, label_value_errors(v)),
-                        None => out.push(FieldError::invalid_raw(
-                            "metadata.labels",
-                            v,
-                            "label values must be strings",
-                        )),
+                        None => out.push(FieldError::invalid_raw("metadata.labels", v, "label values must be strings")),
                     }
                 }
             }
             None if labels.is_null() => {}
-            None => out.push(FieldError::invalid_raw(
-                "metadata.labels",
-                labels,
-                "must be a map of string to string",
-            )),
+            None => out.push(FieldError::invalid_raw("metadata.labels", labels, "must be a map of string to string")),
         }
     }
-    if let Some(ann) = meta
-        .and_then(|m| m.get("annotations"))
-        .and_then(Value::as_object)
-    {
+    if let Some(ann) = meta.and_then(|m| m.get("annotations")).and_then(Value::as_object) {
         let mut total = 0;
         for (k, v) in ann {
-            push_all(
-                out,
-                "metadata.annotations",
-                k,
-                qualified_name_errors(&k.to_lowercase()),
-            );
+            push_all(out, "metadata.annotations", k, qualified_name_errors(&k.to_lowercase()));
             total += k.len() + v.as_str().map(str::len).unwrap_or(0);
         }
         if total > 256 * 1024 {
             out.push(FieldError::too_long("metadata.annotations", 256 * 1024));
         }
     }
-    if let Some(refs) = meta
-        .and_then(|m| m.get("ownerReferences"))
-        .and_then(Value::as_array)
-    {
+    if let Some(refs) = meta.and_then(|m| m.get("ownerReferences")).and_then(Value::as_array) {
         for (i, r) in refs.iter().enumerate() {
             for f in ["apiVersion", "kind", "name", "uid"] {
                 if r.get(f).and_then(Value::as_str).unwrap_or("").is_empty() {
@@ -222,10 +190,7 @@ pub fn validate_meta(def: &ResourceDef, obj: &Value, out: &mut Vec<FieldError>) 
                 }
             }
         }
-        let controllers = refs
-            .iter()
-            .filter(|r| r.get("controller").and_then(Value::as_bool) == Some(true))
-            .count();
+        let controllers = refs.iter().filter(|r| r.get("controller").and_then(Value::as_bool) == Some(true)).count();
         if controllers > 1 {
             out.push(FieldError::invalid_raw(
                 "metadata.ownerReferences",
@@ -234,18 +199,10 @@ pub fn validate_meta(def: &ResourceDef, obj: &Value, out: &mut Vec<FieldError>) 
             ));
         }
     }
-    if let Some(fins) = meta
-        .and_then(|m| m.get("finalizers"))
-        .and_then(Value::as_array)
-    {
+    if let Some(fins) = meta.and_then(|m| m.get("finalizers")).and_then(Value::as_array) {
         for (i, f) in fins.iter().enumerate() {
             let s = f.as_str().unwrap_or("");
-            push_all(
-                out,
-                &format!("metadata.finalizers[{i}]"),
-                s,
-                qualified_name_errors(s),
-            );
+            push_all(out, &format!("metadata.finalizers[{i}]"), s, qualified_name_errors(s));
         }
     }
 }
@@ -253,11 +210,7 @@ pub fn validate_meta(def: &ResourceDef, obj: &Value, out: &mut Vec<FieldError>) 
 fn quantity_at(v: &Value, field: &str, out: &mut Vec<FieldError>) -> Option<Quantity> {
     match Quantity::from_value(v) {
         Some(q) if q.0 < 0 => {
-            out.push(FieldError::invalid(
-                field,
-                v.as_str().unwrap_or(""),
-                "must be greater than or equal to 0",
-            ));
+            out.push(FieldError::invalid(field, v.as_str().unwrap_or(""), "must be greater than or equal to 0"));
             None
         }
         Some(q) => Some(q),
@@ -272,11 +225,7 @@ fn quantity_at(v: &Value, field: &str, out: &mut Vec<FieldError>) -> Option<Quan
     }
 }
 
-fn validate_resource_list(
-    v: Option<&Value>,
-    field: &str,
-    out: &mut Vec<FieldError>,
-) -> Vec<(String, Quantity)> {
+fn validate_resource_list(v: Option<&Value>, field: &str, out: &mut Vec<FieldError>) -> Vec<(String, Quantity)> {
     let mut res = Vec::new();
     if let Some(m) = v.and_then(Value::as_object) {
         for (k, q) in m {
@@ -307,11 +256,7 @@ fn validate_ports(ports: Option<&Value>, base: &str, out: &mut Vec<FieldError>) 
         if let Some(proto) = p.get("protocol").and_then(Value::as_str)
             && !matches!(proto, "TCP" | "UDP" | "SCTP")
         {
-            out.push(FieldError::not_supported(
-                format!("{f}.protocol"),
-                proto,
-                &["SCTP", "TCP", "UDP"],
-            ));
+            out.push(FieldError::not_supported(format!("{f}.protocol"), proto, &["SCTP", "TCP", "UDP"]));
         }
         if let Some(name) = p.get("name").and_then(Value::as_str) {
             push_all(out, &format!("{f}.name"), name, port_name_errors(name));
@@ -343,39 +288,23 @@ fn validate_containers(spec: &Value, base: &str, out: &mut Vec<FieldError>) {
                     names.push(n.to_string());
                 }
             }
-            if c.get("image")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .trim()
-                .is_empty()
-            {
+            if c.get("image").and_then(Value::as_str).unwrap_or("").trim().is_empty() {
                 out.push(FieldError::required(format!("{f}.image"), ""));
             }
             validate_ports(c.get("ports"), &format!("{f}.ports"), out);
-            let limits = validate_resource_list(
-                c.pointer("/resources/limits"),
-                &format!("{f}.resources.limits"),
-                out,
-            );
-            let requests = validate_resource_list(
-                c.pointer("/resources/requests"),
-                &format!("{f}.resources.requests"),
-                out,
-            );
+            let limits = validate_resource_list(c.pointer("/resources/limits"), &format!("{f}.resources.limits"), out);
+            let requests =
+                validate_resource_list(c.pointer("/resources/requests"), &format!("{f}.resources.requests"), out);
             for (k, rq) in &requests {
                 if let Some((_, lq)) = limits.iter().find(|(lk, _)| lk == k)
                     && rq > lq
                 {
                     out.push(FieldError::invalid(
                         format!("{f}.resources.requests"),
-                        c.pointer(&format!("/resources/requests/{k}"))
-                            .and_then(Value::as_str)
-                            .unwrap_or(""),
+                        c.pointer(&format!("/resources/requests/{k}")).and_then(Value::as_str).unwrap_or(""),
                         format!(
                             "must be less than or equal to {k} limit of {}",
-                            c.pointer(&format!("/resources/limits/{k}"))
-                                .and_then(Value::as_str)
-                                .unwrap_or("")
+                            c.pointer(&format!("/resources/limits/{k}")).and_then(Value::as_str).unwrap_or("")
                         ),
                     ));
                 }
@@ -393,11 +322,7 @@ fn validate_pod_spec(spec: Option<&Value>, base: &str, out: &mut Vec<FieldError>
     if let Some(rp) = spec.get("restartPolicy").and_then(Value::as_str)
         && !matches!(rp, "Always" | "OnFailure" | "Never")
     {
-        out.push(FieldError::not_supported(
-            format!("{base}.restartPolicy"),
-            rp,
-            &["Always", "OnFailure", "Never"],
-        ));
+        out.push(FieldError::not_supported(format!("{base}.restartPolicy"), rp, &["Always", "OnFailure", "Never"]));
     }
     if let Some(tols) = spec.get("tolerations").and_then(Value::as_array) {
         for (i, t) in tols.iter().enumerate() {
@@ -422,42 +347,18 @@ fn validate_pod_spec(spec: Option<&Value>, base: &str, out: &mut Vec<FieldError>
         }
     }
     let mut vol_names = Vec::new();
-    for (i, v) in spec
-        .get("volumes")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .enumerate()
-    {
+    for (i, v) in spec.get("volumes").and_then(Value::as_array).into_iter().flatten().enumerate() {
         let n = v.get("name").and_then(Value::as_str).unwrap_or("");
         if n.is_empty() {
-            out.push(FieldError::required(
-                format!("{base}.volumes[{i}].name"),
-                "",
-            ));
+            out.push(FieldError::required(format!("{base}.volumes[{i}].name"), ""));
         } else if vol_names.contains(&n) {
-            out.push(FieldError::duplicate(
-                format!("{base}.volumes[{i}].name"),
-                n,
-            ));
+            out.push(FieldError::duplicate(format!("{base}.volumes[{i}].name"), n));
         }
         vol_names.push(n);
     }
     for list in ["initContainers", "containers"] {
-        for (i, c) in spec
-            .get(list)
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .enumerate()
-        {
-            for (j, m) in c
-                .get("volumeMounts")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .enumerate()
-            {
+        for (i, c) in spec.get(list).and_then(Value::as_array).into_iter().flatten().enumerate() {
+            for (j, m) in c.get("volumeMounts").and_then(Value::as_array).into_iter().flatten().enumerate() {
                 let n = m.get("name").and_then(Value::as_str).unwrap_or("");
                 if !vol_names.contains(&n) {
                     out.push(FieldError {
@@ -477,27 +378,15 @@ fn validate_selector_matches_template(obj: &Value, out: &mut Vec<FieldError>) {
         out.push(FieldError::required("spec.selector", ""));
         return;
     };
-    let empty = sel
-        .get("matchLabels")
-        .and_then(Value::as_object)
-        .is_none_or(|m| m.is_empty())
-        && sel
-            .get("matchExpressions")
-            .and_then(Value::as_array)
-            .is_none_or(|m| m.is_empty());
+    let empty = sel.get("matchLabels").and_then(Value::as_object).is_none_or(|m| m.is_empty())
+        && sel.get("matchExpressions").and_then(Value::as_array).is_none_or(|m| m.is_empty());
     if empty {
-        out.push(FieldError::invalid_raw(
-            "spec.selector",
-            "{}",
-            "empty selector is invalid for deployment",
-        ));
+        out.push(FieldError::invalid_raw("spec.selector", "{}", "empty selector is invalid for deployment"));
         return;
     }
     match crate::selector::Selector::from_label_selector(sel) {
         Ok(s) => {
-            let labels = obj
-                .pointer("/spec/template/metadata/labels")
-                .and_then(Value::as_object);
+            let labels = obj.pointer("/spec/template/metadata/labels").and_then(Value::as_object);
             if !s.matches_map(labels) {
                 out.push(FieldError::invalid_raw(
                     "spec.template.metadata.labels",
@@ -512,14 +401,8 @@ fn validate_selector_matches_template(obj: &Value, out: &mut Vec<FieldError>) {
 
 fn validate_service(obj: &Value, out: &mut Vec<FieldError>) {
     let spec = obj.get("spec").cloned().unwrap_or(Value::Null);
-    let typ = spec
-        .get("type")
-        .and_then(Value::as_str)
-        .unwrap_or("ClusterIP");
-    if !matches!(
-        typ,
-        "ClusterIP" | "NodePort" | "LoadBalancer" | "ExternalName"
-    ) {
+    let typ = spec.get("type").and_then(Value::as_str).unwrap_or("ClusterIP");
+    if !matches!(typ, "ClusterIP" | "NodePort" | "LoadBalancer" | "ExternalName") {
         out.push(FieldError::not_supported(
             "spec.type",
             typ,
@@ -543,11 +426,9 @@ fn validate_service(obj: &Value, out: &mut Vec<FieldError>) {
         let f = format!("spec.ports[{i}]");
         match p.get("port").and_then(Value::as_i64) {
             Some(n) if (1..=65535).contains(&n) => {}
-            Some(n) => out.push(FieldError::invalid_raw(
-                format!("{f}.port"),
-                n,
-                "must be between 1 and 65535, inclusive",
-            )),
+            Some(n) => {
+                out.push(FieldError::invalid_raw(format!("{f}.port"), n, "must be between 1 and 65535, inclusive"))
+            }
             None => out.push(FieldError::required(format!("{f}.port"), "")),
         }
         let name = p.get("name").and_then(Value::as_str).unwrap_or("");
@@ -564,18 +445,11 @@ fn validate_service(obj: &Value, out: &mut Vec<FieldError>) {
         if let Some(proto) = p.get("protocol").and_then(Value::as_str)
             && !matches!(proto, "TCP" | "UDP" | "SCTP")
         {
-            out.push(FieldError::not_supported(
-                format!("{f}.protocol"),
-                proto,
-                &["SCTP", "TCP", "UDP"],
-            ));
+            out.push(FieldError::not_supported(format!("{f}.protocol"), proto, &["SCTP", "TCP", "UDP"]));
         }
         if let Some(np) = p.get("nodePort").and_then(Value::as_i64) {
             if typ != "NodePort" && typ != "LoadBalancer" && np != 0 {
-                out.push(FieldError::forbidden(
-                    format!("{f}.nodePort"),
-                    "may not be used when `type` is 'ClusterIP'",
-                ));
+                out.push(FieldError::forbidden(format!("{f}.nodePort"), "may not be used when `type` is 'ClusterIP'"));
             } else if !(30000..=32767).contains(&np) && np != 0 {
                 out.push(FieldError::invalid_raw(
                     format!("{f}.nodePort"),
@@ -590,26 +464,15 @@ fn validate_service(obj: &Value, out: &mut Vec<FieldError>) {
 fn validate_pvc(obj: &Value, out: &mut Vec<FieldError>) {
     let modes = obj.pointer("/spec/accessModes").and_then(Value::as_array);
     if modes.is_none_or(|m| m.is_empty()) {
-        out.push(FieldError::required(
-            "spec.accessModes",
-            "at least 1 access mode is required",
-        ));
+        out.push(FieldError::required("spec.accessModes", "at least 1 access mode is required"));
     }
     for (i, m) in modes.into_iter().flatten().enumerate() {
         let m = m.as_str().unwrap_or("");
-        if !matches!(
-            m,
-            "ReadWriteOnce" | "ReadOnlyMany" | "ReadWriteMany" | "ReadWriteOncePod"
-        ) {
+        if !matches!(m, "ReadWriteOnce" | "ReadOnlyMany" | "ReadWriteMany" | "ReadWriteOncePod") {
             out.push(FieldError::not_supported(
                 format!("spec.accessModes[{i}]"),
                 m,
-                &[
-                    "ReadOnlyMany",
-                    "ReadWriteMany",
-                    "ReadWriteOnce",
-                    "ReadWriteOncePod",
-                ],
+                &["ReadOnlyMany", "ReadWriteMany", "ReadWriteOnce", "ReadWriteOncePod"],
             ));
         }
     }
@@ -619,77 +482,41 @@ fn validate_pvc(obj: &Value, out: &mut Vec<FieldError>) {
             if let Some(q) = quantity_at(q, "spec.resources[storage]", out)
                 && q.0 <= 0
             {
-                out.push(FieldError::invalid(
-                    "spec.resources[storage]",
-                    q.render(true),
-                    "must be greater than zero",
-                ));
+                out.push(FieldError::invalid("spec.resources[storage]", q.render(true), "must be greater than zero"));
             }
         }
     }
 }
 
 fn validate_crd(obj: &Value, out: &mut Vec<FieldError>) {
-    let group = obj
-        .pointer("/spec/group")
-        .and_then(Value::as_str)
-        .unwrap_or("");
-    let plural = obj
-        .pointer("/spec/names/plural")
-        .and_then(Value::as_str)
-        .unwrap_or("");
-    let name = obj
-        .pointer("/metadata/name")
-        .and_then(Value::as_str)
-        .unwrap_or("");
+    let group = obj.pointer("/spec/group").and_then(Value::as_str).unwrap_or("");
+    let plural = obj.pointer("/spec/names/plural").and_then(Value::as_str).unwrap_or("");
+    let name = obj.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("");
     if group.is_empty() {
         out.push(FieldError::required("spec.group", ""));
     } else if !group.contains('.') {
-        out.push(FieldError::invalid(
-            "spec.group",
-            group,
-            "should be a domain with at least one dot",
-        ));
+        out.push(FieldError::invalid("spec.group", group, "should be a domain with at least one dot"));
     }
     if plural.is_empty() {
         out.push(FieldError::required("spec.names.plural", ""));
     }
-    if obj
-        .pointer("/spec/names/kind")
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .is_empty()
-    {
+    if obj.pointer("/spec/names/kind").and_then(Value::as_str).unwrap_or("").is_empty() {
         out.push(FieldError::required("spec.names.kind", ""));
     }
     if !group.is_empty() && !plural.is_empty() && name != format!("{plural}.{group}") {
-        out.push(FieldError::invalid(
-            "metadata.name",
-            name,
-            "must be spec.names.plural+\".\"+spec.group",
-        ));
+        out.push(FieldError::invalid("metadata.name", name, "must be spec.names.plural+\".\"+spec.group"));
     }
     match obj.pointer("/spec/scope").and_then(Value::as_str) {
         Some("Namespaced") | Some("Cluster") => {}
-        Some(s) => out.push(FieldError::not_supported(
-            "spec.scope",
-            s,
-            &["Cluster", "Namespaced"],
-        )),
+        Some(s) => out.push(FieldError::not_supported("spec.scope", s, &["Cluster", "Namespaced"])),
         None => out.push(FieldError::required("spec.scope", "")),
     }
     let versions = obj.pointer("/spec/versions").and_then(Value::as_array);
     if versions.is_none_or(|v| v.is_empty()) {
-        out.push(FieldError::required(
-            "spec.versions",
-            "must have exactly one version marked as storage version",
-        ));
+        out.push(FieldError::required("spec.versions", "must have exactly one version marked as storage version"));
     } else {
-        let storage = versions
-            .into_iter()
-            .flatten()
-            .filter(|v| v.get("storage").and_then(Value::as_bool) == Some(true))
-            .count();
+        let storage =
+            versions.into_iter().flatten().filter(|v| v.get("storage").and_then(Value::as_bool) == Some(true)).count();
         if storage != 1 {
             out.push(FieldError::invalid_raw(
                 "spec.versions",
@@ -702,20 +529,8 @@ fn validate_crd(obj: &Value, out: &mut Vec<FieldError>) {
 
 fn validate_quota_like(obj: &Value, out: &mut Vec<FieldError>) {
     validate_resource_list(obj.pointer("/spec/hard"), "spec.hard", out);
-    for (i, l) in obj
-        .pointer("/spec/limits")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .enumerate()
-    {
-        for part in [
-            "max",
-            "min",
-            "default",
-            "defaultRequest",
-            "maxLimitRequestRatio",
-        ] {
+    for (i, l) in obj.pointer("/spec/limits").and_then(Value::as_array).into_iter().flatten().enumerate() {
+        for part in ["max", "min", "default", "defaultRequest", "maxLimitRequestRatio"] {
             validate_resource_list(l.get(part), &format!("spec.limits[{i}].{part}"), out);
         }
         let t = l.get("type").and_then(Value::as_str).unwrap_or("");
@@ -730,23 +545,12 @@ fn validate_quota_like(obj: &Value, out: &mut Vec<FieldError>) {
 }
 
 fn validate_node(obj: &Value, out: &mut Vec<FieldError>) {
-    for (i, t) in obj
-        .pointer("/spec/taints")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .enumerate()
-    {
+    for (i, t) in obj.pointer("/spec/taints").and_then(Value::as_array).into_iter().flatten().enumerate() {
         let key = t.get("key").and_then(Value::as_str).unwrap_or("");
         if key.is_empty() {
             out.push(FieldError::required(format!("spec.taints[{i}].key"), ""));
         } else {
-            push_all(
-                out,
-                &format!("spec.taints[{i}].key"),
-                key,
-                qualified_name_errors(key),
-            );
+            push_all(out, &format!("spec.taints[{i}].key"), key, qualified_name_errors(key));
         }
         let e = t.get("effect").and_then(Value::as_str).unwrap_or("");
         if !matches!(e, "NoSchedule" | "PreferNoSchedule" | "NoExecute") {
@@ -771,19 +575,11 @@ pub fn validate(def: &ResourceDef, obj: &Value, old: Option<&Value>) -> Vec<Fiel
         ("", "nodes") => validate_node(obj, &mut out),
         ("apps", "deployments") | ("apps", "replicasets") | ("apps", "daemonsets") => {
             validate_selector_matches_template(obj, &mut out);
-            validate_pod_spec(
-                obj.pointer("/spec/template/spec"),
-                "spec.template.spec",
-                &mut out,
-            );
+            validate_pod_spec(obj.pointer("/spec/template/spec"), "spec.template.spec", &mut out);
             if let Some(r) = obj.pointer("/spec/replicas").and_then(Value::as_i64)
                 && r < 0
             {
-                out.push(FieldError::invalid_raw(
-                    "spec.replicas",
-                    r,
-                    "must be greater than or equal to 0",
-                ));
+                out.push(FieldError::invalid_raw("spec.replicas", r, "must be greater than or equal to 0"));
             }
         }
         ("apiextensions.k8s.io", "customresourcedefinitions") => validate_crd(obj, &mut out),
@@ -841,20 +637,13 @@ fn validate_update(def: &ResourceDef, obj: &Value, old: &Value, out: &mut Vec<Fi
             let a = obj.pointer("/spec/clusterIP").and_then(Value::as_str);
             let b = old.pointer("/spec/clusterIP").and_then(Value::as_str);
             if b.is_some() && a.is_some() && a != b {
-                out.push(FieldError::invalid(
-                    "spec.clusterIPs[0]",
-                    a.unwrap_or(""),
-                    "may not change once set",
-                ));
+                out.push(FieldError::invalid("spec.clusterIPs[0]", a.unwrap_or(""), "may not change once set"));
             }
         }
         ("", "persistentvolumeclaims") => {
             let strip = |v: &Value| {
                 let mut s = v.get("spec").cloned().unwrap_or(Value::Null);
-                if let Some(r) = s
-                    .pointer_mut("/resources/requests")
-                    .and_then(Value::as_object_mut)
-                {
+                if let Some(r) = s.pointer_mut("/resources/requests").and_then(Value::as_object_mut) {
                     r.remove("storage");
                 }
                 if let Some(m) = s.as_object_mut() {
@@ -872,15 +661,9 @@ fn validate_update(def: &ResourceDef, obj: &Value, old: &Value, out: &mut Vec<Fi
                     "spec is immutable after creation except resources.requests and volumeAttributesClassName for bound claims",
                 ));
             }
-            let new_q = obj
-                .pointer("/spec/resources/requests/storage")
-                .and_then(Quantity::from_value);
-            let old_q = old
-                .pointer("/spec/resources/requests/storage")
-                .and_then(Quantity::from_value);
-            let cap = old
-                .pointer("/status/capacity/storage")
-                .and_then(Quantity::from_value);
+            let new_q = obj.pointer("/spec/resources/requests/storage").and_then(Quantity::from_value);
+            let old_q = old.pointer("/spec/resources/requests/storage").and_then(Quantity::from_value);
+            let cap = old.pointer("/status/capacity/storage").and_then(Quantity::from_value);
             if let (Some(n), Some(o)) = (new_q, old_q)
                 && n != o
             {
@@ -897,35 +680,26 @@ fn validate_update(def: &ResourceDef, obj: &Value, old: &Value, out: &mut Vec<Fi
                 }
             }
         }
-        ("apps", "deployments") | ("apps", "replicasets") | ("apps", "daemonsets") => {
-            if obj.pointer("/spec/selector") != old.pointer("/spec/selector") {
-                out.push(FieldError::invalid_raw(
-                    "spec.selector",
-                    serde_json::to_string(&obj.pointer("/spec/selector")).unwrap_or_default(),
-                    "field is immutable",
-                ));
-            }
+        ("apps", "deployments") | ("apps", "replicasets") | ("apps", "daemonsets")
+            if obj.pointer("/spec/selector") != old.pointer("/spec/selector") =>
+        {
+            out.push(FieldError::invalid_raw(
+                "spec.selector",
+                serde_json::to_string(&obj.pointer("/spec/selector")).unwrap_or_default(),
+                "field is immutable",
+            ));
         }
         ("apiextensions.k8s.io", "customresourcedefinitions") => {
             for f in ["group", "scope"] {
                 if obj.pointer(&format!("/spec/{f}")) != old.pointer(&format!("/spec/{f}")) {
-                    out.push(FieldError::invalid(
-                        format!("spec.{f}"),
-                        "",
-                        "field is immutable",
-                    ));
+                    out.push(FieldError::invalid(format!("spec.{f}"), "", "field is immutable"));
                 }
             }
         }
-        ("", "configmaps") | ("", "secrets") => {
-            if old.get("immutable").and_then(Value::as_bool) == Some(true) {
-                for f in ["data", "binaryData", "stringData"] {
-                    if obj.get(f) != old.get(f) {
-                        out.push(FieldError::forbidden(
-                            f,
-                            "field is immutable when `immutable` is set",
-                        ));
-                    }
+        ("", "configmaps") | ("", "secrets") if old.get("immutable").and_then(Value::as_bool) == Some(true) => {
+            for f in ["data", "binaryData", "stringData"] {
+                if obj.get(f) != old.get(f) {
+                    out.push(FieldError::forbidden(f, "field is immutable when `immutable` is set"));
                 }
             }
         }

@@ -15,26 +15,14 @@ pub struct LogArgs {
     #[arg(long, global = true, env = "PADDOCK_LOG_LEVEL", default_value = "info")]
     pub log_level: String,
     /// Log output format.
-    #[arg(
-        long,
-        global = true,
-        env = "PADDOCK_LOG_FORMAT",
-        value_enum,
-        default_value = "text"
-    )]
+    #[arg(long, global = true, env = "PADDOCK_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
 }
 
 pub fn init(args: &LogArgs) -> Result<(), String> {
-    let filter = EnvFilter::try_new(&args.log_level).map_err(|e| {
-        format!(
-            "--log-level {:?} is not a valid level or filter: {e}",
-            args.log_level
-        )
-    })?;
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let filter = EnvFilter::try_new(&args.log_level)
+        .map_err(|e| format!("--log-level {:?} is not a valid level or filter: {e}", args.log_level))?;
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     match args.log_format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),

@@ -7,11 +7,7 @@ use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(
-    name = "paddock",
-    version,
-    about = "Isolated, on-demand tenant workloads on Kubernetes"
-)]
+#[command(name = "paddock", version, about = "Isolated, on-demand tenant workloads on Kubernetes")]
 struct Cli {
     #[command(flatten)]
     log: logging::LogArgs,
@@ -31,10 +27,7 @@ fn main() -> ExitCode {
         eprintln!("paddock: {e}");
         return ExitCode::from(2);
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {
             eprintln!("paddock: cannot start the async runtime: {e}");

@@ -46,11 +46,7 @@ impl State {
         name: &str,
         opts: &DeleteOpts,
     ) -> ApiResult<DeleteOutcome> {
-        let def = self
-            .registry
-            .get(res)
-            .cloned()
-            .ok_or_else(ApiError::unknown_path)?;
+        let def = self.registry.get(res).cloned().ok_or_else(ApiError::unknown_path)?;
         let key = State::key(&def, ns, name);
         let old = self
             .store
@@ -65,10 +61,7 @@ impl State {
                 &def.group,
                 &def.plural,
                 name,
-                &format!(
-                    "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
-                    old.uid
-                ),
+                &format!("Precondition failed: UID in precondition: {uid}, UID in object meta: {}", old.uid),
             ));
         }
         if let Some(rv) = &opts.precondition_rv
@@ -86,12 +79,7 @@ impl State {
         }
         let is_ns = def.group.is_empty() && def.plural == "namespaces";
         if is_ns && PROTECTED_NAMESPACES.contains(&name) {
-            return Err(ApiError::forbidden(
-                "",
-                "namespaces",
-                name,
-                "this namespace may not be deleted",
-            ));
+            return Err(ApiError::forbidden("", "namespaces", name, "this namespace may not be deleted"));
         }
         let is_pod = def.group.is_empty() && def.plural == "pods";
         let meta = v
@@ -101,12 +89,7 @@ impl State {
         let mut finalizers: Vec<String> = meta
             .get("finalizers")
             .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter_map(Value::as_str)
-                    .map(str::to_string)
-                    .collect()
-            })
+            .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
             .unwrap_or_default();
         let already_deleting = meta.contains_key("deletionTimestamp");
         match opts.propagation {
@@ -114,39 +97,26 @@ impl State {
                 finalizers.retain(|f| f != "foregroundDeletion");
                 finalizers.push("orphan".into());
             }
-            Some(Propagation::Foreground)
-                if !finalizers.iter().any(|f| f == "foregroundDeletion") =>
-            {
+            Some(Propagation::Foreground) if !finalizers.iter().any(|f| f == "foregroundDeletion") => {
                 finalizers.retain(|f| f != "orphan");
                 finalizers.push("foregroundDeletion".into());
             }
-            Some(Propagation::Background) => {
-                finalizers.retain(|f| f != "orphan" && f != "foregroundDeletion")
-            }
+            Some(Propagation::Background) => finalizers.retain(|f| f != "orphan" && f != "foregroundDeletion"),
             _ => {}
         }
         // Grace: pods that run on a node terminate gracefully.
         let mut grace = 0;
         if is_pod {
             let scheduled = v.pointer("/spec/nodeName").is_some();
-            let phase = v
-                .pointer("/status/phase")
-                .and_then(Value::as_str)
-                .unwrap_or("");
+            let phase = v.pointer("/status/phase").and_then(Value::as_str).unwrap_or("");
             let terminal = phase == "Succeeded" || phase == "Failed";
-            let default_grace = v
-                .pointer("/spec/terminationGracePeriodSeconds")
-                .and_then(Value::as_i64)
-                .unwrap_or(30);
+            let default_grace = v.pointer("/spec/terminationGracePeriodSeconds").and_then(Value::as_i64).unwrap_or(30);
             grace = opts.grace_period.unwrap_or(default_grace).max(0);
             if !scheduled || terminal {
                 grace = 0;
             }
             // A second delete may only shorten the grace period.
-            if let Some(cur) = v
-                .pointer("/metadata/deletionGracePeriodSeconds")
-                .and_then(Value::as_i64)
-            {
+            if let Some(cur) = v.pointer("/metadata/deletionGracePeriodSeconds").and_then(Value::as_i64) {
                 grace = grace.min(cur);
             }
         }
@@ -176,10 +146,7 @@ impl State {
         }
         if !already_deleting {
             let ts = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(grace);
-            meta.insert(
-                "deletionTimestamp".into(),
-                json!(ts.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()),
-            );
+            meta.insert("deletionTimestamp".into(), json!(ts.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()));
         }
         meta.insert("deletionGracePeriodSeconds".into(), json!(grace));
         if is_ns {
@@ -202,13 +169,7 @@ impl State {
 }
 
 impl Cluster {
-    pub fn delete(
-        &self,
-        res: ResId,
-        ns: &str,
-        name: &str,
-        opts: &DeleteOpts,
-    ) -> ApiResult<DeleteOutcome> {
+    pub fn delete(&self, res: ResId, ns: &str, name: &str, opts: &DeleteOpts) -> ApiResult<DeleteOutcome> {
         self.state.write().delete_locked(res, ns, name, opts)
     }
 
@@ -220,31 +181,13 @@ impl Cluster {
         list: &ListOpts,
         opts: &DeleteOpts,
     ) -> ApiResult<Vec<serde_json::Value>> {
-        let items = self
-            .list(
-                res,
-                ns,
-                &ListOpts {
-                    limit: None,
-                    continue_token: None,
-                    ..list.clone()
-                },
-            )?
-            .items;
+        let items = self.list(res, ns, &ListOpts { limit: None, continue_token: None, ..list.clone() })?.items;
         let mut st = self.state.write();
         let mut out = Vec::new();
         for o in items {
             let v = o.value();
-            let name = v
-                .pointer("/metadata/name")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_string();
-            let ons = v
-                .pointer("/metadata/namespace")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_string();
+            let name = v.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("").to_string();
+            let ons = v.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or("").to_string();
             match st.delete_locked(res, &ons, &name, opts) {
                 Ok(x) => out.push(x.into_value()),
                 Err(e) if e.code == 404 => {}

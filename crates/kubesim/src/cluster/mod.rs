@@ -26,9 +26,7 @@ pub struct State {
 
 impl State {
     pub fn res(&self, group: &str, plural: &str) -> Option<(ResId, Arc<ResourceDef>)> {
-        self.registry
-            .find(group, plural)
-            .map(|(i, d)| (i, d.clone()))
+        self.registry.find(group, plural).map(|(i, d)| (i, d.clone()))
     }
 
     pub fn get_value(&self, group: &str, plural: &str, ns: &str, name: &str) -> Option<Value> {
@@ -40,35 +38,21 @@ impl State {
         let Some((id, _)) = self.registry.find(group, plural) else {
             return vec![];
         };
-        self.store
-            .range(id, ns, None)
-            .map(|(_, o)| o.value())
-            .collect()
+        self.store.range(id, ns, None).map(|(_, o)| o.value()).collect()
     }
 
     pub fn encode(&self, def: &ResourceDef, value: &Value, rv: u64) -> Obj {
-        Store::encode(
-            value,
-            rv,
-            &Extract {
-                field_paths: &def.field_selectors,
-            },
-        )
+        Store::encode(value, rv, &Extract { field_paths: &def.field_selectors })
     }
 
     pub(crate) fn key(def: &ResourceDef, ns: &str, name: &str) -> Key {
-        (
-            if def.namespaced { ns.into() } else { "".into() },
-            name.into(),
-        )
+        (if def.namespaced { ns.into() } else { "".into() }, name.into())
     }
 }
 
 /// RFC 3339 time with second precision, as Kubernetes renders metav1.Time.
 pub fn now_rfc3339() -> String {
-    jiff::Timestamp::now()
-        .strftime("%Y-%m-%dT%H:%M:%SZ")
-        .to_string()
+    jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
 pub struct Cluster {

@@ -36,13 +36,7 @@ pub struct WatchStart {
 }
 
 /// Whether an object passes label and field selectors.
-pub fn matches(
-    def: &ResourceDef,
-    o: &Obj,
-    key: (&str, &str),
-    label: &Selector,
-    field: &Selector,
-) -> bool {
+pub fn matches(def: &ResourceDef, o: &Obj, key: (&str, &str), label: &Selector, field: &Selector) -> bool {
     if !label.matches_labels(&o.labels) {
         return false;
     }
@@ -53,12 +47,9 @@ pub fn matches(
         r.matches(&|k: &str| match k {
             "metadata.name" => Some(key.1.to_string()),
             "metadata.namespace" => Some(key.0.to_string()),
-            other => def
-                .field_selectors
-                .iter()
-                .position(|f| f == other)
-                .and_then(|i| o.fields.get(i))
-                .map(|v| v.to_string()),
+            other => {
+                def.field_selectors.iter().position(|f| f == other).and_then(|i| o.fields.get(i)).map(|v| v.to_string())
+            }
         })
     })
 }
@@ -73,11 +64,7 @@ fn parse_rv(s: &str) -> ApiResult<u64> {
             "",
             "ListOptions",
             "",
-            vec![crate::error::FieldError::invalid(
-                "resourceVersion",
-                s,
-                "must be an integer",
-            )],
+            vec![crate::error::FieldError::invalid("resourceVersion", s, "must be an integer")],
         )
     })
 }
@@ -101,9 +88,7 @@ fn decode_continue(token: &str) -> ApiResult<(u64, Key)> {
             "continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)",
         )
     };
-    let raw = base64::engine::general_purpose::URL_SAFE
-        .decode(token)
-        .map_err(|_| bad())?;
+    let raw = base64::engine::general_purpose::URL_SAFE.decode(token).map_err(|_| bad())?;
     let v: Value = serde_json::from_slice(&raw).map_err(|_| bad())?;
     let rv = v.get("rv").and_then(Value::as_u64).ok_or_else(bad)?;
     let start = v.get("start").and_then(Value::as_str).ok_or_else(bad)?;
@@ -116,10 +101,7 @@ impl Cluster {
         let st = self.state.read();
         let def = st.registry.get(res).ok_or_else(ApiError::unknown_path)?;
         let key = super::State::key(def, ns, name);
-        st.store
-            .get(res, &key.0, &key.1)
-            .cloned()
-            .ok_or_else(|| ApiError::not_found(&def.group, &def.plural, name))
+        st.store.get(res, &key.0, &key.1).cloned().ok_or_else(|| ApiError::not_found(&def.group, &def.plural, name))
     }
 
     pub fn list(&self, res: ResId, ns: Option<&str>, opts: &ListOpts) -> ApiResult<ListResult> {
@@ -135,9 +117,7 @@ impl Cluster {
                         return Err(too_large(n, cur));
                     }
                     if n != cur {
-                        return Err(ApiError::gone(
-                            "The resourceVersion for the provided list is too old.",
-                        ));
+                        return Err(ApiError::gone("The resourceVersion for the provided list is too old."));
                     }
                 }
                 Some("NotOlderThan") | None => {
@@ -192,22 +172,9 @@ impl Cluster {
             }
         }
         let _ = seen;
-        let continue_token = if more {
-            last_key.as_ref().map(|k| encode_continue(list_rv, k))
-        } else {
-            None
-        };
-        let remaining = if more && !filtered {
-            Some(total_after)
-        } else {
-            None
-        };
-        Ok(ListResult {
-            items,
-            rv: list_rv,
-            continue_token,
-            remaining,
-        })
+        let continue_token = if more { last_key.as_ref().map(|k| encode_continue(list_rv, k)) } else { None };
+        let remaining = if more && !filtered { Some(total_after) } else { None };
+        Ok(ListResult { items, rv: list_rv, continue_token, remaining })
     }
 
     /// Starts a watch. `rv` None or "0" sends the current state as ADDED events first.
@@ -232,11 +199,7 @@ impl Cluster {
                     .filter(|(k, o)| matches(def, o, (&k.0, &k.1), label, field))
                     .map(|(_, o)| (EventType::Added, o.clone()))
                     .collect();
-                Ok(Ok(WatchStart {
-                    initial,
-                    rx,
-                    rv: cur,
-                }))
+                Ok(Ok(WatchStart { initial, rx, rv: cur }))
             }
             Some(s) => {
                 let n = parse_rv(s)?;
@@ -259,20 +222,14 @@ impl Cluster {
                         initial.push(x);
                     }
                 }
-                Ok(Ok(WatchStart {
-                    initial,
-                    rx,
-                    rv: cur,
-                }))
+                Ok(Ok(WatchStart { initial, rx, rv: cur }))
             }
         }
     }
 
     /// A readable label for errors about a type.
     pub fn qualified_name(&self, res: ResId) -> String {
-        self.def(res)
-            .map(|d| qualified(&d.group, &d.plural))
-            .unwrap_or_default()
+        self.def(res).map(|d| qualified(&d.group, &d.plural)).unwrap_or_default()
     }
 }
 
@@ -292,18 +249,11 @@ pub fn filter_event(
     match ev.typ {
         EventType::Added => now.then(|| (EventType::Added, ev.obj.clone())),
         EventType::Deleted => {
-            let was = ev
-                .prev
-                .as_ref()
-                .map(|p| matches(def, p, key, label, field))
-                .unwrap_or(now);
+            let was = ev.prev.as_ref().map(|p| matches(def, p, key, label, field)).unwrap_or(now);
             was.then(|| (EventType::Deleted, ev.obj.clone()))
         }
         EventType::Modified => {
-            let was = ev
-                .prev
-                .as_ref()
-                .is_some_and(|p| matches(def, p, key, label, field));
+            let was = ev.prev.as_ref().is_some_and(|p| matches(def, p, key, label, field));
             match (was, now) {
                 (true, true) => Some((EventType::Modified, ev.obj.clone())),
                 (false, true) => Some((EventType::Added, ev.obj.clone())),

@@ -12,7 +12,6 @@ use crate::registry::{ResId, ResourceDef};
 use crate::store::Obj;
 use crate::validation;
 use serde_json::{Map, Value, json};
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 #[derive(Debug, Default, Clone)]
@@ -24,48 +23,35 @@ pub struct WriteOpts {
 
 impl WriteOpts {
     pub fn manager(name: &str) -> Self {
-        Self {
-            field_manager: Some(name.to_string()),
-            ..Default::default()
-        }
+        Self { field_manager: Some(name.to_string()), ..Default::default() }
     }
     fn manager_name(&self) -> String {
-        self.field_manager
-            .clone()
-            .unwrap_or_else(|| "unknown".into())
+        self.field_manager.clone().unwrap_or_else(|| "unknown".into())
     }
 }
 
 fn meta_str<'a>(v: &'a Value, k: &str) -> Option<&'a str> {
-    v.get("metadata")
-        .and_then(|m| m.get(k))
-        .and_then(Value::as_str)
+    v.get("metadata").and_then(|m| m.get(k)).and_then(Value::as_str)
 }
 
 fn meta_mut(v: &mut Value) -> &mut Map<String, Value> {
     if !v.get("metadata").is_some_and(Value::is_object) {
         v["metadata"] = json!({});
     }
-    v.get_mut("metadata")
-        .and_then(Value::as_object_mut)
-        .expect("metadata is an object")
+    v.get_mut("metadata").and_then(Value::as_object_mut).expect("metadata is an object")
 }
 
 fn random_suffix() -> String {
     use rand::Rng;
     const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
     let mut rng = rand::rng();
-    (0..5)
-        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
-        .collect()
+    (0..5).map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char).collect()
 }
 
 /// Checks apiVersion/kind of a body against the endpoint and fills them in.
 fn check_type(def: &ResourceDef, version: &str, obj: &mut Value) -> ApiResult<()> {
     let Some(m) = obj.as_object_mut() else {
-        return Err(ApiError::bad_request(
-            "the object provided is unrecognized (must be a JSON object)",
-        ));
+        return Err(ApiError::bad_request("the object provided is unrecognized (must be a JSON object)"));
     };
     let want_av = def.api_version(version);
     if let Some(av) = m.get("apiVersion").and_then(Value::as_str)
@@ -123,7 +109,7 @@ impl State {
         name: &str,
         obj: &mut Value,
         old: Option<&Value>,
-    ) -> ApiResult<Vec<(String, BTreeMap<String, Quantity>)>> {
+    ) -> ApiResult<admission::QuotaCharges> {
         let core = def.group.is_empty();
         if old.is_none() && core && def.plural == "pods" {
             admission::limit_ranger(self, def, ns, name, obj)?;
@@ -149,7 +135,7 @@ impl State {
         admission::quota(self, def, ns, name, obj, old)
     }
 
-    fn charge_quotas(&mut self, ns: &str, charges: Vec<(String, BTreeMap<String, Quantity>)>) {
+    fn charge_quotas(&mut self, ns: &str, charges: admission::QuotaCharges) {
         let Some((qid, qdef)) = self.res("", "resourcequotas") else {
             return;
         };
@@ -161,10 +147,7 @@ impl State {
             let used = v.pointer_mut("/status/used").and_then(Value::as_object_mut);
             let Some(used) = used else { continue };
             for (r, d) in delta {
-                let cur = used
-                    .get(&r)
-                    .and_then(Quantity::from_value)
-                    .unwrap_or_default();
+                let cur = used.get(&r).and_then(Quantity::from_value).unwrap_or_default();
                 used.insert(r.clone(), json!((cur + d).render(is_bytes(&r))));
             }
             let rv = self.store.next_rv();
@@ -193,11 +176,7 @@ impl State {
         opts: &WriteOpts,
         applied: bool,
     ) -> ApiResult<Value> {
-        let def = self
-            .registry
-            .get(res)
-            .cloned()
-            .ok_or_else(ApiError::unknown_path)?;
+        let def = self.registry.get(res).cloned().ok_or_else(ApiError::unknown_path)?;
         check_type(&def, version, &mut obj)?;
         {
             let meta = meta_mut(&mut obj);
@@ -215,38 +194,21 @@ impl State {
             } else {
                 meta.remove("namespace");
             }
-            let name = meta
-                .get("name")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_string();
+            let name = meta.get("name").and_then(Value::as_str).unwrap_or("").to_string();
             if name.is_empty()
-                && let Some(g) = meta
-                    .get("generateName")
-                    .and_then(Value::as_str)
-                    .filter(|g| !g.is_empty())
+                && let Some(g) = meta.get("generateName").and_then(Value::as_str).filter(|g| !g.is_empty())
             {
                 let g = g.to_string();
                 let mut candidate = format!("{g}{}", random_suffix());
                 for _ in 0..8 {
-                    if self
-                        .store
-                        .get(res, if def.namespaced { ns } else { "" }, &candidate)
-                        .is_none()
-                    {
+                    if self.store.get(res, if def.namespaced { ns } else { "" }, &candidate).is_none() {
                         break;
                     }
                     candidate = format!("{g}{}", random_suffix());
                 }
                 meta.insert("name".into(), json!(candidate));
             }
-            for k in [
-                "uid",
-                "resourceVersion",
-                "deletionTimestamp",
-                "deletionGracePeriodSeconds",
-                "selfLink",
-            ] {
+            for k in ["uid", "resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds", "selfLink"] {
                 meta.remove(k);
             }
             if !applied {
@@ -264,12 +226,7 @@ impl State {
         if def.namespaced {
             admission::namespace_lifecycle(self, &def, ns, &name)?;
         }
-        if !name.is_empty()
-            && self
-                .store
-                .get(res, if def.namespaced { ns } else { "" }, &name)
-                .is_some()
-        {
+        if !name.is_empty() && self.store.get(res, if def.namespaced { ns } else { "" }, &name).is_some() {
             return Err(ApiError::already_exists(&def.group, &def.plural, &name));
         }
         if def.status_subresource
@@ -282,15 +239,11 @@ impl State {
         // claims, the custom-resource cleanup for CRDs.
         let create_finalizer = match (def.group.as_str(), def.plural.as_str()) {
             ("", "persistentvolumeclaims") => Some(crate::sim::storage::PVC_PROTECTION),
-            ("apiextensions.k8s.io", "customresourcedefinitions") => {
-                Some(crate::sim::crds::CLEANUP_FINALIZER)
-            }
+            ("apiextensions.k8s.io", "customresourcedefinitions") => Some(crate::sim::crds::CLEANUP_FINALIZER),
             _ => None,
         };
         if let Some(f) = create_finalizer {
-            let fins = meta_mut(&mut obj)
-                .entry("finalizers")
-                .or_insert_with(|| json!([]));
+            let fins = meta_mut(&mut obj).entry("finalizers").or_insert_with(|| json!([]));
             if let Some(a) = fins.as_array_mut()
                 && !a.iter().any(|x| x == f)
             {
@@ -305,18 +258,8 @@ impl State {
         defaults::apply(&def.group, &def.kind, &mut obj);
         let charges = self.admit(&def, ns, &name, &mut obj, None)?;
         if !applied {
-            let scope = fieldmanager::Scope {
-                def: &def,
-                version,
-                subresource: None,
-            };
-            fieldmanager::track_update(
-                &scope,
-                &json!({}),
-                &mut obj,
-                &opts.manager_name(),
-                &now_rfc3339(),
-            );
+            let scope = fieldmanager::Scope { def: &def, version, subresource: None };
+            fieldmanager::track_update(&scope, &json!({}), &mut obj, &opts.manager_name(), &now_rfc3339());
         }
         if opts.dry_run {
             return Ok(obj);
@@ -327,6 +270,7 @@ impl State {
     }
 
     /// Commits a new state of an existing object.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn update_locked(
         &mut self,
         res: ResId,
@@ -337,11 +281,7 @@ impl State {
         opts: &WriteOpts,
         track: bool,
     ) -> ApiResult<Value> {
-        let def = self
-            .registry
-            .get(res)
-            .cloned()
-            .ok_or_else(ApiError::unknown_path)?;
+        let def = self.registry.get(res).cloned().ok_or_else(ApiError::unknown_path)?;
         let old_v = old.value();
         let name = meta_str(&old_v, "name").unwrap_or("").to_string();
         let ns = meta_str(&old_v, "namespace").unwrap_or("").to_string();
@@ -377,10 +317,7 @@ impl State {
                 new = merged;
             }
             Some("finalize") => {
-                let fins = new
-                    .pointer("/spec/finalizers")
-                    .cloned()
-                    .unwrap_or(json!([]));
+                let fins = new.pointer("/spec/finalizers").cloned().unwrap_or(json!([]));
                 let mut merged = old_v.clone();
                 merged["spec"]["finalizers"] = fins;
                 new = merged;
@@ -388,11 +325,7 @@ impl State {
             // Internal writes (the scheduler's binding, the kubelet) that set spec and status together.
             Some("binding") => {}
             Some(other) => {
-                return Err(ApiError::not_found(
-                    &def.group,
-                    &format!("{}/{other}", def.plural),
-                    &name,
-                ));
+                return Err(ApiError::not_found(&def.group, &format!("{}/{other}", def.plural), &name));
             }
             None => {
                 if def.status_subresource
@@ -407,11 +340,7 @@ impl State {
         }
         // Server-owned metadata is preserved.
         {
-            let old_meta = old_v
-                .get("metadata")
-                .and_then(Value::as_object)
-                .cloned()
-                .unwrap_or_default();
+            let old_meta = old_v.get("metadata").and_then(Value::as_object).cloned().unwrap_or_default();
             let meta = meta_mut(&mut new);
             for k in [
                 "uid",
@@ -441,11 +370,7 @@ impl State {
                 .and_then(Value::as_array)
                 .map(|a| a.iter().collect())
                 .unwrap_or_default();
-            let after = new
-                .pointer("/metadata/finalizers")
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default();
+            let after = new.pointer("/metadata/finalizers").and_then(Value::as_array).cloned().unwrap_or_default();
             if after.iter().any(|f| !before.contains(&f)) {
                 return Err(ApiError::invalid(
                     &def.group,
@@ -459,30 +384,17 @@ impl State {
             }
         }
         if def.generation && sub.is_none() && spec_part(&def, &new) != spec_part(&def, &old_v) {
-            let g = old_v
-                .pointer("/metadata/generation")
-                .and_then(Value::as_i64)
-                .unwrap_or(0);
+            let g = old_v.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(0);
             meta_mut(&mut new).insert("generation".into(), json!(g + 1));
         }
         self.prepare(&def, &mut new);
         defaults::apply(&def.group, &def.kind, &mut new);
         let charges = self.admit(&def, &ns, &name, &mut new, Some(&old_v))?;
         if track {
-            let scope = fieldmanager::Scope {
-                def: &def,
-                version,
-                subresource: sub,
-            };
+            let scope = fieldmanager::Scope { def: &def, version, subresource: sub };
             let mut old_for_diff = old_v.clone();
             meta_mut(&mut old_for_diff).remove("resourceVersion");
-            fieldmanager::track_update(
-                &scope,
-                &old_for_diff,
-                &mut new,
-                &opts.manager_name(),
-                &now_rfc3339(),
-            );
+            fieldmanager::track_update(&scope, &old_for_diff, &mut new, &opts.manager_name(), &now_rfc3339());
         }
         // Nothing changed: no write, no event (as upstream's no-op updates).
         let mut cmp_old = old_v.clone();
@@ -514,37 +426,22 @@ impl State {
         if v.pointer("/metadata/deletionTimestamp").is_none() {
             return false;
         }
-        let fins = v
-            .pointer("/metadata/finalizers")
-            .and_then(Value::as_array)
-            .is_some_and(|a| !a.is_empty());
-        let grace = v
-            .pointer("/metadata/deletionGracePeriodSeconds")
-            .and_then(Value::as_i64)
-            .unwrap_or(0);
+        let fins = v.pointer("/metadata/finalizers").and_then(Value::as_array).is_some_and(|a| !a.is_empty());
+        let grace = v.pointer("/metadata/deletionGracePeriodSeconds").and_then(Value::as_i64).unwrap_or(0);
         let ns_fins = def.group.is_empty()
             && def.plural == "namespaces"
-            && v.pointer("/spec/finalizers")
-                .and_then(Value::as_array)
-                .is_some_and(|a| !a.is_empty());
+            && v.pointer("/spec/finalizers").and_then(Value::as_array).is_some_and(|a| !a.is_empty());
         !fins && !ns_fins && grace == 0
     }
 }
 
 fn check_expansion(st: &State, name: &str, obj: &Value, old: &Value) -> ApiResult<()> {
-    let new_q = obj
-        .pointer("/spec/resources/requests/storage")
-        .and_then(Quantity::from_value);
-    let old_q = old
-        .pointer("/spec/resources/requests/storage")
-        .and_then(Quantity::from_value);
+    let new_q = obj.pointer("/spec/resources/requests/storage").and_then(Quantity::from_value);
+    let old_q = old.pointer("/spec/resources/requests/storage").and_then(Quantity::from_value);
     if let (Some(n), Some(o)) = (new_q, old_q)
         && n > o
     {
-        let class = obj
-            .pointer("/spec/storageClassName")
-            .and_then(Value::as_str)
-            .unwrap_or("");
+        let class = obj.pointer("/spec/storageClassName").and_then(Value::as_str).unwrap_or("");
         let expandable = st
             .get_value("storage.k8s.io", "storageclasses", "", class)
             .and_then(|sc| sc.get("allowVolumeExpansion").and_then(Value::as_bool))
@@ -575,11 +472,7 @@ impl Cluster {
         f: impl FnOnce(&mut Value),
     ) -> ApiResult<Option<Value>> {
         let mut st = self.state.write();
-        let def = st
-            .registry
-            .get(res)
-            .cloned()
-            .ok_or_else(ApiError::unknown_path)?;
+        let def = st.registry.get(res).cloned().ok_or_else(ApiError::unknown_path)?;
         let key = State::key(&def, ns, name);
         let old = st
             .store
@@ -593,32 +486,15 @@ impl Cluster {
             return Ok(None);
         }
         let version = def.storage_version().to_string();
-        st.update_locked(
-            res,
-            &version,
-            &old,
-            v,
-            sub,
-            &WriteOpts::manager(manager),
-            true,
-        )
-        .map(Some)
+        st.update_locked(res, &version, &old, v, sub, &WriteOpts::manager(manager), true).map(Some)
     }
 
-    pub fn create(
-        &self,
-        res: ResId,
-        version: &str,
-        ns: &str,
-        obj: Value,
-        opts: &WriteOpts,
-    ) -> ApiResult<Value> {
-        self.state
-            .write()
-            .create_locked(res, version, ns, obj, opts, false)
+    pub fn create(&self, res: ResId, version: &str, ns: &str, obj: Value, opts: &WriteOpts) -> ApiResult<Value> {
+        self.state.write().create_locked(res, version, ns, obj, opts, false)
     }
 
     /// PUT: replaces the object (or its status/finalize subresource).
+    #[allow(clippy::too_many_arguments)]
     pub fn update(
         &self,
         res: ResId,
@@ -630,11 +506,7 @@ impl Cluster {
         opts: &WriteOpts,
     ) -> ApiResult<Value> {
         let mut st = self.state.write();
-        let def = st
-            .registry
-            .get(res)
-            .cloned()
-            .ok_or_else(ApiError::unknown_path)?;
+        let def = st.registry.get(res).cloned().ok_or_else(ApiError::unknown_path)?;
         let key = State::key(&def, ns, name);
         let old = st
             .store
@@ -658,11 +530,7 @@ impl Cluster {
         opts: &WriteOpts,
     ) -> ApiResult<Value> {
         let mut st = self.state.write();
-        let def = st
-            .registry
-            .get(res)
-            .cloned()
-            .ok_or_else(ApiError::unknown_path)?;
+        let def = st.registry.get(res).cloned().ok_or_else(ApiError::unknown_path)?;
         let pt = patch::patch_type(&def, content_type)?;
         let key = State::key(&def, ns, name);
         let old = st.store.get(res, &key.0, &key.1).cloned();
@@ -679,10 +547,7 @@ impl Cluster {
         {
             return Err(ApiError::stale(&def.group, &def.plural, name));
         }
-        if let Some(m) = patched
-            .pointer_mut("/metadata")
-            .and_then(Value::as_object_mut)
-        {
+        if let Some(m) = patched.pointer_mut("/metadata").and_then(Value::as_object_mut) {
             m.remove("resourceVersion");
         }
         st.update_locked(res, version, &old, patched, sub, opts, true)
@@ -702,31 +567,20 @@ fn apply_locked(
     body: &[u8],
     opts: &WriteOpts,
 ) -> ApiResult<Value> {
-    let manager = opts
-        .field_manager
-        .clone()
-        .filter(|m| !m.is_empty())
-        .ok_or_else(|| {
-            ApiError::invalid(
-                &def.group,
-                &def.kind,
-                name,
-                vec![FieldError::required(
-                    "fieldManager",
-                    "is required for apply patch",
-                )],
-            )
-        })?;
+    let manager = opts.field_manager.clone().filter(|m| !m.is_empty()).ok_or_else(|| {
+        ApiError::invalid(
+            &def.group,
+            &def.kind,
+            name,
+            vec![FieldError::required("fieldManager", "is required for apply patch")],
+        )
+    })?;
     let applied = patch::parse_body(body, true)?;
     if !applied.is_object() {
         return Err(ApiError::bad_request("apply patch must be an object"));
     }
     for k in ["apiVersion", "kind"] {
-        if applied
-            .get(k)
-            .and_then(Value::as_str)
-            .is_none_or(str::is_empty)
-        {
+        if applied.get(k).and_then(Value::as_str).is_none_or(str::is_empty) {
             return Err(ApiError::bad_request(format!(
                 "error decoding patch: Object '{}' is missing in the apply patch",
                 if k == "kind" { "Kind" } else { "apiVersion" }
@@ -742,11 +596,7 @@ fn apply_locked(
             "the name of the object ({n}) does not match the name on the URL ({name})"
         )));
     }
-    let scope = fieldmanager::Scope {
-        def,
-        version,
-        subresource: sub,
-    };
+    let scope = fieldmanager::Scope { def, version, subresource: sub };
     let live = match &old {
         Some(o) => {
             let mut v = o.value();
@@ -760,27 +610,15 @@ fn apply_locked(
     {
         return Err(ApiError::stale(&def.group, &def.plural, name));
     }
-    let outcome = fieldmanager::apply(
-        &scope,
-        &live,
-        &applied,
-        &manager,
-        opts.force,
-        &now_rfc3339(),
-    );
+    let outcome = fieldmanager::apply(&scope, &live, &applied, &manager, opts.force, &now_rfc3339());
     if !outcome.conflicts.is_empty() {
-        let mut e = ApiError::new(
-            409,
-            "Conflict",
-            fieldmanager::conflict_message(&outcome.conflicts),
-        );
+        let mut e = ApiError::new(409, "Conflict", fieldmanager::conflict_message(&outcome.conflicts));
         let causes: Vec<Value> = outcome
             .conflicts
             .iter()
             .map(|(m, v, p)| json!({"reason": "FieldManagerConflict", "message": format!("conflict with {m:?} using {v}"), "field": fieldmanager::render_path(p)}))
             .collect();
-        e.details =
-            Some(json!({"name": name, "group": def.group, "kind": def.plural, "causes": causes}));
+        e.details = Some(json!({"name": name, "group": def.group, "kind": def.plural, "causes": causes}));
         return Err(e);
     }
     let mut obj = outcome.object;

@@ -96,13 +96,7 @@ pub fn fields_of(scope: &Scope, obj: &Value) -> FieldSet {
     out
 }
 
-fn collect<'v>(
-    scope: &Scope,
-    v: &'v Value,
-    path: &mut Vec<String>,
-    names: &mut Vec<&'v str>,
-    out: &mut FieldSet,
-) {
+fn collect<'v>(scope: &Scope, v: &'v Value, path: &mut Vec<String>, names: &mut Vec<&'v str>, out: &mut FieldSet) {
     match v {
         Value::Object(m) if !m.is_empty() => {
             for (k, c) in m {
@@ -155,10 +149,7 @@ fn find_item<'a>(items: &'a [Value], el: &str) -> Option<(usize, &'a Value)> {
         let key: Map<String, Value> = serde_json::from_str(k).ok()?;
         let keys: Vec<&str> = key.keys().map(String::as_str).collect();
         let probe = Value::Object(key.clone());
-        items
-            .iter()
-            .enumerate()
-            .find(|(_, it)| same_key(it, &probe, &keys))
+        items.iter().enumerate().find(|(_, it)| same_key(it, &probe, &keys))
     } else if let Some(v) = el.strip_prefix("v:") {
         let want: Value = serde_json::from_str(v).ok()?;
         items.iter().enumerate().find(|(_, it)| **it == want)
@@ -174,11 +165,7 @@ pub fn get_path<'a>(obj: &'a Value, path: &[String]) -> Option<&'a Value> {
         if el == "." {
             return Some(cur);
         }
-        cur = if let Some(f) = el.strip_prefix("f:") {
-            cur.get(f)?
-        } else {
-            find_item(cur.as_array()?, el)?.1
-        };
+        cur = if let Some(f) = el.strip_prefix("f:") { cur.get(f)? } else { find_item(cur.as_array()?, el)?.1 };
     }
     Some(cur)
 }
@@ -235,13 +222,7 @@ pub fn merge_applied(scope: &Scope, live: &Value, applied: &Value) -> Value {
     merge_rec(scope, live, applied, &mut names, true)
 }
 
-fn merge_rec<'v>(
-    scope: &Scope,
-    live: &Value,
-    applied: &'v Value,
-    names: &mut Vec<&'v str>,
-    top: bool,
-) -> Value {
+fn merge_rec<'v>(scope: &Scope, live: &Value, applied: &'v Value, names: &mut Vec<&'v str>, top: bool) -> Value {
     match (live, applied) {
         (Value::Object(l), Value::Object(a)) => {
             let mut out = l.clone();
@@ -298,10 +279,7 @@ pub struct Entry {
 }
 
 pub fn read_entries(obj: &Value) -> Vec<Entry> {
-    let Some(list) = obj
-        .pointer("/metadata/managedFields")
-        .and_then(Value::as_array)
-    else {
+    let Some(list) = obj.pointer("/metadata/managedFields").and_then(Value::as_array) else {
         return vec![];
     };
     list.iter()
@@ -315,10 +293,7 @@ pub fn read_entries(obj: &Value) -> Vec<Entry> {
                 manager: s("manager"),
                 operation: s("operation"),
                 api_version: s("apiVersion"),
-                subresource: e
-                    .get("subresource")
-                    .and_then(Value::as_str)
-                    .map(str::to_string),
+                subresource: e.get("subresource").and_then(Value::as_str).map(str::to_string),
                 time: s("time"),
                 fields,
             }
@@ -348,11 +323,7 @@ fn nest(fields: &FieldSet) -> Value {
     for p in fields {
         let mut cur = &mut root;
         for el in p {
-            cur = cur
-                .entry(el.clone())
-                .or_insert_with(|| json!({}))
-                .as_object_mut()
-                .expect("always an object");
+            cur = cur.entry(el.clone()).or_insert_with(|| json!({})).as_object_mut().expect("always an object");
         }
     }
     Value::Object(root)
@@ -411,14 +382,7 @@ pub struct ApplyOutcome {
 }
 
 /// Server-side apply of `applied` by `manager` onto `live` (Null when creating).
-pub fn apply(
-    scope: &Scope,
-    live: &Value,
-    applied: &Value,
-    manager: &str,
-    force: bool,
-    now: &str,
-) -> ApplyOutcome {
+pub fn apply(scope: &Scope, live: &Value, applied: &Value, manager: &str, force: bool, now: &str) -> ApplyOutcome {
     let applied_set = fields_of(scope, applied);
     let mut entries = read_entries(live);
     let sub = scope.subresource.map(str::to_string);
@@ -440,10 +404,7 @@ pub fn apply(
         }
     }
     if !conflicts.is_empty() && !force {
-        return ApplyOutcome {
-            object: live.clone(),
-            conflicts,
-        };
+        return ApplyOutcome { object: live.clone(), conflicts };
     }
     if force {
         for e in entries.iter_mut() {
@@ -462,17 +423,12 @@ pub fn apply(
         .find(|e| e.manager == manager && e.operation == "Apply" && e.subresource == sub)
         .map(|e| e.fields.clone())
         .unwrap_or_default();
-    let base = if live.is_null() {
-        json!({})
-    } else {
-        live.clone()
-    };
+    let base = if live.is_null() { json!({}) } else { live.clone() };
     let mut merged = merge_applied(scope, &base, applied);
     for p in previous.difference(&applied_set) {
-        let others = entries.iter().any(|e| {
-            !(e.manager == manager && e.operation == "Apply" && e.subresource == sub)
-                && e.fields.contains(p)
-        });
+        let others = entries
+            .iter()
+            .any(|e| !(e.manager == manager && e.operation == "Apply" && e.subresource == sub) && e.fields.contains(p));
         if !others {
             remove_path(&mut merged, p);
         }
@@ -488,34 +444,15 @@ pub fn apply(
     });
     prune_missing(scope, &merged, &mut entries);
     write_entries(&mut merged, &entries);
-    ApplyOutcome {
-        object: merged,
-        conflicts: vec![],
-    }
+    ApplyOutcome { object: merged, conflicts: vec![] }
 }
 
 /// Drops owned paths that no longer exist in the object.
 fn prune_missing(scope: &Scope, obj: &Value, entries: &mut [Entry]) {
-    let present = fields_of(
-        &Scope {
-            def: scope.def,
-            version: scope.version,
-            subresource: None,
-        },
-        obj,
-    );
-    let present_status = fields_of(
-        &Scope {
-            def: scope.def,
-            version: scope.version,
-            subresource: Some("status"),
-        },
-        obj,
-    );
+    let present = fields_of(&Scope { def: scope.def, version: scope.version, subresource: None }, obj);
+    let present_status = fields_of(&Scope { def: scope.def, version: scope.version, subresource: Some("status") }, obj);
     for e in entries.iter_mut() {
-        e.fields.retain(|p| {
-            present.contains(p) || present_status.contains(p) || get_path(obj, p).is_some()
-        });
+        e.fields.retain(|p| present.contains(p) || present_status.contains(p) || get_path(obj, p).is_some());
     }
 }
 
@@ -524,11 +461,8 @@ fn prune_missing(scope: &Scope, obj: &Value, entries: &mut [Entry]) {
 pub fn track_update(scope: &Scope, old: &Value, new: &mut Value, manager: &str, now: &str) {
     let before = fields_of(scope, old);
     let after = fields_of(scope, new);
-    let mut changed: FieldSet = after
-        .iter()
-        .filter(|p| !before.contains(*p) || get_path(old, p) != get_path(new, p))
-        .cloned()
-        .collect();
+    let mut changed: FieldSet =
+        after.iter().filter(|p| !before.contains(*p) || get_path(old, p) != get_path(new, p)).cloned().collect();
     // Paths whose parent was newly created carry their "." marker in `after` already.
     changed.retain(|p| p.last().is_none_or(|l| l != ".") || !before.contains(p));
     let mut entries = read_entries(new);
@@ -544,10 +478,7 @@ pub fn track_update(scope: &Scope, old: &Value, new: &mut Value, manager: &str, 
                 }
             }
         }
-        match entries
-            .iter_mut()
-            .find(|e| e.manager == manager && e.operation == "Update" && e.subresource == sub)
-        {
+        match entries.iter_mut().find(|e| e.manager == manager && e.operation == "Update" && e.subresource == sub) {
             Some(e) => {
                 e.fields.extend(changed);
                 e.time = now.to_string();
@@ -571,18 +502,12 @@ pub fn track_update(scope: &Scope, old: &Value, new: &mut Value, manager: &str, 
 pub fn conflict_message(conflicts: &[(String, String, Vec<String>)]) -> String {
     if conflicts.len() == 1 {
         let (m, v, p) = &conflicts[0];
-        return format!(
-            "Apply failed with 1 conflict: conflict with {m:?} using {v}: {}",
-            render_path(p)
-        );
+        return format!("Apply failed with 1 conflict: conflict with {m:?} using {v}: {}", render_path(p));
     }
     let mut s = format!("Apply failed with {} conflicts: ", conflicts.len());
     let mut by_manager: Vec<(&String, &String, Vec<String>)> = Vec::new();
     for (m, v, p) in conflicts {
-        match by_manager
-            .iter_mut()
-            .find(|(bm, bv, _)| *bm == m && *bv == v)
-        {
+        match by_manager.iter_mut().find(|(bm, bv, _)| *bm == m && *bv == v) {
             Some(x) => x.2.push(render_path(p)),
             None => by_manager.push((m, v, vec![render_path(p)])),
         }
@@ -614,11 +539,7 @@ mod tests {
     fn reapply_removes_dropped_fields_and_keeps_others() {
         let reg = Registry::with_builtins();
         let def = scope(&reg, "configmaps", "");
-        let s = Scope {
-            def: &def,
-            version: "v1",
-            subresource: None,
-        };
+        let s = Scope { def: &def, version: "v1", subresource: None };
         let a1 = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "labels": {"x": "1"}}, "data": {"a": "1", "b": "2"}});
         let r1 = apply(&s, &Value::Null, &a1, "m1", false, "t");
         assert!(r1.conflicts.is_empty());
@@ -632,11 +553,7 @@ mod tests {
     fn conflicts_and_force() {
         let reg = Registry::with_builtins();
         let def = scope(&reg, "configmaps", "");
-        let s = Scope {
-            def: &def,
-            version: "v1",
-            subresource: None,
-        };
+        let s = Scope { def: &def, version: "v1", subresource: None };
         let a1 = json!({"metadata": {"name": "c"}, "data": {"a": "1"}});
         let r1 = apply(&s, &Value::Null, &a1, "m1", false, "t");
         let a2 = json!({"metadata": {"name": "c"}, "data": {"a": "2"}});
@@ -653,23 +570,18 @@ mod tests {
         assert!(r4.conflicts.is_empty());
         assert_eq!(r4.object["data"]["a"], "2");
         let entries = read_entries(&r4.object);
-        assert!(entries.iter().all(|e| {
-            e.manager == "m2"
-                || !e
-                    .fields
-                    .contains(&vec!["f:data".to_string(), "f:a".to_string()])
-        }));
+        assert!(
+            entries
+                .iter()
+                .all(|e| { e.manager == "m2" || !e.fields.contains(&vec!["f:data".to_string(), "f:a".to_string()]) })
+        );
     }
 
     #[test]
     fn keyed_lists_merge_per_item() {
         let reg = Registry::with_builtins();
         let def = scope(&reg, "pods", "");
-        let s = Scope {
-            def: &def,
-            version: "v1",
-            subresource: None,
-        };
+        let s = Scope { def: &def, version: "v1", subresource: None };
         let live = json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "a", "image": "x"}]}});
         let a = json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "b", "image": "y"}]}});
         let r = apply(&s, &live, &a, "m", false, "t");
@@ -687,30 +599,12 @@ mod tests {
     fn update_takes_ownership() {
         let reg = Registry::with_builtins();
         let def = scope(&reg, "configmaps", "");
-        let s = Scope {
-            def: &def,
-            version: "v1",
-            subresource: None,
-        };
-        let r1 = apply(
-            &s,
-            &Value::Null,
-            &json!({"metadata": {"name": "c"}, "data": {"a": "1"}}),
-            "m1",
-            false,
-            "t",
-        );
+        let s = Scope { def: &def, version: "v1", subresource: None };
+        let r1 = apply(&s, &Value::Null, &json!({"metadata": {"name": "c"}, "data": {"a": "1"}}), "m1", false, "t");
         let mut new = r1.object.clone();
         new["data"]["a"] = json!("9");
         track_update(&s, &r1.object, &mut new, "editor", "t");
-        let r2 = apply(
-            &s,
-            &new,
-            &json!({"metadata": {"name": "c"}, "data": {"a": "1"}}),
-            "m1",
-            false,
-            "t",
-        );
+        let r2 = apply(&s, &new, &json!({"metadata": {"name": "c"}, "data": {"a": "1"}}), "m1", false, "t");
         assert_eq!(r2.conflicts[0].0, "editor");
     }
 }

@@ -36,21 +36,12 @@ pub fn list_type(def: &ResourceDef, version: &str, path: &[&str]) -> ListType {
 fn builtin_list_type(def: &ResourceDef, path: &[&str]) -> ListType {
     use ListType::*;
     let last = path.last().copied().unwrap_or("");
-    let parent = if path.len() >= 2 {
-        path[path.len() - 2]
-    } else {
-        ""
-    };
+    let parent = if path.len() >= 2 { path[path.len() - 2] } else { "" };
     match (path, last) {
         (["metadata", "ownerReferences"], _) => Map(vec!["uid"]),
         (["metadata", "finalizers"], _) => Set,
         (_, "containers" | "initContainers" | "ephemeralContainers") => Map(vec!["name"]),
-        (_, "ports")
-            if matches!(
-                parent,
-                "containers" | "initContainers" | "ephemeralContainers"
-            ) =>
-        {
+        (_, "ports") if matches!(parent, "containers" | "initContainers" | "ephemeralContainers") => {
             Map(vec!["containerPort", "protocol"])
         }
         (["spec", "ports"], _) if def.kind == "Service" => Map(vec!["port", "protocol"]),
@@ -101,12 +92,7 @@ fn schema_list_type(schema: &Value, path: &[&str]) -> ListType {
         Some("map") => ListType::MapOwned(
             cur.get("x-kubernetes-list-map-keys")
                 .and_then(Value::as_array)
-                .map(|a| {
-                    a.iter()
-                        .filter_map(Value::as_str)
-                        .map(str::to_string)
-                        .collect()
-                })
+                .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
                 .unwrap_or_default(),
         ),
         _ => ListType::Atomic,

@@ -17,8 +17,7 @@ pub enum PatchType {
     Apply,
 }
 
-const ACCEPTED: &str =
-    "application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml";
+const ACCEPTED: &str = "application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml";
 
 pub fn patch_type(def: &ResourceDef, content_type: &str) -> Result<PatchType, ApiError> {
     let ct = content_type.split(';').next().unwrap_or("").trim();
@@ -36,9 +35,7 @@ pub fn patch_type(def: &ResourceDef, content_type: &str) -> Result<PatchType, Ap
             return Err(ApiError::new(
                 415,
                 "UnsupportedMediaType",
-                format!(
-                    "the body of the request was in an unknown format - accepted media types include: {accepted}"
-                ),
+                format!("the body of the request was in an unknown format - accepted media types include: {accepted}"),
             ));
         }
     };
@@ -49,12 +46,9 @@ pub fn patch_type(def: &ResourceDef, content_type: &str) -> Result<PatchType, Ap
 pub fn parse_body(body: &[u8], yaml_ok: bool) -> Result<Value, ApiError> {
     match serde_json::from_slice::<Value>(body) {
         Ok(v) => Ok(v),
-        Err(e) if yaml_ok => serde_yaml_ng::from_slice::<Value>(body).map_err(|ye| {
-            ApiError::bad_request(format!("error decoding YAML: {ye} (as JSON: {e})"))
-        }),
-        Err(e) => Err(ApiError::bad_request(format!(
-            "the object provided is unrecognized (invalid JSON: {e})"
-        ))),
+        Err(e) if yaml_ok => serde_yaml_ng::from_slice::<Value>(body)
+            .map_err(|ye| ApiError::bad_request(format!("error decoding YAML: {ye} (as JSON: {e})"))),
+        Err(e) => Err(ApiError::bad_request(format!("the object provided is unrecognized (invalid JSON: {e})"))),
     }
 }
 
@@ -70,17 +64,18 @@ pub fn apply_patch(
     match pt {
         PatchType::Merge => {
             if !patch.is_object() {
-                return Err(ApiError::bad_request(
-                    "json merge patch must be a JSON object",
-                ));
+                return Err(ApiError::bad_request("json merge patch must be a JSON object"));
             }
             let mut out = current.clone();
             json_patch::merge(&mut out, &patch);
             Ok(out)
         }
         PatchType::Json => {
-            let ops: json_patch::Patch = serde_json::from_value(patch)
-                .map_err(|e| ApiError::bad_request(format!("the server rejected our request due to an error in our request: invalid JSON patch: {e}")))?;
+            let ops: json_patch::Patch = serde_json::from_value(patch).map_err(|e| {
+                ApiError::bad_request(format!(
+                    "the server rejected our request due to an error in our request: invalid JSON patch: {e}"
+                ))
+            })?;
             let mut out = current.clone();
             json_patch::patch(&mut out, &ops).map_err(|e| {
                 ApiError::new(
@@ -93,14 +88,10 @@ pub fn apply_patch(
         }
         PatchType::Strategic => {
             if !patch.is_object() {
-                return Err(ApiError::bad_request(
-                    "strategic merge patch must be a JSON object",
-                ));
+                return Err(ApiError::bad_request("strategic merge patch must be a JSON object"));
             }
             strategic::apply(def, version, current, &patch).map_err(ApiError::bad_request)
         }
-        PatchType::Apply => Err(ApiError::internal(
-            "apply patches are handled by the field manager",
-        )),
+        PatchType::Apply => Err(ApiError::internal("apply patches are handled by the field manager")),
     }
 }

@@ -7,12 +7,7 @@ use super::listtype::{ListType, key_field, list_type};
 use crate::registry::ResourceDef;
 use serde_json::{Map, Value};
 
-pub fn apply(
-    def: &ResourceDef,
-    version: &str,
-    target: &Value,
-    patch: &Value,
-) -> Result<Value, String> {
+pub fn apply(def: &ResourceDef, version: &str, target: &Value, patch: &Value) -> Result<Value, String> {
     let mut path = Vec::new();
     merge_value(def, version, target, patch, &mut path)
 }
@@ -25,9 +20,7 @@ fn merge_value(
     path: &mut Vec<String>,
 ) -> Result<Value, String> {
     match (target, patch) {
-        (Value::Object(t), Value::Object(p)) => {
-            merge_map(def, version, t, p, path).map(Value::Object)
-        }
+        (Value::Object(t), Value::Object(p)) => merge_map(def, version, t, p, path).map(Value::Object),
         (_, Value::Object(p)) => {
             let empty = Map::new();
             merge_map(def, version, &empty, p, path).map(Value::Object)
@@ -95,17 +88,8 @@ fn merge_list(
     let names: Vec<&str> = path.iter().map(String::as_str).collect();
     let lt = list_type(def, version, &names);
     // A `{"$patch": "replace"}` element replaces the whole list.
-    if patch
-        .iter()
-        .any(|p| p.get("$patch").and_then(Value::as_str) == Some("replace"))
-    {
-        return Ok(Value::Array(
-            patch
-                .iter()
-                .filter(|p| p.get("$patch").is_none())
-                .cloned()
-                .collect(),
-        ));
+    if patch.iter().any(|p| p.get("$patch").and_then(Value::as_str) == Some("replace")) {
+        return Ok(Value::Array(patch.iter().filter(|p| p.get("$patch").is_none()).cloned().collect()));
     }
     let key = match &lt {
         ListType::Map(keys) => keys.first().map(|k| k.to_string()),
@@ -152,13 +136,7 @@ mod tests {
         ]}});
         let out = apply(pods, "v1", &target, &patch).unwrap();
         assert_eq!(out["spec"]["containers"][0]["image"], "x2");
-        assert_eq!(
-            out["spec"]["containers"][0]["env"]
-                .as_array()
-                .unwrap()
-                .len(),
-            2
-        );
+        assert_eq!(out["spec"]["containers"][0]["env"].as_array().unwrap().len(), 2);
         assert_eq!(out["spec"]["containers"][1]["name"], "b");
     }
 

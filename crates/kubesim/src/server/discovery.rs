@@ -12,12 +12,7 @@ use std::collections::BTreeMap;
 pub const KUBE_VERSION: (&str, &str) = ("1", "33");
 
 fn ok_text(s: &'static str) -> Response {
-    (
-        StatusCode::OK,
-        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-        s,
-    )
-        .into_response()
+    (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], s).into_response()
 }
 
 fn json_ok(v: Value) -> Response {
@@ -42,25 +37,15 @@ fn groups(reg: &Registry) -> BTreeMap<String, Vec<String>> {
 }
 
 fn group_json(name: &str, versions: &[String]) -> Value {
-    let vs: Vec<Value> = versions
-        .iter()
-        .map(|v| json!({"groupVersion": format!("{name}/{v}"), "version": v}))
-        .collect();
+    let vs: Vec<Value> =
+        versions.iter().map(|v| json!({"groupVersion": format!("{name}/{v}"), "version": v})).collect();
     json!({"name": name, "versions": vs, "preferredVersion": vs.first().cloned().unwrap_or(Value::Null)})
 }
 
 /// Serves the fixed, non-resource paths; None when the path is a resource path.
-pub fn serve(
-    server: &Server,
-    method: &Method,
-    segs: &[&str],
-    _headers: &HeaderMap,
-) -> Option<Response> {
+pub fn serve(server: &Server, method: &Method, segs: &[&str], _headers: &HeaderMap) -> Option<Response> {
     if method != Method::GET
-        && matches!(
-            segs.first(),
-            Some(&"version" | &"healthz" | &"readyz" | &"livez" | &"openapi")
-        )
+        && matches!(segs.first(), Some(&"version" | &"healthz" | &"readyz" | &"livez" | &"openapi"))
     {
         return Some(error_response(&ApiError::method_not_allowed()));
     }
@@ -85,10 +70,7 @@ pub fn serve(
             "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": ""}]
         })),
         ["apis"] if method == Method::GET => {
-            let gs: Vec<Value> = groups(&reg())
-                .iter()
-                .map(|(n, v)| group_json(n, v))
-                .collect();
+            let gs: Vec<Value> = groups(&reg()).iter().map(|(n, v)| group_json(n, v)).collect();
             json_ok(json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": gs}))
         }
         ["apis", g] if method == Method::GET => match groups(&reg()).get(*g) {
@@ -103,10 +85,7 @@ pub fn serve(
         ["openapi", "v2"] => error_response(&ApiError::unknown_path()),
         ["openapi", "v3"] => {
             let mut paths = serde_json::Map::new();
-            paths.insert(
-                "api/v1".into(),
-                json!({"serverRelativeURL": "/openapi/v3/api/v1"}),
-            );
+            paths.insert("api/v1".into(), json!({"serverRelativeURL": "/openapi/v3/api/v1"}));
             for (g, vs) in groups(&reg()) {
                 for v in vs {
                     paths.insert(
@@ -123,16 +102,7 @@ pub fn serve(
 }
 
 fn verbs(_d: &ResourceDef) -> Value {
-    json!([
-        "create",
-        "delete",
-        "deletecollection",
-        "get",
-        "list",
-        "patch",
-        "update",
-        "watch"
-    ])
+    json!(["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"])
 }
 
 /// `APIResourceList` for /api/v1 and /apis/{group}/{version}.
@@ -144,10 +114,7 @@ pub fn resource_list(server: &Server, segs: &[&str]) -> Option<Response> {
     };
     let reg = server.cluster.registry();
     let mut resources = Vec::new();
-    for (_, d) in reg
-        .iter()
-        .filter(|(_, d)| d.group == group && d.serves(version))
-    {
+    for (_, d) in reg.iter().filter(|(_, d)| d.group == group && d.serves(version)) {
         resources.push(json!({
             "name": d.plural,
             "singularName": d.singular,
@@ -161,7 +128,9 @@ pub fn resource_list(server: &Server, segs: &[&str]) -> Option<Response> {
             resources.push(json!({"name": format!("{}/status", d.plural), "singularName": "", "namespaced": d.namespaced, "kind": d.kind, "verbs": ["get", "patch", "update"]}));
         }
         if group.is_empty() && d.plural == "pods" {
-            resources.push(json!({"name": "pods/log", "singularName": "", "namespaced": true, "kind": "Pod", "verbs": ["get"]}));
+            resources.push(
+                json!({"name": "pods/log", "singularName": "", "namespaced": true, "kind": "Pod", "verbs": ["get"]}),
+            );
         }
         if group.is_empty() && d.plural == "namespaces" {
             resources.push(json!({"name": "namespaces/finalize", "singularName": "", "namespaced": false, "kind": "Namespace", "verbs": ["update"]}));
@@ -170,14 +139,8 @@ pub fn resource_list(server: &Server, segs: &[&str]) -> Option<Response> {
     if resources.is_empty() {
         return Some(error_response(&ApiError::unknown_path()));
     }
-    let gv = if group.is_empty() {
-        version.to_string()
-    } else {
-        format!("{group}/{version}")
-    };
-    Some(json_ok(
-        json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources}),
-    ))
+    let gv = if group.is_empty() { version.to_string() } else { format!("{group}/{version}") };
+    Some(json_ok(json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources})))
 }
 
 /// A minimal OpenAPI v3 document per group/version: one PATCH operation per
@@ -190,15 +153,8 @@ fn openapi_doc(reg: &Registry, rest: &[&str]) -> Response {
         _ => return error_response(&ApiError::unknown_path()),
     };
     let mut paths = serde_json::Map::new();
-    for (_, d) in reg
-        .iter()
-        .filter(|(_, d)| d.group == group && d.serves(version))
-    {
-        let prefix = if group.is_empty() {
-            format!("/api/{version}")
-        } else {
-            format!("/apis/{group}/{version}")
-        };
+    for (_, d) in reg.iter().filter(|(_, d)| d.group == group && d.serves(version)) {
+        let prefix = if group.is_empty() { format!("/api/{version}") } else { format!("/apis/{group}/{version}") };
         let p = if d.namespaced {
             format!("{prefix}/namespaces/{{namespace}}/{}/{{name}}", d.plural)
         } else {

@@ -39,11 +39,7 @@ pub(crate) fn json_response(code: StatusCode, body: Vec<u8>) -> Response {
 pub(crate) fn error_response(e: &ApiError) -> Response {
     let code = StatusCode::from_u16(e.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut r = json_response(code, serde_json::to_vec(&e.status()).unwrap_or_default());
-    if let Some(secs) = e
-        .details
-        .as_ref()
-        .and_then(|d| d.get("retryAfterSeconds"))
-        .and_then(|v| v.as_u64())
+    if let Some(secs) = e.details.as_ref().and_then(|d| d.get("retryAfterSeconds")).and_then(|v| v.as_u64())
         && let Ok(v) = secs.to_string().parse()
     {
         r.headers_mut().insert(header::RETRY_AFTER, v);
@@ -56,11 +52,7 @@ pub(crate) struct Query(HashMap<String, String>);
 
 impl Query {
     fn parse(q: Option<&str>) -> Self {
-        Query(
-            form_urlencoded::parse(q.unwrap_or("").as_bytes())
-                .into_owned()
-                .collect(),
-        )
+        Query(form_urlencoded::parse(q.unwrap_or("").as_bytes()).into_owned().collect())
     }
     pub fn get(&self, k: &str) -> Option<&str> {
         self.0.get(k).map(String::as_str)
@@ -118,11 +110,7 @@ async fn handle(State(server): State<Server>, req: Request) -> Response {
     let body = match axum::body::to_bytes(body, 64 * 1024 * 1024).await {
         Ok(b) => b,
         Err(_) => {
-            return error_response(&ApiError::new(
-                413,
-                "RequestEntityTooLarge",
-                "the request body is too large",
-            ));
+            return error_response(&ApiError::new(413, "RequestEntityTooLarge", "the request body is too large"));
         }
     };
     let started = std::time::Instant::now();
@@ -139,17 +127,12 @@ async fn route(
     headers: &HeaderMap,
     body: Bytes,
 ) -> Response {
-    let segs: Vec<&str> = path
-        .trim_matches('/')
-        .split('/')
-        .filter(|s| !s.is_empty())
-        .collect();
+    let segs: Vec<&str> = path.trim_matches('/').split('/').filter(|s| !s.is_empty()).collect();
     if let Some(r) = discovery::serve(server, method, &segs, headers) {
         return r;
     }
     match parse_target(&segs) {
-        None => discovery::resource_list(server, &segs)
-            .unwrap_or_else(|| error_response(&ApiError::unknown_path())),
+        None => discovery::resource_list(server, &segs).unwrap_or_else(|| error_response(&ApiError::unknown_path())),
         Some(Err(())) => error_response(&ApiError::unknown_path()),
         Some(Ok(t)) => resources::serve(server, method, t, query, headers, body).await,
     }

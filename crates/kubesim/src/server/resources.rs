@@ -35,11 +35,7 @@ pub(crate) fn wants_table(headers: &HeaderMap) -> bool {
     headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|a| {
-            a.split(',')
-                .next()
-                .is_some_and(|first| first.contains("as=Table"))
-        })
+        .is_some_and(|a| a.split(',').next().is_some_and(|first| first.contains("as=Table")))
 }
 
 fn manager(query: &Query, headers: &HeaderMap) -> Option<String> {
@@ -68,24 +64,17 @@ fn write_opts(query: &Query, headers: &HeaderMap) -> Result<WriteOpts, ApiError>
             "fieldValidation: Unsupported value: {fv:?}: supported values: \"Ignore\", \"Strict\", \"Warn\""
         )));
     }
-    Ok(WriteOpts {
-        dry_run,
-        field_manager: manager(query, headers),
-        force: query.flag("force"),
-    })
+    Ok(WriteOpts { dry_run, field_manager: manager(query, headers), force: query.flag("force") })
 }
 
 pub(crate) fn list_opts(def: &ResourceDef, query: &Query) -> Result<ListOpts, ApiError> {
     let label = Selector::parse_labels(query.get("labelSelector").unwrap_or(""))?;
-    let field = Selector::parse_fields(query.get("fieldSelector").unwrap_or(""), &|k| {
-        crate::cluster::field_supported(def, k)
-    })?;
+    let field =
+        Selector::parse_fields(query.get("fieldSelector").unwrap_or(""), &|k| crate::cluster::field_supported(def, k))?;
     let limit = match query.get("limit") {
         None | Some("") => None,
         Some(l) => Some(l.parse::<usize>().map_err(|_| {
-            ApiError::bad_request(format!(
-                "limit: invalid value {l:?}: must be a non-negative integer"
-            ))
+            ApiError::bad_request(format!("limit: invalid value {l:?}: must be a non-negative integer"))
         })?),
     };
     Ok(ListOpts {
@@ -94,20 +83,13 @@ pub(crate) fn list_opts(def: &ResourceDef, query: &Query) -> Result<ListOpts, Ap
         limit,
         continue_token: query.get("continue").map(str::to_string),
         resource_version: query.get("resourceVersion").map(str::to_string),
-        resource_version_match: query
-            .get("resourceVersionMatch")
-            .filter(|s| !s.is_empty())
-            .map(str::to_string),
+        resource_version_match: query.get("resourceVersionMatch").filter(|s| !s.is_empty()).map(str::to_string),
     })
 }
 
 fn delete_opts(query: &Query, body: &Bytes) -> Result<DeleteOpts, ApiError> {
     let mut o = DeleteOpts::default();
-    let b: Value = if body.is_empty() {
-        json!({})
-    } else {
-        parse_body(body, false)?
-    };
+    let b: Value = if body.is_empty() { json!({}) } else { parse_body(body, false)? };
     let prop = |s: &str| match s {
         "Background" => Ok(Propagation::Background),
         "Foreground" => Ok(Propagation::Foreground),
@@ -116,18 +98,10 @@ fn delete_opts(query: &Query, body: &Bytes) -> Result<DeleteOpts, ApiError> {
             "propagationPolicy: Unsupported value: {other:?}: supported values: \"Foreground\", \"Background\", \"Orphan\""
         ))),
     };
-    if let Some(p) = b
-        .get("propagationPolicy")
-        .and_then(Value::as_str)
-        .or(query.get("propagationPolicy"))
-    {
+    if let Some(p) = b.get("propagationPolicy").and_then(Value::as_str).or(query.get("propagationPolicy")) {
         o.propagation = Some(prop(p)?);
     } else if let Some(orphan) = b.get("orphanDependents").and_then(Value::as_bool) {
-        o.propagation = Some(if orphan {
-            Propagation::Orphan
-        } else {
-            Propagation::Background
-        });
+        o.propagation = Some(if orphan { Propagation::Orphan } else { Propagation::Background });
     }
     let grace = b
         .get("gracePeriodSeconds")
@@ -135,24 +109,13 @@ fn delete_opts(query: &Query, body: &Bytes) -> Result<DeleteOpts, ApiError> {
         .or_else(|| query.get("gracePeriodSeconds").and_then(|g| g.parse().ok()));
     if let Some(g) = grace {
         if g < 0 {
-            return Err(ApiError::bad_request(
-                "gracePeriodSeconds: Invalid value: must be non-negative",
-            ));
+            return Err(ApiError::bad_request("gracePeriodSeconds: Invalid value: must be non-negative"));
         }
         o.grace_period = Some(g);
     }
-    o.precondition_uid = b
-        .pointer("/preconditions/uid")
-        .and_then(Value::as_str)
-        .map(str::to_string);
-    o.precondition_rv = b
-        .pointer("/preconditions/resourceVersion")
-        .and_then(Value::as_str)
-        .map(str::to_string);
-    let dry = b
-        .get("dryRun")
-        .and_then(Value::as_array)
-        .is_some_and(|a| a.iter().any(|x| x == "All"))
+    o.precondition_uid = b.pointer("/preconditions/uid").and_then(Value::as_str).map(str::to_string);
+    o.precondition_rv = b.pointer("/preconditions/resourceVersion").and_then(Value::as_str).map(str::to_string);
+    let dry = b.get("dryRun").and_then(Value::as_array).is_some_and(|a| a.iter().any(|x| x == "All"))
         || query.get("dryRun") == Some("All");
     o.dry_run = dry;
     Ok(o)
@@ -166,13 +129,10 @@ fn list_body(def: &ResourceDef, version: &str, res: crate::cluster::ListResult) 
     if let Some(r) = res.remaining {
         meta["remainingItemCount"] = json!(r);
     }
-    let head =
-        json!({"kind": def.list_kind, "apiVersion": def.api_version(version), "metadata": meta});
+    let head = json!({"kind": def.list_kind, "apiVersion": def.api_version(version), "metadata": meta});
     let head = serde_json::to_vec(&head).unwrap_or_default();
     // Splice the stored JSON of each item into the list without re-parsing.
-    let mut out = Vec::with_capacity(
-        head.len() + res.items.iter().map(|o| o.raw.len() + 1).sum::<usize>() + 16,
-    );
+    let mut out = Vec::with_capacity(head.len() + res.items.iter().map(|o| o.raw.len() + 1).sum::<usize>() + 16);
     out.extend_from_slice(&head[..head.len() - 1]);
     out.extend_from_slice(b",\"items\":[");
     for (i, o) in res.items.iter().enumerate() {
@@ -205,9 +165,7 @@ pub async fn serve(
 
 fn resolve(server: &Server, t: &Target) -> Result<(ResId, Arc<ResourceDef>), ApiError> {
     let reg = server.cluster.registry();
-    let (id, def) = reg
-        .lookup(&t.group, &t.version, &t.plural)
-        .ok_or_else(ApiError::unknown_path)?;
+    let (id, def) = reg.lookup(&t.group, &t.version, &t.plural).ok_or_else(ApiError::unknown_path)?;
     // Namespaced types need a namespace for named access; cluster types must not have one.
     if !def.namespaced && t.namespace.is_some() {
         return Err(ApiError::unknown_path());
@@ -260,10 +218,7 @@ async fn serve_inner(
             let opts = write_opts(query, headers)?;
             let obj = parse_body(&body, true)?;
             let created = cluster.create(id, version, &ns, obj, &opts)?;
-            Ok(json_response(
-                StatusCode::CREATED,
-                render_value(&def, version, created),
-            ))
+            Ok(json_response(StatusCode::CREATED, render_value(&def, version, created)))
         }
         (None, &Method::DELETE) => {
             let lopts = list_opts(&def, query)?;
@@ -277,9 +232,7 @@ async fn serve_inner(
         (Some(name), &Method::GET) => {
             let o = cluster.get(id, &ns, name)?;
             if t.sub.as_deref() == Some("log") {
-                return Ok(
-                    (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain")], "").into_response()
-                );
+                return Ok((StatusCode::OK, [(header::CONTENT_TYPE, "text/plain")], "").into_response());
             }
             if wants_table(headers) {
                 return Ok(ok(table::object_table(&def, version, &o, query)));
@@ -294,17 +247,10 @@ async fn serve_inner(
         }
         (Some(name), &Method::PATCH) => {
             let opts = write_opts(query, headers)?;
-            let ct = headers
-                .get(header::CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("");
+            let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
             let existed = cluster.get(id, &ns, name).is_ok();
             let v = cluster.patch(id, version, &ns, name, t.sub.as_deref(), ct, &body, &opts)?;
-            let code = if existed {
-                StatusCode::OK
-            } else {
-                StatusCode::CREATED
-            };
+            let code = if existed { StatusCode::OK } else { StatusCode::CREATED };
             Ok(json_response(code, render_value(&def, version, v)))
         }
         (Some(name), &Method::DELETE) => {
@@ -321,9 +267,7 @@ async fn serve_inner(
                     }
                     Ok(ok(serde_json::to_vec(&json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "details": details})).unwrap_or_default()))
                 }
-                DeleteOutcome::Deleted(v) | DeleteOutcome::Pending(v) => {
-                    Ok(ok(render_value(&def, version, v)))
-                }
+                DeleteOutcome::Deleted(v) | DeleteOutcome::Pending(v) => Ok(ok(render_value(&def, version, v))),
             }
         }
         (Some(_), &Method::POST) => Err(ApiError::method_not_allowed()),

@@ -14,27 +14,15 @@ pub fn human_age(secs: i64) -> String {
     if s < 120 {
         format!("{s}s")
     } else if m < 10 {
-        if s % 60 == 0 {
-            format!("{m}m")
-        } else {
-            format!("{m}m{}s", s % 60)
-        }
+        if s % 60 == 0 { format!("{m}m") } else { format!("{m}m{}s", s % 60) }
     } else if h < 3 {
         format!("{m}m")
     } else if h < 8 {
-        if m % 60 == 0 {
-            format!("{h}h")
-        } else {
-            format!("{h}h{}m", m % 60)
-        }
+        if m % 60 == 0 { format!("{h}h") } else { format!("{h}h{}m", m % 60) }
     } else if h < 48 {
         format!("{h}h")
     } else if d < 8 {
-        if h % 24 == 0 {
-            format!("{d}d")
-        } else {
-            format!("{d}d{}h", h % 24)
-        }
+        if h % 24 == 0 { format!("{d}d") } else { format!("{d}d{}h", h % 24) }
     } else if d < 365 * 2 {
         format!("{d}d")
     } else {
@@ -43,10 +31,7 @@ pub fn human_age(secs: i64) -> String {
 }
 
 fn age(v: &Value) -> String {
-    let Some(ts) = v
-        .pointer("/metadata/creationTimestamp")
-        .and_then(Value::as_str)
-    else {
+    let Some(ts) = v.pointer("/metadata/creationTimestamp").and_then(Value::as_str) else {
         return "<unknown>".into();
     };
     match ts.parse::<jiff::Timestamp>() {
@@ -63,11 +48,7 @@ fn col(name: &str, typ: &str, format: &str, priority: i64) -> Value {
 /// `.a.b`, `.a[0].b`, `.a[*].b`, `.a[?(@.type=="Ready")].status`.
 pub fn json_path(v: &Value, path: &str) -> Vec<Value> {
     let mut cur = vec![v.clone()];
-    let p = path
-        .trim()
-        .trim_start_matches('{')
-        .trim_end_matches('}')
-        .trim_start_matches('$');
+    let p = path.trim().trim_start_matches('{').trim_end_matches('}').trim_start_matches('$');
     let mut rest = p;
     while !rest.is_empty() {
         if let Some(r) = rest.strip_prefix('.') {
@@ -82,10 +63,7 @@ pub fn json_path(v: &Value, path: &str) -> Vec<Value> {
             let inner = &r[..end];
             rest = &r[end + 1..];
             if inner == "*" {
-                cur = cur
-                    .iter()
-                    .flat_map(|x| x.as_array().cloned().unwrap_or_default())
-                    .collect();
+                cur = cur.iter().flat_map(|x| x.as_array().cloned().unwrap_or_default()).collect();
             } else if let Ok(i) = inner.parse::<usize>() {
                 cur = cur.iter().filter_map(|x| x.get(i).cloned()).collect();
             } else if let Some(f) = inner.strip_prefix("?(@.").and_then(|f| f.strip_suffix(')')) {
@@ -112,21 +90,14 @@ fn cell_for(c: &PrinterColumn, v: &Value) -> Value {
         return Value::Null;
     };
     if c.type_ == "date"
-        && let Some(t) = first
-            .as_str()
-            .and_then(|s| s.parse::<jiff::Timestamp>().ok())
+        && let Some(t) = first.as_str().and_then(|s| s.parse::<jiff::Timestamp>().ok())
     {
-        return json!(human_age(
-            t.duration_until(jiff::Timestamp::now()).as_secs()
-        ));
+        return json!(human_age(t.duration_until(jiff::Timestamp::now()).as_secs()));
     }
     if vals.len() > 1 {
         return json!(
             vals.iter()
-                .map(|x| x
-                    .as_str()
-                    .map(str::to_string)
-                    .unwrap_or_else(|| x.to_string()))
+                .map(|x| x.as_str().map(str::to_string).unwrap_or_else(|| x.to_string()))
                 .collect::<Vec<_>>()
                 .join(",")
         );
@@ -142,24 +113,11 @@ fn columns_and_cells(def: &ResourceDef, version: &str, v: &Value) -> (Vec<Value>
     let name = json!(s(v, "/metadata/name"));
     match (def.group.as_str(), def.plural.as_str()) {
         ("", "pods") => {
-            let statuses = v
-                .pointer("/status/containerStatuses")
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default();
-            let total = v
-                .pointer("/spec/containers")
-                .and_then(Value::as_array)
-                .map(|a| a.len())
-                .unwrap_or(0);
-            let ready = statuses
-                .iter()
-                .filter(|c| c.get("ready").and_then(Value::as_bool) == Some(true))
-                .count();
-            let restarts: i64 = statuses
-                .iter()
-                .filter_map(|c| c.get("restartCount").and_then(Value::as_i64))
-                .sum();
+            let statuses =
+                v.pointer("/status/containerStatuses").and_then(Value::as_array).cloned().unwrap_or_default();
+            let total = v.pointer("/spec/containers").and_then(Value::as_array).map(|a| a.len()).unwrap_or(0);
+            let ready = statuses.iter().filter(|c| c.get("ready").and_then(Value::as_bool) == Some(true)).count();
+            let restarts: i64 = statuses.iter().filter_map(|c| c.get("restartCount").and_then(Value::as_i64)).sum();
             let mut status = s(v, "/status/phase").to_string();
             for c in &statuses {
                 if let Some(r) = c.pointer("/state/waiting/reason").and_then(Value::as_str) {
@@ -186,11 +144,7 @@ fn columns_and_cells(def: &ResourceDef, version: &str, v: &Value) -> (Vec<Value>
                     json!(status),
                     json!(restarts.to_string()),
                     json!(age(v)),
-                    json!(if s(v, "/status/podIP").is_empty() {
-                        "<none>"
-                    } else {
-                        s(v, "/status/podIP")
-                    }),
+                    json!(if s(v, "/status/podIP").is_empty() { "<none>" } else { s(v, "/status/podIP") }),
                     json!(if node.is_empty() { "<none>" } else { node }),
                 ],
             )
@@ -207,11 +161,7 @@ fn columns_and_cells(def: &ResourceDef, version: &str, v: &Value) -> (Vec<Value>
                         .map(str::to_string)
                 })
                 .unwrap_or_default();
-            let mut status = if ready == "True" {
-                "Ready".to_string()
-            } else {
-                "NotReady".to_string()
-            };
+            let mut status = if ready == "True" { "Ready".to_string() } else { "NotReady".to_string() };
             if v.pointer("/spec/unschedulable").and_then(Value::as_bool) == Some(true) {
                 status.push_str(",SchedulingDisabled");
             }
@@ -219,12 +169,7 @@ fn columns_and_cells(def: &ResourceDef, version: &str, v: &Value) -> (Vec<Value>
                 .pointer("/metadata/labels")
                 .and_then(Value::as_object)
                 .map(|m| {
-                    m.keys()
-                        .filter_map(|k| {
-                            k.strip_prefix("node-role.kubernetes.io/")
-                                .map(str::to_string)
-                        })
-                        .collect()
+                    m.keys().filter_map(|k| k.strip_prefix("node-role.kubernetes.io/").map(str::to_string)).collect()
                 })
                 .unwrap_or_default();
             (
@@ -238,22 +183,14 @@ fn columns_and_cells(def: &ResourceDef, version: &str, v: &Value) -> (Vec<Value>
                 vec![
                     name,
                     json!(status),
-                    json!(if roles.is_empty() {
-                        "<none>".to_string()
-                    } else {
-                        roles.join(",")
-                    }),
+                    json!(if roles.is_empty() { "<none>".to_string() } else { roles.join(",") }),
                     json!(age(v)),
                     json!(s(v, "/status/nodeInfo/kubeletVersion")),
                 ],
             )
         }
         ("", "namespaces") => (
-            vec![
-                col("Name", "string", "name", 0),
-                col("Status", "string", "", 0),
-                col("Age", "string", "", 0),
-            ],
+            vec![col("Name", "string", "name", 0), col("Status", "string", "", 0), col("Age", "string", "", 0)],
             vec![name, json!(s(v, "/status/phase")), json!(age(v))],
         ),
         ("", "services") => {
@@ -276,11 +213,7 @@ fn columns_and_cells(def: &ResourceDef, version: &str, v: &Value) -> (Vec<Value>
             let ext = v
                 .pointer("/status/loadBalancer/ingress/0/ip")
                 .and_then(Value::as_str)
-                .unwrap_or(if s(v, "/spec/type") == "LoadBalancer" {
-                    "<pending>"
-                } else {
-                    "<none>"
-                });
+                .unwrap_or(if s(v, "/spec/type") == "LoadBalancer" { "<pending>" } else { "<none>" });
             (
                 vec![
                     col("Name", "string", "name", 0),
@@ -295,11 +228,7 @@ fn columns_and_cells(def: &ResourceDef, version: &str, v: &Value) -> (Vec<Value>
                     json!(s(v, "/spec/type")),
                     json!(s(v, "/spec/clusterIP")),
                     json!(ext),
-                    json!(if ports.is_empty() {
-                        "<none>".to_string()
-                    } else {
-                        ports.join(",")
-                    }),
+                    json!(if ports.is_empty() { "<none>".to_string() } else { ports.join(",") }),
                     json!(age(v)),
                 ],
             )
@@ -316,11 +245,7 @@ fn columns_and_cells(def: &ResourceDef, version: &str, v: &Value) -> (Vec<Value>
                 ],
                 vec![
                     name,
-                    json!(format!(
-                        "{}/{}",
-                        n("/status/readyReplicas"),
-                        n("/spec/replicas")
-                    )),
+                    json!(format!("{}/{}", n("/status/readyReplicas"), n("/spec/replicas"))),
                     json!(n("/status/updatedReplicas")),
                     json!(n("/status/availableReplicas")),
                     json!(age(v)),
@@ -358,12 +283,8 @@ fn columns_and_cells(def: &ResourceDef, version: &str, v: &Value) -> (Vec<Value>
             ],
         ),
         _ => {
-            let cols: Vec<PrinterColumn> = def
-                .crd
-                .as_ref()
-                .and_then(|c| c.printer_columns.get(version))
-                .cloned()
-                .unwrap_or_default();
+            let cols: Vec<PrinterColumn> =
+                def.crd.as_ref().and_then(|c| c.printer_columns.get(version)).cloned().unwrap_or_default();
             let mut defs = vec![col("Name", "string", "name", 0)];
             let mut cells = vec![name];
             for c in &cols {
@@ -392,14 +313,7 @@ fn row(def: &ResourceDef, version: &str, v: &Value, include: &str) -> (Vec<Value
     (cols, r)
 }
 
-fn table(
-    def: &ResourceDef,
-    version: &str,
-    items: Vec<Value>,
-    rv: u64,
-    cont: Option<String>,
-    query: &Query,
-) -> Vec<u8> {
+fn table(def: &ResourceDef, version: &str, items: Vec<Value>, rv: u64, cont: Option<String>, query: &Query) -> Vec<u8> {
     let include = query.get("includeObject").unwrap_or("Metadata");
     let mut cols = columns_and_cells(def, version, &json!({})).0;
     let mut rows = Vec::new();
@@ -417,14 +331,7 @@ fn table(
 
 pub fn list_table(def: &ResourceDef, version: &str, res: &ListResult, query: &Query) -> Vec<u8> {
     let items = res.items.iter().map(|o| o.value()).collect();
-    table(
-        def,
-        version,
-        items,
-        res.rv,
-        res.continue_token.clone(),
-        query,
-    )
+    table(def, version, items, res.rv, res.continue_token.clone(), query)
 }
 
 pub fn object_table(def: &ResourceDef, version: &str, o: &Obj, query: &Query) -> Vec<u8> {
@@ -439,10 +346,7 @@ mod tests {
     fn jsonpath_forms() {
         let v = json!({"status": {"phase": "Ready", "conditions": [{"type": "A", "status": "False"}, {"type": "Ready", "status": "True"}]}, "items": [{"n": 1}, {"n": 2}]});
         assert_eq!(json_path(&v, ".status.phase"), vec![json!("Ready")]);
-        assert_eq!(
-            json_path(&v, ".status.conditions[?(@.type==\"Ready\")].status"),
-            vec![json!("True")]
-        );
+        assert_eq!(json_path(&v, ".status.conditions[?(@.type==\"Ready\")].status"), vec![json!("True")]);
         assert_eq!(json_path(&v, ".items[*].n"), vec![json!(1), json!(2)]);
         assert_eq!(json_path(&v, ".items[1].n"), vec![json!(2)]);
     }

@@ -44,13 +44,12 @@ pub async fn serve(
     query: &Query,
     opts: ListOpts,
 ) -> Result<Response, ApiError> {
-    let timeout =
-        match query.get("timeoutSeconds") {
-            None | Some("") => Duration::from_secs(1800),
-            Some(s) => Duration::from_secs(s.parse::<u64>().map_err(|_| {
-                ApiError::bad_request(format!("timeoutSeconds: invalid value {s:?}"))
-            })?),
-        };
+    let timeout = match query.get("timeoutSeconds") {
+        None | Some("") => Duration::from_secs(1800),
+        Some(s) => Duration::from_secs(
+            s.parse::<u64>().map_err(|_| ApiError::bad_request(format!("timeoutSeconds: invalid value {s:?}")))?,
+        ),
+    };
     let bookmarks = query.flag("allowWatchBookmarks");
     let send_initial = query.get("sendInitialEvents").map(str::to_string);
     if send_initial.as_deref() == Some("true") {
@@ -79,10 +78,7 @@ pub async fn serve(
     }
     let ns = t.namespace.clone();
     let rv = opts.resource_version.clone();
-    let start =
-        server
-            .cluster
-            .watch_start(id, ns.as_deref(), rv.as_deref(), &opts.label, &opts.field)?;
+    let start = server.cluster.watch_start(id, ns.as_deref(), rv.as_deref(), &opts.label, &opts.field)?;
     let version = t.version.clone();
     let shutdown = server.shutdown.clone();
     let cluster = server.cluster.clone();

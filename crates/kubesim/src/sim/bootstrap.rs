@@ -7,18 +7,8 @@ use crate::config::NodeSpec;
 use serde_json::{Value, json};
 
 fn create(c: &Cluster, group: &str, plural: &str, ns: &str, obj: Value) -> Result<(), String> {
-    let (id, def) = c
-        .resource(group, plural)
-        .ok_or_else(|| format!("no type {plural}"))?;
-    c.create(
-        id,
-        def.storage_version(),
-        ns,
-        obj,
-        &WriteOpts::manager("kubesim"),
-    )
-    .map(|_| ())
-    .map_err(|e| e.to_string())
+    let (id, def) = c.resource(group, plural).ok_or_else(|| format!("no type {plural}"))?;
+    c.create(id, def.storage_version(), ns, obj, &WriteOpts::manager("kubesim")).map(|_| ()).map_err(|e| e.to_string())
 }
 
 pub fn node_object(n: &NodeSpec, index: usize) -> Value {
@@ -97,13 +87,7 @@ pub fn run(c: &Cluster) -> Result<(), String> {
     }
     // The service account controller runs later; these must exist for the DNS pods.
     for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
-        create(
-            c,
-            "",
-            "serviceaccounts",
-            ns,
-            json!({"metadata": {"name": "default"}}),
-        )?;
+        create(c, "", "serviceaccounts", ns, json!({"metadata": {"name": "default"}}))?;
     }
     for (i, n) in c.config.nodes.clone().iter().enumerate() {
         create(c, "", "nodes", "", node_object(n, i + 1))?;

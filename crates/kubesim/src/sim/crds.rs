@@ -9,16 +9,8 @@ pub const CLEANUP_FINALIZER: &str = "customresourcecleanup.apiextensions.k8s.io"
 
 pub fn reconcile(sim: &Sim, crd: &Value) {
     let name = name_of(crd).to_string();
-    let group = crd
-        .pointer("/spec/group")
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_string();
-    let plural = crd
-        .pointer("/spec/names/plural")
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_string();
+    let group = crd.pointer("/spec/group").and_then(Value::as_str).unwrap_or("").to_string();
+    let plural = crd.pointer("/spec/names/plural").and_then(Value::as_str).unwrap_or("").to_string();
     if is_deleting(crd) {
         let Some((id, def)) = sim.c.resource(&group, &plural) else {
             remove_finalizer(sim, &name);
@@ -27,12 +19,8 @@ pub fn reconcile(sim: &Sim, crd: &Value) {
         if def.crd.is_none() {
             return;
         }
-        let items: Vec<(String, String)> = sim.c.read(|st| {
-            st.store
-                .range(id, None, None)
-                .map(|(k, _)| (k.0.to_string(), k.1.to_string()))
-                .collect()
-        });
+        let items: Vec<(String, String)> =
+            sim.c.read(|st| st.store.range(id, None, None).map(|(k, _)| (k.0.to_string(), k.1.to_string())).collect());
         for (ns, n) in &items {
             sim.delete(id, ns, n, DeleteOpts::default());
         }
@@ -93,20 +81,10 @@ pub fn reconcile(sim: &Sim, crd: &Value) {
 fn remove_finalizer(sim: &Sim, name: &str) {
     log_err(
         "CRD cleanup finalizer",
-        sim.modify(
-            sim.ids.crds,
-            "",
-            name,
-            None,
-            "apiextensions-apiserver",
-            |c| {
-                if let Some(a) = c
-                    .pointer_mut("/metadata/finalizers")
-                    .and_then(Value::as_array_mut)
-                {
-                    a.retain(|f| f.as_str() != Some(CLEANUP_FINALIZER));
-                }
-            },
-        ),
+        sim.modify(sim.ids.crds, "", name, None, "apiextensions-apiserver", |c| {
+            if let Some(a) = c.pointer_mut("/metadata/finalizers").and_then(Value::as_array_mut) {
+                a.retain(|f| f.as_str() != Some(CLEANUP_FINALIZER));
+            }
+        }),
     );
 }

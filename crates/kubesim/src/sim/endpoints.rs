@@ -11,10 +11,7 @@ const SLICE_MANAGED_BY: &str = "endpointslice.kubernetes.io/managed-by";
 fn ready(p: &Value) -> bool {
     p.pointer("/status/conditions")
         .and_then(Value::as_array)
-        .and_then(|cs| {
-            cs.iter()
-                .find(|c| c.get("type").and_then(Value::as_str) == Some("Ready"))
-        })
+        .and_then(|cs| cs.iter().find(|c| c.get("type").and_then(Value::as_str) == Some("Ready")))
         .and_then(|c| c.get("status").and_then(Value::as_str))
         == Some("True")
 }
@@ -28,12 +25,7 @@ fn target_port(pod: &Value, tp: &Value) -> Option<i64> {
             .and_then(Value::as_array)
             .into_iter()
             .flatten()
-            .flat_map(|c| {
-                c.get("ports")
-                    .and_then(Value::as_array)
-                    .cloned()
-                    .unwrap_or_default()
-            })
+            .flat_map(|c| c.get("ports").and_then(Value::as_array).cloned().unwrap_or_default())
             .find(|p| p.get("name").and_then(Value::as_str) == Some(name))
             .and_then(|p| p.get("containerPort").and_then(Value::as_i64)),
         _ => None,
@@ -45,12 +37,7 @@ pub fn reconcile_namespace(sim: &Sim, ns: &str) {
     let existing = sim.c.list_values("", "endpoints", Some(ns));
     // Endpoints we manage whose Service is gone.
     for ep in &existing {
-        let managed = ep
-            .pointer(&format!(
-                "/metadata/labels/{}",
-                MANAGED_BY.replace('/', "~1")
-            ))
-            .is_some();
+        let managed = ep.pointer(&format!("/metadata/labels/{}", MANAGED_BY.replace('/', "~1"))).is_some();
         if managed && !services.iter().any(|s| name_of(s) == name_of(ep)) {
             sim.delete(sim.ids.endpoints, ns, name_of(ep), Default::default());
         }
@@ -58,10 +45,7 @@ pub fn reconcile_namespace(sim: &Sim, ns: &str) {
     let selected: Vec<&Value> = services
         .iter()
         .filter(|s| {
-            !is_deleting(s)
-                && s.pointer("/spec/selector")
-                    .and_then(Value::as_object)
-                    .is_some_and(|m| !m.is_empty())
+            !is_deleting(s) && s.pointer("/spec/selector").and_then(Value::as_object).is_some_and(|m| !m.is_empty())
         })
         .collect();
     if selected.is_empty() {
@@ -69,31 +53,15 @@ pub fn reconcile_namespace(sim: &Sim, ns: &str) {
     }
     let pods = sim.c.list_values("", "pods", Some(ns));
     for svc in selected {
-        let sel = Selector::from_map(
-            svc.pointer("/spec/selector")
-                .and_then(Value::as_object)
-                .expect("filtered above"),
-        );
-        let publish_not_ready = svc
-            .pointer("/spec/publishNotReadyAddresses")
-            .and_then(Value::as_bool)
-            .unwrap_or(false);
+        let sel = Selector::from_map(svc.pointer("/spec/selector").and_then(Value::as_object).expect("filtered above"));
+        let publish_not_ready = svc.pointer("/spec/publishNotReadyAddresses").and_then(Value::as_bool).unwrap_or(false);
         let members: Vec<&Value> = pods
             .iter()
             .filter(|p| sel.matches_map(p.pointer("/metadata/labels").and_then(Value::as_object)))
             .filter(|p| p.pointer("/status/podIP").and_then(Value::as_str).is_some())
-            .filter(|p| {
-                !matches!(
-                    p.pointer("/status/phase").and_then(Value::as_str),
-                    Some("Succeeded" | "Failed")
-                )
-            })
+            .filter(|p| !matches!(p.pointer("/status/phase").and_then(Value::as_str), Some("Succeeded" | "Failed")))
             .collect();
-        let ports = svc
-            .pointer("/spec/ports")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
+        let ports = svc.pointer("/spec/ports").and_then(Value::as_array).cloned().unwrap_or_default();
         let mut ready_addrs = Vec::new();
         let mut not_ready = Vec::new();
         let mut slice_eps = Vec::new();
@@ -120,17 +88,9 @@ pub fn reconcile_namespace(sim: &Sim, ns: &str) {
         }
         for sp in &ports {
             let tp = sp.get("targetPort").cloned().unwrap_or(json!(null));
-            let port = members
-                .iter()
-                .find_map(|p| target_port(p, &tp))
-                .or_else(|| tp.as_i64())
-                .unwrap_or(0);
+            let port = members.iter().find_map(|p| target_port(p, &tp)).or_else(|| tp.as_i64()).unwrap_or(0);
             let mut ep = json!({"port": port, "protocol": sp.get("protocol").cloned().unwrap_or(json!("TCP"))});
-            if let Some(n) = sp
-                .get("name")
-                .and_then(Value::as_str)
-                .filter(|n| !n.is_empty())
-            {
+            if let Some(n) = sp.get("name").and_then(Value::as_str).filter(|n| !n.is_empty()) {
                 ep["name"] = json!(n);
             }
             ep_ports.push(ep);
@@ -147,10 +107,7 @@ pub fn reconcile_namespace(sim: &Sim, ns: &str) {
             }
             subsets.push(s);
         }
-        let mut labels = svc
-            .pointer("/metadata/labels")
-            .cloned()
-            .unwrap_or(json!({}));
+        let mut labels = svc.pointer("/metadata/labels").cloned().unwrap_or(json!({}));
         labels[MANAGED_BY] = json!("endpoint-controller");
         let want_subsets = json!(subsets);
         match existing.iter().find(|e| name_of(e) == name) {
@@ -158,60 +115,45 @@ pub fn reconcile_namespace(sim: &Sim, ns: &str) {
             Some(_) => {
                 log_err(
                     "update endpoints",
-                    sim.modify(
-                        sim.ids.endpoints,
-                        ns,
-                        &name,
-                        None,
-                        "endpoint-controller",
-                        |e| {
-                            e["subsets"] = want_subsets.clone();
-                            e["metadata"]["labels"] = labels.clone();
-                        },
-                    ),
+                    sim.modify(sim.ids.endpoints, ns, &name, None, "endpoint-controller", |e| {
+                        e["subsets"] = want_subsets.clone();
+                        e["metadata"]["labels"] = labels.clone();
+                    }),
                 );
             }
             None => {
                 log_err(
                     "create endpoints",
-                    sim.create(sim.ids.endpoints, ns, json!({"metadata": {"name": name, "labels": labels}, "subsets": want_subsets}), "endpoint-controller"),
+                    sim.create(
+                        sim.ids.endpoints,
+                        ns,
+                        json!({"metadata": {"name": name, "labels": labels}, "subsets": want_subsets}),
+                        "endpoint-controller",
+                    ),
                 );
             }
         }
         // One EndpointSlice per Service, owned by it.
-        let slice_name = format!(
-            "{name}-{}",
-            &uid_of(svc).replace('-', "")[..5.min(uid_of(svc).len())]
-        );
+        let slice_name = format!("{name}-{}", &uid_of(svc).replace('-', "")[..5.min(uid_of(svc).len())]);
         let mut slice_ports = ep_ports.clone();
         for p in slice_ports.iter_mut() {
             if p.get("name").is_none() {
                 p["name"] = json!("");
             }
         }
-        let slice_labels = json!({"kubernetes.io/service-name": name, SLICE_MANAGED_BY: "endpointslice-controller.k8s.io"});
+        let slice_labels =
+            json!({"kubernetes.io/service-name": name, SLICE_MANAGED_BY: "endpointslice-controller.k8s.io"});
         let owner = json!([{"apiVersion": "v1", "kind": "Service", "name": name, "uid": uid_of(svc), "controller": true, "blockOwnerDeletion": true}]);
-        match sim
-            .c
-            .get_value("discovery.k8s.io", "endpointslices", ns, &slice_name)
-        {
-            Some(s)
-                if s.get("endpoints") == Some(&json!(slice_eps))
-                    && s.get("ports") == Some(&json!(slice_ports)) => {}
+        match sim.c.get_value("discovery.k8s.io", "endpointslices", ns, &slice_name) {
+            Some(s) if s.get("endpoints") == Some(&json!(slice_eps)) && s.get("ports") == Some(&json!(slice_ports)) => {
+            }
             Some(_) => {
                 log_err(
                     "update endpointslice",
-                    sim.modify(
-                        sim.ids.slices,
-                        ns,
-                        &slice_name,
-                        None,
-                        "endpointslice-controller.k8s.io",
-                        |s| {
-                            s["endpoints"] = json!(slice_eps);
-                            s["ports"] = json!(slice_ports);
-                        },
-                    ),
+                    sim.modify(sim.ids.slices, ns, &slice_name, None, "endpointslice-controller.k8s.io", |s| {
+                        s["endpoints"] = json!(slice_eps);
+                        s["ports"] = json!(slice_ports);
+                    }),
                 );
             }
             None => {
@@ -239,25 +181,13 @@ pub fn assign_load_balancer(sim: &Sim, svc: &Value) {
         return;
     }
     let uid = uid_of(svc);
-    let h = uid
-        .bytes()
-        .fold(7u32, |a, b| a.wrapping_mul(31).wrapping_add(b as u32));
+    let h = uid.bytes().fold(7u32, |a, b| a.wrapping_mul(31).wrapping_add(b as u32));
     let ip = format!("172.30.{}.{}", (h >> 8) % 256, 1 + h % 254);
-    let ns = svc
-        .pointer("/metadata/namespace")
-        .and_then(Value::as_str)
-        .unwrap_or("");
+    let ns = svc.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or("");
     log_err(
         "load balancer",
-        sim.modify(
-            sim.ids.services,
-            ns,
-            name_of(svc),
-            Some("status"),
-            "service-controller",
-            |s| {
-                s["status"]["loadBalancer"] = json!({"ingress": [{"ip": ip, "ipMode": "VIP"}]});
-            },
-        ),
+        sim.modify(sim.ids.services, ns, name_of(svc), Some("status"), "service-controller", |s| {
+            s["status"]["loadBalancer"] = json!({"ingress": [{"ip": ip, "ipMode": "VIP"}]});
+        }),
     );
 }

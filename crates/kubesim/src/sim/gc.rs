@@ -26,63 +26,35 @@ fn owner_valid(st: &State, dep_ns: &str, owner_uid: &str) -> bool {
 fn finalizers(v: &Value) -> Vec<String> {
     v.pointer("/metadata/finalizers")
         .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(Value::as_str)
-                .map(str::to_string)
-                .collect()
-        })
+        .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
         .unwrap_or_default()
 }
 
 fn remove_finalizer(sim: &Sim, res: ResId, v: &Value, fin: &str) {
     log_err(
         "remove finalizer",
-        sim.modify(
-            res,
-            ns_of(v),
-            name_of(v),
-            None,
-            "generic-garbage-collector",
-            |o| {
-                if let Some(a) = o
-                    .pointer_mut("/metadata/finalizers")
-                    .and_then(Value::as_array_mut)
-                {
-                    a.retain(|f| f.as_str() != Some(fin));
-                }
-            },
-        ),
+        sim.modify(res, ns_of(v), name_of(v), None, "generic-garbage-collector", |o| {
+            if let Some(a) = o.pointer_mut("/metadata/finalizers").and_then(Value::as_array_mut) {
+                a.retain(|f| f.as_str() != Some(fin));
+            }
+        }),
     );
 }
 
 fn remove_owner_ref(sim: &Sim, res: ResId, key: &Key, owner_uid: &str) {
     log_err(
         "remove owner reference",
-        sim.modify(
-            res,
-            &key.0,
-            &key.1,
-            None,
-            "generic-garbage-collector",
-            |o| {
-                if let Some(a) = o
-                    .pointer_mut("/metadata/ownerReferences")
-                    .and_then(Value::as_array_mut)
-                {
-                    a.retain(|r| r.get("uid").and_then(Value::as_str) != Some(owner_uid));
-                }
-            },
-        ),
+        sim.modify(res, &key.0, &key.1, None, "generic-garbage-collector", |o| {
+            if let Some(a) = o.pointer_mut("/metadata/ownerReferences").and_then(Value::as_array_mut) {
+                a.retain(|r| r.get("uid").and_then(Value::as_str) != Some(owner_uid));
+            }
+        }),
     );
 }
 
 /// A dependent whose owner `gone_uid` is gone.
 fn owner_gone(sim: &Sim, res: ResId, key: &Key, gone_uid: &str, propagation: Propagation) {
-    let Some(dep) = sim
-        .c
-        .read(|st| st.store.get(res, &key.0, &key.1).map(|o| o.value()))
-    else {
+    let Some(dep) = sim.c.read(|st| st.store.get(res, &key.0, &key.1).map(|o| o.value())) else {
         return;
     };
     let others = sim.c.read(|st| {
@@ -96,15 +68,7 @@ fn owner_gone(sim: &Sim, res: ResId, key: &Key, gone_uid: &str, propagation: Pro
     if others {
         remove_owner_ref(sim, res, key, gone_uid);
     } else if !is_deleting(&dep) {
-        sim.delete(
-            res,
-            &key.0,
-            &key.1,
-            DeleteOpts {
-                propagation: Some(propagation),
-                ..Default::default()
-            },
-        );
+        sim.delete(res, &key.0, &key.1, DeleteOpts { propagation: Some(propagation), ..Default::default() });
     }
 }
 
@@ -119,9 +83,7 @@ pub fn on_event(sim: &Sim, ev: &Event, v: &Value) {
             for owner in ev.obj.owners.iter() {
                 let found = sim.c.read(|st| st.store.by_uid(owner).cloned());
                 if let Some((res, key)) = found
-                    && let Some(o) = sim
-                        .c
-                        .read(|st| st.store.get(res, &key.0, &key.1).map(|o| o.value()))
+                    && let Some(o) = sim.c.read(|st| st.store.get(res, &key.0, &key.1).map(|o| o.value()))
                 {
                     foreground(sim, res, &o);
                 }
@@ -144,12 +106,7 @@ pub fn on_event(sim: &Sim, ev: &Event, v: &Value) {
                 // Give a concurrent owner creation a moment, as upstream's GC does by re-checking live.
                 sim.after(
                     Duration::from_millis(50),
-                    Timer::OrphanCheck {
-                        res: ev.res,
-                        ns: ns_of(v).into(),
-                        name: name_of(v).into(),
-                        uid: uid.into(),
-                    },
+                    Timer::OrphanCheck { res: ev.res, ns: ns_of(v).into(), name: name_of(v).into(), uid: uid.into() },
                 );
             }
         }
@@ -164,21 +121,13 @@ fn foreground(sim: &Sim, res: ResId, owner: &Value) {
     let deps = sim.c.read(|st| st.store.dependents_of(uid));
     let mut blocking = 0;
     for (dres, key) in &deps {
-        let Some(d) = sim
-            .c
-            .read(|st| st.store.get(*dres, &key.0, &key.1).map(|o| o.value()))
-        else {
+        let Some(d) = sim.c.read(|st| st.store.get(*dres, &key.0, &key.1).map(|o| o.value())) else {
             continue;
         };
-        let blocks = d
-            .pointer("/metadata/ownerReferences")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .any(|r| {
-                r.get("uid").and_then(Value::as_str) == Some(uid)
-                    && r.get("blockOwnerDeletion").and_then(Value::as_bool) == Some(true)
-            });
+        let blocks = d.pointer("/metadata/ownerReferences").and_then(Value::as_array).into_iter().flatten().any(|r| {
+            r.get("uid").and_then(Value::as_str) == Some(uid)
+                && r.get("blockOwnerDeletion").and_then(Value::as_bool) == Some(true)
+        });
         if blocks {
             blocking += 1;
         }
@@ -187,10 +136,7 @@ fn foreground(sim: &Sim, res: ResId, owner: &Value) {
                 *dres,
                 &key.0,
                 &key.1,
-                DeleteOpts {
-                    propagation: Some(Propagation::Foreground),
-                    ..Default::default()
-                },
+                DeleteOpts { propagation: Some(Propagation::Foreground), ..Default::default() },
             );
         }
     }
@@ -201,10 +147,7 @@ fn foreground(sim: &Sim, res: ResId, owner: &Value) {
 
 /// Deletes an object none of whose owners exist (any more, or validly).
 pub fn orphan_check(sim: &Sim, res: ResId, ns: &str, name: &str, uid: &str) {
-    let Some(v) = sim
-        .c
-        .read(|st| st.store.get(res, ns, name).map(|o| o.value()))
-    else {
+    let Some(v) = sim.c.read(|st| st.store.get(res, ns, name).map(|o| o.value())) else {
         return;
     };
     if uid_of(&v) != uid || is_deleting(&v) {
@@ -220,24 +163,10 @@ pub fn orphan_check(sim: &Sim, res: ResId, ns: &str, name: &str, uid: &str) {
     if refs.is_empty() {
         return;
     }
-    let valid: Vec<bool> = sim
-        .c
-        .read(|st| refs.iter().map(|u| owner_valid(st, ns, u)).collect());
+    let valid: Vec<bool> = sim.c.read(|st| refs.iter().map(|u| owner_valid(st, ns, u)).collect());
     if valid.iter().all(|x| !x) {
-        tracing::debug!(
-            ns,
-            name,
-            "garbage collecting an object whose owners do not exist"
-        );
-        sim.delete(
-            res,
-            ns,
-            name,
-            DeleteOpts {
-                propagation: Some(Propagation::Background),
-                ..Default::default()
-            },
-        );
+        tracing::debug!(ns, name, "garbage collecting an object whose owners do not exist");
+        sim.delete(res, ns, name, DeleteOpts { propagation: Some(Propagation::Background), ..Default::default() });
     } else if valid.iter().any(|x| !x) {
         let key: Key = (ns.into(), name.into());
         for (u, ok) in refs.iter().zip(valid) {

@@ -50,12 +50,7 @@ pub fn normalize_image(image: &str) -> String {
 fn images_of(pod: &Value) -> Vec<String> {
     let mut out = Vec::new();
     for list in ["initContainers", "containers"] {
-        for c in pod
-            .pointer(&format!("/spec/{list}"))
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
+        for c in pod.pointer(&format!("/spec/{list}")).and_then(Value::as_array).into_iter().flatten() {
             if let Some(i) = c.get("image").and_then(Value::as_str) {
                 out.push(i.to_string());
             }
@@ -89,32 +84,18 @@ impl Kubelet {
                 }),
             );
         }
-        if let Some(ip) = node
-            .pointer("/status/addresses/0/address")
-            .and_then(Value::as_str)
-        {
+        if let Some(ip) = node.pointer("/status/addresses/0/address").and_then(Value::as_str) {
             self.node_ips.insert(name.clone(), ip.to_string());
         }
         // NoExecute taints evict pods that do not tolerate them.
-        let no_exec: Vec<_> = taints_of(node)
-            .into_iter()
-            .filter(|t| t.effect == "NoExecute")
-            .collect();
+        let no_exec: Vec<_> = taints_of(node).into_iter().filter(|t| t.effect == "NoExecute").collect();
         if no_exec.is_empty() {
             return;
         }
-        let field =
-            Selector::parse_fields(&format!("spec.nodeName={name}"), &|_| true).unwrap_or_default();
+        let field = Selector::parse_fields(&format!("spec.nodeName={name}"), &|_| true).unwrap_or_default();
         let pods = sim
             .c
-            .list(
-                sim.ids.pods,
-                None,
-                &ListOpts {
-                    field,
-                    ..Default::default()
-                },
-            )
+            .list(sim.ids.pods, None, &ListOpts { field, ..Default::default() })
             .map(|r| r.items)
             .unwrap_or_default();
         for o in pods {
@@ -123,17 +104,11 @@ impl Kubelet {
             if is_deleting(&pod) || self.evicting.contains(&uid) {
                 continue;
             }
-            let tols = pod
-                .pointer("/spec/tolerations")
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default();
+            let tols = pod.pointer("/spec/tolerations").and_then(Value::as_array).cloned().unwrap_or_default();
             let Some(t) = no_exec.iter().find(|t| !tolerates(&tols, t)).or_else(|| {
                 no_exec.iter().find(|t| {
-                    tols.iter().any(|tol| {
-                        tol.get("tolerationSeconds").is_some()
-                            && tolerates(std::slice::from_ref(tol), t)
-                    })
+                    tols.iter()
+                        .any(|tol| tol.get("tolerationSeconds").is_some() && tolerates(std::slice::from_ref(tol), t))
                 })
             }) else {
                 continue;
@@ -149,11 +124,7 @@ impl Kubelet {
                 continue;
             }
             self.evicting.insert(uid.clone());
-            let timer = Timer::Evict {
-                ns: ns_of(&pod).into(),
-                name: name_of(&pod).into(),
-                uid,
-            };
+            let timer = Timer::Evict { ns: ns_of(&pod).into(), name: name_of(&pod).into(), uid };
             sim.after(Duration::from_secs(secs.unwrap_or(0).max(0) as u64), timer);
         }
     }
@@ -163,18 +134,10 @@ impl Kubelet {
         self.node_ips.remove(name);
         self.images.remove(name);
         // Pod GC: pods bound to a node that no longer exists are deleted.
-        let field =
-            Selector::parse_fields(&format!("spec.nodeName={name}"), &|_| true).unwrap_or_default();
+        let field = Selector::parse_fields(&format!("spec.nodeName={name}"), &|_| true).unwrap_or_default();
         let pods = sim
             .c
-            .list(
-                sim.ids.pods,
-                None,
-                &ListOpts {
-                    field,
-                    ..Default::default()
-                },
-            )
+            .list(sim.ids.pods, None, &ListOpts { field, ..Default::default() })
             .map(|r| r.items)
             .unwrap_or_default();
         for o in pods {
@@ -183,10 +146,7 @@ impl Kubelet {
                 sim.ids.pods,
                 ns_of(&v),
                 name_of(&v),
-                DeleteOpts {
-                    grace_period: Some(0),
-                    ..Default::default()
-                },
+                DeleteOpts { grace_period: Some(0), ..Default::default() },
             );
         }
     }
@@ -225,42 +185,24 @@ impl Kubelet {
     }
 
     pub fn pod_changed(&mut self, sim: &Sim, pod: &Value) {
-        let Some(node) = pod
-            .pointer("/spec/nodeName")
-            .and_then(Value::as_str)
-            .map(str::to_string)
-        else {
+        let Some(node) = pod.pointer("/spec/nodeName").and_then(Value::as_str).map(str::to_string) else {
             return;
         };
         let uid = uid_of(pod).to_string();
         let (ns, name) = (ns_of(pod).to_string(), name_of(pod).to_string());
         if is_deleting(pod) {
-            let grace = pod
-                .pointer("/metadata/deletionGracePeriodSeconds")
-                .and_then(Value::as_i64)
-                .unwrap_or(0);
+            let grace = pod.pointer("/metadata/deletionGracePeriodSeconds").and_then(Value::as_i64).unwrap_or(0);
             if grace > 0 && self.terminating.insert(uid.clone()) {
-                let d = sim
-                    .c
-                    .config
-                    .terminate_time
-                    .min(Duration::from_secs(grace as u64));
+                let d = sim.c.config.terminate_time.min(Duration::from_secs(grace as u64));
                 sim.after(d, Timer::Terminate { ns, name, uid });
             }
             return;
         }
-        let phase = pod
-            .pointer("/status/phase")
-            .and_then(Value::as_str)
-            .unwrap_or("Pending");
+        let phase = pod.pointer("/status/phase").and_then(Value::as_str).unwrap_or("Pending");
         if phase == "Pending" && self.started.insert(uid.clone()) {
             let ip = self.alloc_ip(sim, &uid);
             // Seen before a restart of the simulator: keep the address it had.
-            let ip = pod
-                .pointer("/status/podIP")
-                .and_then(Value::as_str)
-                .map(str::to_string)
-                .unwrap_or(ip);
+            let ip = pod.pointer("/status/podIP").and_then(Value::as_str).map(str::to_string).unwrap_or(ip);
             let host_ip = self.node_ips.get(&node).cloned().unwrap_or_default();
             let now = crate::cluster::now_rfc3339();
             log_err(
@@ -291,21 +233,14 @@ impl Kubelet {
             let cached = self.images.get(&node);
             let pull = images_of(pod)
                 .iter()
-                .map(|i| {
-                    sim.c
-                        .config
-                        .images
-                        .pull_time(i, cached.is_some_and(|c| c.contains(i)))
-                })
+                .map(|i| sim.c.config.images.pull_time(i, cached.is_some_and(|c| c.contains(i))))
                 .max()
                 .unwrap_or_default();
             sim.after(pull, Timer::PullDone { ns, name, uid });
             return;
         }
         if phase == "Running"
-            && let Some(ads) = pod
-                .pointer("/spec/activeDeadlineSeconds")
-                .and_then(Value::as_i64)
+            && let Some(ads) = pod.pointer("/spec/activeDeadlineSeconds").and_then(Value::as_i64)
             && self.deadlines.insert(uid.clone())
         {
             let started = pod
@@ -314,38 +249,23 @@ impl Kubelet {
                 .and_then(|s| s.parse::<jiff::Timestamp>().ok())
                 .unwrap_or_else(jiff::Timestamp::now);
             let due = started + jiff::SignedDuration::from_secs(ads);
-            let wait = jiff::Timestamp::now()
-                .duration_until(due)
-                .as_millis()
-                .max(0) as u64;
-            sim.after(
-                Duration::from_millis(wait),
-                Timer::Deadline { ns, name, uid },
-            );
+            let wait = jiff::Timestamp::now().duration_until(due).as_millis().max(0) as u64;
+            sim.after(Duration::from_millis(wait), Timer::Deadline { ns, name, uid });
         }
     }
 
     fn current(sim: &Sim, ns: &str, name: &str, uid: &str) -> Option<Value> {
-        sim.c
-            .get_value("", "pods", ns, name)
-            .filter(|p| uid_of(p) == uid)
+        sim.c.get_value("", "pods", ns, name).filter(|p| uid_of(p) == uid)
     }
 
     pub fn timer(&mut self, sim: &Sim, t: Timer) {
         match t {
             Timer::PullDone { ns, name, uid } => {
-                let Some(pod) = Self::current(sim, &ns, &name, &uid).filter(|p| !is_deleting(p))
-                else {
+                let Some(pod) = Self::current(sim, &ns, &name, &uid).filter(|p| !is_deleting(p)) else {
                     return;
                 };
-                let node = pod
-                    .pointer("/spec/nodeName")
-                    .and_then(Value::as_str)
-                    .unwrap_or("")
-                    .to_string();
-                let bad = images_of(&pod)
-                    .into_iter()
-                    .find(|i| sim.c.config.images.bad_image.is_match(i));
+                let node = pod.pointer("/spec/nodeName").and_then(Value::as_str).unwrap_or("").to_string();
+                let bad = images_of(&pod).into_iter().find(|i| sim.c.config.images.bad_image.is_match(i));
                 if let Some(img) = bad {
                     let msg = format!(
                         "failed to pull and unpack image \"{}\": failed to resolve reference \"{}\": {}: not found",
@@ -387,25 +307,17 @@ impl Kubelet {
                 );
             }
             Timer::BackOff { ns, name, uid } => {
-                let Some(pod) = Self::current(sim, &ns, &name, &uid).filter(|p| !is_deleting(p))
-                else {
+                let Some(pod) = Self::current(sim, &ns, &name, &uid).filter(|p| !is_deleting(p)) else {
                     return;
                 };
-                if let Some(img) = images_of(&pod)
-                    .into_iter()
-                    .find(|i| sim.c.config.images.bad_image.is_match(i))
-                {
+                if let Some(img) = images_of(&pod).into_iter().find(|i| sim.c.config.images.bad_image.is_match(i)) {
                     let msg = format!("Back-off pulling image \"{img}\"");
                     set_waiting(sim, &ns, &name, &img, "ImagePullBackOff", &msg);
                 }
             }
             Timer::Terminate { ns, name, uid } => {
                 if Self::current(sim, &ns, &name, &uid).is_some() {
-                    let opts = DeleteOpts {
-                        grace_period: Some(0),
-                        precondition_uid: Some(uid),
-                        ..Default::default()
-                    };
+                    let opts = DeleteOpts { grace_period: Some(0), precondition_uid: Some(uid), ..Default::default() };
                     sim.delete(sim.ids.pods, &ns, &name, opts);
                 }
             }
@@ -413,9 +325,7 @@ impl Kubelet {
                 let Some(pod) = Self::current(sim, &ns, &name, &uid) else {
                     return;
                 };
-                if pod.pointer("/status/phase").and_then(Value::as_str) != Some("Running")
-                    || is_deleting(&pod)
-                {
+                if pod.pointer("/status/phase").and_then(Value::as_str) != Some("Running") || is_deleting(&pod) {
                     return;
                 }
                 let now = crate::cluster::now_rfc3339();
@@ -429,7 +339,8 @@ impl Kubelet {
                             for c in cs {
                                 c["ready"] = json!(false);
                                 c["started"] = json!(false);
-                                c["state"] = json!({"terminated": {"exitCode": 137, "reason": "Error", "finishedAt": now}});
+                                c["state"] =
+                                    json!({"terminated": {"exitCode": 137, "reason": "Error", "finishedAt": now}});
                             }
                         }
                         super::scheduler::set_condition(p, "Ready", "False", Some("PodFailed"), None);
@@ -443,10 +354,7 @@ impl Kubelet {
                         sim.ids.pods,
                         &ns,
                         &name,
-                        DeleteOpts {
-                            precondition_uid: Some(uid),
-                            ..Default::default()
-                        },
+                        DeleteOpts { precondition_uid: Some(uid), ..Default::default() },
                     );
                 }
             }
@@ -477,18 +385,9 @@ mod tests {
     #[test]
     fn image_names() {
         assert_eq!(normalize_image("nginx"), "docker.io/library/nginx:latest");
-        assert_eq!(
-            normalize_image("nginx:1.27"),
-            "docker.io/library/nginx:1.27"
-        );
-        assert_eq!(
-            normalize_image("bitnami/redis:7"),
-            "docker.io/bitnami/redis:7"
-        );
+        assert_eq!(normalize_image("nginx:1.27"), "docker.io/library/nginx:1.27");
+        assert_eq!(normalize_image("bitnami/redis:7"), "docker.io/bitnami/redis:7");
         assert_eq!(normalize_image("ghcr.io/x/y:1"), "ghcr.io/x/y:1");
-        assert_eq!(
-            normalize_image("localhost:5000/x"),
-            "localhost:5000/x:latest"
-        );
+        assert_eq!(normalize_image("localhost:5000/x"), "localhost:5000/x:latest");
     }
 }

@@ -32,37 +32,12 @@ use tokio_util::sync::CancellationToken;
 /// Work scheduled for later (image pulls, grace periods, deadlines).
 #[derive(Debug, Clone)]
 pub enum Timer {
-    PullDone {
-        ns: String,
-        name: String,
-        uid: String,
-    },
-    BackOff {
-        ns: String,
-        name: String,
-        uid: String,
-    },
-    Terminate {
-        ns: String,
-        name: String,
-        uid: String,
-    },
-    Deadline {
-        ns: String,
-        name: String,
-        uid: String,
-    },
-    Evict {
-        ns: String,
-        name: String,
-        uid: String,
-    },
-    OrphanCheck {
-        res: ResId,
-        ns: String,
-        name: String,
-        uid: String,
-    },
+    PullDone { ns: String, name: String, uid: String },
+    BackOff { ns: String, name: String, uid: String },
+    Terminate { ns: String, name: String, uid: String },
+    Deadline { ns: String, name: String, uid: String },
+    Evict { ns: String, name: String, uid: String },
+    OrphanCheck { res: ResId, ns: String, name: String, uid: String },
 }
 
 /// Ids of the types the controllers care about.
@@ -196,19 +171,8 @@ impl Sim {
 
     fn initial_sync(&mut self) {
         let (nodes, pods, nss, crds, pvcs) = self.c.read(|st| {
-            let all = |id: ResId| {
-                st.store
-                    .range(id, None, None)
-                    .map(|(_, o)| o.value())
-                    .collect::<Vec<_>>()
-            };
-            (
-                all(self.ids.nodes),
-                all(self.ids.pods),
-                all(self.ids.namespaces),
-                all(self.ids.crds),
-                all(self.ids.pvcs),
-            )
+            let all = |id: ResId| st.store.range(id, None, None).map(|(_, o)| o.value()).collect::<Vec<_>>();
+            (all(self.ids.nodes), all(self.ids.pods), all(self.ids.namespaces), all(self.ids.crds), all(self.ids.pvcs))
         });
         let mut k = std::mem::take(&mut self.kubelet);
         for n in &nodes {
@@ -287,12 +251,11 @@ impl Sim {
             }
         } else if ev.res == ids.crds {
             crds::reconcile(self, &v);
-        } else if ev.res == ids.quotas || ev.res == ids.configmaps {
-            self.dirty_quota.insert(ns.clone());
-        } else if ev.res == ids.deployments || ev.res == ids.replicasets || ev.res == ids.daemonsets
+        } else if ev.res == ids.deployments
+            || ev.res == ids.replicasets
+            || ev.res == ids.daemonsets
+            || (ev.res == ids.serviceaccounts && ev.typ == EventType::Added)
         {
-            self.dirty_workloads = true;
-        } else if ev.res == ids.serviceaccounts && ev.typ == EventType::Added {
             self.dirty_workloads = true;
         } else if ev.res == ids.storageclasses {
             for pvc in self.c.list_values("", "persistentvolumeclaims", None) {
@@ -310,9 +273,7 @@ impl Sim {
 
     fn fire(&mut self, t: Timer) {
         match t {
-            Timer::OrphanCheck { res, ns, name, uid } => {
-                gc::orphan_check(self, res, &ns, &name, &uid)
-            }
+            Timer::OrphanCheck { res, ns, name, uid } => gc::orphan_check(self, res, &ns, &name, &uid),
             other => {
                 let mut k = std::mem::take(&mut self.kubelet);
                 k.timer(self, other);
@@ -339,20 +300,9 @@ impl Sim {
 
     // ---- write helpers used by the controllers ----
 
-    pub fn create(
-        &self,
-        res: ResId,
-        ns: &str,
-        obj: Value,
-        manager: &str,
-    ) -> Result<Value, ApiError> {
-        let version = self
-            .c
-            .def(res)
-            .map(|d| d.storage_version().to_string())
-            .unwrap_or_default();
-        self.c
-            .create(res, &version, ns, obj, &WriteOpts::manager(manager))
+    pub fn create(&self, res: ResId, ns: &str, obj: Value, manager: &str) -> Result<Value, ApiError> {
+        let version = self.c.def(res).map(|d| d.storage_version().to_string()).unwrap_or_default();
+        self.c.create(res, &version, ns, obj, &WriteOpts::manager(manager))
     }
 
     /// Atomically changes an object (or its status); no write when `f` leaves it unchanged.
@@ -378,21 +328,15 @@ impl Sim {
 }
 
 pub fn name_of(v: &Value) -> &str {
-    v.pointer("/metadata/name")
-        .and_then(Value::as_str)
-        .unwrap_or("")
+    v.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("")
 }
 
 pub fn ns_of(v: &Value) -> &str {
-    v.pointer("/metadata/namespace")
-        .and_then(Value::as_str)
-        .unwrap_or("")
+    v.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or("")
 }
 
 pub fn uid_of(v: &Value) -> &str {
-    v.pointer("/metadata/uid")
-        .and_then(Value::as_str)
-        .unwrap_or("")
+    v.pointer("/metadata/uid").and_then(Value::as_str).unwrap_or("")
 }
 
 pub fn is_deleting(v: &Value) -> bool {

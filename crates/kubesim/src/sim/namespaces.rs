@@ -17,11 +17,7 @@ pub fn reconcile(sim: &Sim, ns: &Value) {
     if ns.pointer("/status/phase").and_then(Value::as_str) != Some("Active") {
         return;
     }
-    if sim
-        .c
-        .get_value("", "serviceaccounts", &name, "default")
-        .is_none()
-    {
+    if sim.c.get_value("", "serviceaccounts", &name, "default").is_none() {
         log_err(
             "default service account",
             sim.create(
@@ -32,11 +28,7 @@ pub fn reconcile(sim: &Sim, ns: &Value) {
             ),
         );
     }
-    if sim
-        .c
-        .get_value("", "configmaps", &name, "kube-root-ca.crt")
-        .is_none()
-    {
+    if sim.c.get_value("", "configmaps", &name, "kube-root-ca.crt").is_none() {
         log_err(
             "root CA configmap",
             sim.create(
@@ -51,24 +43,13 @@ pub fn reconcile(sim: &Sim, ns: &Value) {
 
 /// Deletes what is left in a terminating namespace; finalizes it when empty.
 fn empty(sim: &Sim, ns: &str) {
-    let types: Vec<usize> = sim.c.read(|st| {
-        st.registry
-            .iter()
-            .filter(|(_, d)| d.namespaced)
-            .map(|(i, _)| i)
-            .collect()
-    });
+    let types: Vec<usize> = sim.c.read(|st| st.registry.iter().filter(|(_, d)| d.namespaced).map(|(i, _)| i).collect());
     let mut remaining = 0;
     for id in types {
         let items: Vec<(String, bool)> = sim.c.read(|st| {
             st.store
                 .range(id, Some(ns), None)
-                .map(|(k, o)| {
-                    (
-                        k.1.to_string(),
-                        o.value().pointer("/metadata/deletionTimestamp").is_some(),
-                    )
-                })
+                .map(|(k, o)| (k.1.to_string(), o.value().pointer("/metadata/deletionTimestamp").is_some()))
                 .collect()
         });
         remaining += items.len();
@@ -78,10 +59,7 @@ fn empty(sim: &Sim, ns: &str) {
                     id,
                     ns,
                     &name,
-                    DeleteOpts {
-                        propagation: Some(Propagation::Background),
-                        ..Default::default()
-                    },
+                    DeleteOpts { propagation: Some(Propagation::Background), ..Default::default() },
                 );
             }
         }
@@ -89,16 +67,9 @@ fn empty(sim: &Sim, ns: &str) {
     if remaining == 0 {
         log_err(
             "finalize namespace",
-            sim.modify(
-                sim.ids.namespaces,
-                "",
-                ns,
-                Some("finalize"),
-                "namespace-controller",
-                |n| {
-                    n["spec"]["finalizers"] = json!([]);
-                },
-            ),
+            sim.modify(sim.ids.namespaces, "", ns, Some("finalize"), "namespace-controller", |n| {
+                n["spec"]["finalizers"] = json!([]);
+            }),
         );
     }
 }

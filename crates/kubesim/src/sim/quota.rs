@@ -14,13 +14,7 @@ pub fn reconcile_namespace(sim: &Sim, ns: &str) {
     }
     let mut hard_keys: Vec<String> = Vec::new();
     for q in &quotas {
-        for k in q
-            .pointer("/spec/hard")
-            .and_then(Value::as_object)
-            .into_iter()
-            .flatten()
-            .map(|(k, _)| k.clone())
-        {
+        for k in q.pointer("/spec/hard").and_then(Value::as_object).into_iter().flatten().map(|(k, _)| k.clone()) {
             if !hard_keys.contains(&k) {
                 hard_keys.push(k);
             }
@@ -38,12 +32,7 @@ pub fn reconcile_namespace(sim: &Sim, ns: &str) {
             let core_tracked = d.group.is_empty()
                 && matches!(
                     d.plural.as_str(),
-                    "pods"
-                        | "services"
-                        | "persistentvolumeclaims"
-                        | "configmaps"
-                        | "secrets"
-                        | "resourcequotas"
+                    "pods" | "services" | "persistentvolumeclaims" | "configmaps" | "secrets" | "resourcequotas"
                 );
             if core_tracked || hard_keys.contains(&count_key) {
                 types.push(id);
@@ -61,23 +50,10 @@ pub fn reconcile_namespace(sim: &Sim, ns: &str) {
         }
     });
     for q in &quotas {
-        let hard = q
-            .pointer("/spec/hard")
-            .and_then(Value::as_object)
-            .cloned()
-            .unwrap_or_default();
+        let hard = q.pointer("/spec/hard").and_then(Value::as_object).cloned().unwrap_or_default();
         let mut used = Map::new();
         for k in hard.keys() {
-            used.insert(
-                k.clone(),
-                json!(
-                    totals
-                        .get(k)
-                        .copied()
-                        .unwrap_or_default()
-                        .render(is_bytes(k))
-                ),
-            );
+            used.insert(k.clone(), json!(totals.get(k).copied().unwrap_or_default().render(is_bytes(k))));
         }
         let want = json!({"hard": hard, "used": used});
         if q.get("status") == Some(&want) {
@@ -85,16 +61,9 @@ pub fn reconcile_namespace(sim: &Sim, ns: &str) {
         }
         log_err(
             "quota status",
-            sim.modify(
-                sim.ids.quotas,
-                ns,
-                name_of(q),
-                Some("status"),
-                "resourcequota-controller",
-                |x| {
-                    x["status"] = want;
-                },
-            ),
+            sim.modify(sim.ids.quotas, ns, name_of(q), Some("status"), "resourcequota-controller", |x| {
+                x["status"] = want;
+            }),
         );
     }
 }

@@ -62,10 +62,7 @@ pub fn taints_of(node: &Value) -> Vec<Taint> {
     let ready = node
         .pointer("/status/conditions")
         .and_then(Value::as_array)
-        .and_then(|cs| {
-            cs.iter()
-                .find(|c| c.get("type").and_then(Value::as_str) == Some("Ready"))
-        })
+        .and_then(|cs| cs.iter().find(|c| c.get("type").and_then(Value::as_str) == Some("Ready")))
         .and_then(|c| c.get("status").and_then(Value::as_str))
         == Some("True");
     if !ready {
@@ -86,10 +83,7 @@ pub fn tolerates(tols: &[Value], t: &Taint) -> bool {
             return false;
         }
         let key = tol.get("key").and_then(Value::as_str).unwrap_or("");
-        let op = tol
-            .get("operator")
-            .and_then(Value::as_str)
-            .unwrap_or("Equal");
+        let op = tol.get("operator").and_then(Value::as_str).unwrap_or("Equal");
         if key.is_empty() {
             return op == "Exists";
         }
@@ -102,27 +96,14 @@ pub fn tolerates(tols: &[Value], t: &Taint) -> bool {
 
 pub fn pod_requests(pod: &Value) -> (i128, i128) {
     let get = |c: &Value, r: &str| {
-        c.pointer(&format!("/resources/requests/{r}"))
-            .and_then(Quantity::from_value)
-            .unwrap_or_default()
-            .0
+        c.pointer(&format!("/resources/requests/{r}")).and_then(Quantity::from_value).unwrap_or_default().0
     };
     let (mut cpu, mut mem) = (0, 0);
-    for c in pod
-        .pointer("/spec/containers")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
+    for c in pod.pointer("/spec/containers").and_then(Value::as_array).into_iter().flatten() {
         cpu += get(c, "cpu");
         mem += get(c, "memory");
     }
-    for c in pod
-        .pointer("/spec/initContainers")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
+    for c in pod.pointer("/spec/initContainers").and_then(Value::as_array).into_iter().flatten() {
         cpu = cpu.max(get(c, "cpu"));
         mem = mem.max(get(c, "memory"));
     }
@@ -134,21 +115,14 @@ fn expr_matches(e: &Value, get: &dyn Fn(&str) -> Option<String>) -> bool {
     let values: Vec<String> = e
         .get("values")
         .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(Value::as_str)
-                .map(str::to_string)
-                .collect()
-        })
+        .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
         .unwrap_or_default();
     let op = e.get("operator").and_then(Value::as_str).unwrap_or("");
     let num = |s: &str| s.parse::<i64>().ok();
     match op {
         "Gt" | "Lt" => {
-            let (Some(have), Some(want)) = (
-                get(key).as_deref().and_then(num),
-                values.first().and_then(|v| num(v)),
-            ) else {
+            let (Some(have), Some(want)) = (get(key).as_deref().and_then(num), values.first().and_then(|v| num(v)))
+            else {
                 return false;
             };
             if op == "Gt" { have > want } else { have < want }
@@ -161,11 +135,7 @@ fn expr_matches(e: &Value, get: &dyn Fn(&str) -> Option<String>) -> bool {
                 "DoesNotExist" => Op::DoesNotExist,
                 _ => return false,
             };
-            Requirement {
-                key: key.into(),
-                op,
-            }
-            .matches(get)
+            Requirement { key: key.into(), op }.matches(get)
         }
     }
 }
@@ -194,18 +164,12 @@ pub fn node_matches(pod: &Value, node_name: &str, labels: &Map<String, Value>) -
             return false;
         }
         exprs.into_iter().flatten().all(|e| expr_matches(e, &label))
-            && fields
-                .into_iter()
-                .flatten()
-                .all(|e| expr_matches(e, &field))
+            && fields.into_iter().flatten().all(|e| expr_matches(e, &field))
     })
 }
 
 fn phase_terminal(v: &Value) -> bool {
-    matches!(
-        v.pointer("/status/phase").and_then(Value::as_str),
-        Some("Succeeded" | "Failed")
-    )
+    matches!(v.pointer("/status/phase").and_then(Value::as_str), Some("Succeeded" | "Failed"))
 }
 
 impl Scheduler {
@@ -215,24 +179,14 @@ impl Scheduler {
             self.nodes.remove(&name);
         } else {
             let alloc = |r: &str| {
-                v.pointer(&format!("/status/allocatable/{r}"))
-                    .and_then(Quantity::from_value)
-                    .unwrap_or_default()
-                    .0
+                v.pointer(&format!("/status/allocatable/{r}")).and_then(Quantity::from_value).unwrap_or_default().0
             };
             self.nodes.insert(
                 name,
                 NodeInfo {
-                    labels: v
-                        .pointer("/metadata/labels")
-                        .and_then(Value::as_object)
-                        .cloned()
-                        .unwrap_or_default(),
+                    labels: v.pointer("/metadata/labels").and_then(Value::as_object).cloned().unwrap_or_default(),
                     taints: taints_of(v),
-                    unschedulable: v
-                        .pointer("/spec/unschedulable")
-                        .and_then(Value::as_bool)
-                        .unwrap_or(false),
+                    unschedulable: v.pointer("/spec/unschedulable").and_then(Value::as_bool).unwrap_or(false),
                     cpu: alloc("cpu"),
                     mem: alloc("memory"),
                     pods: alloc("pods"),
@@ -278,15 +232,9 @@ impl Scheduler {
             }
             return;
         }
-        let ours = v
-            .pointer("/spec/schedulerName")
-            .and_then(Value::as_str)
-            .unwrap_or("default-scheduler")
+        let ours = v.pointer("/spec/schedulerName").and_then(Value::as_str).unwrap_or("default-scheduler")
             == "default-scheduler";
-        if ours
-            && v.pointer("/metadata/deletionTimestamp").is_none()
-            && !self.waiting.contains(&key)
-        {
+        if ours && v.pointer("/metadata/deletionTimestamp").is_none() && !self.waiting.contains(&key) {
             self.fresh.insert(key);
         }
     }
@@ -301,9 +249,7 @@ impl Scheduler {
                 self.waiting.remove(&key);
                 continue;
             };
-            if pod.pointer("/spec/nodeName").is_some()
-                || pod.pointer("/metadata/deletionTimestamp").is_some()
-            {
+            if pod.pointer("/spec/nodeName").is_some() || pod.pointer("/metadata/deletionTimestamp").is_some() {
                 self.waiting.remove(&key);
                 continue;
             }
@@ -311,17 +257,10 @@ impl Scheduler {
                 Ok(node) => {
                     self.waiting.remove(&key);
                     let node2 = node.clone();
-                    let r = sim.modify(
-                        sim.ids.pods,
-                        &key.0,
-                        &key.1,
-                        Some("binding"),
-                        "default-scheduler",
-                        move |p| {
-                            p["spec"]["nodeName"] = json!(node2);
-                            set_condition(p, "PodScheduled", "True", None, None);
-                        },
-                    );
+                    let r = sim.modify(sim.ids.pods, &key.0, &key.1, Some("binding"), "default-scheduler", move |p| {
+                        p["spec"]["nodeName"] = json!(node2);
+                        set_condition(p, "PodScheduled", "True", None, None);
+                    });
                     if log_err("bind pod", r).is_some() {
                         let (cpu, mem) = pod_requests(&pod);
                         let e = self.used.entry(node.clone()).or_default();
@@ -335,22 +274,9 @@ impl Scheduler {
                     self.waiting.insert(key.clone());
                     log_err(
                         "report unschedulable",
-                        sim.modify(
-                            sim.ids.pods,
-                            &key.0,
-                            &key.1,
-                            Some("status"),
-                            "default-scheduler",
-                            |p| {
-                                set_condition(
-                                    p,
-                                    "PodScheduled",
-                                    "False",
-                                    Some("Unschedulable"),
-                                    Some(&msg),
-                                );
-                            },
-                        ),
+                        sim.modify(sim.ids.pods, &key.0, &key.1, Some("status"), "default-scheduler", |p| {
+                            set_condition(p, "PodScheduled", "False", Some("Unschedulable"), Some(&msg));
+                        }),
                     );
                 }
             }
@@ -362,11 +288,7 @@ impl Scheduler {
         if self.nodes.is_empty() {
             return Err("no nodes available to schedule pods".into());
         }
-        let tols = pod
-            .pointer("/spec/tolerations")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
+        let tols = pod.pointer("/spec/tolerations").and_then(Value::as_array).cloned().unwrap_or_default();
         let (cpu, mem) = pod_requests(pod);
         let mut reasons: BTreeMap<String, usize> = BTreeMap::new();
         let mut resource_failures = 0;
@@ -378,26 +300,17 @@ impl Scheduler {
                 effect: "NoSchedule".into(),
             };
             if n.unschedulable && !tolerates(&tols, &unsched) {
-                *reasons
-                    .entry("node(s) were unschedulable".into())
-                    .or_default() += 1;
+                *reasons.entry("node(s) were unschedulable".into()).or_default() += 1;
                 continue;
             }
-            if let Some(t) = n.taints.iter().find(|t| {
-                (t.effect == "NoSchedule" || t.effect == "NoExecute") && !tolerates(&tols, t)
-            }) {
-                *reasons
-                    .entry(format!(
-                        "node(s) had untolerated taint {{{}: {}}}",
-                        t.key, t.value
-                    ))
-                    .or_default() += 1;
+            if let Some(t) =
+                n.taints.iter().find(|t| (t.effect == "NoSchedule" || t.effect == "NoExecute") && !tolerates(&tols, t))
+            {
+                *reasons.entry(format!("node(s) had untolerated taint {{{}: {}}}", t.key, t.value)).or_default() += 1;
                 continue;
             }
             if !node_matches(pod, name, &n.labels) {
-                *reasons
-                    .entry("node(s) didn't match Pod's node affinity/selector".into())
-                    .or_default() += 1;
+                *reasons.entry("node(s) didn't match Pod's node affinity/selector".into()).or_default() += 1;
                 continue;
             }
             let u = self.used.get(name).cloned().unwrap_or_default();
@@ -418,18 +331,10 @@ impl Scheduler {
                 }
                 continue;
             }
-            let prefer = n
-                .taints
-                .iter()
-                .filter(|t| t.effect == "PreferNoSchedule" && !tolerates(&tols, t))
-                .count();
+            let prefer = n.taints.iter().filter(|t| t.effect == "PreferNoSchedule" && !tolerates(&tols, t)).count();
             // Least allocated: the fraction used after placing, in thousandths.
             let frac = |used: i128, req: i128, cap: i128| {
-                if cap > 0 {
-                    (used + req) * 1000 / cap
-                } else {
-                    1000
-                }
+                if cap > 0 { (used + req) * 1000 / cap } else { 1000 }
             };
             let load = frac(u.cpu, cpu, n.cpu) + frac(u.mem, mem, n.mem);
             if best.is_none_or(|(bp, bl, _)| (prefer, load) < (bp, bl)) {
@@ -444,15 +349,10 @@ impl Scheduler {
         parts.sort();
         let mut pre = Vec::new();
         if resource_failures > 0 {
-            pre.push(format!(
-                "{resource_failures} No preemption victims found for incoming pod"
-            ));
+            pre.push(format!("{resource_failures} No preemption victims found for incoming pod"));
         }
         if total - resource_failures > 0 {
-            pre.push(format!(
-                "{} Preemption is not helpful for scheduling",
-                total - resource_failures
-            ));
+            pre.push(format!("{} Preemption is not helpful for scheduling", total - resource_failures));
         }
         pre.sort();
         Err(format!(
@@ -464,41 +364,26 @@ impl Scheduler {
 }
 
 /// Sets a pod condition, keeping lastTransitionTime when the status is unchanged.
-pub fn set_condition(
-    p: &mut Value,
-    typ: &str,
-    status: &str,
-    reason: Option<&str>,
-    message: Option<&str>,
-) {
+pub fn set_condition(p: &mut Value, typ: &str, status: &str, reason: Option<&str>, message: Option<&str>) {
     if !p.get("status").is_some_and(Value::is_object) {
         p["status"] = json!({});
     }
-    let conds = p["status"]
-        .as_object_mut()
-        .map(|s| s.entry("conditions").or_insert_with(|| json!([])));
+    let conds = p["status"].as_object_mut().map(|s| s.entry("conditions").or_insert_with(|| json!([])));
     let Some(Value::Array(conds)) = conds else {
         return;
     };
     let now = crate::cluster::now_rfc3339();
-    let mut c =
-        json!({"type": typ, "status": status, "lastProbeTime": null, "lastTransitionTime": now});
+    let mut c = json!({"type": typ, "status": status, "lastProbeTime": null, "lastTransitionTime": now});
     if let Some(r) = reason {
         c["reason"] = json!(r);
     }
     if let Some(m) = message {
         c["message"] = json!(m);
     }
-    match conds
-        .iter_mut()
-        .find(|x| x.get("type").and_then(Value::as_str) == Some(typ))
-    {
+    match conds.iter_mut().find(|x| x.get("type").and_then(Value::as_str) == Some(typ)) {
         Some(existing) => {
             if existing.get("status").and_then(Value::as_str) == Some(status) {
-                c["lastTransitionTime"] = existing
-                    .get("lastTransitionTime")
-                    .cloned()
-                    .unwrap_or(json!(now));
+                c["lastTransitionTime"] = existing.get("lastTransitionTime").cloned().unwrap_or(json!(now));
             }
             *existing = c;
         }

@@ -11,19 +11,12 @@ pub const PVC_PROTECTION: &str = "kubernetes.io/pvc-protection";
 
 fn in_use(sim: &Sim, ns: &str, claim: &str) -> bool {
     sim.c.list_values("", "pods", Some(ns)).iter().any(|p| {
-        !matches!(
-            p.pointer("/status/phase").and_then(Value::as_str),
-            Some("Succeeded" | "Failed")
-        ) && p
-            .pointer("/spec/volumes")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .any(|v| {
-                v.pointer("/persistentVolumeClaim/claimName")
-                    .and_then(Value::as_str)
-                    == Some(claim)
-            })
+        !matches!(p.pointer("/status/phase").and_then(Value::as_str), Some("Succeeded" | "Failed"))
+            && p.pointer("/spec/volumes")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .any(|v| v.pointer("/persistentVolumeClaim/claimName").and_then(Value::as_str) == Some(claim))
     })
 }
 
@@ -37,52 +30,25 @@ pub fn reconcile_pvc(sim: &Sim, pvc: &Value) {
         if protected && !in_use(sim, &ns, &name) {
             log_err(
                 "pvc protection",
-                sim.modify(
-                    sim.ids.pvcs,
-                    &ns,
-                    &name,
-                    None,
-                    "pvc-protection-controller",
-                    |p| {
-                        if let Some(a) = p
-                            .pointer_mut("/metadata/finalizers")
-                            .and_then(Value::as_array_mut)
-                        {
-                            a.retain(|f| f != PVC_PROTECTION);
-                        }
-                    },
-                ),
+                sim.modify(sim.ids.pvcs, &ns, &name, None, "pvc-protection-controller", |p| {
+                    if let Some(a) = p.pointer_mut("/metadata/finalizers").and_then(Value::as_array_mut) {
+                        a.retain(|f| f != PVC_PROTECTION);
+                    }
+                }),
             );
         }
         return;
     }
-    let class = pvc
-        .pointer("/spec/storageClassName")
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_string();
-    let Some(sc) = sim
-        .c
-        .get_value("storage.k8s.io", "storageclasses", "", &class)
-    else {
+    let class = pvc.pointer("/spec/storageClassName").and_then(Value::as_str).unwrap_or("").to_string();
+    let Some(sc) = sim.c.get_value("storage.k8s.io", "storageclasses", "", &class) else {
         return;
     };
-    let requested = pvc
-        .pointer("/spec/resources/requests/storage")
-        .cloned()
-        .unwrap_or(json!("0"));
+    let requested = pvc.pointer("/spec/resources/requests/storage").cloned().unwrap_or(json!("0"));
     match pvc.pointer("/status/phase").and_then(Value::as_str) {
         Some("Pending") | None => {
             let pv_name = format!("pvc-{}", uid_of(pvc));
-            let modes = pvc
-                .pointer("/spec/accessModes")
-                .cloned()
-                .unwrap_or(json!(["ReadWriteOnce"]));
-            if sim
-                .c
-                .get_value("", "persistentvolumes", "", &pv_name)
-                .is_none()
-            {
+            let modes = pvc.pointer("/spec/accessModes").cloned().unwrap_or(json!(["ReadWriteOnce"]));
+            if sim.c.get_value("", "persistentvolumes", "", &pv_name).is_none() {
                 let pv = json!({
                     "metadata": {"name": pv_name, "annotations": {"pv.kubernetes.io/provisioned-by": sc.get("provisioner").cloned().unwrap_or(json!("kubesim.dev/hostpath"))},
                         "finalizers": ["kubernetes.io/pv-protection"]},
@@ -96,37 +62,29 @@ pub fn reconcile_pvc(sim: &Sim, pvc: &Value) {
                         "claimRef": {"kind": "PersistentVolumeClaim", "apiVersion": "v1", "namespace": ns, "name": name, "uid": uid_of(pvc)}
                     }
                 });
-                if log_err(
-                    "provision volume",
-                    sim.create(sim.ids.pvs, "", pv, "persistentvolume-binder-controller"),
-                )
-                .is_none()
+                if log_err("provision volume", sim.create(sim.ids.pvs, "", pv, "persistentvolume-binder-controller"))
+                    .is_none()
                 {
                     return;
                 }
                 log_err(
                     "volume bound",
-                    sim.modify(
-                        sim.ids.pvs,
-                        "",
-                        &pv_name,
-                        Some("status"),
-                        "persistentvolume-binder-controller",
-                        |v| {
-                            v["status"] = json!({"phase": "Bound"});
-                        },
-                    ),
+                    sim.modify(sim.ids.pvs, "", &pv_name, Some("status"), "persistentvolume-binder-controller", |v| {
+                        v["status"] = json!({"phase": "Bound"});
+                    }),
                 );
             }
             log_err(
                 "bind claim",
                 sim.modify(sim.ids.pvcs, &ns, &name, Some("binding"), "persistentvolume-binder-controller", |p| {
                     p["spec"]["volumeName"] = json!(pv_name);
-                    let ann = p["metadata"].as_object_mut().map(|m| m.entry("annotations").or_insert_with(|| json!({})));
+                    let ann =
+                        p["metadata"].as_object_mut().map(|m| m.entry("annotations").or_insert_with(|| json!({})));
                     if let Some(a) = ann {
                         a["pv.kubernetes.io/bind-completed"] = json!("yes");
                         a["pv.kubernetes.io/bound-by-controller"] = json!("yes");
-                        a["volume.kubernetes.io/storage-provisioner"] = sc.get("provisioner").cloned().unwrap_or(json!("kubesim.dev/hostpath"));
+                        a["volume.kubernetes.io/storage-provisioner"] =
+                            sc.get("provisioner").cloned().unwrap_or(json!("kubesim.dev/hostpath"));
                     }
                     p["status"] = json!({"phase": "Bound", "accessModes": modes, "capacity": {"storage": requested}});
                 }),
@@ -134,42 +92,21 @@ pub fn reconcile_pvc(sim: &Sim, pvc: &Value) {
         }
         Some("Bound") => {
             let want = Quantity::from_value(&requested).unwrap_or_default();
-            let have = pvc
-                .pointer("/status/capacity/storage")
-                .and_then(Quantity::from_value)
-                .unwrap_or_default();
+            let have = pvc.pointer("/status/capacity/storage").and_then(Quantity::from_value).unwrap_or_default();
             if want > have {
-                let pv = pvc
-                    .pointer("/spec/volumeName")
-                    .and_then(Value::as_str)
-                    .unwrap_or("")
-                    .to_string();
+                let pv = pvc.pointer("/spec/volumeName").and_then(Value::as_str).unwrap_or("").to_string();
                 log_err(
                     "expand volume",
-                    sim.modify(
-                        sim.ids.pvs,
-                        "",
-                        &pv,
-                        None,
-                        "volume-expand-controller",
-                        |v| {
-                            v["spec"]["capacity"]["storage"] = requested.clone();
-                        },
-                    ),
+                    sim.modify(sim.ids.pvs, "", &pv, None, "volume-expand-controller", |v| {
+                        v["spec"]["capacity"]["storage"] = requested.clone();
+                    }),
                 );
                 log_err(
                     "expanded claim",
-                    sim.modify(
-                        sim.ids.pvcs,
-                        &ns,
-                        &name,
-                        Some("status"),
-                        "volume-expand-controller",
-                        |p| {
-                            p["status"]["capacity"]["storage"] = requested.clone();
-                            p["status"]["allocatedResources"] = json!({"storage": requested});
-                        },
-                    ),
+                    sim.modify(sim.ids.pvcs, &ns, &name, Some("status"), "volume-expand-controller", |p| {
+                        p["status"]["capacity"]["storage"] = requested.clone();
+                        p["status"]["allocatedResources"] = json!({"storage": requested});
+                    }),
                 );
             }
         }
@@ -185,40 +122,22 @@ pub fn pvc_gone(sim: &Sim, pvc: &Value) {
     let Some(pv) = sim.c.get_value("", "persistentvolumes", "", pv_name) else {
         return;
     };
-    if pv
-        .pointer("/spec/persistentVolumeReclaimPolicy")
-        .and_then(Value::as_str)
-        == Some("Delete")
-    {
+    if pv.pointer("/spec/persistentVolumeReclaimPolicy").and_then(Value::as_str) == Some("Delete") {
         log_err(
             "pv protection",
-            sim.modify(
-                sim.ids.pvs,
-                "",
-                pv_name,
-                None,
-                "persistentvolume-binder-controller",
-                |v| {
-                    if let Some(m) = v["metadata"].as_object_mut() {
-                        m.remove("finalizers");
-                    }
-                },
-            ),
+            sim.modify(sim.ids.pvs, "", pv_name, None, "persistentvolume-binder-controller", |v| {
+                if let Some(m) = v["metadata"].as_object_mut() {
+                    m.remove("finalizers");
+                }
+            }),
         );
         sim.delete(sim.ids.pvs, "", pv_name, DeleteOpts::default());
     } else {
         log_err(
             "release volume",
-            sim.modify(
-                sim.ids.pvs,
-                "",
-                pv_name,
-                Some("status"),
-                "persistentvolume-binder-controller",
-                |v| {
-                    v["status"]["phase"] = json!("Released");
-                },
-            ),
+            sim.modify(sim.ids.pvs, "", pv_name, Some("status"), "persistentvolume-binder-controller", |v| {
+                v["status"]["phase"] = json!("Released");
+            }),
         );
     }
 }
@@ -226,15 +145,8 @@ pub fn pvc_gone(sim: &Sim, pvc: &Value) {
 /// A pod went away: claims it used may now be deletable.
 pub fn pod_gone(sim: &Sim, pod: &Value) {
     let ns = ns_of(pod);
-    for v in pod
-        .pointer("/spec/volumes")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        if let Some(claim) = v
-            .pointer("/persistentVolumeClaim/claimName")
-            .and_then(Value::as_str)
+    for v in pod.pointer("/spec/volumes").and_then(Value::as_array).into_iter().flatten() {
+        if let Some(claim) = v.pointer("/persistentVolumeClaim/claimName").and_then(Value::as_str)
             && let Some(pvc) = sim.c.get_value("", "persistentvolumeclaims", ns, claim)
         {
             reconcile_pvc(sim, &pvc);

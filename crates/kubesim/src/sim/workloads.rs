@@ -32,38 +32,23 @@ fn owned(sim: &Sim, res: usize, owner: &Value) -> Vec<Value> {
     let keys = sim.c.read(|st| st.store.dependents_of(&uid));
     keys.into_iter()
         .filter(|(r, _)| *r == res)
-        .filter_map(|(r, k)| {
-            sim.c
-                .read(|st| st.store.get(r, &k.0, &k.1).map(|o| o.value()))
-        })
+        .filter_map(|(r, k)| sim.c.read(|st| st.store.get(r, &k.0, &k.1).map(|o| o.value())))
         .collect()
 }
 
 fn is_ready(p: &Value) -> bool {
     p.pointer("/status/conditions")
         .and_then(Value::as_array)
-        .and_then(|cs| {
-            cs.iter()
-                .find(|c| c.get("type").and_then(Value::as_str) == Some("Ready"))
-        })
+        .and_then(|cs| cs.iter().find(|c| c.get("type").and_then(Value::as_str) == Some("Ready")))
         .and_then(|c| c.get("status").and_then(Value::as_str))
         == Some("True")
 }
 
 fn active(p: &Value) -> bool {
-    !is_deleting(p)
-        && !matches!(
-            p.pointer("/status/phase").and_then(Value::as_str),
-            Some("Succeeded" | "Failed")
-        )
+    !is_deleting(p) && !matches!(p.pointer("/status/phase").and_then(Value::as_str), Some("Succeeded" | "Failed"))
 }
 
-fn pod_from_template(
-    template: &Value,
-    prefix: &str,
-    owner: Value,
-    extra_labels: &[(&str, &str)],
-) -> Value {
+fn pod_from_template(template: &Value, prefix: &str, owner: Value, extra_labels: &[(&str, &str)]) -> Value {
     let mut meta = template.get("metadata").cloned().unwrap_or(json!({}));
     meta["generateName"] = json!(format!("{prefix}-"));
     meta["ownerReferences"] = json!([owner]);
@@ -99,20 +84,14 @@ fn deployment(sim: &Sim, d: &Value) {
     let template = d.pointer("/spec/template").cloned().unwrap_or(json!({}));
     let hash = template_hash(&template);
     let name = format!("{}-{hash}", name_of(d));
-    let replicas = d
-        .pointer("/spec/replicas")
-        .and_then(Value::as_i64)
-        .unwrap_or(1);
+    let replicas = d.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(1);
     let sets = owned(sim, sim.ids.replicasets, d);
     if !sets.iter().any(|rs| name_of(rs) == name) {
         let mut tmpl = template.clone();
         tmpl["metadata"]["labels"]["pod-template-hash"] = json!(hash);
         let mut selector = d.pointer("/spec/selector").cloned().unwrap_or(json!({}));
         selector["matchLabels"]["pod-template-hash"] = json!(hash);
-        let mut labels = template
-            .pointer("/metadata/labels")
-            .cloned()
-            .unwrap_or(json!({}));
+        let mut labels = template.pointer("/metadata/labels").cloned().unwrap_or(json!({}));
         labels["pod-template-hash"] = json!(hash);
         let rs = json!({
             "apiVersion": "apps/v1", "kind": "ReplicaSet",
@@ -120,58 +99,32 @@ fn deployment(sim: &Sim, d: &Value) {
                 "annotations": {"deployment.kubernetes.io/desired-replicas": replicas.to_string(), "deployment.kubernetes.io/revision": (sets.len() + 1).to_string()}},
             "spec": {"replicas": replicas, "selector": selector, "template": tmpl}
         });
-        log_err(
-            "create replicaset",
-            sim.create(sim.ids.replicasets, &ns, rs, "deployment-controller"),
-        );
+        log_err("create replicaset", sim.create(sim.ids.replicasets, &ns, rs, "deployment-controller"));
     }
     for rs in &sets {
         let want = if name_of(rs) == name { replicas } else { 0 };
         if rs.pointer("/spec/replicas").and_then(Value::as_i64) != Some(want) {
             log_err(
                 "scale replicaset",
-                sim.modify(
-                    sim.ids.replicasets,
-                    &ns,
-                    name_of(rs),
-                    None,
-                    "deployment-controller",
-                    |r| r["spec"]["replicas"] = json!(want),
-                ),
+                sim.modify(sim.ids.replicasets, &ns, name_of(rs), None, "deployment-controller", |r| {
+                    r["spec"]["replicas"] = json!(want)
+                }),
             );
         }
     }
     let sets = owned(sim, sim.ids.replicasets, d);
-    let sum = |p: &str| {
-        sets.iter()
-            .filter_map(|r| r.pointer(p).and_then(Value::as_i64))
-            .sum::<i64>()
-    };
+    let sum = |p: &str| sets.iter().filter_map(|r| r.pointer(p).and_then(Value::as_i64)).sum::<i64>();
     let current = sets.iter().find(|r| name_of(r) == name);
-    let updated = current
-        .and_then(|r| r.pointer("/status/replicas").and_then(Value::as_i64))
-        .unwrap_or(0);
+    let updated = current.and_then(|r| r.pointer("/status/replicas").and_then(Value::as_i64)).unwrap_or(0);
     let available = sum("/status/availableReplicas");
     let now = crate::cluster::now_rfc3339();
-    let generation = d
-        .pointer("/metadata/generation")
-        .cloned()
-        .unwrap_or(json!(1));
-    let avail_status = if available >= replicas {
-        "True"
-    } else {
-        "False"
-    };
-    let prev = d
-        .pointer("/status/conditions")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
+    let generation = d.pointer("/metadata/generation").cloned().unwrap_or(json!(1));
+    let avail_status = if available >= replicas { "True" } else { "False" };
+    let prev = d.pointer("/status/conditions").and_then(Value::as_array).cloned().unwrap_or_default();
     let time_for = |t: &str, s: &str| {
         prev.iter()
             .find(|c| {
-                c.get("type").and_then(Value::as_str) == Some(t)
-                    && c.get("status").and_then(Value::as_str) == Some(s)
+                c.get("type").and_then(Value::as_str) == Some(t) && c.get("status").and_then(Value::as_str) == Some(s)
             })
             .and_then(|c| c.get("lastTransitionTime").cloned())
             .unwrap_or(json!(now))
@@ -196,44 +149,23 @@ fn deployment(sim: &Sim, d: &Value) {
     if d.get("status") != Some(&status) {
         log_err(
             "deployment status",
-            sim.modify(
-                sim.ids.deployments,
-                &ns,
-                name_of(d),
-                Some("status"),
-                "deployment-controller",
-                |x| x["status"] = status,
-            ),
+            sim.modify(sim.ids.deployments, &ns, name_of(d), Some("status"), "deployment-controller", |x| {
+                x["status"] = status
+            }),
         );
     }
 }
 
 fn replicaset(sim: &Sim, rs: &Value) {
     let ns = ns_of(rs).to_string();
-    let replicas = rs
-        .pointer("/spec/replicas")
-        .and_then(Value::as_i64)
-        .unwrap_or(1);
-    let pods: Vec<Value> = owned(sim, sim.ids.pods, rs)
-        .into_iter()
-        .filter(active)
-        .collect();
+    let replicas = rs.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(1);
+    let pods: Vec<Value> = owned(sim, sim.ids.pods, rs).into_iter().filter(active).collect();
     let have = pods.len() as i64;
     if have < replicas {
         let template = rs.pointer("/spec/template").cloned().unwrap_or(json!({}));
         for _ in have..replicas {
-            let pod = pod_from_template(
-                &template,
-                name_of(rs),
-                owner_ref("ReplicaSet", "apps/v1", rs),
-                &[],
-            );
-            if log_err(
-                "create pod",
-                sim.create(sim.ids.pods, &ns, pod, "replicaset-controller"),
-            )
-            .is_none()
-            {
+            let pod = pod_from_template(&template, name_of(rs), owner_ref("ReplicaSet", "apps/v1", rs), &[]);
+            if log_err("create pod", sim.create(sim.ids.pods, &ns, pod, "replicaset-controller")).is_none() {
                 break;
             }
         }
@@ -243,10 +175,7 @@ fn replicaset(sim: &Sim, rs: &Value) {
             (
                 is_ready(p),
                 std::cmp::Reverse(
-                    p.pointer("/metadata/creationTimestamp")
-                        .and_then(Value::as_str)
-                        .unwrap_or("")
-                        .to_string(),
+                    p.pointer("/metadata/creationTimestamp").and_then(Value::as_str).unwrap_or("").to_string(),
                 ),
             )
         });
@@ -265,14 +194,9 @@ fn replicaset(sim: &Sim, rs: &Value) {
     if rs.get("status") != Some(&status) {
         log_err(
             "replicaset status",
-            sim.modify(
-                sim.ids.replicasets,
-                &ns,
-                name_of(rs),
-                Some("status"),
-                "replicaset-controller",
-                |x| x["status"] = status,
-            ),
+            sim.modify(sim.ids.replicasets, &ns, name_of(rs), Some("status"), "replicaset-controller", |x| {
+                x["status"] = status
+            }),
         );
     }
 }
@@ -280,10 +204,7 @@ fn replicaset(sim: &Sim, rs: &Value) {
 /// Tolerations every DaemonSet pod gets (upstream's daemon controller adds them).
 fn daemon_tolerations() -> Vec<Value> {
     let mut t = Vec::new();
-    for key in [
-        "node.kubernetes.io/not-ready",
-        "node.kubernetes.io/unreachable",
-    ] {
+    for key in ["node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"] {
         t.push(json!({"key": key, "operator": "Exists", "effect": "NoExecute"}));
     }
     for key in [
@@ -300,34 +221,20 @@ fn daemon_tolerations() -> Vec<Value> {
 fn daemonset(sim: &Sim, ds: &Value) {
     let ns = ns_of(ds).to_string();
     let template = ds.pointer("/spec/template").cloned().unwrap_or(json!({}));
-    let mut tols = template
-        .pointer("/spec/tolerations")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
+    let mut tols = template.pointer("/spec/tolerations").and_then(Value::as_array).cloned().unwrap_or_default();
     tols.extend(daemon_tolerations());
     let probe = json!({"spec": template.get("spec").cloned().unwrap_or(json!({}))});
     let nodes = sim.c.list_values("", "nodes", None);
     let eligible: Vec<String> = nodes
         .iter()
         .filter(|n| {
-            let labels = n
-                .pointer("/metadata/labels")
-                .and_then(Value::as_object)
-                .cloned()
-                .unwrap_or_default();
+            let labels = n.pointer("/metadata/labels").and_then(Value::as_object).cloned().unwrap_or_default();
             node_matches(&probe, name_of(n), &labels)
-                && taints_of(n)
-                    .iter()
-                    .filter(|t| t.effect != "PreferNoSchedule")
-                    .all(|t| tolerates(&tols, t))
+                && taints_of(n).iter().filter(|t| t.effect != "PreferNoSchedule").all(|t| tolerates(&tols, t))
         })
         .map(|n| name_of(n).to_string())
         .collect();
-    let pods: Vec<Value> = owned(sim, sim.ids.pods, ds)
-        .into_iter()
-        .filter(active)
-        .collect();
+    let pods: Vec<Value> = owned(sim, sim.ids.pods, ds).into_iter().filter(active).collect();
     let pinned = |p: &Value| -> Option<String> {
         p.pointer("/spec/affinity/nodeAffinity/requiredDuringSchedulingIgnoredDuringExecution/nodeSelectorTerms/0/matchFields/0/values/0")
             .and_then(Value::as_str)
@@ -337,20 +244,10 @@ fn daemonset(sim: &Sim, ds: &Value) {
         if pods.iter().any(|p| pinned(p).as_deref() == Some(node)) {
             continue;
         }
-        let mut pod = pod_from_template(
-            &template,
-            name_of(ds),
-            owner_ref("DaemonSet", "apps/v1", ds),
-            &[],
-        );
+        let mut pod = pod_from_template(&template, name_of(ds), owner_ref("DaemonSet", "apps/v1", ds), &[]);
         pod["spec"]["tolerations"] = json!(tols);
         pod["spec"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"] = json!({"nodeSelectorTerms": [{"matchFields": [{"key": "metadata.name", "operator": "In", "values": [node]}]}]});
-        if log_err(
-            "create daemon pod",
-            sim.create(sim.ids.pods, &ns, pod, "daemonset-controller"),
-        )
-        .is_none()
-        {
+        if log_err("create daemon pod", sim.create(sim.ids.pods, &ns, pod, "daemonset-controller")).is_none() {
             break;
         }
     }
@@ -359,10 +256,7 @@ fn daemonset(sim: &Sim, ds: &Value) {
             sim.delete(sim.ids.pods, &ns, name_of(p), DeleteOpts::default());
         }
     }
-    let scheduled = pods
-        .iter()
-        .filter(|p| p.pointer("/spec/nodeName").is_some())
-        .count();
+    let scheduled = pods.iter().filter(|p| p.pointer("/spec/nodeName").is_some()).count();
     let ready = pods.iter().filter(|p| is_ready(p)).count();
     let status = json!({
         "desiredNumberScheduled": eligible.len(),
@@ -376,14 +270,9 @@ fn daemonset(sim: &Sim, ds: &Value) {
     if ds.get("status") != Some(&status) {
         log_err(
             "daemonset status",
-            sim.modify(
-                sim.ids.daemonsets,
-                &ns,
-                name_of(ds),
-                Some("status"),
-                "daemonset-controller",
-                |x| x["status"] = status,
-            ),
+            sim.modify(sim.ids.daemonsets, &ns, name_of(ds), Some("status"), "daemonset-controller", |x| {
+                x["status"] = status
+            }),
         );
     }
 }

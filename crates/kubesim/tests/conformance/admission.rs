@@ -2,9 +2,7 @@
 //! IP and NodePort allocation, endpoints.
 
 use super::status;
-use k8s_openapi::api::core::v1::{
-    Endpoints, LimitRange, PersistentVolumeClaim, Pod, ResourceQuota, Service,
-};
+use k8s_openapi::api::core::v1::{Endpoints, LimitRange, PersistentVolumeClaim, Pod, ResourceQuota, Service};
 use k8s_openapi::api::storage::v1::StorageClass;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kubesim::testing::{TestCluster, wait_for, wait_until};
@@ -18,10 +16,8 @@ fn obj<K: serde::de::DeserializeOwned>(v: Value) -> K {
 }
 
 fn small_pod(name: &str) -> Pod {
-    obj(
-        json!({"metadata": {"name": name}, "spec": {"containers": [{"name": "c", "image": "busybox:1.36",
-        "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}, "limits": {"cpu": "200m", "memory": "128Mi"}}}]}}),
-    )
+    obj(json!({"metadata": {"name": name}, "spec": {"containers": [{"name": "c", "image": "busybox:1.36",
+        "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}, "limits": {"cpu": "200m", "memory": "128Mi"}}}]}}))
 }
 
 #[tokio::test]
@@ -30,17 +26,10 @@ async fn quota_rejects_and_accounts() {
     let ns = tc.namespace("quota").await;
     let quotas: Api<ResourceQuota> = Api::namespaced(tc.client.clone(), &ns);
     quotas.create(&PostParams::default(), &obj(json!({"metadata": {"name": "q"}, "spec": {"hard": {"pods": "2", "requests.cpu": "1", "limits.memory": "1Gi"}}}))).await.unwrap();
-    wait_for(&quotas, "q", T, |q| {
-        q.status.as_ref().and_then(|s| s.used.as_ref()).is_some()
-    })
-    .await;
+    wait_for(&quotas, "q", T, |q| q.status.as_ref().and_then(|s| s.used.as_ref()).is_some()).await;
     let pods: Api<Pod> = Api::namespaced(tc.client.clone(), &ns);
-    pods.create(&PostParams::default(), &small_pod("a"))
-        .await
-        .unwrap();
-    pods.create(&PostParams::default(), &small_pod("b"))
-        .await
-        .unwrap();
+    pods.create(&PostParams::default(), &small_pod("a")).await.unwrap();
+    pods.create(&PostParams::default(), &small_pod("b")).await.unwrap();
     let e = status(pods.create(&PostParams::default(), &small_pod("c")).await);
     assert_eq!((e.code, e.reason.as_str()), (403, "Forbidden"));
     assert_eq!(
@@ -59,9 +48,8 @@ async fn quota_rejects_and_accounts() {
     assert_eq!(used["limits.memory"].0, "256Mi");
 
     // Pods without the constrained requests/limits are refused by name.
-    let bare: Pod = obj(
-        json!({"metadata": {"name": "bare"}, "spec": {"containers": [{"name": "c", "image": "busybox"}]}}),
-    );
+    let bare: Pod =
+        obj(json!({"metadata": {"name": "bare"}, "spec": {"containers": [{"name": "c", "image": "busybox"}]}}));
     pods.delete("a", &Default::default()).await.unwrap();
     let e = status(pods.create(&PostParams::default(), &bare).await);
     assert_eq!(
@@ -79,16 +67,19 @@ async fn limit_ranges_default_and_bound_containers() {
     lrs.create(&PostParams::default(), &obj(json!({"metadata": {"name": "l"}, "spec": {"limits": [{"type": "Container",
         "default": {"cpu": "500m", "memory": "256Mi"}, "defaultRequest": {"cpu": "100m", "memory": "128Mi"}, "max": {"cpu": "1"}}]}}))).await.unwrap();
     let pods: Api<Pod> = Api::namespaced(tc.client.clone(), &ns);
-    let p = pods.create(&PostParams::default(), &obj(json!({"metadata": {"name": "d"}, "spec": {"containers": [{"name": "c", "image": "busybox"}]}}))).await.unwrap();
+    let p = pods
+        .create(
+            &PostParams::default(),
+            &obj(json!({"metadata": {"name": "d"}, "spec": {"containers": [{"name": "c", "image": "busybox"}]}})),
+        )
+        .await
+        .unwrap();
     let r = p.spec.unwrap().containers[0].resources.clone().unwrap();
     assert_eq!(r.requests.unwrap()["cpu"].0, "100m");
     assert_eq!(r.limits.unwrap()["memory"].0, "256Mi");
     let e = status(pods.create(&PostParams::default(), &obj(json!({"metadata": {"name": "huge"}, "spec": {"containers": [{"name": "c", "image": "busybox", "resources": {"limits": {"cpu": "2"}}}]}}))).await);
     assert_eq!(e.code, 403);
-    assert_eq!(
-        e.message,
-        "pods \"huge\" is forbidden: maximum cpu usage per Container is 1, but limit is 2"
-    );
+    assert_eq!(e.message, "pods \"huge\" is forbidden: maximum cpu usage per Container is 1, but limit is 2");
     tc.finish().await;
 }
 
@@ -103,17 +94,10 @@ async fn claims_bind_expand_and_refuse_to_shrink() {
         std::env::var("PADDOCK_TEST_STORAGE_CLASS").unwrap_or_else(|_| "standard".into())
     };
     pvcs.create(&PostParams::default(), &obj(json!({"metadata": {"name": "data"}, "spec": {"accessModes": ["ReadWriteOnce"], "storageClassName": class, "resources": {"requests": {"storage": "1Gi"}}}}))).await.unwrap();
-    let bound = |p: &PersistentVolumeClaim| {
-        p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Bound")
-    };
+    let bound = |p: &PersistentVolumeClaim| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Bound");
     let p = wait_for(&pvcs, "data", T, bound).await;
     assert!(p.spec.unwrap().volume_name.is_some());
-    assert!(
-        p.metadata
-            .finalizers
-            .unwrap_or_default()
-            .contains(&"kubernetes.io/pvc-protection".to_string())
-    );
+    assert!(p.metadata.finalizers.unwrap_or_default().contains(&"kubernetes.io/pvc-protection".to_string()));
 
     pvcs.patch(
         "data",
@@ -123,10 +107,7 @@ async fn claims_bind_expand_and_refuse_to_shrink() {
     .await
     .unwrap();
     wait_for(&pvcs, "data", T, |p| {
-        p.status
-            .as_ref()
-            .and_then(|s| s.capacity.as_ref())
-            .is_some_and(|c| c["storage"].0 == "2Gi")
+        p.status.as_ref().and_then(|s| s.capacity.as_ref()).is_some_and(|c| c["storage"].0 == "2Gi")
     })
     .await;
 
@@ -161,12 +142,7 @@ async fn claims_bind_expand_and_refuse_to_shrink() {
         .await,
     );
     assert_eq!(e.code, 403);
-    assert!(
-        e.message
-            .contains("storageclass that provisions the pvc must support resize"),
-        "{}",
-        e.message
-    );
+    assert!(e.message.contains("storageclass that provisions the pvc must support resize"), "{}", e.message);
     tc.finish().await;
 }
 
@@ -176,12 +152,7 @@ async fn services_get_ips_node_ports_and_endpoints() {
     let ns = tc.namespace("svc").await;
     let svcs: Api<Service> = Api::namespaced(tc.client.clone(), &ns);
     let s = svcs.create(&PostParams::default(), &obj(json!({"metadata": {"name": "web"}, "spec": {"selector": {"app": "web"}, "ports": [{"name": "http", "port": 80, "targetPort": "http"}]}}))).await.unwrap();
-    assert!(
-        s.spec
-            .as_ref()
-            .and_then(|s| s.cluster_ip.clone())
-            .is_some_and(|ip| ip != "None" && !ip.is_empty())
-    );
+    assert!(s.spec.as_ref().and_then(|s| s.cluster_ip.clone()).is_some_and(|ip| ip != "None" && !ip.is_empty()));
     let np = svcs.create(&PostParams::default(), &obj(json!({"metadata": {"name": "np"}, "spec": {"type": "NodePort", "selector": {"app": "web"}, "ports": [{"port": 80}]}}))).await.unwrap();
     let port = np.spec.unwrap().ports.unwrap()[0].node_port.unwrap();
     assert!((30000..=32767).contains(&port));
@@ -198,17 +169,12 @@ async fn services_get_ips_node_ports_and_endpoints() {
     pods.create(&PostParams::default(), &obj(json!({"metadata": {"name": "web-1", "labels": {"app": "web"}}, "spec": {"containers": [{"name": "c", "image": "nginx:1.27", "ports": [{"name": "http", "containerPort": 8080}]}]}}))).await.unwrap();
     let eps: Api<Endpoints> = Api::namespaced(tc.client.clone(), &ns);
     wait_until(T, "endpoints with the ready pod", || async {
-        eps.get_opt("web")
-            .await
-            .ok()
-            .flatten()
-            .and_then(|e| e.subsets)
-            .is_some_and(|s| {
-                s.iter().any(|s| {
-                    s.addresses.as_ref().is_some_and(|a| !a.is_empty())
-                        && s.ports.as_ref().is_some_and(|p| p[0].port == 8080)
-                })
+        eps.get_opt("web").await.ok().flatten().and_then(|e| e.subsets).is_some_and(|s| {
+            s.iter().any(|s| {
+                s.addresses.as_ref().is_some_and(|a| !a.is_empty())
+                    && s.ports.as_ref().is_some_and(|p| p[0].port == 8080)
             })
+        })
     })
     .await;
     tc.finish().await;

@@ -27,18 +27,9 @@ async fn crud_and_upstream_errors() {
 
     // Replace with the current rv succeeds and bumps it; the old rv is now stale.
     let mut next = got.clone();
-    next.data
-        .as_mut()
-        .expect("data")
-        .insert("b".into(), "2".into());
-    let replaced = api
-        .replace("one", &PostParams::default(), &next)
-        .await
-        .expect("replace");
-    assert_ne!(
-        replaced.metadata.resource_version.as_deref(),
-        Some(rv1.as_str())
-    );
+    next.data.as_mut().expect("data").insert("b".into(), "2".into());
+    let replaced = api.replace("one", &PostParams::default(), &next).await.expect("replace");
+    assert_ne!(replaced.metadata.resource_version.as_deref(), Some(rv1.as_str()));
     let e = status(api.replace("one", &PostParams::default(), &next).await);
     assert_eq!((e.code, e.reason.as_str()), (409, "Conflict"));
     assert_eq!(
@@ -47,14 +38,9 @@ async fn crud_and_upstream_errors() {
     );
 
     let e = status(api.get("missing").await);
-    assert_eq!(
-        (e.code, e.reason.as_str(), e.message.as_str()),
-        (404, "NotFound", "configmaps \"missing\" not found")
-    );
+    assert_eq!((e.code, e.reason.as_str(), e.message.as_str()), (404, "NotFound", "configmaps \"missing\" not found"));
 
-    api.delete("one", &DeleteParams::default())
-        .await
-        .expect("delete");
+    api.delete("one", &DeleteParams::default()).await.expect("delete");
     assert!(api.get_opt("one").await.expect("get_opt").is_none());
     tc.finish().await;
 }
@@ -64,46 +50,28 @@ async fn generate_name_dry_run_and_preconditions() {
     let mut tc = TestCluster::start().await;
     let ns = tc.namespace("gen").await;
     let api: Api<ConfigMap> = Api::namespaced(tc.client.clone(), &ns);
-    let cm: ConfigMap =
-        serde_json::from_value(json!({"metadata": {"generateName": "job-"}})).unwrap();
+    let cm: ConfigMap = serde_json::from_value(json!({"metadata": {"generateName": "job-"}})).unwrap();
     let made = api.create(&PostParams::default(), &cm).await.unwrap();
     let name = made.metadata.name.unwrap();
-    assert!(
-        name.starts_with("job-") && name.len() == 9,
-        "generated name {name}"
-    );
+    assert!(name.starts_with("job-") && name.len() == 9, "generated name {name}");
 
-    let dry = PostParams {
-        dry_run: true,
-        ..Default::default()
-    };
+    let dry = PostParams { dry_run: true, ..Default::default() };
     let cm: ConfigMap = serde_json::from_value(json!({"metadata": {"name": "dry"}})).unwrap();
     api.create(&dry, &cm).await.unwrap();
-    assert!(
-        api.get_opt("dry").await.unwrap().is_none(),
-        "dry run must not persist"
-    );
+    assert!(api.get_opt("dry").await.unwrap().is_none(), "dry run must not persist");
 
     let e = status(
         api.delete(
             &name,
             &DeleteParams {
-                preconditions: Some(kube::api::Preconditions {
-                    uid: Some("nope".into()),
-                    resource_version: None,
-                }),
+                preconditions: Some(kube::api::Preconditions { uid: Some("nope".into()), resource_version: None }),
                 ..Default::default()
             },
         )
         .await,
     );
     assert_eq!(e.code, 409);
-    assert!(
-        e.message
-            .contains("Precondition failed: UID in precondition: nope"),
-        "{}",
-        e.message
-    );
+    assert!(e.message.contains("Precondition failed: UID in precondition: nope"), "{}", e.message);
     tc.finish().await;
 }
 
@@ -112,16 +80,11 @@ async fn validation_is_422_with_field_causes() {
     let mut tc = TestCluster::start().await;
     let ns = tc.namespace("invalid").await;
     let cms: Api<ConfigMap> = Api::namespaced(tc.client.clone(), &ns);
-    let bad: ConfigMap =
-        serde_json::from_value(json!({"metadata": {"name": "Not_Valid"}})).unwrap();
+    let bad: ConfigMap = serde_json::from_value(json!({"metadata": {"name": "Not_Valid"}})).unwrap();
     let e = status(cms.create(&PostParams::default(), &bad).await);
     assert_eq!((e.code, e.reason.as_str()), (422, "Invalid"));
     assert!(e.message.starts_with("ConfigMap \"Not_Valid\" is invalid: metadata.name: Invalid value: \"Not_Valid\": a lowercase RFC 1123 subdomain"), "{}", e.message);
-    let causes = e
-        .details
-        .as_ref()
-        .map(|d| d.causes.clone())
-        .unwrap_or_default();
+    let causes = e.details.as_ref().map(|d| d.causes.clone()).unwrap_or_default();
     assert_eq!(causes[0].field, "metadata.name");
     assert_eq!(causes[0].reason, "FieldValueInvalid");
 
@@ -129,18 +92,8 @@ async fn validation_is_422_with_field_causes() {
     let p: Pod = serde_json::from_value(json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "a", "image": ""}, {"name": "a", "image": "x"}]}})).unwrap();
     let e = status(pods.create(&PostParams::default(), &p).await);
     assert_eq!(e.code, 422);
-    assert!(
-        e.message
-            .contains("spec.containers[0].image: Required value"),
-        "{}",
-        e.message
-    );
-    assert!(
-        e.message
-            .contains("spec.containers[1].name: Duplicate value: \"a\""),
-        "{}",
-        e.message
-    );
+    assert!(e.message.contains("spec.containers[0].image: Required value"), "{}", e.message);
+    assert!(e.message.contains("spec.containers[1].name: Duplicate value: \"a\""), "{}", e.message);
 
     let nss: Api<Namespace> = Api::all(tc.client.clone());
     let n: Namespace = serde_json::from_value(json!({"metadata": {"name": "has.dot"}})).unwrap();
@@ -169,47 +122,17 @@ async fn malformed_requests_get_clear_4xx() {
     .await;
     assert_eq!(code, 400, "kind mismatch: {body}");
 
-    let (code, body) = raw(
-        &tc.client,
-        "GET",
-        "/api/v1/doesnotexist",
-        "application/json",
-        b"",
-    )
-    .await;
+    let (code, body) = raw(&tc.client, "GET", "/api/v1/doesnotexist", "application/json", b"").await;
     assert_eq!(code, 404, "{body}");
     assert_eq!(body["reason"], "NotFound");
 
-    let (code, _) = raw(
-        &tc.client,
-        "PATCH",
-        &format!("{path}/x"),
-        "text/plain",
-        b"{}",
-    )
-    .await;
-    assert!(
-        code == 415 || code == 404,
-        "unsupported patch type or missing object, got {code}"
-    );
+    let (code, _) = raw(&tc.client, "PATCH", &format!("{path}/x"), "text/plain", b"{}").await;
+    assert!(code == 415 || code == 404, "unsupported patch type or missing object, got {code}");
 
-    let (code, body) = raw(
-        &tc.client,
-        "GET",
-        &format!("{path}?labelSelector=a+in+x"),
-        "application/json",
-        b"",
-    )
-    .await;
+    let (code, body) = raw(&tc.client, "GET", &format!("{path}?labelSelector=a+in+x"), "application/json", b"").await;
     assert_eq!(code, 400, "bad selector: {body}");
-    let (code, body) = raw(
-        &tc.client,
-        "GET",
-        &format!("{path}?fieldSelector=spec.nope%3Dx"),
-        "application/json",
-        b"",
-    )
-    .await;
+    let (code, body) =
+        raw(&tc.client, "GET", &format!("{path}?fieldSelector=spec.nope%3Dx"), "application/json", b"").await;
     assert_eq!(code, 400, "{body}");
     assert_eq!(body["message"], "field label not supported: spec.nope");
     tc.finish().await;
@@ -225,54 +148,24 @@ async fn label_and_field_selectors() {
         ("b", json!({"tier": "db", "env": "prod"})),
         ("c", json!({"tier": "web"})),
     ] {
-        let cm: ConfigMap =
-            serde_json::from_value(json!({"metadata": {"name": name, "labels": labels}})).unwrap();
+        let cm: ConfigMap = serde_json::from_value(json!({"metadata": {"name": name, "labels": labels}})).unwrap();
         api.create(&PostParams::default(), &cm).await.unwrap();
     }
     let names = |l: kube::core::ObjectList<ConfigMap>| {
-        let mut v: Vec<String> = l
-            .items
-            .into_iter()
-            .filter_map(|c| c.metadata.name)
-            .filter(|n| n.len() == 1)
-            .collect();
+        let mut v: Vec<String> = l.items.into_iter().filter_map(|c| c.metadata.name).filter(|n| n.len() == 1).collect();
         v.sort();
         v
     };
     let q = |s: &str| ListParams::default().labels(s);
     assert_eq!(names(api.list(&q("tier=web")).await.unwrap()), ["a", "c"]);
-    assert_eq!(
-        names(api.list(&q("tier==web,env=prod")).await.unwrap()),
-        ["a"]
-    );
+    assert_eq!(names(api.list(&q("tier==web,env=prod")).await.unwrap()), ["a"]);
     assert_eq!(names(api.list(&q("tier!=web,tier")).await.unwrap()), ["b"]);
-    assert_eq!(
-        names(api.list(&q("tier in (db, web),!env")).await.unwrap()),
-        ["c"]
-    );
-    assert_eq!(
-        names(api.list(&q("env notin (prod),tier")).await.unwrap()),
-        ["c"]
-    );
+    assert_eq!(names(api.list(&q("tier in (db, web),!env")).await.unwrap()), ["c"]);
+    assert_eq!(names(api.list(&q("env notin (prod),tier")).await.unwrap()), ["c"]);
     assert_eq!(names(api.list(&q("env")).await.unwrap()), ["a", "b"]);
+    assert_eq!(names(api.list(&ListParams::default().fields("metadata.name=b")).await.unwrap()), ["b"]);
     assert_eq!(
-        names(
-            api.list(&ListParams::default().fields("metadata.name=b"))
-                .await
-                .unwrap()
-        ),
-        ["b"]
-    );
-    assert_eq!(
-        names(
-            api.list(
-                &ListParams::default()
-                    .fields("metadata.name!=b")
-                    .labels("tier")
-            )
-            .await
-            .unwrap()
-        ),
+        names(api.list(&ListParams::default().fields("metadata.name!=b").labels("tier")).await.unwrap()),
         ["a", "c"]
     );
     tc.finish().await;
@@ -313,10 +206,7 @@ async fn pagination_with_continue_tokens() {
 #[tokio::test]
 async fn discovery_serves_builtins_and_runtime_crds() {
     let tc = TestCluster::start().await;
-    let d = Discovery::new(tc.client.clone())
-        .run()
-        .await
-        .expect("discovery");
+    let d = Discovery::new(tc.client.clone()).run().await.expect("discovery");
     let groups: Vec<String> = d.groups().map(|g| g.name().to_string()).collect();
     for g in [
         "",
@@ -331,10 +221,7 @@ async fn discovery_serves_builtins_and_runtime_crds() {
         "events.k8s.io",
         "discovery.k8s.io",
     ] {
-        assert!(
-            groups.iter().any(|x| x == g),
-            "group {g:?} missing from {groups:?}"
-        );
+        assert!(groups.iter().any(|x| x == g), "group {g:?} missing from {groups:?}");
     }
     let v = tc.client.apiserver_version().await.expect("version");
     assert_eq!(v.major, "1");
@@ -343,13 +230,6 @@ async fn discovery_serves_builtins_and_runtime_crds() {
     assert!(svcs.get("kube-dns").await.is_ok());
     let nss: Api<Namespace> = Api::all(tc.client.clone());
     let def = nss.get("default").await.unwrap();
-    assert_eq!(
-        def.metadata
-            .labels
-            .unwrap()
-            .get("kubernetes.io/metadata.name")
-            .map(String::as_str),
-        Some("default")
-    );
+    assert_eq!(def.metadata.labels.unwrap().get("kubernetes.io/metadata.name").map(String::as_str), Some("default"));
     tc.finish().await;
 }

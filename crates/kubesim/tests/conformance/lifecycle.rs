@@ -21,10 +21,8 @@ async fn finalizers_hold_deletion() {
     let mut tc = TestCluster::start().await;
     let ns = tc.namespace("fin").await;
     let api: Api<ConfigMap> = Api::namespaced(tc.client.clone(), &ns);
-    let cm: ConfigMap = serde_json::from_value(
-        json!({"metadata": {"name": "f", "finalizers": ["paddock.dev/test"]}}),
-    )
-    .unwrap();
+    let cm: ConfigMap =
+        serde_json::from_value(json!({"metadata": {"name": "f", "finalizers": ["paddock.dev/test"]}})).unwrap();
     api.create(&PostParams::default(), &cm).await.unwrap();
     api.delete("f", &DeleteParams::default()).await.unwrap();
     let held = api.get("f").await.unwrap();
@@ -37,18 +35,8 @@ async fn finalizers_hold_deletion() {
         )
         .await,
     );
-    assert_eq!(
-        e.code, 422,
-        "no new finalizers while deleting: {}",
-        e.message
-    );
-    api.patch(
-        "f",
-        &PatchParams::default(),
-        &Patch::Merge(json!({"metadata": {"finalizers": null}})),
-    )
-    .await
-    .unwrap();
+    assert_eq!(e.code, 422, "no new finalizers while deleting: {}", e.message);
+    api.patch("f", &PatchParams::default(), &Patch::Merge(json!({"metadata": {"finalizers": null}}))).await.unwrap();
     wait_gone(&api, "f", T).await;
     tc.finish().await;
 }
@@ -60,71 +48,40 @@ async fn garbage_collection_background_foreground_orphan() {
     let api: Api<ConfigMap> = Api::namespaced(tc.client.clone(), &ns);
 
     let owner = configmap(&api, "owner-bg", json!({})).await;
-    api.create(&PostParams::default(), &owned("dep-bg", &owner, false))
-        .await
-        .unwrap();
-    api.delete("owner-bg", &DeleteParams::background())
-        .await
-        .unwrap();
+    api.create(&PostParams::default(), &owned("dep-bg", &owner, false)).await.unwrap();
+    api.delete("owner-bg", &DeleteParams::background()).await.unwrap();
     wait_gone(&api, "dep-bg", T).await;
 
     let owner = configmap(&api, "owner-fg", json!({})).await;
     let dep: ConfigMap = serde_json::from_value(json!({"metadata": {"name": "dep-fg", "finalizers": ["paddock.dev/hold"], "ownerReferences": [{
         "apiVersion": "v1", "kind": "ConfigMap", "name": "owner-fg", "uid": owner.metadata.uid, "blockOwnerDeletion": true}]}})).unwrap();
     api.create(&PostParams::default(), &dep).await.unwrap();
-    api.delete("owner-fg", &DeleteParams::foreground())
-        .await
-        .unwrap();
+    api.delete("owner-fg", &DeleteParams::foreground()).await.unwrap();
     // The owner waits for its blocking dependent.
     wait_until(T, "dependent being deleted", || async {
-        api.get("dep-fg")
-            .await
-            .map(|d| d.metadata.deletion_timestamp.is_some())
-            .unwrap_or(false)
+        api.get("dep-fg").await.map(|d| d.metadata.deletion_timestamp.is_some()).unwrap_or(false)
     })
     .await;
-    let o = api
-        .get("owner-fg")
+    let o = api.get("owner-fg").await.expect("owner still there while the dependent lives");
+    assert!(o.metadata.finalizers.unwrap_or_default().contains(&"foregroundDeletion".to_string()));
+    api.patch("dep-fg", &PatchParams::default(), &Patch::Merge(json!({"metadata": {"finalizers": null}})))
         .await
-        .expect("owner still there while the dependent lives");
-    assert!(
-        o.metadata
-            .finalizers
-            .unwrap_or_default()
-            .contains(&"foregroundDeletion".to_string())
-    );
-    api.patch(
-        "dep-fg",
-        &PatchParams::default(),
-        &Patch::Merge(json!({"metadata": {"finalizers": null}})),
-    )
-    .await
-    .unwrap();
+        .unwrap();
     wait_gone(&api, "owner-fg", T).await;
 
     let owner = configmap(&api, "owner-or", json!({})).await;
-    api.create(&PostParams::default(), &owned("dep-or", &owner, false))
+    api.create(&PostParams::default(), &owned("dep-or", &owner, false)).await.unwrap();
+    api.delete("owner-or", &DeleteParams { propagation_policy: Some(PropagationPolicy::Orphan), ..Default::default() })
         .await
         .unwrap();
-    api.delete(
-        "owner-or",
-        &DeleteParams {
-            propagation_policy: Some(PropagationPolicy::Orphan),
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
     wait_gone(&api, "owner-or", T).await;
-    let dep = api
-        .get("dep-or")
-        .await
-        .expect("orphaned dependent survives");
+    let dep = api.get("dep-or").await.expect("orphaned dependent survives");
     assert!(dep.metadata.owner_references.unwrap_or_default().is_empty());
 
     // A dependent whose owner never existed is collected.
     let ghost: ConfigMap = serde_json::from_value(json!({"metadata": {"name": "ghost", "ownerReferences": [{
-        "apiVersion": "v1", "kind": "ConfigMap", "name": "nobody", "uid": "00000000-0000-0000-0000-000000000000"}]}})).unwrap();
+        "apiVersion": "v1", "kind": "ConfigMap", "name": "nobody", "uid": "00000000-0000-0000-0000-000000000000"}]}}))
+    .unwrap();
     api.create(&PostParams::default(), &ghost).await.unwrap();
     wait_gone(&api, "ghost", T).await;
     tc.finish().await;
@@ -136,24 +93,16 @@ async fn namespace_termination() {
     let ns = tc.namespace("term").await;
     let api: Api<ConfigMap> = Api::namespaced(tc.client.clone(), &ns);
     configmap(&api, "x", json!({})).await;
-    let held: ConfigMap = serde_json::from_value(
-        json!({"metadata": {"name": "held", "finalizers": ["paddock.dev/hold"]}}),
-    )
-    .unwrap();
+    let held: ConfigMap =
+        serde_json::from_value(json!({"metadata": {"name": "held", "finalizers": ["paddock.dev/hold"]}})).unwrap();
     api.create(&PostParams::default(), &held).await.unwrap();
     let nss: Api<Namespace> = Api::all(tc.client.clone());
     nss.delete(&ns, &DeleteParams::default()).await.unwrap();
     let n = nss.get(&ns).await.unwrap();
-    assert_eq!(
-        n.status.and_then(|s| s.phase).as_deref(),
-        Some("Terminating")
-    );
+    assert_eq!(n.status.and_then(|s| s.phase).as_deref(), Some("Terminating"));
     let e = status(
-        api.create(
-            &PostParams::default(),
-            &serde_json::from_value(json!({"metadata": {"name": "late"}})).unwrap(),
-        )
-        .await,
+        api.create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": "late"}})).unwrap())
+            .await,
     );
     assert_eq!((e.code, e.reason.as_str()), (403, "Forbidden"));
     assert_eq!(
@@ -165,13 +114,7 @@ async fn namespace_termination() {
     wait_gone(&api, "x", T).await;
     // The namespace stays until the held object lets go.
     assert!(nss.get(&ns).await.is_ok());
-    api.patch(
-        "held",
-        &PatchParams::default(),
-        &Patch::Merge(json!({"metadata": {"finalizers": null}})),
-    )
-    .await
-    .unwrap();
+    api.patch("held", &PatchParams::default(), &Patch::Merge(json!({"metadata": {"finalizers": null}}))).await.unwrap();
     wait_gone(&nss, &ns, T).await;
 
     // Creating in a namespace that does not exist is a 404 for the namespace.
@@ -181,10 +124,7 @@ async fn namespace_termination() {
     )
     .unwrap();
     let e = status(pods.create(&PostParams::default(), &p).await);
-    assert_eq!(
-        (e.code, e.message.as_str()),
-        (404, "namespaces \"no-such-namespace\" not found")
-    );
+    assert_eq!((e.code, e.message.as_str()), (404, "namespaces \"no-such-namespace\" not found"));
     let e = status(nss.delete("kube-system", &DeleteParams::default()).await);
     assert_eq!(e.code, 403);
     tc.finish().await;

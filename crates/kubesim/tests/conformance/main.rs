@@ -3,6 +3,8 @@
 //! a real cluster when PADDOCK_TEST_KUBECONFIG is set; tests that need kubesim's
 //! knobs (nodes, pull times, history size) skip there with a message.
 
+#![allow(clippy::field_reassign_with_default)]
+
 mod admission;
 mod api_machinery;
 mod apply;
@@ -25,11 +27,9 @@ pub fn status<T: std::fmt::Debug>(r: Result<T, kube::Error>) -> Box<Status> {
 }
 
 pub async fn configmap(api: &Api<ConfigMap>, name: &str, data: serde_json::Value) -> ConfigMap {
-    let cm: ConfigMap = serde_json::from_value(json!({"metadata": {"name": name}, "data": data}))
-        .expect("valid configmap");
-    api.create(&PostParams::default(), &cm)
-        .await
-        .expect("create configmap")
+    let cm: ConfigMap =
+        serde_json::from_value(json!({"metadata": {"name": name}, "data": data})).expect("valid configmap");
+    api.create(&PostParams::default(), &cm).await.expect("create configmap")
 }
 
 /// A raw request; returns the status code and body.
@@ -49,14 +49,6 @@ pub async fn raw(
         .expect("request");
     let resp = client.send(req).await.expect("send");
     let code = resp.status().as_u16();
-    let bytes = resp
-        .into_body()
-        .collect()
-        .await
-        .map(|b| b.to_bytes())
-        .unwrap_or_default();
-    (
-        code,
-        serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
-    )
+    let bytes = resp.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+    (code, serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null))
 }

@@ -31,10 +31,7 @@ fn pod(name: &str, spec: Value) -> Pod {
 }
 
 fn node_of(p: &Pod) -> String {
-    p.spec
-        .as_ref()
-        .and_then(|s| s.node_name.clone())
-        .unwrap_or_default()
+    p.spec.as_ref().and_then(|s| s.node_name.clone()).unwrap_or_default()
 }
 
 fn scheduled_or_refused(p: &Pod) -> bool {
@@ -42,18 +39,13 @@ fn scheduled_or_refused(p: &Pod) -> bool {
         || p.status
             .as_ref()
             .and_then(|s| s.conditions.as_ref())
-            .is_some_and(|cs| {
-                cs.iter()
-                    .any(|c| c.type_ == "PodScheduled" && c.status == "False")
-            })
+            .is_some_and(|cs| cs.iter().any(|c| c.type_ == "PodScheduled" && c.status == "False"))
 }
 
 fn running_ready(p: &Pod) -> bool {
     p.status.as_ref().is_some_and(|s| {
         s.phase.as_deref() == Some("Running")
-            && s.conditions
-                .as_ref()
-                .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+            && s.conditions.as_ref().is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
     })
 }
 
@@ -69,43 +61,28 @@ async fn taints_affinity_and_resources_decide_placement() {
 
     pods.create(&pp, &pod("plain", json!({}))).await.unwrap();
     let p = wait_for(&pods, "plain", T, scheduled_or_refused).await;
-    assert_eq!(
-        node_of(&p),
-        "small-1",
-        "untainted node is the only one without a toleration"
-    );
+    assert_eq!(node_of(&p), "small-1", "untainted node is the only one without a toleration");
 
     pods.create(&pp, &pod("task", json!({"tolerations": [{"key": "role", "operator": "Equal", "value": "task", "effect": "NoSchedule"}],
         "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [{"matchExpressions": [{"key": "role", "operator": "In", "values": ["task"]}]}]}}}}))).await.unwrap();
-    assert_eq!(
-        node_of(&wait_for(&pods, "task", T, scheduled_or_refused).await),
-        "task-1"
-    );
+    assert_eq!(node_of(&wait_for(&pods, "task", T, scheduled_or_refused).await), "task-1");
 
-    pods.create(&pp, &pod("vpn", json!({"nodeSelector": {"role": "vpn"}, "tolerations": [{"key": "role", "operator": "Exists"}]}))).await.unwrap();
-    assert_eq!(
-        node_of(&wait_for(&pods, "vpn", T, scheduled_or_refused).await),
-        "vpn-1"
-    );
+    pods.create(
+        &pp,
+        &pod("vpn", json!({"nodeSelector": {"role": "vpn"}, "tolerations": [{"key": "role", "operator": "Exists"}]})),
+    )
+    .await
+    .unwrap();
+    assert_eq!(node_of(&wait_for(&pods, "vpn", T, scheduled_or_refused).await), "vpn-1");
 
     pods.create(&pp, &pod("pinned", json!({"affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [{"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["small-1"]}]}]}}}}))).await.unwrap();
-    assert_eq!(
-        node_of(&wait_for(&pods, "pinned", T, scheduled_or_refused).await),
-        "small-1"
-    );
+    assert_eq!(node_of(&wait_for(&pods, "pinned", T, scheduled_or_refused).await), "small-1");
 
     // Too big for the only untainted node: upstream's message, counts sorted.
     let big = json!({"containers": [{"name": "c", "image": "busybox:1.36", "resources": {"requests": {"cpu": "1", "memory": "64Mi"}}}]});
     pods.create(&pp, &pod("big", big)).await.unwrap();
     let p = wait_for(&pods, "big", T, scheduled_or_refused).await;
-    let cond = p
-        .status
-        .unwrap()
-        .conditions
-        .unwrap()
-        .into_iter()
-        .find(|c| c.type_ == "PodScheduled")
-        .unwrap();
+    let cond = p.status.unwrap().conditions.unwrap().into_iter().find(|c| c.type_ == "PodScheduled").unwrap();
     assert_eq!(cond.status, "False");
     assert_eq!(cond.reason.as_deref(), Some("Unschedulable"));
     assert_eq!(
@@ -131,16 +108,10 @@ async fn pods_start_with_ips_and_pull_times_depend_on_the_node_cache() {
     };
     let ns = tc.namespace("kubelet").await;
     let pods: Api<Pod> = Api::namespaced(tc.client.clone(), &ns);
-    pods.create(&PostParams::default(), &pod("first", json!({})))
-        .await
-        .unwrap();
+    pods.create(&PostParams::default(), &pod("first", json!({}))).await.unwrap();
     let p = wait_for(&pods, "first", T, running_ready).await;
     let st = p.status.unwrap();
-    assert!(
-        st.pod_ip
-            .as_deref()
-            .is_some_and(|ip| ip.starts_with("10.244."))
-    );
+    assert!(st.pod_ip.as_deref().is_some_and(|ip| ip.starts_with("10.244.")));
     assert!(st.host_ip.is_some());
     let cs = &st.container_statuses.unwrap()[0];
     assert!(cs.ready && cs.state.as_ref().unwrap().running.is_some());
@@ -148,9 +119,7 @@ async fn pods_start_with_ips_and_pull_times_depend_on_the_node_cache() {
 
     // The same image on the same node again starts from the cache.
     let t0 = std::time::Instant::now();
-    pods.create(&PostParams::default(), &pod("second", json!({})))
-        .await
-        .unwrap();
+    pods.create(&PostParams::default(), &pod("second", json!({}))).await.unwrap();
     wait_for(&pods, "second", T, running_ready).await;
     let cached = t0.elapsed();
     // (Figures, not assertions on wall time: print for the curious.)
@@ -167,9 +136,7 @@ async fn bad_images_back_off_and_graceful_deletion() {
     let ns = tc.namespace("pull").await;
     let pods: Api<Pod> = Api::namespaced(tc.client.clone(), &ns);
     let spec = json!({"containers": [{"name": "c", "image": "registry.example/doesnotexist:1"}]});
-    pods.create(&PostParams::default(), &pod("bad", spec))
-        .await
-        .unwrap();
+    pods.create(&PostParams::default(), &pod("bad", spec)).await.unwrap();
     let reason = |p: &Pod| {
         p.status
             .as_ref()
@@ -178,26 +145,13 @@ async fn bad_images_back_off_and_graceful_deletion() {
             .and_then(|s| s.waiting.as_ref())
             .and_then(|w| w.reason.clone())
     };
-    wait_for(&pods, "bad", T, |p| {
-        reason(p).as_deref() == Some("ErrImagePull")
-    })
-    .await;
-    let p = wait_for(&pods, "bad", T, |p| {
-        reason(p).as_deref() == Some("ImagePullBackOff")
-    })
-    .await;
+    wait_for(&pods, "bad", T, |p| reason(p).as_deref() == Some("ErrImagePull")).await;
+    let p = wait_for(&pods, "bad", T, |p| reason(p).as_deref() == Some("ImagePullBackOff")).await;
     assert_eq!(p.status.unwrap().phase.as_deref(), Some("Pending"));
 
-    pods.create(
-        &PostParams::default(),
-        &pod("graceful", json!({"terminationGracePeriodSeconds": 5})),
-    )
-    .await
-    .unwrap();
+    pods.create(&PostParams::default(), &pod("graceful", json!({"terminationGracePeriodSeconds": 5}))).await.unwrap();
     wait_for(&pods, "graceful", T, running_ready).await;
-    pods.delete("graceful", &DeleteParams::default())
-        .await
-        .unwrap();
+    pods.delete("graceful", &DeleteParams::default()).await.unwrap();
     let p = pods.get_opt("graceful").await.unwrap();
     if let Some(p) = p {
         assert!(p.metadata.deletion_timestamp.is_some());
@@ -215,12 +169,7 @@ async fn no_execute_taints_evict() {
     };
     let ns = tc.namespace("evict").await;
     let pods: Api<Pod> = Api::namespaced(tc.client.clone(), &ns);
-    pods.create(
-        &PostParams::default(),
-        &pod("victim", json!({"nodeSelector": {"size": "small"}})),
-    )
-    .await
-    .unwrap();
+    pods.create(&PostParams::default(), &pod("victim", json!({"nodeSelector": {"size": "small"}}))).await.unwrap();
     pods.create(&PostParams::default(), &pod("tolerant", json!({"nodeSelector": {"size": "small"}, "tolerations": [{"key": "drain", "operator": "Exists", "effect": "NoExecute"}]}))).await.unwrap();
     wait_for(&pods, "victim", T, running_ready).await;
     wait_for(&pods, "tolerant", T, running_ready).await;
@@ -234,13 +183,6 @@ async fn no_execute_taints_evict() {
         .await
         .unwrap();
     wait_gone(&pods, "victim", T).await;
-    assert!(
-        pods.get("tolerant")
-            .await
-            .unwrap()
-            .metadata
-            .deletion_timestamp
-            .is_none()
-    );
+    assert!(pods.get("tolerant").await.unwrap().metadata.deletion_timestamp.is_none());
     tc.finish().await;
 }

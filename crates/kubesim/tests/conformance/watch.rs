@@ -42,26 +42,10 @@ async fn events_arrive_in_order_and_resume_from_a_version() {
     let mut tc = TestCluster::start().await;
     let ns = tc.namespace("watch").await;
     let api: Api<ConfigMap> = Api::namespaced(tc.client.clone(), &ns);
-    let start = api
-        .list_metadata(&Default::default())
-        .await
-        .unwrap()
-        .metadata
-        .resource_version
-        .unwrap();
-    let mut s = api
-        .watch(&WatchParams::default(), &start)
-        .await
-        .unwrap()
-        .boxed();
+    let start = api.list_metadata(&Default::default()).await.unwrap().metadata.resource_version.unwrap();
+    let mut s = api.watch(&WatchParams::default(), &start).await.unwrap().boxed();
     configmap(&api, "w", json!({"a": "1"})).await;
-    api.patch(
-        "w",
-        &PatchParams::default(),
-        &Patch::Merge(json!({"data": {"a": "2"}})),
-    )
-    .await
-    .unwrap();
+    api.patch("w", &PatchParams::default(), &Patch::Merge(json!({"data": {"a": "2"}}))).await.unwrap();
     api.delete("w", &DeleteParams::default()).await.unwrap();
     let mut got = Vec::new();
     while got.len() < 3 {
@@ -74,11 +58,7 @@ async fn events_arrive_in_order_and_resume_from_a_version() {
     assert_eq!(got, ["ADDED", "MODIFIED", "DELETED"]);
 
     // Resuming from `start` replays the same history.
-    let mut again = api
-        .watch(&WatchParams::default(), &start)
-        .await
-        .unwrap()
-        .boxed();
+    let mut again = api.watch(&WatchParams::default(), &start).await.unwrap().boxed();
     let mut replay = Vec::new();
     while replay.len() < 3 {
         let ev = next_event(&mut again).await;
@@ -96,41 +76,18 @@ async fn objects_leaving_a_selector_are_deleted_events() {
     let mut tc = TestCluster::start().await;
     let ns = tc.namespace("selwatch").await;
     let api: Api<ConfigMap> = Api::namespaced(tc.client.clone(), &ns);
-    let start = api
-        .list_metadata(&Default::default())
-        .await
-        .unwrap()
-        .metadata
-        .resource_version
-        .unwrap();
-    let mut s = api
-        .watch(&WatchParams::default().labels("team=a"), &start)
-        .await
-        .unwrap()
-        .boxed();
-    let cm: ConfigMap =
-        serde_json::from_value(json!({"metadata": {"name": "x", "labels": {"team": "b"}}}))
-            .unwrap();
+    let start = api.list_metadata(&Default::default()).await.unwrap().metadata.resource_version.unwrap();
+    let mut s = api.watch(&WatchParams::default().labels("team=a"), &start).await.unwrap().boxed();
+    let cm: ConfigMap = serde_json::from_value(json!({"metadata": {"name": "x", "labels": {"team": "b"}}})).unwrap();
     api.create(&Default::default(), &cm).await.unwrap();
-    api.patch(
-        "x",
-        &PatchParams::default(),
-        &Patch::Merge(json!({"metadata": {"labels": {"team": "a"}}})),
-    )
-    .await
-    .unwrap();
-    api.patch(
-        "x",
-        &PatchParams::default(),
-        &Patch::Merge(json!({"metadata": {"labels": {"team": "c"}}})),
-    )
-    .await
-    .unwrap();
+    api.patch("x", &PatchParams::default(), &Patch::Merge(json!({"metadata": {"labels": {"team": "a"}}})))
+        .await
+        .unwrap();
+    api.patch("x", &PatchParams::default(), &Patch::Merge(json!({"metadata": {"labels": {"team": "c"}}})))
+        .await
+        .unwrap();
     assert_eq!(name(&next_event(&mut s).await), ("ADDED", "x".to_string()));
-    assert_eq!(
-        name(&next_event(&mut s).await),
-        ("DELETED", "x".to_string())
-    );
+    assert_eq!(name(&next_event(&mut s).await), ("DELETED", "x".to_string()));
     tc.finish().await;
 }
 
@@ -144,55 +101,26 @@ async fn too_old_resource_version_is_410_and_the_watcher_relists() {
     };
     let ns = tc.namespace("gone").await;
     let api: Api<ConfigMap> = Api::namespaced(tc.client.clone(), &ns);
-    let old = api
-        .list_metadata(&Default::default())
-        .await
-        .unwrap()
-        .metadata
-        .resource_version
-        .unwrap();
+    let old = api.list_metadata(&Default::default()).await.unwrap().metadata.resource_version.unwrap();
     for i in 0..40 {
         configmap(&api, &format!("c{i}"), json!({})).await;
     }
-    let mut s = api
-        .watch(&WatchParams::default(), &old)
-        .await
-        .unwrap()
-        .boxed();
-    match tokio::time::timeout(Duration::from_secs(5), s.next())
-        .await
-        .unwrap()
-    {
+    let mut s = api.watch(&WatchParams::default(), &old).await.unwrap().boxed();
+    match tokio::time::timeout(Duration::from_secs(5), s.next()).await.unwrap() {
         Some(Ok(WatchEvent::Error(e))) => {
             assert_eq!(e.code, 410);
             assert_eq!(e.reason, "Expired");
-            assert!(
-                e.message
-                    .starts_with(&format!("too old resource version: {old} (")),
-                "{}",
-                e.message
-            );
+            assert!(e.message.starts_with(&format!("too old resource version: {old} (")), "{}", e.message);
         }
         other => panic!("expected a 410 ERROR event, got {other:?}"),
     }
     // kube's watcher recovers by relisting and sees every object.
-    let stream = watcher(api.clone(), watcher::Config::default())
-        .default_backoff()
-        .applied_objects();
+    let stream = watcher(api.clone(), watcher::Config::default()).default_backoff().applied_objects();
     let mut stream = stream.boxed();
     let mut seen = std::collections::BTreeSet::new();
     while seen.len() < 40 {
-        let cm = tokio::time::timeout(Duration::from_secs(10), stream.try_next())
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
-        if cm
-            .metadata
-            .name
-            .as_deref()
-            .is_some_and(|n| n.starts_with('c'))
-        {
+        let cm = tokio::time::timeout(Duration::from_secs(10), stream.try_next()).await.unwrap().unwrap().unwrap();
+        if cm.metadata.name.as_deref().is_some_and(|n| n.starts_with('c')) {
             seen.insert(cm.metadata.name.unwrap());
         }
     }
@@ -204,32 +132,14 @@ async fn bookmarks_and_timeouts() {
     let mut cfg = SimConfig::default();
     cfg.bookmark_interval = Duration::from_millis(200);
     let mut tc = TestCluster::with_config(cfg).await;
-    let Some(_) =
-        tc.sim("bookmark interval is a kubesim knob (upstream sends one about every minute)")
-    else {
+    let Some(_) = tc.sim("bookmark interval is a kubesim knob (upstream sends one about every minute)") else {
         return;
     };
     let ns = tc.namespace("bm").await;
     let api: Api<ConfigMap> = Api::namespaced(tc.client.clone(), &ns);
-    let rv = api
-        .list_metadata(&Default::default())
-        .await
-        .unwrap()
-        .metadata
-        .resource_version
-        .unwrap();
-    let mut s = api
-        .watch(
-            &WatchParams {
-                bookmarks: true,
-                ..WatchParams::default()
-            }
-            .timeout(2),
-            &rv,
-        )
-        .await
-        .unwrap()
-        .boxed();
+    let rv = api.list_metadata(&Default::default()).await.unwrap().metadata.resource_version.unwrap();
+    let mut s =
+        api.watch(&WatchParams { bookmarks: true, ..WatchParams::default() }.timeout(2), &rv).await.unwrap().boxed();
     let mut bookmark = false;
     let ended = tokio::time::timeout(Duration::from_secs(8), async {
         while let Some(ev) = s.next().await {
@@ -241,10 +151,7 @@ async fn bookmarks_and_timeouts() {
     })
     .await;
     assert!(ended.is_ok(), "timeoutSeconds=2 must end the stream");
-    assert!(
-        bookmark,
-        "allowWatchBookmarks=true must produce BOOKMARK events"
-    );
+    assert!(bookmark, "allowWatchBookmarks=true must produce BOOKMARK events");
     tc.finish().await;
 }
 
@@ -253,21 +160,10 @@ async fn many_watchers_all_see_every_write() {
     let mut tc = TestCluster::start().await;
     let ns = tc.namespace("fan").await;
     let api: Api<ConfigMap> = Api::namespaced(tc.client.clone(), &ns);
-    let rv = api
-        .list_metadata(&Default::default())
-        .await
-        .unwrap()
-        .metadata
-        .resource_version
-        .unwrap();
+    let rv = api.list_metadata(&Default::default()).await.unwrap().metadata.resource_version.unwrap();
     let mut streams = Vec::new();
     for _ in 0..50 {
-        streams.push(
-            api.watch(&WatchParams::default(), &rv)
-                .await
-                .unwrap()
-                .boxed(),
-        );
+        streams.push(api.watch(&WatchParams::default(), &rv).await.unwrap().boxed());
     }
     for i in 0..5 {
         configmap(&api, &format!("f{i}"), json!({})).await;

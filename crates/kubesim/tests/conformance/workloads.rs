@@ -22,18 +22,16 @@ async fn custom_resources_are_served_and_cleaned_up_with_their_crd() {
     let ns = tc.namespace("cr").await;
     let ar = widget_crd(&tc.client).await;
     let api: Api<DynamicObject> = Api::namespaced_with(tc.client.clone(), &ns, &ar);
-    let w: DynamicObject = serde_json::from_value(json!({"apiVersion": "test.paddock.dev/v1", "kind": "Widget", "metadata": {"name": "w1"}, "spec": {"size": 3}})).unwrap();
+    let w: DynamicObject = serde_json::from_value(
+        json!({"apiVersion": "test.paddock.dev/v1", "kind": "Widget", "metadata": {"name": "w1"}, "spec": {"size": 3}}),
+    )
+    .unwrap();
     api.create(&PostParams::default(), &w).await.unwrap();
-    assert_eq!(
-        api.list(&ListParams::default()).await.unwrap().items.len(),
-        1
-    );
+    assert_eq!(api.list(&ListParams::default()).await.unwrap().items.len(), 1);
     let e = status(api.create(&PostParams::default(), &w).await);
     assert_eq!(e.message, "widgets.test.paddock.dev \"w1\" already exists");
     let crds: Api<CustomResourceDefinition> = Api::all(tc.client.clone());
-    crds.delete("widgets.test.paddock.dev", &DeleteParams::default())
-        .await
-        .unwrap();
+    crds.delete("widgets.test.paddock.dev", &DeleteParams::default()).await.unwrap();
     wait_gone(&crds, "widgets.test.paddock.dev", T).await;
     let e = status(api.list(&ListParams::default()).await);
     assert_eq!(e.code, 404);
@@ -50,30 +48,15 @@ async fn deployments_and_daemonsets_produce_pods() {
     let d: Deployment = serde_json::from_value(json!({"metadata": {"name": "web"}, "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "web"}},
         "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "c", "image": "nginx:1.27"}]}}}})).unwrap();
     deps.create(&PostParams::default(), &d).await.unwrap();
-    wait_for(&deps, "web", T, |d| {
-        d.status.as_ref().and_then(|s| s.ready_replicas) == Some(3)
-    })
-    .await;
+    wait_for(&deps, "web", T, |d| d.status.as_ref().and_then(|s| s.ready_replicas) == Some(3)).await;
     let pods: Api<Pod> = Api::namespaced(tc.client.clone(), &ns);
-    assert_eq!(
-        pods.list(&ListParams::default().labels("app=web"))
-            .await
-            .unwrap()
-            .items
-            .len(),
-        3
-    );
+    assert_eq!(pods.list(&ListParams::default().labels("app=web")).await.unwrap().items.len(), 3);
 
     let bad: Deployment = serde_json::from_value(json!({"metadata": {"name": "bad"}, "spec": {"selector": {"matchLabels": {"app": "x"}},
         "template": {"metadata": {"labels": {"app": "y"}}, "spec": {"containers": [{"name": "c", "image": "nginx"}]}}}})).unwrap();
     let e = status(deps.create(&PostParams::default(), &bad).await);
     assert_eq!(e.code, 422);
-    assert!(
-        e.message
-            .contains("`selector` does not match template `labels`"),
-        "{}",
-        e.message
-    );
+    assert!(e.message.contains("`selector` does not match template `labels`"), "{}", e.message);
 
     let Some(_) = tc.sim("counts pods per kubesim node") else {
         tc.finish().await;
@@ -83,15 +66,8 @@ async fn deployments_and_daemonsets_produce_pods() {
     let ds: DaemonSet = serde_json::from_value(json!({"metadata": {"name": "agent"}, "spec": {"selector": {"matchLabels": {"app": "agent"}},
         "template": {"metadata": {"labels": {"app": "agent"}}, "spec": {"containers": [{"name": "c", "image": "busybox"}]}}}})).unwrap();
     dss.create(&PostParams::default(), &ds).await.unwrap();
-    let ds = wait_for(&dss, "agent", T, |d| {
-        d.status.as_ref().is_some_and(|s| s.number_ready == 2)
-    })
-    .await;
-    assert_eq!(
-        ds.status.unwrap().desired_number_scheduled,
-        2,
-        "the tainted node is not eligible"
-    );
+    let ds = wait_for(&dss, "agent", T, |d| d.status.as_ref().is_some_and(|s| s.number_ready == 2)).await;
+    assert_eq!(ds.status.unwrap().desired_number_scheduled, 2, "the tainted node is not eligible");
     tc.finish().await;
 }
 
@@ -106,26 +82,18 @@ async fn state_survives_a_clean_restart() {
     let file = dir.join("state.json");
     let mut cfg = SimConfig::default();
     cfg.state_file = Some(file.clone());
-    let sim = KubeSim::start(cfg.clone(), "127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
+    let sim = KubeSim::start(cfg.clone(), "127.0.0.1:0".parse().unwrap()).await.unwrap();
     let client = sim.client().await.unwrap();
     let api: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
-    let cm: ConfigMap =
-        serde_json::from_value(json!({"metadata": {"name": "kept"}, "data": {"k": "v"}})).unwrap();
+    let cm: ConfigMap = serde_json::from_value(json!({"metadata": {"name": "kept"}, "data": {"k": "v"}})).unwrap();
     let made = api.create(&PostParams::default(), &cm).await.unwrap();
     sim.shutdown().await.unwrap();
 
-    let sim = KubeSim::start(cfg, "127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
+    let sim = KubeSim::start(cfg, "127.0.0.1:0".parse().unwrap()).await.unwrap();
     let api: Api<ConfigMap> = Api::namespaced(sim.client().await.unwrap(), "default");
     let back = api.get("kept").await.unwrap();
     assert_eq!(back.metadata.uid, made.metadata.uid);
-    assert_eq!(
-        back.metadata.resource_version,
-        made.metadata.resource_version
-    );
+    assert_eq!(back.metadata.resource_version, made.metadata.resource_version);
     assert_eq!(back.data.unwrap()["k"], "v");
     // New writes continue the resourceVersion sequence.
     let cm2: ConfigMap = serde_json::from_value(json!({"metadata": {"name": "after"}})).unwrap();

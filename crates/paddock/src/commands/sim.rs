@@ -41,8 +41,7 @@ pub fn build_config(args: &SimArgs) -> Result<SimConfig> {
         cfg.nodes = config::parse_nodes(spec).map_err(|e| anyhow::anyhow!("--nodes: {e}"))?;
     }
     if let Some(path) = &args.nodes_file {
-        cfg.nodes =
-            config::load_nodes_file(path).map_err(|e| anyhow::anyhow!("--nodes-file: {e}"))?;
+        cfg.nodes = config::load_nodes_file(path).map_err(|e| anyhow::anyhow!("--nodes-file: {e}"))?;
     }
     cfg.images.default_pull = Duration::from_millis(args.pull_ms);
     if let Some(list) = &args.pull_times {
@@ -50,17 +49,15 @@ pub fn build_config(args: &SimArgs) -> Result<SimConfig> {
             let Some((image, ms)) = item.rsplit_once('=') else {
                 bail!("--pull-times: {item:?} must be IMAGE=MILLISECONDS");
             };
-            let ms: u64 = ms.parse().with_context(|| {
-                format!("--pull-times: {ms:?} in {item:?} is not a number of milliseconds")
-            })?;
-            cfg.images
-                .per_image
-                .push((image.to_string(), Duration::from_millis(ms)));
+            let ms: u64 = ms
+                .parse()
+                .with_context(|| format!("--pull-times: {ms:?} in {item:?} is not a number of milliseconds"))?;
+            cfg.images.per_image.push((image.to_string(), Duration::from_millis(ms)));
         }
     }
     if let Some(re) = &args.bad_image {
-        cfg.images.bad_image = regex::Regex::new(re)
-            .with_context(|| format!("--bad-image: {re:?} is not a valid regular expression"))?;
+        cfg.images.bad_image =
+            regex::Regex::new(re).with_context(|| format!("--bad-image: {re:?} is not a valid regular expression"))?;
     }
     cfg.state_file = args.state_file.clone();
     Ok(cfg)
