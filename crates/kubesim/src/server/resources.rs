@@ -31,6 +31,21 @@ fn render_value(def: &ResourceDef, version: &str, mut v: Value) -> Vec<u8> {
     serde_json::to_vec(&v).unwrap_or_default()
 }
 
+/// Request bodies must be JSON or YAML: protobuf needs the generated Go types.
+fn check_body_type(headers: &HeaderMap) -> Result<(), ApiError> {
+    let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    if ct.starts_with("application/vnd.kubernetes.protobuf") || ct.starts_with("application/cbor") {
+        return Err(ApiError::new(
+            415,
+            "UnsupportedMediaType",
+            format!(
+                "kubesim accepts JSON and YAML request bodies only, not {ct:?}; kubectl's generator commands (such as `kubectl create configmap`) send protobuf: write a manifest and use `kubectl create -f` or `kubectl apply -f`"
+            ),
+        ));
+    }
+    Ok(())
+}
+
 pub(crate) fn wants_table(headers: &HeaderMap) -> bool {
     headers
         .get(header::ACCEPT)
@@ -216,6 +231,7 @@ async fn serve_inner(
                 return Err(ApiError::unknown_path());
             }
             let opts = write_opts(query, headers)?;
+            check_body_type(headers)?;
             let obj = parse_body(&body, true)?;
             let created = cluster.create(id, version, &ns, obj, &opts)?;
             Ok(json_response(StatusCode::CREATED, render_value(&def, version, created)))
@@ -241,6 +257,7 @@ async fn serve_inner(
         }
         (Some(name), &Method::PUT) => {
             let opts = write_opts(query, headers)?;
+            check_body_type(headers)?;
             let obj = parse_body(&body, true)?;
             let v = cluster.update(id, version, &ns, name, t.sub.as_deref(), obj, &opts)?;
             Ok(ok(render_value(&def, version, v)))
