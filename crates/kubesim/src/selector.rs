@@ -45,7 +45,7 @@ impl Selector {
         self.reqs.is_empty()
     }
 
-    pub fn matches_labels(&self, labels: &[(Box<str>, Box<str>)]) -> bool {
+    pub fn matches_labels(&self, labels: &[(std::sync::Arc<str>, std::sync::Arc<str>)]) -> bool {
         self.reqs
             .iter()
             .all(|r| r.matches(&|k: &str| labels.iter().find(|(lk, _)| &**lk == k).map(|(_, v)| v.to_string())))
@@ -237,7 +237,7 @@ fn parse_requirement(part: &str) -> Result<Requirement, ApiError> {
 mod tests {
     use super::*;
 
-    fn labels(pairs: &[(&str, &str)]) -> Vec<(Box<str>, Box<str>)> {
+    fn labels(pairs: &[(&str, &str)]) -> Vec<(std::sync::Arc<str>, std::sync::Arc<str>)> {
         pairs.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect()
     }
 

@@ -18,9 +18,10 @@ pub struct Obj {
     pub rv: u64,
     pub raw: Bytes,
     pub uid: Box<str>,
-    pub labels: Box<[(Box<str>, Box<str>)]>,
-    /// Values of the type's extra field selectors, in registry order.
-    pub fields: Box<[Box<str>]>,
+    /// Label keys and values, interned (most are shared by many objects).
+    pub labels: Box<[(Arc<str>, Arc<str>)]>,
+    /// Values of the type's extra field selectors, in registry order, interned.
+    pub fields: Box<[Arc<str>]>,
     pub owners: Box<[Box<str>]>,
 }
 
@@ -77,6 +78,9 @@ pub struct Store {
     dependents: HashMap<Box<str>, HashSet<(ResId, Key)>>,
     /// uid -> where the object lives
     uids: HashMap<Box<str>, (ResId, Key)>,
+    /// Shared copies of label and field strings.
+    interned: HashSet<Arc<str>>,
+    interned_after_prune: usize,
 }
 
 /// Parsed-out parts of an object that the store indexes.
@@ -124,6 +128,8 @@ impl Store {
             tx,
             dependents: HashMap::new(),
             uids: HashMap::new(),
+            interned: HashSet::new(),
+            interned_after_prune: 0,
         }
     }
 
@@ -212,9 +218,9 @@ impl Store {
         let labels = value
             .pointer("/metadata/labels")
             .and_then(Value::as_object)
-            .map(|m| m.iter().map(|(k, v)| (k.as_str().into(), v.as_str().unwrap_or("").into())).collect())
+            .map(|m| m.iter().map(|(k, v)| (Arc::from(k.as_str()), Arc::from(v.as_str().unwrap_or("")))).collect())
             .unwrap_or_default();
-        let fields = ex.field_paths.iter().map(|p| field_value(value, p).into_boxed_str()).collect();
+        let fields = ex.field_paths.iter().map(|p| Arc::from(field_value(value, p))).collect();
         let owners = value
             .pointer("/metadata/ownerReferences")
             .and_then(Value::as_array)
@@ -222,7 +228,12 @@ impl Store {
             .unwrap_or_default();
         Obj {
             rv,
-            raw: Bytes::from(serde_json::to_vec(value).unwrap_or_default()),
+            raw: {
+                let mut buf = serde_json::to_vec(value).unwrap_or_default();
+                // Vec growth leaves up to 2x capacity; stored objects keep only their bytes.
+                buf.shrink_to_fit();
+                Bytes::from(buf)
+            },
             uid: str_at(value, "metadata.uid").unwrap_or("").into(),
             labels,
             fields,
@@ -265,9 +276,40 @@ impl Store {
         }
     }
 
+    fn intern(&mut self, s: &Arc<str>) -> Arc<str> {
+        match self.interned.get(s) {
+            Some(x) => x.clone(),
+            None => {
+                self.interned.insert(s.clone());
+                s.clone()
+            }
+        }
+    }
+
+    /// Shares label and field strings with other objects; drops strings no
+    /// object uses any more once the set has doubled.
+    fn dedupe(&mut self, mut obj: Obj) -> Obj {
+        let mut labels = std::mem::take(&mut obj.labels).into_vec();
+        for (k, v) in labels.iter_mut() {
+            *k = self.intern(k);
+            *v = self.intern(v);
+        }
+        obj.labels = labels.into_boxed_slice();
+        let mut fields = std::mem::take(&mut obj.fields).into_vec();
+        for f in fields.iter_mut() {
+            *f = self.intern(f);
+        }
+        obj.fields = fields.into_boxed_slice();
+        if self.interned.len() > 4096 && self.interned.len() > 2 * self.interned_after_prune {
+            self.interned.retain(|s| Arc::strong_count(s) > 1);
+            self.interned_after_prune = self.interned.len();
+        }
+        obj
+    }
+
     /// Stores an object whose metadata.resourceVersion is already `obj.rv`.
     pub fn put(&mut self, res: ResId, key: Key, obj: Obj) -> Arc<Obj> {
-        let obj = Arc::new(obj);
+        let obj = Arc::new(self.dedupe(obj));
         let rv = obj.rv;
         self.index(res, &key, &obj);
         let prev = self.table_mut(res).insert(key.clone(), obj.clone());
@@ -285,10 +327,9 @@ impl Store {
     }
 
     /// Removes an object; `last` is its final state stamped with the deletion's rv.
-    pub fn remove(&mut self, res: ResId, key: &Key, last: Obj) -> Option<Arc<Obj>> {
+    pub fn remove(&mut self, res: ResId, key: &Key, last: Arc<Obj>) -> Option<Arc<Obj>> {
         let old = self.table_mut(res).remove(key)?;
         self.unindex(res, key, &old);
-        let last = Arc::new(last);
         self.publish(Event {
             rv: last.rv,
             res,

@@ -126,7 +126,11 @@ fn kubectl_drives_paddock_sim() {
     assert_eq!(v["data"]["size"], "large");
     assert_eq!(v["metadata"]["labels"]["tier"], "gold");
     let extra = dir.join("extra.yaml");
-    std::fs::write(&extra, "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: extra\n  namespace: demo\ndata:\n  a: b\n").unwrap();
+    std::fs::write(
+        &extra,
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: extra\n  namespace: demo\ndata:\n  a: b\n",
+    )
+    .unwrap();
     let extra = extra.to_str().unwrap();
     sim.ok(&["create", "-f", extra]);
     let out = sim.kubectl(&["create", "-f", extra]);
@@ -157,7 +161,8 @@ fn kubectl_drives_paddock_sim() {
     assert!(first.starts_with("NAME"), "{first}");
     std::thread::sleep(Duration::from_millis(300));
     let watched = dir.join("watched.yaml");
-    std::fs::write(&watched, "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: watched\n  namespace: demo\n").unwrap();
+    std::fs::write(&watched, "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: watched\n  namespace: demo\n")
+        .unwrap();
     sim.ok(&["create", "-f", watched.to_str().unwrap()]);
     let deadline = Instant::now() + Duration::from_secs(20);
     let mut seen = false;
@@ -170,6 +175,7 @@ fn kubectl_drives_paddock_sim() {
         }
     }
     let _ = watch.kill();
+    let _ = watch.wait();
     assert!(seen, "kubectl get --watch saw the new configmap");
 
     // State survives a SIGTERM restart.

@@ -140,7 +140,7 @@ impl State {
                 meta.insert("deletionTimestamp".into(), json!(now_rfc3339()));
                 meta.insert("deletionGracePeriodSeconds".into(), json!(0));
             }
-            let last = self.encode(&def, &v, rv);
+            let last = std::sync::Arc::new(self.encode(&def, &v, rv));
             self.store.remove(res, &key, last);
             return Ok(DeleteOutcome::Deleted(v));
         }

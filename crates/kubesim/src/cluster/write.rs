@@ -88,51 +88,40 @@ fn spec_part(def: &ResourceDef, v: &Value) -> Value {
     c
 }
 
-impl State {
-    /// Kind-specific preparation that upstream strategies do on every write.
-    fn prepare(&self, def: &ResourceDef, obj: &mut Value) {
-        if def.group.is_empty() && def.plural == "namespaces" {
-            let name = meta_str(obj, "name").unwrap_or("").to_string();
-            let meta = meta_mut(obj);
-            let labels = meta.entry("labels").or_insert_with(|| json!({}));
-            if let Some(l) = labels.as_object_mut() {
-                l.insert("kubernetes.io/metadata.name".into(), json!(name));
-            }
+/// Kind-specific preparation that upstream strategies do on every write.
+fn prepare(def: &ResourceDef, obj: &mut Value) {
+    if def.group.is_empty() && def.plural == "namespaces" {
+        let name = meta_str(obj, "name").unwrap_or("").to_string();
+        let meta = meta_mut(obj);
+        let labels = meta.entry("labels").or_insert_with(|| json!({}));
+        if let Some(l) = labels.as_object_mut() {
+            l.insert("kubernetes.io/metadata.name".into(), json!(name));
         }
     }
+}
 
-    /// Mutating and validating admission shared by create and update.
-    fn admit(
+impl State {
+    /// Validation and admission of an update.
+    fn admit_update(
         &self,
         def: &ResourceDef,
         ns: &str,
         name: &str,
         obj: &mut Value,
-        old: Option<&Value>,
+        old: &Value,
     ) -> ApiResult<admission::QuotaCharges> {
         let core = def.group.is_empty();
-        if old.is_none() && core && def.plural == "pods" {
-            admission::limit_ranger(self, def, ns, name, obj)?;
-            admission::service_account(self, ns, name, obj)?;
-        }
-        if old.is_none() && core && def.plural == "persistentvolumeclaims" {
-            admission::default_storage_class(self, obj);
-            admission::limit_ranger(self, def, ns, name, obj)?;
-        }
-        let errs = validation::validate(def, obj, old);
+        let errs = validation::validate(def, obj, Some(old));
         if !errs.is_empty() {
             return Err(ApiError::invalid(&def.group, &def.kind, name, errs));
         }
-        if core
-            && def.plural == "persistentvolumeclaims"
-            && let Some(old) = old
-        {
+        if core && def.plural == "persistentvolumeclaims" {
             check_expansion(self, name, obj, old)?;
         }
         if core && def.plural == "services" {
-            admission::allocate_service(self, name, ns, obj, old)?;
+            admission::allocate_service(self, name, ns, obj, Some(old))?;
         }
-        admission::quota(self, def, ns, name, obj, old)
+        admission::quota(self, def, ns, name, obj, Some(old))
     }
 
     fn charge_quotas(&mut self, ns: &str, charges: admission::QuotaCharges) {
@@ -158,115 +147,87 @@ impl State {
     }
 
     /// Stores a new object (admission already done). Returns the stored value.
-    fn insert_new(&mut self, res: ResId, def: &ResourceDef, ns: &str, mut obj: Value) -> Value {
+    fn insert_new(&mut self, res: ResId, def: &ResourceDef, ns: &str, mut obj: Value) -> Arc<Obj> {
         let rv = self.store.next_rv();
         meta_mut(&mut obj).insert("resourceVersion".into(), json!(rv.to_string()));
         let name = meta_str(&obj, "name").unwrap_or("").to_string();
         let o = self.encode(def, &obj, rv);
-        self.store.put(res, State::key(def, ns, &name), o);
-        obj
+        self.store.put(res, State::key(def, ns, &name), o)
     }
 
+    /// Mutating admission on create: LimitRanger, ServiceAccount, DefaultStorageClass.
+    fn admit_create_mutating(&self, def: &ResourceDef, ns: &str, name: &str, obj: &mut Value) -> ApiResult<()> {
+        if def.namespaced {
+            admission::namespace_lifecycle(self, def, ns, name)?;
+        }
+        if def.group.is_empty() && def.plural == "pods" {
+            admission::limit_ranger(self, def, ns, name, obj)?;
+            admission::service_account(self, ns, name, obj)?;
+        }
+        if def.group.is_empty() && def.plural == "persistentvolumeclaims" {
+            admission::default_storage_class(self, obj);
+            admission::limit_ranger(self, def, ns, name, obj)?;
+        }
+        Ok(())
+    }
+
+    /// The part of a create that must be atomic with the store: lifecycle and
+    /// name checks, allocation, quota, and the write itself.
+    fn commit_create(
+        &mut self,
+        res: ResId,
+        def: &ResourceDef,
+        ns: &str,
+        mut obj: Value,
+        generated: bool,
+        dry_run: bool,
+    ) -> ApiResult<Arc<Obj>> {
+        let mut name = meta_str(&obj, "name").unwrap_or("").to_string();
+        if def.namespaced {
+            admission::namespace_lifecycle(self, def, ns, &name)?;
+        }
+        let scope_ns = if def.namespaced { ns } else { "" };
+        if self.store.get(res, scope_ns, &name).is_some() {
+            let prefix = meta_str(&obj, "generateName").unwrap_or("").to_string();
+            if !generated {
+                return Err(ApiError::already_exists(&def.group, &def.plural, &name));
+            }
+            for _ in 0..8 {
+                name = format!("{prefix}{}", random_suffix());
+                if self.store.get(res, scope_ns, &name).is_none() {
+                    break;
+                }
+            }
+            meta_mut(&mut obj).insert("name".into(), json!(name));
+        }
+        if def.group.is_empty() && def.plural == "services" {
+            admission::allocate_service(self, &name, ns, &mut obj, None)?;
+        }
+        let charges = admission::quota(self, def, ns, &name, &obj, None)?;
+        if dry_run {
+            return Ok(Arc::new(self.encode(def, &obj, 0)));
+        }
+        let out = self.insert_new(res, def, ns, obj);
+        self.charge_quotas(ns, charges);
+        Ok(out)
+    }
+
+    /// A whole create under the write lock (server-side apply creates).
     pub(crate) fn create_locked(
         &mut self,
         res: ResId,
         version: &str,
         ns: &str,
-        mut obj: Value,
+        obj: Value,
         opts: &WriteOpts,
         applied: bool,
-    ) -> ApiResult<Value> {
+    ) -> ApiResult<Arc<Obj>> {
         let def = self.registry.get(res).cloned().ok_or_else(ApiError::unknown_path)?;
-        check_type(&def, version, &mut obj)?;
-        {
-            let meta = meta_mut(&mut obj);
-            if def.namespaced {
-                match meta.get("namespace").and_then(Value::as_str) {
-                    Some(n) if !n.is_empty() && n != ns => {
-                        return Err(ApiError::bad_request(
-                            "the namespace of the provided object does not match the namespace sent on the request",
-                        ));
-                    }
-                    _ => {
-                        meta.insert("namespace".into(), json!(ns));
-                    }
-                }
-            } else {
-                meta.remove("namespace");
-            }
-            let name = meta.get("name").and_then(Value::as_str).unwrap_or("").to_string();
-            if name.is_empty()
-                && let Some(g) = meta.get("generateName").and_then(Value::as_str).filter(|g| !g.is_empty())
-            {
-                let g = g.to_string();
-                let mut candidate = format!("{g}{}", random_suffix());
-                for _ in 0..8 {
-                    if self.store.get(res, if def.namespaced { ns } else { "" }, &candidate).is_none() {
-                        break;
-                    }
-                    candidate = format!("{g}{}", random_suffix());
-                }
-                meta.insert("name".into(), json!(candidate));
-            }
-            for k in ["uid", "resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds", "selfLink"] {
-                meta.remove(k);
-            }
-            if !applied {
-                meta.remove("managedFields");
-            }
-            meta.insert("uid".into(), json!(uuid::Uuid::new_v4().to_string()));
-            meta.insert("creationTimestamp".into(), json!(now_rfc3339()));
-            if def.generation {
-                meta.insert("generation".into(), json!(1));
-            } else {
-                meta.remove("generation");
-            }
-        }
+        let (mut obj, generated) = prepare_create(&def, version, ns, obj, applied)?;
         let name = meta_str(&obj, "name").unwrap_or("").to_string();
-        if def.namespaced {
-            admission::namespace_lifecycle(self, &def, ns, &name)?;
-        }
-        if !name.is_empty() && self.store.get(res, if def.namespaced { ns } else { "" }, &name).is_some() {
-            return Err(ApiError::already_exists(&def.group, &def.plural, &name));
-        }
-        if def.status_subresource
-            && !(def.group.is_empty() && def.plural == "nodes")
-            && let Some(m) = obj.as_object_mut()
-        {
-            m.remove("status");
-        }
-        // Finalizers upstream adds on create: StorageObjectInUseProtection for
-        // claims, the custom-resource cleanup for CRDs.
-        let create_finalizer = match (def.group.as_str(), def.plural.as_str()) {
-            ("", "persistentvolumeclaims") => Some(crate::sim::storage::PVC_PROTECTION),
-            ("apiextensions.k8s.io", "customresourcedefinitions") => Some(crate::sim::crds::CLEANUP_FINALIZER),
-            _ => None,
-        };
-        if let Some(f) = create_finalizer {
-            let fins = meta_mut(&mut obj).entry("finalizers").or_insert_with(|| json!([]));
-            if let Some(a) = fins.as_array_mut()
-                && !a.iter().any(|x| x == f)
-            {
-                a.push(json!(f));
-            }
-        }
-        if def.group.is_empty() && def.plural == "namespaces" {
-            obj["spec"] = json!({"finalizers": ["kubernetes"]});
-            obj["status"] = json!({"phase": "Active"});
-        }
-        self.prepare(&def, &mut obj);
-        defaults::apply(&def.group, &def.kind, &mut obj);
-        let charges = self.admit(&def, ns, &name, &mut obj, None)?;
-        if !applied {
-            let scope = fieldmanager::Scope { def: &def, version, subresource: None };
-            fieldmanager::track_update(&scope, &json!({}), &mut obj, &opts.manager_name(), &now_rfc3339());
-        }
-        if opts.dry_run {
-            return Ok(obj);
-        }
-        let out = self.insert_new(res, &def, ns, obj);
-        self.charge_quotas(ns, charges);
-        Ok(out)
+        self.admit_create_mutating(&def, ns, &name, &mut obj)?;
+        finish_create(&def, version, &name, &mut obj, opts, applied)?;
+        self.commit_create(res, &def, ns, obj, generated, opts.dry_run)
     }
 
     /// Commits a new state of an existing object.
@@ -280,7 +241,7 @@ impl State {
         sub: Option<&str>,
         opts: &WriteOpts,
         track: bool,
-    ) -> ApiResult<Value> {
+    ) -> ApiResult<Arc<Obj>> {
         let def = self.registry.get(res).cloned().ok_or_else(ApiError::unknown_path)?;
         let old_v = old.value();
         let name = meta_str(&old_v, "name").unwrap_or("").to_string();
@@ -387,9 +348,9 @@ impl State {
             let g = old_v.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(0);
             meta_mut(&mut new).insert("generation".into(), json!(g + 1));
         }
-        self.prepare(&def, &mut new);
+        prepare(&def, &mut new);
         defaults::apply(&def.group, &def.kind, &mut new);
-        let charges = self.admit(&def, &ns, &name, &mut new, Some(&old_v))?;
+        let charges = self.admit_update(&def, &ns, &name, &mut new, &old_v)?;
         if track {
             let scope = fieldmanager::Scope { def: &def, version, subresource: sub };
             let mut old_for_diff = old_v.clone();
@@ -400,25 +361,25 @@ impl State {
         let mut cmp_old = old_v.clone();
         meta_mut(&mut cmp_old).remove("resourceVersion");
         if cmp_old == new {
-            return Ok(old_v);
+            return Ok(old.clone());
         }
         if opts.dry_run {
-            return Ok(new);
+            return Ok(Arc::new(self.encode(&def, &new, 0)));
         }
         let key = State::key(&def, &ns, &name);
         if self.finalized(&def, &new) {
             let rv = self.store.next_rv();
             meta_mut(&mut new).insert("resourceVersion".into(), json!(rv.to_string()));
-            let last = self.encode(&def, &new, rv);
-            self.store.remove(res, &key, last);
-            return Ok(new);
+            let last = Arc::new(self.encode(&def, &new, rv));
+            self.store.remove(res, &key, last.clone());
+            return Ok(last);
         }
         let rv = self.store.next_rv();
         meta_mut(&mut new).insert("resourceVersion".into(), json!(rv.to_string()));
         let o = self.encode(&def, &new, rv);
-        self.store.put(res, key, o);
+        let stored = self.store.put(res, key, o);
         self.charge_quotas(&ns, charges);
-        Ok(new)
+        Ok(stored)
     }
 
     /// An object being deleted with no finalizers left and no grace pending is removed.
@@ -433,6 +394,105 @@ impl State {
             && v.pointer("/spec/finalizers").and_then(Value::as_array).is_some_and(|a| !a.is_empty());
         !fins && !ns_fins && grace == 0
     }
+}
+
+/// The pure first step of a create: type, namespace, name (generateName),
+/// server-set metadata, kind-specific preparation and defaulting.
+fn prepare_create(
+    def: &ResourceDef,
+    version: &str,
+    ns: &str,
+    mut obj: Value,
+    applied: bool,
+) -> ApiResult<(Value, bool)> {
+    check_type(def, version, &mut obj)?;
+    let mut generated = false;
+    {
+        let meta = meta_mut(&mut obj);
+        if def.namespaced {
+            match meta.get("namespace").and_then(Value::as_str) {
+                Some(n) if !n.is_empty() && n != ns => {
+                    return Err(ApiError::bad_request(
+                        "the namespace of the provided object does not match the namespace sent on the request",
+                    ));
+                }
+                _ => {
+                    meta.insert("namespace".into(), json!(ns));
+                }
+            }
+        } else {
+            meta.remove("namespace");
+        }
+        let name = meta.get("name").and_then(Value::as_str).unwrap_or("").to_string();
+        if name.is_empty()
+            && let Some(g) = meta.get("generateName").and_then(Value::as_str).filter(|g| !g.is_empty())
+        {
+            let candidate = format!("{g}{}", random_suffix());
+            meta.insert("name".into(), json!(candidate));
+            generated = true;
+        }
+        for k in ["uid", "resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds", "selfLink"] {
+            meta.remove(k);
+        }
+        if !applied {
+            meta.remove("managedFields");
+        }
+        meta.insert("uid".into(), json!(uuid::Uuid::new_v4().to_string()));
+        meta.insert("creationTimestamp".into(), json!(now_rfc3339()));
+        if def.generation {
+            meta.insert("generation".into(), json!(1));
+        } else {
+            meta.remove("generation");
+        }
+    }
+    if def.status_subresource
+        && !(def.group.is_empty() && def.plural == "nodes")
+        && let Some(m) = obj.as_object_mut()
+    {
+        m.remove("status");
+    }
+    // Finalizers upstream adds on create: StorageObjectInUseProtection for
+    // claims, the custom-resource cleanup for CRDs.
+    let create_finalizer = match (def.group.as_str(), def.plural.as_str()) {
+        ("", "persistentvolumeclaims") => Some(crate::sim::storage::PVC_PROTECTION),
+        ("apiextensions.k8s.io", "customresourcedefinitions") => Some(crate::sim::crds::CLEANUP_FINALIZER),
+        _ => None,
+    };
+    if let Some(f) = create_finalizer {
+        let fins = meta_mut(&mut obj).entry("finalizers").or_insert_with(|| json!([]));
+        if let Some(a) = fins.as_array_mut()
+            && !a.iter().any(|x| x == f)
+        {
+            a.push(json!(f));
+        }
+    }
+    if def.group.is_empty() && def.plural == "namespaces" {
+        obj["spec"] = json!({"finalizers": ["kubernetes"]});
+        obj["status"] = json!({"phase": "Active"});
+    }
+    prepare(def, &mut obj);
+    defaults::apply(&def.group, &def.kind, &mut obj);
+    Ok((obj, generated))
+}
+
+/// The pure last step before committing a create: validation and field ownership.
+fn finish_create(
+    def: &ResourceDef,
+    version: &str,
+    name: &str,
+    obj: &mut Value,
+    opts: &WriteOpts,
+    applied: bool,
+) -> ApiResult<()> {
+    let errs = validation::validate(def, obj, None);
+    if !errs.is_empty() {
+        return Err(ApiError::invalid(&def.group, &def.kind, name, errs));
+    }
+    if !applied {
+        let scope = fieldmanager::Scope { def, version, subresource: None };
+        fieldmanager::track_update(&scope, &json!({}), obj, &opts.manager_name(), &now_rfc3339());
+    }
+    Ok(())
 }
 
 fn check_expansion(st: &State, name: &str, obj: &Value, old: &Value) -> ApiResult<()> {
@@ -470,7 +530,7 @@ impl Cluster {
         sub: Option<&str>,
         manager: &str,
         f: impl FnOnce(&mut Value),
-    ) -> ApiResult<Option<Value>> {
+    ) -> ApiResult<Option<Arc<Obj>>> {
         let mut st = self.state.write();
         let def = st.registry.get(res).cloned().ok_or_else(ApiError::unknown_path)?;
         let key = State::key(&def, ns, name);
@@ -489,8 +549,15 @@ impl Cluster {
         st.update_locked(res, &version, &old, v, sub, &WriteOpts::manager(manager), true).map(Some)
     }
 
-    pub fn create(&self, res: ResId, version: &str, ns: &str, obj: Value, opts: &WriteOpts) -> ApiResult<Value> {
-        self.state.write().create_locked(res, version, ns, obj, opts, false)
+    /// POST. The pure steps run outside the lock; mutating admission under the
+    /// read lock; quota, allocation and the write under the write lock.
+    pub fn create(&self, res: ResId, version: &str, ns: &str, obj: Value, opts: &WriteOpts) -> ApiResult<Arc<Obj>> {
+        let def = self.def(res).ok_or_else(ApiError::unknown_path)?;
+        let (mut obj, generated) = prepare_create(&def, version, ns, obj, false)?;
+        let name = meta_str(&obj, "name").unwrap_or("").to_string();
+        self.state.read().admit_create_mutating(&def, ns, &name, &mut obj)?;
+        finish_create(&def, version, &name, &mut obj, opts, false)?;
+        self.state.write().commit_create(res, &def, ns, obj, generated, opts.dry_run)
     }
 
     /// PUT: replaces the object (or its status/finalize subresource).
@@ -504,7 +571,7 @@ impl Cluster {
         sub: Option<&str>,
         obj: Value,
         opts: &WriteOpts,
-    ) -> ApiResult<Value> {
+    ) -> ApiResult<Arc<Obj>> {
         let mut st = self.state.write();
         let def = st.registry.get(res).cloned().ok_or_else(ApiError::unknown_path)?;
         let key = State::key(&def, ns, name);
@@ -528,7 +595,7 @@ impl Cluster {
         content_type: &str,
         body: &[u8],
         opts: &WriteOpts,
-    ) -> ApiResult<Value> {
+    ) -> ApiResult<Arc<Obj>> {
         let mut st = self.state.write();
         let def = st.registry.get(res).cloned().ok_or_else(ApiError::unknown_path)?;
         let pt = patch::patch_type(&def, content_type)?;
@@ -566,7 +633,7 @@ fn apply_locked(
     old: Option<Arc<Obj>>,
     body: &[u8],
     opts: &WriteOpts,
-) -> ApiResult<Value> {
+) -> ApiResult<Arc<Obj>> {
     let manager = opts.field_manager.clone().filter(|m| !m.is_empty()).ok_or_else(|| {
         ApiError::invalid(
             &def.group,

@@ -234,7 +234,7 @@ async fn serve_inner(
             check_body_type(headers)?;
             let obj = parse_body(&body, true)?;
             let created = cluster.create(id, version, &ns, obj, &opts)?;
-            Ok(json_response(StatusCode::CREATED, render_value(&def, version, created)))
+            Ok(json_response(StatusCode::CREATED, render_obj(&def, version, &created)))
         }
         (None, &Method::DELETE) => {
             let lopts = list_opts(&def, query)?;
@@ -260,7 +260,7 @@ async fn serve_inner(
             check_body_type(headers)?;
             let obj = parse_body(&body, true)?;
             let v = cluster.update(id, version, &ns, name, t.sub.as_deref(), obj, &opts)?;
-            Ok(ok(render_value(&def, version, v)))
+            Ok(ok(render_obj(&def, version, &v)))
         }
         (Some(name), &Method::PATCH) => {
             let opts = write_opts(query, headers)?;
@@ -268,7 +268,7 @@ async fn serve_inner(
             let existed = cluster.get(id, &ns, name).is_ok();
             let v = cluster.patch(id, version, &ns, name, t.sub.as_deref(), ct, &body, &opts)?;
             let code = if existed { StatusCode::OK } else { StatusCode::CREATED };
-            Ok(json_response(code, render_value(&def, version, v)))
+            Ok(json_response(code, render_obj(&def, version, &v)))
         }
         (Some(name), &Method::DELETE) => {
             if t.sub.is_some() {

@@ -300,7 +300,7 @@ impl Sim {
 
     // ---- write helpers used by the controllers ----
 
-    pub fn create(&self, res: ResId, ns: &str, obj: Value, manager: &str) -> Result<Value, ApiError> {
+    pub fn create(&self, res: ResId, ns: &str, obj: Value, manager: &str) -> Result<Arc<crate::store::Obj>, ApiError> {
         let version = self.c.def(res).map(|d| d.storage_version().to_string()).unwrap_or_default();
         self.c.create(res, &version, ns, obj, &WriteOpts::manager(manager))
     }
@@ -314,7 +314,7 @@ impl Sim {
         sub: Option<&str>,
         manager: &str,
         f: impl FnOnce(&mut Value),
-    ) -> Result<Option<Value>, ApiError> {
+    ) -> Result<Option<Arc<crate::store::Obj>>, ApiError> {
         self.c.modify(res, ns, name, sub, manager, f)
     }
 
