@@ -20,6 +20,7 @@ pub mod error;
 pub mod patch;
 pub mod quantity;
 pub mod registry;
+pub mod schema;
 pub mod selector;
 pub mod server;
 pub mod sim;

@@ -19,6 +19,9 @@ pub struct WriteOpts {
     pub dry_run: bool,
     pub field_manager: Option<String>,
     pub force: bool,
+    /// `fieldValidation=Strict`: unknown fields of custom resources are an error
+    /// instead of being dropped.
+    pub strict: bool,
 }
 
 impl WriteOpts {
@@ -350,6 +353,7 @@ impl State {
         }
         prepare(&def, &mut new);
         defaults::apply(&def.group, &def.kind, &mut new);
+        check_schema(&def, version, &name, &mut new, opts.strict)?;
         let charges = self.admit_update(&def, &ns, &name, &mut new, &old_v)?;
         if track {
             let scope = fieldmanager::Scope { def: &def, version, subresource: sub };
@@ -394,6 +398,20 @@ impl State {
             && v.pointer("/spec/finalizers").and_then(Value::as_array).is_some_and(|a| !a.is_empty());
         !fins && !ns_fins && grace == 0
     }
+}
+
+/// Defaults, prunes and validates a custom resource against its schema.
+fn check_schema(def: &ResourceDef, version: &str, name: &str, obj: &mut Value, strict: bool) -> ApiResult<()> {
+    let Some(schema) = def.schema(version) else { return Ok(()) };
+    let checked = crate::schema::check(schema, obj);
+    if strict && !checked.pruned.is_empty() {
+        let list: Vec<String> = checked.pruned.iter().map(|p| format!("unknown field {p:?}")).collect();
+        return Err(ApiError::bad_request(format!("strict decoding error: {}", list.join(", "))));
+    }
+    if !checked.errors.is_empty() {
+        return Err(ApiError::invalid(&def.group, &def.kind, name, checked.errors));
+    }
+    Ok(())
 }
 
 /// The pure first step of a create: type, namespace, name (generateName),
@@ -484,6 +502,7 @@ fn finish_create(
     opts: &WriteOpts,
     applied: bool,
 ) -> ApiResult<()> {
+    check_schema(def, version, name, obj, opts.strict)?;
     let errs = validation::validate(def, obj, None);
     if !errs.is_empty() {
         return Err(ApiError::invalid(&def.group, &def.kind, name, errs));

@@ -79,7 +79,12 @@ fn write_opts(query: &Query, headers: &HeaderMap) -> Result<WriteOpts, ApiError>
             "fieldValidation: Unsupported value: {fv:?}: supported values: \"Ignore\", \"Strict\", \"Warn\""
         )));
     }
-    Ok(WriteOpts { dry_run, field_manager: manager(query, headers), force: query.flag("force") })
+    Ok(WriteOpts {
+        dry_run,
+        field_manager: manager(query, headers),
+        force: query.flag("force"),
+        strict: query.get("fieldValidation") == Some("Strict"),
+    })
 }
 
 pub(crate) fn list_opts(def: &ResourceDef, query: &Query) -> Result<ListOpts, ApiError> {

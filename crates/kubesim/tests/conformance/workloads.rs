@@ -104,3 +104,75 @@ async fn state_survives_a_clean_restart() {
     sim.shutdown().await.unwrap();
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[tokio::test]
+async fn custom_resources_are_defaulted_pruned_and_validated() {
+    let mut tc = TestCluster::start().await;
+    let ns = tc.namespace("schema").await;
+    let crds: Api<CustomResourceDefinition> = Api::all(tc.client.clone());
+    let crd: CustomResourceDefinition = serde_json::from_value(json!({
+        "metadata": {"name": "gadgets.test.paddock.dev"},
+        "spec": {"group": "test.paddock.dev", "scope": "Namespaced",
+            "names": {"kind": "Gadget", "plural": "gadgets", "singular": "gadget"},
+            "versions": [{"name": "v1", "served": true, "storage": true, "schema": {"openAPIV3Schema": {"type": "object", "properties": {
+                "spec": {"type": "object", "required": ["name"], "properties": {
+                    "name": {"type": "string", "pattern": "^[a-z]+$"},
+                    "size": {"type": "integer", "minimum": 1, "default": 3}
+                }}
+            }}}}]}
+    }))
+    .unwrap();
+    crds.patch(
+        "gadgets.test.paddock.dev",
+        &kube::api::PatchParams::apply("conformance").force(),
+        &kube::api::Patch::Apply(&crd),
+    )
+    .await
+    .unwrap();
+    let est = kube::runtime::wait::await_condition(
+        crds.clone(),
+        "gadgets.test.paddock.dev",
+        kube::runtime::conditions::is_crd_established(),
+    );
+    tokio::time::timeout(T, est).await.unwrap().unwrap();
+    let ar = kube::api::ApiResource::from_gvk_with_plural(
+        &kube::api::GroupVersionKind::gvk("test.paddock.dev", "v1", "Gadget"),
+        "gadgets",
+    );
+    let api: Api<DynamicObject> = Api::namespaced_with(tc.client.clone(), &ns, &ar);
+    let g: DynamicObject = serde_json::from_value(json!({"apiVersion": "test.paddock.dev/v1", "kind": "Gadget", "metadata": {"name": "g"}, "spec": {"name": "ok", "colour": "red"}})).unwrap();
+    let made = api.create(&PostParams::default(), &g).await.unwrap();
+    assert_eq!(made.data["spec"]["size"], 3, "schema default applied");
+    assert!(made.data["spec"].get("colour").is_none(), "unknown field pruned");
+
+    // kubectl sends fieldValidation=Strict: unknown fields are then an error.
+    let g2 = json!({"apiVersion": "test.paddock.dev/v1", "kind": "Gadget", "metadata": {"name": "g2"}, "spec": {"name": "ok", "colour": "red"}});
+    let e = status(
+        api.patch(
+            "g2",
+            &kube::api::PatchParams::apply("conformance").validation_strict(),
+            &kube::api::Patch::Apply(&g2),
+        )
+        .await,
+    );
+    assert_eq!(e.code, 400);
+    assert!(e.message.contains("unknown field \"spec.colour\""), "{}", e.message);
+
+    let bad: DynamicObject = serde_json::from_value(json!({"apiVersion": "test.paddock.dev/v1", "kind": "Gadget", "metadata": {"name": "bad"}, "spec": {"name": "NO", "size": 0}})).unwrap();
+    let e = status(api.create(&PostParams::default(), &bad).await);
+    assert_eq!(e.code, 422);
+    assert!(
+        e.message.contains("spec.name: Invalid value: \"NO\": spec.name in body should match '^[a-z]+$'"),
+        "{}",
+        e.message
+    );
+    assert!(
+        e.message.contains("spec.size: Invalid value: 0: spec.size in body should be greater than or equal to 1"),
+        "{}",
+        e.message
+    );
+    if tc.is_sim() {
+        crds.delete("gadgets.test.paddock.dev", &DeleteParams::default()).await.unwrap();
+    }
+    tc.finish().await;
+}
