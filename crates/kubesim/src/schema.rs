@@ -234,10 +234,9 @@ fn walk(schema: &Value, v: &mut Value, path: &str, out: &mut Checked) {
                     if let Some(c) = m.get_mut(&k) {
                         walk(s, c, &child_path, out);
                     }
-                } else if !preserve && props.is_some() {
-                    m.remove(&k);
-                    out.pruned.push(child_path);
-                } else if !preserve && schema.get("type").and_then(Value::as_str) == Some("object") && props.is_none() {
+                } else if !preserve && (props.is_some() || schema.get("type").and_then(Value::as_str) == Some("object"))
+                {
+                    // Known properties only, or an object with none declared.
                     m.remove(&k);
                     out.pruned.push(child_path);
                 }
