@@ -46,13 +46,8 @@ impl State {
         name: &str,
         opts: &DeleteOpts,
     ) -> ApiResult<DeleteOutcome> {
-        let def = self.registry.get(res).cloned().ok_or_else(ApiError::unknown_path)?;
+        let (def, old) = self.existing(res, ns, name)?;
         let key = State::key(&def, ns, name);
-        let old = self
-            .store
-            .get(res, &key.0, &key.1)
-            .cloned()
-            .ok_or_else(|| ApiError::not_found(&def.group, &def.plural, name))?;
         let mut v = old.value();
         if let Some(uid) = &opts.precondition_uid
             && *uid != *old.uid

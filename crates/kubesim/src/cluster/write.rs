@@ -104,6 +104,18 @@ fn prepare(def: &ResourceDef, obj: &mut Value) {
 }
 
 impl State {
+    /// The type and current state of an object, or upstream's NotFound.
+    pub(crate) fn existing(&self, res: ResId, ns: &str, name: &str) -> ApiResult<(Arc<ResourceDef>, Arc<Obj>)> {
+        let def = self.registry.get(res).cloned().ok_or_else(ApiError::unknown_path)?;
+        let key = State::key(&def, ns, name);
+        let old = self
+            .store
+            .get(res, &key.0, &key.1)
+            .cloned()
+            .ok_or_else(|| ApiError::not_found(&def.group, &def.plural, name))?;
+        Ok((def, old))
+    }
+
     /// Validation and admission of an update.
     fn admit_update(
         &self,
@@ -551,13 +563,7 @@ impl Cluster {
         f: impl FnOnce(&mut Value),
     ) -> ApiResult<Option<Arc<Obj>>> {
         let mut st = self.state.write();
-        let def = st.registry.get(res).cloned().ok_or_else(ApiError::unknown_path)?;
-        let key = State::key(&def, ns, name);
-        let old = st
-            .store
-            .get(res, &key.0, &key.1)
-            .cloned()
-            .ok_or_else(|| ApiError::not_found(&def.group, &def.plural, name))?;
+        let (def, old) = st.existing(res, ns, name)?;
         let before = old.value();
         let mut v = before.clone();
         f(&mut v);
@@ -592,13 +598,7 @@ impl Cluster {
         opts: &WriteOpts,
     ) -> ApiResult<Arc<Obj>> {
         let mut st = self.state.write();
-        let def = st.registry.get(res).cloned().ok_or_else(ApiError::unknown_path)?;
-        let key = State::key(&def, ns, name);
-        let old = st
-            .store
-            .get(res, &key.0, &key.1)
-            .cloned()
-            .ok_or_else(|| ApiError::not_found(&def.group, &def.plural, name))?;
+        let (_, old) = st.existing(res, ns, name)?;
         st.update_locked(res, version, &old, obj, sub, opts, true)
     }
 

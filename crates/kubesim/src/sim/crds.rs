@@ -45,7 +45,7 @@ pub fn reconcile(sim: &Sim, crd: &Value) {
         .collect();
     log_err(
         "establish CRD",
-        sim.modify(sim.ids.crds, "", &name, Some("status"), "apiextensions-apiserver", |c| {
+        sim.c.modify(sim.ids.crds, "", &name, Some("status"), "apiextensions-apiserver", |c| {
             let st = &mut c["status"];
             let mut accepted = names.clone();
             if accepted.get("singular").is_none() {
@@ -81,7 +81,7 @@ pub fn reconcile(sim: &Sim, crd: &Value) {
 fn remove_finalizer(sim: &Sim, name: &str) {
     log_err(
         "CRD cleanup finalizer",
-        sim.modify(sim.ids.crds, "", name, None, "apiextensions-apiserver", |c| {
+        sim.c.modify(sim.ids.crds, "", name, None, "apiextensions-apiserver", |c| {
             if let Some(a) = c.pointer_mut("/metadata/finalizers").and_then(Value::as_array_mut) {
                 a.retain(|f| f.as_str() != Some(CLEANUP_FINALIZER));
             }

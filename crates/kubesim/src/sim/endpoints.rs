@@ -115,7 +115,7 @@ pub fn reconcile_namespace(sim: &Sim, ns: &str) {
             Some(_) => {
                 log_err(
                     "update endpoints",
-                    sim.modify(sim.ids.endpoints, ns, &name, None, "endpoint-controller", |e| {
+                    sim.c.modify(sim.ids.endpoints, ns, &name, None, "endpoint-controller", |e| {
                         e["subsets"] = want_subsets.clone();
                         e["metadata"]["labels"] = labels.clone();
                     }),
@@ -150,7 +150,7 @@ pub fn reconcile_namespace(sim: &Sim, ns: &str) {
             Some(_) => {
                 log_err(
                     "update endpointslice",
-                    sim.modify(sim.ids.slices, ns, &slice_name, None, "endpointslice-controller.k8s.io", |s| {
+                    sim.c.modify(sim.ids.slices, ns, &slice_name, None, "endpointslice-controller.k8s.io", |s| {
                         s["endpoints"] = json!(slice_eps);
                         s["ports"] = json!(slice_ports);
                     }),
@@ -186,7 +186,7 @@ pub fn assign_load_balancer(sim: &Sim, svc: &Value) {
     let ns = svc.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or("");
     log_err(
         "load balancer",
-        sim.modify(sim.ids.services, ns, name_of(svc), Some("status"), "service-controller", |s| {
+        sim.c.modify(sim.ids.services, ns, name_of(svc), Some("status"), "service-controller", |s| {
             s["status"]["loadBalancer"] = json!({"ingress": [{"ip": ip, "ipMode": "VIP"}]});
         }),
     );

@@ -33,7 +33,7 @@ fn finalizers(v: &Value) -> Vec<String> {
 fn remove_finalizer(sim: &Sim, res: ResId, v: &Value, fin: &str) {
     log_err(
         "remove finalizer",
-        sim.modify(res, ns_of(v), name_of(v), None, "generic-garbage-collector", |o| {
+        sim.c.modify(res, ns_of(v), name_of(v), None, "generic-garbage-collector", |o| {
             if let Some(a) = o.pointer_mut("/metadata/finalizers").and_then(Value::as_array_mut) {
                 a.retain(|f| f.as_str() != Some(fin));
             }
@@ -44,7 +44,7 @@ fn remove_finalizer(sim: &Sim, res: ResId, v: &Value, fin: &str) {
 fn remove_owner_ref(sim: &Sim, res: ResId, key: &Key, owner_uid: &str) {
     log_err(
         "remove owner reference",
-        sim.modify(res, &key.0, &key.1, None, "generic-garbage-collector", |o| {
+        sim.c.modify(res, &key.0, &key.1, None, "generic-garbage-collector", |o| {
             if let Some(a) = o.pointer_mut("/metadata/ownerReferences").and_then(Value::as_array_mut) {
                 a.retain(|r| r.get("uid").and_then(Value::as_str) != Some(owner_uid));
             }

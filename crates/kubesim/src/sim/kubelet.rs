@@ -10,6 +10,7 @@ use crate::cluster::{DeleteOpts, ListOpts};
 use crate::selector::Selector;
 use serde_json::{Value, json};
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(Default)]
@@ -79,7 +80,7 @@ impl Kubelet {
                 .unwrap_or(json!({"cpu": "4", "memory": "16Gi", "pods": "110"}));
             log_err(
                 "node status",
-                sim.modify(sim.ids.nodes, "", &name, Some("status"), "kubelet", |n| {
+                sim.c.modify(sim.ids.nodes, "", &name, Some("status"), "kubelet", |n| {
                     n["status"] = super::bootstrap::node_status(cap, idx);
                 }),
             );
@@ -92,12 +93,7 @@ impl Kubelet {
         if no_exec.is_empty() {
             return;
         }
-        let field = Selector::parse_fields(&format!("spec.nodeName={name}"), &|_| true).unwrap_or_default();
-        let pods = sim
-            .c
-            .list(sim.ids.pods, None, &ListOpts { field, ..Default::default() })
-            .map(|r| r.items)
-            .unwrap_or_default();
+        let pods = pods_on_node(sim, &name);
         for o in pods {
             let pod = o.value();
             let uid = uid_of(&pod).to_string();
@@ -134,12 +130,7 @@ impl Kubelet {
         self.node_ips.remove(name);
         self.images.remove(name);
         // Pod GC: pods bound to a node that no longer exists are deleted.
-        let field = Selector::parse_fields(&format!("spec.nodeName={name}"), &|_| true).unwrap_or_default();
-        let pods = sim
-            .c
-            .list(sim.ids.pods, None, &ListOpts { field, ..Default::default() })
-            .map(|r| r.items)
-            .unwrap_or_default();
+        let pods = pods_on_node(sim, name);
         for o in pods {
             let v = o.value();
             sim.delete(
@@ -207,7 +198,7 @@ impl Kubelet {
             let now = crate::cluster::now_rfc3339();
             log_err(
                 "pod starting",
-                sim.modify(sim.ids.pods, &ns, &name, Some("status"), "kubelet", |p| {
+                sim.c.modify(sim.ids.pods, &ns, &name, Some("status"), "kubelet", |p| {
                     let st = &mut p["status"];
                     st["hostIP"] = json!(host_ip);
                     st["hostIPs"] = json!([{"ip": host_ip}]);
@@ -281,7 +272,7 @@ impl Kubelet {
                 let now = crate::cluster::now_rfc3339();
                 log_err(
                     "pod running",
-                    sim.modify(sim.ids.pods, &ns, &name, Some("status"), "kubelet", |p| {
+                    sim.c.modify(sim.ids.pods, &ns, &name, Some("status"), "kubelet", |p| {
                         let containers = p["spec"]["containers"].as_array().cloned().unwrap_or_default();
                         let inits = p["spec"]["initContainers"].as_array().cloned().unwrap_or_default();
                         let status = |c: &Value, running: bool| {
@@ -331,7 +322,7 @@ impl Kubelet {
                 let now = crate::cluster::now_rfc3339();
                 log_err(
                     "deadline exceeded",
-                    sim.modify(sim.ids.pods, &ns, &name, Some("status"), "kubelet", |p| {
+                    sim.c.modify(sim.ids.pods, &ns, &name, Some("status"), "kubelet", |p| {
                         p["status"]["phase"] = json!("Failed");
                         p["status"]["reason"] = json!("DeadlineExceeded");
                         p["status"]["message"] = json!("Pod was active on the node longer than the specified deadline");
@@ -363,10 +354,16 @@ impl Kubelet {
     }
 }
 
+/// The pods bound to a node (a field-selector list, as the kubelet does).
+fn pods_on_node(sim: &Sim, node: &str) -> Vec<Arc<crate::store::Obj>> {
+    let field = Selector::parse_fields(&format!("spec.nodeName={node}"), &|_| true).unwrap_or_default();
+    sim.c.list(sim.ids.pods, None, &ListOpts { field, ..Default::default() }).map(|r| r.items).unwrap_or_default()
+}
+
 fn set_waiting(sim: &Sim, ns: &str, name: &str, image: &str, reason: &str, message: &str) {
     log_err(
         "image pull failure",
-        sim.modify(sim.ids.pods, ns, name, Some("status"), "kubelet", |p| {
+        sim.c.modify(sim.ids.pods, ns, name, Some("status"), "kubelet", |p| {
             if let Some(cs) = p["status"]["containerStatuses"].as_array_mut() {
                 for c in cs {
                     if c["image"].as_str() == Some(image) {

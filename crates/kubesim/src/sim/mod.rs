@@ -305,19 +305,6 @@ impl Sim {
         self.c.create(res, &version, ns, obj, &WriteOpts::manager(manager))
     }
 
-    /// Atomically changes an object (or its status); no write when `f` leaves it unchanged.
-    pub fn modify(
-        &self,
-        res: ResId,
-        ns: &str,
-        name: &str,
-        sub: Option<&str>,
-        manager: &str,
-        f: impl FnOnce(&mut Value),
-    ) -> Result<Option<Arc<crate::store::Obj>>, ApiError> {
-        self.c.modify(res, ns, name, sub, manager, f)
-    }
-
     pub fn delete(&self, res: ResId, ns: &str, name: &str, opts: DeleteOpts) {
         match self.c.delete(res, ns, name, &opts) {
             Ok(_) => {}

@@ -67,7 +67,7 @@ fn empty(sim: &Sim, ns: &str) {
     if remaining == 0 {
         log_err(
             "finalize namespace",
-            sim.modify(sim.ids.namespaces, "", ns, Some("finalize"), "namespace-controller", |n| {
+            sim.c.modify(sim.ids.namespaces, "", ns, Some("finalize"), "namespace-controller", |n| {
                 n["spec"]["finalizers"] = json!([]);
             }),
         );

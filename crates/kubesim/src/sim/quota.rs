@@ -61,7 +61,7 @@ pub fn reconcile_namespace(sim: &Sim, ns: &str) {
         }
         log_err(
             "quota status",
-            sim.modify(sim.ids.quotas, ns, name_of(q), Some("status"), "resourcequota-controller", |x| {
+            sim.c.modify(sim.ids.quotas, ns, name_of(q), Some("status"), "resourcequota-controller", |x| {
                 x["status"] = want;
             }),
         );

@@ -257,10 +257,11 @@ impl Scheduler {
                 Ok(node) => {
                     self.waiting.remove(&key);
                     let node2 = node.clone();
-                    let r = sim.modify(sim.ids.pods, &key.0, &key.1, Some("binding"), "default-scheduler", move |p| {
-                        p["spec"]["nodeName"] = json!(node2);
-                        set_condition(p, "PodScheduled", "True", None, None);
-                    });
+                    let r =
+                        sim.c.modify(sim.ids.pods, &key.0, &key.1, Some("binding"), "default-scheduler", move |p| {
+                            p["spec"]["nodeName"] = json!(node2);
+                            set_condition(p, "PodScheduled", "True", None, None);
+                        });
                     if log_err("bind pod", r).is_some() {
                         let (cpu, mem) = pod_requests(&pod);
                         let e = self.used.entry(node.clone()).or_default();
@@ -274,7 +275,7 @@ impl Scheduler {
                     self.waiting.insert(key.clone());
                     log_err(
                         "report unschedulable",
-                        sim.modify(sim.ids.pods, &key.0, &key.1, Some("status"), "default-scheduler", |p| {
+                        sim.c.modify(sim.ids.pods, &key.0, &key.1, Some("status"), "default-scheduler", |p| {
                             set_condition(p, "PodScheduled", "False", Some("Unschedulable"), Some(&msg));
                         }),
                     );

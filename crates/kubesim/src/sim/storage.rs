@@ -30,7 +30,7 @@ pub fn reconcile_pvc(sim: &Sim, pvc: &Value) {
         if protected && !in_use(sim, &ns, &name) {
             log_err(
                 "pvc protection",
-                sim.modify(sim.ids.pvcs, &ns, &name, None, "pvc-protection-controller", |p| {
+                sim.c.modify(sim.ids.pvcs, &ns, &name, None, "pvc-protection-controller", |p| {
                     if let Some(a) = p.pointer_mut("/metadata/finalizers").and_then(Value::as_array_mut) {
                         a.retain(|f| f != PVC_PROTECTION);
                     }
@@ -69,14 +69,21 @@ pub fn reconcile_pvc(sim: &Sim, pvc: &Value) {
                 }
                 log_err(
                     "volume bound",
-                    sim.modify(sim.ids.pvs, "", &pv_name, Some("status"), "persistentvolume-binder-controller", |v| {
-                        v["status"] = json!({"phase": "Bound"});
-                    }),
+                    sim.c.modify(
+                        sim.ids.pvs,
+                        "",
+                        &pv_name,
+                        Some("status"),
+                        "persistentvolume-binder-controller",
+                        |v| {
+                            v["status"] = json!({"phase": "Bound"});
+                        },
+                    ),
                 );
             }
             log_err(
                 "bind claim",
-                sim.modify(sim.ids.pvcs, &ns, &name, Some("binding"), "persistentvolume-binder-controller", |p| {
+                sim.c.modify(sim.ids.pvcs, &ns, &name, Some("binding"), "persistentvolume-binder-controller", |p| {
                     p["spec"]["volumeName"] = json!(pv_name);
                     let ann =
                         p["metadata"].as_object_mut().map(|m| m.entry("annotations").or_insert_with(|| json!({})));
@@ -97,13 +104,13 @@ pub fn reconcile_pvc(sim: &Sim, pvc: &Value) {
                 let pv = pvc.pointer("/spec/volumeName").and_then(Value::as_str).unwrap_or("").to_string();
                 log_err(
                     "expand volume",
-                    sim.modify(sim.ids.pvs, "", &pv, None, "volume-expand-controller", |v| {
+                    sim.c.modify(sim.ids.pvs, "", &pv, None, "volume-expand-controller", |v| {
                         v["spec"]["capacity"]["storage"] = requested.clone();
                     }),
                 );
                 log_err(
                     "expanded claim",
-                    sim.modify(sim.ids.pvcs, &ns, &name, Some("status"), "volume-expand-controller", |p| {
+                    sim.c.modify(sim.ids.pvcs, &ns, &name, Some("status"), "volume-expand-controller", |p| {
                         p["status"]["capacity"]["storage"] = requested.clone();
                         p["status"]["allocatedResources"] = json!({"storage": requested});
                     }),
@@ -125,7 +132,7 @@ pub fn pvc_gone(sim: &Sim, pvc: &Value) {
     if pv.pointer("/spec/persistentVolumeReclaimPolicy").and_then(Value::as_str) == Some("Delete") {
         log_err(
             "pv protection",
-            sim.modify(sim.ids.pvs, "", pv_name, None, "persistentvolume-binder-controller", |v| {
+            sim.c.modify(sim.ids.pvs, "", pv_name, None, "persistentvolume-binder-controller", |v| {
                 if let Some(m) = v["metadata"].as_object_mut() {
                     m.remove("finalizers");
                 }
@@ -135,7 +142,7 @@ pub fn pvc_gone(sim: &Sim, pvc: &Value) {
     } else {
         log_err(
             "release volume",
-            sim.modify(sim.ids.pvs, "", pv_name, Some("status"), "persistentvolume-binder-controller", |v| {
+            sim.c.modify(sim.ids.pvs, "", pv_name, Some("status"), "persistentvolume-binder-controller", |v| {
                 v["status"]["phase"] = json!("Released");
             }),
         );

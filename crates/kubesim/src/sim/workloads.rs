@@ -106,7 +106,7 @@ fn deployment(sim: &Sim, d: &Value) {
         if rs.pointer("/spec/replicas").and_then(Value::as_i64) != Some(want) {
             log_err(
                 "scale replicaset",
-                sim.modify(sim.ids.replicasets, &ns, name_of(rs), None, "deployment-controller", |r| {
+                sim.c.modify(sim.ids.replicasets, &ns, name_of(rs), None, "deployment-controller", |r| {
                     r["spec"]["replicas"] = json!(want)
                 }),
             );
@@ -149,7 +149,7 @@ fn deployment(sim: &Sim, d: &Value) {
     if d.get("status") != Some(&status) {
         log_err(
             "deployment status",
-            sim.modify(sim.ids.deployments, &ns, name_of(d), Some("status"), "deployment-controller", |x| {
+            sim.c.modify(sim.ids.deployments, &ns, name_of(d), Some("status"), "deployment-controller", |x| {
                 x["status"] = status
             }),
         );
@@ -194,7 +194,7 @@ fn replicaset(sim: &Sim, rs: &Value) {
     if rs.get("status") != Some(&status) {
         log_err(
             "replicaset status",
-            sim.modify(sim.ids.replicasets, &ns, name_of(rs), Some("status"), "replicaset-controller", |x| {
+            sim.c.modify(sim.ids.replicasets, &ns, name_of(rs), Some("status"), "replicaset-controller", |x| {
                 x["status"] = status
             }),
         );
@@ -270,7 +270,7 @@ fn daemonset(sim: &Sim, ds: &Value) {
     if ds.get("status") != Some(&status) {
         log_err(
             "daemonset status",
-            sim.modify(sim.ids.daemonsets, &ns, name_of(ds), Some("status"), "daemonset-controller", |x| {
+            sim.c.modify(sim.ids.daemonsets, &ns, name_of(ds), Some("status"), "daemonset-controller", |x| {
                 x["status"] = status
             }),
         );
