@@ -2,6 +2,7 @@
 //! content negotiation and `metav1.Status` error bodies.
 
 mod discovery;
+mod reachability;
 mod resources;
 mod table;
 mod watch;
@@ -130,6 +131,12 @@ async fn route(
     let segs: Vec<&str> = path.trim_matches('/').split('/').filter(|s| !s.is_empty()).collect();
     if let Some(r) = discovery::serve(server, method, &segs, headers) {
         return r;
+    }
+    if let ["sim", "v1", "reachability", rest @ ..] = segs.as_slice() {
+        if method != Method::GET {
+            return error_response(&ApiError::method_not_allowed());
+        }
+        return reachability::serve(server, rest, query);
     }
     match parse_target(&segs) {
         None => discovery::resource_list(server, &segs).unwrap_or_else(|| error_response(&ApiError::unknown_path())),

@@ -9,6 +9,7 @@ mod admission;
 mod api_machinery;
 mod apply;
 mod lifecycle;
+mod reachability;
 mod scheduling;
 mod watch;
 mod workloads;
