@@ -60,6 +60,19 @@ impl TestCluster {
         self.sim.as_ref()
     }
 
+    /// A kubeconfig file for this cluster (written into `dir` for kubesim), for
+    /// tests that run the `paddock` binary.
+    pub fn kubeconfig_file(&self, dir: &std::path::Path) -> std::path::PathBuf {
+        match &self.sim {
+            Some(sim) => {
+                let path = dir.join("kubeconfig");
+                std::fs::write(&path, sim.kubeconfig_yaml()).expect("write kubeconfig");
+                path
+            }
+            None => std::env::var(REAL_CLUSTER_ENV).unwrap_or_default().into(),
+        }
+    }
+
     pub fn is_sim(&self) -> bool {
         self.sim.is_some()
     }

@@ -16,6 +16,9 @@ fn run(tenants: usize, pods: usize, policies: usize) {
     let t2 = Instant::now();
     let http = ev.matrix(Some((Protocol::Tcp, 8080)));
     let http_t = t2.elapsed();
+    let t3 = Instant::now();
+    let report = netpol::audit::report(&ev, "paddock.dev/tenant");
+    let report_t = t3.elapsed();
     let paths: usize = any.iter().map(|r| r.count_ones(..)).sum();
     let paths_http: usize = http.iter().map(|r| r.count_ones(..)).sum();
     println!(
@@ -23,6 +26,12 @@ fn run(tenants: usize, pods: usize, policies: usize) {
         built.as_secs_f64() * 1e3,
         any_t.as_secs_f64() * 1e3,
         http_t.as_secs_f64() * 1e3
+    );
+    println!(
+        "  tenant audit report: {:.1} ms ({} tenants, {} cross-tenant paths)",
+        report_t.as_secs_f64() * 1e3,
+        report.tenants.len(),
+        report.cross_tenant_paths
     );
 }
 

@@ -24,6 +24,7 @@
 //! recommend relying on); [`Options::ipblock_matches_pods`] makes them match
 //! pod IPs too (as Calico does), for a more conservative audit.
 
+pub mod audit;
 pub mod input;
 pub mod ports;
 pub mod selector;
@@ -78,6 +79,8 @@ pub struct Evaluator {
     /// Per pod: the policies that isolate it for ingress / egress.
     ingress_policies: Vec<Vec<usize>>,
     egress_policies: Vec<Vec<usize>>,
+    /// Per pod: whether any policy selects it (whatever its types).
+    covered: Vec<bool>,
     pod_index: HashMap<(String, String), PodId>,
 }
 
@@ -108,6 +111,7 @@ impl Evaluator {
         let mut egress_rules = vec![Vec::new(); n];
         let mut ingress_policies = vec![Vec::new(); n];
         let mut egress_policies = vec![Vec::new(); n];
+        let mut covered = vec![false; n];
         for (pi, pol) in input.policies.iter().enumerate() {
             let selected: Vec<PodId> = pods_by_ns
                 .get(pol.namespace.as_str())
@@ -116,6 +120,9 @@ impl Evaluator {
                 .copied()
                 .filter(|&i| pol.pod_selector.matches(&input.pods[i].labels))
                 .collect();
+            for &i in &selected {
+                covered[i] = true;
+            }
             for (dir, list, affects) in
                 [(Dir::Ingress, &pol.ingress, pol.affects_ingress), (Dir::Egress, &pol.egress, pol.affects_egress)]
             {
@@ -183,7 +190,7 @@ impl Evaluator {
         }
         let pod_index =
             input.pods.iter().enumerate().map(|(i, p)| ((p.namespace.clone(), p.name.clone()), i)).collect();
-        Evaluator { input, rules, ingress_rules, egress_rules, ingress_policies, egress_policies, pod_index }
+        Evaluator { input, rules, ingress_rules, egress_rules, ingress_policies, egress_policies, covered, pod_index }
     }
 
     pub fn input(&self) -> &Input {
@@ -214,8 +221,7 @@ impl Evaluator {
 
     /// Whether any policy selects the pod at all.
     pub fn has_policy(&self, pod: PodId) -> bool {
-        let p = &self.input.pods[pod];
-        self.input.policies.iter().any(|pol| pol.namespace == p.namespace && pol.pod_selector.matches(&p.labels))
+        self.covered[pod]
     }
 
     fn rule_peer_matches(&self, r: &CompiledRule, peer: Endpoint) -> bool {

@@ -1,6 +1,7 @@
 //! `paddock`: the single binary. Subcommands live in `commands/`.
 
 mod commands;
+mod kubeconfig;
 mod logging;
 
 use clap::{Parser, Subcommand};
@@ -19,6 +20,8 @@ struct Cli {
 enum Command {
     /// Run kubesim, the embedded Kubernetes API server with simulated nodes.
     Sim(commands::sim::SimArgs),
+    /// Prove tenant isolation: evaluate the cluster's NetworkPolicies (exit 1 if a path crosses tenants).
+    Audit(commands::audit::AuditArgs),
 }
 
 fn main() -> ExitCode {
@@ -36,14 +39,16 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Sim(args) => commands::sim::run(args).await,
+            Command::Sim(args) => commands::sim::run(args).await.map(|()| false),
+            Command::Audit(args) => commands::audit::run(args).await,
         }
     });
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::SUCCESS,
+        Ok(true) => ExitCode::from(1),
         Err(e) => {
             eprintln!("paddock: {e:#}");
-            ExitCode::from(1)
+            ExitCode::from(2)
         }
     }
 }

@@ -1,0 +1,170 @@
+//! `paddock audit`: proves (or disproves) tenant isolation on a live cluster by
+//! evaluating its NetworkPolicies: every path between tenants, every pod
+//! reachable from outside the cluster, every pod no policy covers. Exit code 1
+//! when a cross-tenant path exists.
+
+use crate::kubeconfig::ClusterArgs;
+use anyhow::{Context, Result, bail};
+use clap::{Args, ValueEnum};
+use k8s_openapi::api::core::v1::{Namespace, Pod};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use kube::api::{Api, ListParams};
+use netpol::audit::{Report, report};
+use netpol::{Endpoint, Evaluator, Input, Options, Protocol};
+use serde_json::json;
+use std::io::Write;
+
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+pub enum Format {
+    Table,
+    Json,
+}
+
+#[derive(Args, Debug)]
+pub struct AuditArgs {
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: Format,
+    /// Namespace label that marks tenant namespaces; its value names the tenant.
+    #[arg(long, default_value = "paddock.dev/tenant")]
+    pub tenant_label: String,
+    /// Treat ipBlocks as matching pod IPs too (as Calico does); by default they
+    /// match only addresses outside the cluster (as Cilium does).
+    #[arg(long)]
+    pub ipblock_matches_pods: bool,
+    /// Explain one path instead: the source (NAMESPACE/POD or an IP).
+    #[arg(long, requires_all = ["to", "port"])]
+    pub from: Option<String>,
+    /// Explain one path: the destination (NAMESPACE/POD or an IP).
+    #[arg(long, requires_all = ["from", "port"])]
+    pub to: Option<String>,
+    /// Explain one path: the destination port.
+    #[arg(long, requires_all = ["from", "to"], value_parser = clap::value_parser!(u16).range(1..))]
+    pub port: Option<u16>,
+    /// Explain one path: TCP, UDP or SCTP.
+    #[arg(long, default_value = "TCP", value_parser = ["TCP", "UDP", "SCTP"])]
+    pub protocol: String,
+}
+
+async fn load(args: &AuditArgs) -> Result<Evaluator> {
+    let client = args.cluster.client().await?;
+    let lp = ListParams::default();
+    let namespaces = Api::<Namespace>::all(client.clone()).list(&lp).await.context("listing namespaces")?.items;
+    let pods = Api::<Pod>::all(client.clone()).list(&lp).await.context("listing pods")?.items;
+    let policies = Api::<NetworkPolicy>::all(client.clone()).list(&lp).await.context("listing network policies")?.items;
+    tracing::debug!(namespaces = namespaces.len(), pods = pods.len(), policies = policies.len(), "loaded");
+    let input =
+        Input::from_k8s(&namespaces, &pods, &policies).context("cannot evaluate the cluster's network policies")?;
+    Ok(Evaluator::new(input, Options { ipblock_matches_pods: args.ipblock_matches_pods }))
+}
+
+fn explain(ev: &Evaluator, args: &AuditArgs, out: &mut dyn Write) -> Result<bool> {
+    let find = |s: &str| -> Result<Endpoint> {
+        if let Ok(ip) = s.parse() {
+            return Ok(Endpoint::External(ip));
+        }
+        let Some((ns, name)) = s.split_once('/') else { bail!("{s:?} is neither NAMESPACE/POD nor an IP address") };
+        ev.pod(ns, name).map(Endpoint::Pod).with_context(|| format!("pod {ns}/{name} not found (or not running)"))
+    };
+    let (Some(from), Some(to), Some(port)) = (&args.from, &args.to, args.port) else {
+        bail!("--from, --to and --port go together")
+    };
+    let proto = Protocol::parse(&args.protocol).unwrap_or(Protocol::Tcp);
+    let v = ev.check(find(from)?, find(to)?, port, proto);
+    match args.format {
+        Format::Json => writeln!(
+            out,
+            "{}",
+            json!({"from": from, "to": to, "port": port, "protocol": args.protocol, "allowed": v.allowed, "explanation": v.explanation})
+        )?,
+        Format::Table => writeln!(out, "{}", v.explanation)?,
+    }
+    Ok(v.allowed)
+}
+
+fn render(r: &Report, format: Format, out: &mut dyn Write) -> Result<()> {
+    if format == Format::Json {
+        let tenants: Vec<_> = r
+            .tenants
+            .iter()
+            .map(|(t, x)| {
+                json!({
+                    "tenant": t, "namespaces": x.namespaces, "pods": x.pods,
+                    "crossTenantPaths": x.outbound.iter().map(|(f, to, p)| json!({"from": f, "to": to, "ports": p})).collect::<Vec<_>>(),
+                    "reachableFromOutside": x.external.iter().map(|(p, ports)| json!({"pod": p, "ports": ports})).collect::<Vec<_>>(),
+                    "withoutPolicy": x.without_policy,
+                })
+            })
+            .collect();
+        writeln!(
+            out,
+            "{}",
+            serde_json::to_string_pretty(&json!({"tenants": tenants, "crossTenantPaths": r.cross_tenant_paths}))?
+        )?;
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "{:<24} {:>5} {:>20} {:>22} {:>15}",
+        "TENANT", "PODS", "CROSS-TENANT PATHS", "REACHABLE FROM OUTSIDE", "WITHOUT POLICY"
+    )?;
+    for (t, x) in &r.tenants {
+        writeln!(
+            out,
+            "{:<24} {:>5} {:>20} {:>22} {:>15}",
+            t,
+            x.pods,
+            x.outbound.len(),
+            x.external.len(),
+            x.without_policy.len()
+        )?;
+    }
+    let section = |title: &str, lines: Vec<String>, out: &mut dyn Write| -> Result<()> {
+        if !lines.is_empty() {
+            writeln!(out, "\n{title}:")?;
+            for l in lines {
+                writeln!(out, "  {l}")?;
+            }
+        }
+        Ok(())
+    };
+    section(
+        "Cross-tenant paths",
+        r.tenants.values().flat_map(|x| x.outbound.iter().map(|(f, t, p)| format!("{f} -> {t}  {p}"))).collect(),
+        out,
+    )?;
+    section(
+        "Reachable from outside the cluster",
+        r.tenants.values().flat_map(|x| x.external.iter().map(|(p, ports)| format!("{p}  {ports}"))).collect(),
+        out,
+    )?;
+    section("Pods no NetworkPolicy selects", r.tenants.values().flat_map(|x| x.without_policy.clone()).collect(), out)?;
+    if r.tenants.is_empty() {
+        writeln!(out, "\nno tenant namespaces (none is labelled with the tenant label)")?;
+    }
+    writeln!(
+        out,
+        "\n{}",
+        if r.cross_tenant_paths == 0 {
+            "isolated: no path crosses tenants".to_string()
+        } else {
+            format!("NOT isolated: {} cross-tenant paths", r.cross_tenant_paths)
+        }
+    )?;
+    Ok(())
+}
+
+/// Runs the audit; returns whether the exit code should be 1.
+pub async fn run(args: AuditArgs) -> Result<bool> {
+    let ev = load(&args).await?;
+    let mut stdout = std::io::stdout().lock();
+    if args.from.is_some() {
+        let allowed = explain(&ev, &args, &mut stdout)?;
+        return Ok(!allowed);
+    }
+    let r = report(&ev, &args.tenant_label);
+    render(&r, args.format, &mut stdout)?;
+    Ok(r.cross_tenant_paths > 0)
+}
