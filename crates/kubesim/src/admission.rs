@@ -3,8 +3,8 @@
 
 use crate::cluster::State;
 use crate::error::{ApiError, FieldError};
-use crate::quantity::{Quantity, is_bytes};
 use crate::registry::ResourceDef;
+use quantity::{Quantity, is_bytes};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashSet};
 use std::net::Ipv4Addr;

@@ -169,7 +169,7 @@ pub fn parse_nodes(spec: &str) -> Result<Vec<NodeSpec>, String> {
 }
 
 fn checked_quantity(node: &str, what: &str, v: &str) -> Result<String, String> {
-    match crate::quantity::Quantity::parse(v) {
+    match quantity::Quantity::parse(v) {
         Some(q) if q.0 > 0 => Ok(v.to_string()),
         _ => Err(format!("node {node:?}: {what}={v:?} is not a positive quantity")),
     }

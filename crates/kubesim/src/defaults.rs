@@ -109,8 +109,7 @@ pub fn qos_class(spec: &Value) -> &'static str {
                 any = true;
             }
             match (rq, lm) {
-                (Some(a), Some(b))
-                    if crate::quantity::Quantity::from_value(a) == crate::quantity::Quantity::from_value(b) => {}
+                (Some(a), Some(b)) if quantity::Quantity::from_value(a) == quantity::Quantity::from_value(b) => {}
                 _ => guaranteed = false,
             }
         }

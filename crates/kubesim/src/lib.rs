@@ -18,7 +18,6 @@ pub mod config;
 pub mod defaults;
 pub mod error;
 pub mod patch;
-pub mod quantity;
 pub mod registry;
 pub mod schema;
 pub mod selector;

@@ -2,8 +2,8 @@
 //! validation and pkg/apis/*/validation), for the fields clients rely on.
 
 use crate::error::FieldError;
-use crate::quantity::Quantity;
 use crate::registry::ResourceDef;
+use quantity::Quantity;
 use serde_json::Value;
 
 const DNS1123_LABEL_MSG: &str = "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')";

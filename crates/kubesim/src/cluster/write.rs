@@ -7,10 +7,10 @@ use crate::admission;
 use crate::defaults;
 use crate::error::{ApiError, ApiResult, FieldError};
 use crate::patch::{self, PatchType, fieldmanager};
-use crate::quantity::{Quantity, is_bytes};
 use crate::registry::{ResId, ResourceDef};
 use crate::store::Obj;
 use crate::validation;
+use quantity::{Quantity, is_bytes};
 use serde_json::{Map, Value, json};
 use std::sync::Arc;
 

@@ -3,7 +3,7 @@
 
 use super::{Sim, log_err, name_of};
 use crate::admission::usage;
-use crate::quantity::{Quantity, is_bytes};
+use quantity::{Quantity, is_bytes};
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
 

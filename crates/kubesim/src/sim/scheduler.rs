@@ -5,9 +5,9 @@
 //! "0/3 nodes are available: ...").
 
 use super::{Sim, log_err, name_of, ns_of};
-use crate::quantity::Quantity;
 use crate::selector::{Op, Requirement};
 use crate::store::EventType;
+use quantity::Quantity;
 use serde_json::{Map, Value, json};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 

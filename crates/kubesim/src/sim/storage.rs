@@ -4,7 +4,7 @@
 
 use super::{Sim, is_deleting, log_err, name_of, ns_of, uid_of};
 use crate::cluster::DeleteOpts;
-use crate::quantity::Quantity;
+use quantity::Quantity;
 use serde_json::{Value, json};
 
 pub const PVC_PROTECTION: &str = "kubernetes.io/pvc-protection";

@@ -1,0 +1,7 @@
+//! Paddock's reconcilers. Each is a pipeline: read → validate → build (pure,
+//! tested from fixtures) → apply (server-side apply, field manager `paddock`)
+//! → status.
+
+pub mod config;
+pub mod labels;
+pub mod noderoles;

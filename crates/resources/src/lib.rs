@@ -1,0 +1,43 @@
+//! Paddock's custom resources, group `paddock.dev`, version `v1alpha1`.
+//!
+//! Each kind lives in its own module with its defaults and a `validate`
+//! function that names the field and the reason for every problem; the CRDs
+//! are generated from these types (`paddock crds`).
+
+pub mod tenant;
+
+pub use tenant::{Tenant, TenantSpec, TenantStatus};
+
+use kube::CustomResourceExt;
+
+pub const GROUP: &str = "paddock.dev";
+pub const VERSION: &str = "v1alpha1";
+
+/// One problem with a spec: the field path and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {reason}")]
+pub struct FieldProblem {
+    pub field: String,
+    pub reason: String,
+}
+
+impl FieldProblem {
+    pub fn new(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self { field: field.into(), reason: reason.into() }
+    }
+}
+
+/// Every CRD Paddock installs.
+pub fn crds() -> Vec<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> {
+    vec![Tenant::crd()]
+}
+
+/// The CRDs as a multi-document YAML stream.
+pub fn crds_yaml() -> Result<String, serde_yaml_ng::Error> {
+    let mut out = String::new();
+    for crd in crds() {
+        out.push_str("---\n");
+        out.push_str(&serde_yaml_ng::to_string(&crd)?);
+    }
+    Ok(out)
+}

@@ -1,0 +1,341 @@
+//! Tenant: a team, user or group that gets its own namespace, default-deny
+//! networking, quota, limits, storage and (later) a VPN.
+
+use crate::FieldProblem;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[kube(
+    group = "paddock.dev",
+    version = "v1alpha1",
+    kind = "Tenant",
+    plural = "tenants",
+    shortname = "tn",
+    status = "TenantStatus",
+    printcolumn = r#"{"name": "Kind", "type": "string", "jsonPath": ".spec.kind"}"#,
+    printcolumn = r#"{"name": "Phase", "type": "string", "jsonPath": ".status.phase"}"#,
+    printcolumn = r#"{"name": "Namespace", "type": "string", "jsonPath": ".status.namespace"}"#,
+    printcolumn = r#"{"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+pub struct TenantSpec {
+    /// Team, User or Group.
+    pub kind: TenantKind,
+    /// A human-readable name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    /// Limits on what the tenant's namespace may hold.
+    #[serde(default)]
+    pub quota: Quota,
+    /// Requests and limits given to containers that state none.
+    #[serde(default)]
+    pub defaults: Defaults,
+    /// The tenant's persistent storage (`storage` PVC; `shared` for groups).
+    #[serde(default)]
+    pub storage: Storage,
+    /// Group tenants whose shared storage this tenant's instances mount.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<String>,
+    /// What the tenant's pods may reach outside their own instance networks.
+    #[serde(default)]
+    pub egress: Egress,
+    /// The team VPN (used by the VPN feature).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vpn: Option<Vpn>,
+    /// Overrides the node role the tenant's task pods go to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_role: Option<NodeRole>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum TenantKind {
+    Team,
+    User,
+    Group,
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum NodeRole {
+    Task,
+    Vpn,
+    Shared,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Quota {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pods: Option<u32>,
+    /// Total cpu requests, e.g. "4".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu: Option<String>,
+    /// Total memory requests, e.g. "8Gi".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<String>,
+    /// Total storage requests of claims, e.g. "50Gi".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage: Option<String>,
+    /// Instances the tenant may run at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instances: Option<u32>,
+}
+
+fn default_cpu_request() -> String {
+    "100m".into()
+}
+fn default_memory_request() -> String {
+    "128Mi".into()
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Defaults {
+    #[serde(default = "default_cpu_request")]
+    pub cpu_request: String,
+    #[serde(default = "default_memory_request")]
+    pub memory_request: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_limit: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_limit: Option<String>,
+}
+
+impl Default for Defaults {
+    fn default() -> Self {
+        Self {
+            cpu_request: default_cpu_request(),
+            memory_request: default_memory_request(),
+            cpu_limit: None,
+            memory_limit: None,
+        }
+    }
+}
+
+fn default_size() -> String {
+    "10Gi".into()
+}
+fn yes() -> bool {
+    true
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Storage {
+    /// Whether the tenant gets a volume at all.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Size of the volume; it may grow, never shrink.
+    #[serde(default = "default_size")]
+    pub size: String,
+    /// Storage class (default: the cluster's default class).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_class_name: Option<String>,
+    /// Keep the data when the tenant is deleted (the volume is retained).
+    #[serde(default = "yes")]
+    pub retain_on_delete: bool,
+}
+
+impl Default for Storage {
+    fn default() -> Self {
+        Self { enabled: true, size: default_size(), storage_class_name: None, retain_on_delete: true }
+    }
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Egress {
+    /// DNS lookups through the cluster DNS.
+    #[serde(default = "yes")]
+    pub dns: bool,
+    /// The public internet (0.0.0.0/0 except private ranges and the metadata address).
+    #[serde(default)]
+    pub internet: bool,
+    /// Further destinations, as CIDRs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cidrs: Vec<String>,
+    /// Ports the internet/CIDR allowances are limited to (all when empty).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<u16>,
+}
+
+impl Default for Egress {
+    fn default() -> Self {
+        Self { dns: true, internet: false, cidrs: vec![], ports: vec![] }
+    }
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Vpn {
+    #[serde(default)]
+    pub enabled: bool,
+    /// Client slots (team size).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clients: Option<u32>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TenantStatus {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// Provisioning, Ready, Failed or Terminating.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+    /// Capacity of the tenant's volume as bound.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_capacity: Option<String>,
+}
+
+fn check_quantity(out: &mut Vec<FieldProblem>, field: &str, v: &str) {
+    match quantity::Quantity::parse(v) {
+        Some(q) if q.0 > 0 => {}
+        Some(_) => out.push(FieldProblem::new(field, format!("{v:?} must be greater than zero"))),
+        None => out.push(FieldProblem::new(field, format!("{v:?} is not a quantity (like 500m, 2, 512Mi or 10Gi)"))),
+    }
+}
+
+fn valid_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
+impl TenantSpec {
+    /// Everything wrong with the spec that the schema cannot express.
+    pub fn validate(&self) -> Vec<FieldProblem> {
+        let mut out = Vec::new();
+        for (f, v) in [
+            ("spec.quota.cpu", &self.quota.cpu),
+            ("spec.quota.memory", &self.quota.memory),
+            ("spec.quota.storage", &self.quota.storage),
+        ] {
+            if let Some(v) = v {
+                check_quantity(&mut out, f, v);
+            }
+        }
+        check_quantity(&mut out, "spec.defaults.cpuRequest", &self.defaults.cpu_request);
+        check_quantity(&mut out, "spec.defaults.memoryRequest", &self.defaults.memory_request);
+        for (f, lim, req) in [
+            ("spec.defaults.cpuLimit", &self.defaults.cpu_limit, &self.defaults.cpu_request),
+            ("spec.defaults.memoryLimit", &self.defaults.memory_limit, &self.defaults.memory_request),
+        ] {
+            if let Some(l) = lim {
+                check_quantity(&mut out, f, l);
+                if let (Some(lq), Some(rq)) = (quantity::Quantity::parse(l), quantity::Quantity::parse(req))
+                    && lq < rq
+                {
+                    out.push(FieldProblem::new(f, format!("{l} is less than the request {req}")));
+                }
+            }
+        }
+        if self.storage.enabled {
+            check_quantity(&mut out, "spec.storage.size", &self.storage.size);
+        }
+        for (i, g) in self.groups.iter().enumerate() {
+            if !valid_name(g) {
+                out.push(FieldProblem::new(format!("spec.groups[{i}]"), format!("{g:?} is not a valid tenant name")));
+            }
+        }
+        for (i, c) in self.egress.cidrs.iter().enumerate() {
+            if !is_cidr(c) {
+                out.push(FieldProblem::new(
+                    format!("spec.egress.cidrs[{i}]"),
+                    format!("{c:?} is not a CIDR (like 192.0.2.0/24)"),
+                ));
+            }
+        }
+        for (i, p) in self.egress.ports.iter().enumerate() {
+            if *p == 0 {
+                out.push(FieldProblem::new(format!("spec.egress.ports[{i}]"), "0 is not a port"));
+            }
+        }
+        if let Some(n) = &self.display_name
+            && n.len() > 256
+        {
+            out.push(FieldProblem::new("spec.displayName", "may not be longer than 256 characters"));
+        }
+        out
+    }
+}
+
+fn is_cidr(s: &str) -> bool {
+    let Some((ip, bits)) = s.split_once('/') else { return false };
+    match ip.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V4(_)) => bits.parse::<u8>().is_ok_and(|b| b <= 32),
+        Ok(std::net::IpAddr::V6(_)) => bits.parse::<u8>().is_ok_and(|b| b <= 128),
+        Err(_) => false,
+    }
+}
+
+/// A tenant name is the namespace suffix: it must be a DNS label.
+pub fn validate_name(name: &str, prefix: &str) -> Option<FieldProblem> {
+    if !valid_name(name) {
+        return Some(FieldProblem::new(
+            "metadata.name",
+            format!("{name:?} must be a DNS label (lowercase letters, digits and '-', at most 63 characters)"),
+        ));
+    }
+    if prefix.len() + name.len() > 63 {
+        return Some(FieldProblem::new(
+            "metadata.name",
+            format!("{name:?} is too long: with the namespace prefix {prefix:?} it exceeds 63 characters"),
+        ));
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kube::CustomResourceExt;
+
+    #[test]
+    fn defaults_fill_a_minimal_spec() {
+        let t: TenantSpec = serde_json::from_value(serde_json::json!({"kind": "Team"})).unwrap();
+        assert_eq!(t.defaults.cpu_request, "100m");
+        assert_eq!(t.defaults.memory_request, "128Mi");
+        assert_eq!(t.storage.size, "10Gi");
+        assert!(t.storage.retain_on_delete);
+        assert!(t.egress.dns && !t.egress.internet);
+        assert!(t.validate().is_empty());
+    }
+
+    #[test]
+    fn problems_name_the_field() {
+        let t: TenantSpec = serde_json::from_value(serde_json::json!({"kind": "User",
+            "quota": {"cpu": "lots"}, "defaults": {"memoryRequest": "1Gi", "memoryLimit": "512Mi"},
+            "groups": ["Bad_Group"], "egress": {"cidrs": ["10.0.0.0/40"]}}))
+        .unwrap();
+        let p: Vec<String> = t.validate().iter().map(|p| p.to_string()).collect();
+        assert!(
+            p.contains(&"spec.quota.cpu: \"lots\" is not a quantity (like 500m, 2, 512Mi or 10Gi)".to_string()),
+            "{p:?}"
+        );
+        assert!(p.contains(&"spec.defaults.memoryLimit: 512Mi is less than the request 1Gi".to_string()), "{p:?}");
+        assert!(p.iter().any(|x| x.starts_with("spec.groups[0]")), "{p:?}");
+        assert!(p.iter().any(|x| x.starts_with("spec.egress.cidrs[0]")), "{p:?}");
+        assert!(validate_name("team-a", "paddock-").is_none());
+        assert!(validate_name("Team_A", "paddock-").is_some());
+    }
+
+    #[test]
+    fn crd_has_printer_columns_and_status() {
+        let crd = Tenant::crd();
+        assert_eq!(crd.spec.scope, "Cluster");
+        let v = &crd.spec.versions[0];
+        assert!(v.subresources.as_ref().and_then(|s| s.status.as_ref()).is_some());
+        let cols: Vec<&str> = v.additional_printer_columns.as_ref().unwrap().iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(cols, ["Kind", "Phase", "Namespace", "Age"]);
+    }
+}
