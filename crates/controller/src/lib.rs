@@ -5,3 +5,4 @@
 pub mod config;
 pub mod labels;
 pub mod noderoles;
+pub mod tenant;

@@ -1,0 +1,6 @@
+//! The tenant reconciler: namespace, network policies, quota, limits, service
+//! account and role, storage; drift repair; deletion with retained storage.
+
+pub mod build;
+
+pub use build::{Desired, build, namespace_name};
