@@ -46,7 +46,8 @@ fn a_minimal_team_gets_isolation_defaults_and_storage() {
 
 #[test]
 fn a_group_with_everything_set() {
-    let d = build(&fixture("group-everything"), &Settings { namespace_prefix: "t-".into(), ..Default::default() }).unwrap();
+    let d =
+        build(&fixture("group-everything"), &Settings { namespace_prefix: "t-".into(), ..Default::default() }).unwrap();
     assert_eq!(d.namespace.metadata.name.as_deref(), Some("t-lab-group"));
     assert_eq!(d.namespace.metadata.labels.unwrap()["paddock.dev/tenant-kind"], "group");
     let hard = d.quota.unwrap().spec.unwrap().hard.unwrap();

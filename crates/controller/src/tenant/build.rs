@@ -46,7 +46,7 @@ fn owner(t: &Tenant) -> Value {
 }
 
 fn labels(tenant: &str) -> Value {
-    json!({MANAGED_BY: MANAGER, TENANT: tenant})
+    json!({MANAGED_BY: MANAGER, TENANT: tenant, "paddock.dev/component": "tenant"})
 }
 
 fn meta(name: &str, ns: Option<&str>, t: &Tenant, tenant: &str) -> Value {
@@ -58,7 +58,8 @@ fn meta(name: &str, ns: Option<&str>, t: &Tenant, tenant: &str) -> Value {
 }
 
 fn typed<K: DeserializeOwned>(v: Value) -> Result<K, Vec<FieldProblem>> {
-    serde_json::from_value(v).map_err(|e| vec![FieldProblem::new("spec", format!("cannot build the tenant's objects: {e}"))])
+    serde_json::from_value(v)
+        .map_err(|e| vec![FieldProblem::new("spec", format!("cannot build the tenant's objects: {e}"))])
 }
 
 /// Builds the desired objects, or the problems with the spec.
@@ -110,10 +111,16 @@ pub fn build(t: &Tenant, settings: &Settings) -> Result<Desired, Vec<FieldProble
         }))
     };
     if spec.egress.internet {
-        policies.push(egress_rule("allow-internet", vec![json!({"ipBlock": {"cidr": "0.0.0.0/0", "except": NOT_INTERNET}})])?);
+        policies.push(egress_rule(
+            "allow-internet",
+            vec![json!({"ipBlock": {"cidr": "0.0.0.0/0", "except": NOT_INTERNET}})],
+        )?);
     }
     if !spec.egress.cidrs.is_empty() {
-        policies.push(egress_rule("allow-egress-cidrs", spec.egress.cidrs.iter().map(|c| json!({"ipBlock": {"cidr": c}})).collect())?);
+        policies.push(egress_rule(
+            "allow-egress-cidrs",
+            spec.egress.cidrs.iter().map(|c| json!({"ipBlock": {"cidr": c}})).collect(),
+        )?);
     }
 
     let q = &spec.quota;
@@ -136,7 +143,9 @@ pub fn build(t: &Tenant, settings: &Settings) -> Result<Desired, Vec<FieldProble
     let quota = if hard.is_empty() {
         None
     } else {
-        Some(typed(json!({"apiVersion": "v1", "kind": "ResourceQuota", "metadata": meta("quota", Some(&ns), t, &tenant), "spec": {"hard": hard}}))?)
+        Some(typed(
+            json!({"apiVersion": "v1", "kind": "ResourceQuota", "metadata": meta("quota", Some(&ns), t, &tenant), "spec": {"hard": hard}}),
+        )?)
     };
 
     let d = &spec.defaults;
@@ -151,17 +160,25 @@ pub fn build(t: &Tenant, settings: &Settings) -> Result<Desired, Vec<FieldProble
     if !default_limits.is_empty() {
         limit["default"] = Value::Object(default_limits);
     }
-    let limits = typed(json!({"apiVersion": "v1", "kind": "LimitRange", "metadata": meta("defaults", Some(&ns), t, &tenant), "spec": {"limits": [limit]}}))?;
+    let limits = typed(
+        json!({"apiVersion": "v1", "kind": "LimitRange", "metadata": meta("defaults", Some(&ns), t, &tenant), "spec": {"limits": [limit]}}),
+    )?;
 
-    let service_account = typed(json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta("tenant", Some(&ns), t, &tenant), "automountServiceAccountToken": false}))?;
-    let role = typed(json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": meta("tenant-reader", Some(&ns), t, &tenant),
+    let service_account = typed(
+        json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta("tenant", Some(&ns), t, &tenant), "automountServiceAccountToken": false}),
+    )?;
+    let role = typed(
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": meta("tenant-reader", Some(&ns), t, &tenant),
         "rules": [
             {"apiGroups": ["paddock.dev"], "resources": ["instances"], "verbs": ["get", "list", "watch"]},
             {"apiGroups": [""], "resources": ["pods", "pods/log"], "verbs": ["get", "list", "watch"]}
-        ]}))?;
-    let role_binding = typed(json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": meta("tenant-reader", Some(&ns), t, &tenant),
+        ]}),
+    )?;
+    let role_binding = typed(
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": meta("tenant-reader", Some(&ns), t, &tenant),
         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "tenant-reader"},
-        "subjects": [{"kind": "ServiceAccount", "name": "tenant", "namespace": ns}]}))?;
+        "subjects": [{"kind": "ServiceAccount", "name": "tenant", "namespace": ns}]}),
+    )?;
 
     let storage = if !spec.storage.enabled {
         None

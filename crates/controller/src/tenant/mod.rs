@@ -2,5 +2,8 @@
 //! account and role, storage; drift repair; deletion with retained storage.
 
 pub mod build;
+pub mod reconcile;
+pub mod status;
 
 pub use build::{Desired, build, namespace_name};
+pub use reconcile::{Context, run};

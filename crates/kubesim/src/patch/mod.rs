@@ -77,13 +77,24 @@ pub fn apply_patch(
                 ))
             })?;
             let mut out = current.clone();
-            json_patch::patch(&mut out, &ops).map_err(|e| {
-                ApiError::new(
-                    422,
-                    "Invalid",
-                    format!("the server rejected our request due to an error in our request: {e}"),
-                )
-            })?;
+            // Ops apply one by one; like upstream (evanphx/json-patch), a `test`
+            // of `null` succeeds on a missing field (kube's finalizer helper relies on it).
+            for (i, op) in ops.0.into_iter().enumerate() {
+                if let json_patch::PatchOperation::Test(t) = &op
+                    && t.value.is_null()
+                    && out.pointer(t.path.as_str()).is_none()
+                {
+                    continue;
+                }
+                json_patch::patch(&mut out, &json_patch::Patch(vec![op])).map_err(|e| {
+                    let e = e.to_string().replacen("operation '/0'", &format!("operation '/{i}'"), 1);
+                    ApiError::new(
+                        422,
+                        "Invalid",
+                        format!("the server rejected our request due to an error in our request: {e}"),
+                    )
+                })?;
+            }
             Ok(out)
         }
         PatchType::Strategic => {

@@ -53,6 +53,16 @@ async fn merge_json_and_strategic_patches() {
         serde_json::from_value(json!([{"op": "replace", "path": "/data/b", "value": "9"}])).unwrap();
     let c = api.patch("p", &pp, &Patch::<()>::Json(ops)).await.unwrap();
     assert_eq!(c.data.unwrap()["b"], "9");
+    // Upstream's JSON patch treats a missing field as null for `test` (kube's finalizer helper relies on it).
+    let fin: json_patch::Patch = serde_json::from_value(json!([
+        {"op": "test", "path": "/metadata/finalizers", "value": null},
+        {"op": "add", "path": "/metadata/finalizers", "value": ["paddock.dev/x"]}]))
+    .unwrap();
+    let c = api.patch("p", &pp, &Patch::<()>::Json(fin)).await.unwrap();
+    assert_eq!(c.metadata.finalizers.unwrap(), ["paddock.dev/x"]);
+    let clear: json_patch::Patch =
+        serde_json::from_value(json!([{"op": "remove", "path": "/metadata/finalizers"}])).unwrap();
+    api.patch("p", &pp, &Patch::<()>::Json(clear)).await.unwrap();
     let bad: json_patch::Patch =
         serde_json::from_value(json!([{"op": "test", "path": "/data/b", "value": "0"}])).unwrap();
     let e = status(api.patch("p", &pp, &Patch::<()>::Json(bad)).await);

@@ -1,0 +1,291 @@
+//! The tenant reconciler's apply and cleanup steps, and the Controller that
+//! drives them from watches (tenants and everything labelled as theirs).
+
+use super::build::{Desired, build, namespace_name, storage_claim_name};
+use super::status::{Conditions, status_patch};
+use crate::config::Settings;
+use crate::labels::{FIELD_MANAGER, MANAGED_BY, MANAGER, TENANT};
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::{
+    LimitRange, Namespace, PersistentVolume, PersistentVolumeClaim, ResourceQuota, ServiceAccount,
+};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::finalizer::{Event as Finalizer, finalizer};
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::watcher;
+use kube::{Client, Resource, ResourceExt};
+use resources::Tenant;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::collections::HashMap;
+use std::fmt::Debug;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+pub const FINALIZER: &str = "paddock.dev/tenant-cleanup";
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("Kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    #[error("finalizer: {0}")]
+    Finalizer(String),
+    #[error("waiting: {0}")]
+    Waiting(String),
+}
+
+/// Shared state of the tenant reconciler.
+pub struct Context {
+    pub client: Client,
+    pub settings: Settings,
+    pub recorder: Recorder,
+    failures: Mutex<HashMap<String, u32>>,
+}
+
+impl Context {
+    pub fn new(client: Client, settings: Settings) -> Arc<Self> {
+        let recorder = Recorder::new(client.clone(), Reporter { controller: "paddock".into(), instance: None });
+        Arc::new(Self { client, settings, recorder, failures: Mutex::new(HashMap::new()) })
+    }
+
+    async fn event(&self, t: &Tenant, type_: EventType, reason: &str, note: String) {
+        let ev = Event { type_, reason: reason.into(), note: Some(note), action: "Reconcile".into(), secondary: None };
+        if let Err(e) = self.recorder.publish(&ev, &t.object_ref(&())).await {
+            tracing::debug!(error = %e, "could not record an event");
+        }
+    }
+}
+
+fn apply_params() -> PatchParams {
+    PatchParams::apply(FIELD_MANAGER).force()
+}
+
+async fn apply_one<K>(api: &Api<K>, obj: &K) -> Result<K, kube::Error>
+where
+    K: Resource + Clone + Serialize + DeserializeOwned + Debug,
+{
+    let name = obj.meta().name.clone().unwrap_or_default();
+    api.patch(&name, &apply_params(), &Patch::Apply(obj)).await
+}
+
+fn api_message(e: &kube::Error) -> String {
+    match e {
+        kube::Error::Api(s) => s.message.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Applies everything but storage; storage problems become conditions.
+async fn apply_desired(ctx: &Context, tenant: &str, d: &Desired, conds: &mut Conditions) -> Result<(), Error> {
+    let c = &ctx.client;
+    let ns = d.namespace.metadata.name.clone().unwrap_or_default();
+    let ns_obj = apply_one(&Api::<Namespace>::all(c.clone()), &d.namespace).await?;
+    if ns_obj.metadata.deletion_timestamp.is_some() {
+        return Err(Error::Waiting(format!("namespace {ns} is still terminating from an earlier deletion")));
+    }
+    let pols: Api<NetworkPolicy> = Api::namespaced(c.clone(), &ns);
+    for p in &d.policies {
+        apply_one(&pols, p).await?;
+    }
+    // Tenant-level policies no longer wanted (e.g. internet egress switched off).
+    let selector = format!("{MANAGED_BY}={MANAGER},{TENANT}={tenant},paddock.dev/component=tenant");
+    let wanted: Vec<String> = d.policies.iter().filter_map(|p| p.metadata.name.clone()).collect();
+    for p in pols.list_metadata(&ListParams::default().labels(&selector)).await?.items {
+        let name = p.name_any();
+        if !wanted.contains(&name) {
+            pols.delete(&name, &DeleteParams::default()).await?;
+        }
+    }
+    let quotas: Api<ResourceQuota> = Api::namespaced(c.clone(), &ns);
+    match &d.quota {
+        Some(q) => {
+            let applied = apply_one(&quotas, q).await?;
+            conds.quota_usage(&applied);
+        }
+        None => {
+            if quotas.get_opt("quota").await?.is_some() {
+                quotas.delete("quota", &DeleteParams::default()).await?;
+            }
+        }
+    }
+    apply_one(&Api::<LimitRange>::namespaced(c.clone(), &ns), &d.limits).await?;
+    apply_one(&Api::<ServiceAccount>::namespaced(c.clone(), &ns), &d.service_account).await?;
+    apply_one(&Api::<Role>::namespaced(c.clone(), &ns), &d.role).await?;
+    apply_one(&Api::<RoleBinding>::namespaced(c.clone(), &ns), &d.role_binding).await?;
+    conds.namespace(&ns_obj);
+    if let Some(pvc) = &d.storage {
+        let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(c.clone(), &ns);
+        match apply_one(&pvcs, pvc).await {
+            Ok(p) => conds.storage(Some(&p), None),
+            Err(e @ kube::Error::Api(_)) => {
+                let current = pvcs.get_opt(&pvc.metadata.name.clone().unwrap_or_default()).await?;
+                conds.storage(current.as_ref(), Some(api_message(&e)));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    } else {
+        conds.storage_disabled();
+    }
+    Ok(())
+}
+
+async fn check_groups(ctx: &Context, t: &Tenant) -> Result<Vec<String>, Error> {
+    let api: Api<Tenant> = Api::all(ctx.client.clone());
+    let mut problems = Vec::new();
+    for (i, g) in t.spec.groups.iter().enumerate() {
+        match api.get_opt(g).await? {
+            None => problems.push(format!("spec.groups[{i}]: tenant {g:?} does not exist")),
+            Some(other) if other.spec.kind != resources::tenant::TenantKind::Group => {
+                problems.push(format!("spec.groups[{i}]: tenant {g:?} is a {:?}, not a Group", other.spec.kind))
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(problems)
+}
+
+async fn write_status(ctx: &Context, t: &Tenant, conds: Conditions) -> Result<(), Error> {
+    let api: Api<Tenant> = Api::all(ctx.client.clone());
+    let patch = status_patch(t, conds);
+    if Some(&patch.0) != t.status.as_ref() {
+        api.patch_status(&t.name_any(), &PatchParams::default(), &Patch::Merge(serde_json::json!({"status": patch.0})))
+            .await?;
+        if let Some((type_, reason, note)) = patch.1 {
+            ctx.event(t, type_, &reason, note).await;
+        }
+    }
+    Ok(())
+}
+
+async fn apply(t: Arc<Tenant>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let name = t.name_any();
+    let mut conds = Conditions::new(t.as_ref(), &namespace_name(&name, &ctx.settings));
+    let mut problems: Vec<String> = match build(&t, &ctx.settings) {
+        Ok(desired) => {
+            let groups = check_groups(&ctx, &t).await?;
+            if groups.is_empty() {
+                apply_desired(&ctx, &name, &desired, &mut conds).await?;
+            }
+            groups
+        }
+        Err(problems) => problems.iter().map(|p| p.to_string()).collect(),
+    };
+    if !problems.is_empty() {
+        problems.sort();
+        conds.invalid(&problems.join("; "));
+        write_status(&ctx, &t, conds).await?;
+        // A missing group may appear later; a bad spec waits for an edit.
+        let waits_for_group = problems.iter().any(|p| p.contains("does not exist"));
+        return Ok(if waits_for_group { Action::requeue(Duration::from_secs(30)) } else { Action::await_change() });
+    }
+    write_status(&ctx, &t, conds).await?;
+    Ok(Action::await_change())
+}
+
+async fn cleanup(t: Arc<Tenant>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let name = t.name_any();
+    let ns = namespace_name(&name, &ctx.settings);
+    let c = &ctx.client;
+    let mut conds = Conditions::new(t.as_ref(), &ns);
+    conds.terminating();
+    write_status(&ctx, &t, conds).await?;
+    let nss: Api<Namespace> = Api::all(c.clone());
+    let Some(namespace) = nss.get_opt(&ns).await? else {
+        return Ok(Action::await_change());
+    };
+    if t.spec.storage.retain_on_delete {
+        // The claim goes with the namespace; its volume stays (reclaim policy Retain),
+        // labelled with the tenant so an operator can find and re-use it.
+        let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(c.clone(), &ns);
+        if let Some(pvc) = pvcs.get_opt(storage_claim_name(t.spec.kind)).await?
+            && let Some(pv) = pvc.spec.and_then(|s| s.volume_name)
+        {
+            let pvs: Api<PersistentVolume> = Api::all(c.clone());
+            let patch = serde_json::json!({"metadata": {"labels": {TENANT: name, "paddock.dev/retained": "true"}},
+                "spec": {"persistentVolumeReclaimPolicy": "Retain"}});
+            pvs.patch(&pv, &PatchParams::default(), &Patch::Merge(patch)).await?;
+        }
+    }
+    if namespace.metadata.deletion_timestamp.is_none() {
+        nss.delete(&ns, &DeleteParams::background()).await?;
+    }
+    Err(Error::Waiting(format!("namespace {ns} is being deleted")))
+}
+
+async fn reconcile(t: Arc<Tenant>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let api: Api<Tenant> = Api::all(ctx.client.clone());
+    let key = t.name_any();
+    let res = finalizer(&api, FINALIZER, t, |ev| async {
+        match ev {
+            Finalizer::Apply(t) => apply(t, ctx.clone()).await,
+            Finalizer::Cleanup(t) => cleanup(t, ctx.clone()).await,
+        }
+    })
+    .await;
+    match res {
+        Ok(a) => {
+            ctx.failures.lock().map(|mut f| f.remove(&key)).ok();
+            Ok(a)
+        }
+        Err(kube::runtime::finalizer::Error::ApplyFailed(e) | kube::runtime::finalizer::Error::CleanupFailed(e)) => {
+            Err(e)
+        }
+        Err(other) => Err(Error::Finalizer(other.to_string())),
+    }
+}
+
+fn error_policy(t: Arc<Tenant>, err: &Error, ctx: Arc<Context>) -> Action {
+    let key = t.name_any();
+    let n = ctx
+        .failures
+        .lock()
+        .map(|mut f| {
+            let n = f.entry(key.clone()).or_insert(0);
+            *n += 1;
+            *n
+        })
+        .unwrap_or(1);
+    let delay = Duration::from_millis((250u64 << n.min(8)).min(60_000));
+    match err {
+        Error::Waiting(why) => {
+            tracing::debug!(tenant = %key, %why, "waiting");
+            Action::requeue(Duration::from_millis(500).max(delay / 4))
+        }
+        e => {
+            tracing::warn!(tenant = %key, error = %e, retry_in_ms = delay.as_millis() as u64, "reconcile failed");
+            Action::requeue(delay)
+        }
+    }
+}
+
+fn by_tenant_label<K: Resource>(o: K) -> Option<ObjectRef<Tenant>> {
+    o.meta().labels.as_ref().and_then(|l| l.get(TENANT)).map(|t| ObjectRef::new(t))
+}
+
+/// Runs the tenant controller until `shutdown` resolves.
+pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static) {
+    let c = ctx.client.clone();
+    let ours = watcher::Config::default().labels(&format!("{MANAGED_BY}={MANAGER},{TENANT}"));
+    Controller::new(Api::<Tenant>::all(c.clone()), watcher::Config::default())
+        .watches(Api::<Namespace>::all(c.clone()), ours.clone(), by_tenant_label)
+        .watches(Api::<NetworkPolicy>::all(c.clone()), ours.clone(), by_tenant_label)
+        .watches(Api::<ResourceQuota>::all(c.clone()), ours.clone(), by_tenant_label)
+        .watches(Api::<LimitRange>::all(c.clone()), ours.clone(), by_tenant_label)
+        .watches(Api::<ServiceAccount>::all(c.clone()), ours.clone(), by_tenant_label)
+        .watches(Api::<Role>::all(c.clone()), ours.clone(), by_tenant_label)
+        .watches(Api::<RoleBinding>::all(c.clone()), ours.clone(), by_tenant_label)
+        .watches(Api::<PersistentVolumeClaim>::all(c.clone()), ours, by_tenant_label)
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile, error_policy, ctx)
+        .for_each(|r| async move {
+            match r {
+                Ok((obj, _)) => tracing::debug!(tenant = %obj.name, "reconciled"),
+                Err(e) => tracing::debug!(error = %e, "reconcile error"),
+            }
+        })
+        .await;
+}

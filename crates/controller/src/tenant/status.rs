@@ -1,0 +1,202 @@
+//! Tenant status: phase and conditions with plain-language reasons, computed
+//! from what the apply step saw. Transition times are kept while a condition
+//! does not change, so an unchanged status is never rewritten.
+
+use k8s_openapi::api::core::v1::{Namespace, PersistentVolumeClaim, ResourceQuota};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::runtime::events::EventType;
+use resources::Tenant;
+use resources::tenant::TenantStatus;
+
+#[derive(Debug, Clone, PartialEq)]
+enum Storage {
+    Unknown,
+    Disabled,
+    Pending,
+    Bound(String),
+    Refused { reason: &'static str, message: String },
+}
+
+/// What the reconciler observed, turned into conditions by [`status_patch`].
+pub struct Conditions {
+    namespace: String,
+    generation: Option<i64>,
+    namespace_active: bool,
+    storage: Storage,
+    quota: Option<String>,
+    invalid: Option<String>,
+    terminating: bool,
+}
+
+impl Conditions {
+    pub fn new(t: &Tenant, namespace: &str) -> Self {
+        Self {
+            namespace: namespace.to_string(),
+            generation: t.metadata.generation,
+            namespace_active: false,
+            storage: Storage::Unknown,
+            quota: None,
+            invalid: None,
+            terminating: false,
+        }
+    }
+
+    pub fn namespace(&mut self, ns: &Namespace) {
+        self.namespace_active = ns.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Active")
+            && ns.metadata.deletion_timestamp.is_none();
+    }
+
+    pub fn storage(&mut self, pvc: Option<&PersistentVolumeClaim>, error: Option<String>) {
+        if let Some(message) = error {
+            let reason = if message.contains("can not be less than") {
+                "StorageShrinkRefused"
+            } else if message.contains("must support resize") {
+                "StorageNotExpandable"
+            } else {
+                "StorageUpdateRefused"
+            };
+            self.storage = Storage::Refused { reason, message };
+            return;
+        }
+        let status = pvc.and_then(|p| p.status.as_ref());
+        self.storage = match status.and_then(|s| s.phase.as_deref()) {
+            Some("Bound") => Storage::Bound(
+                status
+                    .and_then(|s| s.capacity.as_ref())
+                    .and_then(|c| c.get("storage"))
+                    .map(|q| q.0.clone())
+                    .unwrap_or_default(),
+            ),
+            _ => Storage::Pending,
+        };
+    }
+
+    pub fn storage_disabled(&mut self) {
+        self.storage = Storage::Disabled;
+    }
+
+    /// Notes a quota set below what the namespace already uses.
+    pub fn quota_usage(&mut self, q: &ResourceQuota) {
+        let (Some(hard), Some(used)) =
+            (q.status.as_ref().and_then(|s| s.hard.as_ref()), q.status.as_ref().and_then(|s| s.used.as_ref()))
+        else {
+            return;
+        };
+        let spec_hard = q.spec.as_ref().and_then(|s| s.hard.as_ref()).unwrap_or(hard);
+        let mut over = Vec::new();
+        for (k, h) in spec_hard {
+            if let (Some(hq), Some(uq)) =
+                (quantity::Quantity::parse(&h.0), used.get(k).and_then(|u| quantity::Quantity::parse(&u.0)))
+                && uq > hq
+            {
+                over.push(format!("{k}: {} in use, quota {}", used[k].0, h.0));
+            }
+        }
+        if !over.is_empty() {
+            self.quota = Some(format!(
+                "the quota is below current use, so new pods are refused until usage drops ({})",
+                over.join(", ")
+            ));
+        }
+    }
+
+    pub fn invalid(&mut self, message: &str) {
+        self.invalid = Some(message.to_string());
+    }
+
+    pub fn terminating(&mut self) {
+        self.terminating = true;
+    }
+}
+
+fn cond(type_: &str, ok: bool, reason: &str, message: String, generation: Option<i64>) -> Condition {
+    Condition {
+        type_: type_.into(),
+        status: if ok { "True" } else { "False" }.into(),
+        reason: reason.into(),
+        message,
+        observed_generation: generation,
+        last_transition_time: Time(jiff::Timestamp::now()),
+    }
+}
+
+/// The status to write, and an event to record when the phase changed.
+pub fn status_patch(t: &Tenant, c: Conditions) -> (TenantStatus, Option<(EventType, String, String)>) {
+    let g = c.generation;
+    let mut conds = Vec::new();
+    let (phase, ready) = if c.terminating {
+        ("Terminating", cond("Ready", false, "Terminating", format!("deleting namespace {}", c.namespace), g))
+    } else if let Some(m) = &c.invalid {
+        ("Failed", cond("Ready", false, "InvalidSpec", m.clone(), g))
+    } else if let Storage::Refused { reason, message } = &c.storage {
+        ("Failed", cond("Ready", false, reason, message.clone(), g))
+    } else if !c.namespace_active {
+        (
+            "Provisioning",
+            cond("Ready", false, "Provisioning", format!("waiting for namespace {} to be active", c.namespace), g),
+        )
+    } else if c.storage == Storage::Pending {
+        ("Provisioning", cond("Ready", false, "Provisioning", "waiting for the storage volume to bind".into(), g))
+    } else {
+        (
+            "Ready",
+            cond(
+                "Ready",
+                true,
+                "Provisioned",
+                format!("namespace {} and everything in it are in place", c.namespace),
+                g,
+            ),
+        )
+    };
+    conds.push(ready);
+    if !c.terminating && c.invalid.is_none() {
+        let storage = match &c.storage {
+            Storage::Disabled => Some(cond("StorageReady", true, "Disabled", "the tenant has no volume".into(), g)),
+            Storage::Pending => {
+                Some(cond("StorageReady", false, "Pending", "the volume claim is not bound yet".into(), g))
+            }
+            Storage::Bound(cap) => Some(cond("StorageReady", true, "Bound", format!("bound, capacity {cap}"), g)),
+            Storage::Refused { reason, message } => Some(cond("StorageReady", false, reason, message.clone(), g)),
+            Storage::Unknown => None,
+        };
+        conds.extend(storage);
+        conds.push(match &c.quota {
+            Some(m) => cond("QuotaWithinUsage", false, "QuotaBelowUsage", m.clone(), g),
+            None => cond("QuotaWithinUsage", true, "WithinUsage", "current use fits the quota".into(), g),
+        });
+    }
+    // Keep transition times of conditions whose status did not change.
+    let old = t.status.clone().unwrap_or_default();
+    for n in conds.iter_mut() {
+        if let Some(o) = old.conditions.iter().find(|o| o.type_ == n.type_)
+            && o.status == n.status
+            && o.reason == n.reason
+        {
+            n.last_transition_time = o.last_transition_time.clone();
+        }
+    }
+    let capacity = match &c.storage {
+        Storage::Bound(cap) => Some(cap.clone()),
+        _ => old.storage_capacity.clone(),
+    };
+    let status = TenantStatus {
+        namespace: Some(c.namespace.clone()),
+        phase: Some(phase.into()),
+        observed_generation: g,
+        conditions: conds,
+        storage_capacity: capacity,
+    };
+    let event = (old.phase.as_deref() != Some(phase)
+        || old.conditions.first().map(|x| &x.reason) != status.conditions.first().map(|x| &x.reason))
+    .then(|| {
+        let first = &status.conditions[0];
+        match phase {
+            "Ready" => (EventType::Normal, "Provisioned".to_string(), first.message.clone()),
+            "Failed" => (EventType::Warning, first.reason.clone(), first.message.clone()),
+            "Terminating" => (EventType::Normal, "Terminating".to_string(), first.message.clone()),
+            _ => (EventType::Normal, "Provisioning".to_string(), first.message.clone()),
+        }
+    });
+    (status, event)
+}

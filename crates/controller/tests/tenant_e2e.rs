@@ -1,0 +1,201 @@
+//! The tenant reconciler end to end, through the real controller, on kubesim
+//! (or a real cluster with PADDOCK_TEST_KUBECONFIG).
+
+use controller::config::Settings;
+use controller::noderoles::{Workload, placement};
+use controller::tenant::{self, Context};
+use k8s_openapi::api::core::v1::{
+    LimitRange, Namespace, PersistentVolume, PersistentVolumeClaim, Pod, ResourceQuota, ServiceAccount,
+};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::CustomResourceExt;
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use kube::runtime::conditions;
+use kubesim::testing::{TestCluster, wait_for, wait_gone};
+use kubesim::{SimConfig, config};
+use resources::Tenant;
+use serde_json::json;
+use std::time::Duration;
+
+const T: Duration = Duration::from_secs(30);
+
+async fn install_crd(client: &kube::Client) {
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    crds.patch("tenants.paddock.dev", &PatchParams::apply("paddock-test").force(), &Patch::Apply(Tenant::crd()))
+        .await
+        .unwrap();
+    let est = kube::runtime::wait::await_condition(crds, "tenants.paddock.dev", conditions::is_crd_established());
+    tokio::time::timeout(T, est).await.unwrap().unwrap();
+}
+
+fn phase(t: &Tenant) -> &str {
+    t.status.as_ref().and_then(|s| s.phase.as_deref()).unwrap_or("")
+}
+
+fn ready_reason(t: &Tenant) -> String {
+    t.status
+        .as_ref()
+        .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready"))
+        .map(|c| c.reason.clone())
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tenant_lifecycle() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(std::env::var("RUST_LOG").unwrap_or_default())
+        .with_test_writer()
+        .try_init();
+    let tc = TestCluster::start().await;
+    install_crd(&tc.client).await;
+    let settings = Settings { namespace_prefix: format!("pt{}-", std::process::id() % 100000), ..Default::default() };
+    let stop = tokio_util_stop();
+    let ctx = Context::new(tc.client.clone(), settings.clone());
+    let handle = tokio::spawn(tenant::run(ctx, stop.1));
+
+    let tenants: Api<Tenant> = Api::all(tc.client.clone());
+    let t: Tenant = serde_json::from_value(
+        json!({"apiVersion": "paddock.dev/v1alpha1", "kind": "Tenant", "metadata": {"name": "team-a"},
+        "spec": {"kind": "Team", "quota": {"pods": 10, "cpu": "2"}, "storage": {"size": "1Gi"}}}),
+    )
+    .unwrap();
+    tenants.create(&PostParams::default(), &t).await.unwrap();
+    let t = wait_for(&tenants, "team-a", T, |t| phase(t) == "Ready").await;
+    let ns = t.status.unwrap().namespace.unwrap();
+    assert_eq!(ns, format!("{}team-a", settings.namespace_prefix));
+
+    let pols: Api<NetworkPolicy> = Api::namespaced(tc.client.clone(), &ns);
+    assert!(pols.get("default-deny").await.is_ok());
+    assert!(pols.get("allow-dns").await.is_ok());
+    let quotas: Api<ResourceQuota> = Api::namespaced(tc.client.clone(), &ns);
+    assert_eq!(quotas.get("quota").await.unwrap().spec.unwrap().hard.unwrap()["pods"].0, "10");
+    assert!(Api::<LimitRange>::namespaced(tc.client.clone(), &ns).get("defaults").await.is_ok());
+    let sa = Api::<ServiceAccount>::namespaced(tc.client.clone(), &ns).get("tenant").await.unwrap();
+    assert_eq!(sa.automount_service_account_token, Some(false));
+
+    // Editing the quota: the ResourceQuota follows.
+    tenants
+        .patch("team-a", &PatchParams::default(), &Patch::Merge(json!({"spec": {"quota": {"pods": 3}}})))
+        .await
+        .unwrap();
+    wait_for(&quotas, "quota", T, |q| {
+        q.spec.as_ref().and_then(|s| s.hard.as_ref()).is_some_and(|h| h["pods"].0 == "3")
+    })
+    .await;
+
+    // Drift: a policy deleted by hand comes back.
+    pols.delete("default-deny", &DeleteParams::default()).await.unwrap();
+    wait_for(&pols, "default-deny", T, |_| true).await;
+    // ...and one edited by hand is put back.
+    pols.patch("allow-dns", &PatchParams::default(), &Patch::Merge(json!({"spec": {"egress": [{}]}}))).await.unwrap();
+    wait_for(&pols, "allow-dns", T, |p| serde_json::to_value(p).unwrap()["spec"]["egress"][0].get("to").is_some())
+        .await;
+
+    // Growing storage expands the claim.
+    tenants
+        .patch("team-a", &PatchParams::default(), &Patch::Merge(json!({"spec": {"storage": {"size": "2Gi"}}})))
+        .await
+        .unwrap();
+    let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(tc.client.clone(), &ns);
+    wait_for(&pvcs, "storage", T, |p| {
+        p.status.as_ref().and_then(|s| s.capacity.as_ref()).is_some_and(|c| c["storage"].0 == "2Gi")
+    })
+    .await;
+    wait_for(&tenants, "team-a", T, |t| t.status.as_ref().and_then(|s| s.storage_capacity.as_deref()) == Some("2Gi"))
+        .await;
+
+    // Shrinking is refused with the reason.
+    tenants
+        .patch("team-a", &PatchParams::default(), &Patch::Merge(json!({"spec": {"storage": {"size": "1Gi"}}})))
+        .await
+        .unwrap();
+    let t = wait_for(&tenants, "team-a", T, |t| ready_reason(t) == "StorageShrinkRefused").await;
+    assert_eq!(phase(&t), "Failed");
+    let msg = t.status.unwrap().conditions.into_iter().find(|c| c.type_ == "Ready").unwrap().message;
+    assert!(msg.contains("can not be less than"), "{msg}");
+    tenants
+        .patch("team-a", &PatchParams::default(), &Patch::Merge(json!({"spec": {"storage": {"size": "2Gi"}}})))
+        .await
+        .unwrap();
+    wait_for(&tenants, "team-a", T, |t| phase(t) == "Ready").await;
+
+    // A bad spec names the field.
+    tenants
+        .patch(
+            "team-a",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"quota": {"cpu": "lots"}, "groups": ["nobody"]}})),
+        )
+        .await
+        .unwrap();
+    let t = wait_for(&tenants, "team-a", T, |t| ready_reason(t) == "InvalidSpec").await;
+    let msg = t.status.unwrap().conditions.into_iter().find(|c| c.type_ == "Ready").unwrap().message;
+    assert!(msg.contains("spec.quota.cpu: \"lots\" is not a quantity"), "{msg}");
+    tenants
+        .patch("team-a", &PatchParams::default(), &Patch::Merge(json!({"spec": {"quota": {"cpu": "2"}, "groups": []}})))
+        .await
+        .unwrap();
+    wait_for(&tenants, "team-a", T, |t| phase(t) == "Ready").await;
+
+    // Deletion: the namespace goes, the volume stays.
+    let pv = pvcs.get("storage").await.unwrap().spec.unwrap().volume_name.unwrap();
+    tenants.delete("team-a", &DeleteParams::default()).await.unwrap();
+    wait_gone(&tenants, "team-a", T).await;
+    let nss: Api<Namespace> = Api::all(tc.client.clone());
+    assert!(nss.get_opt(&ns).await.unwrap().is_none());
+    let pvs: Api<PersistentVolume> = Api::all(tc.client.clone());
+    let kept = pvs.get(&pv).await.expect("the retained volume is kept");
+    assert_eq!(kept.spec.unwrap().persistent_volume_reclaim_policy.as_deref(), Some("Retain"));
+    assert_eq!(kept.metadata.labels.unwrap()["paddock.dev/tenant"], "team-a");
+    if tc.is_sim() {
+        pvs.delete(&pv, &DeleteParams::default()).await.ok();
+    }
+    stop.0.send(()).ok();
+    let _ = tokio::time::timeout(T, handle).await;
+    tc.finish().await;
+}
+
+/// A oneshot pair as the controller's shutdown trigger.
+fn tokio_util_stop() -> (tokio::sync::oneshot::Sender<()>, impl std::future::Future<Output = ()> + Send + Sync + 'static)
+{
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    (tx, async move {
+        let _ = rx.await;
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn task_pods_land_only_on_task_or_shared_nodes() {
+    let cfg = SimConfig {
+        nodes: config::parse_nodes(
+            "task-1,label=paddock.dev/node-role=task,taint=paddock.dev/node-role=task:NoSchedule;\
+         vpn-1,label=paddock.dev/node-role=vpn,taint=paddock.dev/node-role=vpn:NoSchedule;\
+         shared-1,label=paddock.dev/node-role=shared,taint=paddock.dev/node-role=shared:PreferNoSchedule;\
+         other-1;unmanaged-1,label=paddock.dev/node-role=unmanaged,taint=paddock.dev/node-role=unmanaged:NoExecute",
+        )
+        .unwrap(),
+        ..SimConfig::default()
+    };
+    let mut tc = TestCluster::with_config(cfg).await;
+    let Some(_) = tc.sim("needs kubesim's node list") else { return };
+    let ns = tc.namespace("roles").await;
+    let pods: Api<Pod> = Api::namespaced(tc.client.clone(), &ns);
+    for (workload, allowed) in [(Workload::Task, ["task-1", "shared-1"]), (Workload::Vpn, ["vpn-1", "shared-1"])] {
+        let p = placement(workload, true, false);
+        for i in 0..6 {
+            let name = format!("{workload:?}-{i}").to_lowercase();
+            let mut pod: Pod = serde_json::from_value(json!({"metadata": {"name": name},
+                "spec": {"containers": [{"name": "c", "image": "busybox", "resources": {"requests": {"cpu": "10m"}}}]}})).unwrap();
+            let spec = pod.spec.as_mut().unwrap();
+            spec.tolerations = Some(p.tolerations.clone());
+            spec.affinity = p.affinity.clone();
+            pods.create(&PostParams::default(), &pod).await.unwrap();
+            let placed =
+                wait_for(&pods, &name, T, |p| p.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_some()).await;
+            let node = placed.spec.unwrap().node_name.unwrap();
+            assert!(allowed.contains(&node.as_str()), "{name} landed on {node}");
+        }
+    }
+    tc.finish().await;
+}
