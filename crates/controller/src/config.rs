@@ -7,6 +7,10 @@ pub struct Settings {
     pub namespace_prefix: String,
     /// Where Paddock itself runs (its leases, its API).
     pub system_namespace: String,
+    /// Runtime class for workloads (e.g. gvisor), if any.
+    pub runtime_class: Option<String>,
+    /// Image pull secret added to workloads, if any.
+    pub image_pull_secret: Option<String>,
     /// Require node roles even when no node carries one.
     pub strict_node_roles: bool,
     /// Default requests for containers (used when a tenant does not say).
@@ -19,6 +23,8 @@ impl Default for Settings {
         Self {
             namespace_prefix: "paddock-".into(),
             system_namespace: "paddock-system".into(),
+            runtime_class: None,
+            image_pull_secret: None,
             strict_node_roles: false,
             default_cpu_request: "100m".into(),
             default_memory_request: "128Mi".into(),

@@ -4,5 +4,6 @@
 
 pub mod config;
 pub mod labels;
+pub mod leader;
 pub mod noderoles;
 pub mod tenant;

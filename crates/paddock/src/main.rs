@@ -3,6 +3,7 @@
 mod commands;
 mod kubeconfig;
 mod logging;
+mod settings;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -20,6 +21,14 @@ struct Cli {
 enum Command {
     /// Run kubesim, the embedded Kubernetes API server with simulated nodes.
     Sim(commands::sim::SimArgs),
+    /// Run the reconcilers (leader-elected; health on --health-listen).
+    Controller(commands::controller::ControllerArgs),
+    /// Print Paddock's CustomResourceDefinitions as YAML.
+    Crds,
+    /// Print the install bundle (CRDs, RBAC, Deployment, PDB, policies) as YAML.
+    Manifests(commands::manifests::ManifestArgs),
+    /// List nodes with their Paddock role, or set a node's role.
+    Nodes(commands::nodes::NodesArgs),
     /// Prove tenant isolation: evaluate the cluster's NetworkPolicies (exit 1 if a path crosses tenants).
     Audit(commands::audit::AuditArgs),
 }
@@ -41,6 +50,14 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Sim(args) => commands::sim::run(args).await.map(|()| false),
             Command::Audit(args) => commands::audit::run(args).await,
+            Command::Controller(args) => commands::controller::run(args).await.map(|()| false),
+            Command::Crds => {
+                resources::crds_yaml().map_err(anyhow::Error::from).and_then(|y| commands::print(&y)).map(|()| false)
+            }
+            Command::Manifests(args) => {
+                commands::manifests::render(&args).and_then(|y| commands::print(&y)).map(|()| false)
+            }
+            Command::Nodes(args) => commands::nodes::run(args).await.map(|()| false),
         }
     });
     match result {

@@ -178,6 +178,24 @@ fn kubectl_drives_paddock_sim() {
     let _ = watch.wait();
     assert!(seen, "kubectl get --watch saw the new configmap");
 
+    // The install bundle applies cleanly and its Deployment becomes available.
+    let bundle =
+        Command::new(env!("CARGO_BIN_EXE_paddock")).args(["manifests", "--with-runtime-class"]).output().unwrap();
+    assert!(bundle.status.success());
+    let bundle_file = dir.join("bundle.yaml");
+    std::fs::write(&bundle_file, &bundle.stdout).unwrap();
+    let out = sim.ok(&["apply", "-f", bundle_file.to_str().unwrap()]);
+    assert!(out.contains("deployment.apps/paddock-controller created"), "{out}");
+    sim.ok(&[
+        "wait",
+        "--for=condition=Available",
+        "deployment/paddock-controller",
+        "-n",
+        "paddock-system",
+        "--timeout=30s",
+    ]);
+    sim.ok(&["wait", "--for=condition=Established", "crd/tenants.paddock.dev", "--timeout=30s"]);
+
     // State survives a SIGTERM restart.
     sim.stop();
     let sim = Sim::start(&dir, Some(&state));

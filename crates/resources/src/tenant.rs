@@ -130,6 +130,7 @@ pub struct Storage {
     pub enabled: bool,
     /// Size of the volume; it may grow, never shrink.
     #[serde(default = "default_size")]
+    #[schemars(extend("x-kubernetes-validations" = [{"rule": "quantity(self).compareTo(quantity(oldSelf)) >= 0", "message": "storage size may grow but not shrink"}]))]
     pub size: String,
     /// Storage class (default: the cluster's default class).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -337,5 +338,8 @@ mod tests {
         assert!(v.subresources.as_ref().and_then(|s| s.status.as_ref()).is_some());
         let cols: Vec<&str> = v.additional_printer_columns.as_ref().unwrap().iter().map(|c| c.name.as_str()).collect();
         assert_eq!(cols, ["Kind", "Phase", "Namespace", "Age"]);
+        let schema = serde_json::to_value(&v.schema).unwrap();
+        let size = &schema["openAPIV3Schema"]["properties"]["spec"]["properties"]["storage"]["properties"]["size"];
+        assert_eq!(size["x-kubernetes-validations"][0]["message"], "storage size may grow but not shrink");
     }
 }

@@ -1,0 +1,88 @@
+//! `paddock controller`: the reconcilers, leader-elected, with health endpoints.
+
+use crate::kubeconfig::ClusterArgs;
+use crate::settings::SettingsArgs;
+use anyhow::{Context, Result};
+use axum::Router;
+use axum::routing::get;
+use clap::Args;
+use controller::leader::{Election, Leadership, lead};
+use controller::tenant;
+use std::net::SocketAddr;
+
+#[derive(Args, Debug)]
+pub struct ControllerArgs {
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+    #[command(flatten)]
+    pub settings: SettingsArgs,
+    /// Address for /healthz and /readyz.
+    #[arg(long, env = "PADDOCK_HEALTH_LISTEN", default_value = "127.0.0.1:8081")]
+    pub health_listen: SocketAddr,
+    /// Run without leader election (only for a single replica).
+    #[arg(long, env = "PADDOCK_NO_LEADER_ELECTION")]
+    pub no_leader_election: bool,
+    /// This replica's identity in the lease (default: POD_NAME, then the host name).
+    #[arg(long, env = "PADDOCK_IDENTITY")]
+    pub identity: Option<String>,
+}
+
+fn identity(args: &ControllerArgs) -> String {
+    args.identity
+        .clone()
+        .or_else(|| std::env::var("POD_NAME").ok())
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok().map(|s| s.trim().to_string()))
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| format!("paddock-{}", std::process::id()))
+}
+
+async fn health(listen: SocketAddr, leadership: Leadership) -> Result<tokio::task::JoinHandle<()>> {
+    let app = Router::new().route("/healthz", get(|| async { "ok" })).route(
+        "/readyz",
+        get(move || {
+            let l = leadership.clone();
+            async move { if l.is_leader() { "ok (leader)" } else { "ok (standby)" } }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("--health-listen {listen}: cannot listen"))?;
+    Ok(tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!(error = %e, "health server stopped");
+        }
+    }))
+}
+
+pub async fn run(args: ControllerArgs) -> Result<()> {
+    let settings = args.settings.settings()?;
+    let client = args.cluster.client().await?;
+    let leadership = Leadership::default();
+    let health = health(args.health_listen, leadership.clone()).await?;
+    let ctx = tenant::Context::new(client.clone(), settings.clone());
+    let shutdown = crate::commands::sim::shutdown_signal();
+    if args.no_leader_election {
+        tracing::info!("running without leader election");
+        tenant::run(ctx, shutdown).await;
+    } else {
+        let election = Election::new(&settings.system_namespace, "paddock-controller", &identity(&args));
+        tracing::info!(identity = %election.identity, namespace = %election.namespace, "campaigning for leadership");
+        lead(client, election, leadership, shutdown, move |mut stop| {
+            let ctx = ctx.clone();
+            async move {
+                let stopped = async move {
+                    while !*stop.borrow() {
+                        if stop.changed().await.is_err() {
+                            return;
+                        }
+                    }
+                };
+                tenant::run(ctx, stopped).await;
+            }
+        })
+        .await;
+    }
+    health.abort();
+    tracing::info!("stopped");
+    Ok(())
+}

@@ -1,0 +1,126 @@
+//! The CLI's document commands and its handling of bad input: one clear line,
+//! exit code 2.
+
+use kubesim::testing::TestCluster;
+use std::process::{Command, Output};
+
+fn paddock(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_paddock")).args(args).output().expect("paddock runs")
+}
+
+async fn paddock_async(args: Vec<String>) -> Output {
+    tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_paddock")).args(&args).output().expect("paddock runs")
+    })
+    .await
+    .expect("join")
+}
+
+#[test]
+fn crds_and_manifests_print_yaml() {
+    let out = paddock(&["crds"]);
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("name: tenants.paddock.dev"));
+    assert!(text.contains("x-kubernetes-validations"));
+
+    let out = paddock(&["manifests", "--image", "registry.example/paddock:1.0", "--with-runtime-class"]);
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let docs: Vec<serde_json::Value> =
+        text.split("\n---\n").map(|d| serde_yaml_ng::from_str(d.trim_start_matches("---\n")).unwrap()).collect();
+    let kinds: Vec<&str> = docs.iter().map(|d| d["kind"].as_str().unwrap()).collect();
+    for k in [
+        "CustomResourceDefinition",
+        "Namespace",
+        "ServiceAccount",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "Deployment",
+        "PodDisruptionBudget",
+        "Service",
+        "NetworkPolicy",
+        "RuntimeClass",
+    ] {
+        assert!(kinds.contains(&k), "{k} missing from {kinds:?}");
+    }
+    let role = docs.iter().find(|d| d["kind"] == "ClusterRole").unwrap();
+    for r in role["rules"].as_array().unwrap() {
+        for field in ["apiGroups", "resources", "verbs"] {
+            assert!(r[field].as_array().unwrap().iter().all(|v| v != "*"), "no wildcards: {r}");
+        }
+    }
+    let dep = docs.iter().find(|d| d["kind"] == "Deployment").unwrap();
+    assert_eq!(dep["spec"]["replicas"], 2);
+    let c = &dep["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(c["image"], "registry.example/paddock:1.0");
+    assert_eq!(c["securityContext"]["readOnlyRootFilesystem"], true);
+    assert_eq!(c["securityContext"]["capabilities"]["drop"][0], "ALL");
+    assert_eq!(dep["spec"]["template"]["spec"]["securityContext"]["runAsNonRoot"], true);
+    assert!(c["livenessProbe"].is_object() && c["readinessProbe"].is_object() && c["resources"]["limits"].is_object());
+    let pdb = docs.iter().find(|d| d["kind"] == "PodDisruptionBudget").unwrap();
+    assert_eq!(pdb["spec"]["minAvailable"], 1);
+}
+
+#[test]
+fn bad_flags_get_one_clear_line() {
+    let cases: [(&[&str], &str); 4] = [
+        (&["controller", "--namespace-prefix", "Bad_Prefix"], "--namespace-prefix \"Bad_Prefix\""),
+        (&["controller", "--default-cpu-request", "lots"], "--default-cpu-request \"lots\""),
+        (&["controller", "--kubeconfig", "/nonexistent/kubeconfig"], "cannot use kubeconfig /nonexistent/kubeconfig"),
+        (&["manifests", "--system-namespace", "Not Valid"], "--system-namespace"),
+    ];
+    for (args, want) in cases {
+        let out = paddock(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.lines().count() == 1 && err.contains(want), "{args:?}: {err}");
+    }
+    let out = paddock(&["--log-level", "loud=[", "crds"]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_set_role_labels_and_taints() {
+    let tc = TestCluster::start().await;
+    let Some(_) = tc.sim("changes a node's labels and taints") else { return };
+    let dir = std::env::temp_dir().join(format!("paddock-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let kc = tc.kubeconfig_file(&dir).to_string_lossy().to_string();
+    let out = paddock_async(vec![
+        "nodes".into(),
+        "--kubeconfig".into(),
+        kc.clone(),
+        "set-role".into(),
+        "node-1".into(),
+        "vpn".into(),
+    ])
+    .await;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = paddock_async(vec!["nodes".into(), "--kubeconfig".into(), kc.clone()]).await;
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.lines().any(|l| l.starts_with("node-1") && l.contains("vpn") && l.contains("NoSchedule")), "{text}");
+    let out = paddock_async(vec![
+        "nodes".into(),
+        "--kubeconfig".into(),
+        kc.clone(),
+        "set-role".into(),
+        "node-1".into(),
+        "task".into(),
+        "--taint".into(),
+        "none".into(),
+    ])
+    .await;
+    assert!(out.status.success());
+    let nodes: kube::Api<k8s_openapi::api::core::v1::Node> = kube::Api::all(tc.client.clone());
+    let n = nodes.get("node-1").await.unwrap();
+    assert_eq!(n.metadata.labels.unwrap()["paddock.dev/node-role"], "task");
+    assert!(n.spec.unwrap().taints.unwrap_or_default().iter().all(|t| t.key != "paddock.dev/node-role"));
+    let out =
+        paddock_async(vec!["nodes".into(), "--kubeconfig".into(), kc, "set-role".into(), "nope".into(), "task".into()])
+            .await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("node \"nope\" does not exist"));
+    let _ = std::fs::remove_dir_all(&dir);
+    tc.finish().await;
+}
