@@ -33,6 +33,12 @@ fn a_minimal_team_gets_isolation_defaults_and_storage() {
     let lr = serde_json::to_value(&d.limits).unwrap();
     assert_eq!(lr["spec"]["limits"][0]["defaultRequest"], serde_json::json!({"cpu": "100m", "memory": "128Mi"}));
     assert!(lr["spec"]["limits"][0].get("default").is_none());
+    // The installation's defaults apply when the tenant does not say.
+    let custom =
+        Settings { default_cpu_request: "50m".into(), default_memory_request: "64Mi".into(), ..Default::default() };
+    let d2 = build(&fixture("team-minimal"), &custom).unwrap();
+    let lr2 = serde_json::to_value(&d2.limits).unwrap();
+    assert_eq!(lr2["spec"]["limits"][0]["defaultRequest"], serde_json::json!({"cpu": "50m", "memory": "64Mi"}));
     assert_eq!(d.service_account.automount_service_account_token, Some(false));
     assert_eq!(d.role_binding.subjects.as_ref().unwrap()[0].name, "tenant");
     let pvc = d.storage.unwrap();

@@ -84,35 +84,19 @@ pub struct Quota {
     pub instances: Option<u32>,
 }
 
-fn default_cpu_request() -> String {
-    "100m".into()
-}
-fn default_memory_request() -> String {
-    "128Mi".into()
-}
-
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Defaults {
-    #[serde(default = "default_cpu_request")]
-    pub cpu_request: String,
-    #[serde(default = "default_memory_request")]
-    pub memory_request: String,
+    /// Default cpu request (default: the installation's, 100m unless configured).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_request: Option<String>,
+    /// Default memory request (default: the installation's, 128Mi unless configured).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_request: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpu_limit: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memory_limit: Option<String>,
-}
-
-impl Default for Defaults {
-    fn default() -> Self {
-        Self {
-            cpu_request: default_cpu_request(),
-            memory_request: default_memory_request(),
-            cpu_limit: None,
-            memory_limit: None,
-        }
-    }
 }
 
 fn default_size() -> String {
@@ -225,16 +209,22 @@ impl TenantSpec {
                 check_quantity(&mut out, f, v);
             }
         }
-        check_quantity(&mut out, "spec.defaults.cpuRequest", &self.defaults.cpu_request);
-        check_quantity(&mut out, "spec.defaults.memoryRequest", &self.defaults.memory_request);
+        for (f, v) in [
+            ("spec.defaults.cpuRequest", &self.defaults.cpu_request),
+            ("spec.defaults.memoryRequest", &self.defaults.memory_request),
+        ] {
+            if let Some(v) = v {
+                check_quantity(&mut out, f, v);
+            }
+        }
         for (f, lim, req) in [
             ("spec.defaults.cpuLimit", &self.defaults.cpu_limit, &self.defaults.cpu_request),
             ("spec.defaults.memoryLimit", &self.defaults.memory_limit, &self.defaults.memory_request),
         ] {
             if let Some(l) = lim {
                 check_quantity(&mut out, f, l);
-                if let (Some(lq), Some(rq)) = (quantity::Quantity::parse(l), quantity::Quantity::parse(req))
-                    && lq < rq
+                if let (Some(lq), Some(req)) = (quantity::Quantity::parse(l), req.as_deref())
+                    && quantity::Quantity::parse(req).is_some_and(|rq| lq < rq)
                 {
                     out.push(FieldProblem::new(f, format!("{l} is less than the request {req}")));
                 }
@@ -304,8 +294,7 @@ mod tests {
     #[test]
     fn defaults_fill_a_minimal_spec() {
         let t: TenantSpec = serde_json::from_value(serde_json::json!({"kind": "Team"})).unwrap();
-        assert_eq!(t.defaults.cpu_request, "100m");
-        assert_eq!(t.defaults.memory_request, "128Mi");
+        assert!(t.defaults.cpu_request.is_none(), "the installation's default applies");
         assert_eq!(t.storage.size, "10Gi");
         assert!(t.storage.retain_on_delete);
         assert!(t.egress.dns && !t.egress.internet);

@@ -149,7 +149,9 @@ pub fn build(t: &Tenant, settings: &Settings) -> Result<Desired, Vec<FieldProble
     };
 
     let d = &spec.defaults;
-    let mut limit = json!({"type": "Container", "defaultRequest": {"cpu": d.cpu_request, "memory": d.memory_request}});
+    let cpu_request = d.cpu_request.clone().unwrap_or_else(|| settings.default_cpu_request.clone());
+    let memory_request = d.memory_request.clone().unwrap_or_else(|| settings.default_memory_request.clone());
+    let mut limit = json!({"type": "Container", "defaultRequest": {"cpu": cpu_request, "memory": memory_request}});
     let mut default_limits = serde_json::Map::new();
     if let Some(c) = &d.cpu_limit {
         default_limits.insert("cpu".into(), json!(c));
