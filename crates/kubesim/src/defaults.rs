@@ -4,10 +4,7 @@
 use serde_json::{Map, Value, json};
 
 fn obj_mut<'a>(v: &'a mut Value, key: &str) -> &'a mut Map<String, Value> {
-    if !v.get(key).is_some_and(Value::is_object) {
-        v[key] = json!({});
-    }
-    v.get_mut(key).and_then(Value::as_object_mut).expect("just made an object")
+    crate::jsonobj::child_object(v, key)
 }
 
 fn set_default(m: &mut Map<String, Value>, k: &str, v: Value) {

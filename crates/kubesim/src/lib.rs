@@ -17,6 +17,7 @@ pub mod cluster;
 pub mod config;
 pub mod defaults;
 pub mod error;
+pub mod jsonobj;
 pub mod patch;
 pub mod registry;
 pub mod schema;

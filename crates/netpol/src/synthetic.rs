@@ -7,6 +7,7 @@ use crate::ports::{PortMatch, Protocol};
 use crate::selector::Selector;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr};
 
 fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
     pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
@@ -30,7 +31,7 @@ pub fn cluster(tenants: usize, pods_per_tenant: usize, policies_per_tenant: usiz
         namespace: "kube-system".into(),
         name: "coredns".into(),
         labels: labels(&[("k8s-app", "kube-dns")]),
-        ips: vec!["10.244.255.1".parse().expect("literal")],
+        ips: vec![IpAddr::V4(Ipv4Addr::new(10, 244, 255, 1))],
         ports: vec![("dns".into(), Protocol::Udp, 53)],
     });
     let networks = policies_per_tenant.saturating_sub(2).max(1);
@@ -42,12 +43,12 @@ pub fn cluster(tenants: usize, pods_per_tenant: usize, policies_per_tenant: usiz
         });
         for p in 0..pods_per_tenant {
             let net = format!("n{}", p % networks);
-            let ip = format!("10.{}.{}.{}", (t / 250) % 250, t % 250, 1 + p % 250);
+            let ip = IpAddr::V4(Ipv4Addr::new(10, ((t / 250) % 250) as u8, (t % 250) as u8, (1 + p % 250) as u8));
             input.pods.push(PodInfo {
                 namespace: ns.clone(),
                 name: format!("pod-{p}"),
                 labels: labels(&[("app", &format!("app-{p}")), (&format!("paddock.dev/net-{net}"), "true")]),
-                ips: vec![ip.parse().expect("generated address")],
+                ips: vec![ip],
                 ports: vec![("http".into(), Protocol::Tcp, 8080)],
             });
         }

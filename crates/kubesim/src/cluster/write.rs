@@ -38,10 +38,7 @@ fn meta_str<'a>(v: &'a Value, k: &str) -> Option<&'a str> {
 }
 
 fn meta_mut(v: &mut Value) -> &mut Map<String, Value> {
-    if !v.get("metadata").is_some_and(Value::is_object) {
-        v["metadata"] = json!({});
-    }
-    v.get_mut("metadata").and_then(Value::as_object_mut).expect("metadata is an object")
+    crate::jsonobj::child_object(v, "metadata")
 }
 
 fn random_suffix() -> String {

@@ -323,7 +323,7 @@ fn nest(fields: &FieldSet) -> Value {
     for p in fields {
         let mut cur = &mut root;
         for el in p {
-            cur = cur.entry(el.clone()).or_insert_with(|| json!({})).as_object_mut().expect("always an object");
+            cur = crate::jsonobj::ensure_object(cur.entry(el.clone()).or_insert_with(|| json!({})));
         }
     }
     Value::Object(root)

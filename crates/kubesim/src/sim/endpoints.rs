@@ -42,18 +42,19 @@ pub fn reconcile_namespace(sim: &Sim, ns: &str) {
             sim.delete(sim.ids.endpoints, ns, name_of(ep), Default::default());
         }
     }
-    let selected: Vec<&Value> = services
+    let selected: Vec<(&Value, Selector)> = services
         .iter()
-        .filter(|s| {
-            !is_deleting(s) && s.pointer("/spec/selector").and_then(Value::as_object).is_some_and(|m| !m.is_empty())
+        .filter(|s| !is_deleting(s))
+        .filter_map(|s| {
+            let m = s.pointer("/spec/selector").and_then(Value::as_object).filter(|m| !m.is_empty())?;
+            Some((s, Selector::from_map(m)))
         })
         .collect();
     if selected.is_empty() {
         return;
     }
     let pods = sim.c.list_values("", "pods", Some(ns));
-    for svc in selected {
-        let sel = Selector::from_map(svc.pointer("/spec/selector").and_then(Value::as_object).expect("filtered above"));
+    for (svc, sel) in selected {
         let publish_not_ready = svc.pointer("/spec/publishNotReadyAddresses").and_then(Value::as_bool).unwrap_or(false);
         let members: Vec<&Value> = pods
             .iter()
