@@ -200,3 +200,51 @@ pub fn status_patch(t: &Tenant, c: Conditions) -> (TenantStatus, Option<(EventTy
     });
     (status, event)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tenant() -> Tenant {
+        serde_json::from_value(serde_json::json!({"apiVersion": "paddock.dev/v1alpha1", "kind": "Tenant",
+            "metadata": {"name": "t", "generation": 2}, "spec": {"kind": "Team"}}))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_quota_below_usage_is_reported() {
+        let q: ResourceQuota = serde_json::from_value(serde_json::json!({"metadata": {"name": "quota"},
+            "spec": {"hard": {"pods": "2", "requests.cpu": "1"}},
+            "status": {"hard": {"pods": "2", "requests.cpu": "1"}, "used": {"pods": "3", "requests.cpu": "500m"}}}))
+        .unwrap();
+        let t = tenant();
+        let mut c = Conditions::new(&t, "paddock-t");
+        c.quota_usage(&q);
+        c.storage_disabled();
+        let (status, _) = status_patch(&t, c);
+        let cond = status.conditions.iter().find(|c| c.type_ == "QuotaWithinUsage").unwrap();
+        assert_eq!((cond.status.as_str(), cond.reason.as_str()), ("False", "QuotaBelowUsage"));
+        assert!(cond.message.contains("pods: 3 in use, quota 2"), "{}", cond.message);
+        assert!(!cond.message.contains("requests.cpu"));
+        assert_eq!(status.observed_generation, Some(2));
+    }
+
+    #[test]
+    fn phases_follow_what_was_seen() {
+        let t = tenant();
+        let mut c = Conditions::new(&t, "paddock-t");
+        c.invalid("spec.quota.cpu: bad");
+        let (s, ev) = status_patch(&t, c);
+        assert_eq!(s.phase.as_deref(), Some("Failed"));
+        assert_eq!(s.conditions[0].reason, "InvalidSpec");
+        assert!(matches!(ev, Some((EventType::Warning, _, _))));
+        let mut c = Conditions::new(&t, "paddock-t");
+        c.storage(
+            None,
+            Some("spec.resources.requests.storage: Forbidden: field can not be less than status.capacity".into()),
+        );
+        assert_eq!(status_patch(&t, c).0.conditions[0].reason, "StorageShrinkRefused");
+        let c = Conditions::new(&t, "paddock-t");
+        assert_eq!(status_patch(&t, c).0.phase.as_deref(), Some("Provisioning"));
+    }
+}
