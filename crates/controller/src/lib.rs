@@ -3,6 +3,7 @@
 //! → status.
 
 pub mod config;
+pub mod instance;
 pub mod labels;
 pub mod leader;
 pub mod noderoles;

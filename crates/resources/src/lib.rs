@@ -4,8 +4,12 @@
 //! function that names the field and the reason for every problem; the CRDs
 //! are generated from these types (`paddock crds`).
 
+pub mod instance;
+pub mod template;
 pub mod tenant;
 
+pub use instance::{Instance, InstancePhase, InstanceSpec, InstanceStatus};
+pub use template::{Template, TemplateSpec, TemplateStatus};
 pub use tenant::{Tenant, TenantSpec, TenantStatus};
 
 use kube::CustomResourceExt;
@@ -29,7 +33,7 @@ impl FieldProblem {
 
 /// Every CRD Paddock installs.
 pub fn crds() -> Vec<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> {
-    vec![Tenant::crd()]
+    vec![Tenant::crd(), Template::crd(), Instance::crd()]
 }
 
 /// The CRDs as a multi-document YAML stream.

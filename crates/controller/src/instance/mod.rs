@@ -1,0 +1,3 @@
+//! Instances: the pods, services, policies and secrets of one running template.
+
+pub mod phase;

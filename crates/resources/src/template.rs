@@ -1,0 +1,515 @@
+//! Template: the task spec an instance is started from — pods, networks,
+//! sandboxing, exposure, lifetime and per-instance generated secrets.
+
+use crate::FieldProblem;
+use k8s_openapi::api::core::v1::{Probe, ResourceRequirements};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// The network whose pods the tenant's VPN reaches.
+pub const TEAMNET: &str = "teamnet";
+
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[kube(
+    group = "paddock.dev",
+    version = "v1alpha1",
+    kind = "Template",
+    plural = "templates",
+    shortname = "tpl",
+    status = "TemplateStatus",
+    printcolumn = r#"{"name": "Pods", "type": "integer", "jsonPath": ".status.pods"}"#,
+    printcolumn = r#"{"name": "Accepted", "type": "string", "jsonPath": ".status.conditions[?(@.type==\"Accepted\")].status"}"#,
+    printcolumn = r#"{"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+pub struct TemplateSpec {
+    /// The pods of one instance.
+    pub pods: Vec<PodTemplate>,
+    /// Named networks: pods on the same network may talk on their declared ports.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub networks: Vec<String>,
+    /// RuntimeClass (default: the installation's, e.g. gvisor).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runtime_class_name: Option<String>,
+    /// Node role the pods go to (task or shared).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_role: Option<crate::tenant::NodeRole>,
+    /// Lifetime of an instance, e.g. "2h" (none: until stopped).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl: Option<String>,
+    /// Longest lifetime a renewal may reach.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_ttl: Option<String>,
+    /// Instances of this template one tenant may run at once.
+    #[serde(default = "one")]
+    pub max_per_tenant: u32,
+    /// How exposed ports are reachable: ClusterIP (default), NodePort, LoadBalancer.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exposure: Vec<Exposure>,
+}
+
+fn one() -> u32 {
+    1
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PodTemplate {
+    pub name: String,
+    pub image: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub command: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env: Vec<EnvVar>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<Port>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub readiness_probe: Option<Probe>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub liveness_probe: Option<Probe>,
+    #[serde(default)]
+    pub mounts: Mounts,
+    /// Networks this pod is on (declared in spec.networks).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub networks: Vec<String>,
+    /// Explicit relaxations of the hardened defaults.
+    #[serde(default)]
+    pub security: Security,
+    /// Writable scratch space (emptyDir) with a size limit, mounted at /tmp.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scratch_size: Option<String>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EnvVar {
+    pub name: String,
+    /// A literal value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    /// A key of a Secret in the tenant's namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<SecretRef>,
+    /// A value generated once per instance and kept in the instance's Secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generate: Option<Generate>,
+    /// Whether an Instance may override the value.
+    #[serde(default)]
+    pub overridable: bool,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+pub struct SecretRef {
+    pub name: String,
+    pub key: String,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum Generate {
+    /// `length` characters from `charset` (default alphanumeric).
+    Random {
+        length: u32,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        charset: Option<String>,
+    },
+    /// A flag: `format` with `%s` replaced by 32 random hex characters.
+    Flag { format: String },
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Port {
+    pub name: String,
+    pub port: u16,
+    #[serde(default = "tcp")]
+    pub protocol: String,
+    /// Whether the port gets a Service beyond the pod's networks.
+    #[serde(default)]
+    pub expose: bool,
+}
+
+fn tcp() -> String {
+    "TCP".into()
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Mounts {
+    /// Mount the tenant's volume at this path (usually /data).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant_storage: Option<String>,
+    /// Mount the groups' shared volumes under this path (usually /shared).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group_storage: Option<String>,
+    /// Files from a per-instance ConfigMap.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<ConfigFiles>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+pub struct ConfigFiles {
+    #[serde(default = "config_path")]
+    pub path: String,
+    pub files: BTreeMap<String, String>,
+}
+
+fn config_path() -> String {
+    "/config".into()
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Security {
+    /// Allow running as root (default: runAsNonRoot).
+    #[serde(default)]
+    pub run_as_root: bool,
+    /// Allow a writable root filesystem (default: read-only).
+    #[serde(default)]
+    pub writable_root_filesystem: bool,
+    /// Capabilities to add back (default: all dropped).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub capabilities: Vec<String>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Exposure {
+    pub pod: String,
+    pub port: String,
+    #[serde(rename = "type")]
+    pub type_: ExposureType,
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum ExposureType {
+    ClusterIP,
+    NodePort,
+    LoadBalancer,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TemplateStatus {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pods: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+}
+
+/// Parses durations like `90s`, `15m`, `2h`, `1h30m`, `1d`.
+pub fn parse_duration(s: &str) -> Option<std::time::Duration> {
+    let mut total: u64 = 0;
+    let mut num = String::new();
+    let mut any = false;
+    for c in s.trim().chars() {
+        if c.is_ascii_digit() {
+            num.push(c);
+            continue;
+        }
+        let n: u64 = num.parse().ok()?;
+        num.clear();
+        let unit = match c {
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            'd' => 86400,
+            _ => return None,
+        };
+        total = total.checked_add(n.checked_mul(unit)?)?;
+        any = true;
+    }
+    if !num.is_empty() || !any || total == 0 {
+        return None;
+    }
+    Some(std::time::Duration::from_secs(total))
+}
+
+fn dns_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
+fn port_name(s: &str) -> bool {
+    dns_label(s) && s.len() <= 15 && s.bytes().any(|c| c.is_ascii_lowercase())
+}
+
+fn env_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'-' || c == b'.')
+        && !s.as_bytes()[0].is_ascii_digit()
+}
+
+impl TemplateSpec {
+    /// Every problem with the spec, each naming its field.
+    pub fn validate(&self) -> Vec<FieldProblem> {
+        let mut out = Vec::new();
+        if self.pods.is_empty() {
+            out.push(FieldProblem::new("spec.pods", "a template needs at least one pod"));
+        }
+        let mut nets = BTreeSet::new();
+        for (i, n) in self.networks.iter().enumerate() {
+            if !dns_label(n) || n.len() > 40 {
+                out.push(FieldProblem::new(
+                    format!("spec.networks[{i}]"),
+                    format!("{n:?} must be a DNS label of at most 40 characters"),
+                ));
+            }
+            if !nets.insert(n.as_str()) {
+                out.push(FieldProblem::new(format!("spec.networks[{i}]"), format!("duplicate network {n:?}")));
+            }
+        }
+        let mut pod_names = BTreeSet::new();
+        for (i, p) in self.pods.iter().enumerate() {
+            let f = format!("spec.pods[{i}]");
+            if !dns_label(&p.name) || p.name.len() > 30 {
+                out.push(FieldProblem::new(
+                    format!("{f}.name"),
+                    format!("{:?} must be a DNS label of at most 30 characters", p.name),
+                ));
+            }
+            if !pod_names.insert(p.name.as_str()) {
+                out.push(FieldProblem::new(format!("{f}.name"), format!("duplicate pod name {:?}", p.name)));
+            }
+            if p.image.trim().is_empty() || p.image.contains(char::is_whitespace) {
+                out.push(FieldProblem::new(format!("{f}.image"), format!("{:?} is not an image reference", p.image)));
+            }
+            for (j, n) in p.networks.iter().enumerate() {
+                if !nets.contains(n.as_str()) {
+                    out.push(FieldProblem::new(
+                        format!("{f}.networks[{j}]"),
+                        format!("network {n:?} is not declared in spec.networks"),
+                    ));
+                }
+            }
+            let mut port_names = BTreeSet::new();
+            for (j, port) in p.ports.iter().enumerate() {
+                let pf = format!("{f}.ports[{j}]");
+                if !port_name(&port.name) {
+                    out.push(FieldProblem::new(
+                        format!("{pf}.name"),
+                        format!("{:?} must be a lowercase name of at most 15 characters", port.name),
+                    ));
+                }
+                if !port_names.insert(port.name.as_str()) {
+                    out.push(FieldProblem::new(format!("{pf}.name"), format!("duplicate port name {:?}", port.name)));
+                }
+                if port.port == 0 {
+                    out.push(FieldProblem::new(format!("{pf}.port"), "0 is not a port"));
+                }
+                if !matches!(port.protocol.as_str(), "TCP" | "UDP" | "SCTP") {
+                    out.push(FieldProblem::new(
+                        format!("{pf}.protocol"),
+                        format!("{:?} is not TCP, UDP or SCTP", port.protocol),
+                    ));
+                }
+            }
+            let mut env_names = BTreeSet::new();
+            for (j, e) in p.env.iter().enumerate() {
+                let ef = format!("{f}.env[{j}]");
+                if !env_name(&e.name) {
+                    out.push(FieldProblem::new(
+                        format!("{ef}.name"),
+                        format!("{:?} is not a valid environment variable name", e.name),
+                    ));
+                }
+                if !env_names.insert(e.name.as_str()) {
+                    out.push(FieldProblem::new(format!("{ef}.name"), format!("duplicate variable {:?}", e.name)));
+                }
+                let sources =
+                    [e.value.is_some(), e.secret.is_some(), e.generate.is_some()].iter().filter(|x| **x).count();
+                if sources != 1 {
+                    out.push(FieldProblem::new(ef.clone(), "set exactly one of value, secret and generate"));
+                }
+                match &e.generate {
+                    Some(Generate::Random { length, charset }) => {
+                        if *length == 0 || *length > 4096 {
+                            out.push(FieldProblem::new(
+                                format!("{ef}.generate.random.length"),
+                                "must be between 1 and 4096",
+                            ));
+                        }
+                        if charset.as_deref().is_some_and(str::is_empty) {
+                            out.push(FieldProblem::new(format!("{ef}.generate.random.charset"), "may not be empty"));
+                        }
+                    }
+                    Some(Generate::Flag { format }) if format.matches("%s").count() != 1 => {
+                        out.push(FieldProblem::new(
+                            format!("{ef}.generate.flag.format"),
+                            format!("{format:?} must contain %s exactly once"),
+                        ));
+                    }
+                    _ => {}
+                }
+                if e.overridable && e.generate.is_some() {
+                    out.push(FieldProblem::new(format!("{ef}.overridable"), "generated values cannot be overridden"));
+                }
+            }
+            if let Some(r) = &p.resources {
+                for (kind, list) in [("requests", &r.requests), ("limits", &r.limits)] {
+                    for (k, q) in list.iter().flatten() {
+                        if quantity::Quantity::parse(&q.0).is_none_or(|x| x.0 < 0) {
+                            out.push(FieldProblem::new(
+                                format!("{f}.resources.{kind}.{k}"),
+                                format!("{:?} is not a quantity", q.0),
+                            ));
+                        }
+                    }
+                }
+            }
+            if let Some(s) = &p.scratch_size
+                && quantity::Quantity::parse(s).is_none_or(|x| x.0 <= 0)
+            {
+                out.push(FieldProblem::new(format!("{f}.scratchSize"), format!("{s:?} is not a positive quantity")));
+            }
+            for (what, path) in [("tenantStorage", &p.mounts.tenant_storage), ("groupStorage", &p.mounts.group_storage)]
+            {
+                if let Some(path) = path
+                    && !path.starts_with('/')
+                {
+                    out.push(FieldProblem::new(
+                        format!("{f}.mounts.{what}"),
+                        format!("{path:?} must be an absolute path"),
+                    ));
+                }
+            }
+            if let Some(c) = &p.mounts.config {
+                if !c.path.starts_with('/') {
+                    out.push(FieldProblem::new(
+                        format!("{f}.mounts.config.path"),
+                        format!("{:?} must be an absolute path", c.path),
+                    ));
+                }
+                for name in c.files.keys() {
+                    if name.is_empty() || name.contains('/') || name.starts_with("..") {
+                        out.push(FieldProblem::new(
+                            format!("{f}.mounts.config.files"),
+                            format!("{name:?} is not a plain file name"),
+                        ));
+                    }
+                }
+            }
+        }
+        let ttl = self.ttl.as_deref().map(|t| (t, parse_duration(t)));
+        let max = self.max_ttl.as_deref().map(|t| (t, parse_duration(t)));
+        for (field, v) in [("spec.ttl", ttl), ("spec.maxTtl", max)] {
+            if let Some((raw, None)) = v {
+                out.push(FieldProblem::new(field, format!("{raw:?} is not a duration (like 90s, 15m, 2h, 1h30m, 1d)")));
+            }
+        }
+        if let (Some((t, Some(td))), Some((m, Some(md)))) = (ttl, max)
+            && td > md
+        {
+            out.push(FieldProblem::new("spec.ttl", format!("{t} is longer than spec.maxTtl {m}")));
+        }
+        if self.max_per_tenant == 0 {
+            out.push(FieldProblem::new("spec.maxPerTenant", "must be at least 1"));
+        }
+        for (i, e) in self.exposure.iter().enumerate() {
+            let f = format!("spec.exposure[{i}]");
+            match self.pods.iter().find(|p| p.name == e.pod) {
+                None => out.push(FieldProblem::new(format!("{f}.pod"), format!("no pod named {:?}", e.pod))),
+                Some(p) => match p.ports.iter().find(|x| x.name == e.port) {
+                    None => out.push(FieldProblem::new(
+                        format!("{f}.port"),
+                        format!("pod {:?} has no port named {:?}", e.pod, e.port),
+                    )),
+                    Some(port) if !port.expose => out.push(FieldProblem::new(
+                        format!("{f}.port"),
+                        format!("port {:?} of pod {:?} is not exposed (set expose: true on it)", e.port, e.pod),
+                    )),
+                    Some(_) => {}
+                },
+            }
+        }
+        out
+    }
+
+    /// The exposure type of a pod's port (ClusterIP unless listed).
+    pub fn exposure_of(&self, pod: &str, port: &str) -> ExposureType {
+        self.exposure
+            .iter()
+            .find(|e| e.pod == pod && e.port == port)
+            .map(|e| e.type_)
+            .unwrap_or(ExposureType::ClusterIP)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn spec(v: serde_json::Value) -> TemplateSpec {
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("90s").unwrap().as_secs(), 90);
+        assert_eq!(parse_duration("1h30m").unwrap().as_secs(), 5400);
+        assert_eq!(parse_duration("1d").unwrap().as_secs(), 86400);
+        for bad in ["", "10", "h", "1x", "0s"] {
+            assert!(parse_duration(bad).is_none(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_good_template_has_no_problems() {
+        let s = spec(json!({"networks": ["teamnet", "backend"], "ttl": "2h", "maxTtl": "6h",
+            "pods": [
+                {"name": "web", "image": "ghcr.io/ctf/web:1", "networks": ["teamnet", "backend"],
+                 "ports": [{"name": "http", "port": 8080, "expose": true}],
+                 "env": [{"name": "FLAG", "generate": {"flag": {"format": "FLAG{%s}"}}}, {"name": "MODE", "value": "ctf", "overridable": true}]},
+                {"name": "db", "image": "postgres:16", "networks": ["backend"], "ports": [{"name": "sql", "port": 5432}]}
+            ],
+            "exposure": [{"pod": "web", "port": "http", "type": "NodePort"}]}));
+        assert_eq!(s.validate(), vec![]);
+        assert_eq!(s.max_per_tenant, 1);
+        assert_eq!(s.exposure_of("web", "http"), ExposureType::NodePort);
+        assert_eq!(s.exposure_of("db", "sql"), ExposureType::ClusterIP);
+    }
+
+    #[test]
+    fn every_problem_names_its_field() {
+        let s = spec(json!({"networks": ["a"], "ttl": "7h", "maxTtl": "6h", "maxPerTenant": 0,
+            "pods": [
+                {"name": "web", "image": "x", "networks": ["b"], "ports": [{"name": "http", "port": 80}, {"name": "http", "port": 81, "protocol": "ICMP"}],
+                 "env": [{"name": "A", "value": "1", "generate": {"random": {"length": 0}}}, {"name": "F", "generate": {"flag": {"format": "FLAG"}}}],
+                 "resources": {"requests": {"cpu": "lots"}}, "mounts": {"tenantStorage": "data"}},
+                {"name": "web", "image": "has space"}
+            ],
+            "exposure": [{"pod": "web", "port": "http", "type": "NodePort"}, {"pod": "nope", "port": "x", "type": "ClusterIP"}]}));
+        let p: Vec<String> = s.validate().iter().map(|p| p.to_string()).collect();
+        for want in [
+            "spec.pods[0].networks[0]: network \"b\" is not declared in spec.networks",
+            "spec.pods[0].ports[1].name: duplicate port name \"http\"",
+            "spec.pods[0].ports[1].protocol: \"ICMP\" is not TCP, UDP or SCTP",
+            "spec.pods[0].env[0]: set exactly one of value, secret and generate",
+            "spec.pods[0].env[0].generate.random.length: must be between 1 and 4096",
+            "spec.pods[0].env[1].generate.flag.format: \"FLAG\" must contain %s exactly once",
+            "spec.pods[0].resources.requests.cpu: \"lots\" is not a quantity",
+            "spec.pods[0].mounts.tenantStorage: \"data\" must be an absolute path",
+            "spec.pods[1].name: duplicate pod name \"web\"",
+            "spec.pods[1].image: \"has space\" is not an image reference",
+            "spec.ttl: 7h is longer than spec.maxTtl 6h",
+            "spec.maxPerTenant: must be at least 1",
+            "spec.exposure[0].port: port \"http\" of pod \"web\" is not exposed (set expose: true on it)",
+            "spec.exposure[1].pod: no pod named \"nope\"",
+        ] {
+            assert!(p.contains(&want.to_string()), "missing {want:?} in {p:#?}");
+        }
+    }
+}
