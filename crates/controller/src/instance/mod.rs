@@ -1,3 +1,4 @@
 //! Instances: the pods, services, policies and secrets of one running template.
 
+pub mod build;
 pub mod phase;
