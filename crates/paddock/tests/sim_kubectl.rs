@@ -196,6 +196,18 @@ fn kubectl_drives_paddock_sim() {
     ]);
     sim.ok(&["wait", "--for=condition=Established", "crd/tenants.paddock.dev", "--timeout=30s"]);
 
+    // The example templates apply with kubectl's strict field validation, and keep every field.
+    sim.ok(&["wait", "--for=condition=Established", "crd/templates.paddock.dev", "--timeout=30s"]);
+    let examples = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/templates");
+    let out = sim.ok(&["apply", "-f", examples]);
+    assert!(
+        out.contains("template.paddock.dev/ctf-web created") && out.contains("template.paddock.dev/notebook created"),
+        "{out}"
+    );
+    let tpl: serde_json::Value = serde_json::from_str(&sim.ok(&["get", "template", "ctf-web", "-o", "json"])).unwrap();
+    assert_eq!(tpl["spec"]["pods"][0]["env"][0]["generate"]["flag"]["format"], "FLAG{%s}");
+    assert_eq!(tpl["spec"]["exposure"][0]["type"], "NodePort");
+
     // State survives a SIGTERM restart.
     sim.stop();
     let sim = Sim::start(&dir, Some(&state));
