@@ -7,7 +7,7 @@ use axum::Router;
 use axum::routing::get;
 use clap::Args;
 use controller::leader::{Election, Leadership, lead};
-use controller::tenant;
+use controller::{instance, tenant};
 use std::net::SocketAddr;
 
 #[derive(Args, Debug)]
@@ -60,15 +60,17 @@ pub async fn run(args: ControllerArgs) -> Result<()> {
     let leadership = Leadership::default();
     let health = health(args.health_listen, leadership.clone()).await?;
     let ctx = tenant::Context::new(client.clone(), settings.clone());
+    let ictx = instance::reconcile::Context::new(client.clone(), settings.clone());
     let shutdown = crate::commands::sim::shutdown_signal();
     if args.no_leader_election {
         tracing::info!("running without leader election");
-        tenant::run(ctx, shutdown).await;
+        let stop = futures::FutureExt::shared(futures::FutureExt::boxed(shutdown));
+        tokio::join!(tenant::run(ctx, stop.clone()), instance::reconcile::run(ictx, stop));
     } else {
         let election = Election::new(&settings.system_namespace, "paddock-controller", &identity(&args));
         tracing::info!(identity = %election.identity, namespace = %election.namespace, "campaigning for leadership");
         lead(client, election, leadership, shutdown, move |mut stop| {
-            let ctx = ctx.clone();
+            let (ctx, ictx) = (ctx.clone(), ictx.clone());
             async move {
                 let stopped = async move {
                     while !*stop.borrow() {
@@ -77,7 +79,8 @@ pub async fn run(args: ControllerArgs) -> Result<()> {
                         }
                     }
                 };
-                tenant::run(ctx, stopped).await;
+                let stopped = futures::FutureExt::shared(futures::FutureExt::boxed(stopped));
+                tokio::join!(tenant::run(ctx, stopped.clone()), instance::reconcile::run(ictx, stopped));
             }
         })
         .await;

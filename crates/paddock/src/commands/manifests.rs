@@ -36,13 +36,25 @@ pub fn cluster_role_rules() -> Vec<Value> {
         rule(&["paddock.dev"], &["tenants"], &["get", "list", "watch", "patch", "update"]),
         rule(&["paddock.dev"], &["tenants/status"], &["get", "patch", "update"]),
         rule(&["paddock.dev"], &["tenants/finalizers"], &["update"]),
-        // Granted onward to tenants through their Role (RBAC forbids granting what one lacks).
-        rule(&["paddock.dev"], &["instances"], &["get", "list", "watch"]),
+        rule(&["paddock.dev"], &["instances"], &["get", "list", "watch", "patch", "update", "delete"]),
+        rule(&["paddock.dev"], &["instances/status"], &["get", "patch", "update"]),
+        rule(&["paddock.dev"], &["instances/finalizers"], &["update"]),
+        rule(&["paddock.dev"], &["templates"], &["get", "list", "watch"]),
         rule(&[""], &["namespaces", "resourcequotas", "limitranges", "serviceaccounts", "persistentvolumeclaims"], &rw),
+        rule(
+            &[""],
+            &["pods", "services", "configmaps", "secrets"],
+            &["get", "list", "watch", "create", "patch", "update", "delete", "deletecollection"],
+        ),
         rule(&[""], &["persistentvolumes"], &["get", "list", "watch", "patch"]),
-        rule(&[""], &["pods", "pods/log"], &["get", "list", "watch"]),
+        // Granted onward to tenants through their Role (RBAC forbids granting what one lacks).
+        rule(&[""], &["pods/log"], &["get"]),
         rule(&[""], &["nodes"], &["get", "list", "watch"]),
-        rule(&["networking.k8s.io"], &["networkpolicies"], &rw),
+        rule(
+            &["networking.k8s.io"],
+            &["networkpolicies"],
+            &["get", "list", "watch", "create", "patch", "update", "delete", "deletecollection"],
+        ),
         rule(&["rbac.authorization.k8s.io"], &["roles", "rolebindings"], &rw),
         rule(&["events.k8s.io"], &["events"], &["create", "patch"]),
     ]

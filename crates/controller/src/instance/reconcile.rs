@@ -1,0 +1,389 @@
+//! The instance reconciler: limits, generated secrets, apply (server-side),
+//! status from the pods (watched, never polled), TTL expiry on a timer,
+//! self-healing through owned-object watches, and Stopping on deletion.
+
+use super::build::{Input, POD_LABEL, build, generate_value, generated_keys};
+use super::phase::aggregate;
+use crate::config::Settings;
+use crate::labels::{FIELD_MANAGER, INSTANCE, MANAGED_BY, MANAGER, TENANT};
+use futures::StreamExt;
+use jiff::{SignedDuration, Timestamp};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Node, Pod, Secret, Service};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::finalizer::{Event as Finalizer, finalizer};
+use kube::runtime::watcher;
+use kube::{Client, Resource, ResourceExt};
+use rand::Rng;
+use resources::instance::{EndpointStatus, InstancePhase, InstanceStatus};
+use resources::template::parse_duration;
+use resources::{Instance, Template, Tenant};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::collections::BTreeMap;
+use std::fmt::Debug;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub const FINALIZER: &str = "paddock.dev/instance-cleanup";
+/// How long an expired instance stays visible before it is deleted.
+pub const RETENTION: Duration = Duration::from_secs(60);
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("Kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    #[error("finalizer: {0}")]
+    Finalizer(String),
+    #[error("waiting: {0}")]
+    Waiting(String),
+}
+
+pub struct Context {
+    pub client: Client,
+    pub settings: Settings,
+}
+
+impl Context {
+    pub fn new(client: Client, settings: Settings) -> Arc<Self> {
+        Arc::new(Self { client, settings })
+    }
+}
+
+fn selector(inst: &str) -> String {
+    format!("{MANAGED_BY}={MANAGER},{INSTANCE}={inst}")
+}
+
+async fn apply_all<K>(api: &Api<K>, objs: &[K]) -> Result<(), kube::Error>
+where
+    K: Resource + Clone + Serialize + DeserializeOwned + Debug,
+{
+    for o in objs {
+        let name = o.meta().name.clone().unwrap_or_default();
+        api.patch(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(o)).await?;
+    }
+    Ok(())
+}
+
+fn cond(type_: &str, ok: bool, reason: &str, message: &str, old: &[Condition], generation: Option<i64>) -> Condition {
+    let status = if ok { "True" } else { "False" };
+    let keep = old
+        .iter()
+        .find(|c| c.type_ == type_ && c.status == status && c.reason == reason)
+        .map(|c| c.last_transition_time.clone());
+    Condition {
+        type_: type_.into(),
+        status: status.into(),
+        reason: reason.into(),
+        message: message.into(),
+        observed_generation: generation,
+        last_transition_time: keep.unwrap_or(Time(Timestamp::now())),
+    }
+}
+
+async fn write_status(api: &Api<Instance>, inst: &Instance, status: InstanceStatus) -> Result<(), Error> {
+    if inst.status.as_ref() != Some(&status) {
+        api.patch_status(
+            &inst.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"status": status})),
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+fn base_status(inst: &Instance, phase: InstancePhase, reason: &str, message: &str) -> InstanceStatus {
+    let mut s = inst.status.clone().unwrap_or_default();
+    let ok = matches!(phase, InstancePhase::Running);
+    s.conditions = vec![cond("Ready", ok, reason, message, &s.conditions, inst.metadata.generation)];
+    s.phase = Some(phase);
+    s.observed_generation = inst.metadata.generation;
+    s
+}
+
+/// When the instance expires (creation + ttl), if it has a lifetime.
+fn expiry(inst: &Instance, tpl: Option<&Template>) -> Option<Timestamp> {
+    let ttl = inst.spec.ttl.as_deref().or(tpl.and_then(|t| t.spec.ttl.as_deref())).and_then(parse_duration)?;
+    let created = inst.metadata.creation_timestamp.as_ref()?.0;
+    Some(created + SignedDuration::try_from(ttl).ok()?)
+}
+
+async fn delete_children(client: &Client, ns: &str, inst: &str) -> Result<usize, Error> {
+    let lp = ListParams::default().labels(&selector(inst));
+    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+    let left = pods.list_metadata(&lp).await?.items.len();
+    let dp = DeleteParams::background();
+    pods.delete_collection(&dp, &lp).await?;
+    Api::<Service>::namespaced(client.clone(), ns).delete_collection(&dp, &lp).await?;
+    Api::<NetworkPolicy>::namespaced(client.clone(), ns).delete_collection(&dp, &lp).await?;
+    Api::<ConfigMap>::namespaced(client.clone(), ns).delete_collection(&dp, &lp).await?;
+    Api::<Secret>::namespaced(client.clone(), ns).delete_collection(&dp, &lp).await?;
+    Ok(left)
+}
+
+/// Values for the instance Secret: kept when they exist, generated otherwise.
+async fn generated_values(
+    client: &Client,
+    ns: &str,
+    inst: &str,
+    tpl: &Template,
+) -> Result<BTreeMap<String, String>, Error> {
+    let existing = Api::<Secret>::namespaced(client.clone(), ns).get_opt(&format!("{inst}-secrets")).await?;
+    let have: BTreeMap<String, String> = existing
+        .and_then(|s| s.data)
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|(k, v)| String::from_utf8(v.0).ok().map(|v| (k, v)))
+        .collect();
+    let mut rng = rand::rng();
+    Ok(generated_keys(tpl)
+        .into_iter()
+        .map(|(k, g)| {
+            let v = have.get(&k).cloned().unwrap_or_else(|| generate_value(&g, |n| rng.random_range(0..n)));
+            (k, v)
+        })
+        .collect())
+}
+
+async fn apply(inst: Arc<Instance>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let c = &ctx.client;
+    let ns = inst.namespace().unwrap_or_default();
+    let name = inst.name_any();
+    let api: Api<Instance> = Api::namespaced(c.clone(), &ns);
+    let tpl = Api::<Template>::all(c.clone()).get_opt(&inst.spec.template).await?;
+    let Some(tpl) = tpl else {
+        let msg = format!("template {:?} does not exist", inst.spec.template);
+        write_status(&api, &inst, base_status(&inst, InstancePhase::Failed, "TemplateInvalid", &msg)).await?;
+        return Ok(Action::requeue(Duration::from_secs(30)));
+    };
+    let tenant_name = Api::<Namespace>::all(c.clone())
+        .get_opt(&ns)
+        .await?
+        .and_then(|n| n.metadata.labels.and_then(|l| l.get(TENANT).cloned()));
+    let tenant = match tenant_name {
+        Some(t) => Api::<Tenant>::all(c.clone()).get_opt(&t).await?,
+        None => None,
+    };
+    let Some(tenant) = tenant else {
+        let msg = format!("namespace {ns} does not belong to a Paddock tenant");
+        write_status(&api, &inst, base_status(&inst, InstancePhase::Failed, "NotATenantNamespace", &msg)).await?;
+        return Ok(Action::await_change());
+    };
+    // Lifetime: past expiry the instance's objects go; the Instance follows after a retention.
+    let expires = expiry(&inst, Some(&tpl));
+    if let Some(at) = expires
+        && Timestamp::now() >= at
+    {
+        delete_children(c, &ns, &name).await?;
+        let mut s =
+            base_status(&inst, InstancePhase::Expired, "Expired", "the instance's time ran out; its pods were removed");
+        s.expires = Some(Time(at));
+        s.pods.clear();
+        s.endpoints.clear();
+        write_status(&api, &inst, s).await?;
+        let gone_at = at + SignedDuration::try_from(RETENTION).unwrap_or_default();
+        if Timestamp::now() >= gone_at {
+            api.delete(&name, &DeleteParams::default()).await?;
+            return Ok(Action::await_change());
+        }
+        return Ok(Action::requeue(Timestamp::now().duration_until(gone_at).unsigned_abs()));
+    }
+    // maxPerTenant: the oldest instances of the template win, deterministically.
+    let mut same: Vec<Instance> = api
+        .list(&ListParams::default())
+        .await?
+        .items
+        .into_iter()
+        .filter(|i| i.spec.template == inst.spec.template)
+        .collect();
+    same.sort_by_key(|i| (i.metadata.creation_timestamp.clone().map(|t| t.0), i.name_any()));
+    let position = same.iter().position(|i| i.name_any() == name).unwrap_or(0);
+    if position >= tpl.spec.max_per_tenant as usize {
+        let msg = format!(
+            "the tenant already runs {} instance(s) of {:?}, its limit",
+            tpl.spec.max_per_tenant, inst.spec.template
+        );
+        write_status(&api, &inst, base_status(&inst, InstancePhase::Failed, "LimitReached", &msg)).await?;
+        return Ok(Action::await_change());
+    }
+    let values = generated_values(c, &ns, &name, &tpl).await?;
+    let any_role = Api::<Node>::all(c.clone())
+        .list_metadata(&ListParams::default().labels(crate::labels::NODE_ROLE))
+        .await?
+        .items
+        .iter()
+        .any(|_| true);
+    let input = Input {
+        template: &tpl,
+        tenant: &tenant,
+        instance: &inst,
+        settings: &ctx.settings,
+        any_node_has_role: any_role,
+        generated: &values,
+    };
+    let desired = match build(&input) {
+        Ok(d) => d,
+        Err(problems) => {
+            let msg = problems.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("; ");
+            let reason = if msg.starts_with("template ") { "TemplateInvalid" } else { "InvalidSpec" };
+            write_status(&api, &inst, base_status(&inst, InstancePhase::Failed, reason, &msg)).await?;
+            return Ok(Action::await_change());
+        }
+    };
+    if let Some(s) = &desired.secret {
+        apply_all(&Api::<Secret>::namespaced(c.clone(), &ns), std::slice::from_ref(s)).await?;
+    }
+    apply_all(&Api::<ConfigMap>::namespaced(c.clone(), &ns), &desired.config_maps).await?;
+    apply_all(&Api::<NetworkPolicy>::namespaced(c.clone(), &ns), &desired.policies).await?;
+    apply_all(&Api::<Service>::namespaced(c.clone(), &ns), &desired.services).await?;
+    let pods_api: Api<Pod> = Api::namespaced(c.clone(), &ns);
+    for p in &desired.pods {
+        let pname = p.metadata.name.clone().unwrap_or_default();
+        // Pod specs are immutable: an existing pod is kept as it is (drift in its
+        // labels is repaired by re-creating it when deleted).
+        if pods_api.get_opt(&pname).await?.is_some() {
+            continue;
+        }
+        if let Err(e) = pods_api.patch(&pname, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(p)).await {
+            if let kube::Error::Api(s) = &e
+                && s.code == 403
+                && s.message.contains("exceeded quota")
+            {
+                let msg = format!("the tenant's quota does not allow this instance: {}", s.message);
+                write_status(&api, &inst, base_status(&inst, InstancePhase::Pending, "QuotaExceeded", &msg)).await?;
+                return Ok(Action::requeue(Duration::from_secs(15)));
+            }
+            return Err(e.into());
+        }
+    }
+    // Status from the pods and services as they are now.
+    let pods = pods_api.list(&ListParams::default().labels(&selector(&name))).await?.items;
+    let named: Vec<(String, Pod)> =
+        pods.iter().map(|p| (p.labels().get(POD_LABEL).cloned().unwrap_or_else(|| p.name_any()), p.clone())).collect();
+    let was_running =
+        matches!(inst.status.as_ref().and_then(|s| s.phase), Some(InstancePhase::Running | InstancePhase::Degraded));
+    let outcome = aggregate(tpl.spec.pods.len(), &named, false, false, was_running);
+    let mut s = base_status(&inst, outcome.phase, outcome.reason, &outcome.message);
+    s.pods = named.iter().map(|(n, p)| super::phase::pod_state(n, p)).collect();
+    s.expires = expires.map(Time);
+    if s.scheduled.is_none()
+        && named.len() == tpl.spec.pods.len()
+        && named.iter().all(|(_, p)| p.spec.as_ref().and_then(|x| x.node_name.as_ref()).is_some())
+    {
+        s.scheduled = Some(Time(Timestamp::now()));
+    }
+    if s.ready.is_none() && outcome.phase == InstancePhase::Running {
+        s.ready = Some(Time(Timestamp::now()));
+    }
+    s.warm = Some(false);
+    let services =
+        Api::<Service>::namespaced(c.clone(), &ns).list(&ListParams::default().labels(&selector(&name))).await?.items;
+    s.endpoints = endpoints(&tpl, &name, &ns, &services);
+    write_status(&api, &inst, s).await?;
+    Ok(match expires {
+        Some(at) => Action::requeue(Timestamp::now().duration_until(at).unsigned_abs() + Duration::from_millis(50)),
+        None => Action::await_change(),
+    })
+}
+
+fn endpoints(tpl: &Template, inst: &str, ns: &str, services: &[Service]) -> Vec<EndpointStatus> {
+    let mut out = Vec::new();
+    for p in &tpl.spec.pods {
+        for port in &p.ports {
+            let mut e = EndpointStatus {
+                pod: p.name.clone(),
+                port: port.name.clone(),
+                cluster_dns: Some(format!("{}.{inst}.{ns}.svc:{}", p.name, port.port)),
+                ..Default::default()
+            };
+            for svc in services.iter().filter(|s| {
+                s.spec.as_ref().and_then(|x| x.selector.as_ref()).and_then(|m| m.get(POD_LABEL)) == Some(&p.name)
+            }) {
+                if let Some(sp) = svc
+                    .spec
+                    .as_ref()
+                    .and_then(|x| x.ports.as_ref())
+                    .and_then(|ps| ps.iter().find(|sp| sp.name.as_deref() == Some(port.name.as_str())))
+                {
+                    e.node_port = e.node_port.or(sp.node_port);
+                    if let Some(ip) = svc
+                        .status
+                        .as_ref()
+                        .and_then(|st| st.load_balancer.as_ref())
+                        .and_then(|lb| lb.ingress.as_ref())
+                        .and_then(|i| i.first())
+                        .and_then(|i| i.ip.clone())
+                    {
+                        e.external_address = Some(format!("{ip}:{}", sp.port));
+                    }
+                }
+            }
+            out.push(e);
+        }
+    }
+    out
+}
+
+async fn cleanup(inst: Arc<Instance>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let ns = inst.namespace().unwrap_or_default();
+    let api: Api<Instance> = Api::namespaced(ctx.client.clone(), &ns);
+    write_status(&api, &inst, base_status(&inst, InstancePhase::Stopping, "Stopping", "removing the instance's pods"))
+        .await?;
+    let left = delete_children(&ctx.client, &ns, &inst.name_any()).await?;
+    if left > 0 {
+        return Err(Error::Waiting(format!("{left} pods still terminating")));
+    }
+    Ok(Action::await_change())
+}
+
+async fn reconcile(inst: Arc<Instance>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let ns = inst.namespace().unwrap_or_default();
+    let api: Api<Instance> = Api::namespaced(ctx.client.clone(), &ns);
+    finalizer(&api, FINALIZER, inst, |ev| async {
+        match ev {
+            Finalizer::Apply(i) => apply(i, ctx.clone()).await,
+            Finalizer::Cleanup(i) => cleanup(i, ctx.clone()).await,
+        }
+    })
+    .await
+    .map_err(|e| match e {
+        kube::runtime::finalizer::Error::ApplyFailed(e) | kube::runtime::finalizer::Error::CleanupFailed(e) => e,
+        other => Error::Finalizer(other.to_string()),
+    })
+}
+
+fn error_policy(inst: Arc<Instance>, err: &Error, _ctx: Arc<Context>) -> Action {
+    match err {
+        Error::Waiting(why) => {
+            tracing::debug!(instance = %inst.name_any(), %why, "waiting");
+            Action::requeue(Duration::from_millis(500))
+        }
+        e => {
+            tracing::warn!(instance = %inst.name_any(), error = %e, "reconcile failed");
+            Action::requeue(Duration::from_secs(2))
+        }
+    }
+}
+
+/// Runs the instance controller until `shutdown` resolves.
+pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static) {
+    let c = ctx.client.clone();
+    let ours = watcher::Config::default().labels(&format!("{MANAGED_BY}={MANAGER},{INSTANCE}"));
+    Controller::new(Api::<Instance>::all(c.clone()), watcher::Config::default())
+        .owns(Api::<Pod>::all(c.clone()), ours.clone())
+        .owns(Api::<Service>::all(c.clone()), ours.clone())
+        .owns(Api::<NetworkPolicy>::all(c.clone()), ours.clone())
+        .owns(Api::<ConfigMap>::all(c.clone()), ours.clone())
+        .owns(Api::<Secret>::all(c.clone()), ours)
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile, error_policy, ctx)
+        .for_each(|r| async move {
+            if let Err(e) = r {
+                tracing::debug!(error = %e, "instance reconcile error");
+            }
+        })
+        .await;
+}
