@@ -7,4 +7,5 @@ pub mod instance;
 pub mod labels;
 pub mod leader;
 pub mod noderoles;
+pub mod template;
 pub mod tenant;

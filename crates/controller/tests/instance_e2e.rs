@@ -51,7 +51,8 @@ async fn instances_start_heal_limit_fail_and_expire() {
     let t_ctx = tenant::Context::new(tc.client.clone(), settings.clone());
     let i_ctx = instance::reconcile::Context::new(tc.client.clone(), settings.clone());
     let h1 = tokio::spawn(tenant::run(t_ctx, stop.clone()));
-    let h2 = tokio::spawn(instance::reconcile::run(i_ctx, stop));
+    let h2 = tokio::spawn(instance::reconcile::run(i_ctx, stop.clone()));
+    let h3 = tokio::spawn(controller::template::run(tc.client.clone(), stop));
 
     let tenants: Api<Tenant> = Api::all(tc.client.clone());
     let t: Tenant = serde_json::from_value(
@@ -73,6 +74,20 @@ async fn instances_start_heal_limit_fail_and_expire() {
     let short = json!({"apiVersion": "paddock.dev/v1alpha1", "kind": "Template", "metadata": {"name": "short-lived"},
         "spec": {"ttl": "3s", "pods": [{"name": "app", "image": "busybox:1.36"}]}});
     templates.patch("short-lived", &PatchParams::apply("paddock-test").force(), &Patch::Apply(&short)).await.unwrap();
+
+    // The template controller accepts good templates and says why it refuses bad ones.
+    wait_for(&templates, "ctf-web", T, |t| {
+        t.status.as_ref().is_some_and(|s| s.conditions.iter().any(|c| c.type_ == "Accepted" && c.status == "True"))
+    })
+    .await;
+    let invalid = json!({"apiVersion": "paddock.dev/v1alpha1", "kind": "Template", "metadata": {"name": "invalid"},
+        "spec": {"networks": ["a"], "pods": [{"name": "x", "image": "busybox", "networks": ["b"]}]}});
+    templates.patch("invalid", &PatchParams::apply("paddock-test").force(), &Patch::Apply(&invalid)).await.unwrap();
+    let t = wait_for(&templates, "invalid", T, |t| t.status.as_ref().is_some_and(|s| !s.conditions.is_empty())).await;
+    assert_eq!(
+        t.status.unwrap().conditions[0].message,
+        "spec.pods[0].networks[0]: network \"b\" is not declared in spec.networks"
+    );
 
     let insts: Api<Instance> = Api::namespaced(tc.client.clone(), &ns);
     let new = |name: &str, template: &str| -> Instance {
@@ -133,12 +148,13 @@ async fn instances_start_heal_limit_fail_and_expire() {
     }
     tenants.delete("red", &DeleteParams::default()).await.unwrap();
     wait_gone(&tenants, "red", T).await;
-    for n in ["ctf-web", "broken-image", "short-lived"] {
+    for n in ["ctf-web", "broken-image", "short-lived", "invalid"] {
         let _ = templates.delete(n, &DeleteParams::default()).await;
     }
     let _ = tx.send(());
     let _ = tokio::time::timeout(T, h1).await;
     let _ = tokio::time::timeout(T, h2).await;
+    let _ = tokio::time::timeout(T, h3).await;
     tc.finish().await;
 }
 

@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
     status = "InstanceStatus",
     printcolumn = r#"{"name": "Template", "type": "string", "jsonPath": ".spec.template"}"#,
     printcolumn = r#"{"name": "Phase", "type": "string", "jsonPath": ".status.phase"}"#,
-    printcolumn = r#"{"name": "Expires", "type": "date", "jsonPath": ".status.expires"}"#,
+    printcolumn = r#"{"name": "Expires", "type": "string", "jsonPath": ".status.expires"}"#,
     printcolumn = r#"{"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]

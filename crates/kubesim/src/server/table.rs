@@ -7,8 +7,11 @@ use crate::registry::{PrinterColumn, ResourceDef};
 use crate::store::Obj;
 use serde_json::{Value, json};
 
-/// Upstream's duration.HumanDuration.
+/// Upstream's duration.HumanDuration (future times are `<invalid>`, as there).
 pub fn human_age(secs: i64) -> String {
+    if secs < -1 {
+        return "<invalid>".into();
+    }
     let s = secs.max(0);
     let (m, h, d) = (s / 60, s / 3600, s / 86400);
     if s < 120 {

@@ -7,7 +7,7 @@ use axum::Router;
 use axum::routing::get;
 use clap::Args;
 use controller::leader::{Election, Leadership, lead};
-use controller::{instance, tenant};
+use controller::{instance, template, tenant};
 use std::net::SocketAddr;
 
 #[derive(Args, Debug)]
@@ -65,12 +65,17 @@ pub async fn run(args: ControllerArgs) -> Result<()> {
     if args.no_leader_election {
         tracing::info!("running without leader election");
         let stop = futures::FutureExt::shared(futures::FutureExt::boxed(shutdown));
-        tokio::join!(tenant::run(ctx, stop.clone()), instance::reconcile::run(ictx, stop));
+        tokio::join!(
+            tenant::run(ctx, stop.clone()),
+            instance::reconcile::run(ictx, stop.clone()),
+            template::run(client.clone(), stop)
+        );
     } else {
         let election = Election::new(&settings.system_namespace, "paddock-controller", &identity(&args));
         tracing::info!(identity = %election.identity, namespace = %election.namespace, "campaigning for leadership");
+        let tclient = client.clone();
         lead(client, election, leadership, shutdown, move |mut stop| {
-            let (ctx, ictx) = (ctx.clone(), ictx.clone());
+            let (ctx, ictx, tclient) = (ctx.clone(), ictx.clone(), tclient.clone());
             async move {
                 let stopped = async move {
                     while !*stop.borrow() {
@@ -80,7 +85,11 @@ pub async fn run(args: ControllerArgs) -> Result<()> {
                     }
                 };
                 let stopped = futures::FutureExt::shared(futures::FutureExt::boxed(stopped));
-                tokio::join!(tenant::run(ctx, stopped.clone()), instance::reconcile::run(ictx, stopped));
+                tokio::join!(
+                    tenant::run(ctx, stopped.clone()),
+                    instance::reconcile::run(ictx, stopped.clone()),
+                    template::run(tclient, stopped)
+                );
             }
         })
         .await;

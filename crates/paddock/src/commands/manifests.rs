@@ -40,6 +40,7 @@ pub fn cluster_role_rules() -> Vec<Value> {
         rule(&["paddock.dev"], &["instances/status"], &["get", "patch", "update"]),
         rule(&["paddock.dev"], &["instances/finalizers"], &["update"]),
         rule(&["paddock.dev"], &["templates"], &["get", "list", "watch"]),
+        rule(&["paddock.dev"], &["templates/status"], &["get", "patch", "update"]),
         rule(&[""], &["namespaces", "resourcequotas", "limitranges", "serviceaccounts", "persistentvolumeclaims"], &rw),
         rule(
             &[""],
