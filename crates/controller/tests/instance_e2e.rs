@@ -169,3 +169,133 @@ fn futures_stop(
     .boxed()
     .shared()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn isolation_on_kubesim_limits_and_fifty_concurrent_instances() {
+    let cfg = kubesim::SimConfig { nodes: kubesim::config::parse_nodes("4").unwrap(), ..Default::default() };
+    let tc = TestCluster::with_config(cfg).await;
+    let Some(_) = tc.sim("uses kubesim's reachability endpoint and node list") else { return };
+    install(&tc.client).await;
+    let settings = Settings { namespace_prefix: "pc-".into(), ..Default::default() };
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let stop = futures_stop(rx);
+    let h1 = tokio::spawn(tenant::run(tenant::Context::new(tc.client.clone(), settings.clone()), stop.clone()));
+    let h2 = tokio::spawn(instance::reconcile::run(
+        instance::reconcile::Context::new(tc.client.clone(), settings.clone()),
+        stop,
+    ));
+
+    let tenants: Api<Tenant> = Api::all(tc.client.clone());
+    let templates: Api<Template> = Api::all(tc.client.clone());
+    templates
+        .patch("ctf-web", &PatchParams::apply("paddock-test").force(), &Patch::Apply(&example("ctf-web")))
+        .await
+        .unwrap();
+    let small = json!({"apiVersion": "paddock.dev/v1alpha1", "kind": "Template", "metadata": {"name": "small"},
+        "spec": {"maxPerTenant": 5, "ttl": "1h", "maxTtl": "3h", "pods": [{"name": "app", "image": "busybox:1.36", "resources": {"requests": {"cpu": "50m", "memory": "32Mi"}}}]}});
+    templates.patch("small", &PatchParams::apply("paddock-test").force(), &Patch::Apply(&small)).await.unwrap();
+    let huge = json!({"apiVersion": "paddock.dev/v1alpha1", "kind": "Template", "metadata": {"name": "huge"},
+        "spec": {"pods": [{"name": "app", "image": "busybox:1.36", "resources": {"requests": {"cpu": "64"}}}]}});
+    templates.patch("huge", &PatchParams::apply("paddock-test").force(), &Patch::Apply(&huge)).await.unwrap();
+
+    let names: Vec<String> = (0..10).map(|i| format!("team-{i}")).collect();
+    for n in &names {
+        let mut spec = json!({"kind": "Team", "storage": {"enabled": n == "team-0"}});
+        if n == "team-9" {
+            spec["quota"] = json!({"cpu": "100m"});
+        }
+        let t: Tenant = serde_json::from_value(
+            json!({"apiVersion": "paddock.dev/v1alpha1", "kind": "Tenant", "metadata": {"name": n}, "spec": spec}),
+        )
+        .unwrap();
+        tenants.create(&PostParams::default(), &t).await.unwrap();
+    }
+    for n in &names {
+        wait_for(&tenants, n, T, |t| t.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Ready")).await;
+    }
+    let new = |name: &str, template: &str| -> Instance {
+        serde_json::from_value(json!({"apiVersion": "paddock.dev/v1alpha1", "kind": "Instance", "metadata": {"name": name}, "spec": {"template": template}})).unwrap()
+    };
+    // 50 instances across 10 tenants, started at once (team-9's quota only fits one of its five).
+    let mut creates = Vec::new();
+    for n in &names {
+        for k in 0..5 {
+            let insts: Api<Instance> = Api::namespaced(tc.client.clone(), &format!("pc-{n}"));
+            let inst = new(&format!("app-{k}"), "small");
+            creates.push(tokio::spawn(async move { insts.create(&PostParams::default(), &inst).await.map(|_| ()) }));
+        }
+    }
+    for c in creates {
+        c.await.unwrap().unwrap();
+    }
+    for n in names.iter().filter(|n| *n != "team-9") {
+        let insts: Api<Instance> = Api::namespaced(tc.client.clone(), &format!("pc-{n}"));
+        for k in 0..5 {
+            wait_for(&insts, &format!("app-{k}"), T, |i| phase(i) == Some(InstancePhase::Running)).await;
+        }
+    }
+    // Over the cpu quota: a clear condition, no pod.
+    let q9: Api<Instance> = Api::namespaced(tc.client.clone(), "pc-team-9");
+    wait_until(T, "team-9's quota refusals", || async {
+        let list = q9.list(&ListParams::default()).await.unwrap().items;
+        list.iter().filter(|i| phase(i) == Some(InstancePhase::Running)).count() == 2
+            && list.iter().filter(|i| reason(i) == "QuotaExceeded").count() == 3
+    })
+    .await;
+    let refused = q9
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .find(|i| reason(i) == "QuotaExceeded")
+        .unwrap();
+    let msg = refused.status.unwrap().conditions[0].message.clone();
+    assert!(msg.contains("exceeded quota: quota, requested: requests.cpu=50m"), "{msg}");
+
+    // Unschedulable: the scheduler's message reaches the instance.
+    let i0: Api<Instance> = Api::namespaced(tc.client.clone(), "pc-team-0");
+    i0.create(&PostParams::default(), &new("big", "huge")).await.unwrap();
+    let i = wait_for(&i0, "big", T, |i| reason(i) == "Unschedulable").await;
+    assert_eq!(phase(&i), Some(InstancePhase::Scheduling));
+    assert!(i.status.unwrap().conditions[0].message.contains("0/4 nodes are available: 4 Insufficient cpu."));
+
+    // Renew: a longer ttl within maxTtl moves the expiry.
+    let before = i0.get("app-0").await.unwrap().status.unwrap().expires.unwrap().0;
+    i0.patch("app-0", &PatchParams::default(), &Patch::Merge(json!({"spec": {"ttl": "2h"}}))).await.unwrap();
+    let after = wait_for(&i0, "app-0", T, |i| {
+        i.status.as_ref().and_then(|s| s.expires.as_ref()).is_some_and(|e| e.0 != before)
+    })
+    .await;
+    assert_eq!(after.status.unwrap().expires.unwrap().0.duration_since(before).as_secs(), 3600);
+
+    // Isolation as a packet would see it (kubesim's reachability endpoint over the live policies).
+    i0.create(&PostParams::default(), &new("ctf", "ctf-web")).await.unwrap();
+    wait_for(&i0, "ctf", T, |i| phase(i) == Some(InstancePhase::Running)).await;
+    let i1: Api<Instance> = Api::namespaced(tc.client.clone(), "pc-team-1");
+    i1.create(&PostParams::default(), &new("ctf", "ctf-web")).await.unwrap();
+    wait_for(&i1, "ctf", T, |i| phase(i) == Some(InstancePhase::Running)).await;
+    let reach = |from: &str, to: &str, port: u16| {
+        let client = tc.client.clone();
+        let uri = format!("/sim/v1/reachability?from={from}&to={to}&port={port}&protocol=TCP");
+        async move {
+            let req = http::Request::get(uri).body(Vec::new()).unwrap();
+            let v: Value = serde_json::from_str(&client.request_text(req).await.unwrap()).unwrap();
+            v["allowed"].as_bool().unwrap()
+        }
+    };
+    assert!(reach("pc-team-0/ctf-web", "pc-team-0/ctf-db", 5432).await);
+    assert!(!reach("pc-team-0/ctf-web", "pc-team-0/ctf-db", 22).await);
+    assert!(!reach("pc-team-0/ctf-helper", "pc-team-0/ctf-db", 5432).await);
+    assert!(!reach("pc-team-1/ctf-web", "pc-team-0/ctf-db", 5432).await);
+    assert!(!reach("pc-team-1/ctf-web", "pc-team-0/ctf-web", 8080).await);
+    assert!(
+        !reach("pc-team-0/app-0-app", "pc-team-0/ctf-web", 8080).await,
+        "another instance of the tenant is not on its networks"
+    );
+
+    let _ = tx.send(());
+    let _ = tokio::time::timeout(T, h1).await;
+    let _ = tokio::time::timeout(T, h2).await;
+    tc.finish().await;
+}
