@@ -143,6 +143,14 @@ async fn instances_start_heal_limit_fail_and_expire() {
     wait_gone(&insts, "web1", T).await;
     assert!(pods.list(&ListParams::default().labels("paddock.dev/instance=web1")).await.unwrap().items.is_empty());
 
+    // Orphan sweep: objects labelled for an instance that does not exist go.
+    let orphan: Pod = serde_json::from_value(json!({"metadata": {"name": "left-behind", "labels": {"app.kubernetes.io/managed-by": "paddock", "paddock.dev/instance": "vanished"}},
+        "spec": {"containers": [{"name": "c", "image": "busybox"}]}})).unwrap();
+    pods.create(&PostParams::default(), &orphan).await.unwrap();
+    let swept = instance::reconcile::sweep_orphans(&tc.client, Some(&ns)).await.unwrap();
+    assert_eq!(swept, 1);
+    wait_gone(&pods, "left-behind", T).await;
+
     for n in ["web2", "bad", "ghost", "brief"] {
         let _ = insts.delete(n, &DeleteParams::default()).await;
     }

@@ -368,9 +368,49 @@ fn error_policy(inst: Arc<Instance>, err: &Error, _ctx: Arc<Context>) -> Action 
     }
 }
 
+/// Deletes objects labelled for an Instance that does not exist (any more):
+/// owner references cover most cases, this covers the rest (e.g. an Instance
+/// force-removed while the controller was down). Returns how many instances'
+/// leftovers were removed.
+pub async fn sweep_orphans(client: &Client, namespace: Option<&str>) -> Result<usize, Error> {
+    let lp = ListParams::default().labels(&format!("{MANAGED_BY}={MANAGER},{INSTANCE}"));
+    let mut seen: BTreeMap<(String, String), ()> = BTreeMap::new();
+    let (pods, services, policies): (Api<Pod>, Api<Service>, Api<NetworkPolicy>) = match namespace {
+        Some(ns) => (
+            Api::namespaced(client.clone(), ns),
+            Api::namespaced(client.clone(), ns),
+            Api::namespaced(client.clone(), ns),
+        ),
+        None => (Api::all(client.clone()), Api::all(client.clone()), Api::all(client.clone())),
+    };
+    let mut collect = |items: Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta>| {
+        for m in items {
+            if let (Some(ns), Some(i)) = (m.namespace, m.labels.and_then(|l| l.get(INSTANCE).cloned())) {
+                seen.insert((ns, i), ());
+            }
+        }
+    };
+    collect(pods.list_metadata(&lp).await?.items.into_iter().map(|o| o.metadata).collect());
+    collect(services.list_metadata(&lp).await?.items.into_iter().map(|o| o.metadata).collect());
+    collect(policies.list_metadata(&lp).await?.items.into_iter().map(|o| o.metadata).collect());
+    let mut swept = 0;
+    for (ns, inst) in seen.into_keys() {
+        let exists = Api::<Instance>::namespaced(client.clone(), &ns).get_opt(&inst).await?.is_some();
+        if !exists {
+            tracing::info!(namespace = %ns, instance = %inst, "removing objects of an instance that no longer exists");
+            delete_children(client, &ns, &inst).await?;
+            swept += 1;
+        }
+    }
+    Ok(swept)
+}
+
 /// Runs the instance controller until `shutdown` resolves.
 pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static) {
     let c = ctx.client.clone();
+    if let Err(e) = sweep_orphans(&c, None).await {
+        tracing::warn!(error = %e, "orphan sweep failed; owner references still apply");
+    }
     let ours = watcher::Config::default().labels(&format!("{MANAGED_BY}={MANAGER},{INSTANCE}"));
     Controller::new(Api::<Instance>::all(c.clone()), watcher::Config::default())
         .owns(Api::<Pod>::all(c.clone()), ours.clone())
