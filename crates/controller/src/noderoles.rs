@@ -32,13 +32,10 @@ pub struct Placement {
     pub affinity: Option<Affinity>,
 }
 
-/// Tolerations for the workload's roles (every taint effect), and a required
-/// node affinity to nodes of those roles. When no node in the cluster carries a
-/// role label and `strict` is off, the affinity is dropped so the workload can
-/// run on an unlabelled cluster; the tolerations stay (they only widen).
-pub fn placement(workload: Workload, any_node_has_role: bool, strict: bool) -> Placement {
-    let tolerations = workload
-        .roles()
+/// Placement on nodes of exactly these roles (e.g. `["shared"]` for a template
+/// that asks for shared nodes only).
+pub fn placement_on(roles: &[&str], any_node_has_role: bool, strict: bool) -> Placement {
+    let tolerations = roles
         .iter()
         .map(|role| Toleration {
             key: Some(NODE_ROLE.into()),
@@ -55,7 +52,7 @@ pub fn placement(workload: Workload, any_node_has_role: bool, strict: bool) -> P
                     match_expressions: Some(vec![NodeSelectorRequirement {
                         key: NODE_ROLE.into(),
                         operator: "In".into(),
-                        values: Some(workload.roles().iter().map(|r| r.to_string()).collect()),
+                        values: Some(roles.iter().map(|r| r.to_string()).collect()),
                     }]),
                     match_fields: None,
                 }],
@@ -65,6 +62,14 @@ pub fn placement(workload: Workload, any_node_has_role: bool, strict: bool) -> P
         ..Default::default()
     });
     Placement { tolerations, affinity }
+}
+
+/// Tolerations for the workload's roles (every taint effect), and a required
+/// node affinity to nodes of those roles. When no node in the cluster carries a
+/// role label and `strict` is off, the affinity is dropped so the workload can
+/// run on an unlabelled cluster; the tolerations stay (they only widen).
+pub fn placement(workload: Workload, any_node_has_role: bool, strict: bool) -> Placement {
+    placement_on(&workload.roles(), any_node_has_role, strict)
 }
 
 /// The roles a node may have.

@@ -129,6 +129,69 @@ fn hardened_pods_secrets_services_and_policies() {
 }
 
 #[test]
+fn group_storage_mounts_each_group_of_the_tenant() {
+    let mut tpl = template();
+    tpl.spec.pods[2].mounts.group_storage = Some("/shared".into());
+    let mut ten = tenant("alice");
+    ten.spec.groups = vec!["lab".into(), "club".into()];
+    let inst = instance("paddock-alice", json!({}));
+    let d = build(&Input {
+        template: &tpl,
+        tenant: &ten,
+        instance: &inst,
+        settings: &Settings::default(),
+        any_node_has_role: false,
+        generated: &generated(&tpl),
+    })
+    .unwrap();
+    let helper = serde_json::to_value(&d.pods[2]).unwrap();
+    assert_eq!(
+        helper["spec"]["volumes"],
+        json!([{"name": "group-lab", "persistentVolumeClaim": {"claimName": "group-lab"}}, {"name": "group-club", "persistentVolumeClaim": {"claimName": "group-club"}}])
+    );
+    assert_eq!(
+        helper["spec"]["containers"][0]["volumeMounts"][1],
+        json!({"name": "group-club", "mountPath": "/shared/club"})
+    );
+}
+
+#[test]
+fn node_roles_narrow_placement() {
+    let mut tpl = template();
+    tpl.spec.node_role = Some(resources::tenant::NodeRole::Shared);
+    let (ten, inst) = (tenant("red"), instance("paddock-red", json!({})));
+    let d = build(&Input {
+        template: &tpl,
+        tenant: &ten,
+        instance: &inst,
+        settings: &Settings::default(),
+        any_node_has_role: true,
+        generated: &generated(&tpl),
+    })
+    .unwrap();
+    let spec = serde_json::to_value(&d.pods[0]).unwrap()["spec"].clone();
+    assert_eq!(
+        spec["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"][0]["matchExpressions"]
+            [0]["values"],
+        json!(["shared"])
+    );
+    tpl.spec.node_role = Some(resources::tenant::NodeRole::Vpn);
+    let e = build(&Input {
+        template: &tpl,
+        tenant: &ten,
+        instance: &inst,
+        settings: &Settings::default(),
+        any_node_has_role: true,
+        generated: &generated(&tpl),
+    })
+    .unwrap_err();
+    assert_eq!(
+        e[0].to_string(),
+        "template ctf-web: spec.nodeRole: instances run on task or shared nodes, not vpn nodes"
+    );
+}
+
+#[test]
 fn instance_problems_name_the_field() {
     let (tpl, ten) = (template(), tenant("red"));
     let mut inst = instance("paddock-red", json!({"FLAG": "mine"}));

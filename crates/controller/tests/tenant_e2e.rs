@@ -199,3 +199,62 @@ async fn task_pods_land_only_on_task_or_shared_nodes() {
     }
     tc.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_mount_their_groups_shared_volume() {
+    let tc = TestCluster::start().await;
+    install_crd(&tc.client).await;
+    let settings = Settings { namespace_prefix: format!("pg{}-", std::process::id() % 100000), ..Default::default() };
+    let stop = tokio_util_stop();
+    let handle = tokio::spawn(tenant::run(Context::new(tc.client.clone(), settings.clone()), stop.1));
+    let tenants: Api<Tenant> = Api::all(tc.client.clone());
+    let mk = |v: serde_json::Value| -> Tenant { serde_json::from_value(v).unwrap() };
+    tenants
+        .create(
+            &PostParams::default(),
+            &mk(json!({"apiVersion": "paddock.dev/v1alpha1", "kind": "Tenant", "metadata": {"name": "lab"},
+        "spec": {"kind": "Group", "storage": {"size": "5Gi", "retainOnDelete": false}}})),
+        )
+        .await
+        .unwrap();
+    tenants
+        .create(
+            &PostParams::default(),
+            &mk(json!({"apiVersion": "paddock.dev/v1alpha1", "kind": "Tenant", "metadata": {"name": "alice"},
+        "spec": {"kind": "User", "groups": ["lab"], "storage": {"enabled": false}}})),
+        )
+        .await
+        .unwrap();
+    wait_for(&tenants, "alice", T, |t| phase(t) == "Ready").await;
+    let member_ns = format!("{}alice", settings.namespace_prefix);
+    let group_ns = format!("{}lab", settings.namespace_prefix);
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(tc.client.clone(), &member_ns);
+    let claim =
+        wait_for(&claims, "group-lab", T, |c| c.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Bound"))
+            .await;
+    let pvs: Api<PersistentVolume> = Api::all(tc.client.clone());
+    let mine = pvs.get(&claim.spec.unwrap().volume_name.unwrap()).await.unwrap().spec.unwrap();
+    let group_claim =
+        Api::<PersistentVolumeClaim>::namespaced(tc.client.clone(), &group_ns).get("shared").await.unwrap();
+    let theirs = pvs.get(&group_claim.spec.unwrap().volume_name.unwrap()).await.unwrap().spec.unwrap();
+    assert_eq!(
+        serde_json::to_value(&mine.host_path).unwrap(),
+        serde_json::to_value(&theirs.host_path).unwrap(),
+        "same backing volume"
+    );
+    assert!(
+        mine.csi.is_none() || serde_json::to_value(&mine.csi).unwrap() == serde_json::to_value(&theirs.csi).unwrap()
+    );
+    assert_eq!(mine.persistent_volume_reclaim_policy.as_deref(), Some("Retain"));
+    // Leaving the group removes the member's claim and volume object, not the group's data.
+    tenants.patch("alice", &PatchParams::default(), &Patch::Merge(json!({"spec": {"groups": []}}))).await.unwrap();
+    kubesim::testing::wait_gone(&claims, "group-lab", T).await;
+    assert!(Api::<PersistentVolumeClaim>::namespaced(tc.client.clone(), &group_ns).get("shared").await.is_ok());
+    for n in ["alice", "lab"] {
+        tenants.delete(n, &DeleteParams::default()).await.unwrap();
+        wait_gone(&tenants, n, T).await;
+    }
+    stop.0.send(()).ok();
+    let _ = tokio::time::timeout(T, handle).await;
+    tc.finish().await;
+}

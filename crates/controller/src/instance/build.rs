@@ -5,11 +5,12 @@
 
 use crate::config::Settings;
 use crate::labels::{INSTANCE, MANAGED_BY, MANAGER, TEMPLATE, TENANT};
-use crate::noderoles::{Workload, placement};
+use crate::noderoles::placement_on;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, Service};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::{Resource, ResourceExt};
 use resources::template::{ExposureType, Generate, TEAMNET, parse_duration};
+use resources::tenant::NodeRole;
 use resources::{FieldProblem, Instance, Template, Tenant};
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
@@ -121,6 +122,12 @@ pub fn build(input: &Input) -> Result<Desired, Vec<FieldProblem>> {
         .map(|p| FieldProblem::new(format!("template {}: {}", tpl.name_any(), p.field), p.reason))
         .collect();
     problems.extend(validate(tpl, inst));
+    if tpl.spec.node_role == Some(NodeRole::Vpn) {
+        problems.push(FieldProblem::new(
+            format!("template {}: spec.nodeRole", tpl.name_any()),
+            "instances run on task or shared nodes, not vpn nodes",
+        ));
+    }
     if !problems.is_empty() {
         return Err(problems);
     }
@@ -145,7 +152,13 @@ pub fn build(input: &Input) -> Result<Desired, Vec<FieldProblem>> {
         )?)
     };
     let ttl = inst.spec.ttl.as_deref().or(tpl.spec.ttl.as_deref()).and_then(parse_duration);
-    let place = placement(Workload::Task, input.any_node_has_role, input.settings.strict_node_roles);
+    // Task pods go to task or shared nodes; a template (or else the tenant) may
+    // narrow that to shared nodes only.
+    let roles: &[&str] = match tpl.spec.node_role.or(input.tenant.spec.node_role) {
+        Some(NodeRole::Shared) => &["shared"],
+        _ => &["task", "shared"],
+    };
+    let place = placement_on(roles, input.any_node_has_role, input.settings.strict_node_roles);
     let runtime_class = tpl.spec.runtime_class_name.clone().or(input.settings.runtime_class.clone());
     let mut pods = Vec::new();
     let mut config_maps = Vec::new();
@@ -203,6 +216,15 @@ pub fn build(input: &Input) -> Result<Desired, Vec<FieldProblem>> {
             let claim = crate::tenant::build::storage_claim_name(input.tenant.spec.kind);
             volumes.push(json!({"name": "tenant-storage", "persistentVolumeClaim": {"claimName": claim}}));
             mounts.push(json!({"name": "tenant-storage", "mountPath": path}));
+        }
+        if let Some(path) = &p.mounts.group_storage {
+            for g in &input.tenant.spec.groups {
+                let vol = format!("group-{g}");
+                volumes.push(
+                    json!({"name": vol, "persistentVolumeClaim": {"claimName": crate::tenant::groups::claim_name(g)}}),
+                );
+                mounts.push(json!({"name": vol, "mountPath": format!("{}/{g}", path.trim_end_matches('/'))}));
+            }
         }
         if let Some(cfg) = &p.mounts.config {
             let cm = format!("{name}-{}-config", p.name);

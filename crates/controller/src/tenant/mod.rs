@@ -2,6 +2,7 @@
 //! account and role, storage; drift repair; deletion with retained storage.
 
 pub mod build;
+pub mod groups;
 pub mod reconcile;
 pub mod status;
 

@@ -133,6 +133,10 @@ async fn apply_desired(ctx: &Context, tenant: &str, d: &Desired, conds: &mut Con
     Ok(())
 }
 
+async fn apply_groups(ctx: &Context, t: &Tenant) -> Result<(), Error> {
+    super::groups::reconcile(&ctx.client, &ctx.settings, t).await
+}
+
 async fn check_groups(ctx: &Context, t: &Tenant) -> Result<Vec<String>, Error> {
     let api: Api<Tenant> = Api::all(ctx.client.clone());
     let mut problems = Vec::new();
@@ -169,6 +173,7 @@ async fn apply(t: Arc<Tenant>, ctx: Arc<Context>) -> Result<Action, Error> {
             let groups = check_groups(&ctx, &t).await?;
             if groups.is_empty() {
                 apply_desired(&ctx, &name, &desired, &mut conds).await?;
+                apply_groups(&ctx, &t).await?;
             }
             groups
         }

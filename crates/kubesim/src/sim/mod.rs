@@ -249,6 +249,8 @@ impl Sim {
             } else {
                 storage::reconcile_pvc(self, &v);
             }
+        } else if ev.res == ids.pvs && ev.typ != EventType::Deleted {
+            storage::pv_changed(self, &v);
         } else if ev.res == ids.crds {
             crds::reconcile(self, &v);
         } else if ev.res == ids.deployments

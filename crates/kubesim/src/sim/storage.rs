@@ -39,6 +39,11 @@ pub fn reconcile_pvc(sim: &Sim, pvc: &Value) {
         }
         return;
     }
+    let pending = matches!(pvc.pointer("/status/phase").and_then(Value::as_str), Some("Pending") | None);
+    if pending && let Some(pv_name) = pvc.pointer("/spec/volumeName").and_then(Value::as_str) {
+        bind_static(sim, pvc, pv_name);
+        return;
+    }
     let class = pvc.pointer("/spec/storageClassName").and_then(Value::as_str).unwrap_or("").to_string();
     let Some(sc) = sim.c.get_value("storage.k8s.io", "storageclasses", "", &class) else {
         return;
@@ -118,6 +123,63 @@ pub fn reconcile_pvc(sim: &Sim, pvc: &Value) {
             }
         }
         _ => {}
+    }
+}
+
+/// A claim naming its volume (`spec.volumeName`) binds to that existing PV when
+/// the PV is free or reserved for this claim, large enough and of a matching
+/// access mode; otherwise it stays Pending, as upstream's binder leaves it.
+fn bind_static(sim: &Sim, pvc: &Value, pv_name: &str) {
+    let (ns, name, uid) = (ns_of(pvc).to_string(), name_of(pvc).to_string(), uid_of(pvc).to_string());
+    let Some(pv) = sim.c.get_value("", "persistentvolumes", "", pv_name) else { return };
+    if let Some(cr) = pv.pointer("/spec/claimRef") {
+        let same = cr.get("namespace").and_then(Value::as_str) == Some(ns.as_str())
+            && cr.get("name").and_then(Value::as_str) == Some(name.as_str())
+            && cr.get("uid").and_then(Value::as_str).is_none_or(|u| u == uid);
+        if !same {
+            return;
+        }
+    }
+    let want = pvc.pointer("/spec/resources/requests/storage").and_then(Quantity::from_value).unwrap_or_default();
+    let cap = pv.pointer("/spec/capacity/storage").cloned().unwrap_or(json!("0"));
+    if Quantity::from_value(&cap).unwrap_or_default() < want {
+        return;
+    }
+    let pv_modes: Vec<Value> = pv.pointer("/spec/accessModes").and_then(Value::as_array).cloned().unwrap_or_default();
+    let modes_ok =
+        pvc.pointer("/spec/accessModes").and_then(Value::as_array).into_iter().flatten().all(|m| pv_modes.contains(m));
+    if !modes_ok {
+        return;
+    }
+    log_err(
+        "bind volume",
+        sim.c.modify(sim.ids.pvs, "", pv_name, Some("binding"), "persistentvolume-binder-controller", |v| {
+            v["spec"]["claimRef"] =
+                json!({"kind": "PersistentVolumeClaim", "apiVersion": "v1", "namespace": ns, "name": name, "uid": uid});
+            v["status"] = json!({"phase": "Bound"});
+        }),
+    );
+    log_err(
+        "bind claim",
+        sim.c.modify(sim.ids.pvcs, &ns, &name, Some("status"), "persistentvolume-binder-controller", |p| {
+            p["status"] = json!({"phase": "Bound", "accessModes": pv_modes, "capacity": {"storage": cap}});
+        }),
+    );
+}
+
+/// A volume changed: a claim waiting for it may now bind.
+pub fn pv_changed(sim: &Sim, pv: &Value) {
+    if pv.pointer("/status/phase").and_then(Value::as_str) == Some("Bound") {
+        return;
+    }
+    let (Some(ns), Some(name)) = (
+        pv.pointer("/spec/claimRef/namespace").and_then(Value::as_str),
+        pv.pointer("/spec/claimRef/name").and_then(Value::as_str),
+    ) else {
+        return;
+    };
+    if let Some(pvc) = sim.c.get_value("", "persistentvolumeclaims", ns, name) {
+        reconcile_pvc(sim, &pvc);
     }
 }
 

@@ -1,0 +1,83 @@
+//! Group storage for members: a pod can only mount claims of its own
+//! namespace, so each member of a Group gets, in its namespace, a claim
+//! `group-<group>` statically bound to its own PersistentVolume that points at
+//! the group's volume (same volume source, reclaim policy Retain: removing a
+//! member never touches the group's data).
+
+use super::build::namespace_name;
+use super::reconcile::Error;
+use crate::config::Settings;
+use crate::labels::{FIELD_MANAGER, MANAGED_BY, MANAGER, TENANT};
+use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
+use kube::{Client, Resource, ResourceExt};
+use resources::Tenant;
+use serde_json::json;
+
+pub const GROUP_LABEL: &str = "paddock.dev/group";
+
+pub fn claim_name(group: &str) -> String {
+    format!("group-{group}")
+}
+
+pub fn volume_name(member: &str, group: &str) -> String {
+    format!("paddock-{member}-group-{group}")
+}
+
+/// Makes the member's claims and volumes match `spec.groups`.
+pub async fn reconcile(client: &Client, settings: &Settings, member: &Tenant) -> Result<(), Error> {
+    let name = member.name_any();
+    let ns = namespace_name(&name, settings);
+    let pvs: Api<PersistentVolume> = Api::all(client.clone());
+    let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), &ns);
+    let owner = serde_json::to_value(member.controller_owner_ref(&())).unwrap_or_default();
+    for g in &member.spec.groups {
+        let group_ns = namespace_name(g, settings);
+        let shared = Api::<PersistentVolumeClaim>::namespaced(client.clone(), &group_ns).get_opt("shared").await?;
+        let Some(source_pv) = shared.and_then(|c| c.spec).and_then(|s| s.volume_name) else {
+            return Err(Error::Waiting(format!("group {g}'s shared volume is not bound yet")));
+        };
+        let Some(source) = pvs.get_opt(&source_pv).await? else {
+            return Err(Error::Waiting(format!("group {g}'s volume {source_pv} is not there yet")));
+        };
+        let mut spec = serde_json::to_value(source.spec.unwrap_or_default()).unwrap_or_default();
+        if let Some(m) = spec.as_object_mut() {
+            for k in ["claimRef", "storageClassName", "nodeAffinity"] {
+                m.remove(k);
+            }
+        }
+        spec["accessModes"] = json!(["ReadWriteMany"]);
+        spec["persistentVolumeReclaimPolicy"] = json!("Retain");
+        spec["claimRef"] =
+            json!({"kind": "PersistentVolumeClaim", "apiVersion": "v1", "namespace": ns, "name": claim_name(g)});
+        let capacity = spec.pointer("/capacity/storage").cloned().unwrap_or(json!("1Gi"));
+        let labels = json!({MANAGED_BY: MANAGER, TENANT: name, GROUP_LABEL: g, "paddock.dev/component": "tenant"});
+        let pv = json!({"apiVersion": "v1", "kind": "PersistentVolume",
+            "metadata": {"name": volume_name(&name, g), "labels": labels, "ownerReferences": [owner]}, "spec": spec});
+        if pvs.get_opt(&volume_name(&name, g)).await?.is_none() {
+            pvs.patch(&volume_name(&name, g), &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&pv)).await?;
+        }
+        let pvc = json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+            "metadata": {"name": claim_name(g), "namespace": ns, "labels": labels},
+            "spec": {"accessModes": ["ReadWriteMany"], "storageClassName": "", "volumeName": volume_name(&name, g),
+                "resources": {"requests": {"storage": capacity}}}});
+        if pvcs.get_opt(&claim_name(g)).await?.is_none() {
+            pvcs.patch(&claim_name(g), &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&pvc)).await?;
+        }
+    }
+    // Groups the member left.
+    let lp = ListParams::default().labels(&format!("{TENANT}={name},{GROUP_LABEL}"));
+    for c in pvcs.list_metadata(&lp).await?.items {
+        let g = c.labels().get(GROUP_LABEL).cloned().unwrap_or_default();
+        if !member.spec.groups.contains(&g) {
+            pvcs.delete(&c.name_any(), &DeleteParams::default()).await?;
+        }
+    }
+    for v in pvs.list_metadata(&lp).await?.items {
+        let g = v.labels().get(GROUP_LABEL).cloned().unwrap_or_default();
+        if !member.spec.groups.contains(&g) {
+            pvs.delete(&v.name_any(), &DeleteParams::default()).await?;
+        }
+    }
+    Ok(())
+}
