@@ -86,7 +86,7 @@ fn hardened_pods_secrets_services_and_policies() {
     assert_eq!(spec["enableServiceLinks"], false);
     assert_eq!(spec["runtimeClassName"], "gvisor");
     assert_eq!(spec["imagePullSecrets"][0]["name"], "regcred");
-    assert_eq!(spec["activeDeadlineSeconds"], 7200);
+    assert_eq!(spec["activeDeadlineSeconds"], 6 * 3600, "maxTtl, so renewals are not cut short");
     assert_eq!(spec["securityContext"]["seccompProfile"]["type"], "RuntimeDefault");
     assert_eq!((spec["hostname"].as_str(), spec["subdomain"].as_str()), (Some("web"), Some("web1")));
     assert_eq!(

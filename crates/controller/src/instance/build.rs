@@ -151,7 +151,10 @@ pub fn build(input: &Input) -> Result<Desired, Vec<FieldProblem>> {
             json!({"apiVersion": "v1", "kind": "Secret", "metadata": meta(&secret_name, &[]), "type": "Opaque", "stringData": input.generated}),
         )?)
     };
-    let ttl = inst.spec.ttl.as_deref().or(tpl.spec.ttl.as_deref()).and_then(parse_duration);
+    // The pods' hard deadline is the longest lifetime a renewal may reach (upstream
+    // only lets activeDeadlineSeconds shrink); the janitor enforces the actual ttl.
+    let ttl =
+        tpl.spec.max_ttl.as_deref().or(inst.spec.ttl.as_deref()).or(tpl.spec.ttl.as_deref()).and_then(parse_duration);
     // Task pods go to task or shared nodes; a template (or else the tenant) may
     // narrow that to shared nodes only.
     let roles: &[&str] = match tpl.spec.node_role.or(input.tenant.spec.node_role) {
