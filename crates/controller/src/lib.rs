@@ -3,6 +3,7 @@
 //! → status.
 
 pub mod config;
+pub mod error;
 pub mod instance;
 pub mod labels;
 pub mod leader;

@@ -31,15 +31,7 @@ pub const FINALIZER: &str = "paddock.dev/instance-cleanup";
 /// How long an expired instance stays visible before it is deleted.
 pub const RETENTION: Duration = Duration::from_secs(60);
 
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error("Kubernetes API: {0}")]
-    Kube(#[from] kube::Error),
-    #[error("finalizer: {0}")]
-    Finalizer(String),
-    #[error("waiting: {0}")]
-    Waiting(String),
-}
+pub use crate::error::Error;
 
 pub struct Context {
     pub client: Client,
@@ -349,10 +341,7 @@ async fn reconcile(inst: Arc<Instance>, ctx: Arc<Context>) -> Result<Action, Err
         }
     })
     .await
-    .map_err(|e| match e {
-        kube::runtime::finalizer::Error::ApplyFailed(e) | kube::runtime::finalizer::Error::CleanupFailed(e) => e,
-        other => Error::Finalizer(other.to_string()),
-    })
+    .map_err(Error::from)
 }
 
 fn error_policy(inst: Arc<Instance>, err: &Error, _ctx: Arc<Context>) -> Action {

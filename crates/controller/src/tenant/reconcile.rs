@@ -28,15 +28,7 @@ use std::time::Duration;
 
 pub const FINALIZER: &str = "paddock.dev/tenant-cleanup";
 
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error("Kubernetes API: {0}")]
-    Kube(#[from] kube::Error),
-    #[error("finalizer: {0}")]
-    Finalizer(String),
-    #[error("waiting: {0}")]
-    Waiting(String),
-}
+pub use crate::error::Error;
 
 /// Shared state of the tenant reconciler.
 pub struct Context {
@@ -236,10 +228,7 @@ async fn reconcile(t: Arc<Tenant>, ctx: Arc<Context>) -> Result<Action, Error> {
             ctx.failures.lock().map(|mut f| f.remove(&key)).ok();
             Ok(a)
         }
-        Err(kube::runtime::finalizer::Error::ApplyFailed(e) | kube::runtime::finalizer::Error::CleanupFailed(e)) => {
-            Err(e)
-        }
-        Err(other) => Err(Error::Finalizer(other.to_string())),
+        Err(e) => Err(Error::from(e)),
     }
 }
 
