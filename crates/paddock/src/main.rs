@@ -19,6 +19,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the whole platform on the embedded cluster (no cluster needed).
+    Dev(commands::dev::DevArgs),
     /// Run kubesim, the embedded Kubernetes API server with simulated nodes.
     Sim(commands::sim::SimArgs),
     /// Run the reconcilers (leader-elected; health on --health-listen).
@@ -49,6 +51,7 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Sim(args) => commands::sim::run(args).await.map(|()| false),
+            Command::Dev(args) => commands::dev::run(args).await.map(|()| false),
             Command::Audit(args) => commands::audit::run(args).await,
             Command::Controller(args) => commands::controller::run(args).await.map(|()| false),
             Command::Crds => {

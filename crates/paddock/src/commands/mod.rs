@@ -2,6 +2,7 @@
 
 pub mod audit;
 pub mod controller;
+pub mod dev;
 pub mod manifests;
 pub mod nodes;
 pub mod sim;

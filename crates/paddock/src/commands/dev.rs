@@ -1,0 +1,133 @@
+//! `paddock dev`: the whole platform on the embedded cluster, no cluster
+//! needed — kubesim with task, vpn and shared nodes, the CRDs, the
+//! controllers, the example templates and a demo tenant. Ctrl-C stops it.
+//! (The HTTP API joins it with its own issue.)
+
+use crate::commands::sim::shutdown_signal;
+use anyhow::{Context, Result};
+use clap::Args;
+use controller::config::Settings;
+use controller::{instance, template, tenant};
+use futures::FutureExt;
+use kube::api::{Api, DynamicObject, Patch, PatchParams};
+use kube::discovery::ApiResource;
+use kube::runtime::conditions;
+use kubesim::{KubeSim, SimConfig, config};
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// A small realistic cluster: two task nodes, a VPN node and a shared node, each tainted for its role.
+pub const DEV_NODES: &str = "task-1,cpu=8,memory=32Gi,label=paddock.dev/node-role=task,taint=paddock.dev/node-role=task:NoSchedule;\
+task-2,cpu=8,memory=32Gi,label=paddock.dev/node-role=task,taint=paddock.dev/node-role=task:NoSchedule;\
+vpn-1,cpu=2,memory=4Gi,label=paddock.dev/node-role=vpn,taint=paddock.dev/node-role=vpn:NoSchedule;\
+shared-1,cpu=4,memory=16Gi,label=paddock.dev/node-role=shared,taint=paddock.dev/node-role=shared:PreferNoSchedule";
+
+const EXAMPLES: &[(&str, &str)] = &[
+    ("ctf-web", include_str!("../../../../examples/templates/ctf-web.yaml")),
+    ("ci-runner", include_str!("../../../../examples/templates/ci-runner.yaml")),
+    ("notebook", include_str!("../../../../examples/templates/notebook.yaml")),
+];
+
+#[derive(Args, Debug)]
+pub struct DevArgs {
+    /// Address of the embedded Kubernetes API (port 0 picks one).
+    #[arg(long, env = "PADDOCK_DEV_LISTEN", default_value = "127.0.0.1:6443")]
+    pub listen: SocketAddr,
+    /// Where to write the kubeconfig of the embedded cluster.
+    #[arg(long, env = "PADDOCK_DEV_KUBECONFIG_OUT", default_value = "paddock-dev.kubeconfig")]
+    pub kubeconfig_out: PathBuf,
+    /// Keep the embedded cluster's state across restarts in this file.
+    #[arg(long, env = "PADDOCK_DEV_STATE_FILE")]
+    pub state_file: Option<PathBuf>,
+}
+
+async fn apply(client: &kube::Client, ar: &ApiResource, doc: serde_json::Value) -> Result<()> {
+    let name = doc.pointer("/metadata/name").and_then(|v| v.as_str()).unwrap_or_default().to_string();
+    let ns = doc.pointer("/metadata/namespace").and_then(|v| v.as_str()).map(str::to_string);
+    let api: Api<DynamicObject> = match ns {
+        Some(ns) => Api::namespaced_with(client.clone(), &ns, ar),
+        None => Api::all_with(client.clone(), ar),
+    };
+    api.patch(&name, &PatchParams::apply("paddock-dev").force(), &Patch::Apply(&doc))
+        .await
+        .with_context(|| format!("applying {} {name}", ar.kind))?;
+    Ok(())
+}
+
+pub async fn run(args: DevArgs) -> Result<()> {
+    let cfg = SimConfig {
+        nodes: config::parse_nodes(DEV_NODES).map_err(|e| anyhow::anyhow!(e))?,
+        state_file: args.state_file.clone(),
+        ..SimConfig::default()
+    };
+    let sim = KubeSim::start(cfg, args.listen).await?;
+    std::fs::write(&args.kubeconfig_out, sim.kubeconfig_yaml())
+        .with_context(|| format!("cannot write the kubeconfig to {}", args.kubeconfig_out.display()))?;
+    let client = sim.client().await?;
+
+    // CRDs first, then wait until they are served.
+    let crds: Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> =
+        Api::all(client.clone());
+    for crd in resources::crds() {
+        let name = crd.metadata.name.clone().unwrap_or_default();
+        crds.patch(&name, &PatchParams::apply("paddock-dev").force(), &Patch::Apply(&crd))
+            .await
+            .context("installing the CRDs")?;
+        let established = kube::runtime::wait::await_condition(crds.clone(), &name, conditions::is_crd_established());
+        tokio::time::timeout(Duration::from_secs(30), established)
+            .await
+            .context("the CRDs were not established in time")??;
+    }
+
+    let settings = Settings::default();
+    let stop = shutdown_signal().boxed().shared();
+    let controllers = tokio::spawn({
+        let (client, settings, stop) = (client.clone(), settings.clone(), stop.clone());
+        async move {
+            tokio::join!(
+                tenant::run(tenant::Context::new(client.clone(), settings.clone()), stop.clone()),
+                instance::reconcile::run(instance::reconcile::Context::new(client.clone(), settings), stop.clone()),
+                template::run(client, stop),
+            );
+        }
+    });
+
+    let templates = ApiResource::erase::<resources::Template>(&());
+    for (_, yaml) in EXAMPLES {
+        let doc: serde_json::Value = serde_yaml_ng::from_str(yaml).context("an example template")?;
+        apply(&client, &templates, doc).await?;
+    }
+    let tenants = ApiResource::erase::<resources::Tenant>(&());
+    apply(
+        &client,
+        &tenants,
+        serde_json::json!({"apiVersion": "paddock.dev/v1alpha1", "kind": "Tenant", "metadata": {"name": "demo"},
+            "spec": {"kind": "Team", "displayName": "Demo team", "quota": {"pods": 20, "instances": 5}}}),
+    )
+    .await?;
+
+    let kc = args.kubeconfig_out.display();
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "paddock dev is running: Kubernetes API {} (kubeconfig {kc})", sim.url())?;
+    writeln!(
+        out,
+        "nodes: task-1, task-2 (task), vpn-1 (vpn), shared-1 (shared); templates: ctf-web, ci-runner, notebook; tenant: demo"
+    )?;
+    writeln!(out, "try:")?;
+    writeln!(out, "  kubectl --kubeconfig {kc} get tenants,templates")?;
+    writeln!(
+        out,
+        "  printf 'apiVersion: paddock.dev/v1alpha1\\nkind: Instance\\nmetadata: {{name: web1, namespace: paddock-demo}}\\nspec: {{template: ctf-web}}\\n' | kubectl --kubeconfig {kc} apply -f -"
+    )?;
+    writeln!(out, "  kubectl --kubeconfig {kc} get instances -A -w")?;
+    writeln!(out, "  paddock audit --kubeconfig {kc}")?;
+    writeln!(out, "Ctrl-C stops it.")?;
+    drop(out);
+    stop.await;
+    let _ = tokio::time::timeout(Duration::from_secs(10), controllers).await;
+    sim.shutdown().await.map_err(|e| anyhow::anyhow!(e))?;
+    tracing::info!("stopped");
+    Ok(())
+}
