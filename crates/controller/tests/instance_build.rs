@@ -28,6 +28,24 @@ fn instance(ns: &str, env: serde_json::Value) -> Instance {
     .unwrap()
 }
 
+/// Builds with freshly generated values.
+fn built(
+    tpl: &Template,
+    ten: &Tenant,
+    inst: &Instance,
+    settings: &Settings,
+    any_node_has_role: bool,
+) -> Result<controller::instance::build::Desired, Vec<resources::FieldProblem>> {
+    build(&Input {
+        template: tpl,
+        tenant: ten,
+        instance: inst,
+        settings,
+        any_node_has_role,
+        generated: &generated(tpl),
+    })
+}
+
 fn generated(t: &Template) -> BTreeMap<String, String> {
     let mut n = 0usize;
     generated_keys(t)
@@ -135,15 +153,7 @@ fn group_storage_mounts_each_group_of_the_tenant() {
     let mut ten = tenant("alice");
     ten.spec.groups = vec!["lab".into(), "club".into()];
     let inst = instance("paddock-alice", json!({}));
-    let d = build(&Input {
-        template: &tpl,
-        tenant: &ten,
-        instance: &inst,
-        settings: &Settings::default(),
-        any_node_has_role: false,
-        generated: &generated(&tpl),
-    })
-    .unwrap();
+    let d = built(&tpl, &ten, &inst, &Settings::default(), false).unwrap();
     let helper = serde_json::to_value(&d.pods[2]).unwrap();
     assert_eq!(
         helper["spec"]["volumes"],
@@ -160,15 +170,7 @@ fn node_roles_narrow_placement() {
     let mut tpl = template();
     tpl.spec.node_role = Some(resources::tenant::NodeRole::Shared);
     let (ten, inst) = (tenant("red"), instance("paddock-red", json!({})));
-    let d = build(&Input {
-        template: &tpl,
-        tenant: &ten,
-        instance: &inst,
-        settings: &Settings::default(),
-        any_node_has_role: true,
-        generated: &generated(&tpl),
-    })
-    .unwrap();
+    let d = built(&tpl, &ten, &inst, &Settings::default(), true).unwrap();
     let spec = serde_json::to_value(&d.pods[0]).unwrap()["spec"].clone();
     assert_eq!(
         spec["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"][0]["matchExpressions"]
@@ -176,15 +178,7 @@ fn node_roles_narrow_placement() {
         json!(["shared"])
     );
     tpl.spec.node_role = Some(resources::tenant::NodeRole::Vpn);
-    let e = build(&Input {
-        template: &tpl,
-        tenant: &ten,
-        instance: &inst,
-        settings: &Settings::default(),
-        any_node_has_role: true,
-        generated: &generated(&tpl),
-    })
-    .unwrap_err();
+    let e = built(&tpl, &ten, &inst, &Settings::default(), true).unwrap_err();
     assert_eq!(
         e[0].to_string(),
         "template ctf-web: spec.nodeRole: instances run on task or shared nodes, not vpn nodes"
@@ -228,15 +222,7 @@ fn the_evaluator_proves_the_isolation_of_an_instance() {
         namespaces.push(td.namespace.clone());
         policies.extend(td.policies.clone());
         let inst = instance(&ns, json!({}));
-        let d = build(&Input {
-            template: &tpl,
-            tenant: &ten,
-            instance: &inst,
-            settings: &settings,
-            any_node_has_role: false,
-            generated: &generated(&tpl),
-        })
-        .unwrap();
+        let d = built(&tpl, &ten, &inst, &settings, false).unwrap();
         for mut p in d.pods {
             p.metadata.namespace = Some(ns.clone());
             pods.push(p);
