@@ -17,6 +17,15 @@ use kube::CustomResourceExt;
 pub const GROUP: &str = "paddock.dev";
 pub const VERSION: &str = "v1alpha1";
 
+/// A DNS label: lowercase letters, digits and '-', not at either end, at most 63 characters.
+pub fn is_dns_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
 /// One problem with a spec: the field path and what is wrong.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{field}: {reason}")]

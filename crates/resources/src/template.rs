@@ -234,16 +234,8 @@ pub fn parse_duration(s: &str) -> Option<std::time::Duration> {
     Some(std::time::Duration::from_secs(total))
 }
 
-fn dns_label(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 63
-        && s.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-')
-        && !s.starts_with('-')
-        && !s.ends_with('-')
-}
-
 fn port_name(s: &str) -> bool {
-    dns_label(s) && s.len() <= 15 && s.bytes().any(|c| c.is_ascii_lowercase())
+    crate::is_dns_label(s) && s.len() <= 15 && s.bytes().any(|c| c.is_ascii_lowercase())
 }
 
 fn env_name(s: &str) -> bool {
@@ -261,7 +253,7 @@ impl TemplateSpec {
         }
         let mut nets = BTreeSet::new();
         for (i, n) in self.networks.iter().enumerate() {
-            if !dns_label(n) || n.len() > 40 {
+            if !crate::is_dns_label(n) || n.len() > 40 {
                 out.push(FieldProblem::new(
                     format!("spec.networks[{i}]"),
                     format!("{n:?} must be a DNS label of at most 40 characters"),
@@ -274,7 +266,7 @@ impl TemplateSpec {
         let mut pod_names = BTreeSet::new();
         for (i, p) in self.pods.iter().enumerate() {
             let f = format!("spec.pods[{i}]");
-            if !dns_label(&p.name) || p.name.len() > 30 {
+            if !crate::is_dns_label(&p.name) || p.name.len() > 30 {
                 out.push(FieldProblem::new(
                     format!("{f}.name"),
                     format!("{:?} must be a DNS label of at most 30 characters", p.name),

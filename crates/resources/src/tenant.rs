@@ -188,14 +188,6 @@ fn check_quantity(out: &mut Vec<FieldProblem>, field: &str, v: &str) {
     }
 }
 
-fn valid_name(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 63
-        && s.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-')
-        && !s.starts_with('-')
-        && !s.ends_with('-')
-}
-
 impl TenantSpec {
     /// Everything wrong with the spec that the schema cannot express.
     pub fn validate(&self) -> Vec<FieldProblem> {
@@ -234,7 +226,7 @@ impl TenantSpec {
             check_quantity(&mut out, "spec.storage.size", &self.storage.size);
         }
         for (i, g) in self.groups.iter().enumerate() {
-            if !valid_name(g) {
+            if !crate::is_dns_label(g) {
                 out.push(FieldProblem::new(format!("spec.groups[{i}]"), format!("{g:?} is not a valid tenant name")));
             }
         }
@@ -271,7 +263,7 @@ fn is_cidr(s: &str) -> bool {
 
 /// A tenant name is the namespace suffix: it must be a DNS label.
 pub fn validate_name(name: &str, prefix: &str) -> Option<FieldProblem> {
-    if !valid_name(name) {
+    if !crate::is_dns_label(name) {
         return Some(FieldProblem::new(
             "metadata.name",
             format!("{name:?} must be a DNS label (lowercase letters, digits and '-', at most 63 characters)"),

@@ -152,7 +152,6 @@ impl Cluster {
         let mut last_key = None;
         let mut more = false;
         let filtered = !opts.label.is_empty() || !opts.field.is_empty();
-        let mut seen = 0u64;
         let mut total_after = 0u64;
         for (k, o) in st.store.range(res, ns, after) {
             if let Some(l) = limit
@@ -165,13 +164,11 @@ impl Cluster {
                 total_after += 1;
                 continue;
             }
-            seen += 1;
             if matches(def, o, (&k.0, &k.1), &opts.label, &opts.field) {
                 items.push(o.clone());
                 last_key = Some(k.clone());
             }
         }
-        let _ = seen;
         let continue_token = if more { last_key.as_ref().map(|k| encode_continue(list_rv, k)) } else { None };
         let remaining = if more && !filtered { Some(total_after) } else { None };
         Ok(ListResult { items, rv: list_rv, continue_token, remaining })

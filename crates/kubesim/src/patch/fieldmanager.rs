@@ -442,17 +442,15 @@ pub fn apply(scope: &Scope, live: &Value, applied: &Value, manager: &str, force:
         time: now.to_string(),
         fields: applied_set,
     });
-    prune_missing(scope, &merged, &mut entries);
+    prune_missing(&merged, &mut entries);
     write_entries(&mut merged, &entries);
     ApplyOutcome { object: merged, conflicts: vec![] }
 }
 
 /// Drops owned paths that no longer exist in the object.
-fn prune_missing(scope: &Scope, obj: &Value, entries: &mut [Entry]) {
-    let present = fields_of(&Scope { def: scope.def, version: scope.version, subresource: None }, obj);
-    let present_status = fields_of(&Scope { def: scope.def, version: scope.version, subresource: Some("status") }, obj);
+fn prune_missing(obj: &Value, entries: &mut [Entry]) {
     for e in entries.iter_mut() {
-        e.fields.retain(|p| present.contains(p) || present_status.contains(p) || get_path(obj, p).is_some());
+        e.fields.retain(|p| get_path(obj, p).is_some());
     }
 }
 
@@ -494,7 +492,7 @@ pub fn track_update(scope: &Scope, old: &Value, new: &mut Value, manager: &str, 
             }),
         }
     }
-    prune_missing(scope, new, &mut entries);
+    prune_missing(new, &mut entries);
     write_entries(new, &entries);
 }
 
