@@ -98,7 +98,7 @@ async fn instances_start_heal_limit_fail_and_expire() {
     let st = i.status.unwrap();
     assert_eq!(st.pods.len(), 3);
     assert!(st.pods.iter().all(|p| p.ready && p.node.is_some() && p.pod_ip.is_some()));
-    assert!(st.expires.is_some() && st.ready.is_some() && st.scheduled.is_some());
+    assert!(st.expires.is_some() && st.ready.is_some() && st.scheduled.is_some() && st.pulled.is_some());
     let web = st.endpoints.iter().find(|e| e.pod == "web" && e.port == "http").unwrap();
     assert!(web.node_port.is_some_and(|p| (30000..=32767).contains(&p)), "{web:?}");
     assert_eq!(web.cluster_dns.as_deref(), Some(format!("web.web1.{ns}.svc:8080").as_str()));

@@ -102,8 +102,12 @@ pub struct InstanceStatus {
     pub pods: Vec<PodState>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub endpoints: Vec<EndpointStatus>,
+    /// When every pod had a node.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scheduled: Option<Time>,
+    /// When every pod's images were pulled and its containers started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pulled: Option<Time>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ready: Option<Time>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -267,6 +267,12 @@ async fn apply(inst: Arc<Instance>, ctx: Arc<Context>) -> Result<Action, Error> 
     {
         s.scheduled = Some(Time(Timestamp::now()));
     }
+    if s.pulled.is_none()
+        && named.len() == tpl.spec.pods.len()
+        && named.iter().all(|(_, p)| p.status.as_ref().and_then(|x| x.phase.as_deref()) == Some("Running"))
+    {
+        s.pulled = Some(Time(Timestamp::now()));
+    }
     if s.ready.is_none() && outcome.phase == InstancePhase::Running {
         s.ready = Some(Time(Timestamp::now()));
     }

@@ -1,0 +1,265 @@
+//! Live instance status for every SSE client from one shared watch.
+//!
+//! The hub keeps the current view of every instance, a bounded log of the
+//! events it emitted (for `Last-Event-ID` resumption) and a broadcast channel
+//! the streams listen on. Event ids read `<epoch>-<seq>`: the epoch changes
+//! when the process restarts, so a stale cursor is recognised and answered
+//! with a snapshot instead of silently missing events.
+
+use crate::model::{DeletedEvent, InstanceView, SnapshotEvent, StatusEvent};
+use futures::StreamExt;
+use kube::runtime::watcher::{self, Event};
+use kube::runtime::WatchStreamExt;
+use kube::{Api, ResourceExt};
+use resources::Instance;
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use tokio::sync::broadcast;
+
+/// One emitted event, serialised once for all clients.
+#[derive(Debug)]
+pub struct Entry {
+    pub seq: u64,
+    /// The tenant the event belongs to (None: an instance outside tenant namespaces).
+    pub tenant: Option<String>,
+    /// `status`, `deleted` or `snapshot`.
+    pub kind: &'static str,
+    pub data: String,
+}
+
+type Key = (String, String);
+
+struct Inner {
+    seq: u64,
+    log: VecDeque<Arc<Entry>>,
+    current: HashMap<Key, (Option<String>, InstanceView)>,
+}
+
+/// Counters the metrics endpoint reads.
+#[derive(Debug, Default)]
+pub struct HubStats {
+    pub watch_starts: AtomicU64,
+    pub clients: AtomicUsize,
+    pub events: AtomicU64,
+    pub delivered: AtomicU64,
+}
+
+pub struct Hub {
+    inner: Mutex<Inner>,
+    tx: broadcast::Sender<Arc<Entry>>,
+    epoch: String,
+    prefix: String,
+    capacity: usize,
+    ready: AtomicBool,
+    pub stats: HubStats,
+}
+
+/// Where a new stream starts.
+pub struct Start {
+    /// Events to send before live ones: a replay, or one snapshot.
+    pub backlog: Vec<Arc<Entry>>,
+    /// Live events; those with `seq <= after` are already covered.
+    pub rx: broadcast::Receiver<Arc<Entry>>,
+    pub after: u64,
+}
+
+impl Hub {
+    /// `prefix` maps namespaces to tenants; `capacity` bounds the replay log.
+    pub fn new(prefix: &str, capacity: usize) -> Arc<Self> {
+        let (tx, _) = broadcast::channel(capacity.clamp(64, 16_384));
+        let epoch = format!("{:x}", jiff::Timestamp::now().as_millisecond());
+        Arc::new(Self {
+            inner: Mutex::new(Inner { seq: 0, log: VecDeque::new(), current: HashMap::new() }),
+            tx,
+            epoch,
+            prefix: prefix.to_string(),
+            capacity: capacity.max(1),
+            ready: AtomicBool::new(false),
+            stats: HubStats::default(),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding the lock leaves consistent data (every update is
+        // a single insert/push), so a poisoned lock is still usable.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether the first list of instances has been seen.
+    pub fn ready(&self) -> bool {
+        self.ready.load(Ordering::Relaxed)
+    }
+
+    pub fn id(&self, seq: u64) -> String {
+        format!("{}-{seq}", self.epoch)
+    }
+
+    fn tenant_of(&self, ns: &str) -> Option<String> {
+        ns.strip_prefix(&self.prefix).filter(|t| !t.is_empty()).map(str::to_string)
+    }
+
+    /// Runs the shared watch until the task is dropped.
+    pub async fn run(self: Arc<Self>, api: Api<Instance>) {
+        let mut stream = watcher::watcher(api, watcher::Config::default()).default_backoff().boxed();
+        let mut relisted: HashSet<Key> = HashSet::new();
+        while let Some(ev) = stream.next().await {
+            match ev {
+                Ok(Event::Init) => {
+                    self.stats.watch_starts.fetch_add(1, Ordering::Relaxed);
+                    relisted.clear();
+                }
+                Ok(Event::InitApply(i)) => {
+                    relisted.insert((i.namespace().unwrap_or_default(), i.name_any()));
+                    self.apply(&i);
+                }
+                Ok(Event::InitDone) => {
+                    let gone: Vec<Key> =
+                        self.lock().current.keys().filter(|k| !relisted.contains(*k)).cloned().collect();
+                    for (ns, name) in gone {
+                        self.remove(&ns, &name);
+                    }
+                    self.ready.store(true, Ordering::Relaxed);
+                }
+                Ok(Event::Apply(i)) => self.apply(&i),
+                Ok(Event::Delete(i)) => self.remove(&i.namespace().unwrap_or_default(), &i.name_any()),
+                Err(e) => tracing::warn!(error = %e, "instance watch failed; retrying"),
+            }
+        }
+    }
+
+    /// Records an instance as it is now; emits an event when its view changed.
+    pub fn apply(&self, i: &Instance) {
+        let ns = i.namespace().unwrap_or_default();
+        let tenant = self.tenant_of(&ns);
+        let view = InstanceView::new(i, tenant.as_deref().unwrap_or(&ns));
+        let key = (ns, i.name_any());
+        let mut inner = self.lock();
+        if inner.current.get(&key).is_some_and(|(_, v)| *v == view) {
+            return;
+        }
+        let data = serde_json::to_string(&StatusEvent { instance: view.clone() }).unwrap_or_default();
+        inner.current.insert(key, (tenant.clone(), view));
+        self.emit(&mut inner, tenant, "status", data);
+    }
+
+    fn remove(&self, ns: &str, name: &str) {
+        let mut inner = self.lock();
+        let Some((tenant, view)) = inner.current.remove(&(ns.to_string(), name.to_string())) else { return };
+        let data = serde_json::to_string(&DeletedEvent { tenant: view.tenant, name: name.to_string() })
+            .unwrap_or_default();
+        self.emit(&mut inner, tenant, "deleted", data);
+    }
+
+    fn emit(&self, inner: &mut Inner, tenant: Option<String>, kind: &'static str, data: String) {
+        inner.seq += 1;
+        let e = Arc::new(Entry { seq: inner.seq, tenant, kind, data });
+        if inner.log.len() == self.capacity {
+            inner.log.pop_front();
+        }
+        inner.log.push_back(e.clone());
+        self.stats.events.fetch_add(1, Ordering::Relaxed);
+        // Sent under the lock, so a subscriber never misses or reorders an event.
+        let _ = self.tx.send(e);
+    }
+
+    fn snapshot_locked(&self, inner: &Inner, tenant: Option<&str>) -> Arc<Entry> {
+        let mut instances: Vec<InstanceView> = inner
+            .current
+            .values()
+            .filter(|(t, _)| tenant.is_none() || t.as_deref() == tenant)
+            .map(|(_, v)| v.clone())
+            .collect();
+        instances.sort_by(|a, b| (&a.tenant, &a.name).cmp(&(&b.tenant, &b.name)));
+        let data = serde_json::to_string(&SnapshotEvent { instances }).unwrap_or_default();
+        Arc::new(Entry { seq: inner.seq, tenant: tenant.map(str::to_string), kind: "snapshot", data })
+    }
+
+    /// A snapshot of what `tenant` (None: everything) can see, as of now.
+    pub fn snapshot(&self, tenant: Option<&str>) -> Arc<Entry> {
+        let inner = self.lock();
+        self.snapshot_locked(&inner, tenant)
+    }
+
+    /// Starts a stream for `tenant` (None: admin, everything) resuming after
+    /// `last_event_id` when the log still holds what came after it.
+    pub fn subscribe(&self, tenant: Option<&str>, last_event_id: Option<&str>) -> Start {
+        let inner = self.lock();
+        let rx = self.tx.subscribe();
+        let oldest = inner.log.front().map_or(inner.seq + 1, |e| e.seq);
+        let resume = last_event_id
+            .and_then(|id| id.rsplit_once('-'))
+            .filter(|(epoch, _)| *epoch == self.epoch)
+            .and_then(|(_, seq)| seq.parse::<u64>().ok())
+            .filter(|seq| *seq + 1 >= oldest && *seq <= inner.seq);
+        let backlog = match resume {
+            Some(after) => inner
+                .log
+                .iter()
+                .filter(|e| e.seq > after && visible(e, tenant))
+                .cloned()
+                .collect(),
+            None => vec![self.snapshot_locked(&inner, tenant)],
+        };
+        Start { backlog, rx, after: inner.seq }
+    }
+
+    /// The current view of one instance.
+    pub fn get(&self, ns: &str, name: &str) -> Option<InstanceView> {
+        self.lock().current.get(&(ns.to_string(), name.to_string())).map(|(_, v)| v.clone())
+    }
+}
+
+/// Whether a stream for `tenant` (None: admin) shows the entry.
+pub fn visible(e: &Entry, tenant: Option<&str>) -> bool {
+    tenant.is_none() || e.tenant.as_deref() == tenant
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use resources::{InstancePhase, InstanceSpec, InstanceStatus};
+
+    fn inst(ns: &str, name: &str, phase: InstancePhase) -> Instance {
+        let mut i = Instance::new(name, InstanceSpec { template: "web".into(), ttl: None, env: Default::default() });
+        i.metadata.namespace = Some(ns.into());
+        i.status = Some(InstanceStatus { phase: Some(phase), ..Default::default() });
+        i
+    }
+
+    #[test]
+    fn events_only_on_change_and_per_tenant() {
+        let hub = Hub::new("paddock-", 100);
+        hub.apply(&inst("paddock-a", "x", InstancePhase::Pending));
+        hub.apply(&inst("paddock-a", "x", InstancePhase::Pending));
+        hub.apply(&inst("paddock-b", "y", InstancePhase::Pending));
+        hub.apply(&inst("paddock-a", "x", InstancePhase::Running));
+        let start = hub.subscribe(Some("a"), Some(&hub.id(0)));
+        let seqs: Vec<u64> = start.backlog.iter().map(|e| e.seq).collect();
+        assert_eq!(seqs, [1, 3], "one event per change, tenant b's hidden");
+        let admin = hub.subscribe(None, Some(&hub.id(1)));
+        assert_eq!(admin.backlog.len(), 2);
+        hub.remove("paddock-a", "x");
+        let after = hub.subscribe(Some("a"), Some(&hub.id(3)));
+        assert_eq!(after.backlog[0].kind, "deleted");
+    }
+
+    #[test]
+    fn stale_or_foreign_cursor_gets_a_snapshot() {
+        let hub = Hub::new("paddock-", 2);
+        for n in 0..5 {
+            hub.apply(&inst("paddock-a", &format!("i{n}"), InstancePhase::Pending));
+        }
+        for cursor in [hub.id(1), "other-3".to_string(), "garbage".to_string(), hub.id(99)] {
+            let s = hub.subscribe(Some("a"), Some(&cursor));
+            assert_eq!(s.backlog.len(), 1, "{cursor}");
+            assert_eq!(s.backlog[0].kind, "snapshot");
+            let snap: SnapshotEvent = serde_json::from_str(&s.backlog[0].data).unwrap();
+            assert_eq!(snap.instances.len(), 5);
+            assert_eq!(s.after, 5);
+        }
+        // The last two are still in the log: a resume from 3 replays 4 and 5.
+        let s = hub.subscribe(Some("a"), Some(&hub.id(3)));
+        assert_eq!(s.backlog.iter().map(|e| e.seq).collect::<Vec<_>>(), [4, 5]);
+    }
+}

@@ -1,0 +1,119 @@
+//! Paddock's HTTP API. Clients (a CTF site, a CI service, the CLI) use it
+//! instead of Kubernetes credentials: tenants, templates, instances, tokens,
+//! nodes, and live instance status over Server-Sent Events.
+//!
+//! Every error is `application/problem+json` ([`problem`]); every route is in
+//! `/openapi.json` because the router and the document are built from the same
+//! `routes!` list ([`router`]).
+
+pub mod auth;
+pub mod hub;
+pub mod model;
+pub mod openapi;
+pub mod problem;
+pub mod routes;
+pub mod state;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{Method, Request, Uri};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use problem::{BODY_LIMIT, Problem};
+use routes::{events, health, instances, nodes, templates, tenants, tokens};
+use state::AppState;
+use std::sync::Arc;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+pub use state::{Background, Config, start};
+
+/// Routes that answer and finish (they get the request timeout).
+fn plain_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .routes(routes!(health::healthz))
+        .routes(routes!(health::readyz))
+        .routes(routes!(tenants::list, tenants::create))
+        .routes(routes!(tenants::get, tenants::patch, tenants::delete))
+        .routes(routes!(templates::list, templates::create))
+        .routes(routes!(templates::get, templates::put, templates::delete))
+        .routes(routes!(instances::list, instances::start))
+        .routes(routes!(instances::get, instances::stop))
+        .routes(routes!(instances::renew))
+        .routes(routes!(tokens::list, tokens::issue))
+        .routes(routes!(tokens::revoke))
+        .routes(routes!(nodes::list))
+        .routes(routes!(nodes::get))
+}
+
+/// Routes that stream for as long as the client stays.
+fn stream_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(events::all)).routes(routes!(events::tenant))
+}
+
+/// The OpenAPI document of every route (before the CRD schemas are merged in).
+pub fn router_doc() -> utoipa::openapi::OpenApi {
+    let (_, mut doc) = plain_routes().split_for_parts();
+    doc.merge(stream_routes().into_openapi());
+    doc
+}
+
+/// The whole API as an axum router.
+pub fn router(state: AppState) -> Router {
+    let (plain, mut doc) = plain_routes().split_for_parts();
+    let (streams, stream_doc) = stream_routes().split_for_parts();
+    doc.merge(stream_doc);
+    let doc = Arc::new(openapi::finish(doc));
+    let timeout = state.config.request_timeout;
+    let plain = plain
+        .route("/openapi.json", get(move || async move { axum::Json(doc.as_ref().clone()) }))
+        .layer(TimeoutLayer::with_status_code(axum::http::StatusCode::REQUEST_TIMEOUT, timeout));
+    plain
+        .merge(streams)
+        .fallback(|uri: Uri| async move { Problem::no_route(uri.path()) })
+        .method_not_allowed_fallback(|method: Method, uri: Uri| async move {
+            let mut p = Problem::bad_request(format!("{} does not accept {method}", uri.path()));
+            p.status = 405;
+            p.kind = format!("{}method-not-allowed", problem::TYPE_BASE);
+            p.title = "Method not allowed".into();
+            p.into_response()
+        })
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
+            let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
+            tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id,
+                principal = tracing::field::Empty)
+        }))
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .with_state(state)
+}
+
+/// Serves `app` until `shutdown` resolves; open event streams get five seconds
+/// to end before they are dropped.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let graceful = axum::serve(listener, app).with_graceful_shutdown(async move {
+        shutdown.await;
+        let _ = tx.send(());
+    });
+    let grace = async move {
+        if rx.await.is_ok() {
+            tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+        } else {
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::select! {
+        r = graceful => r,
+        _ = grace => Ok(()),
+    }
+}

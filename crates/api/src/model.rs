@@ -1,0 +1,263 @@
+//! What the API sends and receives. Specs and statuses are the CRDs' own types
+//! (their JSON Schema comes from the CRD definitions, see `openapi`); the views
+//! add what a client wants without reading Kubernetes metadata.
+
+use crate::openapi::schema_ref;
+use resources::{Instance, InstancePhase, InstanceStatus, Template, TemplateSpec, TemplateStatus, Tenant, TenantSpec};
+use resources::tenant::TenantStatus;
+use kube::ResourceExt;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use utoipa::{IntoParams, ToSchema};
+
+/// One page of a list.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    /// Pass as `continue` to get the next page; absent on the last page.
+    #[serde(default, rename = "continue", skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
+}
+
+/// Paging parameters of list routes.
+#[derive(Debug, Clone, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct Paging {
+    /// Items per page (1–1000; default 500).
+    pub limit: Option<u32>,
+    /// The `continue` value of the previous page.
+    #[serde(rename = "continue")]
+    #[param(rename = "continue")]
+    pub next: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TenantView {
+    pub name: String,
+    #[schema(schema_with = schema_ref::<TenantSpec>)]
+    pub spec: TenantSpec,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = schema_ref::<TenantStatus>)]
+    pub status: Option<TenantStatus>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created: Option<String>,
+    /// Set while the tenant is being deleted.
+    #[serde(default)]
+    pub deleting: bool,
+}
+
+impl From<&Tenant> for TenantView {
+    fn from(t: &Tenant) -> Self {
+        Self {
+            name: t.name_any(),
+            spec: t.spec.clone(),
+            status: t.status.clone(),
+            created: t.metadata.creation_timestamp.as_ref().map(|c| c.0.to_string()),
+            deleting: t.metadata.deletion_timestamp.is_some(),
+        }
+    }
+}
+
+/// Body of `POST /v1/tenants`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewTenant {
+    /// A DNS label; the namespace is `<prefix><name>`.
+    pub name: String,
+    #[schema(schema_with = schema_ref::<TenantSpec>)]
+    pub spec: TenantSpec,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TemplateView {
+    pub name: String,
+    #[schema(schema_with = schema_ref::<TemplateSpec>)]
+    pub spec: TemplateSpec,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = schema_ref::<TemplateStatus>)]
+    pub status: Option<TemplateStatus>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created: Option<String>,
+}
+
+impl From<&Template> for TemplateView {
+    fn from(t: &Template) -> Self {
+        Self {
+            name: t.name_any(),
+            spec: t.spec.clone(),
+            status: t.status.clone(),
+            created: t.metadata.creation_timestamp.as_ref().map(|c| c.0.to_string()),
+        }
+    }
+}
+
+/// Body of `POST /v1/templates` and `PUT /v1/templates/{template}`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewTemplate {
+    /// Ignored by PUT when absent; must match the path when present.
+    #[serde(default)]
+    pub name: Option<String>,
+    #[schema(schema_with = schema_ref::<TemplateSpec>)]
+    pub spec: TemplateSpec,
+}
+
+/// How far an instance got, step by step (seconds since it was created).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Progress {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheduled: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pulled: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct InstanceView {
+    pub name: String,
+    pub tenant: String,
+    pub template: String,
+    /// Pending, Scheduling, Starting, Running, Degraded, Failed, Stopping or Expired.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<String>,
+    /// Why it is in that phase, in plain words.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires: Option<String>,
+    pub progress: Progress,
+    /// Set while the instance is being stopped.
+    #[serde(default)]
+    pub stopping: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = schema_ref::<InstanceStatus>)]
+    pub status: Option<InstanceStatus>,
+}
+
+impl InstanceView {
+    pub fn new(i: &Instance, tenant: &str) -> Self {
+        let created = i.metadata.creation_timestamp.as_ref().map(|c| c.0);
+        let since = |t: Option<&k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>| {
+            let (c, t) = (created?, t?.0);
+            Some((t.as_millisecond() - c.as_millisecond()).max(0) as f64 / 1000.0)
+        };
+        let st = i.status.as_ref();
+        let stopping = i.metadata.deletion_timestamp.is_some();
+        let phase = if stopping { Some(InstancePhase::Stopping) } else { st.and_then(|s| s.phase) };
+        Self {
+            name: i.name_any(),
+            tenant: tenant.to_string(),
+            template: i.spec.template.clone(),
+            phase: phase.map(|p| p.as_str().to_string()),
+            message: st
+                .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready"))
+                .map(|c| c.message.clone())
+                .filter(|m| !m.is_empty()),
+            ttl: i.spec.ttl.clone(),
+            env: i.spec.env.clone(),
+            created: created.map(|c| c.to_string()),
+            expires: st.and_then(|s| s.expires.as_ref()).map(|e| e.0.to_string()),
+            progress: Progress {
+                scheduled: since(st.and_then(|s| s.scheduled.as_ref())),
+                pulled: since(st.and_then(|s| s.pulled.as_ref())),
+                ready: since(st.and_then(|s| s.ready.as_ref())),
+            },
+            stopping,
+            status: i.status.clone(),
+        }
+    }
+
+    /// Whether the phase is one an instance does not leave by itself.
+    pub fn settled(&self) -> bool {
+        matches!(self.phase.as_deref(), Some("Running" | "Failed" | "Expired" | "Degraded"))
+    }
+}
+
+/// Body of `POST /v1/tenants/{tenant}/instances`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StartInstance {
+    /// Name of the Template.
+    pub template: String,
+    /// Instance name (a DNS label); generated from the template when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Lifetime, e.g. "1h" (default: the template's; at most its maxTtl).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl: Option<String>,
+    /// Values for environment variables the template marks overridable.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
+}
+
+/// Body of `POST .../instances/{instance}/renew`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Renew {
+    /// How long from now (default: the template's ttl); capped at the template's maxTtl.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl: Option<String>,
+}
+
+/// Body of `POST /v1/tenants/{tenant}/tokens`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewToken {
+    /// What the token is for (shown in lists).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeView {
+    pub name: String,
+    /// task, vpn or shared (absent: no role).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+    pub ready: bool,
+    pub schedulable: bool,
+    #[serde(default)]
+    pub taints: Vec<String>,
+    #[serde(default)]
+    pub allocatable: BTreeMap<String, String>,
+    /// Pods Paddock runs on the node.
+    pub pods: u32,
+}
+
+/// One Server-Sent Event's data for `status` events.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct StatusEvent {
+    pub instance: InstanceView,
+}
+
+/// Data of `deleted` events.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct DeletedEvent {
+    pub tenant: String,
+    pub name: String,
+}
+
+/// Data of `snapshot` events: every instance the stream covers, as they are now.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct SnapshotEvent {
+    pub instances: Vec<InstanceView>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Health {
+    pub status: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub waiting_for: Vec<String>,
+}

@@ -1,0 +1,79 @@
+//! The OpenAPI 3.1 document. Routes and their types come from the handlers'
+//! `utoipa::path` attributes; the CRD types (specs and statuses) keep their one
+//! schema definition, the schemars one the CRDs are generated from, merged in
+//! under `components.schemas` (OpenAPI 3.1 schemas are JSON Schema 2020-12,
+//! which is what schemars writes).
+
+use crate::model::{DeletedEvent, SnapshotEvent};
+use schemars::JsonSchema;
+use serde_json::{Value, json};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{Ref, RefOr, Schema};
+use utoipa::{Modify, OpenApi};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Paddock API", description = "Isolated, on-demand tenant workloads on Kubernetes."),
+    modifiers(&Bearer),
+    security(("bearer" = [])),
+    components(schemas(SnapshotEvent, DeletedEvent)),
+    tags((name = "tenants"), (name = "templates"), (name = "instances"), (name = "tokens"), (name = "nodes"),
+        (name = "events"), (name = "health"))
+)]
+pub struct ApiDoc;
+
+struct Bearer;
+
+impl Modify for Bearer {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        let comps = doc.components.get_or_insert_with(Default::default);
+        comps.add_security_scheme("bearer", SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()));
+    }
+}
+
+/// A reference to a schemars-described type, filled in by [`finish`].
+pub fn schema_ref<T: JsonSchema>() -> impl Into<RefOr<Schema>> {
+    Ref::from_schema_name(T::schema_name())
+}
+
+/// The final document: utoipa's plus the schemars definitions it references.
+pub fn finish(doc: utoipa::openapi::OpenApi) -> Value {
+    let mut v = serde_json::to_value(&doc).unwrap_or(Value::Null);
+    let mut settings = schemars::generate::SchemaSettings::draft2020_12();
+    settings.definitions_path = "/components/schemas".into();
+    let mut generator = settings.into_generator();
+    generator.subschema_for::<resources::TenantSpec>();
+    generator.subschema_for::<resources::TenantStatus>();
+    generator.subschema_for::<resources::TemplateSpec>();
+    generator.subschema_for::<resources::TemplateStatus>();
+    generator.subschema_for::<resources::InstanceStatus>();
+    let schemas = &mut v["components"]["schemas"];
+    if !schemas.is_object() {
+        *schemas = json!({});
+    }
+    for (name, schema) in generator.take_definitions(true) {
+        schemas[name] = schema;
+    }
+    v["openapi"] = json!("3.1.0");
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_schema_reference_resolves() {
+        let doc = finish(crate::router_doc());
+        let text = doc.to_string();
+        let mut missing = Vec::new();
+        for part in text.split("\"$ref\":\"#/components/schemas/").skip(1) {
+            let name = &part[..part.find('"').unwrap()];
+            if doc["components"]["schemas"].get(name).is_none() {
+                missing.push(name.to_string());
+            }
+        }
+        assert!(missing.is_empty(), "unresolved: {missing:?}");
+        assert!(doc["components"]["schemas"]["TenantSpec"]["properties"]["quota"].is_object());
+    }
+}

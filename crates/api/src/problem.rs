@@ -1,0 +1,229 @@
+//! Errors as RFC 9457 `application/problem+json`: a stable `type`, a title, the
+//! HTTP status, a `detail` for people and, for bad input, the offending `field`.
+
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// Prefix of every problem `type`; the suffix is stable and documented.
+pub const TYPE_BASE: &str = "https://paddock.dev/problems/";
+
+/// A problem report (RFC 9457).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct Problem {
+    /// Stable identifier, `https://paddock.dev/problems/<kind>`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub title: String,
+    pub status: u16,
+    pub detail: String,
+    /// The request field at fault (`spec.quota.cpu`, `ttl`, `Idempotency-Key`…).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    /// Seconds to wait before retrying (also sent as `Retry-After`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_after: Option<u64>,
+}
+
+impl Problem {
+    fn new(status: StatusCode, kind: &str, title: &str, detail: impl Into<String>) -> Self {
+        Self {
+            kind: format!("{TYPE_BASE}{kind}"),
+            title: title.into(),
+            status: status.as_u16(),
+            detail: detail.into(),
+            field: None,
+            retry_after: None,
+        }
+    }
+
+    pub fn field(mut self, field: impl Into<String>) -> Self {
+        self.field = Some(field.into());
+        self
+    }
+
+    /// 400: the body or a parameter cannot be read at all.
+    pub fn bad_request(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "bad-request", "Bad request", detail)
+    }
+    /// 401: no token, or one that is not valid.
+    pub fn unauthorized(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", "Unauthorized", detail)
+    }
+    /// 403: the caller is known and may see the object, but not do this.
+    pub fn forbidden(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "forbidden", "Forbidden", detail)
+    }
+    /// 404: absent, or not the caller's to see (the same answer on purpose).
+    pub fn not_found(what: &str, name: &str) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not-found", "Not found", format!("{what} {name:?} does not exist"))
+    }
+    /// 404 for a path the API does not have.
+    pub fn no_route(path: &str) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not-found", "Not found", format!("there is no route {path}"))
+    }
+    /// 409: the request conflicts with the object's state.
+    pub fn conflict(kind: &str, detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, kind, "Conflict", detail)
+    }
+    /// 422: well-formed but invalid; names the field.
+    pub fn invalid(field: impl Into<String>, detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", "Invalid request", detail).field(field)
+    }
+    /// 429: the tenant is at a limit; retry later.
+    pub fn limit(kind: &str, detail: impl Into<String>, retry_after: u64) -> Self {
+        let mut p = Self::new(StatusCode::TOO_MANY_REQUESTS, kind, "Limit reached", detail);
+        p.retry_after = Some(retry_after);
+        p
+    }
+    /// 503: Paddock or the cluster behind it is not answering as it should.
+    pub fn unavailable(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Service unavailable", detail)
+    }
+    /// 500: a bug or an unexpected answer from the cluster.
+    pub fn internal(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal error", detail)
+    }
+
+    pub fn status_code(&self) -> StatusCode {
+        StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    }
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.field {
+            Some(field) => write!(f, "{field}: {}", self.detail),
+            None => f.write_str(&self.detail),
+        }
+    }
+}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        let status = self.status_code();
+        if status.is_server_error() {
+            tracing::warn!(status = self.status, detail = %self.detail, "request failed");
+        }
+        let retry = self.retry_after;
+        let body = serde_json::to_vec(&self).unwrap_or_default();
+        let mut resp = (status, body).into_response();
+        resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        if let Some(s) = retry {
+            resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(s));
+        }
+        resp
+    }
+}
+
+impl From<JsonRejection> for Problem {
+    fn from(r: JsonRejection) -> Self {
+        let status = r.status();
+        let text = r.body_text();
+        // axum reports the path of the bad field ("ttl: invalid type ..."); keep it.
+        let detail = text.strip_prefix("Failed to deserialize the JSON body into the target type: ").unwrap_or(&text);
+        let field = detail.split_once(": ").map(|(f, _)| f).filter(|f| !f.contains(' ')).map(str::to_string);
+        let mut p = match status {
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => Self::new(
+                status,
+                "unsupported-media-type",
+                "Unsupported media type",
+                "send the body as JSON with Content-Type: application/json",
+            ),
+            StatusCode::PAYLOAD_TOO_LARGE => {
+                Self::new(status, "too-large", "Payload too large", format!("the body is over {BODY_LIMIT} bytes"))
+            }
+            StatusCode::UNPROCESSABLE_ENTITY => {
+                Self::new(status, "invalid", "Invalid request", format!("the body does not fit: {detail}"))
+            }
+            _ => Self::bad_request(format!("the body is not valid JSON: {detail}")),
+        };
+        if status == StatusCode::UNPROCESSABLE_ENTITY {
+            p.field = field;
+        }
+        p
+    }
+}
+
+impl From<QueryRejection> for Problem {
+    fn from(r: QueryRejection) -> Self {
+        Self::bad_request(format!("bad query parameters: {}", r.body_text()))
+    }
+}
+
+impl From<PathRejection> for Problem {
+    fn from(r: PathRejection) -> Self {
+        Self::bad_request(format!("bad path parameter: {}", r.body_text()))
+    }
+}
+
+/// Largest accepted request body.
+pub const BODY_LIMIT: usize = 256 * 1024;
+
+/// Maps errors from the Kubernetes API to problems. Not-found and conflict
+/// cases that need the object's name are handled by the callers.
+pub fn from_kube(e: kube::Error) -> Problem {
+    match e {
+        kube::Error::Api(s) => match s.code {
+            403 if s.message.contains("exceeded quota") => {
+                Problem::limit("quota-exceeded", format!("the tenant's quota does not allow this: {}", s.message), 30)
+            }
+            404 => Problem::new(StatusCode::NOT_FOUND, "not-found", "Not found", s.message),
+            409 => Problem::conflict("conflict", s.message),
+            422 | 400 => Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", "Invalid request", s.message),
+            429 => Problem::limit("throttled", "the cluster is throttling requests", 1),
+            _ => Problem::unavailable(format!("the cluster answered {} {}: {}", s.code, s.reason, s.message)),
+        },
+        other => Problem::unavailable(format!("the cluster could not be reached: {other}")),
+    }
+}
+
+impl From<kube::Error> for Problem {
+    fn from(e: kube::Error) -> Self {
+        from_kube(e)
+    }
+}
+
+/// `axum::Json` whose rejections are problems.
+#[derive(axum::extract::FromRequest)]
+#[from_request(via(axum::Json), rejection(Problem))]
+pub struct Json<T>(pub T);
+
+impl<T: Serialize> IntoResponse for Json<T> {
+    fn into_response(self) -> Response {
+        axum::Json(self.0).into_response()
+    }
+}
+
+/// `axum::extract::Query` whose rejections are problems.
+#[derive(axum::extract::FromRequestParts)]
+#[from_request(via(axum::extract::Query), rejection(Problem))]
+pub struct Query<T>(pub T);
+
+/// `axum::extract::Path` whose rejections are problems.
+#[derive(axum::extract::FromRequestParts)]
+#[from_request(via(axum::extract::Path), rejection(Problem))]
+pub struct Path<T>(pub T);
+
+/// A JSON body that may be absent (empty means the defaults).
+pub fn optional_body<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> Result<T> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    let de = &mut serde_json::Deserializer::from_slice(body);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if inner.is_syntax() || inner.is_eof() {
+            Problem::bad_request(format!("the body is not valid JSON: {inner}"))
+        } else if path == "." {
+            Problem::invalid("body", format!("the body does not fit: {inner}"))
+        } else {
+            Problem::invalid(path.clone(), format!("the body does not fit: {path}: {inner}"))
+        }
+    })
+}
+
+pub type Result<T, E = Problem> = std::result::Result<T, E>;

@@ -1,0 +1,116 @@
+//! Live instance status as Server-Sent Events.
+//!
+//! Events: `snapshot` (every instance the stream covers, sent first and
+//! whenever the client's cursor cannot be resumed), `status` (one instance
+//! changed; the full view) and `deleted`. Each has an id; reconnect with
+//! `Last-Event-ID` (or `?lastEventId=`) to get what was missed. Heartbeats are
+//! SSE comments.
+
+use super::visible_tenant;
+use crate::auth::Principal;
+use crate::hub::{Entry, Hub, visible};
+use crate::model::StatusEvent;
+use crate::problem::{Path, Problem, Query, Result};
+use crate::state::AppState;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use futures::Stream;
+use serde::Deserialize;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use tokio::sync::broadcast::error::RecvError;
+use utoipa::IntoParams;
+
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct Resume {
+    /// Same as the Last-Event-ID header, for clients that cannot set headers.
+    #[serde(rename = "lastEventId")]
+    #[param(rename = "lastEventId")]
+    pub last_event_id: Option<String>,
+}
+
+fn to_event(hub: &Hub, e: &Entry) -> Event {
+    Event::default().id(hub.id(e.seq)).event(e.kind).data(&e.data)
+}
+
+/// Counts a client for as long as its stream lives.
+struct ClientGuard(Arc<Hub>);
+
+impl Drop for ClientGuard {
+    fn drop(&mut self) {
+        self.0.stats.clients.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+fn stream(s: AppState, tenant: Option<String>, last: Option<String>) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    let hub = s.hub.clone();
+    let start = hub.subscribe(tenant.as_deref(), last.as_deref());
+    hub.stats.clients.fetch_add(1, Ordering::Relaxed);
+    let guard = ClientGuard(hub.clone());
+    let body = async_stream::stream! {
+        let _guard = guard;
+        let mut after = start.after;
+        let mut rx = start.rx;
+        for e in start.backlog {
+            hub.stats.delivered.fetch_add(1, Ordering::Relaxed);
+            yield Ok(to_event(&hub, &e));
+        }
+        loop {
+            match rx.recv().await {
+                Ok(e) if e.seq > after && visible(&e, tenant.as_deref()) => {
+                    after = e.seq;
+                    hub.stats.delivered.fetch_add(1, Ordering::Relaxed);
+                    yield Ok(to_event(&hub, &e));
+                }
+                Ok(_) => {}
+                Err(RecvError::Lagged(_)) => {
+                    // Too slow to keep up: start over from the current state.
+                    let snap = hub.snapshot(tenant.as_deref());
+                    after = snap.seq;
+                    yield Ok(to_event(&hub, &snap));
+                }
+                Err(RecvError::Closed) => break,
+            }
+        }
+    };
+    Sse::new(body).keep_alive(KeepAlive::new().interval(s.config.heartbeat))
+}
+
+fn cursor(headers: &HeaderMap, q: Resume) -> Option<String> {
+    headers.get("last-event-id").and_then(|v| v.to_str().ok()).map(str::to_string).or(q.last_event_id)
+}
+
+#[utoipa::path(get, path = "/v1/events", tag = "events", params(Resume,
+        ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event")),
+    description = "Every instance's status changes (admins only), as Server-Sent Events: `snapshot`, `status`, `deleted`.",
+    responses((status = 200, content_type = "text/event-stream", body = StatusEvent,
+        description = "An event stream; `snapshot` events carry a SnapshotEvent, `deleted` a DeletedEvent"),
+        (status = 401, body = Problem), (status = 403, body = Problem)))]
+pub async fn all(
+    State(s): State<AppState>,
+    who: Principal,
+    headers: HeaderMap,
+    Query(q): Query<Resume>,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
+    who.admin("watch every tenant's events")?;
+    Ok(stream(s, None, cursor(&headers, q)))
+}
+
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/events", tag = "events",
+    params(("tenant" = String, Path), Resume, ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event")),
+    description = "The tenant's instance status changes as Server-Sent Events: `snapshot`, `status`, `deleted`.",
+    responses((status = 200, content_type = "text/event-stream", body = StatusEvent),
+        (status = 401, body = Problem), (status = 404, body = Problem)))]
+pub async fn tenant(
+    State(s): State<AppState>,
+    who: Principal,
+    Path(tenant): Path<String>,
+    headers: HeaderMap,
+    Query(q): Query<Resume>,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
+    visible_tenant(&s, &who, &tenant).await?;
+    Ok(stream(s, Some(tenant), cursor(&headers, q)))
+}

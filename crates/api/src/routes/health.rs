@@ -1,0 +1,25 @@
+//! Liveness and readiness (no token needed).
+
+use crate::model::Health;
+use crate::state::AppState;
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+
+#[utoipa::path(get, path = "/healthz", tag = "health", security(()),
+    responses((status = 200, body = Health, description = "The process is serving")))]
+pub async fn healthz() -> Json<Health> {
+    Json(Health { status: "ok".into(), waiting_for: Vec::new() })
+}
+
+#[utoipa::path(get, path = "/readyz", tag = "health", security(()),
+    responses((status = 200, body = Health, description = "Watches are synced"),
+        (status = 503, body = Health, description = "Still starting")))]
+pub async fn readyz(State(s): State<AppState>) -> (StatusCode, Json<Health>) {
+    let waiting_for = s.waiting_for();
+    if waiting_for.is_empty() {
+        (StatusCode::OK, Json(Health { status: "ready".into(), waiting_for }))
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, Json(Health { status: "starting".into(), waiting_for }))
+    }
+}

@@ -1,0 +1,284 @@
+//! `/v1/tenants/{tenant}/instances`: start, look at, renew and stop instances.
+
+use super::{invalid, list_params, visible_tenant};
+use crate::auth::Principal;
+use crate::model::{InstanceView, Page, Paging, Renew, StartInstance};
+use crate::problem::{Json, Path, Problem, Query, Result, optional_body};
+use crate::state::{AppState, Shared};
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::{Api, ResourceExt};
+use resources::template::parse_duration;
+use resources::{Instance, InstanceSpec, Template, is_dns_label};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use std::time::Duration;
+
+/// Annotation that records the Idempotency-Key an instance was started with.
+pub const IDEMPOTENCY_ANNOTATION: &str = "paddock.dev/idempotency-key";
+/// Longest instance name (pod names are `<instance>-<pod>`).
+const MAX_NAME: usize = 40;
+
+fn api(s: &Shared, tenant: &str) -> Api<Instance> {
+    Api::namespaced(s.client.clone(), &s.namespace(tenant))
+}
+
+async fn visible_instance(s: &Shared, who: &Principal, tenant: &str, name: &str) -> Result<Instance> {
+    visible_tenant(s, who, tenant).await?;
+    api(s, tenant).get_opt(name).await?.ok_or_else(|| Problem::not_found("instance", name))
+}
+
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/instances", tag = "instances",
+    params(("tenant" = String, Path), Paging),
+    responses((status = 200, body = Page<InstanceView>), (status = 400, body = Problem), (status = 401, body = Problem),
+        (status = 404, body = Problem)))]
+pub async fn list(
+    State(s): State<AppState>,
+    who: Principal,
+    Path(tenant): Path<String>,
+    Query(p): Query<Paging>,
+) -> Result<Json<Page<InstanceView>>> {
+    let lp = list_params(&p)?;
+    visible_tenant(&s, &who, &tenant).await?;
+    let list = api(&s, &tenant).list(&lp).await?;
+    let next = list.metadata.continue_.filter(|c| !c.is_empty());
+    Ok(Json(Page { items: list.items.iter().map(|i| InstanceView::new(i, &tenant)).collect(), next }))
+}
+
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/instances/{instance}", tag = "instances",
+    params(("tenant" = String, Path), ("instance" = String, Path)),
+    responses((status = 200, body = InstanceView), (status = 401, body = Problem), (status = 404, body = Problem)))]
+pub async fn get(
+    State(s): State<AppState>,
+    who: Principal,
+    Path((tenant, name)): Path<(String, String)>,
+) -> Result<Json<InstanceView>> {
+    Ok(Json(InstanceView::new(&visible_instance(&s, &who, &tenant, &name).await?, &tenant)))
+}
+
+/// The name an Idempotency-Key maps to: the same key always names the same instance.
+fn keyed_name(template: &str, tenant: &str, key: &str) -> String {
+    let digest = Sha256::digest(format!("{tenant}\n{key}").as_bytes());
+    let hex: String = digest.iter().take(5).map(|b| format!("{b:02x}")).collect();
+    let stem: String = template.chars().take(MAX_NAME - hex.len() - 1).collect();
+    format!("{}-{hex}", stem.trim_end_matches('-'))
+}
+
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>> {
+    let Some(v) = headers.get("idempotency-key") else { return Ok(None) };
+    let key = v.to_str().map_err(|_| Problem::bad_request("the key must be printable ASCII").field("Idempotency-Key"))?;
+    if key.is_empty() || key.len() > 255 {
+        return Err(Problem::bad_request("the key must have 1 to 255 characters").field("Idempotency-Key"));
+    }
+    Ok(Some(key.to_string()))
+}
+
+fn created(view: InstanceView, code: StatusCode, replayed: bool) -> Response {
+    let location = format!("/v1/tenants/{}/instances/{}", view.tenant, view.name);
+    let mut r = (code, Json(view)).into_response();
+    if let Ok(v) = HeaderValue::from_str(&location) {
+        r.headers_mut().insert(header::LOCATION, v);
+    }
+    if replayed {
+        r.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
+    r
+}
+
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/instances", tag = "instances",
+    params(("tenant" = String, Path),
+        ("Idempotency-Key" = Option<String>, Header, description = "Retries with the same key start one instance, not two.")),
+    request_body = StartInstance,
+    description = "Starts an instance of a template. Watch its progress on the tenant's event stream.",
+    responses((status = 201, body = InstanceView, description = "Started"),
+        (status = 200, body = InstanceView, description = "Already started with this Idempotency-Key"),
+        (status = 400, body = Problem), (status = 401, body = Problem), (status = 404, body = Problem),
+        (status = 409, body = Problem), (status = 422, body = Problem),
+        (status = 429, body = Problem, description = "The tenant is at a limit; see Retry-After")))]
+pub async fn start(
+    State(s): State<AppState>,
+    who: Principal,
+    Path(tenant): Path<String>,
+    headers: HeaderMap,
+    Json(body): Json<StartInstance>,
+) -> Result<Response> {
+    let key = idempotency_key(&headers)?;
+    let t = visible_tenant(&s, &who, &tenant).await?;
+    if t.metadata.deletion_timestamp.is_some() {
+        return Err(Problem::conflict("tenant-deleting", format!("tenant {tenant:?} is being deleted")));
+    }
+    let tpl = Api::<Template>::all(s.client.clone())
+        .get_opt(&body.template)
+        .await?
+        .ok_or_else(|| Problem::invalid("template", format!("there is no template {:?}", body.template)))?;
+    if let Some(n) = &body.name
+        && (!is_dns_label(n) || n.len() > MAX_NAME)
+    {
+        return Err(Problem::invalid(
+            "name",
+            format!("{n:?} must be a DNS label (lowercase letters, digits, '-') of at most {MAX_NAME} characters"),
+        ));
+    }
+    let name = match (&key, &body.name) {
+        (_, Some(n)) => Some(n.clone()),
+        (Some(k), None) => Some(keyed_name(&body.template, &tenant, k)),
+        (None, None) => None,
+    };
+    let mut inst = Instance::new(
+        name.as_deref().unwrap_or_default(),
+        InstanceSpec { template: body.template.clone(), ttl: body.ttl.clone(), env: body.env.clone() },
+    );
+    let problems: Vec<_> = controller::instance::build::validate(&tpl, &inst)
+        .into_iter()
+        .map(|p| resources::FieldProblem::new(p.field.trim_start_matches("spec.").to_string(), p.reason))
+        .collect();
+    if !problems.is_empty() {
+        return Err(invalid(&problems));
+    }
+    let api = api(&s, &tenant);
+    // An Idempotency-Key retry answers with what the first request started.
+    if let (Some(k), Some(n)) = (&key, &name)
+        && let Some(existing) = api.get_opt(n).await?
+    {
+        return replay(existing, k, &body, &tenant);
+    }
+    // The template's per-tenant limit, checked before anything is created.
+    let same = api
+        .list(&ListParams::default())
+        .await?
+        .items
+        .iter()
+        .filter(|i| i.spec.template == body.template && i.metadata.deletion_timestamp.is_none())
+        .count();
+    if same >= tpl.spec.max_per_tenant as usize {
+        return Err(Problem::limit(
+            "instance-limit",
+            format!(
+                "tenant {tenant:?} already runs {same} instance(s) of {:?}, the template's maxPerTenant is {}; stop one first",
+                body.template, tpl.spec.max_per_tenant
+            ),
+            30,
+        ));
+    }
+    inst.metadata.namespace = Some(s.namespace(&tenant));
+    if name.is_none() {
+        inst.metadata.name = None;
+        let stem: String = body.template.chars().take(MAX_NAME - 6).collect();
+        inst.metadata.generate_name = Some(format!("{}-", stem.trim_end_matches('-')));
+    }
+    if let Some(k) = &key {
+        inst.metadata.annotations = Some([(IDEMPOTENCY_ANNOTATION.to_string(), k.clone())].into());
+    }
+    match api.create(&PostParams::default(), &inst).await {
+        Ok(c) => {
+            tracing::info!(tenant = %tenant, instance = %c.name_any(), template = %body.template, "instance started");
+            Ok(created(InstanceView::new(&c, &tenant), StatusCode::CREATED, false))
+        }
+        Err(kube::Error::Api(a)) if a.code == 409 => match (&key, &name) {
+            // Two retries raced: the loser answers with the winner's instance.
+            (Some(k), Some(n)) => replay(api.get(n).await?, k, &body, &tenant),
+            _ => Err(Problem::conflict("already-exists", format!("instance {:?} already exists", name.unwrap_or_default()))),
+        },
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn replay(existing: Instance, key: &str, body: &StartInstance, tenant: &str) -> Result<Response> {
+    let same_key = existing.annotations().get(IDEMPOTENCY_ANNOTATION).map(String::as_str) == Some(key);
+    if !same_key {
+        return Err(Problem::conflict("already-exists", format!("instance {:?} already exists", existing.name_any())));
+    }
+    if existing.spec.template != body.template || existing.spec.env != body.env || existing.spec.ttl != body.ttl {
+        return Err(Problem::invalid(
+            "Idempotency-Key",
+            "this key was already used for a different request; use a new key for a new instance",
+        ));
+    }
+    Ok(created(InstanceView::new(&existing, tenant), StatusCode::OK, true))
+}
+
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/instances/{instance}/renew", tag = "instances",
+    params(("tenant" = String, Path), ("instance" = String, Path)), request_body = Renew,
+    description = "Extends the instance's lifetime to now + ttl (default: the template's ttl), up to the template's maxTtl since the instance was created.",
+    responses((status = 200, body = InstanceView), (status = 400, body = Problem), (status = 401, body = Problem),
+        (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
+pub async fn renew(
+    State(s): State<AppState>,
+    who: Principal,
+    Path((tenant, name)): Path<(String, String)>,
+    body: axum::body::Bytes,
+) -> Result<Json<InstanceView>> {
+    let body: Renew = optional_body(&body)?;
+    let inst = visible_instance(&s, &who, &tenant, &name).await?;
+    if inst.metadata.deletion_timestamp.is_some() {
+        return Err(Problem::conflict("stopping", format!("instance {name:?} is being stopped")));
+    }
+    if inst.status.as_ref().and_then(|st| st.phase) == Some(resources::InstancePhase::Expired) {
+        return Err(Problem::conflict("expired", format!("instance {name:?} has expired; start a new one")));
+    }
+    let tpl = Api::<Template>::all(s.client.clone())
+        .get_opt(&inst.spec.template)
+        .await?
+        .ok_or_else(|| Problem::conflict("template-missing", format!("template {:?} no longer exists", inst.spec.template)))?;
+    let extend = match body.ttl.as_deref().or(tpl.spec.ttl.as_deref()) {
+        None => return Err(Problem::invalid("ttl", "the template has no ttl; say how long to extend by (like 30m)")),
+        Some(t) => parse_duration(t).ok_or_else(|| Problem::invalid("ttl", format!("{t:?} is not a duration (like 90s, 15m, 2h)")))?,
+    };
+    let created = inst.metadata.creation_timestamp.as_ref().map(|c| c.0).unwrap_or_else(jiff::Timestamp::now);
+    let age = Duration::from_millis(jiff::Timestamp::now().as_millisecond().saturating_sub(created.as_millisecond()).max(0) as u64);
+    let mut lifetime = age + extend;
+    if let Some(max) = tpl.spec.max_ttl.as_deref().and_then(parse_duration) {
+        let current = inst.spec.ttl.as_deref().or(tpl.spec.ttl.as_deref()).and_then(parse_duration);
+        if current.is_some_and(|c| c >= max) {
+            return Err(Problem::conflict(
+                "renewal-limit",
+                format!("instance {name:?} already lives as long as the template's maxTtl {}", tpl.spec.max_ttl.clone().unwrap_or_default()),
+            ));
+        }
+        lifetime = lifetime.min(max);
+    }
+    let ttl = format!("{}s", lifetime.as_secs().max(1));
+    let patch = json!({"spec": {"ttl": ttl}});
+    let saved = api(&s, &tenant).patch(&name, &PatchParams::default(), &Patch::Merge(&patch)).await?;
+    tracing::info!(tenant = %tenant, instance = %name, ttl = %ttl, "instance renewed");
+    Ok(Json(InstanceView::new(&saved, &tenant)))
+}
+
+#[utoipa::path(delete, path = "/v1/tenants/{tenant}/instances/{instance}", tag = "instances",
+    params(("tenant" = String, Path), ("instance" = String, Path)),
+    description = "Stops an instance: its pods, services and policies are removed, then the instance.",
+    responses((status = 202, body = InstanceView), (status = 401, body = Problem), (status = 404, body = Problem)))]
+pub async fn stop(
+    State(s): State<AppState>,
+    who: Principal,
+    Path((tenant, name)): Path<(String, String)>,
+) -> Result<(StatusCode, Json<InstanceView>)> {
+    let inst = visible_instance(&s, &who, &tenant, &name).await?;
+    match api(&s, &tenant).delete(&name, &DeleteParams::default()).await {
+        Ok(_) => {}
+        Err(kube::Error::Api(a)) if a.code == 404 => return Err(Problem::not_found("instance", &name)),
+        Err(e) => return Err(e.into()),
+    }
+    tracing::info!(tenant = %tenant, instance = %name, "instance stopping");
+    let mut view = InstanceView::new(&inst, &tenant);
+    view.stopping = true;
+    view.phase = Some("Stopping".into());
+    Ok((StatusCode::ACCEPTED, Json(view)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keyed_names_are_stable_labels() {
+        let a = keyed_name("ctf-web", "team-a", "k1");
+        assert_eq!(a, keyed_name("ctf-web", "team-a", "k1"));
+        assert_ne!(a, keyed_name("ctf-web", "team-b", "k1"));
+        assert_ne!(a, keyed_name("ctf-web", "team-a", "k2"));
+        let long = keyed_name(&"x".repeat(80), "t", "k");
+        assert!(is_dns_label(&long) && long.len() <= MAX_NAME, "{long}");
+    }
+}

@@ -1,0 +1,44 @@
+//! The API's routes, one module per resource. Every handler carries its
+//! OpenAPI description (`utoipa::path`) and is registered with `routes!`, so
+//! the router and `/openapi.json` are built from the same list.
+
+pub mod events;
+pub mod health;
+pub mod instances;
+pub mod nodes;
+pub mod templates;
+pub mod tenants;
+pub mod tokens;
+
+use crate::auth::Principal;
+use crate::model::Paging;
+use crate::problem::{Problem, Result};
+use crate::state::Shared;
+use kube::Api;
+use kube::api::ListParams;
+use resources::Tenant;
+
+/// List parameters from the paging query, checked.
+pub fn list_params(p: &Paging) -> Result<ListParams> {
+    let limit = p.limit.unwrap_or(500);
+    if !(1..=1000).contains(&limit) {
+        return Err(Problem::bad_request(format!("limit must be between 1 and 1000, not {limit}")).field("limit"));
+    }
+    let mut lp = ListParams::default().limit(limit);
+    if let Some(c) = p.next.as_deref().filter(|c| !c.is_empty()) {
+        lp = lp.continue_token(c);
+    }
+    Ok(lp)
+}
+
+/// The tenant, if the caller may see it; 404 otherwise (absent or not theirs).
+pub async fn visible_tenant(s: &Shared, who: &Principal, tenant: &str) -> Result<Tenant> {
+    who.see_tenant(tenant)?;
+    Api::<Tenant>::all(s.client.clone()).get_opt(tenant).await?.ok_or_else(|| Problem::not_found("tenant", tenant))
+}
+
+/// A 422 naming the first problem's field and listing them all.
+pub fn invalid(problems: &[resources::FieldProblem]) -> Problem {
+    let detail = problems.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("; ");
+    Problem::invalid(problems.first().map(|p| p.field.clone()).unwrap_or_default(), detail)
+}

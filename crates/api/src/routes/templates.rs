@@ -1,0 +1,109 @@
+//! `/v1/templates`: everyone with a token reads; admins write.
+
+use super::{invalid, list_params};
+use crate::auth::Principal;
+use crate::model::{NewTemplate, Page, Paging, TemplateView};
+use crate::problem::{Json, Path, Problem, Query, Result};
+use crate::state::{AppState, Shared};
+use axum::extract::State;
+use axum::http::StatusCode;
+use kube::Api;
+use kube::api::{DeleteParams, PostParams};
+use resources::{Template, TemplateSpec, is_dns_label};
+
+#[utoipa::path(get, path = "/v1/templates", tag = "templates", params(Paging),
+    responses((status = 200, body = Page<TemplateView>), (status = 400, body = Problem), (status = 401, body = Problem)))]
+pub async fn list(
+    State(s): State<AppState>,
+    _who: Principal,
+    Query(p): Query<Paging>,
+) -> Result<Json<Page<TemplateView>>> {
+    let list = Api::<Template>::all(s.client.clone()).list(&list_params(&p)?).await?;
+    let next = list.metadata.continue_.filter(|c| !c.is_empty());
+    Ok(Json(Page { items: list.items.iter().map(TemplateView::from).collect(), next }))
+}
+
+#[utoipa::path(get, path = "/v1/templates/{template}", tag = "templates", params(("template" = String, Path)),
+    responses((status = 200, body = TemplateView), (status = 401, body = Problem), (status = 404, body = Problem)))]
+pub async fn get(State(s): State<AppState>, _who: Principal, Path(name): Path<String>) -> Result<Json<TemplateView>> {
+    let t = Api::<Template>::all(s.client.clone()).get_opt(&name).await?;
+    Ok(Json(TemplateView::from(&t.ok_or_else(|| Problem::not_found("template", &name))?)))
+}
+
+fn check(name: &str, spec: &TemplateSpec) -> Result<()> {
+    if !is_dns_label(name) || name.len() > 40 {
+        return Err(Problem::invalid(
+            "name",
+            format!("{name:?} must be a DNS label (lowercase letters, digits, '-') of at most 40 characters"),
+        ));
+    }
+    let problems = spec.validate();
+    if problems.is_empty() { Ok(()) } else { Err(invalid(&problems)) }
+}
+
+async fn save(s: &Shared, name: &str, spec: TemplateSpec, replace: bool) -> Result<(StatusCode, Json<TemplateView>)> {
+    check(name, &spec)?;
+    let api = Api::<Template>::all(s.client.clone());
+    let existing = api.get_opt(name).await?;
+    let (code, saved) = match existing {
+        Some(mut t) if replace => {
+            t.spec = spec;
+            t.status = None;
+            (StatusCode::OK, api.replace(name, &PostParams::default(), &t).await)
+        }
+        Some(_) => return Err(Problem::conflict("already-exists", format!("template {name:?} already exists"))),
+        None => (StatusCode::CREATED, api.create(&PostParams::default(), &Template::new(name, spec)).await),
+    };
+    let saved = saved.map_err(|e| match e {
+        kube::Error::Api(a) if a.code == 409 => {
+            Problem::conflict("conflict", format!("template {name:?} changed meanwhile; retry the request"))
+        }
+        e => e.into(),
+    })?;
+    tracing::info!(template = %name, "template saved");
+    Ok((code, Json(TemplateView::from(&saved))))
+}
+
+#[utoipa::path(post, path = "/v1/templates", tag = "templates", request_body = NewTemplate,
+    description = "Creates a template (admins only).",
+    responses((status = 201, body = TemplateView), (status = 400, body = Problem), (status = 401, body = Problem),
+        (status = 403, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
+pub async fn create(
+    State(s): State<AppState>,
+    who: Principal,
+    Json(body): Json<NewTemplate>,
+) -> Result<(StatusCode, Json<TemplateView>)> {
+    who.admin("write templates")?;
+    let Some(name) = body.name else { return Err(Problem::invalid("name", "a template needs a name")) };
+    save(&s, &name, body.spec, false).await
+}
+
+#[utoipa::path(put, path = "/v1/templates/{template}", tag = "templates", params(("template" = String, Path)),
+    request_body = NewTemplate, description = "Creates or replaces a template (admins only). Running instances keep their pods.",
+    responses((status = 200, body = TemplateView), (status = 201, body = TemplateView), (status = 400, body = Problem),
+        (status = 401, body = Problem), (status = 403, body = Problem), (status = 409, body = Problem),
+        (status = 422, body = Problem)))]
+pub async fn put(
+    State(s): State<AppState>,
+    who: Principal,
+    Path(name): Path<String>,
+    Json(body): Json<NewTemplate>,
+) -> Result<(StatusCode, Json<TemplateView>)> {
+    who.admin("write templates")?;
+    if let Some(n) = body.name.as_deref().filter(|n| *n != name) {
+        return Err(Problem::invalid("name", format!("{n:?} does not match the path's {name:?}")));
+    }
+    save(&s, &name, body.spec, true).await
+}
+
+#[utoipa::path(delete, path = "/v1/templates/{template}", tag = "templates", params(("template" = String, Path)),
+    description = "Deletes a template (admins only). Running instances keep running until they stop.",
+    responses((status = 204), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)))]
+pub async fn delete(State(s): State<AppState>, who: Principal, Path(name): Path<String>) -> Result<StatusCode> {
+    who.admin("delete templates")?;
+    match Api::<Template>::all(s.client.clone()).delete(&name, &DeleteParams::default()).await {
+        Ok(_) => Ok(StatusCode::NO_CONTENT),
+        Err(kube::Error::Api(a)) if a.code == 404 => Err(Problem::not_found("template", &name)),
+        Err(e) => Err(e.into()),
+    }
+}

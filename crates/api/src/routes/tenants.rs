@@ -1,0 +1,135 @@
+//! `/v1/tenants`: admins manage tenants; a tenant token sees its own.
+
+use super::{invalid, list_params, visible_tenant};
+use crate::auth::{Principal, token_secret};
+use crate::model::{NewTenant, Page, Paging, TenantView};
+use crate::problem::{Json, Path, Problem, Query, Result};
+use crate::state::AppState;
+use axum::extract::State;
+use axum::http::StatusCode;
+use k8s_openapi::api::core::v1::Secret;
+use kube::Api;
+use kube::api::{DeleteParams, PostParams};
+use resources::tenant::validate_name;
+use resources::{Tenant, TenantSpec};
+use serde_json::Value;
+
+#[utoipa::path(get, path = "/v1/tenants", tag = "tenants", params(Paging),
+    description = "Admins list every tenant; a tenant token lists only its own.",
+    responses((status = 200, body = Page<TenantView>), (status = 400, body = Problem), (status = 401, body = Problem)))]
+pub async fn list(State(s): State<AppState>, who: Principal, Query(p): Query<Paging>) -> Result<Json<Page<TenantView>>> {
+    let lp = list_params(&p)?;
+    let api = Api::<Tenant>::all(s.client.clone());
+    if let Principal::Tenant(t) = &who {
+        let items = api.get_opt(t).await?.iter().map(TenantView::from).collect();
+        return Ok(Json(Page { items, next: None }));
+    }
+    let list = api.list(&lp).await?;
+    let next = list.metadata.continue_.filter(|c| !c.is_empty());
+    Ok(Json(Page { items: list.items.iter().map(TenantView::from).collect(), next }))
+}
+
+#[utoipa::path(post, path = "/v1/tenants", tag = "tenants", request_body = NewTenant,
+    description = "Creates a tenant (admins only).",
+    responses((status = 201, body = TenantView), (status = 400, body = Problem), (status = 401, body = Problem),
+        (status = 403, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
+pub async fn create(
+    State(s): State<AppState>,
+    who: Principal,
+    Json(body): Json<NewTenant>,
+) -> Result<(StatusCode, Json<TenantView>)> {
+    who.admin("create tenants")?;
+    if let Some(p) = validate_name(&body.name, &s.settings().namespace_prefix) {
+        return Err(Problem::invalid("name", p.reason));
+    }
+    let problems = body.spec.validate();
+    if !problems.is_empty() {
+        return Err(invalid(&problems));
+    }
+    let t = Tenant::new(&body.name, body.spec);
+    let created = Api::<Tenant>::all(s.client.clone()).create(&PostParams::default(), &t).await.map_err(|e| match e {
+        kube::Error::Api(a) if a.code == 409 => {
+            Problem::conflict("already-exists", format!("tenant {:?} already exists", body.name))
+        }
+        e => e.into(),
+    })?;
+    tracing::info!(tenant = %body.name, "tenant created");
+    Ok((StatusCode::CREATED, Json(TenantView::from(&created))))
+}
+
+#[utoipa::path(get, path = "/v1/tenants/{tenant}", tag = "tenants", params(("tenant" = String, Path)),
+    responses((status = 200, body = TenantView), (status = 401, body = Problem), (status = 404, body = Problem)))]
+pub async fn get(State(s): State<AppState>, who: Principal, Path(tenant): Path<String>) -> Result<Json<TenantView>> {
+    Ok(Json(TenantView::from(&visible_tenant(&s, &who, &tenant).await?)))
+}
+
+#[utoipa::path(patch, path = "/v1/tenants/{tenant}", tag = "tenants", params(("tenant" = String, Path)),
+    request_body(content = Object, description = "A JSON merge patch (RFC 7396) of the tenant's spec."),
+    description = "Changes a tenant's spec (admins only). Storage may grow but not shrink.",
+    responses((status = 200, body = TenantView), (status = 400, body = Problem), (status = 401, body = Problem),
+        (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem),
+        (status = 422, body = Problem)))]
+pub async fn patch(
+    State(s): State<AppState>,
+    who: Principal,
+    Path(tenant): Path<String>,
+    Json(patch): Json<Value>,
+) -> Result<Json<TenantView>> {
+    let mut current = visible_tenant(&s, &who, &tenant).await?;
+    who.admin("change tenants")?;
+    if !patch.is_object() {
+        return Err(Problem::invalid("spec", "the body must be a JSON object (a merge patch of the spec)"));
+    }
+    let mut spec = serde_json::to_value(&current.spec).map_err(|e| Problem::internal(e.to_string()))?;
+    json_patch::merge(&mut spec, &patch);
+    let new: TenantSpec = serde_json::from_value(spec)
+        .map_err(|e| Problem::invalid("spec", format!("the patched spec does not fit: {e}")))?;
+    let mut problems = new.validate();
+    let size = |s: &TenantSpec| quantity::Quantity::parse(&s.storage.size);
+    if let (Some(old), Some(now)) = (size(&current.spec), size(&new))
+        && now < old
+    {
+        problems.push(resources::FieldProblem::new(
+            "spec.storage.size",
+            format!("{} is smaller than {}: storage may grow but not shrink", new.storage.size, current.spec.storage.size),
+        ));
+    }
+    if !problems.is_empty() {
+        return Err(invalid(&problems));
+    }
+    current.spec = new;
+    current.status = None;
+    let api = Api::<Tenant>::all(s.client.clone());
+    let saved = api.replace(&tenant, &PostParams::default(), &current).await.map_err(|e| match e {
+        kube::Error::Api(a) if a.code == 409 => {
+            Problem::conflict("conflict", "the tenant changed while patching it; retry the request")
+        }
+        e => e.into(),
+    })?;
+    tracing::info!(tenant = %tenant, "tenant changed");
+    Ok(Json(TenantView::from(&saved)))
+}
+
+#[utoipa::path(delete, path = "/v1/tenants/{tenant}", tag = "tenants", params(("tenant" = String, Path)),
+    description = "Deletes a tenant, its namespace and everything in it (admins only); its tokens are revoked.",
+    responses((status = 202, body = TenantView), (status = 401, body = Problem), (status = 403, body = Problem),
+        (status = 404, body = Problem)))]
+pub async fn delete(
+    State(s): State<AppState>,
+    who: Principal,
+    Path(tenant): Path<String>,
+) -> Result<(StatusCode, Json<TenantView>)> {
+    let current = visible_tenant(&s, &who, &tenant).await?;
+    who.admin("delete tenants")?;
+    Api::<Tenant>::all(s.client.clone()).delete(&tenant, &DeleteParams::default()).await?;
+    let secrets: Api<Secret> = Api::namespaced(s.client.clone(), s.creds.namespace());
+    if let Err(e) = secrets.delete(&token_secret(&tenant), &DeleteParams::default()).await
+        && !matches!(&e, kube::Error::Api(a) if a.code == 404)
+    {
+        return Err(e.into());
+    }
+    tracing::info!(tenant = %tenant, "tenant deletion started");
+    let mut view = TenantView::from(&current);
+    view.deleting = true;
+    Ok((StatusCode::ACCEPTED, Json(view)))
+}
