@@ -8,8 +8,8 @@
 
 use crate::model::{DeletedEvent, InstanceView, SnapshotEvent, StatusEvent};
 use futures::StreamExt;
-use kube::runtime::watcher::{self, Event};
 use kube::runtime::WatchStreamExt;
+use kube::runtime::watcher::{self, Event};
 use kube::{Api, ResourceExt};
 use resources::Instance;
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -146,8 +146,8 @@ impl Hub {
     fn remove(&self, ns: &str, name: &str) {
         let mut inner = self.lock();
         let Some((tenant, view)) = inner.current.remove(&(ns.to_string(), name.to_string())) else { return };
-        let data = serde_json::to_string(&DeletedEvent { tenant: view.tenant, name: name.to_string() })
-            .unwrap_or_default();
+        let data =
+            serde_json::to_string(&DeletedEvent { tenant: view.tenant, name: name.to_string() }).unwrap_or_default();
         self.emit(&mut inner, tenant, "deleted", data);
     }
 
@@ -193,12 +193,7 @@ impl Hub {
             .and_then(|(_, seq)| seq.parse::<u64>().ok())
             .filter(|seq| *seq + 1 >= oldest && *seq <= inner.seq);
         let backlog = match resume {
-            Some(after) => inner
-                .log
-                .iter()
-                .filter(|e| e.seq > after && visible(e, tenant))
-                .cloned()
-                .collect(),
+            Some(after) => inner.log.iter().filter(|e| e.seq > after && visible(e, tenant)).cloned().collect(),
             None => vec![self.snapshot_locked(&inner, tenant)],
         };
         Start { backlog, rx, after: inner.seq }

@@ -3,9 +3,9 @@
 //! add what a client wants without reading Kubernetes metadata.
 
 use crate::openapi::schema_ref;
-use resources::{Instance, InstancePhase, InstanceStatus, Template, TemplateSpec, TemplateStatus, Tenant, TenantSpec};
-use resources::tenant::TenantStatus;
 use kube::ResourceExt;
+use resources::tenant::TenantStatus;
+use resources::{Instance, InstancePhase, InstanceStatus, Template, TemplateSpec, TemplateStatus, Tenant, TenantSpec};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use utoipa::{IntoParams, ToSchema};

@@ -212,6 +212,15 @@ pub fn optional_body<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> R
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
     }
+    body_of(body)
+}
+
+/// A JSON body, read after the caller's access was checked (so a request about
+/// another tenant is a 404 whatever its body).
+pub fn body_of<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(Problem::bad_request("the request needs a JSON body"));
+    }
     let de = &mut serde_json::Deserializer::from_slice(body);
     serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();

@@ -120,7 +120,10 @@ impl FromRequestParts<AppState> for Principal {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Problem> {
         let header = parts.headers.get(AUTHORIZATION).map(|h| h.to_str().unwrap_or(""));
         let token = bearer(header)?;
-        let p = state.creds.verify(token).ok_or_else(|| Problem::unauthorized("the token is not valid (revoked, or never issued)"))?;
+        let p = state
+            .creds
+            .verify(token)
+            .ok_or_else(|| Problem::unauthorized("the token is not valid (revoked, or never issued)"))?;
         tracing::Span::current().record("principal", p.label());
         Ok(p)
     }

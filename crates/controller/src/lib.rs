@@ -4,6 +4,7 @@
 
 pub mod config;
 pub mod error;
+pub mod install;
 pub mod instance;
 pub mod labels;
 pub mod leader;

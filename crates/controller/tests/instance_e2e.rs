@@ -4,9 +4,7 @@
 use controller::config::Settings;
 use controller::{instance, tenant};
 use k8s_openapi::api::core::v1::Pod;
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
-use kube::runtime::conditions;
 use kubesim::testing::{TestCluster, wait_for, wait_gone, wait_until};
 use resources::{Instance, InstancePhase, Template, Tenant};
 use serde_json::{Value, json};
@@ -15,13 +13,7 @@ use std::time::Duration;
 const T: Duration = Duration::from_secs(30);
 
 async fn install(client: &kube::Client) {
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    for crd in resources::crds() {
-        let name = crd.metadata.name.clone().unwrap();
-        crds.patch(&name, &PatchParams::apply("paddock-test").force(), &Patch::Apply(&crd)).await.unwrap();
-        let est = kube::runtime::wait::await_condition(crds.clone(), &name, conditions::is_crd_established());
-        tokio::time::timeout(T, est).await.unwrap().unwrap();
-    }
+    controller::install::crds(client, "paddock-test", T).await.unwrap();
 }
 
 fn example(name: &str) -> Value {

@@ -1,5 +1,6 @@
 //! `paddock`: the single binary. Subcommands live in `commands/`.
 
+mod client;
 mod commands;
 mod kubeconfig;
 mod logging;
@@ -25,12 +26,26 @@ enum Command {
     Sim(commands::sim::SimArgs),
     /// Run the reconcilers (leader-elected; health on --health-listen).
     Controller(commands::controller::ControllerArgs),
+    /// Run the HTTP API (tenants, templates, instances, tokens, live events).
+    Api(commands::api::ApiArgs),
+    /// Run the controller and the API in one process (small installs).
+    Serve(commands::api::ServeArgs),
     /// Print Paddock's CustomResourceDefinitions as YAML.
     Crds,
     /// Print the install bundle (CRDs, RBAC, Deployment, PDB, policies) as YAML.
     Manifests(commands::manifests::ManifestArgs),
     /// List nodes with their Paddock role, or set a node's role.
     Nodes(commands::nodes::NodesArgs),
+    /// Tenants through the API: create, list, get, delete.
+    Tenant(commands::tenant::TenantArgs),
+    /// Templates through the API: apply -f, list, get.
+    Template(commands::template::TemplateArgs),
+    /// Instances through the API: start [--wait], list, get, stop, renew.
+    Instance(commands::instance::InstanceArgs),
+    /// Follow instance status live (Server-Sent Events).
+    Events(commands::events::EventsArgs),
+    /// Tenant tokens through the API: issue, list, revoke (admin token).
+    Token(commands::token::TokenArgs),
     /// Prove tenant isolation: evaluate the cluster's NetworkPolicies (exit 1 if a path crosses tenants).
     Audit(commands::audit::AuditArgs),
 }
@@ -54,6 +69,8 @@ fn main() -> ExitCode {
             Command::Dev(args) => commands::dev::run(args).await.map(|()| false),
             Command::Audit(args) => commands::audit::run(args).await,
             Command::Controller(args) => commands::controller::run(args).await.map(|()| false),
+            Command::Api(args) => commands::api::run_api(args).await.map(|()| false),
+            Command::Serve(args) => commands::api::run_serve(args).await.map(|()| false),
             Command::Crds => {
                 resources::crds_yaml().map_err(anyhow::Error::from).and_then(|y| commands::print(&y)).map(|()| false)
             }
@@ -61,6 +78,11 @@ fn main() -> ExitCode {
                 commands::manifests::render(&args).and_then(|y| commands::print(&y)).map(|()| false)
             }
             Command::Nodes(args) => commands::nodes::run(args).await.map(|()| false),
+            Command::Tenant(args) => commands::tenant::run(args).await.map(|()| false),
+            Command::Template(args) => commands::template::run(args).await.map(|()| false),
+            Command::Instance(args) => commands::instance::run(args).await.map(|()| false),
+            Command::Events(args) => commands::events::run(args).await.map(|()| false),
+            Command::Token(args) => commands::token::run(args).await.map(|()| false),
         }
     });
     match result {
@@ -68,7 +90,8 @@ fn main() -> ExitCode {
         Ok(true) => ExitCode::from(1),
         Err(e) => {
             eprintln!("paddock: {e:#}");
-            ExitCode::from(2)
+            // Refused by the API (or an instance that failed): 1; anything else: 2.
+            if e.downcast_ref::<client::Refused>().is_some() { ExitCode::from(1) } else { ExitCode::from(2) }
         }
     }
 }

@@ -45,7 +45,11 @@ impl Drop for ClientGuard {
     }
 }
 
-fn stream(s: AppState, tenant: Option<String>, last: Option<String>) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+fn stream(
+    s: AppState,
+    tenant: Option<String>,
+    last: Option<String>,
+) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let hub = s.hub.clone();
     let start = hub.subscribe(tenant.as_deref(), last.as_deref());
     hub.stats.clients.fetch_add(1, Ordering::Relaxed);

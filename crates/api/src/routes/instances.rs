@@ -3,7 +3,7 @@
 use super::{invalid, list_params, visible_tenant};
 use crate::auth::Principal;
 use crate::model::{InstanceView, Page, Paging, Renew, StartInstance};
-use crate::problem::{Json, Path, Problem, Query, Result, optional_body};
+use crate::problem::{Json, Path, Problem, Query, Result, body_of, optional_body};
 use crate::state::{AppState, Shared};
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -68,7 +68,8 @@ fn keyed_name(template: &str, tenant: &str, key: &str) -> String {
 
 fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>> {
     let Some(v) = headers.get("idempotency-key") else { return Ok(None) };
-    let key = v.to_str().map_err(|_| Problem::bad_request("the key must be printable ASCII").field("Idempotency-Key"))?;
+    let key =
+        v.to_str().map_err(|_| Problem::bad_request("the key must be printable ASCII").field("Idempotency-Key"))?;
     if key.is_empty() || key.len() > 255 {
         return Err(Problem::bad_request("the key must have 1 to 255 characters").field("Idempotency-Key"));
     }
@@ -102,10 +103,11 @@ pub async fn start(
     who: Principal,
     Path(tenant): Path<String>,
     headers: HeaderMap,
-    Json(body): Json<StartInstance>,
+    body: axum::body::Bytes,
 ) -> Result<Response> {
-    let key = idempotency_key(&headers)?;
     let t = visible_tenant(&s, &who, &tenant).await?;
+    let key = idempotency_key(&headers)?;
+    let body: StartInstance = body_of(&body)?;
     if t.metadata.deletion_timestamp.is_some() {
         return Err(Problem::conflict("tenant-deleting", format!("tenant {tenant:?} is being deleted")));
     }
@@ -179,7 +181,10 @@ pub async fn start(
         Err(kube::Error::Api(a)) if a.code == 409 => match (&key, &name) {
             // Two retries raced: the loser answers with the winner's instance.
             (Some(k), Some(n)) => replay(api.get(n).await?, k, &body, &tenant),
-            _ => Err(Problem::conflict("already-exists", format!("instance {:?} already exists", name.unwrap_or_default()))),
+            _ => Err(Problem::conflict(
+                "already-exists",
+                format!("instance {:?} already exists", name.unwrap_or_default()),
+            )),
         },
         Err(e) => Err(e.into()),
     }
@@ -210,31 +215,36 @@ pub async fn renew(
     Path((tenant, name)): Path<(String, String)>,
     body: axum::body::Bytes,
 ) -> Result<Json<InstanceView>> {
-    let body: Renew = optional_body(&body)?;
     let inst = visible_instance(&s, &who, &tenant, &name).await?;
+    let body: Renew = optional_body(&body)?;
     if inst.metadata.deletion_timestamp.is_some() {
         return Err(Problem::conflict("stopping", format!("instance {name:?} is being stopped")));
     }
     if inst.status.as_ref().and_then(|st| st.phase) == Some(resources::InstancePhase::Expired) {
         return Err(Problem::conflict("expired", format!("instance {name:?} has expired; start a new one")));
     }
-    let tpl = Api::<Template>::all(s.client.clone())
-        .get_opt(&inst.spec.template)
-        .await?
-        .ok_or_else(|| Problem::conflict("template-missing", format!("template {:?} no longer exists", inst.spec.template)))?;
+    let tpl = Api::<Template>::all(s.client.clone()).get_opt(&inst.spec.template).await?.ok_or_else(|| {
+        Problem::conflict("template-missing", format!("template {:?} no longer exists", inst.spec.template))
+    })?;
     let extend = match body.ttl.as_deref().or(tpl.spec.ttl.as_deref()) {
         None => return Err(Problem::invalid("ttl", "the template has no ttl; say how long to extend by (like 30m)")),
-        Some(t) => parse_duration(t).ok_or_else(|| Problem::invalid("ttl", format!("{t:?} is not a duration (like 90s, 15m, 2h)")))?,
+        Some(t) => parse_duration(t)
+            .ok_or_else(|| Problem::invalid("ttl", format!("{t:?} is not a duration (like 90s, 15m, 2h)")))?,
     };
     let created = inst.metadata.creation_timestamp.as_ref().map(|c| c.0).unwrap_or_else(jiff::Timestamp::now);
-    let age = Duration::from_millis(jiff::Timestamp::now().as_millisecond().saturating_sub(created.as_millisecond()).max(0) as u64);
+    let age = Duration::from_millis(
+        jiff::Timestamp::now().as_millisecond().saturating_sub(created.as_millisecond()).max(0) as u64,
+    );
     let mut lifetime = age + extend;
     if let Some(max) = tpl.spec.max_ttl.as_deref().and_then(parse_duration) {
         let current = inst.spec.ttl.as_deref().or(tpl.spec.ttl.as_deref()).and_then(parse_duration);
         if current.is_some_and(|c| c >= max) {
             return Err(Problem::conflict(
                 "renewal-limit",
-                format!("instance {name:?} already lives as long as the template's maxTtl {}", tpl.spec.max_ttl.clone().unwrap_or_default()),
+                format!(
+                    "instance {name:?} already lives as long as the template's maxTtl {}",
+                    tpl.spec.max_ttl.clone().unwrap_or_default()
+                ),
             ));
         }
         lifetime = lifetime.min(max);

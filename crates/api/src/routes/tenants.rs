@@ -3,7 +3,7 @@
 use super::{invalid, list_params, visible_tenant};
 use crate::auth::{Principal, token_secret};
 use crate::model::{NewTenant, Page, Paging, TenantView};
-use crate::problem::{Json, Path, Problem, Query, Result};
+use crate::problem::{Json, Path, Problem, Query, Result, body_of};
 use crate::state::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -17,7 +17,11 @@ use serde_json::Value;
 #[utoipa::path(get, path = "/v1/tenants", tag = "tenants", params(Paging),
     description = "Admins list every tenant; a tenant token lists only its own.",
     responses((status = 200, body = Page<TenantView>), (status = 400, body = Problem), (status = 401, body = Problem)))]
-pub async fn list(State(s): State<AppState>, who: Principal, Query(p): Query<Paging>) -> Result<Json<Page<TenantView>>> {
+pub async fn list(
+    State(s): State<AppState>,
+    who: Principal,
+    Query(p): Query<Paging>,
+) -> Result<Json<Page<TenantView>>> {
     let lp = list_params(&p)?;
     let api = Api::<Tenant>::all(s.client.clone());
     if let Principal::Tenant(t) = &who {
@@ -47,12 +51,13 @@ pub async fn create(
         return Err(invalid(&problems));
     }
     let t = Tenant::new(&body.name, body.spec);
-    let created = Api::<Tenant>::all(s.client.clone()).create(&PostParams::default(), &t).await.map_err(|e| match e {
-        kube::Error::Api(a) if a.code == 409 => {
-            Problem::conflict("already-exists", format!("tenant {:?} already exists", body.name))
-        }
-        e => e.into(),
-    })?;
+    let created =
+        Api::<Tenant>::all(s.client.clone()).create(&PostParams::default(), &t).await.map_err(|e| match e {
+            kube::Error::Api(a) if a.code == 409 => {
+                Problem::conflict("already-exists", format!("tenant {:?} already exists", body.name))
+            }
+            e => e.into(),
+        })?;
     tracing::info!(tenant = %body.name, "tenant created");
     Ok((StatusCode::CREATED, Json(TenantView::from(&created))))
 }
@@ -73,10 +78,11 @@ pub async fn patch(
     State(s): State<AppState>,
     who: Principal,
     Path(tenant): Path<String>,
-    Json(patch): Json<Value>,
+    body: axum::body::Bytes,
 ) -> Result<Json<TenantView>> {
     let mut current = visible_tenant(&s, &who, &tenant).await?;
     who.admin("change tenants")?;
+    let patch: Value = body_of(&body)?;
     if !patch.is_object() {
         return Err(Problem::invalid("spec", "the body must be a JSON object (a merge patch of the spec)"));
     }
@@ -91,7 +97,10 @@ pub async fn patch(
     {
         problems.push(resources::FieldProblem::new(
             "spec.storage.size",
-            format!("{} is smaller than {}: storage may grow but not shrink", new.storage.size, current.spec.storage.size),
+            format!(
+                "{} is smaller than {}: storage may grow but not shrink",
+                new.storage.size, current.spec.storage.size
+            ),
         ));
     }
     if !problems.is_empty() {

@@ -31,7 +31,11 @@ async fn settle(s: &Shared, tenant: &str, id: &str, present: bool) {
     description = "Lists a tenant's tokens (ids and descriptions; never the tokens). Admins only.",
     responses((status = 200, body = Vec<TokenInfo>), (status = 401, body = Problem), (status = 403, body = Problem),
         (status = 404, body = Problem)))]
-pub async fn list(State(s): State<AppState>, who: Principal, Path(tenant): Path<String>) -> Result<Json<Vec<TokenInfo>>> {
+pub async fn list(
+    State(s): State<AppState>,
+    who: Principal,
+    Path(tenant): Path<String>,
+) -> Result<Json<Vec<TokenInfo>>> {
     visible_tenant(&s, &who, &tenant).await?;
     who.admin("manage tokens")?;
     Ok(Json(s.creds.list(&tenant)))
@@ -69,7 +73,13 @@ pub async fn issue(
             "type": "Opaque", "data": {&id: value}
         }))
         .map_err(|e| Problem::internal(e.to_string()))?;
-        api.create(&PostParams::default(), &secret).await?;
+        api.create(&PostParams::default(), &secret).await.map_err(|e| match e {
+            kube::Error::Api(a) if a.code == 404 => Problem::unavailable(format!(
+                "the system namespace {:?} does not exist; install Paddock first (paddock manifests)",
+                s.creds.namespace()
+            )),
+            e => e.into(),
+        })?;
     } else {
         added?;
     }

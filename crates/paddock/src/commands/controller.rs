@@ -7,7 +7,6 @@ use axum::Router;
 use axum::routing::get;
 use clap::Args;
 use controller::leader::{Election, Leadership, lead};
-use controller::{instance, template, tenant};
 use std::net::SocketAddr;
 
 #[derive(Args, Debug)]
@@ -19,6 +18,12 @@ pub struct ControllerArgs {
     /// Address for /healthz and /readyz.
     #[arg(long, env = "PADDOCK_HEALTH_LISTEN", default_value = "127.0.0.1:8081")]
     pub health_listen: SocketAddr,
+    #[command(flatten)]
+    pub election: ElectionArgs,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ElectionArgs {
     /// Run without leader election (only for a single replica).
     #[arg(long, env = "PADDOCK_NO_LEADER_ELECTION")]
     pub no_leader_election: bool,
@@ -27,7 +32,7 @@ pub struct ControllerArgs {
     pub identity: Option<String>,
 }
 
-fn identity(args: &ControllerArgs) -> String {
+fn identity(args: &ElectionArgs) -> String {
     args.identity
         .clone()
         .or_else(|| std::env::var("POD_NAME").ok())
@@ -59,42 +64,43 @@ pub async fn run(args: ControllerArgs) -> Result<()> {
     let client = args.cluster.client().await?;
     let leadership = Leadership::default();
     let health = health(args.health_listen, leadership.clone()).await?;
-    let ctx = tenant::Context::new(client.clone(), settings.clone());
-    let ictx = instance::reconcile::Context::new(client.clone(), settings.clone());
-    let shutdown = crate::commands::sim::shutdown_signal();
-    if args.no_leader_election {
-        tracing::info!("running without leader election");
-        let stop = futures::FutureExt::shared(futures::FutureExt::boxed(shutdown));
-        tokio::join!(
-            tenant::run(ctx, stop.clone()),
-            instance::reconcile::run(ictx, stop.clone()),
-            template::run(client.clone(), stop)
-        );
-    } else {
-        let election = Election::new(&settings.system_namespace, "paddock-controller", &identity(&args));
-        tracing::info!(identity = %election.identity, namespace = %election.namespace, "campaigning for leadership");
-        let tclient = client.clone();
-        lead(client, election, leadership, shutdown, move |mut stop| {
-            let (ctx, ictx, tclient) = (ctx.clone(), ictx.clone(), tclient.clone());
-            async move {
-                let stopped = async move {
-                    while !*stop.borrow() {
-                        if stop.changed().await.is_err() {
-                            return;
-                        }
-                    }
-                };
-                let stopped = futures::FutureExt::shared(futures::FutureExt::boxed(stopped));
-                tokio::join!(
-                    tenant::run(ctx, stopped.clone()),
-                    instance::reconcile::run(ictx, stopped.clone()),
-                    template::run(tclient, stopped)
-                );
-            }
-        })
-        .await;
-    }
+    reconcilers(client, settings, &args.election, leadership, crate::commands::sim::shutdown_signal()).await;
     health.abort();
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Runs the tenant, instance and template reconcilers until `shutdown`,
+/// leader-elected unless the election args say otherwise.
+pub async fn reconcilers(
+    client: kube::Client,
+    settings: controller::config::Settings,
+    election: &ElectionArgs,
+    leadership: Leadership,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) {
+    if election.no_leader_election {
+        tracing::info!("running without leader election");
+        let stop = futures::FutureExt::shared(futures::FutureExt::boxed(shutdown));
+        controller::install::reconcilers(client, settings, stop).await;
+        return;
+    }
+    let election = Election::new(&settings.system_namespace, "paddock-controller", &identity(election));
+    tracing::info!(identity = %election.identity, namespace = %election.namespace, "campaigning for leadership");
+    let work_client = client.clone();
+    lead(client, election, leadership, shutdown, move |mut stop| {
+        let (client, settings) = (work_client.clone(), settings.clone());
+        async move {
+            let stopped = async move {
+                while !*stop.borrow() {
+                    if stop.changed().await.is_err() {
+                        return;
+                    }
+                }
+            };
+            let stopped = futures::FutureExt::shared(futures::FutureExt::boxed(stopped));
+            controller::install::reconcilers(client, settings, stopped).await;
+        }
+    })
+    .await;
 }

@@ -1,17 +1,15 @@
 //! `paddock dev`: the whole platform on the embedded cluster, no cluster
 //! needed — kubesim with task, vpn and shared nodes, the CRDs, the
-//! controllers, the example templates and a demo tenant. Ctrl-C stops it.
-//! (The HTTP API joins it with its own issue.)
+//! controllers, the HTTP API with an admin token, the example templates and
+//! a demo tenant. Ctrl-C stops it.
 
 use crate::commands::sim::shutdown_signal;
 use anyhow::{Context, Result};
 use clap::Args;
 use controller::config::Settings;
-use controller::{instance, template, tenant};
 use futures::FutureExt;
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use kube::discovery::ApiResource;
-use kube::runtime::conditions;
 use kubesim::{KubeSim, SimConfig, config};
 use std::io::Write;
 use std::net::SocketAddr;
@@ -38,6 +36,12 @@ pub struct DevArgs {
     /// Where to write the kubeconfig of the embedded cluster.
     #[arg(long, env = "PADDOCK_DEV_KUBECONFIG_OUT", default_value = "paddock-dev.kubeconfig")]
     pub kubeconfig_out: PathBuf,
+    /// Address of Paddock's HTTP API (port 0 picks one).
+    #[arg(long, env = "PADDOCK_DEV_API_LISTEN", default_value = "127.0.0.1:8080")]
+    pub api_listen: SocketAddr,
+    /// Admin token for the API (default: a new random one, printed).
+    #[arg(long, env = "PADDOCK_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
     /// Keep the embedded cluster's state across restarts in this file.
     #[arg(long, env = "PADDOCK_DEV_STATE_FILE")]
     pub state_file: Option<PathBuf>,
@@ -62,37 +66,23 @@ pub async fn run(args: DevArgs) -> Result<()> {
         state_file: args.state_file.clone(),
         ..SimConfig::default()
     };
+    let api_listener = tokio::net::TcpListener::bind(args.api_listen)
+        .await
+        .with_context(|| format!("--api-listen {}: cannot listen", args.api_listen))?;
+    let api_url = format!("http://{}", api_listener.local_addr()?);
     let sim = KubeSim::start(cfg, args.listen).await?;
     std::fs::write(&args.kubeconfig_out, sim.kubeconfig_yaml())
         .with_context(|| format!("cannot write the kubeconfig to {}", args.kubeconfig_out.display()))?;
     let client = sim.client().await?;
 
-    // CRDs first, then wait until they are served.
-    let crds: Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> =
-        Api::all(client.clone());
-    for crd in resources::crds() {
-        let name = crd.metadata.name.clone().unwrap_or_default();
-        crds.patch(&name, &PatchParams::apply("paddock-dev").force(), &Patch::Apply(&crd))
-            .await
-            .context("installing the CRDs")?;
-        let established = kube::runtime::wait::await_condition(crds.clone(), &name, conditions::is_crd_established());
-        tokio::time::timeout(Duration::from_secs(30), established)
-            .await
-            .context("the CRDs were not established in time")??;
-    }
+    controller::install::crds(&client, "paddock-dev", Duration::from_secs(30)).await.context("installing the CRDs")?;
+    controller::install::namespace(&client, &Settings::default().system_namespace, "paddock-dev")
+        .await
+        .context("creating the system namespace")?;
 
     let settings = Settings::default();
     let stop = shutdown_signal().boxed().shared();
-    let controllers = tokio::spawn({
-        let (client, settings, stop) = (client.clone(), settings.clone(), stop.clone());
-        async move {
-            tokio::join!(
-                tenant::run(tenant::Context::new(client.clone(), settings.clone()), stop.clone()),
-                instance::reconcile::run(instance::reconcile::Context::new(client.clone(), settings), stop.clone()),
-                template::run(client, stop),
-            );
-        }
-    });
+    let controllers = tokio::spawn(controller::install::reconcilers(client.clone(), settings.clone(), stop.clone()));
 
     let templates = ApiResource::erase::<resources::Template>(&());
     for (_, yaml) in EXAMPLES {
@@ -108,25 +98,38 @@ pub async fn run(args: DevArgs) -> Result<()> {
     )
     .await?;
 
+    let admin_token = args.admin_token.clone().filter(|t| !t.is_empty()).unwrap_or_else(api::auth::mint_admin);
+    let config = api::Config { settings, admin_token: Some(admin_token.clone()), ..api::Config::default() };
+    let (state, _background) = api::start(client.clone(), config);
+    let server = tokio::spawn(api::serve(api_listener, api::router(state), stop.clone()));
+
     let kc = args.kubeconfig_out.display();
     let mut out = std::io::stdout().lock();
-    writeln!(out, "paddock dev is running: Kubernetes API {} (kubeconfig {kc})", sim.url())?;
+    writeln!(out, "paddock dev is running")?;
+    writeln!(out, "  API:            {api_url}")?;
+    writeln!(out, "  admin token:    {admin_token}")?;
+    writeln!(out, "  Kubernetes API: {} (kubeconfig {kc})", sim.url())?;
     writeln!(
         out,
-        "nodes: task-1, task-2 (task), vpn-1 (vpn), shared-1 (shared); templates: ctf-web, ci-runner, notebook; tenant: demo"
+        "  nodes: task-1, task-2 (task), vpn-1 (vpn), shared-1 (shared); templates: ctf-web, ci-runner, notebook; tenant: demo"
     )?;
     writeln!(out, "try:")?;
-    writeln!(out, "  kubectl --kubeconfig {kc} get tenants,templates")?;
+    writeln!(out, "  export PADDOCK_URL={api_url} PADDOCK_TOKEN={admin_token}")?;
+    writeln!(out, "  paddock instance start ctf-web --tenant demo --wait")?;
+    writeln!(out, "  paddock instance list --tenant demo")?;
+    writeln!(out, "  paddock events --tenant demo")?;
     writeln!(
         out,
-        "  printf 'apiVersion: paddock.dev/v1alpha1\\nkind: Instance\\nmetadata: {{name: web1, namespace: paddock-demo}}\\nspec: {{template: ctf-web}}\\n' | kubectl --kubeconfig {kc} apply -f -"
+        "(or kubectl --kubeconfig {kc} get tenants,templates,instances -A; paddock audit --kubeconfig {kc})"
     )?;
-    writeln!(out, "  kubectl --kubeconfig {kc} get instances -A -w")?;
-    writeln!(out, "  paddock audit --kubeconfig {kc}")?;
     writeln!(out, "Ctrl-C stops it.")?;
     drop(out);
     stop.await;
     let _ = tokio::time::timeout(Duration::from_secs(10), controllers).await;
+    match tokio::time::timeout(Duration::from_secs(10), server).await {
+        Ok(Ok(Err(e))) => tracing::warn!(error = %e, "the API server stopped with an error"),
+        _ => {}
+    }
     sim.shutdown().await.map_err(|e| anyhow::anyhow!(e))?;
     tracing::info!("stopped");
     Ok(())

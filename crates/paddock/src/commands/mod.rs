@@ -1,11 +1,17 @@
 //! One module per subcommand.
 
+pub mod api;
 pub mod audit;
 pub mod controller;
 pub mod dev;
+pub mod events;
+pub mod instance;
 pub mod manifests;
 pub mod nodes;
 pub mod sim;
+pub mod template;
+pub mod tenant;
+pub mod token;
 
 use std::io::Write;
 

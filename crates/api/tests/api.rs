@@ -1,0 +1,454 @@
+//! The API against kubesim (or a real cluster): every route is in the OpenAPI
+//! document, the authorization matrix, problem+json for bad input, idempotent
+//! start, renew, quota and limits, token revocation.
+
+mod common;
+
+use axum::http::StatusCode;
+use common::{ADMIN, Env, T};
+use serde_json::{Value, json};
+use std::collections::BTreeSet;
+
+/// Who may call a route.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Access {
+    /// No token needed.
+    Public,
+    /// Any valid token.
+    Any,
+    /// Admins only; no tenant in the path.
+    Admin,
+    /// Admins and the tenant in the path.
+    Tenant,
+    /// Admins only, but the tenant in the path sees 403 and others 404.
+    TenantAdmin,
+}
+use Access::*;
+
+/// The routes the API promises (method, path, access, a valid body).
+fn routes(env: &Env) -> Vec<(&'static str, &'static str, Access, Option<Value>)> {
+    vec![
+        ("get", "/healthz", Public, None),
+        ("get", "/readyz", Public, None),
+        ("get", "/v1/tenants", Any, None),
+        ("post", "/v1/tenants", Admin, Some(json!({"name": format!("new-{}", env.id), "spec": {"kind": "User"}}))),
+        ("get", "/v1/tenants/{tenant}", Tenant, None),
+        ("patch", "/v1/tenants/{tenant}", TenantAdmin, Some(json!({"displayName": "Alpha"}))),
+        ("delete", "/v1/tenants/{tenant}", TenantAdmin, None),
+        ("get", "/v1/templates", Any, None),
+        ("post", "/v1/templates", Admin, Some(json!({"name": "x", "spec": {"pods": []}}))),
+        ("get", "/v1/templates/{template}", Any, None),
+        ("put", "/v1/templates/{template}", Admin, Some(json!({"spec": {"pods": []}}))),
+        ("delete", "/v1/templates/{template}", Admin, None),
+        ("get", "/v1/tenants/{tenant}/instances", Tenant, None),
+        ("post", "/v1/tenants/{tenant}/instances", Tenant, Some(json!({"template": "no-such-template"}))),
+        ("get", "/v1/tenants/{tenant}/instances/{instance}", Tenant, None),
+        ("delete", "/v1/tenants/{tenant}/instances/{instance}", Tenant, None),
+        ("post", "/v1/tenants/{tenant}/instances/{instance}/renew", Tenant, Some(json!({"ttl": "1m"}))),
+        ("get", "/v1/tenants/{tenant}/tokens", TenantAdmin, None),
+        ("post", "/v1/tenants/{tenant}/tokens", TenantAdmin, Some(json!({}))),
+        ("delete", "/v1/tenants/{tenant}/tokens/{id}", TenantAdmin, None),
+        ("get", "/v1/nodes", Admin, None),
+        ("get", "/v1/nodes/{node}", Admin, None),
+        ("get", "/v1/events", Admin, None),
+        ("get", "/v1/tenants/{tenant}/events", Tenant, None),
+    ]
+}
+
+async fn start(env: &Env, tenant: &str, token: &str, body: Value) -> (StatusCode, Value) {
+    env.call("POST", &format!("/v1/tenants/{tenant}/instances"), Some(token), Some(body)).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_route_is_documented_and_guarded() {
+    let env = Env::start().await;
+    // The document lists exactly the promised routes.
+    let (code, doc) = env.call("GET", "/openapi.json", None, None).await;
+    assert_eq!(code, StatusCode::OK);
+    assert_eq!(doc["openapi"], "3.1.0");
+    let mut documented = BTreeSet::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for method in item.as_object().unwrap().keys().filter(|k| *k != "parameters") {
+            documented.insert((method.clone(), path.clone()));
+        }
+    }
+    let promised: BTreeSet<(String, String)> =
+        routes(&env).iter().map(|(m, p, _, _)| (m.to_string(), p.to_string())).collect();
+    assert_eq!(documented, promised, "the OpenAPI document and the routes differ");
+
+    // Real objects for the path parameters, for alpha and beta.
+    let mut inst = std::collections::BTreeMap::new();
+    for (t, tok) in [(&env.alpha, &env.alpha_token), (&env.beta, &env.beta_token)] {
+        let (code, body) = start(&env, t, tok, json!({"template": env.template})).await;
+        assert_eq!(code, StatusCode::CREATED, "{body}");
+        inst.insert(t.clone(), body["name"].as_str().unwrap().to_string());
+    }
+    let (_, toks) = env.call("GET", &format!("/v1/tenants/{}/tokens", env.beta), Some(ADMIN), None).await;
+    let beta_token_id = toks[0]["id"].as_str().unwrap().to_string();
+    let (_, alpha_toks) = env.call("GET", &format!("/v1/tenants/{}/tokens", env.alpha), Some(ADMIN), None).await;
+    let alpha_token_id = alpha_toks[0]["id"].as_str().unwrap().to_string();
+    let (_, nodes) = env.call("GET", "/v1/nodes", Some(ADMIN), None).await;
+    let node = nodes[0]["name"].as_str().unwrap().to_string();
+    let fill = |path: &str, tenant: &str| {
+        let id = if tenant == env.alpha { &alpha_token_id } else { &beta_token_id };
+        path.replace("{tenant}", tenant)
+            .replace("{instance}", &inst[tenant])
+            .replace("{template}", &env.template)
+            .replace("{id}", id)
+            .replace("{node}", &node)
+    };
+
+    let mut failures = Vec::new();
+    for (method, path, access, body) in routes(&env) {
+        let m = method.to_uppercase();
+        let body = body.map(|b| b.to_string());
+        let mut check = |who: &str, got: StatusCode, ok: bool, detail: &Value| {
+            if !ok {
+                failures.push(format!("{m} {path} as {who}: {got} {detail}"));
+            }
+        };
+        // No token, and a token nobody issued.
+        for (who, tok) in [("no token", None), ("a bad token", Some("pdk.alpha.0000.bogus"))] {
+            let (got, h, v) = env.call_full(&m, &fill(path, &env.alpha), tok, body.clone(), &[]).await;
+            if access == Public {
+                check(who, got, got == StatusCode::OK, &v);
+            } else {
+                let problem = h.get("content-type").is_some_and(|c| c == "application/problem+json");
+                check(who, got, got == StatusCode::UNAUTHORIZED && problem, &v);
+            }
+        }
+        if access == Public {
+            continue;
+        }
+        // A tenant token on its own tenant and on another.
+        let (own, _, v) = env.call_full(&m, &fill(path, &env.alpha), Some(&env.alpha_token), body.clone(), &[]).await;
+        match access {
+            Any | Tenant => check("own tenant", own, !matches!(own.as_u16(), 401 | 403 | 404 | 500..), &v),
+            Admin | TenantAdmin => check("own tenant", own, own == StatusCode::FORBIDDEN, &v),
+            Public => {}
+        }
+        if path.contains("{tenant}") {
+            let (other, _, v) =
+                env.call_full(&m, &fill(path, &env.beta), Some(&env.alpha_token), body.clone(), &[]).await;
+            check("other tenant", other, other == StatusCode::NOT_FOUND, &v);
+            // Not even an absent tenant is told apart from a hidden one.
+            let (absent, _, v2) = env
+                .call_full(
+                    &m,
+                    &fill(path, &env.beta).replace(&env.beta, "nobody-here"),
+                    Some(&env.alpha_token),
+                    body.clone(),
+                    &[],
+                )
+                .await;
+            check(
+                "absent tenant",
+                absent,
+                absent == StatusCode::NOT_FOUND
+                    && v2["detail"] == v["detail"].as_str().unwrap().replace(&env.beta, "nobody-here"),
+                &v2,
+            );
+        }
+        // Admins may read everything (mutations are exercised by the other tests).
+        if m == "GET" {
+            let (adm, _, v) = env.call_full(&m, &fill(path, &env.beta), Some(ADMIN), None, &[]).await;
+            check("admin", adm, adm == StatusCode::OK, &v);
+        }
+    }
+    assert!(failures.is_empty(), "authorization matrix:\n{}", failures.join("\n"));
+    env.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_gets_problems_naming_the_field() {
+    let env = Env::start().await;
+    let a = env.alpha.clone();
+    let inst = format!("/v1/tenants/{a}/instances");
+    let cases: Vec<(&str, String, Option<&str>, Option<String>, u16, Option<&str>)> = vec![
+        ("POST", "/v1/tenants".into(), Some(ADMIN), Some("{not json".into()), 400, None),
+        (
+            "POST",
+            "/v1/tenants".into(),
+            Some(ADMIN),
+            Some(r#"{"name": "x", "spec": {"kind": "Robot"}}"#.into()),
+            422,
+            Some("spec.kind"),
+        ),
+        (
+            "POST",
+            "/v1/tenants".into(),
+            Some(ADMIN),
+            Some(r#"{"name": "Bad_Name", "spec": {"kind": "Team"}}"#.into()),
+            422,
+            Some("name"),
+        ),
+        (
+            "POST",
+            "/v1/tenants".into(),
+            Some(ADMIN),
+            Some(r#"{"name": "ok", "spec": {"kind": "Team", "quota": {"cpu": "lots"}}}"#.into()),
+            422,
+            Some("spec.quota.cpu"),
+        ),
+        (
+            "POST",
+            "/v1/tenants".into(),
+            Some(ADMIN),
+            Some(r#"{"name": "ok", "spec": {"kind": "Team"}, "extra": 1}"#.into()),
+            422,
+            None,
+        ),
+        (
+            "POST",
+            "/v1/tenants".into(),
+            Some(ADMIN),
+            Some(format!(r#"{{"name": "{a}", "spec": {{"kind": "Team"}}}}"#)),
+            409,
+            None,
+        ),
+        (
+            "PATCH",
+            format!("/v1/tenants/{a}"),
+            Some(ADMIN),
+            Some(r#"{"quota": {"memory": "much"}}"#.into()),
+            422,
+            Some("spec.quota.memory"),
+        ),
+        ("PATCH", format!("/v1/tenants/{a}"), Some(ADMIN), Some("[1]".into()), 422, Some("spec")),
+        (
+            "PATCH",
+            format!("/v1/tenants/{a}"),
+            Some(ADMIN),
+            Some(r#"{"storage": {"size": "1Mi"}}"#.into()),
+            422,
+            Some("spec.storage.size"),
+        ),
+        (
+            "POST",
+            "/v1/templates".into(),
+            Some(ADMIN),
+            Some(r#"{"name": "t1", "spec": {"pods": []}}"#.into()),
+            422,
+            Some("spec.pods"),
+        ),
+        (
+            "PUT",
+            format!("/v1/templates/{}", env.template),
+            Some(ADMIN),
+            Some(r#"{"name": "other", "spec": {"pods": []}}"#.into()),
+            422,
+            Some("name"),
+        ),
+        ("POST", inst.clone(), Some(&env.alpha_token), Some(r#"{"template": 5}"#.into()), 422, Some("template")),
+        ("POST", inst.clone(), Some(&env.alpha_token), Some(r#"{"template": "nope"}"#.into()), 422, Some("template")),
+        (
+            "POST",
+            inst.clone(),
+            Some(&env.alpha_token),
+            Some(format!(r#"{{"template": "{}", "ttl": "forever"}}"#, env.template)),
+            422,
+            Some("ttl"),
+        ),
+        (
+            "POST",
+            inst.clone(),
+            Some(&env.alpha_token),
+            Some(format!(r#"{{"template": "{}", "ttl": "5h"}}"#, env.template)),
+            422,
+            Some("ttl"),
+        ),
+        (
+            "POST",
+            inst.clone(),
+            Some(&env.alpha_token),
+            Some(format!(r#"{{"template": "{}", "env": {{"SECRET": "x"}}}}"#, env.template)),
+            422,
+            Some("env.SECRET"),
+        ),
+        (
+            "POST",
+            inst.clone(),
+            Some(&env.alpha_token),
+            Some(format!(r#"{{"template": "{}", "name": "Not OK"}}"#, env.template)),
+            422,
+            Some("name"),
+        ),
+        ("POST", inst.clone(), Some(&env.alpha_token), None, 400, None),
+        ("GET", format!("{inst}?limit=0"), Some(&env.alpha_token), None, 400, Some("limit")),
+        ("GET", format!("{inst}?limit=abc"), Some(&env.alpha_token), None, 400, None),
+        ("GET", format!("{inst}/missing"), Some(&env.alpha_token), None, 404, None),
+        ("POST", format!("{inst}/missing/renew"), Some(&env.alpha_token), None, 404, None),
+        (
+            "POST",
+            format!("/v1/tenants/{a}/tokens"),
+            Some(ADMIN),
+            Some(format!(r#"{{"description": "{}"}}"#, "x".repeat(300))),
+            422,
+            Some("description"),
+        ),
+        ("DELETE", format!("/v1/tenants/{a}/tokens/ffffffff"), Some(ADMIN), None, 404, None),
+        ("GET", "/v1/nodes/no-such-node".into(), Some(ADMIN), None, 404, None),
+        ("GET", "/v2/whatever".into(), Some(ADMIN), None, 404, None),
+        ("PUT", "/v1/tenants".into(), Some(ADMIN), Some("{}".into()), 405, None),
+        (
+            "POST",
+            "/v1/tenants".into(),
+            Some(ADMIN),
+            Some(format!(r#"{{"name": "{}"}}"#, "x".repeat(300 * 1024))),
+            413,
+            None,
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (m, path, tok, body, want, field) in cases {
+        let (got, h, v) = env.call_full(m, &path, tok, body, &[]).await;
+        let problem = h.get("content-type").is_some_and(|c| c == "application/problem+json");
+        let field_ok = field.is_none_or(|f| v["field"] == f);
+        let typed = v["type"].as_str().is_some_and(|t| t.starts_with("https://paddock.dev/problems/"));
+        let detail = v["detail"].as_str().is_some_and(|d| !d.is_empty());
+        if got.as_u16() != want || !problem || !field_ok || !typed || !detail {
+            failures.push(format!("{m} {path}: want {want} field {field:?}, got {got} {v}"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    // Nothing half-done: none of the refused creates left an object behind.
+    let (_, list) = env.call("GET", &inst, Some(&env.alpha_token), None).await;
+    assert_eq!(list["items"].as_array().unwrap().len(), 0, "{list}");
+    env.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn start_is_idempotent_renew_extends_and_limits_answer_429() {
+    let env = Env::start().await;
+    let (a, tok) = (env.alpha.clone(), env.alpha_token.clone());
+    let path = format!("/v1/tenants/{a}/instances");
+    let body = json!({"template": env.template, "env": {"MODE": "hard"}}).to_string();
+    // Ten concurrent retries with one key: one instance.
+    let mut tasks = Vec::new();
+    for _ in 0..10 {
+        let (router, path, body, tok) = (env.router.clone(), path.clone(), body.clone(), tok.clone());
+        tasks.push(tokio::spawn(async move {
+            use tower::ServiceExt;
+            let req = axum::http::Request::post(&path)
+                .header("authorization", format!("Bearer {tok}"))
+                .header("content-type", "application/json")
+                .header("idempotency-key", "order-42")
+                .body(axum::body::Body::from(body))
+                .unwrap();
+            let resp = router.oneshot(req).await.unwrap();
+            let code = resp.status();
+            let replayed = resp.headers().contains_key("idempotent-replayed");
+            let bytes = http_body_util::BodyExt::collect(resp.into_body()).await.unwrap().to_bytes();
+            let v: Value = serde_json::from_slice(&bytes).unwrap();
+            (code, replayed, v["name"].as_str().unwrap_or_default().to_string())
+        }));
+    }
+    let mut names = BTreeSet::new();
+    let mut created = 0;
+    for t in tasks {
+        let (code, replayed, name) = t.await.unwrap();
+        assert!(code == StatusCode::CREATED || (code == StatusCode::OK && replayed), "{code}");
+        created += usize::from(code == StatusCode::CREATED);
+        names.insert(name);
+    }
+    assert_eq!((created, names.len()), (1, 1), "exactly one instance for one key");
+    let name = names.into_iter().next().unwrap();
+    // The same key with another body is refused.
+    let other = json!({"template": env.template, "env": {"MODE": "easy"}}).to_string();
+    let (code, _, v) = env.call_full("POST", &path, Some(&tok), Some(other), &[("idempotency-key", "order-42")]).await;
+    assert_eq!((code, v["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("Idempotency-Key")), "{v}");
+
+    // maxPerTenant is 2: the second starts, the third is a 429 with Retry-After.
+    let (code, v) = start(&env, &a, &tok, json!({"template": env.template})).await;
+    assert_eq!(code, StatusCode::CREATED, "{v}");
+    let (code, h, v) =
+        env.call_full("POST", &path, Some(&tok), Some(json!({"template": env.template}).to_string()), &[]).await;
+    assert_eq!(code, StatusCode::TOO_MANY_REQUESTS, "{v}");
+    assert_eq!(v["type"], "https://paddock.dev/problems/instance-limit");
+    assert!(h.get("retry-after").is_some());
+
+    // The tenant's instance quota (3) is enforced by the cluster and reported as 429 too.
+    let (code, h, v) = env
+        .call_full(
+            "PATCH",
+            &format!("/v1/tenants/{a}"),
+            Some(ADMIN),
+            Some(json!({"quota": {"instances": 2}}).to_string()),
+            &[],
+        )
+        .await;
+    assert_eq!(code, StatusCode::OK, "{v}");
+    let _ = h;
+    let second = json!({"spec": {"maxPerTenant": 5, "ttl": "1h", "maxTtl": "2h", "pods": [{"name": "web", "image": "nginx:1.27"}]}});
+    let tpl2 = format!("{}-b", env.template);
+    let (code, v) = env.call("PUT", &format!("/v1/templates/{tpl2}"), Some(ADMIN), Some(second)).await;
+    assert_eq!(code, StatusCode::CREATED, "{v}");
+    kubesim::testing::wait_until(T, "the quota shows 2 instances", || async {
+        let (code, _) = start(&env, &a, &tok, json!({"template": tpl2})).await;
+        code == StatusCode::TOO_MANY_REQUESTS
+    })
+    .await;
+    let (code, h, v) = env.call_full("POST", &path, Some(&tok), Some(json!({"template": tpl2}).to_string()), &[]).await;
+    assert_eq!(code, StatusCode::TOO_MANY_REQUESTS, "{v}");
+    assert_eq!(v["type"], "https://paddock.dev/problems/quota-exceeded", "{v}");
+    assert_eq!(h.get("retry-after").unwrap(), "30");
+
+    // Renew: the lifetime grows, capped at maxTtl (2h); past that, 409.
+    let ipath = format!("{path}/{name}");
+    let (code, v) = env.call("POST", &format!("{ipath}/renew"), Some(&tok), Some(json!({"ttl": "90m"}))).await;
+    assert_eq!(code, StatusCode::OK, "{v}");
+    let ttl = resources::template::parse_duration(v["ttl"].as_str().unwrap()).unwrap().as_secs();
+    assert!((5400..5460).contains(&ttl), "{v}");
+    let (code, v) = env.call("POST", &format!("{ipath}/renew"), Some(&tok), Some(json!({"ttl": "5h"}))).await;
+    assert_eq!((code, v["ttl"].as_str()), (StatusCode::OK, Some("7200s")), "{v}");
+    let (code, v) = env.call("POST", &format!("{ipath}/renew"), Some(&tok), None).await;
+    assert_eq!(
+        (code, v["type"].as_str()),
+        (StatusCode::CONFLICT, Some("https://paddock.dev/problems/renewal-limit")),
+        "{v}"
+    );
+
+    // Stop: 202, then gone.
+    let (code, v) = env.call("DELETE", &ipath, Some(&tok), None).await;
+    assert_eq!((code, v["phase"].as_str()), (StatusCode::ACCEPTED, Some("Stopping")), "{v}");
+    kubesim::testing::wait_until(T, "the instance is gone", || async {
+        env.call("GET", &ipath, Some(&tok), None).await.0 == StatusCode::NOT_FOUND
+    })
+    .await;
+    let _ = env.call("DELETE", &format!("/v1/templates/{tpl2}"), Some(ADMIN), None).await;
+    env.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_are_hashed_listed_and_revocable() {
+    let env = Env::start().await;
+    let a = env.alpha.clone();
+    let (code, issued) =
+        env.call("POST", &format!("/v1/tenants/{a}/tokens"), Some(ADMIN), Some(json!({"description": "ci"}))).await;
+    assert_eq!(code, StatusCode::CREATED);
+    let token = issued["token"].as_str().unwrap().to_string();
+    assert_eq!(env.call("GET", &format!("/v1/tenants/{a}"), Some(&token), None).await.0, StatusCode::OK);
+    // Only a salted hash is stored.
+    let secrets: kube::Api<k8s_openapi::api::core::v1::Secret> =
+        kube::Api::namespaced(env.tc.client.clone(), &env.state.settings().system_namespace);
+    let stored = secrets.get(&api::auth::token_secret(&a)).await.unwrap();
+    let raw = serde_json::to_string(&stored.data).unwrap();
+    let secret_part = token.rsplit('.').next().unwrap();
+    assert!(!raw.contains(secret_part));
+    let (_, list) = env.call("GET", &format!("/v1/tenants/{a}/tokens"), Some(ADMIN), None).await;
+    assert!(list.as_array().unwrap().iter().any(|t| t["description"] == "ci" && t.get("token").is_none()), "{list}");
+    // Revoked: the next request fails.
+    let id = issued["id"].as_str().unwrap();
+    let (code, _) = env.call("DELETE", &format!("/v1/tenants/{a}/tokens/{id}"), Some(ADMIN), None).await;
+    assert_eq!(code, StatusCode::NO_CONTENT);
+    assert_eq!(env.call("GET", &format!("/v1/tenants/{a}"), Some(&token), None).await.0, StatusCode::UNAUTHORIZED);
+    // The tenant's other token still works; deleting the tenant revokes it.
+    assert_eq!(env.call("GET", &format!("/v1/tenants/{a}"), Some(&env.alpha_token), None).await.0, StatusCode::OK);
+    let (code, _) = env.call("DELETE", &format!("/v1/tenants/{a}"), Some(ADMIN), None).await;
+    assert_eq!(code, StatusCode::ACCEPTED);
+    kubesim::testing::wait_until(T, "the tenant's tokens stop working", || async {
+        env.call("GET", "/v1/templates", Some(&env.alpha_token), None).await.0 == StatusCode::UNAUTHORIZED
+    })
+    .await;
+    env.finish().await;
+}

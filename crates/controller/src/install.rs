@@ -1,0 +1,52 @@
+//! Installing Paddock into a cluster from code (for `paddock dev` and tests):
+//! the CRDs, waited on until served, and all reconcilers in one future.
+
+use crate::config::Settings;
+use crate::error::Error;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::conditions;
+use std::future::Future;
+use std::time::Duration;
+
+/// Applies every Paddock CRD (server-side apply as `manager`) and waits until
+/// each is established, at most `timeout` each.
+pub async fn crds(client: &kube::Client, manager: &str, timeout: Duration) -> Result<(), Error> {
+    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
+    for crd in resources::crds() {
+        let name = crd.metadata.name.clone().unwrap_or_default();
+        api.patch(&name, &PatchParams::apply(manager).force(), &Patch::Apply(&crd)).await?;
+        let established = kube::runtime::wait::await_condition(api.clone(), &name, conditions::is_crd_established());
+        match tokio::time::timeout(timeout, established).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => return Err(Error::Waiting(format!("CRD {name}: {e}"))),
+            Err(_) => return Err(Error::Waiting(format!("CRD {name} was not established within {timeout:?}"))),
+        }
+    }
+    Ok(())
+}
+
+/// Runs the tenant, instance and template reconcilers until `stop` resolves.
+pub async fn reconcilers<S>(client: kube::Client, settings: Settings, stop: S)
+where
+    S: Future<Output = ()> + Clone + Send + Sync + 'static,
+{
+    tokio::join!(
+        crate::tenant::run(crate::tenant::Context::new(client.clone(), settings.clone()), stop.clone()),
+        crate::instance::reconcile::run(
+            crate::instance::reconcile::Context::new(client.clone(), settings),
+            stop.clone()
+        ),
+        crate::template::run(client, stop),
+    );
+}
+
+/// Makes sure a namespace exists (Paddock's system namespace in `paddock dev` and tests).
+pub async fn namespace(client: &kube::Client, name: &str, manager: &str) -> Result<(), Error> {
+    let ns = serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name,
+        "labels": {crate::labels::MANAGED_BY: crate::labels::MANAGER}}});
+    Api::<k8s_openapi::api::core::v1::Namespace>::all(client.clone())
+        .patch(name, &PatchParams::apply(manager), &Patch::Apply(&ns))
+        .await?;
+    Ok(())
+}

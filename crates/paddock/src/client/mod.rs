@@ -1,0 +1,150 @@
+//! The CLI's side of the HTTP API: requests with the caller's token, answers
+//! decoded into the API's own types, problems turned into plain errors.
+
+pub mod output;
+
+use anyhow::{Context, Result};
+use api::problem::Problem;
+use clap::Args;
+use reqwest::{Method, RequestBuilder, StatusCode};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// The API refused the request (4xx): exit code 1, the problem as the message.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Refused(pub String);
+
+/// Where the API is and who is calling.
+#[derive(Args, Debug, Clone)]
+pub struct ClientArgs {
+    /// URL of the Paddock API.
+    #[arg(long, global = true, env = "PADDOCK_URL", default_value = "http://127.0.0.1:8080")]
+    pub url: String,
+    /// Bearer token (admin or tenant).
+    #[arg(long, global = true, env = "PADDOCK_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Output: a table for people, json or yaml for scripts.
+    #[arg(short = 'o', long, global = true, value_enum, default_value = "table")]
+    pub output: output::Format,
+}
+
+impl ClientArgs {
+    pub fn client(&self) -> Result<Client> {
+        let url = reqwest::Url::parse(&self.url)
+            .map_err(|e| anyhow::anyhow!("--url / PADDOCK_URL {:?}: not a URL: {e}", self.url))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            anyhow::bail!("--url / PADDOCK_URL {:?}: must be http:// or https://", self.url);
+        }
+        let Some(token) = self.token.clone().filter(|t| !t.trim().is_empty()) else {
+            anyhow::bail!("no token: pass --token or set PADDOCK_TOKEN (paddock dev prints an admin token)");
+        };
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("paddock-cli/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(std::time::Duration::from_secs(10))
+            .build()
+            .context("cannot set up the HTTP client")?;
+        Ok(Client { base: self.url.trim_end_matches('/').to_string(), token: token.trim().to_string(), http })
+    }
+
+    /// The tenant a command is about: the flag, or the one a tenant token belongs to.
+    pub fn tenant(&self, flag: &Option<String>) -> Result<String> {
+        if let Some(t) = flag {
+            return Ok(t.clone());
+        }
+        self.token
+            .as_deref()
+            .and_then(|t| t.strip_prefix("pdk."))
+            .and_then(|r| r.split('.').next())
+            .map(str::to_string)
+            .ok_or_else(|| anyhow::anyhow!("say which tenant: --tenant NAME (or PADDOCK_TENANT)"))
+    }
+}
+
+pub struct Client {
+    base: String,
+    token: String,
+    http: reqwest::Client,
+}
+
+impl Client {
+    pub fn request(&self, method: Method, path: &str) -> RequestBuilder {
+        self.http.request(method, format!("{}{path}", self.base)).bearer_auth(&self.token)
+    }
+
+    /// Sends and decodes; a problem answer becomes `Refused` (4xx) or an error.
+    pub async fn send<T: DeserializeOwned>(&self, req: RequestBuilder) -> Result<T> {
+        let resp =
+            req.send().await.map_err(|e| anyhow::anyhow!("cannot reach the Paddock API at {}: {e}", self.base))?;
+        let status = resp.status();
+        let bytes = resp.bytes().await.context("reading the API's answer")?;
+        if status.is_success() {
+            let body = if bytes.is_empty() { b"null".as_slice() } else { &bytes };
+            return serde_json::from_slice(body).context("the API's answer is not what this CLI expects");
+        }
+        Err(problem_error(status, &bytes))
+    }
+
+    pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
+        self.send(self.request(Method::GET, path)).await
+    }
+
+    pub async fn post<B: Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<T> {
+        self.send(self.request(Method::POST, path).json(body)).await
+    }
+
+    pub async fn delete<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
+        self.send(self.request(Method::DELETE, path)).await
+    }
+
+    /// Every page of a list.
+    pub async fn list_all<T: DeserializeOwned>(&self, path: &str) -> Result<Vec<T>> {
+        let mut items = Vec::new();
+        let mut next: Option<String> = None;
+        loop {
+            let mut req = self.request(Method::GET, path);
+            if let Some(c) = &next {
+                req = req.query(&[("continue", c)]);
+            }
+            let page: api::model::Page<T> = self.send(req).await?;
+            items.extend(page.items);
+            match page.next {
+                Some(c) => next = Some(c),
+                None => return Ok(items),
+            }
+        }
+    }
+
+    /// Opens an event stream.
+    pub async fn events(&self, path: &str, last_event_id: Option<&str>) -> Result<reqwest::Response> {
+        let mut req = self.request(Method::GET, path).header("accept", "text/event-stream");
+        if let Some(id) = last_event_id {
+            req = req.header("last-event-id", id);
+        }
+        let resp =
+            req.send().await.map_err(|e| anyhow::anyhow!("cannot reach the Paddock API at {}: {e}", self.base))?;
+        if !resp.status().is_success() {
+            let status = resp.status();
+            let bytes = resp.bytes().await.unwrap_or_default();
+            return Err(problem_error(status, &bytes));
+        }
+        Ok(resp)
+    }
+}
+
+fn problem_error(status: StatusCode, body: &[u8]) -> anyhow::Error {
+    let text = match serde_json::from_slice::<Problem>(body) {
+        Ok(p) => {
+            let retry = p.retry_after.map(|s| format!(" (retry in {s}s)")).unwrap_or_default();
+            format!("{p}{retry}")
+        }
+        Err(_) => format!("the API answered {status}: {}", String::from_utf8_lossy(body).trim()),
+    };
+    if status.is_client_error() && status != StatusCode::UNAUTHORIZED {
+        Refused(text).into()
+    } else if status == StatusCode::UNAUTHORIZED {
+        anyhow::anyhow!("{text}: check --token / PADDOCK_TOKEN")
+    } else {
+        anyhow::anyhow!(text)
+    }
+}

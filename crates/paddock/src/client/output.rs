@@ -1,0 +1,74 @@
+//! Printing answers: aligned tables for people, JSON or YAML for scripts.
+
+use anyhow::Result;
+use clap::ValueEnum;
+use serde::Serialize;
+use std::io::Write;
+
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+pub enum Format {
+    Table,
+    Json,
+    Yaml,
+}
+
+/// Prints `value` as JSON/YAML, or as the table `rows` makes of it.
+pub fn print<T: Serialize>(
+    format: Format,
+    value: &T,
+    header: &[&str],
+    rows: impl FnOnce(&T) -> Vec<Vec<String>>,
+) -> Result<()> {
+    let text = match format {
+        Format::Json => serde_json::to_string_pretty(value)? + "\n",
+        Format::Yaml => serde_yaml_ng::to_string(value)?,
+        Format::Table => table(header, &rows(value)),
+    };
+    std::io::stdout().lock().write_all(text.as_bytes())?;
+    Ok(())
+}
+
+/// Columns padded to their widest cell, like kubectl.
+pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for r in rows {
+        for (i, c) in r.iter().enumerate() {
+            if i < widths.len() {
+                widths[i] = widths[i].max(c.chars().count());
+            }
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let mut s = String::new();
+        for (i, c) in cells.iter().enumerate() {
+            if i + 1 == cells.len() {
+                s.push_str(c);
+            } else {
+                s.push_str(&format!("{c:<w$}   ", w = widths[i]));
+            }
+        }
+        s.trim_end().to_string() + "\n"
+    };
+    let mut out = line(header.to_vec());
+    for r in rows {
+        out.push_str(&line(r.iter().map(String::as_str).collect()));
+    }
+    out
+}
+
+/// An optional value for a table cell.
+pub fn cell(v: Option<impl ToString>) -> String {
+    v.map(|v| v.to_string()).unwrap_or_else(|| "-".into())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn tables_align() {
+        let t = super::table(
+            &["NAME", "PHASE"],
+            &[vec!["a-long-name".into(), "Running".into()], vec!["b".into(), "-".into()]],
+        );
+        assert_eq!(t, "NAME          PHASE\na-long-name   Running\nb             -\n");
+    }
+}

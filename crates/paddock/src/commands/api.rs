@@ -1,0 +1,107 @@
+//! `paddock api` (the HTTP API alone) and `paddock serve` (controller and API
+//! in one process, for small installs).
+
+use crate::commands::controller::{ElectionArgs, reconcilers};
+use crate::commands::sim::shutdown_signal;
+use crate::kubeconfig::ClusterArgs;
+use crate::settings::SettingsArgs;
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use controller::config::Settings;
+use controller::leader::Leadership;
+use futures::FutureExt;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// How the API server listens and authenticates.
+#[derive(Args, Debug, Clone)]
+pub struct ApiServerArgs {
+    /// Address the API listens on.
+    #[arg(long = "listen", env = "PADDOCK_API_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// An admin token, besides Secrets labelled paddock.dev/credentials=admin in the system namespace.
+    #[arg(long = "admin-token", env = "PADDOCK_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+    /// Seconds between SSE heartbeats.
+    #[arg(long, env = "PADDOCK_SSE_HEARTBEAT", default_value_t = 15)]
+    pub sse_heartbeat: u64,
+    /// Events kept in memory for clients resuming with Last-Event-ID.
+    #[arg(long, env = "PADDOCK_SSE_REPLAY", default_value_t = 10_000)]
+    pub sse_replay: usize,
+}
+
+impl ApiServerArgs {
+    pub fn config(&self, settings: Settings) -> Result<api::Config> {
+        if !(1..=300).contains(&self.sse_heartbeat) {
+            bail!("--sse-heartbeat {}: must be between 1 and 300 seconds", self.sse_heartbeat);
+        }
+        if !(100..=1_000_000).contains(&self.sse_replay) {
+            bail!("--sse-replay {}: must be between 100 and 1000000 events", self.sse_replay);
+        }
+        if let Some(t) = &self.admin_token
+            && t.len() < 16
+        {
+            bail!("--admin-token / PADDOCK_ADMIN_TOKEN: must be at least 16 characters");
+        }
+        Ok(api::Config {
+            settings,
+            admin_token: self.admin_token.clone(),
+            heartbeat: Duration::from_secs(self.sse_heartbeat),
+            replay_log: self.sse_replay,
+            ..api::Config::default()
+        })
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct ApiArgs {
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+    #[command(flatten)]
+    pub settings: SettingsArgs,
+    #[command(flatten)]
+    pub server: ApiServerArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+    #[command(flatten)]
+    pub settings: SettingsArgs,
+    #[command(flatten)]
+    pub server: ApiServerArgs,
+    #[command(flatten)]
+    pub election: ElectionArgs,
+}
+
+/// Binds the API and serves it until `shutdown`.
+pub async fn serve_api(
+    client: kube::Client,
+    config: api::Config,
+    listen: SocketAddr,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<()> {
+    let listener =
+        tokio::net::TcpListener::bind(listen).await.with_context(|| format!("--listen {listen}: cannot listen"))?;
+    let (state, _background) = api::start(client, config);
+    tracing::info!(url = %format!("http://{}", listener.local_addr()?), "API listening");
+    api::serve(listener, api::router(state), shutdown).await.context("the API server failed")
+}
+
+pub async fn run_api(args: ApiArgs) -> Result<()> {
+    let config = args.server.config(args.settings.settings()?)?;
+    let client = args.cluster.client().await?;
+    serve_api(client, config, args.server.listen, shutdown_signal()).await
+}
+
+pub async fn run_serve(args: ServeArgs) -> Result<()> {
+    let settings = args.settings.settings()?;
+    let config = args.server.config(settings.clone())?;
+    let client = args.cluster.client().await?;
+    let stop = shutdown_signal().boxed().shared();
+    let controllers = reconcilers(client.clone(), settings, &args.election, Leadership::default(), stop.clone());
+    let (api, ()) = tokio::join!(serve_api(client, config, args.server.listen, stop), controllers);
+    tracing::info!("stopped");
+    api
+}

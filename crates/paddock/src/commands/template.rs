@@ -1,0 +1,101 @@
+//! `paddock template apply|list|get` through the API.
+
+use crate::client::ClientArgs;
+use crate::client::output::{cell, print};
+use anyhow::{Context, Result, bail};
+use api::model::{NewTemplate, TemplateView};
+use clap::{Args, Subcommand};
+use reqwest::Method;
+use serde::Deserialize;
+use std::path::PathBuf;
+
+#[derive(Args, Debug)]
+pub struct TemplateArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    #[command(subcommand)]
+    pub command: TemplateCommand,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TemplateCommand {
+    /// Create or replace templates from a YAML file of Template manifests (admin token).
+    Apply {
+        #[arg(short = 'f', long)]
+        file: PathBuf,
+    },
+    List,
+    Get {
+        name: String,
+    },
+}
+
+const HEADER: &[&str] = &["NAME", "PODS", "TTL", "MAX/TENANT", "ACCEPTED"];
+
+fn row(t: &TemplateView) -> Vec<String> {
+    let accepted = t
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Accepted"))
+        .map(|c| if c.status == "True" { "True".to_string() } else { format!("False: {}", c.message) });
+    vec![
+        t.name.clone(),
+        t.spec.pods.len().to_string(),
+        cell(t.spec.ttl.clone()),
+        t.spec.max_per_tenant.to_string(),
+        cell(accepted),
+    ]
+}
+
+/// The documents of a manifest file: `{metadata: {name}, spec}` each.
+fn manifests(file: &PathBuf) -> Result<Vec<NewTemplate>> {
+    let text = std::fs::read_to_string(file).with_context(|| format!("-f {}: cannot read it", file.display()))?;
+    let mut out = Vec::new();
+    for (i, doc) in serde_yaml_ng::Deserializer::from_str(&text).enumerate() {
+        let v = serde_json::Value::deserialize(doc)
+            .with_context(|| format!("-f {}: document {} is not valid YAML", file.display(), i + 1))?;
+        if v.is_null() {
+            continue;
+        }
+        if let Some(kind) = v.get("kind").and_then(|k| k.as_str())
+            && kind != "Template"
+        {
+            bail!("-f {}: document {} is a {kind}, not a Template", file.display(), i + 1);
+        }
+        let name = v.pointer("/metadata/name").or_else(|| v.get("name")).and_then(|n| n.as_str()).map(str::to_string);
+        let Some(name) = name else { bail!("-f {}: document {} has no metadata.name", file.display(), i + 1) };
+        let spec =
+            v.get("spec").cloned().with_context(|| format!("-f {}: template {name} has no spec", file.display()))?;
+        let spec =
+            serde_json::from_value(spec).with_context(|| format!("-f {}: template {name}: spec", file.display()))?;
+        out.push(NewTemplate { name: Some(name), spec });
+    }
+    if out.is_empty() {
+        bail!("-f {}: no templates in it", file.display());
+    }
+    Ok(out)
+}
+
+pub async fn run(args: TemplateArgs) -> Result<()> {
+    let c = args.client.client()?;
+    let out = args.client.output;
+    match args.command {
+        TemplateCommand::Apply { file } => {
+            let mut saved = Vec::new();
+            for t in manifests(&file)? {
+                let name = t.name.clone().unwrap_or_default();
+                let v: TemplateView = c.send(c.request(Method::PUT, &format!("/v1/templates/{name}")).json(&t)).await?;
+                saved.push(v);
+            }
+            print(out, &saved, HEADER, |v| v.iter().map(row).collect())
+        }
+        TemplateCommand::List => {
+            let items: Vec<TemplateView> = c.list_all("/v1/templates").await?;
+            print(out, &items, HEADER, |v| v.iter().map(row).collect())
+        }
+        TemplateCommand::Get { name } => {
+            let t: TemplateView = c.get(&format!("/v1/templates/{name}")).await?;
+            print(out, &t, HEADER, |t| vec![row(t)])
+        }
+    }
+}
