@@ -102,6 +102,11 @@ impl KubeSim {
         format!("http://{}", self.addr)
     }
 
+    /// Watch streams open now on the resource with this plural (e.g. "instances").
+    pub fn open_watches(&self, plural: &str) -> usize {
+        self.cluster().open_watches(plural)
+    }
+
     pub fn cluster(&self) -> &Arc<Cluster> {
         &self.cluster
     }

@@ -58,9 +58,37 @@ pub fn now_rfc3339() -> String {
 pub struct Cluster {
     pub(crate) state: RwLock<State>,
     pub config: Arc<SimConfig>,
+    /// Watch streams open now, by resource plural (for tests and benchmarks).
+    pub(crate) open_watches: parking_lot::Mutex<std::collections::HashMap<String, usize>>,
+}
+
+/// Counts a watch stream as open for as long as it lives.
+pub(crate) struct WatchGuard {
+    cluster: Arc<Cluster>,
+    plural: String,
+}
+
+impl WatchGuard {
+    pub(crate) fn new(cluster: Arc<Cluster>, plural: &str) -> Self {
+        *cluster.open_watches.lock().entry(plural.to_string()).or_default() += 1;
+        Self { cluster, plural: plural.to_string() }
+    }
+}
+
+impl Drop for WatchGuard {
+    fn drop(&mut self) {
+        if let Some(n) = self.cluster.open_watches.lock().get_mut(&self.plural) {
+            *n = n.saturating_sub(1);
+        }
+    }
 }
 
 impl Cluster {
+    /// Watch streams open now on the resource with this plural.
+    pub fn open_watches(&self, plural: &str) -> usize {
+        self.open_watches.lock().get(plural).copied().unwrap_or(0)
+    }
+
     pub fn new(config: SimConfig) -> Arc<Self> {
         let config = Arc::new(config);
         Arc::new(Self {
@@ -70,6 +98,7 @@ impl Cluster {
                 config: config.clone(),
             }),
             config,
+            open_watches: Default::default(),
         })
     }
 

@@ -84,7 +84,9 @@ pub async fn serve(
     let cluster = server.cluster.clone();
     let interval = server.cluster.config.bookmark_interval;
     let rv_unset = rv.as_deref().is_none_or(|r| r.is_empty() || r == "0");
+    let guard = crate::cluster::WatchGuard::new(cluster.clone(), &def.plural);
     let stream = async_stream::stream! {
+        let _guard = guard;
         let mut start = match start {
             Ok(s) => s,
             Err(gone) => {
