@@ -1,6 +1,6 @@
 //! Instance: "tenant T runs template X", in the tenant's namespace.
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, MicroTime, Time};
 use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -31,6 +31,10 @@ pub struct InstanceSpec {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub env: BTreeMap<String, String>,
 }
+
+/// Annotation with the time (microseconds) a client asked for the instance;
+/// start latencies count from it (creationTimestamp has whole seconds only).
+pub const REQUESTED_AT: &str = "paddock.dev/requested-at";
 
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
 pub enum InstancePhase {
@@ -104,12 +108,12 @@ pub struct InstanceStatus {
     pub endpoints: Vec<EndpointStatus>,
     /// When every pod had a node.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub scheduled: Option<Time>,
+    pub scheduled: Option<MicroTime>,
     /// When every pod's images were pulled and its containers started.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pulled: Option<Time>,
+    pub pulled: Option<MicroTime>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ready: Option<Time>,
+    pub ready: Option<MicroTime>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires: Option<Time>,
     /// Whether the pods came from a warm pool.

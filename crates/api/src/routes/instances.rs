@@ -170,9 +170,15 @@ pub async fn start(
         let stem: String = body.template.chars().take(MAX_NAME - 6).collect();
         inst.metadata.generate_name = Some(format!("{}-", stem.trim_end_matches('-')));
     }
-    if let Some(k) = &key {
-        inst.metadata.annotations = Some([(IDEMPOTENCY_ANNOTATION.to_string(), k.clone())].into());
+    let requested = k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime(jiff::Timestamp::now());
+    let mut notes = std::collections::BTreeMap::new();
+    if let Ok(serde_json::Value::String(t)) = serde_json::to_value(&requested) {
+        notes.insert(resources::instance::REQUESTED_AT.to_string(), t);
     }
+    if let Some(k) = &key {
+        notes.insert(IDEMPOTENCY_ANNOTATION.to_string(), k.clone());
+    }
+    inst.metadata.annotations = Some(notes);
     match api.create(&PostParams::default(), &inst).await {
         Ok(c) => {
             tracing::info!(tenant = %tenant, instance = %c.name_any(), template = %body.template, "instance started");

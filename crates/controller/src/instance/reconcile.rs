@@ -10,7 +10,7 @@ use futures::StreamExt;
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Node, Pod, Secret, Service};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, MicroTime, Time};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
@@ -265,16 +265,16 @@ async fn apply(inst: Arc<Instance>, ctx: Arc<Context>) -> Result<Action, Error> 
         && named.len() == tpl.spec.pods.len()
         && named.iter().all(|(_, p)| p.spec.as_ref().and_then(|x| x.node_name.as_ref()).is_some())
     {
-        s.scheduled = Some(Time(Timestamp::now()));
+        s.scheduled = Some(MicroTime(Timestamp::now()));
     }
     if s.pulled.is_none()
         && named.len() == tpl.spec.pods.len()
         && named.iter().all(|(_, p)| p.status.as_ref().and_then(|x| x.phase.as_deref()) == Some("Running"))
     {
-        s.pulled = Some(Time(Timestamp::now()));
+        s.pulled = Some(MicroTime(Timestamp::now()));
     }
     if s.ready.is_none() && outcome.phase == InstancePhase::Running {
-        s.ready = Some(Time(Timestamp::now()));
+        s.ready = Some(MicroTime(Timestamp::now()));
     }
     s.warm = Some(false);
     let services =
