@@ -149,7 +149,11 @@ impl InstanceView {
     pub fn new(i: &Instance, tenant: &str) -> Self {
         let created = i.metadata.creation_timestamp.as_ref().map(|c| c.0);
         // Latencies count from when the client asked (microseconds), else from creation (seconds).
-        let base = i.annotations().get(resources::instance::REQUESTED_AT).and_then(|t| t.parse::<jiff::Timestamp>().ok()).or(created);
+        let base = i
+            .annotations()
+            .get(resources::instance::REQUESTED_AT)
+            .and_then(|t| t.parse::<jiff::Timestamp>().ok())
+            .or(created);
         let since = |t: Option<&k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime>| {
             let (b, t) = (base?, t?.0);
             Some((t.as_microsecond() - b.as_microsecond()).max(0) as f64 / 1e6)

@@ -44,7 +44,9 @@ async fn phases_stream_and_resume_after_disconnect() {
     let mut beta = connect(&env, &format!("/v1/tenants/{}/events", env.beta), &env.beta_token, None).await;
     assert_eq!(next(&mut beta).await.event, "snapshot");
 
-    let (code, v) = env.call("POST", &format!("/v1/tenants/{a}/instances"), Some(&tok), Some(json!({"template": env.template}))).await;
+    let (code, v) = env
+        .call("POST", &format!("/v1/tenants/{a}/instances"), Some(&tok), Some(json!({"template": env.template})))
+        .await;
     assert_eq!(code, 201, "{v}");
     let name = v["name"].as_str().unwrap().to_string();
     let mut phases = Vec::new();
@@ -134,7 +136,9 @@ async fn a_thousand_clients_share_one_watch() {
         tokio::time::timeout(T, ready_rx.recv()).await.expect("every client connected").unwrap();
     }
     assert_eq!(env.state.hub.stats.clients.load(Ordering::Relaxed), 1000);
-    let (code, v) = env.call("POST", &format!("/v1/tenants/{a}/instances"), Some(&tok), Some(json!({"template": env.template}))).await;
+    let (code, v) = env
+        .call("POST", &format!("/v1/tenants/{a}/instances"), Some(&tok), Some(json!({"template": env.template})))
+        .await;
     assert_eq!(code, 201, "{v}");
     let mut times = Vec::new();
     for r in readers {

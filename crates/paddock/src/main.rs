@@ -46,6 +46,8 @@ enum Command {
     Events(commands::events::EventsArgs),
     /// Tenant tokens through the API: issue, list, revoke (admin token).
     Token(commands::token::TokenArgs),
+    /// Measure Paddock (prints figures; --json for machines).
+    Bench(commands::bench::BenchArgs),
     /// Prove tenant isolation: evaluate the cluster's NetworkPolicies (exit 1 if a path crosses tenants).
     Audit(commands::audit::AuditArgs),
 }
@@ -83,6 +85,7 @@ fn main() -> ExitCode {
             Command::Instance(args) => commands::instance::run(args).await.map(|()| false),
             Command::Events(args) => commands::events::run(args).await.map(|()| false),
             Command::Token(args) => commands::token::run(args).await.map(|()| false),
+            Command::Bench(args) => commands::bench::run(args).await.map(|()| false),
         }
     });
     match result {

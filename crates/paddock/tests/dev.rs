@@ -88,7 +88,11 @@ fn paddock(url: &str, token: &str, args: &[&str]) -> (i32, String, String) {
 
 async fn cli_against_the_api(banner: &str) {
     let value = |key: &str| {
-        banner.lines().find_map(|l| l.trim().strip_prefix(key)).map(|v| v.trim().to_string()).unwrap_or_else(|| panic!("{key} in {banner}"))
+        banner
+            .lines()
+            .find_map(|l| l.trim().strip_prefix(key))
+            .map(|v| v.trim().to_string())
+            .unwrap_or_else(|| panic!("{key} in {banner}"))
     };
     let (url, admin) = (value("API:"), value("admin token:"));
     assert!(banner.contains("paddock instance start ctf-web --tenant demo --wait"), "{banner}");
@@ -111,7 +115,9 @@ async fn cli_against_the_api(banner: &str) {
     assert_eq!(code, 0, "{err}");
     let token = serde_json::from_str::<serde_json::Value>(&out).unwrap()["token"].as_str().unwrap().to_string();
     let (code, out, err) =
-        run(token.clone(), sv(&["instance", "start", "ci-runner", "--wait", "--timeout", "60s", "-o", "yaml"])).await.unwrap();
+        run(token.clone(), sv(&["instance", "start", "ci-runner", "--wait", "--timeout", "60s", "-o", "yaml"]))
+            .await
+            .unwrap();
     assert_eq!(code, 0, "{err}");
     let started: serde_json::Value = serde_yaml_ng::from_str(&out).unwrap();
     assert_eq!(started["phase"], "Running", "{out}");

@@ -1,9 +1,11 @@
 //! Endpoints and EndpointSlices follow the pods a Service selects (ready ones as
 //! addresses, others as not-ready), and LoadBalancer Services get an address.
 
-use super::{Sim, is_deleting, log_err, name_of, uid_of};
+use super::{Sim, is_deleting, log_err, name_of, ns_of, uid_of};
 use crate::selector::Selector;
+use crate::store::EventType;
 use serde_json::{Value, json};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 const MANAGED_BY: &str = "endpoints.kubernetes.io/managed-by";
 const SLICE_MANAGED_BY: &str = "endpointslice.kubernetes.io/managed-by";
@@ -32,33 +34,125 @@ fn target_port(pod: &Value, tp: &Value) -> Option<i64> {
     }
 }
 
-pub fn reconcile_namespace(sim: &Sim, ns: &str) {
-    let services = sim.c.list_values("", "services", Some(ns));
-    let existing = sim.c.list_values("", "endpoints", Some(ns));
-    // Endpoints we manage whose Service is gone.
-    for ep in &existing {
-        let managed = ep.pointer(&format!("/metadata/labels/{}", MANAGED_BY.replace('/', "~1"))).is_some();
-        if managed && !services.iter().any(|s| name_of(s) == name_of(ep)) {
-            sim.delete(sim.ids.endpoints, ns, name_of(ep), Default::default());
+/// Which Services select which pods, so a pod change recomputes only the
+/// Services it enters or leaves (upstream's controller also keys its work by
+/// Service).
+#[derive(Default)]
+pub struct Endpoints {
+    selectors: HashMap<String, BTreeMap<String, Selector>>,
+    /// (namespace, pod) → the Services selecting it.
+    members: HashMap<(String, String), Vec<String>>,
+    /// (namespace, Service) → the pods it selects.
+    pods_of: HashMap<(String, String), BTreeSet<String>>,
+    dirty: BTreeMap<String, BTreeSet<String>>,
+}
+
+impl Endpoints {
+    fn link(&mut self, ns: &str, pod: &str, svc: &str, yes: bool) {
+        let key = (ns.to_string(), pod.to_string());
+        let svcs = self.members.entry(key).or_default();
+        svcs.retain(|s| s != svc);
+        let pods = self.pods_of.entry((ns.to_string(), svc.to_string())).or_default();
+        if yes {
+            svcs.push(svc.to_string());
+            pods.insert(pod.to_string());
+        } else {
+            pods.remove(pod);
         }
     }
-    let selected: Vec<(&Value, Selector)> = services
-        .iter()
-        .filter(|s| !is_deleting(s))
-        .filter_map(|s| {
-            let m = s.pointer("/spec/selector").and_then(Value::as_object).filter(|m| !m.is_empty())?;
-            Some((s, Selector::from_map(m)))
-        })
-        .collect();
-    if selected.is_empty() {
+
+    pub fn service_event(&mut self, sim: &Sim, typ: EventType, svc: &Value) {
+        let (ns, name) = (ns_of(svc).to_string(), name_of(svc).to_string());
+        let selector = svc.pointer("/spec/selector").and_then(Value::as_object).filter(|m| !m.is_empty());
+        match selector {
+            Some(m) if typ != EventType::Deleted => {
+                let sel = Selector::from_map(m);
+                if self.selectors.get(&ns).and_then(|x| x.get(&name)) != Some(&sel) {
+                    // Which pods the new selector picks, from the store's interned labels.
+                    let picked: Vec<(String, bool)> = sim.c.read(|st| {
+                        st.store
+                            .range(sim.ids.pods, Some(&ns), None)
+                            .map(|((_, pod), o)| (pod.to_string(), sel.matches_labels(&o.labels)))
+                            .collect()
+                    });
+                    for (pod, yes) in picked {
+                        self.link(&ns, &pod, &name, yes);
+                    }
+                    self.selectors.entry(ns.clone()).or_default().insert(name.clone(), sel);
+                }
+            }
+            _ => {
+                self.selectors.get_mut(&ns).map(|x| x.remove(&name));
+                for pod in self.pods_of.remove(&(ns.clone(), name.clone())).unwrap_or_default() {
+                    if let Some(svcs) = self.members.get_mut(&(ns.clone(), pod)) {
+                        svcs.retain(|s| s != &name);
+                    }
+                }
+            }
+        }
+        self.dirty.entry(ns).or_default().insert(name);
+    }
+
+    pub fn pod_event(&mut self, typ: EventType, pod: &Value) {
+        let (ns, name) = (ns_of(pod).to_string(), name_of(pod).to_string());
+        let labels = pod.pointer("/metadata/labels").and_then(Value::as_object);
+        let now: Vec<String> = match (typ, self.selectors.get(&ns)) {
+            (EventType::Deleted, _) | (_, None) => Vec::new(),
+            (_, Some(sels)) => sels.iter().filter(|(_, sel)| sel.matches_map(labels)).map(|(s, _)| s.clone()).collect(),
+        };
+        let before = self.members.remove(&(ns.clone(), name.clone())).unwrap_or_default();
+        for svc in &before {
+            if let Some(pods) = self.pods_of.get_mut(&(ns.clone(), svc.clone())) {
+                pods.remove(&name);
+            }
+        }
+        for svc in &now {
+            self.link(&ns, &name, svc, true);
+        }
+        if typ == EventType::Deleted {
+            self.members.remove(&(ns.clone(), name));
+        }
+        self.dirty.entry(ns).or_default().extend(before.into_iter().chain(now));
+    }
+
+    /// Recomputes the Services that changed, or whose pods did.
+    pub fn flush(&mut self, sim: &Sim) {
+        for (ns, services) in std::mem::take(&mut self.dirty) {
+            for svc in services {
+                let key = (ns.clone(), svc.clone());
+                let pods: Vec<Value> = self
+                    .pods_of
+                    .get(&key)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|p| sim.c.get_value("", "pods", &ns, p))
+                    .collect();
+                reconcile_service(sim, &ns, &svc, &pods);
+            }
+        }
+    }
+}
+
+fn reconcile_service(sim: &Sim, ns: &str, name: &str, pods: &[Value]) {
+    let existing = sim.c.get_value("", "endpoints", ns, name);
+    let Some(svc) = sim.c.get_value("", "services", ns, name).filter(|s| !is_deleting(s)) else {
+        // The Service is gone: so are the Endpoints we made for it (slices go with their owner).
+        if existing
+            .as_ref()
+            .is_some_and(|ep| ep.pointer(&format!("/metadata/labels/{}", MANAGED_BY.replace('/', "~1"))).is_some())
+        {
+            sim.delete(sim.ids.endpoints, ns, name, Default::default());
+        }
+        return;
+    };
+    let svc = &svc;
+    if svc.pointer("/spec/selector").and_then(Value::as_object).is_none_or(|m| m.is_empty()) {
         return;
     }
-    let pods = sim.c.list_values("", "pods", Some(ns));
-    for (svc, sel) in selected {
+    {
         let publish_not_ready = svc.pointer("/spec/publishNotReadyAddresses").and_then(Value::as_bool).unwrap_or(false);
         let members: Vec<&Value> = pods
             .iter()
-            .filter(|p| sel.matches_map(p.pointer("/metadata/labels").and_then(Value::as_object)))
             .filter(|p| p.pointer("/status/podIP").and_then(Value::as_str).is_some())
             .filter(|p| !matches!(p.pointer("/status/phase").and_then(Value::as_str), Some("Succeeded" | "Failed")))
             .collect();
@@ -96,7 +190,7 @@ pub fn reconcile_namespace(sim: &Sim, ns: &str) {
             }
             ep_ports.push(ep);
         }
-        let name = name_of(svc).to_string();
+        let name = name.to_string();
         let mut subsets = vec![];
         if !ready_addrs.is_empty() || !not_ready.is_empty() {
             let mut s = json!({"ports": ep_ports});
@@ -111,7 +205,7 @@ pub fn reconcile_namespace(sim: &Sim, ns: &str) {
         let mut labels = svc.pointer("/metadata/labels").cloned().unwrap_or(json!({}));
         labels[MANAGED_BY] = json!("endpoint-controller");
         let want_subsets = json!(subsets);
-        match existing.iter().find(|e| name_of(e) == name) {
+        match &existing {
             Some(e) if e.get("subsets").unwrap_or(&json!([])) == &want_subsets => {}
             Some(_) => {
                 log_err(

@@ -91,8 +91,9 @@ pub struct Sim {
     timers: mpsc::UnboundedSender<(Duration, Timer)>,
     sched: scheduler::Scheduler,
     kubelet: kubelet::Kubelet,
-    /// Namespaces whose endpoints / quotas need recomputing after this batch.
-    dirty_endpoints: BTreeSet<String>,
+    endpoints: endpoints::Endpoints,
+    quota_usage: quota::UsageCache,
+    /// Namespaces whose quotas need recomputing after this batch.
     dirty_quota: BTreeSet<String>,
     dirty_workloads: bool,
 }
@@ -115,7 +116,8 @@ impl Sim {
             timers,
             sched: scheduler::Scheduler::default(),
             kubelet: kubelet::Kubelet::default(),
-            dirty_endpoints: BTreeSet::new(),
+            endpoints: endpoints::Endpoints::default(),
+            quota_usage: quota::UsageCache::default(),
             dirty_quota: BTreeSet::new(),
             dirty_workloads: true,
         }
@@ -170,10 +172,25 @@ impl Sim {
     }
 
     fn initial_sync(&mut self) {
-        let (nodes, pods, nss, crds, pvcs) = self.c.read(|st| {
+        let (nodes, pods, nss, crds, pvcs, svcs) = self.c.read(|st| {
             let all = |id: ResId| st.store.range(id, None, None).map(|(_, o)| o.value()).collect::<Vec<_>>();
-            (all(self.ids.nodes), all(self.ids.pods), all(self.ids.namespaces), all(self.ids.crds), all(self.ids.pvcs))
+            (
+                all(self.ids.nodes),
+                all(self.ids.pods),
+                all(self.ids.namespaces),
+                all(self.ids.crds),
+                all(self.ids.pvcs),
+                all(self.ids.services),
+            )
         });
+        let mut ep = std::mem::take(&mut self.endpoints);
+        for s in &svcs {
+            ep.service_event(self, EventType::Added, s);
+        }
+        for p in &pods {
+            ep.pod_event(EventType::Added, p);
+        }
+        self.endpoints = ep;
         let mut k = std::mem::take(&mut self.kubelet);
         for n in &nodes {
             k.node_seen(self, n);
@@ -186,7 +203,6 @@ impl Sim {
         }
         for ns in &nss {
             namespaces::reconcile(self, ns);
-            self.dirty_endpoints.insert(name_of(ns).to_string());
             self.dirty_quota.insert(name_of(ns).to_string());
         }
         for crd in &crds {
@@ -217,7 +233,7 @@ impl Sim {
                 self.kubelet.pod_gone(&v);
                 storage::pod_gone(self, &v);
             }
-            self.dirty_endpoints.insert(ns.clone());
+            self.endpoints.pod_event(ev.typ, &v);
             self.dirty_quota.insert(ns.clone());
             if v.pointer("/metadata/ownerReferences").is_some() {
                 self.dirty_workloads = true;
@@ -237,7 +253,9 @@ impl Sim {
                 namespaces::reconcile(self, &v);
             }
         } else if ev.res == ids.services {
-            self.dirty_endpoints.insert(ns.clone());
+            let mut ep = std::mem::take(&mut self.endpoints);
+            ep.service_event(self, ev.typ, &v);
+            self.endpoints = ep;
             self.dirty_quota.insert(ns.clone());
             if ev.typ != EventType::Deleted {
                 endpoints::assign_load_balancer(self, &v);
@@ -289,12 +307,14 @@ impl Sim {
         let mut s = std::mem::take(&mut self.sched);
         s.run(self);
         self.sched = s;
-        for ns in std::mem::take(&mut self.dirty_endpoints) {
-            endpoints::reconcile_namespace(self, &ns);
-        }
+        let mut ep = std::mem::take(&mut self.endpoints);
+        ep.flush(self);
+        self.endpoints = ep;
+        let mut usage = std::mem::take(&mut self.quota_usage);
         for ns in std::mem::take(&mut self.dirty_quota) {
-            quota::reconcile_namespace(self, &ns);
+            quota::reconcile_namespace(self, &mut usage, &ns);
         }
+        self.quota_usage = usage;
         if std::mem::take(&mut self.dirty_workloads) {
             workloads::reconcile_all(self);
         }

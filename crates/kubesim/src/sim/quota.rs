@@ -5,9 +5,16 @@ use super::{Sim, log_err, name_of};
 use crate::admission::usage;
 use quantity::{Quantity, is_bytes};
 use serde_json::{Map, Value, json};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 
-pub fn reconcile_namespace(sim: &Sim, ns: &str) {
+type UsageKey = (usize, String, String);
+
+/// Each object's usage, kept until its resourceVersion changes, so a recount
+/// decodes only what changed since the last one.
+#[derive(Default)]
+pub struct UsageCache(HashMap<UsageKey, (u64, BTreeMap<String, Quantity>)>);
+
+pub fn reconcile_namespace(sim: &Sim, cache: &mut UsageCache, ns: &str) {
     let quotas = sim.c.list_values("", "resourcequotas", Some(ns));
     if quotas.is_empty() {
         return;
@@ -21,6 +28,7 @@ pub fn reconcile_namespace(sim: &Sim, ns: &str) {
         }
     }
     let mut totals: BTreeMap<String, Quantity> = BTreeMap::new();
+    let mut seen: HashSet<UsageKey> = HashSet::new();
     sim.c.read(|st| {
         let mut types: Vec<usize> = Vec::new();
         for (id, d) in st.registry.iter().filter(|(_, d)| d.namespaced) {
@@ -42,13 +50,20 @@ pub fn reconcile_namespace(sim: &Sim, ns: &str) {
             let Some(def) = st.registry.get(id) else {
                 continue;
             };
-            for (_, o) in st.store.range(id, Some(ns), None) {
-                for (k, q) in usage(def, &o.value()) {
-                    *totals.entry(k).or_default() = totals.get(&k).copied().unwrap_or_default() + q;
+            for ((_, name), o) in st.store.range(id, Some(ns), None) {
+                let key = (id, ns.to_string(), name.to_string());
+                seen.insert(key.clone());
+                let fresh = cache.0.get(&key).is_some_and(|(rv, _)| *rv == o.rv);
+                if !fresh {
+                    cache.0.insert(key.clone(), (o.rv, usage(def, &o.value())));
+                }
+                for (k, q) in cache.0.get(&key).map(|(_, u)| u).into_iter().flatten() {
+                    *totals.entry(k.clone()).or_default() = totals.get(k).copied().unwrap_or_default() + *q;
                 }
             }
         }
     });
+    cache.0.retain(|k, _| k.1 != ns || seen.contains(k));
     for q in &quotas {
         let hard = q.pointer("/spec/hard").and_then(Value::as_object).cloned().unwrap_or_default();
         let mut used = Map::new();

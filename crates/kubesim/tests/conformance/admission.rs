@@ -177,5 +177,32 @@ async fn services_get_ips_node_ports_and_endpoints() {
         })
     })
     .await;
+    // Relabelled out of the selector: the address goes.
+    let addresses = |e: Option<Endpoints>| {
+        e.and_then(|e| e.subsets)
+            .unwrap_or_default()
+            .iter()
+            .map(|s| s.addresses.as_ref().map_or(0, |a| a.len()))
+            .sum::<usize>()
+    };
+    pods.patch("web-1", &PatchParams::default(), &Patch::Merge(json!({"metadata": {"labels": {"app": "api"}}})))
+        .await
+        .unwrap();
+    wait_until(T, "the relabelled pod leaves the endpoints", || async {
+        addresses(eps.get_opt("web").await.ok().flatten()) == 0
+    })
+    .await;
+    // The Service's selector follows it: the address is back.
+    svcs.patch("web", &PatchParams::default(), &Patch::Merge(json!({"spec": {"selector": {"app": "api"}}})))
+        .await
+        .unwrap();
+    wait_until(T, "the new selector picks the pod", || async {
+        addresses(eps.get_opt("web").await.ok().flatten()) == 1
+    })
+    .await;
+    // The Service goes: so do its Endpoints.
+    svcs.delete("web", &Default::default()).await.unwrap();
+    wait_until(T, "the endpoints go with the service", || async { eps.get_opt("web").await.ok().flatten().is_none() })
+        .await;
     tc.finish().await;
 }

@@ -3,18 +3,17 @@
 //! controllers, the HTTP API with an admin token, the example templates and
 //! a demo tenant. Ctrl-C stops it.
 
+use crate::commands::platform::Platform;
 use crate::commands::sim::shutdown_signal;
 use anyhow::{Context, Result};
 use clap::Args;
-use controller::config::Settings;
 use futures::FutureExt;
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use kube::discovery::ApiResource;
-use kubesim::{KubeSim, SimConfig, config};
+use kubesim::{SimConfig, config};
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::time::Duration;
 
 /// A small realistic cluster: two task nodes, a VPN node and a shared node, each tainted for its role.
 pub const DEV_NODES: &str = "task-1,cpu=8,memory=32Gi,label=paddock.dev/node-role=task,taint=paddock.dev/node-role=task:NoSchedule;\
@@ -66,23 +65,12 @@ pub async fn run(args: DevArgs) -> Result<()> {
         state_file: args.state_file.clone(),
         ..SimConfig::default()
     };
-    let api_listener = tokio::net::TcpListener::bind(args.api_listen)
-        .await
-        .with_context(|| format!("--api-listen {}: cannot listen", args.api_listen))?;
-    let api_url = format!("http://{}", api_listener.local_addr()?);
-    let sim = KubeSim::start(cfg, args.listen).await?;
-    std::fs::write(&args.kubeconfig_out, sim.kubeconfig_yaml())
-        .with_context(|| format!("cannot write the kubeconfig to {}", args.kubeconfig_out.display()))?;
-    let client = sim.client().await?;
-
-    controller::install::crds(&client, "paddock-dev", Duration::from_secs(30)).await.context("installing the CRDs")?;
-    controller::install::namespace(&client, &Settings::default().system_namespace, "paddock-dev")
-        .await
-        .context("creating the system namespace")?;
-
-    let settings = Settings::default();
     let stop = shutdown_signal().boxed().shared();
-    let controllers = tokio::spawn(controller::install::reconcilers(client.clone(), settings.clone(), stop.clone()));
+    let p = Platform::start(cfg, args.listen, args.api_listen, args.admin_token.clone(), stop.clone()).await?;
+    std::fs::write(&args.kubeconfig_out, p.sim.kubeconfig_yaml())
+        .with_context(|| format!("cannot write the kubeconfig to {}", args.kubeconfig_out.display()))?;
+    let client = p.client.clone();
+    let (api_url, admin_token) = (p.api_url.clone(), p.admin_token.clone());
 
     let templates = ApiResource::erase::<resources::Template>(&());
     for (_, yaml) in EXAMPLES {
@@ -98,17 +86,12 @@ pub async fn run(args: DevArgs) -> Result<()> {
     )
     .await?;
 
-    let admin_token = args.admin_token.clone().filter(|t| !t.is_empty()).unwrap_or_else(api::auth::mint_admin);
-    let config = api::Config { settings, admin_token: Some(admin_token.clone()), ..api::Config::default() };
-    let (state, _background) = api::start(client.clone(), config);
-    let server = tokio::spawn(api::serve(api_listener, api::router(state), stop.clone()));
-
     let kc = args.kubeconfig_out.display();
     let mut out = std::io::stdout().lock();
     writeln!(out, "paddock dev is running")?;
     writeln!(out, "  API:            {api_url}")?;
     writeln!(out, "  admin token:    {admin_token}")?;
-    writeln!(out, "  Kubernetes API: {} (kubeconfig {kc})", sim.url())?;
+    writeln!(out, "  Kubernetes API: {} (kubeconfig {kc})", p.sim.url())?;
     writeln!(
         out,
         "  nodes: task-1, task-2 (task), vpn-1 (vpn), shared-1 (shared); templates: ctf-web, ci-runner, notebook; tenant: demo"
@@ -125,12 +108,7 @@ pub async fn run(args: DevArgs) -> Result<()> {
     writeln!(out, "Ctrl-C stops it.")?;
     drop(out);
     stop.await;
-    let _ = tokio::time::timeout(Duration::from_secs(10), controllers).await;
-    match tokio::time::timeout(Duration::from_secs(10), server).await {
-        Ok(Ok(Err(e))) => tracing::warn!(error = %e, "the API server stopped with an error"),
-        _ => {}
-    }
-    sim.shutdown().await.map_err(|e| anyhow::anyhow!(e))?;
+    p.finish().await?;
     tracing::info!("stopped");
     Ok(())
 }

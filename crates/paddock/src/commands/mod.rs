@@ -2,12 +2,14 @@
 
 pub mod api;
 pub mod audit;
+pub mod bench;
 pub mod controller;
 pub mod dev;
 pub mod events;
 pub mod instance;
 pub mod manifests;
 pub mod nodes;
+pub mod platform;
 pub mod sim;
 pub mod template;
 pub mod tenant;

@@ -1,0 +1,326 @@
+//! `paddock bench api`: start latency at several concurrencies, API overhead
+//! and SSE delivery to many clients, on the in-process platform.
+
+use super::stats::{Summary, summarize};
+use crate::commands::platform::Platform;
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use eventsource_stream::Eventsource;
+use futures::{FutureExt, StreamExt};
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use kubesim::{SimConfig, config};
+use resources::Instance;
+use serde::Serialize;
+use serde_json::json;
+use std::collections::HashMap;
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+#[derive(Args, Debug)]
+pub struct ApiBenchArgs {
+    /// Concurrent starts per round, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "10,50,100")]
+    pub concurrency: Vec<usize>,
+    /// SSE clients for the fan-out measurement.
+    #[arg(long, default_value_t = 1000)]
+    pub sse_clients: usize,
+    /// Status changes sent to them.
+    #[arg(long, default_value_t = 50)]
+    pub sse_events: usize,
+}
+
+#[derive(Serialize)]
+struct Round {
+    concurrency: usize,
+    /// POST → Running seen on the tenant's event stream.
+    start: Summary,
+    /// POST → answer (the Instance is created when the API answers).
+    api_overhead: Summary,
+}
+
+#[derive(Serialize)]
+struct Report {
+    rounds: Vec<Round>,
+    sse_clients: usize,
+    sse_events: usize,
+    /// Status written to the cluster → event received by a client.
+    sse_delivery: Summary,
+    rss_mib: Option<f64>,
+}
+
+/// Resident memory of this process, from /proc.
+pub fn rss_mib() -> Option<f64> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kb: f64 =
+        s.lines().find_map(|l| l.strip_prefix("VmRSS:"))?.trim().trim_end_matches("kB").trim().parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+const NODES: &str = "task-1,cpu=64,memory=256Gi,pods=1000,label=paddock.dev/node-role=task;\
+task-2,cpu=64,memory=256Gi,pods=1000,label=paddock.dev/node-role=task";
+
+pub async fn run(args: ApiBenchArgs, as_json: bool) -> Result<()> {
+    if args.concurrency.iter().any(|c| !(1..=1000).contains(c)) {
+        bail!("--concurrency: each value must be between 1 and 1000");
+    }
+    if !(1..=20_000).contains(&args.sse_clients) || !(1..=10_000).contains(&args.sse_events) {
+        bail!("--sse-clients must be 1..=20000 and --sse-events 1..=10000");
+    }
+    let cfg = SimConfig { nodes: config::parse_nodes(NODES).map_err(|e| anyhow::anyhow!(e))?, ..SimConfig::default() };
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let stop = async move {
+        let _ = stop_rx.await;
+    }
+    .boxed()
+    .shared();
+    let local = "127.0.0.1:0".parse()?;
+    let p = Platform::start(cfg, local, local, None, stop).await?;
+    let http = reqwest::Client::builder().pool_max_idle_per_host(2000).build()?;
+    let admin = p.admin_token.clone();
+    let post =
+        |path: &str, body: serde_json::Value| http.post(format!("{}{path}", p.api_url)).bearer_auth(&admin).json(&body);
+    let r = post(
+        "/v1/tenants",
+        json!({"name": "bench", "spec": {"kind": "Team", "storage": {"enabled": false},
+        "quota": {"instances": 100000, "pods": 100000}}}),
+    )
+    .send()
+    .await?;
+    if !r.status().is_success() {
+        bail!("creating the bench tenant: {}", r.text().await?);
+    }
+    let r = post(
+        "/v1/templates",
+        json!({"name": "bench-web", "spec": {"maxPerTenant": 100000,
+        "pods": [{"name": "web", "image": "nginx:1.27", "ports": [{"name": "http", "port": 80}]}]}}),
+    )
+    .send()
+    .await?;
+    if !r.status().is_success() {
+        bail!("creating the bench template: {}", r.text().await?);
+    }
+    wait_ready(&http, &p).await?;
+
+    let mut rounds = Vec::new();
+    for (n, &c) in args.concurrency.iter().enumerate() {
+        rounds.push(start_round(&http, &p, n, c).await?);
+    }
+    let sse_delivery = fan_out(&http, &p, args.sse_clients, args.sse_events).await?;
+    let report =
+        Report { rounds, sse_clients: args.sse_clients, sse_events: args.sse_events, sse_delivery, rss_mib: rss_mib() };
+    let _ = stop_tx.send(());
+    p.finish().await?;
+    print(&report, as_json)
+}
+
+async fn wait_ready(http: &reqwest::Client, p: &Platform) -> Result<()> {
+    for _ in 0..300 {
+        let t: serde_json::Value = http
+            .get(format!("{}/v1/tenants/bench", p.api_url))
+            .bearer_auth(&p.admin_token)
+            .send()
+            .await?
+            .json()
+            .await?;
+        if t["status"]["phase"] == "Ready" {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    bail!("the bench tenant did not become Ready in 30s")
+}
+
+/// Starts `c` instances at once; follows them on the tenant's stream; stops them.
+async fn start_round(http: &reqwest::Client, p: &Platform, round: usize, c: usize) -> Result<Round> {
+    let resp = http
+        .get(format!("{}/v1/tenants/bench/events", p.api_url))
+        .bearer_auth(&p.admin_token)
+        .send()
+        .await?
+        .error_for_status()?;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(String, &'static str, Instant)>();
+    let reader = tokio::spawn(async move {
+        let mut s = resp.bytes_stream().eventsource();
+        while let Some(Ok(e)) = s.next().await {
+            let now = Instant::now();
+            if e.event == "status" && e.data.contains("\"phase\":\"Running\"") {
+                let v: serde_json::Value = serde_json::from_str(&e.data).unwrap_or_default();
+                let name = v["instance"]["name"].as_str().unwrap_or_default().to_string();
+                let _ = tx.send((name, "running", now));
+            } else if e.event == "deleted" {
+                let v: serde_json::Value = serde_json::from_str(&e.data).unwrap_or_default();
+                let _ = tx.send((v["name"].as_str().unwrap_or_default().to_string(), "deleted", now));
+            }
+        }
+    });
+    let names: Vec<String> = (0..c).map(|i| format!("r{round}-{i}")).collect();
+    let mut posts = Vec::new();
+    for name in &names {
+        let req = http
+            .post(format!("{}/v1/tenants/bench/instances", p.api_url))
+            .bearer_auth(&p.admin_token)
+            .json(&json!({"template": "bench-web", "name": name}));
+        posts.push(tokio::spawn(async move {
+            let sent = Instant::now();
+            let r = req.send().await;
+            (sent, Instant::now(), r.map(|r| r.status()))
+        }));
+    }
+    let mut sent_at = HashMap::new();
+    let mut api = Vec::new();
+    for (name, h) in names.iter().zip(posts) {
+        let (sent, answered, status) = h.await?;
+        let status = status.context("POST failed")?;
+        if status != reqwest::StatusCode::CREATED {
+            bail!("starting {name}: the API answered {status}");
+        }
+        api.push(answered - sent);
+        sent_at.insert(name.clone(), sent);
+    }
+    let mut starts = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while starts.len() < c {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let Ok(Some((name, kind, at))) = tokio::time::timeout(left, rx.recv()).await else {
+            bail!("only {} of {c} instances were Running within 120s", starts.len());
+        };
+        if kind == "running"
+            && let Some(sent) = sent_at.remove(&name)
+        {
+            starts.push(at - sent);
+        }
+    }
+    // Stop them and wait until the stream says they are gone.
+    for name in &names {
+        http.delete(format!("{}/v1/tenants/bench/instances/{name}", p.api_url))
+            .bearer_auth(&p.admin_token)
+            .send()
+            .await?;
+    }
+    let mut gone = 0;
+    while gone < c {
+        match tokio::time::timeout(Duration::from_secs(60), rx.recv()).await {
+            Ok(Some((_, "deleted", _))) => gone += 1,
+            Ok(Some(_)) => {}
+            _ => bail!("instances were not deleted within 60s"),
+        }
+    }
+    reader.abort();
+    Ok(Round { concurrency: c, start: summarize(&mut starts), api_overhead: summarize(&mut api) })
+}
+
+/// Connects `clients` to /v1/events and measures status-write → receipt for `events` changes.
+async fn fan_out(http: &reqwest::Client, p: &Platform, clients: usize, events: usize) -> Result<Summary> {
+    // An instance outside tenant namespaces: the controller leaves it alone
+    // after marking it, so each spec change is exactly one event.
+    let ns = "bench-sse";
+    controller::install::namespace(&p.client, ns, "paddock-bench").await?;
+    let insts: Api<Instance> = Api::namespaced(p.client.clone(), ns);
+    let i: Instance = serde_json::from_value(json!({"apiVersion": "paddock.dev/v1alpha1", "kind": "Instance",
+        "metadata": {"name": "probe"}, "spec": {"template": "bench-web", "ttl": "0s"}}))?;
+    insts.create(&PostParams::default(), &i).await?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let received: Arc<Mutex<Vec<(usize, Instant)>>> = Arc::new(Mutex::new(Vec::with_capacity(clients * events)));
+    let (ready_tx, mut ready_rx) = tokio::sync::mpsc::channel::<()>(clients);
+    let mut readers = Vec::new();
+    for _ in 0..clients {
+        let req = http.get(format!("{}/v1/events", p.api_url)).bearer_auth(&p.admin_token);
+        let (received, ready) = (received.clone(), ready_tx.clone());
+        readers.push(tokio::spawn(async move {
+            let Ok(resp) = req.send().await else { return };
+            let mut s = resp.bytes_stream().eventsource();
+            let mut first = true;
+            while let Some(Ok(e)) = s.next().await {
+                let now = Instant::now();
+                if first {
+                    first = false;
+                    let _ = ready.send(()).await;
+                    continue;
+                }
+                if let Some(k) = marker(&e.data) {
+                    received.lock().unwrap_or_else(|e| e.into_inner()).push((k, now));
+                    if k == events {
+                        return;
+                    }
+                }
+            }
+        }));
+    }
+    for _ in 0..clients {
+        tokio::time::timeout(Duration::from_secs(60), ready_rx.recv()).await.context("SSE clients connecting")?;
+    }
+    let mut written = Vec::with_capacity(events + 1);
+    written.push(Instant::now());
+    for k in 1..=events {
+        let t0 = Instant::now();
+        insts.patch("probe", &PatchParams::default(), &Patch::Merge(json!({"spec": {"ttl": format!("{k}s")}}))).await?;
+        written.push(t0);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for r in readers {
+        let _ = tokio::time::timeout(Duration::from_secs(60), r).await;
+    }
+    let received = received.lock().unwrap_or_else(|e| e.into_inner());
+    let mut lat: Vec<Duration> = received
+        .iter()
+        .filter(|(k, _)| *k >= 1 && *k <= events)
+        .map(|(k, at)| at.saturating_duration_since(written[*k]))
+        .collect();
+    if lat.len() < clients * events {
+        tracing::warn!(got = lat.len(), want = clients * events, "some SSE events were not received");
+    }
+    Ok(summarize(&mut lat))
+}
+
+/// The `k` of a probe event whose ttl reads `"{k}s"`.
+fn marker(data: &str) -> Option<usize> {
+    let rest = &data[data.find("\"ttl\":\"")? + 7..];
+    rest[..rest.find('s')?].parse().ok()
+}
+
+fn print(r: &Report, as_json: bool) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    if as_json {
+        writeln!(out, "{}", serde_json::to_string_pretty(r)?)?;
+        return Ok(());
+    }
+    writeln!(out, "paddock bench api (in-process on kubesim)")?;
+    writeln!(
+        out,
+        "{:<12} {:>6} {:>10} {:>10} {:>10} {:>10}   {}",
+        "concurrency", "n", "p50 ms", "p90 ms", "p99 ms", "max ms", "what"
+    )?;
+    for round in &r.rounds {
+        for (s, what) in
+            [(&round.start, "start: POST → Running on SSE"), (&round.api_overhead, "API overhead: POST → created")]
+        {
+            writeln!(
+                out,
+                "{:<12} {:>6} {:>10.1} {:>10.1} {:>10.1} {:>10.1}   {what}",
+                round.concurrency, s.count, s.p50_ms, s.p90_ms, s.p99_ms, s.max_ms
+            )?;
+        }
+    }
+    let s = &r.sse_delivery;
+    writeln!(
+        out,
+        "SSE delivery, {} clients × {} events: n {} p50 {:.1} ms, p90 {:.1} ms, p99 {:.1} ms, max {:.1} ms (target p99 ≤ 20 ms)",
+        r.sse_clients, r.sse_events, s.count, s.p50_ms, s.p90_ms, s.p99_ms, s.max_ms
+    )?;
+    let worst = r.rounds.iter().map(|x| x.api_overhead.p99_ms).fold(0.0, f64::max);
+    writeln!(out, "API overhead p99 (worst round) {worst:.1} ms (target ≤ 10 ms)")?;
+    if let Some(m) = r.rss_mib {
+        writeln!(out, "resident memory of the whole process (kubesim + controllers + API + clients): {m:.0} MiB")?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn markers() {
+        assert_eq!(super::marker(r#"{"instance":{"name":"probe","ttl":"17s","x":1}}"#), Some(17));
+        assert_eq!(super::marker(r#"{"instance":{"name":"probe"}}"#), None);
+    }
+}
