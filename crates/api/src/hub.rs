@@ -7,6 +7,7 @@
 //! with a snapshot instead of silently missing events.
 
 use crate::model::{DeletedEvent, InstanceView, SnapshotEvent, StatusEvent};
+use axum::body::Bytes;
 use futures::StreamExt;
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
@@ -26,6 +27,17 @@ pub struct Entry {
     /// `status`, `deleted` or `snapshot`.
     pub kind: &'static str,
     pub data: String,
+    /// The whole SSE frame (`id:`, `event:`, `data:`), rendered once and
+    /// shared by every client's stream.
+    pub frame: Bytes,
+}
+
+impl Entry {
+    fn new(epoch: &str, seq: u64, tenant: Option<String>, kind: &'static str, data: String) -> Arc<Self> {
+        // JSON has no raw newlines, so the data is one `data:` line.
+        let frame = Bytes::from(format!("id: {epoch}-{seq}\nevent: {kind}\ndata: {data}\n\n"));
+        Arc::new(Self { seq, tenant, kind, data, frame })
+    }
 }
 
 type Key = (String, String);
@@ -143,6 +155,15 @@ impl Hub {
         self.emit(&mut inner, tenant, "status", data);
     }
 
+    /// Records an instance this process just created, unless the watch was
+    /// faster: limits checked right after see it without waiting for the watch.
+    pub fn created(&self, i: &Instance) {
+        let key = (i.namespace().unwrap_or_default(), i.name_any());
+        if !self.lock().current.contains_key(&key) {
+            self.apply(i);
+        }
+    }
+
     fn remove(&self, ns: &str, name: &str) {
         let mut inner = self.lock();
         let Some((tenant, view)) = inner.current.remove(&(ns.to_string(), name.to_string())) else { return };
@@ -153,7 +174,7 @@ impl Hub {
 
     fn emit(&self, inner: &mut Inner, tenant: Option<String>, kind: &'static str, data: String) {
         inner.seq += 1;
-        let e = Arc::new(Entry { seq: inner.seq, tenant, kind, data });
+        let e = Entry::new(&self.epoch, inner.seq, tenant, kind, data);
         if inner.log.len() == self.capacity {
             inner.log.pop_front();
         }
@@ -172,7 +193,7 @@ impl Hub {
             .collect();
         instances.sort_by(|a, b| (&a.tenant, &a.name).cmp(&(&b.tenant, &b.name)));
         let data = serde_json::to_string(&SnapshotEvent { instances }).unwrap_or_default();
-        Arc::new(Entry { seq: inner.seq, tenant: tenant.map(str::to_string), kind: "snapshot", data })
+        Entry::new(&self.epoch, inner.seq, tenant.map(str::to_string), "snapshot", data)
     }
 
     /// A snapshot of what `tenant` (None: everything) can see, as of now.
@@ -197,6 +218,11 @@ impl Hub {
             None => vec![self.snapshot_locked(&inner, tenant)],
         };
         Start { backlog, rx, after: inner.seq }
+    }
+
+    /// Instances of `template` in namespace `ns` that are not being stopped.
+    pub fn count(&self, ns: &str, template: &str) -> usize {
+        self.lock().current.iter().filter(|((n, _), (_, v))| n == ns && v.template == template && !v.stopping).count()
     }
 
     /// The current view of one instance.

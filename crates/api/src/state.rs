@@ -9,8 +9,10 @@ use axum::http::request::Parts;
 use controller::config::Settings;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, reflector, watcher};
 use kube::{Api, Client};
+use resources::{Template, Tenant};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -47,12 +49,32 @@ pub struct Shared {
     pub config: Config,
     pub creds: Credentials,
     pub hub: Arc<Hub>,
-    creds_ready: Arc<AtomicBool>,
+    /// Tenants and templates as the watches see them: requests read these
+    /// instead of asking the cluster (a miss falls back to a GET).
+    pub tenants: Store<Tenant>,
+    pub templates: Store<Template>,
+    ready: Vec<Arc<AtomicBool>>,
 }
 
 pub type AppState = Arc<Shared>;
 
 impl Shared {
+    /// A tenant from the watch, or from the cluster if the watch has not seen it yet.
+    pub async fn tenant(&self, name: &str) -> Result<Option<Tenant>, kube::Error> {
+        if let Some(t) = self.tenants.get(&ObjectRef::new(name)) {
+            return Ok(Some((*t).clone()));
+        }
+        Api::<Tenant>::all(self.client.clone()).get_opt(name).await
+    }
+
+    /// A template from the watch, or from the cluster if the watch has not seen it yet.
+    pub async fn template(&self, name: &str) -> Result<Option<Template>, kube::Error> {
+        if let Some(t) = self.templates.get(&ObjectRef::new(name)) {
+            return Ok(Some((*t).clone()));
+        }
+        Api::<Template>::all(self.client.clone()).get_opt(name).await
+    }
+
     pub fn settings(&self) -> &Settings {
         &self.config.settings
     }
@@ -65,8 +87,10 @@ impl Shared {
     /// What is still missing before the API can answer correctly.
     pub fn waiting_for(&self) -> Vec<String> {
         let mut out = Vec::new();
-        if !self.creds_ready.load(Ordering::Relaxed) {
-            out.push("the credentials watch".to_string());
+        for (flag, what) in self.ready.iter().zip(["the credentials watch", "the tenant watch", "the template watch"]) {
+            if !flag.load(Ordering::Relaxed) {
+                out.push(what.to_string());
+            }
         }
         if !self.hub.ready() {
             out.push("the instance watch".to_string());
@@ -86,32 +110,46 @@ impl Drop for Background {
     }
 }
 
-/// Starts the watches the API reads from and returns the shared state.
-pub fn start(client: Client, config: Config) -> (AppState, Background) {
-    let ns = config.settings.system_namespace.clone();
-    let (store, writer) = reflector::store::<Secret>();
-    let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
-    let wc = watcher::Config::default().labels(CREDENTIALS_LABEL);
+/// Mirrors `api` into a store; the flag turns true once the first list is in.
+fn mirror<K>(api: Api<K>, wc: watcher::Config, what: &'static str) -> (Store<K>, Arc<AtomicBool>, Vec<JoinHandle<()>>)
+where
+    K: kube::Resource<DynamicType = ()> + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + Sync + 'static,
+{
+    let (store, writer) = reflector::store::<K>();
     let feed = tokio::spawn(async move {
-        let mut s = reflector::reflector(writer, watcher::watcher(secrets, wc)).default_backoff().boxed();
+        let mut s = reflector::reflector(writer, watcher::watcher(api, wc)).default_backoff().boxed();
         while let Some(r) = s.next().await {
             if let Err(e) = r {
-                tracing::warn!(error = %e, "credentials watch failed; retrying");
+                tracing::warn!(error = %e, watch = what, "watch failed; retrying");
             }
         }
     });
-    let creds_ready = Arc::new(AtomicBool::new(false));
-    let (flag, ready_store) = (creds_ready.clone(), store.clone());
+    let flag = Arc::new(AtomicBool::new(false));
+    let (f, ready_store) = (flag.clone(), store.clone());
     let ready = tokio::spawn(async move {
         if ready_store.wait_until_ready().await.is_ok() {
-            flag.store(true, Ordering::Relaxed);
+            f.store(true, Ordering::Relaxed);
         }
     });
+    (store, flag, vec![feed, ready])
+}
+
+/// Starts the watches the API reads from and returns the shared state.
+pub fn start(client: Client, config: Config) -> (AppState, Background) {
+    let ns = config.settings.system_namespace.clone();
+    let wc = watcher::Config::default().labels(CREDENTIALS_LABEL);
+    let (secrets, creds_ready, mut tasks) = mirror(Api::<Secret>::namespaced(client.clone(), &ns), wc, "credentials");
+    let (tenants, tenants_ready, t) = mirror(Api::<Tenant>::all(client.clone()), watcher::Config::default(), "tenants");
+    tasks.extend(t);
+    let (templates, templates_ready, t) =
+        mirror(Api::<Template>::all(client.clone()), watcher::Config::default(), "templates");
+    tasks.extend(t);
     let hub = Hub::new(&config.settings.namespace_prefix, config.replay_log);
-    let watch = tokio::spawn(hub.clone().run(Api::all(client.clone())));
-    let creds = Credentials::new(config.admin_token.clone(), ns, store);
-    let state = Arc::new(Shared { client, config, creds, hub, creds_ready });
-    (state, Background(vec![feed, ready, watch]))
+    tasks.push(tokio::spawn(hub.clone().run(Api::all(client.clone()))));
+    let creds = Credentials::new(config.admin_token.clone(), ns, secrets);
+    let ready = vec![creds_ready, tenants_ready, templates_ready];
+    let state = Arc::new(Shared { client, config, creds, hub, tenants, templates, ready });
+    (state, Background(tasks))
 }
 
 impl FromRequestParts<AppState> for Principal {

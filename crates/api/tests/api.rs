@@ -159,12 +159,15 @@ async fn every_route_is_documented_and_guarded() {
     env.finish().await;
 }
 
+/// Method, path, token, body, expected status, expected `field`.
+type Case<'a> = (&'a str, String, Option<&'a str>, Option<String>, u16, Option<&'a str>);
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_gets_problems_naming_the_field() {
     let env = Env::start().await;
     let a = env.alpha.clone();
     let inst = format!("/v1/tenants/{a}/instances");
-    let cases: Vec<(&str, String, Option<&str>, Option<String>, u16, Option<&str>)> = vec![
+    let cases: Vec<Case> = vec![
         ("POST", "/v1/tenants".into(), Some(ADMIN), Some("{not json".into()), 400, None),
         (
             "POST",

@@ -8,7 +8,7 @@ use crate::state::{AppState, Shared};
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::{Api, ResourceExt};
 use resources::template::parse_duration;
 use resources::{Instance, InstanceSpec, Template, is_dns_label};
@@ -111,8 +111,8 @@ pub async fn start(
     if t.metadata.deletion_timestamp.is_some() {
         return Err(Problem::conflict("tenant-deleting", format!("tenant {tenant:?} is being deleted")));
     }
-    let tpl = Api::<Template>::all(s.client.clone())
-        .get_opt(&body.template)
+    let tpl = s
+        .template(&body.template)
         .await?
         .ok_or_else(|| Problem::invalid("template", format!("there is no template {:?}", body.template)))?;
     if let Some(n) = &body.name
@@ -146,14 +146,9 @@ pub async fn start(
     {
         return replay(existing, k, &body, &tenant);
     }
-    // The template's per-tenant limit, checked before anything is created.
-    let same = api
-        .list(&ListParams::default())
-        .await?
-        .items
-        .iter()
-        .filter(|i| i.spec.template == body.template && i.metadata.deletion_timestamp.is_none())
-        .count();
+    // The template's per-tenant limit, checked before anything is created (from
+    // the shared watch; the controller enforces it again, authoritatively).
+    let same = s.hub.count(&s.namespace(&tenant), &body.template);
     if same >= tpl.spec.max_per_tenant as usize {
         return Err(Problem::limit(
             "instance-limit",
@@ -181,6 +176,7 @@ pub async fn start(
     inst.metadata.annotations = Some(notes);
     match api.create(&PostParams::default(), &inst).await {
         Ok(c) => {
+            s.hub.created(&c);
             tracing::info!(tenant = %tenant, instance = %c.name_any(), template = %body.template, "instance started");
             Ok(created(InstanceView::new(&c, &tenant), StatusCode::CREATED, false))
         }

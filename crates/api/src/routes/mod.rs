@@ -14,7 +14,6 @@ use crate::auth::Principal;
 use crate::model::Paging;
 use crate::problem::{Problem, Result};
 use crate::state::Shared;
-use kube::Api;
 use kube::api::ListParams;
 use resources::Tenant;
 
@@ -34,7 +33,7 @@ pub fn list_params(p: &Paging) -> Result<ListParams> {
 /// The tenant, if the caller may see it; 404 otherwise (absent or not theirs).
 pub async fn visible_tenant(s: &Shared, who: &Principal, tenant: &str) -> Result<Tenant> {
     who.see_tenant(tenant)?;
-    Api::<Tenant>::all(s.client.clone()).get_opt(tenant).await?.ok_or_else(|| Problem::not_found("tenant", tenant))
+    s.tenant(tenant).await?.ok_or_else(|| Problem::not_found("tenant", tenant))
 }
 
 /// A 422 naming the first problem's field and listing them all.

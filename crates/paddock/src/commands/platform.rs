@@ -55,10 +55,13 @@ impl Platform {
 
     /// Waits (at most ten seconds each) for the controllers and the API to stop, then stops kubesim.
     pub async fn finish(self) -> Result<()> {
-        let _ = tokio::time::timeout(Duration::from_secs(10), self.controllers).await;
-        if let Ok(Ok(Err(e))) = tokio::time::timeout(Duration::from_secs(10), self.server).await {
+        let Platform { sim, controllers, server, _background, .. } = self;
+        let _ = tokio::time::timeout(Duration::from_secs(10), controllers).await;
+        if let Ok(Ok(Err(e))) = tokio::time::timeout(Duration::from_secs(10), server).await {
             tracing::warn!(error = %e, "the API server stopped with an error");
         }
-        self.sim.shutdown().await.map_err(|e| anyhow::anyhow!(e))
+        // The API's watches end before the cluster they watch.
+        drop(_background);
+        sim.shutdown().await.map_err(|e| anyhow::anyhow!(e))
     }
 }
