@@ -24,6 +24,7 @@ pub struct Page<T> {
 #[into_params(parameter_in = Query)]
 pub struct Paging {
     /// Items per page (1–1000; default 500).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
     /// The `continue` value of the previous page.
     #[serde(rename = "continue")]
@@ -64,6 +65,7 @@ impl From<&Tenant> for TenantView {
 #[serde(deny_unknown_fields)]
 pub struct NewTenant {
     /// A DNS label; the namespace is `<prefix><name>`.
+    #[schema(min_length = 1, max_length = 63, pattern = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")]
     pub name: String,
     #[schema(schema_with = schema_ref::<TenantSpec>)]
     pub spec: TenantSpec,
@@ -195,6 +197,7 @@ impl InstanceView {
 #[serde(deny_unknown_fields)]
 pub struct StartInstance {
     /// Name of the Template.
+    #[schema(min_length = 1)]
     pub template: String,
     /// Instance name (a DNS label); generated from the template when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]

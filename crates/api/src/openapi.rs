@@ -57,8 +57,36 @@ pub fn finish(doc: utoipa::openapi::OpenApi) -> Value {
     for (name, schema) in generator.take_definitions(true) {
         schemas[name] = schema;
     }
+    problem_content_type(&mut v);
+    // These bodies may be left out (their fields all have defaults).
+    for (path, method) in
+        [("/v1/tenants/{tenant}/tokens", "post"), ("/v1/tenants/{tenant}/instances/{instance}/renew", "post")]
+    {
+        if let Some(rb) = v.pointer_mut(&format!("/paths/{}/{method}/requestBody", path.replace('/', "~1"))) {
+            rb["required"] = json!(false);
+        }
+    }
     v["openapi"] = json!("3.1.0");
     v
+}
+
+/// Problem bodies are `application/problem+json`, not `application/json`.
+fn problem_content_type(v: &mut Value) {
+    let Some(paths) = v.get_mut("paths").and_then(Value::as_object_mut) else { return };
+    for op in paths.values_mut().filter_map(Value::as_object_mut).flat_map(|m| m.values_mut()) {
+        let Some(responses) = op.get_mut("responses").and_then(Value::as_object_mut) else { continue };
+        for r in responses.values_mut() {
+            let Some(content) = r.get_mut("content").and_then(Value::as_object_mut) else { continue };
+            let is_problem = content
+                .get("application/json")
+                .and_then(|c| c.pointer("/schema/$ref"))
+                .and_then(Value::as_str)
+                .is_some_and(|r| r.ends_with("/Problem"));
+            if is_problem && let Some(c) = content.remove("application/json") {
+                content.insert("application/problem+json".into(), c);
+            }
+        }
+    }
 }
 
 #[cfg(test)]

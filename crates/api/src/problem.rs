@@ -1,7 +1,7 @@
 //! Errors as RFC 9457 `application/problem+json`: a stable `type`, a title, the
 //! HTTP status, a `detail` for people and, for bad input, the offending `field`.
 
-use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::rejection::{BytesRejection, JsonRejection, PathRejection, QueryRejection};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
@@ -147,6 +147,16 @@ impl From<JsonRejection> for Problem {
     }
 }
 
+impl From<BytesRejection> for Problem {
+    fn from(r: BytesRejection) -> Self {
+        if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            Self::new(r.status(), "too-large", "Payload too large", format!("the body is over {BODY_LIMIT} bytes"))
+        } else {
+            Self::bad_request(format!("the body could not be read: {}", r.body_text()))
+        }
+    }
+}
+
 impl From<QueryRejection> for Problem {
     fn from(r: QueryRejection) -> Self {
         Self::bad_request(format!("bad query parameters: {}", r.body_text()))
@@ -172,7 +182,9 @@ pub fn from_kube(e: kube::Error) -> Problem {
             }
             404 => Problem::new(StatusCode::NOT_FOUND, "not-found", "Not found", s.message),
             409 => Problem::conflict("conflict", s.message),
-            422 | 400 => Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", "Invalid request", s.message),
+            // A continue token that is malformed or expired.
+            400 | 410 => Problem::bad_request(format!("{}; list again from the start", s.message)).field("continue"),
+            422 => Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", "Invalid request", s.message),
             429 => Problem::limit("throttled", "the cluster is throttling requests", 1),
             _ => Problem::unavailable(format!("the cluster answered {} {}: {}", s.code, s.reason, s.message)),
         },
@@ -194,6 +206,18 @@ pub struct Json<T>(pub T);
 impl<T: Serialize> IntoResponse for Json<T> {
     fn into_response(self) -> Response {
         axum::Json(self.0).into_response()
+    }
+}
+
+/// The raw body (parsed with [`body_of`] once access is checked), whose
+/// rejections (too large, broken) are problems.
+pub struct RawBody(pub axum::body::Bytes);
+
+impl<S: Send + Sync> axum::extract::FromRequest<S> for RawBody {
+    type Rejection = Problem;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self> {
+        axum::body::Bytes::from_request(req, state).await.map(RawBody).map_err(Problem::from)
     }
 }
 

@@ -44,6 +44,24 @@ fn crds_and_manifests_print_yaml() {
     ] {
         assert!(kinds.contains(&k), "{k} missing from {kinds:?}");
     }
+    let deployments = |docs: &[serde_json::Value]| -> Vec<(String, String)> {
+        docs.iter()
+            .filter(|d| d["kind"] == "Deployment")
+            .map(|d| {
+                let c = &d["spec"]["template"]["spec"]["containers"][0];
+                (d["metadata"]["name"].as_str().unwrap().to_string(), c["args"][0].as_str().unwrap().to_string())
+            })
+            .collect()
+    };
+    let pair = |a: &str, b: &str| (a.to_string(), b.to_string());
+    assert_eq!(deployments(&docs), [pair("paddock-controller", "controller"), pair("paddock-api", "api")]);
+    let out = paddock(&["manifests", "--layout", "combined"]);
+    assert!(out.status.success());
+    let combined: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .split("\n---\n")
+        .map(|d| serde_yaml_ng::from_str(d.trim_start_matches("---\n")).unwrap())
+        .collect();
+    assert_eq!(deployments(&combined), [pair("paddock-server", "serve")]);
     let role = docs.iter().find(|d| d["kind"] == "ClusterRole").unwrap();
     for r in role["rules"].as_array().unwrap() {
         for field in ["apiGroups", "resources", "verbs"] {

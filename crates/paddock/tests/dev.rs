@@ -109,6 +109,10 @@ async fn cli_against_the_api(banner: &str) {
     assert_eq!(code, 0, "{err}");
     let t: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(t.as_array().unwrap().len(), 3, "{out}");
+    let examples = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/templates");
+    let (code, out, err) = run(admin.clone(), sv(&["template", "apply", "-f", examples])).await.unwrap();
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("ctf-web") && out.contains("notebook"), "{out}");
 
     // A tenant token for demo; the CLI infers the tenant from it.
     let (code, out, err) = run(admin.clone(), sv(&["token", "issue", "--tenant", "demo", "-o", "json"])).await.unwrap();

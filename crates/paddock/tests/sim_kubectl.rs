@@ -194,6 +194,7 @@ fn kubectl_drives_paddock_sim() {
         "paddock-system",
         "--timeout=30s",
     ]);
+    sim.ok(&["wait", "--for=condition=Available", "deployment/paddock-api", "-n", "paddock-system", "--timeout=30s"]);
     sim.ok(&["wait", "--for=condition=Established", "crd/tenants.paddock.dev", "--timeout=30s"]);
 
     // The example templates apply with kubectl's strict field validation, and keep every field.

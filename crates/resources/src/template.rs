@@ -27,6 +27,7 @@ pub const TEAMNET: &str = "teamnet";
 #[serde(rename_all = "camelCase")]
 pub struct TemplateSpec {
     /// The pods of one instance.
+    #[schemars(length(min = 1))]
     pub pods: Vec<PodTemplate>,
     /// Named networks: pods on the same network may talk on their declared ports.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -1,6 +1,6 @@
 //! `/v1/tenants/{tenant}/instances`: start, look at, renew and stop instances.
 
-use super::{invalid, list_params, visible_tenant};
+use super::{invalid, list_params, named, visible_tenant};
 use crate::auth::Principal;
 use crate::model::{InstanceView, Page, Paging, Renew, StartInstance};
 use crate::problem::{Json, Path, Problem, Query, Result, body_of, optional_body};
@@ -27,6 +27,7 @@ fn api(s: &Shared, tenant: &str) -> Api<Instance> {
 
 async fn visible_instance(s: &Shared, who: &Principal, tenant: &str, name: &str) -> Result<Instance> {
     visible_tenant(s, who, tenant).await?;
+    named("instance", name)?;
     api(s, tenant).get_opt(name).await?.ok_or_else(|| Problem::not_found("instance", name))
 }
 
@@ -103,13 +104,16 @@ pub async fn start(
     who: Principal,
     Path(tenant): Path<String>,
     headers: HeaderMap,
-    body: axum::body::Bytes,
+    crate::problem::RawBody(body): crate::problem::RawBody,
 ) -> Result<Response> {
     let t = visible_tenant(&s, &who, &tenant).await?;
     let key = idempotency_key(&headers)?;
     let body: StartInstance = body_of(&body)?;
     if t.metadata.deletion_timestamp.is_some() {
         return Err(Problem::conflict("tenant-deleting", format!("tenant {tenant:?} is being deleted")));
+    }
+    if !super::object_name(&body.template) {
+        return Err(Problem::invalid("template", format!("there is no template {:?}", body.template)));
     }
     let tpl = s
         .template(&body.template)
@@ -215,7 +219,7 @@ pub async fn renew(
     State(s): State<AppState>,
     who: Principal,
     Path((tenant, name)): Path<(String, String)>,
-    body: axum::body::Bytes,
+    crate::problem::RawBody(body): crate::problem::RawBody,
 ) -> Result<Json<InstanceView>> {
     let inst = visible_instance(&s, &who, &tenant, &name).await?;
     let body: Renew = optional_body(&body)?;

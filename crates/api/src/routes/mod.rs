@@ -30,9 +30,23 @@ pub fn list_params(p: &Paging) -> Result<ListParams> {
     Ok(lp)
 }
 
+/// Whether `name` can name a Kubernetes object (a DNS-1123 subdomain); a
+/// path naming anything else answers 404, as the object cannot exist.
+pub fn object_name(name: &str) -> bool {
+    name.len() <= 253 && name.split('.').all(resources::is_dns_label)
+}
+
+/// 404 for a name no object can have.
+pub fn named(what: &str, name: &str) -> Result<()> {
+    if object_name(name) { Ok(()) } else { Err(Problem::not_found(what, name)) }
+}
+
 /// The tenant, if the caller may see it; 404 otherwise (absent or not theirs).
 pub async fn visible_tenant(s: &Shared, who: &Principal, tenant: &str) -> Result<Tenant> {
     who.see_tenant(tenant)?;
+    if !resources::is_dns_label(tenant) {
+        return Err(Problem::not_found("tenant", tenant));
+    }
     s.tenant(tenant).await?.ok_or_else(|| Problem::not_found("tenant", tenant))
 }
 

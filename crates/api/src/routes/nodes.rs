@@ -60,6 +60,7 @@ pub async fn list(State(s): State<AppState>, who: Principal) -> Result<Json<Vec<
         (status = 404, body = Problem)))]
 pub async fn get(State(s): State<AppState>, who: Principal, Path(name): Path<String>) -> Result<Json<NodeView>> {
     who.admin("read nodes")?;
+    super::named("node", &name)?;
     let n =
         Api::<Node>::all(s.client.clone()).get_opt(&name).await?.ok_or_else(|| Problem::not_found("node", &name))?;
     Ok(Json(view(&n, &paddock_pods(&s).await?)))

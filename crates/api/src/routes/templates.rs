@@ -1,9 +1,9 @@
 //! `/v1/templates`: everyone with a token reads; admins write.
 
-use super::{invalid, list_params};
+use super::{invalid, list_params, named};
 use crate::auth::Principal;
 use crate::model::{NewTemplate, Page, Paging, TemplateView};
-use crate::problem::{Json, Path, Problem, Query, Result};
+use crate::problem::{Json, Path, Problem, Query, Result, body_of};
 use crate::state::{AppState, Shared};
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -26,6 +26,7 @@ pub async fn list(
 #[utoipa::path(get, path = "/v1/templates/{template}", tag = "templates", params(("template" = String, Path)),
     responses((status = 200, body = TemplateView), (status = 401, body = Problem), (status = 404, body = Problem)))]
 pub async fn get(State(s): State<AppState>, _who: Principal, Path(name): Path<String>) -> Result<Json<TemplateView>> {
+    named("template", &name)?;
     let t = Api::<Template>::all(s.client.clone()).get_opt(&name).await?;
     Ok(Json(TemplateView::from(&t.ok_or_else(|| Problem::not_found("template", &name))?)))
 }
@@ -71,9 +72,10 @@ async fn save(s: &Shared, name: &str, spec: TemplateSpec, replace: bool) -> Resu
 pub async fn create(
     State(s): State<AppState>,
     who: Principal,
-    Json(body): Json<NewTemplate>,
+    crate::problem::RawBody(body): crate::problem::RawBody,
 ) -> Result<(StatusCode, Json<TemplateView>)> {
     who.admin("write templates")?;
+    let body: NewTemplate = body_of(&body)?;
     let Some(name) = body.name else { return Err(Problem::invalid("name", "a template needs a name")) };
     save(&s, &name, body.spec, false).await
 }
@@ -87,9 +89,10 @@ pub async fn put(
     State(s): State<AppState>,
     who: Principal,
     Path(name): Path<String>,
-    Json(body): Json<NewTemplate>,
+    crate::problem::RawBody(body): crate::problem::RawBody,
 ) -> Result<(StatusCode, Json<TemplateView>)> {
     who.admin("write templates")?;
+    let body: NewTemplate = body_of(&body)?;
     if let Some(n) = body.name.as_deref().filter(|n| *n != name) {
         return Err(Problem::invalid("name", format!("{n:?} does not match the path's {name:?}")));
     }
@@ -101,6 +104,7 @@ pub async fn put(
     responses((status = 204), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)))]
 pub async fn delete(State(s): State<AppState>, who: Principal, Path(name): Path<String>) -> Result<StatusCode> {
     who.admin("delete templates")?;
+    named("template", &name)?;
     match Api::<Template>::all(s.client.clone()).delete(&name, &DeleteParams::default()).await {
         Ok(_) => Ok(StatusCode::NO_CONTENT),
         Err(kube::Error::Api(a)) if a.code == 404 => Err(Problem::not_found("template", &name)),

@@ -40,9 +40,10 @@ pub async fn list(
 pub async fn create(
     State(s): State<AppState>,
     who: Principal,
-    Json(body): Json<NewTenant>,
+    crate::problem::RawBody(body): crate::problem::RawBody,
 ) -> Result<(StatusCode, Json<TenantView>)> {
     who.admin("create tenants")?;
+    let body: NewTenant = body_of(&body)?;
     if let Some(p) = validate_name(&body.name, &s.settings().namespace_prefix) {
         return Err(Problem::invalid("name", p.reason));
     }
@@ -78,7 +79,7 @@ pub async fn patch(
     State(s): State<AppState>,
     who: Principal,
     Path(tenant): Path<String>,
-    body: axum::body::Bytes,
+    crate::problem::RawBody(body): crate::problem::RawBody,
 ) -> Result<Json<TenantView>> {
     let mut current = visible_tenant(&s, &who, &tenant).await?;
     who.admin("change tenants")?;

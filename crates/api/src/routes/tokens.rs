@@ -50,7 +50,7 @@ pub async fn issue(
     State(s): State<AppState>,
     who: Principal,
     Path(tenant): Path<String>,
-    body: axum::body::Bytes,
+    crate::problem::RawBody(body): crate::problem::RawBody,
 ) -> Result<(StatusCode, Json<IssuedToken>)> {
     visible_tenant(&s, &who, &tenant).await?;
     who.admin("manage tokens")?;
@@ -99,6 +99,9 @@ pub async fn revoke(
 ) -> Result<StatusCode> {
     visible_tenant(&s, &who, &tenant).await?;
     who.admin("manage tokens")?;
+    if id.is_empty() || id.len() > 64 || !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return Err(Problem::not_found("token", &id));
+    }
     let api: Api<Secret> = Api::namespaced(s.client.clone(), s.creds.namespace());
     let name = token_secret(&tenant);
     let has = api.get_opt(&name).await?.and_then(|x| x.data).is_some_and(|d| d.contains_key(&id));

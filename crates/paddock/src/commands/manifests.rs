@@ -1,7 +1,8 @@
 //! `paddock manifests`: the install bundle — CRDs, the system namespace,
-//! least-privilege RBAC (no wildcards), a hardened 2-replica Deployment, a
-//! PodDisruptionBudget, a Service, a NetworkPolicy for the system namespace,
-//! and optionally the gVisor RuntimeClass.
+//! least-privilege RBAC (no wildcards), hardened Deployments (the controller
+//! and the API apart, or `paddock serve` as one), PodDisruptionBudgets,
+//! Services, a NetworkPolicy for the system namespace, and optionally the
+//! gVisor RuntimeClass.
 
 use anyhow::{Result, bail};
 use clap::Args;
@@ -18,9 +19,19 @@ pub struct ManifestArgs {
     /// Also install RuntimeClass `gvisor` (handler runsc).
     #[arg(long)]
     pub with_runtime_class: bool,
-    /// Controller replicas (leader-elected).
+    /// Replicas of each Deployment (the controller part is leader-elected).
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=10))]
     pub replicas: u32,
+    /// `split`: the controller and the API as two Deployments; `combined`: one
+    /// Deployment running `paddock serve`.
+    #[arg(long, value_enum, default_value = "split")]
+    pub layout: Layout,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Layout {
+    Split,
+    Combined,
 }
 
 const LABELS: &str = "paddock";
@@ -33,13 +44,14 @@ fn rule(groups: &[&str], resources: &[&str], verbs: &[&str]) -> Value {
 pub fn cluster_role_rules() -> Vec<Value> {
     let rw = ["get", "list", "watch", "create", "patch", "update", "delete"];
     vec![
-        rule(&["paddock.dev"], &["tenants"], &["get", "list", "watch", "patch", "update"]),
+        // Tenants and templates are created and deleted by the API; instances started by it.
+        rule(&["paddock.dev"], &["tenants"], &["get", "list", "watch", "create", "patch", "update", "delete"]),
         rule(&["paddock.dev"], &["tenants/status"], &["get", "patch", "update"]),
         rule(&["paddock.dev"], &["tenants/finalizers"], &["update"]),
-        rule(&["paddock.dev"], &["instances"], &["get", "list", "watch", "patch", "update", "delete"]),
+        rule(&["paddock.dev"], &["instances"], &["get", "list", "watch", "create", "patch", "update", "delete"]),
         rule(&["paddock.dev"], &["instances/status"], &["get", "patch", "update"]),
         rule(&["paddock.dev"], &["instances/finalizers"], &["update"]),
-        rule(&["paddock.dev"], &["templates"], &["get", "list", "watch"]),
+        rule(&["paddock.dev"], &["templates"], &["get", "list", "watch", "create", "patch", "update", "delete"]),
         rule(&["paddock.dev"], &["templates/status"], &["get", "patch", "update"]),
         rule(&[""], &["namespaces", "resourcequotas", "limitranges", "serviceaccounts", "persistentvolumeclaims"], &rw),
         rule(
@@ -83,44 +95,20 @@ pub fn documents(a: &ManifestArgs) -> Result<Vec<Value>> {
     docs.push(json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": {"name": "paddock-leader-election", "namespace": ns, "labels": labels},
         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "paddock-leader-election"},
         "subjects": [{"kind": "ServiceAccount", "name": "paddock", "namespace": ns}]}));
-    let pod_labels = json!({"app.kubernetes.io/name": LABELS, "app.kubernetes.io/component": "controller"});
-    docs.push(json!({
-        "apiVersion": "apps/v1", "kind": "Deployment",
-        "metadata": {"name": "paddock-controller", "namespace": ns, "labels": labels},
-        "spec": {
-            "replicas": a.replicas,
-            "selector": {"matchLabels": pod_labels},
-            "template": {
-                "metadata": {"labels": pod_labels},
-                "spec": {
-                    "serviceAccountName": "paddock",
-                    "securityContext": {"runAsNonRoot": true, "runAsUser": 65532, "runAsGroup": 65532, "seccompProfile": {"type": "RuntimeDefault"}},
-                    "containers": [{
-                        "name": "controller",
-                        "image": a.image,
-                        "args": ["controller", "--health-listen", "0.0.0.0:8081", "--log-format", "json"],
-                        "env": [
-                            {"name": "PADDOCK_SYSTEM_NAMESPACE", "value": ns},
-                            {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}
-                        ],
-                        "ports": [{"name": "health", "containerPort": 8081}],
-                        "livenessProbe": {"httpGet": {"path": "/healthz", "port": "health"}, "periodSeconds": 10},
-                        "readinessProbe": {"httpGet": {"path": "/readyz", "port": "health"}, "periodSeconds": 5},
-                        "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}, "limits": {"cpu": "1", "memory": "256Mi"}},
-                        "securityContext": {"allowPrivilegeEscalation": false, "readOnlyRootFilesystem": true, "capabilities": {"drop": ["ALL"]}}
-                    }]
-                }
-            }
-        }
-    }));
-    docs.push(json!({"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": "paddock-controller", "namespace": ns, "labels": labels},
-        "spec": {"minAvailable": 1, "selector": {"matchLabels": pod_labels}}}));
-    docs.push(json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "paddock-controller", "namespace": ns, "labels": labels},
-        "spec": {"selector": pod_labels, "ports": [{"name": "health", "port": 8081, "targetPort": "health"}]}}));
-    // The system namespace: only DNS and the API server (443/6443) out; health probes in.
+    let parts: Vec<(&str, Vec<&str>, &str, u16)> = match a.layout {
+        Layout::Split => vec![
+            ("controller", vec!["controller", "--health-listen", "0.0.0.0:8081"], "health", 8081),
+            ("api", vec!["api", "--listen", "0.0.0.0:8080"], "http", 8080),
+        ],
+        Layout::Combined => vec![("server", vec!["serve", "--listen", "0.0.0.0:8080"], "http", 8080)],
+    };
+    for (component, args, port_name, port) in parts {
+        docs.extend(workload(a, ns, &labels, component, &args, port_name, port));
+    }
+    // The system namespace: only DNS and the API server (443/6443) out; probes and API clients in.
     docs.push(json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": "paddock-system", "namespace": ns, "labels": labels},
         "spec": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"],
-            "ingress": [{"ports": [{"port": 8081, "protocol": "TCP"}]}],
+            "ingress": [{"ports": [{"port": 8081, "protocol": "TCP"}, {"port": 8080, "protocol": "TCP"}]}],
             "egress": [
                 {"to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}}, "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}],
                  "ports": [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}]},
@@ -130,6 +118,56 @@ pub fn documents(a: &ManifestArgs) -> Result<Vec<Value>> {
         docs.push(json!({"apiVersion": "node.k8s.io/v1", "kind": "RuntimeClass", "metadata": {"name": "gvisor", "labels": labels}, "handler": "runsc"}));
     }
     Ok(docs)
+}
+
+/// A hardened Deployment of `paddock <args>`, its PodDisruptionBudget and Service.
+fn workload(
+    a: &ManifestArgs,
+    ns: &str,
+    labels: &Value,
+    component: &str,
+    args: &[&str],
+    port_name: &str,
+    port: u16,
+) -> Vec<Value> {
+    let name = format!("paddock-{component}");
+    let pod_labels = json!({"app.kubernetes.io/name": LABELS, "app.kubernetes.io/component": component});
+    let mut args: Vec<&str> = args.to_vec();
+    args.extend(["--log-format", "json"]);
+    let deployment = json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": name, "namespace": ns, "labels": labels},
+        "spec": {
+            "replicas": a.replicas,
+            "selector": {"matchLabels": pod_labels},
+            "template": {
+                "metadata": {"labels": pod_labels},
+                "spec": {
+                    "serviceAccountName": "paddock",
+                    "securityContext": {"runAsNonRoot": true, "runAsUser": 65532, "runAsGroup": 65532, "seccompProfile": {"type": "RuntimeDefault"}},
+                    "containers": [{
+                        "name": component,
+                        "image": a.image,
+                        "args": args,
+                        "env": [
+                            {"name": "PADDOCK_SYSTEM_NAMESPACE", "value": ns},
+                            {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}
+                        ],
+                        "ports": [{"name": port_name, "containerPort": port}],
+                        "livenessProbe": {"httpGet": {"path": "/healthz", "port": port_name}, "periodSeconds": 10},
+                        "readinessProbe": {"httpGet": {"path": "/readyz", "port": port_name}, "periodSeconds": 5},
+                        "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}, "limits": {"cpu": "1", "memory": "256Mi"}},
+                        "securityContext": {"allowPrivilegeEscalation": false, "readOnlyRootFilesystem": true, "capabilities": {"drop": ["ALL"]}}
+                    }]
+                }
+            }
+        }
+    });
+    let pdb = json!({"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": name, "namespace": ns, "labels": labels},
+        "spec": {"minAvailable": 1, "selector": {"matchLabels": pod_labels}}});
+    let service = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "namespace": ns, "labels": labels},
+        "spec": {"selector": pod_labels, "ports": [{"name": port_name, "port": port, "targetPort": port_name}]}});
+    vec![deployment, pdb, service]
 }
 
 pub fn render(a: &ManifestArgs) -> Result<String> {

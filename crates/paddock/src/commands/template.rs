@@ -19,7 +19,7 @@ pub struct TemplateArgs {
 
 #[derive(Subcommand, Debug)]
 pub enum TemplateCommand {
-    /// Create or replace templates from a YAML file of Template manifests (admin token).
+    /// Create or replace templates from a YAML file (or a directory of them) of Template manifests (admin token).
     Apply {
         #[arg(short = 'f', long)]
         file: PathBuf,
@@ -47,8 +47,29 @@ fn row(t: &TemplateView) -> Vec<String> {
     ]
 }
 
+/// The templates of a file, or of every .yaml/.yml/.json file of a directory.
+fn manifests(path: &PathBuf) -> Result<Vec<NewTemplate>> {
+    if !path.is_dir() {
+        return manifests_in(path);
+    }
+    let mut files: Vec<PathBuf> = std::fs::read_dir(path)
+        .with_context(|| format!("-f {}: cannot read the directory", path.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml" || x == "json"))
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        bail!("-f {}: no .yaml, .yml or .json files in it", path.display());
+    }
+    let mut out = Vec::new();
+    for f in files {
+        out.extend(manifests_in(&f)?);
+    }
+    Ok(out)
+}
+
 /// The documents of a manifest file: `{metadata: {name}, spec}` each.
-fn manifests(file: &PathBuf) -> Result<Vec<NewTemplate>> {
+fn manifests_in(file: &PathBuf) -> Result<Vec<NewTemplate>> {
     let text = std::fs::read_to_string(file).with_context(|| format!("-f {}: cannot read it", file.display()))?;
     let mut out = Vec::new();
     for (i, doc) in serde_yaml_ng::Deserializer::from_str(&text).enumerate() {
