@@ -16,6 +16,18 @@ pub struct Settings {
     /// Default requests for containers (used when a tenant does not say).
     pub default_cpu_request: String,
     pub default_memory_request: String,
+    /// Team VPNs: each tenant gets a /24 of this range.
+    pub vpn_range: String,
+    /// Host or IP VPN clients connect to (a node's public address, a DNS name).
+    pub vpn_endpoint: Option<String>,
+    /// WireGuard server image.
+    pub vpn_image: String,
+    /// What VPN clients route through the tunnel: the cluster's pod and service ranges.
+    pub vpn_allowed_ips: Vec<String>,
+    /// DNS server VPN clients use (the cluster DNS service), if any.
+    pub vpn_dns: Option<String>,
+    /// Namespace of warm pools (the VPN also reaches the tenant's claimed pods there).
+    pub pool_namespace: String,
 }
 
 impl Default for Settings {
@@ -28,6 +40,12 @@ impl Default for Settings {
             strict_node_roles: false,
             default_cpu_request: "100m".into(),
             default_memory_request: "128Mi".into(),
+            vpn_range: "10.200.0.0/16".into(),
+            vpn_endpoint: None,
+            vpn_image: "lscr.io/linuxserver/wireguard:1.0.20210914".into(),
+            vpn_allowed_ips: vec!["10.244.0.0/16".into(), "10.96.0.0/12".into()],
+            vpn_dns: None,
+            pool_namespace: "paddock-pool".into(),
         }
     }
 }

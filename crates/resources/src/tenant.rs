@@ -153,14 +153,63 @@ impl Default for Egress {
     }
 }
 
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+fn five() -> u32 {
+    5
+}
+fn wireguard_port() -> u16 {
+    51820
+}
+
+/// The team VPN: a WireGuard server in the tenant's namespace that reaches
+/// the pods of the tenant's instances on the `teamnet` network, nothing else.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Vpn {
     #[serde(default)]
     pub enabled: bool,
-    /// Client slots (team size).
+    /// Client slots (team size), 1 to 250.
+    #[serde(default = "five")]
+    pub clients: u32,
+    /// How the server is exposed: NodePort (default) or LoadBalancer.
+    #[serde(default)]
+    pub service_type: VpnServiceType,
+    /// UDP port of the server (and of the LoadBalancer).
+    #[serde(default = "wireguard_port")]
+    pub port: u16,
+    /// Host or IP clients connect to (default: the installation's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub clients: Option<u32>,
+    pub endpoint: Option<String>,
+}
+
+impl Default for Vpn {
+    fn default() -> Self {
+        Self { enabled: false, clients: five(), service_type: VpnServiceType::NodePort, port: 51820, endpoint: None }
+    }
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum VpnServiceType {
+    #[default]
+    NodePort,
+    LoadBalancer,
+}
+
+/// The VPN as provisioned (keys are in the Secret `vpn`, never here).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct VpnStatus {
+    /// The tenant's /24.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address_pool: Option<String>,
+    /// `host:port` clients connect to, once known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_key: Option<String>,
+    #[serde(default)]
+    pub clients: u32,
+    #[serde(default)]
+    pub ready: bool,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
@@ -178,6 +227,8 @@ pub struct TenantStatus {
     /// Capacity of the tenant's volume as bound.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub storage_capacity: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vpn: Option<VpnStatus>,
 }
 
 fn check_quantity(out: &mut Vec<FieldProblem>, field: &str, v: &str) {
@@ -241,6 +292,19 @@ impl TenantSpec {
         for (i, p) in self.egress.ports.iter().enumerate() {
             if *p == 0 {
                 out.push(FieldProblem::new(format!("spec.egress.ports[{i}]"), "0 is not a port"));
+            }
+        }
+        if let Some(v) = &self.vpn {
+            if !(1..=250).contains(&v.clients) {
+                out.push(FieldProblem::new("spec.vpn.clients", format!("{} is not between 1 and 250", v.clients)));
+            }
+            if v.port == 0 {
+                out.push(FieldProblem::new("spec.vpn.port", "0 is not a port"));
+            }
+            if let Some(e) = &v.endpoint
+                && (e.is_empty() || e.contains(char::is_whitespace) || e.contains('/') || e.len() > 253)
+            {
+                out.push(FieldProblem::new("spec.vpn.endpoint", format!("{e:?} is not a host name or IP address")));
             }
         }
         if let Some(n) = &self.display_name

@@ -2,7 +2,7 @@
 //! objects its namespace must hold. No IO; tested from YAML fixtures.
 
 use crate::config::Settings;
-use crate::labels::{MANAGED_BY, MANAGER, TENANT};
+use crate::labels::{MANAGED_BY, MANAGER, ROLE, TENANT};
 use k8s_openapi::api::core::v1::{LimitRange, Namespace, PersistentVolumeClaim, ResourceQuota, ServiceAccount};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
@@ -107,7 +107,9 @@ pub fn build(t: &Tenant, settings: &Settings) -> Result<Desired, Vec<FieldProble
         typed(json!({
             "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
             "metadata": meta(name, Some(&ns), t, &tenant),
-            "spec": {"podSelector": {}, "policyTypes": ["Egress"], "egress": [rule]}
+            // Not the VPN server: it reaches only teamnet pods and DNS.
+            "spec": {"podSelector": {"matchExpressions": [{"key": ROLE, "operator": "NotIn", "values": ["vpn"]}]},
+                "policyTypes": ["Egress"], "egress": [rule]}
         }))
     };
     if spec.egress.internet {

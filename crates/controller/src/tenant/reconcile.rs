@@ -36,12 +36,20 @@ pub struct Context {
     pub settings: Settings,
     pub recorder: Recorder,
     failures: Mutex<HashMap<String, u32>>,
+    /// Held while a VPN address pool is chosen and recorded, so two tenants never get the same one.
+    vpn_lock: tokio::sync::Mutex<()>,
 }
 
 impl Context {
     pub fn new(client: Client, settings: Settings) -> Arc<Self> {
         let recorder = Recorder::new(client.clone(), Reporter { controller: "paddock".into(), instance: None });
-        Arc::new(Self { client, settings, recorder, failures: Mutex::new(HashMap::new()) })
+        Arc::new(Self {
+            client,
+            settings,
+            recorder,
+            failures: Mutex::new(HashMap::new()),
+            vpn_lock: tokio::sync::Mutex::new(()),
+        })
     }
 
     async fn event(&self, t: &Tenant, type_: EventType, reason: &str, note: String) {
@@ -148,7 +156,11 @@ async fn write_status(ctx: &Context, t: &Tenant, conds: Conditions) -> Result<()
     let api: Api<Tenant> = Api::all(ctx.client.clone());
     let patch = status_patch(t, conds);
     if Some(&patch.0) != t.status.as_ref() {
-        api.patch_status(&t.name_any(), &PatchParams::default(), &Patch::Merge(serde_json::json!({"status": patch.0})))
+        let mut status = serde_json::to_value(&patch.0).unwrap_or_default();
+        if patch.0.vpn.is_none() {
+            status["vpn"] = serde_json::Value::Null;
+        }
+        api.patch_status(&t.name_any(), &PatchParams::default(), &Patch::Merge(serde_json::json!({"status": status})))
             .await?;
         if let Some((type_, reason, note)) = patch.1 {
             ctx.event(t, type_, &reason, note).await;
@@ -166,6 +178,8 @@ async fn apply(t: Arc<Tenant>, ctx: Arc<Context>) -> Result<Action, Error> {
             if groups.is_empty() {
                 apply_desired(&ctx, &name, &desired, &mut conds).await?;
                 apply_groups(&ctx, &t).await?;
+                let ns = namespace_name(&name, &ctx.settings);
+                conds.vpn = super::vpn::reconcile(&ctx.client, &t, &ns, &ctx.settings, &ctx.vpn_lock).await?;
             }
             groups
         }
@@ -264,6 +278,7 @@ fn by_tenant_label<K: Resource>(o: K) -> Option<ObjectRef<Tenant>> {
 pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static) {
     let c = ctx.client.clone();
     let ours = watcher::Config::default().labels(&format!("{MANAGED_BY}={MANAGER},{TENANT}"));
+    let vpn = watcher::Config::default().labels(&format!("{MANAGED_BY}={MANAGER},paddock.dev/component=vpn"));
     Controller::new(Api::<Tenant>::all(c.clone()), watcher::Config::default())
         .watches(Api::<Namespace>::all(c.clone()), ours.clone(), by_tenant_label)
         .watches(Api::<NetworkPolicy>::all(c.clone()), ours.clone(), by_tenant_label)
@@ -273,6 +288,9 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
         .watches(Api::<Role>::all(c.clone()), ours.clone(), by_tenant_label)
         .watches(Api::<RoleBinding>::all(c.clone()), ours.clone(), by_tenant_label)
         .watches(Api::<PersistentVolumeClaim>::all(c.clone()), ours, by_tenant_label)
+        .watches(Api::<k8s_openapi::api::core::v1::Pod>::all(c.clone()), vpn.clone(), by_tenant_label)
+        .watches(Api::<k8s_openapi::api::core::v1::Service>::all(c.clone()), vpn.clone(), by_tenant_label)
+        .watches(Api::<k8s_openapi::api::core::v1::Secret>::all(c.clone()), vpn, by_tenant_label)
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)
         .for_each(|r| async move {

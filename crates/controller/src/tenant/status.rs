@@ -26,6 +26,8 @@ pub struct Conditions {
     quota: Option<String>,
     invalid: Option<String>,
     terminating: bool,
+    /// The VPN as the reconciler left it (None: no VPN).
+    pub vpn: Option<resources::tenant::VpnStatus>,
 }
 
 impl Conditions {
@@ -38,6 +40,7 @@ impl Conditions {
             quota: None,
             invalid: None,
             terminating: false,
+            vpn: t.status.as_ref().and_then(|s| s.vpn.clone()),
         }
     }
 
@@ -186,6 +189,7 @@ pub fn status_patch(t: &Tenant, c: Conditions) -> (TenantStatus, Option<(EventTy
         observed_generation: g,
         conditions: conds,
         storage_capacity: capacity,
+        vpn: c.vpn.clone(),
     };
     let event = (old.phase.as_deref() != Some(phase)
         || old.conditions.first().map(|x| &x.reason) != status.conditions.first().map(|x| &x.reason))
