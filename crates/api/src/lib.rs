@@ -20,7 +20,7 @@ use axum::http::{Method, Request, Uri};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use problem::{BODY_LIMIT, Problem};
-use routes::{events, health, instances, nodes, templates, tenants, tokens};
+use routes::{events, health, instances, nodes, templates, tenants, tokens, vpn};
 use state::AppState;
 use std::sync::Arc;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
@@ -48,6 +48,10 @@ fn plain_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(tokens::revoke))
         .routes(routes!(nodes::list))
         .routes(routes!(nodes::get))
+        .routes(routes!(vpn::clients))
+        .routes(routes!(vpn::config))
+        .routes(routes!(vpn::rotate_client))
+        .routes(routes!(vpn::rotate_all))
 }
 
 /// Routes that stream for as long as the client stays.

@@ -17,7 +17,7 @@ use utoipa::{Modify, OpenApi};
     modifiers(&Bearer),
     security(("bearer" = [])),
     components(schemas(SnapshotEvent, DeletedEvent)),
-    tags((name = "tenants"), (name = "templates"), (name = "instances"), (name = "tokens"), (name = "nodes"),
+    tags((name = "tenants"), (name = "templates"), (name = "instances"), (name = "tokens"), (name = "nodes"), (name = "vpn"),
         (name = "events"), (name = "health"))
 )]
 pub struct ApiDoc;

@@ -52,6 +52,10 @@ fn routes(env: &Env) -> Vec<(&'static str, &'static str, Access, Option<Value>)>
         ("get", "/v1/nodes/{node}", Admin, None),
         ("get", "/v1/events", Admin, None),
         ("get", "/v1/tenants/{tenant}/events", Tenant, None),
+        ("get", "/v1/tenants/{tenant}/vpn/clients", Tenant, None),
+        ("get", "/v1/tenants/{tenant}/vpn/clients/{client}/config", Tenant, None),
+        ("post", "/v1/tenants/{tenant}/vpn/clients/{client}/rotate", Tenant, None),
+        ("post", "/v1/tenants/{tenant}/vpn/rotate", Tenant, None),
     ]
 }
 
@@ -96,6 +100,7 @@ async fn every_route_is_documented_and_guarded() {
             .replace("{template}", &env.template)
             .replace("{id}", id)
             .replace("{node}", &node)
+            .replace("{client}", "1")
     };
 
     let mut failures = Vec::new();
@@ -149,8 +154,9 @@ async fn every_route_is_documented_and_guarded() {
                 &v2,
             );
         }
-        // Admins may read everything (mutations are exercised by the other tests).
-        if m == "GET" {
+        // Admins may read everything (mutations are exercised by the other tests; the
+        // tenants here have no VPN, so its routes answer 409).
+        if m == "GET" && !path.contains("/vpn/") {
             let (adm, _, v) = env.call_full(&m, &fill(path, &env.beta), Some(ADMIN), None, &[]).await;
             check("admin", adm, adm == StatusCode::OK, &v);
         }
@@ -451,6 +457,58 @@ async fn tokens_are_hashed_listed_and_revocable() {
     assert_eq!(code, StatusCode::ACCEPTED);
     kubesim::testing::wait_until(T, "the tenant's tokens stop working", || async {
         env.call("GET", "/v1/templates", Some(&env.alpha_token), None).await.0 == StatusCode::UNAUTHORIZED
+    })
+    .await;
+    env.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vpn_client_files_and_rotation() {
+    let env = Env::start().await;
+    let (a, tok) = (env.alpha.clone(), env.alpha_token.clone());
+    let (code, v) = env.call("GET", &format!("/v1/tenants/{a}/vpn/clients"), Some(&tok), None).await;
+    assert_eq!((code, v["type"].as_str()), (StatusCode::CONFLICT, Some("https://paddock.dev/problems/vpn-disabled")), "{v}");
+    let (code, v) = env
+        .call("PATCH", &format!("/v1/tenants/{a}"), Some(ADMIN), Some(json!({"vpn": {"enabled": true, "clients": 2}})))
+        .await;
+    assert_eq!(code, StatusCode::OK, "{v}");
+    kubesim::testing::wait_until(T, "the VPN is provisioned", || async {
+        let (code, v) = env.call("GET", &format!("/v1/tenants/{a}/vpn/clients"), Some(&tok), None).await;
+        code == StatusCode::OK && v["endpoint"].is_string()
+    })
+    .await;
+    let (_, view) = env.call("GET", &format!("/v1/tenants/{a}/vpn/clients"), Some(&tok), None).await;
+    assert_eq!(view["clients"].as_array().unwrap().len(), 2, "{view}");
+    assert_eq!(view["clients"][0]["address"].as_str().unwrap(), vpn::client_address(view["addressPool"].as_str().unwrap().parse().unwrap(), 1).to_string());
+    // The client file: its private key belongs to the listed public key.
+    let (code, _, file) = env.call_full("GET", &format!("/v1/tenants/{a}/vpn/clients/1/config"), Some(&tok), None, &[]).await;
+    assert_eq!(code, StatusCode::OK);
+    let text = file.as_str().unwrap().to_string();
+    let line = |k: &str| text.lines().find_map(|l| l.strip_prefix(&format!("{k} = "))).unwrap().to_string();
+    let private = vpn::Key::from_base64(&line("PrivateKey")).unwrap();
+    assert_eq!(private.public().to_base64(), view["clients"][0]["publicKey"].as_str().unwrap());
+    assert_eq!(line("PublicKey"), view["serverPublicKey"].as_str().unwrap());
+    assert!(line("Endpoint").starts_with("vpn.test:"), "{text}");
+    assert_eq!(line("AllowedIPs"), "10.244.0.0/16, 10.96.0.0/12");
+    // Another tenant cannot fetch it; a slot that does not exist is 404.
+    let (code, _) = env.call("GET", &format!("/v1/tenants/{a}/vpn/clients/1/config"), Some(&env.beta_token), None).await;
+    assert_eq!(code, StatusCode::NOT_FOUND);
+    let (code, _) = env.call("GET", &format!("/v1/tenants/{a}/vpn/clients/3/config"), Some(&tok), None).await;
+    assert_eq!(code, StatusCode::NOT_FOUND);
+    // Rotation: one client, then everything.
+    let (code, v) = env.call("POST", &format!("/v1/tenants/{a}/vpn/clients/1/rotate"), Some(&tok), None).await;
+    assert_eq!(code, StatusCode::OK, "{v}");
+    assert_ne!(v["clients"][0]["publicKey"], view["clients"][0]["publicKey"]);
+    assert_eq!(v["clients"][1]["publicKey"], view["clients"][1]["publicKey"]);
+    assert_eq!(v["serverPublicKey"], view["serverPublicKey"]);
+    let (code, v2) = env.call("POST", &format!("/v1/tenants/{a}/vpn/rotate"), Some(&tok), None).await;
+    assert_eq!(code, StatusCode::OK, "{v2}");
+    assert_ne!(v2["serverPublicKey"], view["serverPublicKey"]);
+    assert_ne!(v2["clients"][1]["publicKey"], view["clients"][1]["publicKey"]);
+    // The server follows: the tenant's status shows the new key.
+    kubesim::testing::wait_until(T, "the server runs with the new key", || async {
+        let (_, t) = env.call("GET", &format!("/v1/tenants/{a}"), Some(&tok), None).await;
+        t["status"]["vpn"]["publicKey"] == v2["serverPublicKey"]
     })
     .await;
     env.finish().await;

@@ -46,6 +46,8 @@ enum Command {
     Events(commands::events::EventsArgs),
     /// Tenant tokens through the API: issue, list, revoke (admin token).
     Token(commands::token::TokenArgs),
+    /// The team VPN through the API: clients, config (a wg-quick file), rotate.
+    Vpn(commands::vpn::VpnArgs),
     /// Measure Paddock (prints figures; --json for machines).
     Bench(commands::bench::BenchArgs),
     /// Prove tenant isolation: evaluate the cluster's NetworkPolicies (exit 1 if a path crosses tenants).
@@ -85,6 +87,7 @@ fn main() -> ExitCode {
             Command::Instance(args) => commands::instance::run(args).await.map(|()| false),
             Command::Events(args) => commands::events::run(args).await.map(|()| false),
             Command::Token(args) => commands::token::run(args).await.map(|()| false),
+            Command::Vpn(args) => commands::vpn::run(args).await.map(|()| false),
             Command::Bench(args) => commands::bench::run(args).await.map(|()| false),
         }
     });

@@ -28,6 +28,21 @@ pub struct SettingsArgs {
     /// Keep node-role placement even when no node has a paddock.dev/node-role label.
     #[arg(long, env = "PADDOCK_STRICT_NODE_ROLES")]
     pub strict_node_roles: bool,
+    /// Team VPNs: each tenant gets a /24 of this IPv4 range.
+    #[arg(long, env = "PADDOCK_VPN_RANGE", default_value = "10.200.0.0/16")]
+    pub vpn_range: String,
+    /// Host or IP VPN clients connect to (with NodePort Services: a node's public address).
+    #[arg(long, env = "PADDOCK_VPN_ENDPOINT")]
+    pub vpn_endpoint: Option<String>,
+    /// WireGuard server image (needs wg-quick and iptables).
+    #[arg(long, env = "PADDOCK_VPN_IMAGE", default_value = "lscr.io/linuxserver/wireguard:1.0.20210914")]
+    pub vpn_image: String,
+    /// What VPN clients route through the tunnel: the cluster's pod and service CIDRs, comma-separated.
+    #[arg(long, env = "PADDOCK_VPN_ALLOWED_IPS", value_delimiter = ',', default_value = "10.244.0.0/16,10.96.0.0/12")]
+    pub vpn_allowed_ips: Vec<String>,
+    /// DNS server for VPN clients (the cluster DNS Service IP), if any.
+    #[arg(long, env = "PADDOCK_VPN_DNS")]
+    pub vpn_dns: Option<String>,
 }
 
 fn dns_label(flag: &str, v: &str, allow_trailing_dash: bool) -> Result<()> {
@@ -67,6 +82,26 @@ impl SettingsArgs {
                 bail!("{flag} {v:?}: not a positive quantity (like 100m, 0.5, 128Mi)");
             }
         }
+        let range: ipnet::Ipv4Net =
+            self.vpn_range.parse().map_err(|_| anyhow::anyhow!("--vpn-range {:?}: not an IPv4 CIDR (like 10.200.0.0/16)", self.vpn_range))?;
+        if range.prefix_len() > 24 {
+            bail!("--vpn-range {range}: must hold at least one /24 (a prefix of 24 or less)");
+        }
+        for c in &self.vpn_allowed_ips {
+            if c.parse::<ipnet::IpNet>().is_err() {
+                bail!("--vpn-allowed-ips: {c:?} is not a CIDR (like 10.244.0.0/16)");
+            }
+        }
+        if let Some(e) = &self.vpn_endpoint
+            && (e.is_empty() || e.contains(char::is_whitespace) || e.contains('/') || e.contains(':') && !e.contains('['))
+        {
+            bail!("--vpn-endpoint {e:?}: a host name or IP address, without a port (the port comes from the Service)");
+        }
+        if let Some(d) = &self.vpn_dns
+            && d.parse::<std::net::IpAddr>().is_err()
+        {
+            bail!("--vpn-dns {d:?}: not an IP address");
+        }
         Ok(Settings {
             namespace_prefix: self.namespace_prefix.clone(),
             system_namespace: self.system_namespace.clone(),
@@ -75,6 +110,12 @@ impl SettingsArgs {
             strict_node_roles: self.strict_node_roles,
             default_cpu_request: self.default_cpu_request.clone(),
             default_memory_request: self.default_memory_request.clone(),
+            vpn_range: range.to_string(),
+            vpn_endpoint: self.vpn_endpoint.clone(),
+            vpn_image: self.vpn_image.clone(),
+            vpn_allowed_ips: self.vpn_allowed_ips.clone(),
+            vpn_dns: self.vpn_dns.clone(),
+            ..Settings::default()
         })
     }
 }

@@ -149,6 +149,21 @@ async fn cli_against_the_api(banner: &str) {
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("ttl:"), "{err}");
 
+    // The demo team's VPN: a wg-quick file for client 2.
+    let mut conf = String::new();
+    for _ in 0..100 {
+        let (code, out, _) = run(token.clone(), sv(&["vpn", "config", "--client", "2"])).await.unwrap();
+        if code == 0 {
+            conf = out;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(conf.starts_with("[Interface]") && conf.contains("Endpoint = 127.0.0.1:"), "{conf}");
+    let (code, out, err) = run(token.clone(), sv(&["vpn", "clients"])).await.unwrap();
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.lines().count(), 4, "{out}");
+
     let (code, _, err) = run(token.clone(), sv(&["instance", "stop", &name])).await.unwrap();
     assert_eq!(code, 0, "{err}");
     let (code, out, err) = run(admin.clone(), sv(&["token", "list", "--tenant", "demo"])).await.unwrap();

@@ -9,6 +9,7 @@ pub mod nodes;
 pub mod templates;
 pub mod tenants;
 pub mod tokens;
+pub mod vpn;
 
 use crate::auth::Principal;
 use crate::model::Paging;

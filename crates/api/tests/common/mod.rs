@@ -44,6 +44,7 @@ impl Env {
         let settings = Settings {
             namespace_prefix: format!("pa{id}-"),
             system_namespace: format!("pa{id}-system"),
+            vpn_endpoint: Some("vpn.test".into()),
             ..Default::default()
         };
         controller::install::crds(&tc.client, "paddock-test", T).await.unwrap();

@@ -85,6 +85,21 @@ impl Client {
         Err(problem_error(status, &bytes))
     }
 
+    /// A text answer (e.g. a VPN client file).
+    pub async fn text(&self, path: &str) -> Result<String> {
+        let resp = self
+            .request(Method::GET, path)
+            .send()
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot reach the Paddock API at {}: {e}", self.base))?;
+        let status = resp.status();
+        let bytes = resp.bytes().await.context("reading the API's answer")?;
+        if status.is_success() {
+            return Ok(String::from_utf8_lossy(&bytes).into_owned());
+        }
+        Err(problem_error(status, &bytes))
+    }
+
     pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
         self.send(self.request(Method::GET, path)).await
     }

@@ -82,7 +82,8 @@ pub async fn run(args: DevArgs) -> Result<()> {
         &client,
         &tenants,
         serde_json::json!({"apiVersion": "paddock.dev/v1alpha1", "kind": "Tenant", "metadata": {"name": "demo"},
-            "spec": {"kind": "Team", "displayName": "Demo team", "quota": {"pods": 20, "instances": 5}}}),
+            "spec": {"kind": "Team", "displayName": "Demo team", "quota": {"pods": 20, "instances": 5},
+                "vpn": {"enabled": true, "clients": 3}}}),
     )
     .await?;
 

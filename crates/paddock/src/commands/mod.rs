@@ -14,6 +14,7 @@ pub mod sim;
 pub mod template;
 pub mod tenant;
 pub mod token;
+pub mod vpn;
 
 use std::io::Write;
 

@@ -37,7 +37,8 @@ impl Platform {
         let api_url = format!("http://{}", listener.local_addr()?);
         let sim = KubeSim::start(cfg, sim_listen).await?;
         let client = sim.client().await?;
-        let settings = Settings::default();
+        // VPN client files point at this machine (NodePorts of the embedded cluster are not real).
+        let settings = Settings { vpn_endpoint: Some("127.0.0.1".into()), ..Settings::default() };
         controller::install::crds(&client, "paddock-dev", Duration::from_secs(30))
             .await
             .context("installing the CRDs")?;

@@ -1,0 +1,69 @@
+//! `paddock vpn clients|config|rotate`: the team VPN through the API.
+
+use crate::client::ClientArgs;
+use crate::client::output::{cell, print};
+use anyhow::Result;
+use api::routes::vpn::VpnView;
+use clap::{Args, Subcommand};
+use std::io::Write;
+
+#[derive(Args, Debug)]
+pub struct VpnArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    /// The tenant (default: the one a tenant token belongs to).
+    #[arg(long, global = true, env = "PADDOCK_TENANT")]
+    pub tenant: Option<String>,
+    #[command(subcommand)]
+    pub command: VpnCommand,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum VpnCommand {
+    /// The VPN's endpoint and client slots.
+    Clients,
+    /// Print one client's wg-quick file (it holds a private key): `> team.conf`.
+    Config {
+        #[arg(long, default_value_t = 1)]
+        client: u32,
+    },
+    /// New keys for one client (--client N) or for everything.
+    Rotate {
+        #[arg(long)]
+        client: Option<u32>,
+    },
+}
+
+fn rows(v: &VpnView) -> Vec<Vec<String>> {
+    v.clients
+        .iter()
+        .map(|c| vec![c.number.to_string(), c.address.clone(), c.public_key.clone(), cell(v.endpoint.clone())])
+        .collect()
+}
+
+const HEADER: &[&str] = &["CLIENT", "ADDRESS", "PUBLIC KEY", "ENDPOINT"];
+
+pub async fn run(args: VpnArgs) -> Result<()> {
+    let c = args.client.client()?;
+    let t = args.client.tenant(&args.tenant)?;
+    let out = args.client.output;
+    match args.command {
+        VpnCommand::Clients => {
+            let v: VpnView = c.get(&format!("/v1/tenants/{t}/vpn/clients")).await?;
+            print(out, &v, HEADER, rows)
+        }
+        VpnCommand::Config { client } => {
+            let text = c.text(&format!("/v1/tenants/{t}/vpn/clients/{client}/config")).await?;
+            std::io::stdout().lock().write_all(text.as_bytes())?;
+            Ok(())
+        }
+        VpnCommand::Rotate { client } => {
+            let path = match client {
+                Some(n) => format!("/v1/tenants/{t}/vpn/clients/{n}/rotate"),
+                None => format!("/v1/tenants/{t}/vpn/rotate"),
+            };
+            let v: VpnView = c.post(&path, &serde_json::json!({})).await?;
+            print(out, &v, HEADER, rows)
+        }
+    }
+}
