@@ -467,7 +467,11 @@ async fn vpn_client_files_and_rotation() {
     let env = Env::start().await;
     let (a, tok) = (env.alpha.clone(), env.alpha_token.clone());
     let (code, v) = env.call("GET", &format!("/v1/tenants/{a}/vpn/clients"), Some(&tok), None).await;
-    assert_eq!((code, v["type"].as_str()), (StatusCode::CONFLICT, Some("https://paddock.dev/problems/vpn-disabled")), "{v}");
+    assert_eq!(
+        (code, v["type"].as_str()),
+        (StatusCode::CONFLICT, Some("https://paddock.dev/problems/vpn-disabled")),
+        "{v}"
+    );
     let (code, v) = env
         .call("PATCH", &format!("/v1/tenants/{a}"), Some(ADMIN), Some(json!({"vpn": {"enabled": true, "clients": 2}})))
         .await;
@@ -479,9 +483,13 @@ async fn vpn_client_files_and_rotation() {
     .await;
     let (_, view) = env.call("GET", &format!("/v1/tenants/{a}/vpn/clients"), Some(&tok), None).await;
     assert_eq!(view["clients"].as_array().unwrap().len(), 2, "{view}");
-    assert_eq!(view["clients"][0]["address"].as_str().unwrap(), vpn::client_address(view["addressPool"].as_str().unwrap().parse().unwrap(), 1).to_string());
+    assert_eq!(
+        view["clients"][0]["address"].as_str().unwrap(),
+        vpn::client_address(view["addressPool"].as_str().unwrap().parse().unwrap(), 1).to_string()
+    );
     // The client file: its private key belongs to the listed public key.
-    let (code, _, file) = env.call_full("GET", &format!("/v1/tenants/{a}/vpn/clients/1/config"), Some(&tok), None, &[]).await;
+    let (code, _, file) =
+        env.call_full("GET", &format!("/v1/tenants/{a}/vpn/clients/1/config"), Some(&tok), None, &[]).await;
     assert_eq!(code, StatusCode::OK);
     let text = file.as_str().unwrap().to_string();
     let line = |k: &str| text.lines().find_map(|l| l.strip_prefix(&format!("{k} = "))).unwrap().to_string();
@@ -491,7 +499,8 @@ async fn vpn_client_files_and_rotation() {
     assert!(line("Endpoint").starts_with("vpn.test:"), "{text}");
     assert_eq!(line("AllowedIPs"), "10.244.0.0/16, 10.96.0.0/12");
     // Another tenant cannot fetch it; a slot that does not exist is 404.
-    let (code, _) = env.call("GET", &format!("/v1/tenants/{a}/vpn/clients/1/config"), Some(&env.beta_token), None).await;
+    let (code, _) =
+        env.call("GET", &format!("/v1/tenants/{a}/vpn/clients/1/config"), Some(&env.beta_token), None).await;
     assert_eq!(code, StatusCode::NOT_FOUND);
     let (code, _) = env.call("GET", &format!("/v1/tenants/{a}/vpn/clients/3/config"), Some(&tok), None).await;
     assert_eq!(code, StatusCode::NOT_FOUND);

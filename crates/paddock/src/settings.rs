@@ -82,8 +82,10 @@ impl SettingsArgs {
                 bail!("{flag} {v:?}: not a positive quantity (like 100m, 0.5, 128Mi)");
             }
         }
-        let range: ipnet::Ipv4Net =
-            self.vpn_range.parse().map_err(|_| anyhow::anyhow!("--vpn-range {:?}: not an IPv4 CIDR (like 10.200.0.0/16)", self.vpn_range))?;
+        let range: ipnet::Ipv4Net = self
+            .vpn_range
+            .parse()
+            .map_err(|_| anyhow::anyhow!("--vpn-range {:?}: not an IPv4 CIDR (like 10.200.0.0/16)", self.vpn_range))?;
         if range.prefix_len() > 24 {
             bail!("--vpn-range {range}: must hold at least one /24 (a prefix of 24 or less)");
         }
@@ -93,7 +95,10 @@ impl SettingsArgs {
             }
         }
         if let Some(e) = &self.vpn_endpoint
-            && (e.is_empty() || e.contains(char::is_whitespace) || e.contains('/') || e.contains(':') && !e.contains('['))
+            && (e.is_empty()
+                || e.contains(char::is_whitespace)
+                || e.contains('/')
+                || e.contains(':') && !e.contains('['))
         {
             bail!("--vpn-endpoint {e:?}: a host name or IP address, without a port (the port comes from the Service)");
         }

@@ -51,9 +51,17 @@ struct Loaded {
 async fn load(s: &Shared, who: &Principal, tenant: &str) -> Result<Loaded> {
     let t = visible_tenant(s, who, tenant).await?;
     if !t.spec.vpn.as_ref().is_some_and(|v| v.enabled) {
-        return Err(Problem::conflict("vpn-disabled", format!("tenant {tenant:?} has no VPN (spec.vpn.enabled is false)")));
+        return Err(Problem::conflict(
+            "vpn-disabled",
+            format!("tenant {tenant:?} has no VPN (spec.vpn.enabled is false)"),
+        ));
     }
-    let not_yet = || Problem::conflict("vpn-provisioning", format!("the VPN of tenant {tenant:?} is still being set up; retry shortly"));
+    let not_yet = || {
+        Problem::conflict(
+            "vpn-provisioning",
+            format!("the VPN of tenant {tenant:?} is still being set up; retry shortly"),
+        )
+    };
     let pool = t
         .status
         .as_ref()
@@ -129,7 +137,8 @@ pub async fn config(
         dns: settings.vpn_dns.as_deref(),
     });
     tracing::info!(tenant = %tenant, client = n, "VPN client config handed out");
-    Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8"), (header::CACHE_CONTROL, "no-store")], text).into_response())
+    Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8"), (header::CACHE_CONTROL, "no-store")], text)
+        .into_response())
 }
 
 async fn save(l: &Loaded, keys: &Keys, port: u16) -> Result<()> {
@@ -162,7 +171,11 @@ pub async fn rotate_client(
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/vpn/rotate", tag = "vpn", params(("tenant" = String, Path)),
     description = "New keys for the server and every client: all old files stop working.",
     responses((status = 200, body = VpnView), (status = 401, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)))]
-pub async fn rotate_all(State(s): State<AppState>, who: Principal, Path(tenant): Path<String>) -> Result<Json<VpnView>> {
+pub async fn rotate_all(
+    State(s): State<AppState>,
+    who: Principal,
+    Path(tenant): Path<String>,
+) -> Result<Json<VpnView>> {
     let mut l = load(&s, &who, &tenant).await?;
     let count = l.keys.clients.len() as u32;
     let keys = Keys::new(count);
