@@ -96,6 +96,19 @@ async fn the_vpn_reaches_exactly_the_teamnet() {
     assert!(!reach("pv-red/vpn", "pv-red/web-db", 5432, "TCP").await, "not the tenant's backend network");
     assert!(!reach("pv-red/vpn", "pv-blue/web-web", 8080, "TCP").await, "not another tenant");
     assert!(!reach("pv-blue/web-web", "pv-red/vpn", 51820, "UDP").await, "other tenants' pods cannot use it");
+    // Nor Paddock's own namespace.
+    let ns: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(tc.client.clone());
+    ns.create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": "pv-system"}})).unwrap())
+        .await
+        .unwrap();
+    let sys: Api<Pod> = Api::namespaced(tc.client.clone(), "pv-system");
+    let api_pod: Pod = serde_json::from_value(json!({"metadata": {"name": "api", "labels": {"app": "paddock"}},
+        "spec": {"tolerations": [{"key": "paddock.dev/node-role", "operator": "Exists"}],
+            "containers": [{"name": "api", "image": "paddock:1", "ports": [{"containerPort": 8080}]}]}}))
+    .unwrap();
+    sys.create(&PostParams::default(), &api_pod).await.unwrap();
+    wait_for(&sys, "api", T, |p| p.status.as_ref().and_then(|s| s.pod_ip.as_ref()).is_some()).await;
+    assert!(!reach("pv-red/vpn", "pv-system/api", 8080, "TCP").await, "not the system namespace");
     // The tenant's internet egress does not apply to the VPN pod.
     let egress: Api<NetworkPolicy> = Api::namespaced(tc.client.clone(), "pv-red");
     let internet = egress.get("allow-internet").await.unwrap();

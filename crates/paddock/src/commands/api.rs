@@ -66,11 +66,7 @@ pub struct ApiArgs {
 #[derive(Args, Debug)]
 pub struct ServeArgs {
     #[command(flatten)]
-    pub cluster: ClusterArgs,
-    #[command(flatten)]
-    pub settings: SettingsArgs,
-    #[command(flatten)]
-    pub server: ApiServerArgs,
+    pub api: ApiArgs,
     #[command(flatten)]
     pub election: ElectionArgs,
 }
@@ -96,12 +92,12 @@ pub async fn run_api(args: ApiArgs) -> Result<()> {
 }
 
 pub async fn run_serve(args: ServeArgs) -> Result<()> {
-    let settings = args.settings.settings()?;
-    let config = args.server.config(settings.clone())?;
-    let client = args.cluster.client().await?;
+    let settings = args.api.settings.settings()?;
+    let config = args.api.server.config(settings.clone())?;
+    let client = args.api.cluster.client().await?;
     let stop = shutdown_signal().boxed().shared();
     let controllers = reconcilers(client.clone(), settings, &args.election, Leadership::default(), stop.clone());
-    let (api, ()) = tokio::join!(serve_api(client, config, args.server.listen, stop), controllers);
+    let (api, ()) = tokio::join!(serve_api(client, config, args.api.server.listen, stop), controllers);
     tracing::info!("stopped");
     api
 }

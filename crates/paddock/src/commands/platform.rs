@@ -54,6 +54,12 @@ impl Platform {
         Ok(Platform { sim, client, api_url, admin_token, controllers, server, _background: background })
     }
 
+    /// Stops the reconcilers (a benchmark that needs the API server and the
+    /// API to itself); the rest keeps running.
+    pub fn stop_controllers(&self) {
+        self.controllers.abort();
+    }
+
     /// Waits (at most ten seconds each) for the controllers and the API to stop, then stops kubesim.
     pub async fn finish(self) -> Result<()> {
         let Platform { sim, controllers, server, _background, .. } = self;

@@ -223,15 +223,18 @@ async fn start_round(http: &reqwest::Client, p: &Platform, round: usize, c: usiz
 
 /// Connects `clients` to /v1/events and measures status-write → receipt for `events` changes.
 async fn fan_out(p: &Platform, clients: usize, events: usize, interval: Duration) -> Result<Summary> {
-    // An instance outside tenant namespaces: the controller leaves it alone
-    // after marking it, so each spec change is exactly one event.
+    // The reconcilers stop here, so each change of the probe is exactly one
+    // event (they would answer every change with a status write of their own)
+    // and the figure is the path status write → API server → watch → hub →
+    // every client.
+    p.stop_controllers();
     let ns = "bench-sse";
     controller::install::namespace(&p.client, ns, "paddock-bench").await?;
     let insts: Api<Instance> = Api::namespaced(p.client.clone(), ns);
     let i: Instance = serde_json::from_value(json!({"apiVersion": "paddock.dev/v1alpha1", "kind": "Instance",
         "metadata": {"name": "probe"}, "spec": {"template": "bench-web", "ttl": "0s"}}))?;
     insts.create(&PostParams::default(), &i).await?;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
     let received: Arc<Mutex<Vec<(usize, Instant)>>> = Arc::new(Mutex::new(Vec::with_capacity(clients * events)));
     let (ready_tx, mut ready_rx) = tokio::sync::mpsc::channel::<()>(clients);
     let mut readers = Vec::new();
@@ -264,8 +267,7 @@ async fn fan_out(p: &Platform, clients: usize, events: usize, interval: Duration
                     connected = true;
                     let _ = ready.send(()).await;
                 }
-                // Every complete frame in the buffer; the controller's own status
-                // write repeats a marker, so only the first of each counts.
+                // Every complete frame in the buffer; a marker counts once.
                 while let Some(end) = carry.find("\n\n") {
                     let frame: String = carry.drain(..end + 2).collect();
                     if let Some(k) = marker(&frame).filter(|k| *k > seen) {
