@@ -107,6 +107,11 @@ fn slot(l: &Loaded, n: u32) -> Result<&(Key, Key)> {
     l.keys.clients.get(&n).ok_or_else(|| Problem::not_found("VPN client", &n.to_string()))
 }
 
+/// A client number from the path; anything else names no slot (404).
+fn number(s: &str) -> Result<u32> {
+    s.parse().map_err(|_| Problem::not_found("VPN client", s))
+}
+
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/vpn/clients/{client}/config", tag = "vpn",
     params(("tenant" = String, Path), ("client" = u32, Path, description = "Client number, from 1")),
     description = "A wg-quick file for one client (`text/plain`). It holds the client's private key: treat it as a secret.",
@@ -115,9 +120,10 @@ fn slot(l: &Loaded, n: u32) -> Result<&(Key, Key)> {
 pub async fn config(
     State(s): State<AppState>,
     who: Principal,
-    Path((tenant, n)): Path<(String, u32)>,
+    Path((tenant, n)): Path<(String, String)>,
 ) -> Result<Response> {
     let l = load(&s, &who, &tenant).await?;
+    let n = number(&n)?;
     let (private, psk) = slot(&l, n)?;
     let endpoint = view(&l).endpoint.ok_or_else(|| {
         Problem::conflict(
@@ -155,9 +161,10 @@ async fn save(l: &Loaded, keys: &Keys, port: u16) -> Result<()> {
 pub async fn rotate_client(
     State(s): State<AppState>,
     who: Principal,
-    Path((tenant, n)): Path<(String, u32)>,
+    Path((tenant, n)): Path<(String, String)>,
 ) -> Result<Json<VpnView>> {
     let mut l = load(&s, &who, &tenant).await?;
+    let n = number(&n)?;
     slot(&l, n)?;
     let mut keys = l.keys.clone();
     keys.clients.insert(n, (Key::generate(), Key::preshared()));
