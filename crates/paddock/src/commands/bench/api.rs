@@ -14,7 +14,6 @@ use serde::Serialize;
 use serde_json::json;
 use std::collections::HashMap;
 use std::io::Write;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 #[derive(Args, Debug)]
@@ -235,7 +234,6 @@ async fn fan_out(p: &Platform, clients: usize, events: usize, interval: Duration
         "metadata": {"name": "probe"}, "spec": {"template": "bench-web", "ttl": "0s"}}))?;
     insts.create(&PostParams::default(), &i).await?;
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let received: Arc<Mutex<Vec<(usize, Instant)>>> = Arc::new(Mutex::new(Vec::with_capacity(clients * events)));
     let (ready_tx, mut ready_rx) = tokio::sync::mpsc::channel::<()>(clients);
     let mut readers = Vec::new();
     // Clients read the raw stream and look only for the marker, so the figures
@@ -246,37 +244,38 @@ async fn fan_out(p: &Platform, clients: usize, events: usize, interval: Duration
             "GET /v1/events HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {}\r\nAccept: text/event-stream\r\n\r\n",
             p.admin_token
         );
-        let (received, ready, addr) = (received.clone(), ready_tx.clone(), addr.clone());
+        let (ready, addr) = (ready_tx.clone(), addr.clone());
         readers.push(tokio::spawn(async move {
             use tokio::io::{AsyncReadExt, AsyncWriteExt};
-            let Ok(mut conn) = tokio::net::TcpStream::connect(&addr).await else { return };
+            let Ok(mut conn) = tokio::net::TcpStream::connect(&addr).await else { return Vec::new() };
             if conn.write_all(request.as_bytes()).await.is_err() {
-                return;
+                return Vec::new();
             }
             let mut buf = vec![0u8; 64 * 1024];
-            let mut carry = String::new();
+            let mut carry: Vec<u8> = Vec::with_capacity(64 * 1024);
             let (mut connected, mut seen) = (false, 0);
+            let mut got: Vec<(usize, Instant)> = Vec::with_capacity(events);
             loop {
                 let n = match conn.read(&mut buf).await {
-                    Ok(0) | Err(_) => return,
+                    Ok(0) | Err(_) => return got,
                     Ok(n) => n,
                 };
                 let now = Instant::now();
-                carry.push_str(&String::from_utf8_lossy(&buf[..n]));
-                if !connected && carry.contains("event: snapshot") {
-                    connected = true;
-                    let _ = ready.send(()).await;
-                }
+                carry.extend_from_slice(&buf[..n]);
                 // Every complete frame in the buffer; a marker counts once.
-                while let Some(end) = carry.find("\n\n") {
-                    let frame: String = carry.drain(..end + 2).collect();
-                    if let Some(k) = marker(&frame).filter(|k| *k > seen) {
+                while let Some(end) = carry.windows(2).position(|w| w == b"\n\n") {
+                    let frame = std::str::from_utf8(&carry[..end]).unwrap_or("");
+                    if !connected && frame.contains("event: snapshot") {
+                        connected = true;
+                        let _ = ready.send(()).await;
+                    } else if let Some(k) = marker(frame).filter(|k| *k > seen) {
                         seen = k;
-                        received.lock().unwrap_or_else(|e| e.into_inner()).push((k, now));
+                        got.push((k, now));
                         if k == events {
-                            return;
+                            return got;
                         }
                     }
+                    carry.drain(..end + 2);
                 }
             }
         }));
@@ -292,10 +291,12 @@ async fn fan_out(p: &Platform, clients: usize, events: usize, interval: Duration
         written.push(t0);
         tokio::time::sleep(interval).await;
     }
+    let mut received = Vec::with_capacity(clients * events);
     for r in readers {
-        let _ = tokio::time::timeout(Duration::from_secs(60), r).await;
+        if let Ok(Ok(got)) = tokio::time::timeout(Duration::from_secs(60), r).await {
+            received.extend(got);
+        }
     }
-    let received = received.lock().unwrap_or_else(|e| e.into_inner());
     let mut lat: Vec<Duration> = received
         .iter()
         .filter(|(k, _)| *k >= 1 && *k <= events)
