@@ -1,7 +1,7 @@
 //! Errors as RFC 9457 `application/problem+json`: a stable `type`, a title, the
 //! HTTP status, a `detail` for people and, for bad input, the offending `field`.
 
-use axum::extract::rejection::{BytesRejection, JsonRejection, PathRejection, QueryRejection};
+use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
@@ -118,35 +118,6 @@ impl IntoResponse for Problem {
     }
 }
 
-impl From<JsonRejection> for Problem {
-    fn from(r: JsonRejection) -> Self {
-        let status = r.status();
-        let text = r.body_text();
-        // axum reports the path of the bad field ("ttl: invalid type ..."); keep it.
-        let detail = text.strip_prefix("Failed to deserialize the JSON body into the target type: ").unwrap_or(&text);
-        let field = detail.split_once(": ").map(|(f, _)| f).filter(|f| !f.contains(' ')).map(str::to_string);
-        let mut p = match status {
-            StatusCode::UNSUPPORTED_MEDIA_TYPE => Self::new(
-                status,
-                "unsupported-media-type",
-                "Unsupported media type",
-                "send the body as JSON with Content-Type: application/json",
-            ),
-            StatusCode::PAYLOAD_TOO_LARGE => {
-                Self::new(status, "too-large", "Payload too large", format!("the body is over {BODY_LIMIT} bytes"))
-            }
-            StatusCode::UNPROCESSABLE_ENTITY => {
-                Self::new(status, "invalid", "Invalid request", format!("the body does not fit: {detail}"))
-            }
-            _ => Self::bad_request(format!("the body is not valid JSON: {detail}")),
-        };
-        if status == StatusCode::UNPROCESSABLE_ENTITY {
-            p.field = field;
-        }
-        p
-    }
-}
-
 impl From<BytesRejection> for Problem {
     fn from(r: BytesRejection) -> Self {
         if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
@@ -198,16 +169,8 @@ impl From<kube::Error> for Problem {
     }
 }
 
-/// `axum::Json` whose rejections are problems.
-#[derive(axum::extract::FromRequest)]
-#[from_request(via(axum::Json), rejection(Problem))]
-pub struct Json<T>(pub T);
-
-impl<T: Serialize> IntoResponse for Json<T> {
-    fn into_response(self) -> Response {
-        axum::Json(self.0).into_response()
-    }
-}
+/// JSON answers (request bodies are read with [`body_of`] / [`optional_body`]).
+pub use axum::Json;
 
 /// The raw body (parsed with [`body_of`] once access is checked), whose
 /// rejections (too large, broken) are problems.

@@ -32,6 +32,14 @@ pub struct Placement {
     pub affinity: Option<Affinity>,
 }
 
+/// Whether any node carries a `paddock.dev/node-role` label (without one,
+/// placement is not narrowed unless the installation is strict).
+pub async fn any_node_has_role(client: &kube::Client) -> Result<bool, kube::Error> {
+    let nodes: kube::Api<k8s_openapi::api::core::v1::Node> = kube::Api::all(client.clone());
+    let lp = kube::api::ListParams::default().labels(NODE_ROLE).limit(1);
+    Ok(!nodes.list_metadata(&lp).await?.items.is_empty())
+}
+
 /// Placement on nodes of exactly these roles (e.g. `["shared"]` for a template
 /// that asks for shared nodes only).
 pub fn placement_on(roles: &[&str], any_node_has_role: bool, strict: bool) -> Placement {

@@ -104,8 +104,7 @@ pub async fn revoke(
     }
     let api: Api<Secret> = Api::namespaced(s.client.clone(), s.creds.namespace());
     let name = token_secret(&tenant);
-    let has = api.get_opt(&name).await?.and_then(|x| x.data).is_some_and(|d| d.contains_key(&id));
-    if !has {
+    if !s.creds.sees(&tenant, &id, true) {
         return Err(Problem::not_found("token", &id));
     }
     let patch = json!({"data": {&id: null}});

@@ -8,7 +8,7 @@ use crate::config::Settings;
 use crate::labels::{FIELD_MANAGER, INSTANCE, MANAGED_BY, MANAGER, TENANT};
 use futures::StreamExt;
 use jiff::{SignedDuration, Timestamp};
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Node, Pod, Secret, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, Secret, Service};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, MicroTime, Time};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
@@ -202,12 +202,7 @@ async fn apply(inst: Arc<Instance>, ctx: Arc<Context>) -> Result<Action, Error> 
         return Ok(Action::await_change());
     }
     let values = generated_values(c, &ns, &name, &tpl).await?;
-    let any_role = Api::<Node>::all(c.clone())
-        .list_metadata(&ListParams::default().labels(crate::labels::NODE_ROLE))
-        .await?
-        .items
-        .iter()
-        .any(|_| true);
+    let any_role = crate::noderoles::any_node_has_role(c).await?;
     let input = Input {
         template: &tpl,
         tenant: &tenant,

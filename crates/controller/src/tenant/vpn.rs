@@ -11,7 +11,7 @@ use crate::error::Error;
 use crate::labels::{FIELD_MANAGER, MANAGED_BY, MANAGER, ROLE, TENANT};
 use crate::noderoles::placement_on;
 use ipnet::Ipv4Net;
-use k8s_openapi::api::core::v1::{Node, Pod, Secret, Service};
+use k8s_openapi::api::core::v1::{Pod, Secret, Service};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, Resource, ResourceExt};
@@ -230,11 +230,6 @@ pub async fn reconcile(
             }
         }
     }
-    let any_role = !Api::<Node>::all(client.clone())
-        .list_metadata(&ListParams::default().labels(crate::labels::NODE_ROLE))
-        .await?
-        .items
-        .is_empty();
     let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
     let current = pods.get_opt(NAME).await?;
     let stale = current
@@ -248,6 +243,7 @@ pub async fn reconcile(
         return Err(Error::Waiting("replacing the VPN pod with its new configuration".into()));
     }
     if current.is_none() {
+        let any_role = crate::noderoles::any_node_has_role(client).await?;
         let p = pod(t, ns, &v, settings, any_role, &conf_hash)?;
         pods.patch(NAME, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&p)).await?;
     }
@@ -259,7 +255,8 @@ pub async fn reconcile(
     for p in policies(t, ns, &v, settings)? {
         pols.patch(&p.name_any(), &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&p)).await?;
     }
-    let ready = pods.get_opt(NAME).await?.is_some_and(|p| {
+    // A pod created just now is not ready yet; its readiness brings the next reconcile.
+    let ready = current.is_some_and(|p| {
         p.status.and_then(|s| s.conditions).unwrap_or_default().iter().any(|c| c.type_ == "Ready" && c.status == "True")
     });
     Ok(Some(VpnStatus {
