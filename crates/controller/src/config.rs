@@ -28,6 +28,8 @@ pub struct Settings {
     pub vpn_dns: Option<String>,
     /// Namespace of warm pools (the VPN also reaches the tenant's claimed pods there).
     pub pool_namespace: String,
+    /// Where personalised warm pods ask for their values (the API's `/v1/claim`).
+    pub claim_url: String,
 }
 
 impl Default for Settings {
@@ -46,6 +48,7 @@ impl Default for Settings {
             vpn_allowed_ips: vec!["10.244.0.0/16".into(), "10.96.0.0/12".into()],
             vpn_dns: None,
             pool_namespace: "paddock-pool".into(),
+            claim_url: "http://paddock-api.paddock-system.svc:8080/v1/claim".into(),
         }
     }
 }

@@ -31,10 +31,15 @@ pub async fn reconcilers<S>(client: kube::Client, settings: Settings, stop: S)
 where
     S: Future<Output = ()> + Clone + Send + Sync + 'static,
 {
+    let pools = std::sync::Arc::new(crate::pool::Pools::default());
     tokio::join!(
         crate::tenant::run(crate::tenant::Context::new(client.clone(), settings.clone()), stop.clone()),
         crate::instance::reconcile::run(
-            crate::instance::reconcile::Context::new(client.clone(), settings),
+            crate::instance::reconcile::Context::with_pools(client.clone(), settings.clone(), pools.clone()),
+            stop.clone()
+        ),
+        crate::pool::reconcile::run(
+            crate::pool::reconcile::Context::new(client.clone(), settings, pools),
             stop.clone()
         ),
         crate::template::run(client, stop),

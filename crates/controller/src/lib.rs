@@ -9,5 +9,7 @@ pub mod instance;
 pub mod labels;
 pub mod leader;
 pub mod noderoles;
+pub mod pool;
+pub mod quota;
 pub mod template;
 pub mod tenant;

@@ -41,6 +41,8 @@ pub fn status_for(t: &Template) -> TemplateStatus {
             observed_generation: t.metadata.generation,
             last_transition_time: since,
         }],
+        // The pool reconciler owns this part.
+        pool: old.pool,
     }
 }
 

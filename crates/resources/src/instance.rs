@@ -34,6 +34,20 @@ pub struct InstanceSpec {
 
 /// Annotation with the time (microseconds) a client asked for the instance;
 /// start latencies count from it (creationTimestamp has whole seconds only).
+/// A pod set claimed from a warm pool.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Claim {
+    /// The pool namespace the pods run in.
+    pub namespace: String,
+    /// The pod set's name (its pods are `<set>-<pod>`).
+    pub set: String,
+    /// When the set was claimed.
+    pub claimed: MicroTime,
+    /// From the request (or the instance's creation) to the claim, in milliseconds.
+    pub latency_ms: f64,
+}
+
 pub const REQUESTED_AT: &str = "paddock.dev/requested-at";
 
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
@@ -119,6 +133,9 @@ pub struct InstanceStatus {
     /// Whether the pods came from a warm pool.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub warm: Option<bool>,
+    /// The pod set claimed from the warm pool, when warm.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claim: Option<Claim>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -50,11 +50,57 @@ pub struct TemplateSpec {
     /// How exposed ports are reachable: ClusterIP (default), NodePort, LoadBalancer.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub exposure: Vec<Exposure>,
+    /// Pre-started pod sets in the pool namespace, claimed by new instances.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warm_pool: Option<WarmPool>,
 }
 
 fn one() -> u32 {
     1
 }
+
+/// A warm pool: complete pod sets of the template kept Ready in the pool
+/// namespace, handed to instances at creation instead of a cold start.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WarmPool {
+    /// Ready pod sets to keep (0 drains the pool).
+    pub size: u32,
+    /// At most this many pod sets starting (not yet Ready) at once; the pool
+    /// never holds more than `size + maxUnready` unclaimed sets.
+    #[serde(default = "default_max_unready")]
+    pub max_unready: u32,
+    /// Pod sets created per second at most while refilling.
+    #[serde(default = "default_refill")]
+    pub refill_per_second: u32,
+    /// How per-instance values (generated, overridable and secret-sourced
+    /// variables) reach a claimed pod: `none` (the template has none) or
+    /// `api` (the pod asks `GET /v1/claim` with its pool token).
+    #[serde(default)]
+    pub personalize: Personalize,
+    /// Pre-pull the template's images on every task node with a DaemonSet.
+    #[serde(default)]
+    pub prepull: bool,
+}
+
+fn default_max_unready() -> u32 {
+    5
+}
+
+fn default_refill() -> u32 {
+    100
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Personalize {
+    #[default]
+    None,
+    Api,
+}
+
+/// Largest pool a template may ask for.
+pub const MAX_POOL_SIZE: u32 = 1000;
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -205,6 +251,30 @@ pub struct TemplateStatus {
     pub observed_generation: Option<i64>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
+    /// The warm pool as the pool reconciler last saw it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pool: Option<PoolStatus>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PoolStatus {
+    /// Unclaimed pod sets whose pods are all Ready.
+    pub ready: u32,
+    /// Unclaimed pod sets still starting.
+    pub starting: u32,
+    /// Pod sets of this template currently claimed by instances.
+    #[serde(default)]
+    pub claimed: u32,
+    /// Pod sets replaced because they failed to become Ready, since the controller started.
+    #[serde(default)]
+    pub failures: u64,
+    /// `Ready` (the pool is full), `Filling`, `Failing` (sets do not become
+    /// Ready; replacements back off), `Refused` (the template cannot be pooled),
+    /// `Blocked` (the pool namespace refused new pods, e.g. its quota).
+    pub state: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub message: String,
 }
 
 /// Parses durations like `90s`, `15m`, `2h`, `1h30m`, `1d`.
@@ -410,6 +480,9 @@ impl TemplateSpec {
         if self.max_per_tenant == 0 {
             out.push(FieldProblem::new("spec.maxPerTenant", "must be at least 1"));
         }
+        if let Some(pool) = &self.warm_pool {
+            out.extend(self.pool_problems(pool));
+        }
         for (i, e) in self.exposure.iter().enumerate() {
             let f = format!("spec.exposure[{i}]");
             match self.pods.iter().find(|p| p.name == e.pod) {
@@ -431,6 +504,55 @@ impl TemplateSpec {
     }
 
     /// The exposure type of a pod's port (ClusterIP unless listed).
+    /// Why the template cannot keep a warm pool as asked, if it cannot.
+    fn pool_problems(&self, pool: &WarmPool) -> Vec<FieldProblem> {
+        let mut out = Vec::new();
+        if pool.size > MAX_POOL_SIZE {
+            out.push(FieldProblem::new("spec.warmPool.size", format!("must be at most {MAX_POOL_SIZE}")));
+        }
+        if pool.max_unready == 0 {
+            out.push(FieldProblem::new("spec.warmPool.maxUnready", "must be at least 1"));
+        }
+        if pool.refill_per_second == 0 {
+            out.push(FieldProblem::new("spec.warmPool.refillPerSecond", "must be at least 1"));
+        }
+        for (i, p) in self.pods.iter().enumerate() {
+            for (what, set) in [
+                ("tenantStorage", p.mounts.tenant_storage.is_some()),
+                ("groupStorage", p.mounts.group_storage.is_some()),
+            ] {
+                if set {
+                    out.push(FieldProblem::new(
+                        format!("spec.pods[{i}].mounts.{what}"),
+                        "a pooled pod starts before it belongs to a tenant, so it cannot mount tenant storage; remove the mount or the warm pool",
+                    ));
+                }
+            }
+            if pool.personalize == Personalize::Api {
+                continue;
+            }
+            for (j, e) in p.env.iter().enumerate() {
+                let why = if e.generate.is_some() {
+                    "is generated per instance"
+                } else if e.secret.is_some() {
+                    "comes from a Secret in the tenant's namespace"
+                } else if e.overridable {
+                    "can be overridden per instance"
+                } else {
+                    continue;
+                };
+                out.push(FieldProblem::new(
+                    format!("spec.pods[{i}].env[{j}]"),
+                    format!(
+                        "{} {why}, which a pod started before its claim cannot have; set spec.warmPool.personalize: api so the pod fetches it from GET /v1/claim",
+                        e.name
+                    ),
+                ));
+            }
+        }
+        out
+    }
+
     pub fn exposure_of(&self, pod: &str, port: &str) -> ExposureType {
         self.exposure
             .iter()
@@ -473,6 +595,39 @@ mod tests {
         assert_eq!(s.max_per_tenant, 1);
         assert_eq!(s.exposure_of("web", "http"), ExposureType::NodePort);
         assert_eq!(s.exposure_of("db", "sql"), ExposureType::ClusterIP);
+    }
+
+    #[test]
+    fn pools_refuse_per_instance_values_unless_personalised() {
+        let mut s = spec(json!({"pods": [{"name": "web", "image": "x",
+            "env": [{"name": "FLAG", "generate": {"flag": {"format": "F{%s}"}}}, {"name": "KEY", "secret": {"name": "s", "key": "k"}},
+                    {"name": "MODE", "value": "a", "overridable": true}, {"name": "PLAIN", "value": "b"}],
+            "mounts": {"tenantStorage": "/data"}}],
+            "warmPool": {"size": 2000, "maxUnready": 0, "refillPerSecond": 0}}));
+        let p: Vec<String> = s.validate().iter().map(|p| p.to_string()).collect();
+        for want in [
+            "spec.warmPool.size: must be at most 1000",
+            "spec.warmPool.maxUnready: must be at least 1",
+            "spec.warmPool.refillPerSecond: must be at least 1",
+            "spec.pods[0].mounts.tenantStorage: a pooled pod starts before it belongs to a tenant",
+            "spec.pods[0].env[0]: FLAG is generated per instance",
+            "spec.pods[0].env[1]: KEY comes from a Secret in the tenant's namespace",
+            "spec.pods[0].env[2]: MODE can be overridden per instance",
+        ] {
+            assert!(p.iter().any(|x| x.starts_with(want)), "missing {want:?} in {p:#?}");
+        }
+        assert_eq!(p.len(), 7, "{p:#?}");
+        s.pods[0].mounts.tenant_storage = None;
+        s.warm_pool = Some(WarmPool {
+            size: 5,
+            max_unready: 2,
+            refill_per_second: 10,
+            personalize: Personalize::Api,
+            prepull: true,
+        });
+        assert_eq!(s.validate(), vec![]);
+        let d: WarmPool = serde_json::from_value(json!({"size": 3})).unwrap();
+        assert_eq!((d.max_unready, d.refill_per_second, d.personalize, d.prepull), (5, 100, Personalize::None, false));
     }
 
     #[test]

@@ -4,12 +4,12 @@
 //! build stays deterministic.
 
 use crate::config::Settings;
-use crate::labels::{INSTANCE, MANAGED_BY, MANAGER, TEMPLATE, TENANT};
-use crate::noderoles::placement_on;
+use crate::labels::{INSTANCE, MANAGED_BY, MANAGER, ROLE, TEMPLATE, TENANT};
+use crate::noderoles::{Placement, placement_on};
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, Service};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::{Resource, ResourceExt};
-use resources::template::{ExposureType, Generate, TEAMNET, parse_duration};
+use resources::template::{ExposureType, Generate, PodTemplate, TEAMNET, parse_duration};
 use resources::tenant::NodeRole;
 use resources::{FieldProblem, Instance, Template, Tenant};
 use serde::de::DeserializeOwned;
@@ -19,7 +19,7 @@ use std::collections::BTreeMap;
 pub const POD_LABEL: &str = "paddock.dev/pod";
 
 /// Builds an object's metadata: name and extra labels.
-type MetaFn<'a> = dyn Fn(&str, &[(String, String)]) -> Value + 'a;
+pub type MetaFn<'a> = dyn Fn(&str, &[(String, String)]) -> Value + 'a;
 
 /// Everything one instance consists of.
 #[derive(Debug, Clone, PartialEq)]
@@ -115,19 +115,8 @@ pub fn validate(template: &Template, instance: &Instance) -> Vec<FieldProblem> {
 
 pub fn build(input: &Input) -> Result<Desired, Vec<FieldProblem>> {
     let (tpl, inst) = (input.template, input.instance);
-    let mut problems: Vec<FieldProblem> = tpl
-        .spec
-        .validate()
-        .into_iter()
-        .map(|p| FieldProblem::new(format!("template {}: {}", tpl.name_any(), p.field), p.reason))
-        .collect();
+    let mut problems: Vec<FieldProblem> = template_problems(tpl);
     problems.extend(validate(tpl, inst));
-    if tpl.spec.node_role == Some(NodeRole::Vpn) {
-        problems.push(FieldProblem::new(
-            format!("template {}: spec.nodeRole", tpl.name_any()),
-            "instances run on task or shared nodes, not vpn nodes",
-        ));
-    }
     if !problems.is_empty() {
         return Err(problems);
     }
@@ -151,123 +140,237 @@ pub fn build(input: &Input) -> Result<Desired, Vec<FieldProblem>> {
             json!({"apiVersion": "v1", "kind": "Secret", "metadata": meta(&secret_name, &[]), "type": "Opaque", "stringData": input.generated}),
         )?)
     };
-    // The pods' hard deadline is the longest lifetime a renewal may reach (upstream
-    // only lets activeDeadlineSeconds shrink); the janitor enforces the actual ttl.
-    let ttl =
-        tpl.spec.max_ttl.as_deref().or(inst.spec.ttl.as_deref()).or(tpl.spec.ttl.as_deref()).and_then(parse_duration);
     // Task pods go to task or shared nodes; a template (or else the tenant) may
     // narrow that to shared nodes only.
-    let roles: &[&str] = match tpl.spec.node_role.or(input.tenant.spec.node_role) {
-        Some(NodeRole::Shared) => &["shared"],
-        _ => &["task", "shared"],
+    let roles = task_roles(tpl, Some(input.tenant));
+    let shape = Shape {
+        subdomain: &name,
+        env: Env::Instance { overrides: &inst.spec.env, secret: &secret_name },
+        tenant: Some(input.tenant),
+        placement: placement_on(roles, input.any_node_has_role, input.settings.strict_node_roles),
+        settings: input.settings,
+        deadline: deadline(tpl, inst.spec.ttl.as_deref()),
+        runtime_class: runtime_class(tpl, input.settings),
     };
-    let place = placement_on(roles, input.any_node_has_role, input.settings.strict_node_roles);
-    let runtime_class = tpl.spec.runtime_class_name.clone().or(input.settings.runtime_class.clone());
     let mut pods = Vec::new();
     let mut config_maps = Vec::new();
-    let mut services = Vec::new();
     for p in &tpl.spec.pods {
-        let mut extra = vec![(POD_LABEL.to_string(), p.name.clone())];
-        extra.extend(p.networks.iter().map(|n| (net_label(n), "true".to_string())));
-        let env: Vec<Value> = p
-            .env
-            .iter()
-            .map(|e| {
-                if let Some(v) = inst.spec.env.get(&e.name).filter(|_| e.overridable) {
-                    return json!({"name": e.name, "value": v});
-                }
-                match (&e.value, &e.secret, &e.generate) {
-                    (Some(v), _, _) => json!({"name": e.name, "value": v}),
-                    (_, Some(s), _) => json!({"name": e.name, "valueFrom": {"secretKeyRef": {"name": s.name, "key": s.key}}}),
-                    _ => json!({"name": e.name, "valueFrom": {"secretKeyRef": {"name": secret_name, "key": format!("{}.{}", p.name, e.name)}}}),
-                }
-            })
-            .collect();
-        let mut caps = json!({"drop": ["ALL"]});
-        if !p.security.capabilities.is_empty() {
-            caps["add"] = json!(p.security.capabilities);
-        }
-        let mut container = json!({
-            "name": p.name,
-            "image": p.image,
-            "env": env,
-            "ports": p.ports.iter().map(|x| json!({"name": x.name, "containerPort": x.port, "protocol": x.protocol})).collect::<Vec<_>>(),
-            "securityContext": {"allowPrivilegeEscalation": false, "readOnlyRootFilesystem": !p.security.writable_root_filesystem,
-                "runAsNonRoot": !p.security.run_as_root, "capabilities": caps},
-            "volumeMounts": []
-        });
-        if !p.command.is_empty() {
-            container["command"] = json!(p.command);
-        }
-        if !p.args.is_empty() {
-            container["args"] = json!(p.args);
-        }
-        for (k, v) in [
-            ("resources", serde_json::to_value(&p.resources)),
-            ("readinessProbe", serde_json::to_value(&p.readiness_probe)),
-            ("livenessProbe", serde_json::to_value(&p.liveness_probe)),
-        ] {
-            if let Ok(v) = v
-                && !v.is_null()
-            {
-                container[k] = v;
-            }
-        }
-        let mut volumes = Vec::new();
-        let mut mounts = Vec::new();
-        if let Some(path) = &p.mounts.tenant_storage {
-            let claim = crate::tenant::build::storage_claim_name(input.tenant.spec.kind);
-            volumes.push(json!({"name": "tenant-storage", "persistentVolumeClaim": {"claimName": claim}}));
-            mounts.push(json!({"name": "tenant-storage", "mountPath": path}));
-        }
-        if let Some(path) = &p.mounts.group_storage {
-            for g in &input.tenant.spec.groups {
-                let vol = format!("group-{g}");
-                volumes.push(
-                    json!({"name": vol, "persistentVolumeClaim": {"claimName": crate::tenant::groups::claim_name(g)}}),
-                );
-                mounts.push(json!({"name": vol, "mountPath": format!("{}/{g}", path.trim_end_matches('/'))}));
-            }
-        }
-        if let Some(cfg) = &p.mounts.config {
+        let mut extra = pod_labels(p);
+        extra.push((POD_LABEL.to_string(), p.name.clone()));
+        let cm = p.mounts.config.as_ref().map(|cfg| {
             let cm = format!("{name}-{}-config", p.name);
-            config_maps.push(typed::<ConfigMap>(
-                json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta(&cm, &[]), "data": cfg.files}),
-            )?);
-            volumes.push(json!({"name": "config", "configMap": {"name": cm}}));
-            mounts.push(json!({"name": "config", "mountPath": cfg.path, "readOnly": true}));
-        }
-        if let Some(size) = &p.scratch_size {
-            volumes.push(json!({"name": "scratch", "emptyDir": {"sizeLimit": size}}));
-            mounts.push(json!({"name": "scratch", "mountPath": "/tmp"}));
-        }
-        container["volumeMounts"] = json!(mounts);
-        let mut spec = json!({
-            "hostname": p.name,
-            "subdomain": name,
-            "restartPolicy": "Always",
-            "automountServiceAccountToken": false,
-            "enableServiceLinks": false,
-            "serviceAccountName": "tenant",
-            "securityContext": {"runAsNonRoot": !p.security.run_as_root, "seccompProfile": {"type": "RuntimeDefault"}},
-            "containers": [container],
-            "volumes": volumes,
-            "tolerations": serde_json::to_value(&place.tolerations).unwrap_or(json!([])),
+            config_maps
+                .push(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta(&cm, &[]), "data": cfg.files}));
+            cm
         });
-        if let Some(a) = &place.affinity {
-            spec["affinity"] = serde_json::to_value(a).unwrap_or(Value::Null);
-        }
-        if let Some(rc) = &runtime_class {
-            spec["runtimeClassName"] = json!(rc);
-        }
-        if let Some(s) = &input.settings.image_pull_secret {
-            spec["imagePullSecrets"] = json!([{"name": s}]);
-        }
-        if let Some(d) = ttl {
-            spec["activeDeadlineSeconds"] = json!(d.as_secs());
-        }
+        let spec = pod_spec(p, &shape, cm.as_deref());
         pods.push(typed::<Pod>(json!({"apiVersion": "v1", "kind": "Pod", "metadata": meta(&format!("{name}-{}", p.name), &extra), "spec": spec}))?);
-        // NodePort / LoadBalancer exposure: a Service per pod with those ports.
+    }
+    let config_maps = config_maps.into_iter().map(typed).collect::<Result<Vec<ConfigMap>, _>>()?;
+    let ident =
+        Ident { stem: &name, key: INSTANCE, value: &name, vpn: json!({"podSelector": {"matchLabels": {ROLE: "vpn"}}}) };
+    let services = services(tpl, &ident, &meta)?;
+    let policies = policies(tpl, &ident, &meta)?;
+    Ok(Desired { secret, config_maps, pods, services, policies })
+}
+
+/// The template's own problems, and those that keep it off vpn nodes, named
+/// for the template.
+pub fn template_problems(tpl: &Template) -> Vec<FieldProblem> {
+    let mut problems: Vec<FieldProblem> = tpl
+        .spec
+        .validate()
+        .into_iter()
+        .map(|p| FieldProblem::new(format!("template {}: {}", tpl.name_any(), p.field), p.reason))
+        .collect();
+    if tpl.spec.node_role == Some(NodeRole::Vpn) {
+        problems.push(FieldProblem::new(
+            format!("template {}: spec.nodeRole", tpl.name_any()),
+            "instances run on task or shared nodes, not vpn nodes",
+        ));
+    }
+    problems
+}
+
+/// The node roles a template's pods may run on (a template, or else the
+/// tenant, may narrow task-or-shared to shared only).
+pub fn task_roles(tpl: &Template, tenant: Option<&Tenant>) -> &'static [&'static str] {
+    match tpl.spec.node_role.or(tenant.and_then(|t| t.spec.node_role)) {
+        Some(NodeRole::Shared) => &["shared"],
+        _ => &["task", "shared"],
+    }
+}
+
+/// The pods' hard deadline: the longest lifetime a renewal may reach (upstream
+/// only lets activeDeadlineSeconds shrink); the reconciler enforces the actual ttl.
+pub fn deadline(tpl: &Template, ttl: Option<&str>) -> Option<u64> {
+    tpl.spec.max_ttl.as_deref().or(ttl).or(tpl.spec.ttl.as_deref()).and_then(parse_duration).map(|d| d.as_secs())
+}
+
+/// The runtime class pods of a template run with: the template's, else the installation's.
+pub fn runtime_class<'a>(tpl: &'a Template, settings: &'a Settings) -> Option<&'a str> {
+    tpl.spec.runtime_class_name.as_deref().or(settings.runtime_class.as_deref())
+}
+
+/// Labels every pod of a template's pod carries: its networks.
+pub fn pod_labels(p: &PodTemplate) -> Vec<(String, String)> {
+    p.networks.iter().map(|n| (net_label(n), "true".to_string())).collect()
+}
+
+/// Where a pod's per-instance variables come from.
+pub enum Env<'a> {
+    /// An instance's pod: overrides from the instance, generated values from its Secret.
+    Instance { overrides: &'a BTreeMap<String, String>, secret: &'a str },
+    /// A warm pool's pod: only fixed values; the rest arrives through the claim endpoint.
+    Pool,
+}
+
+/// What a pod spec depends on besides the template's pod.
+pub struct Shape<'a> {
+    pub subdomain: &'a str,
+    pub env: Env<'a>,
+    pub tenant: Option<&'a Tenant>,
+    pub placement: Placement,
+    pub settings: &'a Settings,
+    pub deadline: Option<u64>,
+    pub runtime_class: Option<&'a str>,
+}
+
+/// The hardened pod spec of one of a template's pods.
+pub fn pod_spec(p: &PodTemplate, shape: &Shape, config_map: Option<&str>) -> Value {
+    let env: Vec<Value> = p
+        .env
+        .iter()
+        .filter_map(|e| match &shape.env {
+            Env::Pool => e
+                .value
+                .as_ref()
+                .filter(|_| !e.overridable && e.generate.is_none())
+                .map(|v| json!({"name": e.name, "value": v})),
+            Env::Instance { overrides, secret } => Some({
+                if let Some(v) = overrides.get(&e.name).filter(|_| e.overridable) {
+                    json!({"name": e.name, "value": v})
+                } else {
+                    match (&e.value, &e.secret) {
+                        (Some(v), _) => json!({"name": e.name, "value": v}),
+                        (_, Some(s)) => json!({"name": e.name, "valueFrom": {"secretKeyRef": {"name": s.name, "key": s.key}}}),
+                        _ => json!({"name": e.name, "valueFrom": {"secretKeyRef": {"name": secret, "key": format!("{}.{}", p.name, e.name)}}}),
+                    }
+                }
+            }),
+        })
+        .collect();
+    let mut caps = json!({"drop": ["ALL"]});
+    if !p.security.capabilities.is_empty() {
+        caps["add"] = json!(p.security.capabilities);
+    }
+    let mut container = json!({
+        "name": p.name,
+        "image": p.image,
+        "env": env,
+        "ports": p.ports.iter().map(|x| json!({"name": x.name, "containerPort": x.port, "protocol": x.protocol})).collect::<Vec<_>>(),
+        "securityContext": {"allowPrivilegeEscalation": false, "readOnlyRootFilesystem": !p.security.writable_root_filesystem,
+            "runAsNonRoot": !p.security.run_as_root, "capabilities": caps},
+        "volumeMounts": []
+    });
+    if !p.command.is_empty() {
+        container["command"] = json!(p.command);
+    }
+    if !p.args.is_empty() {
+        container["args"] = json!(p.args);
+    }
+    for (k, v) in [
+        ("resources", serde_json::to_value(&p.resources)),
+        ("readinessProbe", serde_json::to_value(&p.readiness_probe)),
+        ("livenessProbe", serde_json::to_value(&p.liveness_probe)),
+    ] {
+        if let Ok(v) = v
+            && !v.is_null()
+        {
+            container[k] = v;
+        }
+    }
+    let mut volumes = Vec::new();
+    let mut mounts = Vec::new();
+    if let (Some(path), Some(tenant)) = (&p.mounts.tenant_storage, shape.tenant) {
+        let claim = crate::tenant::build::storage_claim_name(tenant.spec.kind);
+        volumes.push(json!({"name": "tenant-storage", "persistentVolumeClaim": {"claimName": claim}}));
+        mounts.push(json!({"name": "tenant-storage", "mountPath": path}));
+    }
+    if let (Some(path), Some(tenant)) = (&p.mounts.group_storage, shape.tenant) {
+        for g in &tenant.spec.groups {
+            let vol = format!("group-{g}");
+            volumes.push(
+                json!({"name": vol, "persistentVolumeClaim": {"claimName": crate::tenant::groups::claim_name(g)}}),
+            );
+            mounts.push(json!({"name": vol, "mountPath": format!("{}/{g}", path.trim_end_matches('/'))}));
+        }
+    }
+    if let (Some(cfg), Some(cm)) = (&p.mounts.config, config_map) {
+        volumes.push(json!({"name": "config", "configMap": {"name": cm}}));
+        mounts.push(json!({"name": "config", "mountPath": cfg.path, "readOnly": true}));
+    }
+    if let Some(size) = &p.scratch_size {
+        volumes.push(json!({"name": "scratch", "emptyDir": {"sizeLimit": size}}));
+        mounts.push(json!({"name": "scratch", "mountPath": "/tmp"}));
+    }
+    container["volumeMounts"] = json!(mounts);
+    let mut spec = json!({
+        "hostname": p.name,
+        "subdomain": shape.subdomain,
+        "restartPolicy": "Always",
+        "automountServiceAccountToken": false,
+        "enableServiceLinks": false,
+        "serviceAccountName": "tenant",
+        "securityContext": {"runAsNonRoot": !p.security.run_as_root, "seccompProfile": {"type": "RuntimeDefault"}},
+        "containers": [container],
+        "volumes": volumes,
+        "tolerations": serde_json::to_value(&shape.placement.tolerations).unwrap_or(json!([])),
+    });
+    if let Some(a) = &shape.placement.affinity {
+        spec["affinity"] = serde_json::to_value(a).unwrap_or(Value::Null);
+    }
+    if let Some(rc) = shape.runtime_class {
+        spec["runtimeClassName"] = json!(rc);
+    }
+    if let Some(s) = &shape.settings.image_pull_secret {
+        spec["imagePullSecrets"] = json!([{"name": s}]);
+    }
+    if let Some(d) = shape.deadline {
+        spec["activeDeadlineSeconds"] = json!(d);
+    }
+    spec
+}
+
+/// How an instance's pods are told apart in their namespace, and where its
+/// tenant's VPN server is.
+pub struct Ident<'a> {
+    /// Object name stem; the headless Service carries it, so `<pod>.<stem>` resolves.
+    pub stem: &'a str,
+    /// The label (key and value) only this instance's pods carry.
+    pub key: &'a str,
+    pub value: &'a str,
+    /// A NetworkPolicy peer matching the tenant's VPN server.
+    pub vpn: Value,
+}
+
+/// The Services of an instance: a headless one for DNS, and one per pod for
+/// NodePort / LoadBalancer exposure.
+pub fn services(tpl: &Template, id: &Ident, meta: &MetaFn) -> Result<Vec<Service>, Vec<FieldProblem>> {
+    let mut services = Vec::new();
+    let mut dns_ports: Vec<Value> = Vec::new();
+    for p in &tpl.spec.pods {
+        for x in &p.ports {
+            if !dns_ports.iter().any(|d| d["name"] == json!(x.name)) {
+                dns_ports.push(json!({"name": x.name, "port": x.port, "targetPort": x.name, "protocol": x.protocol}));
+            }
+        }
+    }
+    if !dns_ports.is_empty() {
+        services.push(typed(json!({"apiVersion": "v1", "kind": "Service", "metadata": meta(id.stem, &[]),
+            "spec": {"clusterIP": "None", "publishNotReadyAddresses": true, "selector": {id.key: id.value}, "ports": dns_ports}}))?);
+    }
+    for p in &tpl.spec.pods {
         for kind in [ExposureType::NodePort, ExposureType::LoadBalancer] {
             let ports: Vec<Value> = p
                 .ports
@@ -278,36 +381,24 @@ pub fn build(input: &Input) -> Result<Desired, Vec<FieldProblem>> {
             if !ports.is_empty() {
                 let t = if kind == ExposureType::NodePort { "NodePort" } else { "LoadBalancer" };
                 let svc_name =
-                    format!("{name}-{}{}", p.name, if kind == ExposureType::LoadBalancer { "-lb" } else { "" });
+                    format!("{}-{}{}", id.stem, p.name, if kind == ExposureType::LoadBalancer { "-lb" } else { "" });
                 services.push(typed::<Service>(
                     json!({"apiVersion": "v1", "kind": "Service", "metadata": meta(&svc_name, &[]),
-                    "spec": {"type": t, "selector": {INSTANCE: name, POD_LABEL: p.name}, "ports": ports}}),
+                    "spec": {"type": t, "selector": {id.key: id.value, POD_LABEL: p.name}, "ports": ports}}),
                 )?);
             }
         }
     }
-    // A headless Service named after the instance: `<pod>.<instance>` resolves to each pod.
-    let mut dns_ports: Vec<Value> = Vec::new();
-    for p in &tpl.spec.pods {
-        for x in &p.ports {
-            if !dns_ports.iter().any(|d| d["name"] == json!(x.name)) {
-                dns_ports.push(json!({"name": x.name, "port": x.port, "targetPort": x.name, "protocol": x.protocol}));
-            }
-        }
-    }
-    if !dns_ports.is_empty() {
-        services.insert(0, typed(json!({"apiVersion": "v1", "kind": "Service", "metadata": meta(&name, &[]),
-            "spec": {"clusterIP": "None", "publishNotReadyAddresses": true, "selector": {INSTANCE: name}, "ports": dns_ports}}))?);
-    }
-    let policies = policies(input, &meta)?;
-    Ok(Desired { secret, config_maps, pods, services, policies })
+    Ok(services)
 }
 
-fn policies(input: &Input, meta: &MetaFn) -> Result<Vec<NetworkPolicy>, Vec<FieldProblem>> {
-    let (tpl, name) = (input.template, input.instance.name_any());
+/// The NetworkPolicies of an instance: one per template network (its pods
+/// reach each other on the declared ports), VPN access to teamnet, and
+/// ingress from anywhere to exposed ports.
+pub fn policies(tpl: &Template, id: &Ident, meta: &MetaFn) -> Result<Vec<NetworkPolicy>, Vec<FieldProblem>> {
     let mut out = Vec::new();
     for n in &tpl.spec.networks {
-        let on_net = json!({"matchLabels": {INSTANCE: name, net_label(n): "true"}});
+        let on_net = json!({"matchLabels": {id.key: id.value, net_label(n): "true"}});
         let ports: Vec<Value> = tpl
             .spec
             .pods
@@ -321,20 +412,19 @@ fn policies(input: &Input, meta: &MetaFn) -> Result<Vec<NetworkPolicy>, Vec<Fiel
                 }
                 acc
             });
-        let mut rule = json!({"peers": [{"podSelector": on_net}]});
-        if !ports.is_empty() {
-            rule["ports"] = json!(ports);
-        }
-        let ingress = json!([{"from": rule["peers"], "ports": rule.get("ports").cloned().unwrap_or(json!([]))}]);
-        let egress = json!([{"to": rule["peers"], "ports": rule.get("ports").cloned().unwrap_or(json!([]))}]);
+        let peers = json!([{"podSelector": on_net}]);
         // A network whose pods declare no ports allows nothing between them.
-        let (ingress, egress) = if ports.is_empty() { (json!([]), json!([])) } else { (ingress, egress) };
-        out.push(typed(json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": meta(&format!("{name}-net-{n}"), &[]),
+        let (ingress, egress) = if ports.is_empty() {
+            (json!([]), json!([]))
+        } else {
+            (json!([{"from": peers, "ports": ports}]), json!([{"to": peers, "ports": ports}]))
+        };
+        out.push(typed(json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": meta(&format!("{}-net-{n}", id.stem), &[]),
             "spec": {"podSelector": on_net, "policyTypes": ["Ingress", "Egress"], "ingress": ingress, "egress": egress}}))?);
         if n == TEAMNET && !ports.is_empty() {
-            out.push(typed(json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": meta(&format!("{name}-vpn"), &[]),
+            out.push(typed(json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": meta(&format!("{}-vpn", id.stem), &[]),
                 "spec": {"podSelector": on_net, "policyTypes": ["Ingress"],
-                    "ingress": [{"from": [{"podSelector": {"matchLabels": {"paddock.dev/role": "vpn"}}}], "ports": ports}]}}))?);
+                    "ingress": [{"from": [id.vpn], "ports": ports}]}}))?);
         }
     }
     // Ports exposed through NodePort/LoadBalancer accept traffic from anywhere.
@@ -346,8 +436,8 @@ fn policies(input: &Input, meta: &MetaFn) -> Result<Vec<NetworkPolicy>, Vec<Fiel
             .map(|x| json!({"port": x.name, "protocol": x.protocol}))
             .collect();
         if !ports.is_empty() {
-            out.push(typed(json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": meta(&format!("{name}-{}-exposed", p.name), &[]),
-                "spec": {"podSelector": {"matchLabels": {INSTANCE: name, POD_LABEL: p.name}}, "policyTypes": ["Ingress"], "ingress": [{"ports": ports}]}}))?);
+            out.push(typed(json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": meta(&format!("{}-{}-exposed", id.stem, p.name), &[]),
+                "spec": {"podSelector": {"matchLabels": {id.key: id.value, POD_LABEL: p.name}}, "policyTypes": ["Ingress"], "ingress": [{"ports": ports}]}}))?);
         }
     }
     Ok(out)

@@ -2,10 +2,14 @@
 //! status from the pods (watched, never polled), TTL expiry on a timer,
 //! self-healing through owned-object watches, and Stopping on deletion.
 
-use super::build::{Input, POD_LABEL, build, generate_value, generated_keys};
+use super::build::{Input, POD_LABEL, build, generate_value, generated_keys, template_problems, validate};
 use super::phase::aggregate;
 use crate::config::Settings;
 use crate::labels::{FIELD_MANAGER, INSTANCE, MANAGED_BY, MANAGER, TENANT};
+use crate::pool::Pools;
+use crate::pool::claim::{Outcome, claim, claimed_for};
+use crate::pool::labels::{CLAIM, INSTANCE_NAMESPACE};
+use crate::quota;
 use futures::StreamExt;
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, Secret, Service};
@@ -14,10 +18,11 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, MicroTime, Time}
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
-use kube::runtime::watcher;
+use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource, ResourceExt};
 use rand::Rng;
-use resources::instance::{EndpointStatus, InstancePhase, InstanceStatus};
+use resources::instance::{Claim, EndpointStatus, InstancePhase, InstanceStatus, REQUESTED_AT};
+use resources::template::Personalize;
 use resources::template::parse_duration;
 use resources::{Instance, Template, Tenant};
 use serde::Serialize;
@@ -36,13 +41,33 @@ pub use crate::error::Error;
 pub struct Context {
     pub client: Client,
     pub settings: Settings,
+    pub pools: Arc<Pools>,
+    /// The controller's own cache of Instances (set when it runs): limits are
+    /// counted from it instead of listing the namespace on every reconcile.
+    instances: std::sync::OnceLock<kube::runtime::reflector::Store<Instance>>,
+    /// A watch of the warm pools' pods, where claims find their candidates.
+    pool_pods: std::sync::OnceLock<kube::runtime::reflector::Store<Pod>>,
 }
 
 impl Context {
     pub fn new(client: Client, settings: Settings) -> Arc<Self> {
-        Arc::new(Self { client, settings })
+        Self::with_pools(client, settings, Arc::default())
+    }
+
+    /// A context sharing warm-pool state with the pool reconciler.
+    pub fn with_pools(client: Client, settings: Settings, pools: Arc<Pools>) -> Arc<Self> {
+        Arc::new(Self {
+            client,
+            settings,
+            pools,
+            instances: std::sync::OnceLock::new(),
+            pool_pods: std::sync::OnceLock::new(),
+        })
     }
 }
+
+/// The condition saying whether the instance started warm, and why not.
+const WARM_START: &str = "WarmStart";
 
 fn selector(inst: &str) -> String {
     format!("{MANAGED_BY}={MANAGER},{INSTANCE}={inst}")
@@ -101,6 +126,16 @@ fn expiry(inst: &Instance, tpl: Option<&Template>) -> Option<Timestamp> {
     let ttl = inst.spec.ttl.as_deref().or(tpl.and_then(|t| t.spec.ttl.as_deref())).and_then(parse_duration)?;
     let created = inst.metadata.creation_timestamp.as_ref()?.0;
     Some(created + SignedDuration::try_from(ttl).ok()?)
+}
+
+/// Deletes an instance's objects: in its namespace, and a claimed warm set.
+async fn delete_instance_objects(client: &Client, inst: &Instance, pool_ns: &str) -> Result<usize, Error> {
+    let ns = inst.namespace().unwrap_or_default();
+    let mut left = delete_children(client, &ns, &inst.name_any()).await?;
+    if let Some(uid) = &inst.metadata.uid {
+        left += crate::pool::reconcile::delete_claimed(client, pool_ns, uid).await?;
+    }
+    Ok(left)
 }
 
 async fn delete_children(client: &Client, ns: &str, inst: &str) -> Result<usize, Error> {
@@ -169,7 +204,7 @@ async fn apply(inst: Arc<Instance>, ctx: Arc<Context>) -> Result<Action, Error> 
     if let Some(at) = expires
         && Timestamp::now() >= at
     {
-        delete_children(c, &ns, &name).await?;
+        delete_instance_objects(c, &inst, &ctx.settings.pool_namespace).await?;
         let mut s =
             base_status(&inst, InstancePhase::Expired, "Expired", "the instance's time ran out; its pods were removed");
         s.expires = Some(Time(at));
@@ -184,13 +219,21 @@ async fn apply(inst: Arc<Instance>, ctx: Arc<Context>) -> Result<Action, Error> 
         return Ok(Action::requeue(Timestamp::now().duration_until(gone_at).unsigned_abs()));
     }
     // maxPerTenant: the oldest instances of the template win, deterministically.
-    let mut same: Vec<Instance> = api
-        .list(&ListParams::default())
-        .await?
-        .items
-        .into_iter()
-        .filter(|i| i.spec.template == inst.spec.template)
-        .collect();
+    let mut same: Vec<Arc<Instance>> = match ctx.instances.get() {
+        Some(store) => store
+            .state()
+            .into_iter()
+            .filter(|i| i.namespace().as_deref() == Some(ns.as_str()) && i.spec.template == inst.spec.template)
+            .collect(),
+        None => api
+            .list(&ListParams::default())
+            .await?
+            .items
+            .into_iter()
+            .filter(|i| i.spec.template == inst.spec.template)
+            .map(Arc::new)
+            .collect(),
+    };
     same.sort_by_key(|i| (i.metadata.creation_timestamp.clone().map(|t| t.0), i.name_any()));
     let position = same.iter().position(|i| i.name_any() == name).unwrap_or(0);
     if position >= tpl.spec.max_per_tenant as usize {
@@ -200,6 +243,69 @@ async fn apply(inst: Arc<Instance>, ctx: Arc<Context>) -> Result<Action, Error> 
         );
         write_status(&api, &inst, base_status(&inst, InstancePhase::Failed, "LimitReached", &msg)).await?;
         return Ok(Action::await_change());
+    }
+    let mut problems = template_problems(&tpl);
+    problems.extend(validate(&tpl, &inst));
+    if !problems.is_empty() {
+        let msg = problems.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("; ");
+        let reason = if msg.starts_with("template ") { "TemplateInvalid" } else { "InvalidSpec" };
+        write_status(&api, &inst, base_status(&inst, InstancePhase::Failed, reason, &msg)).await?;
+        return Ok(Action::await_change());
+    }
+    // A warm start: pods already claimed for this instance, or a claim now
+    // (unless the instance already started cold).
+    let pool_ns = ctx.settings.pool_namespace.clone();
+    let uid = inst.metadata.uid.clone().unwrap_or_default();
+    let mut claimed = claimed_for(c, &pool_ns, &uid).await?;
+    let mut claim_status = inst.status.as_ref().and_then(|s| s.claim.clone());
+    let requested = || {
+        inst.annotations().get(REQUESTED_AT).and_then(|t| t.parse::<Timestamp>().ok()).or(inst
+            .metadata
+            .creation_timestamp
+            .as_ref()
+            .map(|t| t.0))
+    };
+    if claim_status.is_none()
+        && let Some(set) = claimed.first().and_then(|p| p.labels().get(crate::pool::labels::SET).cloned())
+    {
+        // Claimed by an earlier reconcile that did not get to write the status.
+        let now = Timestamp::now();
+        let latency_ms = requested().map_or(0.0, |f| f.duration_until(now).as_secs_f64().max(0.0) * 1000.0);
+        claim_status = Some(Claim { namespace: pool_ns.clone(), set, claimed: MicroTime(now), latency_ms });
+    }
+    let mut cold_reason = None;
+    let started_cold = inst.status.as_ref().and_then(|s| s.warm) == Some(false);
+    if claimed.is_empty() && !started_cold && tpl.spec.warm_pool.is_some() {
+        if tenant.spec.node_role == Some(resources::tenant::NodeRole::Shared)
+            && tpl.spec.node_role != Some(resources::tenant::NodeRole::Shared)
+        {
+            cold_reason = Some((
+                "TenantPlacement",
+                "the tenant runs on shared nodes only and the pool's pods may be on task nodes; started cold"
+                    .to_string(),
+            ));
+        } else {
+            match claim(c, &ctx.pools, &pool_ns, ctx.pool_pods.get(), &tpl, &tenant, &inst).await? {
+                Outcome::Claimed { set, pods } => {
+                    let now = Timestamp::now();
+                    let from = requested().unwrap_or(now);
+                    let latency_ms = from.duration_until(now).as_secs_f64().max(0.0) * 1000.0;
+                    tracing::info!(instance = %name, namespace = %ns, set = %set, latency_ms, "claimed a warm pod set");
+                    claim_status = Some(Claim { namespace: pool_ns.clone(), set, claimed: MicroTime(now), latency_ms });
+                    claimed = pods;
+                }
+                Outcome::Empty => {
+                    cold_reason =
+                        Some(("PoolEmpty", "the template's warm pool had no Ready pod set; started cold".to_string()));
+                }
+                Outcome::OverQuota(why) => {
+                    let msg = format!("the tenant's quota does not allow this instance: {why}");
+                    write_status(&api, &inst, base_status(&inst, InstancePhase::Pending, "QuotaExceeded", &msg))
+                        .await?;
+                    return Ok(Action::requeue(Duration::from_secs(15)));
+                }
+            }
+        }
     }
     let values = generated_values(c, &ns, &name, &tpl).await?;
     let any_role = crate::noderoles::any_node_has_role(c).await?;
@@ -223,10 +329,40 @@ async fn apply(inst: Arc<Instance>, ctx: Arc<Context>) -> Result<Action, Error> 
     if let Some(s) = &desired.secret {
         apply_all(&Api::<Secret>::namespaced(c.clone(), &ns), std::slice::from_ref(s)).await?;
     }
+    if let Some(cl) = claim_status.filter(|_| !claimed.is_empty()) {
+        return warm(&inst, &ctx, &tpl, &tenant, cl, expires).await;
+    }
     apply_all(&Api::<ConfigMap>::namespaced(c.clone(), &ns), &desired.config_maps).await?;
     apply_all(&Api::<NetworkPolicy>::namespaced(c.clone(), &ns), &desired.policies).await?;
     apply_all(&Api::<Service>::namespaced(c.clone(), &ns), &desired.services).await?;
     let pods_api: Api<Pod> = Api::namespaced(c.clone(), &ns);
+    // The namespace's ResourceQuota does not see pods claimed from a pool: with
+    // claimed pods, count the tenant as a whole before the first pod.
+    if quota::limits_pods(&tenant)
+        && quota::claimed_usage(c, &tenant.name_any(), &pool_ns).await?.pods > 0
+        && pods_api.list_metadata(&ListParams::default().labels(&selector(&name))).await?.items.is_empty()
+    {
+        let used = quota::usage(c, &tenant.name_any(), &ns, &pool_ns).await?;
+        let cpu = quantity::Quantity::parse(
+            tenant.spec.defaults.cpu_request.as_deref().unwrap_or(&ctx.settings.default_cpu_request),
+        )
+        .unwrap_or_default();
+        let mem = quantity::Quantity::parse(
+            tenant.spec.defaults.memory_request.as_deref().unwrap_or(&ctx.settings.default_memory_request),
+        )
+        .unwrap_or_default();
+        let more = desired
+            .pods
+            .iter()
+            .filter_map(|p| p.spec.as_ref())
+            .map(|s| quota::Usage::of_spec(s, cpu, mem))
+            .fold(quota::Usage::default(), |a, b| a + b);
+        if let Some(why) = quota::exceeded(&tenant, used, more) {
+            let msg = format!("the tenant's quota does not allow this instance: {why}");
+            write_status(&api, &inst, base_status(&inst, InstancePhase::Pending, "QuotaExceeded", &msg)).await?;
+            return Ok(Action::requeue(Duration::from_secs(15)));
+        }
+    }
     for p in &desired.pods {
         let pname = p.metadata.name.clone().unwrap_or_default();
         // Pod specs are immutable: an existing pod is kept as it is (drift in its
@@ -248,12 +384,88 @@ async fn apply(inst: Arc<Instance>, ctx: Arc<Context>) -> Result<Action, Error> 
     }
     // Status from the pods and services as they are now.
     let pods = pods_api.list(&ListParams::default().labels(&selector(&name))).await?.items;
+    let services =
+        Api::<Service>::namespaced(c.clone(), &ns).list(&ListParams::default().labels(&selector(&name))).await?.items;
+    let mut s = observe(&inst, &tpl, &pods, &services, &name, &ns, expires);
+    s.warm = Some(false);
+    let warm_cond = match cold_reason {
+        Some((reason, msg)) => {
+            let old = inst.status.as_ref().map(|s| s.conditions.clone()).unwrap_or_default();
+            Some(cond(WARM_START, false, reason, &msg, &old, inst.metadata.generation))
+        }
+        None => inst.status.as_ref().and_then(|st| st.conditions.iter().find(|c| c.type_ == WARM_START).cloned()),
+    };
+    s.conditions.extend(warm_cond);
+    write_status(&api, &inst, s).await?;
+    Ok(requeue_until(expires))
+}
+
+fn requeue_until(expires: Option<Timestamp>) -> Action {
+    match expires {
+        Some(at) => Action::requeue(Timestamp::now().duration_until(at).unsigned_abs() + Duration::from_millis(50)),
+        None => Action::await_change(),
+    }
+}
+
+/// A warm instance: its claimed set gets the instance's Services and
+/// policies in the pool namespace; status comes from the claimed pods.
+async fn warm(
+    inst: &Instance,
+    ctx: &Context,
+    tpl: &Template,
+    tenant: &Tenant,
+    claim: Claim,
+    expires: Option<Timestamp>,
+) -> Result<Action, Error> {
+    let c = &ctx.client;
+    let pool_ns = &ctx.settings.pool_namespace;
+    let (services, policies) = crate::pool::build::claimed_objects(tpl, &claim.set, inst, &tenant.name_any(), pool_ns)
+        .map_err(|p| {
+            Error::Waiting(format!(
+                "cannot build the claimed set's objects: {}",
+                p.iter().map(|x| x.to_string()).collect::<Vec<_>>().join("; ")
+            ))
+        })?;
+    apply_all(&Api::<NetworkPolicy>::namespaced(c.clone(), pool_ns), &policies).await?;
+    apply_all(&Api::<Service>::namespaced(c.clone(), pool_ns), &services).await?;
+    let uid = inst.metadata.uid.clone().unwrap_or_default();
+    let pods = claimed_for(c, pool_ns, &uid).await?;
+    let lp = ListParams::default().labels(&format!("{CLAIM}={uid}"));
+    let services = Api::<Service>::namespaced(c.clone(), pool_ns).list(&lp).await?.items;
+    let mut s = observe(inst, tpl, &pods, &services, &claim.set, pool_ns, expires);
+    s.warm = Some(true);
+    let personal = tpl.spec.warm_pool.as_ref().is_some_and(|p| p.personalize == Personalize::Api);
+    let msg = format!(
+        "claimed pod set {} from the warm pool in {:.1} ms{}",
+        claim.set,
+        claim.latency_ms,
+        if personal { "; its pods fetch their values from GET /v1/claim" } else { "" }
+    );
+    let old = inst.status.as_ref().map(|s| s.conditions.clone()).unwrap_or_default();
+    s.conditions.push(cond(WARM_START, true, "Claimed", &msg, &old, inst.metadata.generation));
+    s.claim = Some(claim);
+    let api: Api<Instance> = Api::namespaced(c.clone(), &inst.namespace().unwrap_or_default());
+    write_status(&api, inst, s).await?;
+    Ok(requeue_until(expires))
+}
+
+/// Status from an instance's pods and Services as they are now; `stem` and
+/// `ns` make the pods' DNS names (`<pod>.<stem>.<ns>.svc`).
+fn observe(
+    inst: &Instance,
+    tpl: &Template,
+    pods: &[Pod],
+    services: &[Service],
+    stem: &str,
+    ns: &str,
+    expires: Option<Timestamp>,
+) -> InstanceStatus {
     let named: Vec<(String, Pod)> =
         pods.iter().map(|p| (p.labels().get(POD_LABEL).cloned().unwrap_or_else(|| p.name_any()), p.clone())).collect();
     let was_running =
         matches!(inst.status.as_ref().and_then(|s| s.phase), Some(InstancePhase::Running | InstancePhase::Degraded));
     let outcome = aggregate(tpl.spec.pods.len(), &named, false, false, was_running);
-    let mut s = base_status(&inst, outcome.phase, outcome.reason, &outcome.message);
+    let mut s = base_status(inst, outcome.phase, outcome.reason, &outcome.message);
     s.pods = named.iter().map(|(n, p)| super::phase::pod_state(n, p)).collect();
     s.expires = expires.map(Time);
     if s.scheduled.is_none()
@@ -271,15 +483,8 @@ async fn apply(inst: Arc<Instance>, ctx: Arc<Context>) -> Result<Action, Error> 
     if s.ready.is_none() && outcome.phase == InstancePhase::Running {
         s.ready = Some(MicroTime(Timestamp::now()));
     }
-    s.warm = Some(false);
-    let services =
-        Api::<Service>::namespaced(c.clone(), &ns).list(&ListParams::default().labels(&selector(&name))).await?.items;
-    s.endpoints = endpoints(&tpl, &name, &ns, &services);
-    write_status(&api, &inst, s).await?;
-    Ok(match expires {
-        Some(at) => Action::requeue(Timestamp::now().duration_until(at).unsigned_abs() + Duration::from_millis(50)),
-        None => Action::await_change(),
-    })
+    s.endpoints = endpoints(tpl, stem, ns, services);
+    s
 }
 
 fn endpoints(tpl: &Template, inst: &str, ns: &str, services: &[Service]) -> Vec<EndpointStatus> {
@@ -325,7 +530,7 @@ async fn cleanup(inst: Arc<Instance>, ctx: Arc<Context>) -> Result<Action, Error
     let api: Api<Instance> = Api::namespaced(ctx.client.clone(), &ns);
     write_status(&api, &inst, base_status(&inst, InstancePhase::Stopping, "Stopping", "removing the instance's pods"))
         .await?;
-    let left = delete_children(&ctx.client, &ns, &inst.name_any()).await?;
+    let left = delete_instance_objects(&ctx.client, &inst, &ctx.settings.pool_namespace).await?;
     if left > 0 {
         return Err(Error::Waiting(format!("{left} pods still terminating")));
     }
@@ -375,6 +580,10 @@ pub async fn sweep_orphans(client: &Client, namespace: Option<&str>) -> Result<u
     };
     let mut collect = |items: Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta>| {
         for m in items {
+            // Claimed warm pods are the pool reconciler's to sweep (by instance uid).
+            if m.labels.as_ref().is_some_and(|l| l.contains_key(CLAIM)) {
+                continue;
+            }
             if let (Some(ns), Some(i)) = (m.namespace, m.labels.and_then(|l| l.get(INSTANCE).cloned())) {
                 seen.insert((ns, i), ());
             }
@@ -402,7 +611,26 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
         tracing::warn!(error = %e, "orphan sweep failed; owner references still apply");
     }
     let ours = watcher::Config::default().labels(&format!("{MANAGED_BY}={MANAGER},{INSTANCE}"));
-    Controller::new(Api::<Instance>::all(c.clone()), watcher::Config::default())
+    let claimed = Api::<Pod>::namespaced(c.clone(), &ctx.settings.pool_namespace);
+    let (reader, writer) = kube::runtime::reflector::store();
+    let pool_watch = kube::runtime::reflector(
+        writer,
+        watcher(claimed.clone(), watcher::Config::default().labels(crate::pool::labels::POOL)),
+    )
+    .default_backoff()
+    .for_each(|_| async {});
+    let _ = ctx.pool_pods.set(reader);
+    let controller = Controller::new(Api::<Instance>::all(c.clone()), watcher::Config::default());
+    let _ = ctx.instances.set(controller.store());
+    let controller = controller
+        // Claimed warm pods have no owner reference (it cannot cross namespaces): map them by label.
+        .watches(claimed, watcher::Config::default().labels(CLAIM), |p: Pod| {
+            let l = p.labels();
+            Some(
+                kube::runtime::reflector::ObjectRef::<Instance>::new(l.get(INSTANCE)?)
+                    .within(l.get(INSTANCE_NAMESPACE)?),
+            )
+        })
         .owns(Api::<Pod>::all(c.clone()), ours.clone())
         .owns(Api::<Service>::all(c.clone()), ours.clone())
         .owns(Api::<NetworkPolicy>::all(c.clone()), ours.clone())
@@ -414,6 +642,10 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
             if let Err(e) = r {
                 tracing::debug!(error = %e, "instance reconcile error");
             }
-        })
-        .await;
+        });
+    // The pool watch lives as long as the controller (which ends on shutdown).
+    tokio::select! {
+        _ = controller => {}
+        _ = pool_watch => {}
+    }
 }

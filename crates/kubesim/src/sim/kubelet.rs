@@ -270,6 +270,19 @@ impl Kubelet {
                 }
                 self.images.entry(node).or_default().extend(images_of(&pod));
                 let now = crate::cluster::now_rfc3339();
+                // Containers with a readiness probe are Ready from its first
+                // success, after initialDelaySeconds (probes themselves are not
+                // run: they always succeed here).
+                let delay =
+                    |c: &Value| c.pointer("/readinessProbe/initialDelaySeconds").and_then(Value::as_u64).unwrap_or(0);
+                let wait = pod
+                    .pointer("/spec/containers")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .map(delay)
+                    .max()
+                    .unwrap_or(0);
                 log_err(
                     "pod running",
                     sim.c.modify(sim.ids.pods, &ns, &name, Some("status"), "kubelet", |p| {
@@ -283,15 +296,44 @@ impl Kubelet {
                             } else {
                                 json!({"terminated": {"exitCode": 0, "reason": "Completed", "startedAt": now, "finishedAt": now, "containerID": cid}})
                             };
+                            let ready = running && delay(c) == 0;
                             json!({"name": c["name"], "image": normalize_image(image), "imageID": format!("{}@sha256:{}", normalize_image(image).rsplit_once(':').map(|x| x.0).unwrap_or(image), hex_id(image).repeat(2)),
-                                "containerID": cid, "ready": running, "started": running, "restartCount": 0, "state": state, "lastState": {}})
+                                "containerID": cid, "ready": ready, "started": running, "restartCount": 0, "state": state, "lastState": {}})
                         };
                         p["status"]["phase"] = json!("Running");
                         p["status"]["containerStatuses"] = json!(containers.iter().map(|c| status(c, true)).collect::<Vec<_>>());
                         if !inits.is_empty() {
                             p["status"]["initContainerStatuses"] = json!(inits.iter().map(|c| status(c, false)).collect::<Vec<_>>());
                         }
-                        for t in ["PodReadyToStartContainers", "Initialized", "Ready", "ContainersReady", "PodScheduled"] {
+                        for t in ["PodReadyToStartContainers", "Initialized", "PodScheduled"] {
+                            super::scheduler::set_condition(p, t, "True", None, None);
+                        }
+                        let (s, reason) = if wait == 0 { ("True", None) } else { ("False", Some("ContainersNotReady")) };
+                        for t in ["Ready", "ContainersReady"] {
+                            super::scheduler::set_condition(p, t, s, reason, None);
+                        }
+                    }),
+                );
+                if wait > 0 {
+                    sim.after(Duration::from_secs(wait), Timer::ProbeReady { ns, name, uid });
+                }
+            }
+            Timer::ProbeReady { ns, name, uid } => {
+                let Some(pod) = Self::current(sim, &ns, &name, &uid).filter(|p| !is_deleting(p)) else {
+                    return;
+                };
+                if pod.pointer("/status/phase").and_then(Value::as_str) != Some("Running") {
+                    return;
+                }
+                log_err(
+                    "pod ready",
+                    sim.c.modify(sim.ids.pods, &ns, &name, Some("status"), "kubelet", |p| {
+                        if let Some(cs) = p["status"]["containerStatuses"].as_array_mut() {
+                            for c in cs {
+                                c["ready"] = json!(true);
+                            }
+                        }
+                        for t in ["Ready", "ContainersReady"] {
                             super::scheduler::set_condition(p, t, "True", None, None);
                         }
                     }),

@@ -32,12 +32,43 @@ use tokio_util::sync::CancellationToken;
 /// Work scheduled for later (image pulls, grace periods, deadlines).
 #[derive(Debug, Clone)]
 pub enum Timer {
-    PullDone { ns: String, name: String, uid: String },
-    BackOff { ns: String, name: String, uid: String },
-    Terminate { ns: String, name: String, uid: String },
-    Deadline { ns: String, name: String, uid: String },
-    Evict { ns: String, name: String, uid: String },
-    OrphanCheck { res: ResId, ns: String, name: String, uid: String },
+    PullDone {
+        ns: String,
+        name: String,
+        uid: String,
+    },
+    BackOff {
+        ns: String,
+        name: String,
+        uid: String,
+    },
+    Terminate {
+        ns: String,
+        name: String,
+        uid: String,
+    },
+    Deadline {
+        ns: String,
+        name: String,
+        uid: String,
+    },
+    /// A readiness probe's first success after its initialDelaySeconds.
+    ProbeReady {
+        ns: String,
+        name: String,
+        uid: String,
+    },
+    Evict {
+        ns: String,
+        name: String,
+        uid: String,
+    },
+    OrphanCheck {
+        res: ResId,
+        ns: String,
+        name: String,
+        uid: String,
+    },
 }
 
 /// Ids of the types the controllers care about.

@@ -1,0 +1,94 @@
+//! Warm pools: complete pod sets of a template kept Ready in the pool
+//! namespace and handed to new instances by relabelling, so a start takes
+//! milliseconds instead of a cold pod start.
+//!
+//! - [`build`]: the pure part — a pod set, the pool namespace's own objects,
+//!   the prepull DaemonSet, a claimed set's Services and NetworkPolicies.
+//! - [`reconcile`]: the pool reconciler, one pool per Template with
+//!   `spec.warmPool`: refill (bounded by `size + maxUnready`, paced by
+//!   `refillPerSecond`), replace failed sets with back-off, roll on template
+//!   changes, drain, and sweep what claimed instances left behind.
+//! - [`claim`]: what the instance reconciler calls: pick a Ready set, claim it
+//!   with resourceVersion preconditions, and check the tenant's quota first.
+
+pub mod build;
+pub mod claim;
+pub mod reconcile;
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+pub mod labels {
+    /// On pool objects: the template the pool belongs to.
+    pub const POOL: &str = "paddock.dev/pool";
+    /// On pool objects: the pod set (a template's pods for one instance).
+    pub const SET: &str = "paddock.dev/pool-set";
+    /// On pool pods: the template generation they were built from.
+    pub const GENERATION: &str = "paddock.dev/template-generation";
+    /// On claimed pods and their per-instance objects: the Instance's uid.
+    pub const CLAIM: &str = "paddock.dev/claim";
+    /// On claimed pods: the Instance's namespace.
+    pub const INSTANCE_NAMESPACE: &str = "paddock.dev/instance-namespace";
+    /// On pods that fetch their per-instance values from the claim endpoint.
+    pub const PERSONALIZED: &str = "paddock.dev/personalize";
+}
+
+/// How long a reservation keeps other claimers of this process off a set.
+const RESERVATION: Duration = Duration::from_secs(30);
+
+/// State the pool and instance reconcilers share: sets being claimed by this
+/// process (so concurrent claims do not all race for the oldest set; the
+/// resourceVersion precondition is what makes a double claim impossible) and
+/// counters for status and metrics.
+#[derive(Default)]
+pub struct Pools {
+    reserved: Mutex<HashMap<String, Instant>>,
+    stats: Mutex<HashMap<String, Stats>>,
+}
+
+/// Counters of one template's pool since the controller started.
+#[derive(Debug, Default)]
+pub struct Stats {
+    pub claims: AtomicU64,
+    pub conflicts: AtomicU64,
+    pub refills: AtomicU64,
+    pub failures: AtomicU64,
+}
+
+impl Stats {
+    pub fn get(&self) -> [u64; 4] {
+        [&self.claims, &self.conflicts, &self.refills, &self.failures].map(|a| a.load(Ordering::Relaxed))
+    }
+}
+
+impl Pools {
+    /// Reserves a set for one claim attempt; false when another attempt holds it.
+    pub fn reserve(&self, set: &str) -> bool {
+        let mut r = self.reserved.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        if r.len() > 4096 {
+            r.retain(|_, at| now.duration_since(*at) < RESERVATION);
+        }
+        match r.get(set) {
+            Some(at) if now.duration_since(*at) < RESERVATION => false,
+            _ => {
+                r.insert(set.to_string(), now);
+                true
+            }
+        }
+    }
+
+    /// Releases a reservation after a failed attempt (a claimed set stays
+    /// reserved until it expires; it is no longer a candidate anyway).
+    pub fn release(&self, set: &str) {
+        self.reserved.lock().unwrap_or_else(|e| e.into_inner()).remove(set);
+    }
+
+    /// Runs `f` on the counters of `template`'s pool.
+    pub fn with_stats<R>(&self, template: &str, f: impl FnOnce(&Stats) -> R) -> R {
+        let mut s = self.stats.lock().unwrap_or_else(|e| e.into_inner());
+        f(s.entry(template.to_string()).or_default())
+    }
+}

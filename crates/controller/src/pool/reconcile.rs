@@ -1,0 +1,436 @@
+//! The pool reconciler: for each Template, keeps `spec.warmPool.size` Ready
+//! pod sets in the pool namespace.
+//!
+//! Unclaimed sets never exceed `size`, sets starting never exceed
+//! `maxUnready`, and sets in existence (terminating included) never exceed
+//! `size + maxUnready`, whatever happens to readiness: a set that fails
+//! (pod failed, image pull failed, crash loop, or not Ready within
+//! [`READY_TIMEOUT`]) is deleted and replaced after an exponential back-off,
+//! and reported in `status.pool` — never multiplied. Sets of an older
+//! template generation are replaced; claimed sets are left alone.
+
+use super::Pools;
+use super::build::{PodSet, generation, pod_set, prepull, prepull_name};
+use super::claim::{claimable, is_ready, sets};
+use super::labels::{CLAIM, GENERATION, INSTANCE_NAMESPACE, POOL, SET};
+use crate::config::Settings;
+use crate::error::Error;
+use crate::instance::build::{POD_LABEL, template_problems};
+use crate::instance::phase::aggregate;
+use crate::labels::{FIELD_MANAGER, INSTANCE};
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::DaemonSet;
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, Service};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, Preconditions};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::watcher;
+use kube::{Client, ResourceExt};
+use rand::Rng;
+use resources::template::PoolStatus;
+use resources::{Instance, InstancePhase, Template};
+use serde_json::json;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// A set not Ready this long after its creation counts as failed.
+pub const READY_TIMEOUT: Duration = Duration::from_secs(300);
+/// Longest wait between replacements of failing sets.
+const MAX_BACKOFF: Duration = Duration::from_secs(300);
+/// How often claimed sets are checked for an instance that is gone.
+const SWEEP_EVERY: Duration = Duration::from_secs(60);
+
+pub struct Context {
+    pub client: Client,
+    pub settings: Settings,
+    pub pools: Arc<Pools>,
+    namespace_ready: AtomicBool,
+    backoff: Mutex<HashMap<String, (u32, Instant)>>,
+    swept: Mutex<HashMap<String, Instant>>,
+}
+
+impl Context {
+    pub fn new(client: Client, settings: Settings, pools: Arc<Pools>) -> Arc<Self> {
+        Arc::new(Self {
+            client,
+            settings,
+            pools,
+            namespace_ready: AtomicBool::new(false),
+            backoff: Mutex::new(HashMap::new()),
+            swept: Mutex::new(HashMap::new()),
+        })
+    }
+}
+
+/// Creates the pool namespace and its objects (once per process).
+async fn ensure_namespace(ctx: &Context) -> Result<(), Error> {
+    if ctx.namespace_ready.load(Ordering::Relaxed) {
+        return Ok(());
+    }
+    let pp = PatchParams::apply(FIELD_MANAGER).force();
+    for obj in super::build::namespace_objects(&ctx.settings) {
+        let (kind, name) = (obj["kind"].as_str().unwrap_or(""), obj["metadata"]["name"].as_str().unwrap_or(""));
+        let ns = &ctx.settings.pool_namespace;
+        let c = ctx.client.clone();
+        match kind {
+            "Namespace" => {
+                Api::<k8s_openapi::api::core::v1::Namespace>::all(c).patch(name, &pp, &Patch::Apply(&obj)).await?;
+            }
+            "ServiceAccount" => {
+                Api::<k8s_openapi::api::core::v1::ServiceAccount>::namespaced(c, ns)
+                    .patch(name, &pp, &Patch::Apply(&obj))
+                    .await?;
+            }
+            "LimitRange" => {
+                Api::<k8s_openapi::api::core::v1::LimitRange>::namespaced(c, ns)
+                    .patch(name, &pp, &Patch::Apply(&obj))
+                    .await?;
+            }
+            _ => {
+                Api::<NetworkPolicy>::namespaced(c, ns).patch(name, &pp, &Patch::Apply(&obj)).await?;
+            }
+        }
+    }
+    ctx.namespace_ready.store(true, Ordering::Relaxed);
+    Ok(())
+}
+
+/// How the unclaimed sets of a pool stand.
+#[derive(Debug, Default)]
+struct Census {
+    ready: Vec<(String, Vec<Pod>)>,
+    starting: Vec<(String, Vec<Pod>)>,
+    /// Sets to delete: an older generation, incomplete, or failed (with why).
+    stale: Vec<(String, Vec<Pod>)>,
+    failed: Vec<(String, Vec<Pod>, String)>,
+    terminating: usize,
+    claimed: usize,
+}
+
+fn age(pods: &[Pod]) -> Duration {
+    pods.iter()
+        .filter_map(|p| p.metadata.creation_timestamp.as_ref())
+        .map(|t| t.0.duration_until(jiff::Timestamp::now()).unsigned_abs())
+        .min()
+        .unwrap_or_default()
+}
+
+fn census(tpl: &Template, pods: Vec<Pod>) -> Census {
+    let claimed = pods
+        .iter()
+        .filter(|p| p.labels().contains_key(CLAIM))
+        .filter_map(|p| p.labels().get(SET).cloned())
+        .collect::<BTreeSet<_>>()
+        .len();
+    let mut c = Census { claimed, ..Default::default() };
+    let generation = generation(tpl);
+    for (set, pods) in sets(tpl, pods) {
+        if pods.iter().any(|p| p.metadata.deletion_timestamp.is_some()) {
+            c.terminating += 1;
+        } else if claimable(tpl, &pods) {
+            c.ready.push((set, pods));
+        } else if pods.iter().any(|p| p.labels().get(GENERATION) != Some(&generation))
+            || (pods.len() != tpl.spec.pods.len() && age(&pods) > Duration::from_secs(10))
+        {
+            c.stale.push((set, pods));
+        } else {
+            let named: Vec<(String, Pod)> =
+                pods.iter().map(|p| (p.labels().get(POD_LABEL).cloned().unwrap_or_default(), p.clone())).collect();
+            let o = aggregate(tpl.spec.pods.len(), &named, false, false, false);
+            if matches!(o.phase, InstancePhase::Failed | InstancePhase::Degraded) {
+                c.failed.push((set, pods, o.message));
+            } else if age(&pods) > READY_TIMEOUT && !pods.iter().all(is_ready) {
+                c.failed.push((set, pods, format!("not Ready within {}s", READY_TIMEOUT.as_secs())));
+            } else {
+                c.starting.push((set, pods));
+            }
+        }
+    }
+    // Oldest first: claims take the oldest, excess goes from the newest.
+    let key = |(n, p): &(String, Vec<Pod>)| (std::cmp::Reverse(age(p)), n.clone());
+    c.ready.sort_by_key(key);
+    c.starting.sort_by_key(key);
+    c
+}
+
+/// Deletes a set's pods, only as they were seen (a pod claimed meanwhile has
+/// another resourceVersion and stays).
+async fn delete_set(api: &Api<Pod>, pods: &[Pod]) -> Result<(), Error> {
+    for p in pods {
+        let dp = DeleteParams {
+            preconditions: Some(Preconditions { resource_version: p.metadata.resource_version.clone(), uid: None }),
+            ..DeleteParams::background()
+        };
+        match api.delete(&p.name_any(), &dp).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
+async fn create_set(c: &Client, ns: &str, set: &PodSet) -> Result<(), kube::Error> {
+    let pp = PostParams::default();
+    if let Some(s) = &set.tokens {
+        Api::<Secret>::namespaced(c.clone(), ns).create(&pp, s).await?;
+    }
+    for cm in &set.config_maps {
+        Api::<ConfigMap>::namespaced(c.clone(), ns).create(&pp, cm).await?;
+    }
+    let pods: Api<Pod> = Api::namespaced(c.clone(), ns);
+    for p in &set.pods {
+        pods.create(&pp, p).await?;
+    }
+    Ok(())
+}
+
+fn suffix() -> String {
+    const CHARS: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+    let mut r = rand::rng();
+    (0..6).map(|_| CHARS[r.random_range(0..CHARS.len())] as char).collect()
+}
+
+fn secret() -> String {
+    const CHARS: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    let mut r = rand::rng();
+    (0..32).map(|_| CHARS[r.random_range(0..CHARS.len())] as char).collect()
+}
+
+async fn reconcile(tpl: Arc<Template>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let tname = tpl.name_any();
+    if tpl.spec.warm_pool.is_none() && tpl.status.as_ref().and_then(|s| s.pool.as_ref()).is_none() {
+        return Ok(Action::await_change());
+    }
+    ensure_namespace(&ctx).await?;
+    let c = &ctx.client;
+    let ns = &ctx.settings.pool_namespace;
+    let api: Api<Pod> = Api::namespaced(c.clone(), ns);
+    let problems = template_problems(&tpl);
+    let pool = tpl.spec.warm_pool.clone();
+    let (size, max_unready, rate) = pool
+        .as_ref()
+        .filter(|_| problems.is_empty())
+        .map_or((0, 1, 1), |p| (p.size, p.max_unready, p.refill_per_second));
+    let pods = api.list(&ListParams::default().labels(&format!("{POOL}={tname}"))).await?.items;
+    let claimed_pods: Vec<Pod> = pods.iter().filter(|p| p.labels().contains_key(CLAIM)).cloned().collect();
+    let mut census = census(&tpl, pods);
+    for (_, pods) in &census.stale {
+        delete_set(&api, pods).await?;
+    }
+    let mut message = String::new();
+    for (set, pods, why) in &census.failed {
+        tracing::warn!(template = %tname, set = %set, reason = %why, "warm pod set failed; replacing it after a back-off");
+        delete_set(&api, pods).await?;
+        ctx.pools.with_stats(&tname, |s| s.failures.fetch_add(1, Ordering::Relaxed));
+        message = format!("set {set} failed: {why}");
+    }
+    let removed = census.stale.len() + census.failed.len();
+    // Back-off: doubles with each failure in a row, reset once a set is Ready.
+    let now = Instant::now();
+    let not_before = {
+        let mut b = ctx.backoff.lock().unwrap_or_else(|e| e.into_inner());
+        let entry = b.entry(tname.clone()).or_insert((0, now));
+        if !census.failed.is_empty() {
+            entry.0 += census.failed.len() as u32;
+            let wait = Duration::from_secs(1).saturating_mul(1 << entry.0.min(9)).min(MAX_BACKOFF);
+            entry.1 = now + wait;
+        } else if !census.ready.is_empty() && entry.1 <= now {
+            entry.0 = 0;
+        }
+        entry.1
+    };
+    // Too many: drop starting sets first, then the newest Ready ones.
+    let size = size as usize;
+    while census.ready.len() + census.starting.len() > size {
+        let (_, pods) = match census.starting.pop() {
+            Some(s) => s,
+            None => census.ready.pop().unwrap_or_default(),
+        };
+        delete_set(&api, &pods).await?;
+        census.terminating += 1;
+    }
+    let (ready, starting) = (census.ready.len(), census.starting.len());
+    let existing = ready + starting + census.terminating + removed;
+    let want = size
+        .saturating_sub(ready + starting)
+        .min((max_unready as usize).saturating_sub(starting))
+        .min(rate as usize)
+        .min((size + max_unready as usize).saturating_sub(existing));
+    let mut blocked = None;
+    if want > 0 && not_before <= now {
+        let any_role = crate::noderoles::any_node_has_role(c).await?;
+        let mut sets = Vec::new();
+        for _ in 0..want {
+            match pod_set(&tpl, &ctx.settings, any_role, &suffix(), secret) {
+                Ok(s) => sets.push(s),
+                Err(p) => return Err(Error::Waiting(format!("cannot build a pod set: {p:?}"))),
+            }
+        }
+        let creates = sets.into_iter().map(|s| {
+            let (c, ns) = (c.clone(), ns.clone());
+            async move { create_set(&c, &ns, &s).await }
+        });
+        let results: Vec<Result<(), kube::Error>> = futures::stream::iter(creates).buffer_unordered(16).collect().await;
+        let made = results.iter().filter(|r| r.is_ok()).count();
+        ctx.pools.with_stats(&tname, |s| s.refills.fetch_add(made as u64, Ordering::Relaxed));
+        if let Some(Err(e)) = results.into_iter().find(Result::is_err) {
+            tracing::warn!(template = %tname, error = %e, "cannot create warm pods");
+            blocked = Some(format!("the pool namespace refused new pods: {e}"));
+        }
+    }
+    apply_prepull(&ctx, &tpl, size > 0 && pool.as_ref().is_some_and(|p| p.prepull)).await?;
+    sweep(&ctx, &tname, &claimed_pods).await?;
+    let failures = ctx.pools.with_stats(&tname, |s| s.get()[3]);
+    let (state, message) = if !problems.is_empty() && pool.is_some() {
+        ("Refused", problems.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("; "))
+    } else if let Some(b) = blocked {
+        ("Blocked", b)
+    } else if not_before > now {
+        ("Failing", message)
+    } else if ready >= size {
+        ("Ready", String::new())
+    } else {
+        ("Filling", String::new())
+    };
+    let status = PoolStatus {
+        ready: ready as u32,
+        starting: starting as u32,
+        claimed: census.claimed as u32,
+        failures,
+        state: state.into(),
+        message,
+    };
+    if pool.is_none() && ready + starting + census.terminating == 0 {
+        let patch = json!({"status": {"pool": null}});
+        Api::<Template>::all(c.clone()).patch_status(&tname, &PatchParams::default(), &Patch::Merge(patch)).await?;
+        return Ok(Action::await_change());
+    }
+    if tpl.status.as_ref().and_then(|s| s.pool.as_ref()) != Some(&status) {
+        let patch = json!({"status": {"pool": status}});
+        Api::<Template>::all(c.clone()).patch_status(&tname, &PatchParams::default(), &Patch::Merge(patch)).await?;
+    }
+    Ok(if not_before > now {
+        Action::requeue(not_before - now)
+    } else if ready + starting < size {
+        Action::requeue(Duration::from_secs(1))
+    } else if starting > 0 {
+        Action::requeue(READY_TIMEOUT)
+    } else {
+        Action::requeue(SWEEP_EVERY)
+    })
+}
+
+async fn apply_prepull(ctx: &Context, tpl: &Template, wanted: bool) -> Result<(), Error> {
+    let api: Api<DaemonSet> = Api::namespaced(ctx.client.clone(), &ctx.settings.pool_namespace);
+    let name = prepull_name(&tpl.name_any());
+    if wanted {
+        let any_role = crate::noderoles::any_node_has_role(&ctx.client).await?;
+        let ds = prepull(tpl, &ctx.settings, any_role).map_err(|p| Error::Waiting(format!("prepull: {p:?}")))?;
+        api.patch(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&ds)).await?;
+    } else if let Err(e) = api.delete(&name, &DeleteParams::background()).await {
+        match e {
+            kube::Error::Api(a) if a.code == 404 => {}
+            e => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
+/// Removes what claimed sets left behind when their instance is gone (force-
+/// removed while the controller was down), and token Secrets and ConfigMaps
+/// of sets that have no pods any more. At most once a minute per template.
+async fn sweep(ctx: &Context, tname: &str, claimed: &[Pod]) -> Result<(), Error> {
+    {
+        let mut s = ctx.swept.lock().unwrap_or_else(|e| e.into_inner());
+        if s.get(tname).is_some_and(|at| at.elapsed() < SWEEP_EVERY) {
+            return Ok(());
+        }
+        s.insert(tname.to_string(), Instant::now());
+    }
+    let c = &ctx.client;
+    let ns = &ctx.settings.pool_namespace;
+    let mut seen = BTreeSet::new();
+    for p in claimed {
+        let l = p.labels();
+        let (Some(uid), Some(name), Some(ins)) = (l.get(CLAIM), l.get(INSTANCE), l.get(INSTANCE_NAMESPACE)) else {
+            continue;
+        };
+        if !seen.insert(uid.clone()) {
+            continue;
+        }
+        let live = Api::<Instance>::namespaced(c.clone(), ins).get_opt(name).await?;
+        if live.as_ref().and_then(|i| i.metadata.uid.as_ref()) != Some(uid) {
+            tracing::info!(template = %tname, instance = %name, namespace = %ins, "removing warm pods of an instance that no longer exists");
+            delete_claimed(c, ns, uid).await?;
+        }
+    }
+    let lp = ListParams::default().labels(&format!("{POOL}={tname}"));
+    let live_sets: BTreeSet<String> = Api::<Pod>::namespaced(c.clone(), ns)
+        .list_metadata(&lp)
+        .await?
+        .items
+        .into_iter()
+        .filter_map(|p| p.metadata.labels.and_then(|l| l.get(SET).cloned()))
+        .collect();
+    let old = |m: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta| {
+        m.creation_timestamp.as_ref().is_some_and(|t| t.0.duration_until(jiff::Timestamp::now()).as_secs() > 30)
+    };
+    let secrets: Api<Secret> = Api::namespaced(c.clone(), ns);
+    for s in secrets.list_metadata(&lp).await?.items {
+        if old(&s.metadata)
+            && s.metadata.labels.as_ref().and_then(|l| l.get(SET)).is_some_and(|set| !live_sets.contains(set))
+        {
+            let _ = secrets.delete(&s.name_any(), &DeleteParams::background()).await;
+        }
+    }
+    let cms: Api<ConfigMap> = Api::namespaced(c.clone(), ns);
+    for m in cms.list_metadata(&lp).await?.items {
+        if old(&m.metadata)
+            && m.metadata.labels.as_ref().and_then(|l| l.get(SET)).is_some_and(|set| !live_sets.contains(set))
+        {
+            let _ = cms.delete(&m.name_any(), &DeleteParams::background()).await;
+        }
+    }
+    Ok(())
+}
+
+/// Deletes a claimed set's pods and its per-instance Services and policies.
+pub async fn delete_claimed(c: &Client, pool_ns: &str, uid: &str) -> Result<usize, Error> {
+    let lp = ListParams::default().labels(&format!("{CLAIM}={uid}"));
+    let dp = DeleteParams::background();
+    let pods: Api<Pod> = Api::namespaced(c.clone(), pool_ns);
+    let left = pods.list_metadata(&lp).await?.items.len();
+    if left > 0 {
+        pods.delete_collection(&dp, &lp).await?;
+    }
+    Api::<Service>::namespaced(c.clone(), pool_ns).delete_collection(&dp, &lp).await?;
+    Api::<NetworkPolicy>::namespaced(c.clone(), pool_ns).delete_collection(&dp, &lp).await?;
+    Ok(left)
+}
+
+fn error_policy(t: Arc<Template>, e: &Error, _: Arc<Context>) -> Action {
+    tracing::warn!(template = %t.name_any(), error = %e, "pool reconcile failed");
+    Action::requeue(Duration::from_secs(2))
+}
+
+/// Runs the pool reconciler until `shutdown` resolves.
+pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static) {
+    let c = ctx.client.clone();
+    let pods = Api::<Pod>::namespaced(c.clone(), &ctx.settings.pool_namespace);
+    Controller::new(Api::<Template>::all(c), watcher::Config::default())
+        .watches(pods, watcher::Config::default().labels(POOL), |p: Pod| {
+            p.labels().get(POOL).map(|t| ObjectRef::<Template>::new(t))
+        })
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile, error_policy, ctx)
+        .for_each(|r| async move {
+            if let Err(e) = r {
+                tracing::debug!(error = %e, "pool reconcile error");
+            }
+        })
+        .await;
+}

@@ -1,0 +1,137 @@
+//! A tenant's quota across namespaces. The ResourceQuota in a tenant's
+//! namespace only sees that namespace, but pods claimed from a warm pool run in
+//! the pool namespace; Paddock counts both before it claims or starts pods, so
+//! `spec.quota.pods/cpu/memory` hold for the tenant as a whole.
+
+use crate::labels::TENANT;
+use crate::pool::labels::CLAIM;
+use k8s_openapi::api::core::v1::{Pod, PodSpec};
+use kube::api::{Api, ListParams};
+use quantity::Quantity;
+use resources::Tenant;
+
+/// Pod count and cpu/memory requests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    pub pods: i128,
+    pub cpu: Quantity,
+    pub memory: Quantity,
+}
+
+impl std::ops::Add for Usage {
+    type Output = Usage;
+    fn add(self, o: Usage) -> Usage {
+        Usage { pods: self.pods + o.pods, cpu: self.cpu + o.cpu, memory: self.memory + o.memory }
+    }
+}
+
+impl Usage {
+    /// What one pod spec asks for; containers without a request count the
+    /// defaults (as the namespace's LimitRange would fill them in).
+    pub fn of_spec(spec: &PodSpec, default_cpu: Quantity, default_memory: Quantity) -> Usage {
+        let mut u = Usage { pods: 1, ..Default::default() };
+        for c in &spec.containers {
+            let req = c.resources.as_ref().and_then(|r| r.requests.as_ref());
+            let get = |k: &str| req.and_then(|r| r.get(k)).and_then(|q| Quantity::parse(&q.0));
+            u.cpu = u.cpu + get("cpu").unwrap_or(default_cpu);
+            u.memory = u.memory + get("memory").unwrap_or(default_memory);
+        }
+        u
+    }
+
+    pub fn of_pods<'a>(pods: impl IntoIterator<Item = &'a Pod>) -> Usage {
+        pods.into_iter()
+            .filter(|p| counts(p))
+            .filter_map(|p| p.spec.as_ref())
+            .map(|s| Usage::of_spec(s, Quantity::ZERO, Quantity::ZERO))
+            .fold(Usage::default(), |a, b| a + b)
+    }
+}
+
+/// Whether a pod still holds quota (upstream: not Succeeded or Failed).
+fn counts(p: &Pod) -> bool {
+    !matches!(p.status.as_ref().and_then(|s| s.phase.as_deref()), Some("Succeeded" | "Failed"))
+}
+
+/// What a tenant is using now: pods in its namespace and pods claimed for it
+/// in the pool namespace.
+pub async fn usage(client: &kube::Client, tenant: &str, ns: &str, pool_ns: &str) -> Result<Usage, kube::Error> {
+    let own = Api::<Pod>::namespaced(client.clone(), ns).list(&ListParams::default()).await?.items;
+    Ok(Usage::of_pods(&own) + claimed_usage(client, tenant, pool_ns).await?)
+}
+
+/// What the tenant's claimed warm pods use (they run in the pool namespace).
+pub async fn claimed_usage(client: &kube::Client, tenant: &str, pool_ns: &str) -> Result<Usage, kube::Error> {
+    let lp = ListParams::default().labels(&format!("{TENANT}={tenant},{CLAIM}"));
+    Ok(Usage::of_pods(&Api::<Pod>::namespaced(client.clone(), pool_ns).list(&lp).await?.items))
+}
+
+/// Why `more` does not fit the tenant's quota on top of `used`, if it does not.
+pub fn exceeded(tenant: &Tenant, used: Usage, more: Usage) -> Option<String> {
+    let q = &tenant.spec.quota;
+    let total = used + more;
+    let mut why = Vec::new();
+    if let Some(max) = q.pods
+        && total.pods > i128::from(max)
+    {
+        why.push(format!("pods: {} in use + {} needed > {max}", used.pods, more.pods));
+    }
+    for (what, limit, u, m, bytes) in
+        [("cpu", &q.cpu, used.cpu, more.cpu, false), ("memory", &q.memory, used.memory, more.memory, true)]
+    {
+        if let Some(max) = limit.as_deref().and_then(Quantity::parse)
+            && u + m > max
+        {
+            why.push(format!(
+                "{what}: {} in use + {} needed > {limit}",
+                u.render(bytes),
+                m.render(bytes),
+                limit = max.render(bytes)
+            ));
+        }
+    }
+    (!why.is_empty()).then(|| {
+        format!("tenant {:?} is at its quota ({})", tenant.metadata.name.clone().unwrap_or_default(), why.join("; "))
+    })
+}
+
+/// Whether the tenant's quota limits pods, cpu or memory at all (nothing to count otherwise).
+pub fn limits_pods(tenant: &Tenant) -> bool {
+    let q = &tenant.spec.quota;
+    q.pods.is_some() || q.cpu.is_some() || q.memory.is_some()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn pod(cpu: Option<&str>, phase: &str) -> Pod {
+        let res = cpu.map(|c| json!({"requests": {"cpu": c, "memory": "64Mi"}})).unwrap_or(json!({}));
+        serde_json::from_value(
+            json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "x", "resources": res}]},
+            "status": {"phase": phase}}),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn usage_counts_live_pods_and_names_what_is_over() {
+        let pods = [pod(Some("500m"), "Running"), pod(Some("1"), "Pending"), pod(Some("4"), "Failed")];
+        let used = Usage::of_pods(&pods);
+        assert_eq!((used.pods, used.cpu, used.memory), (2, Quantity(1500), Quantity::parse("128Mi").unwrap()));
+        let tenant: Tenant = serde_json::from_value(
+            json!({"metadata": {"name": "t"}, "spec": {"kind": "Team", "quota": {"pods": 3, "cpu": "2"}}}),
+        )
+        .unwrap();
+        let spec = pod(None, "Pending").spec.unwrap();
+        let more = Usage::of_spec(&spec, Quantity::parse("100m").unwrap(), Quantity::parse("128Mi").unwrap());
+        assert_eq!(exceeded(&tenant, used, more), None);
+        let big = Usage { pods: 2, cpu: Quantity::parse("1").unwrap(), memory: Quantity::ZERO };
+        let why = exceeded(&tenant, used, big).unwrap();
+        assert!(
+            why.contains("pods: 2 in use + 2 needed > 3") && why.contains("cpu: 1500m in use + 1 needed > 2"),
+            "{why}"
+        );
+    }
+}

@@ -1,0 +1,376 @@
+//! Warm pools end to end through all reconcilers on kubesim (or a real
+//! cluster with PADDOCK_TEST_KUBECONFIG): exclusive claims under
+//! concurrency, refill within `size + maxUnready`, failing sets replaced not
+//! multiplied, the tenant's quota across namespaces, cleanup with the
+//! instance, rolling on template changes, and the claimed pods' networks.
+
+use controller::config::Settings;
+use controller::pool::labels::{CLAIM, POOL, SET};
+use k8s_openapi::api::core::v1::Pod;
+use kube::ResourceExt;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kubesim::testing::{TestCluster, wait_for, wait_until};
+use kubesim::{SimConfig, config};
+use resources::{Instance, InstancePhase, Template, Tenant};
+use serde_json::{Value, json};
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+const T: Duration = Duration::from_secs(60);
+
+fn sim_config() -> SimConfig {
+    SimConfig {
+        nodes: config::parse_nodes(
+            "task-1,cpu=64,memory=256Gi,pods=400,label=paddock.dev/node-role=task,taint=paddock.dev/node-role=task:NoSchedule;\
+             task-2,cpu=64,memory=256Gi,pods=400,label=paddock.dev/node-role=task,taint=paddock.dev/node-role=task:NoSchedule;\
+             vpn-1,cpu=2,memory=4Gi,label=paddock.dev/node-role=vpn,taint=paddock.dev/node-role=vpn:NoSchedule",
+        )
+        .unwrap(),
+        ..SimConfig::default()
+    }
+}
+
+struct Env {
+    tc: TestCluster,
+    settings: Settings,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    ctl: tokio::task::JoinHandle<()>,
+}
+
+impl Env {
+    async fn start(tag: &str) -> Env {
+        let tc = TestCluster::with_config(sim_config()).await;
+        controller::install::crds(&tc.client, "paddock-test", T).await.unwrap();
+        let settings = Settings {
+            namespace_prefix: format!("{tag}-"),
+            pool_namespace: format!("{tag}-pool"),
+            vpn_endpoint: Some("vpn.test".into()),
+            ..Default::default()
+        };
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let stop = futures::FutureExt::shared(futures::FutureExt::boxed(async move {
+            let _ = rx.await;
+        }));
+        let ctl = tokio::spawn(controller::install::reconcilers(tc.client.clone(), settings.clone(), stop));
+        Env { tc, settings, stop: Some(tx), ctl }
+    }
+
+    async fn tenant(&self, name: &str, spec: Value) -> Api<Instance> {
+        let tenants: Api<Tenant> = Api::all(self.tc.client.clone());
+        let mut s = json!({"kind": "Team", "storage": {"enabled": false}});
+        for (k, v) in spec.as_object().unwrap() {
+            s[k] = v.clone();
+        }
+        let t: Tenant = serde_json::from_value(
+            json!({"apiVersion": "paddock.dev/v1alpha1", "kind": "Tenant", "metadata": {"name": name}, "spec": s}),
+        )
+        .unwrap();
+        tenants.create(&PostParams::default(), &t).await.unwrap();
+        wait_for(&tenants, name, T, |t| t.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Ready")).await;
+        Api::namespaced(self.tc.client.clone(), &format!("{}{name}", self.settings.namespace_prefix))
+    }
+
+    async fn template(&self, v: Value) -> Template {
+        let api: Api<Template> = Api::all(self.tc.client.clone());
+        let name = v["metadata"]["name"].as_str().unwrap().to_string();
+        api.patch(&name, &PatchParams::apply("paddock-test").force(), &Patch::Apply(&v)).await.unwrap()
+    }
+
+    async fn pool_ready(&self, name: &str, ready: u32) -> Template {
+        let api: Api<Template> = Api::all(self.tc.client.clone());
+        wait_for(&api, name, T, |t| t.status.as_ref().and_then(|s| s.pool.as_ref()).is_some_and(|p| p.ready == ready))
+            .await
+    }
+
+    fn pool_pods(&self) -> Api<Pod> {
+        Api::namespaced(self.tc.client.clone(), &self.settings.pool_namespace)
+    }
+
+    async fn stop(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(10), self.ctl).await;
+    }
+}
+
+fn template(name: &str, pool: Value, delay: u64) -> Value {
+    json!({"apiVersion": "paddock.dev/v1alpha1", "kind": "Template", "metadata": {"name": name},
+        "spec": {"networks": ["teamnet", "backend"], "maxPerTenant": 200, "warmPool": pool, "pods": [
+            {"name": "web", "image": "busybox:1.36", "networks": ["teamnet", "backend"],
+             "ports": [{"name": "http", "port": 8080}], "env": [{"name": "MODE", "value": "a"}],
+             "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}},
+             "readinessProbe": {"tcpSocket": {"port": 8080}, "initialDelaySeconds": delay}}]}})
+}
+
+fn instance(name: &str, template: &str) -> Instance {
+    serde_json::from_value(json!({"apiVersion": "paddock.dev/v1alpha1", "kind": "Instance",
+        "metadata": {"name": name}, "spec": {"template": template}}))
+    .unwrap()
+}
+
+fn warm(i: &Instance) -> Option<bool> {
+    i.status.as_ref().and_then(|s| s.warm)
+}
+
+fn reason(i: &Instance) -> String {
+    i.status.as_ref().and_then(|s| s.conditions.first()).map(|c| c.reason.clone()).unwrap_or_default()
+}
+
+/// Counts unclaimed pool pods (terminating ones included) until stopped; returns the most seen.
+fn watch_pool_size(pods: Api<Pod>, template: &str) -> (Arc<AtomicUsize>, tokio::task::JoinHandle<()>) {
+    let max = Arc::new(AtomicUsize::new(0));
+    let m = max.clone();
+    let lp = ListParams::default().labels(&format!("{POOL}={template},!{CLAIM}"));
+    let h = tokio::spawn(async move {
+        loop {
+            if let Ok(l) = pods.list_metadata(&lp).await {
+                m.fetch_max(l.items.len(), Ordering::Relaxed);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    });
+    (max, h)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hundred_claims_against_a_pool_of_fifty() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(std::env::var("RUST_LOG").unwrap_or_default())
+        .with_test_writer()
+        .try_init();
+    let env = Env::start("pw").await;
+    let insts = env.tenant("many", json!({})).await;
+    env.template(template("one", json!({"size": 50, "maxUnready": 50, "refillPerSecond": 100}), 0)).await;
+    env.pool_ready("one", 50).await;
+    // A pool quota at what the pool holds: replacements are refused during the
+    // burst (so exactly the 50 warm sets are handed out, however slow the
+    // machine), and the pool says it is blocked. Lifted afterwards.
+    let quotas: Api<k8s_openapi::api::core::v1::ResourceQuota> =
+        Api::namespaced(env.tc.client.clone(), &env.settings.pool_namespace);
+    let quota = |pods: u32| json!({"apiVersion": "v1", "kind": "ResourceQuota", "metadata": {"name": "pool"}, "spec": {"hard": {"pods": pods.to_string()}}});
+    quotas.patch("pool", &PatchParams::apply("paddock-test").force(), &Patch::Apply(&quota(50))).await.unwrap();
+    wait_until(T, "the pool quota is in force", || async {
+        quotas
+            .get("pool")
+            .await
+            .unwrap()
+            .status
+            .and_then(|s| s.used)
+            .is_some_and(|u| u.get("pods").is_some_and(|q| q.0 == "50"))
+    })
+    .await;
+    let (max_pool, sampler) = watch_pool_size(env.pool_pods(), "one");
+
+    let creates: Vec<_> = (0..200)
+        .map(|k| {
+            let api = insts.clone();
+            tokio::spawn(async move { api.create(&PostParams::default(), &instance(&format!("i-{k}"), "one")).await })
+        })
+        .collect();
+    for c in creates {
+        c.await.unwrap().unwrap();
+    }
+    wait_until(T, "every instance decided warm or cold and Running", || async {
+        let l = insts.list(&ListParams::default()).await.unwrap().items;
+        l.len() == 200
+            && l.iter()
+                .all(|i| warm(i).is_some() && i.status.as_ref().and_then(|s| s.phase) == Some(InstancePhase::Running))
+    })
+    .await;
+    let all = insts.list(&ListParams::default()).await.unwrap().items;
+    let warm_ones: Vec<&Instance> = all.iter().filter(|i| warm(i) == Some(true)).collect();
+    let decided: Vec<jiff::Timestamp> = all
+        .iter()
+        .filter_map(|i| {
+            i.status.as_ref()?.conditions.iter().find(|c| c.type_ == "WarmStart").map(|c| c.last_transition_time.0)
+        })
+        .collect();
+    let created: Vec<jiff::Timestamp> =
+        all.iter().filter_map(|i| i.metadata.creation_timestamp.as_ref().map(|t| t.0)).collect();
+    let mut d: Vec<i64> = decided.iter().map(|t| t.duration_since(*created.iter().min().unwrap()).as_secs()).collect();
+    d.sort();
+    eprintln!("decisions (s after the first creation): {:?}", d.iter().step_by(10).collect::<Vec<_>>());
+    let mut w: Vec<i64> =
+        all.iter().filter_map(|i| i.status.as_ref()?.claim.as_ref()).map(|c| c.latency_ms as i64).collect();
+    w.sort();
+    eprintln!("claim latencies ms: {:?}", w.iter().step_by(5).collect::<Vec<_>>());
+    eprintln!(
+        "created over {:?}, decided over {:?} (from the first creation)",
+        created.iter().max().unwrap().duration_since(*created.iter().min().unwrap()),
+        decided.iter().max().unwrap().duration_since(*created.iter().min().unwrap())
+    );
+    assert_eq!(warm_ones.len(), 50, "warm starts");
+    assert_eq!(all.iter().filter(|i| warm(i) == Some(false)).count(), 150, "cold starts");
+    assert!(all.iter().filter(|i| warm(i) == Some(false)).all(|i| {
+        i.status.as_ref().unwrap().conditions.iter().any(|c| c.type_ == "WarmStart" && c.reason == "PoolEmpty")
+    }));
+    // No set claimed twice: 50 distinct sets, each pod labelled for exactly its instance.
+    let sets: BTreeSet<String> =
+        warm_ones.iter().map(|i| i.status.as_ref().unwrap().claim.as_ref().unwrap().set.clone()).collect();
+    assert_eq!(sets.len(), 50);
+    let claimed = env.pool_pods().list(&ListParams::default().labels(CLAIM)).await.unwrap().items;
+    assert_eq!(claimed.len(), 50);
+    let uids: BTreeSet<String> = warm_ones.iter().map(|i| i.uid().unwrap()).collect();
+    let pod_uids: BTreeSet<String> = claimed.iter().map(|p| p.labels()[CLAIM].clone()).collect();
+    assert_eq!(uids, pod_uids);
+    for i in &warm_ones {
+        let c = i.status.as_ref().unwrap().claim.as_ref().unwrap();
+        assert!(c.latency_ms >= 0.0 && c.latency_ms < 60_000.0, "{c:?}");
+        assert!(claimed.iter().any(|p| p.labels()[SET] == c.set && p.labels()[CLAIM] == i.uid().unwrap()));
+    }
+    let t = Api::<Template>::all(env.tc.client.clone()).get("one").await.unwrap();
+    let pool = t.status.unwrap().pool.unwrap();
+    assert_eq!((pool.state.as_str(), pool.claimed), ("Blocked", 50), "{pool:?}");
+    assert!(pool.message.contains("exceeded quota"), "{pool:?}");
+    // Refilled to 50 once the quota allows, never more than size + maxUnready unclaimed pods.
+    quotas.patch("pool", &PatchParams::apply("paddock-test").force(), &Patch::Apply(&quota(200))).await.unwrap();
+    env.pool_ready("one", 50).await;
+    sampler.abort();
+    let most = max_pool.load(Ordering::Relaxed);
+    assert!(most <= 100, "at most size + maxUnready pool pods, saw {most}");
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failing_sets_quota_cleanup_rolling_and_networks() {
+    let env = Env::start("pf").await;
+    let c = env.tc.client.clone();
+    let templates: Api<Template> = Api::all(c.clone());
+
+    // Pods that never become Ready are replaced with a back-off, never multiplied.
+    let mut broken = template("broken", json!({"size": 3, "maxUnready": 2}), 0);
+    broken["spec"]["pods"][0]["image"] = json!("registry.example/doesnotexist:1");
+    env.template(broken).await;
+    let (max_broken, sampler) = watch_pool_size(env.pool_pods(), "broken");
+    let t = wait_for(&templates, "broken", T, |t| {
+        t.status.as_ref().and_then(|s| s.pool.as_ref()).is_some_and(|p| p.state == "Failing" && p.failures >= 2)
+    })
+    .await;
+    let pool = t.status.unwrap().pool.unwrap();
+    assert!(pool.message.contains("cannot pull image"), "{pool:?}");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    sampler.abort();
+    let most = max_broken.load(Ordering::Relaxed);
+    assert!(most <= 5, "at most size + maxUnready (5) pool pods, terminating included, saw {most}");
+
+    // A template with per-instance values and no personalisation is refused a pool, with the reason.
+    let mut refused = template("needs-values", json!({"size": 2}), 0);
+    refused["spec"]["pods"][0]["env"] = json!([{"name": "FLAG", "generate": {"flag": {"format": "F{%s}"}}}]);
+    env.template(refused).await;
+    let t = wait_for(&templates, "needs-values", T, |t| {
+        t.status.as_ref().and_then(|s| s.pool.as_ref()).is_some_and(|p| p.state == "Refused")
+    })
+    .await;
+    assert!(t.status.unwrap().pool.unwrap().message.contains("personalize: api"));
+    assert!(
+        env.pool_pods()
+            .list(&ListParams::default().labels(&format!("{POOL}=needs-values")))
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+
+    // Quota: a claim counts against the tenant's pods quota, across namespaces.
+    env.template(template("web", json!({"size": 2, "maxUnready": 2}), 0)).await;
+    env.pool_ready("web", 2).await;
+    let red = env.tenant("red", json!({"quota": {"pods": 2}, "vpn": {"enabled": true, "clients": 1}})).await;
+    wait_for(&Api::<Tenant>::all(c.clone()), "red", T, |t| {
+        t.status.as_ref().and_then(|s| s.vpn.as_ref()).is_some_and(|v| v.ready)
+    })
+    .await;
+    red.create(&PostParams::default(), &instance("a", "web")).await.unwrap();
+    let a = wait_for(&red, "a", T, |i| i.status.as_ref().and_then(|s| s.phase) == Some(InstancePhase::Running)).await;
+    assert_eq!(warm(&a), Some(true));
+    // The VPN pod counts too: one pod left, taken by `a`; `b` is refused.
+    red.create(&PostParams::default(), &instance("b", "web")).await.unwrap();
+    let b = wait_for(&red, "b", T, |i| reason(i) == "QuotaExceeded").await;
+    let msg = &b.status.as_ref().unwrap().conditions[0].message;
+    assert!(msg.contains("pods: 2 in use + 1 needed > 2"), "{msg}");
+    red.delete("b", &DeleteParams::default()).await.unwrap();
+
+    // The claimed pod reaches the tenant's VPN and only its own networks.
+    if env.tc.sim("uses kubesim's reachability endpoint").is_some() {
+        let set = a.status.as_ref().unwrap().claim.as_ref().unwrap().set.clone();
+        let pool_ns = env.settings.pool_namespace.clone();
+        env.tenant("blue", json!({})).await;
+        let blue: Api<Instance> = Api::namespaced(c.clone(), "pf-blue");
+        blue.create(&PostParams::default(), &instance("a", "web")).await.unwrap();
+        let ba =
+            wait_for(&blue, "a", T, |i| i.status.as_ref().and_then(|s| s.phase) == Some(InstancePhase::Running)).await;
+        let blue_set = ba.status.as_ref().unwrap().claim.as_ref().unwrap().set.clone();
+        let unclaimed =
+            env.pool_pods().list(&ListParams::default().labels(&format!("{POOL}=web,!{CLAIM}"))).await.unwrap().items;
+        let reach = |from: String, to: String, port: u16| {
+            let client = c.clone();
+            let uri = format!("/sim/v1/reachability?from={from}&to={to}&port={port}&protocol=TCP");
+            async move {
+                let req = http::Request::get(uri).body(Vec::new()).unwrap();
+                let v: Value = serde_json::from_str(&client.request_text(req).await.unwrap()).unwrap();
+                v["allowed"].as_bool().unwrap_or_else(|| panic!("{v}"))
+            }
+        };
+        let mine = format!("{pool_ns}/{set}-web");
+        let theirs = format!("{pool_ns}/{blue_set}-web");
+        assert!(reach("pf-red/vpn".into(), mine.clone(), 8080).await, "red's VPN reaches its claimed pod");
+        assert!(!reach("pf-red/vpn".into(), mine.clone(), 22).await, "only on the template's ports");
+        assert!(!reach("pf-red/vpn".into(), theirs.clone(), 8080).await, "not blue's claimed pod");
+        assert!(!reach(mine.clone(), theirs.clone(), 8080).await, "claimed pods of two tenants are apart");
+        if let Some(free) = unclaimed.first() {
+            assert!(
+                !reach("pf-red/vpn".into(), format!("{pool_ns}/{}", free.name_any()), 8080).await,
+                "nor unclaimed pods"
+            );
+        }
+    }
+
+    // Deleting the instance deletes its claimed pods (and their Services and policies).
+    let uid = a.uid().unwrap();
+    red.delete("a", &DeleteParams::default()).await.unwrap();
+    wait_until(T, "a's claimed pods gone", || async {
+        env.pool_pods().list(&ListParams::default().labels(&format!("{CLAIM}={uid}"))).await.unwrap().items.is_empty()
+    })
+    .await;
+
+    // A template change rolls the unclaimed sets to the new generation.
+    let before: BTreeSet<String> = env
+        .pool_pods()
+        .list(&ListParams::default().labels(&format!("{POOL}=web,!{CLAIM}")))
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .map(|p| p.name_any())
+        .collect();
+    let mut changed = template("web", json!({"size": 2, "maxUnready": 2}), 0);
+    changed["spec"]["pods"][0]["env"][0]["value"] = json!("b");
+    let generation = controller::pool::build::generation(&env.template(changed).await);
+    wait_until(T, "the pool rolled", || async {
+        let l =
+            env.pool_pods().list(&ListParams::default().labels(&format!("{POOL}=web,!{CLAIM}"))).await.unwrap().items;
+        l.len() == 2
+            && l.iter().all(|p| {
+                p.labels()["paddock.dev/template-generation"] == generation
+                    && !before.contains(&p.name_any())
+                    && controller::pool::claim::is_ready(p)
+            })
+    })
+    .await;
+
+    // Shrinking to zero drains the pool.
+    env.template(template("web", json!({"size": 0}), 0)).await;
+    wait_until(T, "the pool drained", || async {
+        env.pool_pods()
+            .list(&ListParams::default().labels(&format!("{POOL}=web,!{CLAIM}")))
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    })
+    .await;
+    templates.delete("broken", &DeleteParams::default()).await.unwrap();
+    env.stop().await;
+}
