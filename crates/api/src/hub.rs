@@ -46,6 +46,8 @@ struct Inner {
     seq: u64,
     log: VecDeque<Arc<Entry>>,
     current: HashMap<Key, (Option<String>, InstanceView)>,
+    /// Warm pod sets claimed by instances: set → instance.
+    claims: HashMap<String, Key>,
 }
 
 /// Counters the metrics endpoint reads.
@@ -82,7 +84,7 @@ impl Hub {
         let (tx, _) = broadcast::channel(capacity.clamp(64, 16_384));
         let epoch = format!("{:x}", jiff::Timestamp::now().as_millisecond());
         Arc::new(Self {
-            inner: Mutex::new(Inner { seq: 0, log: VecDeque::new(), current: HashMap::new() }),
+            inner: Mutex::new(Inner { seq: 0, log: VecDeque::new(), current: HashMap::new(), claims: HashMap::new() }),
             tx,
             epoch,
             prefix: prefix.to_string(),
@@ -147,6 +149,9 @@ impl Hub {
         let view = InstanceView::new(i, tenant.as_deref().unwrap_or(&ns));
         let key = (ns, i.name_any());
         let mut inner = self.lock();
+        if let Some(c) = i.status.as_ref().and_then(|s| s.claim.as_ref()) {
+            inner.claims.insert(c.set.clone(), key.clone());
+        }
         if inner.current.get(&key).is_some_and(|(_, v)| *v == view) {
             return;
         }
@@ -166,7 +171,9 @@ impl Hub {
 
     fn remove(&self, ns: &str, name: &str) {
         let mut inner = self.lock();
-        let Some((tenant, view)) = inner.current.remove(&(ns.to_string(), name.to_string())) else { return };
+        let key = (ns.to_string(), name.to_string());
+        inner.claims.retain(|_, k| *k != key);
+        let Some((tenant, view)) = inner.current.remove(&key) else { return };
         let data =
             serde_json::to_string(&DeletedEvent { tenant: view.tenant, name: name.to_string() }).unwrap_or_default();
         self.emit(&mut inner, tenant, "deleted", data);
@@ -223,6 +230,13 @@ impl Hub {
     /// Instances of `template` in namespace `ns` that are not being stopped.
     pub fn count(&self, ns: &str, template: &str) -> usize {
         self.lock().current.iter().filter(|((n, _), (_, v))| n == ns && v.template == template && !v.stopping).count()
+    }
+
+    /// The instance (namespace, name) that claimed a warm pod set, if one has,
+    /// and a receiver that wakes on every change after this answer.
+    pub fn claimant(&self, set: &str) -> (Option<Key>, broadcast::Receiver<Arc<Entry>>) {
+        let inner = self.lock();
+        (inner.claims.get(set).cloned(), self.tx.subscribe())
     }
 
     /// The current view of one instance.

@@ -20,7 +20,7 @@ use axum::http::{Method, Request, Uri};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use problem::{BODY_LIMIT, Problem};
-use routes::{events, health, instances, nodes, templates, tenants, tokens, vpn};
+use routes::{claim, events, health, instances, nodes, templates, tenants, tokens, vpn};
 use state::AppState;
 use std::sync::Arc;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
@@ -54,9 +54,9 @@ fn plain_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(vpn::rotate_all))
 }
 
-/// Routes that stream for as long as the client stays.
+/// Routes that stream or wait for as long as the client asks (no request timeout).
 fn stream_routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(events::all)).routes(routes!(events::tenant))
+    OpenApiRouter::new().routes(routes!(events::all)).routes(routes!(events::tenant)).routes(routes!(claim::claim))
 }
 
 /// The OpenAPI document of every route (before the CRD schemas are merged in).

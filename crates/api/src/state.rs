@@ -84,6 +84,11 @@ impl Shared {
         format!("{}{tenant}", self.config.settings.namespace_prefix)
     }
 
+    /// The tenant a namespace belongs to, by the installation's prefix.
+    pub fn tenant_of(&self, ns: &str) -> Option<String> {
+        ns.strip_prefix(&self.config.settings.namespace_prefix).filter(|t| !t.is_empty()).map(str::to_string)
+    }
+
     /// What is still missing before the API can answer correctly.
     pub fn waiting_for(&self) -> Vec<String> {
         let mut out = Vec::new();

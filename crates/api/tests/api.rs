@@ -22,6 +22,8 @@ enum Access {
     Tenant,
     /// Admins only, but the tenant in the path sees 403 and others 404.
     TenantAdmin,
+    /// Warm pods' pool tokens only: every other token is refused.
+    Pool,
 }
 use Access::*;
 
@@ -56,6 +58,7 @@ fn routes(env: &Env) -> Vec<(&'static str, &'static str, Access, Option<Value>)>
         ("get", "/v1/tenants/{tenant}/vpn/clients/{client}/config", Tenant, None),
         ("post", "/v1/tenants/{tenant}/vpn/clients/{client}/rotate", Tenant, None),
         ("post", "/v1/tenants/{tenant}/vpn/rotate", Tenant, None),
+        ("get", "/v1/claim", Pool, None),
     ]
 }
 
@@ -125,12 +128,19 @@ async fn every_route_is_documented_and_guarded() {
         if access == Public {
             continue;
         }
+        if access == Pool {
+            for (who, tok) in [("a tenant token", env.alpha_token.as_str()), ("admin", ADMIN)] {
+                let (got, _, v) = env.call_full(&m, path, Some(tok), None, &[]).await;
+                check(who, got, got == StatusCode::UNAUTHORIZED, &v);
+            }
+            continue;
+        }
         // A tenant token on its own tenant and on another.
         let (own, _, v) = env.call_full(&m, &fill(path, &env.alpha), Some(&env.alpha_token), body.clone(), &[]).await;
         match access {
             Any | Tenant => check("own tenant", own, !matches!(own.as_u16(), 401 | 403 | 404 | 500..), &v),
             Admin | TenantAdmin => check("own tenant", own, own == StatusCode::FORBIDDEN, &v),
-            Public => {}
+            Public | Pool => {}
         }
         if path.contains("{tenant}") {
             let (other, _, v) =

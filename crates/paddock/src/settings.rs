@@ -43,6 +43,13 @@ pub struct SettingsArgs {
     /// DNS server for VPN clients (the cluster DNS Service IP), if any.
     #[arg(long, env = "PADDOCK_VPN_DNS")]
     pub vpn_dns: Option<String>,
+    /// Namespace of the warm pools' pods.
+    #[arg(long, env = "PADDOCK_POOL_NAMESPACE", default_value = "paddock-pool")]
+    pub pool_namespace: String,
+    /// URL personalised warm pods ask for their values
+    /// (default: http://paddock-api.<system namespace>.svc:8080/v1/claim).
+    #[arg(long, env = "PADDOCK_CLAIM_URL")]
+    pub claim_url: Option<String>,
 }
 
 fn dns_label(flag: &str, v: &str, allow_trailing_dash: bool) -> Result<()> {
@@ -107,7 +114,20 @@ impl SettingsArgs {
         {
             bail!("--vpn-dns {d:?}: not an IP address");
         }
+        dns_label("--pool-namespace", &self.pool_namespace, false)?;
+        if self.pool_namespace == self.system_namespace {
+            bail!("--pool-namespace {:?}: must differ from --system-namespace", self.pool_namespace);
+        }
+        let claim_url = match &self.claim_url {
+            Some(u) if !(u.starts_with("http://") || u.starts_with("https://")) || u.contains(char::is_whitespace) => {
+                bail!("--claim-url {u:?}: an http:// or https:// URL (the API's /v1/claim)")
+            }
+            Some(u) => u.clone(),
+            None => format!("http://paddock-api.{}.svc:8080/v1/claim", self.system_namespace),
+        };
         Ok(Settings {
+            pool_namespace: self.pool_namespace.clone(),
+            claim_url,
             namespace_prefix: self.namespace_prefix.clone(),
             system_namespace: self.system_namespace.clone(),
             runtime_class: self.runtime_class.clone(),

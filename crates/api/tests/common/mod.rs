@@ -44,6 +44,7 @@ impl Env {
         let settings = Settings {
             namespace_prefix: format!("pa{id}-"),
             system_namespace: format!("pa{id}-system"),
+            pool_namespace: format!("pa{id}-pool"),
             vpn_endpoint: Some("vpn.test".into()),
             ..Default::default()
         };

@@ -69,6 +69,8 @@ pub fn cluster_role_rules() -> Vec<Value> {
             &["get", "list", "watch", "create", "patch", "update", "delete", "deletecollection"],
         ),
         rule(&["rbac.authorization.k8s.io"], &["roles", "rolebindings"], &rw),
+        // Warm pools' image prepull.
+        rule(&["apps"], &["daemonsets"], &rw),
         rule(&["events.k8s.io"], &["events"], &["create", "patch"]),
     ]
 }
@@ -95,12 +97,14 @@ pub fn documents(a: &ManifestArgs) -> Result<Vec<Value>> {
     docs.push(json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": {"name": "paddock-leader-election", "namespace": ns, "labels": labels},
         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "paddock-leader-election"},
         "subjects": [{"kind": "ServiceAccount", "name": "paddock", "namespace": ns}]}));
+    // Personalised warm pods ask the API's Service (named for the component).
+    let claim_url = format!("http://paddock-server.{ns}.svc:8080/v1/claim");
     let parts: Vec<(&str, Vec<&str>, &str, u16)> = match a.layout {
         Layout::Split => vec![
             ("controller", vec!["controller", "--health-listen", "0.0.0.0:8081"], "health", 8081),
             ("api", vec!["api", "--listen", "0.0.0.0:8080"], "http", 8080),
         ],
-        Layout::Combined => vec![("server", vec!["serve", "--listen", "0.0.0.0:8080"], "http", 8080)],
+        Layout::Combined => vec![("server", vec!["serve", "--listen", "0.0.0.0:8080", "--claim-url", &claim_url], "http", 8080)],
     };
     for (component, args, port_name, port) in parts {
         docs.extend(workload(a, ns, &labels, component, &args, port_name, port));
