@@ -104,7 +104,9 @@ pub fn documents(a: &ManifestArgs) -> Result<Vec<Value>> {
             ("controller", vec!["controller", "--health-listen", "0.0.0.0:8081"], "health", 8081),
             ("api", vec!["api", "--listen", "0.0.0.0:8080"], "http", 8080),
         ],
-        Layout::Combined => vec![("server", vec!["serve", "--listen", "0.0.0.0:8080", "--claim-url", &claim_url], "http", 8080)],
+        Layout::Combined => {
+            vec![("server", vec!["serve", "--listen", "0.0.0.0:8080", "--claim-url", &claim_url], "http", 8080)]
+        }
     };
     for (component, args, port_name, port) in parts {
         docs.extend(workload(a, ns, &labels, component, &args, port_name, port));

@@ -70,6 +70,34 @@ pub async fn run(args: ApiBenchArgs, as_json: bool) -> Result<()> {
     if !(1..=20_000).contains(&args.sse_clients) || !(1..=10_000).contains(&args.sse_events) {
         bail!("--sse-clients must be 1..=20000 and --sse-events 1..=10000");
     }
+    let (p, http, stop_tx) = bench_platform(json!({"maxPerTenant": 100000,
+        "pods": [{"name": "web", "image": "nginx:1.27", "ports": [{"name": "http", "port": 80}]}]}))
+    .await?;
+
+    let mut rounds = Vec::new();
+    for (n, &c) in args.concurrency.iter().enumerate() {
+        rounds.push(start_round(&http, &p, n, c).await?);
+    }
+    let sse_delivery =
+        fan_out(&p, args.sse_clients, args.sse_events, Duration::from_millis(args.sse_interval_ms)).await?;
+    let report = Report {
+        rounds,
+        sse_clients: args.sse_clients,
+        sse_events: args.sse_events,
+        sse_interval_ms: args.sse_interval_ms,
+        sse_delivery,
+        rss_mib: rss_mib(),
+    };
+    let _ = stop_tx.send(());
+    p.finish().await?;
+    print(&report, as_json)
+}
+
+/// The platform on kubesim (two big task nodes), a tenant `bench` without
+/// limits and a template `bench-web` with `spec`; stop with the sender.
+pub async fn bench_platform(
+    spec: serde_json::Value,
+) -> Result<(Platform, reqwest::Client, tokio::sync::oneshot::Sender<()>)> {
     let cfg = SimConfig { nodes: config::parse_nodes(NODES).map_err(|e| anyhow::anyhow!(e))?, ..SimConfig::default() };
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let stop = async move {
@@ -93,35 +121,12 @@ pub async fn run(args: ApiBenchArgs, as_json: bool) -> Result<()> {
     if !r.status().is_success() {
         bail!("creating the bench tenant: {}", r.text().await?);
     }
-    let r = post(
-        "/v1/templates",
-        json!({"name": "bench-web", "spec": {"maxPerTenant": 100000,
-        "pods": [{"name": "web", "image": "nginx:1.27", "ports": [{"name": "http", "port": 80}]}]}}),
-    )
-    .send()
-    .await?;
+    let r = post("/v1/templates", json!({"name": "bench-web", "spec": spec})).send().await?;
     if !r.status().is_success() {
         bail!("creating the bench template: {}", r.text().await?);
     }
     wait_ready(&http, &p).await?;
-
-    let mut rounds = Vec::new();
-    for (n, &c) in args.concurrency.iter().enumerate() {
-        rounds.push(start_round(&http, &p, n, c).await?);
-    }
-    let sse_delivery =
-        fan_out(&p, args.sse_clients, args.sse_events, Duration::from_millis(args.sse_interval_ms)).await?;
-    let report = Report {
-        rounds,
-        sse_clients: args.sse_clients,
-        sse_events: args.sse_events,
-        sse_interval_ms: args.sse_interval_ms,
-        sse_delivery,
-        rss_mib: rss_mib(),
-    };
-    let _ = stop_tx.send(());
-    p.finish().await?;
-    print(&report, as_json)
+    Ok((p, http, stop_tx))
 }
 
 async fn wait_ready(http: &reqwest::Client, p: &Platform) -> Result<()> {

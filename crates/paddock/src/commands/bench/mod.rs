@@ -4,6 +4,7 @@
 //! on the same machine.
 
 pub mod api;
+pub mod claims;
 pub mod stats;
 
 use anyhow::Result;
@@ -23,10 +24,14 @@ pub enum BenchCommand {
     /// The API: start latency (POST → Running seen on SSE) at several
     /// concurrencies, API overhead (POST → Instance created) and SSE fan-out.
     Api(api::ApiBenchArgs),
+    /// Warm-pool claims: warm and cold start latency at a steady rate, refill
+    /// rate, and the most pool pods that existed at once.
+    Claims(claims::ClaimsBenchArgs),
 }
 
 pub async fn run(args: BenchArgs) -> Result<()> {
     match args.command {
         BenchCommand::Api(a) => api::run(a, args.json).await,
+        BenchCommand::Claims(a) => claims::run(a, args.json).await,
     }
 }

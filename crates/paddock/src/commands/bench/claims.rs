@@ -1,0 +1,219 @@
+//! `paddock bench claims`: warm-pool claims on the in-process platform —
+//! claim latency (POST → Running seen on the SSE stream) for warm and cold
+//! starts at a steady rate, the refill rate, and the most pool pods that
+//! ever existed against `size + maxUnready`.
+
+use super::api::{bench_platform, rss_mib};
+use super::stats::{Summary, summarize};
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use eventsource_stream::Eventsource;
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, ListParams};
+use serde::Serialize;
+use serde_json::json;
+use std::collections::{HashMap, HashSet};
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+#[derive(Args, Debug)]
+pub struct ClaimsBenchArgs {
+    /// Instances started per second.
+    #[arg(long, default_value_t = 100)]
+    pub rate: u32,
+    /// Instances started in all.
+    #[arg(long, default_value_t = 200)]
+    pub count: usize,
+    /// The pool's size.
+    #[arg(long, default_value_t = 100)]
+    pub pool_size: u32,
+    /// The pool's maxUnready.
+    #[arg(long, default_value_t = 50)]
+    pub max_unready: u32,
+}
+
+#[derive(Serialize)]
+struct Report {
+    rate: u32,
+    count: usize,
+    pool_size: u32,
+    max_unready: u32,
+    warm: Summary,
+    cold: Summary,
+    /// Pool pods created per second while refilling (first to last new pod seen).
+    refill_pods_per_second: f64,
+    /// The most pool pods (unclaimed, terminating included) seen at once.
+    max_pool_pods: usize,
+    rss_mib: Option<f64>,
+}
+
+pub async fn run(args: ClaimsBenchArgs, as_json: bool) -> Result<()> {
+    if !(1..=10_000).contains(&args.rate) || !(1..=10_000).contains(&args.count) {
+        bail!("--rate must be 1..=10000 and --count 1..=10000");
+    }
+    if !(1..=1000).contains(&args.pool_size) || !(1..=1000).contains(&args.max_unready) {
+        bail!("--pool-size and --max-unready must be 1..=1000");
+    }
+    let (p, http, stop_tx) = bench_platform(json!({"maxPerTenant": 100000,
+        "warmPool": {"size": args.pool_size, "maxUnready": args.max_unready, "refillPerSecond": 1000},
+        "pods": [{"name": "web", "image": "nginx:1.27", "ports": [{"name": "http", "port": 80}]}]}))
+    .await?;
+    // The pool fills first.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let t: serde_json::Value = http
+            .get(format!("{}/v1/templates/bench-web", p.api_url))
+            .bearer_auth(&p.admin_token)
+            .send()
+            .await?
+            .json()
+            .await?;
+        if t["status"]["pool"]["ready"].as_u64() == Some(u64::from(args.pool_size)) {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!("the pool did not fill within 120s: {}", t["status"]["pool"]);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Pool pods over time: the most at once, and when new ones appear.
+    let pods: Api<Pod> = Api::namespaced(p.client.clone(), "paddock-pool");
+    let seen: Arc<Mutex<(usize, HashSet<String>, Vec<Instant>)>> = Arc::default();
+    let sampler = {
+        let seen = seen.clone();
+        let lp = ListParams::default().labels("paddock.dev/pool=bench-web,!paddock.dev/claim");
+        let first: HashSet<String> =
+            pods.list_metadata(&lp).await?.items.into_iter().filter_map(|m| m.metadata.name).collect();
+        seen.lock().unwrap_or_else(|e| e.into_inner()).1 = first;
+        tokio::spawn(async move {
+            loop {
+                if let Ok(l) = pods.list_metadata(&lp).await {
+                    let now = Instant::now();
+                    let mut s = seen.lock().unwrap_or_else(|e| e.into_inner());
+                    s.0 = s.0.max(l.items.len());
+                    for m in l.items {
+                        if let Some(n) = m.metadata.name
+                            && s.1.insert(n)
+                        {
+                            s.2.push(now);
+                        }
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+    };
+    let resp = http
+        .get(format!("{}/v1/tenants/bench/events", p.api_url))
+        .bearer_auth(&p.admin_token)
+        .send()
+        .await?
+        .error_for_status()?;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(String, bool, Instant)>();
+    let reader = tokio::spawn(async move {
+        let mut s = resp.bytes_stream().eventsource();
+        while let Some(Ok(e)) = s.next().await {
+            let now = Instant::now();
+            if e.event == "status" && e.data.contains("\"phase\":\"Running\"") {
+                let v: serde_json::Value = serde_json::from_str(&e.data).unwrap_or_default();
+                let name = v["instance"]["name"].as_str().unwrap_or_default().to_string();
+                let _ = tx.send((name, v["instance"]["status"]["warm"] == json!(true), now));
+            }
+        }
+    });
+    let every = Duration::from_secs_f64(1.0 / f64::from(args.rate));
+    let started = Instant::now();
+    let mut posts = Vec::new();
+    for k in 0..args.count {
+        tokio::time::sleep_until((started + every * k as u32).into()).await;
+        let req = http
+            .post(format!("{}/v1/tenants/bench/instances", p.api_url))
+            .bearer_auth(&p.admin_token)
+            .json(&json!({"template": "bench-web", "name": format!("c-{k}")}));
+        posts.push(tokio::spawn(async move {
+            let sent = Instant::now();
+            (sent, req.send().await.map(|r| r.status()))
+        }));
+    }
+    let mut sent_at = HashMap::new();
+    for (k, h) in posts.into_iter().enumerate() {
+        let (sent, status) = h.await?;
+        let status = status.context("POST failed")?;
+        if status != reqwest::StatusCode::CREATED {
+            bail!("starting c-{k}: the API answered {status}");
+        }
+        sent_at.insert(format!("c-{k}"), sent);
+    }
+    let (mut warm, mut cold) = (Vec::new(), Vec::new());
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while !sent_at.is_empty() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let Ok(Some((name, is_warm, at))) = tokio::time::timeout(left, rx.recv()).await else {
+            bail!("{} instances were not Running within 300s", sent_at.len());
+        };
+        if let Some(sent) = sent_at.remove(&name) {
+            if is_warm { warm.push(at - sent) } else { cold.push(at - sent) }
+        }
+    }
+    // Let the refill finish, then read the sampler.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    sampler.abort();
+    reader.abort();
+    let (max_pool_pods, times) = {
+        let s = seen.lock().unwrap_or_else(|e| e.into_inner());
+        (s.0, s.2.clone())
+    };
+    let refill = match (times.first(), times.last()) {
+        (Some(a), Some(b)) if times.len() > 1 && b > a => times.len() as f64 / (*b - *a).as_secs_f64(),
+        _ => 0.0,
+    };
+    let report = Report {
+        rate: args.rate,
+        count: args.count,
+        pool_size: args.pool_size,
+        max_unready: args.max_unready,
+        warm: summarize(&mut warm),
+        cold: summarize(&mut cold),
+        refill_pods_per_second: refill,
+        max_pool_pods,
+        rss_mib: rss_mib(),
+    };
+    let _ = stop_tx.send(());
+    p.finish().await?;
+    print(&report, as_json)
+}
+
+fn print(r: &Report, as_json: bool) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    if as_json {
+        writeln!(out, "{}", serde_json::to_string_pretty(r)?)?;
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "paddock bench claims (in-process on kubesim): {} starts at {}/s, pool size {} maxUnready {}",
+        r.count, r.rate, r.pool_size, r.max_unready
+    )?;
+    writeln!(out, "{:<6} {:>6} {:>10} {:>10} {:>10} {:>10}", "start", "n", "p50 ms", "p90 ms", "p99 ms", "max ms")?;
+    for (what, s) in [("warm", &r.warm), ("cold", &r.cold)] {
+        writeln!(
+            out,
+            "{what:<6} {:>6} {:>10.1} {:>10.1} {:>10.1} {:>10.1}",
+            s.count, s.p50_ms, s.p90_ms, s.p99_ms, s.max_ms
+        )?;
+    }
+    writeln!(out, "warm p99 {:.1} ms (target ≤ 50 ms at 100 claims/s)", r.warm.p99_ms)?;
+    writeln!(out, "refill {:.0} pods/s (target ≥ 100)", r.refill_pods_per_second)?;
+    writeln!(
+        out,
+        "most unclaimed pool pods at once {} (never more than size + maxUnready = {})",
+        r.max_pool_pods,
+        r.pool_size + r.max_unready
+    )?;
+    if let Some(m) = r.rss_mib {
+        writeln!(out, "resident memory of the whole process: {m:.0} MiB")?;
+    }
+    Ok(())
+}
