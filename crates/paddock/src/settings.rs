@@ -140,7 +140,6 @@ impl SettingsArgs {
             vpn_image: self.vpn_image.clone(),
             vpn_allowed_ips: self.vpn_allowed_ips.clone(),
             vpn_dns: self.vpn_dns.clone(),
-            ..Settings::default()
         })
     }
 }

@@ -34,6 +34,9 @@ pub struct ClaimsBenchArgs {
     pub max_unready: u32,
 }
 
+/// The most pool pods at once, the pod names seen, and when new ones appeared.
+type Seen = (usize, HashSet<String>, Vec<Instant>);
+
 #[derive(Serialize)]
 struct Report {
     rate: u32,
@@ -80,7 +83,7 @@ pub async fn run(args: ClaimsBenchArgs, as_json: bool) -> Result<()> {
     }
     // Pool pods over time: the most at once, and when new ones appear.
     let pods: Api<Pod> = Api::namespaced(p.client.clone(), "paddock-pool");
-    let seen: Arc<Mutex<(usize, HashSet<String>, Vec<Instant>)>> = Arc::default();
+    let seen: Arc<Mutex<Seen>> = Arc::default();
     let sampler = {
         let seen = seen.clone();
         let lp = ListParams::default().labels("paddock.dev/pool=bench-web,!paddock.dev/claim");
