@@ -87,13 +87,6 @@ pub fn pod_set(
     suffix: &str,
     mut secret: impl FnMut() -> String,
 ) -> Result<PodSet, Vec<FieldProblem>> {
-    let pool = tpl.spec.warm_pool.clone().unwrap_or(resources::template::WarmPool {
-        size: 0,
-        max_unready: 1,
-        refill_per_second: 1,
-        personalize: Personalize::None,
-        prepull: false,
-    });
     let tname = tpl.name_any();
     let name = set_name(&tname, suffix);
     let ns = &settings.pool_namespace;
@@ -106,7 +99,7 @@ pub fn pod_set(
         }
         json!({"name": obj, "namespace": ns, "labels": l, "ownerReferences": [owner]})
     };
-    let personalize = pool.personalize == Personalize::Api;
+    let personalize = tpl.spec.warm_pool.as_ref().is_some_and(|p| p.personalize == Personalize::Api);
     let shape = Shape {
         subdomain: &name,
         env: Env::Pool,

@@ -17,7 +17,7 @@ pub mod reconcile;
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::time::{Duration, Instant};
 
 pub mod labels {
@@ -55,12 +55,6 @@ pub struct Stats {
     pub conflicts: AtomicU64,
     pub refills: AtomicU64,
     pub failures: AtomicU64,
-}
-
-impl Stats {
-    pub fn get(&self) -> [u64; 4] {
-        [&self.claims, &self.conflicts, &self.refills, &self.failures].map(|a| a.load(Ordering::Relaxed))
-    }
 }
 
 impl Pools {

@@ -284,7 +284,7 @@ async fn reconcile(tpl: Arc<Template>, ctx: Arc<Context>) -> Result<Action, Erro
     }
     apply_prepull(&ctx, &tpl, size > 0 && pool.as_ref().is_some_and(|p| p.prepull)).await?;
     sweep(&ctx, &tname, &claimed_pods).await?;
-    let failures = ctx.pools.with_stats(&tname, |s| s.get()[3]);
+    let failures = ctx.pools.with_stats(&tname, |s| s.failures.load(Ordering::Relaxed));
     let (state, message) = if !problems.is_empty() && pool.is_some() {
         ("Refused", problems.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("; "))
     } else if let Some(b) = blocked {

@@ -130,20 +130,34 @@ pub async fn bench_platform(
 }
 
 async fn wait_ready(http: &reqwest::Client, p: &Platform) -> Result<()> {
-    for _ in 0..300 {
-        let t: serde_json::Value = http
-            .get(format!("{}/v1/tenants/bench", p.api_url))
-            .bearer_auth(&p.admin_token)
-            .send()
-            .await?
-            .json()
-            .await?;
-        if t["status"]["phase"] == "Ready" {
-            return Ok(());
+    poll(http, p, "/v1/tenants/bench", Duration::from_secs(30), "the bench tenant to be Ready", |t| {
+        t["status"]["phase"] == "Ready"
+    })
+    .await
+    .map(|_| ())
+}
+
+/// GETs `path` as admin every 100 ms until `done` holds for the answer, at most `within`.
+pub async fn poll(
+    http: &reqwest::Client,
+    p: &Platform,
+    path: &str,
+    within: Duration,
+    what: &str,
+    done: impl Fn(&serde_json::Value) -> bool,
+) -> Result<serde_json::Value> {
+    let deadline = Instant::now() + within;
+    loop {
+        let v: serde_json::Value =
+            http.get(format!("{}{path}", p.api_url)).bearer_auth(&p.admin_token).send().await?.json().await?;
+        if done(&v) {
+            return Ok(v);
+        }
+        if Instant::now() > deadline {
+            bail!("waited {within:?} for {what}; last answer: {v}");
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    bail!("the bench tenant did not become Ready in 30s")
 }
 
 /// Starts `c` instances at once; follows them on the tenant's stream; stops them.

@@ -3,7 +3,7 @@
 //! starts at a steady rate, the refill rate, and the most pool pods that
 //! ever existed against `size + maxUnready`.
 
-use super::api::{bench_platform, rss_mib};
+use super::api::{bench_platform, poll, rss_mib};
 use super::stats::{Summary, summarize};
 use anyhow::{Context, Result, bail};
 use clap::Args;
@@ -64,23 +64,11 @@ pub async fn run(args: ClaimsBenchArgs, as_json: bool) -> Result<()> {
         "pods": [{"name": "web", "image": "nginx:1.27", "ports": [{"name": "http", "port": 80}]}]}))
     .await?;
     // The pool fills first.
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let t: serde_json::Value = http
-            .get(format!("{}/v1/templates/bench-web", p.api_url))
-            .bearer_auth(&p.admin_token)
-            .send()
-            .await?
-            .json()
-            .await?;
-        if t["status"]["pool"]["ready"].as_u64() == Some(u64::from(args.pool_size)) {
-            break;
-        }
-        if Instant::now() > deadline {
-            bail!("the pool did not fill within 120s: {}", t["status"]["pool"]);
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let full = Some(u64::from(args.pool_size));
+    poll(&http, &p, "/v1/templates/bench-web", Duration::from_secs(120), "the pool to fill", |t| {
+        t["status"]["pool"]["ready"].as_u64() == full
+    })
+    .await?;
     // Pool pods over time: the most at once, and when new ones appear.
     let pods: Api<Pod> = Api::namespaced(p.client.clone(), "paddock-pool");
     let seen: Arc<Mutex<Seen>> = Arc::default();
