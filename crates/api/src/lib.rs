@@ -8,6 +8,7 @@
 
 pub mod auth;
 pub mod hub;
+pub mod metrics;
 pub mod model;
 pub mod openapi;
 pub mod problem;
@@ -15,7 +16,7 @@ pub mod routes;
 pub mod state;
 
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{Method, Request, Uri};
 use axum::response::IntoResponse;
 use axum::routing::get;
@@ -75,9 +76,11 @@ pub fn router(state: AppState) -> Router {
     let timeout = state.config.request_timeout;
     let plain = plain
         .route("/openapi.json", get(move || async move { axum::Json(doc.as_ref().clone()) }))
+        .route("/metrics", get(|s: State<AppState>| async move { metrics::exposition(&s.telemetry.registry) }))
         .layer(TimeoutLayer::with_status_code(axum::http::StatusCode::REQUEST_TIMEOUT, timeout));
     plain
         .merge(streams)
+        .route_layer(axum::middleware::from_fn_with_state(state.telemetry.api.clone(), metrics::track))
         .fallback(|uri: Uri| async move { Problem::no_route(uri.path()) })
         .method_not_allowed_fallback(|method: Method, uri: Uri| async move {
             let mut p = Problem::bad_request(format!("{} does not accept {method}", uri.path()));

@@ -53,6 +53,8 @@ pub struct Shared {
     /// instead of asking the cluster (a miss falls back to a GET).
     pub tenants: Store<Tenant>,
     pub templates: Store<Template>,
+    /// The metrics registry `/metrics` serves, and the API's metrics in it.
+    pub telemetry: crate::metrics::Telemetry,
     ready: Vec<Arc<AtomicBool>>,
 }
 
@@ -116,7 +118,12 @@ impl Drop for Background {
 }
 
 /// Mirrors `api` into a store; the flag turns true once the first list is in.
-fn mirror<K>(api: Api<K>, wc: watcher::Config, what: &'static str) -> (Store<K>, Arc<AtomicBool>, Vec<JoinHandle<()>>)
+fn mirror<K>(
+    api: Api<K>,
+    wc: watcher::Config,
+    what: &'static str,
+    metrics: Arc<crate::metrics::ApiMetrics>,
+) -> (Store<K>, Arc<AtomicBool>, Vec<JoinHandle<()>>)
 where
     K: kube::Resource<DynamicType = ()> + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + Sync + 'static,
 {
@@ -125,6 +132,7 @@ where
         let mut s = reflector::reflector(writer, watcher::watcher(api, wc)).default_backoff().boxed();
         while let Some(r) = s.next().await {
             if let Err(e) = r {
+                metrics.watch_error(what);
                 tracing::warn!(error = %e, watch = what, "watch failed; retrying");
             }
         }
@@ -139,21 +147,26 @@ where
     (store, flag, vec![feed, ready])
 }
 
-/// Starts the watches the API reads from and returns the shared state.
-pub fn start(client: Client, config: Config) -> (AppState, Background) {
+/// Starts the watches the API reads from and returns the shared state;
+/// `telemetry` is what `/metrics` serves.
+pub fn start(client: Client, config: Config, telemetry: crate::metrics::Telemetry) -> (AppState, Background) {
     let ns = config.settings.system_namespace.clone();
     let wc = watcher::Config::default().labels(CREDENTIALS_LABEL);
-    let (secrets, creds_ready, mut tasks) = mirror(Api::<Secret>::namespaced(client.clone(), &ns), wc, "credentials");
-    let (tenants, tenants_ready, t) = mirror(Api::<Tenant>::all(client.clone()), watcher::Config::default(), "tenants");
+    let m = &telemetry.api;
+    let (secrets, creds_ready, mut tasks) =
+        mirror(Api::<Secret>::namespaced(client.clone(), &ns), wc, "credentials", m.clone());
+    let (tenants, tenants_ready, t) =
+        mirror(Api::<Tenant>::all(client.clone()), watcher::Config::default(), "tenants", m.clone());
     tasks.extend(t);
     let (templates, templates_ready, t) =
-        mirror(Api::<Template>::all(client.clone()), watcher::Config::default(), "templates");
+        mirror(Api::<Template>::all(client.clone()), watcher::Config::default(), "templates", m.clone());
     tasks.extend(t);
     let hub = Hub::new(&config.settings.namespace_prefix, config.replay_log);
+    telemetry.api.watch_hub(hub.clone());
     tasks.push(tokio::spawn(hub.clone().run(Api::all(client.clone()))));
     let creds = Credentials::new(config.admin_token.clone(), ns, secrets);
     let ready = vec![creds_ready, tenants_ready, templates_ready];
-    let state = Arc::new(Shared { client, config, creds, hub, tenants, templates, ready });
+    let state = Arc::new(Shared { client, config, creds, hub, tenants, templates, telemetry, ready });
     (state, Background(tasks))
 }
 

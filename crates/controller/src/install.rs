@@ -3,10 +3,12 @@
 
 use crate::config::Settings;
 use crate::error::Error;
+use crate::metrics::Metrics;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::conditions;
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Applies every Paddock CRD (server-side apply as `manager`) and waits until
@@ -26,23 +28,25 @@ pub async fn crds(client: &kube::Client, manager: &str, timeout: Duration) -> Re
     Ok(())
 }
 
-/// Runs the tenant, instance and template reconcilers until `stop` resolves.
-pub async fn reconcilers<S>(client: kube::Client, settings: Settings, stop: S)
+/// Runs the tenant, instance, pool and template reconcilers until `stop`
+/// resolves, recording into `metrics`.
+pub async fn reconcilers<S>(client: kube::Client, settings: Settings, metrics: Arc<Metrics>, stop: S)
 where
     S: Future<Output = ()> + Clone + Send + Sync + 'static,
 {
-    let pools = std::sync::Arc::new(crate::pool::Pools::default());
+    let pools = Arc::new(crate::pool::Pools::default());
+    let m = &metrics;
     tokio::join!(
-        crate::tenant::run(crate::tenant::Context::new(client.clone(), settings.clone()), stop.clone()),
+        crate::tenant::run(crate::tenant::Context::new(client.clone(), settings.clone(), m.clone()), stop.clone()),
         crate::instance::reconcile::run(
-            crate::instance::reconcile::Context::with_pools(client.clone(), settings.clone(), pools.clone()),
+            crate::instance::reconcile::Context::with_pools(client.clone(), settings.clone(), pools.clone(), m.clone()),
             stop.clone()
         ),
         crate::pool::reconcile::run(
-            crate::pool::reconcile::Context::new(client.clone(), settings, pools),
+            crate::pool::reconcile::Context::new(client.clone(), settings, pools, m.clone()),
             stop.clone()
         ),
-        crate::template::run(client, stop),
+        crate::template::run(client, m.clone(), stop),
     );
 }
 

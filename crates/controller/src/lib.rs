@@ -3,11 +3,14 @@
 //! → status.
 
 pub mod config;
+pub mod drift;
 pub mod error;
+pub mod events;
 pub mod install;
 pub mod instance;
 pub mod labels;
 pub mod leader;
+pub mod metrics;
 pub mod noderoles;
 pub mod pool;
 pub mod quota;

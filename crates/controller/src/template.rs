@@ -2,6 +2,7 @@
 //! `status` (Accepted condition, pod count). Instances of a template that is
 //! not accepted are refused by the instance reconciler with the same reasons.
 
+use crate::metrics::Metrics;
 use futures::StreamExt;
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
@@ -46,27 +47,44 @@ pub fn status_for(t: &Template) -> TemplateStatus {
     }
 }
 
-async fn reconcile(t: Arc<Template>, client: Arc<Client>) -> Result<Action, kube::Error> {
-    let want = status_for(&t);
-    if t.status.as_ref() != Some(&want) {
-        let api: Api<Template> = Api::all((*client).clone());
-        let pp = PatchParams::default();
-        api.patch_status(&t.name_any(), &pp, &Patch::Merge(serde_json::json!({"status": want}))).await?;
-    }
-    Ok(Action::await_change())
+struct Context {
+    client: Client,
+    metrics: Arc<Metrics>,
 }
 
-fn error_policy(t: Arc<Template>, e: &kube::Error, _: Arc<Client>) -> Action {
+async fn reconcile(t: Arc<Template>, ctx: Arc<Context>) -> Result<Action, kube::Error> {
+    ctx.metrics
+        .reconcile("template", async {
+            let want = status_for(&t);
+            if t.status.as_ref() != Some(&want) {
+                let api: Api<Template> = Api::all(ctx.client.clone());
+                let pp = PatchParams::default();
+                api.patch_status(&t.name_any(), &pp, &Patch::Merge(serde_json::json!({"status": want}))).await?;
+            }
+            Ok(Action::await_change())
+        })
+        .await
+}
+
+fn error_policy(t: Arc<Template>, e: &kube::Error, _: Arc<Context>) -> Action {
     tracing::warn!(template = %t.name_any(), error = %e, "template status update failed");
     Action::requeue(Duration::from_secs(2))
 }
 
 /// Runs the template controller until `shutdown` resolves.
-pub async fn run(client: Client, shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static) {
-    Controller::new(Api::<Template>::all(client.clone()), watcher::Config::default())
+pub async fn run(
+    client: Client,
+    metrics: Arc<Metrics>,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) {
+    let ctx = Arc::new(Context { client: client.clone(), metrics });
+    Controller::new(Api::<Template>::all(client), watcher::Config::default())
         .graceful_shutdown_on(shutdown)
-        .run(reconcile, error_policy, Arc::new(client))
-        .for_each(|_| async {})
+        .run(reconcile, error_policy, ctx.clone())
+        .for_each(|r| {
+            ctx.metrics.run_result("template", &r);
+            futures::future::ready(())
+        })
         .await;
 }
 

@@ -25,6 +25,22 @@ fn phase(i: &Instance) -> Option<InstancePhase> {
     i.status.as_ref().and_then(|s| s.phase)
 }
 
+/// Waits until an Event with `reason` is recorded about `name` in `ns`; returns its (type, note).
+async fn event(client: &kube::Client, ns: &str, name: &str, reason: &str) -> (String, String) {
+    let api: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(client.clone(), ns);
+    let deadline = std::time::Instant::now() + T;
+    loop {
+        let found = api.list(&ListParams::default()).await.unwrap().items.into_iter().find(|e| {
+            e.reason.as_deref() == Some(reason) && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name)
+        });
+        if let Some(e) = found {
+            return (e.type_.unwrap_or_default(), e.note.unwrap_or_default());
+        }
+        assert!(std::time::Instant::now() < deadline, "no {reason} event about {name} in {ns} within {T:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 fn reason(i: &Instance) -> String {
     i.status.as_ref().and_then(|s| s.conditions.first()).map(|c| c.reason.clone()).unwrap_or_default()
 }
@@ -40,11 +56,11 @@ async fn instances_start_heal_limit_fail_and_expire() {
     let settings = Settings { namespace_prefix: format!("pi{}-", std::process::id() % 100000), ..Default::default() };
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let stop = futures_stop(rx);
-    let t_ctx = tenant::Context::new(tc.client.clone(), settings.clone());
-    let i_ctx = instance::reconcile::Context::new(tc.client.clone(), settings.clone());
+    let t_ctx = tenant::Context::new(tc.client.clone(), settings.clone(), Default::default());
+    let i_ctx = instance::reconcile::Context::new(tc.client.clone(), settings.clone(), Default::default());
     let h1 = tokio::spawn(tenant::run(t_ctx, stop.clone()));
     let h2 = tokio::spawn(instance::reconcile::run(i_ctx, stop.clone()));
-    let h3 = tokio::spawn(controller::template::run(tc.client.clone(), stop));
+    let h3 = tokio::spawn(controller::template::run(tc.client.clone(), Default::default(), stop));
 
     let tenants: Api<Tenant> = Api::all(tc.client.clone());
     let t: Tenant = serde_json::from_value(
@@ -94,6 +110,11 @@ async fn instances_start_heal_limit_fail_and_expire() {
     let web = st.endpoints.iter().find(|e| e.pod == "web" && e.port == "http").unwrap();
     assert!(web.node_port.is_some_and(|p| (30000..=32767).contains(&p)), "{web:?}");
     assert_eq!(web.cluster_dns.as_deref(), Some(format!("web.web1.{ns}.svc:8080").as_str()));
+    // What happened is told as Events on the Instance.
+    let (kind, note) = event(&tc.client, &ns, "web1", "Created").await;
+    assert_eq!(kind, "Normal");
+    assert!(note.contains("web") && note.contains("db"), "{note}");
+    assert_eq!(event(&tc.client, &ns, "web1", "Running").await.1, "all 3 pods are ready");
 
     // A pod deleted by hand is recreated.
     let pods: Api<Pod> = Api::namespaced(tc.client.clone(), &ns);
@@ -104,11 +125,33 @@ async fn instances_start_heal_limit_fail_and_expire() {
     })
     .await;
     wait_for(&insts, "web1", T, |i| phase(i) == Some(InstancePhase::Running)).await;
+    let (kind, note) = event(&tc.client, &ns, "web1", "DriftRepaired").await;
+    assert_eq!((kind.as_str(), note.as_str()), ("Normal", "pod(s) db had been deleted; re-created them"));
+
+    // A NetworkPolicy of the tenant deleted by hand comes back, and the Tenant says so.
+    let pols: Api<k8s_openapi::api::networking::v1::NetworkPolicy> = Api::namespaced(tc.client.clone(), &ns);
+    let tenant_pol = pols
+        .list(&ListParams::default().labels("paddock.dev/component=tenant"))
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .next()
+        .expect("the tenant has NetworkPolicies");
+    let pol_name = tenant_pol.metadata.name.clone().unwrap();
+    pols.delete(&pol_name, &DeleteParams::default()).await.unwrap();
+    wait_until(T, "the tenant policy re-created", || async {
+        pols.get_opt(&pol_name).await.ok().flatten().is_some_and(|p| p.metadata.uid != tenant_pol.metadata.uid)
+    })
+    .await;
+    let (_, note) = event(&tc.client, "default", "red", "DriftRepaired").await;
+    assert_eq!(note, format!("NetworkPolicy {ns}/{pol_name} had been deleted; re-created it"));
 
     // maxPerTenant is 1.
     insts.create(&PostParams::default(), &new("web2", "ctf-web")).await.unwrap();
     let i = wait_for(&insts, "web2", T, |i| phase(i).is_some()).await;
     assert_eq!((phase(&i), reason(&i).as_str()), (Some(InstancePhase::Failed), "LimitReached"));
+    assert_eq!(event(&tc.client, &ns, "web2", "LimitReached").await.0, "Warning");
     assert!(pods.list(&ListParams::default().labels("paddock.dev/instance=web2")).await.unwrap().items.is_empty());
 
     // A bad image fails with the image named.
@@ -179,9 +222,12 @@ async fn isolation_on_kubesim_limits_and_fifty_concurrent_instances() {
     let settings = Settings { namespace_prefix: "pc-".into(), ..Default::default() };
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let stop = futures_stop(rx);
-    let h1 = tokio::spawn(tenant::run(tenant::Context::new(tc.client.clone(), settings.clone()), stop.clone()));
+    let h1 = tokio::spawn(tenant::run(
+        tenant::Context::new(tc.client.clone(), settings.clone(), Default::default()),
+        stop.clone(),
+    ));
     let h2 = tokio::spawn(instance::reconcile::run(
-        instance::reconcile::Context::new(tc.client.clone(), settings.clone()),
+        instance::reconcile::Context::new(tc.client.clone(), settings.clone(), Default::default()),
         stop,
     ));
 

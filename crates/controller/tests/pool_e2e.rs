@@ -53,7 +53,12 @@ impl Env {
         let stop = futures::FutureExt::shared(futures::FutureExt::boxed(async move {
             let _ = rx.await;
         }));
-        let ctl = tokio::spawn(controller::install::reconcilers(tc.client.clone(), settings.clone(), stop));
+        let ctl = tokio::spawn(controller::install::reconcilers(
+            tc.client.clone(),
+            settings.clone(),
+            Default::default(),
+            stop,
+        ));
         Env { tc, settings, stop: Some(tx), ctl }
     }
 

@@ -51,7 +51,7 @@ async fn tenant_lifecycle() {
     install_crd(&tc.client).await;
     let settings = Settings { namespace_prefix: format!("pt{}-", std::process::id() % 100000), ..Default::default() };
     let stop = tokio_util_stop();
-    let ctx = Context::new(tc.client.clone(), settings.clone());
+    let ctx = Context::new(tc.client.clone(), settings.clone(), Default::default());
     let handle = tokio::spawn(tenant::run(ctx, stop.1));
 
     let tenants: Api<Tenant> = Api::all(tc.client.clone());
@@ -206,7 +206,8 @@ async fn members_mount_their_groups_shared_volume() {
     install_crd(&tc.client).await;
     let settings = Settings { namespace_prefix: format!("pg{}-", std::process::id() % 100000), ..Default::default() };
     let stop = tokio_util_stop();
-    let handle = tokio::spawn(tenant::run(Context::new(tc.client.clone(), settings.clone()), stop.1));
+    let handle =
+        tokio::spawn(tenant::run(Context::new(tc.client.clone(), settings.clone(), Default::default()), stop.1));
     let tenants: Api<Tenant> = Api::all(tc.client.clone());
     let mk = |v: serde_json::Value| -> Tenant { serde_json::from_value(v).unwrap() };
     tenants

@@ -40,7 +40,8 @@ async fn the_vpn_reaches_exactly_the_teamnet() {
     let stop = futures::FutureExt::shared(futures::FutureExt::boxed(async move {
         let _ = rx.await;
     }));
-    let ctl = tokio::spawn(controller::install::reconcilers(tc.client.clone(), settings.clone(), stop));
+    let ctl =
+        tokio::spawn(controller::install::reconcilers(tc.client.clone(), settings.clone(), Default::default(), stop));
 
     let templates: Api<Template> = Api::all(tc.client.clone());
     templates.patch("ctf-web", &PatchParams::apply("t").force(), &Patch::Apply(&example("ctf-web"))).await.unwrap();

@@ -1,10 +1,13 @@
 //! `paddock dev` as a process: it comes up with the demo tenant and templates,
 //! instances started through the Kubernetes API and through the CLI (against
-//! the API it prints) run, the CLI's exit codes hold, and SIGTERM stops it.
+//! the API it prints) run, the CLI's exit codes hold, `/metrics` parses and
+//! counts what happened, its JSON debug log holds none of the tokens, keys and
+//! generated values it handed out, and SIGTERM stops it.
 
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams, PostParams};
 use resources::{Instance, InstancePhase, Tenant};
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -14,11 +17,13 @@ async fn paddock_dev_runs_the_platform() {
     let dir = std::env::temp_dir().join(format!("paddock-dev-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let kc = dir.join("kubeconfig");
+    let log_path = dir.join("paddock.log");
     let mut child = Command::new(env!("CARGO_BIN_EXE_paddock"))
+        .args(["--log-format", "json", "--log-level", "debug"])
         .args(["dev", "--listen", "127.0.0.1:0", "--api-listen", "127.0.0.1:0", "--kubeconfig-out"])
         .arg(&kc)
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(&log_path).unwrap())
         .spawn()
         .unwrap();
     let stdout = child.stdout.take().unwrap();
@@ -53,7 +58,7 @@ async fn paddock_dev_runs_the_platform() {
         i.status.as_ref().and_then(|s| s.phase) == Some(InstancePhase::Running)
     })
     .await;
-    let pods: Api<Pod> = Api::namespaced(client, "paddock-demo");
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "paddock-demo");
     for p in pods.list(&ListParams::default()).await.unwrap().items {
         let node = p.spec.unwrap().node_name.unwrap();
         assert!(
@@ -62,12 +67,124 @@ async fn paddock_dev_runs_the_platform() {
         );
     }
 
-    cli_against_the_api(&banner).await;
+    let mut secrets = cli_against_the_api(&banner).await;
+    let generated = Api::<k8s_openapi::api::core::v1::Secret>::namespaced(client, "paddock-demo")
+        .get("web1-secrets")
+        .await
+        .unwrap();
+    for v in generated.data.unwrap().into_values() {
+        secrets.push(String::from_utf8(v.0).unwrap());
+    }
+    metrics_count_what_happened(&banner_value(&banner, "API:")).await;
 
     let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
     let status = tokio::task::spawn_blocking(move || child.wait()).await.unwrap().unwrap();
     assert!(status.success(), "paddock dev exits cleanly on SIGTERM: {status}");
+
+    // The log: JSON lines with request ids, and none of what was handed out.
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    assert!(log.lines().count() > 100, "a debug log of a whole run");
+    for line in log.lines() {
+        serde_json::from_str::<serde_json::Value>(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+    }
+    assert!(log.contains("\"request_id\""), "requests are logged with their ids");
+    assert!(secrets.len() >= 6, "{secrets:?}");
+    for s in &secrets {
+        assert!(s.len() >= 16, "a secret worth looking for: {s:?}");
+        assert!(!log.contains(s.as_str()), "the log leaks a secret it issued: {s:?}");
+    }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn banner_value(banner: &str, key: &str) -> String {
+    banner
+        .lines()
+        .find_map(|l| l.trim().strip_prefix(key))
+        .map(|v| v.trim().to_string())
+        .unwrap_or_else(|| panic!("{key} in {banner}"))
+}
+
+type Series = Vec<(String, BTreeMap<String, String>, f64)>;
+
+/// Parses the OpenMetrics text format strictly enough to catch a malformed
+/// exposition: comments, `name{k="v",...} value` lines, the `# EOF` end.
+fn parse_exposition(text: &str) -> Series {
+    assert!(text.ends_with("# EOF\n"), "an exposition ends with # EOF");
+    let mut out = Vec::new();
+    for line in text.lines() {
+        if let Some(c) = line.strip_prefix("# ") {
+            let kind = c.split(' ').next().unwrap();
+            assert!(["HELP", "TYPE", "UNIT", "EOF"].contains(&kind), "unknown comment: {line}");
+            continue;
+        }
+        let (series, value) = line.rsplit_once(' ').unwrap_or_else(|| panic!("no value: {line}"));
+        let value: f64 = value.parse().unwrap_or_else(|_| panic!("bad value: {line}"));
+        let (name, mut rest) = match series.split_once('{') {
+            Some((n, r)) => (n, r.strip_suffix('}').unwrap_or_else(|| panic!("unclosed labels: {line}"))),
+            None => (series, ""),
+        };
+        assert!(name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'), "bad name: {line}");
+        let mut labels = BTreeMap::new();
+        while !rest.is_empty() {
+            let (k, after) = rest.split_once("=\"").unwrap_or_else(|| panic!("bad label: {line}"));
+            let mut v = String::new();
+            let mut chars = after.char_indices();
+            let end = loop {
+                match chars.next() {
+                    Some((_, '\\')) => v.push(chars.next().map(|(_, c)| if c == 'n' { '\n' } else { c }).unwrap()),
+                    Some((i, '"')) => break i,
+                    Some((_, c)) => v.push(c),
+                    None => panic!("unterminated label value: {line}"),
+                }
+            };
+            labels.insert(k.to_string(), v);
+            rest = after[end + 1..].strip_prefix(',').unwrap_or(&after[end + 1..]);
+        }
+        out.push((name.to_string(), labels, value));
+    }
+    out
+}
+
+/// The value of the one series named `name` whose labels include `want`.
+fn value(all: &Series, name: &str, want: &[(&str, &str)]) -> Option<f64> {
+    all.iter()
+        .find(|(n, l, _)| n == name && want.iter().all(|(k, v)| l.get(*k).map(String::as_str) == Some(*v)))
+        .map(|(_, _, v)| *v)
+}
+
+async fn metrics_count_what_happened(url: &str) {
+    let resp = reqwest::get(format!("{url}/metrics")).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let ctype = resp.headers()["content-type"].to_str().unwrap().to_string();
+    assert!(ctype.starts_with("application/openmetrics-text"), "{ctype}");
+    let all = parse_exposition(&resp.text().await.unwrap());
+    let at_least = |name: &str, want: &[(&str, &str)], min: f64| {
+        let v = value(&all, name, want).unwrap_or_else(|| panic!("{name}{want:?} is missing"));
+        assert!(v >= min, "{name}{want:?} = {v}, expected at least {min}");
+    };
+    let route = "/v1/tenants/{tenant}/instances";
+    at_least("paddock_api_requests_total", &[("route", route), ("method", "POST"), ("code", "201")], 1.0);
+    at_least("paddock_api_request_duration_seconds_count", &[("route", route), ("method", "POST")], 1.0);
+    at_least("paddock_api_request_duration_seconds_bucket", &[("route", route), ("le", "+Inf")], 1.0);
+    for c in ["tenant", "instance", "template"] {
+        at_least("paddock_reconciles_total", &[("controller", c), ("result", "success")], 1.0);
+        at_least("paddock_reconcile_duration_seconds_count", &[("controller", c)], 1.0);
+    }
+    assert_eq!(value(&all, "paddock_instances", &[("phase", "Running"), ("template", "ctf-web")]), Some(1.0));
+    at_least("paddock_instance_start_seconds_count", &[("launch", "cold")], 2.0);
+    at_least("paddock_instance_start_phase_seconds_count", &[("launch", "cold"), ("phase", "scheduled")], 2.0);
+    at_least("paddock_events_total", &[("kind", "Instance"), ("type", "Normal"), ("reason", "Running")], 2.0);
+    at_least("paddock_events_total", &[("kind", "Tenant"), ("reason", "Provisioned")], 1.0);
+    at_least("paddock_sse_events_total", &[], 1.0);
+    at_least("paddock_sse_deliveries_total", &[], 1.0);
+    assert!(value(&all, "paddock_sse_clients", &[]).is_some());
+    // Routes are labelled by their template, never by a tenant's or instance's name.
+    for (n, l, _) in &all {
+        if n == "paddock_api_requests_total" {
+            let r = &l["route"];
+            assert!(r.starts_with('/') && !r.contains("demo") && !r.contains("ci-runner"), "{r}");
+        }
+    }
 }
 
 /// Runs `paddock ARGS` with the URL and token; returns (exit code, stdout, stderr).
@@ -86,15 +203,9 @@ fn paddock(url: &str, token: &str, args: &[&str]) -> (i32, String, String) {
     )
 }
 
-async fn cli_against_the_api(banner: &str) {
-    let value = |key: &str| {
-        banner
-            .lines()
-            .find_map(|l| l.trim().strip_prefix(key))
-            .map(|v| v.trim().to_string())
-            .unwrap_or_else(|| panic!("{key} in {banner}"))
-    };
-    let (url, admin) = (value("API:"), value("admin token:"));
+/// Drives the CLI; returns the tokens and keys it was handed.
+async fn cli_against_the_api(banner: &str) -> Vec<String> {
+    let (url, admin) = (banner_value(banner, "API:"), banner_value(banner, "admin token:"));
     assert!(banner.contains("paddock instance start ctf-web --tenant demo --wait"), "{banner}");
     let run = |token: String, args: Vec<String>| {
         let url = url.clone();
@@ -169,4 +280,9 @@ async fn cli_against_the_api(banner: &str) {
     let (code, out, err) = run(admin.clone(), sv(&["token", "list", "--tenant", "demo"])).await.unwrap();
     assert_eq!(code, 0, "{err}");
     assert!(out.lines().count() == 2 && !out.contains(&token), "{out}");
+    let mut issued = vec![admin, token];
+    for key in ["PrivateKey = ", "PresharedKey = "] {
+        issued.extend(conf.lines().filter_map(|l| l.strip_prefix(key)).map(str::to_string));
+    }
+    issued
 }

@@ -1,5 +1,6 @@
 //! Instances: the pods, services, policies and secrets of one running template.
 
 pub mod build;
+pub mod notice;
 pub mod phase;
 pub mod reconcile;

@@ -5,7 +5,10 @@
 use super::build::{Input, POD_LABEL, build, generate_value, generated_keys, template_problems, validate};
 use super::phase::aggregate;
 use crate::config::Settings;
+use crate::drift::Drift;
+use crate::events::Events;
 use crate::labels::{FIELD_MANAGER, INSTANCE, MANAGED_BY, MANAGER, TENANT};
+use crate::metrics::Metrics;
 use crate::pool::Pools;
 use crate::pool::claim::{Outcome, claim, claimed_for};
 use crate::pool::labels::{CLAIM, INSTANCE_NAMESPACE};
@@ -42,6 +45,9 @@ pub struct Context {
     pub client: Client,
     pub settings: Settings,
     pub pools: Arc<Pools>,
+    pub metrics: Arc<Metrics>,
+    events: Events,
+    drift: Drift,
     /// The controller's own cache of Instances (set when it runs): limits are
     /// counted from it instead of listing the namespace on every reconcile.
     instances: std::sync::OnceLock<kube::runtime::reflector::Store<Instance>>,
@@ -50,16 +56,19 @@ pub struct Context {
 }
 
 impl Context {
-    pub fn new(client: Client, settings: Settings) -> Arc<Self> {
-        Self::with_pools(client, settings, Arc::default())
+    pub fn new(client: Client, settings: Settings, metrics: Arc<Metrics>) -> Arc<Self> {
+        Self::with_pools(client, settings, Arc::default(), metrics)
     }
 
     /// A context sharing warm-pool state with the pool reconciler.
-    pub fn with_pools(client: Client, settings: Settings, pools: Arc<Pools>) -> Arc<Self> {
+    pub fn with_pools(client: Client, settings: Settings, pools: Arc<Pools>, metrics: Arc<Metrics>) -> Arc<Self> {
         Arc::new(Self {
+            events: Events::new(client.clone(), metrics.clone()),
             client,
             settings,
             pools,
+            metrics,
+            drift: Drift::default(),
             instances: std::sync::OnceLock::new(),
             pool_pods: std::sync::OnceLock::new(),
         })
@@ -73,13 +82,19 @@ fn selector(inst: &str) -> String {
     format!("{MANAGED_BY}={MANAGER},{INSTANCE}={inst}")
 }
 
-async fn apply_all<K>(api: &Api<K>, objs: &[K]) -> Result<(), kube::Error>
+/// Applies an instance's objects; drift an apply repaired becomes an Event.
+async fn apply_all<K>(ctx: &Context, inst: &Instance, api: &Api<K>, objs: &[K]) -> Result<(), kube::Error>
 where
-    K: Resource + Clone + Serialize + DeserializeOwned + Debug,
+    K: Resource<DynamicType = ()> + Clone + Serialize + DeserializeOwned + Debug,
 {
+    let owner = inst.metadata.uid.as_deref().unwrap_or_default();
     for o in objs {
         let name = o.meta().name.clone().unwrap_or_default();
-        api.patch(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(o)).await?;
+        let applied = api.patch(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(o)).await?;
+        if let Some(r) = ctx.drift.applied(owner, &applied) {
+            tracing::info!(instance = %inst.name_any(), repair = %r, "repaired drift");
+            ctx.events.record("Instance", inst.object_ref(&()), false, "DriftRepaired", r.to_string());
+        }
     }
     Ok(())
 }
@@ -100,16 +115,40 @@ fn cond(type_: &str, ok: bool, reason: &str, message: &str, old: &[Condition], g
     }
 }
 
-async fn write_status(api: &Api<Instance>, inst: &Instance, status: InstanceStatus) -> Result<(), Error> {
-    if inst.status.as_ref() != Some(&status) {
-        api.patch_status(
-            &inst.name_any(),
-            &PatchParams::default(),
-            &Patch::Merge(serde_json::json!({"status": status})),
-        )
+/// Writes the status if it changed; a condition that changed becomes an
+/// Event, and the first Ready a start-latency observation.
+async fn write_status(
+    ctx: &Context,
+    api: &Api<Instance>,
+    inst: &Instance,
+    status: InstanceStatus,
+) -> Result<(), Error> {
+    if inst.status.as_ref() == Some(&status) {
+        return Ok(());
+    }
+    api.patch_status(&inst.name_any(), &PatchParams::default(), &Patch::Merge(serde_json::json!({"status": status})))
         .await?;
+    let old = inst.status.as_ref();
+    for (warning, reason, note) in super::notice::transitions(old, &status) {
+        ctx.events.record("Instance", inst.object_ref(&()), warning, reason, note);
+    }
+    if old.and_then(|s| s.ready.as_ref()).is_none()
+        && let (Some(ready), Some(from)) = (&status.ready, requested_at(inst))
+    {
+        let since = |t: &Option<MicroTime>| t.as_ref().map(|t| from.duration_until(t.0).as_secs_f64().max(0.0));
+        let ready = from.duration_until(ready.0).as_secs_f64().max(0.0);
+        ctx.metrics.started(status.warm == Some(true), since(&status.scheduled), since(&status.pulled), ready);
     }
     Ok(())
+}
+
+/// When the instance was asked for: the API's request time, or its creation.
+fn requested_at(inst: &Instance) -> Option<Timestamp> {
+    inst.annotations().get(REQUESTED_AT).and_then(|t| t.parse::<Timestamp>().ok()).or(inst
+        .metadata
+        .creation_timestamp
+        .as_ref()
+        .map(|t| t.0))
 }
 
 fn base_status(inst: &Instance, phase: InstancePhase, reason: &str, message: &str) -> InstanceStatus {
@@ -183,7 +222,7 @@ async fn apply(inst: Arc<Instance>, ctx: Arc<Context>) -> Result<Action, Error> 
     let tpl = Api::<Template>::all(c.clone()).get_opt(&inst.spec.template).await?;
     let Some(tpl) = tpl else {
         let msg = format!("template {:?} does not exist", inst.spec.template);
-        write_status(&api, &inst, base_status(&inst, InstancePhase::Failed, "TemplateInvalid", &msg)).await?;
+        write_status(&ctx, &api, &inst, base_status(&inst, InstancePhase::Failed, "TemplateInvalid", &msg)).await?;
         return Ok(Action::requeue(Duration::from_secs(30)));
     };
     let tenant_name = Api::<Namespace>::all(c.clone())
@@ -196,7 +235,7 @@ async fn apply(inst: Arc<Instance>, ctx: Arc<Context>) -> Result<Action, Error> 
     };
     let Some(tenant) = tenant else {
         let msg = format!("namespace {ns} does not belong to a Paddock tenant");
-        write_status(&api, &inst, base_status(&inst, InstancePhase::Failed, "NotATenantNamespace", &msg)).await?;
+        write_status(&ctx, &api, &inst, base_status(&inst, InstancePhase::Failed, "NotATenantNamespace", &msg)).await?;
         return Ok(Action::await_change());
     };
     // Lifetime: past expiry the instance's objects go; the Instance follows after a retention.
@@ -210,7 +249,7 @@ async fn apply(inst: Arc<Instance>, ctx: Arc<Context>) -> Result<Action, Error> 
         s.expires = Some(Time(at));
         s.pods.clear();
         s.endpoints.clear();
-        write_status(&api, &inst, s).await?;
+        write_status(&ctx, &api, &inst, s).await?;
         let gone_at = at + SignedDuration::try_from(RETENTION).unwrap_or_default();
         if Timestamp::now() >= gone_at {
             api.delete(&name, &DeleteParams::default()).await?;
@@ -241,7 +280,7 @@ async fn apply(inst: Arc<Instance>, ctx: Arc<Context>) -> Result<Action, Error> 
             "the tenant already runs {} instance(s) of {:?}, its limit",
             tpl.spec.max_per_tenant, inst.spec.template
         );
-        write_status(&api, &inst, base_status(&inst, InstancePhase::Failed, "LimitReached", &msg)).await?;
+        write_status(&ctx, &api, &inst, base_status(&inst, InstancePhase::Failed, "LimitReached", &msg)).await?;
         return Ok(Action::await_change());
     }
     let mut problems = template_problems(&tpl);
@@ -249,7 +288,7 @@ async fn apply(inst: Arc<Instance>, ctx: Arc<Context>) -> Result<Action, Error> 
     if !problems.is_empty() {
         let msg = problems.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("; ");
         let reason = if msg.starts_with("template ") { "TemplateInvalid" } else { "InvalidSpec" };
-        write_status(&api, &inst, base_status(&inst, InstancePhase::Failed, reason, &msg)).await?;
+        write_status(&ctx, &api, &inst, base_status(&inst, InstancePhase::Failed, reason, &msg)).await?;
         return Ok(Action::await_change());
     }
     // A warm start: pods already claimed for this instance, or a claim now
@@ -258,13 +297,7 @@ async fn apply(inst: Arc<Instance>, ctx: Arc<Context>) -> Result<Action, Error> 
     let uid = inst.metadata.uid.clone().unwrap_or_default();
     let mut claimed = claimed_for(c, &pool_ns, &uid).await?;
     let mut claim_status = inst.status.as_ref().and_then(|s| s.claim.clone());
-    let requested = || {
-        inst.annotations().get(REQUESTED_AT).and_then(|t| t.parse::<Timestamp>().ok()).or(inst
-            .metadata
-            .creation_timestamp
-            .as_ref()
-            .map(|t| t.0))
-    };
+    let requested = || requested_at(&inst);
     if claim_status.is_none()
         && let Some(set) = claimed.first().and_then(|p| p.labels().get(crate::pool::labels::SET).cloned())
     {
@@ -300,7 +333,7 @@ async fn apply(inst: Arc<Instance>, ctx: Arc<Context>) -> Result<Action, Error> 
                 }
                 Outcome::OverQuota(why) => {
                     let msg = format!("the tenant's quota does not allow this instance: {why}");
-                    write_status(&api, &inst, base_status(&inst, InstancePhase::Pending, "QuotaExceeded", &msg))
+                    write_status(&ctx, &api, &inst, base_status(&inst, InstancePhase::Pending, "QuotaExceeded", &msg))
                         .await?;
                     return Ok(Action::requeue(Duration::from_secs(15)));
                 }
@@ -322,19 +355,19 @@ async fn apply(inst: Arc<Instance>, ctx: Arc<Context>) -> Result<Action, Error> 
         Err(problems) => {
             let msg = problems.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("; ");
             let reason = if msg.starts_with("template ") { "TemplateInvalid" } else { "InvalidSpec" };
-            write_status(&api, &inst, base_status(&inst, InstancePhase::Failed, reason, &msg)).await?;
+            write_status(&ctx, &api, &inst, base_status(&inst, InstancePhase::Failed, reason, &msg)).await?;
             return Ok(Action::await_change());
         }
     };
     if let Some(s) = &desired.secret {
-        apply_all(&Api::<Secret>::namespaced(c.clone(), &ns), std::slice::from_ref(s)).await?;
+        apply_all(&ctx, &inst, &Api::<Secret>::namespaced(c.clone(), &ns), std::slice::from_ref(s)).await?;
     }
     if let Some(cl) = claim_status.filter(|_| !claimed.is_empty()) {
         return warm(&inst, &ctx, &tpl, &tenant, cl, expires).await;
     }
-    apply_all(&Api::<ConfigMap>::namespaced(c.clone(), &ns), &desired.config_maps).await?;
-    apply_all(&Api::<NetworkPolicy>::namespaced(c.clone(), &ns), &desired.policies).await?;
-    apply_all(&Api::<Service>::namespaced(c.clone(), &ns), &desired.services).await?;
+    apply_all(&ctx, &inst, &Api::<ConfigMap>::namespaced(c.clone(), &ns), &desired.config_maps).await?;
+    apply_all(&ctx, &inst, &Api::<NetworkPolicy>::namespaced(c.clone(), &ns), &desired.policies).await?;
+    apply_all(&ctx, &inst, &Api::<Service>::namespaced(c.clone(), &ns), &desired.services).await?;
     let pods_api: Api<Pod> = Api::namespaced(c.clone(), &ns);
     // The namespace's ResourceQuota does not see pods claimed from a pool: with
     // claimed pods, count the tenant as a whole before the first pod.
@@ -359,10 +392,11 @@ async fn apply(inst: Arc<Instance>, ctx: Arc<Context>) -> Result<Action, Error> 
             .fold(quota::Usage::default(), |a, b| a + b);
         if let Some(why) = quota::exceeded(&tenant, used, more) {
             let msg = format!("the tenant's quota does not allow this instance: {why}");
-            write_status(&api, &inst, base_status(&inst, InstancePhase::Pending, "QuotaExceeded", &msg)).await?;
+            write_status(&ctx, &api, &inst, base_status(&inst, InstancePhase::Pending, "QuotaExceeded", &msg)).await?;
             return Ok(Action::requeue(Duration::from_secs(15)));
         }
     }
+    let mut created = Vec::new();
     for p in &desired.pods {
         let pname = p.metadata.name.clone().unwrap_or_default();
         // Pod specs are immutable: an existing pod is kept as it is (drift in its
@@ -370,16 +404,33 @@ async fn apply(inst: Arc<Instance>, ctx: Arc<Context>) -> Result<Action, Error> 
         if pods_api.get_opt(&pname).await?.is_some() {
             continue;
         }
+        created.push(p.labels().get(POD_LABEL).cloned().unwrap_or_else(|| pname.clone()));
         if let Err(e) = pods_api.patch(&pname, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(p)).await {
             if let kube::Error::Api(s) = &e
                 && s.code == 403
                 && s.message.contains("exceeded quota")
             {
                 let msg = format!("the tenant's quota does not allow this instance: {}", s.message);
-                write_status(&api, &inst, base_status(&inst, InstancePhase::Pending, "QuotaExceeded", &msg)).await?;
+                write_status(&ctx, &api, &inst, base_status(&inst, InstancePhase::Pending, "QuotaExceeded", &msg))
+                    .await?;
                 return Ok(Action::requeue(Duration::from_secs(15)));
             }
             return Err(e.into());
+        }
+    }
+    if !created.is_empty() {
+        // Pods the status already knew about had been deleted: drift, repaired.
+        let known: Vec<&str> = inst.status.iter().flat_map(|s| s.pods.iter().map(|p| p.name.as_str())).collect();
+        let (again, first): (Vec<String>, Vec<String>) = created.into_iter().partition(|p| known.contains(&p.as_str()));
+        let oref = inst.object_ref(&());
+        if !first.is_empty() {
+            let note = format!("created pod(s) {}", first.join(", "));
+            ctx.events.record("Instance", oref.clone(), false, "Created", note);
+        }
+        if !again.is_empty() {
+            let note = format!("pod(s) {} had been deleted; re-created them", again.join(", "));
+            tracing::info!(instance = %name, namespace = %ns, pods = %again.join(","), "repaired drift");
+            ctx.events.record("Instance", oref, false, "DriftRepaired", note);
         }
     }
     // Status from the pods and services as they are now.
@@ -396,7 +447,7 @@ async fn apply(inst: Arc<Instance>, ctx: Arc<Context>) -> Result<Action, Error> 
         None => inst.status.as_ref().and_then(|st| st.conditions.iter().find(|c| c.type_ == WARM_START).cloned()),
     };
     s.conditions.extend(warm_cond);
-    write_status(&api, &inst, s).await?;
+    write_status(&ctx, &api, &inst, s).await?;
     Ok(requeue_until(expires))
 }
 
@@ -426,8 +477,8 @@ async fn warm(
                 p.iter().map(|x| x.to_string()).collect::<Vec<_>>().join("; ")
             ))
         })?;
-    apply_all(&Api::<NetworkPolicy>::namespaced(c.clone(), pool_ns), &policies).await?;
-    apply_all(&Api::<Service>::namespaced(c.clone(), pool_ns), &services).await?;
+    apply_all(ctx, inst, &Api::<NetworkPolicy>::namespaced(c.clone(), pool_ns), &policies).await?;
+    apply_all(ctx, inst, &Api::<Service>::namespaced(c.clone(), pool_ns), &services).await?;
     let uid = inst.metadata.uid.clone().unwrap_or_default();
     let pods = claimed_for(c, pool_ns, &uid).await?;
     let lp = ListParams::default().labels(&format!("{CLAIM}={uid}"));
@@ -445,7 +496,7 @@ async fn warm(
     s.conditions.push(cond(WARM_START, true, "Claimed", &msg, &old, inst.metadata.generation));
     s.claim = Some(claim);
     let api: Api<Instance> = Api::namespaced(c.clone(), &inst.namespace().unwrap_or_default());
-    write_status(&api, inst, s).await?;
+    write_status(ctx, &api, inst, s).await?;
     Ok(requeue_until(expires))
 }
 
@@ -528,8 +579,14 @@ fn endpoints(tpl: &Template, inst: &str, ns: &str, services: &[Service]) -> Vec<
 async fn cleanup(inst: Arc<Instance>, ctx: Arc<Context>) -> Result<Action, Error> {
     let ns = inst.namespace().unwrap_or_default();
     let api: Api<Instance> = Api::namespaced(ctx.client.clone(), &ns);
-    write_status(&api, &inst, base_status(&inst, InstancePhase::Stopping, "Stopping", "removing the instance's pods"))
-        .await?;
+    ctx.drift.forget(inst.metadata.uid.as_deref().unwrap_or_default());
+    write_status(
+        &ctx,
+        &api,
+        &inst,
+        base_status(&inst, InstancePhase::Stopping, "Stopping", "removing the instance's pods"),
+    )
+    .await?;
     let left = delete_instance_objects(&ctx.client, &inst, &ctx.settings.pool_namespace).await?;
     if left > 0 {
         return Err(Error::Waiting(format!("{left} pods still terminating")));
@@ -538,6 +595,11 @@ async fn cleanup(inst: Arc<Instance>, ctx: Arc<Context>) -> Result<Action, Error
 }
 
 async fn reconcile(inst: Arc<Instance>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let metrics = ctx.metrics.clone();
+    metrics.reconcile("instance", run_finalizer(inst, ctx)).await
+}
+
+async fn run_finalizer(inst: Arc<Instance>, ctx: Arc<Context>) -> Result<Action, Error> {
     let ns = inst.namespace().unwrap_or_default();
     let api: Api<Instance> = Api::namespaced(ctx.client.clone(), &ns);
     finalizer(&api, FINALIZER, inst, |ev| async {
@@ -622,6 +684,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
     let _ = ctx.pool_pods.set(reader);
     let controller = Controller::new(Api::<Instance>::all(c.clone()), watcher::Config::default());
     let _ = ctx.instances.set(controller.store());
+    ctx.metrics.watch_instances(controller.store());
     let controller = controller
         // Claimed warm pods have no owner reference (it cannot cross namespaces): map them by label.
         .watches(claimed, watcher::Config::default().labels(CLAIM), |p: Pod| {
@@ -637,11 +700,13 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
         .owns(Api::<ConfigMap>::all(c.clone()), ours.clone())
         .owns(Api::<Secret>::all(c.clone()), ours)
         .graceful_shutdown_on(shutdown)
-        .run(reconcile, error_policy, ctx)
-        .for_each(|r| async move {
+        .run(reconcile, error_policy, ctx.clone())
+        .for_each(|r| {
+            ctx.metrics.run_result("instance", &r);
             if let Err(e) = r {
                 tracing::debug!(error = %e, "instance reconcile error");
             }
+            futures::future::ready(())
         });
     // The pool watch lives as long as the controller (which ends on shutdown).
     tokio::select! {

@@ -16,8 +16,8 @@ pub mod claim;
 pub mod reconcile;
 
 use std::collections::HashMap;
-use std::sync::Mutex;
 use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub mod labels {
@@ -45,16 +45,21 @@ const RESERVATION: Duration = Duration::from_secs(30);
 #[derive(Default)]
 pub struct Pools {
     reserved: Mutex<HashMap<String, Instant>>,
-    stats: Mutex<HashMap<String, Stats>>,
+    stats: Mutex<HashMap<String, Arc<Stats>>>,
 }
 
-/// Counters of one template's pool since the controller started.
+/// Counters of one template's pool since the controller started, and its
+/// pod sets as the last pool reconcile counted them (for metrics).
 #[derive(Debug, Default)]
 pub struct Stats {
     pub claims: AtomicU64,
     pub conflicts: AtomicU64,
     pub refills: AtomicU64,
     pub failures: AtomicU64,
+    pub size: AtomicU64,
+    pub ready: AtomicU64,
+    pub starting: AtomicU64,
+    pub claimed: AtomicU64,
 }
 
 impl Pools {
@@ -83,6 +88,19 @@ impl Pools {
     /// Runs `f` on the counters of `template`'s pool.
     pub fn with_stats<R>(&self, template: &str, f: impl FnOnce(&Stats) -> R) -> R {
         let mut s = self.stats.lock().unwrap_or_else(|e| e.into_inner());
-        f(s.entry(template.to_string()).or_default())
+        f(s.entry(template.to_string()).or_insert_with(|| Arc::new(Stats::default())))
+    }
+
+    /// Forgets a pool that no longer exists (its template was deleted or lost `warmPool`).
+    pub fn forget(&self, template: &str) {
+        self.stats.lock().unwrap_or_else(|e| e.into_inner()).remove(template);
+    }
+
+    /// Every pool's counters, by template.
+    pub fn snapshot(&self) -> Vec<(String, Arc<Stats>)> {
+        let s = self.stats.lock().unwrap_or_else(|e| e.into_inner());
+        let mut all: Vec<_> = s.iter().map(|(t, st)| (t.clone(), st.clone())).collect();
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        all
     }
 }

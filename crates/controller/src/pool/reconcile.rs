@@ -47,17 +47,25 @@ pub struct Context {
     pub client: Client,
     pub settings: Settings,
     pub pools: Arc<Pools>,
+    pub metrics: Arc<crate::metrics::Metrics>,
     namespace_ready: AtomicBool,
     backoff: Mutex<HashMap<String, (u32, Instant)>>,
     swept: Mutex<HashMap<String, Instant>>,
 }
 
 impl Context {
-    pub fn new(client: Client, settings: Settings, pools: Arc<Pools>) -> Arc<Self> {
+    pub fn new(
+        client: Client,
+        settings: Settings,
+        pools: Arc<Pools>,
+        metrics: Arc<crate::metrics::Metrics>,
+    ) -> Arc<Self> {
+        metrics.watch_pools(pools.clone());
         Arc::new(Self {
             client,
             settings,
             pools,
+            metrics,
             namespace_ready: AtomicBool::new(false),
             backoff: Mutex::new(HashMap::new()),
             swept: Mutex::new(HashMap::new()),
@@ -201,6 +209,11 @@ fn secret() -> String {
 }
 
 async fn reconcile(tpl: Arc<Template>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let metrics = ctx.metrics.clone();
+    metrics.reconcile("pool", fill(tpl, ctx)).await
+}
+
+async fn fill(tpl: Arc<Template>, ctx: Arc<Context>) -> Result<Action, Error> {
     let tname = tpl.name_any();
     if tpl.spec.warm_pool.is_none() && tpl.status.as_ref().and_then(|s| s.pool.as_ref()).is_none() {
         return Ok(Action::await_change());
@@ -304,7 +317,14 @@ async fn reconcile(tpl: Arc<Template>, ctx: Arc<Context>) -> Result<Action, Erro
         state: state.into(),
         message,
     };
+    ctx.pools.with_stats(&tname, |s| {
+        s.size.store(size as u64, Ordering::Relaxed);
+        s.ready.store(ready as u64, Ordering::Relaxed);
+        s.starting.store(starting as u64, Ordering::Relaxed);
+        s.claimed.store(census.claimed as u64, Ordering::Relaxed);
+    });
     if pool.is_none() && ready + starting + census.terminating == 0 {
+        ctx.pools.forget(&tname);
         let patch = json!({"status": {"pool": null}});
         Api::<Template>::all(c.clone()).patch_status(&tname, &PatchParams::default(), &Patch::Merge(patch)).await?;
         return Ok(Action::await_change());
@@ -426,11 +446,16 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
             p.labels().get(POOL).map(|t| ObjectRef::<Template>::new(t))
         })
         .graceful_shutdown_on(shutdown)
-        .run(reconcile, error_policy, ctx)
-        .for_each(|r| async move {
-            if let Err(e) = r {
-                tracing::debug!(error = %e, "pool reconcile error");
+        .run(reconcile, error_policy, ctx.clone())
+        .for_each(|r| {
+            ctx.metrics.run_result("pool", &r);
+            match r {
+                // Its template is gone: so is the pool (its pods go with their owner).
+                Err(kube::runtime::controller::Error::ObjectNotFound(o)) => ctx.pools.forget(&o.name),
+                Err(e) => tracing::debug!(error = %e, "pool reconcile error"),
+                Ok(_) => {}
             }
+            futures::future::ready(())
         })
         .await;
 }

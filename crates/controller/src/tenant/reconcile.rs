@@ -4,7 +4,10 @@
 use super::build::{Desired, build, namespace_name, storage_claim_name};
 use super::status::{Conditions, status_patch};
 use crate::config::Settings;
+use crate::drift::{Drift, Repair};
+use crate::events::Events;
 use crate::labels::{FIELD_MANAGER, MANAGED_BY, MANAGER, TENANT};
+use crate::metrics::Metrics;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{
     LimitRange, Namespace, PersistentVolume, PersistentVolumeClaim, ResourceQuota, ServiceAccount,
@@ -13,7 +16,7 @@ use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
@@ -34,29 +37,47 @@ pub use crate::error::Error;
 pub struct Context {
     pub client: Client,
     pub settings: Settings,
-    pub recorder: Recorder,
+    pub metrics: Arc<Metrics>,
+    events: Events,
+    drift: Drift,
     failures: Mutex<HashMap<String, u32>>,
     /// Held while a VPN address pool is chosen and recorded, so two tenants never get the same one.
     vpn_lock: tokio::sync::Mutex<()>,
 }
 
 impl Context {
-    pub fn new(client: Client, settings: Settings) -> Arc<Self> {
-        let recorder = Recorder::new(client.clone(), Reporter { controller: "paddock".into(), instance: None });
+    pub fn new(client: Client, settings: Settings, metrics: Arc<Metrics>) -> Arc<Self> {
         Arc::new(Self {
+            events: Events::new(client.clone(), metrics.clone()),
             client,
             settings,
-            recorder,
+            metrics,
+            drift: Drift::default(),
             failures: Mutex::new(HashMap::new()),
             vpn_lock: tokio::sync::Mutex::new(()),
         })
     }
 
-    async fn event(&self, t: &Tenant, type_: EventType, reason: &str, note: String) {
-        let ev = Event { type_, reason: reason.into(), note: Some(note), action: "Reconcile".into(), secondary: None };
-        if let Err(e) = self.recorder.publish(&ev, &t.object_ref(&())).await {
-            tracing::debug!(error = %e, "could not record an event");
-        }
+    fn event(&self, t: &Tenant, type_: EventType, reason: &str, note: String) {
+        self.events.record("Tenant", t.object_ref(&()), type_ == EventType::Warning, reason, note);
+    }
+}
+
+/// Applies a tenant's objects, noting drift the applies repaired.
+struct Applier<'a> {
+    ctx: &'a Context,
+    tenant: &'a str,
+    repairs: Vec<Repair>,
+}
+
+impl Applier<'_> {
+    async fn apply<K>(&mut self, api: &Api<K>, obj: &K) -> Result<K, kube::Error>
+    where
+        K: Resource<DynamicType = ()> + Clone + Serialize + DeserializeOwned + Debug,
+    {
+        let applied = apply_one(api, obj).await?;
+        self.repairs.extend(self.ctx.drift.applied(self.tenant, &applied));
+        Ok(applied)
     }
 }
 
@@ -80,16 +101,17 @@ fn api_message(e: &kube::Error) -> String {
 }
 
 /// Applies everything but storage; storage problems become conditions.
-async fn apply_desired(ctx: &Context, tenant: &str, d: &Desired, conds: &mut Conditions) -> Result<(), Error> {
+async fn apply_desired(ctx: &Context, tenant: &str, d: &Desired, conds: &mut Conditions) -> Result<Vec<Repair>, Error> {
     let c = &ctx.client;
+    let mut a = Applier { ctx, tenant, repairs: Vec::new() };
     let ns = d.namespace.metadata.name.clone().unwrap_or_default();
-    let ns_obj = apply_one(&Api::<Namespace>::all(c.clone()), &d.namespace).await?;
+    let ns_obj = a.apply(&Api::<Namespace>::all(c.clone()), &d.namespace).await?;
     if ns_obj.metadata.deletion_timestamp.is_some() {
         return Err(Error::Waiting(format!("namespace {ns} is still terminating from an earlier deletion")));
     }
     let pols: Api<NetworkPolicy> = Api::namespaced(c.clone(), &ns);
     for p in &d.policies {
-        apply_one(&pols, p).await?;
+        a.apply(&pols, p).await?;
     }
     // Tenant-level policies no longer wanted (e.g. internet egress switched off).
     let selector = format!("{MANAGED_BY}={MANAGER},{TENANT}={tenant},paddock.dev/component=tenant");
@@ -103,7 +125,7 @@ async fn apply_desired(ctx: &Context, tenant: &str, d: &Desired, conds: &mut Con
     let quotas: Api<ResourceQuota> = Api::namespaced(c.clone(), &ns);
     match &d.quota {
         Some(q) => {
-            let applied = apply_one(&quotas, q).await?;
+            let applied = a.apply(&quotas, q).await?;
             conds.quota_usage(&applied);
         }
         None => {
@@ -112,14 +134,14 @@ async fn apply_desired(ctx: &Context, tenant: &str, d: &Desired, conds: &mut Con
             }
         }
     }
-    apply_one(&Api::<LimitRange>::namespaced(c.clone(), &ns), &d.limits).await?;
-    apply_one(&Api::<ServiceAccount>::namespaced(c.clone(), &ns), &d.service_account).await?;
-    apply_one(&Api::<Role>::namespaced(c.clone(), &ns), &d.role).await?;
-    apply_one(&Api::<RoleBinding>::namespaced(c.clone(), &ns), &d.role_binding).await?;
+    a.apply(&Api::<LimitRange>::namespaced(c.clone(), &ns), &d.limits).await?;
+    a.apply(&Api::<ServiceAccount>::namespaced(c.clone(), &ns), &d.service_account).await?;
+    a.apply(&Api::<Role>::namespaced(c.clone(), &ns), &d.role).await?;
+    a.apply(&Api::<RoleBinding>::namespaced(c.clone(), &ns), &d.role_binding).await?;
     conds.namespace(&ns_obj);
     if let Some(pvc) = &d.storage {
         let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(c.clone(), &ns);
-        match apply_one(&pvcs, pvc).await {
+        match a.apply(&pvcs, pvc).await {
             Ok(p) => conds.storage(Some(&p), None),
             Err(e @ kube::Error::Api(_)) => {
                 let current = pvcs.get_opt(&pvc.metadata.name.clone().unwrap_or_default()).await?;
@@ -130,7 +152,7 @@ async fn apply_desired(ctx: &Context, tenant: &str, d: &Desired, conds: &mut Con
     } else {
         conds.storage_disabled();
     }
-    Ok(())
+    Ok(a.repairs)
 }
 
 async fn apply_groups(ctx: &Context, t: &Tenant) -> Result<(), Error> {
@@ -163,7 +185,7 @@ async fn write_status(ctx: &Context, t: &Tenant, conds: Conditions) -> Result<()
         api.patch_status(&t.name_any(), &PatchParams::default(), &Patch::Merge(serde_json::json!({"status": status})))
             .await?;
         if let Some((type_, reason, note)) = patch.1 {
-            ctx.event(t, type_, &reason, note).await;
+            ctx.event(t, type_, &reason, note);
         }
     }
     Ok(())
@@ -176,7 +198,10 @@ async fn apply(t: Arc<Tenant>, ctx: Arc<Context>) -> Result<Action, Error> {
         Ok(desired) => {
             let groups = check_groups(&ctx, &t).await?;
             if groups.is_empty() {
-                apply_desired(&ctx, &name, &desired, &mut conds).await?;
+                for r in apply_desired(&ctx, &name, &desired, &mut conds).await? {
+                    tracing::info!(tenant = %name, repair = %r, "repaired drift");
+                    ctx.event(&t, EventType::Normal, "DriftRepaired", r.to_string());
+                }
                 apply_groups(&ctx, &t).await?;
                 let ns = namespace_name(&name, &ctx.settings);
                 conds.vpn = super::vpn::reconcile(&ctx.client, &t, &ns, &ctx.settings, &ctx.vpn_lock).await?;
@@ -201,6 +226,7 @@ async fn cleanup(t: Arc<Tenant>, ctx: Arc<Context>) -> Result<Action, Error> {
     let name = t.name_any();
     let ns = namespace_name(&name, &ctx.settings);
     let c = &ctx.client;
+    ctx.drift.forget(&name);
     let mut conds = Conditions::new(t.as_ref(), &ns);
     conds.terminating();
     write_status(&ctx, &t, conds).await?;
@@ -228,6 +254,11 @@ async fn cleanup(t: Arc<Tenant>, ctx: Arc<Context>) -> Result<Action, Error> {
 }
 
 async fn reconcile(t: Arc<Tenant>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let metrics = ctx.metrics.clone();
+    metrics.reconcile("tenant", provision(t, ctx)).await
+}
+
+async fn provision(t: Arc<Tenant>, ctx: Arc<Context>) -> Result<Action, Error> {
     let api: Api<Tenant> = Api::all(ctx.client.clone());
     let key = t.name_any();
     let res = finalizer(&api, FINALIZER, t, |ev| async {
@@ -292,12 +323,14 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
         .watches(Api::<k8s_openapi::api::core::v1::Service>::all(c.clone()), vpn.clone(), by_tenant_label)
         .watches(Api::<k8s_openapi::api::core::v1::Secret>::all(c.clone()), vpn, by_tenant_label)
         .graceful_shutdown_on(shutdown)
-        .run(reconcile, error_policy, ctx)
-        .for_each(|r| async move {
+        .run(reconcile, error_policy, ctx.clone())
+        .for_each(|r| {
+            ctx.metrics.run_result("tenant", &r);
             match r {
                 Ok((obj, _)) => tracing::debug!(tenant = %obj.name, "reconciled"),
                 Err(e) => tracing::debug!(error = %e, "reconcile error"),
             }
+            futures::future::ready(())
         })
         .await;
 }

@@ -71,16 +71,17 @@ pub struct ServeArgs {
     pub election: ElectionArgs,
 }
 
-/// Binds the API and serves it until `shutdown`.
+/// Binds the API and serves it (and `telemetry` on /metrics) until `shutdown`.
 pub async fn serve_api(
     client: kube::Client,
     config: api::Config,
     listen: SocketAddr,
+    telemetry: api::metrics::Telemetry,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
     let listener =
         tokio::net::TcpListener::bind(listen).await.with_context(|| format!("--listen {listen}: cannot listen"))?;
-    let (state, _background) = api::start(client, config);
+    let (state, _background) = api::start(client, config, telemetry);
     tracing::info!(url = %format!("http://{}", listener.local_addr()?), "API listening");
     api::serve(listener, api::router(state), shutdown).await.context("the API server failed")
 }
@@ -88,7 +89,7 @@ pub async fn serve_api(
 pub async fn run_api(args: ApiArgs) -> Result<()> {
     let config = args.server.config(args.settings.settings()?)?;
     let client = args.cluster.client().await?;
-    serve_api(client, config, args.server.listen, shutdown_signal()).await
+    serve_api(client, config, args.server.listen, api::metrics::Telemetry::api_only(), shutdown_signal()).await
 }
 
 pub async fn run_serve(args: ServeArgs) -> Result<()> {
@@ -96,8 +97,12 @@ pub async fn run_serve(args: ServeArgs) -> Result<()> {
     let config = args.api.server.config(settings.clone())?;
     let client = args.api.cluster.client().await?;
     let stop = shutdown_signal().boxed().shared();
-    let controllers = reconcilers(client.clone(), settings, &args.election, Leadership::default(), stop.clone());
-    let (api, ()) = tokio::join!(serve_api(client, config, args.api.server.listen, stop), controllers);
+    // One registry: the API's /metrics shows the controller's metrics too.
+    let (telemetry, metrics) = api::metrics::Telemetry::with_controller();
+    let controllers =
+        reconcilers(client.clone(), settings, &args.election, Leadership::default(), metrics, stop.clone());
+    let listen = args.api.server.listen;
+    let (api, ()) = tokio::join!(serve_api(client, config, listen, telemetry, stop), controllers);
     tracing::info!("stopped");
     api
 }

@@ -7,7 +7,10 @@ use axum::Router;
 use axum::routing::get;
 use clap::Args;
 use controller::leader::{Election, Leadership, lead};
+use controller::metrics::Metrics;
+use prometheus_client::registry::Registry;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 #[derive(Args, Debug)]
 pub struct ControllerArgs {
@@ -41,14 +44,22 @@ fn identity(args: &ElectionArgs) -> String {
         .unwrap_or_else(|| format!("paddock-{}", std::process::id()))
 }
 
-async fn health(listen: SocketAddr, leadership: Leadership) -> Result<tokio::task::JoinHandle<()>> {
-    let app = Router::new().route("/healthz", get(|| async { "ok" })).route(
-        "/readyz",
-        get(move || {
-            let l = leadership.clone();
-            async move { if l.is_leader() { "ok (leader)" } else { "ok (standby)" } }
-        }),
-    );
+/// Serves /healthz, /readyz and /metrics on the health address.
+async fn health(
+    listen: SocketAddr,
+    leadership: Leadership,
+    registry: Arc<Registry>,
+) -> Result<tokio::task::JoinHandle<()>> {
+    let app = Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route(
+            "/readyz",
+            get(move || {
+                let l = leadership.clone();
+                async move { if l.is_leader() { "ok (leader)" } else { "ok (standby)" } }
+            }),
+        )
+        .route("/metrics", get(move || async move { api::metrics::exposition(&registry) }));
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("--health-listen {listen}: cannot listen"))?;
@@ -63,8 +74,11 @@ pub async fn run(args: ControllerArgs) -> Result<()> {
     let settings = args.settings.settings()?;
     let client = args.cluster.client().await?;
     let leadership = Leadership::default();
-    let health = health(args.health_listen, leadership.clone()).await?;
-    reconcilers(client, settings, &args.election, leadership, crate::commands::sim::shutdown_signal()).await;
+    let mut registry = Registry::with_prefix("paddock");
+    let metrics = controller::metrics::Metrics::register(&mut registry);
+    let health = health(args.health_listen, leadership.clone(), Arc::new(registry)).await?;
+    let stop = crate::commands::sim::shutdown_signal();
+    reconcilers(client, settings, &args.election, leadership, metrics, stop).await;
     health.abort();
     tracing::info!("stopped");
     Ok(())
@@ -77,19 +91,21 @@ pub async fn reconcilers(
     settings: controller::config::Settings,
     election: &ElectionArgs,
     leadership: Leadership,
+    metrics: Arc<Metrics>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) {
     if election.no_leader_election {
         tracing::info!("running without leader election");
         let stop = futures::FutureExt::shared(futures::FutureExt::boxed(shutdown));
-        controller::install::reconcilers(client, settings, stop).await;
+        controller::install::reconcilers(client, settings, metrics, stop).await;
         return;
     }
+    metrics.watch_leadership(leadership.clone());
     let election = Election::new(&settings.system_namespace, "paddock-controller", &identity(election));
     tracing::info!(identity = %election.identity, namespace = %election.namespace, "campaigning for leadership");
     let work_client = client.clone();
     lead(client, election, leadership, shutdown, move |mut stop| {
-        let (client, settings) = (work_client.clone(), settings.clone());
+        let (client, settings, metrics) = (work_client.clone(), settings.clone(), metrics.clone());
         async move {
             let stopped = async move {
                 while !*stop.borrow() {
@@ -99,7 +115,7 @@ pub async fn reconcilers(
                 }
             };
             let stopped = futures::FutureExt::shared(futures::FutureExt::boxed(stopped));
-            controller::install::reconcilers(client, settings, stopped).await;
+            controller::install::reconcilers(client, settings, metrics, stopped).await;
         }
     })
     .await;

@@ -45,11 +45,12 @@ impl Platform {
         controller::install::namespace(&client, &settings.system_namespace, "paddock-dev")
             .await
             .context("creating the system namespace")?;
+        let (telemetry, metrics) = api::metrics::Telemetry::with_controller();
         let controllers =
-            tokio::spawn(controller::install::reconcilers(client.clone(), settings.clone(), stop.clone()));
+            tokio::spawn(controller::install::reconcilers(client.clone(), settings.clone(), metrics, stop.clone()));
         let admin_token = admin_token.filter(|t| !t.is_empty()).unwrap_or_else(api::auth::mint_admin);
         let config = api::Config { settings, admin_token: Some(admin_token.clone()), ..api::Config::default() };
-        let (state, background) = api::start(client.clone(), config);
+        let (state, background) = api::start(client.clone(), config, telemetry);
         let server = tokio::spawn(api::serve(listener, api::router(state), stop));
         Ok(Platform { sim, client, api_url, admin_token, controllers, server, _background: background })
     }
