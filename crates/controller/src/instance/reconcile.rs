@@ -675,14 +675,21 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
     let ours = watcher::Config::default().labels(&format!("{MANAGED_BY}={MANAGER},{INSTANCE}"));
     let claimed = Api::<Pod>::namespaced(c.clone(), &ctx.settings.pool_namespace);
     let (reader, writer) = kube::runtime::reflector::store();
-    let pool_watch = kube::runtime::reflector(
-        writer,
-        watcher(claimed.clone(), watcher::Config::default().labels(crate::pool::labels::POOL)),
-    )
-    .default_backoff()
-    .for_each(|_| async {});
+    // Watch caches keep objects without managedFields: nothing here reads them,
+    // and they are often the largest part of an object.
+    let pool_watch = watcher(claimed.clone(), watcher::Config::default().labels(crate::pool::labels::POOL))
+        .default_backoff()
+        .modify(|p: &mut Pod| p.managed_fields_mut().clear())
+        .reflect(writer)
+        .for_each(|_| async {});
     let _ = ctx.pool_pods.set(reader);
-    let controller = Controller::new(Api::<Instance>::all(c.clone()), watcher::Config::default());
+    let (store, writer) = kube::runtime::reflector::store();
+    let instances = watcher(Api::<Instance>::all(c.clone()), watcher::Config::default())
+        .default_backoff()
+        .modify(|i: &mut Instance| i.managed_fields_mut().clear())
+        .reflect(writer)
+        .applied_objects();
+    let controller = Controller::for_stream(instances, store);
     let _ = ctx.instances.set(controller.store());
     ctx.metrics.watch_instances(controller.store());
     let controller = controller

@@ -3,6 +3,7 @@
 //! retained storage.
 
 pub mod build;
+pub mod cache;
 pub mod groups;
 pub mod reconcile;
 pub mod status;

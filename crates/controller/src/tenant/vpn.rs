@@ -197,9 +197,10 @@ pub async fn reconcile(
     ns: &str,
     settings: &Settings,
     lock: &tokio::sync::Mutex<()>,
+    caches: Option<&super::cache::Caches>,
 ) -> Result<Option<VpnStatus>, Error> {
     let Some(v) = t.spec.vpn.clone().filter(|v| v.enabled) else {
-        remove(client, ns).await?;
+        remove(client, ns, caches).await?;
         return Ok(None);
     };
     let pool = {
@@ -286,19 +287,33 @@ pub fn endpoint(v: &Vpn, settings: &Settings, svc: &Service) -> Option<String> {
 }
 
 /// Disabled: pod, Service, policies and Secret go.
-async fn remove(client: &Client, ns: &str) -> Result<(), Error> {
-    let gone = |r: Result<_, kube::Error>| match r {
-        Ok(_) => Ok(()),
-        Err(kube::Error::Api(a)) if a.code == 404 => Ok(()),
-        Err(e) => Err(e),
-    };
-    let dp = DeleteParams::default();
-    gone(Api::<Pod>::namespaced(client.clone(), ns).delete(NAME, &dp).await.map(|_| ()))?;
-    gone(Api::<Service>::namespaced(client.clone(), ns).delete(NAME, &dp).await.map(|_| ()))?;
-    gone(Api::<Secret>::namespaced(client.clone(), ns).delete(NAME, &dp).await.map(|_| ()))?;
-    let pols: Api<NetworkPolicy> = Api::namespaced(client.clone(), ns);
+/// Removes the VPN's objects; with the watch caches, only those that exist.
+async fn remove(client: &Client, ns: &str, caches: Option<&super::cache::Caches>) -> Result<(), Error> {
+    async fn delete<K>(
+        client: &Client,
+        caches: Option<&super::cache::Caches>,
+        ns: &str,
+        name: &str,
+    ) -> Result<(), kube::Error>
+    where
+        K: super::cache::Cached<Scope = k8s_openapi::NamespaceResourceScope>
+            + serde::de::DeserializeOwned
+            + std::fmt::Debug,
+    {
+        if caches.is_some_and(|c| c.get::<K>(Some(ns), name).is_none()) {
+            return Ok(());
+        }
+        match Api::<K>::namespaced(client.clone(), ns).delete(name, &DeleteParams::default()).await {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(a)) if a.code == 404 => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+    delete::<Pod>(client, caches, ns, NAME).await?;
+    delete::<Service>(client, caches, ns, NAME).await?;
+    delete::<Secret>(client, caches, ns, NAME).await?;
     for p in ["vpn-ingress", "vpn-egress"] {
-        gone(pols.delete(p, &dp).await.map(|_| ()))?;
+        delete::<NetworkPolicy>(client, caches, ns, p).await?;
     }
     Ok(())
 }

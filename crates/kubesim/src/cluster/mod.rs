@@ -60,6 +60,28 @@ pub struct Cluster {
     pub config: Arc<SimConfig>,
     /// Watch streams open now, by resource plural (for tests and benchmarks).
     pub(crate) open_watches: parking_lot::Mutex<std::collections::HashMap<String, usize>>,
+    /// HTTP requests served, for benchmarks that count API-server work.
+    pub requests: RequestCounts,
+}
+
+/// Requests served over HTTP since start: reads (GET, including list and
+/// watch) and writes (POST, PUT, PATCH, DELETE).
+#[derive(Debug, Default)]
+pub struct RequestCounts {
+    pub reads: std::sync::atomic::AtomicU64,
+    pub writes: std::sync::atomic::AtomicU64,
+}
+
+impl RequestCounts {
+    /// Writes served so far.
+    pub fn writes(&self) -> u64 {
+        self.writes.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Reads served so far.
+    pub fn reads(&self) -> u64 {
+        self.reads.load(std::sync::atomic::Ordering::Relaxed)
+    }
 }
 
 /// Counts a watch stream as open for as long as it lives.
@@ -99,6 +121,7 @@ impl Cluster {
             }),
             config,
             open_watches: Default::default(),
+            requests: RequestCounts::default(),
         })
     }
 

@@ -114,6 +114,12 @@ async fn handle(State(server): State<Server>, req: Request) -> Response {
             return error_response(&ApiError::new(413, "RequestEntityTooLarge", "the request body is too large"));
         }
     };
+    let counter = if method == Method::GET || method == Method::HEAD {
+        &server.cluster.requests.reads
+    } else {
+        &server.cluster.requests.writes
+    };
+    counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let started = std::time::Instant::now();
     let resp = route(&server, &method, &path, &query, &headers, body).await;
     tracing::debug!(%method, %path, status = resp.status().as_u16(), elapsed_us = started.elapsed().as_micros() as u64, "request");

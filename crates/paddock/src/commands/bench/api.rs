@@ -240,7 +240,7 @@ async fn start_round(http: &reqwest::Client, p: &Platform, round: usize, c: usiz
 }
 
 /// Connects `clients` to /v1/events and measures status-write → receipt for `events` changes.
-async fn fan_out(p: &Platform, clients: usize, events: usize, interval: Duration) -> Result<Summary> {
+pub async fn fan_out(p: &Platform, clients: usize, events: usize, interval: Duration) -> Result<Summary> {
     // The reconcilers stop here, so each change of the probe is exactly one
     // event (they would answer every change with a status write of their own)
     // and the figure is the path status write → API server → watch → hub →

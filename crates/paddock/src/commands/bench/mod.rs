@@ -1,11 +1,17 @@
 //! `paddock bench`: measurements that print figures (a table, or `--json`).
-//! Runs the whole platform in-process on kubesim, so the figures are
-//! Paddock's own overhead; the machine's noise is in them, so compare runs
-//! on the same machine.
+//! Everything runs on kubesim, so the figures are Paddock's own overhead:
+//! `api`, `claims` and `events` run the whole platform in-process; `tenants`
+//! and `instances` run the controller as its own process to report its
+//! memory and CPU. The machine's noise is in the figures, so compare runs on
+//! the same machine.
 
 pub mod api;
 pub mod claims;
+pub mod events;
+pub mod instances;
+pub mod process;
 pub mod stats;
+pub mod tenants;
 
 use anyhow::Result;
 use clap::{Args, Subcommand};
@@ -27,11 +33,22 @@ pub enum BenchCommand {
     /// Warm-pool claims: warm and cold start latency at a steady rate, refill
     /// rate, and the most pool pods that existed at once.
     Claims(claims::ClaimsBenchArgs),
+    /// Tenant provisioning throughput and writes per tenant, beside a raw
+    /// write loop and a kubectl apply loop of the same objects.
+    Tenants(tenants::TenantsBenchArgs),
+    /// Cold starts at a concurrency: latency, throughput, and the
+    /// controller's memory and CPU with all of them running.
+    Instances(instances::InstancesBenchArgs),
+    /// SSE fan-out latency to many clients.
+    Events(events::EventsBenchArgs),
 }
 
 pub async fn run(args: BenchArgs) -> Result<()> {
     match args.command {
         BenchCommand::Api(a) => api::run(a, args.json).await,
         BenchCommand::Claims(a) => claims::run(a, args.json).await,
+        BenchCommand::Tenants(a) => tenants::run(a, args.json).await,
+        BenchCommand::Instances(a) => instances::run(a, args.json).await,
+        BenchCommand::Events(a) => events::run(a, args.json).await,
     }
 }

@@ -1,0 +1,66 @@
+//! `paddock bench events`: SSE fan-out alone — status written to the API
+//! server → frame read by each of N clients of `/v1/events`.
+
+use super::api::{bench_platform, fan_out, rss_mib};
+use super::stats::Summary;
+use anyhow::{Result, bail};
+use clap::Args;
+use serde::Serialize;
+use serde_json::json;
+use std::io::Write;
+use std::time::Duration;
+
+#[derive(Args, Debug)]
+pub struct EventsBenchArgs {
+    /// SSE clients.
+    #[arg(long, default_value_t = 1000)]
+    pub clients: usize,
+    /// Status changes sent to them.
+    #[arg(long, default_value_t = 50)]
+    pub events: usize,
+    /// Milliseconds between status changes.
+    #[arg(long, default_value_t = 100)]
+    pub interval_ms: u64,
+}
+
+#[derive(Serialize)]
+struct Report {
+    clients: usize,
+    events: usize,
+    interval_ms: u64,
+    delivery: Summary,
+    /// The whole process: kubesim, the API and the clients.
+    rss_mib: Option<f64>,
+}
+
+pub async fn run(args: EventsBenchArgs, as_json: bool) -> Result<()> {
+    if !(1..=20_000).contains(&args.clients) || !(1..=10_000).contains(&args.events) || args.interval_ms > 60_000 {
+        bail!("--clients must be 1..=20000, --events 1..=10000 and --interval-ms at most 60000");
+    }
+    let (p, _http, stop_tx) = bench_platform(json!({"pods": [{"name": "web", "image": "nginx:1.27"}]})).await?;
+    let delivery = fan_out(&p, args.clients, args.events, Duration::from_millis(args.interval_ms)).await?;
+    let report = Report {
+        clients: args.clients,
+        events: args.events,
+        interval_ms: args.interval_ms,
+        delivery,
+        rss_mib: rss_mib(),
+    };
+    let _ = stop_tx.send(());
+    p.finish().await?;
+    let mut out = std::io::stdout().lock();
+    if as_json {
+        writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
+        return Ok(());
+    }
+    let s = &report.delivery;
+    writeln!(
+        out,
+        "SSE delivery, {} clients × {} events {} ms apart: n {} p50 {:.1} ms, p90 {:.1} ms, p99 {:.1} ms, max {:.1} ms (target p99 ≤ 20 ms)",
+        report.clients, report.events, report.interval_ms, s.count, s.p50_ms, s.p90_ms, s.p99_ms, s.max_ms
+    )?;
+    if let Some(m) = report.rss_mib {
+        writeln!(out, "resident memory of the whole process (kubesim + API + clients): {m:.0} MiB")?;
+    }
+    Ok(())
+}

@@ -1,0 +1,159 @@
+//! `paddock bench instances`: cold starts (Instance created → Running, seen
+//! on a watch) at a given concurrency, their throughput, and the controller's
+//! memory and CPU once all of them run — `--count 10000` is the memory
+//! figure at ten thousand instances. The controller runs as its own process
+//! against kubesim, so its memory is its own.
+
+use super::process::{ControllerProcess, Usage};
+use super::stats::{Summary, summarize};
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use futures::StreamExt;
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::runtime::{WatchStreamExt, watcher};
+use kubesim::{KubeSim, SimConfig, config};
+use resources::{Instance, InstancePhase};
+use serde::Serialize;
+use serde_json::json;
+use std::collections::HashMap;
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+#[derive(Args, Debug)]
+pub struct InstancesBenchArgs {
+    /// Instances started in all (they all stay up to the end).
+    #[arg(long, default_value_t = 500)]
+    pub count: usize,
+    /// Creates in flight at once.
+    #[arg(long, default_value_t = 50)]
+    pub concurrency: usize,
+}
+
+#[derive(Serialize)]
+struct Report {
+    count: usize,
+    concurrency: usize,
+    /// Instance created → phase Running seen on a watch.
+    start: Summary,
+    /// Instances Running per second, first create to last Running.
+    starts_per_second: f64,
+    /// The controller process once every instance runs (and after a settle).
+    controller: Usage,
+}
+
+const NODE: &str = "cpu=512,memory=4Ti,pods=2000,label=paddock.dev/node-role=task";
+
+pub async fn run(args: InstancesBenchArgs, as_json: bool) -> Result<()> {
+    if !(1..=20_000).contains(&args.count) || !(1..=1000).contains(&args.concurrency) {
+        bail!("--count must be 1..=20000 and --concurrency 1..=1000");
+    }
+    let nodes = (1..=args.count.div_ceil(1500).max(2)).map(|i| format!("task-{i},{NODE}")).collect::<Vec<_>>();
+    let cfg = SimConfig {
+        nodes: config::parse_nodes(&nodes.join(";")).map_err(|e| anyhow::anyhow!(e))?,
+        ..SimConfig::default()
+    };
+    let sim = KubeSim::start(cfg, "127.0.0.1:0".parse()?).await?;
+    let client = sim.client().await?;
+    controller::install::crds(&client, "paddock-bench", Duration::from_secs(30)).await?;
+    let settings = controller::config::Settings::default();
+    controller::install::namespace(&client, &settings.system_namespace, "paddock-bench").await?;
+    let controller = ControllerProcess::start(&sim, &[]).await?;
+    let pp = PatchParams::apply("paddock-bench").force();
+    let tenant = json!({"apiVersion": "paddock.dev/v1alpha1", "kind": "Tenant", "metadata": {"name": "bench"},
+        "spec": {"kind": "Team", "storage": {"enabled": false}, "quota": {"instances": 100000, "pods": 100000}}});
+    Api::<resources::Tenant>::all(client.clone()).patch("bench", &pp, &Patch::Apply(&tenant)).await?;
+    let template = json!({"apiVersion": "paddock.dev/v1alpha1", "kind": "Template", "metadata": {"name": "bench-web"},
+        "spec": {"maxPerTenant": 100000,
+            "pods": [{"name": "web", "image": "nginx:1.27", "ports": [{"name": "http", "port": 80}]}]}});
+    Api::<resources::Template>::all(client.clone()).patch("bench-web", &pp, &Patch::Apply(&template)).await?;
+    let ns = format!("{}bench", settings.namespace_prefix);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Api::<resources::Tenant>::all(client.clone()).get("bench").await?.status.and_then(|s| s.phase).as_deref()
+        != Some("Ready")
+    {
+        if Instant::now() > deadline {
+            bail!("the bench tenant was not Ready within 60 s");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // Running as the watch sees it.
+    let insts: Api<Instance> = Api::namespaced(client.clone(), &ns);
+    let running: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let watch = {
+        let (running, insts) = (running.clone(), insts.clone());
+        tokio::spawn(async move {
+            let mut s = watcher(insts, watcher::Config::default()).default_backoff().applied_objects().boxed();
+            while let Some(Ok(i)) = s.next().await {
+                if i.status.as_ref().and_then(|s| s.phase) == Some(InstancePhase::Running) {
+                    let name = i.metadata.name.unwrap_or_default();
+                    let mut r = running.lock().unwrap_or_else(|e| e.into_inner());
+                    if !r.contains_key(&name) {
+                        r.insert(name, Instant::now());
+                        let _ = tx.send(());
+                    }
+                }
+            }
+        })
+    };
+    let t0 = Instant::now();
+    let creates = (0..args.count).map(|n| {
+        let insts = insts.clone();
+        async move {
+            let i: Instance = serde_json::from_value(json!({"apiVersion": "paddock.dev/v1alpha1", "kind": "Instance",
+                "metadata": {"name": format!("i{n}")}, "spec": {"template": "bench-web"}}))?;
+            let sent = Instant::now();
+            insts.create(&PostParams::default(), &i).await.context("creating an Instance")?;
+            anyhow::Ok((format!("i{n}"), sent))
+        }
+    });
+    let created: Vec<Result<(String, Instant)>> =
+        futures::stream::iter(creates).buffer_unordered(args.concurrency).collect().await;
+    let created: HashMap<String, Instant> = created.into_iter().collect::<Result<_>>()?;
+    let limit = Duration::from_secs(60 + args.count as u64 / 10);
+    let mut seen = 0;
+    while seen < args.count {
+        match tokio::time::timeout(limit, rx.recv()).await {
+            Ok(Some(())) => seen += 1,
+            _ => bail!("only {seen} of {} instances were Running (waited {limit:?} for the next)", args.count),
+        }
+    }
+    let all_running = t0.elapsed();
+    watch.abort();
+    let mut lat: Vec<Duration> = {
+        let r = running.lock().unwrap_or_else(|e| e.into_inner());
+        created.iter().filter_map(|(n, sent)| r.get(n).map(|at| at.saturating_duration_since(*sent))).collect()
+    };
+    // The controller's caches and queues settle before its memory is read.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let report = Report {
+        count: args.count,
+        concurrency: args.concurrency,
+        start: summarize(&mut lat),
+        starts_per_second: args.count as f64 / all_running.as_secs_f64().max(1e-9),
+        controller: controller.usage(),
+    };
+    controller.stop();
+    sim.shutdown().await.map_err(|e| anyhow::anyhow!(e))?;
+    print(&report, as_json)
+}
+
+fn print(r: &Report, as_json: bool) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    if as_json {
+        writeln!(out, "{}", serde_json::to_string_pretty(r)?)?;
+        return Ok(());
+    }
+    let s = &r.start;
+    writeln!(out, "paddock bench instances (kubesim; the controller as its own process)")?;
+    writeln!(
+        out,
+        "{} cold starts, {} in flight: created → Running p50 {:.1} ms, p90 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        r.count, r.concurrency, s.p50_ms, s.p90_ms, s.p99_ms, s.max_ms
+    )?;
+    writeln!(out, "throughput: {:.1} instances Running per second", r.starts_per_second)?;
+    writeln!(out, "controller process with {} instances: {}", r.count, r.controller)?;
+    Ok(())
+}

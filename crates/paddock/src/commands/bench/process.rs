@@ -1,0 +1,106 @@
+//! The controller as its own process for benchmarks that report its memory
+//! and CPU: `paddock controller` (this binary) against the benchmark's
+//! kubesim, read from `/proc/<pid>`.
+
+use anyhow::{Context, Result, bail};
+use kubesim::KubeSim;
+use serde::Serialize;
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// Resident memory and CPU time of the controller process.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Usage {
+    pub rss_mib: f64,
+    /// Peak resident memory (VmHWM).
+    pub peak_rss_mib: f64,
+    /// User + system CPU time since it started.
+    pub cpu_seconds: f64,
+}
+
+impl std::fmt::Display for Usage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "resident {:.1} MiB (peak {:.1} MiB), CPU {:.1} s", self.rss_mib, self.peak_rss_mib, self.cpu_seconds)
+    }
+}
+
+pub struct ControllerProcess {
+    child: Mutex<Option<Child>>,
+    pid: u32,
+    dir: std::path::PathBuf,
+}
+
+impl ControllerProcess {
+    /// Starts `paddock controller` against `sim` (no leader election) with
+    /// `extra` arguments, and waits until it answers on its health address.
+    pub async fn start(sim: &KubeSim, extra: &[&str]) -> Result<Self> {
+        let dir = std::env::temp_dir().join(format!("paddock-bench-ctl-{}-{}", std::process::id(), sim.addr().port()));
+        std::fs::create_dir_all(&dir)?;
+        let kubeconfig = dir.join("kubeconfig");
+        std::fs::write(&kubeconfig, sim.kubeconfig_yaml())?;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let health = format!("127.0.0.1:{port}");
+        let exe = std::env::current_exe().context("finding the paddock binary")?;
+        let child = Command::new(exe)
+            .args(["--log-level", "warn", "controller", "--no-leader-election", "--health-listen", &health])
+            .arg("--kubeconfig")
+            .arg(&kubeconfig)
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .spawn()
+            .context("starting paddock controller")?;
+        let pid = child.id();
+        let me = Self { child: Mutex::new(Some(child)), pid, dir };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let url = format!("http://{health}/healthz");
+        loop {
+            if reqwest::get(&url).await.is_ok_and(|r| r.status().is_success()) {
+                return Ok(me);
+            }
+            if Instant::now() > deadline {
+                bail!("paddock controller did not answer on {health} within 30 s");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Its memory and CPU now (zeros if /proc cannot be read).
+    pub fn usage(&self) -> Usage {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid)).unwrap_or_default();
+        let kib = |key: &str| -> f64 {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(key))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
+        // Fields 14 and 15 of /proc/<pid>/stat, after the parenthesised command name,
+        // in clock ticks (USER_HZ, 100 on Linux).
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid)).unwrap_or_default();
+        let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+        let fields: Vec<&str> = after.split_whitespace().collect();
+        let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+        Usage {
+            rss_mib: kib("VmRSS:") / 1024.0,
+            peak_rss_mib: kib("VmHWM:") / 1024.0,
+            cpu_seconds: (ticks(11) + ticks(12)) / 100.0,
+        }
+    }
+
+    /// Stops it (SIGKILL; a benchmark does not need a graceful end).
+    pub fn stop(&self) {
+        if let Some(mut c) = self.child.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for ControllerProcess {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

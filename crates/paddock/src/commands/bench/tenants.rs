@@ -1,0 +1,279 @@
+//! `paddock bench tenants`: tenant provisioning throughput (Tenant created →
+//! Ready) and API-server writes per tenant, side by side in one run with the
+//! same objects written (a) by `kubectl apply -f` in a loop and (b) by a raw
+//! write loop through the kube client at full concurrency — the API server's
+//! own limit. The ratios say what Paddock's reconcile costs on top of the
+//! writes it has to make anyway.
+
+use super::api::rss_mib;
+use super::process::{ControllerProcess, Usage};
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use futures::StreamExt;
+use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
+use kube::discovery::ApiResource;
+use kubesim::{KubeSim, SimConfig};
+use resources::Tenant;
+use serde::Serialize;
+use serde_json::json;
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+#[derive(Args, Debug)]
+pub struct TenantsBenchArgs {
+    /// Tenants provisioned by Paddock, and written by the raw loop.
+    #[arg(long, default_value_t = 200)]
+    pub count: usize,
+    /// Tenants written by `kubectl apply -f` (one process per tenant, so slow);
+    /// 0 skips it. kubectl must be on PATH.
+    #[arg(long, default_value_t = 20)]
+    pub kubectl_count: usize,
+    /// Requests in flight in the raw write loop.
+    #[arg(long, default_value_t = 64)]
+    pub raw_concurrency: usize,
+}
+
+#[derive(Serialize)]
+struct Way {
+    tenants: usize,
+    seconds: f64,
+    tenants_per_second: f64,
+    /// Requests that changed something on the API server (POST, PUT, PATCH, DELETE), per tenant.
+    writes_per_tenant: f64,
+}
+
+#[derive(Serialize)]
+struct Report {
+    paddock: Way,
+    raw: Way,
+    kubectl: Option<Way>,
+    /// Paddock's throughput over the raw loop's (target ≥ 0.8).
+    paddock_over_raw: f64,
+    paddock_over_kubectl: Option<f64>,
+    controller: Usage,
+    bench_process_rss_mib: Option<f64>,
+}
+
+fn spec() -> serde_json::Value {
+    json!({"kind": "Team", "storage": {"enabled": false}, "quota": {"instances": 10, "pods": 20}})
+}
+
+fn way(tenants: usize, elapsed: Duration, writes: u64) -> Way {
+    let seconds = elapsed.as_secs_f64();
+    Way {
+        tenants,
+        seconds,
+        tenants_per_second: tenants as f64 / seconds.max(1e-9),
+        writes_per_tenant: writes as f64 / tenants.max(1) as f64,
+    }
+}
+
+pub async fn run(args: TenantsBenchArgs, as_json: bool) -> Result<()> {
+    if !(1..=10_000).contains(&args.count) || args.kubectl_count > 1000 || !(1..=1024).contains(&args.raw_concurrency) {
+        bail!("--count must be 1..=10000, --kubectl-count 0..=1000 and --raw-concurrency 1..=1024");
+    }
+    let sim = KubeSim::start(SimConfig::default(), "127.0.0.1:0".parse()?).await?;
+    let client = sim.client().await?;
+    controller::install::crds(&client, "paddock-bench", Duration::from_secs(30)).await?;
+    let settings = controller::config::Settings::default();
+    controller::install::namespace(&client, &settings.system_namespace, "paddock-bench").await?;
+    let controller = ControllerProcess::start(&sim, &[]).await?;
+    let writes = || sim.cluster().requests.writes();
+
+    // (1) Paddock: Tenants created at once, until every one is Ready.
+    let tenants: Api<Tenant> = Api::all(client.clone());
+    let (w0, t0) = (writes(), Instant::now());
+    let creates = (0..args.count).map(|i| {
+        let tenants = tenants.clone();
+        async move {
+            let t: Tenant = serde_json::from_value(json!({"apiVersion": "paddock.dev/v1alpha1", "kind": "Tenant",
+                "metadata": {"name": format!("p{i}")}, "spec": spec()}))?;
+            tenants.create(&PostParams::default(), &t).await.context("creating a Tenant")?;
+            anyhow::Ok(())
+        }
+    });
+    let results: Vec<Result<()>> =
+        futures::stream::iter(creates).buffer_unordered(args.raw_concurrency).collect().await;
+    results.into_iter().collect::<Result<Vec<()>>>()?;
+    let deadline = Instant::now() + Duration::from_secs(600);
+    loop {
+        let ready = tenants
+            .list(&Default::default())
+            .await?
+            .items
+            .iter()
+            .filter(|t| t.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Ready"))
+            .count();
+        if ready >= args.count {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!("only {ready} of {} tenants were Ready within 600 s", args.count);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let paddock = way(args.count, t0.elapsed(), writes() - w0);
+    // Let the controller settle (Events, watch-triggered re-reconciles) before the
+    // other two run, so they are not measured against its leftover work.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let usage = controller.usage();
+
+    // The same objects for other names, without owner references (their Tenant does not exist).
+    let objects = |name: &str| -> Result<Vec<serde_json::Value>> {
+        let t: Tenant = serde_json::from_value(json!({"apiVersion": "paddock.dev/v1alpha1", "kind": "Tenant",
+            "metadata": {"name": name, "uid": "00000000-0000-0000-0000-000000000000"}, "spec": spec()}))?;
+        let d = controller::tenant::build::build(&t, &settings)
+            .map_err(|p| anyhow::anyhow!("cannot build the tenant's objects: {p:?}"))?;
+        let mut all = vec![serde_json::to_value(&d.namespace)?];
+        for p in &d.policies {
+            all.push(serde_json::to_value(p)?);
+        }
+        all.extend(d.quota.iter().map(serde_json::to_value).collect::<Result<Vec<_>, _>>()?);
+        all.push(serde_json::to_value(&d.limits)?);
+        all.push(serde_json::to_value(&d.service_account)?);
+        all.push(serde_json::to_value(&d.role)?);
+        all.push(serde_json::to_value(&d.role_binding)?);
+        for o in &mut all {
+            if let Some(m) = o["metadata"].as_object_mut() {
+                m.remove("ownerReferences");
+            }
+        }
+        Ok(all)
+    };
+
+    // (2) The raw loop: namespace first, then the rest, tenants concurrently.
+    controller.stop();
+    let (w0, t0) = (writes(), Instant::now());
+    let writes_of = (0..args.count).map(|i| {
+        let (client, objs) = (client.clone(), objects(&format!("r{i}")));
+        async move { apply_all(&client, objs?).await }
+    });
+    let results: Vec<Result<()>> =
+        futures::stream::iter(writes_of).buffer_unordered(args.raw_concurrency).collect().await;
+    results.into_iter().collect::<Result<Vec<()>>>()?;
+    let raw = way(args.count, t0.elapsed(), writes() - w0);
+
+    // (3) kubectl apply -f, one tenant's file at a time.
+    let kubectl =
+        if args.kubectl_count > 0 { kubectl_loop(&sim, args.kubectl_count, &objects, &writes).await? } else { None };
+
+    let report = Report {
+        paddock_over_raw: paddock.tenants_per_second / raw.tenants_per_second.max(1e-9),
+        paddock_over_kubectl: kubectl.as_ref().map(|k| paddock.tenants_per_second / k.tenants_per_second.max(1e-9)),
+        paddock,
+        raw,
+        kubectl,
+        controller: usage,
+        bench_process_rss_mib: rss_mib(),
+    };
+    sim.shutdown().await.map_err(|e| anyhow::anyhow!(e))?;
+    print(&report, as_json)
+}
+
+/// Server-side applies one tenant's objects: the namespace, then the rest at once.
+async fn apply_all(client: &kube::Client, objs: Vec<serde_json::Value>) -> Result<()> {
+    let pp = PatchParams::apply("paddock-bench-raw").force();
+    let mut it = objs.into_iter();
+    let Some(ns) = it.next() else { return Ok(()) };
+    apply(client, &pp, ns).await?;
+    let rest: Vec<_> = it.map(|o| apply(client, &pp, o)).collect();
+    futures::future::try_join_all(rest).await?;
+    Ok(())
+}
+
+async fn apply(client: &kube::Client, pp: &PatchParams, obj: serde_json::Value) -> Result<()> {
+    let (api_version, kind) = (obj["apiVersion"].as_str().unwrap_or(""), obj["kind"].as_str().unwrap_or(""));
+    let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
+    let plural = match kind {
+        "Namespace" => "namespaces",
+        "NetworkPolicy" => "networkpolicies",
+        "ResourceQuota" => "resourcequotas",
+        "LimitRange" => "limitranges",
+        "ServiceAccount" => "serviceaccounts",
+        "Role" => "roles",
+        "RoleBinding" => "rolebindings",
+        other => bail!("the raw loop does not know the kind {other}"),
+    };
+    let ar = ApiResource {
+        group: group.into(),
+        version: version.into(),
+        api_version: api_version.into(),
+        kind: kind.into(),
+        plural: plural.into(),
+    };
+    let name = obj["metadata"]["name"].as_str().unwrap_or_default().to_string();
+    let api: Api<DynamicObject> = match obj["metadata"]["namespace"].as_str() {
+        Some(ns) => Api::namespaced_with(client.clone(), ns, &ar),
+        None => Api::all_with(client.clone(), &ar),
+    };
+    api.patch(&name, pp, &Patch::Apply(&obj)).await.with_context(|| format!("applying {kind} {name}"))?;
+    Ok(())
+}
+
+async fn kubectl_loop(
+    sim: &KubeSim,
+    count: usize,
+    objects: &dyn Fn(&str) -> Result<Vec<serde_json::Value>>,
+    writes: &dyn Fn() -> u64,
+) -> Result<Option<Way>> {
+    if std::process::Command::new("kubectl").arg("version").arg("--client").output().is_err() {
+        tracing::warn!("kubectl is not on PATH: the kubectl comparison is skipped");
+        return Ok(None);
+    }
+    let dir = std::env::temp_dir().join(format!("paddock-bench-tenants-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let kubeconfig = dir.join("kubeconfig");
+    std::fs::write(&kubeconfig, sim.kubeconfig_yaml())?;
+    let mut files = Vec::new();
+    for i in 0..count {
+        let docs: Vec<String> =
+            objects(&format!("k{i}"))?.iter().map(serde_yaml_ng::to_string).collect::<Result<_, _>>()?;
+        let f = dir.join(format!("k{i}.yaml"));
+        std::fs::write(&f, docs.join("---\n"))?;
+        files.push(f);
+    }
+    let (w0, t0) = (writes(), Instant::now());
+    for f in &files {
+        let out = tokio::process::Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(&kubeconfig)
+            .args(["apply", "--server-side", "--field-manager", "paddock-bench-kubectl", "-f"])
+            .arg(f)
+            .output()
+            .await?;
+        if !out.status.success() {
+            bail!("kubectl apply -f {}: {}", f.display(), String::from_utf8_lossy(&out.stderr).trim());
+        }
+    }
+    let k = way(count, t0.elapsed(), writes() - w0);
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(Some(k))
+}
+
+fn print(r: &Report, as_json: bool) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    if as_json {
+        writeln!(out, "{}", serde_json::to_string_pretty(r)?)?;
+        return Ok(());
+    }
+    writeln!(out, "paddock bench tenants (kubesim; the controller as its own process)")?;
+    writeln!(out, "{:<34} {:>8} {:>10} {:>12} {:>14}", "way", "tenants", "seconds", "tenants/s", "writes/tenant")?;
+    let mut row = |what: &str, w: &Way| {
+        writeln!(
+            out,
+            "{what:<34} {:>8} {:>10.2} {:>12.1} {:>14.1}",
+            w.tenants, w.seconds, w.tenants_per_second, w.writes_per_tenant
+        )
+    };
+    row("paddock: Tenant created → Ready", &r.paddock)?;
+    row("raw write loop (kube client)", &r.raw)?;
+    if let Some(k) = &r.kubectl {
+        row("kubectl apply -f, one per tenant", k)?;
+    }
+    writeln!(out, "paddock / raw loop: {:.2} (target ≥ 0.8)", r.paddock_over_raw)?;
+    if let Some(x) = r.paddock_over_kubectl {
+        writeln!(out, "paddock / kubectl loop: {x:.1}")?;
+    }
+    writeln!(out, "controller process: {}", r.controller)?;
+    Ok(())
+}
