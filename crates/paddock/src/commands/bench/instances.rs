@@ -90,8 +90,8 @@ pub async fn run(args: InstancesBenchArgs, as_json: bool) -> Result<()> {
                 if i.status.as_ref().and_then(|s| s.phase) == Some(InstancePhase::Running) {
                     let name = i.metadata.name.unwrap_or_default();
                     let mut r = running.lock().unwrap_or_else(|e| e.into_inner());
-                    if !r.contains_key(&name) {
-                        r.insert(name, Instant::now());
+                    if let std::collections::hash_map::Entry::Vacant(e) = r.entry(name) {
+                        e.insert(Instant::now());
                         let _ = tx.send(());
                     }
                 }
