@@ -216,11 +216,6 @@ impl Metrics {
         }
     }
 
-    /// Counts a watch restart of a watch outside a controller (e.g. a reflector).
-    pub fn watch_restart(&self, watcher: &'static str) {
-        self.watch_restarts.get_or_create(&ControllerLabel { controller: watcher }).inc();
-    }
-
     /// Records an instance that just became Running: seconds from the
     /// request to each phase it went through.
     pub fn started(&self, warm: bool, scheduled: Option<f64>, pulled: Option<f64>, ready: f64) {

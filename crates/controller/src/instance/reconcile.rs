@@ -297,13 +297,12 @@ async fn apply(inst: Arc<Instance>, ctx: Arc<Context>) -> Result<Action, Error> 
     let uid = inst.metadata.uid.clone().unwrap_or_default();
     let mut claimed = claimed_for(c, &pool_ns, &uid).await?;
     let mut claim_status = inst.status.as_ref().and_then(|s| s.claim.clone());
-    let requested = || requested_at(&inst);
     if claim_status.is_none()
         && let Some(set) = claimed.first().and_then(|p| p.labels().get(crate::pool::labels::SET).cloned())
     {
         // Claimed by an earlier reconcile that did not get to write the status.
         let now = Timestamp::now();
-        let latency_ms = requested().map_or(0.0, |f| f.duration_until(now).as_secs_f64().max(0.0) * 1000.0);
+        let latency_ms = requested_at(&inst).map_or(0.0, |f| f.duration_until(now).as_secs_f64().max(0.0) * 1000.0);
         claim_status = Some(Claim { namespace: pool_ns.clone(), set, claimed: MicroTime(now), latency_ms });
     }
     let mut cold_reason = None;
@@ -321,7 +320,7 @@ async fn apply(inst: Arc<Instance>, ctx: Arc<Context>) -> Result<Action, Error> 
             match claim(c, &ctx.pools, &pool_ns, ctx.pool_pods.get(), &tpl, &tenant, &inst).await? {
                 Outcome::Claimed { set, pods } => {
                     let now = Timestamp::now();
-                    let from = requested().unwrap_or(now);
+                    let from = requested_at(&inst).unwrap_or(now);
                     let latency_ms = from.duration_until(now).as_secs_f64().max(0.0) * 1000.0;
                     tracing::info!(instance = %name, namespace = %ns, set = %set, latency_ms, "claimed a warm pod set");
                     claim_status = Some(Claim { namespace: pool_ns.clone(), set, claimed: MicroTime(now), latency_ms });

@@ -90,7 +90,7 @@ pub async fn run(args: ApiBenchArgs, as_json: bool) -> Result<()> {
     };
     let _ = stop_tx.send(());
     p.finish().await?;
-    print(&report, as_json)
+    super::emit(&report, as_json, table)
 }
 
 /// The platform on kubesim (two big task nodes), a tenant `bench` without
@@ -327,18 +327,23 @@ pub async fn fan_out(p: &Platform, clients: usize, events: usize, interval: Dura
     Ok(summarize(&mut lat))
 }
 
+/// The SSE fan-out figures as one line.
+pub fn sse_line(out: &mut dyn Write, clients: usize, events: usize, interval_ms: u64, s: &Summary) -> Result<()> {
+    writeln!(
+        out,
+        "SSE delivery, {clients} clients × {events} events {interval_ms} ms apart: n {} p50 {:.1} ms, p90 {:.1} ms, p99 {:.1} ms, max {:.1} ms (target p99 ≤ 20 ms)",
+        s.count, s.p50_ms, s.p90_ms, s.p99_ms, s.max_ms
+    )?;
+    Ok(())
+}
+
 /// The `k` of a probe event whose ttl reads `"{k}s"`.
 fn marker(data: &str) -> Option<usize> {
     let rest = &data[data.find("\"ttl\":\"")? + 7..];
     rest[..rest.find('s')?].parse().ok()
 }
 
-fn print(r: &Report, as_json: bool) -> Result<()> {
-    let mut out = std::io::stdout().lock();
-    if as_json {
-        writeln!(out, "{}", serde_json::to_string_pretty(r)?)?;
-        return Ok(());
-    }
+fn table(out: &mut dyn Write, r: &Report) -> Result<()> {
     writeln!(out, "paddock bench api (in-process on kubesim)")?;
     writeln!(
         out,
@@ -356,12 +361,7 @@ fn print(r: &Report, as_json: bool) -> Result<()> {
             )?;
         }
     }
-    let s = &r.sse_delivery;
-    writeln!(
-        out,
-        "SSE delivery, {} clients × {} events {} ms apart: n {} p50 {:.1} ms, p90 {:.1} ms, p99 {:.1} ms, max {:.1} ms (target p99 ≤ 20 ms)",
-        r.sse_clients, r.sse_events, r.sse_interval_ms, s.count, s.p50_ms, s.p90_ms, s.p99_ms, s.max_ms
-    )?;
+    sse_line(out, r.sse_clients, r.sse_events, r.sse_interval_ms, &r.sse_delivery)?;
     let worst = r.rounds.iter().map(|x| x.api_overhead.p99_ms).fold(0.0, f64::max);
     writeln!(out, "API overhead p99 (worst round) {worst:.1} ms (target ≤ 10 ms)")?;
     if let Some(m) = r.rss_mib {

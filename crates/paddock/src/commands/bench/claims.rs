@@ -173,15 +173,10 @@ pub async fn run(args: ClaimsBenchArgs, as_json: bool) -> Result<()> {
     };
     let _ = stop_tx.send(());
     p.finish().await?;
-    print(&report, as_json)
+    super::emit(&report, as_json, table)
 }
 
-fn print(r: &Report, as_json: bool) -> Result<()> {
-    let mut out = std::io::stdout().lock();
-    if as_json {
-        writeln!(out, "{}", serde_json::to_string_pretty(r)?)?;
-        return Ok(());
-    }
+fn table(out: &mut dyn Write, r: &Report) -> Result<()> {
     writeln!(
         out,
         "paddock bench claims (in-process on kubesim): {} starts at {}/s, pool size {} maxUnready {}",

@@ -1,7 +1,7 @@
 //! `paddock bench events`: SSE fan-out alone — status written to the API
 //! server → frame read by each of N clients of `/v1/events`.
 
-use super::api::{bench_platform, fan_out, rss_mib};
+use super::api::{bench_platform, fan_out, rss_mib, sse_line};
 use super::stats::Summary;
 use anyhow::{Result, bail};
 use clap::Args;
@@ -48,18 +48,12 @@ pub async fn run(args: EventsBenchArgs, as_json: bool) -> Result<()> {
     };
     let _ = stop_tx.send(());
     p.finish().await?;
-    let mut out = std::io::stdout().lock();
-    if as_json {
-        writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
-        return Ok(());
-    }
-    let s = &report.delivery;
-    writeln!(
-        out,
-        "SSE delivery, {} clients × {} events {} ms apart: n {} p50 {:.1} ms, p90 {:.1} ms, p99 {:.1} ms, max {:.1} ms (target p99 ≤ 20 ms)",
-        report.clients, report.events, report.interval_ms, s.count, s.p50_ms, s.p90_ms, s.p99_ms, s.max_ms
-    )?;
-    if let Some(m) = report.rss_mib {
+    super::emit(&report, as_json, table)
+}
+
+fn table(out: &mut dyn Write, r: &Report) -> Result<()> {
+    sse_line(out, r.clients, r.events, r.interval_ms, &r.delivery)?;
+    if let Some(m) = r.rss_mib {
         writeln!(out, "resident memory of the whole process (kubesim + API + clients): {m:.0} MiB")?;
     }
     Ok(())

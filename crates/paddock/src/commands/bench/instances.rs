@@ -4,14 +4,14 @@
 //! figure at ten thousand instances. The controller runs as its own process
 //! against kubesim, so its memory is its own.
 
-use super::process::{ControllerProcess, Usage};
+use super::process::{Usage, cluster_with_controller};
 use super::stats::{Summary, summarize};
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use futures::StreamExt;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::runtime::{WatchStreamExt, watcher};
-use kubesim::{KubeSim, SimConfig, config};
+use kubesim::{SimConfig, config};
 use resources::{Instance, InstancePhase};
 use serde::Serialize;
 use serde_json::json;
@@ -53,12 +53,8 @@ pub async fn run(args: InstancesBenchArgs, as_json: bool) -> Result<()> {
         nodes: config::parse_nodes(&nodes.join(";")).map_err(|e| anyhow::anyhow!(e))?,
         ..SimConfig::default()
     };
-    let sim = KubeSim::start(cfg, "127.0.0.1:0".parse()?).await?;
-    let client = sim.client().await?;
-    controller::install::crds(&client, "paddock-bench", Duration::from_secs(30)).await?;
+    let (sim, client, controller) = cluster_with_controller(cfg).await?;
     let settings = controller::config::Settings::default();
-    controller::install::namespace(&client, &settings.system_namespace, "paddock-bench").await?;
-    let controller = ControllerProcess::start(&sim, &[]).await?;
     let pp = PatchParams::apply("paddock-bench").force();
     let tenant = json!({"apiVersion": "paddock.dev/v1alpha1", "kind": "Tenant", "metadata": {"name": "bench"},
         "spec": {"kind": "Team", "storage": {"enabled": false}, "quota": {"instances": 100000, "pods": 100000}}});
@@ -137,15 +133,10 @@ pub async fn run(args: InstancesBenchArgs, as_json: bool) -> Result<()> {
     };
     controller.stop();
     sim.shutdown().await.map_err(|e| anyhow::anyhow!(e))?;
-    print(&report, as_json)
+    super::emit(&report, as_json, table)
 }
 
-fn print(r: &Report, as_json: bool) -> Result<()> {
-    let mut out = std::io::stdout().lock();
-    if as_json {
-        writeln!(out, "{}", serde_json::to_string_pretty(r)?)?;
-        return Ok(());
-    }
+fn table(out: &mut dyn Write, r: &Report) -> Result<()> {
     let s = &r.start;
     writeln!(out, "paddock bench instances (kubesim; the controller as its own process)")?;
     writeln!(

@@ -15,6 +15,8 @@ pub mod tenants;
 
 use anyhow::Result;
 use clap::{Args, Subcommand};
+use serde::Serialize;
+use std::io::Write;
 
 #[derive(Args, Debug)]
 pub struct BenchArgs {
@@ -41,6 +43,16 @@ pub enum BenchCommand {
     Instances(instances::InstancesBenchArgs),
     /// SSE fan-out latency to many clients.
     Events(events::EventsBenchArgs),
+}
+
+/// Prints a report: as JSON with `--json`, else as the bench's own table.
+pub fn emit<R: Serialize>(r: &R, as_json: bool, table: fn(&mut dyn Write, &R) -> Result<()>) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    if as_json {
+        writeln!(out, "{}", serde_json::to_string_pretty(r)?)?;
+        return Ok(());
+    }
+    table(&mut out, r)
 }
 
 pub async fn run(args: BenchArgs) -> Result<()> {

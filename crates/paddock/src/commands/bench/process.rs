@@ -25,6 +25,18 @@ impl std::fmt::Display for Usage {
     }
 }
 
+/// kubesim with `cfg`, Paddock's CRDs and system namespace installed, and
+/// the controller running against it as its own process.
+pub async fn cluster_with_controller(cfg: kubesim::SimConfig) -> Result<(KubeSim, kube::Client, ControllerProcess)> {
+    let sim = KubeSim::start(cfg, "127.0.0.1:0".parse()?).await?;
+    let client = sim.client().await?;
+    controller::install::crds(&client, "paddock-bench", Duration::from_secs(30)).await?;
+    let settings = controller::config::Settings::default();
+    controller::install::namespace(&client, &settings.system_namespace, "paddock-bench").await?;
+    let controller = ControllerProcess::start(&sim, &[]).await?;
+    Ok((sim, client, controller))
+}
+
 pub struct ControllerProcess {
     child: Mutex<Option<Child>>,
     pid: u32,

@@ -6,7 +6,7 @@
 //! writes it has to make anyway.
 
 use super::api::rss_mib;
-use super::process::{ControllerProcess, Usage};
+use super::process::{Usage, cluster_with_controller};
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use futures::StreamExt;
@@ -72,12 +72,8 @@ pub async fn run(args: TenantsBenchArgs, as_json: bool) -> Result<()> {
     if !(1..=10_000).contains(&args.count) || args.kubectl_count > 1000 || !(1..=1024).contains(&args.raw_concurrency) {
         bail!("--count must be 1..=10000, --kubectl-count 0..=1000 and --raw-concurrency 1..=1024");
     }
-    let sim = KubeSim::start(SimConfig::default(), "127.0.0.1:0".parse()?).await?;
-    let client = sim.client().await?;
-    controller::install::crds(&client, "paddock-bench", Duration::from_secs(30)).await?;
+    let (sim, client, controller) = cluster_with_controller(SimConfig::default()).await?;
     let settings = controller::config::Settings::default();
-    controller::install::namespace(&client, &settings.system_namespace, "paddock-bench").await?;
-    let controller = ControllerProcess::start(&sim, &[]).await?;
     let writes = || sim.cluster().requests.writes();
 
     // (1) Paddock: Tenants created at once, until every one is Ready.
@@ -167,7 +163,7 @@ pub async fn run(args: TenantsBenchArgs, as_json: bool) -> Result<()> {
         bench_process_rss_mib: rss_mib(),
     };
     sim.shutdown().await.map_err(|e| anyhow::anyhow!(e))?;
-    print(&report, as_json)
+    super::emit(&report, as_json, table)
 }
 
 /// Server-side applies one tenant's objects: the namespace, then the rest at once.
@@ -250,12 +246,7 @@ async fn kubectl_loop(
     Ok(Some(k))
 }
 
-fn print(r: &Report, as_json: bool) -> Result<()> {
-    let mut out = std::io::stdout().lock();
-    if as_json {
-        writeln!(out, "{}", serde_json::to_string_pretty(r)?)?;
-        return Ok(());
-    }
+fn table(out: &mut dyn Write, r: &Report) -> Result<()> {
     writeln!(out, "paddock bench tenants (kubesim; the controller as its own process)")?;
     writeln!(out, "{:<34} {:>8} {:>10} {:>12} {:>14}", "way", "tenants", "seconds", "tenants/s", "writes/tenant")?;
     let mut row = |what: &str, w: &Way| {
