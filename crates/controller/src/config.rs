@@ -30,6 +30,17 @@ pub struct Settings {
     pub pool_namespace: String,
     /// Where personalised warm pods ask for their values (the API's `/v1/claim`).
     pub claim_url: String,
+    /// Reconciles each controller (tenants, instances, pools) runs at once.
+    /// Unbounded, a burst of thousands of instances opened thousands of
+    /// connections to the API server at once and held their memory.
+    pub max_concurrent_reconciles: u16,
+}
+
+impl Settings {
+    /// The controller configuration every Paddock controller runs with.
+    pub fn controller_config(&self) -> kube::runtime::controller::Config {
+        kube::runtime::controller::Config::default().concurrency(self.max_concurrent_reconciles)
+    }
 }
 
 impl Default for Settings {
@@ -49,6 +60,7 @@ impl Default for Settings {
             vpn_dns: None,
             pool_namespace: "paddock-pool".into(),
             claim_url: "http://paddock-api.paddock-system.svc:8080/v1/claim".into(),
+            max_concurrent_reconciles: 32,
         }
     }
 }

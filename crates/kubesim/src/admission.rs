@@ -199,23 +199,9 @@ pub fn allocate_service(
     obj: &mut Value,
     old: Option<&Value>,
 ) -> Result<(), ApiError> {
-    let mut used_ips = HashSet::new();
-    let mut used_ports = HashSet::new();
-    for svc in st.list_values("", "services", None) {
-        let same = svc.pointer("/metadata/name").and_then(Value::as_str) == Some(name)
-            && svc.pointer("/metadata/namespace").and_then(Value::as_str) == Some(ns);
-        if same {
-            continue;
-        }
-        if let Some(ip) = svc.pointer("/spec/clusterIP").and_then(Value::as_str) {
-            used_ips.insert(ip.to_string());
-        }
-        for p in svc.pointer("/spec/ports").and_then(Value::as_array).into_iter().flatten() {
-            if let Some(np) = p.get("nodePort").and_then(Value::as_i64) {
-                used_ports.insert(np);
-            }
-        }
-    }
+    let me: crate::store::Key = (ns.into(), name.into());
+    let held = &st.store.allocations;
+    let seed = crate::allocations::seed(ns, name);
     let typ = obj.pointer("/spec/type").and_then(Value::as_str).unwrap_or("ClusterIP").to_string();
     if typ == "ExternalName" {
         return Ok(());
@@ -252,7 +238,7 @@ pub fn allocate_service(
                     ),
                 ));
             }
-            if used_ips.contains(&r) {
+            if held.ip_taken(&r, &me) {
                 return Err(invalid_svc(
                     name,
                     FieldError::invalid_raw(
@@ -267,7 +253,7 @@ pub fn allocate_service(
         (None, None) => st
             .config
             .service_cidr
-            .pick_free(&used_ips, name.len() as u32 + ns.len() as u32)
+            .pick_free(|ip| held.ip_taken(ip, &me), seed)
             .ok_or_else(|| ApiError::internal("failed to allocate a serviceIP: range is full"))?,
     };
     spec.insert("clusterIP".into(), json!(ip));
@@ -295,7 +281,7 @@ pub fn allocate_service(
             let port = pm.get("port").and_then(Value::as_i64).unwrap_or(0);
             let np = match pm.get("nodePort").and_then(Value::as_i64).filter(|n| *n != 0) {
                 Some(n) => {
-                    if used_ports.contains(&n) || mine.contains(&n) {
+                    if held.port_taken(n, &me) || mine.contains(&n) {
                         return Err(invalid_svc(
                             name,
                             FieldError::invalid_raw(
@@ -311,10 +297,10 @@ pub fn allocate_service(
                     Some((_, n)) => *n,
                     None => {
                         let mut pick = None;
-                        let seed = (name.len() * 7919 + ns.len() * 104729 + i * 31) as i64;
+                        let seed = i64::from(seed) + i as i64 * 31;
                         for k in 0..2768 {
                             let cand = 30000 + (seed + k * 997) % 2768;
-                            if !used_ports.contains(&cand) && !mine.contains(&cand) {
+                            if !held.port_taken(cand, &me) && !mine.contains(&cand) {
                                 pick = Some(cand);
                                 break;
                             }

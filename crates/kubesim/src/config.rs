@@ -2,7 +2,7 @@
 
 use regex::Regex;
 use serde::Deserialize;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
@@ -34,12 +34,12 @@ impl Cidr {
         Ipv4Addr::from(self.base + (n % self.size()))
     }
     /// A free host address, probing from a seed.
-    pub fn pick_free(&self, used: &HashSet<String>, seed: u32) -> Option<String> {
+    pub fn pick_free(&self, used: impl Fn(&str) -> bool, seed: u32) -> Option<String> {
         let hosts = self.size().saturating_sub(2);
         for k in 0..hosts {
             let n = 1 + (seed.wrapping_mul(2654435761).wrapping_add(k)) % hosts;
             let ip = self.nth(n).to_string();
-            if !used.contains(&ip) {
+            if !used(&ip) {
                 return Some(ip);
             }
         }

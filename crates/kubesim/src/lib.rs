@@ -13,6 +13,7 @@
 //! ```
 
 pub mod admission;
+pub mod allocations;
 pub mod cluster;
 pub mod config;
 pub mod defaults;

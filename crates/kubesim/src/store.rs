@@ -81,6 +81,8 @@ pub struct Store {
     /// Shared copies of label and field strings.
     interned: HashSet<Arc<str>>,
     interned_after_prune: usize,
+    /// Cluster IPs and node ports held by Services.
+    pub allocations: crate::allocations::Allocations,
 }
 
 /// Parsed-out parts of an object that the store indexes.
@@ -130,6 +132,7 @@ impl Store {
             uids: HashMap::new(),
             interned: HashSet::new(),
             interned_after_prune: 0,
+            allocations: Default::default(),
         }
     }
 
@@ -313,6 +316,7 @@ impl Store {
         let rv = obj.rv;
         self.index(res, &key, &obj);
         let prev = self.table_mut(res).insert(key.clone(), obj.clone());
+        self.allocations.observe(res, &key, prev.as_deref(), Some(&obj));
         if let Some(p) = &prev {
             // Re-index owners if they changed (uid is immutable).
             if p.owners != obj.owners {
@@ -330,6 +334,7 @@ impl Store {
     pub fn remove(&mut self, res: ResId, key: &Key, last: Arc<Obj>) -> Option<Arc<Obj>> {
         let old = self.table_mut(res).remove(key)?;
         self.unindex(res, key, &old);
+        self.allocations.observe(res, key, Some(&old), None);
         self.publish(Event {
             rv: last.rv,
             res,

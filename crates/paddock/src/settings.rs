@@ -50,6 +50,9 @@ pub struct SettingsArgs {
     /// (default: http://paddock-api.<system namespace>.svc:8080/v1/claim).
     #[arg(long, env = "PADDOCK_CLAIM_URL")]
     pub claim_url: Option<String>,
+    /// Reconciles each controller (tenants, instances, warm pools) runs at once.
+    #[arg(long, env = "PADDOCK_MAX_CONCURRENT_RECONCILES", default_value_t = 32)]
+    pub max_concurrent_reconciles: u16,
 }
 
 fn dns_label(flag: &str, v: &str, allow_trailing_dash: bool) -> Result<()> {
@@ -125,7 +128,11 @@ impl SettingsArgs {
             Some(u) => u.clone(),
             None => format!("http://paddock-api.{}.svc:8080/v1/claim", self.system_namespace),
         };
+        if !(1..=1024).contains(&self.max_concurrent_reconciles) {
+            bail!("--max-concurrent-reconciles {}: must be 1 to 1024", self.max_concurrent_reconciles);
+        }
         Ok(Settings {
+            max_concurrent_reconciles: self.max_concurrent_reconciles,
             pool_namespace: self.pool_namespace.clone(),
             claim_url,
             namespace_prefix: self.namespace_prefix.clone(),

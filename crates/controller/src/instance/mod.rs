@@ -1,6 +1,7 @@
 //! Instances: the pods, services, policies and secrets of one running template.
 
 pub mod build;
+pub mod cache;
 pub mod notice;
 pub mod phase;
 pub mod reconcile;

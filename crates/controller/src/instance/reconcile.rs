@@ -3,7 +3,9 @@
 //! self-healing through owned-object watches, and Stopping on deletion.
 
 use super::build::{Input, POD_LABEL, build, generate_value, generated_keys, template_problems, validate};
+use super::cache::Caches;
 use super::phase::aggregate;
+use crate::cache::lookup;
 use crate::config::Settings;
 use crate::drift::Drift;
 use crate::events::Events;
@@ -11,7 +13,7 @@ use crate::labels::{FIELD_MANAGER, INSTANCE, MANAGED_BY, MANAGER, TENANT};
 use crate::metrics::Metrics;
 use crate::pool::Pools;
 use crate::pool::claim::{Outcome, claim, claimed_for};
-use crate::pool::labels::{CLAIM, INSTANCE_NAMESPACE};
+use crate::pool::labels::CLAIM;
 use crate::quota;
 use futures::StreamExt;
 use jiff::{SignedDuration, Timestamp};
@@ -21,6 +23,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, MicroTime, Time}
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
+use kube::runtime::reflector::Store;
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource, ResourceExt};
 use rand::Rng;
@@ -48,11 +51,9 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     events: Events,
     drift: Drift,
-    /// The controller's own cache of Instances (set when it runs): limits are
-    /// counted from it instead of listing the namespace on every reconcile.
-    instances: std::sync::OnceLock<kube::runtime::reflector::Store<Instance>>,
-    /// A watch of the warm pools' pods, where claims find their candidates.
-    pool_pods: std::sync::OnceLock<kube::runtime::reflector::Store<Pod>>,
+    /// The watch caches reconciles read from (set when the controller runs;
+    /// without them, as in some tests, everything is read from the API server).
+    caches: std::sync::OnceLock<Caches>,
 }
 
 impl Context {
@@ -69,8 +70,7 @@ impl Context {
             pools,
             metrics,
             drift: Drift::default(),
-            instances: std::sync::OnceLock::new(),
-            pool_pods: std::sync::OnceLock::new(),
+            caches: std::sync::OnceLock::new(),
         })
     }
 }
@@ -82,21 +82,29 @@ fn selector(inst: &str) -> String {
     format!("{MANAGED_BY}={MANAGER},{INSTANCE}={inst}")
 }
 
-/// Applies an instance's objects; drift an apply repaired becomes an Event.
-async fn apply_all<K>(ctx: &Context, inst: &Instance, api: &Api<K>, objs: &[K]) -> Result<(), kube::Error>
+/// Applies an instance's objects (unless the cache shows them already so)
+/// and returns them as they are; drift an apply repaired becomes an Event.
+async fn apply_all<K>(
+    ctx: &Context,
+    inst: &Instance,
+    api: &Api<K>,
+    cached: fn(&Caches) -> &Store<K>,
+    objs: &[K],
+) -> Result<Vec<K>, kube::Error>
 where
     K: Resource<DynamicType = ()> + Clone + Serialize + DeserializeOwned + Debug,
 {
     let owner = inst.metadata.uid.as_deref().unwrap_or_default();
+    let mut out = Vec::with_capacity(objs.len());
     for o in objs {
-        let name = o.meta().name.clone().unwrap_or_default();
-        let applied = api.patch(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(o)).await?;
+        let applied = crate::cache::apply(ctx.caches.get().map(cached), api, o).await?;
         if let Some(r) = ctx.drift.applied(owner, &applied) {
             tracing::info!(instance = %inst.name_any(), repair = %r, "repaired drift");
             ctx.events.record("Instance", inst.object_ref(&()), false, "DriftRepaired", r.to_string());
         }
+        out.push(applied);
     }
-    Ok(())
+    Ok(out)
 }
 
 fn cond(type_: &str, ok: bool, reason: &str, message: &str, old: &[Condition], generation: Option<i64>) -> Condition {
@@ -192,12 +200,19 @@ async fn delete_children(client: &Client, ns: &str, inst: &str) -> Result<usize,
 
 /// Values for the instance Secret: kept when they exist, generated otherwise.
 async fn generated_values(
-    client: &Client,
+    ctx: &Context,
     ns: &str,
     inst: &str,
     tpl: &Template,
 ) -> Result<BTreeMap<String, String>, Error> {
-    let existing = Api::<Secret>::namespaced(client.clone(), ns).get_opt(&format!("{inst}-secrets")).await?;
+    if generated_keys(tpl).is_empty() {
+        return Ok(BTreeMap::new());
+    }
+    let name = format!("{inst}-secrets");
+    let existing = match ctx.caches.get().and_then(|k| lookup(&k.secrets, Some(ns), &name)) {
+        Some(s) => Some((*s).clone()),
+        None => Api::<Secret>::namespaced(ctx.client.clone(), ns).get_opt(&name).await?,
+    };
     let have: BTreeMap<String, String> = existing
         .and_then(|s| s.data)
         .unwrap_or_default()
@@ -219,19 +234,25 @@ async fn apply(inst: Arc<Instance>, ctx: Arc<Context>) -> Result<Action, Error> 
     let ns = inst.namespace().unwrap_or_default();
     let name = inst.name_any();
     let api: Api<Instance> = Api::namespaced(c.clone(), &ns);
-    let tpl = Api::<Template>::all(c.clone()).get_opt(&inst.spec.template).await?;
+    let caches = ctx.caches.get();
+    let tpl = match caches.and_then(|k| k.template(&inst.spec.template)) {
+        Some(t) => Some(t),
+        None => Api::<Template>::all(c.clone()).get_opt(&inst.spec.template).await?.map(Arc::new),
+    };
     let Some(tpl) = tpl else {
         let msg = format!("template {:?} does not exist", inst.spec.template);
         write_status(&ctx, &api, &inst, base_status(&inst, InstancePhase::Failed, "TemplateInvalid", &msg)).await?;
         return Ok(Action::requeue(Duration::from_secs(30)));
     };
-    let tenant_name = Api::<Namespace>::all(c.clone())
-        .get_opt(&ns)
-        .await?
-        .and_then(|n| n.metadata.labels.and_then(|l| l.get(TENANT).cloned()));
-    let tenant = match tenant_name {
-        Some(t) => Api::<Tenant>::all(c.clone()).get_opt(&t).await?,
-        None => None,
+    let namespace = match caches.and_then(|k| k.namespace(&ns)) {
+        Some(n) => Some(n),
+        None => Api::<Namespace>::all(c.clone()).get_opt(&ns).await?.map(Arc::new),
+    };
+    let tenant_name = namespace.and_then(|n| n.labels().get(TENANT).cloned());
+    let tenant = match (tenant_name, caches) {
+        (Some(t), Some(k)) if k.tenant(&t).is_some() => k.tenant(&t),
+        (Some(t), _) => Api::<Tenant>::all(c.clone()).get_opt(&t).await?.map(Arc::new),
+        (None, _) => None,
     };
     let Some(tenant) = tenant else {
         let msg = format!("namespace {ns} does not belong to a Paddock tenant");
@@ -257,24 +278,19 @@ async fn apply(inst: Arc<Instance>, ctx: Arc<Context>) -> Result<Action, Error> 
         }
         return Ok(Action::requeue(Timestamp::now().duration_until(gone_at).unsigned_abs()));
     }
-    // maxPerTenant: the oldest instances of the template win, deterministically.
-    let mut same: Vec<Arc<Instance>> = match ctx.instances.get() {
-        Some(store) => store
-            .state()
-            .into_iter()
-            .filter(|i| i.namespace().as_deref() == Some(ns.as_str()) && i.spec.template == inst.spec.template)
-            .collect(),
-        None => api
-            .list(&ListParams::default())
-            .await?
-            .items
-            .into_iter()
-            .filter(|i| i.spec.template == inst.spec.template)
-            .map(Arc::new)
-            .collect(),
+    // maxPerTenant: the oldest instances of the template win, deterministically
+    // (by creation time, then name); its position is how many come before it.
+    fn key(i: &Instance) -> (Option<Timestamp>, Option<&str>) {
+        (i.metadata.creation_timestamp.as_ref().map(|t| t.0), i.metadata.name.as_deref())
+    }
+    let mine = key(&inst);
+    let before = |i: &Instance| {
+        i.metadata.namespace.as_deref() == Some(ns.as_str()) && i.spec.template == inst.spec.template && key(i) < mine
     };
-    same.sort_by_key(|i| (i.metadata.creation_timestamp.clone().map(|t| t.0), i.name_any()));
-    let position = same.iter().position(|i| i.name_any() == name).unwrap_or(0);
+    let position = match caches {
+        Some(k) => k.instances.state_filter(|i| before(i)).len(),
+        None => api.list(&ListParams::default()).await?.items.iter().filter(|i| before(i)).count(),
+    };
     if position >= tpl.spec.max_per_tenant as usize {
         let msg = format!(
             "the tenant already runs {} instance(s) of {:?}, its limit",
@@ -295,8 +311,17 @@ async fn apply(inst: Arc<Instance>, ctx: Arc<Context>) -> Result<Action, Error> 
     // (unless the instance already started cold).
     let pool_ns = ctx.settings.pool_namespace.clone();
     let uid = inst.metadata.uid.clone().unwrap_or_default();
-    let mut claimed = claimed_for(c, &pool_ns, &uid).await?;
     let mut claim_status = inst.status.as_ref().and_then(|s| s.claim.clone());
+    let started_cold = inst.status.as_ref().and_then(|s| s.warm) == Some(false);
+    let mut claimed = match (caches, &claim_status) {
+        (Some(k), Some(cl)) => k.claimed(&pool_ns, &tpl, &cl.set, &uid),
+        _ => Vec::new(),
+    };
+    if claimed.is_empty() && (claim_status.is_some() || (tpl.spec.warm_pool.is_some() && !started_cold)) {
+        // Not (yet) in the cache, or claimed by an earlier reconcile that did
+        // not get to write the status: the API server has the last word.
+        claimed = claimed_for(c, &pool_ns, &uid).await?;
+    }
     if claim_status.is_none()
         && let Some(set) = claimed.first().and_then(|p| p.labels().get(crate::pool::labels::SET).cloned())
     {
@@ -306,7 +331,6 @@ async fn apply(inst: Arc<Instance>, ctx: Arc<Context>) -> Result<Action, Error> 
         claim_status = Some(Claim { namespace: pool_ns.clone(), set, claimed: MicroTime(now), latency_ms });
     }
     let mut cold_reason = None;
-    let started_cold = inst.status.as_ref().and_then(|s| s.warm) == Some(false);
     if claimed.is_empty() && !started_cold && tpl.spec.warm_pool.is_some() {
         if tenant.spec.node_role == Some(resources::tenant::NodeRole::Shared)
             && tpl.spec.node_role != Some(resources::tenant::NodeRole::Shared)
@@ -317,7 +341,7 @@ async fn apply(inst: Arc<Instance>, ctx: Arc<Context>) -> Result<Action, Error> 
                     .to_string(),
             ));
         } else {
-            match claim(c, &ctx.pools, &pool_ns, ctx.pool_pods.get(), &tpl, &tenant, &inst).await? {
+            match claim(c, &ctx.pools, &pool_ns, caches.map(|k| &k.pool_pods), &tpl, &tenant, &inst).await? {
                 Outcome::Claimed { set, pods } => {
                     let now = Timestamp::now();
                     let from = requested_at(&inst).unwrap_or(now);
@@ -339,8 +363,11 @@ async fn apply(inst: Arc<Instance>, ctx: Arc<Context>) -> Result<Action, Error> 
             }
         }
     }
-    let values = generated_values(c, &ns, &name, &tpl).await?;
-    let any_role = crate::noderoles::any_node_has_role(c).await?;
+    let values = generated_values(&ctx, &ns, &name, &tpl).await?;
+    let any_role = match caches.and_then(Caches::any_node_has_role) {
+        Some(any) => any,
+        None => crate::noderoles::any_node_has_role(c).await?,
+    };
     let input = Input {
         template: &tpl,
         tenant: &tenant,
@@ -359,20 +386,33 @@ async fn apply(inst: Arc<Instance>, ctx: Arc<Context>) -> Result<Action, Error> 
         }
     };
     if let Some(s) = &desired.secret {
-        apply_all(&ctx, &inst, &Api::<Secret>::namespaced(c.clone(), &ns), std::slice::from_ref(s)).await?;
+        let secrets = Api::<Secret>::namespaced(c.clone(), &ns);
+        apply_all(&ctx, &inst, &secrets, |k| &k.secrets, std::slice::from_ref(s)).await?;
     }
     if let Some(cl) = claim_status.filter(|_| !claimed.is_empty()) {
-        return warm(&inst, &ctx, &tpl, &tenant, cl, expires).await;
+        return warm(&inst, &ctx, &tpl, &tenant, cl, claimed, expires).await;
     }
-    apply_all(&ctx, &inst, &Api::<ConfigMap>::namespaced(c.clone(), &ns), &desired.config_maps).await?;
-    apply_all(&ctx, &inst, &Api::<NetworkPolicy>::namespaced(c.clone(), &ns), &desired.policies).await?;
-    apply_all(&ctx, &inst, &Api::<Service>::namespaced(c.clone(), &ns), &desired.services).await?;
+    let cms = Api::<ConfigMap>::namespaced(c.clone(), &ns);
+    apply_all(&ctx, &inst, &cms, |k| &k.config_maps, &desired.config_maps).await?;
+    let pols = Api::<NetworkPolicy>::namespaced(c.clone(), &ns);
+    apply_all(&ctx, &inst, &pols, |k| &k.policies, &desired.policies).await?;
+    let svcs = Api::<Service>::namespaced(c.clone(), &ns);
+    let services = apply_all(&ctx, &inst, &svcs, |k| &k.services, &desired.services).await?;
     let pods_api: Api<Pod> = Api::namespaced(c.clone(), &ns);
+    // The pods as they are: from the cache, or (a miss) the API server.
+    let mut current = Vec::with_capacity(desired.pods.len());
+    for p in &desired.pods {
+        let pname = p.metadata.name.clone().unwrap_or_default();
+        current.push(match caches.and_then(|k| lookup(&k.pods, Some(&ns), &pname)) {
+            Some(have) => Some((*have).clone()),
+            None => pods_api.get_opt(&pname).await?,
+        });
+    }
     // The namespace's ResourceQuota does not see pods claimed from a pool: with
     // claimed pods, count the tenant as a whole before the first pod.
     if quota::limits_pods(&tenant)
+        && current.iter().all(Option::is_none)
         && quota::claimed_usage(c, &tenant.name_any(), &pool_ns).await?.pods > 0
-        && pods_api.list_metadata(&ListParams::default().labels(&selector(&name))).await?.items.is_empty()
     {
         let used = quota::usage(c, &tenant.name_any(), &ns, &pool_ns).await?;
         let cpu = quantity::Quantity::parse(
@@ -396,25 +436,25 @@ async fn apply(inst: Arc<Instance>, ctx: Arc<Context>) -> Result<Action, Error> 
         }
     }
     let mut created = Vec::new();
-    for p in &desired.pods {
-        let pname = p.metadata.name.clone().unwrap_or_default();
+    let mut pods = Vec::with_capacity(desired.pods.len());
+    for (p, have) in desired.pods.iter().zip(current) {
         // Pod specs are immutable: an existing pod is kept as it is (drift in its
         // labels is repaired by re-creating it when deleted).
-        if pods_api.get_opt(&pname).await?.is_some() {
+        if let Some(have) = have {
+            pods.push(have);
             continue;
         }
+        let pname = p.metadata.name.clone().unwrap_or_default();
         created.push(p.labels().get(POD_LABEL).cloned().unwrap_or_else(|| pname.clone()));
-        if let Err(e) = pods_api.patch(&pname, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(p)).await {
-            if let kube::Error::Api(s) = &e
-                && s.code == 403
-                && s.message.contains("exceeded quota")
-            {
+        match pods_api.patch(&pname, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(p)).await {
+            Ok(pod) => pods.push(pod),
+            Err(kube::Error::Api(s)) if s.code == 403 && s.message.contains("exceeded quota") => {
                 let msg = format!("the tenant's quota does not allow this instance: {}", s.message);
                 write_status(&ctx, &api, &inst, base_status(&inst, InstancePhase::Pending, "QuotaExceeded", &msg))
                     .await?;
                 return Ok(Action::requeue(Duration::from_secs(15)));
             }
-            return Err(e.into());
+            Err(e) => return Err(e.into()),
         }
     }
     if !created.is_empty() {
@@ -433,9 +473,6 @@ async fn apply(inst: Arc<Instance>, ctx: Arc<Context>) -> Result<Action, Error> 
         }
     }
     // Status from the pods and services as they are now.
-    let pods = pods_api.list(&ListParams::default().labels(&selector(&name))).await?.items;
-    let services =
-        Api::<Service>::namespaced(c.clone(), &ns).list(&ListParams::default().labels(&selector(&name))).await?.items;
     let mut s = observe(&inst, &tpl, &pods, &services, &name, &ns, expires);
     s.warm = Some(false);
     let warm_cond = match cold_reason {
@@ -465,6 +502,7 @@ async fn warm(
     tpl: &Template,
     tenant: &Tenant,
     claim: Claim,
+    pods: Vec<Pod>,
     expires: Option<Timestamp>,
 ) -> Result<Action, Error> {
     let c = &ctx.client;
@@ -476,12 +514,9 @@ async fn warm(
                 p.iter().map(|x| x.to_string()).collect::<Vec<_>>().join("; ")
             ))
         })?;
-    apply_all(ctx, inst, &Api::<NetworkPolicy>::namespaced(c.clone(), pool_ns), &policies).await?;
-    apply_all(ctx, inst, &Api::<Service>::namespaced(c.clone(), pool_ns), &services).await?;
-    let uid = inst.metadata.uid.clone().unwrap_or_default();
-    let pods = claimed_for(c, pool_ns, &uid).await?;
-    let lp = ListParams::default().labels(&format!("{CLAIM}={uid}"));
-    let services = Api::<Service>::namespaced(c.clone(), pool_ns).list(&lp).await?.items;
+    apply_all(ctx, inst, &Api::<NetworkPolicy>::namespaced(c.clone(), pool_ns), |k| &k.policies, &policies).await?;
+    let svcs = Api::<Service>::namespaced(c.clone(), pool_ns);
+    let services = apply_all(ctx, inst, &svcs, |k| &k.services, &services).await?;
     let mut s = observe(inst, tpl, &pods, &services, &claim.set, pool_ns, expires);
     s.warm = Some(true);
     let personal = tpl.spec.warm_pool.as_ref().is_some_and(|p| p.personalize == Personalize::Api);
@@ -671,52 +706,29 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
     if let Err(e) = sweep_orphans(&c, None).await {
         tracing::warn!(error = %e, "orphan sweep failed; owner references still apply");
     }
-    let ours = watcher::Config::default().labels(&format!("{MANAGED_BY}={MANAGER},{INSTANCE}"));
-    let claimed = Api::<Pod>::namespaced(c.clone(), &ctx.settings.pool_namespace);
-    let (reader, writer) = kube::runtime::reflector::store();
+    let (store, writer) = kube::runtime::reflector::store();
     // Watch caches keep objects without managedFields: nothing here reads them,
     // and they are often the largest part of an object.
-    let pool_watch = watcher(claimed.clone(), watcher::Config::default().labels(crate::pool::labels::POOL))
-        .default_backoff()
-        .modify(|p: &mut Pod| p.managed_fields_mut().clear())
-        .reflect(writer)
-        .for_each(|_| async {});
-    let _ = ctx.pool_pods.set(reader);
-    let (store, writer) = kube::runtime::reflector::store();
     let instances = watcher(Api::<Instance>::all(c.clone()), watcher::Config::default())
         .default_backoff()
         .modify(|i: &mut Instance| i.managed_fields_mut().clear())
         .reflect(writer)
         .applied_objects();
-    let controller = Controller::for_stream(instances, store);
-    let _ = ctx.instances.set(controller.store());
+    let controller = Controller::for_stream(instances, store).with_config(ctx.settings.controller_config());
     ctx.metrics.watch_instances(controller.store());
-    let controller = controller
-        // Claimed warm pods have no owner reference (it cannot cross namespaces): map them by label.
-        .watches(claimed, watcher::Config::default().labels(CLAIM), |p: Pod| {
-            let l = p.labels();
-            Some(
-                kube::runtime::reflector::ObjectRef::<Instance>::new(l.get(INSTANCE)?)
-                    .within(l.get(INSTANCE_NAMESPACE)?),
-            )
-        })
-        .owns(Api::<Pod>::all(c.clone()), ours.clone())
-        .owns(Api::<Service>::all(c.clone()), ours.clone())
-        .owns(Api::<NetworkPolicy>::all(c.clone()), ours.clone())
-        .owns(Api::<ConfigMap>::all(c.clone()), ours.clone())
-        .owns(Api::<Secret>::all(c.clone()), ours)
-        .graceful_shutdown_on(shutdown)
-        .run(reconcile, error_policy, ctx.clone())
-        .for_each(|r| {
+    let (controller, caches, background) = super::cache::wire(controller, &c, &ctx.settings.pool_namespace);
+    let _ = ctx.caches.set(caches);
+    let controller =
+        controller.graceful_shutdown_on(shutdown).run(reconcile, error_policy, ctx.clone()).for_each(|r| {
             ctx.metrics.run_result("instance", &r);
             if let Err(e) = r {
                 tracing::debug!(error = %e, "instance reconcile error");
             }
             futures::future::ready(())
         });
-    // The pool watch lives as long as the controller (which ends on shutdown).
+    // The read-only watches live as long as the controller (which ends on shutdown).
     tokio::select! {
         _ = controller => {}
-        _ = pool_watch => {}
+        _ = background => {}
     }
 }

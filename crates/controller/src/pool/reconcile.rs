@@ -442,6 +442,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
     let c = ctx.client.clone();
     let pods = Api::<Pod>::namespaced(c.clone(), &ctx.settings.pool_namespace);
     Controller::new(Api::<Template>::all(c), watcher::Config::default())
+        .with_config(ctx.settings.controller_config())
         .watches(pods, watcher::Config::default().labels(POOL), |p: Pod| {
             p.labels().get(POOL).map(|t| ObjectRef::<Template>::new(t))
         })

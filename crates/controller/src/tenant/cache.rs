@@ -8,9 +8,8 @@
 //! DELETEs of VPN objects that were never there — about a hundred API-server
 //! writes per tenant where eight are needed (see `paddock bench tenants`).
 //!
-//! A cache can lag the cluster by a watch event. That is safe: the event
-//! that would make a skipped write necessary triggers another reconcile,
-//! which then sees it.
+//! The caching itself (trimmed reflected watches, applies skipped when the
+//! cache already shows them) is [`crate::cache`].
 
 use k8s_openapi::api::core::v1::{
     LimitRange, Namespace, PersistentVolumeClaim, Pod, ResourceQuota, Secret, Service, ServiceAccount,
@@ -18,8 +17,7 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use kube::Resource;
-use kube::runtime::reflector::{ObjectRef, Store};
-use serde_json::Value;
+use kube::runtime::reflector::Store;
 use std::sync::Arc;
 
 /// One store per kind the tenant controller watches.
@@ -60,37 +58,6 @@ cached!(Namespace => namespaces, NetworkPolicy => policies, ResourceQuota => quo
 impl Caches {
     /// The cached object, if the cache has one.
     pub fn get<K: Cached>(&self, ns: Option<&str>, name: &str) -> Option<Arc<K>> {
-        let r = ObjectRef::<K>::new(name);
-        K::store(self).get(&match ns {
-            Some(ns) => r.within(ns),
-            None => r,
-        })
-    }
-}
-
-/// Whether `actual` already has every field `desired` sets, with the same
-/// value (objects recursively; arrays element by element, same length).
-pub fn covers(actual: &Value, desired: &Value) -> bool {
-    match (actual, desired) {
-        (Value::Object(a), Value::Object(d)) => d.iter().all(|(k, dv)| a.get(k).is_some_and(|av| covers(av, dv))),
-        (Value::Array(a), Value::Array(d)) => a.len() == d.len() && a.iter().zip(d).all(|(av, dv)| covers(av, dv)),
-        (a, d) => a == d,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::covers;
-    use serde_json::json;
-
-    #[test]
-    fn covered_when_every_desired_field_is_there() {
-        let actual = json!({"metadata": {"name": "a", "labels": {"x": "1", "y": "2"}, "uid": "u"},
-            "spec": {"ports": [{"port": 53, "protocol": "UDP"}]}, "status": {"phase": "Active"}});
-        assert!(covers(&actual, &json!({"metadata": {"name": "a", "labels": {"x": "1"}}})));
-        assert!(covers(&actual, &json!({"spec": {"ports": [{"port": 53}]}})));
-        assert!(!covers(&actual, &json!({"metadata": {"labels": {"x": "2"}}})), "a changed value");
-        assert!(!covers(&actual, &json!({"metadata": {"annotations": {"a": "b"}}})), "a missing field");
-        assert!(!covers(&actual, &json!({"spec": {"ports": []}})), "an array of another length");
+        crate::cache::lookup(K::store(self), ns, name)
     }
 }

@@ -2,12 +2,12 @@
 //! drives them from watches (tenants and everything labelled as theirs).
 
 use super::build::{Desired, build, namespace_name, storage_claim_name};
-use super::cache::{Cached, Caches, covers};
+use super::cache::{Cached, Caches};
 use super::status::{Conditions, status_patch};
 use crate::config::Settings;
 use crate::drift::{Drift, Repair};
 use crate::events::Events;
-use crate::labels::{FIELD_MANAGER, MANAGED_BY, MANAGER, TENANT};
+use crate::labels::{MANAGED_BY, MANAGER, TENANT};
 use crate::metrics::Metrics;
 use futures::{Stream, StreamExt};
 use k8s_openapi::api::core::v1::{
@@ -21,7 +21,7 @@ use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::reflector::Store;
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};
 use resources::Tenant;
 use serde::Serialize;
@@ -88,26 +88,12 @@ impl Applier<'_> {
     }
 }
 
-fn apply_params() -> PatchParams {
-    PatchParams::apply(FIELD_MANAGER).force()
-}
-
 /// Server-side applies `obj`, unless the watch cache shows it is already so.
 async fn apply_one<K>(caches: Option<&Caches>, api: &Api<K>, obj: &K) -> Result<K, kube::Error>
 where
     K: Cached + Serialize + DeserializeOwned + Debug,
 {
-    let name = obj.meta().name.clone().unwrap_or_default();
-    if let Some(current) = caches.and_then(|c| c.get::<K>(obj.meta().namespace.as_deref(), &name))
-        && current.meta().deletion_timestamp.is_none()
-        && covers(
-            &serde_json::to_value(&*current).map_err(kube::Error::SerdeError)?,
-            &serde_json::to_value(obj).map_err(kube::Error::SerdeError)?,
-        )
-    {
-        return Ok((*current).clone());
-    }
-    api.patch(&name, &apply_params(), &Patch::Apply(obj)).await
+    crate::cache::apply(caches.map(K::store), api, obj).await
 }
 
 fn api_message(e: &kube::Error) -> String {
@@ -355,9 +341,7 @@ fn cached<K>(api: Api<K>, wc: watcher::Config) -> (Store<K>, impl Stream<Item = 
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
 {
-    let (store, writer) = kube::runtime::reflector::store();
-    let s = watcher(api, wc).default_backoff().modify(|o: &mut K| o.managed_fields_mut().clear()).reflect(writer);
-    (store, s.touched_objects())
+    crate::cache::reflected(api, wc, crate::cache::whole)
 }
 
 /// Runs the tenant controller until `shutdown` resolves.
@@ -390,6 +374,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
         secrets,
     });
     Controller::new(Api::<Tenant>::all(c.clone()), watcher::Config::default())
+        .with_config(ctx.settings.controller_config())
         .watches_stream(s1, by_tenant_label)
         .watches_stream(s2, by_tenant_label)
         .watches_stream(s3, by_tenant_label)

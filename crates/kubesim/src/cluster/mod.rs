@@ -113,12 +113,13 @@ impl Cluster {
 
     pub fn new(config: SimConfig) -> Arc<Self> {
         let config = Arc::new(config);
+        let registry = Registry::with_builtins();
+        let mut store = Store::new(config.history);
+        if let Some((services, _)) = registry.find("", "services") {
+            store.allocations.track(services);
+        }
         Arc::new(Self {
-            state: RwLock::new(State {
-                registry: Registry::with_builtins(),
-                store: Store::new(config.history),
-                config: config.clone(),
-            }),
+            state: RwLock::new(State { registry, store, config: config.clone() }),
             config,
             open_watches: Default::default(),
             requests: RequestCounts::default(),

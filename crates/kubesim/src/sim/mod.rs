@@ -203,6 +203,8 @@ impl Sim {
     }
 
     fn initial_sync(&mut self) {
+        // Quota usage is counted afresh (it may have missed events).
+        self.quota_usage.clear();
         let (nodes, pods, nss, crds, pvcs, svcs) = self.c.read(|st| {
             let all = |id: ResId| st.store.range(id, None, None).map(|(_, o)| o.value()).collect::<Vec<_>>();
             (
@@ -256,6 +258,10 @@ impl Sim {
         let ids = self.ids;
         let v = ev.obj.value();
         let ns = ev.ns.to_string();
+        if !ns.is_empty() {
+            let gone = ev.typ == EventType::Deleted;
+            self.quota_usage.observe(&self.c, ev.res, &ns, &ev.name, (!gone).then_some(&v));
+        }
         if ev.res == ids.pods {
             self.sched.pod_event(ev.typ, &v);
             if ev.typ != EventType::Deleted {

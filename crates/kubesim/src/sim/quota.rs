@@ -3,67 +3,79 @@
 
 use super::{Sim, log_err, name_of};
 use crate::admission::usage;
+use crate::cluster::Cluster;
 use quantity::{Quantity, is_bytes};
 use serde_json::{Map, Value, json};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 
-type UsageKey = (usize, String, String);
-
-/// Each object's usage, kept until its resourceVersion changes, so a recount
-/// decodes only what changed since the last one.
+/// Usage in the namespaces that have a ResourceQuota: each object's usage
+/// and their totals, kept up to date from the watch events (an event costs
+/// one object's usage, not a recount of the namespace), seeded by one full
+/// count when a namespace's first quota appears. Namespaces without a quota
+/// cost nothing.
 #[derive(Default)]
-pub struct UsageCache(HashMap<UsageKey, (u64, BTreeMap<String, Quantity>)>);
+pub struct UsageCache(HashMap<String, Space>);
+
+#[derive(Default)]
+struct Space {
+    objects: HashMap<(usize, String), BTreeMap<String, Quantity>>,
+    totals: BTreeMap<String, Quantity>,
+}
+
+impl Space {
+    fn set(&mut self, key: (usize, String), usage: Option<BTreeMap<String, Quantity>>) {
+        let old = match usage {
+            Some(u) => {
+                for (k, q) in &u {
+                    let t = self.totals.entry(k.clone()).or_default();
+                    *t = *t + *q;
+                }
+                self.objects.insert(key, u)
+            }
+            None => self.objects.remove(&key),
+        };
+        for (k, q) in old.into_iter().flatten() {
+            if let Some(t) = self.totals.get_mut(&k) {
+                *t = *t - q;
+            }
+        }
+    }
+}
+
+impl UsageCache {
+    /// An object changed (`obj`) or went (`None`); only namespaces with a quota are tracked.
+    pub fn observe(&mut self, c: &Cluster, res: usize, ns: &str, name: &str, obj: Option<&Value>) {
+        let Some(space) = self.0.get_mut(ns) else {
+            return;
+        };
+        let usage = obj.and_then(|o| c.def(res).map(|def| usage(&def, o)));
+        space.set((res, name.to_string()), usage);
+    }
+
+    /// Forgets everything (after the simulated controllers missed events).
+    pub fn clear(&mut self) {
+        self.0.clear();
+    }
+}
 
 pub fn reconcile_namespace(sim: &Sim, cache: &mut UsageCache, ns: &str) {
     let quotas = sim.c.list_values("", "resourcequotas", Some(ns));
     if quotas.is_empty() {
+        cache.0.remove(ns);
         return;
     }
-    let mut hard_keys: Vec<String> = Vec::new();
-    for q in &quotas {
-        for k in q.pointer("/spec/hard").and_then(Value::as_object).into_iter().flatten().map(|(k, _)| k.clone()) {
-            if !hard_keys.contains(&k) {
-                hard_keys.push(k);
-            }
-        }
-    }
-    let mut totals: BTreeMap<String, Quantity> = BTreeMap::new();
-    let mut seen: HashSet<UsageKey> = HashSet::new();
-    sim.c.read(|st| {
-        let mut types: Vec<usize> = Vec::new();
-        for (id, d) in st.registry.iter().filter(|(_, d)| d.namespaced) {
-            let count_key = if d.group.is_empty() {
-                format!("count/{}", d.plural)
-            } else {
-                format!("count/{}.{}", d.plural, d.group)
-            };
-            let core_tracked = d.group.is_empty()
-                && matches!(
-                    d.plural.as_str(),
-                    "pods" | "services" | "persistentvolumeclaims" | "configmaps" | "secrets" | "resourcequotas"
-                );
-            if core_tracked || hard_keys.contains(&count_key) {
-                types.push(id);
-            }
-        }
-        for id in types {
-            let Some(def) = st.registry.get(id) else {
-                continue;
-            };
-            for ((_, name), o) in st.store.range(id, Some(ns), None) {
-                let key = (id, ns.to_string(), name.to_string());
-                seen.insert(key.clone());
-                let fresh = cache.0.get(&key).is_some_and(|(rv, _)| *rv == o.rv);
-                if !fresh {
-                    cache.0.insert(key.clone(), (o.rv, usage(def, &o.value())));
-                }
-                for (k, q) in cache.0.get(&key).map(|(_, u)| u).into_iter().flatten() {
-                    *totals.entry(k.clone()).or_default() = totals.get(k).copied().unwrap_or_default() + *q;
+    let space = cache.0.entry(ns.to_string()).or_insert_with(|| {
+        let mut space = Space::default();
+        sim.c.read(|st| {
+            for (id, def) in st.registry.iter().filter(|(_, d)| d.namespaced) {
+                for ((_, name), o) in st.store.range(id, Some(ns), None) {
+                    space.set((id, name.to_string()), Some(usage(def, &o.value())));
                 }
             }
-        }
+        });
+        space
     });
-    cache.0.retain(|k, _| k.1 != ns || seen.contains(k));
+    let totals = &space.totals;
     for q in &quotas {
         let hard = q.pointer("/spec/hard").and_then(Value::as_object).cloned().unwrap_or_default();
         let mut used = Map::new();

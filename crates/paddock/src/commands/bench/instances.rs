@@ -38,6 +38,10 @@ struct Report {
     start: Summary,
     /// Instances Running per second, first create to last Running.
     starts_per_second: f64,
+    /// API-server requests per instance from the first create to the last
+    /// Running (the benchmark's own creates and watch included).
+    writes_per_instance: f64,
+    reads_per_instance: f64,
     /// The controller process once every instance runs (and after a settle).
     controller: Usage,
 }
@@ -94,7 +98,8 @@ pub async fn run(args: InstancesBenchArgs, as_json: bool) -> Result<()> {
             }
         })
     };
-    let t0 = Instant::now();
+    let requests = &sim.cluster().requests;
+    let (w0, r0, t0) = (requests.writes(), requests.reads(), Instant::now());
     let creates = (0..args.count).map(|n| {
         let insts = insts.clone();
         async move {
@@ -117,6 +122,8 @@ pub async fn run(args: InstancesBenchArgs, as_json: bool) -> Result<()> {
         }
     }
     let all_running = t0.elapsed();
+    let per = |n: u64| n as f64 / args.count as f64;
+    let (writes, reads) = (per(requests.writes() - w0), per(requests.reads() - r0));
     watch.abort();
     let mut lat: Vec<Duration> = {
         let r = running.lock().unwrap_or_else(|e| e.into_inner());
@@ -129,6 +136,8 @@ pub async fn run(args: InstancesBenchArgs, as_json: bool) -> Result<()> {
         concurrency: args.concurrency,
         start: summarize(&mut lat),
         starts_per_second: args.count as f64 / all_running.as_secs_f64().max(1e-9),
+        writes_per_instance: writes,
+        reads_per_instance: reads,
         controller: controller.usage(),
     };
     controller.stop();
@@ -145,6 +154,11 @@ fn table(out: &mut dyn Write, r: &Report) -> Result<()> {
         r.count, r.concurrency, s.p50_ms, s.p90_ms, s.p99_ms, s.max_ms
     )?;
     writeln!(out, "throughput: {:.1} instances Running per second", r.starts_per_second)?;
+    writeln!(
+        out,
+        "API-server requests per instance: {:.1} writes, {:.1} reads",
+        r.writes_per_instance, r.reads_per_instance
+    )?;
     writeln!(out, "controller process with {} instances: {}", r.count, r.controller)?;
     Ok(())
 }

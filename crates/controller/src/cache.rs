@@ -1,0 +1,151 @@
+//! Watch caches shared by the reconcilers: reflected watches whose objects
+//! are kept trimmed (never with managedFields), and server-side applies that
+//! are not sent when the cached object already has every field the apply sets.
+//!
+//! A cache can lag the cluster by a watch event. That is safe: the event that
+//! would make a skipped write necessary triggers another reconcile, which
+//! then sees it.
+
+use futures::{FutureExt, Stream};
+use k8s_openapi::ByteString;
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Resource, ResourceExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use std::fmt::Debug;
+use std::sync::Arc;
+
+use crate::labels::FIELD_MANAGER;
+
+/// A watch whose objects go into a store, trimmed by `trim` (after
+/// managedFields are dropped), and whose events go on to trigger reconciles.
+pub fn reflected<K>(
+    api: Api<K>,
+    wc: watcher::Config,
+    trim: fn(&mut K),
+) -> (Store<K>, impl Stream<Item = Result<K, watcher::Error>> + Send)
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+{
+    let (store, writer) = kube::runtime::reflector::store();
+    let s = watcher(api, wc)
+        .default_backoff()
+        .modify(move |o: &mut K| {
+            o.managed_fields_mut().clear();
+            trim(o);
+        })
+        .reflect(writer);
+    (store, s.touched_objects())
+}
+
+/// Keeps an object as it is (besides managedFields).
+pub fn whole<K>(_: &mut K) {}
+
+/// The cached object `ns`/`name`, if the store has it.
+pub fn lookup<K: Resource<DynamicType = ()> + Clone>(store: &Store<K>, ns: Option<&str>, name: &str) -> Option<Arc<K>> {
+    let r = ObjectRef::<K>::new(name);
+    store.get(&match ns {
+        Some(ns) => r.within(ns),
+        None => r,
+    })
+}
+
+/// Whether the store has seen its first full list (a miss in a store that is
+/// not ready yet says nothing).
+pub fn ready<K: Resource<DynamicType = ()> + Clone + 'static>(store: &Store<K>) -> bool {
+    store.wait_until_ready().now_or_never().is_some_and(|r| r.is_ok())
+}
+
+/// Server-side applies `obj` (field manager `paddock`, forced), unless the
+/// store shows the object already has every field `obj` sets.
+pub async fn apply<K>(store: Option<&Store<K>>, api: &Api<K>, obj: &K) -> Result<K, kube::Error>
+where
+    K: Resource<DynamicType = ()> + Clone + Serialize + DeserializeOwned + Debug,
+{
+    let name = obj.meta().name.clone().unwrap_or_default();
+    if let Some(current) = store.and_then(|s| lookup(s, obj.meta().namespace.as_deref(), &name))
+        && current.meta().deletion_timestamp.is_none()
+        && covers(
+            &serde_json::to_value(&*current).map_err(kube::Error::SerdeError)?,
+            &stored_form(serde_json::to_value(obj).map_err(kube::Error::SerdeError)?),
+        )
+    {
+        return Ok((*current).clone());
+    }
+    api.patch(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(obj)).await
+}
+
+/// An object as the API server stores it, as far as a comparison needs: a
+/// Secret's write-only `stringData` is merged into `data`, base64-encoded.
+fn stored_form(mut v: Value) -> Value {
+    if v.get("kind").and_then(Value::as_str) == Some("Secret")
+        && let Some(Value::Object(strings)) = v.as_object_mut().and_then(|o| o.remove("stringData"))
+    {
+        let data = v.as_object_mut().map(|o| o.entry("data").or_insert_with(|| Value::Object(Default::default())));
+        if let Some(Value::Object(data)) = data {
+            for (k, s) in strings {
+                let bytes = s.as_str().unwrap_or_default().as_bytes().to_vec();
+                data.insert(k, serde_json::to_value(ByteString(bytes)).unwrap_or(Value::Null));
+            }
+        }
+    }
+    v
+}
+
+/// Whether `actual` already has every field `desired` sets, with the same
+/// value (objects recursively; arrays element by element, same length).
+pub fn covers(actual: &Value, desired: &Value) -> bool {
+    match (actual, desired) {
+        (Value::Object(a), Value::Object(d)) => d.iter().all(|(k, dv)| a.get(k).is_some_and(|av| covers(av, dv))),
+        (Value::Array(a), Value::Array(d)) => a.len() == d.len() && a.iter().zip(d).all(|(av, dv)| covers(av, dv)),
+        (a, d) => a == d,
+    }
+}
+
+/// Names of `K` in `ns` whose labels have every pair of `labels`.
+pub fn names_labelled<K: Resource<DynamicType = ()> + Clone>(
+    store: &Store<K>,
+    ns: &str,
+    labels: &[(&str, &str)],
+) -> Vec<String> {
+    store
+        .state_filter(|o| {
+            let l = o.labels();
+            o.meta().namespace.as_deref() == Some(ns)
+                && labels.iter().all(|(k, v)| l.get(*k).map(String::as_str) == Some(*v))
+        })
+        .iter()
+        .map(|o| o.name_any())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{covers, stored_form};
+    use serde_json::json;
+
+    #[test]
+    fn covered_when_every_desired_field_is_there() {
+        let actual = json!({"metadata": {"name": "a", "labels": {"x": "1", "y": "2"}, "uid": "u"},
+            "spec": {"ports": [{"port": 53, "protocol": "UDP"}]}, "status": {"phase": "Active"}});
+        assert!(covers(&actual, &json!({"metadata": {"name": "a", "labels": {"x": "1"}}})));
+        assert!(covers(&actual, &json!({"spec": {"ports": [{"port": 53}]}})));
+        assert!(!covers(&actual, &json!({"metadata": {"labels": {"x": "2"}}})), "a changed value");
+        assert!(!covers(&actual, &json!({"metadata": {"annotations": {"a": "b"}}})), "a missing field");
+        assert!(!covers(&actual, &json!({"spec": {"ports": []}})), "an array of another length");
+    }
+
+    #[test]
+    fn a_secrets_string_data_compares_as_its_base64_data() {
+        let stored = json!({"kind": "Secret", "data": {"a": "aGk=", "b": "eA=="}});
+        let desired = stored_form(json!({"kind": "Secret", "stringData": {"a": "hi"}}));
+        assert_eq!(desired, json!({"kind": "Secret", "data": {"a": "aGk="}}));
+        assert!(covers(&stored, &desired));
+        assert!(!covers(&stored, &stored_form(json!({"kind": "Secret", "stringData": {"a": "ho"}}))));
+        let other = json!({"kind": "ConfigMap", "stringData": {"a": "hi"}});
+        assert_eq!(stored_form(other.clone()), other, "only Secrets have stringData");
+    }
+}
