@@ -120,7 +120,13 @@ pub struct Metrics {
     start_phase_seconds: Family<PhaseLabels, Histogram>,
     watch_restarts: Family<ControllerLabel, Counter>,
     events: Family<EventLabels, Counter>,
+    events_dropped: Family<KindLabel, Counter>,
     views: Arc<Views>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabel {
+    pub kind: &'static str,
 }
 
 fn reconcile_histogram() -> Histogram {
@@ -142,6 +148,7 @@ impl Default for Metrics {
             start_phase_seconds: Family::new_with_constructor(start_histogram),
             watch_restarts: Family::default(),
             events: Family::default(),
+            events_dropped: Family::default(),
             views: Arc::default(),
         }
     }
@@ -177,6 +184,11 @@ impl Metrics {
             m.watch_restarts.clone(),
         );
         registry.register("events", "Kubernetes Events recorded by kind, type and reason", m.events.clone());
+        registry.register(
+            "events_dropped",
+            "Kubernetes Events dropped because the queue to the API server was full",
+            m.events_dropped.clone(),
+        );
         registry.register_collector(Box::new(StateCollector(m.views.clone())));
         Arc::new(m)
     }
@@ -232,6 +244,11 @@ impl Metrics {
     pub fn event(&self, kind: &'static str, warning: bool, reason: &str) {
         let r#type = if warning { "Warning" } else { "Normal" };
         self.events.get_or_create(&EventLabels { kind, r#type, reason: reason.to_string() }).inc();
+    }
+
+    /// Counts an Event dropped because the queue was full.
+    pub fn event_dropped(&self, kind: &'static str) {
+        self.events_dropped.get_or_create(&KindLabel { kind }).inc();
     }
 
     /// The instance cache `paddock_instances` is read from.

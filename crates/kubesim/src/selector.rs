@@ -22,12 +22,16 @@ pub struct Requirement {
 
 impl Requirement {
     pub fn matches(&self, get: &dyn Fn(&str) -> Option<String>) -> bool {
-        let v = get(&self.key);
+        self.matches_value(get(&self.key).as_deref())
+    }
+
+    /// Whether the requirement holds for this value of its key (None: no such label/field).
+    pub fn matches_value(&self, v: Option<&str>) -> bool {
         match &self.op {
-            Op::Eq(x) => v.as_deref() == Some(x.as_str()),
-            Op::NotEq(x) => v.as_deref() != Some(x.as_str()),
-            Op::In(xs) => v.is_some_and(|v| xs.contains(&v)),
-            Op::NotIn(xs) => v.is_none_or(|v| !xs.contains(&v)),
+            Op::Eq(x) => v == Some(x.as_str()),
+            Op::NotEq(x) => v != Some(x.as_str()),
+            Op::In(xs) => v.is_some_and(|v| xs.iter().any(|x| x == v)),
+            Op::NotIn(xs) => v.is_none_or(|v| !xs.iter().any(|x| x == v)),
             Op::Exists => v.is_some(),
             Op::DoesNotExist => v.is_none(),
         }
@@ -46,15 +50,11 @@ impl Selector {
     }
 
     pub fn matches_labels(&self, labels: &[(std::sync::Arc<str>, std::sync::Arc<str>)]) -> bool {
-        self.reqs
-            .iter()
-            .all(|r| r.matches(&|k: &str| labels.iter().find(|(lk, _)| &**lk == k).map(|(_, v)| v.to_string())))
+        self.reqs.iter().all(|r| r.matches_value(labels.iter().find(|(lk, _)| **lk == *r.key).map(|(_, v)| &**v)))
     }
 
     pub fn matches_map(&self, labels: Option<&serde_json::Map<String, Value>>) -> bool {
-        self.reqs
-            .iter()
-            .all(|r| r.matches(&|k: &str| labels.and_then(|m| m.get(k)).and_then(Value::as_str).map(str::to_string)))
+        self.reqs.iter().all(|r| r.matches_value(labels.and_then(|m| m.get(&r.key)).and_then(Value::as_str)))
     }
 
     /// Parses the `labelSelector` query form.

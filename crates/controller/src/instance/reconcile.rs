@@ -280,18 +280,26 @@ async fn apply(inst: Arc<Instance>, ctx: Arc<Context>) -> Result<Action, Error> 
     }
     // maxPerTenant: the oldest instances of the template win, deterministically
     // (by creation time, then name); its position is how many come before it.
+    // An instance that got past this once (it has started, warm or cold) keeps
+    // its place: newer instances never come before it, and lowering the limit
+    // does not stop running instances (as a lowered ResourceQuota does not
+    // evict pods). Checked once per instance, not on every pod change.
     fn key(i: &Instance) -> (Option<Timestamp>, Option<&str>) {
         (i.metadata.creation_timestamp.as_ref().map(|t| t.0), i.metadata.name.as_deref())
     }
+    let admitted = inst.status.as_ref().is_some_and(|s| s.warm.is_some());
+    let max = tpl.spec.max_per_tenant as usize;
     let mine = key(&inst);
     let before = |i: &Instance| {
         i.metadata.namespace.as_deref() == Some(ns.as_str()) && i.spec.template == inst.spec.template && key(i) < mine
     };
     let position = match caches {
+        _ if admitted => 0,
+        Some(k) if k.instances.len() <= max => 0,
         Some(k) => k.instances.state_filter(|i| before(i)).len(),
         None => api.list(&ListParams::default()).await?.items.iter().filter(|i| before(i)).count(),
     };
-    if position >= tpl.spec.max_per_tenant as usize {
+    if position >= max {
         let msg = format!(
             "the tenant already runs {} instance(s) of {:?}, its limit",
             tpl.spec.max_per_tenant, inst.spec.template

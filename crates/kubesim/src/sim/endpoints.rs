@@ -69,14 +69,19 @@ impl Endpoints {
                 let sel = Selector::from_map(m);
                 if self.selectors.get(&ns).and_then(|x| x.get(&name)) != Some(&sel) {
                     // Which pods the new selector picks, from the store's interned labels.
-                    let picked: Vec<(String, bool)> = sim.c.read(|st| {
+                    let picked: BTreeSet<String> = sim.c.read(|st| {
                         st.store
                             .range(sim.ids.pods, Some(&ns), None)
-                            .map(|((_, pod), o)| (pod.to_string(), sel.matches_labels(&o.labels)))
+                            .filter(|(_, o)| sel.matches_labels(&o.labels))
+                            .map(|((_, pod), _)| pod.to_string())
                             .collect()
                     });
-                    for (pod, yes) in picked {
-                        self.link(&ns, &pod, &name, yes);
+                    let before = self.pods_of.get(&(ns.clone(), name.clone())).cloned().unwrap_or_default();
+                    for pod in before.difference(&picked) {
+                        self.link(&ns, pod, &name, false);
+                    }
+                    for pod in &picked {
+                        self.link(&ns, pod, &name, true);
                     }
                     self.selectors.entry(ns.clone()).or_default().insert(name.clone(), sel);
                 }
