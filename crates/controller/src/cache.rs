@@ -6,7 +6,7 @@
 //! would make a skipped write necessary triggers another reconcile, which
 //! then sees it.
 
-use futures::{FutureExt, Stream};
+use futures::{FutureExt, Stream, TryStreamExt};
 use k8s_openapi::ByteString;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::reflector::{ObjectRef, Store};
@@ -15,8 +15,10 @@ use kube::{Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
+use std::collections::HashMap;
 use std::fmt::Debug;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 
 use crate::labels::FIELD_MANAGER;
 
@@ -105,21 +107,112 @@ pub fn covers(actual: &Value, desired: &Value) -> bool {
     }
 }
 
-/// Names of `K` in `ns` whose labels have every pair of `labels`.
-pub fn names_labelled<K: Resource<DynamicType = ()> + Clone>(
-    store: &Store<K>,
-    ns: &str,
-    labels: &[(&str, &str)],
-) -> Vec<String> {
-    store
-        .state_filter(|o| {
-            let l = o.labels();
-            o.meta().namespace.as_deref() == Some(ns)
-                && labels.iter().all(|(k, v)| l.get(*k).map(String::as_str) == Some(*v))
-        })
-        .iter()
-        .map(|o| o.name_any())
-        .collect()
+/// A watch cache that keeps only a projection of each object (what a
+/// reconciler reads of it, often a twentieth of the object), by namespace
+/// and name. Cheap to clone; a miss before the first list is not an answer
+/// (see [`Projection::ready`]).
+pub struct Projection<V> {
+    inner: Arc<ProjectionInner<V>>,
+}
+
+impl<V> Clone for Projection<V> {
+    fn clone(&self) -> Self {
+        Self { inner: self.inner.clone() }
+    }
+}
+
+type ByName<V> = HashMap<String, HashMap<String, Arc<V>>>;
+
+struct ProjectionInner<V> {
+    map: RwLock<ByName<V>>,
+    /// Objects of a (re)list in progress, swapped in when it is done.
+    relist: Mutex<Option<ByName<V>>>,
+    ready: AtomicBool,
+}
+
+impl<V> Projection<V> {
+    fn new() -> Self {
+        Self {
+            inner: Arc::new(ProjectionInner {
+                map: RwLock::new(HashMap::new()),
+                relist: Mutex::new(None),
+                ready: AtomicBool::new(false),
+            }),
+        }
+    }
+
+    pub fn get(&self, ns: &str, name: &str) -> Option<Arc<V>> {
+        self.inner.map.read().unwrap_or_else(|e| e.into_inner()).get(ns).and_then(|m| m.get(name)).cloned()
+    }
+
+    /// Whether the first list is in.
+    pub fn ready(&self) -> bool {
+        self.inner.ready.load(Ordering::Acquire)
+    }
+
+    /// Objects held.
+    pub fn len(&self) -> usize {
+        self.inner.map.read().unwrap_or_else(|e| e.into_inner()).values().map(HashMap::len).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn apply<K: Resource>(&self, ev: &watcher::Event<K>, project: fn(&K) -> V) {
+        let key = |o: &K| (o.meta().namespace.clone().unwrap_or_default(), o.meta().name.clone().unwrap_or_default());
+        let insert = |m: &mut ByName<V>, o: &K| {
+            let (ns, name) = key(o);
+            m.entry(ns).or_default().insert(name, Arc::new(project(o)));
+        };
+        match ev {
+            watcher::Event::Init => {
+                *self.inner.relist.lock().unwrap_or_else(|e| e.into_inner()) = Some(HashMap::new());
+            }
+            watcher::Event::InitApply(o) => {
+                if let Some(m) = self.inner.relist.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+                    insert(m, o);
+                }
+            }
+            watcher::Event::InitDone => {
+                if let Some(m) = self.inner.relist.lock().unwrap_or_else(|e| e.into_inner()).take() {
+                    *self.inner.map.write().unwrap_or_else(|e| e.into_inner()) = m;
+                }
+                self.inner.ready.store(true, Ordering::Release);
+            }
+            watcher::Event::Apply(o) => insert(&mut self.inner.map.write().unwrap_or_else(|e| e.into_inner()), o),
+            watcher::Event::Delete(o) => {
+                let (ns, name) = key(o);
+                let mut m = self.inner.map.write().unwrap_or_else(|e| e.into_inner());
+                if let Some(inner) = m.get_mut(&ns) {
+                    inner.remove(&name);
+                    if inner.is_empty() {
+                        m.remove(&ns);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A watch kept as a [`Projection`] by `project`; its objects go on (whole,
+/// and then dropped) to trigger reconciles.
+pub fn projected<K, V>(
+    api: Api<K>,
+    wc: watcher::Config,
+    project: fn(&K) -> V,
+) -> (Projection<V>, impl Stream<Item = Result<K, watcher::Error>> + Send)
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    V: Send + Sync + 'static,
+{
+    let p = Projection::new();
+    let keep = p.clone();
+    let s = watcher(api, wc).default_backoff().map_ok(move |ev| {
+        keep.apply(&ev, project);
+        ev
+    });
+    (p, s.touched_objects())
 }
 
 #[cfg(test)]

@@ -9,6 +9,13 @@
 //! moves it by exactly one). Memory is a few words per object, kept per owner
 //! and dropped with it. Nothing is known for objects applied before the
 //! process started: the first apply after a restart reports nothing.
+//!
+//! The same record says when an apply is not needed at all: when it was
+//! made with [`Drift::applied_as`], a cached object with the recorded uid and
+//! resourceVersion, for the same desired object, is exactly as that apply
+//! left it ([`Drift::unchanged`]); any change by anyone moves its
+//! resourceVersion. This is how the instance reconciler skips applies with
+//! caches that keep only an object's metadata.
 
 use kube::{Resource, ResourceExt};
 use std::collections::HashMap;
@@ -18,6 +25,19 @@ use std::sync::Mutex;
 fn hash(parts: &[&str]) -> u64 {
     let mut h = DefaultHasher::new();
     parts.hash(&mut h);
+    h.finish()
+}
+
+fn state(desired: u64, rv: &str) -> u64 {
+    let mut h = DefaultHasher::new();
+    (desired, rv).hash(&mut h);
+    h.finish().max(1)
+}
+
+/// A fingerprint of the object an apply sends.
+pub fn fingerprint<K: serde::Serialize>(obj: &K) -> u64 {
+    let mut h = DefaultHasher::new();
+    serde_json::to_string(obj).unwrap_or_default().hash(&mut h);
     h.finish()
 }
 
@@ -39,8 +59,10 @@ impl std::fmt::Display for Repair {
     }
 }
 
-/// What was last applied of one object: its uid (hashed) and generation.
-type Seen = (u64, Option<i64>);
+/// What was last applied of one object: its uid (hashed), generation, and
+/// (for [`Drift::applied_as`]) the desired object and the resourceVersion the
+/// apply left, hashed together (0 when unknown).
+type Seen = (u64, Option<i64>, u64);
 
 /// Per owner (a tenant, an instance): object → what was last applied.
 #[derive(Default)]
@@ -51,6 +73,33 @@ pub struct Drift {
 impl Drift {
     /// Records an object as applied for `owner`; says what was repaired, if anything.
     pub fn applied<K: Resource<DynamicType = ()>>(&self, owner: &str, obj: &K) -> Option<Repair> {
+        self.record(owner, obj, 0)
+    }
+
+    /// [`Drift::applied`], remembering that `obj` is what applying the
+    /// desired object with fingerprint `desired` left.
+    pub fn applied_as<K: Resource<DynamicType = ()>>(&self, owner: &str, obj: &K, desired: u64) -> Option<Repair> {
+        let rv = obj.meta().resource_version.as_deref().unwrap_or_default();
+        self.record(owner, obj, state(desired, rv))
+    }
+
+    /// Whether an object of kind `K` with this uid and resourceVersion is
+    /// exactly as applying `desired` last left it (so applying again is a no-op).
+    pub fn unchanged<K: Resource<DynamicType = ()>>(
+        &self,
+        owner: &str,
+        (ns, name): (&str, &str),
+        (uid, rv): (&str, &str),
+        desired: u64,
+    ) -> bool {
+        let key = hash(&[&K::kind(&()), ns, name]);
+        let seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        seen.get(&hash(&[owner]))
+            .and_then(|m| m.get(&key))
+            .is_some_and(|(u, _, st)| *st != 0 && *u == hash(&[uid]) && *st == state(desired, rv))
+    }
+
+    fn record<K: Resource<DynamicType = ()>>(&self, owner: &str, obj: &K, applied: u64) -> Option<Repair> {
         let kind = K::kind(&());
         let ns = obj.namespace().unwrap_or_default();
         let name = obj.name_any();
@@ -58,7 +107,7 @@ impl Drift {
         let uid = hash(&[obj.uid().as_deref().unwrap_or_default()]);
         let generation = obj.meta().generation;
         let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
-        let before = seen.entry(hash(&[owner])).or_default().insert(key, (uid, generation))?;
+        let before = seen.entry(hash(&[owner])).or_default().insert(key, (uid, generation, applied))?;
         let what = if ns.is_empty() { format!("{kind} {name}") } else { format!("{kind} {ns}/{name}") };
         if before.0 != uid {
             return Some(Repair::Recreated(what));
@@ -104,6 +153,23 @@ mod tests {
             Repair::Restored("NetworkPolicy n/p".into()).to_string(),
             "NetworkPolicy n/p had been changed; restored it"
         );
+    }
+
+    #[test]
+    fn unchanged_only_as_the_apply_left_it() {
+        let d = Drift::default();
+        let mut p = pol("a", 1);
+        p.metadata.resource_version = Some("7".into());
+        let at = ("n", "p");
+        assert!(!d.unchanged::<NetworkPolicy>("t", at, ("a", "7"), 42), "never applied");
+        d.applied_as("t", &p, 42);
+        assert!(d.unchanged::<NetworkPolicy>("t", at, ("a", "7"), 42));
+        assert!(!d.unchanged::<NetworkPolicy>("t", at, ("a", "8"), 42), "changed since (by anyone)");
+        assert!(!d.unchanged::<NetworkPolicy>("t", at, ("b", "7"), 42), "re-created");
+        assert!(!d.unchanged::<NetworkPolicy>("t", at, ("a", "7"), 43), "another desired object");
+        assert!(!d.unchanged::<NetworkPolicy>("u", at, ("a", "7"), 42), "another owner");
+        d.applied("t", &p);
+        assert!(!d.unchanged::<NetworkPolicy>("t", at, ("a", "7"), 42), "a plain apply records no state");
     }
 
     #[test]

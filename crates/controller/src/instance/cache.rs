@@ -11,18 +11,25 @@
 //! instances`). A miss falls back to the API server; see [`crate::cache`]
 //! for why a lagging cache is safe.
 //!
-//! Memory: the instance's own pods are kept with only the fields their
-//! status is made from (no container specs); everything without
-//! managedFields. The warm pools' pods are kept whole, as a claim rewrites
-//! them.
+//! Memory: the instance's own objects are kept as projections of what a
+//! reconcile reads of them — a pod as its [`PodBrief`], a Service as its
+//! ports and load-balancer address, NetworkPolicies and ConfigMaps as their
+//! uid and resourceVersion (metadata-only watches), Secrets as their values —
+//! a few hundred bytes each instead of several kilobytes. An apply is skipped
+//! when the object's uid and resourceVersion are what the last apply of the
+//! same desired object left ([`crate::drift::Drift::unchanged`]). The warm
+//! pools' pods are kept whole, as a claim rewrites them.
 
-use crate::cache::{lookup, ready, reflected, whole};
+use super::build::POD_LABEL;
+use super::phase::PodBrief;
+use crate::cache::{Projection, lookup, projected, ready, reflected, whole};
 use crate::labels::{INSTANCE, MANAGED_BY, MANAGER, NODE_ROLE, TENANT};
 use crate::pool::labels::{CLAIM, INSTANCE_NAMESPACE, POOL, SET};
 use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt};
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Node, Pod, PodSpec, Secret, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Node, Pod, Secret, Service};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::Api;
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::Controller;
@@ -30,6 +37,7 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 use kube::{Client, ResourceExt};
 use resources::{Instance, Template, Tenant};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// One store per kind the instance controller reads.
@@ -43,13 +51,94 @@ pub struct Caches {
     /// Nodes with a `paddock.dev/node-role` label, metadata only.
     pub node_roles: Store<PartialObjectMeta<Node>>,
     /// Pods, Services, NetworkPolicies, ConfigMaps and Secrets of instances.
-    pub pods: Store<Pod>,
-    pub services: Store<Service>,
-    pub policies: Store<NetworkPolicy>,
-    pub config_maps: Store<ConfigMap>,
-    pub secrets: Store<Secret>,
+    pub pods: Projection<PodBrief>,
+    pub services: Projection<ServiceBrief>,
+    pub policies: Projection<Meta>,
+    pub config_maps: Projection<Meta>,
+    pub secrets: Projection<SecretBrief>,
     /// The warm pools' pods, claimed or not, whole.
     pub pool_pods: Store<Pod>,
+}
+
+/// What an apply needs to know of an object: which one it is and its version.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Meta {
+    pub uid: String,
+    pub resource_version: String,
+    pub deleting: bool,
+}
+
+impl Meta {
+    pub fn of(m: &ObjectMeta) -> Self {
+        Self {
+            uid: m.uid.clone().unwrap_or_default(),
+            resource_version: m.resource_version.clone().unwrap_or_default(),
+            deleting: m.deletion_timestamp.is_some(),
+        }
+    }
+}
+
+/// A Service as endpoints are made from it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServiceBrief {
+    pub meta: Meta,
+    /// The template pod it selects (its `paddock.dev/pod` selector).
+    pub pod: Option<String>,
+    /// (name, nodePort) of each port.
+    pub ports: Vec<(Option<String>, Option<i32>, i32)>,
+    /// The first load-balancer ingress IP.
+    pub load_balancer: Option<String>,
+}
+
+impl ServiceBrief {
+    pub fn of(s: &Service) -> Self {
+        let spec = s.spec.as_ref();
+        Self {
+            meta: Meta::of(&s.metadata),
+            pod: spec.and_then(|x| x.selector.as_ref()).and_then(|m| m.get(POD_LABEL)).cloned(),
+            ports: spec
+                .and_then(|x| x.ports.as_ref())
+                .into_iter()
+                .flatten()
+                .map(|p| (p.name.clone(), p.node_port, p.port))
+                .collect(),
+            load_balancer: s
+                .status
+                .as_ref()
+                .and_then(|st| st.load_balancer.as_ref())
+                .and_then(|lb| lb.ingress.as_ref())
+                .and_then(|i| i.first())
+                .and_then(|i| i.ip.clone()),
+        }
+    }
+}
+
+/// A Secret as generated values are kept from it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SecretBrief {
+    pub meta: Meta,
+    pub values: BTreeMap<String, String>,
+}
+
+impl SecretBrief {
+    pub fn of(s: &Secret) -> Self {
+        let values = s
+            .data
+            .iter()
+            .flatten()
+            .filter_map(|(k, v)| String::from_utf8(v.0.clone()).ok().map(|v| (k.clone(), v)))
+            .collect();
+        Self { meta: Meta::of(&s.metadata), values }
+    }
+}
+
+fn pod_brief(p: &Pod) -> PodBrief {
+    let name = p.labels().get(POD_LABEL).cloned().unwrap_or_else(|| p.name_any());
+    PodBrief::of(&name, p)
+}
+
+fn meta_of<K: kube::Resource>(o: &K) -> Meta {
+    Meta::of(o.meta())
 }
 
 /// Starts the caches' watches and wires them into the instance controller:
@@ -65,11 +154,13 @@ pub fn wire(
 ) -> (Controller<Instance>, Caches, BoxFuture<'static, ()>) {
     let c = client.clone();
     let ours = || watcher::Config::default().labels(&format!("{MANAGED_BY}={MANAGER},{INSTANCE}"));
-    let (pods, pods_s) = reflected(Api::<Pod>::all(c.clone()), ours(), trim_pod);
-    let (services, services_s) = reflected(Api::<Service>::all(c.clone()), ours(), whole);
-    let (policies, policies_s) = reflected(Api::<NetworkPolicy>::all(c.clone()), ours(), whole);
-    let (config_maps, config_maps_s) = reflected(Api::<ConfigMap>::all(c.clone()), ours(), whole);
-    let (secrets, secrets_s) = reflected(Api::<Secret>::all(c.clone()), ours(), whole);
+    let (pods, pods_s) = projected(Api::<Pod>::all(c.clone()), ours(), pod_brief);
+    let (services, services_s) = projected(Api::<Service>::all(c.clone()), ours(), ServiceBrief::of);
+    let (policies, policies_s) =
+        projected(Api::<PartialObjectMeta<NetworkPolicy>>::all(c.clone()), ours(), meta_of::<PartialObjectMeta<_>>);
+    let (config_maps, config_maps_s) =
+        projected(Api::<PartialObjectMeta<ConfigMap>>::all(c.clone()), ours(), meta_of::<PartialObjectMeta<_>>);
+    let (secrets, secrets_s) = projected(Api::<Secret>::all(c.clone()), ours(), SecretBrief::of);
     let (pool_pods, pool_s) =
         reflected(Api::<Pod>::namespaced(c.clone(), pool_ns), watcher::Config::default().labels(POOL), whole);
     let (templates, templates_s) = reflected(Api::<Template>::all(c.clone()), watcher::Config::default(), whole);
@@ -114,12 +205,6 @@ pub fn wire(
             Some(ObjectRef::<Instance>::new(l.get(INSTANCE)?).within(l.get(INSTANCE_NAMESPACE)?))
         });
     (controller, caches, background)
-}
-
-/// A pod as the status needs it: metadata, the node, the status.
-fn trim_pod(p: &mut Pod) {
-    let node_name = p.spec.as_mut().and_then(|s| s.node_name.take());
-    p.spec = Some(PodSpec { node_name, ..Default::default() });
 }
 
 impl Caches {

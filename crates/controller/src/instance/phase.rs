@@ -21,6 +21,31 @@ fn outcome(phase: InstancePhase, reason: &'static str, message: impl Into<String
     Outcome { phase, reason, message: message.into() }
 }
 
+/// What an instance's status is made from of one pod: its state as the
+/// status shows it and, when an image cannot be pulled, which image. Small
+/// on purpose: the instance controller's watch cache keeps one per pod
+/// instead of the pod.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PodBrief {
+    pub state: PodState,
+    pub failing_image: Option<String>,
+    /// The uid of the Instance a warm pod is claimed for.
+    pub claim: Option<String>,
+}
+
+impl PodBrief {
+    /// `name` is the template's pod name.
+    pub fn of(name: &str, pod: &Pod) -> Self {
+        let state = pod_state(name, pod);
+        let failing = state.reason.as_deref().is_some_and(|r| IMAGE_ERRORS.contains(&r));
+        Self {
+            failing_image: failing.then(|| image_of(pod)),
+            claim: pod.metadata.labels.as_ref().and_then(|l| l.get(crate::pool::labels::CLAIM)).cloned(),
+            state,
+        }
+    }
+}
+
 /// What the status shows of one pod (name is the template's pod name).
 pub fn pod_state(name: &str, pod: &Pod) -> PodState {
     let st = pod.status.clone().unwrap_or_default();
@@ -66,6 +91,18 @@ fn image_of(pod: &Pod) -> String {
 /// (template pod name, pod), whether it is being deleted or has expired, and
 /// whether it has been Running before.
 pub fn aggregate(expected: usize, pods: &[(String, Pod)], deleting: bool, expired: bool, was_running: bool) -> Outcome {
+    let briefs: Vec<PodBrief> = pods.iter().map(|(n, p)| PodBrief::of(n, p)).collect();
+    aggregate_briefs(expected, &briefs, deleting, expired, was_running)
+}
+
+/// [`aggregate`] from the pods' briefs.
+pub fn aggregate_briefs(
+    expected: usize,
+    pods: &[PodBrief],
+    deleting: bool,
+    expired: bool,
+    was_running: bool,
+) -> Outcome {
     use InstancePhase::*;
     if expired {
         return outcome(Expired, "Expired", "the instance's time ran out; its pods were removed");
@@ -73,7 +110,7 @@ pub fn aggregate(expected: usize, pods: &[(String, Pod)], deleting: bool, expire
     if deleting {
         return outcome(Stopping, "Stopping", "the instance is being stopped");
     }
-    let states: Vec<(PodState, &Pod)> = pods.iter().map(|(n, p)| (pod_state(n, p), p)).collect();
+    let states: Vec<(&PodState, &PodBrief)> = pods.iter().map(|b| (&b.state, b)).collect();
     if let Some((s, _)) = states.iter().find(|(s, _)| s.phase.as_deref() == Some("Failed")) {
         let why = s.message.clone().or(s.reason.clone()).unwrap_or_else(|| "it stopped with an error".into());
         return outcome(Failed, "PodFailed", format!("pod {} failed: {why}", s.name));
@@ -82,7 +119,12 @@ pub fn aggregate(expected: usize, pods: &[(String, Pod)], deleting: bool, expire
         return outcome(
             Failed,
             "ImagePullFailed",
-            format!("pod {} cannot pull image {}: {}", s.name, image_of(p), s.message.clone().unwrap_or_default()),
+            format!(
+                "pod {} cannot pull image {}: {}",
+                s.name,
+                p.failing_image.as_deref().unwrap_or_default(),
+                s.message.clone().unwrap_or_default()
+            ),
         );
     }
     if let Some((s, _)) =
@@ -93,7 +135,7 @@ pub fn aggregate(expected: usize, pods: &[(String, Pod)], deleting: bool, expire
     if states.len() < expected {
         return outcome(Pending, "Creating", format!("{} of {expected} pods created", states.len()));
     }
-    let unscheduled: Vec<&PodState> = states.iter().map(|(s, _)| s).filter(|s| s.node.is_none()).collect();
+    let unscheduled: Vec<&PodState> = states.iter().map(|(s, _)| *s).filter(|s| s.node.is_none()).collect();
     if let Some(s) = unscheduled.iter().find(|s| s.reason.as_deref() == Some("Unschedulable")) {
         return outcome(
             Scheduling,

@@ -3,9 +3,8 @@
 //! self-healing through owned-object watches, and Stopping on deletion.
 
 use super::build::{Input, POD_LABEL, build, generate_value, generated_keys, template_problems, validate};
-use super::cache::Caches;
-use super::phase::aggregate;
-use crate::cache::lookup;
+use super::cache::{Caches, Meta, SecretBrief, ServiceBrief};
+use super::phase::{PodBrief, aggregate_briefs};
 use crate::config::Settings;
 use crate::drift::Drift;
 use crate::events::Events;
@@ -23,7 +22,6 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, MicroTime, Time}
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
-use kube::runtime::reflector::Store;
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource, ResourceExt};
 use rand::Rng;
@@ -82,29 +80,55 @@ fn selector(inst: &str) -> String {
     format!("{MANAGED_BY}={MANAGER},{INSTANCE}={inst}")
 }
 
-/// Applies an instance's objects (unless the cache shows them already so)
-/// and returns them as they are; drift an apply repaired becomes an Event.
+/// Applies an instance's objects, each unless the cache shows it exactly as
+/// the last apply of the same desired object left it; returns what the
+/// applies returned (None where skipped). Drift an apply repaired becomes an
+/// Event.
 async fn apply_all<K>(
     ctx: &Context,
     inst: &Instance,
     api: &Api<K>,
-    cached: fn(&Caches) -> &Store<K>,
+    cached: fn(&Caches, &str, &str) -> Option<Meta>,
     objs: &[K],
-) -> Result<Vec<K>, kube::Error>
+) -> Result<Vec<Option<K>>, kube::Error>
 where
     K: Resource<DynamicType = ()> + Clone + Serialize + DeserializeOwned + Debug,
 {
     let owner = inst.metadata.uid.as_deref().unwrap_or_default();
     let mut out = Vec::with_capacity(objs.len());
     for o in objs {
-        let applied = crate::cache::apply(ctx.caches.get().map(cached), api, o).await?;
-        if let Some(r) = ctx.drift.applied(owner, &applied) {
+        let (ns, name) =
+            (o.meta().namespace.as_deref().unwrap_or_default(), o.meta().name.as_deref().unwrap_or_default());
+        let desired = crate::drift::fingerprint(o);
+        if let Some(m) = ctx.caches.get().and_then(|k| cached(k, ns, name))
+            && !m.deleting
+            && ctx.drift.unchanged::<K>(owner, (ns, name), (&m.uid, &m.resource_version), desired)
+        {
+            out.push(None);
+            continue;
+        }
+        let applied = api.patch(name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(o)).await?;
+        if let Some(r) = ctx.drift.applied_as(owner, &applied, desired) {
             tracing::info!(instance = %inst.name_any(), repair = %r, "repaired drift");
             ctx.events.record("Instance", inst.object_ref(&()), false, "DriftRepaired", r.to_string());
         }
-        out.push(applied);
+        out.push(Some(applied));
     }
     Ok(out)
+}
+
+/// The Services as they are: what an apply returned, else the cache's.
+fn service_briefs(ctx: &Context, desired: &[Service], applied: Vec<Option<Service>>) -> Vec<ServiceBrief> {
+    desired
+        .iter()
+        .zip(applied)
+        .filter_map(|(d, a)| match a {
+            Some(a) => Some(ServiceBrief::of(&a)),
+            None => ctx.caches.get().and_then(|k| {
+                k.services.get(d.meta().namespace.as_deref()?, d.meta().name.as_deref()?).map(|b| (*b).clone())
+            }),
+        })
+        .collect()
 }
 
 fn cond(type_: &str, ok: bool, reason: &str, message: &str, old: &[Condition], generation: Option<i64>) -> Condition {
@@ -209,16 +233,14 @@ async fn generated_values(
         return Ok(BTreeMap::new());
     }
     let name = format!("{inst}-secrets");
-    let existing = match ctx.caches.get().and_then(|k| lookup(&k.secrets, Some(ns), &name)) {
-        Some(s) => Some((*s).clone()),
-        None => Api::<Secret>::namespaced(ctx.client.clone(), ns).get_opt(&name).await?,
+    let have: BTreeMap<String, String> = match ctx.caches.get().and_then(|k| k.secrets.get(ns, &name)) {
+        Some(s) => s.values.clone(),
+        None => Api::<Secret>::namespaced(ctx.client.clone(), ns)
+            .get_opt(&name)
+            .await?
+            .map(|s| SecretBrief::of(&s).values)
+            .unwrap_or_default(),
     };
-    let have: BTreeMap<String, String> = existing
-        .and_then(|s| s.data)
-        .unwrap_or_default()
-        .into_iter()
-        .filter_map(|(k, v)| String::from_utf8(v.0).ok().map(|v| (k, v)))
-        .collect();
     let mut rng = rand::rng();
     Ok(generated_keys(tpl)
         .into_iter()
@@ -395,25 +417,37 @@ async fn apply(inst: Arc<Instance>, ctx: Arc<Context>) -> Result<Action, Error> 
     };
     if let Some(s) = &desired.secret {
         let secrets = Api::<Secret>::namespaced(c.clone(), &ns);
-        apply_all(&ctx, &inst, &secrets, |k| &k.secrets, std::slice::from_ref(s)).await?;
+        apply_all(
+            &ctx,
+            &inst,
+            &secrets,
+            |k, ns, n| k.secrets.get(ns, n).map(|s| s.meta.clone()),
+            std::slice::from_ref(s),
+        )
+        .await?;
     }
     if let Some(cl) = claim_status.filter(|_| !claimed.is_empty()) {
         return warm(&inst, &ctx, &tpl, &tenant, cl, claimed, expires).await;
     }
     let cms = Api::<ConfigMap>::namespaced(c.clone(), &ns);
-    apply_all(&ctx, &inst, &cms, |k| &k.config_maps, &desired.config_maps).await?;
+    apply_all(&ctx, &inst, &cms, |k, ns, n| k.config_maps.get(ns, n).map(|m| (*m).clone()), &desired.config_maps)
+        .await?;
     let pols = Api::<NetworkPolicy>::namespaced(c.clone(), &ns);
-    apply_all(&ctx, &inst, &pols, |k| &k.policies, &desired.policies).await?;
+    apply_all(&ctx, &inst, &pols, |k, ns, n| k.policies.get(ns, n).map(|m| (*m).clone()), &desired.policies).await?;
     let svcs = Api::<Service>::namespaced(c.clone(), &ns);
-    let services = apply_all(&ctx, &inst, &svcs, |k| &k.services, &desired.services).await?;
+    let applied =
+        apply_all(&ctx, &inst, &svcs, |k, ns, n| k.services.get(ns, n).map(|b| b.meta.clone()), &desired.services)
+            .await?;
+    let services = service_briefs(&ctx, &desired.services, applied);
     let pods_api: Api<Pod> = Api::namespaced(c.clone(), &ns);
     // The pods as they are: from the cache, or (a miss) the API server.
     let mut current = Vec::with_capacity(desired.pods.len());
     for p in &desired.pods {
         let pname = p.metadata.name.clone().unwrap_or_default();
-        current.push(match caches.and_then(|k| lookup(&k.pods, Some(&ns), &pname)) {
+        let tname = p.labels().get(POD_LABEL).cloned().unwrap_or_else(|| pname.clone());
+        current.push(match caches.and_then(|k| k.pods.get(&ns, &pname)) {
             Some(have) => Some((*have).clone()),
-            None => pods_api.get_opt(&pname).await?,
+            None => pods_api.get_opt(&pname).await?.map(|p| PodBrief::of(&tname, &p)),
         });
     }
     // The namespace's ResourceQuota does not see pods claimed from a pool: with
@@ -455,7 +489,7 @@ async fn apply(inst: Arc<Instance>, ctx: Arc<Context>) -> Result<Action, Error> 
         let pname = p.metadata.name.clone().unwrap_or_default();
         created.push(p.labels().get(POD_LABEL).cloned().unwrap_or_else(|| pname.clone()));
         match pods_api.patch(&pname, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(p)).await {
-            Ok(pod) => pods.push(pod),
+            Ok(pod) => pods.push(PodBrief::of(created.last().map(String::as_str).unwrap_or_default(), &pod)),
             Err(kube::Error::Api(s)) if s.code == 403 && s.message.contains("exceeded quota") => {
                 let msg = format!("the tenant's quota does not allow this instance: {}", s.message);
                 write_status(&ctx, &api, &inst, base_status(&inst, InstancePhase::Pending, "QuotaExceeded", &msg))
@@ -522,9 +556,16 @@ async fn warm(
                 p.iter().map(|x| x.to_string()).collect::<Vec<_>>().join("; ")
             ))
         })?;
-    apply_all(ctx, inst, &Api::<NetworkPolicy>::namespaced(c.clone(), pool_ns), |k| &k.policies, &policies).await?;
+    let pols = Api::<NetworkPolicy>::namespaced(c.clone(), pool_ns);
+    apply_all(ctx, inst, &pols, |k, ns, n| k.policies.get(ns, n).map(|m| (*m).clone()), &policies).await?;
     let svcs = Api::<Service>::namespaced(c.clone(), pool_ns);
-    let services = apply_all(ctx, inst, &svcs, |k| &k.services, &services).await?;
+    let applied =
+        apply_all(ctx, inst, &svcs, |k, ns, n| k.services.get(ns, n).map(|b| b.meta.clone()), &services).await?;
+    let services = service_briefs(ctx, &services, applied);
+    let pods: Vec<PodBrief> = pods
+        .iter()
+        .map(|p| PodBrief::of(&p.labels().get(POD_LABEL).cloned().unwrap_or_else(|| p.name_any()), p))
+        .collect();
     let mut s = observe(inst, tpl, &pods, &services, &claim.set, pool_ns, expires);
     s.warm = Some(true);
     let personal = tpl.spec.warm_pool.as_ref().is_some_and(|p| p.personalize == Personalize::Api);
@@ -547,30 +588,23 @@ async fn warm(
 fn observe(
     inst: &Instance,
     tpl: &Template,
-    pods: &[Pod],
-    services: &[Service],
+    pods: &[PodBrief],
+    services: &[ServiceBrief],
     stem: &str,
     ns: &str,
     expires: Option<Timestamp>,
 ) -> InstanceStatus {
-    let named: Vec<(String, Pod)> =
-        pods.iter().map(|p| (p.labels().get(POD_LABEL).cloned().unwrap_or_else(|| p.name_any()), p.clone())).collect();
     let was_running =
         matches!(inst.status.as_ref().and_then(|s| s.phase), Some(InstancePhase::Running | InstancePhase::Degraded));
-    let outcome = aggregate(tpl.spec.pods.len(), &named, false, false, was_running);
+    let outcome = aggregate_briefs(tpl.spec.pods.len(), pods, false, false, was_running);
     let mut s = base_status(inst, outcome.phase, outcome.reason, &outcome.message);
-    s.pods = named.iter().map(|(n, p)| super::phase::pod_state(n, p)).collect();
+    s.pods = pods.iter().map(|p| p.state.clone()).collect();
     s.expires = expires.map(Time);
-    if s.scheduled.is_none()
-        && named.len() == tpl.spec.pods.len()
-        && named.iter().all(|(_, p)| p.spec.as_ref().and_then(|x| x.node_name.as_ref()).is_some())
-    {
+    let all = |f: fn(&PodBrief) -> bool| pods.len() == tpl.spec.pods.len() && pods.iter().all(f);
+    if s.scheduled.is_none() && all(|p| p.state.node.is_some()) {
         s.scheduled = Some(MicroTime(Timestamp::now()));
     }
-    if s.pulled.is_none()
-        && named.len() == tpl.spec.pods.len()
-        && named.iter().all(|(_, p)| p.status.as_ref().and_then(|x| x.phase.as_deref()) == Some("Running"))
-    {
+    if s.pulled.is_none() && all(|p| p.state.phase.as_deref() == Some("Running")) {
         s.pulled = Some(MicroTime(Timestamp::now()));
     }
     if s.ready.is_none() && outcome.phase == InstancePhase::Running {
@@ -580,7 +614,7 @@ fn observe(
     s
 }
 
-fn endpoints(tpl: &Template, inst: &str, ns: &str, services: &[Service]) -> Vec<EndpointStatus> {
+fn endpoints(tpl: &Template, inst: &str, ns: &str, services: &[ServiceBrief]) -> Vec<EndpointStatus> {
     let mut out = Vec::new();
     for p in &tpl.spec.pods {
         for port in &p.ports {
@@ -590,25 +624,13 @@ fn endpoints(tpl: &Template, inst: &str, ns: &str, services: &[Service]) -> Vec<
                 cluster_dns: Some(format!("{}.{inst}.{ns}.svc:{}", p.name, port.port)),
                 ..Default::default()
             };
-            for svc in services.iter().filter(|s| {
-                s.spec.as_ref().and_then(|x| x.selector.as_ref()).and_then(|m| m.get(POD_LABEL)) == Some(&p.name)
-            }) {
-                if let Some(sp) = svc
-                    .spec
-                    .as_ref()
-                    .and_then(|x| x.ports.as_ref())
-                    .and_then(|ps| ps.iter().find(|sp| sp.name.as_deref() == Some(port.name.as_str())))
+            for svc in services.iter().filter(|s| s.pod.as_deref() == Some(p.name.as_str())) {
+                if let Some((_, node_port, svc_port)) =
+                    svc.ports.iter().find(|(name, _, _)| name.as_deref() == Some(port.name.as_str()))
                 {
-                    e.node_port = e.node_port.or(sp.node_port);
-                    if let Some(ip) = svc
-                        .status
-                        .as_ref()
-                        .and_then(|st| st.load_balancer.as_ref())
-                        .and_then(|lb| lb.ingress.as_ref())
-                        .and_then(|i| i.first())
-                        .and_then(|i| i.ip.clone())
-                    {
-                        e.external_address = Some(format!("{ip}:{}", sp.port));
+                    e.node_port = e.node_port.or(*node_port);
+                    if let Some(ip) = &svc.load_balancer {
+                        e.external_address = Some(format!("{ip}:{svc_port}"));
                     }
                 }
             }
