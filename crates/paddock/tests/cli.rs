@@ -82,8 +82,9 @@ fn crds_and_manifests_print_yaml() {
 
 #[test]
 fn bad_flags_get_one_clear_line() {
-    let cases: [(&[&str], &str); 4] = [
+    let cases: [(&[&str], &str); 5] = [
         (&["controller", "--namespace-prefix", "Bad_Prefix"], "--namespace-prefix \"Bad_Prefix\""),
+        (&["controller", "--max-concurrent-reconciles", "0"], "--max-concurrent-reconciles 0: must be 1 to 1024"),
         (&["controller", "--default-cpu-request", "lots"], "--default-cpu-request \"lots\""),
         (&["controller", "--kubeconfig", "/nonexistent/kubeconfig"], "cannot use kubeconfig /nonexistent/kubeconfig"),
         (&["manifests", "--system-namespace", "Not Valid"], "--system-namespace"),
