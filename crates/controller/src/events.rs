@@ -42,6 +42,8 @@ pub struct Events {
 }
 
 struct Pending {
+    /// When it happened (not when a worker got to send it).
+    at: Timestamp,
     object: ObjectReference,
     warning: bool,
     reason: String,
@@ -113,7 +115,7 @@ impl Events {
     /// Records an Event on `object` (a `kind` object) in the background.
     pub fn record(&self, kind: &'static str, object: ObjectReference, warning: bool, reason: &str, note: String) {
         self.metrics.event(kind, warning, reason);
-        let p = Pending { object, warning, reason: reason.into(), note };
+        let p = Pending { at: Timestamp::now(), object, warning, reason: reason.into(), note };
         if let Err(mpsc::error::TrySendError::Full(p)) = self.queue.try_send(p) {
             self.metrics.event_dropped(kind);
             tracing::debug!(reason = %p.reason, "event queue full; dropped an event");
@@ -122,7 +124,7 @@ impl Events {
 }
 
 async fn send(client: &Client, memory: &Mutex<Memory>, p: &Pending) -> Result<(), kube::Error> {
-    let now = Timestamp::now();
+    let now = p.at;
     let k = key(p);
     let repeat = memory.lock().unwrap_or_else(|e| e.into_inner()).repeat(&k, now);
     if let Some((ns, name, count)) = repeat {

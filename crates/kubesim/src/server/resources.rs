@@ -24,6 +24,36 @@ pub(crate) fn render_obj(def: &ResourceDef, version: &str, o: &Obj) -> Vec<u8> {
     serde_json::to_vec(&v).unwrap_or_default()
 }
 
+/// How a read answers: whole objects, or only their metadata (the client's
+/// Accept asked `as=PartialObjectMetadata` / `as=PartialObjectMetadataList`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Shape {
+    Whole,
+    Metadata,
+}
+
+impl Shape {
+    pub(crate) fn of(headers: &HeaderMap) -> Self {
+        let first = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).and_then(|a| a.split(',').next());
+        if first.is_some_and(|f| f.contains("as=PartialObjectMetadata")) { Shape::Metadata } else { Shape::Whole }
+    }
+
+    /// An object as this shape shows it.
+    pub(crate) fn render(self, def: &ResourceDef, version: &str, o: &Obj) -> Vec<u8> {
+        match self {
+            Shape::Whole => render_obj(def, version, o),
+            Shape::Metadata => Shape::metadata_of(o.value()),
+        }
+    }
+
+    /// A PartialObjectMetadata of an object's value.
+    pub(crate) fn metadata_of(mut v: Value) -> Vec<u8> {
+        let meta = v.get_mut("metadata").map(Value::take).unwrap_or_else(|| json!({}));
+        serde_json::to_vec(&json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": meta}))
+            .unwrap_or_default()
+    }
+}
+
 fn render_value(def: &ResourceDef, version: &str, mut v: Value) -> Vec<u8> {
     if version != def.storage_version() {
         v["apiVersion"] = json!(def.api_version(version));
@@ -141,7 +171,7 @@ fn delete_opts(query: &Query, body: &Bytes) -> Result<DeleteOpts, ApiError> {
     Ok(o)
 }
 
-fn list_body(def: &ResourceDef, version: &str, res: crate::cluster::ListResult) -> Vec<u8> {
+fn list_body(def: &ResourceDef, version: &str, res: crate::cluster::ListResult, shape: Shape) -> Vec<u8> {
     let mut meta = json!({"resourceVersion": res.rv.to_string()});
     if let Some(c) = res.continue_token {
         meta["continue"] = json!(c);
@@ -149,7 +179,12 @@ fn list_body(def: &ResourceDef, version: &str, res: crate::cluster::ListResult) 
     if let Some(r) = res.remaining {
         meta["remainingItemCount"] = json!(r);
     }
-    let head = json!({"kind": def.list_kind, "apiVersion": def.api_version(version), "metadata": meta});
+    let head = match shape {
+        Shape::Whole => json!({"kind": def.list_kind, "apiVersion": def.api_version(version), "metadata": meta}),
+        Shape::Metadata => {
+            json!({"kind": "PartialObjectMetadataList", "apiVersion": "meta.k8s.io/v1", "metadata": meta})
+        }
+    };
     let head = serde_json::to_vec(&head).unwrap_or_default();
     // Splice the stored JSON of each item into the list without re-parsing.
     let mut out = Vec::with_capacity(head.len() + res.items.iter().map(|o| o.raw.len() + 1).sum::<usize>() + 16);
@@ -159,7 +194,7 @@ fn list_body(def: &ResourceDef, version: &str, res: crate::cluster::ListResult) 
         if i > 0 {
             out.push(b',');
         }
-        out.extend_from_slice(&render_obj(def, version, o));
+        out.extend_from_slice(&shape.render(def, version, o));
     }
     out.extend_from_slice(b"]}");
     out
@@ -223,13 +258,13 @@ async fn serve_inner(
         (None, &Method::GET) => {
             let opts = list_opts(&def, query)?;
             if query.flag("watch") {
-                return watch::serve(server, id, def, t, query, opts).await;
+                return watch::serve(server, id, def, t, query, opts, Shape::of(headers)).await;
             }
             let res = cluster.list(id, t.namespace.as_deref(), &opts)?;
             if wants_table(headers) {
                 return Ok(ok(table::list_table(&def, version, &res, query)));
             }
-            Ok(ok(list_body(&def, version, res)))
+            Ok(ok(list_body(&def, version, res, Shape::of(headers))))
         }
         (None, &Method::POST) => {
             if def.namespaced && t.namespace.is_none() {
@@ -258,7 +293,7 @@ async fn serve_inner(
             if wants_table(headers) {
                 return Ok(ok(table::object_table(&def, version, &o, query)));
             }
-            Ok(ok(render_obj(&def, version, &o)))
+            Ok(ok(Shape::of(headers).render(&def, version, &o)))
         }
         (Some(name), &Method::PUT) => {
             let opts = write_opts(query, headers)?;

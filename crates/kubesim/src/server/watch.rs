@@ -2,7 +2,7 @@
 //! from a resourceVersion, with bookmarks, timeouts, selectors, and upstream's
 //! `ERROR` event carrying a 410 when the version is too old.
 
-use super::resources::render_obj;
+use super::resources::Shape;
 use super::{Query, Server, Target};
 use crate::cluster::{ListOpts, filter_event};
 use crate::error::ApiError;
@@ -43,6 +43,7 @@ pub async fn serve(
     t: Target,
     query: &Query,
     opts: ListOpts,
+    shape: Shape,
 ) -> Result<Response, ApiError> {
     let timeout = match query.get("timeoutSeconds") {
         None | Some("") => Duration::from_secs(1800),
@@ -101,7 +102,7 @@ pub async fn serve(
                 if !rv_unset {
                     last_rv = o.rv;
                 }
-                yield Ok(frame(typ.as_str(), &render_obj(&def, &version, &o)));
+                yield Ok(frame(typ.as_str(), &shape.render(&def, &version, &o)));
             }
         }
         if rv_unset {
@@ -128,9 +129,12 @@ pub async fn serve(
                             let body = if typ == EventType::Deleted && o.rv != ev.rv {
                                 let mut v = o.value();
                                 v["metadata"]["resourceVersion"] = json!(ev.rv.to_string());
-                                serde_json::to_vec(&v).unwrap_or_default()
+                                match shape {
+                                    Shape::Whole => serde_json::to_vec(&v).unwrap_or_default(),
+                                    Shape::Metadata => Shape::metadata_of(v),
+                                }
                             } else {
-                                render_obj(&def, &version, &o)
+                                shape.render(&def, &version, &o)
                             };
                             yield Ok(frame(typ.as_str(), &body));
                         }

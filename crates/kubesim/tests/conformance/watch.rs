@@ -181,3 +181,61 @@ async fn many_watchers_all_see_every_write() {
     }
     tc.finish().await;
 }
+
+/// `Accept: ...;as=PartialObjectMetadata(List)` (kube's `Api<PartialObjectMeta<K>>`):
+/// lists, gets and watches answer with metadata only, as upstream does.
+#[tokio::test]
+async fn metadata_only_reads_answer_partial_object_metadata() {
+    use kube::core::PartialObjectMeta;
+    let mut tc = TestCluster::start().await;
+    let ns = tc.namespace("meta").await;
+    let api: Api<ConfigMap> = Api::namespaced(tc.client.clone(), &ns);
+    configmap(&api, "m", json!({"secret-ish": "not in metadata"})).await;
+    let meta: Api<PartialObjectMeta<ConfigMap>> = Api::namespaced(tc.client.clone(), &ns);
+
+    let list = meta.list(&Default::default()).await.unwrap();
+    let kind = |t: &Option<kube::core::TypeMeta>| t.as_ref().map(|t| (t.api_version.clone(), t.kind.clone()));
+    assert_eq!(
+        (list.types.api_version.as_str(), list.types.kind.as_str()),
+        ("meta.k8s.io/v1", "PartialObjectMetadataList")
+    );
+    // (kube-root-ca.crt is there too, as in every namespace.)
+    let m = list.items.iter().find(|o| o.metadata.name.as_deref() == Some("m")).expect("m listed");
+    assert_eq!(kind(&m.types), Some(("meta.k8s.io/v1".into(), "PartialObjectMetadata".into())));
+    let got = meta.get("m").await.unwrap();
+    assert_eq!(kind(&got.types), Some(("meta.k8s.io/v1".into(), "PartialObjectMetadata".into())));
+
+    // The raw answer carries no data, only metadata.
+    use http_body_util::BodyExt;
+    let req = http::Request::builder()
+        .uri(format!("/api/v1/namespaces/{ns}/configmaps"))
+        .header("accept", "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json")
+        .body(kube::client::Body::from(Vec::new()))
+        .unwrap();
+    let body = tc.client.send(req).await.unwrap().into_body().collect().await.unwrap().to_bytes();
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let items = v["items"].as_array().expect("items");
+    assert!(items.iter().any(|i| i["metadata"]["name"] == "m"), "{v}");
+    assert!(items.iter().all(|i| i.get("data").is_none() && i["kind"] == "PartialObjectMetadata"), "{v}");
+
+    // Watches: added, modified and deleted objects as metadata.
+    let rv = list.metadata.resource_version.clone().unwrap();
+    let mut s = meta.watch(&WatchParams::default(), &rv).await.unwrap().boxed();
+    api.patch("m", &PatchParams::default(), &Patch::Merge(json!({"metadata": {"labels": {"x": "1"}}}))).await.unwrap();
+    api.delete("m", &DeleteParams::default()).await.unwrap();
+    let mut seen = Vec::new();
+    while seen.len() < 2 {
+        let ev = tokio::time::timeout(Duration::from_secs(10), s.next()).await.unwrap().unwrap().unwrap();
+        match ev {
+            WatchEvent::Modified(o) => seen.push(("MODIFIED", kind(&o.types), o.metadata.labels.clone())),
+            WatchEvent::Deleted(o) => seen.push(("DELETED", kind(&o.types), None)),
+            _ => {}
+        }
+    }
+    let pom = Some(("meta.k8s.io/v1".to_string(), "PartialObjectMetadata".to_string()));
+    assert_eq!(seen[0].0, "MODIFIED");
+    assert_eq!(seen[0].1, pom);
+    assert_eq!(seen[0].2.as_ref().and_then(|l| l.get("x")).map(String::as_str), Some("1"));
+    assert_eq!((seen[1].0, seen[1].1.clone()), ("DELETED", pom));
+    tc.finish().await;
+}
