@@ -666,6 +666,24 @@ async fn reconcile(inst: Arc<Instance>, ctx: Arc<Context>) -> Result<Action, Err
 async fn run_finalizer(inst: Arc<Instance>, ctx: Arc<Context>) -> Result<Action, Error> {
     let ns = inst.namespace().unwrap_or_default();
     let api: Api<Instance> = Api::namespaced(ctx.client.clone(), &ns);
+    if inst.metadata.deletion_timestamp.is_none() && !inst.finalizers().iter().any(|f| f == FINALIZER) {
+        // A new instance: add the finalizer (guarded by a test of the current
+        // list, as kube's finalizer helper does) and go on in the same
+        // reconcile, instead of waiting for the patch's watch event to come
+        // back through the queue — that wait was most of a warm start.
+        let patch = match &inst.metadata.finalizers {
+            None => serde_json::json!([
+                {"op": "test", "path": "/metadata/finalizers", "value": null},
+                {"op": "add", "path": "/metadata/finalizers", "value": [FINALIZER]}]),
+            Some(current) => serde_json::json!([
+                {"op": "test", "path": "/metadata/finalizers", "value": current},
+                {"op": "add", "path": "/metadata/finalizers/-", "value": FINALIZER}]),
+        };
+        let patch: json_patch::Patch = serde_json::from_value(patch).map_err(kube::Error::SerdeError)?;
+        let mut with = api.patch(&inst.name_any(), &PatchParams::default(), &Patch::Json::<()>(patch)).await?;
+        with.managed_fields_mut().clear();
+        return apply(Arc::new(with), ctx).await;
+    }
     finalizer(&api, FINALIZER, inst, |ev| async {
         match ev {
             Finalizer::Apply(i) => apply(i, ctx.clone()).await,
