@@ -84,7 +84,7 @@ pub struct ServiceBrief {
     pub meta: Meta,
     /// The template pod it selects (its `paddock.dev/pod` selector).
     pub pod: Option<String>,
-    /// (name, nodePort) of each port.
+    /// (name, nodePort, port) of each port.
     pub ports: Vec<(Option<String>, Option<i32>, i32)>,
     /// The first load-balancer ingress IP.
     pub load_balancer: Option<String>,
