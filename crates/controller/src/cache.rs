@@ -150,15 +150,6 @@ impl<V> Projection<V> {
         self.inner.ready.load(Ordering::Acquire)
     }
 
-    /// Objects held.
-    pub fn len(&self) -> usize {
-        self.inner.map.read().unwrap_or_else(|e| e.into_inner()).values().map(HashMap::len).sum()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     fn apply<K: Resource>(&self, ev: &watcher::Event<K>, project: fn(&K) -> V) {
         let key = |o: &K| (o.meta().namespace.clone().unwrap_or_default(), o.meta().name.clone().unwrap_or_default());
         let insert = |m: &mut ByName<V>, o: &K| {

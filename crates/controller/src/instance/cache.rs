@@ -132,11 +132,6 @@ impl SecretBrief {
     }
 }
 
-fn pod_brief(p: &Pod) -> PodBrief {
-    let name = p.labels().get(POD_LABEL).cloned().unwrap_or_else(|| p.name_any());
-    PodBrief::of(&name, p)
-}
-
 fn meta_of<K: kube::Resource>(o: &K) -> Meta {
     Meta::of(o.meta())
 }
@@ -154,7 +149,7 @@ pub fn wire(
 ) -> (Controller<Instance>, Caches, BoxFuture<'static, ()>) {
     let c = client.clone();
     let ours = || watcher::Config::default().labels(&format!("{MANAGED_BY}={MANAGER},{INSTANCE}"));
-    let (pods, pods_s) = projected(Api::<Pod>::all(c.clone()), ours(), pod_brief);
+    let (pods, pods_s) = projected(Api::<Pod>::all(c.clone()), ours(), PodBrief::of_labelled);
     let (services, services_s) = projected(Api::<Service>::all(c.clone()), ours(), ServiceBrief::of);
     let (policies, policies_s) =
         projected(Api::<PartialObjectMeta<NetworkPolicy>>::all(c.clone()), ours(), meta_of::<PartialObjectMeta<_>>);

@@ -44,6 +44,12 @@ impl PodBrief {
             state,
         }
     }
+
+    /// [`PodBrief::of`] a pod of an instance, named by its `paddock.dev/pod` label.
+    pub fn of_labelled(pod: &Pod) -> Self {
+        let labelled = pod.metadata.labels.as_ref().and_then(|l| l.get(super::build::POD_LABEL));
+        Self::of(labelled.or(pod.metadata.name.as_ref()).map(String::as_str).unwrap_or_default(), pod)
+    }
 }
 
 /// What the status shows of one pod (name is the template's pod name).

@@ -2,7 +2,7 @@
 //! status from the pods (watched, never polled), TTL expiry on a timer,
 //! self-healing through owned-object watches, and Stopping on deletion.
 
-use super::build::{Input, POD_LABEL, build, generate_value, generated_keys, template_problems, validate};
+use super::build::{Input, build, generate_value, generated_keys, template_problems, validate};
 use super::cache::{Caches, Meta, SecretBrief, ServiceBrief};
 use super::phase::{PodBrief, aggregate_briefs};
 use crate::config::Settings;
@@ -251,30 +251,34 @@ async fn generated_values(
         .collect())
 }
 
+/// A cluster-scoped object from the cache, or (a miss) from the API server.
+async fn cached_or_get<K>(cached: Option<Arc<K>>, client: &Client, name: &str) -> Result<Option<Arc<K>>, kube::Error>
+where
+    K: Resource<DynamicType = (), Scope = k8s_openapi::ClusterResourceScope> + Clone + DeserializeOwned + Debug,
+{
+    match cached {
+        Some(o) => Ok(Some(o)),
+        None => Ok(Api::<K>::all(client.clone()).get_opt(name).await?.map(Arc::new)),
+    }
+}
+
 async fn apply(inst: Arc<Instance>, ctx: Arc<Context>) -> Result<Action, Error> {
     let c = &ctx.client;
     let ns = inst.namespace().unwrap_or_default();
     let name = inst.name_any();
     let api: Api<Instance> = Api::namespaced(c.clone(), &ns);
     let caches = ctx.caches.get();
-    let tpl = match caches.and_then(|k| k.template(&inst.spec.template)) {
-        Some(t) => Some(t),
-        None => Api::<Template>::all(c.clone()).get_opt(&inst.spec.template).await?.map(Arc::new),
-    };
+    let tpl = cached_or_get(caches.and_then(|k| k.template(&inst.spec.template)), c, &inst.spec.template).await?;
     let Some(tpl) = tpl else {
         let msg = format!("template {:?} does not exist", inst.spec.template);
         write_status(&ctx, &api, &inst, base_status(&inst, InstancePhase::Failed, "TemplateInvalid", &msg)).await?;
         return Ok(Action::requeue(Duration::from_secs(30)));
     };
-    let namespace = match caches.and_then(|k| k.namespace(&ns)) {
-        Some(n) => Some(n),
-        None => Api::<Namespace>::all(c.clone()).get_opt(&ns).await?.map(Arc::new),
-    };
+    let namespace: Option<Arc<Namespace>> = cached_or_get(caches.and_then(|k| k.namespace(&ns)), c, &ns).await?;
     let tenant_name = namespace.and_then(|n| n.labels().get(TENANT).cloned());
-    let tenant = match (tenant_name, caches) {
-        (Some(t), Some(k)) if k.tenant(&t).is_some() => k.tenant(&t),
-        (Some(t), _) => Api::<Tenant>::all(c.clone()).get_opt(&t).await?.map(Arc::new),
-        (None, _) => None,
+    let tenant = match tenant_name {
+        Some(t) => cached_or_get(caches.and_then(|k| k.tenant(&t)), c, &t).await?,
+        None => None,
     };
     let Some(tenant) = tenant else {
         let msg = format!("namespace {ns} does not belong to a Paddock tenant");
@@ -444,10 +448,9 @@ async fn apply(inst: Arc<Instance>, ctx: Arc<Context>) -> Result<Action, Error> 
     let mut current = Vec::with_capacity(desired.pods.len());
     for p in &desired.pods {
         let pname = p.metadata.name.clone().unwrap_or_default();
-        let tname = p.labels().get(POD_LABEL).cloned().unwrap_or_else(|| pname.clone());
         current.push(match caches.and_then(|k| k.pods.get(&ns, &pname)) {
             Some(have) => Some((*have).clone()),
-            None => pods_api.get_opt(&pname).await?.map(|p| PodBrief::of(&tname, &p)),
+            None => pods_api.get_opt(&pname).await?.as_ref().map(PodBrief::of_labelled),
         });
     }
     // The namespace's ResourceQuota does not see pods claimed from a pool: with
@@ -487,9 +490,12 @@ async fn apply(inst: Arc<Instance>, ctx: Arc<Context>) -> Result<Action, Error> 
             continue;
         }
         let pname = p.metadata.name.clone().unwrap_or_default();
-        created.push(p.labels().get(POD_LABEL).cloned().unwrap_or_else(|| pname.clone()));
         match pods_api.patch(&pname, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(p)).await {
-            Ok(pod) => pods.push(PodBrief::of(created.last().map(String::as_str).unwrap_or_default(), &pod)),
+            Ok(pod) => {
+                let brief = PodBrief::of_labelled(&pod);
+                created.push(brief.state.name.clone());
+                pods.push(brief);
+            }
             Err(kube::Error::Api(s)) if s.code == 403 && s.message.contains("exceeded quota") => {
                 let msg = format!("the tenant's quota does not allow this instance: {}", s.message);
                 write_status(&ctx, &api, &inst, base_status(&inst, InstancePhase::Pending, "QuotaExceeded", &msg))
@@ -562,10 +568,7 @@ async fn warm(
     let applied =
         apply_all(ctx, inst, &svcs, |k, ns, n| k.services.get(ns, n).map(|b| b.meta.clone()), &services).await?;
     let services = service_briefs(ctx, &services, applied);
-    let pods: Vec<PodBrief> = pods
-        .iter()
-        .map(|p| PodBrief::of(&p.labels().get(POD_LABEL).cloned().unwrap_or_else(|| p.name_any()), p))
-        .collect();
+    let pods: Vec<PodBrief> = pods.iter().map(PodBrief::of_labelled).collect();
     let mut s = observe(inst, tpl, &pods, &services, &claim.set, pool_ns, expires);
     s.warm = Some(true);
     let personal = tpl.spec.warm_pool.as_ref().is_some_and(|p| p.personalize == Personalize::Api);
