@@ -20,6 +20,7 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{Method, Request, Uri};
 use axum::response::IntoResponse;
 use axum::routing::get;
+use axum::serve::ListenerExt;
 use problem::{BODY_LIMIT, Problem};
 use routes::{claim, events, health, instances, nodes, templates, tenants, tokens, vpn};
 use state::AppState;
@@ -108,6 +109,14 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    // Event frames are small writes that must leave at once: without
+    // TCP_NODELAY, Nagle's algorithm holds one back while an earlier one is
+    // unacknowledged, and the peer's delayed ACK makes that up to 40 ms.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+        }
+    });
     let graceful = axum::serve(listener, app).with_graceful_shutdown(async move {
         shutdown.await;
         let _ = tx.send(());

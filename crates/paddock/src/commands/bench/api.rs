@@ -254,6 +254,11 @@ pub async fn fan_out(p: &Platform, clients: usize, events: usize, interval: Dura
     insts.create(&PostParams::default(), &i).await?;
     tokio::time::sleep(Duration::from_millis(200)).await;
     let (ready_tx, mut ready_rx) = tokio::sync::mpsc::channel::<()>(clients);
+    // A client that has every event reports it and keeps its connection until
+    // all have: closing early would put the teardown of a thousand
+    // connections on the cores still delivering the last event.
+    let (done_tx, mut done_rx) = tokio::sync::mpsc::channel::<()>(clients);
+    let (close_tx, close_rx) = tokio::sync::watch::channel(false);
     let mut readers = Vec::new();
     // Clients read the raw stream and look only for the marker, so the figures
     // are the server's delivery, not an SSE parser's cost.
@@ -263,7 +268,7 @@ pub async fn fan_out(p: &Platform, clients: usize, events: usize, interval: Dura
             "GET /v1/events HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {}\r\nAccept: text/event-stream\r\n\r\n",
             p.admin_token
         );
-        let (ready, addr) = (ready_tx.clone(), addr.clone());
+        let (ready, done, mut close, addr) = (ready_tx.clone(), done_tx.clone(), close_rx.clone(), addr.clone());
         readers.push(tokio::spawn(async move {
             use tokio::io::{AsyncReadExt, AsyncWriteExt};
             let Ok(mut conn) = tokio::net::TcpStream::connect(&addr).await else { return Vec::new() };
@@ -291,6 +296,8 @@ pub async fn fan_out(p: &Platform, clients: usize, events: usize, interval: Dura
                         seen = k;
                         got.push((k, now));
                         if k == events {
+                            let _ = done.send(()).await;
+                            let _ = close.wait_for(|c| *c).await;
                             return got;
                         }
                     }
@@ -310,6 +317,13 @@ pub async fn fan_out(p: &Platform, clients: usize, events: usize, interval: Dura
         written.push(t0);
         tokio::time::sleep(interval).await;
     }
+    drop(done_tx);
+    for _ in 0..clients {
+        if !matches!(tokio::time::timeout(Duration::from_secs(60), done_rx.recv()).await, Ok(Some(()))) {
+            break;
+        }
+    }
+    let _ = close_tx.send(true);
     let mut received = Vec::with_capacity(clients * events);
     for r in readers {
         if let Ok(Ok(got)) = tokio::time::timeout(Duration::from_secs(60), r).await {
