@@ -17,3 +17,4 @@ pub mod pool;
 pub mod quota;
 pub mod template;
 pub mod tenant;
+pub mod written;

@@ -66,6 +66,7 @@ fn a_group_with_everything_set() {
     assert_eq!(lr["spec"]["limits"][0]["default"], serde_json::json!({"cpu": "1", "memory": "1Gi"}));
     let names: Vec<_> = d.policies.iter().map(|p| p.metadata.name.clone().unwrap()).collect();
     assert_eq!(names, ["default-deny", "allow-dns", "allow-internet", "allow-egress-cidrs"]);
+    assert_eq!(names, controller::tenant::build::POLICIES, "the reconciler deletes unwanted ones by this list");
     let internet = serde_json::to_value(&d.policies[2]).unwrap();
     let block = &internet["spec"]["egress"][0]["to"][0]["ipBlock"];
     assert_eq!(block["cidr"], "0.0.0.0/0");

@@ -250,6 +250,7 @@ async fn members_mount_their_groups_shared_volume() {
     // Leaving the group removes the member's claim and volume object, not the group's data.
     tenants.patch("alice", &PatchParams::default(), &Patch::Merge(json!({"spec": {"groups": []}}))).await.unwrap();
     kubesim::testing::wait_gone(&claims, "group-lab", T).await;
+    kubesim::testing::wait_gone(&pvs, "paddock-alice-group-lab", T).await;
     assert!(Api::<PersistentVolumeClaim>::namespaced(tc.client.clone(), &group_ns).get("shared").await.is_ok());
     for n in ["alice", "lab"] {
         tenants.delete(n, &DeleteParams::default()).await.unwrap();

@@ -14,6 +14,7 @@ use crate::pool::Pools;
 use crate::pool::claim::{Outcome, claim, claimed_for};
 use crate::pool::labels::CLAIM;
 use crate::quota;
+use crate::written::{Written, add_finalizer};
 use futures::StreamExt;
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, Secret, Service};
@@ -52,6 +53,8 @@ pub struct Context {
     /// The watch caches reconciles read from (set when the controller runs;
     /// without them, as in some tests, everything is read from the API server).
     caches: std::sync::OnceLock<Caches>,
+    /// Instances as this controller's last finalizer or status write left them.
+    written: Written<Instance>,
 }
 
 impl Context {
@@ -69,6 +72,7 @@ impl Context {
             metrics,
             drift: Drift::default(),
             caches: std::sync::OnceLock::new(),
+            written: Written::default(),
         })
     }
 }
@@ -158,8 +162,11 @@ async fn write_status(
     if inst.status.as_ref() == Some(&status) {
         return Ok(());
     }
-    api.patch_status(&inst.name_any(), &PatchParams::default(), &Patch::Merge(serde_json::json!({"status": status})))
+    let mut now = api
+        .patch_status(&inst.name_any(), &PatchParams::default(), &Patch::Merge(serde_json::json!({"status": status})))
         .await?;
+    now.managed_fields_mut().clear();
+    ctx.written.note(inst, now);
     let old = inst.status.as_ref();
     for (warning, reason, note) in super::notice::transitions(old, &status) {
         ctx.events.record("Instance", inst.object_ref(&()), warning, reason, note);
@@ -658,6 +665,8 @@ async fn cleanup(inst: Arc<Instance>, ctx: Arc<Context>) -> Result<Action, Error
     if left > 0 {
         return Err(Error::Waiting(format!("{left} pods still terminating")));
     }
+    // The finalizer goes next and the instance with it: nothing to wait for.
+    ctx.written.forget(inst.as_ref());
     Ok(Action::await_change())
 }
 
@@ -669,22 +678,13 @@ async fn reconcile(inst: Arc<Instance>, ctx: Arc<Context>) -> Result<Action, Err
 async fn run_finalizer(inst: Arc<Instance>, ctx: Arc<Context>) -> Result<Action, Error> {
     let ns = inst.namespace().unwrap_or_default();
     let api: Api<Instance> = Api::namespaced(ctx.client.clone(), &ns);
+    let inst = ctx.written.newest(inst);
     if inst.metadata.deletion_timestamp.is_none() && !inst.finalizers().iter().any(|f| f == FINALIZER) {
-        // A new instance: add the finalizer (guarded by a test of the current
-        // list, as kube's finalizer helper does) and go on in the same
-        // reconcile, instead of waiting for the patch's watch event to come
-        // back through the queue — that wait was most of a warm start.
-        let patch = match &inst.metadata.finalizers {
-            None => serde_json::json!([
-                {"op": "test", "path": "/metadata/finalizers", "value": null},
-                {"op": "add", "path": "/metadata/finalizers", "value": [FINALIZER]}]),
-            Some(current) => serde_json::json!([
-                {"op": "test", "path": "/metadata/finalizers", "value": current},
-                {"op": "add", "path": "/metadata/finalizers/-", "value": FINALIZER}]),
-        };
-        let patch: json_patch::Patch = serde_json::from_value(patch).map_err(kube::Error::SerdeError)?;
-        let mut with = api.patch(&inst.name_any(), &PatchParams::default(), &Patch::Json::<()>(patch)).await?;
-        with.managed_fields_mut().clear();
+        // A new instance: add the finalizer and go on in the same reconcile,
+        // instead of waiting for the patch's watch event to come back through
+        // the queue — that wait was most of a warm start.
+        let with = add_finalizer(&api, inst.as_ref(), FINALIZER).await?;
+        ctx.written.note(inst.as_ref(), with.clone());
         return apply(Arc::new(with), ctx).await;
     }
     finalizer(&api, FINALIZER, inst, |ev| async {

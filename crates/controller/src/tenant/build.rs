@@ -19,6 +19,10 @@ pub const NOT_INTERNET: &[&str] =
     &["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "169.254.0.0/16", "127.0.0.0/8"];
 
 /// Everything a tenant's namespace holds.
+/// Every tenant-level NetworkPolicy `build` can produce, by name; one not
+/// wanted by the current spec is deleted if it exists.
+pub const POLICIES: [&str; 4] = ["default-deny", "allow-dns", "allow-internet", "allow-egress-cidrs"];
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Desired {
     pub namespace: Namespace,

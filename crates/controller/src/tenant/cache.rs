@@ -12,7 +12,7 @@
 //! cache already shows them) is [`crate::cache`].
 
 use k8s_openapi::api::core::v1::{
-    LimitRange, Namespace, PersistentVolumeClaim, Pod, ResourceQuota, Secret, Service, ServiceAccount,
+    LimitRange, Namespace, PersistentVolume, PersistentVolumeClaim, Pod, ResourceQuota, Secret, Service, ServiceAccount,
 };
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
@@ -34,6 +34,10 @@ pub struct Caches {
     pub pods: Store<Pod>,
     pub services: Store<Service>,
     pub secrets: Store<Secret>,
+    /// Group claims and volumes of members (label `paddock.dev/group`): few,
+    /// so the sweep for groups a member left scans them instead of listing.
+    pub group_claims: Store<PersistentVolumeClaim>,
+    pub group_volumes: Store<PersistentVolume>,
 }
 
 /// A kind with a store in [`Caches`].

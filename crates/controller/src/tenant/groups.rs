@@ -5,6 +5,7 @@
 //! member never touches the group's data).
 
 use super::build::namespace_name;
+use super::cache::Caches;
 use super::reconcile::Error;
 use crate::config::Settings;
 use crate::labels::{FIELD_MANAGER, MANAGED_BY, MANAGER, TENANT};
@@ -25,7 +26,12 @@ pub fn volume_name(member: &str, group: &str) -> String {
 }
 
 /// Makes the member's claims and volumes match `spec.groups`.
-pub async fn reconcile(client: &Client, settings: &Settings, member: &Tenant) -> Result<(), Error> {
+pub async fn reconcile(
+    client: &Client,
+    settings: &Settings,
+    member: &Tenant,
+    caches: Option<&Caches>,
+) -> Result<(), Error> {
     let name = member.name_any();
     let ns = namespace_name(&name, settings);
     let pvs: Api<PersistentVolume> = Api::all(client.clone());
@@ -66,18 +72,33 @@ pub async fn reconcile(client: &Client, settings: &Settings, member: &Tenant) ->
         }
     }
     // Groups the member left.
-    let lp = ListParams::default().labels(&format!("{TENANT}={name},{GROUP_LABEL}"));
-    for c in pvcs.list_metadata(&lp).await?.items {
-        let g = c.labels().get(GROUP_LABEL).cloned().unwrap_or_default();
-        if !member.spec.groups.contains(&g) {
-            pvcs.delete(&c.name_any(), &DeleteParams::default()).await?;
+    let left = |labels: &std::collections::BTreeMap<String, String>| {
+        labels.get(TENANT) == Some(&name) && labels.get(GROUP_LABEL).is_some_and(|g| !member.spec.groups.contains(g))
+    };
+    let (claims, volumes): (Vec<String>, Vec<String>) = match caches {
+        Some(c) => (
+            c.group_claims.state().iter().filter(|o| left(o.labels())).map(|o| o.name_any()).collect(),
+            c.group_volumes.state().iter().filter(|o| left(o.labels())).map(|o| o.name_any()).collect(),
+        ),
+        None => {
+            let lp = ListParams::default().labels(&format!("{TENANT}={name},{GROUP_LABEL}"));
+            (
+                pvcs.list_metadata(&lp)
+                    .await?
+                    .items
+                    .iter()
+                    .filter(|o| left(o.labels()))
+                    .map(|o| o.name_any())
+                    .collect(),
+                pvs.list_metadata(&lp).await?.items.iter().filter(|o| left(o.labels())).map(|o| o.name_any()).collect(),
+            )
         }
+    };
+    for c in claims {
+        pvcs.delete(&c, &DeleteParams::default()).await?;
     }
-    for v in pvs.list_metadata(&lp).await?.items {
-        let g = v.labels().get(GROUP_LABEL).cloned().unwrap_or_default();
-        if !member.spec.groups.contains(&g) {
-            pvs.delete(&v.name_any(), &DeleteParams::default()).await?;
-        }
+    for v in volumes {
+        pvs.delete(&v, &DeleteParams::default()).await?;
     }
     Ok(())
 }

@@ -59,7 +59,8 @@ pub fn cluster_role_rules() -> Vec<Value> {
             &["pods", "services", "configmaps", "secrets"],
             &["get", "list", "watch", "create", "patch", "update", "delete", "deletecollection"],
         ),
-        rule(&[""], &["persistentvolumes"], &["get", "list", "watch", "patch"]),
+        // Group members get their own volume pointing at the group's; it goes when they leave.
+        rule(&[""], &["persistentvolumes"], &["get", "list", "watch", "patch", "delete"]),
         // Granted onward to tenants through their Role (RBAC forbids granting what one lacks).
         rule(&[""], &["pods/log"], &["get"]),
         rule(&[""], &["nodes"], &["get", "list", "watch"]),

@@ -1,0 +1,165 @@
+//! The primary object as the controller's own last write left it, until the
+//! watch cache catches up; and the finalizer added in the reconcile that
+//! needs it.
+//!
+//! A reconcile runs on the object from the watch cache. After the controller
+//! writes that object (its finalizer, its status), the next reconcile can
+//! start before the watch has delivered the write, and then sees the object
+//! without it: it would add the finalizer again (a failed, guarded patch)
+//! or write the same status again and record the same Event twice. The
+//! writer notes what its write returned; a later reconcile that is handed
+//! the very version the write was made on uses the written object instead.
+//! That is always safe: the server applied the write on that version or on a
+//! newer one, so what it returned is at least as new as the cached copy.
+//! Any other version in the cache (the write arrived, or someone changed the
+//! object since) is used as it is, and the note is dropped.
+
+use kube::api::{Api, Patch, PatchParams};
+use kube::{Resource, ResourceExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::collections::HashMap;
+use std::fmt::Debug;
+use std::sync::{Arc, Mutex};
+
+/// Notes kept at most.
+const MAX_NOTES: usize = 16_384;
+
+/// (namespace, name) of a primary object.
+type Key = (String, String);
+
+/// The controller's last writes of its primary objects, not yet seen in the cache.
+pub struct Written<K> {
+    /// Key → (the resourceVersion the write was made on, what it returned).
+    notes: Mutex<HashMap<Key, (String, Arc<K>)>>,
+}
+
+impl<K> Default for Written<K> {
+    fn default() -> Self {
+        Self { notes: Mutex::new(HashMap::new()) }
+    }
+}
+
+fn key<K: Resource>(o: &K) -> Key {
+    (o.meta().namespace.clone().unwrap_or_default(), o.meta().name.clone().unwrap_or_default())
+}
+
+impl<K: Resource> Written<K> {
+    /// Notes that a write made on version `base` of the object returned `now`.
+    pub fn note(&self, base: &K, now: K) {
+        let (Some(rv), true) = (base.resource_version(), now.resource_version() != base.resource_version()) else {
+            return;
+        };
+        let mut notes = self.lock();
+        // A note is dropped by the next reconcile of its object, or by
+        // `forget` when the object goes; one whose object vanished without
+        // either would linger, so the map is bounded (losing notes only costs
+        // a write the cache would have made unnecessary).
+        if notes.len() >= MAX_NOTES {
+            notes.clear();
+        }
+        notes.insert(key(base), (rv, Arc::new(now)));
+    }
+
+    /// The object to reconcile: the written one when the cache still holds the
+    /// version the write was made on, else the cached one.
+    pub fn newest(&self, cached: Arc<K>) -> Arc<K> {
+        let k = key(cached.as_ref());
+        let mut notes = self.lock();
+        match notes.get(&k) {
+            Some((base, now)) if cached.resource_version().as_deref() == Some(base.as_str()) => now.clone(),
+            Some(_) => {
+                notes.remove(&k);
+                cached
+            }
+            None => cached,
+        }
+    }
+
+    /// Forgets an object (it is gone).
+    pub fn forget(&self, o: &K) {
+        self.lock().remove(&key(o));
+    }
+
+    /// How many writes are waiting for the cache.
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Whether no write is waiting for the cache.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Key, (String, Arc<K>)>> {
+        // Every update is a single insert or remove, so a poisoned map is consistent.
+        self.notes.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Adds `finalizer` to `obj` with a JSON patch guarded by a test of the current
+/// list (as kube's finalizer helper does, so a concurrent change fails the
+/// patch instead of being overwritten) and returns the patched object, so the
+/// reconcile can go on at once instead of waiting for the watch to bring the
+/// patch back through the queue.
+pub async fn add_finalizer<K>(api: &Api<K>, obj: &K, finalizer: &str) -> Result<K, kube::Error>
+where
+    K: Resource + Clone + Serialize + DeserializeOwned + Debug,
+{
+    let patch = match &obj.meta().finalizers {
+        None => serde_json::json!([
+            {"op": "test", "path": "/metadata/finalizers", "value": null},
+            {"op": "add", "path": "/metadata/finalizers", "value": [finalizer]}]),
+        Some(current) => serde_json::json!([
+            {"op": "test", "path": "/metadata/finalizers", "value": current},
+            {"op": "add", "path": "/metadata/finalizers/-", "value": finalizer}]),
+    };
+    let patch: json_patch::Patch = serde_json::from_value(patch).map_err(kube::Error::SerdeError)?;
+    let mut with = api.patch(&obj.name_any(), &PatchParams::default(), &Patch::Json::<()>(patch)).await?;
+    with.managed_fields_mut().clear();
+    Ok(with)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::core::v1::ConfigMap;
+
+    fn cm(rv: &str, value: &str) -> ConfigMap {
+        let mut c = ConfigMap::default();
+        c.metadata.name = Some("a".into());
+        c.metadata.namespace = Some("ns".into());
+        c.metadata.resource_version = Some(rv.into());
+        c.data = Some([("k".to_string(), value.to_string())].into());
+        c
+    }
+
+    #[test]
+    fn the_written_object_stands_in_for_the_version_it_was_written_on() {
+        let w = Written::default();
+        w.note(&cm("5", "old"), cm("7", "new"));
+        // The cache still has version 5: the write's result is newer.
+        assert_eq!(w.newest(Arc::new(cm("5", "old"))).metadata.resource_version.as_deref(), Some("7"));
+        assert_eq!(w.len(), 1);
+        // The cache caught up: its copy is used and the note dropped.
+        assert_eq!(w.newest(Arc::new(cm("7", "new"))).metadata.resource_version.as_deref(), Some("7"));
+        assert!(w.is_empty());
+        // Once dropped, an old version is taken as it is (it is what the cache has).
+        assert_eq!(w.newest(Arc::new(cm("5", "old"))).data.as_ref().unwrap()["k"], "old");
+    }
+
+    #[test]
+    fn someone_elses_change_wins_and_noops_are_not_noted() {
+        let w = Written::default();
+        w.note(&cm("5", "old"), cm("7", "ours"));
+        // Someone else changed it after our write: the cache's version is used.
+        assert_eq!(w.newest(Arc::new(cm("9", "theirs"))).data.as_ref().unwrap()["k"], "theirs");
+        assert!(w.is_empty());
+        // A write that changed nothing (same version) is not noted.
+        w.note(&cm("9", "theirs"), cm("9", "theirs"));
+        assert!(w.is_empty());
+        w.note(&cm("9", "theirs"), cm("10", "ours"));
+        w.forget(&cm("10", "ours"));
+        assert!(w.is_empty());
+    }
+}
