@@ -460,13 +460,14 @@ async fn apply(inst: Arc<Instance>, ctx: Arc<Context>) -> Result<Action, Error> 
             None => pods_api.get_opt(&pname).await?.as_ref().map(PodBrief::of_labelled),
         });
     }
+    let claimed_from = caches.map(|k| quota::Claimed { cache: &k.pool_pods, pools: &ctx.pools });
     // The namespace's ResourceQuota does not see pods claimed from a pool: with
     // claimed pods, count the tenant as a whole before the first pod.
     if quota::limits_pods(&tenant)
         && current.iter().all(Option::is_none)
-        && quota::claimed_usage(c, &tenant.name_any(), &pool_ns).await?.pods > 0
+        && quota::claimed_usage(c, &tenant.name_any(), &pool_ns, claimed_from).await?.pods > 0
     {
-        let used = quota::usage(c, &tenant.name_any(), &ns, &pool_ns).await?;
+        let used = quota::usage(c, &tenant.name_any(), &ns, &pool_ns, claimed_from).await?;
         let cpu = quantity::Quantity::parse(
             tenant.spec.defaults.cpu_request.as_deref().unwrap_or(&ctx.settings.default_cpu_request),
         )

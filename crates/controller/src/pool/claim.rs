@@ -111,7 +111,8 @@ pub async fn claim(
     };
     if quota::limits_pods(tenant) {
         let ns = inst.namespace().unwrap_or_default();
-        let used = quota::usage(client, &tenant.name_any(), &ns, pool_ns).await?;
+        let claimed = cache.map(|cache| quota::Claimed { cache, pools });
+        let used = quota::usage(client, &tenant.name_any(), &ns, pool_ns, claimed).await?;
         if let Some(why) = quota::exceeded(tenant, used, Usage::of_pods(first)) {
             return Ok(Outcome::OverQuota(why));
         }
@@ -122,6 +123,7 @@ pub async fn claim(
         }
         match claim_set(&api, tpl, inst, tenant, &pods).await {
             Ok(Some(claimed)) => {
+                pools.claimed(&tenant.name_any(), &claimed);
                 pools.with_stats(&tname, |s| s.claims.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
                 return Ok(Outcome::Claimed { set, pods: claimed });
             }

@@ -15,7 +15,13 @@ pub mod build;
 pub mod claim;
 pub mod reconcile;
 
-use std::collections::HashMap;
+use crate::labels::TENANT;
+use crate::quota::Usage;
+use k8s_openapi::api::core::v1::Pod;
+use kube::ResourceExt;
+use kube::runtime::reflector::Store;
+use labels::CLAIM;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -46,6 +52,9 @@ const RESERVATION: Duration = Duration::from_secs(30);
 pub struct Pools {
     reserved: Mutex<HashMap<String, Instant>>,
     stats: Mutex<HashMap<String, Arc<Stats>>>,
+    /// Pods this process claimed that the pool watch may not show as claimed
+    /// yet: pod name → (tenant, what it uses, when claimed).
+    recent: Mutex<HashMap<String, (String, Usage, Instant)>>,
 }
 
 /// Counters of one template's pool since the controller started, and its
@@ -85,6 +94,43 @@ impl Pools {
         self.reserved.lock().unwrap_or_else(|e| e.into_inner()).remove(set);
     }
 
+    /// Notes pods just claimed for `tenant`, so quota checks count them before
+    /// the pool watch shows them claimed.
+    pub fn claimed(&self, tenant: &str, pods: &[Pod]) {
+        let mut r = self.recent.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        for p in pods {
+            let name = p.metadata.name.clone().unwrap_or_default();
+            r.insert(name, (tenant.to_string(), Usage::of_pods(std::slice::from_ref(p)), now));
+        }
+    }
+
+    /// What `tenant`'s claimed pods use: those the pool cache shows claimed
+    /// for it, and those this process claimed that it does not show yet (for
+    /// up to the reservation time; a note is dropped once the cache has it).
+    pub fn claimed_usage(&self, tenant: &str, cache: &Store<Pod>) -> Usage {
+        let pods = cache.state();
+        let mine: HashSet<&str> = pods
+            .iter()
+            .filter(|p| p.labels().get(TENANT).map(String::as_str) == Some(tenant) && p.labels().contains_key(CLAIM))
+            .filter_map(|p| p.metadata.name.as_deref())
+            .collect();
+        let mut used = Usage::of_pods(
+            pods.iter().filter(|p| p.metadata.name.as_deref().is_some_and(|n| mine.contains(n))).map(|p| p.as_ref()),
+        );
+        let mut r = self.recent.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        r.retain(|name, (t, _, at)| {
+            now.duration_since(*at) < RESERVATION && !(t == tenant && mine.contains(name.as_str()))
+        });
+        for (t, u, _) in r.values() {
+            if t == tenant {
+                used = used + *u;
+            }
+        }
+        used
+    }
+
     /// Runs `f` on the counters of `template`'s pool.
     pub fn with_stats<R>(&self, template: &str, f: impl FnOnce(&Stats) -> R) -> R {
         let mut s = self.stats.lock().unwrap_or_else(|e| e.into_inner());
@@ -102,5 +148,45 @@ impl Pools {
         let mut all: Vec<_> = s.iter().map(|(t, st)| (t.clone(), st.clone())).collect();
         all.sort_by(|a, b| a.0.cmp(&b.0));
         all
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kube::runtime::watcher::Event;
+    use serde_json::json;
+
+    fn pod(name: &str, tenant: Option<&str>) -> Pod {
+        let mut labels = json!({labels::POOL: "web"});
+        if let Some(t) = tenant {
+            labels[TENANT] = json!(t);
+            labels[CLAIM] = json!("uid");
+        }
+        serde_json::from_value(json!({"metadata": {"name": name, "namespace": "paddock-pool", "labels": labels},
+            "spec": {"containers": [{"name": "c", "image": "x", "resources": {"requests": {"cpu": "250m"}}}]},
+            "status": {"phase": "Running"}}))
+        .unwrap()
+    }
+
+    #[test]
+    fn claims_count_before_the_cache_shows_them_and_once_after() {
+        let (store, mut writer) = kube::runtime::reflector::store::<Pod>();
+        writer.apply_watcher_event(&Event::Apply(pod("s1-web", Some("a"))));
+        writer.apply_watcher_event(&Event::Apply(pod("s2-web", None)));
+        writer.apply_watcher_event(&Event::Apply(pod("s3-web", Some("b"))));
+        let pools = Pools::default();
+        assert_eq!(pools.claimed_usage("a", &store).pods, 1);
+        // Claimed just now: the cache still shows s2 unclaimed.
+        pools.claimed("a", &[pod("s2-web", Some("a"))]);
+        let used = pools.claimed_usage("a", &store);
+        assert_eq!((used.pods, used.cpu), (2, quantity::Quantity::parse("500m").unwrap()));
+        assert_eq!(pools.claimed_usage("b", &store).pods, 1, "another tenant's claims are not a's");
+        // The watch catches up: counted once, and the note is gone.
+        writer.apply_watcher_event(&Event::Apply(pod("s2-web", Some("a"))));
+        assert_eq!(pools.claimed_usage("a", &store).pods, 2);
+        // The instance stops and its pod goes: nothing lingers.
+        writer.apply_watcher_event(&Event::Delete(pod("s2-web", Some("a"))));
+        assert_eq!(pools.claimed_usage("a", &store).pods, 1);
     }
 }
