@@ -13,6 +13,7 @@
 
 pub mod build;
 pub mod claim;
+pub mod expectations;
 pub mod reconcile;
 
 use crate::labels::TENANT;

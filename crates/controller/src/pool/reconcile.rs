@@ -12,6 +12,7 @@
 use super::Pools;
 use super::build::{PodSet, generation, pod_set, prepull, prepull_name};
 use super::claim::{claimable, is_ready, sets};
+use super::expectations::Expectations;
 use super::labels::{CLAIM, GENERATION, INSTANCE_NAMESPACE, POOL, SET};
 use crate::config::Settings;
 use crate::error::Error;
@@ -24,7 +25,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, Service};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, Preconditions};
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::reflector::ObjectRef;
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 use kube::{Client, ResourceExt};
 use rand::Rng;
@@ -51,6 +52,11 @@ pub struct Context {
     namespace_ready: AtomicBool,
     backoff: Mutex<HashMap<String, (u32, Instant)>>,
     swept: Mutex<HashMap<String, Instant>>,
+    /// The pool pods' watch cache (set when the controller runs; without it,
+    /// as in some tests, pods are listed from the API server).
+    pods: std::sync::OnceLock<Store<Pod>>,
+    /// Creates and deletes the cache has not shown yet.
+    expectations: Expectations,
 }
 
 impl Context {
@@ -69,6 +75,8 @@ impl Context {
             namespace_ready: AtomicBool::new(false),
             backoff: Mutex::new(HashMap::new()),
             swept: Mutex::new(HashMap::new()),
+            pods: std::sync::OnceLock::new(),
+            expectations: Expectations::default(),
         })
     }
 }
@@ -166,14 +174,14 @@ fn census(tpl: &Template, pods: Vec<Pod>) -> Census {
 
 /// Deletes a set's pods, only as they were seen (a pod claimed meanwhile has
 /// another resourceVersion and stays).
-async fn delete_set(api: &Api<Pod>, pods: &[Pod]) -> Result<(), Error> {
+async fn delete_set(ctx: &Context, pool: &str, api: &Api<Pod>, pods: &[Pod]) -> Result<(), Error> {
     for p in pods {
         let dp = DeleteParams {
             preconditions: Some(Preconditions { resource_version: p.metadata.resource_version.clone(), uid: None }),
             ..DeleteParams::background()
         };
         match api.delete(&p.name_any(), &dp).await {
-            Ok(_) => {}
+            Ok(_) => ctx.expectations.expect(pool, [p.name_any()], false),
             Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 => {}
             Err(e) => return Err(e.into()),
         }
@@ -181,7 +189,8 @@ async fn delete_set(api: &Api<Pod>, pods: &[Pod]) -> Result<(), Error> {
     Ok(())
 }
 
-async fn create_set(c: &Client, ns: &str, set: &PodSet) -> Result<(), kube::Error> {
+/// Creates a set's objects; `created` hears of each pod made.
+async fn create_set(c: &Client, ns: &str, set: &PodSet, created: impl Fn(String)) -> Result<(), kube::Error> {
     let pp = PostParams::default();
     if let Some(s) = &set.tokens {
         Api::<Secret>::namespaced(c.clone(), ns).create(&pp, s).await?;
@@ -192,6 +201,7 @@ async fn create_set(c: &Client, ns: &str, set: &PodSet) -> Result<(), kube::Erro
     let pods: Api<Pod> = Api::namespaced(c.clone(), ns);
     for p in &set.pods {
         pods.create(&pp, p).await?;
+        created(p.name_any());
     }
     Ok(())
 }
@@ -228,16 +238,29 @@ async fn fill(tpl: Arc<Template>, ctx: Arc<Context>) -> Result<Action, Error> {
         .as_ref()
         .filter(|_| problems.is_empty())
         .map_or((0, 1, 1), |p| (p.size, p.max_unready, p.refill_per_second));
-    let pods = api.list(&ListParams::default().labels(&format!("{POOL}={tname}"))).await?.items;
+    let cache = ctx.pods.get().filter(|s| crate::cache::ready(s));
+    let pods: Vec<Pod> = match cache {
+        Some(store) => {
+            store.state().iter().filter(|p| p.labels().get(POOL) == Some(&tname)).map(|p| (**p).clone()).collect()
+        }
+        None => api.list(&ListParams::default().labels(&format!("{POOL}={tname}"))).await?.items,
+    };
+    // From the cache, change nothing while it has not shown this reconciler's
+    // last creates and deletes (see `expectations`): it would count wrong.
+    let may_change = cache.is_none() || ctx.expectations.satisfied(&tname, &pods);
     let claimed_pods: Vec<Pod> = pods.iter().filter(|p| p.labels().contains_key(CLAIM)).cloned().collect();
     let mut census = census(&tpl, pods);
+    if !may_change {
+        census.stale.clear();
+        census.failed.clear();
+    }
     for (_, pods) in &census.stale {
-        delete_set(&api, pods).await?;
+        delete_set(&ctx, &tname, &api, pods).await?;
     }
     let mut message = String::new();
     for (set, pods, why) in &census.failed {
         tracing::warn!(template = %tname, set = %set, reason = %why, "warm pod set failed; replacing it after a back-off");
-        delete_set(&api, pods).await?;
+        delete_set(&ctx, &tname, &api, pods).await?;
         ctx.pools.with_stats(&tname, |s| s.failures.fetch_add(1, Ordering::Relaxed));
         message = format!("set {set} failed: {why}");
     }
@@ -258,12 +281,12 @@ async fn fill(tpl: Arc<Template>, ctx: Arc<Context>) -> Result<Action, Error> {
     };
     // Too many: drop starting sets first, then the newest Ready ones.
     let size = size as usize;
-    while census.ready.len() + census.starting.len() > size {
+    while may_change && census.ready.len() + census.starting.len() > size {
         let (_, pods) = match census.starting.pop() {
             Some(s) => s,
             None => census.ready.pop().unwrap_or_default(),
         };
-        delete_set(&api, &pods).await?;
+        delete_set(&ctx, &tname, &api, &pods).await?;
         census.terminating += 1;
     }
     let (ready, starting) = (census.ready.len(), census.starting.len());
@@ -274,7 +297,7 @@ async fn fill(tpl: Arc<Template>, ctx: Arc<Context>) -> Result<Action, Error> {
         .min(rate as usize)
         .min((size + max_unready as usize).saturating_sub(existing));
     let mut blocked = None;
-    if want > 0 && not_before <= now {
+    if may_change && want > 0 && not_before <= now {
         let any_role = crate::noderoles::any_node_has_role(c).await?;
         let mut sets = Vec::new();
         for _ in 0..want {
@@ -284,8 +307,8 @@ async fn fill(tpl: Arc<Template>, ctx: Arc<Context>) -> Result<Action, Error> {
             }
         }
         let creates = sets.into_iter().map(|s| {
-            let (c, ns) = (c.clone(), ns.clone());
-            async move { create_set(&c, &ns, &s).await }
+            let (c, ns, ctx, tname) = (c.clone(), ns.clone(), ctx.clone(), tname.clone());
+            async move { create_set(&c, &ns, &s, |pod| ctx.expectations.expect(&tname, [pod], true)).await }
         });
         let results: Vec<Result<(), kube::Error>> = futures::stream::iter(creates).buffer_unordered(16).collect().await;
         let made = results.iter().filter(|r| r.is_ok()).count();
@@ -323,7 +346,7 @@ async fn fill(tpl: Arc<Template>, ctx: Arc<Context>) -> Result<Action, Error> {
         s.starting.store(starting as u64, Ordering::Relaxed);
         s.claimed.store(census.claimed as u64, Ordering::Relaxed);
     });
-    if pool.is_none() && ready + starting + census.terminating == 0 {
+    if may_change && pool.is_none() && ready + starting + census.terminating == 0 {
         ctx.pools.forget(&tname);
         let patch = json!({"status": {"pool": null}});
         Api::<Template>::all(c.clone()).patch_status(&tname, &PatchParams::default(), &Patch::Merge(patch)).await?;
@@ -441,18 +464,21 @@ fn error_policy(t: Arc<Template>, e: &Error, _: Arc<Context>) -> Action {
 pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static) {
     let c = ctx.client.clone();
     let pods = Api::<Pod>::namespaced(c.clone(), &ctx.settings.pool_namespace);
+    let (store, pods) = crate::cache::reflected(pods, watcher::Config::default().labels(POOL), crate::cache::whole);
+    let _ = ctx.pods.set(store);
     Controller::new(Api::<Template>::all(c), watcher::Config::default())
         .with_config(ctx.settings.controller_config())
-        .watches(pods, watcher::Config::default().labels(POOL), |p: Pod| {
-            p.labels().get(POOL).map(|t| ObjectRef::<Template>::new(t))
-        })
+        .watches_stream(pods, |p: Pod| p.labels().get(POOL).map(|t| ObjectRef::<Template>::new(t)))
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx.clone())
         .for_each(|r| {
             ctx.metrics.run_result("pool", &r);
             match r {
                 // Its template is gone: so is the pool (its pods go with their owner).
-                Err(kube::runtime::controller::Error::ObjectNotFound(o)) => ctx.pools.forget(&o.name),
+                Err(kube::runtime::controller::Error::ObjectNotFound(o)) => {
+                    ctx.pools.forget(&o.name);
+                    ctx.expectations.forget(&o.name);
+                }
                 Err(e) => tracing::debug!(error = %e, "pool reconcile error"),
                 Ok(_) => {}
             }
