@@ -10,7 +10,8 @@ use clap::Args;
 use eventsource_stream::Eventsource;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, ListParams};
+use kube::api::{Api, ListParams, PartialObjectMeta};
+use kube::runtime::{WatchStreamExt, watcher};
 use serde::Serialize;
 use serde_json::json;
 use std::collections::{HashMap, HashSet};
@@ -69,30 +70,42 @@ pub async fn run(args: ClaimsBenchArgs, as_json: bool) -> Result<()> {
         t["status"]["pool"]["ready"].as_u64() == full
     })
     .await?;
-    // Pool pods over time: the most at once, and when new ones appear.
+    // Pool pods over time: the most unclaimed at once, and when new ones
+    // appear. Seen on a metadata watch (not by polling lists, which would put
+    // the benchmark's own reads on the API server it measures).
     let pods: Api<Pod> = Api::namespaced(p.client.clone(), "paddock-pool");
     let seen: Arc<Mutex<Seen>> = Arc::default();
+    let lp = ListParams::default().labels("paddock.dev/pool=bench-web,!paddock.dev/claim");
+    let first: HashSet<String> =
+        pods.list_metadata(&lp).await?.items.into_iter().filter_map(|m| m.metadata.name).collect();
+    seen.lock().unwrap_or_else(|e| e.into_inner()).1 = first;
     let sampler = {
         let seen = seen.clone();
-        let lp = ListParams::default().labels("paddock.dev/pool=bench-web,!paddock.dev/claim");
-        let first: HashSet<String> =
-            pods.list_metadata(&lp).await?.items.into_iter().filter_map(|m| m.metadata.name).collect();
-        seen.lock().unwrap_or_else(|e| e.into_inner()).1 = first;
+        let wc = watcher::Config::default().labels("paddock.dev/pool=bench-web");
+        let metas: Api<PartialObjectMeta<Pod>> = Api::namespaced(p.client.clone(), "paddock-pool");
+        let mut events = watcher::watcher(metas, wc).default_backoff().boxed();
         tokio::spawn(async move {
-            loop {
-                if let Ok(l) = pods.list_metadata(&lp).await {
-                    let now = Instant::now();
-                    let mut s = seen.lock().unwrap_or_else(|e| e.into_inner());
-                    s.0 = s.0.max(l.items.len());
-                    for m in l.items {
-                        if let Some(n) = m.metadata.name
-                            && s.1.insert(n)
-                        {
+            // Pod name → claimed.
+            let mut pool: HashMap<String, bool> = HashMap::new();
+            while let Some(Ok(ev)) = events.next().await {
+                let now = Instant::now();
+                let mut s = seen.lock().unwrap_or_else(|e| e.into_inner());
+                match ev {
+                    watcher::Event::Apply(m) | watcher::Event::InitApply(m) => {
+                        let claimed = m.metadata.labels.as_ref().is_some_and(|l| l.contains_key("paddock.dev/claim"));
+                        let name = m.metadata.name.unwrap_or_default();
+                        if !claimed && s.1.insert(name.clone()) {
                             s.2.push(now);
                         }
+                        pool.insert(name, claimed);
                     }
+                    watcher::Event::Delete(m) => {
+                        pool.remove(&m.metadata.name.unwrap_or_default());
+                    }
+                    watcher::Event::Init => pool.clear(),
+                    watcher::Event::InitDone => {}
                 }
-                tokio::time::sleep(Duration::from_millis(20)).await;
+                s.0 = s.0.max(pool.values().filter(|c| !**c).count());
             }
         })
     };
