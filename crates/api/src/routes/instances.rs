@@ -178,6 +178,10 @@ pub async fn start(
         notes.insert(IDEMPOTENCY_ANNOTATION.to_string(), k.clone());
     }
     inst.metadata.annotations = Some(notes);
+    // Created with the controller's finalizer, so its first reconcile can claim
+    // or start at once instead of adding it first (one write and one round
+    // trip less on the way to Running).
+    inst.metadata.finalizers = Some(vec![controller::instance::reconcile::FINALIZER.to_string()]);
     match api.create(&PostParams::default(), &inst).await {
         Ok(c) => {
             s.hub.created(&c);
