@@ -74,8 +74,12 @@ pub async fn usage(
     pool_ns: &str,
     claimed: Option<Claimed<'_>>,
 ) -> Result<Usage, kube::Error> {
-    let own = Api::<Pod>::namespaced(client.clone(), ns).list(&ListParams::default()).await?.items;
-    Ok(Usage::of_pods(&own) + claimed_usage(client, tenant, pool_ns, claimed).await?)
+    Ok(namespace_usage(client, ns).await? + claimed_usage(client, tenant, pool_ns, claimed).await?)
+}
+
+/// What the pods of the tenant's own namespace use.
+pub async fn namespace_usage(client: &kube::Client, ns: &str) -> Result<Usage, kube::Error> {
+    Ok(Usage::of_pods(&Api::<Pod>::namespaced(client.clone(), ns).list(&ListParams::default()).await?.items))
 }
 
 /// What the tenant's claimed warm pods use (they run in the pool namespace).

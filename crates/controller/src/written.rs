@@ -45,11 +45,13 @@ fn key<K: Resource>(o: &K) -> Key {
 }
 
 impl<K: Resource> Written<K> {
-    /// Notes that a write made on version `base` of the object returned `now`.
-    pub fn note(&self, base: &K, now: K) {
+    /// Notes that a write made on version `base` of the object returned `now`
+    /// (kept without managedFields, as the caches keep objects).
+    pub fn note(&self, base: &K, mut now: K) {
         let (Some(rv), true) = (base.resource_version(), now.resource_version() != base.resource_version()) else {
             return;
         };
+        now.managed_fields_mut().clear();
         let mut notes = self.lock();
         // A note is dropped by the next reconcile of its object, or by
         // `forget` when the object goes; one whose object vanished without
@@ -79,16 +81,6 @@ impl<K: Resource> Written<K> {
     /// Forgets an object (it is gone).
     pub fn forget(&self, o: &K) {
         self.lock().remove(&key(o));
-    }
-
-    /// How many writes are waiting for the cache.
-    pub fn len(&self) -> usize {
-        self.lock().len()
-    }
-
-    /// Whether no write is waiting for the cache.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Key, (String, Arc<K>)>> {
@@ -140,10 +132,10 @@ mod tests {
         w.note(&cm("5", "old"), cm("7", "new"));
         // The cache still has version 5: the write's result is newer.
         assert_eq!(w.newest(Arc::new(cm("5", "old"))).metadata.resource_version.as_deref(), Some("7"));
-        assert_eq!(w.len(), 1);
+        assert_eq!(w.lock().len(), 1);
         // The cache caught up: its copy is used and the note dropped.
         assert_eq!(w.newest(Arc::new(cm("7", "new"))).metadata.resource_version.as_deref(), Some("7"));
-        assert!(w.is_empty());
+        assert!(w.lock().is_empty());
         // Once dropped, an old version is taken as it is (it is what the cache has).
         assert_eq!(w.newest(Arc::new(cm("5", "old"))).data.as_ref().unwrap()["k"], "old");
     }
@@ -154,12 +146,12 @@ mod tests {
         w.note(&cm("5", "old"), cm("7", "ours"));
         // Someone else changed it after our write: the cache's version is used.
         assert_eq!(w.newest(Arc::new(cm("9", "theirs"))).data.as_ref().unwrap()["k"], "theirs");
-        assert!(w.is_empty());
+        assert!(w.lock().is_empty());
         // A write that changed nothing (same version) is not noted.
         w.note(&cm("9", "theirs"), cm("9", "theirs"));
-        assert!(w.is_empty());
+        assert!(w.lock().is_empty());
         w.note(&cm("9", "theirs"), cm("10", "ours"));
         w.forget(&cm("10", "ours"));
-        assert!(w.is_empty());
+        assert!(w.lock().is_empty());
     }
 }

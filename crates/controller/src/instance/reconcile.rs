@@ -162,10 +162,9 @@ async fn write_status(
     if inst.status.as_ref() == Some(&status) {
         return Ok(());
     }
-    let mut now = api
+    let now = api
         .patch_status(&inst.name_any(), &PatchParams::default(), &Patch::Merge(serde_json::json!({"status": status})))
         .await?;
-    now.managed_fields_mut().clear();
     ctx.written.note(inst, now);
     let old = inst.status.as_ref();
     for (warning, reason, note) in super::notice::transitions(old, &status) {
@@ -463,11 +462,13 @@ async fn apply(inst: Arc<Instance>, ctx: Arc<Context>) -> Result<Action, Error> 
     let claimed_from = caches.map(|k| quota::Claimed { cache: &k.pool_pods, pools: &ctx.pools });
     // The namespace's ResourceQuota does not see pods claimed from a pool: with
     // claimed pods, count the tenant as a whole before the first pod.
-    if quota::limits_pods(&tenant)
-        && current.iter().all(Option::is_none)
-        && quota::claimed_usage(c, &tenant.name_any(), &pool_ns, claimed_from).await?.pods > 0
-    {
-        let used = quota::usage(c, &tenant.name_any(), &ns, &pool_ns, claimed_from).await?;
+    let claimed_usage = if quota::limits_pods(&tenant) && current.iter().all(Option::is_none) {
+        Some(quota::claimed_usage(c, &tenant.name_any(), &pool_ns, claimed_from).await?)
+    } else {
+        None
+    };
+    if let Some(claimed_usage) = claimed_usage.filter(|u| u.pods > 0) {
+        let used = quota::namespace_usage(c, &ns).await? + claimed_usage;
         let cpu = quantity::Quantity::parse(
             tenant.spec.defaults.cpu_request.as_deref().unwrap_or(&ctx.settings.default_cpu_request),
         )

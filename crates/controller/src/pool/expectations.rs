@@ -39,14 +39,20 @@ impl Expectations {
         self.pools.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Notes pods created (`created`) and deleted (`!created`) for `pool`.
-    pub fn expect(&self, pool: &str, names: impl IntoIterator<Item = String>, created: bool) {
+    /// Notes a pod created for `pool`.
+    pub fn created(&self, pool: &str, pod: String) {
+        self.note(pool, pod, |p| &mut p.created);
+    }
+
+    /// Notes a pod of `pool` deleted.
+    pub fn deleted(&self, pool: &str, pod: String) {
+        self.note(pool, pod, |p| &mut p.deleted);
+    }
+
+    fn note(&self, pool: &str, pod: String, which: fn(&mut Pending) -> &mut HashSet<String>) {
         let mut pools = self.lock();
         let p = pools.entry(pool.to_string()).or_default();
-        let set = if created { &mut p.created } else { &mut p.deleted };
-        let before = set.len();
-        set.extend(names);
-        if set.len() > before {
+        if which(p).insert(pod) {
             p.since = Some(Instant::now());
         }
     }
@@ -100,15 +106,17 @@ mod tests {
     fn writes_hold_the_pool_until_the_cache_shows_them() {
         let e = Expectations::default();
         assert!(e.satisfied("web", &[]), "nothing written, nothing to wait for");
-        e.expect("web", ["a".to_string(), "b".to_string()], true);
+        e.created("web", "a".into());
+        e.created("web", "b".into());
         assert!(!e.satisfied("web", &[pod("a", false)]), "b is not in the cache yet");
         assert!(e.satisfied("other", &[]), "pools are apart");
         assert!(e.satisfied("web", &[pod("a", false), pod("b", false)]));
         // A delete is seen when the pod is gone or terminating.
-        e.expect("web", ["a".to_string(), "b".to_string()], false);
+        e.deleted("web", "a".into());
+        e.deleted("web", "b".into());
         assert!(!e.satisfied("web", &[pod("a", true), pod("b", false)]));
         assert!(e.satisfied("web", &[pod("a", true)]));
-        e.expect("web", ["c".to_string()], true);
+        e.created("web", "c".into());
         e.forget("web");
         assert!(e.satisfied("web", &[]));
     }

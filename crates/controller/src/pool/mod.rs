@@ -111,14 +111,13 @@ impl Pools {
     /// up to the reservation time; a note is dropped once the cache has it).
     pub fn claimed_usage(&self, tenant: &str, cache: &Store<Pod>) -> Usage {
         let pods = cache.state();
-        let mine: HashSet<&str> = pods
+        let claimed: Vec<&Pod> = pods
             .iter()
             .filter(|p| p.labels().get(TENANT).map(String::as_str) == Some(tenant) && p.labels().contains_key(CLAIM))
-            .filter_map(|p| p.metadata.name.as_deref())
+            .map(|p| p.as_ref())
             .collect();
-        let mut used = Usage::of_pods(
-            pods.iter().filter(|p| p.metadata.name.as_deref().is_some_and(|n| mine.contains(n))).map(|p| p.as_ref()),
-        );
+        let mine: HashSet<&str> = claimed.iter().filter_map(|p| p.metadata.name.as_deref()).collect();
+        let mut used = Usage::of_pods(claimed);
         let mut r = self.recent.lock().unwrap_or_else(|e| e.into_inner());
         let now = Instant::now();
         r.retain(|name, (t, _, at)| {

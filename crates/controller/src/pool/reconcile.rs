@@ -181,7 +181,7 @@ async fn delete_set(ctx: &Context, pool: &str, api: &Api<Pod>, pods: &[Pod]) -> 
             ..DeleteParams::background()
         };
         match api.delete(&p.name_any(), &dp).await {
-            Ok(_) => ctx.expectations.expect(pool, [p.name_any()], false),
+            Ok(_) => ctx.expectations.deleted(pool, p.name_any()),
             Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 => {}
             Err(e) => return Err(e.into()),
         }
@@ -308,7 +308,7 @@ async fn fill(tpl: Arc<Template>, ctx: Arc<Context>) -> Result<Action, Error> {
         }
         let creates = sets.into_iter().map(|s| {
             let (c, ns, ctx, tname) = (c.clone(), ns.clone(), ctx.clone(), tname.clone());
-            async move { create_set(&c, &ns, &s, |pod| ctx.expectations.expect(&tname, [pod], true)).await }
+            async move { create_set(&c, &ns, &s, |pod| ctx.expectations.created(&tname, pod)).await }
         });
         let results: Vec<Result<(), kube::Error>> = futures::stream::iter(creates).buffer_unordered(16).collect().await;
         let made = results.iter().filter(|r| r.is_ok()).count();

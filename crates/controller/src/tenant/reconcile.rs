@@ -219,10 +219,9 @@ async fn write_status(ctx: &Context, t: &Tenant, conds: Conditions) -> Result<()
         if patch.0.vpn.is_none() {
             status["vpn"] = serde_json::Value::Null;
         }
-        let mut now = api
+        let now = api
             .patch_status(&t.name_any(), &PatchParams::default(), &Patch::Merge(serde_json::json!({"status": status})))
             .await?;
-        now.managed_fields_mut().clear();
         ctx.written.note(t, now);
         if let Some((type_, reason, note)) = patch.1 {
             ctx.event(t, type_, &reason, note);
