@@ -127,6 +127,9 @@ pub struct Sim {
     /// Namespaces whose quotas need recomputing after this batch.
     dirty_quota: BTreeSet<String>,
     dirty_workloads: bool,
+    /// The newest resourceVersion whose event has been handled: the caches
+    /// above reflect the store up to here.
+    seen_rv: u64,
 }
 
 pub fn spawn(cluster: Arc<Cluster>, shutdown: CancellationToken) -> JoinHandle<()> {
@@ -151,6 +154,7 @@ impl Sim {
             quota_usage: quota::UsageCache::default(),
             dirty_quota: BTreeSet::new(),
             dirty_workloads: true,
+            seen_rv: 0,
         }
     }
 
@@ -207,6 +211,7 @@ impl Sim {
         self.quota_usage.clear();
         let (nodes, pods, nss, crds, pvcs, svcs) = self.c.read(|st| {
             let all = |id: ResId| st.store.range(id, None, None).map(|(_, o)| o.value()).collect::<Vec<_>>();
+            self.seen_rv = self.seen_rv.max(st.store.rv());
             (
                 all(self.ids.nodes),
                 all(self.ids.pods),
@@ -258,6 +263,7 @@ impl Sim {
         let ids = self.ids;
         let v = ev.obj.value();
         let ns = ev.ns.to_string();
+        self.seen_rv = self.seen_rv.max(ev.rv);
         if !ns.is_empty() {
             let gone = ev.typ == EventType::Deleted;
             self.quota_usage.observe(&self.c, ev.res, &ns, &ev.name, (!gone).then_some(&v));

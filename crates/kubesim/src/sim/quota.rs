@@ -86,10 +86,19 @@ pub fn reconcile_namespace(sim: &Sim, cache: &mut UsageCache, ns: &str) {
         if q.get("status") == Some(&want) {
             continue;
         }
+        // Admission charges a quota after writing the object it admits, so a
+        // quota no newer than the last event handled has every charge counted
+        // in `totals`. A newer one holds charges the totals do not have yet:
+        // writing them would undo admission's accounting and let the next
+        // objects past the limit. Its event marks the namespace again.
+        let seen = sim.seen_rv;
         log_err(
             "quota status",
             sim.c.modify(sim.ids.quotas, ns, name_of(q), Some("status"), "resourcequota-controller", |x| {
-                x["status"] = want;
+                let rv = x.pointer("/metadata/resourceVersion").and_then(Value::as_str).and_then(|r| r.parse().ok());
+                if rv.is_some_and(|rv: u64| rv <= seen) {
+                    x["status"] = want;
+                }
             }),
         );
     }

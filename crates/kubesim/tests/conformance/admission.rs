@@ -59,6 +59,43 @@ async fn quota_rejects_and_accounts() {
     tc.finish().await;
 }
 
+/// Admission charges the quota at once; the quota controller's recount must
+/// never undo a charge it has not seen yet, or concurrent creates get past
+/// the limit (upstream's controller writes status with the resourceVersion
+/// it read, so a charge in between makes its write conflict).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_creates_never_exceed_a_quota() {
+    let mut tc = TestCluster::start().await;
+    for round in 0..4 {
+        let ns = tc.namespace(&format!("quota-race-{round}")).await;
+        let quotas: Api<ResourceQuota> = Api::namespaced(tc.client.clone(), &ns);
+        quotas
+            .create(
+                &PostParams::default(),
+                &obj(json!({"metadata": {"name": "q"}, "spec": {"hard": {"requests.cpu": "1"}}})),
+            )
+            .await
+            .unwrap();
+        wait_for(&quotas, "q", T, |q| q.status.as_ref().and_then(|s| s.used.as_ref()).is_some()).await;
+        let pods: Api<Pod> = Api::namespaced(tc.client.clone(), &ns);
+        let creates = (0..40).map(|i| {
+            let pods = pods.clone();
+            tokio::spawn(async move { pods.create(&PostParams::default(), &small_pod(&format!("p{i}"))).await.is_ok() })
+        });
+        let mut admitted = 0;
+        for c in futures::future::join_all(creates).await {
+            admitted += usize::from(c.unwrap());
+        }
+        assert_eq!(admitted, 10, "round {round}: 10 pods of 100m fit in requests.cpu=1");
+        let q = wait_for(&quotas, "q", T, |q| {
+            q.status.as_ref().and_then(|s| s.used.as_ref()).is_some_and(|u| u["requests.cpu"].0 == "1")
+        })
+        .await;
+        assert_eq!(q.status.unwrap().used.unwrap()["requests.cpu"].0, "1");
+    }
+    tc.finish().await;
+}
+
 #[tokio::test]
 async fn limit_ranges_default_and_bound_containers() {
     let mut tc = TestCluster::start().await;
