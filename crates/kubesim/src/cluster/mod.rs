@@ -65,14 +65,40 @@ pub struct Cluster {
 }
 
 /// Requests served over HTTP since start: reads (GET, including list and
-/// watch) and writes (POST, PUT, PATCH, DELETE).
+/// watch) and writes (POST, PUT, PATCH, DELETE), and each by the verb the
+/// real API server's `apiserver_request_total` names it with.
 #[derive(Debug, Default)]
 pub struct RequestCounts {
     pub reads: std::sync::atomic::AtomicU64,
     pub writes: std::sync::atomic::AtomicU64,
+    by_verb: [std::sync::atomic::AtomicU64; VERBS.len()],
 }
 
+/// The verbs of upstream's `apiserver_request_total`; the first three read.
+pub const VERBS: [&str; 9] = ["GET", "LIST", "WATCH", "POST", "PUT", "PATCH", "APPLY", "DELETE", "DELETECOLLECTION"];
+
 impl RequestCounts {
+    /// Counts one request with `verb` (one of [`VERBS`]; others are ignored).
+    pub fn count(&self, verb: &str) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let Some(i) = VERBS.iter().position(|v| *v == verb) else { return };
+        self.by_verb[i].fetch_add(1, Relaxed);
+        if i < 3 { &self.reads } else { &self.writes }.fetch_add(1, Relaxed);
+    }
+
+    /// `apiserver_request_total` by verb in the Prometheus text format.
+    pub fn exposition(&self) -> String {
+        let mut out = String::from(
+            "# HELP apiserver_request_total Counter of apiserver requests broken out by verb.\n\
+             # TYPE apiserver_request_total counter\n",
+        );
+        for (v, n) in VERBS.iter().zip(&self.by_verb) {
+            let n = n.load(std::sync::atomic::Ordering::Relaxed);
+            out.push_str(&format!("apiserver_request_total{{component=\"apiserver\",verb=\"{v}\"}} {n}\n"));
+        }
+        out
+    }
+
     /// Writes served so far.
     pub fn writes(&self) -> u64 {
         self.writes.load(std::sync::atomic::Ordering::Relaxed)

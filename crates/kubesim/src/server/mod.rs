@@ -114,16 +114,33 @@ async fn handle(State(server): State<Server>, req: Request) -> Response {
             return error_response(&ApiError::new(413, "RequestEntityTooLarge", "the request body is too large"));
         }
     };
-    let counter = if method == Method::GET || method == Method::HEAD {
-        &server.cluster.requests.reads
-    } else {
-        &server.cluster.requests.writes
-    };
-    counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    server.cluster.requests.count(verb(&method, &path, &query, &headers));
     let started = std::time::Instant::now();
     let resp = route(&server, &method, &path, &query, &headers, body).await;
     tracing::debug!(%method, %path, status = resp.status().as_u16(), elapsed_us = started.elapsed().as_micros() as u64, "request");
     resp
+}
+
+/// The verb upstream's request metrics name a request with.
+fn verb(method: &Method, path: &str, query: &Query, headers: &HeaderMap) -> &'static str {
+    let collection = || {
+        let segs: Vec<&str> = path.trim_matches('/').split('/').filter(|s| !s.is_empty()).collect();
+        matches!(parse_target(&segs), Some(Ok(t)) if t.name.is_none())
+    };
+    match *method {
+        Method::GET | Method::HEAD if query.flag("watch") => "WATCH",
+        Method::GET | Method::HEAD if collection() => "LIST",
+        Method::GET | Method::HEAD => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => {
+            let ct = headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+            if ct.starts_with("application/apply-patch") { "APPLY" } else { "PATCH" }
+        }
+        Method::DELETE if collection() => "DELETECOLLECTION",
+        Method::DELETE => "DELETE",
+        _ => "",
+    }
 }
 
 async fn route(
@@ -137,6 +154,13 @@ async fn route(
     let segs: Vec<&str> = path.trim_matches('/').split('/').filter(|s| !s.is_empty()).collect();
     if let Some(r) = discovery::serve(server, method, &segs, headers) {
         return r;
+    }
+    if segs.as_slice() == ["metrics"] {
+        if method != Method::GET {
+            return error_response(&ApiError::method_not_allowed());
+        }
+        return ([(http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], server.cluster.requests.exposition())
+            .into_response();
     }
     if let ["sim", "v1", "reachability", rest @ ..] = segs.as_slice() {
         if method != Method::GET {

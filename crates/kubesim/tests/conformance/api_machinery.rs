@@ -233,3 +233,38 @@ async fn discovery_serves_builtins_and_runtime_crds() {
     assert_eq!(def.metadata.labels.unwrap().get("kubernetes.io/metadata.name").map(String::as_str), Some("default"));
     tc.finish().await;
 }
+
+/// `apiserver_request_total` on /metrics counts requests by upstream's verbs
+/// (what `paddock bench` reads to count API-server work on any cluster).
+#[tokio::test]
+async fn request_metrics_count_by_verb() {
+    let mut tc = TestCluster::start().await;
+    let ns = tc.namespace("metrics").await;
+    let totals = || async {
+        let req = http::Request::get("/metrics").body(Vec::new()).unwrap();
+        let text = tc.client.request_text(req).await.expect("GET /metrics");
+        let mut by_verb = std::collections::HashMap::<String, f64>::new();
+        for line in text.lines().filter(|l| l.starts_with("apiserver_request_total{")) {
+            let verb = line.split("verb=\"").nth(1).and_then(|r| r.split('"').next()).unwrap_or("").to_string();
+            let n: f64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+            *by_verb.entry(verb).or_default() += n;
+        }
+        by_verb
+    };
+    let before = totals().await;
+    let api: Api<ConfigMap> = Api::namespaced(tc.client.clone(), &ns);
+    configmap(&api, "m", json!({"a": "1"})).await;
+    api.get("m").await.unwrap();
+    api.list(&ListParams::default()).await.unwrap();
+    let pp = kube::api::PatchParams::apply("metrics-test").force();
+    let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "m"}, "data": {"a": "2"}});
+    api.patch("m", &pp, &kube::api::Patch::Apply(&cm)).await.unwrap();
+    api.delete("m", &DeleteParams::default()).await.unwrap();
+    let after = totals().await;
+    // At least: a real API server counts its other clients too.
+    for (verb, n) in [("POST", 1.0), ("GET", 1.0), ("LIST", 1.0), ("APPLY", 1.0), ("DELETE", 1.0)] {
+        let got = after.get(verb).copied().unwrap_or(0.0) - before.get(verb).copied().unwrap_or(0.0);
+        assert!(got >= n, "{verb}: {got} more, want at least {n}");
+    }
+    tc.finish().await;
+}

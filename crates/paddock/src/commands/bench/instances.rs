@@ -2,10 +2,12 @@
 //! on a watch) at a given concurrency, their throughput, and the controller's
 //! memory and CPU once all of them run — `--count 10000` is the memory
 //! figure at ten thousand instances. The controller runs as its own process
-//! against kubesim, so its memory is its own.
+//! against kubesim (or the cluster given with `--kubeconfig`), so its memory
+//! is its own.
 
-use super::process::{Usage, cluster_with_controller};
+use super::process::{ControllerProcess, Usage, cluster_with_controller};
 use super::stats::{Summary, summarize};
+use super::target::{BENCH_LABEL, Target, TargetArgs};
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use futures::StreamExt;
@@ -28,10 +30,16 @@ pub struct InstancesBenchArgs {
     /// Creates in flight at once.
     #[arg(long, default_value_t = 50)]
     pub concurrency: usize,
+    /// The image of the benchmark template's one pod (on a cluster, one its
+    /// nodes can pull and run under Paddock's hardened pod spec).
+    #[arg(long, default_value = "nginx:1.27")]
+    pub image: String,
 }
 
 #[derive(Serialize)]
 struct Report {
+    /// kubesim, or the cluster benchmarked.
+    target: String,
     count: usize,
     concurrency: usize,
     /// Instance created → phase Running seen on a watch.
@@ -39,41 +47,60 @@ struct Report {
     /// Instances Running per second, first create to last Running.
     starts_per_second: f64,
     /// API-server requests per instance from the first create to the last
-    /// Running (the benchmark's own creates and watch included).
-    writes_per_instance: f64,
-    reads_per_instance: f64,
-    /// The controller process once every instance runs (and after a settle).
-    controller: Usage,
+    /// Running (the benchmark's own creates and watch included; absent when a
+    /// cluster's API server does not show its metrics).
+    writes_per_instance: Option<f64>,
+    reads_per_instance: Option<f64>,
+    /// The controller process once every instance runs (and after a settle);
+    /// none with `--installed-controller`.
+    controller: Option<Usage>,
 }
 
 const NODE: &str = "cpu=512,memory=4Ti,pods=2000,label=paddock.dev/node-role=task";
 
-pub async fn run(args: InstancesBenchArgs, as_json: bool) -> Result<()> {
+pub async fn run(args: InstancesBenchArgs, target: &TargetArgs, as_json: bool) -> Result<()> {
     if !(1..=20_000).contains(&args.count) || !(1..=1000).contains(&args.concurrency) {
         bail!("--count must be 1..=20000 and --concurrency 1..=1000");
+    }
+    if args.image.trim().is_empty() || args.image.chars().any(char::is_whitespace) {
+        bail!("--image {:?}: must be an image reference without spaces", args.image);
     }
     let nodes = (1..=args.count.div_ceil(1500).max(2)).map(|i| format!("task-{i},{NODE}")).collect::<Vec<_>>();
     let cfg = SimConfig {
         nodes: config::parse_nodes(&nodes.join(";")).map_err(|e| anyhow::anyhow!(e))?,
         ..SimConfig::default()
     };
-    let (sim, client, controller) = cluster_with_controller(cfg).await?;
+    let (target, controller) = cluster_with_controller(target, cfg).await?;
+    let measured = measure(&args, &target, controller.as_ref()).await;
+    // On a cluster the controller stays up for the cleanup (its finalizers).
+    let finished = target.finish().await;
+    drop(controller);
+    let report = measured?;
+    finished?;
+    super::emit(&report, as_json, table)
+}
+
+async fn measure(args: &InstancesBenchArgs, target: &Target, controller: Option<&ControllerProcess>) -> Result<Report> {
+    let client = target.client.clone();
     let settings = controller::config::Settings::default();
     let pp = PatchParams::apply("paddock-bench").force();
-    let tenant = json!({"apiVersion": "paddock.dev/v1alpha1", "kind": "Tenant", "metadata": {"name": "bench"},
+    let (run, template_name) = (target.run.as_str(), format!("{}-web", target.run));
+    let tenant = json!({"apiVersion": "paddock.dev/v1alpha1", "kind": "Tenant",
+        "metadata": {"name": run, "labels": {BENCH_LABEL: run}},
         "spec": {"kind": "Team", "storage": {"enabled": false}, "quota": {"instances": 100000, "pods": 100000}}});
-    Api::<resources::Tenant>::all(client.clone()).patch("bench", &pp, &Patch::Apply(&tenant)).await?;
-    let template = json!({"apiVersion": "paddock.dev/v1alpha1", "kind": "Template", "metadata": {"name": "bench-web"},
+    Api::<resources::Tenant>::all(client.clone()).patch(run, &pp, &Patch::Apply(&tenant)).await?;
+    let template = json!({"apiVersion": "paddock.dev/v1alpha1", "kind": "Template",
+        "metadata": {"name": template_name, "labels": {BENCH_LABEL: run}},
         "spec": {"maxPerTenant": 100000,
-            "pods": [{"name": "web", "image": "nginx:1.27", "ports": [{"name": "http", "port": 80}]}]}});
-    Api::<resources::Template>::all(client.clone()).patch("bench-web", &pp, &Patch::Apply(&template)).await?;
-    let ns = format!("{}bench", settings.namespace_prefix);
+            "pods": [{"name": "web", "image": args.image, "ports": [{"name": "http", "port": 80}]}]}});
+    Api::<resources::Template>::all(client.clone()).patch(&template_name, &pp, &Patch::Apply(&template)).await?;
+    let ns = format!("{}{run}", settings.namespace_prefix);
     let deadline = Instant::now() + Duration::from_secs(60);
-    while Api::<resources::Tenant>::all(client.clone()).get("bench").await?.status.and_then(|s| s.phase).as_deref()
+    while Api::<resources::Tenant>::all(client.clone()).get(run).await?.status.and_then(|s| s.phase).as_deref()
         != Some("Ready")
     {
         if Instant::now() > deadline {
-            bail!("the bench tenant was not Ready within 60 s");
+            bail!("the bench tenant {run} was not Ready within 60 s");
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -98,13 +125,12 @@ pub async fn run(args: InstancesBenchArgs, as_json: bool) -> Result<()> {
             }
         })
     };
-    let requests = &sim.cluster().requests;
-    let (w0, r0, t0) = (requests.writes(), requests.reads(), Instant::now());
+    let (c0, t0) = (target.counts().await, Instant::now());
     let creates = (0..args.count).map(|n| {
-        let insts = insts.clone();
+        let (insts, template_name) = (insts.clone(), template_name.clone());
         async move {
             let i: Instance = serde_json::from_value(json!({"apiVersion": "paddock.dev/v1alpha1", "kind": "Instance",
-                "metadata": {"name": format!("i{n}")}, "spec": {"template": "bench-web"}}))?;
+                "metadata": {"name": format!("i{n}")}, "spec": {"template": template_name}}))?;
             let sent = Instant::now();
             insts.create(&PostParams::default(), &i).await.context("creating an Instance")?;
             anyhow::Ok((format!("i{n}"), sent))
@@ -123,7 +149,9 @@ pub async fn run(args: InstancesBenchArgs, as_json: bool) -> Result<()> {
     }
     let all_running = t0.elapsed();
     let per = |n: u64| n as f64 / args.count as f64;
-    let (writes, reads) = (per(requests.writes() - w0), per(requests.reads() - r0));
+    let counts = c0.zip(target.counts().await);
+    let writes = counts.map(|(a, b)| per(b.writes.saturating_sub(a.writes)));
+    let reads = counts.map(|(a, b)| per(b.reads.saturating_sub(a.reads)));
     watch.abort();
     let mut lat: Vec<Duration> = {
         let r = running.lock().unwrap_or_else(|e| e.into_inner());
@@ -131,34 +159,33 @@ pub async fn run(args: InstancesBenchArgs, as_json: bool) -> Result<()> {
     };
     // The controller's caches and queues settle before its memory is read.
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let report = Report {
+    Ok(Report {
+        target: target.describe(),
         count: args.count,
         concurrency: args.concurrency,
         start: summarize(&mut lat),
         starts_per_second: args.count as f64 / all_running.as_secs_f64().max(1e-9),
         writes_per_instance: writes,
         reads_per_instance: reads,
-        controller: controller.usage(),
-    };
-    controller.stop();
-    sim.shutdown().await.map_err(|e| anyhow::anyhow!(e))?;
-    super::emit(&report, as_json, table)
+        controller: controller.map(ControllerProcess::usage),
+    })
 }
 
 fn table(out: &mut dyn Write, r: &Report) -> Result<()> {
     let s = &r.start;
-    writeln!(out, "paddock bench instances (kubesim; the controller as its own process)")?;
+    let ctl = if r.controller.is_some() { "the controller as its own process" } else { "the installed controller" };
+    writeln!(out, "paddock bench instances ({}; {ctl})", r.target)?;
     writeln!(
         out,
         "{} cold starts, {} in flight: created → Running p50 {:.1} ms, p90 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
         r.count, r.concurrency, s.p50_ms, s.p90_ms, s.p99_ms, s.max_ms
     )?;
     writeln!(out, "throughput: {:.1} instances Running per second", r.starts_per_second)?;
-    writeln!(
-        out,
-        "API-server requests per instance: {:.1} writes, {:.1} reads",
-        r.writes_per_instance, r.reads_per_instance
-    )?;
-    writeln!(out, "controller process with {} instances: {}", r.count, r.controller)?;
+    if let (Some(w), Some(rd)) = (r.writes_per_instance, r.reads_per_instance) {
+        writeln!(out, "API-server requests per instance: {w:.1} writes, {rd:.1} reads")?;
+    }
+    if let Some(c) = &r.controller {
+        writeln!(out, "controller process with {} instances: {c}", r.count)?;
+    }
     Ok(())
 }

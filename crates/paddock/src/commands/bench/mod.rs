@@ -1,9 +1,10 @@
 //! `paddock bench`: measurements that print figures (a table, or `--json`).
-//! Everything runs on kubesim, so the figures are Paddock's own overhead:
-//! `api`, `claims` and `events` run the whole platform in-process; `tenants`
-//! and `instances` run the controller as its own process to report its
-//! memory and CPU. The machine's noise is in the figures, so compare runs on
-//! the same machine.
+//! By default everything runs on kubesim, so the figures are Paddock's own
+//! overhead: `api`, `claims` and `events` run the whole platform in-process;
+//! `tenants` and `instances` run the controller as its own process to report
+//! its memory and CPU, and with `--kubeconfig` run end to end on a real
+//! cluster (see `target`). The machine's noise is in the figures, so compare
+//! runs on the same machine.
 
 pub mod api;
 pub mod claims;
@@ -11,6 +12,7 @@ pub mod events;
 pub mod instances;
 pub mod process;
 pub mod stats;
+pub mod target;
 pub mod tenants;
 
 use anyhow::Result;
@@ -23,6 +25,8 @@ pub struct BenchArgs {
     /// Print the figures as JSON.
     #[arg(long, global = true)]
     pub json: bool,
+    #[command(flatten)]
+    pub target: target::TargetArgs,
     #[command(subcommand)]
     pub command: BenchCommand,
 }
@@ -56,11 +60,19 @@ pub fn emit<R: Serialize>(r: &R, as_json: bool, table: fn(&mut dyn Write, &R) ->
 }
 
 pub async fn run(args: BenchArgs) -> Result<()> {
+    if args.target.kubeconfig.is_some()
+        && !matches!(args.command, BenchCommand::Tenants(_) | BenchCommand::Instances(_))
+    {
+        anyhow::bail!(
+            "--kubeconfig: only `bench tenants` and `bench instances` run against a cluster; \
+             api, claims and events run the whole platform in-process on kubesim"
+        );
+    }
     match args.command {
         BenchCommand::Api(a) => api::run(a, args.json).await,
         BenchCommand::Claims(a) => claims::run(a, args.json).await,
-        BenchCommand::Tenants(a) => tenants::run(a, args.json).await,
-        BenchCommand::Instances(a) => instances::run(a, args.json).await,
+        BenchCommand::Tenants(a) => tenants::run(a, &args.target, args.json).await,
+        BenchCommand::Instances(a) => instances::run(a, &args.target, args.json).await,
         BenchCommand::Events(a) => events::run(a, args.json).await,
     }
 }

@@ -1,9 +1,9 @@
 //! The controller as its own process for benchmarks that report its memory
 //! and CPU: `paddock controller` (this binary) against the benchmark's
-//! kubesim, read from `/proc/<pid>`.
+//! cluster, read from `/proc/<pid>`.
 
+use super::target::{Target, TargetArgs};
 use anyhow::{Context, Result, bail};
-use kubesim::KubeSim;
 use serde::Serialize;
 use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
@@ -25,46 +25,48 @@ impl std::fmt::Display for Usage {
     }
 }
 
-/// kubesim with `cfg`, Paddock's CRDs and system namespace installed, and
-/// the controller running against it as its own process.
-pub async fn cluster_with_controller(cfg: kubesim::SimConfig) -> Result<(KubeSim, kube::Client, ControllerProcess)> {
-    let sim = KubeSim::start(cfg, "127.0.0.1:0".parse()?).await?;
-    let client = sim.client().await?;
-    controller::install::crds(&client, "paddock-bench", Duration::from_secs(30)).await?;
+/// The benchmark's cluster (kubesim with `cfg`, or the one `args` names)
+/// with Paddock's CRDs and system namespace installed, and the controller
+/// running against it as its own process — none with `--installed-controller`,
+/// whose cluster has Paddock already.
+pub async fn cluster_with_controller(
+    args: &TargetArgs,
+    cfg: kubesim::SimConfig,
+) -> Result<(Target, Option<ControllerProcess>)> {
+    let target = Target::start(args, cfg).await?;
+    if args.installed_controller {
+        return Ok((target, None));
+    }
+    let client = &target.client;
+    controller::install::crds(client, "paddock-bench", Duration::from_secs(30)).await?;
     let settings = controller::config::Settings::default();
-    controller::install::namespace(&client, &settings.system_namespace, "paddock-bench").await?;
-    let controller = ControllerProcess::start(&sim, &[]).await?;
-    Ok((sim, client, controller))
+    controller::install::namespace(client, &settings.system_namespace, "paddock-bench").await?;
+    let controller = ControllerProcess::start(&target).await?;
+    Ok((target, Some(controller)))
 }
 
 pub struct ControllerProcess {
     child: Mutex<Option<Child>>,
     pid: u32,
-    dir: std::path::PathBuf,
 }
 
 impl ControllerProcess {
-    /// Starts `paddock controller` against `sim` (no leader election) with
-    /// `extra` arguments, and waits until it answers on its health address.
-    pub async fn start(sim: &KubeSim, extra: &[&str]) -> Result<Self> {
-        let dir = std::env::temp_dir().join(format!("paddock-bench-ctl-{}-{}", std::process::id(), sim.addr().port()));
-        std::fs::create_dir_all(&dir)?;
-        let kubeconfig = dir.join("kubeconfig");
-        std::fs::write(&kubeconfig, sim.kubeconfig_yaml())?;
+    /// Starts `paddock controller` against the target's cluster (no leader
+    /// election; PADDOCK_* settings come from this process's environment),
+    /// and waits until it answers on its health address.
+    pub async fn start(target: &Target) -> Result<Self> {
         let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
         let health = format!("127.0.0.1:{port}");
         let exe = std::env::current_exe().context("finding the paddock binary")?;
         let child = Command::new(exe)
             .args(["--log-level", "warn", "controller", "--no-leader-election", "--health-listen", &health])
-            .arg("--kubeconfig")
-            .arg(&kubeconfig)
-            .args(extra)
+            .args(target.kube_args())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .spawn()
             .context("starting paddock controller")?;
         let pid = child.id();
-        let me = Self { child: Mutex::new(Some(child)), pid, dir };
+        let me = Self { child: Mutex::new(Some(child)), pid };
         let deadline = Instant::now() + Duration::from_secs(30);
         let url = format!("http://{health}/healthz");
         loop {
@@ -113,6 +115,5 @@ impl ControllerProcess {
 impl Drop for ControllerProcess {
     fn drop(&mut self) {
         self.stop();
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

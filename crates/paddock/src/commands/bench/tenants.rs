@@ -6,14 +6,15 @@
 //! writes it has to make anyway.
 
 use super::api::rss_mib;
-use super::process::{Usage, cluster_with_controller};
+use super::process::{ControllerProcess, Usage, cluster_with_controller};
+use super::target::{BENCH_LABEL, Target, TargetArgs};
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use futures::StreamExt;
 use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
 use kube::discovery::ApiResource;
 use kube::runtime::{WatchStreamExt, watcher};
-use kubesim::{KubeSim, SimConfig};
+use kubesim::SimConfig;
 use resources::Tenant;
 use serde::Serialize;
 use serde_json::json;
@@ -39,19 +40,23 @@ struct Way {
     tenants: usize,
     seconds: f64,
     tenants_per_second: f64,
-    /// Requests that changed something on the API server (POST, PUT, PATCH, DELETE), per tenant.
-    writes_per_tenant: f64,
+    /// Requests that changed something on the API server (POST, PUT, PATCH, DELETE), per tenant
+    /// (absent when a cluster's API server does not show its metrics).
+    writes_per_tenant: Option<f64>,
 }
 
 #[derive(Serialize)]
 struct Report {
+    /// kubesim, or the cluster benchmarked.
+    target: String,
     paddock: Way,
     raw: Way,
     kubectl: Option<Way>,
     /// Paddock's throughput over the raw loop's (target ≥ 0.8).
     paddock_over_raw: f64,
     paddock_over_kubectl: Option<f64>,
-    controller: Usage,
+    /// The controller process this run started (none with `--installed-controller`).
+    controller: Option<Usage>,
     bench_process_rss_mib: Option<f64>,
 }
 
@@ -59,23 +64,43 @@ fn spec() -> serde_json::Value {
     json!({"kind": "Team", "storage": {"enabled": false}, "quota": {"instances": 10, "pods": 20}})
 }
 
-fn way(tenants: usize, elapsed: Duration, writes: u64) -> Way {
+/// API-server writes so far (None when the cluster does not show them).
+async fn writes(target: &Target) -> Option<u64> {
+    target.counts().await.map(|c| c.writes)
+}
+
+fn way(tenants: usize, elapsed: Duration, before: Option<u64>, after: Option<u64>) -> Way {
     let seconds = elapsed.as_secs_f64();
     Way {
         tenants,
         seconds,
         tenants_per_second: tenants as f64 / seconds.max(1e-9),
-        writes_per_tenant: writes as f64 / tenants.max(1) as f64,
+        writes_per_tenant: before.zip(after).map(|(b, a)| a.saturating_sub(b) as f64 / tenants.max(1) as f64),
     }
 }
 
-pub async fn run(args: TenantsBenchArgs, as_json: bool) -> Result<()> {
+pub async fn run(args: TenantsBenchArgs, target: &TargetArgs, as_json: bool) -> Result<()> {
     if !(1..=10_000).contains(&args.count) || args.kubectl_count > 1000 || !(1..=1024).contains(&args.raw_concurrency) {
         bail!("--count must be 1..=10000, --kubectl-count 0..=1000 and --raw-concurrency 1..=1024");
     }
-    let (sim, client, controller) = cluster_with_controller(SimConfig::default()).await?;
+    let (target, mut controller) = cluster_with_controller(target, SimConfig::default()).await?;
+    let measured = measure(&args, &target, &mut controller).await;
+    // On a cluster the controller stays up for the cleanup (its finalizers).
+    let finished = target.finish().await;
+    drop(controller);
+    let report = measured?;
+    finished?;
+    super::emit(&report, as_json, table)
+}
+
+async fn measure(
+    args: &TenantsBenchArgs,
+    target: &Target,
+    controller: &mut Option<ControllerProcess>,
+) -> Result<Report> {
+    let client = target.client.clone();
     let settings = controller::config::Settings::default();
-    let writes = || sim.cluster().requests.writes();
+    let run = target.run.clone();
 
     // (1) Paddock: Tenants created at once, until a watch has seen every one
     // Ready (a watch rather than polling lists, so reading the result costs
@@ -84,7 +109,8 @@ pub async fn run(args: TenantsBenchArgs, as_json: bool) -> Result<()> {
     let (ready_tx, mut ready_rx) = tokio::sync::mpsc::unbounded_channel::<()>();
     let watch = {
         let tenants = tenants.clone();
-        let mut s = watcher(tenants, watcher::Config::default()).default_backoff().applied_objects().boxed();
+        let wc = watcher::Config::default().labels(&format!("{BENCH_LABEL}={run}"));
+        let mut s = watcher(tenants, wc).default_backoff().applied_objects().boxed();
         tokio::spawn(async move {
             let mut ready = std::collections::HashSet::new();
             while let Some(Ok(t)) = s.next().await {
@@ -96,12 +122,12 @@ pub async fn run(args: TenantsBenchArgs, as_json: bool) -> Result<()> {
             }
         })
     };
-    let (w0, t0) = (writes(), Instant::now());
+    let (w0, t0) = (writes(target).await, Instant::now());
     let creates = (0..args.count).map(|i| {
-        let tenants = tenants.clone();
+        let (tenants, run) = (tenants.clone(), run.clone());
         async move {
             let t: Tenant = serde_json::from_value(json!({"apiVersion": "paddock.dev/v1alpha1", "kind": "Tenant",
-                "metadata": {"name": format!("p{i}")}, "spec": spec()}))?;
+                "metadata": {"name": format!("{run}-p{i}"), "labels": {BENCH_LABEL: run}}, "spec": spec()}))?;
             tenants.create(&PostParams::default(), &t).await.context("creating a Tenant")?;
             anyhow::Ok(())
         }
@@ -117,11 +143,12 @@ pub async fn run(args: TenantsBenchArgs, as_json: bool) -> Result<()> {
         }
     }
     watch.abort();
-    let paddock = way(args.count, t0.elapsed(), writes() - w0);
+    let elapsed = t0.elapsed();
+    let paddock = way(args.count, elapsed, w0, writes(target).await);
     // Let the controller settle (Events, watch-triggered re-reconciles) before the
     // other two run, so they are not measured against its leftover work.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let usage = controller.usage();
+    let usage = controller.as_ref().map(ControllerProcess::usage);
 
     // The same objects for other names, without owner references (their Tenant does not exist).
     let objects = |name: &str| -> Result<Vec<serde_json::Value>> {
@@ -129,7 +156,10 @@ pub async fn run(args: TenantsBenchArgs, as_json: bool) -> Result<()> {
             "metadata": {"name": name, "uid": "00000000-0000-0000-0000-000000000000"}, "spec": spec()}))?;
         let d = controller::tenant::build::build(&t, &settings)
             .map_err(|p| anyhow::anyhow!("cannot build the tenant's objects: {p:?}"))?;
-        let mut all = vec![serde_json::to_value(&d.namespace)?];
+        let mut ns = serde_json::to_value(&d.namespace)?;
+        // On a cluster the run's cleanup finds the namespace (and all in it) by this label.
+        ns["metadata"]["labels"][BENCH_LABEL] = json!(run);
+        let mut all = vec![ns];
         for p in &d.policies {
             all.push(serde_json::to_value(p)?);
         }
@@ -146,23 +176,31 @@ pub async fn run(args: TenantsBenchArgs, as_json: bool) -> Result<()> {
         Ok(all)
     };
 
-    // (2) The raw loop: namespace first, then the rest, tenants concurrently.
-    controller.stop();
-    let (w0, t0) = (writes(), Instant::now());
+    // (2) The raw loop: namespace first, then the rest, tenants concurrently
+    // (the controller stopped, so that it does not share the machine).
+    if let Some(c) = controller.as_ref() {
+        c.stop();
+    }
+    let (w0, t0) = (writes(target).await, Instant::now());
     let writes_of = (0..args.count).map(|i| {
-        let (client, objs) = (client.clone(), objects(&format!("r{i}")));
+        let (client, objs) = (client.clone(), objects(&format!("{run}-r{i}")));
         async move { apply_all(&client, objs?).await }
     });
     let results: Vec<Result<()>> =
         futures::stream::iter(writes_of).buffer_unordered(args.raw_concurrency).collect().await;
     results.into_iter().collect::<Result<Vec<()>>>()?;
-    let raw = way(args.count, t0.elapsed(), writes() - w0);
+    let elapsed = t0.elapsed();
+    let raw = way(args.count, elapsed, w0, writes(target).await);
 
     // (3) kubectl apply -f, one tenant's file at a time.
-    let kubectl =
-        if args.kubectl_count > 0 { kubectl_loop(&sim, args.kubectl_count, &objects, &writes).await? } else { None };
+    let kubectl = if args.kubectl_count > 0 { kubectl_loop(target, args.kubectl_count, &objects).await? } else { None };
+    // A cluster's cleanup needs the controller (its finalizers).
+    if target.sim().is_none() && controller.is_some() {
+        *controller = Some(ControllerProcess::start(target).await?);
+    }
 
-    let report = Report {
+    Ok(Report {
+        target: target.describe(),
         paddock_over_raw: paddock.tenants_per_second / raw.tenants_per_second.max(1e-9),
         paddock_over_kubectl: kubectl.as_ref().map(|k| paddock.tenants_per_second / k.tenants_per_second.max(1e-9)),
         paddock,
@@ -170,9 +208,7 @@ pub async fn run(args: TenantsBenchArgs, as_json: bool) -> Result<()> {
         kubectl,
         controller: usage,
         bench_process_rss_mib: rss_mib(),
-    };
-    sim.shutdown().await.map_err(|e| anyhow::anyhow!(e))?;
-    super::emit(&report, as_json, table)
+    })
 }
 
 /// Server-side applies one tenant's objects: the namespace, then the rest at once.
@@ -216,32 +252,26 @@ async fn apply(client: &kube::Client, pp: &PatchParams, obj: serde_json::Value) 
 }
 
 async fn kubectl_loop(
-    sim: &KubeSim,
+    target: &Target,
     count: usize,
     objects: &dyn Fn(&str) -> Result<Vec<serde_json::Value>>,
-    writes: &dyn Fn() -> u64,
 ) -> Result<Option<Way>> {
     if std::process::Command::new("kubectl").arg("version").arg("--client").output().is_err() {
         tracing::warn!("kubectl is not on PATH: the kubectl comparison is skipped");
         return Ok(None);
     }
-    let dir = std::env::temp_dir().join(format!("paddock-bench-tenants-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    let kubeconfig = dir.join("kubeconfig");
-    std::fs::write(&kubeconfig, sim.kubeconfig_yaml())?;
     let mut files = Vec::new();
     for i in 0..count {
         let docs: Vec<String> =
-            objects(&format!("k{i}"))?.iter().map(serde_yaml_ng::to_string).collect::<Result<_, _>>()?;
-        let f = dir.join(format!("k{i}.yaml"));
+            objects(&format!("{}-k{i}", target.run))?.iter().map(serde_yaml_ng::to_string).collect::<Result<_, _>>()?;
+        let f = target.dir.join(format!("k{i}.yaml"));
         std::fs::write(&f, docs.join("---\n"))?;
         files.push(f);
     }
-    let (w0, t0) = (writes(), Instant::now());
+    let (w0, t0) = (writes(target).await, Instant::now());
     for f in &files {
         let out = tokio::process::Command::new("kubectl")
-            .arg("--kubeconfig")
-            .arg(&kubeconfig)
+            .args(target.kube_args())
             .args(["apply", "--server-side", "--field-manager", "paddock-bench-kubectl", "-f"])
             .arg(f)
             .output()
@@ -250,20 +280,17 @@ async fn kubectl_loop(
             bail!("kubectl apply -f {}: {}", f.display(), String::from_utf8_lossy(&out.stderr).trim());
         }
     }
-    let k = way(count, t0.elapsed(), writes() - w0);
-    let _ = std::fs::remove_dir_all(&dir);
-    Ok(Some(k))
+    let elapsed = t0.elapsed();
+    Ok(Some(way(count, elapsed, w0, writes(target).await)))
 }
 
 fn table(out: &mut dyn Write, r: &Report) -> Result<()> {
-    writeln!(out, "paddock bench tenants (kubesim; the controller as its own process)")?;
+    let ctl = if r.controller.is_some() { "the controller as its own process" } else { "the installed controller" };
+    writeln!(out, "paddock bench tenants ({}; {ctl})", r.target)?;
     writeln!(out, "{:<34} {:>8} {:>10} {:>12} {:>14}", "way", "tenants", "seconds", "tenants/s", "writes/tenant")?;
     let mut row = |what: &str, w: &Way| {
-        writeln!(
-            out,
-            "{what:<34} {:>8} {:>10.2} {:>12.1} {:>14.1}",
-            w.tenants, w.seconds, w.tenants_per_second, w.writes_per_tenant
-        )
+        let writes = w.writes_per_tenant.map_or_else(|| "n/a".to_string(), |x| format!("{x:.1}"));
+        writeln!(out, "{what:<34} {:>8} {:>10.2} {:>12.1} {writes:>14}", w.tenants, w.seconds, w.tenants_per_second)
     };
     row("paddock: Tenant created → Ready", &r.paddock)?;
     row("raw write loop (kube client)", &r.raw)?;
@@ -274,6 +301,8 @@ fn table(out: &mut dyn Write, r: &Report) -> Result<()> {
     if let Some(x) = r.paddock_over_kubectl {
         writeln!(out, "paddock / kubectl loop: {x:.1}")?;
     }
-    writeln!(out, "controller process: {}", r.controller)?;
+    if let Some(c) = &r.controller {
+        writeln!(out, "controller process: {c}")?;
+    }
     Ok(())
 }

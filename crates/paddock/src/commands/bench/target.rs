@@ -1,0 +1,224 @@
+//! Where a benchmark runs: the embedded kubesim (the default: Paddock's own
+//! overhead) or the cluster a kubeconfig names (`--kubeconfig`: end to end,
+//! real API server, real nodes). On a cluster everything the benchmark
+//! creates carries the label `paddock.dev/bench=<run>` and is deleted at the
+//! end, and API-server requests are read from the API server's own
+//! `apiserver_request_total` metric.
+
+use anyhow::{Context, Result, anyhow, bail};
+use clap::Args;
+use kube::api::{Api, DeleteParams, ListParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kubesim::{KubeSim, SimConfig};
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// The label on everything a benchmark creates on a cluster.
+pub const BENCH_LABEL: &str = "paddock.dev/bench";
+
+#[derive(Args, Debug, Clone, Default)]
+pub struct TargetArgs {
+    /// Benchmark the cluster this kubeconfig names, end to end, instead of
+    /// the embedded kubesim (tenants and instances). Needs cluster-admin; what
+    /// the run creates is labelled paddock.dev/bench=<run> and deleted at the end.
+    #[arg(long, global = true)]
+    pub kubeconfig: Option<PathBuf>,
+    /// Context in --kubeconfig (default: its current context).
+    #[arg(long, global = true, requires = "kubeconfig")]
+    pub context: Option<String>,
+    /// With --kubeconfig: measure the Paddock controller already running in
+    /// the cluster instead of starting one from this binary (its memory and
+    /// CPU are then not reported).
+    #[arg(long, global = true, requires = "kubeconfig")]
+    pub installed_controller: bool,
+}
+
+/// API-server requests served so far.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Counts {
+    /// POST, PUT, PATCH (apply included) and DELETE.
+    pub writes: u64,
+    /// GET, LIST and WATCH.
+    pub reads: u64,
+}
+
+enum Kind {
+    Sim(KubeSim),
+    Cluster { kubeconfig: PathBuf, context: Option<String>, url: String },
+}
+
+pub struct Target {
+    kind: Kind,
+    pub client: kube::Client,
+    /// This run's name: `bench` on kubesim, `bench-<hex>` on a cluster, so
+    /// that a run never meets another's objects.
+    pub run: String,
+    /// Files the benchmark hands to processes (a kubeconfig for kubesim).
+    pub dir: PathBuf,
+}
+
+impl Target {
+    /// kubesim with `cfg`, or the cluster `args` names (checked with one request).
+    pub async fn start(args: &TargetArgs, cfg: SimConfig) -> Result<Target> {
+        let dir = std::env::temp_dir().join(format!("paddock-bench-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        let Some(path) = &args.kubeconfig else {
+            let sim = KubeSim::start(cfg, "127.0.0.1:0".parse()?).await?;
+            let client = sim.client().await?;
+            std::fs::write(dir.join("kubeconfig"), sim.kubeconfig_yaml())?;
+            return Ok(Target { kind: Kind::Sim(sim), client, run: "bench".into(), dir });
+        };
+        let kc = Kubeconfig::read_from(path).map_err(|e| anyhow!("--kubeconfig {}: {e}", path.display()))?;
+        if let Some(c) = &args.context
+            && !kc.contexts.iter().any(|x| &x.name == c)
+        {
+            let known: Vec<&str> = kc.contexts.iter().map(|x| x.name.as_str()).collect();
+            bail!("--context {c:?} is not in {} (it has: {})", path.display(), known.join(", "));
+        }
+        let opts = KubeConfigOptions { context: args.context.clone(), ..Default::default() };
+        let config = kube::Config::from_custom_kubeconfig(kc, &opts)
+            .await
+            .map_err(|e| anyhow!("--kubeconfig {}: {e}", path.display()))?;
+        let url = config.cluster_url.to_string();
+        let client = kube::Client::try_from(config).context("cannot build a Kubernetes client")?;
+        client.apiserver_version().await.map_err(|e| anyhow!("cannot reach the cluster at {url}: {e}"))?;
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos();
+        let run = format!("bench-{:06x}", (nanos ^ u128::from(std::process::id())) & 0xff_ffff);
+        let kind = Kind::Cluster { kubeconfig: path.clone(), context: args.context.clone(), url };
+        Ok(Target { kind, client, run, dir })
+    }
+
+    pub fn sim(&self) -> Option<&KubeSim> {
+        match &self.kind {
+            Kind::Sim(s) => Some(s),
+            Kind::Cluster { .. } => None,
+        }
+    }
+
+    /// "kubesim" or the cluster's address, for the report.
+    pub fn describe(&self) -> String {
+        match &self.kind {
+            Kind::Sim(_) => "kubesim".into(),
+            Kind::Cluster { url, context, .. } => match context {
+                Some(c) => format!("cluster {url} (context {c})"),
+                None => format!("cluster {url}"),
+            },
+        }
+    }
+
+    /// `--kubeconfig F [--context C]` for a process that talks to the same cluster.
+    pub fn kube_args(&self) -> Vec<OsString> {
+        match &self.kind {
+            Kind::Sim(_) => vec!["--kubeconfig".into(), self.dir.join("kubeconfig").into()],
+            Kind::Cluster { kubeconfig, context, .. } => {
+                let mut a: Vec<OsString> = vec!["--kubeconfig".into(), kubeconfig.into()];
+                if let Some(c) = context {
+                    a.extend(["--context".into(), c.into()]);
+                }
+                a
+            }
+        }
+    }
+
+    /// Requests the API server has served: kubesim's own counters, or a
+    /// cluster's `apiserver_request_total` (None when /metrics is not
+    /// readable; with several API servers it is the one that answered).
+    pub async fn counts(&self) -> Option<Counts> {
+        match &self.kind {
+            Kind::Sim(s) => {
+                let r = &s.cluster().requests;
+                Some(Counts { writes: r.writes(), reads: r.reads() })
+            }
+            Kind::Cluster { .. } => {
+                let req = http::Request::get("/metrics").body(Vec::new()).ok()?;
+                match self.client.request_text(req).await {
+                    Ok(text) => Some(request_totals(&text)),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot read the API server's /metrics: request counts are not reported");
+                        None
+                    }
+                }
+            }
+        }
+    }
+
+    /// Ends the run: kubesim stops; on a cluster the run's Tenants,
+    /// Templates and namespaces are deleted and their going awaited (the
+    /// controller must still run, for the finalizers).
+    pub async fn finish(self) -> Result<()> {
+        let _ = std::fs::remove_dir_all(&self.dir);
+        match self.kind {
+            Kind::Sim(sim) => sim.shutdown().await.map_err(|e| anyhow!(e)),
+            Kind::Cluster { .. } => cleanup(&self.client, &self.run).await,
+        }
+    }
+}
+
+/// Deletes what run `run` labelled, Tenants first, and waits (five minutes
+/// at most) until they are gone.
+async fn cleanup(client: &kube::Client, run: &str) -> Result<()> {
+    let lp = ListParams::default().labels(&format!("{BENCH_LABEL}={run}"));
+    let dp = DeleteParams::background();
+    let tenants: Api<resources::Tenant> = Api::all(client.clone());
+    let templates: Api<resources::Template> = Api::all(client.clone());
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
+    for t in tenants.list_metadata(&lp).await?.items {
+        let name = t.metadata.name.unwrap_or_default();
+        tenants.delete(&name, &dp).await.with_context(|| format!("deleting the bench's tenant {name}"))?;
+    }
+    for ns in namespaces.list_metadata(&lp).await?.items {
+        let name = ns.metadata.name.unwrap_or_default();
+        namespaces.delete(&name, &dp).await.with_context(|| format!("deleting the bench's namespace {name}"))?;
+    }
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        let left = tenants.list_metadata(&lp).await?.items.len();
+        if left == 0 {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!("{left} of the bench's tenants (label {BENCH_LABEL}={run}) were not gone within 5 minutes");
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    // Templates last: the instances of the run's tenants are gone with them.
+    for t in templates.list_metadata(&lp).await?.items {
+        let name = t.metadata.name.unwrap_or_default();
+        templates.delete(&name, &dp).await.with_context(|| format!("deleting the bench's template {name}"))?;
+    }
+    Ok(())
+}
+
+/// Sums `apiserver_request_total` by verb from the Prometheus text format.
+fn request_totals(text: &str) -> Counts {
+    let mut c = Counts::default();
+    for line in text.lines().filter(|l| l.starts_with("apiserver_request_total{")) {
+        let Some(verb) = line.split("verb=\"").nth(1).and_then(|r| r.split('"').next()) else { continue };
+        let Some(n) = line.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()) else { continue };
+        let n = n as u64;
+        match verb {
+            "POST" | "PUT" | "PATCH" | "APPLY" | "DELETE" | "DELETECOLLECTION" => c.writes += n,
+            "GET" | "LIST" | "WATCH" => c.reads += n,
+            _ => {}
+        }
+    }
+    c
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn request_totals_by_verb() {
+        let text = r#"# HELP apiserver_request_total [STABLE] Counter of apiserver requests
+# TYPE apiserver_request_total counter
+apiserver_request_total{code="200",component="apiserver",dry_run="",group="",resource="pods",scope="namespace",subresource="",verb="LIST",version="v1"} 12
+apiserver_request_total{code="201",component="apiserver",dry_run="",group="",resource="pods",scope="namespace",subresource="",verb="POST",version="v1"} 5
+apiserver_request_total{code="200",component="apiserver",dry_run="",group="apps",resource="deployments",scope="namespace",subresource="",verb="APPLY",version="v1"} 2e+00
+apiserver_request_total{code="0",component="apiserver",dry_run="",group="",resource="pods",scope="cluster",subresource="",verb="WATCH",version="v1"} 3
+apiserver_request_total{code="200",component="apiserver",dry_run="",group="",resource="nodes",scope="cluster",subresource="",verb="CONNECT",version="v1"} 9
+apiserver_request_duration_seconds_count{verb="POST"} 100
+"#;
+        assert_eq!(super::request_totals(text), super::Counts { writes: 7, reads: 15 });
+    }
+}

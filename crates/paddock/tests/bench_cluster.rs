@@ -1,0 +1,73 @@
+//! `paddock bench --kubeconfig`: the benchmarks that run end to end on a
+//! cluster, here the test's kubesim as an external cluster (or a real one
+//! with PADDOCK_TEST_KUBECONFIG): figures come back, API-server requests are
+//! read from the API server's metrics, and nothing of the run is left.
+
+use k8s_openapi::api::core::v1::Namespace;
+use kube::api::{Api, ListParams};
+use kubesim::testing::TestCluster;
+use resources::{Template, Tenant};
+use serde_json::Value;
+use std::process::Command;
+
+async fn bench(kubeconfig: &std::path::Path, args: &[&str]) -> Value {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_paddock"));
+    cmd.args(["--log-level", "warn", "bench", "--json", "--kubeconfig"]).arg(kubeconfig).args(args);
+    let out = tokio::task::spawn_blocking(move || cmd.output()).await.expect("join").expect("paddock runs");
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "paddock bench {args:?} failed\n{stdout}\n{stderr}");
+    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"))
+}
+
+/// Nothing labelled by a bench run is left.
+async fn nothing_left(client: &kube::Client) {
+    let lp = ListParams::default().labels("paddock.dev/bench");
+    assert_eq!(Api::<Tenant>::all(client.clone()).list_metadata(&lp).await.unwrap().items.len(), 0);
+    assert_eq!(Api::<Template>::all(client.clone()).list_metadata(&lp).await.unwrap().items.len(), 0);
+    // Namespaces may still be terminating on a real cluster; none is Active.
+    let nss = Api::<Namespace>::all(client.clone()).list(&lp).await.unwrap().items;
+    let active: Vec<_> = nss
+        .iter()
+        .filter(|n| n.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Active"))
+        .filter_map(|n| n.metadata.name.clone())
+        .collect();
+    assert!(active.is_empty(), "the bench left namespaces: {active:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bench_runs_against_a_cluster_and_cleans_up() {
+    let tc = TestCluster::start().await;
+    let dir = std::env::temp_dir().join(format!("paddock-bench-cluster-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let kubeconfig = tc.kubeconfig_file(&dir);
+
+    let v = bench(&kubeconfig, &["tenants", "--count", "4", "--kubectl-count", "0", "--raw-concurrency", "4"]).await;
+    assert!(v["target"].as_str().unwrap().starts_with("cluster http"), "{v}");
+    assert_eq!(v["paddock"]["tenants"], 4);
+    assert_eq!(v["raw"]["tenants"], 4);
+    // The raw loop writes each tenant's objects once (namespace, policies, quota, limits, RBAC).
+    let raw_writes = v["raw"]["writes_per_tenant"].as_f64().expect("writes counted from /metrics");
+    assert!(raw_writes >= 7.0, "{v}");
+    assert!(v["paddock"]["writes_per_tenant"].as_f64().unwrap() >= raw_writes, "{v}");
+    assert!(v["controller"]["cpu_seconds"].as_f64().is_some(), "{v}");
+    nothing_left(&tc.client).await;
+
+    let v = bench(&kubeconfig, &["instances", "--count", "3", "--concurrency", "3"]).await;
+    assert_eq!(v["count"], 3);
+    assert_eq!(v["start"]["count"], 3, "{v}");
+    assert!(v["writes_per_instance"].as_f64().unwrap() >= 1.0, "{v}");
+    nothing_left(&tc.client).await;
+
+    // The in-process benchmarks say they need kubesim, in one line.
+    let out = Command::new(env!("CARGO_BIN_EXE_paddock"))
+        .args(["bench", "--kubeconfig"])
+        .arg(&kubeconfig)
+        .arg("api")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("only `bench tenants` and `bench instances` run against a cluster"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+    tc.finish().await;
+}
