@@ -18,7 +18,9 @@ use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use kube::runtime::reflector::Store;
 use kube::{Client, ResourceExt};
 use resources::{Instance, Template, Tenant};
+use std::borrow::Borrow;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// What a claim attempt came to.
@@ -46,19 +48,21 @@ pub fn is_ready(p: &Pod) -> bool {
             .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
 }
 
-/// Unclaimed pool pods grouped by set, each set's pods in template order.
-pub fn sets(tpl: &Template, pods: Vec<Pod>) -> BTreeMap<String, Vec<Pod>> {
-    let mut out: BTreeMap<String, Vec<Pod>> = BTreeMap::new();
+/// Unclaimed pool pods grouped by set, each set's pods in template order
+/// (`P` is a pod or a shared one from a watch cache, which is not copied).
+pub fn sets<P: Borrow<Pod>>(tpl: &Template, pods: impl IntoIterator<Item = P>) -> BTreeMap<String, Vec<P>> {
+    let mut out: BTreeMap<String, Vec<P>> = BTreeMap::new();
     for p in pods {
-        if p.labels().contains_key(CLAIM) {
+        let labels = p.borrow().labels();
+        if labels.contains_key(CLAIM) {
             continue;
         }
-        if let Some(set) = p.labels().get(SET).cloned() {
+        if let Some(set) = labels.get(SET).cloned() {
             out.entry(set).or_default().push(p);
         }
     }
-    let order = |p: &Pod| {
-        let name = p.labels().get(POD_LABEL).cloned().unwrap_or_default();
+    let order = |p: &P| {
+        let name = p.borrow().labels().get(POD_LABEL).map(String::as_str).unwrap_or_default();
         tpl.spec.pods.iter().position(|t| t.name == name).unwrap_or(usize::MAX)
     };
     for v in out.values_mut() {
@@ -68,13 +72,13 @@ pub fn sets(tpl: &Template, pods: Vec<Pod>) -> BTreeMap<String, Vec<Pod>> {
 }
 
 /// Whether a set is complete, of the template's current generation, and Ready.
-pub fn claimable(tpl: &Template, pods: &[Pod]) -> bool {
+pub fn claimable<P: Borrow<Pod>>(tpl: &Template, pods: &[P]) -> bool {
     let generation = generation(tpl);
     pods.len() == tpl.spec.pods.len()
-        && pods.iter().all(|p| is_ready(p) && p.labels().get(GENERATION) == Some(&generation))
+        && pods.iter().map(Borrow::borrow).all(|p| is_ready(p) && p.labels().get(GENERATION) == Some(&generation))
 }
 
-fn created(pods: &[Pod]) -> Option<Timestamp> {
+fn created(pods: &[Arc<Pod>]) -> Option<Timestamp> {
     pods.iter().filter_map(|p| p.metadata.creation_timestamp.as_ref().map(|t| t.0)).min()
 }
 
@@ -94,16 +98,21 @@ pub async fn claim(
 ) -> Result<Outcome, Error> {
     let api: Api<Pod> = Api::namespaced(client.clone(), pool_ns);
     let tname = tpl.name_any();
-    let pods: Vec<Pod> = match cache {
+    let pods: Vec<Arc<Pod>> = match cache {
         Some(store) if tokio::time::timeout(Duration::from_secs(5), store.wait_until_ready()).await.is_ok() => store
             .state()
-            .iter()
+            .into_iter()
             .filter(|p| p.labels().get(POOL) == Some(&tname) && !p.labels().contains_key(CLAIM))
-            .map(|p| (**p).clone())
             .collect(),
-        _ => api.list(&ListParams::default().labels(&format!("{POOL}={tname},!{CLAIM}"))).await?.items,
+        _ => api
+            .list(&ListParams::default().labels(&format!("{POOL}={tname},!{CLAIM}")))
+            .await?
+            .items
+            .into_iter()
+            .map(Arc::new)
+            .collect(),
     };
-    let mut candidates: Vec<(String, Vec<Pod>)> =
+    let mut candidates: Vec<(String, Vec<Arc<Pod>>)> =
         sets(tpl, pods).into_iter().filter(|(_, pods)| claimable(tpl, pods)).collect();
     candidates.sort_by_key(|(name, pods)| (created(pods), name.clone()));
     let Some((_, first)) = candidates.first() else {
@@ -113,7 +122,7 @@ pub async fn claim(
         let ns = inst.namespace().unwrap_or_default();
         let claimed = cache.map(|cache| quota::Claimed { cache, pools });
         let used = quota::usage(client, &tenant.name_any(), &ns, pool_ns, claimed).await?;
-        if let Some(why) = quota::exceeded(tenant, used, Usage::of_pods(first)) {
+        if let Some(why) = quota::exceeded(tenant, used, Usage::of_pods(first.iter().map(|p| &**p))) {
             return Ok(Outcome::OverQuota(why));
         }
     }
@@ -168,12 +177,12 @@ async fn claim_set(
     tpl: &Template,
     inst: &Instance,
     tenant: &Tenant,
-    pods: &[Pod],
+    pods: &[Arc<Pod>],
 ) -> Result<Option<Vec<Pod>>, Error> {
     let mut done = Vec::new();
     for (i, pod) in pods.iter().enumerate() {
         let name = pod.name_any();
-        let mut current = pod.clone();
+        let mut current = (**pod).clone();
         let mut attempts = 0;
         loop {
             attempts += 1;

@@ -11,6 +11,7 @@
 //! watch that lost an event relists, and the cache is right again).
 
 use k8s_openapi::api::core::v1::Pod;
+use std::borrow::Borrow;
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -59,7 +60,7 @@ impl Expectations {
 
     /// Drops what `pods` (the cache's view of the pool) shows done; true when
     /// nothing is left to wait for, so the pool may be changed.
-    pub fn satisfied(&self, pool: &str, pods: &[Pod]) -> bool {
+    pub fn satisfied<P: std::borrow::Borrow<Pod>>(&self, pool: &str, pods: &[P]) -> bool {
         let mut pools = self.lock();
         let Some(p) = pools.get_mut(pool) else { return true };
         if p.since.is_some_and(|s| s.elapsed() > TIMEOUT) {
@@ -72,7 +73,8 @@ impl Expectations {
             pools.remove(pool);
             return true;
         }
-        let live: HashMap<&str, &Pod> = pods.iter().filter_map(|q| Some((q.metadata.name.as_deref()?, q))).collect();
+        let live: HashMap<&str, &Pod> =
+            pods.iter().map(Borrow::borrow).filter_map(|q: &Pod| Some((q.metadata.name.as_deref()?, q))).collect();
         p.created.retain(|n| !live.contains_key(n.as_str()));
         p.deleted.retain(|n| live.get(n.as_str()).is_some_and(|q| q.metadata.deletion_timestamp.is_none()));
         let done = p.created.is_empty() && p.deleted.is_empty();
@@ -105,11 +107,11 @@ mod tests {
     #[test]
     fn writes_hold_the_pool_until_the_cache_shows_them() {
         let e = Expectations::default();
-        assert!(e.satisfied("web", &[]), "nothing written, nothing to wait for");
+        assert!(e.satisfied::<Pod>("web", &[]), "nothing written, nothing to wait for");
         e.created("web", "a".into());
         e.created("web", "b".into());
         assert!(!e.satisfied("web", &[pod("a", false)]), "b is not in the cache yet");
-        assert!(e.satisfied("other", &[]), "pools are apart");
+        assert!(e.satisfied::<Pod>("other", &[]), "pools are apart");
         assert!(e.satisfied("web", &[pod("a", false), pod("b", false)]));
         // A delete is seen when the pod is gone or terminating.
         e.deleted("web", "a".into());
@@ -118,6 +120,6 @@ mod tests {
         assert!(e.satisfied("web", &[pod("a", true)]));
         e.created("web", "c".into());
         e.forget("web");
-        assert!(e.satisfied("web", &[]));
+        assert!(e.satisfied::<Pod>("web", &[]));
     }
 }

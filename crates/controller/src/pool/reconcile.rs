@@ -114,19 +114,20 @@ async fn ensure_namespace(ctx: &Context) -> Result<(), Error> {
     Ok(())
 }
 
-/// How the unclaimed sets of a pool stand.
+/// How the unclaimed sets of a pool stand (pods shared with the watch
+/// cache, not copies).
 #[derive(Debug, Default)]
 struct Census {
-    ready: Vec<(String, Vec<Pod>)>,
-    starting: Vec<(String, Vec<Pod>)>,
+    ready: Vec<(String, Vec<Arc<Pod>>)>,
+    starting: Vec<(String, Vec<Arc<Pod>>)>,
     /// Sets to delete: an older generation, incomplete, or failed (with why).
-    stale: Vec<(String, Vec<Pod>)>,
-    failed: Vec<(String, Vec<Pod>, String)>,
+    stale: Vec<(String, Vec<Arc<Pod>>)>,
+    failed: Vec<(String, Vec<Arc<Pod>>, String)>,
     terminating: usize,
     claimed: usize,
 }
 
-fn age(pods: &[Pod]) -> Duration {
+fn age(pods: &[Arc<Pod>]) -> Duration {
     pods.iter()
         .filter_map(|p| p.metadata.creation_timestamp.as_ref())
         .map(|t| t.0.duration_until(jiff::Timestamp::now()).unsigned_abs())
@@ -134,7 +135,7 @@ fn age(pods: &[Pod]) -> Duration {
         .unwrap_or_default()
 }
 
-fn census(tpl: &Template, pods: Vec<Pod>) -> Census {
+fn census(tpl: &Template, pods: Vec<Arc<Pod>>) -> Census {
     let claimed = pods
         .iter()
         .filter(|p| p.labels().contains_key(CLAIM))
@@ -154,11 +155,11 @@ fn census(tpl: &Template, pods: Vec<Pod>) -> Census {
             c.stale.push((set, pods));
         } else {
             let named: Vec<(String, Pod)> =
-                pods.iter().map(|p| (p.labels().get(POD_LABEL).cloned().unwrap_or_default(), p.clone())).collect();
+                pods.iter().map(|p| (p.labels().get(POD_LABEL).cloned().unwrap_or_default(), (**p).clone())).collect();
             let o = aggregate(tpl.spec.pods.len(), &named, false, false, false);
             if matches!(o.phase, InstancePhase::Failed | InstancePhase::Degraded) {
                 c.failed.push((set, pods, o.message));
-            } else if age(&pods) > READY_TIMEOUT && !pods.iter().all(is_ready) {
+            } else if age(&pods) > READY_TIMEOUT && !pods.iter().all(|p| is_ready(p)) {
                 c.failed.push((set, pods, format!("not Ready within {}s", READY_TIMEOUT.as_secs())));
             } else {
                 c.starting.push((set, pods));
@@ -166,7 +167,7 @@ fn census(tpl: &Template, pods: Vec<Pod>) -> Census {
         }
     }
     // Oldest first: claims take the oldest, excess goes from the newest.
-    let key = |(n, p): &(String, Vec<Pod>)| (std::cmp::Reverse(age(p)), n.clone());
+    let key = |(n, p): &(String, Vec<Arc<Pod>>)| (std::cmp::Reverse(age(p)), n.clone());
     c.ready.sort_by_key(key);
     c.starting.sort_by_key(key);
     c
@@ -174,7 +175,7 @@ fn census(tpl: &Template, pods: Vec<Pod>) -> Census {
 
 /// Deletes a set's pods, only as they were seen (a pod claimed meanwhile has
 /// another resourceVersion and stays).
-async fn delete_set(ctx: &Context, pool: &str, api: &Api<Pod>, pods: &[Pod]) -> Result<(), Error> {
+async fn delete_set(ctx: &Context, pool: &str, api: &Api<Pod>, pods: &[Arc<Pod>]) -> Result<(), Error> {
     for p in pods {
         let dp = DeleteParams {
             preconditions: Some(Preconditions { resource_version: p.metadata.resource_version.clone(), uid: None }),
@@ -239,16 +240,20 @@ async fn fill(tpl: Arc<Template>, ctx: Arc<Context>) -> Result<Action, Error> {
         .filter(|_| problems.is_empty())
         .map_or((0, 1, 1), |p| (p.size, p.max_unready, p.refill_per_second));
     let cache = ctx.pods.get().filter(|s| crate::cache::ready(s));
-    let pods: Vec<Pod> = match cache {
-        Some(store) => {
-            store.state().iter().filter(|p| p.labels().get(POOL) == Some(&tname)).map(|p| (**p).clone()).collect()
-        }
-        None => api.list(&ListParams::default().labels(&format!("{POOL}={tname}"))).await?.items,
+    let pods: Vec<Arc<Pod>> = match cache {
+        Some(store) => store.state().into_iter().filter(|p| p.labels().get(POOL) == Some(&tname)).collect(),
+        None => api
+            .list(&ListParams::default().labels(&format!("{POOL}={tname}")))
+            .await?
+            .items
+            .into_iter()
+            .map(Arc::new)
+            .collect(),
     };
     // From the cache, change nothing while it has not shown this reconciler's
     // last creates and deletes (see `expectations`): it would count wrong.
     let may_change = cache.is_none() || ctx.expectations.satisfied(&tname, &pods);
-    let claimed_pods: Vec<Pod> = pods.iter().filter(|p| p.labels().contains_key(CLAIM)).cloned().collect();
+    let claimed_pods: Vec<Arc<Pod>> = pods.iter().filter(|p| p.labels().contains_key(CLAIM)).cloned().collect();
     let mut census = census(&tpl, pods);
     if !may_change {
         census.stale.clear();
@@ -386,7 +391,7 @@ async fn apply_prepull(ctx: &Context, tpl: &Template, wanted: bool) -> Result<()
 /// Removes what claimed sets left behind when their instance is gone (force-
 /// removed while the controller was down), and token Secrets and ConfigMaps
 /// of sets that have no pods any more. At most once a minute per template.
-async fn sweep(ctx: &Context, tname: &str, claimed: &[Pod]) -> Result<(), Error> {
+async fn sweep(ctx: &Context, tname: &str, claimed: &[Arc<Pod>]) -> Result<(), Error> {
     {
         let mut s = ctx.swept.lock().unwrap_or_else(|e| e.into_inner());
         if s.get(tname).is_some_and(|at| at.elapsed() < SWEEP_EVERY) {

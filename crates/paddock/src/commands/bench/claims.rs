@@ -253,7 +253,11 @@ fn table(out: &mut dyn Write, r: &Report) -> Result<()> {
         )?;
     }
     writeln!(out, "warm p99 {:.1} ms (target ≤ 50 ms at 100 claims/s)", r.warm.p99_ms)?;
-    writeln!(out, "refill while claiming at {}/s: {:.0} pods/s (bounded by the claims)", r.rate, r.refill_pods_per_second)?;
+    writeln!(
+        out,
+        "refill while claiming at {}/s: {:.0} pods/s (bounded by the claims)",
+        r.rate, r.refill_pods_per_second
+    )?;
     writeln!(
         out,
         "refill after {} claims at once: {:.0} pods/s created (target ≥ 100), pool full again after {:.2} s",
