@@ -220,6 +220,13 @@ impl Caches {
         ready(&self.node_roles).then(|| !self.node_roles.is_empty())
     }
 
+    /// Whether the pool watch has listed its pods and shows none claimed for
+    /// the instance `uid`.
+    pub fn none_claimed_for(&self, uid: &str) -> bool {
+        ready(&self.pool_pods)
+            && !self.pool_pods.state().iter().any(|p| p.labels().get(CLAIM).map(String::as_str) == Some(uid))
+    }
+
     /// The pods claimed for the instance with `uid` from set `set` (by their
     /// names, `<set>-<pod>`), in template order; only those the cache shows
     /// claimed by it.

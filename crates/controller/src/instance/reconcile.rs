@@ -357,7 +357,16 @@ async fn apply(inst: Arc<Instance>, ctx: Arc<Context>) -> Result<Action, Error> 
         (Some(k), Some(cl)) => k.claimed(&pool_ns, &tpl, &cl.set, &uid),
         _ => Vec::new(),
     };
-    if claimed.is_empty() && (claim_status.is_some() || (tpl.spec.warm_pool.is_some() && !started_cold)) {
+    // A new instance, for which the pool watch shows no claim and this
+    // process made none: nothing is claimed for it. (A claim by an earlier
+    // leader is in the watch long before this process could lead.) That
+    // saves a list of the pool namespace's pods on every warm start.
+    let surely_unclaimed =
+        claim_status.is_none() && !ctx.pools.claimed_lately(&uid) && caches.is_some_and(|k| k.none_claimed_for(&uid));
+    if claimed.is_empty()
+        && !surely_unclaimed
+        && (claim_status.is_some() || (tpl.spec.warm_pool.is_some() && !started_cold))
+    {
         // Not (yet) in the cache, or claimed by an earlier reconcile that did
         // not get to write the status: the API server has the last word.
         claimed = claimed_for(c, &pool_ns, &uid).await?;

@@ -56,6 +56,8 @@ pub struct Pools {
     /// Pods this process claimed that the pool watch may not show as claimed
     /// yet: pod name → (tenant, what it uses, when claimed).
     recent: Mutex<HashMap<String, (String, Usage, Instant)>>,
+    /// Instances (by uid) this process claimed a set for, and when.
+    claimants: Mutex<HashMap<String, Instant>>,
 }
 
 /// Counters of one template's pool since the controller started, and its
@@ -104,6 +106,20 @@ impl Pools {
             let name = p.metadata.name.clone().unwrap_or_default();
             r.insert(name, (tenant.to_string(), Usage::of_pods(std::slice::from_ref(p)), now));
         }
+        let mut c = self.claimants.lock().unwrap_or_else(|e| e.into_inner());
+        if c.len() > 4096 {
+            c.retain(|_, at| now.duration_since(*at) < RESERVATION);
+        }
+        for uid in pods.iter().filter_map(|p| p.labels().get(CLAIM)) {
+            c.insert(uid.clone(), now);
+        }
+    }
+
+    /// Whether this process claimed a set for the instance `uid` lately
+    /// (within the reservation time, by which the pool watch shows it).
+    pub fn claimed_lately(&self, uid: &str) -> bool {
+        let c = self.claimants.lock().unwrap_or_else(|e| e.into_inner());
+        c.get(uid).is_some_and(|at| at.elapsed() < RESERVATION)
     }
 
     /// What `tenant`'s claimed pods use: those the pool cache shows claimed

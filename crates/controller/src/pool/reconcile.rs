@@ -31,7 +31,7 @@ use kube::{Client, ResourceExt};
 use rand::Rng;
 use resources::template::PoolStatus;
 use resources::{Instance, InstancePhase, Template};
-use serde_json::json;
+use serde_json::{Value, json};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -41,8 +41,13 @@ use std::time::{Duration, Instant};
 pub const READY_TIMEOUT: Duration = Duration::from_secs(300);
 /// Longest wait between replacements of failing sets.
 const MAX_BACKOFF: Duration = Duration::from_secs(300);
-/// How often claimed sets are checked for an instance that is gone.
+/// How often claimed sets are checked for an instance that is gone, and
+/// how often an unchanged prepull DaemonSet (or its absence) is enforced again.
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
+/// Least time between two status writes of a pool that only changed its
+/// counts (a state change is written at once): at 100 claims/s every claim
+/// changed `claimed`, and every write came back as a Template event.
+const STATUS_EVERY: Duration = Duration::from_millis(250);
 
 pub struct Context {
     pub client: Client,
@@ -52,6 +57,10 @@ pub struct Context {
     namespace_ready: AtomicBool,
     backoff: Mutex<HashMap<String, (u32, Instant)>>,
     swept: Mutex<HashMap<String, Instant>>,
+    /// Per template: the prepull DaemonSet last applied (None: made absent) and when.
+    prepulled: Mutex<HashMap<String, (Option<Value>, Instant)>>,
+    /// Per template: when its pool status was last written.
+    status_written: Mutex<HashMap<String, Instant>>,
     /// The pool pods' watch cache (set when the controller runs; without it,
     /// as in some tests, pods are listed from the API server).
     pods: std::sync::OnceLock<Store<Pod>>,
@@ -75,9 +84,19 @@ impl Context {
             namespace_ready: AtomicBool::new(false),
             backoff: Mutex::new(HashMap::new()),
             swept: Mutex::new(HashMap::new()),
+            prepulled: Mutex::new(HashMap::new()),
+            status_written: Mutex::new(HashMap::new()),
             pods: std::sync::OnceLock::new(),
             expectations: Expectations::default(),
         })
+    }
+}
+
+impl Context {
+    /// Drops what was remembered of a template's pool.
+    fn forget(&self, template: &str) {
+        self.prepulled.lock().unwrap_or_else(|e| e.into_inner()).remove(template);
+        self.status_written.lock().unwrap_or_else(|e| e.into_inner()).remove(template);
     }
 }
 
@@ -353,13 +372,26 @@ async fn fill(tpl: Arc<Template>, ctx: Arc<Context>) -> Result<Action, Error> {
     });
     if may_change && pool.is_none() && ready + starting + census.terminating == 0 {
         ctx.pools.forget(&tname);
+        ctx.forget(&tname);
         let patch = json!({"status": {"pool": null}});
         Api::<Template>::all(c.clone()).patch_status(&tname, &PatchParams::default(), &Patch::Merge(patch)).await?;
         return Ok(Action::await_change());
     }
-    if tpl.status.as_ref().and_then(|s| s.pool.as_ref()) != Some(&status) {
+    let current = tpl.status.as_ref().and_then(|s| s.pool.as_ref());
+    if current != Some(&status) {
+        // Counts alone are written at most every STATUS_EVERY (the requeue
+        // writes the last of them); a new state or message at once.
+        let same_state = current.is_some_and(|c| c.state == status.state && c.message == status.message);
+        let wait = {
+            let w = ctx.status_written.lock().unwrap_or_else(|e| e.into_inner());
+            w.get(&tname).map(|at| STATUS_EVERY.saturating_sub(at.elapsed())).filter(|d| same_state && !d.is_zero())
+        };
+        if let Some(wait) = wait {
+            return Ok(Action::requeue(wait));
+        }
         let patch = json!({"status": {"pool": status}});
         Api::<Template>::all(c.clone()).patch_status(&tname, &PatchParams::default(), &Patch::Merge(patch)).await?;
+        ctx.status_written.lock().unwrap_or_else(|e| e.into_inner()).insert(tname.clone(), Instant::now());
     }
     Ok(if not_before > now {
         Action::requeue(not_before - now)
@@ -372,19 +404,37 @@ async fn fill(tpl: Arc<Template>, ctx: Arc<Context>) -> Result<Action, Error> {
     })
 }
 
+/// Applies the template's prepull DaemonSet, or deletes it when not wanted.
+/// What was last sent is not sent again for [`SWEEP_EVERY`]: a pool
+/// reconciles on every claim, and each one deleted an absent DaemonSet.
 async fn apply_prepull(ctx: &Context, tpl: &Template, wanted: bool) -> Result<(), Error> {
     let api: Api<DaemonSet> = Api::namespaced(ctx.client.clone(), &ctx.settings.pool_namespace);
-    let name = prepull_name(&tpl.name_any());
-    if wanted {
+    let tname = tpl.name_any();
+    let name = prepull_name(&tname);
+    let desired = if wanted {
         let any_role = crate::noderoles::any_node_has_role(&ctx.client).await?;
         let ds = prepull(tpl, &ctx.settings, any_role).map_err(|p| Error::Waiting(format!("prepull: {p:?}")))?;
-        api.patch(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&ds)).await?;
-    } else if let Err(e) = api.delete(&name, &DeleteParams::background()).await {
-        match e {
-            kube::Error::Api(a) if a.code == 404 => {}
-            e => return Err(e.into()),
+        Some(serde_json::to_value(&ds).map_err(|e| Error::Waiting(format!("prepull: {e}")))?)
+    } else {
+        None
+    };
+    {
+        let done = ctx.prepulled.lock().unwrap_or_else(|e| e.into_inner());
+        if done.get(&tname).is_some_and(|(sent, at)| *sent == desired && at.elapsed() < SWEEP_EVERY) {
+            return Ok(());
         }
     }
+    match &desired {
+        Some(ds) => {
+            api.patch(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(ds)).await?;
+        }
+        None => match api.delete(&name, &DeleteParams::background()).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(a)) if a.code == 404 => {}
+            Err(e) => return Err(e.into()),
+        },
+    }
+    ctx.prepulled.lock().unwrap_or_else(|e| e.into_inner()).insert(tname, (desired, Instant::now()));
     Ok(())
 }
 
@@ -483,6 +533,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
                 Err(kube::runtime::controller::Error::ObjectNotFound(o)) => {
                     ctx.pools.forget(&o.name);
                     ctx.expectations.forget(&o.name);
+                    ctx.forget(&o.name);
                 }
                 Err(e) => tracing::debug!(error = %e, "pool reconcile error"),
                 Ok(_) => {}
