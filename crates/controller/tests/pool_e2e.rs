@@ -6,6 +6,7 @@
 
 use controller::config::Settings;
 use controller::pool::labels::{CLAIM, POOL, SET};
+use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
@@ -41,7 +42,11 @@ struct Env {
 
 impl Env {
     async fn start(tag: &str) -> Env {
-        let tc = TestCluster::with_config(sim_config()).await;
+        Env::start_with(tag, sim_config()).await
+    }
+
+    async fn start_with(tag: &str, cfg: SimConfig) -> Env {
+        let tc = TestCluster::with_config(cfg).await;
         controller::install::crds(&tc.client, "paddock-test", T).await.unwrap();
         let settings = Settings {
             namespace_prefix: format!("{tag}-"),
@@ -377,5 +382,67 @@ async fn failing_sets_quota_cleanup_rolling_and_networks() {
     })
     .await;
     templates.delete("broken", &DeleteParams::default()).await.unwrap();
+    env.stop().await;
+}
+
+/// `warmPool.prepull`: a DaemonSet pulls the template's images on every task
+/// node (not the VPN node), so a cold start of the same image skips the pull
+/// (kubesim: 10 s for these images, 5 ms once on the node); switched off,
+/// the DaemonSet goes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prepull_pulls_the_images_on_every_task_node() {
+    let mut cfg = sim_config();
+    cfg.images.per_image = vec![("slow.example/*".into(), Duration::from_secs(10))];
+    let env = Env::start_with("pp", cfg).await;
+    let c = env.tc.client.clone();
+    let team = env.tenant("pull", json!({})).await;
+    let mut pooled = template("pooled", json!({"size": 1, "maxUnready": 1, "prepull": true}), 0);
+    pooled["spec"]["pods"][0]["image"] = json!("slow.example/app:1");
+    pooled["spec"]["pods"][0]["readinessProbe"] = Value::Null;
+    env.template(pooled.clone()).await;
+    let ds_name = "prepull-pooled";
+    let dss: Api<DaemonSet> = Api::namespaced(c.clone(), &env.settings.pool_namespace);
+    let ds = wait_for(&dss, ds_name, Duration::from_secs(90), |d| {
+        d.status
+            .as_ref()
+            .is_some_and(|s| s.desired_number_scheduled > 0 && s.number_ready == s.desired_number_scheduled)
+    })
+    .await;
+    let spec = ds.spec.unwrap().template.spec.unwrap();
+    let inits = spec.init_containers.unwrap_or_default();
+    assert_eq!(inits.iter().map(|c| c.image.as_deref().unwrap_or("")).collect::<Vec<_>>(), ["slow.example/app:1"]);
+    if env.tc.is_sim() {
+        // On the two task nodes only.
+        assert_eq!(ds.status.unwrap().desired_number_scheduled, 2);
+        let pods = env.pool_pods().list(&ListParams::default().labels("paddock.dev/prepull=pooled")).await.unwrap();
+        let nodes: BTreeSet<String> = pods.items.iter().filter_map(|p| p.spec.as_ref()?.node_name.clone()).collect();
+        assert_eq!(nodes, BTreeSet::from(["task-1".to_string(), "task-2".to_string()]));
+    }
+
+    // A template of the same image without a pool starts cold, without the pull.
+    let mut cold = pooled.clone();
+    cold["metadata"]["name"] = json!("same-image");
+    cold["spec"]["warmPool"] = Value::Null;
+    env.template(cold).await;
+    for k in 0..2 {
+        team.create(&PostParams::default(), &instance(&format!("cold-{k}"), "same-image")).await.unwrap();
+    }
+    for k in 0..2 {
+        let i = wait_for(&team, &format!("cold-{k}"), Duration::from_secs(90), |i| {
+            i.status.as_ref().and_then(|s| s.phase) == Some(InstancePhase::Running)
+        })
+        .await;
+        let s = i.status.unwrap();
+        assert_ne!(s.warm, Some(true), "no pool: a cold start");
+        if env.tc.is_sim() {
+            let pull = s.scheduled.unwrap().0.duration_until(s.pulled.unwrap().0);
+            assert!(pull.as_secs_f64() < 5.0, "the image was on the node already: pulled in {pull:?}, not 10 s");
+        }
+    }
+
+    // Switched off: the DaemonSet goes.
+    pooled["spec"]["warmPool"]["prepull"] = json!(false);
+    env.template(pooled).await;
+    kubesim::testing::wait_gone(&dss, ds_name, T).await;
     env.stop().await;
 }

@@ -82,6 +82,15 @@ impl KubeSim {
         let shutdown = CancellationToken::new();
         let app = server::router(server::Server { cluster: cluster.clone(), shutdown: shutdown.clone() });
         let stop = shutdown.clone();
+        // As the real API server (Go sets TCP_NODELAY on every connection):
+        // without it, Nagle's algorithm holds a watch event back while the
+        // one before is unacknowledged, and the client's delayed ACK makes
+        // that up to 40 ms.
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+            }
+        });
         let mut tasks = vec![tokio::spawn(async move {
             let serve = axum::serve(listener, app).with_graceful_shutdown(async move { stop.cancelled().await });
             if let Err(e) = serve.await {

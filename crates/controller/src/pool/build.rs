@@ -186,8 +186,12 @@ pub fn prepull(tpl: &Template, settings: &Settings, any_node_has_role: bool) -> 
     let tname = tpl.name_any();
     let place = placement_on(task_roles(tpl, None), any_node_has_role, settings.strict_node_roles);
     let sel = json!({MANAGED_BY: MANAGER, "paddock.dev/prepull": tname});
-    let mut images: Vec<&str> = tpl.spec.pods.iter().map(|p| p.image.as_str()).collect();
-    images.dedup();
+    let mut images: Vec<&str> = Vec::new();
+    for p in &tpl.spec.pods {
+        if !images.contains(&p.image.as_str()) {
+            images.push(&p.image);
+        }
+    }
     let inits: Vec<Value> = images
         .iter()
         .enumerate()

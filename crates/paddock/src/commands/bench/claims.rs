@@ -5,13 +5,16 @@
 
 use super::api::{bench_platform, poll, rss_mib};
 use super::stats::{Summary, summarize};
+use crate::commands::platform::Platform;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use eventsource_stream::Eventsource;
 use futures::StreamExt;
+use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams, PartialObjectMeta};
 use kube::runtime::{WatchStreamExt, watcher};
+use resources::{Instance, InstancePhase};
 use serde::Serialize;
 use serde_json::json;
 use std::collections::{HashMap, HashSet};
@@ -57,6 +60,10 @@ struct Report {
     burst_refill_seconds: f64,
     /// The most pool pods (unclaimed, terminating included) seen at once.
     max_pool_pods: usize,
+    /// Image pull of cold starts (pod scheduled → images pulled) of an image
+    /// new to the nodes, and of one a prepull DaemonSet pulled beforehand.
+    pull_without_prepull: Summary,
+    pull_with_prepull: Summary,
     rss_mib: Option<f64>,
 }
 
@@ -220,6 +227,7 @@ pub async fn run(args: ClaimsBenchArgs, as_json: bool) -> Result<()> {
         Some(last) if *last > burst => replaced.len() as f64 / (*last - burst).as_secs_f64(),
         _ => 0.0,
     };
+    let (pull_without_prepull, pull_with_prepull) = prepull_benefit(&http, &p, 10).await?;
     let report = Report {
         rate: args.rate,
         count: args.count,
@@ -231,11 +239,105 @@ pub async fn run(args: ClaimsBenchArgs, as_json: bool) -> Result<()> {
         burst_refill_pods_per_second: burst_refill,
         burst_refill_seconds,
         max_pool_pods,
+        pull_without_prepull,
+        pull_with_prepull,
         rss_mib: rss_mib(),
     };
     let _ = stop_tx.send(());
     p.finish().await?;
     super::emit(&report, as_json, table)
+}
+
+/// `n` cold starts of an image no node has, then `n` of one that a pool's
+/// prepull DaemonSet pulled on every task node: their image pull times.
+async fn prepull_benefit(http: &reqwest::Client, p: &Platform, n: usize) -> Result<(Summary, Summary)> {
+    let post = |path: &str, body: serde_json::Value| {
+        http.post(format!("{}{path}", p.api_url)).bearer_auth(&p.admin_token).json(&body).send()
+    };
+    let template = |name: &str, image: &str, pool: serde_json::Value| {
+        json!({"name": name, "spec": {"maxPerTenant": 100000, "warmPool": pool,
+            "pods": [{"name": "web", "image": image}]}})
+    };
+    let create = |r: reqwest::Response, what: String| async move {
+        if !r.status().is_success() {
+            bail!("creating {what}: {}", r.text().await.unwrap_or_default());
+        }
+        anyhow::Ok(())
+    };
+    // Without: an image new to the nodes.
+    create(
+        post("/v1/templates", template("bench-nopull", "bench.example/fresh:1", json!(null))).await?,
+        "a template".into(),
+    )
+    .await?;
+    let without = cold_pulls(http, p, "bench-nopull", "np", n).await?;
+    // With: a pool of the other image with prepull on, and cold starts of that image.
+    let pool = json!({"size": 1, "maxUnready": 1, "prepull": true});
+    create(
+        post("/v1/templates", template("bench-prepull", "bench.example/prepulled:1", pool)).await?,
+        "a template".into(),
+    )
+    .await?;
+    let dss: Api<DaemonSet> = Api::namespaced(p.client.clone(), "paddock-pool");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let ready = dss
+            .get_opt("prepull-bench-prepull")
+            .await?
+            .and_then(|d| d.status)
+            .is_some_and(|s| s.desired_number_scheduled > 0 && s.number_ready == s.desired_number_scheduled);
+        if ready {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!("the prepull DaemonSet was not Ready within 60 s");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    create(
+        post("/v1/templates", template("bench-prepulled", "bench.example/prepulled:1", json!(null))).await?,
+        "a template".into(),
+    )
+    .await?;
+    let with = cold_pulls(http, p, "bench-prepulled", "pp", n).await?;
+    Ok((without, with))
+}
+
+/// Starts `n` instances of `template` at once and returns their pods' image pull times.
+async fn cold_pulls(http: &reqwest::Client, p: &Platform, template: &str, prefix: &str, n: usize) -> Result<Summary> {
+    for k in 0..n {
+        let r = http
+            .post(format!("{}/v1/tenants/bench/instances", p.api_url))
+            .bearer_auth(&p.admin_token)
+            .json(&json!({"template": template, "name": format!("{prefix}-{k}")}))
+            .send()
+            .await?;
+        if r.status() != reqwest::StatusCode::CREATED {
+            bail!("starting {prefix}-{k}: the API answered {}", r.status());
+        }
+    }
+    let insts: Api<Instance> = Api::namespaced(p.client.clone(), "paddock-bench");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let mut pulls = Vec::new();
+        for i in insts.list(&ListParams::default()).await?.items {
+            if !i.metadata.name.as_deref().is_some_and(|nm| nm.starts_with(&format!("{prefix}-"))) {
+                continue;
+            }
+            if let Some(s) = i.status.filter(|s| s.phase == Some(InstancePhase::Running))
+                && let (Some(a), Some(b)) = (s.scheduled, s.pulled)
+            {
+                pulls.push(Duration::try_from(a.0.duration_until(b.0)).unwrap_or_default());
+            }
+        }
+        if pulls.len() == n {
+            return Ok(summarize(&mut pulls));
+        }
+        if Instant::now() > deadline {
+            bail!("only {} of {n} {template} instances were Running within 60 s", pulls.len());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 fn table(out: &mut dyn Write, r: &Report) -> Result<()> {
@@ -268,6 +370,15 @@ fn table(out: &mut dyn Write, r: &Report) -> Result<()> {
         "most unclaimed pool pods at once {} (never more than size + maxUnready = {})",
         r.max_pool_pods,
         r.pool_size + r.max_unready
+    )?;
+    writeln!(
+        out,
+        "image pull of {} cold starts, p50 / max: {:.0} / {:.0} ms for an image new to the nodes, {:.0} / {:.0} ms after the prepull DaemonSet",
+        r.pull_with_prepull.count,
+        r.pull_without_prepull.p50_ms,
+        r.pull_without_prepull.max_ms,
+        r.pull_with_prepull.p50_ms,
+        r.pull_with_prepull.max_ms
     )?;
     if let Some(m) = r.rss_mib {
         writeln!(out, "resident memory of the whole process: {m:.0} MiB")?;
