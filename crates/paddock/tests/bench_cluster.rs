@@ -1,7 +1,7 @@
-//! `paddock bench --kubeconfig`: the benchmarks that run end to end on a
-//! cluster, here the test's kubesim as an external cluster (or a real one
-//! with PADDOCK_TEST_KUBECONFIG): figures come back, API-server requests are
-//! read from the API server's metrics, and nothing of the run is left.
+//! `paddock bench --kubeconfig`: the benchmarks end to end on a cluster,
+//! here the test's kubesim as an outside cluster (or a real one with
+//! PADDOCK_TEST_KUBECONFIG): figures come back, API-server requests are read
+//! from the API server's metrics, and nothing of the run is left.
 
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, ListParams};
@@ -58,16 +58,21 @@ async fn bench_runs_against_a_cluster_and_cleans_up() {
     assert!(v["writes_per_instance"].as_f64().unwrap() >= 1.0, "{v}");
     nothing_left(&tc.client).await;
 
-    // The in-process benchmarks say they need kubesim, in one line.
-    let out = Command::new(env!("CARGO_BIN_EXE_paddock"))
-        .args(["bench", "--kubeconfig"])
-        .arg(&kubeconfig)
-        .arg("api")
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("only `bench tenants` and `bench instances` run against a cluster"), "{err}");
+    // The in-process benchmarks: the platform in this process on the cluster.
+    let v =
+        bench(&kubeconfig, &["claims", "--rate", "20", "--count", "6", "--pool-size", "3", "--max-unready", "3"]).await;
+    assert_eq!(v["warm"]["count"].as_u64().unwrap() + v["cold"]["count"].as_u64().unwrap(), 6, "{v}");
+    assert!(v["max_pool_pods"].as_u64().unwrap() <= 6, "never more than size + maxUnready: {v}");
+    assert!(v["pull_with_prepull"].is_null(), "the prepull comparison is kubesim's alone: {v}");
+    nothing_left(&tc.client).await;
+    let v = bench(
+        &kubeconfig,
+        &["api", "--concurrency", "3", "--sse-clients", "5", "--sse-events", "3", "--sse-interval-ms", "20"],
+    )
+    .await;
+    assert_eq!(v["rounds"][0]["start"]["count"], 3, "{v}");
+    assert_eq!(v["sse_delivery"]["count"], 15, "{v}");
+    nothing_left(&tc.client).await;
     let _ = std::fs::remove_dir_all(&dir);
     tc.finish().await;
 }

@@ -60,7 +60,7 @@ impl Expectations {
 
     /// Drops what `pods` (the cache's view of the pool) shows done; true when
     /// nothing is left to wait for, so the pool may be changed.
-    pub fn satisfied<P: std::borrow::Borrow<Pod>>(&self, pool: &str, pods: &[P]) -> bool {
+    pub fn satisfied<P: Borrow<Pod>>(&self, pool: &str, pods: &[P]) -> bool {
         let mut pools = self.lock();
         let Some(p) = pools.get_mut(pool) else { return true };
         if p.since.is_some_and(|s| s.elapsed() > TIMEOUT) {

@@ -90,9 +90,7 @@ impl Context {
             expectations: Expectations::default(),
         })
     }
-}
 
-impl Context {
     /// Drops what was remembered of a template's pool.
     fn forget(&self, template: &str) {
         self.prepulled.lock().unwrap_or_else(|e| e.into_inner()).remove(template);

@@ -7,10 +7,11 @@ use crate::commands::platform::Platform;
 use crate::commands::sim::shutdown_signal;
 use anyhow::{Context, Result};
 use clap::Args;
+use controller::config::Settings;
 use futures::FutureExt;
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use kube::discovery::ApiResource;
-use kubesim::{SimConfig, config};
+use kubesim::{KubeSim, SimConfig, config};
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -66,8 +67,12 @@ pub async fn run(args: DevArgs) -> Result<()> {
         ..SimConfig::default()
     };
     let stop = shutdown_signal().boxed().shared();
-    let p = Platform::start(cfg, args.listen, args.api_listen, args.admin_token.clone(), stop.clone()).await?;
-    std::fs::write(&args.kubeconfig_out, p.sim.kubeconfig_yaml())
+    let sim = KubeSim::start(cfg, args.listen).await?;
+    // VPN client files point at this machine (NodePorts of the embedded cluster are not real).
+    let settings = Settings { vpn_endpoint: Some("127.0.0.1".into()), ..Settings::default() };
+    let p =
+        Platform::serve(sim.client().await?, settings, args.api_listen, args.admin_token.clone(), stop.clone()).await?;
+    std::fs::write(&args.kubeconfig_out, sim.kubeconfig_yaml())
         .with_context(|| format!("cannot write the kubeconfig to {}", args.kubeconfig_out.display()))?;
     let client = p.client.clone();
     let (api_url, admin_token) = (p.api_url.clone(), p.admin_token.clone());
@@ -92,7 +97,7 @@ pub async fn run(args: DevArgs) -> Result<()> {
     writeln!(out, "paddock dev is running")?;
     writeln!(out, "  API:            {api_url}")?;
     writeln!(out, "  admin token:    {admin_token}")?;
-    writeln!(out, "  Kubernetes API: {} (kubeconfig {kc})", p.sim.url())?;
+    writeln!(out, "  Kubernetes API: {} (kubeconfig {kc})", sim.url())?;
     writeln!(
         out,
         "  nodes: task-1, task-2 (task), vpn-1 (vpn), shared-1 (shared); templates: ctf-web, ci-runner, notebook; tenant: demo"
@@ -110,6 +115,7 @@ pub async fn run(args: DevArgs) -> Result<()> {
     drop(out);
     stop.await;
     p.finish().await?;
+    sim.shutdown().await.map_err(|e| anyhow::anyhow!(e))?;
     tracing::info!("stopped");
     Ok(())
 }

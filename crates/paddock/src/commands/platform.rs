@@ -1,32 +1,37 @@
-//! The whole platform in one process on kubesim: the embedded cluster, the
-//! CRDs, the system namespace, the reconcilers and the API. `paddock dev`
-//! runs it for people; `paddock bench` measures it.
+//! The whole platform in one process on a cluster: the CRDs, the system
+//! namespace, the reconcilers and the API. `paddock dev` runs it on kubesim
+//! for people; `paddock bench` measures it on kubesim or a real cluster.
 
 use anyhow::{Context, Result};
 use controller::config::Settings;
 use futures::future::{BoxFuture, Shared};
-use kubesim::{KubeSim, SimConfig};
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::task::JoinHandle;
 
 pub type Stop = Shared<BoxFuture<'static, ()>>;
 
 pub struct Platform {
-    pub sim: KubeSim,
     pub client: kube::Client,
     pub api_url: String,
     pub admin_token: String,
-    controllers: JoinHandle<()>,
+    settings: Settings,
+    metrics: Arc<controller::metrics::Metrics>,
+    stop: Stop,
+    /// The reconcilers, while they run.
+    controllers: Mutex<Option<JoinHandle<()>>>,
     server: JoinHandle<std::io::Result<()>>,
     _background: api::Background,
 }
 
 impl Platform {
-    /// Starts everything; it all stops when `stop` resolves (then call `finish`).
-    pub async fn start(
-        cfg: SimConfig,
-        sim_listen: SocketAddr,
+    /// Installs the CRDs and the system namespace on `client`'s cluster and
+    /// starts the reconcilers and the API on `api_listen`; it all stops when
+    /// `stop` resolves (then call `finish`).
+    pub async fn serve(
+        client: kube::Client,
+        settings: Settings,
         api_listen: SocketAddr,
         admin_token: Option<String>,
         stop: Stop,
@@ -35,10 +40,6 @@ impl Platform {
             .await
             .with_context(|| format!("--api-listen {api_listen}: cannot listen"))?;
         let api_url = format!("http://{}", listener.local_addr()?);
-        let sim = KubeSim::start(cfg, sim_listen).await?;
-        let client = sim.client().await?;
-        // VPN client files point at this machine (NodePorts of the embedded cluster are not real).
-        let settings = Settings { vpn_endpoint: Some("127.0.0.1".into()), ..Settings::default() };
         controller::install::crds(&client, "paddock-dev", Duration::from_secs(30))
             .await
             .context("installing the CRDs")?;
@@ -46,30 +47,66 @@ impl Platform {
             .await
             .context("creating the system namespace")?;
         let (telemetry, metrics) = api::metrics::Telemetry::with_controller();
-        let controllers =
-            tokio::spawn(controller::install::reconcilers(client.clone(), settings.clone(), metrics, stop.clone()));
+        let controllers = tokio::spawn(controller::install::reconcilers(
+            client.clone(),
+            settings.clone(),
+            metrics.clone(),
+            stop.clone(),
+        ));
         let admin_token = admin_token.filter(|t| !t.is_empty()).unwrap_or_else(api::auth::mint_admin);
-        let config = api::Config { settings, admin_token: Some(admin_token.clone()), ..api::Config::default() };
+        let config = api::Config {
+            settings: settings.clone(),
+            admin_token: Some(admin_token.clone()),
+            ..api::Config::default()
+        };
         let (state, background) = api::start(client.clone(), config, telemetry);
-        let server = tokio::spawn(api::serve(listener, api::router(state), stop));
-        Ok(Platform { sim, client, api_url, admin_token, controllers, server, _background: background })
+        let server = tokio::spawn(api::serve(listener, api::router(state), stop.clone()));
+        Ok(Platform {
+            client,
+            api_url,
+            admin_token,
+            settings,
+            metrics,
+            stop,
+            controllers: Mutex::new(Some(controllers)),
+            server,
+            _background: background,
+        })
     }
 
     /// Stops the reconcilers (a benchmark that needs the API server and the
     /// API to itself); the rest keeps running.
     pub fn stop_controllers(&self) {
-        self.controllers.abort();
+        if let Some(c) = self.controllers.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            c.abort();
+        }
     }
 
-    /// Waits (at most ten seconds each) for the controllers and the API to stop, then stops kubesim.
+    /// Runs the reconcilers again if they were stopped (a benchmark's cleanup
+    /// on a real cluster needs their finalizers).
+    pub fn start_controllers(&self) {
+        let mut c = self.controllers.lock().unwrap_or_else(|e| e.into_inner());
+        if c.is_none() {
+            *c = Some(tokio::spawn(controller::install::reconcilers(
+                self.client.clone(),
+                self.settings.clone(),
+                self.metrics.clone(),
+                self.stop.clone(),
+            )));
+        }
+    }
+
+    /// Waits (at most ten seconds each) for the controllers and the API to stop.
     pub async fn finish(self) -> Result<()> {
-        let Platform { sim, controllers, server, _background, .. } = self;
-        let _ = tokio::time::timeout(Duration::from_secs(10), controllers).await;
+        let Platform { controllers, server, _background, .. } = self;
+        if let Some(c) = controllers.into_inner().unwrap_or_else(|e| e.into_inner()) {
+            let _ = tokio::time::timeout(Duration::from_secs(10), c).await;
+        }
         if let Ok(Ok(Err(e))) = tokio::time::timeout(Duration::from_secs(10), server).await {
             tracing::warn!(error = %e, "the API server stopped with an error");
         }
         // The API's watches end before the cluster they watch.
         drop(_background);
-        sim.shutdown().await.map_err(|e| anyhow::anyhow!(e))
+        Ok(())
     }
 }

@@ -1,14 +1,15 @@
 //! `paddock bench api`: start latency at several concurrencies, API overhead
 //! and SSE delivery to many clients, on the in-process platform.
 
+use super::stage::Stage;
 use super::stats::{Summary, summarize};
-use crate::commands::platform::Platform;
+use super::target::{BENCH_LABEL, TargetArgs};
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use eventsource_stream::Eventsource;
-use futures::{FutureExt, StreamExt};
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, Patch, PatchParams, PostParams};
-use kubesim::{SimConfig, config};
 use resources::Instance;
 use serde::Serialize;
 use serde_json::json;
@@ -43,6 +44,8 @@ struct Round {
 
 #[derive(Serialize)]
 struct Report {
+    /// kubesim, or the cluster benchmarked.
+    target: String,
     rounds: Vec<Round>,
     sse_clients: usize,
     sse_events: usize,
@@ -60,110 +63,48 @@ pub fn rss_mib() -> Option<f64> {
     Some(kb / 1024.0)
 }
 
-const NODES: &str = "task-1,cpu=64,memory=256Gi,pods=1000,label=paddock.dev/node-role=task;\
-task-2,cpu=64,memory=256Gi,pods=1000,label=paddock.dev/node-role=task";
-
-pub async fn run(args: ApiBenchArgs, as_json: bool) -> Result<()> {
+pub async fn run(args: ApiBenchArgs, target: &TargetArgs, as_json: bool) -> Result<()> {
     if args.concurrency.iter().any(|c| !(1..=1000).contains(c)) {
         bail!("--concurrency: each value must be between 1 and 1000");
     }
     if !(1..=20_000).contains(&args.sse_clients) || !(1..=10_000).contains(&args.sse_events) {
         bail!("--sse-clients must be 1..=20000 and --sse-events 1..=10000");
     }
-    let (p, http, stop_tx) = bench_platform(json!({"maxPerTenant": 100000,
-        "pods": [{"name": "web", "image": "nginx:1.27", "ports": [{"name": "http", "port": 80}]}]}))
+    let p = Stage::start(
+        target,
+        json!({"maxPerTenant": 100000,
+        "pods": [{"name": "web", "image": target.image()?, "ports": [{"name": "http", "port": 80}]}]}),
+    )
     .await?;
+    let measured = measure(&args, &p).await;
+    let finished = p.finish().await;
+    let report = measured?;
+    finished?;
+    super::emit(&report, as_json, table)
+}
 
+async fn measure(args: &ApiBenchArgs, p: &Stage) -> Result<Report> {
     let mut rounds = Vec::new();
     for (n, &c) in args.concurrency.iter().enumerate() {
-        rounds.push(start_round(&http, &p, n, c).await?);
+        rounds.push(start_round(&p.http, p, n, c).await?);
     }
     let sse_delivery =
-        fan_out(&p, args.sse_clients, args.sse_events, Duration::from_millis(args.sse_interval_ms)).await?;
-    let report = Report {
+        fan_out(p, args.sse_clients, args.sse_events, Duration::from_millis(args.sse_interval_ms)).await?;
+    Ok(Report {
+        target: p.target.describe(),
         rounds,
         sse_clients: args.sse_clients,
         sse_events: args.sse_events,
         sse_interval_ms: args.sse_interval_ms,
         sse_delivery,
         rss_mib: rss_mib(),
-    };
-    let _ = stop_tx.send(());
-    p.finish().await?;
-    super::emit(&report, as_json, table)
-}
-
-/// The platform on kubesim (two big task nodes), a tenant `bench` without
-/// limits and a template `bench-web` with `spec`; stop with the sender.
-pub async fn bench_platform(
-    spec: serde_json::Value,
-) -> Result<(Platform, reqwest::Client, tokio::sync::oneshot::Sender<()>)> {
-    let cfg = SimConfig { nodes: config::parse_nodes(NODES).map_err(|e| anyhow::anyhow!(e))?, ..SimConfig::default() };
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let stop = async move {
-        let _ = stop_rx.await;
-    }
-    .boxed()
-    .shared();
-    let local = "127.0.0.1:0".parse()?;
-    let p = Platform::start(cfg, local, local, None, stop).await?;
-    let http = reqwest::Client::builder().pool_max_idle_per_host(2000).build()?;
-    let admin = p.admin_token.clone();
-    let post =
-        |path: &str, body: serde_json::Value| http.post(format!("{}{path}", p.api_url)).bearer_auth(&admin).json(&body);
-    let r = post(
-        "/v1/tenants",
-        json!({"name": "bench", "spec": {"kind": "Team", "storage": {"enabled": false},
-        "quota": {"instances": 100000, "pods": 100000}}}),
-    )
-    .send()
-    .await?;
-    if !r.status().is_success() {
-        bail!("creating the bench tenant: {}", r.text().await?);
-    }
-    let r = post("/v1/templates", json!({"name": "bench-web", "spec": spec})).send().await?;
-    if !r.status().is_success() {
-        bail!("creating the bench template: {}", r.text().await?);
-    }
-    wait_ready(&http, &p).await?;
-    Ok((p, http, stop_tx))
-}
-
-async fn wait_ready(http: &reqwest::Client, p: &Platform) -> Result<()> {
-    poll(http, p, "/v1/tenants/bench", Duration::from_secs(30), "the bench tenant to be Ready", |t| {
-        t["status"]["phase"] == "Ready"
     })
-    .await
-    .map(|_| ())
-}
-
-/// GETs `path` as admin every 100 ms until `done` holds for the answer, at most `within`.
-pub async fn poll(
-    http: &reqwest::Client,
-    p: &Platform,
-    path: &str,
-    within: Duration,
-    what: &str,
-    done: impl Fn(&serde_json::Value) -> bool,
-) -> Result<serde_json::Value> {
-    let deadline = Instant::now() + within;
-    loop {
-        let v: serde_json::Value =
-            http.get(format!("{}{path}", p.api_url)).bearer_auth(&p.admin_token).send().await?.json().await?;
-        if done(&v) {
-            return Ok(v);
-        }
-        if Instant::now() > deadline {
-            bail!("waited {within:?} for {what}; last answer: {v}");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 /// Starts `c` instances at once; follows them on the tenant's stream; stops them.
-async fn start_round(http: &reqwest::Client, p: &Platform, round: usize, c: usize) -> Result<Round> {
+async fn start_round(http: &reqwest::Client, p: &Stage, round: usize, c: usize) -> Result<Round> {
     let resp = http
-        .get(format!("{}/v1/tenants/bench/events", p.api_url))
+        .get(p.url(&format!("/v1/tenants/{}/events", p.tenant)))
         .bearer_auth(&p.admin_token)
         .send()
         .await?
@@ -187,9 +128,9 @@ async fn start_round(http: &reqwest::Client, p: &Platform, round: usize, c: usiz
     let mut posts = Vec::new();
     for name in &names {
         let req = http
-            .post(format!("{}/v1/tenants/bench/instances", p.api_url))
+            .post(p.url(&format!("/v1/tenants/{}/instances", p.tenant)))
             .bearer_auth(&p.admin_token)
-            .json(&json!({"template": "bench-web", "name": name}));
+            .json(&json!({"template": p.template, "name": name}));
         posts.push(tokio::spawn(async move {
             let sent = Instant::now();
             let r = req.send().await;
@@ -222,7 +163,7 @@ async fn start_round(http: &reqwest::Client, p: &Platform, round: usize, c: usiz
     }
     // Stop them and wait until the stream says they are gone.
     for name in &names {
-        http.delete(format!("{}/v1/tenants/bench/instances/{name}", p.api_url))
+        http.delete(p.url(&format!("/v1/tenants/{}/instances/{name}", p.tenant)))
             .bearer_auth(&p.admin_token)
             .send()
             .await?;
@@ -240,17 +181,21 @@ async fn start_round(http: &reqwest::Client, p: &Platform, round: usize, c: usiz
 }
 
 /// Connects `clients` to /v1/events and measures status-write → receipt for `events` changes.
-pub async fn fan_out(p: &Platform, clients: usize, events: usize, interval: Duration) -> Result<Summary> {
+pub async fn fan_out(p: &Stage, clients: usize, events: usize, interval: Duration) -> Result<Summary> {
     // The reconcilers stop here, so each change of the probe is exactly one
     // event (they would answer every change with a status write of their own)
     // and the figure is the path status write → API server → watch → hub →
     // every client.
     p.stop_controllers();
-    let ns = "bench-sse";
-    controller::install::namespace(&p.client, ns, "paddock-bench").await?;
-    let insts: Api<Instance> = Api::namespaced(p.client.clone(), ns);
+    let ns = format!("{}-sse", p.tenant);
+    let namespace = json!({"apiVersion": "v1", "kind": "Namespace",
+        "metadata": {"name": ns, "labels": {BENCH_LABEL: p.tenant}}});
+    Api::<Namespace>::all(p.client.clone())
+        .patch(&ns, &PatchParams::apply("paddock-bench"), &Patch::Apply(&namespace))
+        .await?;
+    let insts: Api<Instance> = Api::namespaced(p.client.clone(), &ns);
     let i: Instance = serde_json::from_value(json!({"apiVersion": "paddock.dev/v1alpha1", "kind": "Instance",
-        "metadata": {"name": "probe"}, "spec": {"template": "bench-web", "ttl": "0s"}}))?;
+        "metadata": {"name": "probe"}, "spec": {"template": p.template, "ttl": "0s"}}))?;
     insts.create(&PostParams::default(), &i).await?;
     tokio::time::sleep(Duration::from_millis(200)).await;
     let (ready_tx, mut ready_rx) = tokio::sync::mpsc::channel::<()>(clients);
@@ -358,7 +303,7 @@ fn marker(data: &str) -> Option<usize> {
 }
 
 fn table(out: &mut dyn Write, r: &Report) -> Result<()> {
-    writeln!(out, "paddock bench api (in-process on kubesim)")?;
+    writeln!(out, "paddock bench api (in-process on {})", r.target)?;
     writeln!(
         out,
         "{:<12} {:>6} {:>10} {:>10} {:>10} {:>10}   what",

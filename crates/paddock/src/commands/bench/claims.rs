@@ -3,9 +3,10 @@
 //! starts at a steady rate, the refill rate, and the most pool pods that
 //! ever existed against `size + maxUnready`.
 
-use super::api::{bench_platform, poll, rss_mib};
+use super::api::rss_mib;
+use super::stage::Stage;
 use super::stats::{Summary, summarize};
-use crate::commands::platform::Platform;
+use super::target::TargetArgs;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use eventsource_stream::Eventsource;
@@ -43,6 +44,8 @@ type Seen = (usize, HashSet<String>, Vec<Instant>);
 
 #[derive(Serialize)]
 struct Report {
+    /// kubesim, or the cluster benchmarked.
+    target: String,
     rate: u32,
     count: usize,
     pool_size: u32,
@@ -62,41 +65,55 @@ struct Report {
     max_pool_pods: usize,
     /// Image pull of cold starts (pod scheduled → images pulled) of an image
     /// new to the nodes, and of one a prepull DaemonSet pulled beforehand.
-    pull_without_prepull: Summary,
-    pull_with_prepull: Summary,
+    /// (kubesim only: on a cluster the nodes' images are not known).
+    pull_without_prepull: Option<Summary>,
+    pull_with_prepull: Option<Summary>,
     rss_mib: Option<f64>,
 }
 
-pub async fn run(args: ClaimsBenchArgs, as_json: bool) -> Result<()> {
+pub async fn run(args: ClaimsBenchArgs, target: &TargetArgs, as_json: bool) -> Result<()> {
     if !(1..=10_000).contains(&args.rate) || !(1..=10_000).contains(&args.count) {
         bail!("--rate must be 1..=10000 and --count 1..=10000");
     }
     if !(1..=1000).contains(&args.pool_size) || !(1..=1000).contains(&args.max_unready) {
         bail!("--pool-size and --max-unready must be 1..=1000");
     }
-    let (p, http, stop_tx) = bench_platform(json!({"maxPerTenant": 100000,
+    let p = Stage::start(
+        target,
+        json!({"maxPerTenant": 100000,
         "warmPool": {"size": args.pool_size, "maxUnready": args.max_unready, "refillPerSecond": 1000},
-        "pods": [{"name": "web", "image": "nginx:1.27", "ports": [{"name": "http", "port": 80}]}]}))
+        "pods": [{"name": "web", "image": target.image()?, "ports": [{"name": "http", "port": 80}]}]}),
+    )
     .await?;
+    let measured = measure(&args, &p).await;
+    let finished = p.finish().await;
+    let report = measured?;
+    finished?;
+    super::emit(&report, as_json, table)
+}
+
+async fn measure(args: &ClaimsBenchArgs, p: &Stage) -> Result<Report> {
+    let http = &p.http;
+    let template_path = format!("/v1/templates/{}", p.template);
     // The pool fills first.
     let full = Some(u64::from(args.pool_size));
-    poll(&http, &p, "/v1/templates/bench-web", Duration::from_secs(120), "the pool to fill", |t| {
+    p.poll(&template_path, Duration::from_secs(120), "the pool to fill", |t| {
         t["status"]["pool"]["ready"].as_u64() == full
     })
     .await?;
     // Pool pods over time: the most unclaimed at once, and when new ones
     // appear. Seen on a metadata watch (not by polling lists, which would put
     // the benchmark's own reads on the API server it measures).
-    let pods: Api<Pod> = Api::namespaced(p.client.clone(), "paddock-pool");
+    let pods: Api<Pod> = Api::namespaced(p.client.clone(), &p.pool_namespace);
     let seen: Arc<Mutex<Seen>> = Arc::default();
-    let lp = ListParams::default().labels("paddock.dev/pool=bench-web,!paddock.dev/claim");
+    let lp = ListParams::default().labels(&format!("paddock.dev/pool={},!paddock.dev/claim", p.template));
     let first: HashSet<String> =
         pods.list_metadata(&lp).await?.items.into_iter().filter_map(|m| m.metadata.name).collect();
     seen.lock().unwrap_or_else(|e| e.into_inner()).1 = first;
     let sampler = {
         let seen = seen.clone();
-        let wc = watcher::Config::default().labels("paddock.dev/pool=bench-web");
-        let metas: Api<PartialObjectMeta<Pod>> = Api::namespaced(p.client.clone(), "paddock-pool");
+        let wc = watcher::Config::default().labels(&format!("paddock.dev/pool={}", p.template));
+        let metas: Api<PartialObjectMeta<Pod>> = Api::namespaced(p.client.clone(), &p.pool_namespace);
         let mut events = watcher::watcher(metas, wc).default_backoff().boxed();
         tokio::spawn(async move {
             // Pod name → claimed.
@@ -124,7 +141,7 @@ pub async fn run(args: ClaimsBenchArgs, as_json: bool) -> Result<()> {
         })
     };
     let resp = http
-        .get(format!("{}/v1/tenants/bench/events", p.api_url))
+        .get(p.url(&format!("/v1/tenants/{}/events", p.tenant)))
         .bearer_auth(&p.admin_token)
         .send()
         .await?
@@ -147,9 +164,9 @@ pub async fn run(args: ClaimsBenchArgs, as_json: bool) -> Result<()> {
     for k in 0..args.count {
         tokio::time::sleep_until((started + every * k as u32).into()).await;
         let req = http
-            .post(format!("{}/v1/tenants/bench/instances", p.api_url))
+            .post(p.url(&format!("/v1/tenants/{}/instances", p.tenant)))
             .bearer_auth(&p.admin_token)
-            .json(&json!({"template": "bench-web", "name": format!("c-{k}")}));
+            .json(&json!({"template": p.template, "name": format!("c-{k}")}));
         posts.push(tokio::spawn(async move {
             let sent = Instant::now();
             (sent, req.send().await.map(|r| r.status()))
@@ -176,7 +193,7 @@ pub async fn run(args: ClaimsBenchArgs, as_json: bool) -> Result<()> {
         }
     }
     // Let the refill finish, then read the sampler.
-    poll(&http, &p, "/v1/templates/bench-web", Duration::from_secs(120), "the pool to refill", |t| {
+    p.poll(&template_path, Duration::from_secs(120), "the pool to refill", |t| {
         t["status"]["pool"]["ready"].as_u64() == full
     })
     .await?;
@@ -191,9 +208,9 @@ pub async fn run(args: ClaimsBenchArgs, as_json: bool) -> Result<()> {
     let before = times.len();
     let posts: Vec<_> = (0..args.pool_size)
         .map(|k| {
-            http.post(format!("{}/v1/tenants/bench/instances", p.api_url))
+            http.post(p.url(&format!("/v1/tenants/{}/instances", p.tenant)))
                 .bearer_auth(&p.admin_token)
-                .json(&json!({"template": "bench-web", "name": format!("b-{k}")}))
+                .json(&json!({"template": p.template, "name": format!("b-{k}")}))
                 .send()
         })
         .collect();
@@ -211,7 +228,7 @@ pub async fn run(args: ClaimsBenchArgs, as_json: bool) -> Result<()> {
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    poll(&http, &p, "/v1/templates/bench-web", Duration::from_secs(120), "the pool to refill after a burst", |t| {
+    p.poll(&template_path, Duration::from_secs(120), "the pool to refill after a burst", |t| {
         t["status"]["pool"]["ready"].as_u64() == full
     })
     .await?;
@@ -227,8 +244,16 @@ pub async fn run(args: ClaimsBenchArgs, as_json: bool) -> Result<()> {
         Some(last) if *last > burst => replaced.len() as f64 / (*last - burst).as_secs_f64(),
         _ => 0.0,
     };
-    let (pull_without_prepull, pull_with_prepull) = prepull_benefit(&http, &p, 10).await?;
-    let report = Report {
+    // Only kubesim knows no node has these images yet.
+    let (pull_without_prepull, pull_with_prepull) = match p.target.sim() {
+        Some(_) => {
+            let (a, b) = prepull_benefit(p, 10).await?;
+            (Some(a), Some(b))
+        }
+        None => (None, None),
+    };
+    Ok(Report {
+        target: p.target.describe(),
         rate: args.rate,
         count: args.count,
         pool_size: args.pool_size,
@@ -242,47 +267,27 @@ pub async fn run(args: ClaimsBenchArgs, as_json: bool) -> Result<()> {
         pull_without_prepull,
         pull_with_prepull,
         rss_mib: rss_mib(),
-    };
-    let _ = stop_tx.send(());
-    p.finish().await?;
-    super::emit(&report, as_json, table)
+    })
 }
 
 /// `n` cold starts of an image no node has, then `n` of one that a pool's
 /// prepull DaemonSet pulled on every task node: their image pull times.
-async fn prepull_benefit(http: &reqwest::Client, p: &Platform, n: usize) -> Result<(Summary, Summary)> {
-    let post = |path: &str, body: serde_json::Value| {
-        http.post(format!("{}{path}", p.api_url)).bearer_auth(&p.admin_token).json(&body).send()
-    };
-    let template = |name: &str, image: &str, pool: serde_json::Value| {
-        json!({"name": name, "spec": {"maxPerTenant": 100000, "warmPool": pool,
-            "pods": [{"name": "web", "image": image}]}})
-    };
-    let create = |r: reqwest::Response, what: String| async move {
-        if !r.status().is_success() {
-            bail!("creating {what}: {}", r.text().await.unwrap_or_default());
-        }
-        anyhow::Ok(())
-    };
+async fn prepull_benefit(p: &Stage, n: usize) -> Result<(Summary, Summary)> {
+    let spec = |image: &str, pool: serde_json::Value| json!({"maxPerTenant": 100000, "warmPool": pool, "pods": [{"name": "web", "image": image}]});
     // Without: an image new to the nodes.
-    create(
-        post("/v1/templates", template("bench-nopull", "bench.example/fresh:1", json!(null))).await?,
-        "a template".into(),
-    )
-    .await?;
-    let without = cold_pulls(http, p, "bench-nopull", "np", n).await?;
+    let nopull = format!("{}-nopull", p.tenant);
+    p.apply_template(&nopull, spec("bench.example/fresh:1", json!(null))).await?;
+    let without = cold_pulls(p, &nopull, "np", n).await?;
     // With: a pool of the other image with prepull on, and cold starts of that image.
-    let pool = json!({"size": 1, "maxUnready": 1, "prepull": true});
-    create(
-        post("/v1/templates", template("bench-prepull", "bench.example/prepulled:1", pool)).await?,
-        "a template".into(),
-    )
-    .await?;
-    let dss: Api<DaemonSet> = Api::namespaced(p.client.clone(), "paddock-pool");
+    let pooled = format!("{}-prepull", p.tenant);
+    p.apply_template(&pooled, spec("bench.example/prepulled:1", json!({"size": 1, "maxUnready": 1, "prepull": true})))
+        .await?;
+    let dss: Api<DaemonSet> = Api::namespaced(p.client.clone(), &p.pool_namespace);
     let deadline = Instant::now() + Duration::from_secs(60);
+    let ds = controller::pool::build::prepull_name(&pooled);
     loop {
         let ready = dss
-            .get_opt("prepull-bench-prepull")
+            .get_opt(&ds)
             .await?
             .and_then(|d| d.status)
             .is_some_and(|s| s.desired_number_scheduled > 0 && s.number_ready == s.desired_number_scheduled);
@@ -290,24 +295,22 @@ async fn prepull_benefit(http: &reqwest::Client, p: &Platform, n: usize) -> Resu
             break;
         }
         if Instant::now() > deadline {
-            bail!("the prepull DaemonSet was not Ready within 60 s");
+            bail!("the prepull DaemonSet {ds} was not Ready within 60 s");
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    create(
-        post("/v1/templates", template("bench-prepulled", "bench.example/prepulled:1", json!(null))).await?,
-        "a template".into(),
-    )
-    .await?;
-    let with = cold_pulls(http, p, "bench-prepulled", "pp", n).await?;
+    let prepulled = format!("{}-prepulled", p.tenant);
+    p.apply_template(&prepulled, spec("bench.example/prepulled:1", json!(null))).await?;
+    let with = cold_pulls(p, &prepulled, "pp", n).await?;
     Ok((without, with))
 }
 
 /// Starts `n` instances of `template` at once and returns their pods' image pull times.
-async fn cold_pulls(http: &reqwest::Client, p: &Platform, template: &str, prefix: &str, n: usize) -> Result<Summary> {
+async fn cold_pulls(p: &Stage, template: &str, prefix: &str, n: usize) -> Result<Summary> {
     for k in 0..n {
-        let r = http
-            .post(format!("{}/v1/tenants/bench/instances", p.api_url))
+        let r = p
+            .http
+            .post(p.url(&format!("/v1/tenants/{}/instances", p.tenant)))
             .bearer_auth(&p.admin_token)
             .json(&json!({"template": template, "name": format!("{prefix}-{k}")}))
             .send()
@@ -316,7 +319,7 @@ async fn cold_pulls(http: &reqwest::Client, p: &Platform, template: &str, prefix
             bail!("starting {prefix}-{k}: the API answered {}", r.status());
         }
     }
-    let insts: Api<Instance> = Api::namespaced(p.client.clone(), "paddock-bench");
+    let insts: Api<Instance> = Api::namespaced(p.client.clone(), &p.namespace);
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let mut pulls = Vec::new();
@@ -343,8 +346,8 @@ async fn cold_pulls(http: &reqwest::Client, p: &Platform, template: &str, prefix
 fn table(out: &mut dyn Write, r: &Report) -> Result<()> {
     writeln!(
         out,
-        "paddock bench claims (in-process on kubesim): {} starts at {}/s, pool size {} maxUnready {}",
-        r.count, r.rate, r.pool_size, r.max_unready
+        "paddock bench claims (in-process on {}): {} starts at {}/s, pool size {} maxUnready {}",
+        r.target, r.count, r.rate, r.pool_size, r.max_unready
     )?;
     writeln!(out, "{:<6} {:>6} {:>10} {:>10} {:>10} {:>10}", "start", "n", "p50 ms", "p90 ms", "p99 ms", "max ms")?;
     for (what, s) in [("warm", &r.warm), ("cold", &r.cold)] {
@@ -371,15 +374,13 @@ fn table(out: &mut dyn Write, r: &Report) -> Result<()> {
         r.max_pool_pods,
         r.pool_size + r.max_unready
     )?;
-    writeln!(
-        out,
-        "image pull of {} cold starts, p50 / max: {:.0} / {:.0} ms for an image new to the nodes, {:.0} / {:.0} ms after the prepull DaemonSet",
-        r.pull_with_prepull.count,
-        r.pull_without_prepull.p50_ms,
-        r.pull_without_prepull.max_ms,
-        r.pull_with_prepull.p50_ms,
-        r.pull_with_prepull.max_ms
-    )?;
+    if let (Some(without), Some(with)) = (&r.pull_without_prepull, &r.pull_with_prepull) {
+        writeln!(
+            out,
+            "image pull of {} cold starts, p50 / max: {:.0} / {:.0} ms for an image new to the nodes, {:.0} / {:.0} ms after the prepull DaemonSet",
+            with.count, without.p50_ms, without.max_ms, with.p50_ms, with.max_ms
+        )?;
+    }
     if let Some(m) = r.rss_mib {
         writeln!(out, "resident memory of the whole process: {m:.0} MiB")?;
     }

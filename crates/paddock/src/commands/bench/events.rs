@@ -1,8 +1,10 @@
 //! `paddock bench events`: SSE fan-out alone — status written to the API
 //! server → frame read by each of N clients of `/v1/events`.
 
-use super::api::{bench_platform, fan_out, rss_mib, sse_line};
+use super::api::{fan_out, rss_mib, sse_line};
+use super::stage::Stage;
 use super::stats::Summary;
+use super::target::TargetArgs;
 use anyhow::{Result, bail};
 use clap::Args;
 use serde::Serialize;
@@ -33,21 +35,18 @@ struct Report {
     rss_mib: Option<f64>,
 }
 
-pub async fn run(args: EventsBenchArgs, as_json: bool) -> Result<()> {
+pub async fn run(args: EventsBenchArgs, target: &TargetArgs, as_json: bool) -> Result<()> {
     if !(1..=20_000).contains(&args.clients) || !(1..=10_000).contains(&args.events) || args.interval_ms > 60_000 {
         bail!("--clients must be 1..=20000, --events 1..=10000 and --interval-ms at most 60000");
     }
-    let (p, _http, stop_tx) = bench_platform(json!({"pods": [{"name": "web", "image": "nginx:1.27"}]})).await?;
-    let delivery = fan_out(&p, args.clients, args.events, Duration::from_millis(args.interval_ms)).await?;
-    let report = Report {
-        clients: args.clients,
-        events: args.events,
-        interval_ms: args.interval_ms,
-        delivery,
-        rss_mib: rss_mib(),
-    };
-    let _ = stop_tx.send(());
-    p.finish().await?;
+    let p = Stage::start(target, json!({"pods": [{"name": "web", "image": target.image()?}]})).await?;
+    let delivery = fan_out(&p, args.clients, args.events, Duration::from_millis(args.interval_ms)).await;
+    let rss_mib = rss_mib();
+    let finished = p.finish().await;
+    let delivery = delivery?;
+    finished?;
+    let report =
+        Report { clients: args.clients, events: args.events, interval_ms: args.interval_ms, delivery, rss_mib };
     super::emit(&report, as_json, table)
 }
 

@@ -30,10 +30,6 @@ pub struct InstancesBenchArgs {
     /// Creates in flight at once.
     #[arg(long, default_value_t = 50)]
     pub concurrency: usize,
-    /// The image of the benchmark template's one pod (on a cluster, one its
-    /// nodes can pull and run under Paddock's hardened pod spec).
-    #[arg(long, default_value = "nginx:1.27")]
-    pub image: String,
 }
 
 #[derive(Serialize)]
@@ -62,25 +58,29 @@ pub async fn run(args: InstancesBenchArgs, target: &TargetArgs, as_json: bool) -
     if !(1..=20_000).contains(&args.count) || !(1..=1000).contains(&args.concurrency) {
         bail!("--count must be 1..=20000 and --concurrency 1..=1000");
     }
-    if args.image.trim().is_empty() || args.image.chars().any(char::is_whitespace) {
-        bail!("--image {:?}: must be an image reference without spaces", args.image);
-    }
+    let image = target.image()?.to_string();
     let nodes = (1..=args.count.div_ceil(1500).max(2)).map(|i| format!("task-{i},{NODE}")).collect::<Vec<_>>();
     let cfg = SimConfig {
         nodes: config::parse_nodes(&nodes.join(";")).map_err(|e| anyhow::anyhow!(e))?,
         ..SimConfig::default()
     };
     let (target, controller) = cluster_with_controller(target, cfg).await?;
-    let measured = measure(&args, &target, controller.as_ref()).await;
+    let measured = measure(&args, &image, &target, controller.as_ref()).await;
     // On a cluster the controller stays up for the cleanup (its finalizers).
-    let finished = target.finish().await;
+    let cleaned = target.cleanup().await;
     drop(controller);
+    let finished = target.finish().await.and(cleaned);
     let report = measured?;
     finished?;
     super::emit(&report, as_json, table)
 }
 
-async fn measure(args: &InstancesBenchArgs, target: &Target, controller: Option<&ControllerProcess>) -> Result<Report> {
+async fn measure(
+    args: &InstancesBenchArgs,
+    image: &str,
+    target: &Target,
+    controller: Option<&ControllerProcess>,
+) -> Result<Report> {
     let client = target.client.clone();
     let settings = controller::config::Settings::default();
     let pp = PatchParams::apply("paddock-bench").force();
@@ -92,7 +92,7 @@ async fn measure(args: &InstancesBenchArgs, target: &Target, controller: Option<
     let template = json!({"apiVersion": "paddock.dev/v1alpha1", "kind": "Template",
         "metadata": {"name": template_name, "labels": {BENCH_LABEL: run}},
         "spec": {"maxPerTenant": 100000,
-            "pods": [{"name": "web", "image": args.image, "ports": [{"name": "http", "port": 80}]}]}});
+            "pods": [{"name": "web", "image": image, "ports": [{"name": "http", "port": 80}]}]}});
     Api::<resources::Template>::all(client.clone()).patch(&template_name, &pp, &Patch::Apply(&template)).await?;
     let ns = format!("{}{run}", settings.namespace_prefix);
     let deadline = Instant::now() + Duration::from_secs(60);

@@ -1,9 +1,9 @@
 //! `paddock bench`: measurements that print figures (a table, or `--json`).
 //! By default everything runs on kubesim, so the figures are Paddock's own
-//! overhead: `api`, `claims` and `events` run the whole platform in-process;
-//! `tenants` and `instances` run the controller as its own process to report
-//! its memory and CPU, and with `--kubeconfig` run end to end on a real
-//! cluster (see `target`). The machine's noise is in the figures, so compare
+//! overhead; with `--kubeconfig` they run end to end on a real cluster (see
+//! `target`). `api`, `claims` and `events` run the reconcilers and the API
+//! in this process (`stage`); `tenants` and `instances` run the controller as
+//! its own process to report its memory and CPU. The machine's noise is in the figures, so compare
 //! runs on the same machine.
 
 pub mod api;
@@ -11,6 +11,7 @@ pub mod claims;
 pub mod events;
 pub mod instances;
 pub mod process;
+pub mod stage;
 pub mod stats;
 pub mod target;
 pub mod tenants;
@@ -60,19 +61,11 @@ pub fn emit<R: Serialize>(r: &R, as_json: bool, table: fn(&mut dyn Write, &R) ->
 }
 
 pub async fn run(args: BenchArgs) -> Result<()> {
-    if args.target.kubeconfig.is_some()
-        && !matches!(args.command, BenchCommand::Tenants(_) | BenchCommand::Instances(_))
-    {
-        anyhow::bail!(
-            "--kubeconfig: only `bench tenants` and `bench instances` run against a cluster; \
-             api, claims and events run the whole platform in-process on kubesim"
-        );
-    }
     match args.command {
-        BenchCommand::Api(a) => api::run(a, args.json).await,
-        BenchCommand::Claims(a) => claims::run(a, args.json).await,
+        BenchCommand::Api(a) => api::run(a, &args.target, args.json).await,
+        BenchCommand::Claims(a) => claims::run(a, &args.target, args.json).await,
         BenchCommand::Tenants(a) => tenants::run(a, &args.target, args.json).await,
         BenchCommand::Instances(a) => instances::run(a, &args.target, args.json).await,
-        BenchCommand::Events(a) => events::run(a, args.json).await,
+        BenchCommand::Events(a) => events::run(a, &args.target, args.json).await,
     }
 }

@@ -20,8 +20,8 @@ pub const BENCH_LABEL: &str = "paddock.dev/bench";
 #[derive(Args, Debug, Clone, Default)]
 pub struct TargetArgs {
     /// Benchmark the cluster this kubeconfig names, end to end, instead of
-    /// the embedded kubesim (tenants and instances). Needs cluster-admin; what
-    /// the run creates is labelled paddock.dev/bench=<run> and deleted at the end.
+    /// the embedded kubesim. Needs cluster-admin; what the run creates is
+    /// labelled paddock.dev/bench=<run> and deleted at the end.
     #[arg(long, global = true)]
     pub kubeconfig: Option<PathBuf>,
     /// Context in --kubeconfig (default: its current context).
@@ -32,6 +32,20 @@ pub struct TargetArgs {
     /// CPU are then not reported).
     #[arg(long, global = true, requires = "kubeconfig")]
     pub installed_controller: bool,
+    /// The image of the benchmark templates' pods (on a cluster, one its
+    /// nodes can pull and run under Paddock's hardened pod spec).
+    #[arg(long, global = true, default_value = "nginx:1.27")]
+    pub image: String,
+}
+
+impl TargetArgs {
+    /// `--image`, checked.
+    pub fn image(&self) -> Result<&str> {
+        if self.image.trim().is_empty() || self.image.chars().any(char::is_whitespace) {
+            bail!("--image {:?}: must be an image reference without spaces", self.image);
+        }
+        Ok(&self.image)
+    }
 }
 
 /// API-server requests served so far.
@@ -143,14 +157,22 @@ impl Target {
         }
     }
 
-    /// Ends the run: kubesim stops; on a cluster the run's Tenants,
-    /// Templates and namespaces are deleted and their going awaited (the
-    /// controller must still run, for the finalizers).
+    /// On a cluster, deletes the run's Tenants, Templates and namespaces and
+    /// waits for them to go (a controller must still run, for the
+    /// finalizers); on kubesim, nothing (it all goes with it).
+    pub async fn cleanup(&self) -> Result<()> {
+        match self.kind {
+            Kind::Sim(_) => Ok(()),
+            Kind::Cluster { .. } => cleanup(&self.client, &self.run).await,
+        }
+    }
+
+    /// Ends the run: kubesim stops.
     pub async fn finish(self) -> Result<()> {
         let _ = std::fs::remove_dir_all(&self.dir);
         match self.kind {
             Kind::Sim(sim) => sim.shutdown().await.map_err(|e| anyhow!(e)),
-            Kind::Cluster { .. } => cleanup(&self.client, &self.run).await,
+            Kind::Cluster { .. } => Ok(()),
         }
     }
 }
