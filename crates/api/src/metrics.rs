@@ -140,13 +140,19 @@ pub fn exposition(registry: &Registry) -> Response {
     }
 }
 
-/// Counts and times every request by its route template.
+/// Counts and times every request by its route template, and tells the
+/// client how long the API took in a `Server-Timing: app;dur=<ms>` header
+/// (W3C Server Timing; a streamed answer's is the time to its first byte).
 pub async fn track(State(m): State<Arc<ApiMetrics>>, req: Request, next: Next) -> Response {
     let started = Instant::now();
     let route = req.extensions().get::<MatchedPath>().map_or_else(|| "unmatched".to_string(), |p| p.as_str().into());
     let method = req.method().to_string();
-    let response = next.run(req).await;
-    m.request(route, method, response.status().as_u16(), started.elapsed().as_secs_f64());
+    let mut response = next.run(req).await;
+    let took = started.elapsed().as_secs_f64();
+    m.request(route, method, response.status().as_u16(), took);
+    if let Ok(v) = axum::http::HeaderValue::from_str(&format!("app;dur={:.3}", took * 1000.0)) {
+        response.headers_mut().insert("server-timing", v);
+    }
     response
 }
 

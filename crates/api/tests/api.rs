@@ -83,6 +83,13 @@ async fn every_route_is_documented_and_guarded() {
         routes(&env).iter().map(|(m, p, _, _)| (m.to_string(), p.to_string())).collect();
     assert_eq!(documented, promised, "the OpenAPI document and the routes differ");
 
+    // Every answer says how long the API took (W3C Server-Timing).
+    let req = axum::http::Request::get("/healthz").body(axum::body::Body::empty()).unwrap();
+    let resp = tower::ServiceExt::oneshot(env.router.clone(), req).await.unwrap();
+    let timing = resp.headers()["server-timing"].to_str().unwrap().to_string();
+    let ms: f64 = timing.strip_prefix("app;dur=").expect("app;dur=<ms>").parse().unwrap();
+    assert!(ms >= 0.0, "{timing}");
+
     // Real objects for the path parameters, for alpha and beta.
     let mut inst = std::collections::BTreeMap::new();
     for (t, tok) in [(&env.alpha, &env.alpha_token), (&env.beta, &env.beta_token)] {
