@@ -40,7 +40,41 @@ pub struct ClaimsBenchArgs {
 }
 
 /// The most pool pods at once, the pod names seen, and when new ones appeared.
-type Seen = (usize, HashSet<String>, Vec<Instant>);
+/// What the pool pod watch saw.
+#[derive(Default)]
+struct Seen {
+    /// The most unclaimed pool pods at once.
+    most: usize,
+    /// Every unclaimed pool pod's name, and when each new one appeared.
+    names: HashSet<String>,
+    new_at: Vec<Instant>,
+    /// Unclaimed pool pods after each change.
+    counts: Vec<(Instant, usize)>,
+}
+
+/// Width of a step of `pool_pods_over_time`.
+const STEP: Duration = Duration::from_millis(100);
+
+/// The fewest and the most unclaimed pool pods in each STEP from `from`, as
+/// (seconds, fewest, most).
+fn over_time(counts: &[(Instant, usize)], from: Instant, until: Instant) -> Vec<(f64, usize, usize)> {
+    let steps = (until.saturating_duration_since(from).as_millis() / STEP.as_millis()) as usize + 1;
+    let mut out = Vec::with_capacity(steps);
+    // What held at the start of each step (none before the first count).
+    let mut last = counts.iter().take_while(|(at, _)| *at < from).last().map(|(_, n)| *n);
+    for k in 0..steps {
+        let (lo, hi) = (from + STEP * k as u32, from + STEP * (k as u32 + 1));
+        let mut range = last.map(|n| (n, n));
+        for (_, n) in counts.iter().filter(|(at, _)| *at >= lo && *at < hi) {
+            range = Some(range.map_or((*n, *n), |(a, b)| (a.min(*n), b.max(*n))));
+            last = Some(*n);
+        }
+        if let Some((fewest, most)) = range {
+            out.push(((STEP * k as u32).as_secs_f64(), fewest, most));
+        }
+    }
+    out
+}
 
 #[derive(Serialize)]
 struct Report {
@@ -63,6 +97,9 @@ struct Report {
     burst_refill_seconds: f64,
     /// The most pool pods (unclaimed, terminating included) seen at once.
     max_pool_pods: usize,
+    /// Unclaimed pool pods over time, from the first claim to the refill
+    /// after the burst: (seconds, the fewest and the most in each 100 ms).
+    pool_pods_over_time: Vec<(f64, usize, usize)>,
     /// Image pull of cold starts (pod scheduled → images pulled) of an image
     /// new to the nodes, and of one a prepull DaemonSet pulled beforehand.
     /// (kubesim only: on a cluster the nodes' images are not known).
@@ -109,7 +146,7 @@ async fn measure(args: &ClaimsBenchArgs, p: &Stage) -> Result<Report> {
     let lp = ListParams::default().labels(&format!("paddock.dev/pool={},!paddock.dev/claim", p.template));
     let first: HashSet<String> =
         pods.list_metadata(&lp).await?.items.into_iter().filter_map(|m| m.metadata.name).collect();
-    seen.lock().unwrap_or_else(|e| e.into_inner()).1 = first;
+    seen.lock().unwrap_or_else(|e| e.into_inner()).names = first;
     let sampler = {
         let seen = seen.clone();
         let wc = watcher::Config::default().labels(&format!("paddock.dev/pool={}", p.template));
@@ -118,6 +155,8 @@ async fn measure(args: &ClaimsBenchArgs, p: &Stage) -> Result<Report> {
         tokio::spawn(async move {
             // Pod name → claimed.
             let mut pool: HashMap<String, bool> = HashMap::new();
+            // Counts are kept once the watch has listed every pod (not while a list arrives).
+            let mut listed = false;
             while let Some(Ok(ev)) = events.next().await {
                 let now = Instant::now();
                 let mut s = seen.lock().unwrap_or_else(|e| e.into_inner());
@@ -125,18 +164,25 @@ async fn measure(args: &ClaimsBenchArgs, p: &Stage) -> Result<Report> {
                     watcher::Event::Apply(m) | watcher::Event::InitApply(m) => {
                         let claimed = m.metadata.labels.as_ref().is_some_and(|l| l.contains_key("paddock.dev/claim"));
                         let name = m.metadata.name.unwrap_or_default();
-                        if !claimed && s.1.insert(name.clone()) {
-                            s.2.push(now);
+                        if !claimed && s.names.insert(name.clone()) {
+                            s.new_at.push(now);
                         }
                         pool.insert(name, claimed);
                     }
                     watcher::Event::Delete(m) => {
                         pool.remove(&m.metadata.name.unwrap_or_default());
                     }
-                    watcher::Event::Init => pool.clear(),
-                    watcher::Event::InitDone => {}
+                    watcher::Event::Init => {
+                        pool.clear();
+                        listed = false;
+                    }
+                    watcher::Event::InitDone => listed = true,
                 }
-                s.0 = s.0.max(pool.values().filter(|c| !**c).count());
+                let unclaimed = pool.values().filter(|c| !**c).count();
+                s.most = s.most.max(unclaimed);
+                if listed {
+                    s.counts.push((now, unclaimed));
+                }
             }
         })
     };
@@ -197,7 +243,7 @@ async fn measure(args: &ClaimsBenchArgs, p: &Stage) -> Result<Report> {
         t["status"]["pool"]["ready"].as_u64() == full
     })
     .await?;
-    let times = seen.lock().unwrap_or_else(|e| e.into_inner()).2.clone();
+    let times = seen.lock().unwrap_or_else(|e| e.into_inner()).new_at.clone();
     let refill = match (times.first(), times.last()) {
         (Some(a), Some(b)) if times.len() > 1 && b > a => times.len() as f64 / (*b - *a).as_secs_f64(),
         _ => 0.0,
@@ -222,7 +268,7 @@ async fn measure(args: &ClaimsBenchArgs, p: &Stage) -> Result<Report> {
     }
     // Every replacement seen (on the pod watch: the template's status may still show the full pool), then Ready.
     let deadline = Instant::now() + Duration::from_secs(120);
-    while seen.lock().unwrap_or_else(|e| e.into_inner()).2.len() < before + args.pool_size as usize {
+    while seen.lock().unwrap_or_else(|e| e.into_inner()).new_at.len() < before + args.pool_size as usize {
         if Instant::now() > deadline {
             bail!("the pool did not create {} replacements within 120 s of the burst", args.pool_size);
         }
@@ -235,9 +281,9 @@ async fn measure(args: &ClaimsBenchArgs, p: &Stage) -> Result<Report> {
     let burst_refill_seconds = burst.elapsed().as_secs_f64();
     sampler.abort();
     reader.abort();
-    let (max_pool_pods, times) = {
+    let (max_pool_pods, times, pool_pods_over_time) = {
         let s = seen.lock().unwrap_or_else(|e| e.into_inner());
-        (s.0, s.2.clone())
+        (s.most, s.new_at.clone(), over_time(&s.counts, started, Instant::now()))
     };
     let replaced = &times[before.min(times.len())..];
     let burst_refill = match replaced.last() {
@@ -264,6 +310,7 @@ async fn measure(args: &ClaimsBenchArgs, p: &Stage) -> Result<Report> {
         burst_refill_pods_per_second: burst_refill,
         burst_refill_seconds,
         max_pool_pods,
+        pool_pods_over_time,
         pull_without_prepull,
         pull_with_prepull,
         rss_mib: rss_mib(),
@@ -374,6 +421,16 @@ fn table(out: &mut dyn Write, r: &Report) -> Result<()> {
         r.max_pool_pods,
         r.pool_size + r.max_unready
     )?;
+    let steps: Vec<String> = r
+        .pool_pods_over_time
+        .chunks(5)
+        .map(|c| {
+            let fewest = c.iter().map(|x| x.1).min().unwrap_or(0);
+            let most = c.iter().map(|x| x.2).max().unwrap_or(0);
+            format!("{fewest}–{most}")
+        })
+        .collect();
+    writeln!(out, "unclaimed pool pods per 0.5 s from the first claim (fewest–most): {}", steps.join(" "))?;
     if let (Some(without), Some(with)) = (&r.pull_without_prepull, &r.pull_with_prepull) {
         writeln!(
             out,
@@ -385,4 +442,25 @@ fn table(out: &mut dyn Write, r: &Report) -> Result<()> {
         writeln!(out, "resident memory of the whole process: {m:.0} MiB")?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pool_pods_over_time_keeps_each_steps_most() {
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let counts = [(t0, 10), (at(20), 8), (at(50), 12), (at(150), 11), (at(390), 3)];
+        let series = over_time(&counts, at(0), at(420));
+        let pods: Vec<(usize, usize)> = series.iter().map(|(_, a, b)| (*a, *b)).collect();
+        // 0–100 ms: 10, 8, 12; 100–200: 12 at its start, then 11;
+        // 200–300: 11; 300–400: 11, then 3 at 390; 400–420: 3.
+        assert_eq!(pods, [(8, 12), (11, 12), (11, 11), (3, 11), (3, 3)]);
+        assert_eq!(series[4].0, 0.4);
+        let pods: Vec<(usize, usize)> = over_time(&counts, at(160), at(400)).iter().map(|(_, a, b)| (*a, *b)).collect();
+        assert_eq!(pods, [(11, 11), (11, 11), (3, 11)]);
+        assert!(over_time(&[], t0, at(300)).is_empty(), "no count, no step");
+    }
 }
