@@ -182,7 +182,7 @@ async fn instances_start_heal_limit_fail_and_expire() {
     let orphan: Pod = serde_json::from_value(json!({"metadata": {"name": "left-behind", "labels": {"app.kubernetes.io/managed-by": "paddock", "paddock.dev/instance": "vanished"}},
         "spec": {"containers": [{"name": "c", "image": "busybox"}]}})).unwrap();
     pods.create(&PostParams::default(), &orphan).await.unwrap();
-    let swept = instance::reconcile::sweep_orphans(&tc.client, Some(&ns)).await.unwrap();
+    let swept = instance::cleanup::sweep_orphans(&tc.client, Some(&ns)).await.unwrap();
     assert_eq!(swept, 1);
     wait_gone(&pods, "left-behind", T).await;
 

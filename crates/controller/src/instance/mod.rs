@@ -2,6 +2,7 @@
 
 pub mod build;
 pub mod cache;
+pub mod cleanup;
 pub mod notice;
 pub mod phase;
 pub mod reconcile;

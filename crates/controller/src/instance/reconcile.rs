@@ -4,15 +4,15 @@
 
 use super::build::{Input, build, generate_value, generated_keys, template_problems, validate};
 use super::cache::{Caches, Meta, SecretBrief, ServiceBrief};
+use super::cleanup::{Cleaning, delete_instance_objects, sweep_orphans};
 use super::phase::{PodBrief, aggregate_briefs};
 use crate::config::Settings;
 use crate::drift::Drift;
 use crate::events::Events;
-use crate::labels::{FIELD_MANAGER, INSTANCE, MANAGED_BY, MANAGER, TENANT};
+use crate::labels::{FIELD_MANAGER, TENANT};
 use crate::metrics::Metrics;
 use crate::pool::Pools;
 use crate::pool::claim::{Outcome, claim, claimed_for};
-use crate::pool::labels::CLAIM;
 use crate::quota;
 use crate::written::{Written, add_finalizer};
 use futures::StreamExt;
@@ -55,6 +55,8 @@ pub struct Context {
     caches: std::sync::OnceLock<Caches>,
     /// Instances as this controller's last finalizer or status write left them.
     written: Written<Instance>,
+    /// Instances whose objects this process deleted for their cleanup.
+    cleaning: Cleaning,
 }
 
 impl Context {
@@ -73,16 +75,13 @@ impl Context {
             drift: Drift::default(),
             caches: std::sync::OnceLock::new(),
             written: Written::default(),
+            cleaning: Cleaning::default(),
         })
     }
 }
 
 /// The condition saying whether the instance started warm, and why not.
 const WARM_START: &str = "WarmStart";
-
-fn selector(inst: &str) -> String {
-    format!("{MANAGED_BY}={MANAGER},{INSTANCE}={inst}")
-}
 
 /// Applies an instance's objects, each unless the cache shows it exactly as
 /// the last apply of the same desired object left it; returns what the
@@ -203,29 +202,6 @@ fn expiry(inst: &Instance, tpl: Option<&Template>) -> Option<Timestamp> {
     let ttl = inst.spec.ttl.as_deref().or(tpl.and_then(|t| t.spec.ttl.as_deref())).and_then(parse_duration)?;
     let created = inst.metadata.creation_timestamp.as_ref()?.0;
     Some(created + SignedDuration::try_from(ttl).ok()?)
-}
-
-/// Deletes an instance's objects: in its namespace, and a claimed warm set.
-async fn delete_instance_objects(client: &Client, inst: &Instance, pool_ns: &str) -> Result<usize, Error> {
-    let ns = inst.namespace().unwrap_or_default();
-    let mut left = delete_children(client, &ns, &inst.name_any()).await?;
-    if let Some(uid) = &inst.metadata.uid {
-        left += crate::pool::reconcile::delete_claimed(client, pool_ns, uid).await?;
-    }
-    Ok(left)
-}
-
-async fn delete_children(client: &Client, ns: &str, inst: &str) -> Result<usize, Error> {
-    let lp = ListParams::default().labels(&selector(inst));
-    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
-    let left = pods.list_metadata(&lp).await?.items.len();
-    let dp = DeleteParams::background();
-    pods.delete_collection(&dp, &lp).await?;
-    Api::<Service>::namespaced(client.clone(), ns).delete_collection(&dp, &lp).await?;
-    Api::<NetworkPolicy>::namespaced(client.clone(), ns).delete_collection(&dp, &lp).await?;
-    Api::<ConfigMap>::namespaced(client.clone(), ns).delete_collection(&dp, &lp).await?;
-    Api::<Secret>::namespaced(client.clone(), ns).delete_collection(&dp, &lp).await?;
-    Ok(left)
 }
 
 /// Values for the instance Secret: kept when they exist, generated otherwise.
@@ -672,7 +648,7 @@ async fn cleanup(inst: Arc<Instance>, ctx: Arc<Context>) -> Result<Action, Error
         base_status(&inst, InstancePhase::Stopping, "Stopping", "removing the instance's pods"),
     )
     .await?;
-    let left = delete_instance_objects(&ctx.client, &inst, &ctx.settings.pool_namespace).await?;
+    let left = ctx.cleaning.delete(&ctx.client, &inst, &ctx.settings.pool_namespace).await?;
     if left > 0 {
         return Err(Error::Waiting(format!("{left} pods still terminating")));
     }
@@ -719,47 +695,6 @@ fn error_policy(inst: Arc<Instance>, err: &Error, _ctx: Arc<Context>) -> Action 
             Action::requeue(Duration::from_secs(2))
         }
     }
-}
-
-/// Deletes objects labelled for an Instance that does not exist (any more):
-/// owner references cover most cases, this covers the rest (e.g. an Instance
-/// force-removed while the controller was down). Returns how many instances'
-/// leftovers were removed.
-pub async fn sweep_orphans(client: &Client, namespace: Option<&str>) -> Result<usize, Error> {
-    let lp = ListParams::default().labels(&format!("{MANAGED_BY}={MANAGER},{INSTANCE}"));
-    let mut seen: BTreeMap<(String, String), ()> = BTreeMap::new();
-    let (pods, services, policies): (Api<Pod>, Api<Service>, Api<NetworkPolicy>) = match namespace {
-        Some(ns) => (
-            Api::namespaced(client.clone(), ns),
-            Api::namespaced(client.clone(), ns),
-            Api::namespaced(client.clone(), ns),
-        ),
-        None => (Api::all(client.clone()), Api::all(client.clone()), Api::all(client.clone())),
-    };
-    let mut collect = |items: Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta>| {
-        for m in items {
-            // Claimed warm pods are the pool reconciler's to sweep (by instance uid).
-            if m.labels.as_ref().is_some_and(|l| l.contains_key(CLAIM)) {
-                continue;
-            }
-            if let (Some(ns), Some(i)) = (m.namespace, m.labels.and_then(|l| l.get(INSTANCE).cloned())) {
-                seen.insert((ns, i), ());
-            }
-        }
-    };
-    collect(pods.list_metadata(&lp).await?.items.into_iter().map(|o| o.metadata).collect());
-    collect(services.list_metadata(&lp).await?.items.into_iter().map(|o| o.metadata).collect());
-    collect(policies.list_metadata(&lp).await?.items.into_iter().map(|o| o.metadata).collect());
-    let mut swept = 0;
-    for (ns, inst) in seen.into_keys() {
-        let exists = Api::<Instance>::namespaced(client.clone(), &ns).get_opt(&inst).await?.is_some();
-        if !exists {
-            tracing::info!(namespace = %ns, instance = %inst, "removing objects of an instance that no longer exists");
-            delete_children(client, &ns, &inst).await?;
-            swept += 1;
-        }
-    }
-    Ok(swept)
 }
 
 /// Runs the instance controller until `shutdown` resolves.
