@@ -73,6 +73,16 @@ async fn bench_runs_against_a_cluster_and_cleans_up() {
     assert_eq!(v["rounds"][0]["start"]["count"], 3, "{v}");
     assert_eq!(v["sse_delivery"]["count"], 15, "{v}");
     nothing_left(&tc.client).await;
+    // The in-process benchmarks cannot measure an installed controller: one line, exit 2.
+    let out = Command::new(env!("CARGO_BIN_EXE_paddock"))
+        .args(["bench", "--kubeconfig"])
+        .arg(&kubeconfig)
+        .args(["--installed-controller", "claims"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--installed-controller: only `bench tenants` and `bench instances`"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
     tc.finish().await;
 }

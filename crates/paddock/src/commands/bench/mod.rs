@@ -61,6 +61,15 @@ pub fn emit<R: Serialize>(r: &R, as_json: bool, table: fn(&mut dyn Write, &R) ->
 }
 
 pub async fn run(args: BenchArgs) -> Result<()> {
+    if args.target.installed_controller
+        && !matches!(args.command, BenchCommand::Tenants(_) | BenchCommand::Instances(_))
+    {
+        anyhow::bail!(
+            "--installed-controller: only `bench tenants` and `bench instances` can measure an installed \
+             controller; api, claims and events run their own reconcilers in this process (do not run them \
+             where another Paddock controller works)"
+        );
+    }
     match args.command {
         BenchCommand::Api(a) => api::run(a, &args.target, args.json).await,
         BenchCommand::Claims(a) => claims::run(a, &args.target, args.json).await,
