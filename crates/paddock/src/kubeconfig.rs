@@ -56,10 +56,15 @@ impl ClusterArgs {
 
     /// A client, checked with one request so an unreachable cluster fails here.
     pub async fn client(&self) -> Result<kube::Client> {
+        self.client_and_url().await.map(|(c, _)| c)
+    }
+
+    /// A checked client and the address of the cluster it talks to.
+    pub async fn client_and_url(&self) -> Result<(kube::Client, String)> {
         let cfg = self.config().await?;
         let url = cfg.cluster_url.to_string();
         let client = kube::Client::try_from(cfg).context("cannot build a Kubernetes client")?;
         client.apiserver_version().await.map_err(|e| anyhow!("cannot reach the cluster at {url}: {e}"))?;
-        Ok(client)
+        Ok((client, url))
     }
 }

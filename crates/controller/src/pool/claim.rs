@@ -7,7 +7,7 @@
 
 use super::Pools;
 use super::build::generation;
-use super::labels::{CLAIM, GENERATION, INSTANCE_NAMESPACE, POOL, SET};
+use super::labels::{CLAIM, GENERATION, INSTANCE_NAMESPACE, SET};
 use crate::error::Error;
 use crate::instance::build::{POD_LABEL, deadline};
 use crate::labels::{INSTANCE, TENANT};
@@ -98,20 +98,11 @@ pub async fn claim(
 ) -> Result<Outcome, Error> {
     let api: Api<Pod> = Api::namespaced(client.clone(), pool_ns);
     let tname = tpl.name_any();
-    let pods: Vec<Arc<Pod>> = match cache {
-        Some(store) if tokio::time::timeout(Duration::from_secs(5), store.wait_until_ready()).await.is_ok() => store
-            .state()
-            .into_iter()
-            .filter(|p| p.labels().get(POOL) == Some(&tname) && !p.labels().contains_key(CLAIM))
-            .collect(),
-        _ => api
-            .list(&ListParams::default().labels(&format!("{POOL}={tname},!{CLAIM}")))
-            .await?
-            .items
-            .into_iter()
-            .map(Arc::new)
-            .collect(),
+    let listed = match cache {
+        Some(store) if tokio::time::timeout(Duration::from_secs(5), store.wait_until_ready()).await.is_ok() => cache,
+        _ => None,
     };
+    let pods = super::pool_pods(listed, &api, &tname, true).await?;
     let mut candidates: Vec<(String, Vec<Arc<Pod>>)> =
         sets(tpl, pods).into_iter().filter(|(_, pods)| claimable(tpl, pods)).collect();
     candidates.sort_by_key(|(name, pods)| (created(pods), name.clone()));

@@ -42,6 +42,29 @@ pub mod labels {
     pub const PERSONALIZED: &str = "paddock.dev/personalize";
 }
 
+/// `template`'s pool pods (with `unclaimed`, only those not claimed), shared
+/// from the pool watch's `cache` when given, else listed from the API server.
+pub async fn pool_pods(
+    cache: Option<&Store<Pod>>,
+    api: &kube::Api<Pod>,
+    template: &str,
+    unclaimed: bool,
+) -> Result<Vec<Arc<Pod>>, kube::Error> {
+    let wanted = |p: &Pod| {
+        let l = p.labels();
+        l.get(labels::POOL).map(String::as_str) == Some(template) && !(unclaimed && l.contains_key(CLAIM))
+    };
+    if let Some(store) = cache {
+        return Ok(store.state().into_iter().filter(|p| wanted(p)).collect());
+    }
+    let mut selector = format!("{}={template}", labels::POOL);
+    if unclaimed {
+        selector.push_str(&format!(",!{CLAIM}"));
+    }
+    let lp = kube::api::ListParams::default().labels(&selector);
+    Ok(api.list(&lp).await?.items.into_iter().map(Arc::new).collect())
+}
+
 /// How long a reservation keeps other claimers of this process off a set.
 const RESERVATION: Duration = Duration::from_secs(30);
 

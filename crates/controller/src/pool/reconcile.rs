@@ -257,16 +257,7 @@ async fn fill(tpl: Arc<Template>, ctx: Arc<Context>) -> Result<Action, Error> {
         .filter(|_| problems.is_empty())
         .map_or((0, 1, 1), |p| (p.size, p.max_unready, p.refill_per_second));
     let cache = ctx.pods.get().filter(|s| crate::cache::ready(s));
-    let pods: Vec<Arc<Pod>> = match cache {
-        Some(store) => store.state().into_iter().filter(|p| p.labels().get(POOL) == Some(&tname)).collect(),
-        None => api
-            .list(&ListParams::default().labels(&format!("{POOL}={tname}")))
-            .await?
-            .items
-            .into_iter()
-            .map(Arc::new)
-            .collect(),
-    };
+    let pods = super::pool_pods(cache, &api, &tname, false).await?;
     // From the cache, change nothing while it has not shown this reconciler's
     // last creates and deletes (see `expectations`): it would count wrong.
     let may_change = cache.is_none() || ctx.expectations.satisfied(&tname, &pods);

@@ -74,16 +74,9 @@ pub async fn run(args: ApiBenchArgs, target: &TargetArgs, as_json: bool) -> Resu
     if !(1..=20_000).contains(&args.sse_clients) || !(1..=10_000).contains(&args.sse_events) {
         bail!("--sse-clients must be 1..=20000 and --sse-events 1..=10000");
     }
-    let p = Stage::start(
-        target,
-        json!({"maxPerTenant": 100000,
-        "pods": [{"name": "web", "image": target.image()?, "ports": [{"name": "http", "port": 80}]}]}),
-    )
-    .await?;
-    let measured = measure(&args, &p).await;
-    let finished = p.finish().await;
-    let report = measured?;
-    finished?;
+    let spec = json!({"maxPerTenant": 100000,
+        "pods": [{"name": "web", "image": target.image()?, "ports": [{"name": "http", "port": 80}]}]});
+    let report = Stage::measure(target, spec, async |p| measure(&args, p).await).await?;
     super::emit(&report, as_json, table)
 }
 

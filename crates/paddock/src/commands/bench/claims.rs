@@ -118,17 +118,10 @@ pub async fn run(args: ClaimsBenchArgs, target: &TargetArgs, as_json: bool) -> R
     if !(1..=1000).contains(&args.pool_size) || !(1..=1000).contains(&args.max_unready) {
         bail!("--pool-size and --max-unready must be 1..=1000");
     }
-    let p = Stage::start(
-        target,
-        json!({"maxPerTenant": 100000,
+    let spec = json!({"maxPerTenant": 100000,
         "warmPool": {"size": args.pool_size, "maxUnready": args.max_unready, "refillPerSecond": 1000},
-        "pods": [{"name": "web", "image": target.image()?, "ports": [{"name": "http", "port": 80}]}]}),
-    )
-    .await?;
-    let measured = measure(&args, &p).await;
-    let finished = p.finish().await;
-    let report = measured?;
-    finished?;
+        "pods": [{"name": "web", "image": target.image()?, "ports": [{"name": "http", "port": 80}]}]});
+    let report = Stage::measure(target, spec, async |p| measure(&args, p).await).await?;
     super::emit(&report, as_json, table)
 }
 

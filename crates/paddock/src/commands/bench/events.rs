@@ -39,12 +39,12 @@ pub async fn run(args: EventsBenchArgs, target: &TargetArgs, as_json: bool) -> R
     if !(1..=20_000).contains(&args.clients) || !(1..=10_000).contains(&args.events) || args.interval_ms > 60_000 {
         bail!("--clients must be 1..=20000, --events 1..=10000 and --interval-ms at most 60000");
     }
-    let p = Stage::start(target, json!({"pods": [{"name": "web", "image": target.image()?}]})).await?;
-    let delivery = fan_out(&p, args.clients, args.events, Duration::from_millis(args.interval_ms)).await;
-    let rss_mib = rss_mib();
-    let finished = p.finish().await;
-    let delivery = delivery?;
-    finished?;
+    let spec = json!({"pods": [{"name": "web", "image": target.image()?}]});
+    let (delivery, rss_mib) = Stage::measure(target, spec, async |p| {
+        let delivery = fan_out(p, args.clients, args.events, Duration::from_millis(args.interval_ms)).await?;
+        Ok((delivery, rss_mib()))
+    })
+    .await?;
     let report =
         Report { clients: args.clients, events: args.events, interval_ms: args.interval_ms, delivery, rss_mib };
     super::emit(&report, as_json, table)

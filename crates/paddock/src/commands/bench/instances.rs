@@ -66,10 +66,7 @@ pub async fn run(args: InstancesBenchArgs, target: &TargetArgs, as_json: bool) -
     };
     let (target, controller) = cluster_with_controller(target, cfg).await?;
     let measured = measure(&args, &image, &target, controller.as_ref()).await;
-    // On a cluster the controller stays up for the cleanup (its finalizers).
-    let cleaned = target.cleanup().await;
-    drop(controller);
-    let finished = target.finish().await.and(cleaned);
+    let finished = super::process::finish(target, controller).await;
     let report = measured?;
     finished?;
     super::emit(&report, as_json, table)

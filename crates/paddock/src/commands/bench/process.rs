@@ -45,6 +45,15 @@ pub async fn cluster_with_controller(
     Ok((target, Some(controller)))
 }
 
+/// Ends a run of [`cluster_with_controller`]: on a cluster the run's objects
+/// are deleted while the controller still runs (its finalizers), then the
+/// controller stops and the target with it.
+pub async fn finish(target: Target, controller: Option<ControllerProcess>) -> Result<()> {
+    let cleaned = target.cleanup().await;
+    drop(controller);
+    target.finish().await.and(cleaned)
+}
+
 pub struct ControllerProcess {
     child: Mutex<Option<Child>>,
     pid: u32,

@@ -38,7 +38,7 @@ impl std::ops::Deref for Stage {
 impl Stage {
     /// The platform on the target, the run's tenant Ready and its template
     /// (with `spec`) created.
-    pub async fn start(args: &TargetArgs, spec: serde_json::Value) -> Result<Stage> {
+    async fn start(args: &TargetArgs, spec: serde_json::Value) -> Result<Stage> {
         let cfg =
             SimConfig { nodes: config::parse_nodes(NODES).map_err(|e| anyhow::anyhow!(e))?, ..SimConfig::default() };
         let target = Target::start(args, cfg).await?;
@@ -73,6 +73,21 @@ impl Stage {
         s.poll(&path, Duration::from_secs(60), "the bench tenant to be Ready", |t| t["status"]["phase"] == "Ready")
             .await?;
         Ok(s)
+    }
+
+    /// Starts a stage with `spec`, runs `measure` on it, and finishes the
+    /// stage (with its cleanup on a cluster) whatever `measure` came to.
+    pub async fn measure<R>(
+        args: &TargetArgs,
+        spec: serde_json::Value,
+        measure: impl AsyncFnOnce(&Stage) -> Result<R>,
+    ) -> Result<R> {
+        let stage = Stage::start(args, spec).await?;
+        let measured = measure(&stage).await;
+        let finished = stage.finish().await;
+        let r = measured?;
+        finished?;
+        Ok(r)
     }
 
     /// Applies a Template of the run (labelled for the cleanup on a cluster).
@@ -113,7 +128,7 @@ impl Stage {
 
     /// Stops it all; on a cluster, first deletes what the run made (with the
     /// reconcilers running, for their finalizers).
-    pub async fn finish(self) -> Result<()> {
+    async fn finish(self) -> Result<()> {
         let Stage { target, platform, stop, .. } = self;
         if target.sim().is_none() {
             platform.start_controllers();

@@ -5,10 +5,10 @@
 //! end, and API-server requests are read from the API server's own
 //! `apiserver_request_total` metric.
 
+use crate::kubeconfig::ClusterArgs;
 use anyhow::{Context, Result, anyhow, bail};
 use clap::Args;
 use kube::api::{Api, DeleteParams, ListParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
 use kubesim::{KubeSim, SimConfig};
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -83,20 +83,8 @@ impl Target {
             std::fs::write(dir.join("kubeconfig"), sim.kubeconfig_yaml())?;
             return Ok(Target { kind: Kind::Sim(sim), client, run: "bench".into(), dir });
         };
-        let kc = Kubeconfig::read_from(path).map_err(|e| anyhow!("--kubeconfig {}: {e}", path.display()))?;
-        if let Some(c) = &args.context
-            && !kc.contexts.iter().any(|x| &x.name == c)
-        {
-            let known: Vec<&str> = kc.contexts.iter().map(|x| x.name.as_str()).collect();
-            bail!("--context {c:?} is not in {} (it has: {})", path.display(), known.join(", "));
-        }
-        let opts = KubeConfigOptions { context: args.context.clone(), ..Default::default() };
-        let config = kube::Config::from_custom_kubeconfig(kc, &opts)
-            .await
-            .map_err(|e| anyhow!("--kubeconfig {}: {e}", path.display()))?;
-        let url = config.cluster_url.to_string();
-        let client = kube::Client::try_from(config).context("cannot build a Kubernetes client")?;
-        client.apiserver_version().await.map_err(|e| anyhow!("cannot reach the cluster at {url}: {e}"))?;
+        let cluster = ClusterArgs { kubeconfig: Some(path.clone()), context: args.context.clone() };
+        let (client, url) = cluster.client_and_url().await?;
         let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos();
         let run = format!("bench-{:06x}", (nanos ^ u128::from(std::process::id())) & 0xff_ffff);
         let kind = Kind::Cluster { kubeconfig: path.clone(), context: args.context.clone(), url };

@@ -85,10 +85,7 @@ pub async fn run(args: TenantsBenchArgs, target: &TargetArgs, as_json: bool) -> 
     }
     let (target, mut controller) = cluster_with_controller(target, SimConfig::default()).await?;
     let measured = measure(&args, &target, &mut controller).await;
-    // On a cluster the controller stays up for the cleanup (its finalizers).
-    let cleaned = target.cleanup().await;
-    drop(controller);
-    let finished = target.finish().await.and(cleaned);
+    let finished = super::process::finish(target, controller).await;
     let report = measured?;
     finished?;
     super::emit(&report, as_json, table)
