@@ -136,14 +136,22 @@ impl KubeSim {
     }
 
     /// Stops serving (open watches end), writes the state file if configured.
-    pub async fn shutdown(self) -> Result<(), String> {
+    pub async fn shutdown(mut self) -> Result<(), String> {
         self.shutdown.cancel();
-        for t in self.tasks {
+        for t in std::mem::take(&mut self.tasks) {
             let _ = t.await;
         }
         if let Some(p) = &self.cluster.config.state_file {
             snapshot::save(&self.cluster, p)?;
         }
         Ok(())
+    }
+}
+
+impl Drop for KubeSim {
+    /// A dropped simulator stops too: its controllers run on a thread of their
+    /// own, which would otherwise outlive it.
+    fn drop(&mut self) {
+        self.shutdown.cancel();
     }
 }

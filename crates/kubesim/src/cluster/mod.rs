@@ -57,6 +57,11 @@ pub fn now_rfc3339() -> String {
 
 pub struct Cluster {
     pub(crate) state: RwLock<State>,
+    /// The registry as of its last change, readable without the state lock:
+    /// every request resolves its type here, and waiting for the state lock
+    /// behind a write only for that held up every request (and the async
+    /// worker serving it) for as long as any write took.
+    published: RwLock<Arc<Registry>>,
     pub config: Arc<SimConfig>,
     /// Watch streams open now, by resource plural (for tests and benchmarks).
     pub(crate) open_watches: parking_lot::Mutex<std::collections::HashMap<String, usize>>,
@@ -145,6 +150,7 @@ impl Cluster {
             store.allocations.track(services);
         }
         Arc::new(Self {
+            published: RwLock::new(Arc::new(registry.clone())),
             state: RwLock::new(State { registry, store, config: config.clone() }),
             config,
             open_watches: Default::default(),
@@ -156,16 +162,17 @@ impl Cluster {
         self.state.read().store.subscribe()
     }
 
-    pub fn registry(&self) -> Registry {
-        self.state.read().registry.clone()
+    /// The resource types served now.
+    pub fn registry(&self) -> Arc<Registry> {
+        self.published.read().clone()
     }
 
     pub fn resource(&self, group: &str, plural: &str) -> Option<(ResId, Arc<ResourceDef>)> {
-        self.state.read().res(group, plural)
+        self.registry().find(group, plural).map(|(i, d)| (i, d.clone()))
     }
 
     pub fn def(&self, id: ResId) -> Option<Arc<ResourceDef>> {
-        self.state.read().registry.get(id).cloned()
+        self.registry().get(id).cloned()
     }
 
     pub fn current_rv(&self) -> u64 {
@@ -189,7 +196,9 @@ impl Cluster {
     pub fn register_crd(&self, crd: &Value) -> Result<ResId, String> {
         let def = crate::registry::def_from_crd(crd)?;
         let mut st = self.state.write();
-        Ok(st.registry.upsert_custom(def))
+        let id = st.registry.upsert_custom(def);
+        *self.published.write() = Arc::new(st.registry.clone());
+        Ok(id)
     }
 
     /// Removes a custom resource type and all its objects.
@@ -197,6 +206,7 @@ impl Cluster {
         let mut st = self.state.write();
         st.store.drop_table(id);
         st.registry.remove(id);
+        *self.published.write() = Arc::new(st.registry.clone());
     }
 
     /// Number of stored objects of a type.

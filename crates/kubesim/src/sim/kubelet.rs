@@ -81,7 +81,7 @@ impl Kubelet {
             log_err(
                 "node status",
                 sim.c.modify(sim.ids.nodes, "", &name, Some("status"), "kubelet", |n| {
-                    n["status"] = super::bootstrap::node_status(cap, idx);
+                    n["status"] = super::bootstrap::node_status(cap.clone(), idx);
                 }),
             );
         }

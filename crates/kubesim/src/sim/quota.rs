@@ -97,7 +97,7 @@ pub fn reconcile_namespace(sim: &Sim, cache: &mut UsageCache, ns: &str) {
             sim.c.modify(sim.ids.quotas, ns, name_of(q), Some("status"), "resourcequota-controller", |x| {
                 let rv = x.pointer("/metadata/resourceVersion").and_then(Value::as_str).and_then(|r| r.parse().ok());
                 if rv.is_some_and(|rv: u64| rv <= seen) {
-                    x["status"] = want;
+                    x["status"] = want.clone();
                 }
             }),
         );

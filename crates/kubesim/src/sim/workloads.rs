@@ -150,7 +150,7 @@ fn deployment(sim: &Sim, d: &Value) {
         log_err(
             "deployment status",
             sim.c.modify(sim.ids.deployments, &ns, name_of(d), Some("status"), "deployment-controller", |x| {
-                x["status"] = status
+                x["status"] = status.clone()
             }),
         );
     }
@@ -195,7 +195,7 @@ fn replicaset(sim: &Sim, rs: &Value) {
         log_err(
             "replicaset status",
             sim.c.modify(sim.ids.replicasets, &ns, name_of(rs), Some("status"), "replicaset-controller", |x| {
-                x["status"] = status
+                x["status"] = status.clone()
             }),
         );
     }
@@ -271,7 +271,7 @@ fn daemonset(sim: &Sim, ds: &Value) {
         log_err(
             "daemonset status",
             sim.c.modify(sim.ids.daemonsets, &ns, name_of(ds), Some("status"), "daemonset-controller", |x| {
-                x["status"] = status
+                x["status"] = status.clone()
             }),
         );
     }
