@@ -5,6 +5,7 @@
 pub mod cache;
 pub mod config;
 pub mod drift;
+pub mod echoes;
 pub mod error;
 pub mod events;
 pub mod install;

@@ -7,6 +7,7 @@ use super::groups::GROUP_LABEL;
 use super::status::{Conditions, status_patch};
 use crate::config::Settings;
 use crate::drift::{Drift, Repair};
+use crate::echoes::Echoes;
 use crate::events::Events;
 use crate::labels::{MANAGED_BY, MANAGER, TENANT};
 use crate::metrics::Metrics;
@@ -51,6 +52,8 @@ pub struct Context {
     vpn_lock: tokio::sync::Mutex<()>,
     /// Tenants as this controller's last finalizer or status write left them.
     written: Written<Tenant>,
+    /// This controller's own writes, whose watch events trigger nothing.
+    echoes: Arc<Echoes>,
 }
 
 impl Context {
@@ -65,6 +68,7 @@ impl Context {
             failures: Mutex::new(HashMap::new()),
             vpn_lock: tokio::sync::Mutex::new(()),
             written: Written::default(),
+            echoes: Arc::default(),
         })
     }
 
@@ -86,6 +90,7 @@ impl Applier<'_> {
         K: Cached + Serialize + DeserializeOwned + Debug,
     {
         let applied = apply_one(self.ctx.caches.get(), api, obj).await?;
+        self.ctx.echoes.wrote(&applied);
         if let Some(r) = self.ctx.drift.applied(self.tenant, &applied) {
             self.repairs.lock().unwrap_or_else(|e| e.into_inner()).push(r);
         }
@@ -222,6 +227,7 @@ async fn write_status(ctx: &Context, t: &Tenant, conds: Conditions) -> Result<()
         let now = api
             .patch_status(&t.name_any(), &PatchParams::default(), &Patch::Merge(serde_json::json!({"status": status})))
             .await?;
+        ctx.echoes.wrote(&now);
         ctx.written.note(t, now);
         if let Some((type_, reason, note)) = patch.1 {
             ctx.event(t, type_, &reason, note);
@@ -308,6 +314,7 @@ async fn provision(t: Arc<Tenant>, ctx: Arc<Context>) -> Result<Action, Error> {
         // A new tenant: add the finalizer and go on in the same reconcile,
         // instead of waiting for the patch to come back through the watch.
         let with = add_finalizer(&api, t.as_ref(), FINALIZER).await?;
+        ctx.echoes.wrote(&with);
         ctx.written.note(t.as_ref(), with.clone());
         t = Arc::new(with);
     }
@@ -397,21 +404,23 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
         group_claims,
         group_volumes,
     });
-    Controller::new(Api::<Tenant>::all(c.clone()), watcher::Config::default())
+    let (tenants, s0) = cached(Api::<Tenant>::all(c.clone()), watcher::Config::default());
+    let e = &ctx.echoes;
+    Controller::for_stream(e.unechoed(s0), tenants)
         .with_config(ctx.settings.controller_config())
-        .watches_stream(s1, by_tenant_label)
-        .watches_stream(s2, by_tenant_label)
-        .watches_stream(s3, by_tenant_label)
-        .watches_stream(s4, by_tenant_label)
-        .watches_stream(s5, by_tenant_label)
-        .watches_stream(s6, by_tenant_label)
-        .watches_stream(s7, by_tenant_label)
-        .watches_stream(s8, by_tenant_label)
-        .watches_stream(s9, by_tenant_label)
-        .watches_stream(s10, by_tenant_label)
-        .watches_stream(s11, by_tenant_label)
-        .watches_stream(s12, by_tenant_label)
-        .watches_stream(s13, by_tenant_label)
+        .watches_stream(e.unechoed(s1), by_tenant_label)
+        .watches_stream(e.unechoed(s2), by_tenant_label)
+        .watches_stream(e.unechoed(s3), by_tenant_label)
+        .watches_stream(e.unechoed(s4), by_tenant_label)
+        .watches_stream(e.unechoed(s5), by_tenant_label)
+        .watches_stream(e.unechoed(s6), by_tenant_label)
+        .watches_stream(e.unechoed(s7), by_tenant_label)
+        .watches_stream(e.unechoed(s8), by_tenant_label)
+        .watches_stream(e.unechoed(s9), by_tenant_label)
+        .watches_stream(e.unechoed(s10), by_tenant_label)
+        .watches_stream(e.unechoed(s11), by_tenant_label)
+        .watches_stream(e.unechoed(s12), by_tenant_label)
+        .watches_stream(e.unechoed(s13), by_tenant_label)
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx.clone())
         .for_each(|r| {

@@ -57,6 +57,8 @@ pub async fn finish(target: Target, controller: Option<ControllerProcess>) -> Re
 pub struct ControllerProcess {
     child: Mutex<Option<Child>>,
     pid: u32,
+    /// Where it serves /healthz and /metrics.
+    health: String,
 }
 
 impl ControllerProcess {
@@ -75,7 +77,7 @@ impl ControllerProcess {
             .spawn()
             .context("starting paddock controller")?;
         let pid = child.id();
-        let me = Self { child: Mutex::new(Some(child)), pid };
+        let me = Self { child: Mutex::new(Some(child)), pid, health: health.clone() };
         let deadline = Instant::now() + Duration::from_secs(30);
         let url = format!("http://{health}/healthz");
         loop {
@@ -112,6 +114,13 @@ impl ControllerProcess {
         }
     }
 
+    /// Reconciles `controller` ran so far, whatever their result, from its
+    /// `paddock_reconciles_total` (None when /metrics does not answer).
+    pub async fn reconciles(&self, controller: &str) -> Option<f64> {
+        let text = reqwest::get(format!("http://{}/metrics", self.health)).await.ok()?.text().await.ok()?;
+        Some(reconciles_of(&text, controller))
+    }
+
     /// Stops it (SIGKILL; a benchmark does not need a graceful end).
     pub fn stop(&self) {
         if let Some(mut c) = self.child.lock().unwrap_or_else(|e| e.into_inner()).take() {
@@ -124,5 +133,28 @@ impl ControllerProcess {
 impl Drop for ControllerProcess {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// Sums `paddock_reconciles_total` of one controller over its results.
+fn reconciles_of(text: &str, controller: &str) -> f64 {
+    let label = format!("controller=\"{controller}\"");
+    text.lines()
+        .filter(|l| l.starts_with("paddock_reconciles_total{") && l.contains(&label))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn reconciles_are_summed_over_results_of_one_controller() {
+        let text = "# TYPE paddock_reconciles_total counter\n\
+            paddock_reconciles_total{controller=\"tenant\",result=\"ok\"} 12\n\
+            paddock_reconciles_total{controller=\"tenant\",result=\"error\"} 3\n\
+            paddock_reconciles_total{controller=\"instance\",result=\"ok\"} 40\n\
+            paddock_reconcile_errors_total{controller=\"tenant\",category=\"api\"} 3\n";
+        assert_eq!(super::reconciles_of(text, "tenant"), 15.0);
+        assert_eq!(super::reconciles_of(text, "pool"), 0.0);
     }
 }

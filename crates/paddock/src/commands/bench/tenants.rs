@@ -54,6 +54,9 @@ struct Report {
     kubectl: Option<Way>,
     /// Paddock's throughput over the raw loop's (target ≥ 0.8).
     paddock_over_raw: f64,
+    /// Tenant reconciles per tenant while they were provisioned (none with
+    /// `--installed-controller`).
+    reconciles_per_tenant: Option<f64>,
     paddock_over_kubectl: Option<f64>,
     /// The controller process this run started (none with `--installed-controller`).
     controller: Option<Usage>,
@@ -62,6 +65,11 @@ struct Report {
 
 fn spec() -> serde_json::Value {
     json!({"kind": "Team", "storage": {"enabled": false}, "quota": {"instances": 10, "pods": 20}})
+}
+
+/// Tenant reconciles so far of the controller the run started.
+async fn reconciles(controller: &Option<ControllerProcess>) -> Option<f64> {
+    controller.as_ref()?.reconciles("tenant").await
 }
 
 /// API-server writes so far (None when the cluster does not show them).
@@ -120,6 +128,7 @@ async fn measure(
             }
         })
     };
+    let r0 = reconciles(controller).await;
     let (w0, t0) = (writes(target).await, Instant::now());
     let creates = (0..args.count).map(|i| {
         let (tenants, run) = (tenants.clone(), run.clone());
@@ -143,6 +152,7 @@ async fn measure(
     watch.abort();
     let elapsed = t0.elapsed();
     let paddock = way(args.count, elapsed, w0, writes(target).await);
+    let reconciles_per_tenant = r0.zip(reconciles(controller).await).map(|(a, b)| (b - a) / args.count as f64);
     // Let the controller settle (Events, watch-triggered re-reconciles) before the
     // other two run, so they are not measured against its leftover work.
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -200,6 +210,7 @@ async fn measure(
     Ok(Report {
         target: target.describe(),
         paddock_over_raw: paddock.tenants_per_second / raw.tenants_per_second.max(1e-9),
+        reconciles_per_tenant,
         paddock_over_kubectl: kubectl.as_ref().map(|k| paddock.tenants_per_second / k.tenants_per_second.max(1e-9)),
         paddock,
         raw,
@@ -296,6 +307,9 @@ fn table(out: &mut dyn Write, r: &Report) -> Result<()> {
         row("kubectl apply -f, one per tenant", k)?;
     }
     writeln!(out, "paddock / raw loop: {:.2} (target ≥ 0.8)", r.paddock_over_raw)?;
+    if let Some(x) = r.reconciles_per_tenant {
+        writeln!(out, "tenant reconciles per tenant: {x:.1}")?;
+    }
     if let Some(x) = r.paddock_over_kubectl {
         writeln!(out, "paddock / kubectl loop: {x:.1}")?;
     }
