@@ -175,12 +175,35 @@ async fn start_round(http: &reqwest::Client, p: &Stage, round: usize, c: usize) 
         }
     }
     reader.abort();
+    settle(p).await?;
     Ok(Round {
         concurrency: c,
         start: summarize(&mut starts),
         api_overhead: summarize(&mut api),
         api_server_side: summarize(&mut server),
     })
+}
+
+/// Waits until the round's instances have left nothing behind (their pods,
+/// services and policies go after the instance, by their finalizer and the
+/// garbage collector), so the next round is not measured against this one's
+/// cleanup.
+async fn settle(p: &Stage) -> Result<()> {
+    let lp = kube::api::ListParams::default().labels(controller::labels::INSTANCE);
+    let pods: kube::Api<k8s_openapi::api::core::v1::Pod> = kube::Api::namespaced(p.target.client.clone(), &p.namespace);
+    let services: kube::Api<k8s_openapi::api::core::v1::Service> =
+        kube::Api::namespaced(p.target.client.clone(), &p.namespace);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let left = pods.list_metadata(&lp).await?.items.len() + services.list_metadata(&lp).await?.items.len();
+        if left == 0 {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("{left} pods and services of stopped instances were still there after 120 s");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// The API's own time from its `Server-Timing: app;dur=<ms>` header.
