@@ -47,6 +47,9 @@ struct Report {
     /// cluster's API server does not show its metrics).
     writes_per_instance: Option<f64>,
     reads_per_instance: Option<f64>,
+    /// Instance reconciles per instance over the same span (none with
+    /// `--installed-controller`).
+    reconciles_per_instance: Option<f64>,
     /// The controller process once every instance runs (and after a settle);
     /// none with `--installed-controller`.
     controller: Option<Usage>,
@@ -122,6 +125,10 @@ async fn measure(
             }
         })
     };
+    let r0 = match controller {
+        Some(c) => c.reconciles("instance").await,
+        None => None,
+    };
     let (c0, t0) = (target.counts().await, Instant::now());
     let creates = (0..args.count).map(|n| {
         let (insts, template_name) = (insts.clone(), template_name.clone());
@@ -149,6 +156,11 @@ async fn measure(
     let counts = c0.zip(target.counts().await);
     let writes = counts.map(|(a, b)| per(b.writes.saturating_sub(a.writes)));
     let reads = counts.map(|(a, b)| per(b.reads.saturating_sub(a.reads)));
+    let r1 = match controller {
+        Some(c) => c.reconciles("instance").await,
+        None => None,
+    };
+    let reconciles = r0.zip(r1).map(|(a, b)| (b - a) / args.count as f64);
     watch.abort();
     let mut lat: Vec<Duration> = {
         let r = running.lock().unwrap_or_else(|e| e.into_inner());
@@ -164,6 +176,7 @@ async fn measure(
         starts_per_second: args.count as f64 / all_running.as_secs_f64().max(1e-9),
         writes_per_instance: writes,
         reads_per_instance: reads,
+        reconciles_per_instance: reconciles,
         controller: controller.map(ControllerProcess::usage),
     })
 }
@@ -180,6 +193,9 @@ fn table(out: &mut dyn Write, r: &Report) -> Result<()> {
     writeln!(out, "throughput: {:.1} instances Running per second", r.starts_per_second)?;
     if let (Some(w), Some(rd)) = (r.writes_per_instance, r.reads_per_instance) {
         writeln!(out, "API-server requests per instance: {w:.1} writes, {rd:.1} reads")?;
+    }
+    if let Some(x) = r.reconciles_per_instance {
+        writeln!(out, "instance reconciles per instance: {x:.1}")?;
     }
     if let Some(c) = &r.controller {
         writeln!(out, "controller process with {} instances: {c}", r.count)?;

@@ -43,6 +43,9 @@ struct Way {
     /// Requests that changed something on the API server (POST, PUT, PATCH, DELETE), per tenant
     /// (absent when a cluster's API server does not show its metrics).
     writes_per_tenant: Option<f64>,
+    /// Those writes per second: how close this way drives the API server to
+    /// its write rate (the raw loop's).
+    writes_per_second: Option<f64>,
 }
 
 #[derive(Serialize)]
@@ -79,11 +82,13 @@ async fn writes(target: &Target) -> Option<u64> {
 
 fn way(tenants: usize, elapsed: Duration, before: Option<u64>, after: Option<u64>) -> Way {
     let seconds = elapsed.as_secs_f64();
+    let writes = before.zip(after).map(|(b, a)| a.saturating_sub(b) as f64);
     Way {
         tenants,
         seconds,
         tenants_per_second: tenants as f64 / seconds.max(1e-9),
-        writes_per_tenant: before.zip(after).map(|(b, a)| a.saturating_sub(b) as f64 / tenants.max(1) as f64),
+        writes_per_tenant: writes.map(|w| w / tenants.max(1) as f64),
+        writes_per_second: writes.map(|w| w / seconds.max(1e-9)),
     }
 }
 
@@ -296,10 +301,19 @@ async fn kubectl_loop(
 fn table(out: &mut dyn Write, r: &Report) -> Result<()> {
     let ctl = if r.controller.is_some() { "the controller as its own process" } else { "the installed controller" };
     writeln!(out, "paddock bench tenants ({}; {ctl})", r.target)?;
-    writeln!(out, "{:<34} {:>8} {:>10} {:>12} {:>14}", "way", "tenants", "seconds", "tenants/s", "writes/tenant")?;
+    writeln!(
+        out,
+        "{:<34} {:>8} {:>10} {:>12} {:>14} {:>10}",
+        "way", "tenants", "seconds", "tenants/s", "writes/tenant", "writes/s"
+    )?;
     let mut row = |what: &str, w: &Way| {
         let writes = w.writes_per_tenant.map_or_else(|| "n/a".to_string(), |x| format!("{x:.1}"));
-        writeln!(out, "{what:<34} {:>8} {:>10.2} {:>12.1} {writes:>14}", w.tenants, w.seconds, w.tenants_per_second)
+        let rate = w.writes_per_second.map_or_else(|| "n/a".to_string(), |x| format!("{x:.0}"));
+        writeln!(
+            out,
+            "{what:<34} {:>8} {:>10.2} {:>12.1} {writes:>14} {rate:>10}",
+            w.tenants, w.seconds, w.tenants_per_second
+        )
     };
     row("paddock: Tenant created → Ready", &r.paddock)?;
     row("raw write loop (kube client)", &r.raw)?;
