@@ -4,6 +4,7 @@
 
 mod delete;
 mod read;
+mod update;
 mod write;
 
 pub use delete::{DeleteOpts, DeleteOutcome, Propagation};
