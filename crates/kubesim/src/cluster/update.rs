@@ -1,5 +1,5 @@
 //! Updates: PUT, the status and finalize subresources, and the commit of
-//! every patch. They run as upstream's GuaranteedUpdate: the new state is
+//! every patch (server-side apply included). They run as upstream's GuaranteedUpdate: the new state is
 //! computed from the object as read, outside the store's lock, and committed
 //! only if the object is still at that resourceVersion (otherwise computed
 //! again from the newer one); resourceVersion preconditions make that a 409.
@@ -302,6 +302,10 @@ fn check_expansion(st: &State, name: &str, obj: &Value, old: &Value) -> ApiResul
     Ok(())
 }
 
+/// Rounds a write is computed again after losing to a write on the same object
+/// in between; this many in a row is a hot spot the client should see (409).
+pub(super) const ROUNDS: usize = 64;
+
 impl Cluster {
     /// Atomically changes an object with `f` (None when nothing changed).
     /// `sub` is "status" for status-only writes or "binding" for internal
@@ -345,32 +349,52 @@ impl Cluster {
         track: bool,
         mut next: impl FnMut(&Arc<ResourceDef>, &Value) -> ApiResult<Value>,
     ) -> ApiResult<Arc<Obj>> {
-        // Each round loses only to a write that landed on the same object in
-        // between; this many in a row is a hot spot the client should see.
-        const ROUNDS: usize = 64;
         for _ in 0..ROUNDS {
             let (def, old) = self.state.read().existing(res, ns, name)?;
             let version = version.unwrap_or_else(|| def.storage_version()).to_string();
             let old_v = old.value();
             let new = next(&def, &old_v)?;
-            if locked_update(&def) {
-                let mut st = self.state.write();
-                if !st.still_at(res, &def, ns, name, old.rv) {
-                    continue;
-                }
-                return st.update_locked(res, &version, &old, new, sub, opts, track);
-            }
-            let u = match prepare_update(&def, None, &version, &old, old_v, new, sub, opts, track)? {
-                Prepared::Unchanged(o) => return Ok(o),
-                Prepared::Write(u) => u,
-            };
-            let mut st = self.state.write();
-            if st.still_at(res, &def, ns, name, old.rv) {
-                return st.commit_update(res, u, opts.dry_run);
+            if let Some(done) = self.commit_if_unchanged(res, &def, &version, &old, old_v, new, sub, opts, track)? {
+                return Ok(done);
             }
         }
         let def = self.def(res).ok_or_else(ApiError::unknown_path)?;
         Err(ApiError::stale(&def.group, &def.plural, name))
+    }
+
+    /// Commits `new`, computed from `old` (parsed: `old_v`), if the object is
+    /// still at `old`'s resourceVersion: the checks and field ownership run
+    /// before the write lock is taken. None when the object changed in between.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn commit_if_unchanged(
+        &self,
+        res: ResId,
+        def: &Arc<ResourceDef>,
+        version: &str,
+        old: &Arc<Obj>,
+        old_v: Value,
+        new: Value,
+        sub: Option<&str>,
+        opts: &WriteOpts,
+        track: bool,
+    ) -> ApiResult<Option<Arc<Obj>>> {
+        if locked_update(def) {
+            let (ns, name) = (meta_str(&old_v, "namespace").unwrap_or(""), meta_str(&old_v, "name").unwrap_or(""));
+            let mut st = self.state.write();
+            if !st.still_at(res, def, ns, name, old.rv) {
+                return Ok(None);
+            }
+            return st.update_locked(res, version, old, new, sub, opts, track).map(Some);
+        }
+        let u = match prepare_update(def, None, version, old, old_v, new, sub, opts, track)? {
+            Prepared::Unchanged(o) => return Ok(Some(o)),
+            Prepared::Write(u) => u,
+        };
+        let mut st = self.state.write();
+        if !st.still_at(res, def, &u.ns, &u.name, old.rv) {
+            return Ok(None);
+        }
+        st.commit_update(res, u, opts.dry_run).map(Some)
     }
 
     /// PUT: replaces the object (or its status/finalize subresource).

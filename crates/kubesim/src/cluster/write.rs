@@ -189,24 +189,6 @@ impl State {
         Ok(out)
     }
 
-    /// A whole create under the write lock (server-side apply creates).
-    pub(crate) fn create_locked(
-        &mut self,
-        res: ResId,
-        version: &str,
-        ns: &str,
-        obj: Value,
-        opts: &WriteOpts,
-        applied: bool,
-    ) -> ApiResult<Arc<Obj>> {
-        let def = self.registry.get(res).cloned().ok_or_else(ApiError::unknown_path)?;
-        let (mut obj, generated) = prepare_create(&def, version, ns, obj, applied)?;
-        let name = meta_str(&obj, "name").unwrap_or("").to_string();
-        self.admit_create_mutating(&def, ns, &name, &mut obj)?;
-        finish_create(&def, version, &name, &mut obj, opts, applied)?;
-        self.commit_create(res, &def, ns, obj, generated, opts.dry_run)
-    }
-
     /// An object being deleted with no finalizers left and no grace pending is removed.
     pub(crate) fn finalized(&self, def: &ResourceDef, v: &Value) -> bool {
         if v.pointer("/metadata/deletionTimestamp").is_none() {
@@ -369,10 +351,7 @@ impl Cluster {
         let def = self.def(res).ok_or_else(ApiError::unknown_path)?;
         let pt = patch::patch_type(&def, content_type)?;
         if pt == PatchType::Apply {
-            let mut st = self.state.write();
-            let key = State::key(&def, ns, name);
-            let old = st.store.get(res, &key.0, &key.1).cloned();
-            return apply_locked(&mut st, res, &def, version, ns, name, sub, old, body, opts);
+            return self.apply(res, &def, version, ns, name, sub, body, opts);
         }
         self.guaranteed_update(res, ns, name, Some(version), sub, opts, true, |def, current| {
             // Patches see the stored object, resourceVersion included (JSON patch
@@ -393,63 +372,21 @@ impl Cluster {
     }
 }
 
+/// The object an apply patch asks for: `applied` merged into `live` (the
+/// stored object without its resourceVersion, or null) by field ownership.
 #[allow(clippy::too_many_arguments)]
-fn apply_locked(
-    st: &mut State,
-    res: ResId,
-    def: &Arc<ResourceDef>,
+fn merge_applied(
+    def: &ResourceDef,
     version: &str,
-    ns: &str,
     name: &str,
     sub: Option<&str>,
-    old: Option<Arc<Obj>>,
-    body: &[u8],
+    live: &Value,
+    applied: &Value,
+    manager: &str,
     opts: &WriteOpts,
-) -> ApiResult<Arc<Obj>> {
-    let manager = opts.field_manager.clone().filter(|m| !m.is_empty()).ok_or_else(|| {
-        ApiError::invalid(
-            &def.group,
-            &def.kind,
-            name,
-            vec![FieldError::required("fieldManager", "is required for apply patch")],
-        )
-    })?;
-    let applied = patch::parse_body(body, true)?;
-    if !applied.is_object() {
-        return Err(ApiError::bad_request("apply patch must be an object"));
-    }
-    for k in ["apiVersion", "kind"] {
-        if applied.get(k).and_then(Value::as_str).is_none_or(str::is_empty) {
-            return Err(ApiError::bad_request(format!(
-                "error decoding patch: Object '{}' is missing in the apply patch",
-                if k == "kind" { "Kind" } else { "apiVersion" }
-            )));
-        }
-    }
-    let mut applied = applied;
-    check_type(def, version, &mut applied)?;
-    if let Some(n) = meta_str(&applied, "name")
-        && n != name
-    {
-        return Err(ApiError::bad_request(format!(
-            "the name of the object ({n}) does not match the name on the URL ({name})"
-        )));
-    }
+) -> ApiResult<Value> {
     let scope = fieldmanager::Scope { def, version, subresource: sub };
-    let live = match &old {
-        Some(o) => {
-            let mut v = o.value();
-            meta_mut(&mut v).remove("resourceVersion");
-            v
-        }
-        None => Value::Null,
-    };
-    if let Some(rv) = meta_str(&applied, "resourceVersion").filter(|s| !s.is_empty())
-        && old.as_ref().is_none_or(|o| o.rv.to_string() != rv)
-    {
-        return Err(ApiError::stale(&def.group, &def.plural, name));
-    }
-    let outcome = fieldmanager::apply(&scope, &live, &applied, &manager, opts.force, &now_rfc3339());
+    let outcome = fieldmanager::apply(&scope, live, applied, manager, opts.force, &now_rfc3339());
     if !outcome.conflicts.is_empty() {
         let mut e = ApiError::new(409, "Conflict", fieldmanager::conflict_message(&outcome.conflicts));
         let causes: Vec<Value> = outcome
@@ -462,13 +399,84 @@ fn apply_locked(
     }
     let mut obj = outcome.object;
     meta_mut(&mut obj).insert("name".into(), json!(name));
-    match old {
-        None => {
-            if sub.is_some() {
-                return Err(ApiError::not_found(&def.group, &def.plural, name));
-            }
-            st.create_locked(res, version, ns, obj, opts, true)
+    Ok(obj)
+}
+
+impl Cluster {
+    /// Server-side apply, as a GuaranteedUpdate: the merge by field ownership,
+    /// defaulting and validation run outside the store's lock on the object
+    /// as read, and the result is committed only if the object is still as
+    /// read (still missing, for a create); otherwise it is merged again.
+    #[allow(clippy::too_many_arguments)]
+    fn apply(
+        &self,
+        res: ResId,
+        def: &Arc<ResourceDef>,
+        version: &str,
+        ns: &str,
+        name: &str,
+        sub: Option<&str>,
+        body: &[u8],
+        opts: &WriteOpts,
+    ) -> ApiResult<Arc<Obj>> {
+        let manager = opts.field_manager.clone().filter(|m| !m.is_empty()).ok_or_else(|| {
+            ApiError::invalid(
+                &def.group,
+                &def.kind,
+                name,
+                vec![FieldError::required("fieldManager", "is required for apply patch")],
+            )
+        })?;
+        let mut applied = patch::parse_body(body, true)?;
+        if !applied.is_object() {
+            return Err(ApiError::bad_request("apply patch must be an object"));
         }
-        Some(old) => st.update_locked(res, version, &old, obj, sub, opts, false),
+        for k in ["apiVersion", "kind"] {
+            if applied.get(k).and_then(Value::as_str).is_none_or(str::is_empty) {
+                return Err(ApiError::bad_request(format!(
+                    "error decoding patch: Object '{}' is missing in the apply patch",
+                    if k == "kind" { "Kind" } else { "apiVersion" }
+                )));
+            }
+        }
+        check_type(def, version, &mut applied)?;
+        if let Some(n) = meta_str(&applied, "name")
+            && n != name
+        {
+            return Err(ApiError::bad_request(format!(
+                "the name of the object ({n}) does not match the name on the URL ({name})"
+            )));
+        }
+        let key = State::key(def, ns, name);
+        for _ in 0..super::update::ROUNDS {
+            let old = self.state.read().store.get(res, &key.0, &key.1).cloned();
+            if let Some(rv) = meta_str(&applied, "resourceVersion").filter(|s| !s.is_empty())
+                && old.as_ref().is_none_or(|o| o.rv.to_string() != rv)
+            {
+                return Err(ApiError::stale(&def.group, &def.plural, name));
+            }
+            let Some(old) = old else {
+                if sub.is_some() {
+                    return Err(ApiError::not_found(&def.group, &def.plural, name));
+                }
+                let obj = merge_applied(def, version, name, sub, &Value::Null, &applied, &manager, opts)?;
+                let (mut obj, generated) = prepare_create(def, version, ns, obj, true)?;
+                self.state.read().admit_create_mutating(def, ns, name, &mut obj)?;
+                finish_create(def, version, name, &mut obj, opts, true)?;
+                let mut st = self.state.write();
+                if st.store.get(res, &key.0, &key.1).is_some() {
+                    continue;
+                }
+                return st.commit_create(res, def, ns, obj, generated, opts.dry_run);
+            };
+            let old_v = old.value();
+            let mut live = old_v.clone();
+            meta_mut(&mut live).remove("resourceVersion");
+            let obj = merge_applied(def, version, name, sub, &live, &applied, &manager, opts)?;
+            if let Some(done) = self.commit_if_unchanged(res, def, version, &old, old_v, obj, sub, opts, false)? {
+                return Ok(done);
+            }
+        }
+        Err(ApiError::stale(&def.group, &def.plural, name))
     }
 }
