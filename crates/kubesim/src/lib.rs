@@ -149,8 +149,7 @@ impl KubeSim {
 }
 
 impl Drop for KubeSim {
-    /// A dropped simulator stops too: its controllers run on a thread of their
-    /// own, which would otherwise outlive it.
+    /// A dropped simulator stops serving and its simulated controllers stop.
     fn drop(&mut self) {
         self.shutdown.cancel();
     }

@@ -57,8 +57,6 @@ pub struct Context {
     written: Written<Instance>,
     /// Instances whose objects this process deleted for their cleanup.
     cleaning: Cleaning,
-    /// This controller's own writes, whose watch events trigger nothing.
-    echoes: Arc<crate::echoes::Echoes>,
 }
 
 impl Context {
@@ -78,7 +76,6 @@ impl Context {
             caches: std::sync::OnceLock::new(),
             written: Written::default(),
             cleaning: Cleaning::default(),
-            echoes: Arc::default(),
         })
     }
 }
@@ -114,7 +111,6 @@ where
             continue;
         }
         let applied = api.patch(name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(o)).await?;
-        ctx.echoes.wrote(&applied);
         if let Some(r) = ctx.drift.applied_as(owner, &applied, desired) {
             tracing::info!(instance = %inst.name_any(), repair = %r, "repaired drift");
             ctx.events.record("Instance", inst.object_ref(&()), false, "DriftRepaired", r.to_string());
@@ -168,7 +164,6 @@ async fn write_status(
     let now = api
         .patch_status(&inst.name_any(), &PatchParams::default(), &Patch::Merge(serde_json::json!({"status": status})))
         .await?;
-    ctx.echoes.wrote(&now);
     ctx.written.note(inst, now);
     let old = inst.status.as_ref();
     for (warning, reason, note) in super::notice::transitions(old, &status) {
@@ -491,7 +486,6 @@ async fn apply(inst: Arc<Instance>, ctx: Arc<Context>) -> Result<Action, Error> 
         let pname = p.metadata.name.clone().unwrap_or_default();
         match pods_api.patch(&pname, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(p)).await {
             Ok(pod) => {
-                ctx.echoes.wrote(&pod);
                 let brief = PodBrief::of_labelled(&pod);
                 created.push(brief.state.name.clone());
                 pods.push(brief);
@@ -677,7 +671,6 @@ async fn run_finalizer(inst: Arc<Instance>, ctx: Arc<Context>) -> Result<Action,
         // instead of waiting for the patch's watch event to come back through
         // the queue — that wait was most of a warm start.
         let with = add_finalizer(&api, inst.as_ref(), FINALIZER).await?;
-        ctx.echoes.wrote(&with);
         ctx.written.note(inst.as_ref(), with.clone());
         return apply(Arc::new(with), ctx).await;
     }
@@ -718,11 +711,9 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
         .modify(|i: &mut Instance| i.managed_fields_mut().clear())
         .reflect(writer)
         .applied_objects();
-    let controller =
-        Controller::for_stream(ctx.echoes.unechoed(instances), store).with_config(ctx.settings.controller_config());
+    let controller = Controller::for_stream(instances, store).with_config(ctx.settings.controller_config());
     ctx.metrics.watch_instances(controller.store());
-    let (controller, caches, background) =
-        super::cache::wire(controller, &c, &ctx.settings.pool_namespace, &ctx.echoes);
+    let (controller, caches, background) = super::cache::wire(controller, &c, &ctx.settings.pool_namespace);
     let _ = ctx.caches.set(caches);
     let controller =
         controller.graceful_shutdown_on(shutdown).run(reconcile, error_policy, ctx.clone()).for_each(|r| {

@@ -132,26 +132,12 @@ pub struct Sim {
     seen_rv: u64,
 }
 
-/// Starts the simulated controllers on a thread of their own, as a real
-/// cluster runs its scheduler, kubelets and controller manager in processes
-/// of their own: a burst of their work is preempted by the operating system
-/// instead of holding one of the API server's (and, in process, its
-/// clients') async workers until the burst is done.
 pub fn spawn(cluster: Arc<Cluster>, shutdown: CancellationToken) -> JoinHandle<()> {
     let rx = cluster.subscribe();
-    tokio::task::spawn_blocking(move || {
-        let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-            Ok(rt) => rt,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot start the simulated controllers' runtime");
-                return;
-            }
-        };
-        rt.block_on(async move {
-            let (ttx, trx) = mpsc::unbounded_channel();
-            let mut sim = Sim::new(cluster, ttx);
-            sim.run(rx, trx, shutdown).await;
-        });
+    tokio::spawn(async move {
+        let (ttx, trx) = mpsc::unbounded_channel();
+        let mut sim = Sim::new(cluster, ttx);
+        sim.run(rx, trx, shutdown).await;
     })
 }
 
