@@ -62,8 +62,9 @@ pub fn ready<K: Resource<DynamicType = ()> + Clone + 'static>(store: &Store<K>) 
 }
 
 /// Server-side applies `obj` (field manager `paddock`, forced), unless the
-/// store shows the object already has every field `obj` sets.
-pub async fn apply<K>(store: Option<&Store<K>>, api: &Api<K>, obj: &K) -> Result<K, kube::Error>
+/// store shows the object already has every field `obj` sets. Returns the
+/// object and whether a write was sent.
+pub async fn apply<K>(store: Option<&Store<K>>, api: &Api<K>, obj: &K) -> Result<(K, bool), kube::Error>
 where
     K: Resource<DynamicType = ()> + Clone + Serialize + DeserializeOwned + Debug,
 {
@@ -75,9 +76,10 @@ where
             &stored_form(serde_json::to_value(obj).map_err(kube::Error::SerdeError)?),
         )
     {
-        return Ok((*current).clone());
+        return Ok(((*current).clone(), false));
     }
-    api.patch(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(obj)).await
+    let applied = api.patch(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(obj)).await?;
+    Ok((applied, true))
 }
 
 /// An object as the API server stores it, as far as a comparison needs: a

@@ -14,6 +14,7 @@
 
 use futures::{Stream, TryStreamExt};
 use kube::Resource;
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -23,7 +24,7 @@ use std::sync::{Arc, Mutex};
 const MAX_ENTRIES: usize = 65_536;
 
 /// (kind, namespace, name).
-type Key = (String, String, String);
+type Key = (Cow<'static, str>, String, String);
 
 /// The versions the controller's own writes returned, until the watch delivers them.
 #[derive(Default)]
@@ -33,7 +34,7 @@ pub struct Echoes {
 
 fn key<K: Resource<DynamicType = ()>>(o: &K) -> Key {
     let m = o.meta();
-    (K::kind(&()).into_owned(), m.namespace.clone().unwrap_or_default(), m.name.clone().unwrap_or_default())
+    (K::kind(&()), m.namespace.clone().unwrap_or_default(), m.name.clone().unwrap_or_default())
 }
 
 impl Echoes {
@@ -50,8 +51,12 @@ impl Echoes {
     /// Whether a watched object is the echo of a noted write (the note is then spent).
     pub fn is_echo<K: Resource<DynamicType = ()>>(&self, o: &K) -> bool {
         let Some(rv) = o.meta().resource_version.as_deref() else { return false };
-        let k = key(o);
         let mut pending = self.lock();
+        // Most events are not echoes, and most of the time none is pending.
+        if pending.is_empty() {
+            return false;
+        }
+        let k = key(o);
         match pending.get(&k) {
             Some(noted) if noted == rv => {
                 pending.remove(&k);

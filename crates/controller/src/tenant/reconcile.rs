@@ -89,8 +89,10 @@ impl Applier<'_> {
     where
         K: Cached + Serialize + DeserializeOwned + Debug,
     {
-        let applied = apply_one(self.ctx.caches.get(), api, obj).await?;
-        self.ctx.echoes.wrote(&applied);
+        let (applied, written) = apply_one(self.ctx.caches.get(), api, obj).await?;
+        if written {
+            self.ctx.echoes.wrote(&applied);
+        }
         if let Some(r) = self.ctx.drift.applied(self.tenant, &applied) {
             self.repairs.lock().unwrap_or_else(|e| e.into_inner()).push(r);
         }
@@ -98,8 +100,9 @@ impl Applier<'_> {
     }
 }
 
-/// Server-side applies `obj`, unless the watch cache shows it is already so.
-async fn apply_one<K>(caches: Option<&Caches>, api: &Api<K>, obj: &K) -> Result<K, kube::Error>
+/// Server-side applies `obj`, unless the watch cache shows it is already so
+/// (then nothing is written: the second value is false).
+async fn apply_one<K>(caches: Option<&Caches>, api: &Api<K>, obj: &K) -> Result<(K, bool), kube::Error>
 where
     K: Cached + Serialize + DeserializeOwned + Debug,
 {
@@ -362,33 +365,39 @@ fn by_tenant_label<K: Resource>(o: K) -> Option<ObjectRef<Tenant>> {
     o.meta().labels.as_ref().and_then(|l| l.get(TENANT)).map(|t| ObjectRef::new(t))
 }
 
-/// A watch whose objects are cached (without managedFields) and whose events trigger reconciles.
-fn cached<K>(api: Api<K>, wc: watcher::Config) -> (Store<K>, impl Stream<Item = Result<K, watcher::Error>> + Send)
+/// A watch whose objects are cached (without managedFields) and whose events,
+/// but for the echoes of this controller's own writes, trigger reconciles.
+fn cached<K>(
+    echoes: &Arc<Echoes>,
+    api: Api<K>,
+    wc: watcher::Config,
+) -> (Store<K>, impl Stream<Item = Result<K, watcher::Error>> + Send + use<K>)
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
 {
-    crate::cache::reflected(api, wc, crate::cache::whole)
+    let (store, events) = crate::cache::reflected(api, wc, crate::cache::whole);
+    (store, echoes.unechoed(events))
 }
 
 /// Runs the tenant controller until `shutdown` resolves.
 pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static) {
-    let c = ctx.client.clone();
+    let (c, e) = (ctx.client.clone(), &ctx.echoes);
     let ours = || watcher::Config::default().labels(&format!("{MANAGED_BY}={MANAGER},{TENANT}"));
     let vpn = || watcher::Config::default().labels(&format!("{MANAGED_BY}={MANAGER},paddock.dev/component=vpn"));
-    let (namespaces, s1) = cached(Api::<Namespace>::all(c.clone()), ours());
-    let (policies, s2) = cached(Api::<NetworkPolicy>::all(c.clone()), ours());
-    let (quotas, s3) = cached(Api::<ResourceQuota>::all(c.clone()), ours());
-    let (limits, s4) = cached(Api::<LimitRange>::all(c.clone()), ours());
-    let (accounts, s5) = cached(Api::<ServiceAccount>::all(c.clone()), ours());
-    let (roles, s6) = cached(Api::<Role>::all(c.clone()), ours());
-    let (bindings, s7) = cached(Api::<RoleBinding>::all(c.clone()), ours());
-    let (claims, s8) = cached(Api::<PersistentVolumeClaim>::all(c.clone()), ours());
-    let (pods, s9) = cached(Api::<Pod>::all(c.clone()), vpn());
-    let (services, s10) = cached(Api::<Service>::all(c.clone()), vpn());
-    let (secrets, s11) = cached(Api::<Secret>::all(c.clone()), vpn());
+    let (namespaces, s1) = cached(e, Api::<Namespace>::all(c.clone()), ours());
+    let (policies, s2) = cached(e, Api::<NetworkPolicy>::all(c.clone()), ours());
+    let (quotas, s3) = cached(e, Api::<ResourceQuota>::all(c.clone()), ours());
+    let (limits, s4) = cached(e, Api::<LimitRange>::all(c.clone()), ours());
+    let (accounts, s5) = cached(e, Api::<ServiceAccount>::all(c.clone()), ours());
+    let (roles, s6) = cached(e, Api::<Role>::all(c.clone()), ours());
+    let (bindings, s7) = cached(e, Api::<RoleBinding>::all(c.clone()), ours());
+    let (claims, s8) = cached(e, Api::<PersistentVolumeClaim>::all(c.clone()), ours());
+    let (pods, s9) = cached(e, Api::<Pod>::all(c.clone()), vpn());
+    let (services, s10) = cached(e, Api::<Service>::all(c.clone()), vpn());
+    let (secrets, s11) = cached(e, Api::<Secret>::all(c.clone()), vpn());
     let groups = || watcher::Config::default().labels(&format!("{MANAGED_BY}={MANAGER},{GROUP_LABEL}"));
-    let (group_claims, s12) = cached(Api::<PersistentVolumeClaim>::all(c.clone()), groups());
-    let (group_volumes, s13) = cached(Api::<PersistentVolume>::all(c.clone()), groups());
+    let (group_claims, s12) = cached(e, Api::<PersistentVolumeClaim>::all(c.clone()), groups());
+    let (group_volumes, s13) = cached(e, Api::<PersistentVolume>::all(c.clone()), groups());
     let _ = ctx.caches.set(Caches {
         namespaces,
         policies,
@@ -404,23 +413,22 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
         group_claims,
         group_volumes,
     });
-    let (tenants, s0) = cached(Api::<Tenant>::all(c.clone()), watcher::Config::default());
-    let e = &ctx.echoes;
-    Controller::for_stream(e.unechoed(s0), tenants)
+    let (tenants, s0) = cached(e, Api::<Tenant>::all(c.clone()), watcher::Config::default());
+    Controller::for_stream(s0, tenants)
         .with_config(ctx.settings.controller_config())
-        .watches_stream(e.unechoed(s1), by_tenant_label)
-        .watches_stream(e.unechoed(s2), by_tenant_label)
-        .watches_stream(e.unechoed(s3), by_tenant_label)
-        .watches_stream(e.unechoed(s4), by_tenant_label)
-        .watches_stream(e.unechoed(s5), by_tenant_label)
-        .watches_stream(e.unechoed(s6), by_tenant_label)
-        .watches_stream(e.unechoed(s7), by_tenant_label)
-        .watches_stream(e.unechoed(s8), by_tenant_label)
-        .watches_stream(e.unechoed(s9), by_tenant_label)
-        .watches_stream(e.unechoed(s10), by_tenant_label)
-        .watches_stream(e.unechoed(s11), by_tenant_label)
-        .watches_stream(e.unechoed(s12), by_tenant_label)
-        .watches_stream(e.unechoed(s13), by_tenant_label)
+        .watches_stream(s1, by_tenant_label)
+        .watches_stream(s2, by_tenant_label)
+        .watches_stream(s3, by_tenant_label)
+        .watches_stream(s4, by_tenant_label)
+        .watches_stream(s5, by_tenant_label)
+        .watches_stream(s6, by_tenant_label)
+        .watches_stream(s7, by_tenant_label)
+        .watches_stream(s8, by_tenant_label)
+        .watches_stream(s9, by_tenant_label)
+        .watches_stream(s10, by_tenant_label)
+        .watches_stream(s11, by_tenant_label)
+        .watches_stream(s12, by_tenant_label)
+        .watches_stream(s13, by_tenant_label)
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx.clone())
         .for_each(|r| {

@@ -328,11 +328,27 @@ impl Cluster {
     /// read lock; quota, allocation and the write under the write lock.
     pub fn create(&self, res: ResId, version: &str, ns: &str, obj: Value, opts: &WriteOpts) -> ApiResult<Arc<Obj>> {
         let def = self.def(res).ok_or_else(ApiError::unknown_path)?;
-        let (mut obj, generated) = prepare_create(&def, version, ns, obj, false)?;
-        let name = meta_str(&obj, "name").unwrap_or("").to_string();
-        self.state.read().admit_create_mutating(&def, ns, &name, &mut obj)?;
-        finish_create(&def, version, &name, &mut obj, opts, false)?;
+        let (obj, generated) = self.admitted_create(&def, version, ns, obj, opts, false)?;
         self.state.write().commit_create(res, &def, ns, obj, generated, opts.dry_run)
+    }
+
+    /// A create up to its commit: the pure steps outside the lock, mutating
+    /// admission under the read lock. Returns the object and whether its
+    /// name was generated. `applied`: the object comes from an apply patch.
+    fn admitted_create(
+        &self,
+        def: &ResourceDef,
+        version: &str,
+        ns: &str,
+        obj: Value,
+        opts: &WriteOpts,
+        applied: bool,
+    ) -> ApiResult<(Value, bool)> {
+        let (mut obj, generated) = prepare_create(def, version, ns, obj, applied)?;
+        let name = meta_str(&obj, "name").unwrap_or("").to_string();
+        self.state.read().admit_create_mutating(def, ns, &name, &mut obj)?;
+        finish_create(def, version, &name, &mut obj, opts, applied)?;
+        Ok((obj, generated))
     }
 
     /// PATCH of any type; an apply patch creates the object when it is missing.
@@ -460,9 +476,7 @@ impl Cluster {
                     return Err(ApiError::not_found(&def.group, &def.plural, name));
                 }
                 let obj = merge_applied(def, version, name, sub, &Value::Null, &applied, &manager, opts)?;
-                let (mut obj, generated) = prepare_create(def, version, ns, obj, true)?;
-                self.state.read().admit_create_mutating(def, ns, name, &mut obj)?;
-                finish_create(def, version, name, &mut obj, opts, true)?;
+                let (obj, generated) = self.admitted_create(def, version, ns, obj, opts, true)?;
                 let mut st = self.state.write();
                 if st.store.get(res, &key.0, &key.1).is_some() {
                     continue;

@@ -5,7 +5,7 @@
 //! against kubesim (or the cluster given with `--kubeconfig`), so its memory
 //! is its own.
 
-use super::process::{ControllerProcess, Usage, cluster_with_controller};
+use super::process::{ControllerProcess, Usage, cluster_with_controller, reconciles};
 use super::stats::{Summary, summarize};
 use super::target::{BENCH_LABEL, Target, TargetArgs};
 use anyhow::{Context, Result, bail};
@@ -125,10 +125,7 @@ async fn measure(
             }
         })
     };
-    let r0 = match controller {
-        Some(c) => c.reconciles("instance").await,
-        None => None,
-    };
+    let r0 = reconciles(controller, "instance").await;
     let (c0, t0) = (target.counts().await, Instant::now());
     let creates = (0..args.count).map(|n| {
         let (insts, template_name) = (insts.clone(), template_name.clone());
@@ -156,11 +153,7 @@ async fn measure(
     let counts = c0.zip(target.counts().await);
     let writes = counts.map(|(a, b)| per(b.writes.saturating_sub(a.writes)));
     let reads = counts.map(|(a, b)| per(b.reads.saturating_sub(a.reads)));
-    let r1 = match controller {
-        Some(c) => c.reconciles("instance").await,
-        None => None,
-    };
-    let reconciles = r0.zip(r1).map(|(a, b)| (b - a) / args.count as f64);
+    let per_instance = r0.zip(reconciles(controller, "instance").await).map(|(a, b)| (b - a) / args.count as f64);
     watch.abort();
     let mut lat: Vec<Duration> = {
         let r = running.lock().unwrap_or_else(|e| e.into_inner());
@@ -176,7 +169,7 @@ async fn measure(
         starts_per_second: args.count as f64 / all_running.as_secs_f64().max(1e-9),
         writes_per_instance: writes,
         reads_per_instance: reads,
-        reconciles_per_instance: reconciles,
+        reconciles_per_instance: per_instance,
         controller: controller.map(ControllerProcess::usage),
     })
 }

@@ -136,6 +136,12 @@ impl Drop for ControllerProcess {
     }
 }
 
+/// Reconciles `name` ran so far in the controller process a run started
+/// (None without one, as with `--installed-controller`).
+pub async fn reconciles(controller: Option<&ControllerProcess>, name: &str) -> Option<f64> {
+    controller?.reconciles(name).await
+}
+
 /// Sums `paddock_reconciles_total` of one controller over its results.
 fn reconciles_of(text: &str, controller: &str) -> f64 {
     let label = format!("controller=\"{controller}\"");

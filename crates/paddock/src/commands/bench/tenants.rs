@@ -6,7 +6,7 @@
 //! writes it has to make anyway.
 
 use super::api::rss_mib;
-use super::process::{ControllerProcess, Usage, cluster_with_controller};
+use super::process::{ControllerProcess, Usage, cluster_with_controller, reconciles};
 use super::target::{BENCH_LABEL, Target, TargetArgs};
 use anyhow::{Context, Result, bail};
 use clap::Args;
@@ -70,11 +70,6 @@ fn spec() -> serde_json::Value {
     json!({"kind": "Team", "storage": {"enabled": false}, "quota": {"instances": 10, "pods": 20}})
 }
 
-/// Tenant reconciles so far of the controller the run started.
-async fn reconciles(controller: &Option<ControllerProcess>) -> Option<f64> {
-    controller.as_ref()?.reconciles("tenant").await
-}
-
 /// API-server writes so far (None when the cluster does not show them).
 async fn writes(target: &Target) -> Option<u64> {
     target.counts().await.map(|c| c.writes)
@@ -133,7 +128,7 @@ async fn measure(
             }
         })
     };
-    let r0 = reconciles(controller).await;
+    let r0 = reconciles(controller.as_ref(), "tenant").await;
     let (w0, t0) = (writes(target).await, Instant::now());
     let creates = (0..args.count).map(|i| {
         let (tenants, run) = (tenants.clone(), run.clone());
@@ -157,7 +152,8 @@ async fn measure(
     watch.abort();
     let elapsed = t0.elapsed();
     let paddock = way(args.count, elapsed, w0, writes(target).await);
-    let reconciles_per_tenant = r0.zip(reconciles(controller).await).map(|(a, b)| (b - a) / args.count as f64);
+    let reconciles_per_tenant =
+        r0.zip(reconciles(controller.as_ref(), "tenant").await).map(|(a, b)| (b - a) / args.count as f64);
     // Let the controller settle (Events, watch-triggered re-reconciles) before the
     // other two run, so they are not measured against its leftover work.
     tokio::time::sleep(Duration::from_secs(2)).await;
