@@ -2,6 +2,7 @@
 
 mod client;
 mod commands;
+mod descriptors;
 mod kubeconfig;
 mod logging;
 mod settings;
@@ -54,11 +55,32 @@ enum Command {
     Audit(commands::audit::AuditArgs),
 }
 
+impl Command {
+    /// Whether the command runs a server (many connections for a long time)
+    /// rather than a client's single request.
+    fn serves(&self) -> bool {
+        matches!(
+            self,
+            Command::Dev(_)
+                | Command::Sim(_)
+                | Command::Controller(_)
+                | Command::Api(_)
+                | Command::Serve(_)
+                | Command::Bench(_)
+        )
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Err(e) = logging::init(&cli.log) {
         eprintln!("paddock: {e}");
         return ExitCode::from(2);
+    }
+    if cli.command.serves() {
+        // Before the runtime's threads exist, so growing the table costs nothing.
+        let d = descriptors::prepare();
+        tracing::debug!(limit_before = ?d.limit_before, limit = ?d.limit, table = ?d.table, "open-files limit and descriptor table");
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
