@@ -11,8 +11,12 @@
 //! the very version the write was made on uses the written object instead.
 //! That is always safe: the server applied the write on that version or on a
 //! newer one, so what it returned is at least as new as the cached copy.
-//! Any other version in the cache (the write arrived, or someone changed the
-//! object since) is used as it is, and the note is dropped.
+//! Writes in a row (the finalizer, then the status) make a chain: every
+//! version one of them was made on stands for the last one's result, so a
+//! cache still behind the first write does not hand out the object without
+//! the finalizer. Any other version in the cache (the writes arrived, or
+//! someone changed the object since) is used as it is, and the note is
+//! dropped.
 
 use kube::api::{Api, Patch, PatchParams};
 use kube::{Resource, ResourceExt};
@@ -25,13 +29,23 @@ use std::sync::{Arc, Mutex};
 /// Notes kept at most.
 const MAX_NOTES: usize = 16_384;
 
+/// Versions one note remembers as superseded by its object (a chain of
+/// writes longer than this forgets its oldest versions).
+const MAX_BASES: usize = 8;
+
 /// (namespace, name) of a primary object.
 type Key = (String, String);
 
 /// The controller's last writes of its primary objects, not yet seen in the cache.
 pub struct Written<K> {
-    /// Key → (the resourceVersion the write was made on, what it returned).
-    notes: Mutex<HashMap<Key, (String, Arc<K>)>>,
+    notes: Mutex<HashMap<Key, Note<K>>>,
+}
+
+struct Note<K> {
+    /// The resourceVersions the chain of writes was made on, oldest first.
+    bases: Vec<String>,
+    /// What the last write returned.
+    now: Arc<K>,
 }
 
 impl<K> Default for Written<K> {
@@ -60,7 +74,17 @@ impl<K: Resource> Written<K> {
         if notes.len() >= MAX_NOTES {
             notes.clear();
         }
-        notes.insert(key(base), (rv, Arc::new(now)));
+        let k = key(base);
+        // A write on top of the previous write's result continues its chain.
+        let mut bases = match notes.remove(&k) {
+            Some(n) if n.now.resource_version().as_deref() == Some(rv.as_str()) => n.bases,
+            _ => Vec::new(),
+        };
+        if bases.len() >= MAX_BASES {
+            bases.remove(0);
+        }
+        bases.push(rv);
+        notes.insert(k, Note { bases, now: Arc::new(now) });
     }
 
     /// The object to reconcile: the written one when the cache still holds the
@@ -68,8 +92,9 @@ impl<K: Resource> Written<K> {
     pub fn newest(&self, cached: Arc<K>) -> Arc<K> {
         let k = key(cached.as_ref());
         let mut notes = self.lock();
+        let rv = cached.resource_version();
         match notes.get(&k) {
-            Some((base, now)) if cached.resource_version().as_deref() == Some(base.as_str()) => now.clone(),
+            Some(n) if n.bases.iter().any(|b| rv.as_deref() == Some(b.as_str())) => n.now.clone(),
             Some(_) => {
                 notes.remove(&k);
                 cached
@@ -83,7 +108,7 @@ impl<K: Resource> Written<K> {
         self.lock().remove(&key(o));
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Key, (String, Arc<K>)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Key, Note<K>>> {
         // Every update is a single insert or remove, so a poisoned map is consistent.
         self.notes.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -138,6 +163,27 @@ mod tests {
         assert!(w.lock().is_empty());
         // Once dropped, an old version is taken as it is (it is what the cache has).
         assert_eq!(w.newest(Arc::new(cm("5", "old"))).data.as_ref().unwrap()["k"], "old");
+    }
+
+    #[test]
+    fn a_cache_behind_a_chain_of_writes_gets_the_last_result() {
+        let w = Written::default();
+        // The finalizer on 5 gave 7, the status on 7 gave 9; the cache is still at 5.
+        w.note(&cm("5", "old"), cm("7", "finalizer"));
+        w.note(&cm("7", "finalizer"), cm("9", "status"));
+        assert_eq!(w.newest(Arc::new(cm("5", "old"))).data.as_ref().unwrap()["k"], "status");
+        // Caught up with the first write only: still the last result.
+        assert_eq!(w.newest(Arc::new(cm("7", "finalizer"))).data.as_ref().unwrap()["k"], "status");
+        // A write on some other version starts a new chain.
+        w.note(&cm("11", "theirs"), cm("12", "ours"));
+        assert_eq!(w.newest(Arc::new(cm("5", "old"))).data.as_ref().unwrap()["k"], "old");
+        // A long chain forgets only its oldest versions.
+        let w = Written::default();
+        for i in 0..20 {
+            w.note(&cm(&i.to_string(), "v"), cm(&(i + 1).to_string(), "v"));
+        }
+        assert_eq!(w.newest(Arc::new(cm("15", "v"))).metadata.resource_version.as_deref(), Some("20"));
+        assert_eq!(w.lock().values().next().map(|n| n.bases.len()), Some(MAX_BASES));
     }
 
     #[test]
