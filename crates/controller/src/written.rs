@@ -103,6 +103,22 @@ impl<K: Resource> Written<K> {
         }
     }
 
+    /// The watch delivered `o`: a note whose chain `o` is not part of is
+    /// dropped, as the next reconcile would drop it. (A write's own watch
+    /// event may trigger no reconcile at all, see `echoes`; without this its
+    /// note, a whole object, would stay until the object's next reconcile.)
+    pub fn seen(&self, o: &K) {
+        let mut notes = self.lock();
+        if notes.is_empty() {
+            return;
+        }
+        let k = key(o);
+        let rv = o.resource_version();
+        if notes.get(&k).is_some_and(|n| !n.bases.iter().any(|b| rv.as_deref() == Some(b.as_str()))) {
+            notes.remove(&k);
+        }
+    }
+
     /// Forgets an object (it is gone).
     pub fn forget(&self, o: &K) {
         self.lock().remove(&key(o));
@@ -184,6 +200,19 @@ mod tests {
         }
         assert_eq!(w.newest(Arc::new(cm("15", "v"))).metadata.resource_version.as_deref(), Some("20"));
         assert_eq!(w.lock().values().next().map(|n| n.bases.len()), Some(MAX_BASES));
+    }
+
+    #[test]
+    fn the_watch_catching_up_drops_the_note() {
+        let w = Written::default();
+        w.note(&cm("5", "old"), cm("7", "finalizer"));
+        w.note(&cm("7", "finalizer"), cm("9", "status"));
+        // Versions of the chain leave the note alone; the last write's own does not.
+        w.seen(&cm("5", "old"));
+        w.seen(&cm("7", "finalizer"));
+        assert_eq!(w.lock().len(), 1);
+        w.seen(&cm("9", "status"));
+        assert!(w.lock().is_empty());
     }
 
     #[test]

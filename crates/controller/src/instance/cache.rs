@@ -146,6 +146,7 @@ pub fn wire(
     controller: Controller<Instance>,
     client: &Client,
     pool_ns: &str,
+    echoes: &Arc<crate::echoes::Echoes>,
 ) -> (Controller<Instance>, Caches, BoxFuture<'static, ()>) {
     let c = client.clone();
     let ours = || watcher::Config::default().labels(&format!("{MANAGED_BY}={MANAGER},{INSTANCE}"));
@@ -189,11 +190,11 @@ pub fn wire(
         pool_pods,
     };
     let controller = controller
-        .owns_stream(pods_s)
-        .owns_stream(services_s)
-        .owns_stream(policies_s)
-        .owns_stream(config_maps_s)
-        .owns_stream(secrets_s)
+        .owns_stream(echoes.unechoed(pods_s))
+        .owns_stream(echoes.unechoed(services_s))
+        .owns_stream(echoes.unechoed(policies_s))
+        .owns_stream(echoes.unechoed(config_maps_s))
+        .owns_stream(echoes.unechoed(secrets_s))
         .watches_stream(pool_s, |p: Pod| {
             let l = p.labels();
             l.get(CLAIM)?;

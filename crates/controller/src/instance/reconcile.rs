@@ -15,7 +15,7 @@ use crate::pool::Pools;
 use crate::pool::claim::{Outcome, claim, claimed_for};
 use crate::quota;
 use crate::written::{Written, add_finalizer};
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, Secret, Service};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
@@ -57,6 +57,8 @@ pub struct Context {
     written: Written<Instance>,
     /// Instances whose objects this process deleted for their cleanup.
     cleaning: Cleaning,
+    /// This controller's own writes, whose watch events trigger nothing.
+    echoes: Arc<crate::echoes::Echoes>,
 }
 
 impl Context {
@@ -76,6 +78,7 @@ impl Context {
             caches: std::sync::OnceLock::new(),
             written: Written::default(),
             cleaning: Cleaning::default(),
+            echoes: Arc::default(),
         })
     }
 }
@@ -111,6 +114,7 @@ where
             continue;
         }
         let applied = api.patch(name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(o)).await?;
+        ctx.echoes.wrote(&applied);
         if let Some(r) = ctx.drift.applied_as(owner, &applied, desired) {
             tracing::info!(instance = %inst.name_any(), repair = %r, "repaired drift");
             ctx.events.record("Instance", inst.object_ref(&()), false, "DriftRepaired", r.to_string());
@@ -164,6 +168,7 @@ async fn write_status(
     let now = api
         .patch_status(&inst.name_any(), &PatchParams::default(), &Patch::Merge(serde_json::json!({"status": status})))
         .await?;
+    ctx.echoes.wrote(&now);
     ctx.written.note(inst, now);
     let old = inst.status.as_ref();
     for (warning, reason, note) in super::notice::transitions(old, &status) {
@@ -486,6 +491,7 @@ async fn apply(inst: Arc<Instance>, ctx: Arc<Context>) -> Result<Action, Error> 
         let pname = p.metadata.name.clone().unwrap_or_default();
         match pods_api.patch(&pname, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(p)).await {
             Ok(pod) => {
+                ctx.echoes.wrote(&pod);
                 let brief = PodBrief::of_labelled(&pod);
                 created.push(brief.state.name.clone());
                 pods.push(brief);
@@ -525,14 +531,28 @@ async fn apply(inst: Arc<Instance>, ctx: Arc<Context>) -> Result<Action, Error> 
         None => inst.status.as_ref().and_then(|st| st.conditions.iter().find(|c| c.type_ == WARM_START).cloned()),
     };
     s.conditions.extend(warm_cond);
+    let next = next_look(expires, s.phase);
     write_status(&ctx, &api, &inst, s).await?;
-    Ok(requeue_until(expires))
+    Ok(next)
 }
 
-fn requeue_until(expires: Option<Timestamp>) -> Action {
-    match expires {
-        Some(at) => Action::requeue(Timestamp::now().duration_until(at).unsigned_abs() + Duration::from_millis(50)),
-        None => Action::await_change(),
+/// While an instance is on its way (pending, scheduling, starting), it is
+/// looked at again after this long even if no watch event comes: its own
+/// writes trigger nothing (`echoes`), so a change this process missed would
+/// otherwise leave the status behind until the next one.
+const ON_THE_WAY_LOOK: Duration = Duration::from_secs(10);
+
+/// When to reconcile again without a watch event: at expiry, and sooner while
+/// the instance is on its way to Running.
+fn next_look(expires: Option<Timestamp>, phase: Option<InstancePhase>) -> Action {
+    let until_expiry = expires.map(|at| Timestamp::now().duration_until(at).unsigned_abs() + Duration::from_millis(50));
+    let on_the_way =
+        matches!(phase, None | Some(InstancePhase::Pending | InstancePhase::Scheduling | InstancePhase::Starting));
+    match (until_expiry, on_the_way) {
+        (Some(d), true) => Action::requeue(d.min(ON_THE_WAY_LOOK)),
+        (None, true) => Action::requeue(ON_THE_WAY_LOOK),
+        (Some(d), false) => Action::requeue(d),
+        (None, false) => Action::await_change(),
     }
 }
 
@@ -576,8 +596,9 @@ async fn warm(
     s.conditions.push(cond(WARM_START, true, "Claimed", &msg, &old, inst.metadata.generation));
     s.claim = Some(claim);
     let api: Api<Instance> = Api::namespaced(c.clone(), &inst.namespace().unwrap_or_default());
+    let next = next_look(expires, s.phase);
     write_status(ctx, &api, inst, s).await?;
-    Ok(requeue_until(expires))
+    Ok(next)
 }
 
 /// Status from an instance's pods and Services as they are now; `stem` and
@@ -671,6 +692,7 @@ async fn run_finalizer(inst: Arc<Instance>, ctx: Arc<Context>) -> Result<Action,
         // instead of waiting for the patch's watch event to come back through
         // the queue — that wait was most of a warm start.
         let with = add_finalizer(&api, inst.as_ref(), FINALIZER).await?;
+        ctx.echoes.wrote(&with);
         ctx.written.note(inst.as_ref(), with.clone());
         return apply(Arc::new(with), ctx).await;
     }
@@ -711,9 +733,13 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
         .modify(|i: &mut Instance| i.managed_fields_mut().clear())
         .reflect(writer)
         .applied_objects();
+    // Before the echoes go: an echo is what catches the cache up with a write.
+    let w = ctx.clone();
+    let instances = ctx.echoes.unechoed(instances.inspect_ok(move |i| w.written.seen(i)));
     let controller = Controller::for_stream(instances, store).with_config(ctx.settings.controller_config());
     ctx.metrics.watch_instances(controller.store());
-    let (controller, caches, background) = super::cache::wire(controller, &c, &ctx.settings.pool_namespace);
+    let (controller, caches, background) =
+        super::cache::wire(controller, &c, &ctx.settings.pool_namespace, &ctx.echoes);
     let _ = ctx.caches.set(caches);
     let controller =
         controller.graceful_shutdown_on(shutdown).run(reconcile, error_policy, ctx.clone()).for_each(|r| {
@@ -727,5 +753,26 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
     tokio::select! {
         _ = controller => {}
         _ = background => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_instance_on_its_way_is_looked_at_again_soon() {
+        let far = Some(Timestamp::now() + SignedDuration::from_hours(1));
+        let soon = Some(Timestamp::now() + SignedDuration::from_secs(2));
+        let starting = Some(InstancePhase::Starting);
+        let running = Some(InstancePhase::Running);
+        assert_eq!(next_look(far, starting), Action::requeue(ON_THE_WAY_LOOK));
+        assert_eq!(next_look(None, None), Action::requeue(ON_THE_WAY_LOOK));
+        assert_eq!(next_look(None, running), Action::await_change());
+        // Settled: only its expiry brings it back.
+        assert_ne!(next_look(far, running), Action::requeue(ON_THE_WAY_LOOK));
+        // On its way but expiring sooner than the look: the expiry wins.
+        assert_ne!(next_look(soon, starting), Action::requeue(ON_THE_WAY_LOOK));
+        assert_ne!(next_look(soon, starting), Action::await_change());
     }
 }

@@ -12,7 +12,7 @@ use crate::events::Events;
 use crate::labels::{MANAGED_BY, MANAGER, TENANT};
 use crate::metrics::Metrics;
 use crate::written::{Written, add_finalizer};
-use futures::{Stream, StreamExt};
+use futures::{Stream, StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::{
     LimitRange, Namespace, PersistentVolume, PersistentVolumeClaim, Pod, ResourceQuota, Secret, Service, ServiceAccount,
 };
@@ -413,7 +413,11 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
         group_claims,
         group_volumes,
     });
-    let (tenants, s0) = cached(e, Api::<Tenant>::all(c.clone()), watcher::Config::default());
+    let (tenants, s0) =
+        crate::cache::reflected(Api::<Tenant>::all(c.clone()), watcher::Config::default(), crate::cache::whole);
+    // Before the echoes go: an echo is what catches the cache up with a write.
+    let w = ctx.clone();
+    let s0 = e.unechoed(s0.inspect_ok(move |t| w.written.seen(t)));
     Controller::for_stream(s0, tenants)
         .with_config(ctx.settings.controller_config())
         .watches_stream(s1, by_tenant_label)
