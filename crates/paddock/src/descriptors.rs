@@ -17,7 +17,7 @@
 pub const TABLE: u64 = 16_384;
 
 /// What [`prepare`] did, for the start-up log.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug)]
 pub struct Prepared {
     /// The soft open-files limit before and after.
     pub limit_before: Option<u64>,
@@ -48,9 +48,10 @@ pub fn prepare() -> Prepared {
     let size = table_size(limit);
     // A descriptor numbered size - 1 makes the kernel size the table for
     // `size` entries; closing it keeps the table (tables never shrink).
-    let table = std::fs::File::open("/dev/null")
-        .ok()
-        .and_then(|f| rustix::io::fcntl_dupfd_cloexec(&f, (size - 1) as i32).ok())
+    let top = i32::try_from(size.saturating_sub(1)).ok().filter(|t| *t > 0);
+    let table = top
+        .and_then(|top| Some((top, std::fs::File::open("/dev/null").ok()?)))
+        .and_then(|(top, f)| rustix::io::fcntl_dupfd_cloexec(&f, top).ok())
         .map(|_dup| size);
     Prepared { limit_before: before.current, limit, table }
 }
