@@ -119,6 +119,25 @@ impl<K: Resource> Written<K> {
         }
     }
 
+    /// A primary object's watch events as a controller should take them:
+    /// each is shown to `seen` first (an echo is what catches the cache up
+    /// with a write, so this must come before the echoes go), then the echoes
+    /// of the controller's own writes are dropped.
+    pub fn primary_events<E, S>(
+        self: &Arc<Self>,
+        echoes: &Arc<crate::echoes::Echoes>,
+        events: S,
+    ) -> impl futures::Stream<Item = Result<K, E>> + Send + use<K, E, S>
+    where
+        K: Resource<DynamicType = ()> + Send + Sync + 'static,
+        E: Send + 'static,
+        S: futures::Stream<Item = Result<K, E>> + Send + 'static,
+    {
+        use futures::TryStreamExt;
+        let me = self.clone();
+        echoes.unechoed(events.inspect_ok(move |o| me.seen(o)))
+    }
+
     /// Forgets an object (it is gone).
     pub fn forget(&self, o: &K) {
         self.lock().remove(&key(o));

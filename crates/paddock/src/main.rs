@@ -8,6 +8,7 @@ mod logging;
 mod settings;
 
 use clap::{Parser, Subcommand};
+use std::process::ExitCode;
 
 // jemalloc rather than glibc's malloc: under glibc the async workers slept
 // on arena locks when one freed what another allocated (the tasks move
@@ -15,7 +16,6 @@ use clap::{Parser, Subcommand};
 // ended that too but doubled the resident memory.
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
-use std::process::ExitCode;
 
 #[derive(Parser)]
 #[command(name = "paddock", version, about = "Isolated, on-demand tenant workloads on Kubernetes")]

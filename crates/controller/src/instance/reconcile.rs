@@ -15,7 +15,7 @@ use crate::pool::Pools;
 use crate::pool::claim::{Outcome, claim, claimed_for};
 use crate::quota;
 use crate::written::{Written, add_finalizer};
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, Secret, Service};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
@@ -54,7 +54,7 @@ pub struct Context {
     /// without them, as in some tests, everything is read from the API server).
     caches: std::sync::OnceLock<Caches>,
     /// Instances as this controller's last finalizer or status write left them.
-    written: Written<Instance>,
+    written: Arc<Written<Instance>>,
     /// Instances whose objects this process deleted for their cleanup.
     cleaning: Cleaning,
     /// This controller's own writes, whose watch events trigger nothing.
@@ -76,7 +76,7 @@ impl Context {
             metrics,
             drift: Drift::default(),
             caches: std::sync::OnceLock::new(),
-            written: Written::default(),
+            written: Arc::default(),
             cleaning: Cleaning::default(),
             echoes: Arc::default(),
         })
@@ -733,9 +733,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
         .modify(|i: &mut Instance| i.managed_fields_mut().clear())
         .reflect(writer)
         .applied_objects();
-    // Before the echoes go: an echo is what catches the cache up with a write.
-    let w = ctx.clone();
-    let instances = ctx.echoes.unechoed(instances.inspect_ok(move |i| w.written.seen(i)));
+    let instances = ctx.written.primary_events(&ctx.echoes, instances);
     let controller = Controller::for_stream(instances, store).with_config(ctx.settings.controller_config());
     ctx.metrics.watch_instances(controller.store());
     let (controller, caches, background) =

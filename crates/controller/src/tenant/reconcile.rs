@@ -12,7 +12,7 @@ use crate::events::Events;
 use crate::labels::{MANAGED_BY, MANAGER, TENANT};
 use crate::metrics::Metrics;
 use crate::written::{Written, add_finalizer};
-use futures::{Stream, StreamExt, TryStreamExt};
+use futures::{Stream, StreamExt};
 use k8s_openapi::api::core::v1::{
     LimitRange, Namespace, PersistentVolume, PersistentVolumeClaim, Pod, ResourceQuota, Secret, Service, ServiceAccount,
 };
@@ -51,7 +51,7 @@ pub struct Context {
     /// Held while a VPN address pool is chosen and recorded, so two tenants never get the same one.
     vpn_lock: tokio::sync::Mutex<()>,
     /// Tenants as this controller's last finalizer or status write left them.
-    written: Written<Tenant>,
+    written: Arc<Written<Tenant>>,
     /// This controller's own writes, whose watch events trigger nothing.
     echoes: Arc<Echoes>,
 }
@@ -67,7 +67,7 @@ impl Context {
             caches: std::sync::OnceLock::new(),
             failures: Mutex::new(HashMap::new()),
             vpn_lock: tokio::sync::Mutex::new(()),
-            written: Written::default(),
+            written: Arc::default(),
             echoes: Arc::default(),
         })
     }
@@ -415,9 +415,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
     });
     let (tenants, s0) =
         crate::cache::reflected(Api::<Tenant>::all(c.clone()), watcher::Config::default(), crate::cache::whole);
-    // Before the echoes go: an echo is what catches the cache up with a write.
-    let w = ctx.clone();
-    let s0 = e.unechoed(s0.inspect_ok(move |t| w.written.seen(t)));
+    let s0 = ctx.written.primary_events(e, s0);
     Controller::for_stream(s0, tenants)
         .with_config(ctx.settings.controller_config())
         .watches_stream(s1, by_tenant_label)

@@ -47,10 +47,7 @@ impl State {
         old: &Value,
     ) -> ApiResult<admission::QuotaCharges> {
         let core = def.group.is_empty();
-        let errs = validation::validate(def, obj, Some(old));
-        if !errs.is_empty() {
-            return Err(ApiError::invalid(&def.group, &def.kind, name, errs));
-        }
+        validate_update(def, name, obj, old)?;
         if core && def.plural == "persistentvolumeclaims" {
             check_expansion(self, name, obj, old)?;
         }
@@ -257,10 +254,7 @@ fn prepare_update(
     let charges = match st {
         Some(st) => Some(st.admit_update(def, &ns, &name, &mut new, &old_v)?),
         None => {
-            let errs = validation::validate(def, &new, Some(&old_v));
-            if !errs.is_empty() {
-                return Err(ApiError::invalid(&def.group, &def.kind, &name, errs));
-            }
+            validate_update(def, &name, &new, &old_v)?;
             None
         }
     };
@@ -277,6 +271,15 @@ fn prepare_update(
         return Ok(Prepared::Unchanged(old.clone()));
     }
     Ok(Prepared::Write(Update { def: def.clone(), ns, name, new, old_v, charges }))
+}
+
+/// The type's validation of an update, as a 422 naming every field.
+fn validate_update(def: &ResourceDef, name: &str, obj: &Value, old: &Value) -> ApiResult<()> {
+    let errs = validation::validate(def, obj, Some(old));
+    if !errs.is_empty() {
+        return Err(ApiError::invalid(&def.group, &def.kind, name, errs));
+    }
+    Ok(())
 }
 
 fn check_expansion(st: &State, name: &str, obj: &Value, old: &Value) -> ApiResult<()> {

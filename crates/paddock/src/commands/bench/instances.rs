@@ -5,7 +5,7 @@
 //! against kubesim (or the cluster given with `--kubeconfig`), so its memory
 //! is its own.
 
-use super::process::{ControllerProcess, Usage, cluster_with_controller, reconciles};
+use super::process::{ControllerProcess, Usage, cluster_with_controller, reconciles, reconciles_per};
 use super::stats::{Summary, summarize};
 use super::target::{BENCH_LABEL, Target, TargetArgs};
 use anyhow::{Context, Result, bail};
@@ -153,7 +153,7 @@ async fn measure(
     let counts = c0.zip(target.counts().await);
     let writes = counts.map(|(a, b)| per(b.writes.saturating_sub(a.writes)));
     let reads = counts.map(|(a, b)| per(b.reads.saturating_sub(a.reads)));
-    let per_instance = r0.zip(reconciles(controller, "instance").await).map(|(a, b)| (b - a) / args.count as f64);
+    let per_instance = reconciles_per(controller, "instance", r0, args.count).await;
     watch.abort();
     let mut lat: Vec<Duration> = {
         let r = running.lock().unwrap_or_else(|e| e.into_inner());

@@ -142,6 +142,16 @@ pub async fn reconciles(controller: Option<&ControllerProcess>, name: &str) -> O
     controller?.reconciles(name).await
 }
 
+/// Reconciles of `name` per item since `before` (a [`reconciles`] reading), over `items` items.
+pub async fn reconciles_per(
+    controller: Option<&ControllerProcess>,
+    name: &str,
+    before: Option<f64>,
+    items: usize,
+) -> Option<f64> {
+    before.zip(reconciles(controller, name).await).map(|(a, b)| (b - a) / items.max(1) as f64)
+}
+
 /// Sums `paddock_reconciles_total` of one controller over its results.
 fn reconciles_of(text: &str, controller: &str) -> f64 {
     let label = format!("controller=\"{controller}\"");

@@ -6,7 +6,7 @@
 //! writes it has to make anyway.
 
 use super::api::rss_mib;
-use super::process::{ControllerProcess, Usage, cluster_with_controller, reconciles};
+use super::process::{ControllerProcess, Usage, cluster_with_controller, reconciles, reconciles_per};
 use super::target::{BENCH_LABEL, Target, TargetArgs};
 use anyhow::{Context, Result, bail};
 use clap::Args;
@@ -152,8 +152,7 @@ async fn measure(
     watch.abort();
     let elapsed = t0.elapsed();
     let paddock = way(args.count, elapsed, w0, writes(target).await);
-    let reconciles_per_tenant =
-        r0.zip(reconciles(controller.as_ref(), "tenant").await).map(|(a, b)| (b - a) / args.count as f64);
+    let reconciles_per_tenant = reconciles_per(controller.as_ref(), "tenant", r0, args.count).await;
     // Let the controller settle (Events, watch-triggered re-reconciles) before the
     // other two run, so they are not measured against its leftover work.
     tokio::time::sleep(Duration::from_secs(2)).await;
