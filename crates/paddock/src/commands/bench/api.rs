@@ -1,6 +1,7 @@
 //! `paddock bench api`: start latency at several concurrencies, API overhead
 //! and SSE delivery to many clients, on the in-process platform.
 
+use super::process::own_cpu;
 use super::stage::Stage;
 use super::stats::{Summary, summarize};
 use super::target::{BENCH_LABEL, TargetArgs};
@@ -44,6 +45,12 @@ struct Round {
     /// The same requests as the API timed them itself (request received →
     /// Instance created and answered), from its `Server-Timing` header.
     api_server_side: Summary,
+    /// The burst: first POST sent → last answer received.
+    burst_ms: f64,
+    /// CPU time this whole process (clients, API, reconcilers, kubesim) used
+    /// in the burst, per start: what the cores had to get through before the
+    /// last answer (None where there is no process CPU clock).
+    burst_cpu_ms_per_start: Option<f64>,
 }
 
 #[derive(Serialize)]
@@ -122,6 +129,7 @@ async fn start_round(http: &reqwest::Client, p: &Stage, round: usize, c: usize) 
         }
     });
     let names: Vec<String> = (0..c).map(|i| format!("r{round}-{i}")).collect();
+    let (cpu0, t0) = (own_cpu(), Instant::now());
     let mut posts = Vec::new();
     for name in &names {
         let req = http
@@ -146,6 +154,8 @@ async fn start_round(http: &reqwest::Client, p: &Stage, round: usize, c: usize) 
         server.extend(took);
         sent_at.insert(name.clone(), sent);
     }
+    let burst_ms = t0.elapsed().as_secs_f64() * 1000.0;
+    let burst_cpu = own_cpu().zip(cpu0).map(|(b, a)| b.saturating_sub(a).as_secs_f64() * 1000.0 / c as f64);
     let mut starts = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(120);
     while starts.len() < c {
@@ -181,6 +191,8 @@ async fn start_round(http: &reqwest::Client, p: &Stage, round: usize, c: usize) 
         start: summarize(&mut starts),
         api_overhead: summarize(&mut api),
         api_server_side: summarize(&mut server),
+        burst_ms,
+        burst_cpu_ms_per_start: burst_cpu,
     })
 }
 
@@ -352,6 +364,13 @@ fn table(out: &mut dyn Write, r: &Report) -> Result<()> {
                 out,
                 "{:<12} {:>6} {:>10.1} {:>10.1} {:>10.1} {:>10.1}   {what}",
                 round.concurrency, s.count, s.p50_ms, s.p90_ms, s.p99_ms, s.max_ms
+            )?;
+        }
+        if let Some(cpu) = round.burst_cpu_ms_per_start {
+            writeln!(
+                out,
+                "{:<12} burst: the {} POSTs answered within {:.1} ms, using {:.2} ms of CPU per start (this whole process)",
+                round.concurrency, round.concurrency, round.burst_ms, cpu
             )?;
         }
     }

@@ -25,6 +25,20 @@ impl std::fmt::Display for Usage {
     }
 }
 
+/// CPU time (user + system, all threads) this process has used so far, to
+/// the nanosecond (None where the platform has no process CPU clock).
+pub fn own_cpu() -> Option<Duration> {
+    #[cfg(target_os = "linux")]
+    {
+        let t = rustix::time::clock_gettime(rustix::time::ClockId::ProcessCPUTime);
+        Some(Duration::new(u64::try_from(t.tv_sec).ok()?, u32::try_from(t.tv_nsec).ok()?))
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        None
+    }
+}
+
 /// The benchmark's cluster (kubesim with `cfg`, or the one `args` names)
 /// with Paddock's CRDs and system namespace installed, and the controller
 /// running against it as its own process — none with `--installed-controller`,
