@@ -43,6 +43,74 @@ where
     (store, s.touched_objects())
 }
 
+/// Like [`reflected`], but an update of an object triggers a reconcile only
+/// when `view` of it changed (deletions always do). For objects the cluster
+/// rewrites often in ways the reconciler does not read, such as a quota's
+/// usage, which admission updates on every create in its namespace.
+pub fn reflected_by<K>(
+    api: Api<K>,
+    wc: watcher::Config,
+    view: fn(&K) -> u64,
+) -> (Store<K>, impl Stream<Item = Result<K, watcher::Error>> + Send)
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+{
+    let (store, writer) = kube::runtime::reflector::store();
+    let mut changes = Changes::default();
+    let s = watcher(api, wc)
+        .default_backoff()
+        .modify(|o: &mut K| o.managed_fields_mut().clear())
+        .reflect(writer)
+        .try_filter_map(move |ev| std::future::ready(Ok(changes.relevant(ev, view))));
+    (store, s)
+}
+
+/// The last `view` of each watched object, to tell the changes that matter.
+struct Changes<K: Resource<DynamicType = ()>> {
+    seen: HashMap<ObjectRef<K>, u64>,
+    /// Views of a (re)list in progress, swapped in when it is done (which
+    /// forgets the objects deleted while the watch was down).
+    relist: Option<HashMap<ObjectRef<K>, u64>>,
+}
+
+impl<K: Resource<DynamicType = ()>> Default for Changes<K> {
+    fn default() -> Self {
+        Self { seen: HashMap::new(), relist: None }
+    }
+}
+
+impl<K: Resource<DynamicType = ()>> Changes<K> {
+    /// The object of `ev` if it should trigger a reconcile.
+    fn relevant(&mut self, ev: watcher::Event<K>, view: fn(&K) -> u64) -> Option<K> {
+        match ev {
+            watcher::Event::Init => {
+                self.relist = Some(HashMap::new());
+                None
+            }
+            watcher::Event::InitApply(o) => {
+                let (key, v) = (ObjectRef::from_obj(&o), view(&o));
+                let same = self.seen.get(&key) == Some(&v);
+                self.relist.get_or_insert_default().insert(key, v);
+                (!same).then_some(o)
+            }
+            watcher::Event::InitDone => {
+                if let Some(m) = self.relist.take() {
+                    self.seen = m;
+                }
+                None
+            }
+            watcher::Event::Apply(o) => {
+                let v = view(&o);
+                (self.seen.insert(ObjectRef::from_obj(&o), v) != Some(v)).then_some(o)
+            }
+            watcher::Event::Delete(o) => {
+                self.seen.remove(&ObjectRef::from_obj(&o));
+                Some(o)
+            }
+        }
+    }
+}
+
 /// Keeps an object as it is (besides managedFields).
 pub fn whole<K>(_: &mut K) {}
 
@@ -210,8 +278,40 @@ where
 
 #[cfg(test)]
 mod tests {
-    use super::{covers, stored_form};
+    use super::{Changes, covers, stored_form};
+    use k8s_openapi::api::core::v1::ConfigMap;
+    use kube::runtime::watcher::Event;
     use serde_json::json;
+
+    fn cm(name: &str, data: &str, rv: &str) -> ConfigMap {
+        serde_json::from_value(json!({"metadata": {"name": name, "namespace": "ns", "resourceVersion": rv},
+            "data": {"k": data}}))
+        .unwrap()
+    }
+
+    fn data_view(c: &ConfigMap) -> u64 {
+        c.data.as_ref().and_then(|d| d.get("k")).map_or(0, |v| v.len() as u64)
+    }
+
+    #[test]
+    fn only_changes_of_the_view_and_deletions_trigger() {
+        let mut c = Changes::default();
+        let names = |c: &mut Changes<ConfigMap>, evs: Vec<Event<ConfigMap>>| -> Vec<String> {
+            evs.into_iter().filter_map(|e| c.relevant(e, data_view)).map(|o| o.metadata.name.unwrap()).collect()
+        };
+        let listed = names(&mut c, vec![Event::Init, Event::InitApply(cm("a", "x", "1")), Event::InitDone]);
+        assert_eq!(listed, ["a"], "a first sight triggers");
+        assert!(names(&mut c, vec![Event::Apply(cm("a", "y", "2"))]).is_empty(), "same view, new version");
+        assert_eq!(names(&mut c, vec![Event::Apply(cm("a", "yy", "3"))]), ["a"], "the view changed");
+        assert_eq!(names(&mut c, vec![Event::Apply(cm("b", "y", "4"))]), ["b"], "another object");
+        assert_eq!(names(&mut c, vec![Event::Delete(cm("b", "y", "5"))]), ["b"], "a deletion always triggers");
+        assert_eq!(names(&mut c, vec![Event::Apply(cm("b", "y", "6"))]), ["b"], "and a re-creation after it");
+        // A relist: unchanged objects stay quiet, and one deleted while the
+        // watch was down is forgotten, so its re-creation triggers.
+        let relisted = names(&mut c, vec![Event::Init, Event::InitApply(cm("a", "zz", "7")), Event::InitDone]);
+        assert!(relisted.is_empty(), "{relisted:?}");
+        assert_eq!(names(&mut c, vec![Event::Apply(cm("b", "y", "8"))]), ["b"]);
+    }
 
     #[test]
     fn covered_when_every_desired_field_is_there() {

@@ -156,6 +156,63 @@ async fn tenant_lifecycle() {
     tc.finish().await;
 }
 
+fn quota_condition(t: &Tenant) -> (String, String) {
+    t.status
+        .as_ref()
+        .and_then(|s| s.conditions.iter().find(|c| c.type_ == "QuotaWithinUsage"))
+        .map(|c| (c.status.clone(), c.message.clone()))
+        .unwrap_or_default()
+}
+
+/// The controller ignores a quota's usage changes but for the ones its status
+/// shows: usage going over the quota, and back within it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quota_below_usage_shows_on_the_tenant_until_usage_fits_again() {
+    let tc = TestCluster::start().await;
+    install_crd(&tc.client).await;
+    let settings = Settings { namespace_prefix: format!("pq{}-", std::process::id() % 100000), ..Default::default() };
+    let stop = tokio_util_stop();
+    let handle =
+        tokio::spawn(tenant::run(Context::new(tc.client.clone(), settings.clone(), Default::default()), stop.1));
+    let tenants: Api<Tenant> = Api::all(tc.client.clone());
+    let t: Tenant = serde_json::from_value(json!({"apiVersion": "paddock.dev/v1alpha1", "kind": "Tenant",
+        "metadata": {"name": "team-q"},
+        "spec": {"kind": "Team", "quota": {"pods": 3}, "storage": {"enabled": false}}}))
+    .unwrap();
+    tenants.create(&PostParams::default(), &t).await.unwrap();
+    let t = wait_for(&tenants, "team-q", T, |t| phase(t) == "Ready").await;
+    assert_eq!(quota_condition(&t).0, "True");
+    let ns = t.status.unwrap().namespace.unwrap();
+    let pods: Api<Pod> = Api::namespaced(tc.client.clone(), &ns);
+    for name in ["a", "b"] {
+        let pod: Pod = serde_json::from_value(json!({"metadata": {"name": name},
+            "spec": {"containers": [{"name": "c", "image": "busybox"}]}}))
+        .unwrap();
+        pods.create(&PostParams::default(), &pod).await.unwrap();
+    }
+    let quotas: Api<ResourceQuota> = Api::namespaced(tc.client.clone(), &ns);
+    wait_for(&quotas, "quota", T, |q| {
+        q.status.as_ref().and_then(|s| s.used.as_ref()).is_some_and(|u| u.get("pods").is_some_and(|p| p.0 == "2"))
+    })
+    .await;
+    // The quota lowered below what runs: the tenant says so.
+    tenants
+        .patch("team-q", &PatchParams::default(), &Patch::Merge(json!({"spec": {"quota": {"pods": 1}}})))
+        .await
+        .unwrap();
+    let t = wait_for(&tenants, "team-q", T, |t| quota_condition(t).0 == "False").await;
+    assert!(quota_condition(&t).1.contains("pods: 2 in use, quota 1"), "{:?}", quota_condition(&t));
+    // A pod goes: usage fits again, and only the usage changed.
+    pods.delete("b", &DeleteParams { grace_period_seconds: Some(0), ..Default::default() }).await.unwrap();
+    wait_for(&tenants, "team-q", T, |t| quota_condition(t).0 == "True").await;
+
+    tenants.delete("team-q", &DeleteParams::default()).await.unwrap();
+    wait_gone(&tenants, "team-q", T).await;
+    stop.0.send(()).ok();
+    let _ = tokio::time::timeout(T, handle).await;
+    tc.finish().await;
+}
+
 /// A oneshot pair as the controller's shutdown trigger.
 fn tokio_util_stop() -> (tokio::sync::oneshot::Sender<()>, impl std::future::Future<Output = ()> + Send + Sync + 'static)
 {

@@ -8,6 +8,13 @@
 //! DELETEs of VPN objects that were never there — about a hundred API-server
 //! writes per tenant where eight are needed (see `paddock bench tenants`).
 //!
+//! Even with nothing to send, a reconcile costs CPU (each desired object
+//! serialized and compared), and admission rewrites the quota's usage on
+//! every create in the namespace: a burst of instance starts re-ran the
+//! tenant's reconcile once per start. So the quota's events trigger only when
+//! [`quota_view`] changes: anything but the usage, and whether the usage is
+//! over the quota (which the tenant's status shows).
+//!
 //! The caching itself (trimmed reflected watches, applies skipped when the
 //! cache already shows them) is [`crate::cache`].
 
@@ -63,5 +70,40 @@ impl Caches {
     /// The cached object, if the cache has one.
     pub fn get<K: Cached>(&self, ns: Option<&str>, name: &str) -> Option<Arc<K>> {
         crate::cache::lookup(K::store(self), ns, name)
+    }
+}
+
+/// What a tenant's reconcile reads of its ResourceQuota: all but the usage,
+/// and of the usage only what is over the quota.
+pub fn quota_view(q: &ResourceQuota) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let m = &q.metadata;
+    let read = (&m.labels, &m.annotations, &m.owner_references, &m.finalizers, &m.deletion_timestamp, &q.spec);
+    let mut h = std::hash::DefaultHasher::new();
+    serde_json::to_vec(&(read, q.status.as_ref().map(|s| &s.hard))).unwrap_or_default().hash(&mut h);
+    super::status::over_quota(q).hash(&mut h);
+    h.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::quota_view;
+    use k8s_openapi::api::core::v1::ResourceQuota;
+
+    fn quota(hard: &str, used: &str) -> ResourceQuota {
+        serde_json::from_value(serde_json::json!({"metadata": {"name": "quota", "namespace": "paddock-t"},
+            "spec": {"hard": {"pods": hard}}, "status": {"hard": {"pods": hard}, "used": {"pods": used}}}))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_quotas_view_changes_with_its_spec_and_with_going_over_not_with_usage() {
+        let base = quota_view(&quota("10", "1"));
+        assert_eq!(quota_view(&quota("10", "7")), base, "more usage, still within the quota");
+        assert_ne!(quota_view(&quota("10", "11")), base, "usage over the quota");
+        assert_ne!(quota_view(&quota("20", "1")), base, "another limit");
+        let mut labelled = quota("10", "1");
+        labelled.metadata.labels = Some([("x".to_string(), "y".to_string())].into());
+        assert_ne!(quota_view(&labelled), base, "a label changed (drift to repair)");
     }
 }

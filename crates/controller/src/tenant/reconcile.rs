@@ -386,7 +386,11 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
     let vpn = || watcher::Config::default().labels(&format!("{MANAGED_BY}={MANAGER},paddock.dev/component=vpn"));
     let (namespaces, s1) = cached(e, Api::<Namespace>::all(c.clone()), ours());
     let (policies, s2) = cached(e, Api::<NetworkPolicy>::all(c.clone()), ours());
-    let (quotas, s3) = cached(e, Api::<ResourceQuota>::all(c.clone()), ours());
+    // Admission rewrites a quota's usage on every create in its namespace;
+    // only a change the tenant's status shows (usage over the quota) matters.
+    let (quotas, s3) =
+        crate::cache::reflected_by(Api::<ResourceQuota>::all(c.clone()), ours(), super::cache::quota_view);
+    let s3 = e.unechoed(s3);
     let (limits, s4) = cached(e, Api::<LimitRange>::all(c.clone()), ours());
     let (accounts, s5) = cached(e, Api::<ServiceAccount>::all(c.clone()), ours());
     let (roles, s6) = cached(e, Api::<Role>::all(c.clone()), ours());

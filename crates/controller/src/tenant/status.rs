@@ -80,21 +80,7 @@ impl Conditions {
 
     /// Notes a quota set below what the namespace already uses.
     pub fn quota_usage(&mut self, q: &ResourceQuota) {
-        let (Some(hard), Some(used)) =
-            (q.status.as_ref().and_then(|s| s.hard.as_ref()), q.status.as_ref().and_then(|s| s.used.as_ref()))
-        else {
-            return;
-        };
-        let spec_hard = q.spec.as_ref().and_then(|s| s.hard.as_ref()).unwrap_or(hard);
-        let mut over = Vec::new();
-        for (k, h) in spec_hard {
-            if let (Some(hq), Some(uq)) =
-                (quantity::Quantity::parse(&h.0), used.get(k).and_then(|u| quantity::Quantity::parse(&u.0)))
-                && uq > hq
-            {
-                over.push(format!("{k}: {} in use, quota {}", used[k].0, h.0));
-            }
-        }
+        let over = over_quota(q);
         if !over.is_empty() {
             self.quota = Some(format!(
                 "the quota is below current use, so new pods are refused until usage drops ({})",
@@ -110,6 +96,27 @@ impl Conditions {
     pub fn terminating(&mut self) {
         self.terminating = true;
     }
+}
+
+/// The resources a quota is set below what its namespace already uses, as
+/// `<resource>: <used> in use, quota <hard>`, in the quota's order.
+pub fn over_quota(q: &ResourceQuota) -> Vec<String> {
+    let (Some(hard), Some(used)) =
+        (q.status.as_ref().and_then(|s| s.hard.as_ref()), q.status.as_ref().and_then(|s| s.used.as_ref()))
+    else {
+        return Vec::new();
+    };
+    let spec_hard = q.spec.as_ref().and_then(|s| s.hard.as_ref()).unwrap_or(hard);
+    let mut over = Vec::new();
+    for (k, h) in spec_hard {
+        if let (Some(hq), Some(uq)) =
+            (quantity::Quantity::parse(&h.0), used.get(k).and_then(|u| quantity::Quantity::parse(&u.0)))
+            && uq > hq
+        {
+            over.push(format!("{k}: {} in use, quota {}", used[k].0, h.0));
+        }
+    }
+    over
 }
 
 fn cond(type_: &str, ok: bool, reason: &str, message: String, generation: Option<i64>) -> Condition {
