@@ -126,7 +126,8 @@ pub struct Sim {
     quota_usage: quota::UsageCache,
     /// Namespaces whose quotas need recomputing after this batch.
     dirty_quota: BTreeSet<String>,
-    dirty_workloads: bool,
+    /// Deployments, ReplicaSets and DaemonSets to reconcile after this batch.
+    dirty_workloads: workloads::Dirty,
     /// The newest resourceVersion whose event has been handled: the caches
     /// above reflect the store up to here.
     seen_rv: u64,
@@ -153,7 +154,7 @@ impl Sim {
             endpoints: endpoints::Endpoints::default(),
             quota_usage: quota::UsageCache::default(),
             dirty_quota: BTreeSet::new(),
-            dirty_workloads: true,
+            dirty_workloads: workloads::Dirty::everything(),
             seen_rv: 0,
         }
     }
@@ -197,7 +198,7 @@ impl Sim {
                 }
                 Some(t) = due_rx.recv() => self.fire(t),
                 _ = resync.tick() => {
-                    self.dirty_workloads = true;
+                    self.dirty_workloads.all();
                     self.sched.retry_all = true;
                 }
                 _ = shutdown.cancelled() => return,
@@ -250,7 +251,7 @@ impl Sim {
             storage::reconcile_pvc(self, pvc);
         }
         self.sched.retry_all = true;
-        self.dirty_workloads = true;
+        self.dirty_workloads.all();
     }
 
     fn kubelet_pod(&mut self, pod: &Value) {
@@ -278,9 +279,8 @@ impl Sim {
             }
             self.endpoints.pod_event(ev.typ, &v);
             self.dirty_quota.insert(ns.clone());
-            if v.pointer("/metadata/ownerReferences").is_some() {
-                self.dirty_workloads = true;
-            }
+            // The ReplicaSet or DaemonSet that owns the pod counts its pods again.
+            self.dirty_workloads.owners_of(&ids, &ns, &v);
         } else if ev.res == ids.nodes {
             let mut k = std::mem::take(&mut self.kubelet);
             if ev.typ == EventType::Deleted {
@@ -290,7 +290,8 @@ impl Sim {
             }
             self.kubelet = k;
             self.sched.node_event(ev.typ, &v);
-            self.dirty_workloads = true;
+            // Which nodes a DaemonSet runs on may have changed.
+            self.dirty_workloads.all();
         } else if ev.res == ids.namespaces {
             if ev.typ != EventType::Deleted {
                 namespaces::reconcile(self, &v);
@@ -314,12 +315,17 @@ impl Sim {
             storage::pv_changed(self, &v);
         } else if ev.res == ids.crds {
             crds::reconcile(self, &v);
-        } else if ev.res == ids.deployments
-            || ev.res == ids.replicasets
-            || ev.res == ids.daemonsets
-            || (ev.res == ids.serviceaccounts && ev.typ == EventType::Added)
-        {
-            self.dirty_workloads = true;
+        } else if ev.res == ids.deployments || ev.res == ids.replicasets || ev.res == ids.daemonsets {
+            // A workload changed: its own controller runs, and a ReplicaSet's
+            // Deployment looks at its sets again (as upstream's watches do).
+            if ev.typ != EventType::Deleted {
+                self.dirty_workloads.mark(ev.res, &ns, &ev.name);
+            }
+            self.dirty_workloads.owners_of(&ids, &ns, &v);
+        } else if ev.res == ids.serviceaccounts && ev.typ == EventType::Added {
+            // Pods wait for their service account: workloads that could not
+            // create theirs try again.
+            self.dirty_workloads.all();
         } else if ev.res == ids.storageclasses {
             for pvc in self.c.list_values("", "persistentvolumeclaims", None) {
                 storage::reconcile_pvc(self, &pvc);
@@ -358,9 +364,8 @@ impl Sim {
             quota::reconcile_namespace(self, &mut usage, &ns);
         }
         self.quota_usage = usage;
-        if std::mem::take(&mut self.dirty_workloads) {
-            workloads::reconcile_all(self);
-        }
+        let dirty = std::mem::take(&mut self.dirty_workloads);
+        workloads::reconcile(self, dirty);
     }
 
     // ---- write helpers used by the controllers ----

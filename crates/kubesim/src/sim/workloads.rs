@@ -3,9 +3,11 @@
 //! node, pinned with node affinity as upstream does). No rollout pacing.
 
 use super::scheduler::{node_matches, taints_of, tolerates};
-use super::{Sim, is_deleting, log_err, name_of, ns_of, uid_of};
+use super::{Ids, Sim, is_deleting, log_err, name_of, ns_of, uid_of};
 use crate::cluster::DeleteOpts;
+use crate::registry::ResId;
 use serde_json::{Value, json};
+use std::collections::BTreeSet;
 
 fn template_hash(template: &Value) -> String {
     // FNV-1a over the canonical JSON, rendered with upstream's safe alphabet.
@@ -61,7 +63,74 @@ fn pod_from_template(template: &Value, prefix: &str, owner: Value, extra_labels:
     json!({"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": template.get("spec").cloned().unwrap_or(json!({}))})
 }
 
-pub fn reconcile_all(sim: &Sim) {
+/// The workloads whose controllers run after a batch of events: the ones
+/// that changed and the owners of pods and ReplicaSets that changed, as
+/// upstream's controllers queue them, or all of them (a resync, a node
+/// change). A pod owned by anything else (an Instance) wakes none of them.
+#[derive(Default)]
+pub struct Dirty {
+    all: bool,
+    some: BTreeSet<(ResId, String, String)>,
+}
+
+impl Dirty {
+    pub fn everything() -> Self {
+        Self { all: true, some: BTreeSet::new() }
+    }
+
+    pub fn all(&mut self) {
+        self.all = true;
+    }
+
+    pub fn mark(&mut self, res: ResId, ns: &str, name: &str) {
+        if !self.all {
+            self.some.insert((res, ns.to_string(), name.to_string()));
+        }
+    }
+
+    /// Marks the Deployments, ReplicaSets and DaemonSets that `obj` names as its owners.
+    pub fn owners_of(&mut self, ids: &Ids, ns: &str, obj: &Value) {
+        let Some(owners) = obj.pointer("/metadata/ownerReferences").and_then(Value::as_array) else {
+            return;
+        };
+        for o in owners {
+            if o.get("apiVersion").and_then(Value::as_str) != Some("apps/v1") {
+                continue;
+            }
+            let res = match o.get("kind").and_then(Value::as_str) {
+                Some("Deployment") => ids.deployments,
+                Some("ReplicaSet") => ids.replicasets,
+                Some("DaemonSet") => ids.daemonsets,
+                _ => continue,
+            };
+            if let Some(name) = o.get("name").and_then(Value::as_str) {
+                self.mark(res, ns, name);
+            }
+        }
+    }
+}
+
+/// Runs the controllers of the `dirty` workloads.
+pub fn reconcile(sim: &Sim, dirty: Dirty) {
+    if dirty.all {
+        return reconcile_all(sim);
+    }
+    for (res, ns, name) in dirty.some {
+        let Some(w) = sim.c.read(|st| st.store.get(res, &ns, &name).map(|o| o.value())) else { continue };
+        if is_deleting(&w) {
+            continue;
+        }
+        if res == sim.ids.deployments {
+            deployment(sim, &w);
+        } else if res == sim.ids.replicasets {
+            replicaset(sim, &w);
+        } else if res == sim.ids.daemonsets {
+            daemonset(sim, &w);
+        }
+    }
+}
+
+fn reconcile_all(sim: &Sim) {
     for d in sim.c.list_values("apps", "deployments", None) {
         if !is_deleting(&d) {
             deployment(sim, &d);
@@ -274,5 +343,38 @@ fn daemonset(sim: &Sim, ds: &Value) {
                 x["status"] = status.clone()
             }),
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Dirty, Ids};
+    use crate::cluster::Cluster;
+    use crate::config::SimConfig;
+    use serde_json::json;
+
+    fn owned_by(kind: &str, api_version: &str, name: &str) -> serde_json::Value {
+        json!({"metadata": {"name": "x", "ownerReferences": [{"apiVersion": api_version, "kind": kind, "name": name, "uid": "u"}]}})
+    }
+
+    #[test]
+    fn only_workload_owners_are_marked() {
+        let ids = Ids::resolve(&Cluster::new(SimConfig::default()));
+        let mut d = Dirty::default();
+        d.owners_of(&ids, "ns", &owned_by("ReplicaSet", "apps/v1", "web-1"));
+        d.owners_of(&ids, "ns", &owned_by("Deployment", "apps/v1", "web"));
+        d.owners_of(&ids, "ns", &owned_by("DaemonSet", "apps/v1", "agent"));
+        d.owners_of(&ids, "ns", &owned_by("Instance", "paddock.dev/v1alpha1", "web-1"));
+        d.owners_of(&ids, "ns", &owned_by("ReplicaSet", "example.com/v1", "lookalike"));
+        d.owners_of(&ids, "ns", &json!({"metadata": {"name": "orphan"}}));
+        let marked: Vec<_> = d.some.iter().map(|(r, ns, n)| (*r, ns.as_str(), n.as_str())).collect();
+        let mut want =
+            vec![(ids.replicasets, "ns", "web-1"), (ids.deployments, "ns", "web"), (ids.daemonsets, "ns", "agent")];
+        want.sort();
+        assert_eq!(marked, want);
+        assert!(!d.all);
+        d.all();
+        d.mark(ids.deployments, "ns", "other");
+        assert!(d.all && !d.some.iter().any(|(_, _, n)| n == "other"), "once all are dirty, no list is kept");
     }
 }
