@@ -13,12 +13,10 @@ pub const PROTECTED_NAMESPACES: &[&str] = &["default", "kube-system", "kube-publ
 
 /// NamespaceLifecycle for creates of namespaced objects.
 pub fn namespace_lifecycle(st: &State, def: &ResourceDef, ns: &str, name: &str) -> Result<(), ApiError> {
-    let Some(nsobj) = st.get_value("", "namespaces", "", ns) else {
+    let Some(terminating) = st.namespace_terminating(ns) else {
         return Err(ApiError::not_found("", "namespaces", ns));
     };
-    if nsobj.pointer("/metadata/deletionTimestamp").is_some()
-        || nsobj.pointer("/status/phase").and_then(Value::as_str) == Some("Terminating")
-    {
+    if terminating {
         let mut e = ApiError::forbidden(
             &def.group,
             &def.plural,

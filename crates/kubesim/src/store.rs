@@ -23,6 +23,8 @@ pub struct Obj {
     /// Values of the type's extra field selectors, in registry order, interned.
     pub fields: Box<[Arc<str>]>,
     pub owners: Box<[Box<str>]>,
+    /// Whether it has a deletionTimestamp (being deleted).
+    pub deleting: bool,
 }
 
 impl Obj {
@@ -241,6 +243,7 @@ impl Store {
             labels,
             fields,
             owners,
+            deleting: value.pointer("/metadata/deletionTimestamp").is_some_and(|d| !d.is_null()),
         }
     }
 

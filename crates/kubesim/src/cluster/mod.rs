@@ -35,6 +35,17 @@ impl State {
         self.store.get(id, ns, name).map(|o| o.value())
     }
 
+    /// Whether namespace `ns` is being deleted (None when there is no such
+    /// namespace), from what the store noted when it was written: admission
+    /// asks on every create, and upstream answers from its informer's cache
+    /// rather than by reading the object.
+    pub fn namespace_terminating(&self, ns: &str) -> Option<bool> {
+        let (id, def) = self.registry.find("", "namespaces")?;
+        let o = self.store.get(id, "", ns)?;
+        let phase = def.field_selectors.iter().position(|p| p == "status.phase").and_then(|i| o.fields.get(i));
+        Some(o.deleting || phase.is_some_and(|p| &**p == "Terminating"))
+    }
+
     pub fn list_values(&self, group: &str, plural: &str, ns: Option<&str>) -> Vec<Value> {
         let Some((id, _)) = self.registry.find(group, plural) else {
             return vec![];

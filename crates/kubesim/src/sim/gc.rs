@@ -83,7 +83,8 @@ pub fn on_event(sim: &Sim, ev: &Event, v: &Value) {
             for owner in ev.obj.owners.iter() {
                 let found = sim.c.read(|st| st.store.by_uid(owner).cloned());
                 if let Some((res, key)) = found
-                    && let Some(o) = sim.c.read(|st| st.store.get(res, &key.0, &key.1).map(|o| o.value()))
+                    && let Some(o) =
+                        sim.c.read(|st| st.store.get(res, &key.0, &key.1).filter(|o| o.deleting).map(|o| o.value()))
                 {
                     foreground(sim, res, &o);
                 }

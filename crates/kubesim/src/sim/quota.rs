@@ -90,8 +90,14 @@ pub fn reconcile_namespace(sim: &Sim, cache: &mut UsageCache, ns: &str) {
         // quota no newer than the last event handled has every charge counted
         // in `totals`. A newer one holds charges the totals do not have yet:
         // writing them would undo admission's accounting and let the next
-        // objects past the limit. Its event marks the namespace again.
+        // objects past the limit. Its event marks the namespace again. The
+        // listed copy is checked first (most often it is that newer one), and
+        // the update checks again what it is about to change.
         let seen = sim.seen_rv;
+        let listed_rv = q.pointer("/metadata/resourceVersion").and_then(Value::as_str).and_then(|r| r.parse().ok());
+        if listed_rv.is_some_and(|rv: u64| rv > seen) {
+            continue;
+        }
         log_err(
             "quota status",
             sim.c.modify(sim.ids.quotas, ns, name_of(q), Some("status"), "resourcequota-controller", |x| {
