@@ -32,6 +32,11 @@ pub struct ApiBenchArgs {
     /// Milliseconds between status changes (below the fan-out time, events queue).
     #[arg(long, default_value_t = 100)]
     pub sse_interval_ms: u64,
+    /// Starts in an unmeasured first round (default: the highest
+    /// --concurrency), which opens the connections a running API keeps
+    /// (client → API → API server); 0 measures from cold.
+    #[arg(long)]
+    pub warm_up: Option<usize>,
 }
 
 #[derive(Serialize)]
@@ -57,6 +62,8 @@ struct Round {
 struct Report {
     /// kubesim, or the cluster benchmarked.
     target: String,
+    /// The unmeasured first round, on new connections.
+    warm_up: Option<Round>,
     rounds: Vec<Round>,
     sse_clients: usize,
     sse_events: usize,
@@ -78,6 +85,9 @@ pub async fn run(args: ApiBenchArgs, target: &TargetArgs, as_json: bool) -> Resu
     if args.concurrency.iter().any(|c| !(1..=1000).contains(c)) {
         bail!("--concurrency: each value must be between 1 and 1000");
     }
+    if args.warm_up.is_some_and(|w| w > 1000) {
+        bail!("--warm-up must be between 0 and 1000");
+    }
     if !(1..=20_000).contains(&args.sse_clients) || !(1..=10_000).contains(&args.sse_events) {
         bail!("--sse-clients must be 1..=20000 and --sse-events 1..=10000");
     }
@@ -88,14 +98,17 @@ pub async fn run(args: ApiBenchArgs, target: &TargetArgs, as_json: bool) -> Resu
 }
 
 async fn measure(args: &ApiBenchArgs, p: &Stage) -> Result<Report> {
+    let warm = args.warm_up.unwrap_or_else(|| args.concurrency.iter().copied().max().unwrap_or(0));
+    let warm_up = if warm > 0 { Some(start_round(&p.http, p, "w", warm).await?) } else { None };
     let mut rounds = Vec::new();
     for (n, &c) in args.concurrency.iter().enumerate() {
-        rounds.push(start_round(&p.http, p, n, c).await?);
+        rounds.push(start_round(&p.http, p, &format!("r{n}"), c).await?);
     }
     let sse_delivery =
         fan_out(p, args.sse_clients, args.sse_events, Duration::from_millis(args.sse_interval_ms)).await?;
     Ok(Report {
         target: p.target.describe(),
+        warm_up,
         rounds,
         sse_clients: args.sse_clients,
         sse_events: args.sse_events,
@@ -105,8 +118,9 @@ async fn measure(args: &ApiBenchArgs, p: &Stage) -> Result<Report> {
     })
 }
 
-/// Starts `c` instances at once; follows them on the tenant's stream; stops them.
-async fn start_round(http: &reqwest::Client, p: &Stage, round: usize, c: usize) -> Result<Round> {
+/// Starts `c` instances (named `<round>-<i>`) at once; follows them on the
+/// tenant's stream; stops them.
+async fn start_round(http: &reqwest::Client, p: &Stage, round: &str, c: usize) -> Result<Round> {
     let resp = http
         .get(p.url(&format!("/v1/tenants/{}/events", p.tenant)))
         .bearer_auth(&p.admin_token)
@@ -128,7 +142,7 @@ async fn start_round(http: &reqwest::Client, p: &Stage, round: usize, c: usize) 
             }
         }
     });
-    let names: Vec<String> = (0..c).map(|i| format!("r{round}-{i}")).collect();
+    let names: Vec<String> = (0..c).map(|i| format!("{round}-{i}")).collect();
     let (cpu0, t0) = (own_cpu(), Instant::now());
     let mut posts = Vec::new();
     for name in &names {
@@ -349,6 +363,13 @@ fn marker(data: &str) -> Option<usize> {
 
 fn table(out: &mut dyn Write, r: &Report) -> Result<()> {
     writeln!(out, "paddock bench api (in-process on {})", r.target)?;
+    if let Some(w) = &r.warm_up {
+        writeln!(
+            out,
+            "warm-up, not counted: {} starts on new connections, API overhead p99 {:.1} ms at the client, {:.1} ms in the API",
+            w.concurrency, w.api_overhead.p99_ms, w.api_server_side.p99_ms
+        )?;
+    }
     writeln!(
         out,
         "{:<12} {:>6} {:>10} {:>10} {:>10} {:>10}   what",
