@@ -61,20 +61,22 @@ pub struct Shared {
 pub type AppState = Arc<Shared>;
 
 impl Shared {
-    /// A tenant from the watch, or from the cluster if the watch has not seen it yet.
-    pub async fn tenant(&self, name: &str) -> Result<Option<Tenant>, kube::Error> {
+    /// A tenant from the watch (shared, not copied), or from the cluster if
+    /// the watch has not seen it yet.
+    pub async fn tenant(&self, name: &str) -> Result<Option<Arc<Tenant>>, kube::Error> {
         if let Some(t) = self.tenants.get(&ObjectRef::new(name)) {
-            return Ok(Some((*t).clone()));
+            return Ok(Some(t));
         }
-        Api::<Tenant>::all(self.client.clone()).get_opt(name).await
+        Ok(Api::<Tenant>::all(self.client.clone()).get_opt(name).await?.map(Arc::new))
     }
 
-    /// A template from the watch, or from the cluster if the watch has not seen it yet.
-    pub async fn template(&self, name: &str) -> Result<Option<Template>, kube::Error> {
+    /// A template from the watch (shared, not copied), or from the cluster if
+    /// the watch has not seen it yet.
+    pub async fn template(&self, name: &str) -> Result<Option<Arc<Template>>, kube::Error> {
         if let Some(t) = self.templates.get(&ObjectRef::new(name)) {
-            return Ok(Some((*t).clone()));
+            return Ok(Some(t));
         }
-        Api::<Template>::all(self.client.clone()).get_opt(name).await
+        Ok(Api::<Template>::all(self.client.clone()).get_opt(name).await?.map(Arc::new))
     }
 
     pub fn settings(&self) -> &Settings {

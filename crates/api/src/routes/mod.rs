@@ -44,7 +44,7 @@ pub fn named(what: &str, name: &str) -> Result<()> {
 }
 
 /// The tenant, if the caller may see it; 404 otherwise (absent or not theirs).
-pub async fn visible_tenant(s: &Shared, who: &Principal, tenant: &str) -> Result<Tenant> {
+pub async fn visible_tenant(s: &Shared, who: &Principal, tenant: &str) -> Result<std::sync::Arc<Tenant>> {
     who.see_tenant(tenant)?;
     if !resources::is_dns_label(tenant) {
         return Err(Problem::not_found("tenant", tenant));

@@ -66,7 +66,7 @@ pub async fn create(
 #[utoipa::path(get, path = "/v1/tenants/{tenant}", tag = "tenants", params(("tenant" = String, Path)),
     responses((status = 200, body = TenantView), (status = 401, body = Problem), (status = 404, body = Problem)))]
 pub async fn get(State(s): State<AppState>, who: Principal, Path(tenant): Path<String>) -> Result<Json<TenantView>> {
-    Ok(Json(TenantView::from(&visible_tenant(&s, &who, &tenant).await?)))
+    Ok(Json(TenantView::from(&*visible_tenant(&s, &who, &tenant).await?)))
 }
 
 #[utoipa::path(patch, path = "/v1/tenants/{tenant}", tag = "tenants", params(("tenant" = String, Path)),
@@ -81,7 +81,7 @@ pub async fn patch(
     Path(tenant): Path<String>,
     crate::problem::RawBody(body): crate::problem::RawBody,
 ) -> Result<Json<TenantView>> {
-    let mut current = visible_tenant(&s, &who, &tenant).await?;
+    let mut current = (*visible_tenant(&s, &who, &tenant).await?).clone();
     who.admin("change tenants")?;
     let patch: Value = body_of(&body)?;
     if !patch.is_object() {
@@ -139,7 +139,7 @@ pub async fn delete(
         return Err(e.into());
     }
     tracing::info!(tenant = %tenant, "tenant deletion started");
-    let mut view = TenantView::from(&current);
+    let mut view = TenantView::from(&*current);
     view.deleting = true;
     Ok((StatusCode::ACCEPTED, Json(view)))
 }

@@ -71,7 +71,7 @@ async fn load(s: &Shared, who: &Principal, tenant: &str) -> Result<Loaded> {
         .ok_or_else(not_yet)?;
     let secret: Api<Secret> = Api::namespaced(s.client.clone(), &s.namespace(tenant));
     let keys = secret.get_opt(NAME).await?.as_ref().and_then(Keys::from_secret).ok_or_else(not_yet)?;
-    Ok(Loaded { tenant: t, pool, keys, secret })
+    Ok(Loaded { tenant: (*t).clone(), pool, keys, secret })
 }
 
 fn view(l: &Loaded) -> VpnView {
