@@ -322,6 +322,11 @@ fn invalid_svc(name: &str, e: FieldError) -> ApiError {
 pub type QuotaCharges = Vec<(String, BTreeMap<String, Quantity>)>;
 
 /// Resource usage an object contributes to quota.
+/// Whether [`usage`] reads the object (otherwise it is a count of the kind).
+pub fn usage_reads_object(def: &ResourceDef) -> bool {
+    def.group.is_empty() && matches!(def.plural.as_str(), "pods" | "services" | "persistentvolumeclaims")
+}
+
 pub fn usage(def: &ResourceDef, obj: &Value) -> BTreeMap<String, Quantity> {
     let mut u = BTreeMap::new();
     let one = Quantity(1000);

@@ -72,8 +72,11 @@ fn owner_gone(sim: &Sim, res: ResId, key: &Key, gone_uid: &str, propagation: Pro
     }
 }
 
-pub fn on_event(sim: &Sim, ev: &Event, v: &Value) {
-    let uid = uid_of(v);
+/// The GC's part of a watch event. It reads what the store noted of the
+/// object (uid, owners, deletion); `v`, the decoded object, is needed only
+/// when it is being deleted (for its finalizers).
+pub fn on_event(sim: &Sim, ev: &Event, v: Option<&Value>) {
+    let uid = &*ev.obj.uid;
     match ev.typ {
         EventType::Deleted => {
             for (res, key) in sim.c.read(|st| st.store.dependents_of(uid)) {
@@ -91,7 +94,9 @@ pub fn on_event(sim: &Sim, ev: &Event, v: &Value) {
             }
         }
         EventType::Added | EventType::Modified => {
-            if is_deleting(v) {
+            if ev.obj.deleting
+                && let Some(v) = v
+            {
                 let fins = finalizers(v);
                 if fins.iter().any(|f| f == "orphan") {
                     for (res, key) in sim.c.read(|st| st.store.dependents_of(uid)) {
@@ -107,7 +112,12 @@ pub fn on_event(sim: &Sim, ev: &Event, v: &Value) {
                 // Give a concurrent owner creation a moment, as upstream's GC does by re-checking live.
                 sim.after(
                     Duration::from_millis(50),
-                    Timer::OrphanCheck { res: ev.res, ns: ns_of(v).into(), name: name_of(v).into(), uid: uid.into() },
+                    Timer::OrphanCheck {
+                        res: ev.res,
+                        ns: ev.ns.to_string(),
+                        name: ev.name.to_string(),
+                        uid: uid.into(),
+                    },
                 );
             }
         }

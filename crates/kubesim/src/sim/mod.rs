@@ -262,9 +262,12 @@ impl Sim {
 
     fn handle(&mut self, ev: &Event) {
         let ids = self.ids;
+        self.seen_rv = self.seen_rv.max(ev.rv);
+        if self.only_counted(ev) {
+            return self.handle_counted(ev);
+        }
         let v = ev.obj.value();
         let ns = ev.ns.to_string();
-        self.seen_rv = self.seen_rv.max(ev.rv);
         if !ns.is_empty() {
             let gone = ev.typ == EventType::Deleted;
             self.quota_usage.observe(&self.c, ev.res, &ns, &ev.name, (!gone).then_some(&v));
@@ -337,7 +340,48 @@ impl Sim {
         if ev.typ == EventType::Deleted && !ns.is_empty() {
             namespaces::content_gone(self, &ns);
         }
-        gc::on_event(self, ev, &v);
+        gc::on_event(self, ev, Some(&v));
+    }
+
+    /// Whether no simulated controller reads this event's object: a kind
+    /// none of them handles, not being deleted, whose quota usage is a count.
+    /// Most events of a busy cluster are of such kinds (custom resources,
+    /// Events, ResourceQuotas, ConfigMaps...), and they are not decoded.
+    fn only_counted(&self, ev: &Event) -> bool {
+        let ids = self.ids;
+        let handled = [
+            ids.pods,
+            ids.nodes,
+            ids.namespaces,
+            ids.services,
+            ids.pvcs,
+            ids.pvs,
+            ids.crds,
+            ids.deployments,
+            ids.replicasets,
+            ids.daemonsets,
+            ids.serviceaccounts,
+            ids.storageclasses,
+        ];
+        !handled.contains(&ev.res)
+            && !ev.obj.deleting
+            && self.c.def(ev.res).is_some_and(|d| !crate::admission::usage_reads_object(&d))
+    }
+
+    /// What [`Sim::handle`] does with an event [`Sim::only_counted`] lets
+    /// through: the quota's count, the namespace's emptying, the GC.
+    fn handle_counted(&mut self, ev: &Event) {
+        let ns = &*ev.ns;
+        if !ns.is_empty() {
+            let gone = ev.typ == EventType::Deleted;
+            // The usage of such a kind does not read the object.
+            self.quota_usage.observe(&self.c, ev.res, ns, &ev.name, (!gone).then_some(&Value::Null));
+            self.dirty_quota.insert(ns.to_string());
+            if gone {
+                namespaces::content_gone(self, ns);
+            }
+        }
+        gc::on_event(self, ev, None);
     }
 
     fn fire(&mut self, t: Timer) {
