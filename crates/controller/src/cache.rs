@@ -32,15 +32,8 @@ pub fn reflected<K>(
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
 {
-    let (store, writer) = kube::runtime::reflector::store();
-    let s = watcher(api, wc)
-        .default_backoff()
-        .modify(move |o: &mut K| {
-            o.managed_fields_mut().clear();
-            trim(o);
-        })
-        .reflect(writer);
-    (store, s.touched_objects())
+    let (store, events) = reflect(api, wc, trim);
+    (store, events.touched_objects())
 }
 
 /// Like [`reflected`], but an update of an object triggers a reconcile only
@@ -55,14 +48,29 @@ pub fn reflected_by<K>(
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
 {
-    let (store, writer) = kube::runtime::reflector::store();
+    let (store, events) = reflect(api, wc, whole);
     let mut changes = Changes::default();
-    let s = watcher(api, wc)
+    (store, events.try_filter_map(move |ev| std::future::ready(Ok(changes.relevant(ev, view)))))
+}
+
+/// The watch both of the above reflect into their store, as watcher events.
+fn reflect<K>(
+    api: Api<K>,
+    wc: watcher::Config,
+    trim: fn(&mut K),
+) -> (Store<K>, impl Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send)
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+{
+    let (store, writer) = kube::runtime::reflector::store();
+    let events = watcher(api, wc)
         .default_backoff()
-        .modify(|o: &mut K| o.managed_fields_mut().clear())
-        .reflect(writer)
-        .try_filter_map(move |ev| std::future::ready(Ok(changes.relevant(ev, view))));
-    (store, s)
+        .modify(move |o: &mut K| {
+            o.managed_fields_mut().clear();
+            trim(o);
+        })
+        .reflect(writer);
+    (store, events)
 }
 
 /// The last `view` of each watched object, to tell the changes that matter.

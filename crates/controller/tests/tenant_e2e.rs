@@ -47,12 +47,7 @@ async fn tenant_lifecycle() {
         .with_env_filter(std::env::var("RUST_LOG").unwrap_or_default())
         .with_test_writer()
         .try_init();
-    let tc = TestCluster::start().await;
-    install_crd(&tc.client).await;
-    let settings = Settings { namespace_prefix: format!("pt{}-", std::process::id() % 100000), ..Default::default() };
-    let stop = tokio_util_stop();
-    let ctx = Context::new(tc.client.clone(), settings.clone(), Default::default());
-    let handle = tokio::spawn(tenant::run(ctx, stop.1));
+    let (tc, settings, running) = with_controller("pt").await;
 
     let tenants: Api<Tenant> = Api::all(tc.client.clone());
     let t: Tenant = serde_json::from_value(
@@ -151,9 +146,7 @@ async fn tenant_lifecycle() {
     if tc.is_sim() {
         pvs.delete(&pv, &DeleteParams::default()).await.ok();
     }
-    stop.0.send(()).ok();
-    let _ = tokio::time::timeout(T, handle).await;
-    tc.finish().await;
+    running.stop(tc).await;
 }
 
 fn quota_condition(t: &Tenant) -> (String, String) {
@@ -168,12 +161,7 @@ fn quota_condition(t: &Tenant) -> (String, String) {
 /// shows: usage going over the quota, and back within it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_quota_below_usage_shows_on_the_tenant_until_usage_fits_again() {
-    let tc = TestCluster::start().await;
-    install_crd(&tc.client).await;
-    let settings = Settings { namespace_prefix: format!("pq{}-", std::process::id() % 100000), ..Default::default() };
-    let stop = tokio_util_stop();
-    let handle =
-        tokio::spawn(tenant::run(Context::new(tc.client.clone(), settings.clone(), Default::default()), stop.1));
+    let (tc, _, running) = with_controller("pq").await;
     let tenants: Api<Tenant> = Api::all(tc.client.clone());
     let t: Tenant = serde_json::from_value(json!({"apiVersion": "paddock.dev/v1alpha1", "kind": "Tenant",
         "metadata": {"name": "team-q"},
@@ -208,18 +196,37 @@ async fn a_quota_below_usage_shows_on_the_tenant_until_usage_fits_again() {
 
     tenants.delete("team-q", &DeleteParams::default()).await.unwrap();
     wait_gone(&tenants, "team-q", T).await;
-    stop.0.send(()).ok();
-    let _ = tokio::time::timeout(T, handle).await;
-    tc.finish().await;
+    running.stop(tc).await;
 }
 
-/// A oneshot pair as the controller's shutdown trigger.
-fn tokio_util_stop() -> (tokio::sync::oneshot::Sender<()>, impl std::future::Future<Output = ()> + Send + Sync + 'static)
-{
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    (tx, async move {
-        let _ = rx.await;
-    })
+/// The tenant controller running in a test, until [`Running::stop`].
+struct Running {
+    stop: tokio::sync::oneshot::Sender<()>,
+    handle: tokio::task::JoinHandle<()>,
+}
+
+/// The test cluster with the Tenant CRD, and the tenant controller running
+/// on it with namespaces prefixed `<prefix><pid>-`.
+async fn with_controller(prefix: &str) -> (TestCluster, Settings, Running) {
+    let tc = TestCluster::start().await;
+    install_crd(&tc.client).await;
+    let settings =
+        Settings { namespace_prefix: format!("{prefix}{}-", std::process::id() % 100000), ..Default::default() };
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let ctx = Context::new(tc.client.clone(), settings.clone(), Default::default());
+    let handle = tokio::spawn(tenant::run(ctx, async move {
+        let _ = stopped.await;
+    }));
+    (tc, settings, Running { stop, handle })
+}
+
+impl Running {
+    /// Stops the controller, then the cluster.
+    async fn stop(self, tc: TestCluster) {
+        self.stop.send(()).ok();
+        let _ = tokio::time::timeout(T, self.handle).await;
+        tc.finish().await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -259,12 +266,7 @@ async fn task_pods_land_only_on_task_or_shared_nodes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn members_mount_their_groups_shared_volume() {
-    let tc = TestCluster::start().await;
-    install_crd(&tc.client).await;
-    let settings = Settings { namespace_prefix: format!("pg{}-", std::process::id() % 100000), ..Default::default() };
-    let stop = tokio_util_stop();
-    let handle =
-        tokio::spawn(tenant::run(Context::new(tc.client.clone(), settings.clone(), Default::default()), stop.1));
+    let (tc, settings, running) = with_controller("pg").await;
     let tenants: Api<Tenant> = Api::all(tc.client.clone());
     let mk = |v: serde_json::Value| -> Tenant { serde_json::from_value(v).unwrap() };
     tenants
@@ -313,7 +315,5 @@ async fn members_mount_their_groups_shared_volume() {
         tenants.delete(n, &DeleteParams::default()).await.unwrap();
         wait_gone(&tenants, n, T).await;
     }
-    stop.0.send(()).ok();
-    let _ = tokio::time::timeout(T, handle).await;
-    tc.finish().await;
+    running.stop(tc).await;
 }

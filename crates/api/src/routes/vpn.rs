@@ -42,7 +42,7 @@ pub struct VpnClient {
 }
 
 struct Loaded {
-    tenant: Tenant,
+    tenant: std::sync::Arc<Tenant>,
     pool: Ipv4Net,
     keys: Keys,
     secret: Api<Secret>,
@@ -71,13 +71,13 @@ async fn load(s: &Shared, who: &Principal, tenant: &str) -> Result<Loaded> {
         .ok_or_else(not_yet)?;
     let secret: Api<Secret> = Api::namespaced(s.client.clone(), &s.namespace(tenant));
     let keys = secret.get_opt(NAME).await?.as_ref().and_then(Keys::from_secret).ok_or_else(not_yet)?;
-    Ok(Loaded { tenant: (*t).clone(), pool, keys, secret })
+    Ok(Loaded { tenant: t, pool, keys, secret })
 }
 
 fn view(l: &Loaded) -> VpnView {
     let st = l.tenant.status.as_ref().and_then(|s| s.vpn.clone()).unwrap_or_default();
     VpnView {
-        tenant: kube::ResourceExt::name_any(&l.tenant),
+        tenant: kube::ResourceExt::name_any(&*l.tenant),
         endpoint: st.endpoint,
         server_public_key: l.keys.server.public().to_base64(),
         address_pool: l.pool.to_string(),

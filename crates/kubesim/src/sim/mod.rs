@@ -263,68 +263,70 @@ impl Sim {
     fn handle(&mut self, ev: &Event) {
         let ids = self.ids;
         self.seen_rv = self.seen_rv.max(ev.rv);
-        if self.only_counted(ev) {
-            return self.handle_counted(ev);
-        }
-        let v = ev.obj.value();
+        // The object is decoded when something reads it: most events of a
+        // busy cluster are of kinds no simulated controller handles (custom
+        // resources, Events, ResourceQuotas...), which the quota counts
+        // without reading them.
+        let decoded = std::cell::OnceCell::new();
+        let v = || decoded.get_or_init(|| ev.obj.value());
         let ns = ev.ns.to_string();
         if !ns.is_empty() {
             let gone = ev.typ == EventType::Deleted;
-            self.quota_usage.observe(&self.c, ev.res, &ns, &ev.name, (!gone).then_some(&v));
+            self.quota_usage.observe(&self.c, ev.res, &ns, &ev.name, (!gone).then_some(v));
         }
         if ev.res == ids.pods {
-            self.sched.pod_event(ev.typ, &v);
+            self.sched.pod_event(ev.typ, v());
             if ev.typ != EventType::Deleted {
-                self.kubelet_pod(&v);
+                self.kubelet_pod(v());
             } else {
-                self.kubelet.pod_gone(&v);
-                storage::pod_gone(self, &v);
+                self.kubelet.pod_gone(v());
+                storage::pod_gone(self, v());
             }
-            self.endpoints.pod_event(ev.typ, &v);
+            self.endpoints.pod_event(ev.typ, v());
             self.dirty_quota.insert(ns.clone());
             // The ReplicaSet or DaemonSet that owns the pod counts its pods again.
-            self.dirty_workloads.owners_of(&ids, &ns, &v);
+            self.dirty_workloads.owners_of(&ids, &ns, v());
         } else if ev.res == ids.nodes {
             let mut k = std::mem::take(&mut self.kubelet);
             if ev.typ == EventType::Deleted {
-                k.node_gone(self, &v);
+                k.node_gone(self, v());
             } else {
-                k.node_seen(self, &v);
+                k.node_seen(self, v());
             }
             self.kubelet = k;
-            self.sched.node_event(ev.typ, &v);
+            self.sched.node_event(ev.typ, v());
             // Which nodes a DaemonSet runs on may have changed.
             self.dirty_workloads.all();
         } else if ev.res == ids.namespaces {
             if ev.typ != EventType::Deleted {
-                namespaces::reconcile(self, &v);
+                namespaces::reconcile(self, v());
             }
         } else if ev.res == ids.services {
             let mut ep = std::mem::take(&mut self.endpoints);
-            ep.service_event(self, ev.typ, &v);
+            ep.service_event(self, ev.typ, v());
             self.endpoints = ep;
             self.dirty_quota.insert(ns.clone());
             if ev.typ != EventType::Deleted {
-                endpoints::assign_load_balancer(self, &v);
+                endpoints::assign_load_balancer(self, v());
             }
         } else if ev.res == ids.pvcs {
             self.dirty_quota.insert(ns.clone());
             if ev.typ == EventType::Deleted {
-                storage::pvc_gone(self, &v);
+                storage::pvc_gone(self, v());
             } else {
-                storage::reconcile_pvc(self, &v);
+                storage::reconcile_pvc(self, v());
             }
         } else if ev.res == ids.pvs && ev.typ != EventType::Deleted {
-            storage::pv_changed(self, &v);
+            storage::pv_changed(self, v());
         } else if ev.res == ids.crds {
-            crds::reconcile(self, &v);
+            crds::reconcile(self, v());
         } else if ev.res == ids.deployments || ev.res == ids.replicasets || ev.res == ids.daemonsets {
             // A workload changed: its own controller runs, and a ReplicaSet's
             // Deployment looks at its sets again (as upstream's watches do).
             if ev.typ != EventType::Deleted {
                 self.dirty_workloads.mark(ev.res, &ns, &ev.name);
             }
-            self.dirty_workloads.owners_of(&ids, &ns, &v);
+            self.dirty_workloads.owners_of(&ids, &ns, v());
         } else if ev.res == ids.serviceaccounts && ev.typ == EventType::Added {
             // Pods wait for their service account: workloads that could not
             // create theirs try again.
@@ -340,48 +342,8 @@ impl Sim {
         if ev.typ == EventType::Deleted && !ns.is_empty() {
             namespaces::content_gone(self, &ns);
         }
-        gc::on_event(self, ev, Some(&v));
-    }
-
-    /// Whether no simulated controller reads this event's object: a kind
-    /// none of them handles, not being deleted, whose quota usage is a count.
-    /// Most events of a busy cluster are of such kinds (custom resources,
-    /// Events, ResourceQuotas, ConfigMaps...), and they are not decoded.
-    fn only_counted(&self, ev: &Event) -> bool {
-        let ids = self.ids;
-        let handled = [
-            ids.pods,
-            ids.nodes,
-            ids.namespaces,
-            ids.services,
-            ids.pvcs,
-            ids.pvs,
-            ids.crds,
-            ids.deployments,
-            ids.replicasets,
-            ids.daemonsets,
-            ids.serviceaccounts,
-            ids.storageclasses,
-        ];
-        !handled.contains(&ev.res)
-            && !ev.obj.deleting
-            && self.c.def(ev.res).is_some_and(|d| !crate::admission::usage_reads_object(&d))
-    }
-
-    /// What [`Sim::handle`] does with an event [`Sim::only_counted`] lets
-    /// through: the quota's count, the namespace's emptying, the GC.
-    fn handle_counted(&mut self, ev: &Event) {
-        let ns = &*ev.ns;
-        if !ns.is_empty() {
-            let gone = ev.typ == EventType::Deleted;
-            // The usage of such a kind does not read the object.
-            self.quota_usage.observe(&self.c, ev.res, ns, &ev.name, (!gone).then_some(&Value::Null));
-            self.dirty_quota.insert(ns.to_string());
-            if gone {
-                namespaces::content_gone(self, ns);
-            }
-        }
-        gc::on_event(self, ev, None);
+        // The GC reads the object only for a deleting one's finalizers.
+        gc::on_event(self, ev, ev.obj.deleting.then(v));
     }
 
     fn fire(&mut self, t: Timer) {

@@ -2,7 +2,7 @@
 //! from what exists in the namespace (admission charges usage between runs).
 
 use super::{Sim, log_err, name_of};
-use crate::admission::usage;
+use crate::admission::{usage, usage_reads_object};
 use crate::cluster::Cluster;
 use quantity::{Quantity, is_bytes};
 use serde_json::{Map, Value, json};
@@ -43,12 +43,24 @@ impl Space {
 }
 
 impl UsageCache {
-    /// An object changed (`obj`) or went (`None`); only namespaces with a quota are tracked.
-    pub fn observe(&mut self, c: &Cluster, res: usize, ns: &str, name: &str, obj: Option<&Value>) {
+    /// An object changed (`obj` gives it) or went (`None`); only namespaces
+    /// with a quota are tracked, and the object is read only when its usage
+    /// is more than a count.
+    pub fn observe<'v>(
+        &mut self,
+        c: &Cluster,
+        res: usize,
+        ns: &str,
+        name: &str,
+        obj: Option<impl FnOnce() -> &'v Value>,
+    ) {
         let Some(space) = self.0.get_mut(ns) else {
             return;
         };
-        let usage = obj.and_then(|o| c.def(res).map(|def| usage(&def, o)));
+        let usage = obj.and_then(|get| {
+            let def = c.def(res)?;
+            Some(usage(&def, if usage_reads_object(&def) { get() } else { &Value::Null }))
+        });
         space.set((res, name.to_string()), usage);
     }
 
@@ -94,18 +106,21 @@ pub fn reconcile_namespace(sim: &Sim, cache: &mut UsageCache, ns: &str) {
         // listed copy is checked first (most often it is that newer one), and
         // the update checks again what it is about to change.
         let seen = sim.seen_rv;
-        let listed_rv = q.pointer("/metadata/resourceVersion").and_then(Value::as_str).and_then(|r| r.parse().ok());
-        if listed_rv.is_some_and(|rv: u64| rv > seen) {
+        if rv_of(q).is_some_and(|rv| rv > seen) {
             continue;
         }
         log_err(
             "quota status",
             sim.c.modify(sim.ids.quotas, ns, name_of(q), Some("status"), "resourcequota-controller", |x| {
-                let rv = x.pointer("/metadata/resourceVersion").and_then(Value::as_str).and_then(|r| r.parse().ok());
-                if rv.is_some_and(|rv: u64| rv <= seen) {
+                if rv_of(x).is_some_and(|rv| rv <= seen) {
                     x["status"] = want.clone();
                 }
             }),
         );
     }
+}
+
+/// An object's resourceVersion as a number.
+fn rv_of(o: &Value) -> Option<u64> {
+    o.pointer("/metadata/resourceVersion").and_then(Value::as_str).and_then(|r| r.parse().ok())
 }
