@@ -73,14 +73,16 @@ impl Caches {
     }
 }
 
-/// What a tenant's reconcile reads of its ResourceQuota: all but the usage,
-/// and of the usage only what is over the quota.
+/// What a tenant's reconcile reads of its ResourceQuota: its metadata and
+/// spec, and of its status only what is over the quota. (The quota controller
+/// copying the spec into `status.hard` after a create changes nothing the
+/// tenant shows, so it triggers no reconcile.)
 pub fn quota_view(q: &ResourceQuota) -> u64 {
     use std::hash::{Hash, Hasher};
     let m = &q.metadata;
     let read = (&m.labels, &m.annotations, &m.owner_references, &m.finalizers, &m.deletion_timestamp, &q.spec);
     let mut h = std::hash::DefaultHasher::new();
-    serde_json::to_vec(&(read, q.status.as_ref().map(|s| &s.hard))).unwrap_or_default().hash(&mut h);
+    serde_json::to_vec(&read).unwrap_or_default().hash(&mut h);
     super::status::over_quota(q).hash(&mut h);
     h.finish()
 }
@@ -102,6 +104,9 @@ mod tests {
         assert_eq!(quota_view(&quota("10", "7")), base, "more usage, still within the quota");
         assert_ne!(quota_view(&quota("10", "11")), base, "usage over the quota");
         assert_ne!(quota_view(&quota("20", "1")), base, "another limit");
+        let mut unsynced = quota("10", "1");
+        unsynced.status = None;
+        assert_eq!(quota_view(&unsynced), base, "the quota controller's first status (hard and used, within)");
         let mut labelled = quota("10", "1");
         labelled.metadata.labels = Some([("x".to_string(), "y".to_string())].into());
         assert_ne!(quota_view(&labelled), base, "a label changed (drift to repair)");
