@@ -158,19 +158,13 @@ fn foreground(sim: &Sim, res: ResId, owner: &Value) {
 
 /// Deletes an object none of whose owners exist (any more, or validly).
 pub fn orphan_check(sim: &Sim, res: ResId, ns: &str, name: &str, uid: &str) {
-    let Some(v) = sim.c.read(|st| st.store.get(res, ns, name).map(|o| o.value())) else {
+    // The owners' uids as the store noted them: no decode.
+    let Some(refs) = sim
+        .c
+        .read(|st| st.store.get(res, ns, name).filter(|o| &*o.uid == uid && !o.deleting).map(|o| o.owners.clone()))
+    else {
         return;
     };
-    if uid_of(&v) != uid || is_deleting(&v) {
-        return;
-    }
-    let refs: Vec<String> = v
-        .pointer("/metadata/ownerReferences")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(|r| r.get("uid").and_then(Value::as_str).map(str::to_string))
-        .collect();
     if refs.is_empty() {
         return;
     }

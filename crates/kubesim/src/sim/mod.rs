@@ -328,9 +328,9 @@ impl Sim {
             }
             self.dirty_workloads.owners_of(&ids, &ns, v());
         } else if ev.res == ids.serviceaccounts && ev.typ == EventType::Added {
-            // Pods wait for their service account: workloads that could not
-            // create theirs try again.
-            self.dirty_workloads.all();
+            // Pods wait for their service account: the namespace's workloads
+            // that could not create theirs try again.
+            self.dirty_workloads.namespace(&ev.ns);
         } else if ev.res == ids.storageclasses {
             for pvc in self.c.list_values("", "persistentvolumeclaims", None) {
                 storage::reconcile_pvc(self, &pvc);

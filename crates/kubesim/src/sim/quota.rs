@@ -80,8 +80,11 @@ pub fn reconcile_namespace(sim: &Sim, cache: &mut UsageCache, ns: &str) {
         let mut space = Space::default();
         sim.c.read(|st| {
             for (id, def) in st.registry.iter().filter(|(_, d)| d.namespaced) {
+                // As in `observe`: decoded only when usage is more than a count.
+                let reads = usage_reads_object(def);
                 for ((_, name), o) in st.store.range(id, Some(ns), None) {
-                    space.set((id, name.to_string()), Some(usage(def, &o.value())));
+                    let u = if reads { usage(def, &o.value()) } else { usage(def, &Value::Null) };
+                    space.set((id, name.to_string()), Some(u));
                 }
             }
         });

@@ -65,17 +65,19 @@ fn pod_from_template(template: &Value, prefix: &str, owner: Value, extra_labels:
 
 /// The workloads whose controllers run after a batch of events: the ones
 /// that changed and the owners of pods and ReplicaSets that changed, as
-/// upstream's controllers queue them, or all of them (a resync, a node
-/// change). A pod owned by anything else (an Instance) wakes none of them.
+/// upstream's controllers queue them, all those of a namespace (a new
+/// service account there), or all of them (a resync, a node change). A pod
+/// owned by anything else (an Instance) wakes none of them.
 #[derive(Default)]
 pub struct Dirty {
     all: bool,
     some: BTreeSet<(ResId, String, String)>,
+    namespaces: BTreeSet<String>,
 }
 
 impl Dirty {
     pub fn everything() -> Self {
-        Self { all: true, some: BTreeSet::new() }
+        Self { all: true, ..Self::default() }
     }
 
     pub fn all(&mut self) {
@@ -83,8 +85,17 @@ impl Dirty {
     }
 
     pub fn mark(&mut self, res: ResId, ns: &str, name: &str) {
-        if !self.all {
+        if !self.all && !self.namespaces.contains(ns) {
             self.some.insert((res, ns.to_string(), name.to_string()));
+        }
+    }
+
+    /// Marks every workload in `ns` (their pods may have waited for something
+    /// created there, such as their service account).
+    pub fn namespace(&mut self, ns: &str) {
+        if !self.all {
+            self.some.retain(|(_, n, _)| n != ns);
+            self.namespaces.insert(ns.to_string());
         }
     }
 
@@ -113,7 +124,10 @@ impl Dirty {
 /// Runs the controllers of the `dirty` workloads.
 pub fn reconcile(sim: &Sim, dirty: Dirty) {
     if dirty.all {
-        return reconcile_all(sim);
+        return reconcile_all(sim, None);
+    }
+    for ns in &dirty.namespaces {
+        reconcile_all(sim, Some(ns));
     }
     for (res, ns, name) in dirty.some {
         let Some(w) = sim.c.read(|st| st.store.get(res, &ns, &name).map(|o| o.value())) else { continue };
@@ -130,18 +144,19 @@ pub fn reconcile(sim: &Sim, dirty: Dirty) {
     }
 }
 
-fn reconcile_all(sim: &Sim) {
-    for d in sim.c.list_values("apps", "deployments", None) {
+/// Runs the controllers of every workload, or of those in `ns`.
+fn reconcile_all(sim: &Sim, ns: Option<&str>) {
+    for d in sim.c.list_values("apps", "deployments", ns) {
         if !is_deleting(&d) {
             deployment(sim, &d);
         }
     }
-    for rs in sim.c.list_values("apps", "replicasets", None) {
+    for rs in sim.c.list_values("apps", "replicasets", ns) {
         if !is_deleting(&rs) {
             replicaset(sim, &rs);
         }
     }
-    for ds in sim.c.list_values("apps", "daemonsets", None) {
+    for ds in sim.c.list_values("apps", "daemonsets", ns) {
         if !is_deleting(&ds) {
             daemonset(sim, &ds);
         }
@@ -376,5 +391,18 @@ mod tests {
         d.all();
         d.mark(ids.deployments, "ns", "other");
         assert!(d.all && !d.some.iter().any(|(_, _, n)| n == "other"), "once all are dirty, no list is kept");
+    }
+
+    #[test]
+    fn a_dirty_namespace_covers_its_workloads_and_no_others() {
+        let ids = Ids::resolve(&Cluster::new(SimConfig::default()));
+        let mut d = Dirty::default();
+        d.mark(ids.deployments, "a", "web");
+        d.mark(ids.deployments, "b", "web");
+        d.namespace("a");
+        d.mark(ids.replicasets, "a", "web-1");
+        let marked: Vec<_> = d.some.iter().map(|(_, ns, n)| (ns.as_str(), n.as_str())).collect();
+        assert_eq!(marked, vec![("b", "web")], "a's workloads all run once, b's marked one still runs");
+        assert!(d.namespaces.contains("a") && !d.all);
     }
 }

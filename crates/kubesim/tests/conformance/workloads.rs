@@ -2,8 +2,8 @@
 
 use super::apply::widget_crd;
 use super::status;
-use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
-use k8s_openapi::api::core::v1::{ConfigMap, Pod};
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, ServiceAccount};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, PostParams};
 use kubesim::testing::{TestCluster, wait_for, wait_gone, wait_until};
@@ -68,6 +68,32 @@ async fn deployments_and_daemonsets_produce_pods() {
     dss.create(&PostParams::default(), &ds).await.unwrap();
     let ds = wait_for(&dss, "agent", T, |d| d.status.as_ref().is_some_and(|s| s.number_ready == 2)).await;
     assert_eq!(ds.status.unwrap().desired_number_scheduled, 2, "the tainted node is not eligible");
+    tc.finish().await;
+}
+
+#[tokio::test]
+async fn a_deployment_gets_its_pods_once_its_service_account_exists() {
+    let mut tc = TestCluster::start().await;
+    let ns = tc.namespace("late-sa").await;
+    let deps: Api<Deployment> = Api::namespaced(tc.client.clone(), &ns);
+    let d: Deployment = serde_json::from_value(
+        json!({"metadata": {"name": "web"}, "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "web"}},
+        "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"serviceAccountName": "late",
+            "containers": [{"name": "c", "image": "nginx:1.27"}]}}}}),
+    )
+    .unwrap();
+    deps.create(&PostParams::default(), &d).await.unwrap();
+    let pods: Api<Pod> = Api::namespaced(tc.client.clone(), &ns);
+    // The ReplicaSet exists, but service account admission refuses its pods.
+    let sets: Api<ReplicaSet> = Api::namespaced(tc.client.clone(), &ns);
+    wait_until(T, "the ReplicaSet", || async { !sets.list(&ListParams::default()).await.unwrap().items.is_empty() })
+        .await;
+    assert!(pods.list(&ListParams::default()).await.unwrap().items.is_empty(), "no pod without its service account");
+    let sas: Api<ServiceAccount> = Api::namespaced(tc.client.clone(), &ns);
+    sas.create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": "late"}})).unwrap())
+        .await
+        .unwrap();
+    wait_for(&deps, "web", T, |d| d.status.as_ref().and_then(|s| s.ready_replicas) == Some(2)).await;
     tc.finish().await;
 }
 
