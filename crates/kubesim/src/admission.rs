@@ -318,8 +318,15 @@ fn invalid_svc(name: &str, e: FieldError) -> ApiError {
     ApiError::invalid("", "Service", name, vec![e])
 }
 
-/// Usage to charge to quotas on commit: (quota name, resource → amount).
-pub type QuotaCharges = Vec<(String, BTreeMap<String, Quantity>)>;
+/// Usage to charge to quotas on commit.
+pub type QuotaCharges = Vec<QuotaCharge>;
+
+/// What an admitted write adds to one quota's usage, with the quota as
+/// admission read it (charging re-uses it when the quota has not changed since).
+pub struct QuotaCharge {
+    pub quota: Value,
+    pub delta: BTreeMap<String, Quantity>,
+}
 
 /// Resource usage an object contributes to quota.
 /// Whether [`usage`] reads the object (otherwise it is a count of the kind).
@@ -427,7 +434,7 @@ pub fn quota(
     let new_u = usage(def, obj);
     let old_u = old.map(|o| usage(def, o)).unwrap_or_default();
     let mut charges = Vec::new();
-    for q in &quotas {
+    for q in quotas {
         let qname = q.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("").to_string();
         let hard = q.pointer("/spec/hard").and_then(Value::as_object).cloned().unwrap_or_default();
         // Pods must state requests/limits for every constrained compute resource.
@@ -495,7 +502,7 @@ pub fn quota(
             ));
         }
         if !delta.is_empty() {
-            charges.push((qname, delta));
+            charges.push(QuotaCharge { quota: q, delta });
         }
     }
     Ok(charges)

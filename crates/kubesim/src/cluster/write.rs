@@ -105,11 +105,16 @@ impl State {
         let Some((qid, qdef)) = self.res("", "resourcequotas") else {
             return;
         };
-        for (qname, delta) in charges {
+        for admission::QuotaCharge { quota, delta } in charges {
+            let Some(qname) = quota.pointer("/metadata/name").and_then(Value::as_str).map(str::to_string) else {
+                continue;
+            };
             let Some(q) = self.store.get(qid, ns, &qname) else {
                 continue;
             };
-            let mut v = q.value();
+            // The quota as admission read it, unless it changed since (then as stored).
+            let admitted_rv = quota.pointer("/metadata/resourceVersion").and_then(Value::as_str);
+            let mut v = if admitted_rv.and_then(|r| r.parse().ok()) == Some(q.rv) { quota } else { q.value() };
             let used = v.pointer_mut("/status/used").and_then(Value::as_object_mut);
             let Some(used) = used else { continue };
             for (r, d) in delta {
