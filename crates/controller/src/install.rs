@@ -36,12 +36,18 @@ where
 {
     let pools = Arc::new(crate::pool::Pools::default());
     let m = &metrics;
+    // One watch of Tenants and one of their namespaces, for both controllers.
+    let watches = crate::tenant::Watches::new(&client);
+    let instances =
+        crate::instance::reconcile::Context::with_pools(client.clone(), settings.clone(), pools.clone(), m.clone());
+    instances.read_tenants_from(watches.stores());
     tokio::join!(
-        crate::tenant::run(crate::tenant::Context::new(client.clone(), settings.clone(), m.clone()), stop.clone()),
-        crate::instance::reconcile::run(
-            crate::instance::reconcile::Context::with_pools(client.clone(), settings.clone(), pools.clone(), m.clone()),
+        crate::tenant::run_with(
+            crate::tenant::Context::new(client.clone(), settings.clone(), m.clone()),
+            watches,
             stop.clone()
         ),
+        crate::instance::reconcile::run(instances, stop.clone()),
         crate::pool::reconcile::run(
             crate::pool::reconcile::Context::new(client.clone(), settings, pools, m.clone()),
             stop.clone()

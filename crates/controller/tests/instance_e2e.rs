@@ -345,3 +345,40 @@ async fn isolation_on_kubesim_limits_and_fifty_concurrent_instances() {
     let _ = tokio::time::timeout(T, h2).await;
     tc.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_reconcilers_share_one_watch_of_tenants_and_one_of_their_namespaces() {
+    let tc = TestCluster::start().await;
+    let Some(sim) = tc.sim("counts the API server's open watches") else { return };
+    install(&tc.client).await;
+    let settings = Settings { namespace_prefix: format!("ps{}-", std::process::id() % 100000), ..Default::default() };
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let ctl = tokio::spawn(controller::install::reconcilers(
+        tc.client.clone(),
+        settings.clone(),
+        Default::default(),
+        futures_stop(rx),
+    ));
+    let templates: Api<Template> = Api::all(tc.client.clone());
+    templates.patch("ctf-web", &PatchParams::apply("t").force(), &Patch::Apply(&example("ctf-web"))).await.unwrap();
+    let tenants: Api<Tenant> = Api::all(tc.client.clone());
+    let t: Tenant = serde_json::from_value(json!({"apiVersion": "paddock.dev/v1alpha1", "kind": "Tenant",
+        "metadata": {"name": "shared"}, "spec": {"kind": "Team", "storage": {"enabled": false}}}))
+    .unwrap();
+    tenants.create(&PostParams::default(), &t).await.unwrap();
+    wait_for(&tenants, "shared", T, |t| t.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Ready")).await;
+    // The instance controller reads the tenant and its namespace from the shared caches.
+    let insts: Api<Instance> = Api::namespaced(tc.client.clone(), &format!("{}shared", settings.namespace_prefix));
+    let i: Instance = serde_json::from_value(json!({"apiVersion": "paddock.dev/v1alpha1", "kind": "Instance",
+        "metadata": {"name": "web"}, "spec": {"template": "ctf-web"}}))
+    .unwrap();
+    insts.create(&PostParams::default(), &i).await.unwrap();
+    wait_for(&insts, "web", T, |i| phase(i) == Some(InstancePhase::Running)).await;
+    // wait_for's own watches have ended; what is open is the reconcilers'.
+    wait_until(T, "the test's own watches to close", || async { sim.open_watches("instances") <= 1 }).await;
+    assert_eq!(sim.open_watches("tenants"), 1, "one watch of Tenants for the tenant and instance controllers");
+    assert_eq!(sim.open_watches("namespaces"), 1, "one watch of tenant namespaces");
+    let _ = tx.send(());
+    let _ = tokio::time::timeout(T, ctl).await;
+    tc.finish().await;
+}

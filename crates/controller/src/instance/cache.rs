@@ -147,6 +147,7 @@ pub fn wire(
     client: &Client,
     pool_ns: &str,
     echoes: &Arc<crate::echoes::Echoes>,
+    tenant_stores: Option<(Store<Tenant>, Store<Namespace>)>,
 ) -> (Controller<Instance>, Caches, BoxFuture<'static, ()>) {
     let c = client.clone();
     let ours = || watcher::Config::default().labels(&format!("{MANAGED_BY}={MANAGER},{INSTANCE}"));
@@ -160,22 +161,24 @@ pub fn wire(
     let (pool_pods, pool_s) =
         reflected(Api::<Pod>::namespaced(c.clone(), pool_ns), watcher::Config::default().labels(POOL), whole);
     let (templates, templates_s) = reflected(Api::<Template>::all(c.clone()), watcher::Config::default(), whole);
-    let (tenants, tenants_s) = reflected(Api::<Tenant>::all(c.clone()), watcher::Config::default(), whole);
-    let (namespaces, namespaces_s) = reflected(
-        Api::<Namespace>::all(c.clone()),
-        watcher::Config::default().labels(&format!("{MANAGED_BY}={MANAGER},{TENANT}")),
-        whole,
-    );
     let (node_roles, nodes_s) =
-        reflected(Api::<PartialObjectMeta<Node>>::all(c), watcher::Config::default().labels(NODE_ROLE), whole);
-    let background = futures::future::join4(
-        templates_s.for_each(|_| async {}),
-        tenants_s.for_each(|_| async {}),
-        namespaces_s.for_each(|_| async {}),
-        nodes_s.for_each(|_| async {}),
-    )
-    .map(|_| ())
-    .boxed();
+        reflected(Api::<PartialObjectMeta<Node>>::all(c.clone()), watcher::Config::default().labels(NODE_ROLE), whole);
+    let mut background = vec![templates_s.for_each(|_| async {}).boxed(), nodes_s.for_each(|_| async {}).boxed()];
+    let (tenants, namespaces) = match tenant_stores {
+        Some(shared) => shared,
+        None => {
+            let (tenants, tenants_s) = reflected(Api::<Tenant>::all(c.clone()), watcher::Config::default(), whole);
+            let (namespaces, namespaces_s) = reflected(
+                Api::<Namespace>::all(c),
+                watcher::Config::default().labels(&format!("{MANAGED_BY}={MANAGER},{TENANT}")),
+                whole,
+            );
+            background.push(tenants_s.for_each(|_| async {}).boxed());
+            background.push(namespaces_s.for_each(|_| async {}).boxed());
+            (tenants, namespaces)
+        }
+    };
+    let background = futures::future::join_all(background).map(|_| ()).boxed();
     let caches = Caches {
         instances: controller.store(),
         templates,

@@ -23,6 +23,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, MicroTime, Time}
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
+use kube::runtime::reflector::Store;
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource, ResourceExt};
 use rand::Rng;
@@ -59,6 +60,9 @@ pub struct Context {
     cleaning: Cleaning,
     /// This controller's own writes, whose watch events trigger nothing.
     echoes: Arc<crate::echoes::Echoes>,
+    /// The tenant controller's Tenant and namespace stores, when it runs in
+    /// this process (otherwise this controller watches them itself).
+    tenant_stores: std::sync::OnceLock<(Store<Tenant>, Store<Namespace>)>,
 }
 
 impl Context {
@@ -79,7 +83,15 @@ impl Context {
             written: Arc::default(),
             cleaning: Cleaning::default(),
             echoes: Arc::default(),
+            tenant_stores: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Reads Tenants and their namespaces from the tenant controller's
+    /// watches (`tenant::Watches::stores`) instead of watching them again.
+    /// Takes effect when called before [`run`].
+    pub fn read_tenants_from(&self, stores: (Store<Tenant>, Store<Namespace>)) {
+        let _ = self.tenant_stores.set(stores);
     }
 }
 
@@ -737,7 +749,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
     let controller = Controller::for_stream(instances, store).with_config(ctx.settings.controller_config());
     ctx.metrics.watch_instances(controller.store());
     let (controller, caches, background) =
-        super::cache::wire(controller, &c, &ctx.settings.pool_namespace, &ctx.echoes);
+        super::cache::wire(controller, &c, &ctx.settings.pool_namespace, &ctx.echoes, ctx.tenant_stores.get().cloned());
     let _ = ctx.caches.set(caches);
     let controller =
         controller.graceful_shutdown_on(shutdown).run(reconcile, error_policy, ctx.clone()).for_each(|r| {

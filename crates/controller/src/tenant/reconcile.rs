@@ -379,12 +379,49 @@ where
     (store, echoes.unechoed(events))
 }
 
+type WatchEvents<K> = futures::stream::BoxStream<'static, Result<K, watcher::Error>>;
+
+/// The watches of Tenants and of their namespaces. The instance controller
+/// reads both too: run together (`install::reconcilers`), it reads these
+/// stores instead of keeping its own watches of the same objects.
+pub struct Watches {
+    tenants: (Store<Tenant>, WatchEvents<Tenant>),
+    namespaces: (Store<Namespace>, WatchEvents<Namespace>),
+}
+
+impl Watches {
+    pub fn new(client: &Client) -> Self {
+        let c = client.clone();
+        let ours = watcher::Config::default().labels(&format!("{MANAGED_BY}={MANAGER},{TENANT}"));
+        let (t, ts) =
+            crate::cache::reflected(Api::<Tenant>::all(c.clone()), watcher::Config::default(), crate::cache::whole);
+        let (n, ns) = crate::cache::reflected(Api::<Namespace>::all(c), ours, crate::cache::whole);
+        Self { tenants: (t, ts.boxed()), namespaces: (n, ns.boxed()) }
+    }
+
+    /// The Tenant and namespace stores, filled while the tenant controller runs.
+    pub fn stores(&self) -> (Store<Tenant>, Store<Namespace>) {
+        (self.tenants.0.clone(), self.namespaces.0.clone())
+    }
+}
+
 /// Runs the tenant controller until `shutdown` resolves.
 pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static) {
+    let watches = Watches::new(&ctx.client);
+    run_with(ctx, watches, shutdown).await
+}
+
+/// Runs the tenant controller on `watches` until `shutdown` resolves.
+pub async fn run_with(
+    ctx: Arc<Context>,
+    watches: Watches,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) {
     let (c, e) = (ctx.client.clone(), &ctx.echoes);
     let ours = || watcher::Config::default().labels(&format!("{MANAGED_BY}={MANAGER},{TENANT}"));
     let vpn = || watcher::Config::default().labels(&format!("{MANAGED_BY}={MANAGER},paddock.dev/component=vpn"));
-    let (namespaces, s1) = cached(e, Api::<Namespace>::all(c.clone()), ours());
+    let Watches { tenants: (tenants, s0), namespaces: (namespaces, s1) } = watches;
+    let s1 = e.unechoed(s1);
     let (policies, s2) = cached(e, Api::<NetworkPolicy>::all(c.clone()), ours());
     // Admission rewrites a quota's usage on every create in its namespace;
     // only a change the tenant's status shows (usage over the quota) matters.
@@ -417,8 +454,6 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
         group_claims,
         group_volumes,
     });
-    let (tenants, s0) =
-        crate::cache::reflected(Api::<Tenant>::all(c.clone()), watcher::Config::default(), crate::cache::whole);
     let s0 = ctx.written.primary_events(e, s0);
     Controller::for_stream(s0, tenants)
         .with_config(ctx.settings.controller_config())
