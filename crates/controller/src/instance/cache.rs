@@ -23,7 +23,7 @@
 use super::build::POD_LABEL;
 use super::phase::PodBrief;
 use crate::cache::{Projection, lookup, projected, ready, reflected, whole};
-use crate::labels::{INSTANCE, MANAGED_BY, MANAGER, NODE_ROLE, TENANT};
+use crate::labels::{INSTANCE, MANAGED_BY, MANAGER, NODE_ROLE};
 use crate::pool::labels::{CLAIM, INSTANCE_NAMESPACE, POOL, SET};
 use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt};
@@ -167,15 +167,10 @@ pub fn wire(
     let (tenants, namespaces) = match tenant_stores {
         Some(shared) => shared,
         None => {
-            let (tenants, tenants_s) = reflected(Api::<Tenant>::all(c.clone()), watcher::Config::default(), whole);
-            let (namespaces, namespaces_s) = reflected(
-                Api::<Namespace>::all(c),
-                watcher::Config::default().labels(&format!("{MANAGED_BY}={MANAGER},{TENANT}")),
-                whole,
-            );
-            background.push(tenants_s.for_each(|_| async {}).boxed());
-            background.push(namespaces_s.for_each(|_| async {}).boxed());
-            (tenants, namespaces)
+            let own = crate::tenant::Watches::new(&c);
+            let stores = own.stores();
+            background.push(own.fill());
+            stores
         }
     };
     let background = futures::future::join_all(background).map(|_| ()).boxed();

@@ -12,7 +12,7 @@ use crate::events::Events;
 use crate::labels::{MANAGED_BY, MANAGER, TENANT};
 use crate::metrics::Metrics;
 use crate::written::{Written, add_finalizer};
-use futures::{Stream, StreamExt};
+use futures::{FutureExt, Stream, StreamExt};
 use k8s_openapi::api::core::v1::{
     LimitRange, Namespace, PersistentVolume, PersistentVolumeClaim, Pod, ResourceQuota, Secret, Service, ServiceAccount,
 };
@@ -402,6 +402,13 @@ impl Watches {
     /// The Tenant and namespace stores, filled while the tenant controller runs.
     pub fn stores(&self) -> (Store<Tenant>, Store<Namespace>) {
         (self.tenants.0.clone(), self.namespaces.0.clone())
+    }
+
+    /// Keeps the stores filled without the tenant controller (for a process
+    /// that only reads them), as long as the returned future is polled.
+    pub fn fill(self) -> futures::future::BoxFuture<'static, ()> {
+        let (tenants, namespaces) = (self.tenants.1, self.namespaces.1);
+        futures::future::join(tenants.for_each(|_| async {}), namespaces.for_each(|_| async {})).map(|_| ()).boxed()
     }
 }
 
