@@ -66,6 +66,9 @@ pub struct Event {
     pub obj: Arc<Obj>,
     /// The object before the change (MODIFIED only).
     pub prev: Option<Arc<Obj>>,
+    /// A write to the status subresource (or kubesim's own status bookkeeping,
+    /// such as quota charges): only the status changed.
+    pub status_only: bool,
 }
 
 pub struct Store {
@@ -315,6 +318,15 @@ impl Store {
 
     /// Stores an object whose metadata.resourceVersion is already `obj.rv`.
     pub fn put(&mut self, res: ResId, key: Key, obj: Obj) -> Arc<Obj> {
+        self.put_with(res, key, obj, false)
+    }
+
+    /// [`Store::put`] of a write that changed only the object's status.
+    pub fn put_status(&mut self, res: ResId, key: Key, obj: Obj) -> Arc<Obj> {
+        self.put_with(res, key, obj, true)
+    }
+
+    fn put_with(&mut self, res: ResId, key: Key, obj: Obj, status_only: bool) -> Arc<Obj> {
         let obj = Arc::new(self.dedupe(obj));
         let rv = obj.rv;
         self.index(res, &key, &obj);
@@ -329,7 +341,8 @@ impl Store {
             }
         }
         let typ = if prev.is_some() { EventType::Modified } else { EventType::Added };
-        self.publish(Event { rv, res, ns: key.0, name: key.1, typ, obj: obj.clone(), prev });
+        let status_only = status_only && prev.is_some();
+        self.publish(Event { rv, res, ns: key.0, name: key.1, typ, obj: obj.clone(), prev, status_only });
         obj
     }
 
@@ -346,6 +359,7 @@ impl Store {
             typ: EventType::Deleted,
             obj: last,
             prev: Some(old.clone()),
+            status_only: false,
         });
         Some(old)
     }

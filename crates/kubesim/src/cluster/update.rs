@@ -80,7 +80,7 @@ impl State {
     /// The part of an update that must be atomic with the store: the quota
     /// check (when [`prepare_update`] ran without the state) and the write.
     fn commit_update(&mut self, res: ResId, u: Update, dry_run: bool) -> ApiResult<Arc<Obj>> {
-        let Update { def, ns, name, mut new, old_v, charges } = u;
+        let Update { def, ns, name, mut new, old_v, charges, status_only } = u;
         let charges = match charges {
             Some(c) => c,
             None => admission::quota(self, &def, &ns, &name, &new, Some(&old_v))?,
@@ -99,7 +99,7 @@ impl State {
         let rv = self.store.next_rv();
         meta_mut(&mut new).insert("resourceVersion".into(), json!(rv.to_string()));
         let o = self.encode(&def, &new, rv);
-        let stored = self.store.put(res, key, o);
+        let stored = if status_only { self.store.put_status(res, key, o) } else { self.store.put(res, key, o) };
         self.charge_quotas(&ns, charges);
         Ok(stored)
     }
@@ -114,6 +114,8 @@ pub(crate) struct Update {
     old_v: Value,
     /// Quota charges, when admission already ran against the state.
     charges: Option<admission::QuotaCharges>,
+    /// A write to the status subresource.
+    status_only: bool,
 }
 
 pub(crate) enum Prepared {
@@ -270,7 +272,7 @@ fn prepare_update(
     if cmp_old == new {
         return Ok(Prepared::Unchanged(old.clone()));
     }
-    Ok(Prepared::Write(Update { def: def.clone(), ns, name, new, old_v, charges }))
+    Ok(Prepared::Write(Update { def: def.clone(), ns, name, new, old_v, charges, status_only: sub == Some("status") }))
 }
 
 /// The type's validation of an update, as a 422 naming every field.

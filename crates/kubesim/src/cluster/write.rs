@@ -124,7 +124,7 @@ impl State {
             let rv = self.store.next_rv();
             meta_mut(&mut v).insert("resourceVersion".into(), json!(rv.to_string()));
             let o = self.encode(&qdef, &v, rv);
-            self.store.put(qid, (ns.into(), qname.as_str().into()), o);
+            self.store.put_status(qid, (ns.into(), qname.as_str().into()), o);
         }
     }
 

@@ -272,7 +272,10 @@ impl Sim {
         let ns = ev.ns.to_string();
         if !ns.is_empty() {
             let gone = ev.typ == EventType::Deleted;
-            self.quota_usage.observe(&self.c, ev.res, &ns, &ev.name, (!gone).then_some(v));
+            let changed = self.quota_usage.observe(&self.c, ev.res, &ns, &ev.name, (!gone).then_some(v));
+            if quota::recount_after(ev, ev.res == ids.quotas, changed) {
+                self.dirty_quota.insert(ns.clone());
+            }
         }
         if ev.res == ids.pods {
             self.sched.pod_event(ev.typ, v());
@@ -283,7 +286,6 @@ impl Sim {
                 storage::pod_gone(self, v());
             }
             self.endpoints.pod_event(ev.typ, v());
-            self.dirty_quota.insert(ns.clone());
             // The ReplicaSet or DaemonSet that owns the pod counts its pods again.
             self.dirty_workloads.owners_of(&ids, &ns, v());
         } else if ev.res == ids.nodes {
@@ -305,12 +307,10 @@ impl Sim {
             let mut ep = std::mem::take(&mut self.endpoints);
             ep.service_event(self, ev.typ, v());
             self.endpoints = ep;
-            self.dirty_quota.insert(ns.clone());
             if ev.typ != EventType::Deleted {
                 endpoints::assign_load_balancer(self, v());
             }
         } else if ev.res == ids.pvcs {
-            self.dirty_quota.insert(ns.clone());
             if ev.typ == EventType::Deleted {
                 storage::pvc_gone(self, v());
             } else {
@@ -335,8 +335,6 @@ impl Sim {
             for pvc in self.c.list_values("", "persistentvolumeclaims", None) {
                 storage::reconcile_pvc(self, &pvc);
             }
-        } else {
-            self.dirty_quota.insert(ns.clone());
         }
         // Namespaces being emptied look at every deletion inside them.
         if ev.typ == EventType::Deleted && !ns.is_empty() {
@@ -366,9 +364,13 @@ impl Sim {
         ep.flush(self);
         self.endpoints = ep;
         let mut usage = std::mem::take(&mut self.quota_usage);
+        let mut again = BTreeSet::new();
         for ns in std::mem::take(&mut self.dirty_quota) {
-            quota::reconcile_namespace(self, &mut usage, &ns);
+            if quota::reconcile_namespace(self, &mut usage, &ns) {
+                again.insert(ns);
+            }
         }
+        self.dirty_quota = again;
         self.quota_usage = usage;
         let dirty = std::mem::take(&mut self.dirty_workloads);
         workloads::reconcile(self, dirty);

@@ -23,29 +23,36 @@ struct Space {
 }
 
 impl Space {
-    fn set(&mut self, key: (usize, String), usage: Option<BTreeMap<String, Quantity>>) {
-        let old = match usage {
+    /// Sets (or, with `None`, forgets) an object's usage; returns whether it changed.
+    fn set(&mut self, key: (usize, String), usage: Option<BTreeMap<String, Quantity>>) -> bool {
+        let (old, changed) = match usage {
             Some(u) => {
                 for (k, q) in &u {
                     let t = self.totals.entry(k.clone()).or_default();
                     *t = *t + *q;
                 }
-                self.objects.insert(key, u)
+                let changed = self.objects.get(&key) != Some(&u);
+                (self.objects.insert(key, u), changed)
             }
-            None => self.objects.remove(&key),
+            None => {
+                let old = self.objects.remove(&key);
+                let changed = old.is_some();
+                (old, changed)
+            }
         };
         for (k, q) in old.into_iter().flatten() {
             if let Some(t) = self.totals.get_mut(&k) {
                 *t = *t - q;
             }
         }
+        changed
     }
 }
 
 impl UsageCache {
     /// An object changed (`obj` gives it) or went (`None`); only namespaces
     /// with a quota are tracked, and the object is read only when its usage
-    /// is more than a count.
+    /// is more than a count. Returns whether its usage changed.
     pub fn observe<'v>(
         &mut self,
         c: &Cluster,
@@ -53,15 +60,15 @@ impl UsageCache {
         ns: &str,
         name: &str,
         obj: Option<impl FnOnce() -> &'v Value>,
-    ) {
+    ) -> bool {
         let Some(space) = self.0.get_mut(ns) else {
-            return;
+            return false;
         };
         let usage = obj.and_then(|get| {
             let def = c.def(res)?;
             Some(usage(&def, if usage_reads_object(&def) { get() } else { &Value::Null }))
         });
-        space.set((res, name.to_string()), usage);
+        space.set((res, name.to_string()), usage)
     }
 
     /// Forgets everything (after the simulated controllers missed events).
@@ -70,11 +77,30 @@ impl UsageCache {
     }
 }
 
-pub fn reconcile_namespace(sim: &Sim, cache: &mut UsageCache, ns: &str) {
+/// Which events make the quota controller recompute a namespace's usage, as
+/// upstream's: a quota added, deleted or given a new spec (not its status
+/// updates: admission's charges and this controller's own writes); an object
+/// deleted; an object updated so that its usage changed (a pod finished, a
+/// Service changed type, a claim resized). Not a new object: admission
+/// charged it already.
+pub fn recount_after(ev: &crate::store::Event, is_quota: bool, usage_changed: bool) -> bool {
+    use crate::store::EventType;
+    match ev.typ {
+        EventType::Deleted => true,
+        EventType::Added => is_quota,
+        EventType::Modified if is_quota => !ev.status_only,
+        EventType::Modified => usage_changed,
+    }
+}
+
+/// Recomputes the status of `ns`'s quotas. Returns true when one was newer
+/// than the events handled so far, so the namespace must be tried again
+/// after the next batch.
+pub fn reconcile_namespace(sim: &Sim, cache: &mut UsageCache, ns: &str) -> bool {
     let quotas = sim.c.list_values("", "resourcequotas", Some(ns));
     if quotas.is_empty() {
         cache.0.remove(ns);
-        return;
+        return false;
     }
     let space = cache.0.entry(ns.to_string()).or_insert_with(|| {
         let mut space = Space::default();
@@ -91,6 +117,7 @@ pub fn reconcile_namespace(sim: &Sim, cache: &mut UsageCache, ns: &str) {
         space
     });
     let totals = &space.totals;
+    let mut retry = false;
     for q in &quotas {
         let hard = q.pointer("/spec/hard").and_then(Value::as_object).cloned().unwrap_or_default();
         let mut used = Map::new();
@@ -105,22 +132,28 @@ pub fn reconcile_namespace(sim: &Sim, cache: &mut UsageCache, ns: &str) {
         // quota no newer than the last event handled has every charge counted
         // in `totals`. A newer one holds charges the totals do not have yet:
         // writing them would undo admission's accounting and let the next
-        // objects past the limit. Its event marks the namespace again. The
-        // listed copy is checked first (most often it is that newer one), and
-        // the update checks again what it is about to change.
+        // objects past the limit. The namespace is tried again after the
+        // next batch. The listed copy is checked first (most often it is that
+        // newer one), and the update checks again what it is about to change.
         let seen = sim.seen_rv;
         if rv_of(q).is_some_and(|rv| rv > seen) {
+            retry = true;
             continue;
         }
+        let newer = std::cell::Cell::new(false);
         log_err(
             "quota status",
             sim.c.modify(sim.ids.quotas, ns, name_of(q), Some("status"), "resourcequota-controller", |x| {
                 if rv_of(x).is_some_and(|rv| rv <= seen) {
                     x["status"] = want.clone();
+                } else {
+                    newer.set(true);
                 }
             }),
         );
+        retry |= newer.get();
     }
+    retry
 }
 
 /// An object's resourceVersion as a number.

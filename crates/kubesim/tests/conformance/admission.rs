@@ -59,6 +59,51 @@ async fn quota_rejects_and_accounts() {
     tc.finish().await;
 }
 
+fn used(q: &ResourceQuota, r: &str) -> Option<String> {
+    q.status.as_ref()?.used.as_ref()?.get(r).map(|x| x.0.clone())
+}
+
+/// Admission charges what is created; the quota controller gives usage back
+/// when objects go (of any kind it counts) and follows changes of the quota's
+/// spec, as upstream's replenishment and quota sync do.
+#[tokio::test]
+async fn quota_usage_is_given_back_when_objects_go_and_follows_spec_changes() {
+    let mut tc = TestCluster::start().await;
+    let ns = tc.namespace("quota-back").await;
+    let quotas: Api<ResourceQuota> = Api::namespaced(tc.client.clone(), &ns);
+    let hard = json!({"pods": "2", "count/deployments.apps": "1", "count/configmaps": "5"});
+    quotas
+        .create(&PostParams::default(), &obj(json!({"metadata": {"name": "q"}, "spec": {"hard": hard}})))
+        .await
+        .unwrap();
+    wait_for(&quotas, "q", T, |q| used(q, "pods").is_some()).await;
+    let pods: Api<Pod> = Api::namespaced(tc.client.clone(), &ns);
+    pods.create(&PostParams::default(), &small_pod("a")).await.unwrap();
+    let deps: Api<k8s_openapi::api::apps::v1::Deployment> = Api::namespaced(tc.client.clone(), &ns);
+    // Zero replicas: the Deployment is counted, no pod of it is.
+    let d = obj(
+        json!({"metadata": {"name": "web"}, "spec": {"replicas": 0, "selector": {"matchLabels": {"app": "web"}},
+        "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "c", "image": "nginx"}]}}}}),
+    );
+    deps.create(&PostParams::default(), &d).await.unwrap();
+    let q = wait_for(&quotas, "q", T, |q| used(q, "pods").as_deref() == Some("1")).await;
+    assert_eq!(used(&q, "count/deployments.apps").as_deref(), Some("1"));
+
+    // Each on its own, so that one kind's deletion does not recount the other's.
+    deps.delete("web", &Default::default()).await.unwrap();
+    wait_for(&quotas, "q", T, |q| used(q, "count/deployments.apps").as_deref() == Some("0")).await;
+    pods.delete("a", &Default::default()).await.unwrap();
+    wait_for(&quotas, "q", T, |q| used(q, "pods").as_deref() == Some("0")).await;
+
+    // A new limit shows in the status (the quota's own status writes trigger nothing).
+    quotas.patch("q", &PatchParams::default(), &Patch::Merge(json!({"spec": {"hard": {"pods": "3"}}}))).await.unwrap();
+    wait_for(&quotas, "q", T, |q| {
+        q.status.as_ref().and_then(|s| s.hard.as_ref()).and_then(|h| h.get("pods")).map(|x| x.0.as_str()) == Some("3")
+    })
+    .await;
+    tc.finish().await;
+}
+
 /// Admission charges the quota at once; the quota controller's recount must
 /// never undo a charge it has not seen yet, or concurrent creates get past
 /// the limit (upstream's controller writes status with the resourceVersion
