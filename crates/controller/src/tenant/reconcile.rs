@@ -381,6 +381,11 @@ where
 
 type WatchEvents<K> = futures::stream::BoxStream<'static, Result<K, watcher::Error>>;
 
+/// A watch of the objects this controller made for tenants (by label).
+fn ours() -> watcher::Config {
+    watcher::Config::default().labels(&format!("{MANAGED_BY}={MANAGER},{TENANT}"))
+}
+
 /// The watches of Tenants and of their namespaces. The instance controller
 /// reads both too: run together (`install::reconcilers`), it reads these
 /// stores instead of keeping its own watches of the same objects.
@@ -392,10 +397,9 @@ pub struct Watches {
 impl Watches {
     pub fn new(client: &Client) -> Self {
         let c = client.clone();
-        let ours = watcher::Config::default().labels(&format!("{MANAGED_BY}={MANAGER},{TENANT}"));
         let (t, ts) =
             crate::cache::reflected(Api::<Tenant>::all(c.clone()), watcher::Config::default(), crate::cache::whole);
-        let (n, ns) = crate::cache::reflected(Api::<Namespace>::all(c), ours, crate::cache::whole);
+        let (n, ns) = crate::cache::reflected(Api::<Namespace>::all(c), ours(), crate::cache::whole);
         Self { tenants: (t, ts.boxed()), namespaces: (n, ns.boxed()) }
     }
 
@@ -425,7 +429,6 @@ pub async fn run_with(
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
     let (c, e) = (ctx.client.clone(), &ctx.echoes);
-    let ours = || watcher::Config::default().labels(&format!("{MANAGED_BY}={MANAGER},{TENANT}"));
     let vpn = || watcher::Config::default().labels(&format!("{MANAGED_BY}={MANAGER},paddock.dev/component=vpn"));
     let Watches { tenants: (tenants, s0), namespaces: (namespaces, s1) } = watches;
     let s1 = e.unechoed(s1);
