@@ -171,6 +171,13 @@ async fn a_quota_below_usage_shows_on_the_tenant_until_usage_fits_again() {
     let t = wait_for(&tenants, "team-q", T, |t| phase(t) == "Ready").await;
     assert_eq!(quota_condition(&t).0, "True");
     let ns = t.status.unwrap().namespace.unwrap();
+    // As on any cluster, pods are admitted once the namespace's default
+    // service account exists and the quota controller has counted the quota
+    // (until then admission answers "status unknown for quota").
+    let accounts: Api<ServiceAccount> = Api::namespaced(tc.client.clone(), &ns);
+    wait_for(&accounts, "default", T, |_| true).await;
+    let quotas: Api<ResourceQuota> = Api::namespaced(tc.client.clone(), &ns);
+    wait_for(&quotas, "quota", T, |q| q.status.as_ref().and_then(|s| s.used.as_ref()).is_some()).await;
     let pods: Api<Pod> = Api::namespaced(tc.client.clone(), &ns);
     for name in ["a", "b"] {
         let pod: Pod = serde_json::from_value(json!({"metadata": {"name": name},
@@ -178,7 +185,6 @@ async fn a_quota_below_usage_shows_on_the_tenant_until_usage_fits_again() {
         .unwrap();
         pods.create(&PostParams::default(), &pod).await.unwrap();
     }
-    let quotas: Api<ResourceQuota> = Api::namespaced(tc.client.clone(), &ns);
     wait_for(&quotas, "quota", T, |q| {
         q.status.as_ref().and_then(|s| s.used.as_ref()).is_some_and(|u| u.get("pods").is_some_and(|p| p.0 == "2"))
     })
