@@ -94,9 +94,13 @@ impl Problem {
 
 impl std::fmt::Display for Problem {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Details made from field problems already say "field: reason"; the
+        // field is named once either way.
         match &self.field {
-            Some(field) => write!(f, "{field}: {}", self.detail),
-            None => f.write_str(&self.detail),
+            Some(field) if !field.is_empty() && !self.detail.contains(&format!("{field}:")) => {
+                write!(f, "{field}: {}", self.detail)
+            }
+            _ => f.write_str(&self.detail),
         }
     }
 }
@@ -223,3 +227,19 @@ pub fn body_of<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T> {
 }
 
 pub type Result<T, E = Problem> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::Problem;
+
+    #[test]
+    fn a_problem_names_its_field_once() {
+        let p = Problem::invalid("template", "there is no template \"nope\"");
+        assert_eq!(p.to_string(), "template: there is no template \"nope\"");
+        let p = Problem::invalid("ttl", "ttl: \"5x\" is not a duration");
+        assert_eq!(p.to_string(), "ttl: \"5x\" is not a duration");
+        let p = Problem::invalid("spec.ttl", "the body does not fit: spec.ttl: invalid type");
+        assert_eq!(p.to_string(), "the body does not fit: spec.ttl: invalid type");
+        assert_eq!(Problem::bad_request("no JSON").to_string(), "no JSON");
+    }
+}
