@@ -425,6 +425,9 @@ async fn start_is_idempotent_renew_extends_and_limits_answer_429() {
     assert_eq!(code, StatusCode::OK, "{v}");
     let ttl = resources::template::parse_duration(v["ttl"].as_str().unwrap()).unwrap().as_secs();
     assert!((5400..5460).contains(&ttl), "{v}");
+    // The answer has the new expiry (the status catches up later): creation + ttl.
+    let at = |k: &str| v[k].as_str().unwrap().parse::<jiff::Timestamp>().unwrap();
+    assert_eq!((at("expires") - at("created")).get_seconds(), ttl as i64, "{v}");
     let (code, v) = env.call("POST", &format!("{ipath}/renew"), Some(&tok), Some(json!({"ttl": "5h"}))).await;
     assert_eq!((code, v["ttl"].as_str()), (StatusCode::OK, Some("7200s")), "{v}");
     let (code, v) = env.call("POST", &format!("{ipath}/renew"), Some(&tok), None).await;

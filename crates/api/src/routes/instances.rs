@@ -259,11 +259,17 @@ pub async fn renew(
         }
         lifetime = lifetime.min(max);
     }
-    let ttl = format!("{}s", lifetime.as_secs().max(1));
+    let secs = lifetime.as_secs().max(1);
+    let ttl = format!("{secs}s");
     let patch = json!({"spec": {"ttl": ttl}});
     let saved = api(&s, &tenant).patch(&name, &PatchParams::default(), &Patch::Merge(&patch)).await?;
     tracing::info!(tenant = %tenant, instance = %name, ttl = %ttl, "instance renewed");
-    Ok(Json(InstanceView::new(&saved, &tenant)))
+    let mut view = InstanceView::new(&saved, &tenant);
+    // The status still holds the old expiry until the controller's next
+    // write; the answer gives the new one (creation + ttl, as the controller
+    // computes it).
+    view.expires = created.checked_add(jiff::SignedDuration::from_secs(secs as i64)).ok().map(|t| t.to_string());
+    Ok(Json(view))
 }
 
 #[utoipa::path(delete, path = "/v1/tenants/{tenant}/instances/{instance}", tag = "instances",
