@@ -23,3 +23,28 @@ pub fn print(text: &str) -> anyhow::Result<()> {
     std::io::stdout().lock().write_all(text.as_bytes())?;
     Ok(())
 }
+
+/// Decodes a manifest's `spec`; an error names the field it is about
+/// (`spec.pods[0].ports[0]: missing field `name``), not just `spec`.
+pub fn decode_spec<T: serde::de::DeserializeOwned>(spec: serde_json::Value) -> Result<T, String> {
+    serde_path_to_error::deserialize(spec).map_err(|e| match e.path().to_string().as_str() {
+        "." => format!("spec: {}", e.inner()),
+        path => format!("spec.{path}: {}", e.inner()),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::decode_spec;
+    use resources::template::TemplateSpec;
+    use serde_json::json;
+
+    #[test]
+    fn a_bad_spec_names_the_field() {
+        let spec = json!({"pods": [{"name": "web", "image": "nginx", "ports": [{"port": 80}]}]});
+        let e = decode_spec::<TemplateSpec>(spec).unwrap_err();
+        assert_eq!(e, "spec.pods[0].ports[0]: missing field `name`");
+        let e = decode_spec::<TemplateSpec>(json!("web")).unwrap_err();
+        assert!(e.starts_with("spec: invalid type"), "{e}");
+    }
+}

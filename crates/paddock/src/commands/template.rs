@@ -88,7 +88,7 @@ fn manifests_in(file: &PathBuf) -> Result<Vec<NewTemplate>> {
         let spec =
             v.get("spec").cloned().with_context(|| format!("-f {}: template {name} has no spec", file.display()))?;
         let spec =
-            serde_json::from_value(spec).with_context(|| format!("-f {}: template {name}: spec", file.display()))?;
+            super::decode_spec(spec).map_err(|e| anyhow::anyhow!("-f {}: template {name}: {e}", file.display()))?;
         out.push(NewTemplate { name: Some(name), spec });
     }
     if out.is_empty() {

@@ -83,8 +83,8 @@ pub async fn run(args: TenantArgs) -> Result<()> {
                 Some(f) => {
                     let v = read_yaml(f)?;
                     let v = v.get("spec").cloned().unwrap_or(v);
-                    serde_json::from_value::<TenantSpec>(v)
-                        .with_context(|| format!("-f {}: not a tenant spec", f.display()))?
+                    super::decode_spec::<TenantSpec>(v)
+                        .map_err(|e| anyhow::anyhow!("-f {}: not a tenant spec: {e}", f.display()))?
                 }
                 None => serde_json::from_value(serde_json::json!({"kind": "Team"}))?,
             };
