@@ -51,7 +51,7 @@ pub async fn create(
     if !problems.is_empty() {
         return Err(invalid(&problems));
     }
-    let t = Tenant::new(&body.name, body.spec);
+    let t = new_tenant(&body.name, body.spec);
     let created =
         Api::<Tenant>::all(s.client.clone()).create(&PostParams::default(), &t).await.map_err(|e| match e {
             kube::Error::Api(a) if a.code == 409 => {
@@ -61,6 +61,15 @@ pub async fn create(
         })?;
     tracing::info!(tenant = %body.name, "tenant created");
     Ok((StatusCode::CREATED, Json(TenantView::from(&created))))
+}
+
+/// A Tenant as the API creates it: with the controller's finalizer already,
+/// as instances are, so the controller's first reconcile provisions at once
+/// instead of adding the finalizer first (one write and one round trip less).
+fn new_tenant(name: &str, spec: TenantSpec) -> Tenant {
+    let mut t = Tenant::new(name, spec);
+    t.metadata.finalizers = Some(vec![controller::tenant::reconcile::FINALIZER.to_string()]);
+    t
 }
 
 #[utoipa::path(get, path = "/v1/tenants/{tenant}", tag = "tenants", params(("tenant" = String, Path)),
@@ -142,4 +151,14 @@ pub async fn delete(
     let mut view = TenantView::from(&*current);
     view.deleting = true;
     Ok((StatusCode::ACCEPTED, Json(view)))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_new_tenant_carries_the_controller_finalizer() {
+        let spec = serde_json::from_value(serde_json::json!({"kind": "Team"})).unwrap();
+        let t = super::new_tenant("a", spec);
+        assert_eq!(t.metadata.finalizers, Some(vec!["paddock.dev/tenant-cleanup".to_string()]));
+    }
 }
