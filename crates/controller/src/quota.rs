@@ -7,10 +7,13 @@ use crate::labels::TENANT;
 use crate::pool::Pools;
 use crate::pool::labels::CLAIM;
 use k8s_openapi::api::core::v1::{Pod, PodSpec};
-use kube::api::{Api, ListParams};
+use kube::api::{Api, DeleteParams, ListParams};
 use kube::runtime::reflector::Store;
 use quantity::Quantity;
 use resources::Tenant;
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 /// Pod count and cpu/memory requests.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -131,6 +134,50 @@ pub fn limits_pods(tenant: &Tenant) -> bool {
     q.pods.is_some() || q.cpu.is_some() || q.memory.is_some()
 }
 
+/// All or nothing: deletes the pods an instance's start created before the
+/// quota refused the next one, so an instance that cannot start holds no
+/// quota others could use.
+pub async fn give_back(pods: &Api<Pod>, created: &[String]) -> Result<(), kube::Error> {
+    for name in created {
+        match pods.delete(name, &DeleteParams::default()).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(e)) if e.code == 404 => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Instances the quota refused, and when each may try again.
+///
+/// An instance whose pods do not all fit keeps none of them (the ones created
+/// before the refusal are deleted), so it holds no quota it cannot use. The
+/// watch events of those deletions must not start the next try at once: that
+/// would create and delete the same pods in a loop.
+#[derive(Default)]
+pub struct Refusals {
+    not_before: Mutex<HashMap<String, Instant>>,
+}
+
+impl Refusals {
+    /// How long a refused instance waits before it tries again.
+    pub const RETRY: Duration = Duration::from_secs(15);
+
+    /// Notes that the quota refused instance `uid` just now.
+    pub fn refused(&self, uid: &str) {
+        let now = Instant::now();
+        let mut m = self.not_before.lock().unwrap_or_else(|e| e.into_inner());
+        m.retain(|_, at| *at > now);
+        m.insert(uid.to_string(), now + Self::RETRY);
+    }
+
+    /// How long instance `uid` must still wait before it tries again, if at all.
+    pub fn wait(&self, uid: &str) -> Option<Duration> {
+        let m = self.not_before.lock().unwrap_or_else(|e| e.into_inner());
+        m.get(uid).and_then(|at| at.checked_duration_since(Instant::now())).filter(|d| !d.is_zero())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -163,5 +210,15 @@ mod tests {
             why.contains("pods: 2 in use + 2 needed > 3") && why.contains("cpu: 1500m in use + 1 needed > 2"),
             "{why}"
         );
+    }
+
+    #[test]
+    fn a_refused_instance_waits_before_it_tries_again() {
+        let r = Refusals::default();
+        assert_eq!(r.wait("a"), None);
+        r.refused("a");
+        let left = r.wait("a").unwrap();
+        assert!(left > Refusals::RETRY / 2 && left <= Refusals::RETRY, "{left:?}");
+        assert_eq!(r.wait("b"), None);
     }
 }

@@ -258,7 +258,26 @@ async fn cli_against_the_api(banner: &str) -> Vec<String> {
     assert!(err.contains("token"), "{err}");
     let (code, _, err) = run(token.clone(), sv(&["instance", "start", "ctf-web", "--ttl", "soon"])).await.unwrap();
     assert_eq!(code, 1, "{err}");
-    assert!(err.contains("ttl:"), "{err}");
+    assert!(err.contains("ttl:") && !err.contains("ttl: ttl:"), "{err}");
+
+    // A start the tenant's quota cannot hold: --wait gives the reason and exits
+    // 1 (the instance stays Pending with none of its pods, and tries again).
+    let (code, _, err) = run(admin.clone(), sv(&["tenant", "create", "small", "--cpu", "150m"])).await.unwrap();
+    assert_eq!(code, 0, "{err}");
+    let mut ready = false;
+    for _ in 0..100 {
+        let (_, out, _) = run(admin.clone(), sv(&["tenant", "get", "small", "-o", "json"])).await.unwrap();
+        if out.contains("\"phase\": \"Ready\"") {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(ready, "tenant small never became Ready");
+    let wait = sv(&["instance", "start", "ctf-web", "--tenant", "small", "--wait", "--timeout", "60s"]);
+    let (code, _, err) = run(admin.clone(), wait).await.unwrap();
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("cannot start now") && err.contains("exceeded quota"), "{err}");
 
     // The demo team's VPN: a wg-quick file for client 2.
     let mut conf = String::new();

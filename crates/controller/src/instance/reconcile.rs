@@ -63,6 +63,8 @@ pub struct Context {
     /// The tenant controller's Tenant and namespace stores, when it runs in
     /// this process (otherwise this controller watches them itself).
     tenant_stores: std::sync::OnceLock<(Store<Tenant>, Store<Namespace>)>,
+    /// Instances the quota refused, until they may try again.
+    refusals: quota::Refusals,
 }
 
 impl Context {
@@ -84,6 +86,7 @@ impl Context {
             cleaning: Cleaning::default(),
             echoes: Arc::default(),
             tenant_stores: std::sync::OnceLock::new(),
+            refusals: quota::Refusals::default(),
         })
     }
 
@@ -491,7 +494,14 @@ async fn apply(inst: Arc<Instance>, ctx: Arc<Context>) -> Result<Action, Error> 
             return Ok(Action::requeue(Duration::from_secs(15)));
         }
     }
-    let mut created = Vec::new();
+    let uid = inst.metadata.uid.clone().unwrap_or_default();
+    if current.iter().all(Option::is_none)
+        && let Some(left) = ctx.refusals.wait(&uid)
+    {
+        return Ok(Action::requeue(left));
+    }
+    // Template pod names (for the status and Events) and pod object names.
+    let (mut created, mut made) = (Vec::new(), Vec::new());
     let mut pods = Vec::with_capacity(desired.pods.len());
     for (p, have) in desired.pods.iter().zip(current) {
         // Pod specs are immutable: an existing pod is kept as it is (drift in its
@@ -506,13 +516,16 @@ async fn apply(inst: Arc<Instance>, ctx: Arc<Context>) -> Result<Action, Error> 
                 ctx.echoes.wrote(&pod);
                 let brief = PodBrief::of_labelled(&pod);
                 created.push(brief.state.name.clone());
+                made.push(pname);
                 pods.push(brief);
             }
             Err(kube::Error::Api(s)) if s.code == 403 && s.message.contains("exceeded quota") => {
+                quota::give_back(&pods_api, &made).await?;
+                ctx.refusals.refused(&uid);
                 let msg = format!("the tenant's quota does not allow this instance: {}", s.message);
                 write_status(&ctx, &api, &inst, base_status(&inst, InstancePhase::Pending, "QuotaExceeded", &msg))
                     .await?;
-                return Ok(Action::requeue(Duration::from_secs(15)));
+                return Ok(Action::requeue(quota::Refusals::RETRY));
             }
             Err(e) => return Err(e.into()),
         }

@@ -113,7 +113,8 @@ async fn wait(c: &Client, tenant: &str, started: InstanceView, timeout: Duration
             u = stream.next() => u,
             _ = &mut deadline => {
                 bar.finish_and_clear();
-                return Err(Refused(format!("{} is still {} after {}s; it keeps starting in the background",
+                let why = last.message.as_deref().map(|m| format!(" ({m})")).unwrap_or_default();
+                return Err(Refused(format!("{} is still {} after {}s{why}; it keeps starting in the background",
                     last.name, cell(last.phase.clone()), timeout.as_secs())).into());
             }
         };
@@ -140,7 +141,24 @@ async fn wait(c: &Client, tenant: &str, started: InstanceView, timeout: Duration
             bar.finish_and_clear();
             return Ok(last);
         }
+        if held_by_quota(&last) {
+            bar.finish_and_clear();
+            return Err(Refused(format!(
+                "{} cannot start now: {}; it stays Pending and tries again every 15 s \
+                 (`paddock instance stop {}` gives up)",
+                last.name,
+                last.message.as_deref().unwrap_or("the tenant's quota does not allow it"),
+                last.name
+            ))
+            .into());
+        }
     }
+}
+
+/// Whether the tenant's quota is what holds the instance back (the controller
+/// keeps it Pending, without pods, and tries again).
+fn held_by_quota(i: &InstanceView) -> bool {
+    i.status.as_ref().is_some_and(|s| s.conditions.iter().any(|c| c.type_ == "Ready" && c.reason == "QuotaExceeded"))
 }
 
 pub async fn run(args: InstanceArgs) -> Result<()> {
