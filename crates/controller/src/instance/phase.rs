@@ -158,7 +158,8 @@ pub fn aggregate_briefs(
     }
     let ready = states.iter().filter(|(s, _)| s.ready).count();
     if ready == expected {
-        return outcome(Running, "Ready", format!("all {expected} pods are ready"));
+        let all = if expected == 1 { "its pod is ready".to_string() } else { format!("all {expected} pods are ready") };
+        return outcome(Running, "Ready", all);
     }
     if was_running {
         let names: Vec<&str> = states.iter().filter(|(s, _)| !s.ready).map(|(s, _)| s.name.as_str()).collect();
@@ -234,10 +235,10 @@ mod tests {
     fn starting_running_and_degraded() {
         let o = aggregate(2, &named(vec![running(true), waiting("ContainerCreating", 0)]), false, false, false);
         assert_eq!((o.phase, o.message.as_str()), (InstancePhase::Starting, "1 of 2 pods ready; pulling images"));
-        assert_eq!(
-            aggregate(2, &named(vec![running(true), running(true)]), false, false, false).phase,
-            InstancePhase::Running
-        );
+        let o = aggregate(2, &named(vec![running(true), running(true)]), false, false, false);
+        assert_eq!((o.phase, o.message.as_str()), (InstancePhase::Running, "all 2 pods are ready"));
+        let o = aggregate(1, &named(vec![running(true)]), false, false, false);
+        assert_eq!((o.phase, o.message.as_str()), (InstancePhase::Running, "its pod is ready"));
         let o = aggregate(2, &named(vec![running(true), running(false)]), false, false, true);
         assert_eq!((o.phase, o.reason, o.message.as_str()), (InstancePhase::Degraded, "NotReady", "not ready: p1"));
         assert_eq!(
