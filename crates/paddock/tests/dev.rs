@@ -278,6 +278,8 @@ async fn cli_against_the_api(banner: &str) -> Vec<String> {
     let (code, _, err) = run(admin.clone(), wait).await.unwrap();
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("cannot start now") && err.contains("exceeded quota"), "{err}");
+    // Without a terminal, the phases it went through are plain lines on stderr.
+    assert!(err.lines().any(|l| l.starts_with("ctf-web-") && l.contains(": Pending")), "{err}");
 
     // The demo team's VPN: a wg-quick file for client 2.
     let mut conf = String::new();

@@ -11,6 +11,7 @@ use futures::StreamExt;
 use indicatif::{ProgressBar, ProgressStyle};
 use reqwest::Method;
 use std::collections::BTreeMap;
+use std::io::Write;
 use std::time::Duration;
 
 #[derive(Args, Debug)]
@@ -103,6 +104,9 @@ async fn wait(c: &Client, tenant: &str, started: InstanceView, timeout: Duration
     );
     bar.set_prefix(started.name.clone());
     bar.enable_steady_tick(Duration::from_millis(120));
+    // Without a terminal (CI logs, pipes) the spinner draws nothing: each phase
+    // then gets a plain line on stderr instead.
+    let plain = show && bar.is_hidden();
     let mut last = started;
     let mut shown: Option<String> = None;
     let deadline = tokio::time::sleep(timeout);
@@ -131,7 +135,10 @@ async fn wait(c: &Client, tenant: &str, started: InstanceView, timeout: Duration
         }
         let phase = cell(last.phase.clone());
         if shown.as_deref() != Some(phase.as_str()) {
-            if let Some(prev) = &shown {
+            if plain && last.phase.is_some() {
+                let message = last.message.as_deref().map(|m| format!("  {m}")).unwrap_or_default();
+                let _ = writeln!(std::io::stderr().lock(), "{}: {phase}{message}", last.name);
+            } else if let Some(prev) = &shown {
                 bar.println(format!("  {} → {phase}", prev));
             }
             shown = Some(phase.clone());
