@@ -66,6 +66,10 @@ pub struct Hub {
     prefix: String,
     capacity: usize,
     ready: AtomicBool,
+    /// Set when the API shuts down: every event stream ends at once (its
+    /// clients resume elsewhere with Last-Event-ID) instead of holding the
+    /// shutdown for its whole grace period.
+    closing: tokio::sync::watch::Sender<bool>,
     pub stats: HubStats,
 }
 
@@ -90,8 +94,22 @@ impl Hub {
             prefix: prefix.to_string(),
             capacity: capacity.max(1),
             ready: AtomicBool::new(false),
+            closing: tokio::sync::watch::Sender::new(false),
             stats: HubStats::default(),
         })
+    }
+
+    /// Ends every event stream, open or to come (the API is shutting down).
+    pub fn close(&self) {
+        self.closing.send_replace(true);
+    }
+
+    /// Resolves once [`Hub::close`] has been called.
+    pub fn closed(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut rx = self.closing.subscribe();
+        async move {
+            let _ = rx.wait_for(|closing| *closing).await;
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {

@@ -101,13 +101,16 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Serves `app` until `shutdown` resolves; open event streams get five seconds
-/// to end before they are dropped.
+/// Serves the API until `shutdown` resolves. Event streams then end at once
+/// (their clients resume with Last-Event-ID, on another replica or after the
+/// restart); requests in flight get five seconds to finish.
 pub async fn serve(
     listener: tokio::net::TcpListener,
-    app: Router,
+    state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let hub = state.hub.clone();
+    let app = router(state);
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     // Event frames are small writes that must leave at once: without
     // TCP_NODELAY, Nagle's algorithm holds one back while an earlier one is
@@ -119,6 +122,7 @@ pub async fn serve(
     });
     let graceful = axum::serve(listener, app).with_graceful_shutdown(async move {
         shutdown.await;
+        hub.close();
         let _ = tx.send(());
     });
     let grace = async move {

@@ -157,3 +157,21 @@ async fn a_thousand_clients_share_one_watch() {
     }
     env.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn event_streams_end_at_once_when_the_api_shuts_down() {
+    let mut env = Env::start().await;
+    let mut s = connect(&env, "/v1/events", ADMIN, None).await;
+    assert_eq!(next(&mut s).await.event, "snapshot");
+    env.stop_serving();
+    // The stream ends cleanly (its client resumes elsewhere) well before the
+    // five seconds requests in flight get.
+    let end = tokio::time::timeout(Duration::from_secs(4), async {
+        while let Some(e) = s.next().await {
+            assert!(e.event.is_empty() || e.event == "message", "an event after shutdown: {e:?}");
+        }
+    })
+    .await;
+    assert!(end.is_ok(), "the event stream was still open 4 s after shutdown began");
+    env.finish().await;
+}

@@ -50,8 +50,10 @@ fn stream(s: AppState, tenant: Option<String>, last: Option<String>) -> Response
     hub.stats.clients.fetch_add(1, Ordering::Relaxed);
     let guard = ClientGuard(hub.clone());
     let every = s.config.heartbeat;
+    let closed = hub.closed();
     let body = async_stream::stream! {
         let _guard = guard;
+        tokio::pin!(closed);
         let mut after = start.after;
         let mut rx = start.rx;
         for e in start.backlog {
@@ -77,6 +79,7 @@ fn stream(s: AppState, tenant: Option<String>, last: Option<String>) -> Response
                     Err(RecvError::Closed) => break,
                 },
                 _ = beat.tick() => yield Ok(Bytes::from_static(b": heartbeat\n\n")),
+                () = &mut closed => break,
             }
         }
     };

@@ -63,7 +63,7 @@ impl Env {
         let router = api::router(state.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
-        tokio::spawn(api::serve(listener, router.clone(), stop));
+        tokio::spawn(api::serve(listener, state.clone(), stop));
         let mut env = Env {
             tc,
             state,
@@ -163,6 +163,13 @@ impl Env {
             serde_json::from_slice(&bytes).unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into()))
         };
         (parts.status, parts.headers, v)
+    }
+
+    /// Shuts the API server down (as SIGTERM would), the cluster staying up.
+    pub fn stop_serving(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
     }
 
     pub async fn finish(mut self) {

@@ -137,15 +137,22 @@ impl Client {
             req = req.header("last-event-id", id);
         }
         let resp =
-            req.send().await.map_err(|e| anyhow::anyhow!("cannot reach the Paddock API at {}: {e}", self.base))?;
+            req.send().await.map_err(|e| Unreachable(format!("cannot reach the Paddock API at {}: {e}", self.base)))?;
         if !resp.status().is_success() {
             let status = resp.status();
             let bytes = resp.bytes().await.unwrap_or_default();
-            return Err(problem_error(status, &bytes));
+            let e = problem_error(status, &bytes);
+            return Err(if status.is_server_error() { Unreachable(e.to_string()).into() } else { e });
         }
         Ok(resp)
     }
 }
+
+/// The API could not be reached, or answered 5xx: worth trying again later
+/// (exit code 2 when it is the end of the command).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Unreachable(pub String);
 
 fn problem_error(status: StatusCode, body: &[u8]) -> anyhow::Error {
     let text = match serde_json::from_slice::<Problem>(body) {

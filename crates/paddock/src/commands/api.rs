@@ -83,7 +83,7 @@ pub async fn serve_api(
         tokio::net::TcpListener::bind(listen).await.with_context(|| format!("--listen {listen}: cannot listen"))?;
     let (state, _background) = api::start(client, config, telemetry);
     tracing::info!(url = %format!("http://{}", listener.local_addr()?), "API listening");
-    api::serve(listener, api::router(state), shutdown).await.context("the API server failed")
+    api::serve(listener, state, shutdown).await.context("the API server failed")
 }
 
 pub async fn run_api(args: ApiArgs) -> Result<()> {

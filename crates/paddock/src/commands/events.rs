@@ -1,7 +1,7 @@
 //! `paddock events [--tenant T]`: follow instance status as it changes.
 
 use crate::client::output::{Format, cell};
-use crate::client::{Client, ClientArgs};
+use crate::client::{Client, ClientArgs, Unreachable};
 use anyhow::{Context, Result};
 use api::model::{DeletedEvent, InstanceView, SnapshotEvent, StatusEvent};
 use clap::Args;
@@ -29,6 +29,98 @@ pub enum Update {
     Deleted(String, DeletedEvent),
 }
 
+impl Update {
+    /// The event's id, to resume after it.
+    fn id(&self) -> &str {
+        match self {
+            Update::Snapshot(id, _) | Update::Status(id, _) | Update::Deleted(id, _) => id,
+        }
+    }
+}
+
+/// The connection under an event stream failed (as opposed to an event the
+/// CLI cannot read): [`Follow`] connects again.
+#[derive(Debug, thiserror::Error)]
+#[error("the event stream broke: {0}")]
+struct Broken(String);
+
+/// Connection attempts in a row after which [`Follow`] gives up.
+const CONNECT_TRIES: u32 = 6;
+
+/// A stream of updates kept up across disconnects: when it ends or breaks
+/// (the API restarted, a proxy closed the connection), it connects again
+/// with the last event id, so the API replays what was missed, or sends a
+/// fresh snapshot when that is too old.
+pub struct Follow<'a> {
+    c: &'a Client,
+    tenant: Option<String>,
+    last: Option<String>,
+    stream: Option<std::pin::Pin<Box<dyn Stream<Item = Result<Update>> + Send>>>,
+    /// Whether a connection ever succeeded (the first one fails fast: a wrong
+    /// URL or token is said at once).
+    connected: bool,
+}
+
+impl<'a> Follow<'a> {
+    pub fn new(c: &'a Client, tenant: Option<&str>, after: Option<&str>) -> Self {
+        Self { c, tenant: tenant.map(str::to_string), last: after.map(str::to_string), stream: None, connected: false }
+    }
+
+    /// Connects; fails if the API refuses the stream (a 4xx answer, such as an
+    /// unknown tenant or a token no longer valid), cannot be reached the first
+    /// time, or cannot be reached again [`CONNECT_TRIES`] times in a row.
+    async fn connect(&mut self) -> Result<()> {
+        let mut tries = 0;
+        loop {
+            match subscribe(self.c, self.tenant.as_deref(), self.last.as_deref()).await {
+                Ok(s) => {
+                    self.stream = Some(Box::pin(s));
+                    self.connected = true;
+                    return Ok(());
+                }
+                Err(e) if !self.connected || !e.is::<Unreachable>() || tries + 1 >= CONNECT_TRIES => return Err(e),
+                Err(e) => {
+                    tries += 1;
+                    let pause = std::time::Duration::from_millis(500 << tries.min(4));
+                    tracing::warn!(error = %e, retry_in = ?pause, "cannot reach the event stream; trying again");
+                    tokio::time::sleep(pause).await;
+                }
+            }
+        }
+    }
+
+    /// The next update.
+    pub async fn next(&mut self) -> Result<Update> {
+        let mut quick_ends = 0u32;
+        loop {
+            let Some(stream) = self.stream.as_mut() else {
+                self.connect().await?;
+                continue;
+            };
+            match stream.next().await {
+                Some(Ok(u)) => {
+                    self.last = Some(u.id().to_string());
+                    return Ok(u);
+                }
+                Some(Err(e)) if !e.is::<Broken>() => return Err(e),
+                end => {
+                    self.stream = None;
+                    let why = match end {
+                        Some(Err(e)) => e.to_string(),
+                        _ => "the API ended the event stream".to_string(),
+                    };
+                    tracing::warn!(%why, after = ?self.last, "reconnecting to the event stream");
+                    // A stream that ends again without an event is not hammered.
+                    if quick_ends > 0 {
+                        tokio::time::sleep(std::time::Duration::from_millis(250 << quick_ends.min(5))).await;
+                    }
+                    quick_ends += 1;
+                }
+            }
+        }
+    }
+}
+
 /// The tenant's (or, for None, everyone's) stream, decoded.
 pub async fn subscribe(
     c: &Client,
@@ -43,7 +135,7 @@ pub async fn subscribe(
     Ok(resp.bytes_stream().eventsource().filter_map(|ev| async move {
         let ev = match ev {
             Ok(e) => e,
-            Err(e) => return Some(Err(anyhow::anyhow!("the event stream broke: {e}"))),
+            Err(e) => return Some(Err(Broken(e.to_string()).into())),
         };
         let decoded = match ev.event.as_str() {
             "snapshot" => serde_json::from_str::<SnapshotEvent>(&ev.data).map(|s| Update::Snapshot(ev.id, s.instances)),
@@ -80,9 +172,9 @@ pub async fn run(args: EventsArgs) -> Result<()> {
         None if args.client.token.as_deref().is_some_and(|t| t.starts_with("pdk.")) => Some(args.client.tenant(&None)?),
         None => None,
     };
-    let mut stream = Box::pin(subscribe(&c, tenant.as_deref(), args.after.as_deref()).await?);
-    while let Some(u) = stream.next().await {
-        let u = u?;
+    let mut stream = Follow::new(&c, tenant.as_deref(), args.after.as_deref());
+    loop {
+        let u = stream.next().await?;
         let mut out = std::io::stdout().lock();
         if args.client.output != Format::Table {
             let v = match &u {
@@ -106,5 +198,71 @@ pub async fn run(args: EventsArgs) -> Result<()> {
         }
         out.flush()?;
     }
-    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Follow, Update};
+    use crate::client::ClientArgs;
+    use axum::http::{HeaderMap, header};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    fn deleted(id: &str, name: &str) -> String {
+        format!("id: {id}\nevent: deleted\ndata: {{\"tenant\":\"t\",\"name\":\"{name}\"}}\n\n")
+    }
+
+    #[tokio::test]
+    async fn a_stream_that_ends_is_resumed_after_its_last_event() {
+        // Each answer carries one event and ends, as when the API restarts.
+        let calls = Arc::new(AtomicUsize::new(0));
+        let seen = calls.clone();
+        let app = axum::Router::new().route(
+            "/v1/events",
+            axum::routing::get(move |h: HeaderMap| {
+                let n = seen.fetch_add(1, Ordering::SeqCst);
+                async move {
+                    let after = h.get("last-event-id").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+                    let body = match (n, after.as_str()) {
+                        (0, "") => deleted("1", "a"),
+                        (1, "1") => deleted("2", "b"),
+                        _ => deleted("9", &format!("call {n} after {after:?}")),
+                    };
+                    ([(header::CONTENT_TYPE, "text/event-stream")], body)
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let args = ClientArgs { url, token: Some("t".into()), output: crate::client::output::Format::Table };
+        let c = args.client().unwrap();
+        let mut f = Follow::new(&c, None, None);
+        let mut names = Vec::new();
+        for _ in 0..2 {
+            match f.next().await.unwrap() {
+                Update::Deleted(_, d) => names.push(d.name),
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(names, ["a", "b"]);
+    }
+
+    #[tokio::test]
+    async fn a_refused_stream_is_not_retried() {
+        let app = axum::Router::new().route(
+            "/v1/events",
+            axum::routing::get(|| async {
+                (axum::http::StatusCode::NOT_FOUND, [(header::CONTENT_TYPE, "application/problem+json")],
+                    r#"{"type":"https://paddock.dev/problems/not-found","title":"Not found","status":404,"detail":"tenant \"x\" does not exist"}"#)
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let args = ClientArgs { url, token: Some("t".into()), output: crate::client::output::Format::Table };
+        let c = args.client().unwrap();
+        let e = Follow::new(&c, None, None).next().await.unwrap_err();
+        assert!(e.to_string().contains("does not exist"), "{e}");
+    }
 }

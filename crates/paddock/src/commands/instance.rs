@@ -3,11 +3,10 @@
 
 use crate::client::output::{Format, cell, print};
 use crate::client::{Client, ClientArgs, Refused};
-use crate::commands::events::{Update, subscribe};
+use crate::commands::events::{Follow, Update};
 use anyhow::{Result, bail};
 use api::model::{InstanceView, Renew, StartInstance};
 use clap::{Args, Subcommand};
-use futures::StreamExt;
 use indicatif::{ProgressBar, ProgressStyle};
 use reqwest::Method;
 use std::collections::BTreeMap;
@@ -96,7 +95,7 @@ fn path(tenant: &str, rest: &str) -> String {
 
 /// Follows the stream until the instance settles; returns its last view.
 async fn wait(c: &Client, tenant: &str, started: InstanceView, timeout: Duration, show: bool) -> Result<InstanceView> {
-    let mut stream = Box::pin(subscribe(c, Some(tenant), None).await?);
+    let mut stream = Follow::new(c, Some(tenant), None);
     let bar = if show { ProgressBar::new_spinner() } else { ProgressBar::hidden() };
     bar.set_style(
         ProgressStyle::with_template("{spinner} {prefix} {wide_msg} [{elapsed}]")
@@ -122,8 +121,7 @@ async fn wait(c: &Client, tenant: &str, started: InstanceView, timeout: Duration
                     last.name, cell(last.phase.clone()), timeout.as_secs())).into());
             }
         };
-        let Some(u) = update else { bail!("the event stream ended before {} settled", last.name) };
-        match u? {
+        match update? {
             Update::Snapshot(_, items) => {
                 if let Some(i) = items.into_iter().find(|i| mine(i)) {
                     last = i;

@@ -60,7 +60,7 @@ impl Platform {
             ..api::Config::default()
         };
         let (state, background) = api::start(client.clone(), config, telemetry);
-        let server = tokio::spawn(api::serve(listener, api::router(state), stop.clone()));
+        let server = tokio::spawn(api::serve(listener, state, stop.clone()));
         Ok(Platform {
             client,
             api_url,
