@@ -28,6 +28,32 @@ pub async fn crds(client: &kube::Client, manager: &str, timeout: Duration) -> Re
     Ok(())
 }
 
+/// Whether the cluster serves Paddock's resources; the error names the
+/// missing ones and how to install them (the reconcilers and the API wait
+/// for them, so a CRD applied after them is picked up).
+pub async fn check_crds(client: &kube::Client) -> Result<(), String> {
+    let version = <resources::Tenant as kube::Resource>::api_version(&());
+    let served: Vec<String> = match client.list_api_group_resources(&version).await {
+        Ok(list) => list.resources.into_iter().map(|r| r.name).collect(),
+        Err(kube::Error::Api(e)) if e.code == 404 => Vec::new(),
+        Err(e) => return Err(format!("cannot check whether the cluster serves {version}: {e}")),
+    };
+    let missing: Vec<String> = resources::crds()
+        .iter()
+        .map(|c| (c.spec.names.plural.clone(), c.spec.group.clone()))
+        .filter(|(plural, _)| !served.contains(plural))
+        .map(|(plural, group)| format!("{plural}.{group}"))
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(format!(
+        "the cluster does not serve {} ({version}): install Paddock's CRDs (`paddock crds | kubectl apply -f -`, \
+         or the whole bundle from `paddock manifests`); waiting for them",
+        missing.join(", ")
+    ))
+}
+
 /// Runs the tenant, instance, pool and template reconcilers until `stop`
 /// resolves, recording into `metrics`.
 pub async fn reconcilers<S>(client: kube::Client, settings: Settings, metrics: Arc<Metrics>, stop: S)

@@ -89,6 +89,9 @@ pub async fn serve_api(
 pub async fn run_api(args: ApiArgs) -> Result<()> {
     let config = args.server.config(args.settings.settings()?)?;
     let client = args.cluster.client().await?;
+    if let Err(why) = controller::install::check_crds(&client).await {
+        tracing::error!("{why}");
+    }
     serve_api(client, config, args.server.listen, api::metrics::Telemetry::api_only(), shutdown_signal()).await
 }
 
@@ -96,6 +99,9 @@ pub async fn run_serve(args: ServeArgs) -> Result<()> {
     let settings = args.api.settings.settings()?;
     let config = args.api.server.config(settings.clone())?;
     let client = args.api.cluster.client().await?;
+    if let Err(why) = controller::install::check_crds(&client).await {
+        tracing::error!("{why}");
+    }
     let stop = shutdown_signal().boxed().shared();
     // One registry: the API's /metrics shows the controller's metrics too.
     let (telemetry, metrics) = api::metrics::Telemetry::with_controller();

@@ -73,6 +73,9 @@ async fn health(
 pub async fn run(args: ControllerArgs) -> Result<()> {
     let settings = args.settings.settings()?;
     let client = args.cluster.client().await?;
+    if let Err(why) = controller::install::check_crds(&client).await {
+        tracing::error!("{why}");
+    }
     let leadership = Leadership::default();
     let mut registry = Registry::with_prefix("paddock");
     let metrics = controller::metrics::Metrics::register(&mut registry);
