@@ -122,7 +122,7 @@ impl<'a> Follow<'a> {
 }
 
 /// The tenant's (or, for None, everyone's) stream, decoded.
-pub async fn subscribe(
+async fn subscribe(
     c: &Client,
     tenant: Option<&str>,
     after: Option<&str>,
