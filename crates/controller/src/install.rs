@@ -54,6 +54,14 @@ pub async fn check_crds(client: &kube::Client) -> Result<(), String> {
     ))
 }
 
+/// Logs, once at start, what [`check_crds`] finds missing (the caller goes on
+/// and waits for the CRDs).
+pub async fn report_missing_crds(client: &kube::Client) {
+    if let Err(why) = check_crds(client).await {
+        tracing::error!("{why}");
+    }
+}
+
 /// Runs the tenant, instance, pool and template reconcilers until `stop`
 /// resolves, recording into `metrics`.
 pub async fn reconcilers<S>(client: kube::Client, settings: Settings, metrics: Arc<Metrics>, stop: S)

@@ -203,6 +203,25 @@ fn paddock(url: &str, token: &str, args: &[&str]) -> (i32, String, String) {
     )
 }
 
+/// Runs `paddock ARGS` every 200 ms (at most 100 times) until `done(exit
+/// code, stdout)`; returns that stdout.
+async fn poll(url: &str, token: String, args: &[&str], done: impl Fn(i32, &str) -> bool) -> Option<String> {
+    for _ in 0..100 {
+        let (url, token, args) =
+            (url.to_string(), token.clone(), args.iter().map(|a| a.to_string()).collect::<Vec<_>>());
+        let (code, out, _) = tokio::task::spawn_blocking(move || {
+            paddock(&url, &token, &args.iter().map(String::as_str).collect::<Vec<_>>())
+        })
+        .await
+        .unwrap();
+        if done(code, &out) {
+            return Some(out);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    None
+}
+
 /// Drives the CLI; returns the tokens and keys it was handed.
 async fn cli_against_the_api(banner: &str) -> Vec<String> {
     let (url, admin) = (banner_value(banner, "API:"), banner_value(banner, "admin token:"));
@@ -264,16 +283,11 @@ async fn cli_against_the_api(banner: &str) -> Vec<String> {
     // 1 (the instance stays Pending with none of its pods, and tries again).
     let (code, _, err) = run(admin.clone(), sv(&["tenant", "create", "small", "--cpu", "150m"])).await.unwrap();
     assert_eq!(code, 0, "{err}");
-    let mut ready = false;
-    for _ in 0..100 {
-        let (_, out, _) = run(admin.clone(), sv(&["tenant", "get", "small", "-o", "json"])).await.unwrap();
-        if out.contains("\"phase\": \"Ready\"") {
-            ready = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    assert!(ready, "tenant small never became Ready");
+    let ready = poll(&url, admin.clone(), &["tenant", "get", "small", "-o", "json"], |_, out| {
+        out.contains("\"phase\": \"Ready\"")
+    })
+    .await;
+    assert!(ready.is_some(), "tenant small never became Ready");
     let wait = sv(&["instance", "start", "ctf-web", "--tenant", "small", "--wait", "--timeout", "60s"]);
     let (code, _, err) = run(admin.clone(), wait).await.unwrap();
     assert_eq!(code, 1, "{err}");
@@ -282,15 +296,8 @@ async fn cli_against_the_api(banner: &str) -> Vec<String> {
     assert!(err.lines().any(|l| l.starts_with("ctf-web-") && l.contains(": Pending")), "{err}");
 
     // The demo team's VPN: a wg-quick file for client 2.
-    let mut conf = String::new();
-    for _ in 0..100 {
-        let (code, out, _) = run(token.clone(), sv(&["vpn", "config", "--client", "2"])).await.unwrap();
-        if code == 0 {
-            conf = out;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let conf =
+        poll(&url, token.clone(), &["vpn", "config", "--client", "2"], |code, _| code == 0).await.unwrap_or_default();
     assert!(conf.starts_with("[Interface]") && conf.contains("Endpoint = 127.0.0.1:"), "{conf}");
     let (code, out, err) = run(token.clone(), sv(&["vpn", "clients"])).await.unwrap();
     assert_eq!(code, 0, "{err}");

@@ -169,6 +169,14 @@ fn cond(type_: &str, ok: bool, reason: &str, message: &str, old: &[Condition], g
     }
 }
 
+/// The instance is Pending because the tenant's quota does not allow it
+/// (`why`); it is looked at again after [`quota::Refusals::RETRY`].
+async fn over_quota(ctx: &Context, api: &Api<Instance>, inst: &Instance, why: &str) -> Result<Action, Error> {
+    let msg = format!("the tenant's quota does not allow this instance: {why}");
+    write_status(ctx, api, inst, base_status(inst, InstancePhase::Pending, "QuotaExceeded", &msg)).await?;
+    Ok(Action::requeue(quota::Refusals::RETRY))
+}
+
 /// Writes the status if it changed; a condition that changed becomes an
 /// Event, and the first Ready a start-latency observation.
 async fn write_status(
@@ -399,12 +407,7 @@ async fn apply(inst: Arc<Instance>, ctx: Arc<Context>) -> Result<Action, Error> 
                     cold_reason =
                         Some(("PoolEmpty", "the template's warm pool had no Ready pod set; started cold".to_string()));
                 }
-                Outcome::OverQuota(why) => {
-                    let msg = format!("the tenant's quota does not allow this instance: {why}");
-                    write_status(&ctx, &api, &inst, base_status(&inst, InstancePhase::Pending, "QuotaExceeded", &msg))
-                        .await?;
-                    return Ok(Action::requeue(Duration::from_secs(15)));
-                }
+                Outcome::OverQuota(why) => return over_quota(&ctx, &api, &inst, &why).await,
             }
         }
     }
@@ -489,12 +492,9 @@ async fn apply(inst: Arc<Instance>, ctx: Arc<Context>) -> Result<Action, Error> 
             .map(|s| quota::Usage::of_spec(s, cpu, mem))
             .fold(quota::Usage::default(), |a, b| a + b);
         if let Some(why) = quota::exceeded(&tenant, used, more) {
-            let msg = format!("the tenant's quota does not allow this instance: {why}");
-            write_status(&ctx, &api, &inst, base_status(&inst, InstancePhase::Pending, "QuotaExceeded", &msg)).await?;
-            return Ok(Action::requeue(Duration::from_secs(15)));
+            return over_quota(&ctx, &api, &inst, &why).await;
         }
     }
-    let uid = inst.metadata.uid.clone().unwrap_or_default();
     if current.iter().all(Option::is_none)
         && let Some(left) = ctx.refusals.wait(&uid)
     {
@@ -522,10 +522,7 @@ async fn apply(inst: Arc<Instance>, ctx: Arc<Context>) -> Result<Action, Error> 
             Err(kube::Error::Api(s)) if s.code == 403 && s.message.contains("exceeded quota") => {
                 quota::give_back(&pods_api, &made).await?;
                 ctx.refusals.refused(&uid);
-                let msg = format!("the tenant's quota does not allow this instance: {}", s.message);
-                write_status(&ctx, &api, &inst, base_status(&inst, InstancePhase::Pending, "QuotaExceeded", &msg))
-                    .await?;
-                return Ok(Action::requeue(quota::Refusals::RETRY));
+                return over_quota(&ctx, &api, &inst, &s.message).await;
             }
             Err(e) => return Err(e.into()),
         }

@@ -73,9 +73,7 @@ async fn health(
 pub async fn run(args: ControllerArgs) -> Result<()> {
     let settings = args.settings.settings()?;
     let client = args.cluster.client().await?;
-    if let Err(why) = controller::install::check_crds(&client).await {
-        tracing::error!("{why}");
-    }
+    controller::install::report_missing_crds(&client).await;
     let leadership = Leadership::default();
     let mut registry = Registry::with_prefix("paddock");
     let metrics = controller::metrics::Metrics::register(&mut registry);

@@ -149,10 +149,11 @@ async fn wait(c: &Client, tenant: &str, started: InstanceView, timeout: Duration
         if held_by_quota(&last) {
             bar.finish_and_clear();
             return Err(Refused(format!(
-                "{} cannot start now: {}; it stays Pending and tries again every 15 s \
+                "{} cannot start now: {}; it stays Pending and tries again every {} s \
                  (`paddock instance stop {}` gives up)",
                 last.name,
                 last.message.as_deref().unwrap_or("the tenant's quota does not allow it"),
+                controller::quota::Refusals::RETRY.as_secs(),
                 last.name
             ))
             .into());
