@@ -8,6 +8,7 @@ use quantity::{Quantity, is_bytes};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashSet};
 use std::net::Ipv4Addr;
+use std::sync::Arc;
 
 pub const PROTECTED_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public"];
 
@@ -324,7 +325,7 @@ pub type QuotaCharges = Vec<QuotaCharge>;
 /// What an admitted write adds to one quota's usage, with the quota as
 /// admission read it (charging re-uses it when the quota has not changed since).
 pub struct QuotaCharge {
-    pub quota: Value,
+    pub quota: Arc<Value>,
     pub delta: BTreeMap<String, Quantity>,
 }
 
@@ -427,7 +428,7 @@ pub fn quota(
     if !def.namespaced {
         return Ok(vec![]);
     }
-    let quotas = st.list_values("", "resourcequotas", Some(ns));
+    let quotas = st.list_shared("", "resourcequotas", Some(ns));
     if quotas.is_empty() {
         return Ok(vec![]);
     }

@@ -6,7 +6,7 @@ use crate::registry::ResId;
 use bytes::Bytes;
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use tokio::sync::broadcast;
 
 /// `(namespace, name)`; the namespace is empty for cluster-scoped objects.
@@ -25,13 +25,33 @@ pub struct Obj {
     pub owners: Box<[Box<str>]>,
     /// Whether it has a deletionTimestamp (being deleted).
     pub deleting: bool,
+    /// The object decoded, kept once [`Obj::shared_value`] asked for it (only
+    /// kinds read on many writes do: ResourceQuotas, which quota admission
+    /// reads on every create in their namespace).
+    decoded: OnceLock<Arc<Value>>,
 }
 
 impl Obj {
     pub fn value(&self) -> Value {
-        // The raw bytes were produced by serde_json from a Value, so they parse.
-        serde_json::from_slice(&self.raw).unwrap_or(Value::Null)
+        match self.decoded.get() {
+            Some(v) => Value::clone(v),
+            // The raw bytes were produced by serde_json from a Value, so they parse.
+            None => serde_json::from_slice(&self.raw).unwrap_or(Value::Null),
+        }
     }
+
+    /// The object decoded, decoded once for this version and then shared:
+    /// a stored version never changes.
+    pub fn shared_value(&self) -> Arc<Value> {
+        self.decoded.get_or_init(|| Arc::new(serde_json::from_slice(&self.raw).unwrap_or(Value::Null))).clone()
+    }
+
+    /// This object, with `value` (what it was encoded from) as its decoded form.
+    pub fn decoded_as(self, value: Arc<Value>) -> Self {
+        let _ = self.decoded.set(value);
+        self
+    }
+
     pub fn label(&self, key: &str) -> Option<&str> {
         self.labels.iter().find(|(k, _)| &**k == key).map(|(_, v)| &**v)
     }
@@ -247,6 +267,7 @@ impl Store {
             fields,
             owners,
             deleting: value.pointer("/metadata/deletionTimestamp").is_some_and(|d| !d.is_null()),
+            decoded: OnceLock::new(),
         }
     }
 

@@ -53,6 +53,15 @@ impl State {
         self.store.range(id, ns, None).map(|(_, o)| o.value()).collect()
     }
 
+    /// [`State::list_values`] for kinds read on many writes: each object is
+    /// decoded once per version and shared (see [`crate::store::Obj::shared_value`]).
+    pub fn list_shared(&self, group: &str, plural: &str, ns: Option<&str>) -> Vec<Arc<Value>> {
+        let Some((id, _)) = self.registry.find(group, plural) else {
+            return vec![];
+        };
+        self.store.range(id, ns, None).map(|(_, o)| o.shared_value()).collect()
+    }
+
     pub fn encode(&self, def: &ResourceDef, value: &Value, rv: u64) -> Obj {
         Store::encode(value, rv, &Extract { field_paths: &def.field_selectors })
     }
@@ -202,6 +211,10 @@ impl Cluster {
 
     pub fn list_values(&self, group: &str, plural: &str, ns: Option<&str>) -> Vec<Value> {
         self.state.read().list_values(group, plural, ns)
+    }
+
+    pub fn list_shared(&self, group: &str, plural: &str, ns: Option<&str>) -> Vec<Arc<Value>> {
+        self.state.read().list_shared(group, plural, ns)
     }
 
     /// Registers (or refreshes) the custom resource type of a CRD.

@@ -114,7 +114,11 @@ impl State {
             };
             // The quota as admission read it, unless it changed since (then as stored).
             let admitted_rv = quota.pointer("/metadata/resourceVersion").and_then(Value::as_str);
-            let mut v = if admitted_rv.and_then(|r| r.parse().ok()) == Some(q.rv) { quota } else { q.value() };
+            let mut v = if admitted_rv.and_then(|r| r.parse().ok()) == Some(q.rv) {
+                Arc::unwrap_or_clone(quota)
+            } else {
+                q.value()
+            };
             let used = v.pointer_mut("/status/used").and_then(Value::as_object_mut);
             let Some(used) = used else { continue };
             for (r, d) in delta {
@@ -123,7 +127,8 @@ impl State {
             }
             let rv = self.store.next_rv();
             meta_mut(&mut v).insert("resourceVersion".into(), json!(rv.to_string()));
-            let o = self.encode(&qdef, &v, rv);
+            // Decoded as it is stored: the next create's admission reads it.
+            let o = self.encode(&qdef, &v, rv).decoded_as(Arc::new(v));
             self.store.put_status(qid, (ns.into(), qname.as_str().into()), o);
         }
     }

@@ -97,7 +97,7 @@ pub fn recount_after(ev: &crate::store::Event, is_quota: bool, usage_changed: bo
 /// than the events handled so far, so the namespace must be tried again
 /// after the next batch.
 pub fn reconcile_namespace(sim: &Sim, cache: &mut UsageCache, ns: &str) -> bool {
-    let quotas = sim.c.list_values("", "resourcequotas", Some(ns));
+    let quotas = sim.c.list_shared("", "resourcequotas", Some(ns));
     if quotas.is_empty() {
         cache.0.remove(ns);
         return false;
