@@ -8,7 +8,9 @@
 
 use futures::{FutureExt, Stream, TryStreamExt};
 use k8s_openapi::ByteString;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, Patch, PatchParams};
+use kube::core::{PartialObjectMeta, PartialObjectMetaExt};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Resource, ResourceExt};
@@ -144,18 +146,100 @@ pub async fn apply<K>(store: Option<&Store<K>>, api: &Api<K>, obj: &K) -> Result
 where
     K: Resource<DynamicType = ()> + Clone + Serialize + DeserializeOwned + Debug,
 {
-    let name = obj.meta().name.clone().unwrap_or_default();
-    if let Some(current) = store.and_then(|s| lookup(s, obj.meta().namespace.as_deref(), &name))
-        && current.meta().deletion_timestamp.is_none()
+    if let Some(current) = already(store, obj)? {
+        return Ok(((*current).clone(), false));
+    }
+    let name = obj.meta().name.as_deref().unwrap_or_default();
+    let applied = api.patch(name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(obj)).await?;
+    Ok((applied, true))
+}
+
+/// [`apply`] for a caller that reads only the answer's metadata: its name,
+/// namespace, uid, resourceVersion, generation, labels and deletion
+/// timestamp. The rest of the answer (spec, status and managedFields, most
+/// of its bytes) is skipped while it is parsed, not decoded into values.
+pub async fn apply_meta<K>(
+    store: Option<&Store<K>>,
+    api: &Api<K>,
+    obj: &K,
+) -> Result<(PartialObjectMeta<K>, bool), kube::Error>
+where
+    K: Resource<DynamicType = ()> + Clone + Serialize + DeserializeOwned + Debug,
+{
+    if let Some(current) = already(store, obj)? {
+        return Ok((current.meta().clone().into_response_partial(), false));
+    }
+    Ok((patch_meta(api, obj).await?, true))
+}
+
+/// Server-side applies `obj` (field manager `paddock`, forced), reading the
+/// answer as [`apply_meta`] does.
+pub async fn patch_meta<K>(api: &Api<K>, obj: &K) -> Result<PartialObjectMeta<K>, kube::Error>
+where
+    K: Resource<DynamicType = ()> + Clone + Serialize + DeserializeOwned + Debug,
+{
+    let name = obj.meta().name.as_deref().unwrap_or_default();
+    let pp = PatchParams::apply(FIELD_MANAGER).force();
+    let mut req = kube::core::Request::new(api.resource_url())
+        .patch(name, &pp, &Patch::Apply(obj))
+        .map_err(kube::Error::BuildRequest)?;
+    req.extensions_mut().insert("patch");
+    let client: kube::Client = api.clone().into();
+    let answer: Answer = client.request(req).await?;
+    Ok(answer.metadata.into())
+}
+
+/// The cached object, when it already has every field `obj` sets (so an
+/// apply would change nothing).
+fn already<K>(store: Option<&Store<K>>, obj: &K) -> Result<Option<Arc<K>>, kube::Error>
+where
+    K: Resource<DynamicType = ()> + Clone + Serialize,
+{
+    let name = obj.meta().name.as_deref().unwrap_or_default();
+    let Some(current) = store.and_then(|s| lookup(s, obj.meta().namespace.as_deref(), name)) else {
+        return Ok(None);
+    };
+    let same = current.meta().deletion_timestamp.is_none()
         && covers(
             &serde_json::to_value(&*current).map_err(kube::Error::SerdeError)?,
             &stored_form(serde_json::to_value(obj).map_err(kube::Error::SerdeError)?),
-        )
-    {
-        return Ok(((*current).clone(), false));
+        );
+    Ok(same.then_some(current))
+}
+
+/// An API server's answer with an object, as far as [`apply_meta`] reads it
+/// (serde skips every other field without building values for it).
+#[derive(serde::Deserialize)]
+struct Answer {
+    metadata: AnswerMeta,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct AnswerMeta {
+    name: Option<String>,
+    namespace: Option<String>,
+    uid: Option<String>,
+    resource_version: Option<String>,
+    generation: Option<i64>,
+    labels: Option<std::collections::BTreeMap<String, String>>,
+    deletion_timestamp: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>,
+}
+
+impl<K> From<AnswerMeta> for PartialObjectMeta<K> {
+    fn from(m: AnswerMeta) -> Self {
+        ObjectMeta {
+            name: m.name,
+            namespace: m.namespace,
+            uid: m.uid,
+            resource_version: m.resource_version,
+            generation: m.generation,
+            labels: m.labels,
+            deletion_timestamp: m.deletion_timestamp,
+            ..ObjectMeta::default()
+        }
+        .into_response_partial()
     }
-    let applied = api.patch(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(obj)).await?;
-    Ok((applied, true))
 }
 
 /// An object as the API server stores it, as far as a comparison needs: a
@@ -290,6 +374,24 @@ mod tests {
     use k8s_openapi::api::core::v1::ConfigMap;
     use kube::runtime::watcher::Event;
     use serde_json::json;
+
+    #[test]
+    fn an_apply_answer_is_read_as_its_metadata() {
+        let answer = json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "c", "namespace": "ns", "uid": "u-1", "resourceVersion": "42", "generation": 3,
+                "labels": {"a": "b"}, "deletionTimestamp": "2026-11-30T10:00:00Z",
+                "managedFields": [{"manager": "paddock", "operation": "Apply", "fieldsType": "FieldsV1",
+                    "fieldsV1": {"f:data": {"f:k": {}}}}]},
+            "data": {"k": "v"}});
+        let a: super::Answer = serde_json::from_value(answer).unwrap();
+        let m: kube::core::PartialObjectMeta<ConfigMap> = a.metadata.into();
+        let m = m.metadata;
+        assert_eq!((m.name.as_deref(), m.namespace.as_deref(), m.uid.as_deref()), (Some("c"), Some("ns"), Some("u-1")));
+        assert_eq!((m.resource_version.as_deref(), m.generation), (Some("42"), Some(3)));
+        assert_eq!(m.labels.unwrap()["a"], "b");
+        assert!(m.deletion_timestamp.is_some());
+        assert!(m.managed_fields.is_none(), "managedFields are skipped, not decoded");
+    }
 
     fn cm(name: &str, data: &str, rv: &str) -> ConfigMap {
         serde_json::from_value(json!({"metadata": {"name": name, "namespace": "ns", "resourceVersion": rv},

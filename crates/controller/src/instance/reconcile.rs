@@ -2,8 +2,9 @@
 //! status from the pods (watched, never polled), TTL expiry on a timer,
 //! self-healing through owned-object watches, and Stopping on deletion.
 
+use super::apply::{apply_all, apply_each, service_briefs};
 use super::build::{Input, build, generate_value, generated_keys, template_problems, validate};
-use super::cache::{Caches, Meta, SecretBrief, ServiceBrief};
+use super::cache::{Caches, SecretBrief, ServiceBrief};
 use super::cleanup::{Cleaning, delete_instance_objects, sweep_orphans};
 use super::phase::{PodBrief, aggregate_briefs};
 use crate::config::Settings;
@@ -31,7 +32,6 @@ use resources::instance::{Claim, EndpointStatus, InstancePhase, InstanceStatus, 
 use resources::template::Personalize;
 use resources::template::parse_duration;
 use resources::{Instance, Template, Tenant};
-use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::collections::BTreeMap;
 use std::fmt::Debug;
@@ -49,17 +49,17 @@ pub struct Context {
     pub settings: Settings,
     pub pools: Arc<Pools>,
     pub metrics: Arc<Metrics>,
-    events: Events,
-    drift: Drift,
+    pub(super) events: Events,
+    pub(super) drift: Drift,
     /// The watch caches reconciles read from (set when the controller runs;
     /// without them, as in some tests, everything is read from the API server).
-    caches: std::sync::OnceLock<Caches>,
+    pub(super) caches: std::sync::OnceLock<Caches>,
     /// Instances as this controller's last finalizer or status write left them.
     written: Arc<Written<Instance>>,
     /// Instances whose objects this process deleted for their cleanup.
     cleaning: Cleaning,
     /// This controller's own writes, whose watch events trigger nothing.
-    echoes: Arc<crate::echoes::Echoes>,
+    pub(super) echoes: Arc<crate::echoes::Echoes>,
     /// The tenant controller's Tenant and namespace stores, when it runs in
     /// this process (otherwise this controller watches them itself).
     tenant_stores: std::sync::OnceLock<(Store<Tenant>, Store<Namespace>)>,
@@ -100,58 +100,6 @@ impl Context {
 
 /// The condition saying whether the instance started warm, and why not.
 const WARM_START: &str = "WarmStart";
-
-/// Applies an instance's objects, each unless the cache shows it exactly as
-/// the last apply of the same desired object left it; returns what the
-/// applies returned (None where skipped). Drift an apply repaired becomes an
-/// Event.
-async fn apply_all<K>(
-    ctx: &Context,
-    inst: &Instance,
-    api: &Api<K>,
-    cached: fn(&Caches, &str, &str) -> Option<Meta>,
-    objs: &[K],
-) -> Result<Vec<Option<K>>, kube::Error>
-where
-    K: Resource<DynamicType = ()> + Clone + Serialize + DeserializeOwned + Debug,
-{
-    let owner = inst.metadata.uid.as_deref().unwrap_or_default();
-    let mut out = Vec::with_capacity(objs.len());
-    for o in objs {
-        let (ns, name) =
-            (o.meta().namespace.as_deref().unwrap_or_default(), o.meta().name.as_deref().unwrap_or_default());
-        let desired = crate::drift::fingerprint(o);
-        if let Some(m) = ctx.caches.get().and_then(|k| cached(k, ns, name))
-            && !m.deleting
-            && ctx.drift.unchanged::<K>(owner, (ns, name), (&m.uid, &m.resource_version), desired)
-        {
-            out.push(None);
-            continue;
-        }
-        let applied = api.patch(name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(o)).await?;
-        ctx.echoes.wrote(&applied);
-        if let Some(r) = ctx.drift.applied_as(owner, &applied, desired) {
-            tracing::info!(instance = %inst.name_any(), repair = %r, "repaired drift");
-            ctx.events.record("Instance", inst.object_ref(&()), false, "DriftRepaired", r.to_string());
-        }
-        out.push(Some(applied));
-    }
-    Ok(out)
-}
-
-/// The Services as they are: what an apply returned, else the cache's.
-fn service_briefs(ctx: &Context, desired: &[Service], applied: Vec<Option<Service>>) -> Vec<ServiceBrief> {
-    desired
-        .iter()
-        .zip(applied)
-        .filter_map(|(d, a)| match a {
-            Some(a) => Some(ServiceBrief::of(&a)),
-            None => ctx.caches.get().and_then(|k| {
-                k.services.get(d.meta().namespace.as_deref()?, d.meta().name.as_deref()?).map(|b| (*b).clone())
-            }),
-        })
-        .collect()
-}
 
 fn cond(type_: &str, ok: bool, reason: &str, message: &str, old: &[Condition], generation: Option<i64>) -> Condition {
     let status = if ok { "True" } else { "False" };
@@ -435,7 +383,7 @@ async fn apply(inst: Arc<Instance>, ctx: Arc<Context>) -> Result<Action, Error> 
     };
     if let Some(s) = &desired.secret {
         let secrets = Api::<Secret>::namespaced(c.clone(), &ns);
-        apply_all(
+        apply_each(
             &ctx,
             &inst,
             &secrets,
@@ -448,10 +396,10 @@ async fn apply(inst: Arc<Instance>, ctx: Arc<Context>) -> Result<Action, Error> 
         return warm(&inst, &ctx, &tpl, &tenant, cl, claimed, expires).await;
     }
     let cms = Api::<ConfigMap>::namespaced(c.clone(), &ns);
-    apply_all(&ctx, &inst, &cms, |k, ns, n| k.config_maps.get(ns, n).map(|m| (*m).clone()), &desired.config_maps)
+    apply_each(&ctx, &inst, &cms, |k, ns, n| k.config_maps.get(ns, n).map(|m| (*m).clone()), &desired.config_maps)
         .await?;
     let pols = Api::<NetworkPolicy>::namespaced(c.clone(), &ns);
-    apply_all(&ctx, &inst, &pols, |k, ns, n| k.policies.get(ns, n).map(|m| (*m).clone()), &desired.policies).await?;
+    apply_each(&ctx, &inst, &pols, |k, ns, n| k.policies.get(ns, n).map(|m| (*m).clone()), &desired.policies).await?;
     let svcs = Api::<Service>::namespaced(c.clone(), &ns);
     let applied =
         apply_all(&ctx, &inst, &svcs, |k, ns, n| k.services.get(ns, n).map(|b| b.meta.clone()), &desired.services)
@@ -599,7 +547,7 @@ async fn warm(
             ))
         })?;
     let pols = Api::<NetworkPolicy>::namespaced(c.clone(), pool_ns);
-    apply_all(ctx, inst, &pols, |k, ns, n| k.policies.get(ns, n).map(|m| (*m).clone()), &policies).await?;
+    apply_each(ctx, inst, &pols, |k, ns, n| k.policies.get(ns, n).map(|m| (*m).clone()), &policies).await?;
     let svcs = Api::<Service>::namespaced(c.clone(), pool_ns);
     let applied =
         apply_all(ctx, inst, &svcs, |k, ns, n| k.services.get(ns, n).map(|b| b.meta.clone()), &services).await?;

@@ -98,6 +98,22 @@ impl Applier<'_> {
         }
         Ok(applied)
     }
+
+    /// [`Applier::apply`] for an object whose answer is read no further than
+    /// its metadata (see [`crate::cache::apply_meta`]).
+    async fn apply_meta<K>(&self, api: &Api<K>, obj: &K) -> Result<(), kube::Error>
+    where
+        K: Cached + Serialize + DeserializeOwned + Debug,
+    {
+        let (applied, written) = crate::cache::apply_meta(self.ctx.caches.get().map(K::store), api, obj).await?;
+        if written {
+            self.ctx.echoes.wrote(&applied);
+        }
+        if let Some(r) = self.ctx.drift.applied(self.tenant, &applied) {
+            self.repairs.lock().unwrap_or_else(|e| e.into_inner()).push(r);
+        }
+        Ok(())
+    }
 }
 
 /// Server-side applies `obj`, unless the watch cache shows it is already so
@@ -130,12 +146,12 @@ async fn apply_desired(ctx: &Context, tenant: &str, d: &Desired, conds: &mut Con
     // more writes and fewer tenants per second, `paddock bench tenants`).
     let pols: Api<NetworkPolicy> = Api::namespaced(c.clone(), &ns);
     for p in &d.policies {
-        a.apply(&pols, p).await?;
+        a.apply_meta(&pols, p).await?;
     }
-    a.apply(&Api::<LimitRange>::namespaced(c.clone(), &ns), &d.limits).await?;
-    a.apply(&Api::<ServiceAccount>::namespaced(c.clone(), &ns), &d.service_account).await?;
-    a.apply(&Api::<Role>::namespaced(c.clone(), &ns), &d.role).await?;
-    a.apply(&Api::<RoleBinding>::namespaced(c.clone(), &ns), &d.role_binding).await?;
+    a.apply_meta(&Api::<LimitRange>::namespaced(c.clone(), &ns), &d.limits).await?;
+    a.apply_meta(&Api::<ServiceAccount>::namespaced(c.clone(), &ns), &d.service_account).await?;
+    a.apply_meta(&Api::<Role>::namespaced(c.clone(), &ns), &d.role).await?;
+    a.apply_meta(&Api::<RoleBinding>::namespaced(c.clone(), &ns), &d.role_binding).await?;
     // Tenant-level policies no longer wanted (e.g. internet egress switched off),
     // looked up by name in the cache: a scan of every tenant's policies on every
     // reconcile was most of the controller's CPU at 2,000 tenants.
