@@ -143,3 +143,24 @@ async fn nodes_set_role_labels_and_taints() {
     let _ = std::fs::remove_dir_all(&dir);
     tc.finish().await;
 }
+
+#[test]
+fn logs_to_a_file_or_pipe_have_no_colour_codes() {
+    use std::io::{BufRead, BufReader};
+    let dir = std::env::temp_dir().join(format!("paddock-ansi-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_paddock"))
+        .args(["sim", "--listen", "127.0.0.1:0", "--kubeconfig-out"])
+        .arg(dir.join("kubeconfig"))
+        .env_remove("NO_COLOR")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("paddock runs");
+    let mut line = String::new();
+    BufReader::new(child.stderr.take().unwrap()).read_line(&mut line).unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(line.contains("kubesim listening"), "{line:?}");
+    assert!(!line.contains('\u{1b}'), "escape codes in a piped log: {line:?}");
+}

@@ -281,7 +281,8 @@ async fn cli_against_the_api(banner: &str) -> Vec<String> {
 
     // A start the tenant's quota cannot hold: --wait gives the reason and exits
     // 1 (the instance stays Pending with none of its pods, and tries again).
-    let (code, _, err) = run(admin.clone(), sv(&["tenant", "create", "small", "--cpu", "150m"])).await.unwrap();
+    let (code, _, err) =
+        run(admin.clone(), sv(&["tenant", "create", "small", "--kind", "Team", "--cpu", "150m"])).await.unwrap();
     assert_eq!(code, 0, "{err}");
     let ready = poll(&url, admin.clone(), &["tenant", "get", "small", "-o", "json"], |_, out| {
         out.contains("\"phase\": \"Ready\"")

@@ -19,13 +19,25 @@ pub fn print<T: Serialize>(
     header: &[&str],
     rows: impl FnOnce(&T) -> Vec<Vec<String>>,
 ) -> Result<()> {
-    let text = match format {
-        Format::Json => serde_json::to_string_pretty(value)? + "\n",
-        Format::Yaml => serde_yaml_ng::to_string(value)?,
-        Format::Table => table(header, &rows(value)),
-    };
+    let text = render(format, value, header, rows)?;
     std::io::stdout().lock().write_all(text.as_bytes())?;
     Ok(())
+}
+
+fn render<T: Serialize>(
+    format: Format,
+    value: &T,
+    header: &[&str],
+    rows: impl FnOnce(&T) -> Vec<Vec<String>>,
+) -> Result<String> {
+    Ok(match format {
+        Format::Json => serde_json::to_string_pretty(value)? + "\n",
+        // Through JSON's data model, so YAML says exactly what the JSON does:
+        // serde_yaml_ng would write an enum variant as a YAML tag (`!flag`),
+        // which other YAML tools cannot read and `-f` files do not use.
+        Format::Yaml => serde_yaml_ng::to_string(&serde_json::to_value(value)?)?,
+        Format::Table => table(header, &rows(value)),
+    })
 }
 
 /// Columns padded to their widest cell, like kubectl.
@@ -63,6 +75,20 @@ pub fn cell(v: Option<impl ToString>) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn yaml_is_plain_yaml_as_the_json_is() {
+        #[derive(serde::Serialize)]
+        #[serde(rename_all = "camelCase")]
+        enum Generate {
+            Flag { format: String },
+        }
+        let v = vec![Generate::Flag { format: "FLAG{%s}".into() }];
+        let yaml = super::render(super::Format::Yaml, &v, &[], |_| vec![]).unwrap();
+        assert!(!yaml.contains('!'), "no YAML tags: {yaml}");
+        let back: serde_json::Value = serde_yaml_ng::from_str(&yaml).unwrap();
+        assert_eq!(back, serde_json::json!([{"flag": {"format": "FLAG{%s}"}}]));
+    }
+
     #[test]
     fn tables_align() {
         let t = super::table(

@@ -28,6 +28,7 @@ pub struct InstanceArgs {
 pub enum InstanceCommand {
     /// Start an instance of a template.
     Start {
+        /// The template to start (`paddock template list` shows them).
         template: String,
         /// Instance name (default: generated from the template).
         #[arg(long)]
@@ -48,16 +49,21 @@ pub enum InstanceCommand {
         #[arg(long, default_value = "5m", value_parser = parse_duration)]
         timeout: Duration,
     },
+    /// List the tenant's instances.
     List,
+    /// Show one instance: its phase, pods, endpoints and expiry.
     Get {
+        /// The instance's name.
         name: String,
     },
     /// Stop (delete) an instance.
     Stop {
+        /// The instance's name.
         name: String,
     },
     /// Extend an instance's lifetime (up to the template's maxTtl).
     Renew {
+        /// The instance's name.
         name: String,
         /// How long from now (default: the template's ttl).
         #[arg(long)]

@@ -23,7 +23,9 @@ pub struct NodesArgs {
 pub enum NodesAction {
     /// Label (and taint) a node with a role: vpn, task, shared or unmanaged.
     SetRole {
+        /// The node's name.
         node: String,
+        /// The role: vpn (VPN gateways), task (instances), shared (both) or unmanaged (remove the role).
         #[arg(value_parser = ROLES)]
         role: String,
         /// Taint effect to add with the role, or none.

@@ -21,11 +21,15 @@ pub struct TemplateArgs {
 pub enum TemplateCommand {
     /// Create or replace templates from a YAML file (or a directory of them) of Template manifests (admin token).
     Apply {
+        /// A YAML file of Template manifests (`---` between them), or a directory of such files.
         #[arg(short = 'f', long)]
         file: PathBuf,
     },
+    /// List templates with whether each was accepted.
     List,
+    /// Show one template.
     Get {
+        /// The template's name.
         name: String,
     },
 }

@@ -21,10 +21,12 @@ pub struct TenantArgs {
 pub enum TenantCommand {
     /// Create a tenant (admin token).
     Create {
+        /// The tenant's name: a DNS label (its namespace is the prefix plus this).
         name: String,
-        /// Team, User or Group (default: Team, or the file's).
-        #[arg(long, value_enum)]
+        /// Team, User or Group, in any case (default: Team, or the file's).
+        #[arg(long, value_enum, ignore_case = true)]
         kind: Option<Kind>,
+        /// A name for people, shown by the API and in dashboards.
         #[arg(long)]
         display_name: Option<String>,
         /// Instances the tenant may run at once.
@@ -43,9 +45,15 @@ pub enum TenantCommand {
     /// List tenants (a tenant token sees its own).
     List,
     /// Show one tenant.
-    Get { name: String },
+    Get {
+        /// The tenant's name.
+        name: String,
+    },
     /// Delete a tenant and everything in its namespace (admin token).
-    Delete { name: String },
+    Delete {
+        /// The tenant's name.
+        name: String,
+    },
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]

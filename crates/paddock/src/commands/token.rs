@@ -19,19 +19,24 @@ pub struct TokenArgs {
 pub enum TokenCommand {
     /// Issue a token for a tenant; it is shown once.
     Issue {
+        /// The tenant the token acts for.
         #[arg(long, env = "PADDOCK_TENANT")]
         tenant: String,
+        /// What the token is for (shown by `token list`), e.g. "CTF site".
         #[arg(long)]
         description: Option<String>,
     },
     /// List a tenant's tokens (ids, never the tokens).
     List {
+        /// The tenant whose tokens to list.
         #[arg(long, env = "PADDOCK_TENANT")]
         tenant: String,
     },
     /// Revoke a token by id.
     Revoke {
+        /// The token's id (`token list` shows them; a token reads pdk.TENANT.ID.SECRET).
         id: String,
+        /// The tenant the token belongs to.
         #[arg(long, env = "PADDOCK_TENANT")]
         tenant: String,
     },

@@ -24,11 +24,13 @@ pub enum VpnCommand {
     Clients,
     /// Print one client's wg-quick file (it holds a private key): `> team.conf`.
     Config {
+        /// The client slot (1 to the tenant's client count; `vpn clients` lists them).
         #[arg(long, default_value_t = 1)]
         client: u32,
     },
     /// New keys for one client (--client N) or for everything.
     Rotate {
+        /// The client slot to rotate (default: the server's and every client's keys).
         #[arg(long)]
         client: Option<u32>,
     },
