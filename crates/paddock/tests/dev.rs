@@ -259,6 +259,14 @@ async fn cli_against_the_api(banner: &str) -> Vec<String> {
     let (code, out, _) = run(token.clone(), sv(&["instance", "list"])).await.unwrap();
     assert_eq!(code, 0);
     assert!(out.contains(&name) && out.contains("Running"), "{out}");
+    // `get` is a detail view: the pods, and how to reach web1's exposed port.
+    let (code, out, err) = run(token.clone(), sv(&["instance", "get", "web1"])).await.unwrap();
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("Phase:") && out.contains("Pods:"), "{out}");
+    assert!(out.lines().any(|l| l.starts_with("web/http") && l.contains(".paddock-demo.svc:")), "{out}");
+    let (code, out, err) = run(token.clone(), sv(&["tenant", "get", "demo"])).await.unwrap();
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("Limits:") && out.contains("Conditions:"), "{out}");
     let (code, _, err) = run(token.clone(), sv(&["instance", "renew", &name])).await.unwrap();
     assert!(code == 0 || err.contains("maxTtl"), "{code} {err}");
 

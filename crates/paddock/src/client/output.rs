@@ -19,24 +19,24 @@ pub fn print<T: Serialize>(
     header: &[&str],
     rows: impl FnOnce(&T) -> Vec<Vec<String>>,
 ) -> Result<()> {
-    let text = render(format, value, header, rows)?;
-    std::io::stdout().lock().write_all(text.as_bytes())?;
+    show(format, value, |v| table(header, &rows(v)))
+}
+
+/// Prints `value` as JSON/YAML, or as the text `text` makes of it for people.
+pub fn show<T: Serialize>(format: Format, value: &T, text: impl FnOnce(&T) -> String) -> Result<()> {
+    let out = render(format, value, text)?;
+    std::io::stdout().lock().write_all(out.as_bytes())?;
     Ok(())
 }
 
-fn render<T: Serialize>(
-    format: Format,
-    value: &T,
-    header: &[&str],
-    rows: impl FnOnce(&T) -> Vec<Vec<String>>,
-) -> Result<String> {
+fn render<T: Serialize>(format: Format, value: &T, text: impl FnOnce(&T) -> String) -> Result<String> {
     Ok(match format {
         Format::Json => serde_json::to_string_pretty(value)? + "\n",
         // Through JSON's data model, so YAML says exactly what the JSON does:
         // serde_yaml_ng would write an enum variant as a YAML tag (`!flag`),
         // which other YAML tools cannot read and `-f` files do not use.
         Format::Yaml => serde_yaml_ng::to_string(&serde_json::to_value(value)?)?,
-        Format::Table => table(header, &rows(value)),
+        Format::Table => text(value),
     })
 }
 
@@ -68,6 +68,12 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     out
 }
 
+/// `Label: value` lines, the values aligned (a detail view, like `kubectl describe`).
+pub fn fields(lines: &[(&str, String)]) -> String {
+    let width = lines.iter().map(|(k, _)| k.len()).max().unwrap_or(0) + 1;
+    lines.iter().map(|(k, v)| format!("{:<width$} {v}\n", format!("{k}:"))).collect()
+}
+
 /// An optional value for a table cell.
 pub fn cell(v: Option<impl ToString>) -> String {
     v.map(|v| v.to_string()).unwrap_or_else(|| "-".into())
@@ -83,7 +89,7 @@ mod tests {
             Flag { format: String },
         }
         let v = vec![Generate::Flag { format: "FLAG{%s}".into() }];
-        let yaml = super::render(super::Format::Yaml, &v, &[], |_| vec![]).unwrap();
+        let yaml = super::render(super::Format::Yaml, &v, |_| String::new()).unwrap();
         assert!(!yaml.contains('!'), "no YAML tags: {yaml}");
         let back: serde_json::Value = serde_yaml_ng::from_str(&yaml).unwrap();
         assert_eq!(back, serde_json::json!([{"flag": {"format": "FLAG{%s}"}}]));

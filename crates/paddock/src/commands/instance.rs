@@ -1,7 +1,7 @@
 //! `paddock instance start|list|get|stop|renew` through the API; `--wait`
 //! follows the tenant's event stream and shows the phases as they pass.
 
-use crate::client::output::{Format, cell, print};
+use crate::client::output::{Format, cell, fields, print, show, table};
 use crate::client::{Client, ClientArgs, Refused};
 use crate::commands::events::{Follow, Update};
 use anyhow::{Result, bail};
@@ -83,6 +83,73 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 }
 
 const HEADER: &[&str] = &["NAME", "TEMPLATE", "PHASE", "READY IN", "EXPIRES", "MESSAGE"];
+
+/// One instance for a person: what it is, how far it got, its pods and how
+/// to reach it.
+fn detail(i: &InstanceView) -> String {
+    let mut lines = vec![
+        ("Name", i.name.clone()),
+        ("Tenant", i.tenant.clone()),
+        ("Template", i.template.clone()),
+        ("Phase", cell(i.phase.clone())),
+        ("Message", cell(i.message.clone())),
+        ("Created", cell(i.created.clone())),
+        ("Expires", cell(i.expires.clone())),
+    ];
+    let secs = |s: Option<f64>| cell(s.map(|s| format!("{s:.1} s")));
+    let p = &i.progress;
+    lines.push(("Scheduled after", secs(p.scheduled)));
+    lines.push(("Images pulled after", secs(p.pulled)));
+    lines.push(("Ready after", secs(p.ready)));
+    let status = i.status.as_ref();
+    if let Some(warm) = status.and_then(|s| s.warm) {
+        lines.push(("Warm start", if warm { "yes (claimed from a warm pool)" } else { "no" }.into()));
+    }
+    if !i.env.is_empty() {
+        lines.push(("Env", i.env.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ")));
+    }
+    if i.stopping {
+        lines.push(("Stopping", "yes".into()));
+    }
+    let mut out = fields(&lines);
+    let pods = status.map(|s| s.pods.as_slice()).unwrap_or_default();
+    if !pods.is_empty() {
+        let rows: Vec<Vec<String>> = pods
+            .iter()
+            .map(|p| {
+                let why = p.reason.iter().chain(&p.message).cloned().collect::<Vec<_>>().join(": ");
+                vec![
+                    p.name.clone(),
+                    cell(p.phase.clone()),
+                    (if p.ready { "yes" } else { "no" }).into(),
+                    cell(p.node.clone()),
+                    cell(p.pod_ip.clone()),
+                    p.restarts.to_string(),
+                    why,
+                ]
+            })
+            .collect();
+        out.push_str("\nPods:\n");
+        out.push_str(&table(&["NAME", "PHASE", "READY", "NODE", "IP", "RESTARTS", "REASON"], &rows));
+    }
+    let endpoints = status.map(|s| s.endpoints.as_slice()).unwrap_or_default();
+    if !endpoints.is_empty() {
+        let rows: Vec<Vec<String>> = endpoints
+            .iter()
+            .map(|e| {
+                vec![
+                    format!("{}/{}", e.pod, e.port),
+                    cell(e.cluster_dns.clone()),
+                    cell(e.node_port),
+                    cell(e.external_address.clone()),
+                ]
+            })
+            .collect();
+        out.push_str("\nEndpoints:\n");
+        out.push_str(&table(&["POD/PORT", "IN THE CLUSTER", "NODE PORT", "EXTERNAL"], &rows));
+    }
+    out
+}
 
 fn row(i: &InstanceView) -> Vec<String> {
     vec![
@@ -204,7 +271,7 @@ pub async fn run(args: InstanceArgs) -> Result<()> {
         }
         InstanceCommand::Get { name } => {
             let i: InstanceView = c.get(&path(&tenant, &format!("/{name}"))).await?;
-            print(out, &i, HEADER, |i| vec![row(i)])
+            show(out, &i, detail)
         }
         InstanceCommand::Stop { name } => {
             let i: InstanceView = c.delete(&path(&tenant, &format!("/{name}"))).await?;
@@ -214,5 +281,28 @@ pub async fn run(args: InstanceArgs) -> Result<()> {
             let i: InstanceView = c.post(&path(&tenant, &format!("/{name}/renew")), &Renew { ttl }).await?;
             print(out, &i, HEADER, |i| vec![row(i)])
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use api::model::InstanceView;
+
+    #[test]
+    fn get_shows_pods_and_how_to_reach_them() {
+        let v: InstanceView = serde_json::from_value(serde_json::json!({
+            "name": "web", "tenant": "team-a", "template": "ctf-web", "phase": "Degraded",
+            "message": "1 of 2 pods ready", "progress": {"scheduled": 0.01, "ready": 1.5}, "stopping": false,
+            "status": {"warm": true,
+                "pods": [{"name": "web", "phase": "Running", "ready": true, "node": "task-1", "podIp": "10.0.0.2", "restarts": 0},
+                         {"name": "db", "phase": "Pending", "ready": false, "restarts": 3, "reason": "CrashLoopBackOff", "message": "exit 1"}],
+                "endpoints": [{"pod": "web", "port": "http", "clusterDns": "web.web.ns.svc:80", "nodePort": 30080}]}}))
+        .unwrap();
+        let text = super::detail(&v);
+        assert!(text.contains("Phase:               Degraded"), "{text}");
+        assert!(text.contains("Warm start:          yes"), "{text}");
+        assert!(text.contains("CrashLoopBackOff: exit 1"), "{text}");
+        let ep = text.lines().find(|l| l.starts_with("web/http")).expect("an endpoint row");
+        assert!(ep.contains("web.web.ns.svc:80") && ep.contains("30080"), "{ep}");
     }
 }

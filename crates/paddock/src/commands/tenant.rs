@@ -1,7 +1,7 @@
 //! `paddock tenant create|list|get|delete` through the API.
 
 use crate::client::ClientArgs;
-use crate::client::output::{cell, print};
+use crate::client::output::{cell, fields, print, show, table};
 use anyhow::{Context, Result};
 use api::model::{NewTenant, TenantView};
 use clap::{Args, Subcommand};
@@ -77,6 +77,65 @@ fn row(t: &TenantView) -> Vec<String> {
     ]
 }
 
+/// One tenant for a person: its limits, storage, network and VPN, and its conditions.
+fn detail(t: &TenantView) -> String {
+    let (spec, st) = (&t.spec, t.status.as_ref());
+    let q = &spec.quota;
+    let mut limits = Vec::new();
+    for (what, v) in [("instances", q.instances.map(|n| n.to_string())), ("pods", q.pods.map(|n| n.to_string()))] {
+        limits.extend(v.map(|v| format!("{what} {v}")));
+    }
+    for (what, v) in [("cpu", &q.cpu), ("memory", &q.memory), ("storage", &q.storage)] {
+        limits.extend(v.as_ref().map(|v| format!("{what} {v}")));
+    }
+    let storage = match (&spec.storage, st.and_then(|s| s.storage_capacity.as_ref())) {
+        (s, _) if !s.enabled => "none".to_string(),
+        (s, got) => format!(
+            "{} requested{}{}",
+            s.size,
+            got.map(|c| format!(", {c} bound")).unwrap_or_default(),
+            if s.retain_on_delete { ", kept when the tenant is deleted" } else { "" }
+        ),
+    };
+    let e = &spec.egress;
+    let mut egress = vec![if e.dns { "DNS" } else { "no DNS" }.to_string()];
+    egress.push(if e.internet { "the internet" } else { "no internet" }.into());
+    egress.extend(e.cidrs.iter().cloned());
+    let mut lines = vec![
+        ("Name", t.name.clone()),
+        ("Kind", format!("{:?}", spec.kind)),
+        ("Display name", cell(spec.display_name.clone())),
+        ("Phase", row(t)[2].clone()),
+        ("Namespace", cell(st.and_then(|s| s.namespace.clone()))),
+        ("Created", cell(t.created.clone())),
+        ("Limits", if limits.is_empty() { "none".into() } else { limits.join(", ") }),
+        ("Storage", storage),
+        ("Egress", egress.join(", ")),
+    ];
+    if !spec.groups.is_empty() {
+        lines.push(("Groups", spec.groups.join(", ")));
+    }
+    if let Some(v) = spec.vpn.as_ref().filter(|v| v.enabled) {
+        let s = st.and_then(|s| s.vpn.as_ref());
+        let state = match s {
+            Some(s) if s.ready => format!("ready at {}", cell(s.endpoint.clone())),
+            _ => "not ready yet".into(),
+        };
+        lines.push(("VPN", format!("{} clients, {state}", v.clients)));
+    }
+    let mut out = fields(&lines);
+    let conds = st.map(|s| s.conditions.as_slice()).unwrap_or_default();
+    if !conds.is_empty() {
+        let rows: Vec<Vec<String>> = conds
+            .iter()
+            .map(|c| vec![c.type_.clone(), c.status.clone(), c.reason.clone(), c.message.clone()])
+            .collect();
+        out.push_str("\nConditions:\n");
+        out.push_str(&table(&["TYPE", "STATUS", "REASON", "MESSAGE"], &rows));
+    }
+    out
+}
+
 pub fn read_yaml(path: &PathBuf) -> Result<serde_json::Value> {
     let text = std::fs::read_to_string(path).with_context(|| format!("-f {}: cannot read it", path.display()))?;
     serde_yaml_ng::from_str(&text).with_context(|| format!("-f {}: not valid YAML or JSON", path.display()))
@@ -116,11 +175,40 @@ pub async fn run(args: TenantArgs) -> Result<()> {
         }
         TenantCommand::Get { name } => {
             let t: TenantView = c.get(&format!("/v1/tenants/{name}")).await?;
-            print(out, &t, HEADER, |t| vec![row(t)])
+            show(out, &t, detail)
         }
         TenantCommand::Delete { name } => {
             let t: TenantView = c.delete(&format!("/v1/tenants/{name}")).await?;
             print(out, &t, HEADER, |t| vec![row(t)])
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use api::model::TenantView;
+
+    #[test]
+    fn get_shows_limits_storage_network_and_conditions() {
+        let t: TenantView = serde_json::from_value(serde_json::json!({
+            "name": "team-a", "created": "2026-11-30T06:04:15Z", "deleting": false,
+            "spec": {"kind": "Team", "quota": {"instances": 3, "cpu": "2", "memory": "4Gi"},
+                "storage": {"enabled": true, "size": "10Gi", "retainOnDelete": true},
+                "egress": {"dns": true, "internet": false}, "vpn": {"enabled": true, "clients": 5}},
+            "status": {"namespace": "paddock-team-a", "phase": "Ready", "storageCapacity": "10Gi",
+                "conditions": [{"type": "Ready", "status": "True", "reason": "Provisioned", "message": "in place",
+                    "lastTransitionTime": "2026-11-30T06:04:15Z"}]}}))
+        .unwrap();
+        let text = super::detail(&t);
+        for want in [
+            "Phase:        Ready",
+            "Limits:       instances 3, cpu 2, memory 4Gi",
+            "Storage:      10Gi requested, 10Gi bound, kept when the tenant is deleted",
+            "Egress:       DNS, no internet",
+            "VPN:          5 clients, not ready yet",
+            "Ready   True     Provisioned   in place",
+        ] {
+            assert!(text.contains(want), "{want:?} missing from:\n{text}");
         }
     }
 }
