@@ -47,7 +47,8 @@ pub async fn create(
     if let Some(p) = validate_name(&body.name, &s.settings().namespace_prefix) {
         return Err(Problem::invalid("name", p.reason));
     }
-    let problems = body.spec.validate();
+    let mut problems = body.spec.validate();
+    problems.extend(group_problems(&s, &body.spec).await?);
     if !problems.is_empty() {
         return Err(invalid(&problems));
     }
@@ -61,6 +62,24 @@ pub async fn create(
         })?;
     tracing::info!(tenant = %body.name, "tenant created");
     Ok((StatusCode::CREATED, Json(TenantView::from(&created))))
+}
+
+/// Groups named in `spec.groups` that exist but are not Groups (as the
+/// controller would find; a group that does not exist yet may be created
+/// later, and the controller waits for it).
+async fn group_problems(s: &AppState, spec: &TenantSpec) -> Result<Vec<resources::FieldProblem>> {
+    let mut problems = Vec::new();
+    for (i, g) in spec.groups.iter().enumerate() {
+        if let Some(t) = s.tenant(g).await?
+            && t.spec.kind != resources::tenant::TenantKind::Group
+        {
+            problems.push(resources::FieldProblem::new(
+                format!("spec.groups[{i}]"),
+                format!("tenant {g:?} is a {:?}, not a Group", t.spec.kind),
+            ));
+        }
+    }
+    Ok(problems)
 }
 
 /// A Tenant as the API creates it: with the controller's finalizer already,
@@ -101,6 +120,7 @@ pub async fn patch(
     let new: TenantSpec = serde_json::from_value(spec)
         .map_err(|e| Problem::invalid("spec", format!("the patched spec does not fit: {e}")))?;
     let mut problems = new.validate();
+    problems.extend(group_problems(&s, &new).await?);
     let size = |s: &TenantSpec| quantity::Quantity::parse(&s.storage.size);
     if let (Some(old), Some(now)) = (size(&current.spec), size(&new))
         && now < old
