@@ -168,10 +168,17 @@ impl InstanceView {
             tenant: tenant.to_string(),
             template: i.spec.template.clone(),
             phase: phase.map(|p| p.as_str().to_string()),
-            message: st
-                .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready"))
-                .map(|c| c.message.clone())
-                .filter(|m| !m.is_empty()),
+            message: match st.and_then(|s| s.phase) {
+                // Until the controller's first write about it, the status still
+                // tells of the instance before it was asked to stop.
+                p if stopping && p != Some(InstancePhase::Stopping) => {
+                    Some("being stopped: its pods, services and policies are removed".to_string())
+                }
+                _ => st
+                    .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready"))
+                    .map(|c| c.message.clone())
+                    .filter(|m| !m.is_empty()),
+            },
             ttl: i.spec.ttl.clone(),
             env: i.spec.env.clone(),
             created: created.map(|c| c.to_string()),
@@ -269,4 +276,26 @@ pub struct Health {
     pub status: String,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub waiting_for: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::InstanceView;
+    use resources::Instance;
+
+    #[test]
+    fn an_instance_asked_to_stop_says_so_before_the_controller_does() {
+        let mut i: Instance = serde_json::from_value(serde_json::json!({
+            "apiVersion": "paddock.dev/v1alpha1", "kind": "Instance",
+            "metadata": {"name": "web", "namespace": "paddock-a", "deletionTimestamp": "2026-11-30T06:00:00Z"},
+            "spec": {"template": "ctf-web"},
+            "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True", "reason": "Ready",
+                "message": "all 3 pods are ready", "lastTransitionTime": "2026-11-30T05:00:00Z"}]}}))
+        .unwrap();
+        let v = InstanceView::new(&i, "a");
+        assert_eq!(v.phase.as_deref(), Some("Stopping"));
+        assert!(v.message.as_deref().is_some_and(|m| m.starts_with("being stopped")), "{:?}", v.message);
+        i.metadata.deletion_timestamp = None;
+        assert_eq!(InstanceView::new(&i, "a").message.as_deref(), Some("all 3 pods are ready"));
+    }
 }
