@@ -54,10 +54,27 @@ pub async fn check_crds(client: &kube::Client) -> Result<(), String> {
     ))
 }
 
-/// Logs, once at start, what [`check_crds`] finds missing (the caller goes on
-/// and waits for the CRDs).
-pub async fn report_missing_crds(client: &kube::Client) {
+/// Whether Paddock's system namespace exists (the leader-election Lease and
+/// the API's token Secrets live in it); the error says how to make it.
+pub async fn check_system_namespace(client: &kube::Client, ns: &str) -> Result<(), String> {
+    match Api::<k8s_openapi::api::core::v1::Namespace>::all(client.clone()).get_opt(ns).await {
+        Ok(Some(_)) => Ok(()),
+        Ok(None) => Err(format!(
+            "the system namespace {ns:?} does not exist: create it (`kubectl create namespace {ns}`, or apply \
+             `paddock manifests`), or name another with --system-namespace; leader election and tenant tokens \
+             wait for it"
+        )),
+        Err(e) => Err(format!("cannot check whether the system namespace {ns:?} exists: {e}")),
+    }
+}
+
+/// Logs, once at start, what [`check_crds`] and [`check_system_namespace`]
+/// find missing (the caller goes on and waits for them).
+pub async fn report_missing(client: &kube::Client, system_namespace: &str) {
     if let Err(why) = check_crds(client).await {
+        tracing::error!("{why}");
+    }
+    if let Err(why) = check_system_namespace(client, system_namespace).await {
         tracing::error!("{why}");
     }
 }

@@ -112,6 +112,20 @@ pub async fn release(api: &Api<Lease>, e: &Election) -> Result<(), kube::Error> 
     Ok(())
 }
 
+/// A lease error in a line: the API server's message (kube's Display of an
+/// API error carries the whole Status), and what to do when the namespace is missing.
+fn brief(err: &kube::Error, namespace: &str) -> String {
+    match err {
+        kube::Error::Api(s) if s.code == 404 && s.message.contains("namespaces") => format!(
+            "{}: create it (`kubectl create namespace {namespace}`, or apply `paddock manifests`) or name another \
+             with --system-namespace",
+            s.message
+        ),
+        kube::Error::Api(s) => format!("{} ({})", s.message, s.code),
+        other => other.to_string(),
+    }
+}
+
 /// Campaigns until `shutdown` resolves; while leading, runs `work` with a
 /// signal that resolves when leadership is lost or the process stops.
 pub async fn lead<W, Fut>(
@@ -126,6 +140,8 @@ pub async fn lead<W, Fut>(
 {
     let api: Api<Lease> = Api::namespaced(client, &e.namespace);
     tokio::pin!(shutdown);
+    // The same failure, retried every few seconds, is logged once as a warning.
+    let mut failing: Option<String> = None;
     loop {
         // Candidate: try until we hold the lease.
         let acquired = tokio::select! {
@@ -141,13 +157,20 @@ pub async fn lead<W, Fut>(
                 }
             }
             Err(err) => {
-                tracing::warn!(error = %err, lease = %e.lease, "leader election: cannot reach the lease");
+                let why = brief(&err, &e.namespace);
+                if failing.as_ref() == Some(&why) {
+                    tracing::debug!(error = %why, lease = %e.lease, "leader election: still cannot reach the lease");
+                } else {
+                    tracing::warn!(error = %why, lease = %e.lease, "leader election: cannot reach the lease; retrying");
+                    failing = Some(why);
+                }
                 tokio::select! {
                     _ = &mut shutdown => return,
                     _ = tokio::time::sleep(e.renew_every) => continue,
                 }
             }
         }
+        failing = None;
         tracing::info!(identity = %e.identity, lease = %e.lease, "became the leader");
         leadership.0.store(true, Ordering::Relaxed);
         let (stop_tx, stop_rx) = watch::channel(false);
@@ -182,5 +205,25 @@ pub async fn lead<W, Fut>(
             }
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::brief;
+
+    fn api_error(code: u16, message: &str) -> kube::Error {
+        let s: kube::core::Status =
+            serde_json::from_value(serde_json::json!({"code": code, "message": message, "reason": "NotFound"}))
+                .unwrap();
+        kube::Error::Api(s.boxed())
+    }
+
+    #[test]
+    fn a_lease_error_is_one_line_and_a_missing_namespace_says_how_to_make_it() {
+        let why = brief(&api_error(404, "namespaces \"paddock-system\" not found"), "paddock-system");
+        assert!(why.contains("kubectl create namespace paddock-system"), "{why}");
+        assert!(!why.contains("Status {"), "no debug dump: {why}");
+        assert_eq!(brief(&api_error(403, "leases is forbidden"), "x"), "leases is forbidden (403)");
     }
 }

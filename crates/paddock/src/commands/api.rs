@@ -89,7 +89,7 @@ pub async fn serve_api(
 pub async fn run_api(args: ApiArgs) -> Result<()> {
     let config = args.server.config(args.settings.settings()?)?;
     let client = args.cluster.client().await?;
-    controller::install::report_missing_crds(&client).await;
+    controller::install::report_missing(&client, &config.settings.system_namespace).await;
     serve_api(client, config, args.server.listen, api::metrics::Telemetry::api_only(), shutdown_signal()).await
 }
 
@@ -97,7 +97,7 @@ pub async fn run_serve(args: ServeArgs) -> Result<()> {
     let settings = args.api.settings.settings()?;
     let config = args.api.server.config(settings.clone())?;
     let client = args.api.cluster.client().await?;
-    controller::install::report_missing_crds(&client).await;
+    controller::install::report_missing(&client, &settings.system_namespace).await;
     let stop = shutdown_signal().boxed().shared();
     // One registry: the API's /metrics shows the controller's metrics too.
     let (telemetry, metrics) = api::metrics::Telemetry::with_controller();

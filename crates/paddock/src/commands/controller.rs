@@ -73,7 +73,7 @@ async fn health(
 pub async fn run(args: ControllerArgs) -> Result<()> {
     let settings = args.settings.settings()?;
     let client = args.cluster.client().await?;
-    controller::install::report_missing_crds(&client).await;
+    controller::install::report_missing(&client, &settings.system_namespace).await;
     let leadership = Leadership::default();
     let mut registry = Registry::with_prefix("paddock");
     let metrics = controller::metrics::Metrics::register(&mut registry);
