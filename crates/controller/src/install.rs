@@ -36,7 +36,9 @@ pub async fn check_crds(client: &kube::Client) -> Result<(), String> {
     let served: Vec<String> = match client.list_api_group_resources(&version).await {
         Ok(list) => list.resources.into_iter().map(|r| r.name).collect(),
         Err(kube::Error::Api(e)) if e.code == 404 => Vec::new(),
-        Err(e) => return Err(format!("cannot check whether the cluster serves {version}: {e}")),
+        Err(e) => {
+            return Err(format!("cannot check whether the cluster serves {version}: {}", crate::error::brief(&e)));
+        }
     };
     let missing: Vec<String> = resources::crds()
         .iter()
@@ -64,7 +66,7 @@ pub async fn check_system_namespace(client: &kube::Client, ns: &str) -> Result<(
              `paddock manifests`), or name another with --system-namespace; leader election and tenant tokens \
              wait for it"
         )),
-        Err(e) => Err(format!("cannot check whether the system namespace {ns:?} exists: {e}")),
+        Err(e) => Err(format!("cannot check whether the system namespace {ns:?} exists: {}", crate::error::brief(&e))),
     }
 }
 

@@ -121,8 +121,7 @@ fn brief(err: &kube::Error, namespace: &str) -> String {
              with --system-namespace",
             s.message
         ),
-        kube::Error::Api(s) => format!("{} ({})", s.message, s.code),
-        other => other.to_string(),
+        other => crate::error::brief(other),
     }
 }
 
@@ -224,6 +223,6 @@ mod tests {
         let why = brief(&api_error(404, "namespaces \"paddock-system\" not found"), "paddock-system");
         assert!(why.contains("kubectl create namespace paddock-system"), "{why}");
         assert!(!why.contains("Status {"), "no debug dump: {why}");
-        assert_eq!(brief(&api_error(403, "leases is forbidden"), "x"), "leases is forbidden (403)");
+        assert_eq!(brief(&api_error(403, "leases is forbidden"), "x"), "leases is forbidden (403 NotFound)");
     }
 }
