@@ -243,6 +243,20 @@ async fn cli_against_the_api(banner: &str) -> Vec<String> {
     let (code, out, err) = run(admin.clone(), sv(&["template", "apply", "-f", examples])).await.unwrap();
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("ctf-web") && out.contains("notebook"), "{out}");
+    // A file with one bad template applies none of them.
+    let file = std::env::temp_dir().join(format!("paddock-templates-{}.yaml", std::process::id()));
+    std::fs::write(
+        &file,
+        "metadata: {name: fine-one}\nspec: {pods: [{name: web, image: nginx}]}\n---\n\
+         metadata: {name: bad-one}\nspec: {ttl: 2h, maxTtl: 1h, pods: [{name: web, image: nginx}]}\n",
+    )
+    .unwrap();
+    let (code, _, err) = run(admin.clone(), sv(&["template", "apply", "-f", file.to_str().unwrap()])).await.unwrap();
+    let _ = std::fs::remove_file(&file);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("nothing was applied") && err.contains("template bad-one: spec.ttl:"), "{err}");
+    let (code, _, err) = run(admin.clone(), sv(&["template", "get", "fine-one"])).await.unwrap();
+    assert_eq!(code, 1, "fine-one must not have been applied: {err}");
 
     // A tenant token for demo; the CLI infers the tenant from it.
     let (code, out, err) = run(admin.clone(), sv(&["token", "issue", "--tenant", "demo", "-o", "json"])).await.unwrap();

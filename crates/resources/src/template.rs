@@ -315,6 +315,20 @@ fn env_name(s: &str) -> bool {
         && !s.as_bytes()[0].is_ascii_digit()
 }
 
+/// Longest template name: generated instance names start with it, and with
+/// pod and Service names made from those they must stay DNS labels.
+pub const MAX_NAME: usize = 40;
+
+/// What is wrong with a template's name, if anything.
+pub fn validate_name(name: &str) -> Option<FieldProblem> {
+    (!crate::is_dns_label(name) || name.len() > MAX_NAME).then(|| {
+        FieldProblem::new(
+            "name",
+            format!("{name:?} must be a DNS label (lowercase letters, digits, '-') of at most {MAX_NAME} characters"),
+        )
+    })
+}
+
 impl TemplateSpec {
     /// Every problem with the spec, each naming its field.
     pub fn validate(&self) -> Vec<FieldProblem> {

@@ -9,7 +9,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use kube::Api;
 use kube::api::{DeleteParams, PostParams};
-use resources::{Template, TemplateSpec, is_dns_label};
+use resources::{Template, TemplateSpec};
 
 #[utoipa::path(get, path = "/v1/templates", tag = "templates", params(Paging),
     responses((status = 200, body = Page<TemplateView>), (status = 400, body = Problem), (status = 401, body = Problem)))]
@@ -32,11 +32,8 @@ pub async fn get(State(s): State<AppState>, _who: Principal, Path(name): Path<St
 }
 
 fn check(name: &str, spec: &TemplateSpec) -> Result<()> {
-    if !is_dns_label(name) || name.len() > 40 {
-        return Err(Problem::invalid(
-            "name",
-            format!("{name:?} must be a DNS label (lowercase letters, digits, '-') of at most 40 characters"),
-        ));
+    if let Some(p) = resources::template::validate_name(name) {
+        return Err(Problem::invalid(p.field, p.reason));
     }
     let problems = spec.validate();
     if problems.is_empty() { Ok(()) } else { Err(invalid(&problems)) }

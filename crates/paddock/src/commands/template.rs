@@ -1,7 +1,7 @@
 //! `paddock template apply|list|get` through the API.
 
-use crate::client::ClientArgs;
 use crate::client::output::{cell, print};
+use crate::client::{ClientArgs, Refused};
 use anyhow::{Context, Result, bail};
 use api::model::{NewTemplate, TemplateView};
 use clap::{Args, Subcommand};
@@ -101,16 +101,47 @@ fn manifests_in(file: &PathBuf) -> Result<Vec<NewTemplate>> {
     Ok(out)
 }
 
+/// Every problem of every template, checked as the API checks them, before
+/// any is sent: a file with one bad template changes nothing.
+fn check(templates: &[NewTemplate]) -> Result<()> {
+    let mut bad = Vec::new();
+    for t in templates {
+        let name = t.name.as_deref().unwrap_or_default();
+        let problems: Vec<String> = resources::template::validate_name(name)
+            .into_iter()
+            .chain(t.spec.validate())
+            .map(|p| p.to_string())
+            .collect();
+        if !problems.is_empty() {
+            bad.push(format!("template {name}: {}", problems.join("; ")));
+        }
+    }
+    if !bad.is_empty() {
+        // Exit code 1, as the API's own refusal of an invalid template would give.
+        return Err(Refused(format!("nothing was applied:\n  {}", bad.join("\n  "))).into());
+    }
+    Ok(())
+}
+
 pub async fn run(args: TemplateArgs) -> Result<()> {
     let c = args.client.client()?;
     let out = args.client.output;
     match args.command {
         TemplateCommand::Apply { file } => {
-            let mut saved = Vec::new();
-            for t in manifests(&file)? {
+            let templates = manifests(&file)?;
+            check(&templates)?;
+            let mut saved: Vec<TemplateView> = Vec::new();
+            for t in templates {
                 let name = t.name.clone().unwrap_or_default();
-                let v: TemplateView = c.send(c.request(Method::PUT, &format!("/v1/templates/{name}")).json(&t)).await?;
-                saved.push(v);
+                match c.send(c.request(Method::PUT, &format!("/v1/templates/{name}")).json(&t)).await {
+                    Ok(v) => saved.push(v),
+                    // Say what was applied before the failure (retrying the file re-applies it harmlessly).
+                    Err(e) if !saved.is_empty() => {
+                        let done: Vec<&str> = saved.iter().map(|v| v.name.as_str()).collect();
+                        return Err(e.context(format!("applied {} before template {name} failed", done.join(", "))));
+                    }
+                    Err(e) => return Err(e),
+                }
             }
             print(out, &saved, HEADER, |v| v.iter().map(row).collect())
         }
