@@ -250,6 +250,14 @@ impl Hub {
         self.lock().current.iter().filter(|((n, _), (_, v))| n == ns && v.template == template && !v.stopping).count()
     }
 
+    /// Instances in namespace `ns`, and how many of them are being stopped
+    /// (they still count against the tenant's quota until they are gone).
+    pub fn count_in(&self, ns: &str) -> (usize, usize) {
+        let inner = self.lock();
+        let mine = inner.current.iter().filter(|((n, _), _)| n == ns);
+        mine.fold((0, 0), |(all, stopping), (_, (_, v))| (all + 1, stopping + usize::from(v.stopping)))
+    }
+
     /// The instance (namespace, name) that claimed a warm pod set, if one has,
     /// and a receiver that wakes on every change after this answer.
     pub fn claimant(&self, set: &str) -> (Option<Key>, broadcast::Receiver<Arc<Entry>>) {

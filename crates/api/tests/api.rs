@@ -434,6 +434,7 @@ async fn start_is_idempotent_renew_extends_and_limits_answer_429() {
     let (code, h, v) = env.call_full("POST", &path, Some(&tok), Some(json!({"template": tpl2}).to_string()), &[]).await;
     assert_eq!(code, StatusCode::TOO_MANY_REQUESTS, "{v}");
     assert_eq!(v["type"], "https://paddock.dev/problems/quota-exceeded", "{v}");
+    assert!(v["detail"].as_str().unwrap().contains("its quota (spec.quota.instances) allows 2"), "{v}");
     assert_eq!(h.get("retry-after").unwrap(), "30");
 
     // Renew: the lifetime grows, capped at maxTtl (2h); past that, 409.

@@ -163,6 +163,22 @@ pub async fn start(
             30,
         ));
     }
+    // The tenant's instance quota, said in its own terms (the cluster's
+    // ResourceQuota enforces it again and would answer in raw quota words).
+    if let Some(max) = t.spec.quota.instances {
+        let (all, stopping) = s.hub.count_in(&s.namespace(&tenant));
+        if all >= max as usize {
+            let note = if stopping > 0 { format!(", {stopping} of them still stopping") } else { String::new() };
+            return Err(Problem::limit(
+                "quota-exceeded",
+                format!(
+                    "tenant {tenant:?} has {all} instance(s){note}, and its quota (spec.quota.instances) allows {max}; \
+                     stop one first"
+                ),
+                30,
+            ));
+        }
+    }
     inst.metadata.namespace = Some(s.namespace(&tenant));
     if name.is_none() {
         inst.metadata.name = None;
