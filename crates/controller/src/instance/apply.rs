@@ -27,66 +27,28 @@ pub(super) async fn apply_all<K>(
 where
     K: Resource<DynamicType = ()> + Clone + Serialize + DeserializeOwned + Debug,
 {
+    let owner = inst.metadata.uid.as_deref().unwrap_or_default();
     let mut out = Vec::with_capacity(objs.len());
     for o in objs {
-        let name = o.meta().name.as_deref().unwrap_or_default();
-        let applied = match skip_or_fingerprint(ctx, inst, cached, o) {
-            None => None,
-            Some(desired) => {
-                let applied = api.patch(name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(o)).await?;
-                applied_as(ctx, inst, &applied, desired);
-                Some(applied)
-            }
-        };
-        out.push(applied);
+        let (ns, name) =
+            (o.meta().namespace.as_deref().unwrap_or_default(), o.meta().name.as_deref().unwrap_or_default());
+        let desired = crate::drift::fingerprint(o);
+        if let Some(m) = ctx.caches.get().and_then(|k| cached(k, ns, name))
+            && !m.deleting
+            && ctx.drift.unchanged::<K>(owner, (ns, name), (&m.uid, &m.resource_version), desired)
+        {
+            out.push(None);
+            continue;
+        }
+        let applied = api.patch(name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(o)).await?;
+        ctx.echoes.wrote(&applied);
+        if let Some(r) = ctx.drift.applied_as(owner, &applied, desired) {
+            tracing::info!(instance = %inst.name_any(), repair = %r, "repaired drift");
+            ctx.events.record("Instance", inst.object_ref(&()), false, "DriftRepaired", r.to_string());
+        }
+        out.push(Some(applied));
     }
     Ok(out)
-}
-
-/// [`apply_all`] for objects whose answers nothing reads but their metadata
-/// (decoded alone, see [`crate::cache::patch_meta`]).
-pub(super) async fn apply_each<K>(
-    ctx: &Context,
-    inst: &Instance,
-    api: &Api<K>,
-    cached: Cached,
-    objs: &[K],
-) -> Result<(), kube::Error>
-where
-    K: Resource<DynamicType = ()> + Clone + Serialize + DeserializeOwned + Debug,
-{
-    for o in objs {
-        if let Some(desired) = skip_or_fingerprint(ctx, inst, cached, o) {
-            let applied = crate::cache::patch_meta(api, o).await?;
-            applied_as(ctx, inst, &applied, desired);
-        }
-    }
-    Ok(())
-}
-
-/// None when the cache shows `o` as the last apply of the same desired
-/// object left it; else the desired object's fingerprint.
-fn skip_or_fingerprint<K>(ctx: &Context, inst: &Instance, cached: Cached, o: &K) -> Option<u64>
-where
-    K: Resource<DynamicType = ()> + Serialize,
-{
-    let owner = inst.metadata.uid.as_deref().unwrap_or_default();
-    let (ns, name) = (o.meta().namespace.as_deref().unwrap_or_default(), o.meta().name.as_deref().unwrap_or_default());
-    let desired = crate::drift::fingerprint(o);
-    let same = ctx.caches.get().and_then(|k| cached(k, ns, name)).is_some_and(|m| {
-        !m.deleting && ctx.drift.unchanged::<K>(owner, (ns, name), (&m.uid, &m.resource_version), desired)
-    });
-    (!same).then_some(desired)
-}
-
-/// Notes an apply's answer: its watch event is an echo; drift it repaired becomes an Event.
-fn applied_as<A: Resource<DynamicType = ()>>(ctx: &Context, inst: &Instance, applied: &A, desired: u64) {
-    let owner = inst.metadata.uid.as_deref().unwrap_or_default();
-    ctx.echoes.wrote(applied);
-    if let Some(r) = ctx.drift.applied_as(owner, applied, desired) {
-        tracing::info!(instance = %inst.name_any(), repair = %r, "repaired drift");
-        ctx.events.record("Instance", inst.object_ref(&()), false, "DriftRepaired", r.to_string());
-    }
 }
 
 /// The Services as they are: what an apply returned, else the cache's.

@@ -2,7 +2,7 @@
 //! status from the pods (watched, never polled), TTL expiry on a timer,
 //! self-healing through owned-object watches, and Stopping on deletion.
 
-use super::apply::{apply_all, apply_each, service_briefs};
+use super::apply::{apply_all, service_briefs};
 use super::build::{Input, build, generate_value, generated_keys, template_problems, validate};
 use super::cache::{Caches, SecretBrief, ServiceBrief};
 use super::cleanup::{Cleaning, delete_instance_objects, sweep_orphans};
@@ -383,7 +383,7 @@ async fn apply(inst: Arc<Instance>, ctx: Arc<Context>) -> Result<Action, Error> 
     };
     if let Some(s) = &desired.secret {
         let secrets = Api::<Secret>::namespaced(c.clone(), &ns);
-        apply_each(
+        apply_all(
             &ctx,
             &inst,
             &secrets,
@@ -396,10 +396,10 @@ async fn apply(inst: Arc<Instance>, ctx: Arc<Context>) -> Result<Action, Error> 
         return warm(&inst, &ctx, &tpl, &tenant, cl, claimed, expires).await;
     }
     let cms = Api::<ConfigMap>::namespaced(c.clone(), &ns);
-    apply_each(&ctx, &inst, &cms, |k, ns, n| k.config_maps.get(ns, n).map(|m| (*m).clone()), &desired.config_maps)
+    apply_all(&ctx, &inst, &cms, |k, ns, n| k.config_maps.get(ns, n).map(|m| (*m).clone()), &desired.config_maps)
         .await?;
     let pols = Api::<NetworkPolicy>::namespaced(c.clone(), &ns);
-    apply_each(&ctx, &inst, &pols, |k, ns, n| k.policies.get(ns, n).map(|m| (*m).clone()), &desired.policies).await?;
+    apply_all(&ctx, &inst, &pols, |k, ns, n| k.policies.get(ns, n).map(|m| (*m).clone()), &desired.policies).await?;
     let svcs = Api::<Service>::namespaced(c.clone(), &ns);
     let applied =
         apply_all(&ctx, &inst, &svcs, |k, ns, n| k.services.get(ns, n).map(|b| b.meta.clone()), &desired.services)
@@ -547,7 +547,7 @@ async fn warm(
             ))
         })?;
     let pols = Api::<NetworkPolicy>::namespaced(c.clone(), pool_ns);
-    apply_each(ctx, inst, &pols, |k, ns, n| k.policies.get(ns, n).map(|m| (*m).clone()), &policies).await?;
+    apply_all(ctx, inst, &pols, |k, ns, n| k.policies.get(ns, n).map(|m| (*m).clone()), &policies).await?;
     let svcs = Api::<Service>::namespaced(c.clone(), pool_ns);
     let applied =
         apply_all(ctx, inst, &svcs, |k, ns, n| k.services.get(ns, n).map(|b| b.meta.clone()), &services).await?;
