@@ -174,7 +174,7 @@ where
 
 /// Server-side applies `obj` (field manager `paddock`, forced), reading the
 /// answer as [`apply_meta`] does.
-pub async fn patch_meta<K>(api: &Api<K>, obj: &K) -> Result<PartialObjectMeta<K>, kube::Error>
+async fn patch_meta<K>(api: &Api<K>, obj: &K) -> Result<PartialObjectMeta<K>, kube::Error>
 where
     K: Resource<DynamicType = ()> + Clone + Serialize + DeserializeOwned + Debug,
 {
