@@ -241,6 +241,14 @@ async fn bad_input_gets_problems_naming_the_field() {
             Some("spec.quota.memory"),
         ),
         ("PATCH", format!("/v1/tenants/{a}"), Some(ADMIN), Some("[1]".into()), 422, Some("spec")),
+        (
+            "POST",
+            "/v1/tenants".into(),
+            Some(ADMIN),
+            Some(r#"{"name": "member", "spec": {"kind": "User", "groups": [""]}}"#.into()),
+            422,
+            Some("spec.groups[0]"),
+        ),
         // A group that exists but is a Team is refused at once (the controller would fail it).
         (
             "POST",

@@ -69,7 +69,8 @@ pub async fn create(
 /// later, and the controller waits for it).
 async fn group_problems(s: &AppState, spec: &TenantSpec) -> Result<Vec<resources::FieldProblem>> {
     let mut problems = Vec::new();
-    for (i, g) in spec.groups.iter().enumerate() {
+    // A name that is no tenant name is reported by `TenantSpec::validate`.
+    for (i, g) in spec.groups.iter().enumerate().filter(|(_, g)| resources::is_dns_label(g)) {
         if let Some(t) = s.tenant(g).await?
             && t.spec.kind != resources::tenant::TenantKind::Group
         {
