@@ -1,6 +1,6 @@
 //! `paddock template apply|list|get` through the API.
 
-use crate::client::output::{cell, print};
+use crate::client::output::{cell, fields, print, show, table};
 use crate::client::{ClientArgs, Refused};
 use anyhow::{Context, Result, bail};
 use api::model::{NewTemplate, TemplateView};
@@ -34,21 +34,75 @@ pub enum TemplateCommand {
     },
 }
 
-const HEADER: &[&str] = &["NAME", "PODS", "TTL", "MAX/TENANT", "ACCEPTED"];
+const HEADER: &[&str] = &["NAME", "PODS", "TTL", "MAX/TENANT", "POOL", "ACCEPTED"];
 
-fn row(t: &TemplateView) -> Vec<String> {
-    let accepted = t
-        .status
+fn accepted(t: &TemplateView) -> Option<String> {
+    t.status
         .as_ref()
         .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Accepted"))
-        .map(|c| if c.status == "True" { "True".to_string() } else { format!("False: {}", c.message) });
+        .map(|c| if c.status == "True" { "True".to_string() } else { format!("False: {}", c.message) })
+}
+
+/// The warm pool in a few words: `3/5 ready` (and its state when not Ready).
+fn pool(t: &TemplateView) -> Option<String> {
+    let size = t.spec.warm_pool.as_ref()?.size;
+    let Some(p) = t.status.as_ref().and_then(|s| s.pool.as_ref()) else { return Some(format!("0/{size} ready")) };
+    let state = if p.state == "Ready" || p.state.is_empty() { String::new() } else { format!(", {}", p.state) };
+    Some(format!("{}/{size} ready{state}", p.ready))
+}
+
+fn row(t: &TemplateView) -> Vec<String> {
     vec![
         t.name.clone(),
         t.spec.pods.len().to_string(),
         cell(t.spec.ttl.clone()),
         t.spec.max_per_tenant.to_string(),
-        cell(accepted),
+        cell(pool(t)),
+        cell(accepted(t)),
     ]
+}
+
+/// One template for a person: its limits, its pods and ports, and its pool.
+fn detail(t: &TemplateView) -> String {
+    let s = &t.spec;
+    let mut lines = vec![
+        ("Name", t.name.clone()),
+        ("Accepted", cell(accepted(t))),
+        ("TTL", s.ttl.clone().unwrap_or_else(|| "none: instances run until stopped".into())),
+        ("Max TTL", s.max_ttl.clone().unwrap_or_else(|| "none: renewals are not capped".into())),
+        ("Per tenant", format!("at most {} at once", s.max_per_tenant)),
+        ("Runtime class", cell(s.runtime_class_name.clone())),
+    ];
+    if let Some(w) = &s.warm_pool {
+        let p = t.status.as_ref().and_then(|st| st.pool.as_ref());
+        let now = p.map_or_else(
+            || "no status yet".to_string(),
+            |p| {
+                let msg = if p.message.is_empty() { String::new() } else { format!(": {}", p.message) };
+                format!(
+                    "{} ({} ready, {} starting, {} claimed, {} failures){msg}",
+                    p.state, p.ready, p.starting, p.claimed, p.failures
+                )
+            },
+        );
+        lines.push(("Warm pool", format!("size {}, {now}", w.size)));
+    }
+    let mut out = fields(&lines);
+    let rows: Vec<Vec<String>> = s
+        .pods
+        .iter()
+        .map(|p| {
+            let ports: Vec<String> = p
+                .ports
+                .iter()
+                .map(|x| format!("{}:{}/{}{}", x.name, x.port, x.protocol, if x.expose { " (exposed)" } else { "" }))
+                .collect();
+            vec![p.name.clone(), p.image.clone(), if ports.is_empty() { "-".into() } else { ports.join(", ") }]
+        })
+        .collect();
+    out.push_str("\nPods:\n");
+    out.push_str(&table(&["NAME", "IMAGE", "PORTS"], &rows));
+    out
 }
 
 /// The templates of a file, or of every .yaml/.yml/.json file of a directory.
@@ -151,7 +205,37 @@ pub async fn run(args: TemplateArgs) -> Result<()> {
         }
         TemplateCommand::Get { name } => {
             let t: TemplateView = c.get(&format!("/v1/templates/{name}")).await?;
-            print(out, &t, HEADER, |t| vec![row(t)])
+            show(out, &t, detail)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use api::model::TemplateView;
+
+    fn pooled(status: serde_json::Value) -> TemplateView {
+        serde_json::from_value(serde_json::json!({"name": "pooled",
+            "spec": {"ttl": "1h", "maxPerTenant": 2, "warmPool": {"size": 5},
+                "pods": [{"name": "app", "image": "nginx:1.27", "ports": [{"name": "http", "port": 80, "expose": true}]}]},
+            "status": status}))
+        .unwrap()
+    }
+
+    #[test]
+    fn list_and_get_show_the_warm_pool() {
+        let t = pooled(serde_json::json!({"pool": {"ready": 3, "starting": 2, "claimed": 1, "failures": 4,
+            "state": "Failing", "message": "pod app cannot pull its image"}}));
+        assert_eq!(super::row(&t)[4], "3/5 ready, Failing");
+        let text = super::detail(&t);
+        for want in [
+            "TTL:           1h",
+            "Max TTL:       none: renewals are not capped",
+            "Warm pool:     size 5, Failing (3 ready, 2 starting, 1 claimed, 4 failures): pod app cannot pull its image",
+            "app    nginx:1.27   http:80/TCP (exposed)",
+        ] {
+            assert!(text.contains(want), "{want:?} missing from:\n{text}");
+        }
+        assert_eq!(super::row(&pooled(serde_json::Value::Null))[4], "0/5 ready");
     }
 }
