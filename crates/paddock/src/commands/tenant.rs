@@ -65,13 +65,17 @@ pub enum Kind {
 
 const HEADER: &[&str] = &["NAME", "KIND", "PHASE", "NAMESPACE", "CREATED"];
 
+/// The tenant's phase, Terminating once it is being deleted.
+fn phase(t: &TenantView) -> String {
+    cell(if t.deleting { Some("Terminating".to_string()) } else { t.status.as_ref().and_then(|s| s.phase.clone()) })
+}
+
 fn row(t: &TenantView) -> Vec<String> {
     let st = t.status.as_ref();
-    let phase = if t.deleting { Some("Terminating".to_string()) } else { st.and_then(|s| s.phase.clone()) };
     vec![
         t.name.clone(),
         format!("{:?}", t.spec.kind),
-        cell(phase),
+        phase(t),
         cell(st.and_then(|s| s.namespace.clone())),
         cell(t.created.clone()),
     ]
@@ -105,7 +109,7 @@ fn detail(t: &TenantView) -> String {
         ("Name", t.name.clone()),
         ("Kind", format!("{:?}", spec.kind)),
         ("Display name", cell(spec.display_name.clone())),
-        ("Phase", row(t)[2].clone()),
+        ("Phase", phase(t)),
         ("Namespace", cell(st.and_then(|s| s.namespace.clone()))),
         ("Created", cell(t.created.clone())),
         ("Limits", if limits.is_empty() { "none".into() } else { limits.join(", ") }),
