@@ -84,6 +84,16 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 
 const HEADER: &[&str] = &["NAME", "TEMPLATE", "PHASE", "READY IN", "EXPIRES", "MESSAGE"];
 
+/// A note when a renewal ends sooner than asked (the API caps the lifetime
+/// at the template's maxTtl since creation).
+fn capped(i: &InstanceView, asked: Duration, now: jiff::Timestamp) -> Option<String> {
+    let expires: jiff::Timestamp = i.expires.as_deref()?.parse().ok()?;
+    let wanted = now.checked_add(jiff::SignedDuration::try_from(asked).ok()?).ok()?;
+    // A few seconds of slack for the round trip.
+    (expires.as_second() + 5 < wanted.as_second())
+        .then(|| format!("note: capped at the template's maxTtl: {} expires at {expires}, not {wanted:.0}", i.name))
+}
+
 /// One instance for a person: what it is, how far it got, its pods and how
 /// to reach it.
 fn detail(i: &InstanceView) -> String {
@@ -278,7 +288,11 @@ pub async fn run(args: InstanceArgs) -> Result<()> {
             print(out, &i, HEADER, |i| vec![row(i)])
         }
         InstanceCommand::Renew { name, ttl } => {
+            let asked = ttl.as_deref().and_then(resources::template::parse_duration);
             let i: InstanceView = c.post(&path(&tenant, &format!("/{name}/renew")), &Renew { ttl }).await?;
+            if let Some(note) = asked.and_then(|a| capped(&i, a, jiff::Timestamp::now())) {
+                eprintln!("{note}");
+            }
             print(out, &i, HEADER, |i| vec![row(i)])
         }
     }
@@ -287,6 +301,18 @@ pub async fn run(args: InstanceArgs) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use api::model::InstanceView;
+
+    #[test]
+    fn a_renewal_cut_short_by_the_max_ttl_says_so() {
+        let v: InstanceView = serde_json::from_value(serde_json::json!({"name": "web", "tenant": "a",
+            "template": "t", "expires": "2026-11-30T09:00:00Z", "progress": {}, "stopping": false}))
+        .unwrap();
+        let now: jiff::Timestamp = "2026-11-30T08:00:00Z".parse().unwrap();
+        let hour = std::time::Duration::from_secs(3600);
+        assert_eq!(super::capped(&v, hour, now), None, "renewed as asked");
+        let note = super::capped(&v, 100 * hour, now).expect("a note");
+        assert!(note.contains("maxTtl") && note.contains("2026-11-30T09:00:00Z"), "{note}");
+    }
 
     #[test]
     fn get_shows_pods_and_how_to_reach_them() {
