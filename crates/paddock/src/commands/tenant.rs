@@ -2,7 +2,7 @@
 
 use crate::client::ClientArgs;
 use crate::client::output::{cell, fields, print, show, table};
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use api::model::{NewTenant, TenantView};
 use clap::{Args, Subcommand};
 use resources::TenantSpec;
@@ -21,8 +21,9 @@ pub struct TenantArgs {
 pub enum TenantCommand {
     /// Create a tenant (admin token).
     Create {
-        /// The tenant's name: a DNS label (its namespace is the prefix plus this).
-        name: String,
+        /// The tenant's name: a DNS label (its namespace is the prefix plus this); optional
+        /// with a -f manifest that has metadata.name.
+        name: Option<String>,
         /// Team, User or Group, in any case (default: Team, or the file's).
         #[arg(long, value_enum, ignore_case = true)]
         kind: Option<Kind>,
@@ -140,6 +141,23 @@ fn detail(t: &TenantView) -> String {
     out
 }
 
+/// A tenant from a file: a Tenant manifest (its metadata.name too), `{spec: …}`
+/// or the bare spec.
+fn from_file(f: &PathBuf) -> Result<(Option<String>, TenantSpec)> {
+    let v = read_yaml(f)?;
+    if let Some(kind) = v.get("kind").and_then(|k| k.as_str())
+        && v.get("spec").is_some()
+        && kind != "Tenant"
+    {
+        bail!("-f {}: the file holds a {kind}, not a Tenant", f.display());
+    }
+    let name = v.pointer("/metadata/name").and_then(|n| n.as_str()).map(str::to_string);
+    let spec = v.get("spec").cloned().unwrap_or(v);
+    let spec = super::decode_spec::<TenantSpec>(spec)
+        .map_err(|e| anyhow::anyhow!("-f {}: not a tenant spec: {e}", f.display()))?;
+    Ok((name, spec))
+}
+
 pub fn read_yaml(path: &PathBuf) -> Result<serde_json::Value> {
     let text = std::fs::read_to_string(path).with_context(|| format!("-f {}: cannot read it", path.display()))?;
     serde_yaml_ng::from_str(&text).with_context(|| format!("-f {}: not valid YAML or JSON", path.display()))
@@ -150,14 +168,16 @@ pub async fn run(args: TenantArgs) -> Result<()> {
     let out = args.client.output;
     match args.command {
         TenantCommand::Create { name, kind, display_name, instances, cpu, memory, file } => {
-            let mut spec = match &file {
-                Some(f) => {
-                    let v = read_yaml(f)?;
-                    let v = v.get("spec").cloned().unwrap_or(v);
-                    super::decode_spec::<TenantSpec>(v)
-                        .map_err(|e| anyhow::anyhow!("-f {}: not a tenant spec: {e}", f.display()))?
+            let (named, mut spec) = match &file {
+                Some(f) => from_file(f)?,
+                None => (None, serde_json::from_value(serde_json::json!({"kind": "Team"}))?),
+            };
+            let name = match (name, named) {
+                (Some(n), Some(m)) if n != m => {
+                    bail!("NAME {n:?} and the file's metadata.name {m:?} differ: give one, or the same")
                 }
-                None => serde_json::from_value(serde_json::json!({"kind": "Team"}))?,
+                (Some(n), _) | (None, Some(n)) => n,
+                (None, None) => bail!("name the tenant: NAME, or metadata.name in the -f file"),
             };
             if let Some(kind) = kind {
                 spec.kind = match kind {
@@ -191,6 +211,29 @@ pub async fn run(args: TenantArgs) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use api::model::TenantView;
+
+    #[test]
+    fn a_file_gives_a_manifest_name_and_refuses_other_kinds() {
+        let dir = std::env::temp_dir().join(format!("paddock-tenant-file-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let write = |name: &str, text: &str| {
+            let p = dir.join(name);
+            std::fs::write(&p, text).unwrap();
+            p
+        };
+        let manifest = write(
+            "t.yaml",
+            "apiVersion: paddock.dev/v1alpha1\nkind: Tenant\nmetadata: {name: red}\nspec: {kind: Team, quota: {instances: 2}}\n",
+        );
+        let (name, spec) = super::from_file(&manifest).unwrap();
+        assert_eq!((name.as_deref(), spec.quota.instances), (Some("red"), Some(2)));
+        let bare = write("s.yaml", "kind: User\n");
+        assert_eq!(super::from_file(&bare).unwrap().0, None);
+        let other = write("o.yaml", "kind: Template\nmetadata: {name: x}\nspec: {pods: []}\n");
+        let err = super::from_file(&other).unwrap_err().to_string();
+        assert!(err.contains("holds a Template, not a Tenant"), "{err}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn get_shows_limits_storage_network_and_conditions() {
