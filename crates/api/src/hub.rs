@@ -48,6 +48,8 @@ struct Inner {
     current: HashMap<Key, (Option<String>, InstanceView)>,
     /// Warm pod sets claimed by instances: set → instance.
     claims: HashMap<String, Key>,
+    /// Idempotency keys of instances started with one: (namespace, key) → name.
+    keys: HashMap<Key, String>,
 }
 
 /// Counters the metrics endpoint reads.
@@ -88,7 +90,13 @@ impl Hub {
         let (tx, _) = broadcast::channel(capacity.clamp(64, 16_384));
         let epoch = format!("{:x}", jiff::Timestamp::now().as_millisecond());
         Arc::new(Self {
-            inner: Mutex::new(Inner { seq: 0, log: VecDeque::new(), current: HashMap::new(), claims: HashMap::new() }),
+            inner: Mutex::new(Inner {
+                seq: 0,
+                log: VecDeque::new(),
+                current: HashMap::new(),
+                claims: HashMap::new(),
+                keys: HashMap::new(),
+            }),
             tx,
             epoch,
             prefix: prefix.to_string(),
@@ -170,6 +178,9 @@ impl Hub {
         if let Some(c) = i.status.as_ref().and_then(|s| s.claim.as_ref()) {
             inner.claims.insert(c.set.clone(), key.clone());
         }
+        if let Some(k) = i.annotations().get(crate::routes::instances::IDEMPOTENCY_ANNOTATION) {
+            inner.keys.insert((key.0.clone(), k.clone()), key.1.clone());
+        }
         if inner.current.get(&key).is_some_and(|(_, v)| *v == view) {
             return;
         }
@@ -191,6 +202,7 @@ impl Hub {
         let mut inner = self.lock();
         let key = (ns.to_string(), name.to_string());
         inner.claims.retain(|_, k| *k != key);
+        inner.keys.retain(|(n, _), i| !(*n == key.0 && *i == key.1));
         let Some((tenant, view)) = inner.current.remove(&key) else { return };
         let data =
             serde_json::to_string(&DeletedEvent { tenant: view.tenant, name: name.to_string() }).unwrap_or_default();
@@ -256,6 +268,11 @@ impl Hub {
         let inner = self.lock();
         let mine = inner.current.iter().filter(|((n, _), _)| n == ns);
         mine.fold((0, 0), |(all, stopping), (_, (_, v))| (all + 1, stopping + usize::from(v.stopping)))
+    }
+
+    /// The instance in namespace `ns` started with Idempotency-Key `key`, if any.
+    pub fn keyed(&self, ns: &str, key: &str) -> Option<String> {
+        self.lock().keys.get(&(ns.to_string(), key.to_string())).cloned()
     }
 
     /// The instance (namespace, name) that claimed a warm pod set, if one has,

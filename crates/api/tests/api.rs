@@ -408,6 +408,12 @@ async fn start_is_idempotent_renew_extends_and_limits_answer_429() {
     let other = json!({"template": env.template, "env": {"MODE": "easy"}}).to_string();
     let (code, _, v) = env.call_full("POST", &path, Some(&tok), Some(other), &[("idempotency-key", "order-42")]).await;
     assert_eq!((code, v["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("Idempotency-Key")), "{v}");
+    // So is the same key for another instance name (or template): not a second instance.
+    let renamed = json!({"template": env.template, "name": "other-name", "env": {"MODE": "hard"}}).to_string();
+    let (code, _, v) =
+        env.call_full("POST", &path, Some(&tok), Some(renamed), &[("idempotency-key", "order-42")]).await;
+    assert_eq!((code, v["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("Idempotency-Key")), "{v}");
+    assert!(v["detail"].as_str().unwrap().contains(&name), "names the instance the key started: {v}");
 
     // maxPerTenant is 2: the second starts, the third is a 429 with Retry-After.
     let (code, v) = start(&env, &a, &tok, json!({"template": env.template})).await;

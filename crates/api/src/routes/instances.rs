@@ -150,6 +150,21 @@ pub async fn start(
     {
         return replay(existing, k, &body, &tenant);
     }
+    // The same key for another template or name is another request (the
+    // instance name, which carries the key, differs): refused, not a second
+    // instance. From the shared watch, so a reuse at the very same moment as
+    // the first request may pass.
+    if let Some(k) = &key
+        && let Some(other) = s.hub.keyed(&s.namespace(&tenant), k)
+        && name.as_ref() != Some(&other)
+    {
+        return Err(Problem::invalid(
+            "Idempotency-Key",
+            format!(
+                "this key already started instance {other:?} with another request; use a new key for a new instance"
+            ),
+        ));
+    }
     // The template's per-tenant limit, checked before anything is created (from
     // the shared watch; the controller enforces it again, authoritatively).
     let same = s.hub.count(&s.namespace(&tenant), &body.template);
