@@ -20,9 +20,19 @@ pub struct LogArgs {
     pub log_format: LogFormat,
 }
 
+/// kube's client logs every failed request (a refused connection, a 5xx) at
+/// ERROR without saying which; Paddock reports each failure where it happens,
+/// with what it was doing, so those lines are off unless the filter names
+/// `kube_client` itself (e.g. `info,kube_client=error`).
+const QUIET: &str = "kube_client::client::builder=off";
+
+fn filter(level: &str) -> Result<EnvFilter, String> {
+    let directives = if level.contains("kube_client") { level.to_string() } else { format!("{level},{QUIET}") };
+    EnvFilter::try_new(&directives).map_err(|e| format!("--log-level {level:?} is not a valid level or filter: {e}"))
+}
+
 pub fn init(args: &LogArgs) -> Result<(), String> {
-    let filter = EnvFilter::try_new(&args.log_level)
-        .map_err(|e| format!("--log-level {:?} is not a valid level or filter: {e}", args.log_level))?;
+    let filter = filter(&args.log_level)?;
     // Colours only for a person at a terminal: a file, a pipe or a log
     // collector gets plain text, and NO_COLOR (no-color.org) turns them off.
     let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
@@ -32,4 +42,14 @@ pub fn init(args: &LogArgs) -> Result<(), String> {
         LogFormat::Json => builder.json().init(),
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn kube_clients_request_errors_are_off_unless_asked_for() {
+        assert!(super::filter("info").unwrap().to_string().contains("kube_client::client::builder=off"));
+        assert!(!super::filter("info,kube_client=error").unwrap().to_string().contains("=off"));
+        assert!(super::filter("x=loud").is_err(), "a directive with a level that is none");
+    }
 }
