@@ -163,7 +163,7 @@ impl Hub {
                 }
                 Ok(Event::Apply(i)) => self.apply(&i),
                 Ok(Event::Delete(i)) => self.remove(&i.namespace().unwrap_or_default(), &i.name_any()),
-                Err(e) => tracing::warn!(error = %e, "instance watch failed; retrying"),
+                Err(e) => controller::error::report_watch_error("instances (events)", &e),
             }
         }
     }

@@ -135,7 +135,7 @@ where
         while let Some(r) = s.next().await {
             if let Err(e) = r {
                 metrics.watch_error(what);
-                tracing::warn!(error = %e, watch = what, "watch failed; retrying");
+                controller::error::report_watch_error(what, &e);
             }
         }
     });

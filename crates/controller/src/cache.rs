@@ -121,6 +121,20 @@ impl<K: Resource<DynamicType = ()>> Changes<K> {
     }
 }
 
+/// Polls a watch that only fills a store (no reconcile reads its events),
+/// reporting its failures; ends when the stream does.
+pub async fn drain<K>(watch: &'static str, events: impl Stream<Item = Result<K, watcher::Error>>) {
+    use futures::StreamExt;
+    events
+        .for_each(|r| {
+            if let Err(e) = r {
+                crate::error::report_watch_error(watch, &e);
+            }
+            std::future::ready(())
+        })
+        .await
+}
+
 /// Keeps an object as it is (besides managedFields).
 pub fn whole<K>(_: &mut K) {}
 

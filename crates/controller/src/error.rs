@@ -31,8 +31,47 @@ pub fn brief(e: &kube::Error) -> String {
     }
 }
 
+/// A watch failure in one line, as [`brief`] puts a client error.
+pub fn watch_brief(e: &kube::runtime::watcher::Error) -> String {
+    use kube::runtime::watcher::Error as W;
+    match e {
+        W::InitialListFailed(k) => format!("listing failed: {}", brief(k)),
+        W::WatchStartFailed(k) => format!("starting the watch failed: {}", brief(k)),
+        W::WatchFailed(k) => format!("the watch stream failed: {}", brief(k)),
+        W::WatchError(s) => format!("the API server ended the watch: {} ({} {})", s.message, s.code, s.reason),
+        W::NoResourceVersion => e.to_string(),
+    }
+}
+
+/// Logs a watch failure: a watch the API server expired (410 Gone) is
+/// routine (debug); anything else, such as the API server unreachable or
+/// access denied, is a warning. The watch itself restarts with backoff.
+pub fn report_watch_error(watch: &str, e: &kube::runtime::watcher::Error) {
+    let error = watch_brief(e);
+    match e {
+        kube::runtime::watcher::Error::WatchError(s) if s.code == 410 => {
+            tracing::debug!(watch, %error, "a watch expired; it restarts");
+        }
+        _ => tracing::warn!(watch, %error, "a watch failed; it restarts with backoff"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_watch_failure_reads_in_one_line() {
+        use kube::runtime::watcher::Error as W;
+        let s: kube::core::Status = serde_json::from_value(serde_json::json!({"code": 410, "reason": "Expired",
+            "message": "too old resource version: 1 (5)"}))
+        .unwrap();
+        assert_eq!(
+            super::watch_brief(&W::WatchError(s.clone().boxed())),
+            "the API server ended the watch: too old resource version: 1 (5) (410 Expired)"
+        );
+        let listed = super::watch_brief(&W::InitialListFailed(kube::Error::Api(s.boxed())));
+        assert!(listed.starts_with("listing failed: too old") && !listed.contains("Status {"), "{listed}");
+    }
+
     #[test]
     fn a_reconcile_error_from_the_api_server_reads_in_one_line() {
         let s: kube::core::Status = serde_json::from_value(serde_json::json!({"code": 409, "reason": "Conflict",

@@ -216,15 +216,17 @@ impl Metrics {
         out
     }
 
-    /// Counts what a controller's run stream reports besides reconciles:
-    /// a watch error means the watch restarts.
+    /// Counts (and logs, see [`crate::error::report_watch_error`]) what a
+    /// controller's run stream reports besides reconciles: a watch error
+    /// means the watch restarts, with backoff.
     pub fn run_result<R, Q>(
         &self,
         controller: &'static str,
         r: &Result<R, kube::runtime::controller::Error<Q, kube::runtime::watcher::Error>>,
     ) {
-        if let Err(kube::runtime::controller::Error::QueueError(_)) = r {
+        if let Err(kube::runtime::controller::Error::QueueError(e)) = r {
             self.watch_restarts.get_or_create(&ControllerLabel { controller }).inc();
+            crate::error::report_watch_error(controller, e);
         }
     }
 

@@ -21,10 +21,13 @@ pub struct LogArgs {
 }
 
 /// kube's client logs every failed request (a refused connection, a 5xx) at
-/// ERROR without saying which; Paddock reports each failure where it happens,
-/// with what it was doing, so those lines are off unless the filter names
-/// `kube_client` itself (e.g. `info,kube_client=error`).
-const QUIET: &str = "kube_client::client::builder=off";
+/// ERROR without saying which, every broken watch stream at WARN in Debug
+/// form, and an answer it cannot decode with the whole body (which may be a
+/// Secret's). Paddock reports each of these failures where it happens, with
+/// what it was doing, so those lines are off unless the filter names
+/// `kube_client` itself (e.g. `info,kube_client=warn`); the TLS warnings (a
+/// CA bundle that cannot be reloaded, verification switched off) stay on.
+const QUIET: &str = "kube_client::client=off,kube_client::client::tls=warn";
 
 fn filter(level: &str) -> Result<EnvFilter, String> {
     let directives = if level.contains("kube_client") { level.to_string() } else { format!("{level},{QUIET}") };
@@ -48,7 +51,11 @@ pub fn init(args: &LogArgs) -> Result<(), String> {
 mod tests {
     #[test]
     fn kube_clients_request_errors_are_off_unless_asked_for() {
-        assert!(super::filter("info").unwrap().to_string().contains("kube_client::client::builder=off"));
+        let quiet = super::filter("info").unwrap().to_string();
+        assert!(
+            quiet.contains("kube_client::client=off") && quiet.contains("kube_client::client::tls=warn"),
+            "{quiet}"
+        );
         assert!(!super::filter("info,kube_client=error").unwrap().to_string().contains("=off"));
         assert!(super::filter("x=loud").is_err(), "a directive with a level that is none");
     }

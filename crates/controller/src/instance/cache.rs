@@ -25,8 +25,8 @@ use super::phase::PodBrief;
 use crate::cache::{Projection, lookup, projected, ready, reflected, whole};
 use crate::labels::{INSTANCE, MANAGED_BY, MANAGER, NODE_ROLE};
 use crate::pool::labels::{CLAIM, INSTANCE_NAMESPACE, POOL, SET};
+use futures::FutureExt;
 use futures::future::BoxFuture;
-use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Node, Pod, Secret, Service};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -163,7 +163,8 @@ pub fn wire(
     let (templates, templates_s) = reflected(Api::<Template>::all(c.clone()), watcher::Config::default(), whole);
     let (node_roles, nodes_s) =
         reflected(Api::<PartialObjectMeta<Node>>::all(c.clone()), watcher::Config::default().labels(NODE_ROLE), whole);
-    let mut background = vec![templates_s.for_each(|_| async {}).boxed(), nodes_s.for_each(|_| async {}).boxed()];
+    let mut background =
+        vec![crate::cache::drain("templates", templates_s).boxed(), crate::cache::drain("nodes", nodes_s).boxed()];
     let (tenants, namespaces) = match tenant_stores {
         Some(shared) => shared,
         None => {

@@ -428,7 +428,9 @@ impl Watches {
     /// that only reads them), as long as the returned future is polled.
     pub fn fill(self) -> futures::future::BoxFuture<'static, ()> {
         let (tenants, namespaces) = (self.tenants.1, self.namespaces.1);
-        futures::future::join(tenants.for_each(|_| async {}), namespaces.for_each(|_| async {})).map(|_| ()).boxed()
+        let (tenants, namespaces) =
+            (crate::cache::drain("tenants", tenants), crate::cache::drain("namespaces", namespaces));
+        futures::future::join(tenants, namespaces).map(|_| ()).boxed()
     }
 }
 
