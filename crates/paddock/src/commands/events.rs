@@ -165,6 +165,30 @@ fn line(i: &InstanceView) -> String {
     )
 }
 
+/// One update as printed: a line per instance for people, a JSON line, or a
+/// YAML document (`---` before each, so the output is one YAML stream).
+fn render(u: &Update, format: Format) -> Result<String> {
+    if format != Format::Table {
+        let v = match u {
+            Update::Snapshot(id, items) => serde_json::json!({"id": id, "type": "snapshot", "instances": items}),
+            Update::Status(id, i) => serde_json::json!({"id": id, "type": "status", "instance": i}),
+            Update::Deleted(id, d) => {
+                serde_json::json!({"id": id, "type": "deleted", "tenant": d.tenant, "name": d.name})
+            }
+        };
+        return Ok(if format == Format::Yaml {
+            format!("---\n{}", serde_yaml_ng::to_string(&v)?)
+        } else {
+            format!("{v}\n")
+        });
+    }
+    Ok(match u {
+        Update::Snapshot(_, items) => items.iter().map(|i| format!("{}\n", line(i))).collect(),
+        Update::Status(_, i) => format!("{}\n", line(i)),
+        Update::Deleted(_, d) => format!("{}/{}  deleted\n", d.tenant, d.name),
+    })
+}
+
 pub async fn run(args: EventsArgs) -> Result<()> {
     let c = args.client.client()?;
     let tenant = match &args.tenant {
@@ -176,26 +200,7 @@ pub async fn run(args: EventsArgs) -> Result<()> {
     loop {
         let u = stream.next().await?;
         let mut out = std::io::stdout().lock();
-        if args.client.output != Format::Table {
-            let v = match &u {
-                Update::Snapshot(id, items) => serde_json::json!({"id": id, "type": "snapshot", "instances": items}),
-                Update::Status(id, i) => serde_json::json!({"id": id, "type": "status", "instance": i}),
-                Update::Deleted(id, d) => {
-                    serde_json::json!({"id": id, "type": "deleted", "tenant": d.tenant, "name": d.name})
-                }
-            };
-            writeln!(out, "{v}")?;
-            continue;
-        }
-        match u {
-            Update::Snapshot(_, items) => {
-                for i in &items {
-                    writeln!(out, "{}", line(i))?;
-                }
-            }
-            Update::Status(_, i) => writeln!(out, "{}", line(&i))?,
-            Update::Deleted(_, d) => writeln!(out, "{}/{}  deleted", d.tenant, d.name)?,
-        }
+        out.write_all(render(&u, args.client.output)?.as_bytes())?;
         out.flush()?;
     }
 }
@@ -203,6 +208,21 @@ pub async fn run(args: EventsArgs) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::{Follow, Update};
+
+    #[test]
+    fn updates_print_as_lines_json_lines_or_a_yaml_stream() {
+        use crate::client::output::Format;
+        let gone =
+            || Update::Deleted("e-7".into(), api::model::DeletedEvent { tenant: "a".into(), name: "web".into() });
+        assert_eq!(super::render(&gone(), Format::Table).unwrap(), "a/web  deleted\n");
+        let json: serde_json::Value = serde_json::from_str(&super::render(&gone(), Format::Json).unwrap()).unwrap();
+        assert_eq!(json["type"], "deleted");
+        let two = super::render(&gone(), Format::Yaml).unwrap() + &super::render(&gone(), Format::Yaml).unwrap();
+        let docs: Vec<serde_json::Value> =
+            serde_yaml_ng::Deserializer::from_str(&two).map(|d| serde::Deserialize::deserialize(d).unwrap()).collect();
+        assert_eq!(docs.len(), 2, "one YAML document per update: {two}");
+        assert_eq!((docs[1]["id"].as_str(), docs[1]["name"].as_str()), (Some("e-7"), Some("web")));
+    }
     use crate::client::ClientArgs;
     use axum::http::{HeaderMap, header};
     use std::sync::Arc;
