@@ -25,9 +25,17 @@ impl From<kube::runtime::finalizer::Error<Error>> for Error {
 /// in Debug form).
 pub fn brief(e: &kube::Error) -> String {
     match e {
-        kube::Error::Api(s) if s.reason.is_empty() => format!("{} ({})", s.message, s.code),
-        kube::Error::Api(s) => format!("{} ({} {})", s.message, s.code, s.reason),
+        kube::Error::Api(s) => status(s),
         other => other.to_string(),
+    }
+}
+
+/// An API server's Status as `message (code reason)`.
+fn status(s: &kube::core::Status) -> String {
+    if s.reason.is_empty() {
+        format!("{} ({})", s.message, s.code)
+    } else {
+        format!("{} ({} {})", s.message, s.code, s.reason)
     }
 }
 
@@ -38,7 +46,7 @@ pub fn watch_brief(e: &kube::runtime::watcher::Error) -> String {
         W::InitialListFailed(k) => format!("listing failed: {}", brief(k)),
         W::WatchStartFailed(k) => format!("starting the watch failed: {}", brief(k)),
         W::WatchFailed(k) => format!("the watch stream failed: {}", brief(k)),
-        W::WatchError(s) => format!("the API server ended the watch: {} ({} {})", s.message, s.code, s.reason),
+        W::WatchError(s) => format!("the API server ended the watch: {}", status(s)),
         W::NoResourceVersion => e.to_string(),
     }
 }

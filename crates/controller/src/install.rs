@@ -62,12 +62,19 @@ pub async fn check_system_namespace(client: &kube::Client, ns: &str) -> Result<(
     match Api::<k8s_openapi::api::core::v1::Namespace>::all(client.clone()).get_opt(ns).await {
         Ok(Some(_)) => Ok(()),
         Ok(None) => Err(format!(
-            "the system namespace {ns:?} does not exist: create it (`kubectl create namespace {ns}`, or apply \
-             `paddock manifests`), or name another with --system-namespace; leader election and tenant tokens \
-             wait for it"
+            "the system namespace {ns:?} does not exist: {}; leader election and tenant tokens wait for it",
+            make_namespace(ns)
         )),
         Err(e) => Err(format!("cannot check whether the system namespace {ns:?} exists: {}", crate::error::brief(&e))),
     }
+}
+
+/// How to make the system namespace `ns` exist, in words for a log line.
+pub(crate) fn make_namespace(ns: &str) -> String {
+    format!(
+        "create it (`kubectl create namespace {ns}`, or apply `paddock manifests`), or name another with \
+         --system-namespace"
+    )
 }
 
 /// Logs, once at start, what [`check_crds`] and [`check_system_namespace`]

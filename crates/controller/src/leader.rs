@@ -116,11 +116,9 @@ pub async fn release(api: &Api<Lease>, e: &Election) -> Result<(), kube::Error> 
 /// API error carries the whole Status), and what to do when the namespace is missing.
 fn brief(err: &kube::Error, namespace: &str) -> String {
     match err {
-        kube::Error::Api(s) if s.code == 404 && s.message.contains("namespaces") => format!(
-            "{}: create it (`kubectl create namespace {namespace}`, or apply `paddock manifests`) or name another \
-             with --system-namespace",
-            s.message
-        ),
+        kube::Error::Api(s) if s.code == 404 && s.message.contains("namespaces") => {
+            format!("{}: {}", s.message, crate::install::make_namespace(namespace))
+        }
         other => crate::error::brief(other),
     }
 }

@@ -144,6 +144,7 @@ pub async fn start(
         return Err(invalid(&problems));
     }
     let api = api(&s, &tenant);
+    let ns = s.namespace(&tenant);
     // An Idempotency-Key retry answers with what the first request started.
     if let (Some(k), Some(n)) = (&key, &name)
         && let Some(existing) = api.get_opt(n).await?
@@ -155,7 +156,7 @@ pub async fn start(
     // instance. From the shared watch, so a reuse at the very same moment as
     // the first request may pass.
     if let Some(k) = &key
-        && let Some(other) = s.hub.keyed(&s.namespace(&tenant), k)
+        && let Some(other) = s.hub.keyed(&ns, k)
         && name.as_ref() != Some(&other)
     {
         return Err(Problem::invalid(
@@ -167,7 +168,7 @@ pub async fn start(
     }
     // The template's per-tenant limit, checked before anything is created (from
     // the shared watch; the controller enforces it again, authoritatively).
-    let same = s.hub.count(&s.namespace(&tenant), &body.template);
+    let same = s.hub.count(&ns, &body.template);
     if same >= tpl.spec.max_per_tenant as usize {
         return Err(Problem::limit(
             "instance-limit",
@@ -181,7 +182,7 @@ pub async fn start(
     // The tenant's instance quota, said in its own terms (the cluster's
     // ResourceQuota enforces it again and would answer in raw quota words).
     if let Some(max) = t.spec.quota.instances {
-        let (all, stopping) = s.hub.count_in(&s.namespace(&tenant));
+        let (all, stopping) = s.hub.count_in(&ns);
         if all >= max as usize {
             let note = if stopping > 0 { format!(", {stopping} of them still stopping") } else { String::new() };
             return Err(Problem::limit(
@@ -194,7 +195,7 @@ pub async fn start(
             ));
         }
     }
-    inst.metadata.namespace = Some(s.namespace(&tenant));
+    inst.metadata.namespace = Some(ns);
     if name.is_none() {
         inst.metadata.name = None;
         let stem: String = body.template.chars().take(MAX_NAME - 6).collect();

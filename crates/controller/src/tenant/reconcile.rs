@@ -85,17 +85,13 @@ struct Applier<'a> {
 }
 
 impl Applier<'_> {
+    /// Server-side applies `obj`, unless the watch cache shows it is already so.
     async fn apply<K>(&self, api: &Api<K>, obj: &K) -> Result<K, kube::Error>
     where
         K: Cached + Serialize + DeserializeOwned + Debug,
     {
-        let (applied, written) = apply_one(self.ctx.caches.get(), api, obj).await?;
-        if written {
-            self.ctx.echoes.wrote(&applied);
-        }
-        if let Some(r) = self.ctx.drift.applied(self.tenant, &applied) {
-            self.repairs.lock().unwrap_or_else(|e| e.into_inner()).push(r);
-        }
+        let (applied, written) = crate::cache::apply(self.ctx.caches.get().map(K::store), api, obj).await?;
+        self.note(&applied, written);
         Ok(applied)
     }
 
@@ -106,23 +102,19 @@ impl Applier<'_> {
         K: Cached + Serialize + DeserializeOwned + Debug,
     {
         let (applied, written) = crate::cache::apply_meta(self.ctx.caches.get().map(K::store), api, obj).await?;
-        if written {
-            self.ctx.echoes.wrote(&applied);
-        }
-        if let Some(r) = self.ctx.drift.applied(self.tenant, &applied) {
-            self.repairs.lock().unwrap_or_else(|e| e.into_inner()).push(r);
-        }
+        self.note(&applied, written);
         Ok(())
     }
-}
 
-/// Server-side applies `obj`, unless the watch cache shows it is already so
-/// (then nothing is written: the second value is false).
-async fn apply_one<K>(caches: Option<&Caches>, api: &Api<K>, obj: &K) -> Result<(K, bool), kube::Error>
-where
-    K: Cached + Serialize + DeserializeOwned + Debug,
-{
-    crate::cache::apply(caches.map(K::store), api, obj).await
+    /// What an apply left: its watch event is an echo if it wrote; drift it repaired is kept.
+    fn note<A: Resource<DynamicType = ()>>(&self, applied: &A, written: bool) {
+        if written {
+            self.ctx.echoes.wrote(applied);
+        }
+        if let Some(r) = self.ctx.drift.applied(self.tenant, applied) {
+            self.repairs.lock().unwrap_or_else(|e| e.into_inner()).push(r);
+        }
+    }
 }
 
 fn api_message(e: &kube::Error) -> String {

@@ -74,6 +74,11 @@ pub fn fields(lines: &[(&str, String)]) -> String {
     lines.iter().map(|(k, v)| format!("{:<width$} {v}\n", format!("{k}:"))).collect()
 }
 
+/// A titled table after a detail view's fields; nothing when there are no rows.
+pub fn section(title: &str, header: &[&str], rows: &[Vec<String>]) -> String {
+    if rows.is_empty() { String::new() } else { format!("\n{title}:\n{}", table(header, rows)) }
+}
+
 /// An optional value for a table cell.
 pub fn cell(v: Option<impl ToString>) -> String {
     v.map(|v| v.to_string()).unwrap_or_else(|| "-".into())

@@ -1,7 +1,7 @@
 //! `paddock instance start|list|get|stop|renew` through the API; `--wait`
 //! follows the tenant's event stream and shows the phases as they pass.
 
-use crate::client::output::{Format, cell, fields, print, show, table};
+use crate::client::output::{Format, cell, fields, print, section, show};
 use crate::client::{Client, ClientArgs, Refused};
 use crate::commands::events::{Follow, Update};
 use anyhow::{Result, bail};
@@ -121,44 +121,39 @@ fn detail(i: &InstanceView) -> String {
     if i.stopping {
         lines.push(("Stopping", "yes".into()));
     }
-    let mut out = fields(&lines);
-    let pods = status.map(|s| s.pods.as_slice()).unwrap_or_default();
-    if !pods.is_empty() {
-        let rows: Vec<Vec<String>> = pods
-            .iter()
-            .map(|p| {
-                let why = p.reason.iter().chain(&p.message).cloned().collect::<Vec<_>>().join(": ");
-                vec![
-                    p.name.clone(),
-                    cell(p.phase.clone()),
-                    (if p.ready { "yes" } else { "no" }).into(),
-                    cell(p.node.clone()),
-                    cell(p.pod_ip.clone()),
-                    p.restarts.to_string(),
-                    why,
-                ]
-            })
-            .collect();
-        out.push_str("\nPods:\n");
-        out.push_str(&table(&["NAME", "PHASE", "READY", "NODE", "IP", "RESTARTS", "REASON"], &rows));
-    }
-    let endpoints = status.map(|s| s.endpoints.as_slice()).unwrap_or_default();
-    if !endpoints.is_empty() {
-        let rows: Vec<Vec<String>> = endpoints
-            .iter()
-            .map(|e| {
-                vec![
-                    format!("{}/{}", e.pod, e.port),
-                    cell(e.cluster_dns.clone()),
-                    cell(e.node_port),
-                    cell(e.external_address.clone()),
-                ]
-            })
-            .collect();
-        out.push_str("\nEndpoints:\n");
-        out.push_str(&table(&["POD/PORT", "IN THE CLUSTER", "NODE PORT", "EXTERNAL"], &rows));
-    }
-    out
+    let pods: Vec<Vec<String>> = status
+        .map(|s| s.pods.as_slice())
+        .unwrap_or_default()
+        .iter()
+        .map(|p| {
+            let why = p.reason.iter().chain(&p.message).cloned().collect::<Vec<_>>().join(": ");
+            vec![
+                p.name.clone(),
+                cell(p.phase.clone()),
+                (if p.ready { "yes" } else { "no" }).into(),
+                cell(p.node.clone()),
+                cell(p.pod_ip.clone()),
+                p.restarts.to_string(),
+                why,
+            ]
+        })
+        .collect();
+    let endpoints: Vec<Vec<String>> = status
+        .map(|s| s.endpoints.as_slice())
+        .unwrap_or_default()
+        .iter()
+        .map(|e| {
+            vec![
+                format!("{}/{}", e.pod, e.port),
+                cell(e.cluster_dns.clone()),
+                cell(e.node_port),
+                cell(e.external_address.clone()),
+            ]
+        })
+        .collect();
+    fields(&lines)
+        + &section("Pods", &["NAME", "PHASE", "READY", "NODE", "IP", "RESTARTS", "REASON"], &pods)
+        + &section("Endpoints", &["POD/PORT", "IN THE CLUSTER", "NODE PORT", "EXTERNAL"], &endpoints)
 }
 
 fn row(i: &InstanceView) -> Vec<String> {

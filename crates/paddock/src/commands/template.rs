@@ -1,6 +1,6 @@
 //! `paddock template apply|list|get` through the API.
 
-use crate::client::output::{cell, fields, print, show, table};
+use crate::client::output::{cell, fields, print, section, show};
 use crate::client::{ClientArgs, Refused};
 use anyhow::{Context, Result, bail};
 use api::model::{NewTemplate, TemplateView};
@@ -87,8 +87,7 @@ fn detail(t: &TemplateView) -> String {
         );
         lines.push(("Warm pool", format!("size {}, {now}", w.size)));
     }
-    let mut out = fields(&lines);
-    let rows: Vec<Vec<String>> = s
+    let pods: Vec<Vec<String>> = s
         .pods
         .iter()
         .map(|p| {
@@ -100,9 +99,7 @@ fn detail(t: &TemplateView) -> String {
             vec![p.name.clone(), p.image.clone(), if ports.is_empty() { "-".into() } else { ports.join(", ") }]
         })
         .collect();
-    out.push_str("\nPods:\n");
-    out.push_str(&table(&["NAME", "IMAGE", "PORTS"], &rows));
-    out
+    fields(&lines) + &section("Pods", &["NAME", "IMAGE", "PORTS"], &pods)
 }
 
 /// The templates of a file, or of every .yaml/.yml/.json file of a directory.

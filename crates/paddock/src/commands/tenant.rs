@@ -1,7 +1,7 @@
 //! `paddock tenant create|list|get|delete` through the API.
 
 use crate::client::ClientArgs;
-use crate::client::output::{cell, fields, print, show, table};
+use crate::client::output::{cell, fields, print, section, show};
 use anyhow::{Context, Result, bail};
 use api::model::{NewTenant, TenantView};
 use clap::{Args, Subcommand};
@@ -86,13 +86,16 @@ fn row(t: &TenantView) -> Vec<String> {
 fn detail(t: &TenantView) -> String {
     let (spec, st) = (&t.spec, t.status.as_ref());
     let q = &spec.quota;
-    let mut limits = Vec::new();
-    for (what, v) in [("instances", q.instances.map(|n| n.to_string())), ("pods", q.pods.map(|n| n.to_string()))] {
-        limits.extend(v.map(|v| format!("{what} {v}")));
-    }
-    for (what, v) in [("cpu", &q.cpu), ("memory", &q.memory), ("storage", &q.storage)] {
-        limits.extend(v.as_ref().map(|v| format!("{what} {v}")));
-    }
+    let limits: Vec<String> = [
+        ("instances", q.instances.map(|n| n.to_string())),
+        ("pods", q.pods.map(|n| n.to_string())),
+        ("cpu", q.cpu.clone()),
+        ("memory", q.memory.clone()),
+        ("storage", q.storage.clone()),
+    ]
+    .into_iter()
+    .filter_map(|(what, v)| v.map(|v| format!("{what} {v}")))
+    .collect();
     let storage = match (&spec.storage, st.and_then(|s| s.storage_capacity.as_ref())) {
         (s, _) if !s.enabled => "none".to_string(),
         (s, got) => format!(
@@ -128,17 +131,13 @@ fn detail(t: &TenantView) -> String {
         };
         lines.push(("VPN", format!("{} clients, {state}", v.clients)));
     }
-    let mut out = fields(&lines);
-    let conds = st.map(|s| s.conditions.as_slice()).unwrap_or_default();
-    if !conds.is_empty() {
-        let rows: Vec<Vec<String>> = conds
-            .iter()
-            .map(|c| vec![c.type_.clone(), c.status.clone(), c.reason.clone(), c.message.clone()])
-            .collect();
-        out.push_str("\nConditions:\n");
-        out.push_str(&table(&["TYPE", "STATUS", "REASON", "MESSAGE"], &rows));
-    }
-    out
+    let conds: Vec<Vec<String>> = st
+        .map(|s| s.conditions.as_slice())
+        .unwrap_or_default()
+        .iter()
+        .map(|c| vec![c.type_.clone(), c.status.clone(), c.reason.clone(), c.message.clone()])
+        .collect();
+    fields(&lines) + &section("Conditions", &["TYPE", "STATUS", "REASON", "MESSAGE"], &conds)
 }
 
 /// A tenant from a file: a Tenant manifest (its metadata.name too), `{spec: …}`
