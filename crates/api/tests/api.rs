@@ -472,6 +472,9 @@ async fn start_is_idempotent_renew_extends_and_limits_answer_429() {
     // Stop: 202, then gone.
     let (code, v) = env.call("DELETE", &ipath, Some(&tok), None).await;
     assert_eq!((code, v["phase"].as_str()), (StatusCode::ACCEPTED, Some("Stopping")), "{v}");
+    // It says what is happening, not what was true before the stop.
+    assert_eq!(v["message"], "being stopped: its pods, services and policies are removed", "{v}");
+    assert_eq!(v["stopping"], true, "{v}");
     kubesim::testing::wait_until(T, "the instance is gone", || async {
         env.call("GET", &ipath, Some(&tok), None).await.0 == StatusCode::NOT_FOUND
     })

@@ -173,10 +173,25 @@ async fn instances_start_heal_limit_fail_and_expire() {
     })
     .await;
 
-    // Stopping: deleting the Instance removes what it created.
+    // Stopping: deleting the Instance removes what it created. While it is
+    // being stopped (held here by a finalizer of the test's own), it no
+    // longer counts against maxPerTenant, as the API counts it: a stop and a
+    // new start at once (a "restart") start the new one.
+    insts.delete("web2", &DeleteParams::default()).await.unwrap();
+    wait_gone(&insts, "web2", T).await;
+    let hold = json!({"metadata": {"finalizers": [instance::reconcile::FINALIZER, "test.paddock.dev/hold"]}});
+    insts.patch("web1", &PatchParams::default(), &Patch::Merge(&hold)).await.unwrap();
     insts.delete("web1", &DeleteParams::default()).await.unwrap();
+    insts.create(&PostParams::default(), &new("web3", "ctf-web")).await.unwrap();
+    wait_for(&insts, "web3", T, |i| phase(i) == Some(InstancePhase::Running)).await;
+    assert!(insts.get("web1").await.unwrap().metadata.deletion_timestamp.is_some(), "web1 is still being stopped");
+    wait_until(T, "web1's pods removed", || async {
+        pods.list(&ListParams::default().labels("paddock.dev/instance=web1")).await.unwrap().items.is_empty()
+    })
+    .await;
+    let release = json!({"metadata": {"finalizers": null}});
+    insts.patch("web1", &PatchParams::default(), &Patch::Merge(&release)).await.unwrap();
     wait_gone(&insts, "web1", T).await;
-    assert!(pods.list(&ListParams::default().labels("paddock.dev/instance=web1")).await.unwrap().items.is_empty());
 
     // Orphan sweep: objects labelled for an instance that does not exist go.
     let orphan: Pod = serde_json::from_value(json!({"metadata": {"name": "left-behind", "labels": {"app.kubernetes.io/managed-by": "paddock", "paddock.dev/instance": "vanished"}},
@@ -186,7 +201,7 @@ async fn instances_start_heal_limit_fail_and_expire() {
     assert_eq!(swept, 1);
     wait_gone(&pods, "left-behind", T).await;
 
-    for n in ["web2", "bad", "ghost", "brief"] {
+    for n in ["web3", "bad", "ghost", "brief"] {
         let _ = insts.delete(n, &DeleteParams::default()).await;
     }
     tenants.delete("red", &DeleteParams::default()).await.unwrap();

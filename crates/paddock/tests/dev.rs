@@ -303,14 +303,11 @@ async fn cli_against_the_api(banner: &str) -> Vec<String> {
 
     // A start the tenant's quota cannot hold: --wait gives the reason and exits
     // 1 (the instance stays Pending with none of its pods, and tries again).
-    let (code, _, err) =
-        run(admin.clone(), sv(&["tenant", "create", "small", "--kind", "Team", "--cpu", "150m"])).await.unwrap();
+    // `tenant create --wait` answers once the tenant is Ready.
+    let create = sv(&["tenant", "create", "small", "--kind", "Team", "--cpu", "150m", "--wait", "--timeout", "60s"]);
+    let (code, out, err) = run(admin.clone(), create).await.unwrap();
     assert_eq!(code, 0, "{err}");
-    let ready = poll(&url, admin.clone(), &["tenant", "get", "small", "-o", "json"], |_, out| {
-        out.contains("\"phase\": \"Ready\"")
-    })
-    .await;
-    assert!(ready.is_some(), "tenant small never became Ready");
+    assert!(out.lines().nth(1).is_some_and(|l| l.starts_with("small") && l.contains(" Ready ")), "{out}");
     let wait = sv(&["instance", "start", "ctf-web", "--tenant", "small", "--wait", "--timeout", "60s"]);
     let (code, _, err) = run(admin.clone(), wait).await.unwrap();
     assert_eq!(code, 1, "{err}");
@@ -326,8 +323,19 @@ async fn cli_against_the_api(banner: &str) -> Vec<String> {
     assert_eq!(code, 0, "{err}");
     assert_eq!(out.lines().count(), 4, "{out}");
 
-    let (code, _, err) = run(token.clone(), sv(&["instance", "stop", &name])).await.unwrap();
+    // `stop --wait` and `delete --wait` return once the object is gone.
+    let (code, out, err) =
+        run(token.clone(), sv(&["instance", "stop", &name, "--wait", "--timeout", "60s"])).await.unwrap();
     assert_eq!(code, 0, "{err}");
+    assert!(out.contains(&format!("instance {name} stopped")), "{out}");
+    let (code, _, err) = run(token.clone(), sv(&["instance", "get", &name])).await.unwrap();
+    assert_eq!(code, 1, "{name} must be gone: {err}");
+    let (code, out, err) =
+        run(admin.clone(), sv(&["tenant", "delete", "small", "--wait", "--timeout", "60s"])).await.unwrap();
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("tenant small deleted"), "{out}");
+    let (code, _, err) = run(admin.clone(), sv(&["tenant", "get", "small"])).await.unwrap();
+    assert_eq!((code, err.contains("does not exist")), (1, true), "{err}");
     let (code, out, err) = run(admin.clone(), sv(&["token", "list", "--tenant", "demo"])).await.unwrap();
     assert_eq!(code, 0, "{err}");
     assert!(out.lines().count() == 2 && !out.contains(&token), "{out}");

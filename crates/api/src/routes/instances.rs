@@ -314,16 +314,20 @@ pub async fn stop(
     Path((tenant, name)): Path<(String, String)>,
 ) -> Result<(StatusCode, Json<InstanceView>)> {
     let inst = visible_instance(&s, &who, &tenant, &name).await?;
-    match api(&s, &tenant).delete(&name, &DeleteParams::default()).await {
-        Ok(_) => {}
+    // The answer is the instance as the deletion left it (its finalizer
+    // holds it while the controller removes its pods), or as it was when it
+    // went at once.
+    let mut inst = match api(&s, &tenant).delete(&name, &DeleteParams::default()).await {
+        Ok(answer) => answer.left().unwrap_or(inst),
         Err(kube::Error::Api(a)) if a.code == 404 => return Err(Problem::not_found("instance", &name)),
         Err(e) => return Err(e.into()),
-    }
+    };
     tracing::info!(tenant = %tenant, instance = %name, "instance stopping");
-    let mut view = InstanceView::new(&inst, &tenant);
-    view.stopping = true;
-    view.phase = Some("Stopping".into());
-    Ok((StatusCode::ACCEPTED, Json(view)))
+    if inst.metadata.deletion_timestamp.is_none() {
+        inst.metadata.deletion_timestamp =
+            Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(jiff::Timestamp::now()));
+    }
+    Ok((StatusCode::ACCEPTED, Json(InstanceView::new(&inst, &tenant))))
 }
 
 #[cfg(test)]

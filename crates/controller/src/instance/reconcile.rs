@@ -267,7 +267,10 @@ async fn apply(inst: Arc<Instance>, ctx: Arc<Context>) -> Result<Action, Error> 
     // An instance that got past this once (it has started, warm or cold) keeps
     // its place: newer instances never come before it, and lowering the limit
     // does not stop running instances (as a lowered ResourceQuota does not
-    // evict pods). Checked once per instance, not on every pod change.
+    // evict pods). An instance being stopped no longer counts (its pods are
+    // on their way out, and the API does not count it either), so a stop and
+    // a new start at once start the new one. Checked once per instance, not
+    // on every pod change.
     fn key(i: &Instance) -> (Option<Timestamp>, Option<&str>) {
         (i.metadata.creation_timestamp.as_ref().map(|t| t.0), i.metadata.name.as_deref())
     }
@@ -275,7 +278,10 @@ async fn apply(inst: Arc<Instance>, ctx: Arc<Context>) -> Result<Action, Error> 
     let max = tpl.spec.max_per_tenant as usize;
     let mine = key(&inst);
     let before = |i: &Instance| {
-        i.metadata.namespace.as_deref() == Some(ns.as_str()) && i.spec.template == inst.spec.template && key(i) < mine
+        i.metadata.namespace.as_deref() == Some(ns.as_str())
+            && i.spec.template == inst.spec.template
+            && i.metadata.deletion_timestamp.is_none()
+            && key(i) < mine
     };
     let position = match caches {
         _ if admitted => 0,

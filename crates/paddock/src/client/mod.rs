@@ -2,6 +2,7 @@
 //! decoded into the API's own types, problems turned into plain errors.
 
 pub mod output;
+pub mod wait;
 
 use anyhow::{Context, Result};
 use api::problem::Problem;
@@ -72,12 +73,20 @@ impl Client {
         self.http.request(method, format!("{}{path}", self.base)).bearer_auth(&self.token)
     }
 
+    fn unreachable(&self, e: reqwest::Error) -> Unreachable {
+        Unreachable(format!("cannot reach the Paddock API at {}: {e}", self.base))
+    }
+
+    /// Sends; the status and the whole body.
+    async fn answer(&self, req: RequestBuilder) -> Result<(StatusCode, axum::body::Bytes)> {
+        let resp = req.send().await.map_err(|e| self.unreachable(e))?;
+        let status = resp.status();
+        Ok((status, resp.bytes().await.context("reading the API's answer")?))
+    }
+
     /// Sends and decodes; a problem answer becomes `Refused` (4xx) or an error.
     pub async fn send<T: DeserializeOwned>(&self, req: RequestBuilder) -> Result<T> {
-        let resp =
-            req.send().await.map_err(|e| anyhow::anyhow!("cannot reach the Paddock API at {}: {e}", self.base))?;
-        let status = resp.status();
-        let bytes = resp.bytes().await.context("reading the API's answer")?;
+        let (status, bytes) = self.answer(req).await?;
         if status.is_success() {
             let body = if bytes.is_empty() { b"null".as_slice() } else { &bytes };
             return serde_json::from_slice(body).context("the API's answer is not what this CLI expects");
@@ -87,13 +96,7 @@ impl Client {
 
     /// A text answer (e.g. a VPN client file).
     pub async fn text(&self, path: &str) -> Result<String> {
-        let resp = self
-            .request(Method::GET, path)
-            .send()
-            .await
-            .map_err(|e| anyhow::anyhow!("cannot reach the Paddock API at {}: {e}", self.base))?;
-        let status = resp.status();
-        let bytes = resp.bytes().await.context("reading the API's answer")?;
+        let (status, bytes) = self.answer(self.request(Method::GET, path)).await?;
         if status.is_success() {
             return Ok(String::from_utf8_lossy(&bytes).into_owned());
         }
@@ -102,6 +105,18 @@ impl Client {
 
     pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
         self.send(self.request(Method::GET, path)).await
+    }
+
+    /// A GET where 404 is an answer (`None`): the object is not there (any more).
+    pub async fn get_opt<T: DeserializeOwned>(&self, path: &str) -> Result<Option<T>> {
+        let (status, bytes) = self.answer(self.request(Method::GET, path)).await?;
+        if status == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        if status.is_success() {
+            return serde_json::from_slice(&bytes).map(Some).context("the API's answer is not what this CLI expects");
+        }
+        Err(problem_error(status, &bytes))
     }
 
     pub async fn post<B: Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<T> {
@@ -136,8 +151,7 @@ impl Client {
         if let Some(id) = last_event_id {
             req = req.header("last-event-id", id);
         }
-        let resp =
-            req.send().await.map_err(|e| Unreachable(format!("cannot reach the Paddock API at {}: {e}", self.base)))?;
+        let resp = req.send().await.map_err(|e| self.unreachable(e))?;
         if !resp.status().is_success() {
             let status = resp.status();
             let bytes = resp.bytes().await.unwrap_or_default();

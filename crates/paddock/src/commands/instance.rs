@@ -2,15 +2,14 @@
 //! follows the tenant's event stream and shows the phases as they pass.
 
 use crate::client::output::{Format, cell, fields, print, section, show};
+use crate::client::wait::{Progress, Step, humantime, parse_duration, poll};
 use crate::client::{Client, ClientArgs, Refused};
 use crate::commands::events::{Follow, Update};
 use anyhow::{Result, bail};
 use api::model::{InstanceView, Renew, StartInstance};
 use clap::{Args, Subcommand};
-use indicatif::{ProgressBar, ProgressStyle};
 use reqwest::Method;
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::time::Duration;
 
 #[derive(Args, Debug)]
@@ -60,6 +59,12 @@ pub enum InstanceCommand {
     Stop {
         /// The instance's name.
         name: String,
+        /// Wait until it is gone: its pods stopped and its services and secrets deleted.
+        #[arg(long)]
+        wait: bool,
+        /// Give up waiting after this long, e.g. 2m.
+        #[arg(long, default_value = "5m", value_parser = parse_duration)]
+        timeout: Duration,
     },
     /// Extend an instance's lifetime (up to the template's maxTtl).
     Renew {
@@ -76,10 +81,6 @@ fn parse_env(s: &str) -> Result<(String, String), String> {
         Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
         _ => Err(format!("{s:?} is not KEY=VALUE")),
     }
-}
-
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    resources::template::parse_duration(s).ok_or_else(|| format!("{s:?} is not a duration (like 90s, 15m, 2h)"))
 }
 
 const HEADER: &[&str] = &["NAME", "TEMPLATE", "PHASE", "READY IN", "EXPIRES", "MESSAGE"];
@@ -174,18 +175,8 @@ fn path(tenant: &str, rest: &str) -> String {
 /// Follows the stream until the instance settles; returns its last view.
 async fn wait(c: &Client, tenant: &str, started: InstanceView, timeout: Duration, show: bool) -> Result<InstanceView> {
     let mut stream = Follow::new(c, Some(tenant), None);
-    let bar = if show { ProgressBar::new_spinner() } else { ProgressBar::hidden() };
-    bar.set_style(
-        ProgressStyle::with_template("{spinner} {prefix} {wide_msg} [{elapsed}]")
-            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-    );
-    bar.set_prefix(started.name.clone());
-    bar.enable_steady_tick(Duration::from_millis(120));
-    // Without a terminal (CI logs, pipes) the spinner draws nothing: each phase
-    // then gets a plain line on stderr instead.
-    let plain = show && bar.is_hidden();
+    let mut progress = Progress::new(&started.name, show);
     let mut last = started;
-    let mut shown: Option<String> = None;
     let deadline = tokio::time::sleep(timeout);
     tokio::pin!(deadline);
     loop {
@@ -193,10 +184,10 @@ async fn wait(c: &Client, tenant: &str, started: InstanceView, timeout: Duration
         let update = tokio::select! {
             u = stream.next() => u,
             _ = &mut deadline => {
-                bar.finish_and_clear();
+                progress.finish();
                 let why = last.message.as_deref().map(|m| format!(" ({m})")).unwrap_or_default();
-                return Err(Refused(format!("{} is still {} after {}s{why}; it keeps starting in the background",
-                    last.name, cell(last.phase.clone()), timeout.as_secs())).into());
+                return Err(Refused(format!("{} is still {} after {}{why}; it keeps starting in the background",
+                    last.name, cell(last.phase.clone()), humantime(timeout))).into());
             }
         };
         match update? {
@@ -209,23 +200,15 @@ async fn wait(c: &Client, tenant: &str, started: InstanceView, timeout: Duration
             Update::Deleted(_, d) if d.name == last.name => bail!("{} was deleted while starting", d.name),
             _ => continue,
         }
-        let phase = cell(last.phase.clone());
-        if shown.as_deref() != Some(phase.as_str()) {
-            if plain && last.phase.is_some() {
-                let message = last.message.as_deref().map(|m| format!("  {m}")).unwrap_or_default();
-                let _ = writeln!(std::io::stderr().lock(), "{}: {phase}{message}", last.name);
-            } else if let Some(prev) = &shown {
-                bar.println(format!("  {} → {phase}", prev));
-            }
-            shown = Some(phase.clone());
+        if last.phase.is_some() {
+            progress.update(&cell(last.phase.clone()), last.message.as_deref());
         }
-        bar.set_message(format!("{phase}  {}", last.message.clone().unwrap_or_default()));
         if last.settled() {
-            bar.finish_and_clear();
+            progress.finish();
             return Ok(last);
         }
         if held_by_quota(&last) {
-            bar.finish_and_clear();
+            progress.finish();
             return Err(Refused(format!(
                 "{} cannot start now: {}; it stays Pending and tries again every {} s \
                  (`paddock instance stop {}` gives up)",
@@ -278,9 +261,24 @@ pub async fn run(args: InstanceArgs) -> Result<()> {
             let i: InstanceView = c.get(&path(&tenant, &format!("/{name}"))).await?;
             show(out, &i, detail)
         }
-        InstanceCommand::Stop { name } => {
-            let i: InstanceView = c.delete(&path(&tenant, &format!("/{name}"))).await?;
-            print(out, &i, HEADER, |i| vec![row(i)])
+        InstanceCommand::Stop { name, wait, timeout } => {
+            let at = path(&tenant, &format!("/{name}"));
+            let i: InstanceView = c.delete(&at).await?;
+            if !wait {
+                return print(out, &i, HEADER, |i| vec![row(i)]);
+            }
+            poll(&c, &at, &name, timeout, out == Format::Table, |now: Option<&InstanceView>| match now {
+                None => Step::Done,
+                Some(i) => Step::Wait(cell(i.phase.clone()), i.message.clone()),
+            })
+            .await?;
+            match out {
+                Format::Table => {
+                    println!("instance {name} stopped: its pods are gone, its objects deleted");
+                    Ok(())
+                }
+                _ => print(out, &i, HEADER, |i| vec![row(i)]),
+            }
         }
         InstanceCommand::Renew { name, ttl } => {
             let asked = ttl.as_deref().and_then(resources::template::parse_duration);

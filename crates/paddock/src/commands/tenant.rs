@@ -1,13 +1,15 @@
 //! `paddock tenant create|list|get|delete` through the API.
 
-use crate::client::ClientArgs;
-use crate::client::output::{cell, fields, print, section, show};
+use crate::client::output::{Format, cell, fields, print, section, show};
+use crate::client::wait::{Step, parse_duration, poll};
+use crate::client::{Client, ClientArgs};
 use anyhow::{Context, Result, bail};
 use api::model::{NewTenant, TenantView};
 use clap::{Args, Subcommand};
 use resources::TenantSpec;
 use resources::tenant::TenantKind;
 use std::path::PathBuf;
+use std::time::Duration;
 
 #[derive(Args, Debug)]
 pub struct TenantArgs {
@@ -42,6 +44,12 @@ pub enum TenantCommand {
         /// The whole spec from a YAML or JSON file (flags above then override it).
         #[arg(short = 'f', long)]
         file: Option<PathBuf>,
+        /// Wait until it is Ready (its namespace, quota, policies and storage in place).
+        #[arg(long)]
+        wait: bool,
+        /// Give up waiting after this long, e.g. 2m.
+        #[arg(long, default_value = "5m", value_parser = parse_duration)]
+        timeout: Duration,
     },
     /// List tenants (a tenant token sees its own).
     List,
@@ -54,6 +62,12 @@ pub enum TenantCommand {
     Delete {
         /// The tenant's name.
         name: String,
+        /// Wait until it is gone, its namespace with it.
+        #[arg(long)]
+        wait: bool,
+        /// Give up waiting after this long, e.g. 2m.
+        #[arg(long, default_value = "5m", value_parser = parse_duration)]
+        timeout: Duration,
     },
 }
 
@@ -140,6 +154,45 @@ fn detail(t: &TenantView) -> String {
     fields(&lines) + &section("Conditions", &["TYPE", "STATUS", "REASON", "MESSAGE"], &conds)
 }
 
+/// Where a tenant stands while `create --wait` waits for it.
+fn readiness(t: Option<&TenantView>) -> Step {
+    let Some(t) = t else { return Step::Fail("the tenant was deleted while it was being provisioned".into()) };
+    let ready = t.status.as_ref().and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready"));
+    match (phase(t).as_str(), ready) {
+        ("Ready", _) => Step::Done,
+        ("Failed", c) => Step::Fail(format!(
+            "tenant {} failed: {}",
+            t.name,
+            c.map_or("no reason given".to_string(), |c| format!("{} ({})", c.message, c.reason))
+        )),
+        ("Terminating", _) => Step::Fail(format!("tenant {} is being deleted", t.name)),
+        (p, c) => Step::Wait(if p == "-" { "Pending".into() } else { p.to_string() }, c.map(|c| c.message.clone())),
+    }
+}
+
+/// Where a tenant stands while `delete --wait` waits for it to go.
+fn removal(t: Option<&TenantView>) -> Step {
+    let Some(t) = t else { return Step::Done };
+    let st = t.status.as_ref();
+    // Until the controller's first write about the deletion, the status
+    // still tells of the tenant before it.
+    let message = match st.filter(|s| s.phase.as_deref() == Some("Terminating")) {
+        Some(s) => s.conditions.iter().find(|c| c.type_ == "Ready").map(|c| c.message.clone()),
+        None => Some(format!(
+            "deleting namespace {}",
+            st.and_then(|s| s.namespace.as_deref()).unwrap_or("and everything in it")
+        )),
+    };
+    Step::Wait(phase(t), message)
+}
+
+/// Waits after a create (`ready`: until Ready) or a delete (until gone);
+/// the tenant as last seen.
+async fn settle(c: &Client, name: &str, ready: bool, timeout: Duration, out: Format) -> Result<Option<TenantView>> {
+    let path = format!("/v1/tenants/{name}");
+    poll(c, &path, name, timeout, out == Format::Table, if ready { readiness } else { removal }).await
+}
+
 /// A tenant from a file: a Tenant manifest (its metadata.name too), `{spec: …}`
 /// or the bare spec.
 fn from_file(f: &PathBuf) -> Result<(Option<String>, TenantSpec)> {
@@ -166,7 +219,7 @@ pub async fn run(args: TenantArgs) -> Result<()> {
     let c = args.client.client()?;
     let out = args.client.output;
     match args.command {
-        TenantCommand::Create { name, kind, display_name, instances, cpu, memory, file } => {
+        TenantCommand::Create { name, kind, display_name, instances, cpu, memory, file, wait, timeout } => {
             let (named, mut spec) = match &file {
                 Some(f) => from_file(f)?,
                 None => (None, serde_json::from_value(serde_json::json!({"kind": "Team"}))?),
@@ -189,7 +242,10 @@ pub async fn run(args: TenantArgs) -> Result<()> {
             spec.quota.instances = instances.or(spec.quota.instances);
             spec.quota.cpu = cpu.or(spec.quota.cpu);
             spec.quota.memory = memory.or(spec.quota.memory);
-            let t: TenantView = c.post("/v1/tenants", &NewTenant { name, spec }).await?;
+            let mut t: TenantView = c.post("/v1/tenants", &NewTenant { name: name.clone(), spec }).await?;
+            if wait && let Some(now) = settle(&c, &name, true, timeout, out).await? {
+                t = now;
+            }
             print(out, &t, HEADER, |t| vec![row(t)])
         }
         TenantCommand::List => {
@@ -200,9 +256,19 @@ pub async fn run(args: TenantArgs) -> Result<()> {
             let t: TenantView = c.get(&format!("/v1/tenants/{name}")).await?;
             show(out, &t, detail)
         }
-        TenantCommand::Delete { name } => {
+        TenantCommand::Delete { name, wait, timeout } => {
             let t: TenantView = c.delete(&format!("/v1/tenants/{name}")).await?;
-            print(out, &t, HEADER, |t| vec![row(t)])
+            if !wait {
+                return print(out, &t, HEADER, |t| vec![row(t)]);
+            }
+            settle(&c, &name, false, timeout, out).await?;
+            match out {
+                Format::Table => {
+                    println!("tenant {name} deleted, its namespace with it");
+                    Ok(())
+                }
+                _ => print(out, &t, HEADER, |t| vec![row(t)]),
+            }
         }
     }
 }
@@ -232,6 +298,44 @@ mod tests {
         let err = super::from_file(&other).unwrap_err().to_string();
         assert!(err.contains("holds a Template, not a Tenant"), "{err}");
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    fn tenant(deleting: bool, phase: &str, reason: &str, message: &str) -> TenantView {
+        serde_json::from_value(serde_json::json!({"name": "red", "deleting": deleting, "spec": {"kind": "Team"},
+            "status": {"namespace": "paddock-red", "phase": phase, "conditions": [{"type": "Ready",
+                "status": "False", "reason": reason, "message": message, "lastTransitionTime": "2026-11-30T06:04:15Z"}]}}))
+        .unwrap()
+    }
+
+    #[test]
+    fn waiting_reads_the_phase_and_says_why() {
+        use crate::client::wait::Step;
+        let waits = |s: Step| match s {
+            Step::Wait(stage, message) => format!("{stage}: {}", message.unwrap_or_default()),
+            Step::Done => "done".into(),
+            Step::Fail(why) => format!("fail: {why}"),
+        };
+        let provisioning = tenant(false, "Provisioning", "Provisioning", "waiting for the storage volume to bind");
+        assert_eq!(
+            waits(super::readiness(Some(&provisioning))),
+            "Provisioning: waiting for the storage volume to bind"
+        );
+        let failed = tenant(false, "Failed", "StorageRefused", "no StorageClass \"fast\"");
+        assert_eq!(
+            waits(super::readiness(Some(&failed))),
+            "fail: tenant red failed: no StorageClass \"fast\" (StorageRefused)"
+        );
+        assert!(waits(super::readiness(None)).starts_with("fail: the tenant was deleted"));
+        // A deletion the controller has not written about yet: the status is
+        // still the tenant's before it, so the wait says what happens instead.
+        let deleting = tenant(true, "Ready", "Provisioned", "namespace paddock-red and everything in it are in place");
+        assert_eq!(waits(super::removal(Some(&deleting))), "Terminating: deleting namespace paddock-red");
+        let terminating = tenant(true, "Terminating", "Terminating", "deleting namespace paddock-red (3 pods left)");
+        assert_eq!(
+            waits(super::removal(Some(&terminating))),
+            "Terminating: deleting namespace paddock-red (3 pods left)"
+        );
+        assert_eq!(waits(super::removal(None)), "done");
     }
 
     #[test]

@@ -1,0 +1,136 @@
+//! Waiting on the CLI side: a spinner on a terminal (a plain line on stderr
+//! per stage otherwise, as in CI logs), `--timeout` values, and polling an
+//! object until it reaches a state or is gone.
+
+use super::{Client, Refused};
+use anyhow::Result;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::de::DeserializeOwned;
+use std::io::Write;
+use std::time::Duration;
+
+/// How often [`poll`] asks the API.
+const POLL_EVERY: Duration = Duration::from_millis(250);
+
+/// `--timeout` values: 90s, 15m, 2h.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    resources::template::parse_duration(s).ok_or_else(|| format!("{s:?} is not a duration (like 90s, 15m, 2h)"))
+}
+
+/// What a person sees while a command waits.
+pub struct Progress {
+    bar: ProgressBar,
+    /// No terminal: each new stage is a plain line on stderr.
+    plain: bool,
+    shown: Option<String>,
+    name: String,
+}
+
+impl Progress {
+    /// `show`: people are watching (table output); otherwise nothing is drawn.
+    pub fn new(name: &str, show: bool) -> Self {
+        let bar = if show { ProgressBar::new_spinner() } else { ProgressBar::hidden() };
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} {prefix} {wide_msg} [{elapsed}]")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        );
+        bar.set_prefix(name.to_string());
+        bar.enable_steady_tick(Duration::from_millis(120));
+        // Without a terminal the spinner draws nothing.
+        let plain = show && bar.is_hidden();
+        Progress { bar, plain, shown: None, name: name.to_string() }
+    }
+
+    /// The current stage (a phase) and what it is doing; a new stage is
+    /// kept on screen as a line of its own.
+    pub fn update(&mut self, stage: &str, message: Option<&str>) {
+        if self.shown.as_deref() != Some(stage) {
+            if self.plain {
+                let message = message.map(|m| format!("  {m}")).unwrap_or_default();
+                let _ = writeln!(std::io::stderr().lock(), "{}: {stage}{message}", self.name);
+            } else if let Some(prev) = &self.shown {
+                self.bar.println(format!("  {prev} → {stage}"));
+            }
+            self.shown = Some(stage.to_string());
+        }
+        self.bar.set_message(format!("{stage}  {}", message.unwrap_or_default()));
+    }
+
+    pub fn finish(&self) {
+        self.bar.finish_and_clear();
+    }
+}
+
+/// What [`poll`] makes of an answer.
+pub enum Step {
+    /// Not there yet: the stage and what it is doing, for the person waiting.
+    Wait(String, Option<String>),
+    Done,
+    /// It will not get there (exit code 1, this as the reason).
+    Fail(String),
+}
+
+/// Asks for `path` until `step` says it is done (`None`: the API answers 404)
+/// or failed, or `timeout` passes (a [`Refused`] naming the last stage).
+/// Returns the last answer.
+pub async fn poll<T: DeserializeOwned>(
+    c: &Client,
+    path: &str,
+    name: &str,
+    timeout: Duration,
+    show: bool,
+    mut step: impl FnMut(Option<&T>) -> Step,
+) -> Result<Option<T>> {
+    let mut progress = Progress::new(name, show);
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let now: Option<T> = c.get_opt(path).await?;
+        match step(now.as_ref()) {
+            Step::Done => {
+                progress.finish();
+                return Ok(now);
+            }
+            Step::Fail(why) => {
+                progress.finish();
+                return Err(Refused(why).into());
+            }
+            Step::Wait(stage, message) => {
+                progress.update(&stage, message.as_deref());
+                if tokio::time::Instant::now() + POLL_EVERY > deadline {
+                    progress.finish();
+                    let why = message.map(|m| format!(" ({m})")).unwrap_or_default();
+                    return Err(Refused(format!(
+                        "{name} is still {stage} after {}{why}; it goes on in the background",
+                        humantime(timeout)
+                    ))
+                    .into());
+                }
+            }
+        }
+        tokio::time::sleep(POLL_EVERY).await;
+    }
+}
+
+/// 300s → "5m", 90s → "90s".
+pub fn humantime(d: Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        s if s >= 3600 && s % 3600 == 0 => format!("{}h", s / 3600),
+        s if s >= 60 && s % 60 == 0 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timeouts_read_as_they_were_given() {
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert!(parse_duration("soon").unwrap_err().contains("not a duration"));
+        assert_eq!(humantime(Duration::from_secs(300)), "5m");
+        assert_eq!(humantime(Duration::from_secs(7200)), "2h");
+        assert_eq!(humantime(Duration::from_secs(90)), "90s");
+    }
+}
