@@ -49,7 +49,7 @@ async fn audit_fails_a_leaky_cluster_and_passes_a_tight_one() {
         }
     }
 
-    let (code, out, err) = audit(&kubeconfig, &["--tenant-label", &key, "--format", "json"]).await;
+    let (code, out, err) = audit(&kubeconfig, &["--tenant-label", &key, "-o", "json"]).await;
     assert_eq!(code, 1, "a leaky cluster fails the audit\n{out}\n{err}");
     let v: Value = serde_json::from_str(&out).unwrap();
     assert!(v["crossTenantPaths"].as_u64().unwrap() >= 8, "{v}");

@@ -135,6 +135,12 @@ async fn nodes_set_role_labels_and_taints() {
     let n = nodes.get("node-1").await.unwrap();
     assert_eq!(n.metadata.labels.unwrap()["paddock.dev/node-role"], "task");
     assert!(n.spec.unwrap().taints.unwrap_or_default().iter().all(|t| t.key != "paddock.dev/node-role"));
+    // The list for scripts.
+    let out = paddock_async(vec!["nodes".into(), "--kubeconfig".into(), kc.clone(), "-o".into(), "json".into()]).await;
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let row = rows.as_array().unwrap().iter().find(|r| r["name"] == "node-1").unwrap().clone();
+    assert_eq!((row["role"].as_str(), &row["taint"]), (Some("task"), &serde_json::Value::Null), "{row}");
+    assert!(row["paddockPods"].is_u64(), "{row}");
     let out =
         paddock_async(vec!["nodes".into(), "--kubeconfig".into(), kc, "set-role".into(), "nope".into(), "task".into()])
             .await;

@@ -24,8 +24,8 @@ pub enum Format {
 pub struct AuditArgs {
     #[command(flatten)]
     pub cluster: ClusterArgs,
-    /// Output format.
-    #[arg(long, value_enum, default_value = "table")]
+    /// Output: a table for people, json for scripts (`--format` is the old name).
+    #[arg(short = 'o', long = "output", alias = "format", value_enum, default_value = "table")]
     pub format: Format,
     /// Namespace label that marks tenant namespaces; its value names the tenant.
     #[arg(long, default_value = "paddock.dev/tenant")]

@@ -1,6 +1,7 @@
 //! `paddock nodes`: nodes with their role, taint, allocatable resources and
 //! Paddock pods; `paddock nodes set-role NODE ROLE [--taint EFFECT|none]`.
 
+use crate::client::output::{Format, cell, print};
 use crate::kubeconfig::ClusterArgs;
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
@@ -8,6 +9,7 @@ use controller::labels::{MANAGED_BY, MANAGER, NODE_ROLE};
 use controller::noderoles::ROLES;
 use k8s_openapi::api::core::v1::{Node, Pod, Taint};
 use kube::api::{Api, ListParams, Patch, PatchParams};
+use serde::Serialize;
 use std::collections::BTreeMap;
 use std::io::Write;
 
@@ -15,8 +17,27 @@ use std::io::Write;
 pub struct NodesArgs {
     #[command(flatten)]
     pub cluster: ClusterArgs,
+    /// Output of the list: a table for people, json or yaml for scripts.
+    #[arg(short = 'o', long, value_enum, default_value = "table")]
+    pub output: Format,
     #[command(subcommand)]
     pub action: Option<NodesAction>,
+}
+
+/// One node as the list shows it.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct NodeRow {
+    name: String,
+    /// Its Paddock role (the `paddock.dev/node-role` label), if any.
+    role: Option<String>,
+    /// The effect of the role's taint, if it has one.
+    taint: Option<String>,
+    cpu: Option<String>,
+    memory: Option<String>,
+    pods: Option<String>,
+    /// Paddock's pods scheduled there.
+    paddock_pods: usize,
 }
 
 #[derive(Subcommand, Debug)]
@@ -38,12 +59,12 @@ pub async fn run(args: NodesArgs) -> Result<()> {
     let client = args.cluster.client().await?;
     let nodes: Api<Node> = Api::all(client.clone());
     match args.action {
-        None => list(&nodes, &Api::all(client)).await,
+        None => list(&nodes, &Api::all(client), args.output).await,
         Some(NodesAction::SetRole { node, role, taint }) => set_role(&nodes, &node, &role, &taint).await,
     }
 }
 
-async fn list(nodes: &Api<Node>, pods: &Api<Pod>) -> Result<()> {
+async fn list(nodes: &Api<Node>, pods: &Api<Pod>, out: Format) -> Result<()> {
     let nodes = nodes.list(&ListParams::default()).await.context("listing nodes")?.items;
     let ours = pods
         .list(&ListParams::default().labels(&format!("{MANAGED_BY}={MANAGER}")))
@@ -56,37 +77,40 @@ async fn list(nodes: &Api<Node>, pods: &Api<Pod>) -> Result<()> {
             *per_node.entry(n).or_default() += 1;
         }
     }
-    let mut out = std::io::stdout().lock();
-    writeln!(
-        out,
-        "{:<24} {:<10} {:<18} {:>6} {:>10} {:>5} {:>13}",
-        "NAME", "ROLE", "TAINT", "CPU", "MEMORY", "PODS", "PADDOCK-PODS"
-    )?;
-    for n in nodes {
-        let name = n.metadata.name.clone().unwrap_or_default();
-        let role = n.metadata.labels.as_ref().and_then(|l| l.get(NODE_ROLE)).cloned().unwrap_or_else(|| "-".into());
-        let taint = n
-            .spec
-            .as_ref()
-            .and_then(|s| s.taints.as_ref())
-            .and_then(|ts| ts.iter().find(|t| t.key == NODE_ROLE))
-            .map(|t| t.effect.clone())
-            .unwrap_or_else(|| "-".into());
-        let alloc = n.status.as_ref().and_then(|s| s.allocatable.clone()).unwrap_or_default();
-        let get = |k: &str| alloc.get(k).map(|q| q.0.clone()).unwrap_or_else(|| "-".into());
-        writeln!(
-            out,
-            "{:<24} {:<10} {:<18} {:>6} {:>10} {:>5} {:>13}",
-            name,
-            role,
-            taint,
-            get("cpu"),
-            get("memory"),
-            get("pods"),
-            per_node.get(&name).copied().unwrap_or(0)
-        )?;
-    }
-    Ok(())
+    let rows: Vec<NodeRow> = nodes
+        .into_iter()
+        .map(|n| {
+            let name = n.metadata.name.clone().unwrap_or_default();
+            let role = n.metadata.labels.as_ref().and_then(|l| l.get(NODE_ROLE)).cloned();
+            let taint = n
+                .spec
+                .as_ref()
+                .and_then(|s| s.taints.as_ref())
+                .and_then(|ts| ts.iter().find(|t| t.key == NODE_ROLE))
+                .map(|t| t.effect.clone());
+            let alloc = n.status.and_then(|s| s.allocatable).unwrap_or_default();
+            let get = |k: &str| alloc.get(k).map(|q| q.0.clone());
+            let paddock_pods = per_node.get(&name).copied().unwrap_or(0);
+            NodeRow { name, role, taint, cpu: get("cpu"), memory: get("memory"), pods: get("pods"), paddock_pods }
+        })
+        .collect();
+    let header = ["NAME", "ROLE", "TAINT", "CPU", "MEMORY", "PODS", "PADDOCK-PODS"];
+    print(out, &rows, &header, |rows| {
+        rows.iter()
+            .map(|r| {
+                let c = |v: &Option<String>| cell(v.as_deref());
+                vec![
+                    r.name.clone(),
+                    c(&r.role),
+                    c(&r.taint),
+                    c(&r.cpu),
+                    c(&r.memory),
+                    c(&r.pods),
+                    r.paddock_pods.to_string(),
+                ]
+            })
+            .collect()
+    })
 }
 
 async fn set_role(nodes: &Api<Node>, name: &str, role: &str, effect: &str) -> Result<()> {
