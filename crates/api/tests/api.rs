@@ -451,6 +451,25 @@ async fn start_is_idempotent_renew_extends_and_limits_answer_429() {
     assert!(v["detail"].as_str().unwrap().contains("its quota (spec.quota.instances) allows 2"), "{v}");
     assert_eq!(h.get("retry-after").unwrap(), "30");
 
+    // A template that needs more than the tenant's whole quota could never
+    // start: 422 naming the need and the quota, and nothing is created.
+    let (code, v) = env
+        .call("PATCH", &format!("/v1/tenants/{a}"), Some(ADMIN), Some(json!({"quota": {"instances": 2, "cpu": "2"}})))
+        .await;
+    assert_eq!(code, StatusCode::OK, "{v}");
+    let huge = json!({"spec": {"pods": [{"name": "web", "image": "nginx:1.27",
+        "resources": {"requests": {"cpu": "3", "memory": "64Mi"}}}]}});
+    let tpl3 = format!("{}-huge", env.template);
+    let (code, v) = env.call("PUT", &format!("/v1/templates/{tpl3}"), Some(ADMIN), Some(huge)).await;
+    assert_eq!(code, StatusCode::CREATED, "{v}");
+    let (code, v) = start(&env, &a, &tok, json!({"template": tpl3, "name": "too-big"})).await;
+    assert_eq!(code, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert_eq!(v["field"], "template", "{v}");
+    let want = format!("it needs cpu 3, more than tenant \"{a}\"'s whole quota (spec.quota.cpu 2)");
+    assert!(v["detail"].as_str().unwrap().contains(&want), "{v}");
+    assert_eq!(env.call("GET", &format!("{path}/too-big"), Some(&tok), None).await.0, StatusCode::NOT_FOUND);
+    let _ = env.call("DELETE", &format!("/v1/templates/{tpl3}"), Some(ADMIN), None).await;
+
     // Renew: the lifetime grows, capped at maxTtl (2h); past that, 409.
     let ipath = format!("{path}/{name}");
     let (code, v) = env.call("POST", &format!("{ipath}/renew"), Some(&tok), Some(json!({"ttl": "90m"}))).await;

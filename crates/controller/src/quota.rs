@@ -99,15 +99,23 @@ pub async fn claimed_usage(
     Ok(Usage::of_pods(&Api::<Pod>::namespaced(client.clone(), pool_ns).list(&lp).await?.items))
 }
 
-/// Why `more` does not fit the tenant's quota on top of `used`, if it does not.
-pub fn exceeded(tenant: &Tenant, used: Usage, more: Usage) -> Option<String> {
+/// One part of a tenant's quota that `used + more` goes over, rendered.
+struct Over {
+    what: &'static str,
+    used: String,
+    more: String,
+    max: String,
+}
+
+/// The parts of the tenant's quota (pods, cpu, memory) `used + more` goes over.
+fn over(tenant: &Tenant, used: Usage, more: Usage) -> Vec<Over> {
     let q = &tenant.spec.quota;
-    let total = used + more;
-    let mut why = Vec::new();
+    let mut out = Vec::new();
     if let Some(max) = q.pods
-        && total.pods > i128::from(max)
+        && used.pods + more.pods > i128::from(max)
     {
-        why.push(format!("pods: {} in use + {} needed > {max}", used.pods, more.pods));
+        let (used, more, max) = (used.pods.to_string(), more.pods.to_string(), max.to_string());
+        out.push(Over { what: "pods", used, more, max });
     }
     for (what, limit, u, m, bytes) in
         [("cpu", &q.cpu, used.cpu, more.cpu, false), ("memory", &q.memory, used.memory, more.memory, true)]
@@ -115,16 +123,48 @@ pub fn exceeded(tenant: &Tenant, used: Usage, more: Usage) -> Option<String> {
         if let Some(max) = limit.as_deref().and_then(Quantity::parse)
             && u + m > max
         {
-            why.push(format!(
-                "{what}: {} in use + {} needed > {limit}",
-                u.render(bytes),
-                m.render(bytes),
-                limit = max.render(bytes)
-            ));
+            out.push(Over { what, used: u.render(bytes), more: m.render(bytes), max: max.render(bytes) });
         }
     }
+    out
+}
+
+/// Why `more` does not fit the tenant's quota on top of `used`, if it does not.
+pub fn exceeded(tenant: &Tenant, used: Usage, more: Usage) -> Option<String> {
+    let why: Vec<String> = over(tenant, used, more)
+        .iter()
+        .map(|o| format!("{}: {} in use + {} needed > {}", o.what, o.used, o.more, o.max))
+        .collect();
     (!why.is_empty()).then(|| {
         format!("tenant {:?} is at its quota ({})", tenant.metadata.name.clone().unwrap_or_default(), why.join("; "))
+    })
+}
+
+/// Why an instance that needs `need` can never start under the tenant's
+/// quota as it is — it needs more than the whole quota, with nothing else
+/// running — if so.
+pub fn beyond(tenant: &Tenant, need: Usage) -> Option<String> {
+    let parts = over(tenant, Usage::default(), need);
+    let needs: Vec<String> = parts.iter().map(|o| format!("{} {}", o.what, o.more)).collect();
+    let quota: Vec<String> = parts.iter().map(|o| format!("spec.quota.{} {}", o.what, o.max)).collect();
+    (!parts.is_empty()).then(|| {
+        format!(
+            "it needs {}, more than tenant {:?}'s whole quota ({}); it can start only once the quota is raised",
+            needs.join(" and "),
+            tenant.metadata.name.clone().unwrap_or_default(),
+            quota.join(", ")
+        )
+    })
+}
+
+/// The least a template's instance asks for: its pods and their declared
+/// requests (a pod that declares none gets the namespace's defaults, which
+/// only add to this).
+pub fn template_floor(spec: &resources::TemplateSpec) -> Usage {
+    spec.pods.iter().fold(Usage::default(), |u, p| {
+        let req = p.resources.as_ref().and_then(|r| r.requests.as_ref());
+        let get = |k: &str| req.and_then(|r| r.get(k)).and_then(|q| Quantity::parse(&q.0)).unwrap_or(Quantity::ZERO);
+        u + Usage { pods: 1, cpu: get("cpu"), memory: get("memory") }
     })
 }
 
@@ -210,6 +250,31 @@ mod tests {
             why.contains("pods: 2 in use + 2 needed > 3") && why.contains("cpu: 1500m in use + 1 needed > 2"),
             "{why}"
         );
+    }
+
+    #[test]
+    fn an_instance_bigger_than_the_whole_quota_is_told_apart() {
+        let tenant: Tenant = serde_json::from_value(
+            json!({"metadata": {"name": "t"}, "spec": {"kind": "Team", "quota": {"pods": 3, "cpu": "300m"}}}),
+        )
+        .unwrap();
+        let tpl: resources::TemplateSpec = serde_json::from_value(json!({"pods": [
+            {"name": "a", "image": "x", "resources": {"requests": {"cpu": "250m", "memory": "1Gi"}}},
+            {"name": "b", "image": "x", "resources": {"requests": {"cpu": "250m"}}},
+            {"name": "c", "image": "x"}]}))
+        .unwrap();
+        let need = template_floor(&tpl);
+        assert_eq!((need.pods, need.cpu, need.memory), (3, Quantity(500), Quantity::parse("1Gi").unwrap()));
+        let why = beyond(&tenant, need).unwrap();
+        assert_eq!(
+            why,
+            "it needs cpu 500m, more than tenant \"t\"'s whole quota (spec.quota.cpu 300m); \
+             it can start only once the quota is raised"
+        );
+        let small = Usage { pods: 3, cpu: Quantity(300), memory: Quantity::ZERO };
+        assert_eq!(beyond(&tenant, small), None, "fits when nothing else runs");
+        let four = Usage { pods: 4, ..small };
+        assert!(beyond(&tenant, four).unwrap().starts_with("it needs pods 4, more than"));
     }
 
     #[test]

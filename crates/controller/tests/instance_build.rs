@@ -201,7 +201,9 @@ fn instance_problems_name_the_field() {
     .unwrap_err();
     let text: Vec<String> = e.iter().map(|p| p.to_string()).collect();
     assert!(
-        text.contains(&"spec.env.FLAG: template \"ctf-web\" does not let instances set FLAG".to_string()),
+        text.contains(
+            &"spec.env.FLAG: template \"ctf-web\" does not let instances set FLAG (they may set: MODE)".to_string()
+        ),
         "{text:?}"
     );
     assert!(text.contains(&"spec.ttl: 12h is longer than the template's maxTtl 6h".to_string()), "{text:?}");

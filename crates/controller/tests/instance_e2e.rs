@@ -315,13 +315,14 @@ async fn isolation_on_kubesim_limits_and_fifty_concurrent_instances() {
     assert!(msg.contains("exceeded quota: quota, requested: requests.cpu=50m"), "{msg}");
 
     // All or nothing: an instance whose second pod is over the quota keeps
-    // neither (the first one, created before the refusal, goes again).
+    // neither (the first one, created before the refusal, goes again). The
+    // pair (100m) fits team-x's quota (125m) on its own, not next to "one".
     let pair = json!({"apiVersion": "paddock.dev/v1alpha1", "kind": "Template", "metadata": {"name": "pair"},
         "spec": {"pods": [{"name": "a", "image": "busybox:1.36", "resources": {"requests": {"cpu": "50m"}}},
                           {"name": "b", "image": "busybox:1.36", "resources": {"requests": {"cpu": "50m"}}}]}});
     templates.patch("pair", &PatchParams::apply("paddock-test").force(), &Patch::Apply(&pair)).await.unwrap();
     let t: Tenant = serde_json::from_value(json!({"apiVersion": "paddock.dev/v1alpha1", "kind": "Tenant",
-        "metadata": {"name": "team-x"}, "spec": {"kind": "Team", "storage": {"enabled": false}, "quota": {"cpu": "75m"}}}))
+        "metadata": {"name": "team-x"}, "spec": {"kind": "Team", "storage": {"enabled": false}, "quota": {"cpu": "125m"}}}))
     .unwrap();
     tenants.create(&PostParams::default(), &t).await.unwrap();
     wait_for(&tenants, "team-x", T, |t| t.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Ready")).await;
@@ -332,21 +333,33 @@ async fn isolation_on_kubesim_limits_and_fifty_concurrent_instances() {
         quotas.get_opt("quota").await.unwrap().is_some_and(|q| q.status.is_some_and(|s| s.used.is_some()))
     })
     .await;
+    qx.create(&PostParams::default(), &new("one", "small")).await.unwrap();
+    wait_for(&qx, "one", T, |i| phase(i) == Some(InstancePhase::Running)).await;
     qx.create(&PostParams::default(), &new("both", "pair")).await.unwrap();
     let i = wait_for(&qx, "both", T, |i| reason(i) == "QuotaExceeded").await;
     assert_eq!(phase(&i), Some(InstancePhase::Pending));
+    let msg = i.status.unwrap().conditions[0].message.clone();
+    assert!(msg.contains("exceeded quota: quota, requested: requests.cpu=50m, used: requests.cpu=100m"), "{msg}");
     let pods_x: Api<Pod> = Api::namespaced(tc.client.clone(), "pc-team-x");
+    let both = ListParams::default().labels("paddock.dev/instance=both");
     wait_until(T, "no pod of the refused instance is left", || async {
-        pods_x.list(&ListParams::default()).await.unwrap().items.iter().all(|p| p.metadata.deletion_timestamp.is_some())
+        pods_x.list(&both).await.unwrap().items.iter().all(|p| p.metadata.deletion_timestamp.is_some())
     })
     .await;
     // ...and it waits before it tries again: its pods' deletions do not start
     // the next try at once (which would create and delete them in a loop).
     for _ in 0..20 {
         tokio::time::sleep(Duration::from_millis(100)).await;
-        let live = pods_x.list(&ListParams::default()).await.unwrap().items;
+        let live = pods_x.list(&both).await.unwrap().items;
         assert!(live.iter().all(|p| p.metadata.deletion_timestamp.is_some()), "a refused instance came back at once");
     }
+    // More than the whole quota: said as such, and no pod is tried.
+    qx.create(&PostParams::default(), &new("whale", "huge")).await.unwrap();
+    let i = wait_for(&qx, "whale", T, |i| reason(i) == "QuotaExceeded").await;
+    let msg = i.status.unwrap().conditions[0].message.clone();
+    assert!(msg.contains("it needs cpu 64, more than tenant \"team-x\"'s whole quota (spec.quota.cpu 125m)"), "{msg}");
+    let whale = ListParams::default().labels("paddock.dev/instance=whale");
+    assert!(pods_x.list(&whale).await.unwrap().items.is_empty());
 
     // Unschedulable: the scheduler's message reaches the instance.
     let i0: Api<Instance> = Api::namespaced(tc.client.clone(), "pc-team-0");

@@ -143,6 +143,11 @@ pub async fn start(
     if !problems.is_empty() {
         return Err(invalid(&problems));
     }
+    // An instance that needs more than the tenant's whole quota would wait
+    // for ever: refused, unlike one that only has to wait for others to stop.
+    if let Some(why) = controller::quota::beyond(&t, controller::quota::template_floor(&tpl.spec)) {
+        return Err(Problem::invalid("template", format!("template {:?}: {why}", body.template)));
+    }
     let api = api(&s, &tenant);
     let ns = s.namespace(&tenant);
     // An Idempotency-Key retry answers with what the first request started.

@@ -82,13 +82,24 @@ fn typed<K: DeserializeOwned>(v: Value) -> Result<K, Vec<FieldProblem>> {
 /// Checks an instance against its template (overrides, lifetime).
 pub fn validate(template: &Template, instance: &Instance) -> Vec<FieldProblem> {
     let mut out = Vec::new();
+    let settable: std::collections::BTreeSet<&str> = template
+        .spec
+        .pods
+        .iter()
+        .flat_map(|p| p.env.iter())
+        .filter(|e| e.overridable)
+        .map(|e| e.name.as_str())
+        .collect();
     for name in instance.spec.env.keys() {
-        let overridable =
-            template.spec.pods.iter().flat_map(|p| p.env.iter()).any(|e| &e.name == name && e.overridable);
-        if !overridable {
+        if !settable.contains(name.as_str()) {
+            let may = if settable.is_empty() {
+                "none".to_string()
+            } else {
+                settable.iter().copied().collect::<Vec<_>>().join(", ")
+            };
             out.push(FieldProblem::new(
                 format!("spec.env.{name}"),
-                format!("template {:?} does not let instances set {name}", template.name_any()),
+                format!("template {:?} does not let instances set {name} (they may set: {may})", template.name_any()),
             ));
         }
     }

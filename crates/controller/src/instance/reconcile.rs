@@ -421,16 +421,7 @@ async fn apply(inst: Arc<Instance>, ctx: Arc<Context>) -> Result<Action, Error> 
             None => pods_api.get_opt(&pname).await?.as_ref().map(PodBrief::of_labelled),
         });
     }
-    let claimed_from = caches.map(|k| quota::Claimed { cache: &k.pool_pods, pools: &ctx.pools });
-    // The namespace's ResourceQuota does not see pods claimed from a pool: with
-    // claimed pods, count the tenant as a whole before the first pod.
-    let claimed_usage = if quota::limits_pods(&tenant) && current.iter().all(Option::is_none) {
-        Some(quota::claimed_usage(c, &tenant.name_any(), &pool_ns, claimed_from).await?)
-    } else {
-        None
-    };
-    if let Some(claimed_usage) = claimed_usage.filter(|u| u.pods > 0) {
-        let used = quota::namespace_usage(c, &ns).await? + claimed_usage;
+    if quota::limits_pods(&tenant) && current.iter().all(Option::is_none) {
         let cpu = quantity::Quantity::parse(
             tenant.spec.defaults.cpu_request.as_deref().unwrap_or(&ctx.settings.default_cpu_request),
         )
@@ -445,8 +436,19 @@ async fn apply(inst: Arc<Instance>, ctx: Arc<Context>) -> Result<Action, Error> 
             .filter_map(|p| p.spec.as_ref())
             .map(|s| quota::Usage::of_spec(s, cpu, mem))
             .fold(quota::Usage::default(), |a, b| a + b);
-        if let Some(why) = quota::exceeded(&tenant, used, more) {
+        // More than the whole quota: said as such, without trying the pods.
+        if let Some(why) = quota::beyond(&tenant, more) {
             return over_quota(&ctx, &api, &inst, &why).await;
+        }
+        // The namespace's ResourceQuota does not see pods claimed from a pool:
+        // with claimed pods, count the tenant as a whole before the first pod.
+        let claimed_from = caches.map(|k| quota::Claimed { cache: &k.pool_pods, pools: &ctx.pools });
+        let claimed_usage = quota::claimed_usage(c, &tenant.name_any(), &pool_ns, claimed_from).await?;
+        if claimed_usage.pods > 0 {
+            let used = quota::namespace_usage(c, &ns).await? + claimed_usage;
+            if let Some(why) = quota::exceeded(&tenant, used, more) {
+                return over_quota(&ctx, &api, &inst, &why).await;
+            }
         }
     }
     if current.iter().all(Option::is_none)

@@ -112,8 +112,12 @@ pub async fn claim(
     if quota::limits_pods(tenant) {
         let ns = inst.namespace().unwrap_or_default();
         let claimed = cache.map(|cache| quota::Claimed { cache, pools });
+        let need = Usage::of_pods(first.iter().map(|p| &**p));
+        if let Some(why) = quota::beyond(tenant, need) {
+            return Ok(Outcome::OverQuota(why));
+        }
         let used = quota::usage(client, &tenant.name_any(), &ns, pool_ns, claimed).await?;
-        if let Some(why) = quota::exceeded(tenant, used, Usage::of_pods(first.iter().map(|p| &**p))) {
+        if let Some(why) = quota::exceeded(tenant, used, need) {
             return Ok(Outcome::OverQuota(why));
         }
     }
