@@ -465,7 +465,7 @@ async fn start_is_idempotent_renew_extends_and_limits_answer_429() {
     let (code, v) = start(&env, &a, &tok, json!({"template": tpl3, "name": "too-big"})).await;
     assert_eq!(code, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
     assert_eq!(v["field"], "template", "{v}");
-    let want = format!("it needs cpu 3, more than tenant \"{a}\"'s whole quota (spec.quota.cpu 2)");
+    let want = format!("\"{tpl3}\" needs cpu 3, more than tenant \"{a}\"'s whole quota (spec.quota.cpu 2)");
     assert!(v["detail"].as_str().unwrap().contains(&want), "{v}");
     assert_eq!(env.call("GET", &format!("{path}/too-big"), Some(&tok), None).await.0, StatusCode::NOT_FOUND);
     let _ = env.call("DELETE", &format!("/v1/templates/{tpl3}"), Some(ADMIN), None).await;

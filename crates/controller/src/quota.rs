@@ -142,14 +142,14 @@ pub fn exceeded(tenant: &Tenant, used: Usage, more: Usage) -> Option<String> {
 
 /// Why an instance that needs `need` can never start under the tenant's
 /// quota as it is — it needs more than the whole quota, with nothing else
-/// running — if so.
-pub fn beyond(tenant: &Tenant, need: Usage) -> Option<String> {
+/// running — if so; `who` is what needs it ("it", a template's name).
+pub fn beyond(tenant: &Tenant, need: Usage, who: &str) -> Option<String> {
     let parts = over(tenant, Usage::default(), need);
     let needs: Vec<String> = parts.iter().map(|o| format!("{} {}", o.what, o.more)).collect();
     let quota: Vec<String> = parts.iter().map(|o| format!("spec.quota.{} {}", o.what, o.max)).collect();
     (!parts.is_empty()).then(|| {
         format!(
-            "it needs {}, more than tenant {:?}'s whole quota ({}); it can start only once the quota is raised",
+            "{who} needs {}, more than tenant {:?}'s whole quota ({}); it can start only once the quota is raised",
             needs.join(" and "),
             tenant.metadata.name.clone().unwrap_or_default(),
             quota.join(", ")
@@ -265,16 +265,16 @@ mod tests {
         .unwrap();
         let need = template_floor(&tpl);
         assert_eq!((need.pods, need.cpu, need.memory), (3, Quantity(500), Quantity::parse("1Gi").unwrap()));
-        let why = beyond(&tenant, need).unwrap();
+        let why = beyond(&tenant, need, "it").unwrap();
         assert_eq!(
             why,
             "it needs cpu 500m, more than tenant \"t\"'s whole quota (spec.quota.cpu 300m); \
              it can start only once the quota is raised"
         );
         let small = Usage { pods: 3, cpu: Quantity(300), memory: Quantity::ZERO };
-        assert_eq!(beyond(&tenant, small), None, "fits when nothing else runs");
+        assert_eq!(beyond(&tenant, small, "it"), None, "fits when nothing else runs");
         let four = Usage { pods: 4, ..small };
-        assert!(beyond(&tenant, four).unwrap().starts_with("it needs pods 4, more than"));
+        assert!(beyond(&tenant, four, "it").unwrap().starts_with("it needs pods 4, more than"));
     }
 
     #[test]

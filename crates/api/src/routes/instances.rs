@@ -145,8 +145,9 @@ pub async fn start(
     }
     // An instance that needs more than the tenant's whole quota would wait
     // for ever: refused, unlike one that only has to wait for others to stop.
-    if let Some(why) = controller::quota::beyond(&t, controller::quota::template_floor(&tpl.spec)) {
-        return Err(Problem::invalid("template", format!("template {:?}: {why}", body.template)));
+    let who = format!("{:?}", body.template);
+    if let Some(why) = controller::quota::beyond(&t, controller::quota::template_floor(&tpl.spec), &who) {
+        return Err(Problem::invalid("template", why));
     }
     let api = api(&s, &tenant);
     let ns = s.namespace(&tenant);

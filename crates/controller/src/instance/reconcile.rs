@@ -437,7 +437,7 @@ async fn apply(inst: Arc<Instance>, ctx: Arc<Context>) -> Result<Action, Error> 
             .map(|s| quota::Usage::of_spec(s, cpu, mem))
             .fold(quota::Usage::default(), |a, b| a + b);
         // More than the whole quota: said as such, without trying the pods.
-        if let Some(why) = quota::beyond(&tenant, more) {
+        if let Some(why) = quota::beyond(&tenant, more, "it") {
             return over_quota(&ctx, &api, &inst, &why).await;
         }
         // The namespace's ResourceQuota does not see pods claimed from a pool:

@@ -113,7 +113,7 @@ pub async fn claim(
         let ns = inst.namespace().unwrap_or_default();
         let claimed = cache.map(|cache| quota::Claimed { cache, pools });
         let need = Usage::of_pods(first.iter().map(|p| &**p));
-        if let Some(why) = quota::beyond(tenant, need) {
+        if let Some(why) = quota::beyond(tenant, need, "it") {
             return Ok(Outcome::OverQuota(why));
         }
         let used = quota::usage(client, &tenant.name_any(), &ns, pool_ns, claimed).await?;
