@@ -82,6 +82,9 @@ pub struct TemplateView {
     pub status: Option<TemplateStatus>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub created: Option<String>,
+    /// Deleted, and kept until its last instance stops; it starts no new ones.
+    #[serde(default)]
+    pub deleting: bool,
 }
 
 impl From<&Template> for TemplateView {
@@ -91,6 +94,7 @@ impl From<&Template> for TemplateView {
             spec: t.spec.clone(),
             status: t.status.clone(),
             created: t.metadata.creation_timestamp.as_ref().map(|c| c.0.to_string()),
+            deleting: t.metadata.deletion_timestamp.is_some(),
         }
     }
 }

@@ -499,6 +499,39 @@ async fn start_is_idempotent_renew_extends_and_limits_answer_429() {
     })
     .await;
     let _ = env.call("DELETE", &format!("/v1/templates/{tpl2}"), Some(ADMIN), None).await;
+
+    // A template in use stays when deleted, refusing new instances and
+    // changes, until its last instance is gone.
+    let tpl4 = format!("{}-kept", env.template);
+    let kept = json!({"spec": {"pods": [{"name": "web", "image": "nginx:1.27"}]}});
+    let (code, v) = env.call("PUT", &format!("/v1/templates/{tpl4}"), Some(ADMIN), Some(kept.clone())).await;
+    assert_eq!(code, StatusCode::CREATED, "{v}");
+    let tpath = format!("/v1/templates/{tpl4}");
+    kubesim::testing::wait_until(T, "the template's finalizer", || async {
+        let (_, v) = env.call("GET", &tpath, Some(ADMIN), None).await;
+        v["status"]["conditions"][0]["status"] == "True"
+    })
+    .await;
+    let (code, v) = start(&env, &a, &tok, json!({"template": tpl4, "name": "keeper"})).await;
+    assert_eq!(code, StatusCode::CREATED, "{v}");
+    assert_eq!(env.call("DELETE", &tpath, Some(ADMIN), None).await.0, StatusCode::NO_CONTENT);
+    let (code, v) = env.call("GET", &tpath, Some(ADMIN), None).await;
+    assert_eq!((code, &v["deleting"]), (StatusCode::OK, &json!(true)), "{v}");
+    let (code, v) = start(&env, &a, &tok, json!({"template": tpl4})).await;
+    assert_eq!(
+        (code, v["type"].as_str()),
+        (StatusCode::CONFLICT, Some("https://paddock.dev/problems/template-deleting"))
+    );
+    let (code, v) = env.call("PUT", &tpath, Some(ADMIN), Some(kept)).await;
+    assert_eq!(
+        (code, v["type"].as_str()),
+        (StatusCode::CONFLICT, Some("https://paddock.dev/problems/template-deleting"))
+    );
+    assert_eq!(env.call("DELETE", &format!("{path}/keeper"), Some(&tok), None).await.0, StatusCode::ACCEPTED);
+    kubesim::testing::wait_until(T, "the template goes with its last instance", || async {
+        env.call("GET", &tpath, Some(ADMIN), None).await.0 == StatusCode::NOT_FOUND
+    })
+    .await;
     env.finish().await;
 }
 

@@ -101,6 +101,7 @@ where
     let instances =
         crate::instance::reconcile::Context::with_pools(client.clone(), settings.clone(), pools.clone(), m.clone());
     instances.read_tenants_from(watches.stores());
+    let template_users = Some(instances.clone());
     tokio::join!(
         crate::tenant::run_with(
             crate::tenant::Context::new(client.clone(), settings.clone(), m.clone()),
@@ -112,7 +113,7 @@ where
             crate::pool::reconcile::Context::new(client.clone(), settings, pools, m.clone()),
             stop.clone()
         ),
-        crate::template::run(client, m.clone(), stop),
+        crate::template::run(client, m.clone(), template_users, stop),
     );
 }
 

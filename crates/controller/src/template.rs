@@ -1,24 +1,44 @@
 //! The template controller: validates each Template and reports it in
 //! `status` (Accepted condition, pod count). Instances of a template that is
 //! not accepted are refused by the instance reconciler with the same reasons.
+//!
+//! A template in use is protected, as a PersistentVolumeClaim in use is: its
+//! finalizer keeps a deleted template until its last instance is gone, so
+//! those instances keep being repaired (a deleted pod re-created), while new
+//! ones are refused and its warm pool drains.
 
 use crate::metrics::Metrics;
+use crate::written::{add_finalizer, remove_finalizer};
 use futures::StreamExt;
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::watcher;
 use kube::{Client, ResourceExt};
-use resources::Template;
 use resources::template::TemplateStatus;
+use resources::{Instance, Template};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// The status a template should have.
-pub fn status_for(t: &Template) -> TemplateStatus {
+/// Keeps a deleted template while instances of it remain.
+pub const FINALIZER: &str = "paddock.dev/template-in-use";
+
+/// How often a deleted template still in use looks at its instances again.
+const RECHECK: Duration = Duration::from_secs(2);
+
+/// The status a template should have; `users`: the instances that hold a
+/// deleted template back.
+pub fn status_for(t: &Template, users: &[String]) -> TemplateStatus {
     let problems = t.spec.validate();
-    let (ok, reason, message) = if problems.is_empty() {
+    let (ok, reason, message) = if t.metadata.deletion_timestamp.is_some() {
+        let some: Vec<&str> = users.iter().take(5).map(String::as_str).collect();
+        let more =
+            if users.len() > some.len() { format!(" and {} more", users.len() - some.len()) } else { String::new() };
+        let message =
+            format!("being deleted; waiting for {} instance(s) to stop: {}{more}", users.len(), some.join(", "));
+        (false, "Deleting", message)
+    } else if problems.is_empty() {
         (true, "Valid", "the template can be started".to_string())
     } else {
         (false, "Invalid", problems.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("; "))
@@ -50,18 +70,47 @@ pub fn status_for(t: &Template) -> TemplateStatus {
 struct Context {
     client: Client,
     metrics: Arc<Metrics>,
+    /// The instance controller, whose watch cache says which instances use a
+    /// template (without it, they are listed from the API server).
+    instances: Option<Arc<crate::instance::reconcile::Context>>,
+}
+
+impl Context {
+    /// The instances (namespace/name) of template `name`.
+    async fn users(&self, name: &str) -> Result<Vec<String>, kube::Error> {
+        if let Some(users) = self.instances.as_ref().and_then(|i| i.instances_of(name)) {
+            return Ok(users);
+        }
+        let all = Api::<Instance>::all(self.client.clone()).list(&ListParams::default()).await?;
+        Ok(all
+            .items
+            .iter()
+            .filter(|i| i.spec.template == name)
+            .map(|i| format!("{}/{}", i.namespace().unwrap_or_default(), i.name_any()))
+            .collect())
+    }
 }
 
 async fn reconcile(t: Arc<Template>, ctx: Arc<Context>) -> Result<Action, kube::Error> {
     ctx.metrics
         .reconcile("template", async {
-            let want = status_for(&t);
-            if t.status.as_ref() != Some(&want) {
-                let api: Api<Template> = Api::all(ctx.client.clone());
-                let pp = PatchParams::default();
-                api.patch_status(&t.name_any(), &pp, &Patch::Merge(serde_json::json!({"status": want}))).await?;
+            let api: Api<Template> = Api::all(ctx.client.clone());
+            let name = t.name_any();
+            let deleting = t.metadata.deletion_timestamp.is_some();
+            let users = if deleting { ctx.users(&name).await? } else { Vec::new() };
+            if deleting && users.is_empty() {
+                remove_finalizer(&api, t.as_ref(), FINALIZER).await?;
+                return Ok(Action::await_change());
             }
-            Ok(Action::await_change())
+            if !deleting && !t.finalizers().iter().any(|f| f == FINALIZER) {
+                add_finalizer(&api, t.as_ref(), FINALIZER).await?;
+            }
+            let want = status_for(&t, &users);
+            if t.status.as_ref() != Some(&want) {
+                let pp = PatchParams::default();
+                api.patch_status(&name, &pp, &Patch::Merge(serde_json::json!({"status": want}))).await?;
+            }
+            Ok(if deleting { Action::requeue(RECHECK) } else { Action::await_change() })
         })
         .await
 }
@@ -71,13 +120,16 @@ fn error_policy(t: Arc<Template>, e: &kube::Error, _: Arc<Context>) -> Action {
     Action::requeue(Duration::from_secs(2))
 }
 
-/// Runs the template controller until `shutdown` resolves.
+/// Runs the template controller until `shutdown` resolves; `instances`:
+/// the instance controller, whose cache tells which instances use a
+/// template (`None`: they are listed when a template is deleted).
 pub async fn run(
     client: Client,
     metrics: Arc<Metrics>,
+    instances: Option<Arc<crate::instance::reconcile::Context>>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
-    let ctx = Arc::new(Context { client: client.clone(), metrics });
+    let ctx = Arc::new(Context { client: client.clone(), metrics, instances });
     Controller::new(Api::<Template>::all(client), watcher::Config::default())
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx.clone())
@@ -98,14 +150,24 @@ mod tests {
             serde_json::from_value(serde_json::json!({"apiVersion": "paddock.dev/v1alpha1", "kind": "Template",
             "metadata": {"name": "t", "generation": 3}, "spec": {"pods": [{"name": "a", "image": "busybox"}]}}))
             .unwrap();
-        let s = status_for(&good);
+        let s = status_for(&good, &[]);
         assert_eq!((s.conditions[0].status.as_str(), s.pods, s.observed_generation), ("True", Some(1), Some(3)));
         let bad: Template =
             serde_json::from_value(serde_json::json!({"apiVersion": "paddock.dev/v1alpha1", "kind": "Template",
             "metadata": {"name": "t"}, "spec": {"pods": []}}))
             .unwrap();
-        let s = status_for(&bad);
+        let s = status_for(&bad, &[]);
         assert_eq!(s.conditions[0].reason, "Invalid");
         assert_eq!(s.conditions[0].message, "spec.pods: a template needs at least one pod");
+        let mut deleted = good.clone();
+        deleted.metadata.deletion_timestamp = Some(Time(Timestamp::now()));
+        let users: Vec<String> = (0..7).map(|i| format!("team-a/web-{i}")).collect();
+        let s = status_for(&deleted, &users);
+        assert_eq!((s.conditions[0].status.as_str(), s.conditions[0].reason.as_str()), ("False", "Deleting"));
+        assert_eq!(
+            s.conditions[0].message,
+            "being deleted; waiting for 7 instance(s) to stop: team-a/web-0, team-a/web-1, team-a/web-2, \
+             team-a/web-3, team-a/web-4 and 2 more"
+        );
     }
 }

@@ -172,6 +172,24 @@ where
     Ok(with)
 }
 
+/// Removes a finalizer, if the object has it, guarded by a `test` of its
+/// place in the list (a concurrent change makes this a 422 to retry).
+pub async fn remove_finalizer<K>(api: &Api<K>, obj: &K, finalizer: &str) -> Result<(), kube::Error>
+where
+    K: Resource + Clone + Serialize + DeserializeOwned + Debug,
+{
+    let Some(i) = obj.meta().finalizers.iter().flatten().position(|f| f == finalizer) else { return Ok(()) };
+    let patch = serde_json::json!([
+        {"op": "test", "path": format!("/metadata/finalizers/{i}"), "value": finalizer},
+        {"op": "remove", "path": format!("/metadata/finalizers/{i}")}]);
+    let patch: json_patch::Patch = serde_json::from_value(patch).map_err(kube::Error::SerdeError)?;
+    match api.patch(&obj.name_any(), &PatchParams::default(), &Patch::Json::<()>(patch)).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -60,7 +60,7 @@ async fn instances_start_heal_limit_fail_and_expire() {
     let i_ctx = instance::reconcile::Context::new(tc.client.clone(), settings.clone(), Default::default());
     let h1 = tokio::spawn(tenant::run(t_ctx, stop.clone()));
     let h2 = tokio::spawn(instance::reconcile::run(i_ctx, stop.clone()));
-    let h3 = tokio::spawn(controller::template::run(tc.client.clone(), Default::default(), stop));
+    let h3 = tokio::spawn(controller::template::run(tc.client.clone(), Default::default(), None, stop));
 
     let tenants: Api<Tenant> = Api::all(tc.client.clone());
     let t: Tenant = serde_json::from_value(
@@ -192,6 +192,27 @@ async fn instances_start_heal_limit_fail_and_expire() {
     let release = json!({"metadata": {"finalizers": null}});
     insts.patch("web1", &PatchParams::default(), &Patch::Merge(&release)).await.unwrap();
     wait_gone(&insts, "web1", T).await;
+
+    // A template in use stays when it is deleted, until its last instance is
+    // gone: that instance is still repaired, and a new one is refused.
+    templates.delete("ctf-web", &DeleteParams::default()).await.unwrap();
+    let deleting = |t: &Template| {
+        t.status.as_ref().is_some_and(|s| s.conditions.iter().any(|c| c.type_ == "Accepted" && c.reason == "Deleting"))
+    };
+    let t = wait_for(&templates, "ctf-web", T, deleting).await;
+    let msg = &t.status.as_ref().unwrap().conditions[0].message;
+    assert_eq!(msg, &format!("being deleted; waiting for 1 instance(s) to stop: {ns}/web3"));
+    insts.create(&PostParams::default(), &new("web4", "ctf-web")).await.unwrap();
+    wait_for(&insts, "web4", T, |i| reason(i) == "TemplateDeleting").await;
+    let old_uid = pods.get("web3-db").await.unwrap().metadata.uid;
+    pods.delete("web3-db", &DeleteParams { grace_period_seconds: Some(0), ..Default::default() }).await.unwrap();
+    wait_until(T, "web3-db recreated under a deleted template", || async {
+        pods.get_opt("web3-db").await.ok().flatten().is_some_and(|p| p.metadata.uid != old_uid)
+    })
+    .await;
+    insts.delete("web3", &DeleteParams::default()).await.unwrap();
+    insts.delete("web4", &DeleteParams::default()).await.unwrap();
+    wait_gone(&templates, "ctf-web", T).await;
 
     // Orphan sweep: objects labelled for an instance that does not exist go.
     let orphan: Pod = serde_json::from_value(json!({"metadata": {"name": "left-behind", "labels": {"app.kubernetes.io/managed-by": "paddock", "paddock.dev/instance": "vanished"}},

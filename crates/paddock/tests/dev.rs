@@ -311,7 +311,8 @@ async fn cli_against_the_api(banner: &str) -> Vec<String> {
     let wait = sv(&["instance", "start", "ctf-web", "--tenant", "small", "--wait", "--timeout", "60s"]);
     let (code, _, err) = run(admin.clone(), wait).await.unwrap();
     assert_eq!(code, 1, "{err}");
-    assert!(err.contains("cannot start now") && err.contains("exceeded quota"), "{err}");
+    // ctf-web's three pods (300m with the defaults) are more than all of small's quota.
+    assert!(err.contains("cannot start now") && err.contains("more than tenant \"small\"'s whole quota"), "{err}");
     // Without a terminal, the phases it went through are plain lines on stderr.
     assert!(err.lines().any(|l| l.starts_with("ctf-web-") && l.contains(": Pending")), "{err}");
 
@@ -323,6 +324,13 @@ async fn cli_against_the_api(banner: &str) -> Vec<String> {
     assert_eq!(code, 0, "{err}");
     assert_eq!(out.lines().count(), 4, "{out}");
 
+    // A template in use stays when deleted, until its instance is gone.
+    let (code, out, err) = run(admin.clone(), sv(&["template", "delete", "ci-runner"])).await.unwrap();
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("template ci-runner is being deleted"), "{out}");
+    let (code, _, err) = run(token.clone(), sv(&["instance", "start", "ci-runner"])).await.unwrap();
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("is being deleted"), "{err}");
     // `stop --wait` and `delete --wait` return once the object is gone.
     let (code, out, err) =
         run(token.clone(), sv(&["instance", "stop", &name, "--wait", "--timeout", "60s"])).await.unwrap();
@@ -330,6 +338,10 @@ async fn cli_against_the_api(banner: &str) -> Vec<String> {
     assert!(out.contains(&format!("instance {name} stopped")), "{out}");
     let (code, _, err) = run(token.clone(), sv(&["instance", "get", &name])).await.unwrap();
     assert_eq!(code, 1, "{name} must be gone: {err}");
+    let del = sv(&["template", "delete", "ci-runner", "--wait", "--timeout", "60s"]);
+    let (code, out, err) = run(admin.clone(), del).await.unwrap();
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("template ci-runner deleted"), "{out}");
     let (code, out, err) =
         run(admin.clone(), sv(&["tenant", "delete", "small", "--wait", "--timeout", "60s"])).await.unwrap();
     assert_eq!(code, 0, "{err}");

@@ -119,6 +119,12 @@ pub async fn start(
         .template(&body.template)
         .await?
         .ok_or_else(|| Problem::invalid("template", format!("there is no template {:?}", body.template)))?;
+    if tpl.metadata.deletion_timestamp.is_some() {
+        return Err(Problem::conflict(
+            "template-deleting",
+            format!("template {:?} is being deleted: no new instance of it starts", body.template),
+        ));
+    }
     if let Some(n) = &body.name
         && (!is_dns_label(n) || n.len() > MAX_NAME)
     {

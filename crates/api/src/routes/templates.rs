@@ -44,6 +44,15 @@ async fn save(s: &Shared, name: &str, spec: TemplateSpec, replace: bool) -> Resu
     let api = Api::<Template>::all(s.client.clone());
     let existing = api.get_opt(name).await?;
     let (code, saved) = match existing {
+        Some(t) if t.metadata.deletion_timestamp.is_some() => {
+            return Err(Problem::conflict(
+                "template-deleting",
+                format!(
+                    "template {name:?} is being deleted (it stays until its last instance stops); \
+                     apply it again once it is gone"
+                ),
+            ));
+        }
         Some(mut t) if replace => {
             t.spec = spec;
             t.status = None;
@@ -97,7 +106,8 @@ pub async fn put(
 }
 
 #[utoipa::path(delete, path = "/v1/templates/{template}", tag = "templates", params(("template" = String, Path)),
-    description = "Deletes a template (admins only). Running instances keep running until they stop.",
+    description = "Deletes a template (admins only). Its instances keep running, and being repaired, until they stop: \
+        the template stays until the last one is gone, refusing new instances (409), and its warm pool drains.",
     responses((status = 204), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)))]
 pub async fn delete(State(s): State<AppState>, who: Principal, Path(name): Path<String>) -> Result<StatusCode> {
     who.admin("delete templates")?;

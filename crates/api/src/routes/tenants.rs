@@ -98,6 +98,26 @@ pub async fn get(State(s): State<AppState>, who: Principal, Path(tenant): Path<S
     Ok(Json(TenantView::from(&*visible_tenant(&s, &who, &tenant).await?)))
 }
 
+/// `current` with the merge patch applied, checked as a new spec would be.
+async fn patched(s: &AppState, current: &TenantSpec, patch: &Value) -> Result<TenantSpec> {
+    let mut spec = serde_json::to_value(current).map_err(|e| Problem::internal(e.to_string()))?;
+    json_patch::merge(&mut spec, patch);
+    let new: TenantSpec = serde_json::from_value(spec)
+        .map_err(|e| Problem::invalid("spec", format!("the patched spec does not fit: {e}")))?;
+    let mut problems = new.validate();
+    problems.extend(group_problems(s, &new).await?);
+    let size = |s: &TenantSpec| quantity::Quantity::parse(&s.storage.size);
+    if let (Some(old), Some(now)) = (size(current), size(&new))
+        && now < old
+    {
+        problems.push(resources::FieldProblem::new(
+            "spec.storage.size",
+            format!("{} is smaller than {}: storage may grow but not shrink", new.storage.size, current.storage.size),
+        ));
+    }
+    if problems.is_empty() { Ok(new) } else { Err(invalid(&problems)) }
+}
+
 #[utoipa::path(patch, path = "/v1/tenants/{tenant}", tag = "tenants", params(("tenant" = String, Path)),
     request_body(content = Object, description = "A JSON merge patch (RFC 7396) of the tenant's spec."),
     description = "Changes a tenant's spec (admins only). Storage may grow but not shrink.",
@@ -116,36 +136,30 @@ pub async fn patch(
     if !patch.is_object() {
         return Err(Problem::invalid("spec", "the body must be a JSON object (a merge patch of the spec)"));
     }
-    let mut spec = serde_json::to_value(&current.spec).map_err(|e| Problem::internal(e.to_string()))?;
-    json_patch::merge(&mut spec, &patch);
-    let new: TenantSpec = serde_json::from_value(spec)
-        .map_err(|e| Problem::invalid("spec", format!("the patched spec does not fit: {e}")))?;
-    let mut problems = new.validate();
-    problems.extend(group_problems(&s, &new).await?);
-    let size = |s: &TenantSpec| quantity::Quantity::parse(&s.storage.size);
-    if let (Some(old), Some(now)) = (size(&current.spec), size(&new))
-        && now < old
-    {
-        problems.push(resources::FieldProblem::new(
-            "spec.storage.size",
-            format!(
-                "{} is smaller than {}: storage may grow but not shrink",
-                new.storage.size, current.spec.storage.size
-            ),
-        ));
-    }
-    if !problems.is_empty() {
-        return Err(invalid(&problems));
-    }
-    current.spec = new;
-    current.status = None;
     let api = Api::<Tenant>::all(s.client.clone());
-    let saved = api.replace(&tenant, &PostParams::default(), &current).await.map_err(|e| match e {
-        kube::Error::Api(a) if a.code == 409 => {
-            Problem::conflict("conflict", "the tenant changed while patching it; retry the request")
+    // The patch applies to the tenant as it is when it is written: a write in
+    // between (the controller's status, say) makes the replace a 409, and the
+    // patch is applied again to the tenant read afresh, as the API server's
+    // own merge patch would be.
+    let mut tries = 0;
+    let saved = loop {
+        current.spec = patched(&s, &current.spec, &patch).await?;
+        current.status = None;
+        match api.replace(&tenant, &PostParams::default(), &current).await {
+            Ok(saved) => break saved,
+            Err(kube::Error::Api(a)) if a.code == 409 && tries < 5 => {
+                tries += 1;
+                current = api.get_opt(&tenant).await?.ok_or_else(|| Problem::not_found("tenant", &tenant))?;
+            }
+            Err(kube::Error::Api(a)) if a.code == 409 => {
+                return Err(Problem::conflict(
+                    "conflict",
+                    "the tenant kept changing while patching it; retry the request",
+                ));
+            }
+            Err(e) => return Err(e.into()),
         }
-        e => e.into(),
-    })?;
+    };
     tracing::info!(tenant = %tenant, "tenant changed");
     Ok(Json(TenantView::from(&saved)))
 }

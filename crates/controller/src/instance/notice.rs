@@ -17,6 +17,7 @@ const WARNINGS: &[&str] = &[
     "QuotaExceeded",
     "LimitReached",
     "TemplateInvalid",
+    "TemplateDeleting",
     "InvalidSpec",
     "NotATenantNamespace",
 ];

@@ -68,6 +68,14 @@ pub struct Context {
 }
 
 impl Context {
+    /// The instances (namespace/name) of `template` in the watch cache, or
+    /// `None` while the cache is not there or not yet filled.
+    pub fn instances_of(&self, template: &str) -> Option<Vec<String>> {
+        let k = self.caches.get().filter(|k| crate::cache::ready(&k.instances))?;
+        let users = k.instances.state_filter(|i| i.spec.template == template);
+        Some(users.iter().map(|i| format!("{}/{}", i.namespace().unwrap_or_default(), i.name_any())).collect())
+    }
+
     pub fn new(client: Client, settings: Settings, metrics: Arc<Metrics>) -> Arc<Self> {
         Self::with_pools(client, settings, Arc::default(), metrics)
     }
@@ -283,6 +291,11 @@ async fn apply(inst: Arc<Instance>, ctx: Arc<Context>) -> Result<Action, Error> 
             && i.metadata.deletion_timestamp.is_none()
             && key(i) < mine
     };
+    if !admitted && tpl.metadata.deletion_timestamp.is_some() {
+        let msg = format!("template {:?} is being deleted: no new instance of it starts", inst.spec.template);
+        write_status(&ctx, &api, &inst, base_status(&inst, InstancePhase::Failed, "TemplateDeleting", &msg)).await?;
+        return Ok(Action::await_change());
+    }
     let position = match caches {
         _ if admitted => 0,
         Some(k) if k.instances.len() <= max => 0,

@@ -252,9 +252,11 @@ async fn fill(tpl: Arc<Template>, ctx: Arc<Context>) -> Result<Action, Error> {
     let api: Api<Pod> = Api::namespaced(c.clone(), ns);
     let problems = template_problems(&tpl);
     let pool = tpl.spec.warm_pool.clone();
+    // An invalid template, or one being deleted (kept by its finalizer while
+    // instances use it), has no pool: its warm pods drain.
     let (size, max_unready, rate) = pool
         .as_ref()
-        .filter(|_| problems.is_empty())
+        .filter(|_| problems.is_empty() && tpl.metadata.deletion_timestamp.is_none())
         .map_or((0, 1, 1), |p| (p.size, p.max_unready, p.refill_per_second));
     let cache = ctx.pods.get().filter(|s| crate::cache::ready(s));
     let pods = super::pool_pods(cache, &api, &tname, false).await?;

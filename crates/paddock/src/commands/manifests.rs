@@ -53,6 +53,9 @@ pub fn cluster_role_rules() -> Vec<Value> {
         rule(&["paddock.dev"], &["instances/finalizers"], &["update"]),
         rule(&["paddock.dev"], &["templates"], &["get", "list", "watch", "create", "patch", "update", "delete"]),
         rule(&["paddock.dev"], &["templates/status"], &["get", "patch", "update"]),
+        // Warm pool pods name their template as owner with blockOwnerDeletion,
+        // which OwnerReferencesPermissionEnforcement allows only with this.
+        rule(&["paddock.dev"], &["templates/finalizers"], &["update"]),
         rule(&[""], &["namespaces", "resourcequotas", "limitranges", "serviceaccounts", "persistentvolumeclaims"], &rw),
         rule(
             &[""],

@@ -1,6 +1,7 @@
-//! `paddock template apply|list|get` through the API.
+//! `paddock template apply|list|get|delete` through the API.
 
-use crate::client::output::{cell, fields, print, section, show};
+use crate::client::output::{Format, cell, fields, print, section, show};
+use crate::client::wait::{Step, parse_duration, poll};
 use crate::client::{ClientArgs, Refused};
 use anyhow::{Context, Result, bail};
 use api::model::{NewTemplate, TemplateView};
@@ -8,6 +9,7 @@ use clap::{Args, Subcommand};
 use reqwest::Method;
 use serde::Deserialize;
 use std::path::PathBuf;
+use std::time::Duration;
 
 #[derive(Args, Debug)]
 pub struct TemplateArgs {
@@ -32,15 +34,28 @@ pub enum TemplateCommand {
         /// The template's name.
         name: String,
     },
+    /// Delete a template (admin token). Its instances keep running until they
+    /// stop; until the last one has, the template stays and starts no new ones.
+    Delete {
+        /// The template's name.
+        name: String,
+        /// Wait until it is gone (its last instance stopped).
+        #[arg(long)]
+        wait: bool,
+        /// Give up waiting after this long, e.g. 2m.
+        #[arg(long, default_value = "5m", value_parser = parse_duration)]
+        timeout: Duration,
+    },
 }
 
 const HEADER: &[&str] = &["NAME", "PODS", "TTL", "MAX/TENANT", "POOL", "ACCEPTED"];
 
+fn condition(t: &TemplateView) -> Option<&k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
+    t.status.as_ref().and_then(|s| s.conditions.iter().find(|c| c.type_ == "Accepted"))
+}
+
 fn accepted(t: &TemplateView) -> Option<String> {
-    t.status
-        .as_ref()
-        .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Accepted"))
-        .map(|c| if c.status == "True" { "True".to_string() } else { format!("False: {}", c.message) })
+    condition(t).map(|c| if c.status == "True" { "True".to_string() } else { format!("False: {}", c.message) })
 }
 
 /// The warm pool in a few words: `3/5 ready` (and its state when not Ready).
@@ -68,6 +83,7 @@ fn detail(t: &TemplateView) -> String {
     let mut lines = vec![
         ("Name", t.name.clone()),
         ("Accepted", cell(accepted(t))),
+        ("Deleting", (if t.deleting { "yes: kept until its last instance stops" } else { "no" }).into()),
         ("TTL", s.ttl.clone().unwrap_or_else(|| "none: instances run until stopped".into())),
         ("Max TTL", s.max_ttl.clone().unwrap_or_else(|| "none: renewals are not capped".into())),
         ("Per tenant", format!("at most {} at once", s.max_per_tenant)),
@@ -203,6 +219,29 @@ pub async fn run(args: TemplateArgs) -> Result<()> {
         TemplateCommand::Get { name } => {
             let t: TemplateView = c.get(&format!("/v1/templates/{name}")).await?;
             show(out, &t, detail)
+        }
+        TemplateCommand::Delete { name, wait, timeout } => {
+            let path = format!("/v1/templates/{name}");
+            let () = c.delete(&path).await?;
+            let left = if wait {
+                let step = |now: Option<&TemplateView>| match now {
+                    None => Step::Done,
+                    Some(t) => Step::Wait("Deleting".into(), condition(t).map(|c| c.message.clone())),
+                };
+                poll(&c, &path, &name, timeout, out == Format::Table, step).await?
+            } else {
+                c.get_opt::<TemplateView>(&path).await?
+            };
+            match (out, &left) {
+                (Format::Table, None) => println!("template {name} deleted"),
+                (Format::Table, Some(_)) => {
+                    println!(
+                        "template {name} is being deleted: it stays, starting no new instance, until its last instance stops"
+                    )
+                }
+                _ => print(out, &serde_json::json!({"name": name, "gone": left.is_none()}), &[], |_| Vec::new())?,
+            }
+            Ok(())
         }
     }
 }
