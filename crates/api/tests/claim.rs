@@ -104,6 +104,17 @@ async fn a_warm_pod_learns_its_instance_and_values() {
     // The pool refills; a second start is warm too, a third finds the pool empty and starts cold.
     wait_for(&templates, &name, T, |t| t.status.as_ref().and_then(|s| s.pool.as_ref()).is_some_and(|p| p.ready == 1))
         .await;
+    // A ResourceQuota on the pool namespace at what is there now holds the
+    // next refill back (else, on a slow machine, it could be ready before the
+    // third start and make it warm too).
+    let here = pods.list(&ListParams::default()).await.unwrap().items.len();
+    let quota = json!({"metadata": {"name": "hold-refills"}, "spec": {"hard": {"pods": here.to_string()}}});
+    let quotas: Api<k8s_openapi::api::core::v1::ResourceQuota> = Api::namespaced(c.clone(), &pool_ns);
+    quotas.create(&PostParams::default(), &serde_json::from_value(quota).unwrap()).await.unwrap();
+    wait_until(T, "the pool quota counted", || async {
+        quotas.get("hold-refills").await.unwrap().status.is_some_and(|s| s.used.is_some())
+    })
+    .await;
     for k in 0..2 {
         let (code, v) = env
             .call(
@@ -126,5 +137,6 @@ async fn a_warm_pod_learns_its_instance_and_values() {
             && warm.iter().filter(|w| **w == Some(false)).count() == 1
     })
     .await;
+    quotas.delete("hold-refills", &Default::default()).await.unwrap();
     env.finish().await;
 }

@@ -182,22 +182,32 @@ async fn cleanup(client: &kube::Client, run: &str) -> Result<()> {
         namespaces.delete(&name, &dp).await.with_context(|| format!("deleting the bench's namespace {name}"))?;
     }
     let deadline = Instant::now() + Duration::from_secs(300);
-    loop {
-        let left = tenants.list_metadata(&lp).await?.items.len();
-        if left == 0 {
-            break;
-        }
-        if Instant::now() > deadline {
-            bail!("{left} of the bench's tenants (label {BENCH_LABEL}={run}) were not gone within 5 minutes");
-        }
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
-    // Templates last: the instances of the run's tenants are gone with them.
+    all_gone(&tenants, &lp, "tenants", deadline).await?;
+    // Templates last: the instances of the run's tenants are gone with them,
+    // and a template in use stays until its last instance is.
     for t in templates.list_metadata(&lp).await?.items {
         let name = t.metadata.name.unwrap_or_default();
         templates.delete(&name, &dp).await.with_context(|| format!("deleting the bench's template {name}"))?;
     }
-    Ok(())
+    all_gone(&templates, &lp, "templates", deadline).await
+}
+
+/// Waits until nothing `lp` selects is left (their finalizers done).
+async fn all_gone<K>(api: &Api<K>, lp: &ListParams, what: &str, deadline: Instant) -> Result<()>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    loop {
+        let left = api.list_metadata(lp).await?.items.len();
+        if left == 0 {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            let selector = lp.label_selector.clone().unwrap_or_default();
+            bail!("{left} of the bench's {what} ({selector}) were not gone within 5 minutes");
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
 }
 
 /// Sums `apiserver_request_total` by verb from the Prometheus text format.
