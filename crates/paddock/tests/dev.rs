@@ -308,6 +308,12 @@ async fn cli_against_the_api(banner: &str) -> Vec<String> {
     let (code, out, err) = run(admin.clone(), create).await.unwrap();
     assert_eq!(code, 0, "{err}");
     assert!(out.lines().nth(1).is_some_and(|l| l.starts_with("small") && l.contains(" Ready ")), "{out}");
+    // `tenant update` changes only what its flags say.
+    let (code, out, err) =
+        run(admin.clone(), sv(&["tenant", "update", "small", "--instances", "3", "-o", "json"])).await.unwrap();
+    assert_eq!(code, 0, "{err}");
+    let t: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(t["spec"]["quota"], serde_json::json!({"cpu": "150m", "instances": 3}), "{out}");
     let wait = sv(&["instance", "start", "ctf-web", "--tenant", "small", "--wait", "--timeout", "60s"]);
     let (code, _, err) = run(admin.clone(), wait).await.unwrap();
     assert_eq!(code, 1, "{err}");

@@ -29,19 +29,9 @@ pub enum TenantCommand {
         /// Team, User or Group, in any case (default: Team, or the file's).
         #[arg(long, value_enum, ignore_case = true)]
         kind: Option<Kind>,
-        /// A name for people, shown by the API and in dashboards.
-        #[arg(long)]
-        display_name: Option<String>,
-        /// Instances the tenant may run at once.
-        #[arg(long)]
-        instances: Option<u32>,
-        /// Total cpu requests, e.g. 4.
-        #[arg(long)]
-        cpu: Option<String>,
-        /// Total memory requests, e.g. 8Gi.
-        #[arg(long)]
-        memory: Option<String>,
-        /// The whole spec from a YAML or JSON file (flags above then override it).
+        #[command(flatten)]
+        spec: SpecFlags,
+        /// The whole spec from a YAML or JSON file (the flags then override it).
         #[arg(short = 'f', long)]
         file: Option<PathBuf>,
         /// Wait until it is Ready (its namespace, quota, policies and storage in place).
@@ -50,6 +40,13 @@ pub enum TenantCommand {
         /// Give up waiting after this long, e.g. 2m.
         #[arg(long, default_value = "5m", value_parser = parse_duration)]
         timeout: Duration,
+    },
+    /// Change a tenant: only what the flags say (admin token). Storage may grow, not shrink.
+    Update {
+        /// The tenant's name.
+        name: String,
+        #[command(flatten)]
+        spec: SpecFlags,
     },
     /// List tenants (a tenant token sees its own).
     List,
@@ -69,6 +66,79 @@ pub enum TenantCommand {
         #[arg(long, default_value = "5m", value_parser = parse_duration)]
         timeout: Duration,
     },
+}
+
+/// The parts of a tenant's spec a flag can set (for `create` and `update`).
+#[derive(Args, Debug, Default)]
+pub struct SpecFlags {
+    /// A name for people, shown by the API and in dashboards.
+    #[arg(long)]
+    display_name: Option<String>,
+    /// Instances the tenant may run at once.
+    #[arg(long)]
+    instances: Option<u32>,
+    /// Total cpu requests, e.g. 4.
+    #[arg(long)]
+    cpu: Option<String>,
+    /// Total memory requests, e.g. 8Gi.
+    #[arg(long)]
+    memory: Option<String>,
+    /// A Group tenant whose shared storage this tenant's instances mount (repeatable; replaces the list).
+    #[arg(long = "group", value_name = "GROUP")]
+    groups: Vec<String>,
+    /// Persistent storage of this size, e.g. 10Gi.
+    #[arg(long, conflicts_with = "no_storage")]
+    storage: Option<String>,
+    /// No persistent storage.
+    #[arg(long)]
+    no_storage: bool,
+    /// A team VPN with this many client slots (1 to 250); 0 turns it off.
+    #[arg(long, value_name = "CLIENTS")]
+    vpn_clients: Option<u32>,
+}
+
+impl SpecFlags {
+    /// What the flags say, as a JSON merge patch of a tenant's spec.
+    fn patch(&self) -> serde_json::Value {
+        let mut p = serde_json::Map::new();
+        if let Some(d) = &self.display_name {
+            p.insert("displayName".into(), d.clone().into());
+        }
+        let mut quota = serde_json::Map::new();
+        if let Some(n) = self.instances {
+            quota.insert("instances".into(), n.into());
+        }
+        for (k, v) in [("cpu", &self.cpu), ("memory", &self.memory)] {
+            if let Some(v) = v {
+                quota.insert(k.into(), v.clone().into());
+            }
+        }
+        if !quota.is_empty() {
+            p.insert("quota".into(), quota.into());
+        }
+        if !self.groups.is_empty() {
+            p.insert("groups".into(), self.groups.clone().into());
+        }
+        match (&self.storage, self.no_storage) {
+            (Some(size), _) => {
+                p.insert("storage".into(), serde_json::json!({"enabled": true, "size": size}));
+            }
+            (None, true) => {
+                p.insert("storage".into(), serde_json::json!({"enabled": false}));
+            }
+            (None, false) => {}
+        }
+        match self.vpn_clients {
+            Some(0) => {
+                p.insert("vpn".into(), serde_json::json!({"enabled": false}));
+            }
+            Some(n) => {
+                p.insert("vpn".into(), serde_json::json!({"enabled": true, "clients": n}));
+            }
+            None => {}
+        }
+        p.into()
+    }
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
@@ -219,7 +289,7 @@ pub async fn run(args: TenantArgs) -> Result<()> {
     let c = args.client.client()?;
     let out = args.client.output;
     match args.command {
-        TenantCommand::Create { name, kind, display_name, instances, cpu, memory, file, wait, timeout } => {
+        TenantCommand::Create { name, kind, spec: flags, file, wait, timeout } => {
             let (named, mut spec) = match &file {
                 Some(f) => from_file(f)?,
                 None => (None, serde_json::from_value(serde_json::json!({"kind": "Team"}))?),
@@ -238,14 +308,25 @@ pub async fn run(args: TenantArgs) -> Result<()> {
                     Kind::Group => TenantKind::Group,
                 };
             }
-            spec.display_name = display_name.or(spec.display_name);
-            spec.quota.instances = instances.or(spec.quota.instances);
-            spec.quota.cpu = cpu.or(spec.quota.cpu);
-            spec.quota.memory = memory.or(spec.quota.memory);
+            let mut merged = serde_json::to_value(&spec)?;
+            json_patch::merge(&mut merged, &flags.patch());
+            let spec: TenantSpec = super::decode_spec(merged).map_err(|e| anyhow::anyhow!("the flags: {e}"))?;
             let mut t: TenantView = c.post("/v1/tenants", &NewTenant { name: name.clone(), spec }).await?;
             if wait && let Some(now) = settle(&c, &name, true, timeout, out).await? {
                 t = now;
             }
+            print(out, &t, HEADER, |t| vec![row(t)])
+        }
+        TenantCommand::Update { name, spec } => {
+            let patch = spec.patch();
+            if patch.as_object().is_some_and(|p| p.is_empty()) {
+                bail!(
+                    "nothing to change: give --display-name, --instances, --cpu, --memory, --group, --storage, \
+                     --no-storage or --vpn-clients"
+                );
+            }
+            let req = c.request(reqwest::Method::PATCH, &format!("/v1/tenants/{name}")).json(&patch);
+            let t: TenantView = c.send(req).await?;
             print(out, &t, HEADER, |t| vec![row(t)])
         }
         TenantCommand::List => {
@@ -305,6 +386,29 @@ mod tests {
             "status": {"namespace": "paddock-red", "phase": phase, "conditions": [{"type": "Ready",
                 "status": "False", "reason": reason, "message": message, "lastTransitionTime": "2026-11-30T06:04:15Z"}]}}))
         .unwrap()
+    }
+
+    #[test]
+    fn flags_are_a_merge_patch_of_only_what_they_say() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            spec: super::SpecFlags,
+        }
+        let patch = |args: &[&str]| Cli::parse_from([&["x"], args].concat()).spec.patch();
+        assert_eq!(patch(&[]), serde_json::json!({}));
+        assert_eq!(
+            patch(&["--instances", "4", "--cpu", "2", "--group", "g1", "--group", "g2", "--vpn-clients", "3"]),
+            serde_json::json!({"quota": {"instances": 4, "cpu": "2"}, "groups": ["g1", "g2"],
+                "vpn": {"enabled": true, "clients": 3}})
+        );
+        assert_eq!(
+            patch(&["--no-storage", "--vpn-clients", "0", "--display-name", "Red"]),
+            serde_json::json!({"displayName": "Red", "storage": {"enabled": false}, "vpn": {"enabled": false}})
+        );
+        assert_eq!(patch(&["--storage", "5Gi"]), serde_json::json!({"storage": {"enabled": true, "size": "5Gi"}}));
+        assert!(Cli::try_parse_from(["x", "--storage", "5Gi", "--no-storage"]).is_err());
     }
 
     #[test]
