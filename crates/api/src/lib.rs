@@ -22,7 +22,7 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::serve::ListenerExt;
 use problem::{BODY_LIMIT, Problem};
-use routes::{claim, events, health, instances, nodes, templates, tenants, tokens, vpn};
+use routes::{claim, events, health, instances, logs, nodes, templates, tenants, tokens, vpn};
 use state::AppState;
 use std::sync::Arc;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
@@ -58,7 +58,11 @@ fn plain_routes() -> OpenApiRouter<AppState> {
 
 /// Routes that stream or wait for as long as the client asks (no request timeout).
 fn stream_routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(events::all)).routes(routes!(events::tenant)).routes(routes!(claim::claim))
+    OpenApiRouter::new()
+        .routes(routes!(events::all))
+        .routes(routes!(events::tenant))
+        .routes(routes!(claim::claim))
+        .routes(routes!(logs::logs))
 }
 
 /// The OpenAPI document of every route (before the CRD schemas are merged in).

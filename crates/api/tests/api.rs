@@ -45,6 +45,7 @@ fn routes(env: &Env) -> Vec<(&'static str, &'static str, Access, Option<Value>)>
         ("get", "/v1/tenants/{tenant}/instances", Tenant, None),
         ("post", "/v1/tenants/{tenant}/instances", Tenant, Some(json!({"template": "no-such-template"}))),
         ("get", "/v1/tenants/{tenant}/instances/{instance}", Tenant, None),
+        ("get", "/v1/tenants/{tenant}/instances/{instance}/logs", Tenant, None),
         ("delete", "/v1/tenants/{tenant}/instances/{instance}", Tenant, None),
         ("post", "/v1/tenants/{tenant}/instances/{instance}/renew", Tenant, Some(json!({"ttl": "1m"}))),
         ("get", "/v1/tenants/{tenant}/tokens", TenantAdmin, None),
@@ -96,6 +97,14 @@ async fn every_route_is_documented_and_guarded() {
         let (code, body) = start(&env, t, tok, json!({"template": env.template})).await;
         assert_eq!(code, StatusCode::CREATED, "{body}");
         inst.insert(t.clone(), body["name"].as_str().unwrap().to_string());
+    }
+    // Running, so that their logs can be read.
+    for (t, name) in &inst {
+        let path = format!("/v1/tenants/{t}/instances/{name}");
+        kubesim::testing::wait_until(T, "the instance runs", || async {
+            env.call("GET", &path, Some(ADMIN), None).await.1["phase"] == "Running"
+        })
+        .await;
     }
     let (_, toks) = env.call("GET", &format!("/v1/tenants/{}/tokens", env.beta), Some(ADMIN), None).await;
     let beta_token_id = toks[0]["id"].as_str().unwrap().to_string();

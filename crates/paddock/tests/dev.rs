@@ -278,6 +278,13 @@ async fn cli_against_the_api(banner: &str) -> Vec<String> {
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("Phase:") && out.contains("Pods:"), "{out}");
     assert!(out.lines().any(|l| l.starts_with("web/http") && l.contains(".paddock-demo.svc:")), "{out}");
+    // Logs: web1 has three pods, so which one must be said (kubesim's containers print nothing).
+    let (code, _, err) = run(token.clone(), sv(&["instance", "logs", "web1"])).await.unwrap();
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("pod: the instance has pods") && err.contains("say which one"), "{err}");
+    let (code, out, err) =
+        run(token.clone(), sv(&["instance", "logs", "web1", "--pod", "web", "--tail", "5"])).await.unwrap();
+    assert_eq!((code, out.as_str()), (0, ""), "{err}");
     let (code, out, err) = run(token.clone(), sv(&["tenant", "get", "demo"])).await.unwrap();
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("Limits:") && out.contains("Conditions:"), "{out}");

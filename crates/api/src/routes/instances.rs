@@ -25,7 +25,7 @@ fn api(s: &Shared, tenant: &str) -> Api<Instance> {
     Api::namespaced(s.client.clone(), &s.namespace(tenant))
 }
 
-async fn visible_instance(s: &Shared, who: &Principal, tenant: &str, name: &str) -> Result<Instance> {
+pub(super) async fn visible_instance(s: &Shared, who: &Principal, tenant: &str, name: &str) -> Result<Instance> {
     visible_tenant(s, who, tenant).await?;
     named("instance", name)?;
     api(s, tenant).get_opt(name).await?.ok_or_else(|| Problem::not_found("instance", name))

@@ -2,6 +2,7 @@
 //! content negotiation and `metav1.Status` error bodies.
 
 mod discovery;
+mod logs;
 mod reachability;
 mod resources;
 mod table;

@@ -10,7 +10,7 @@ use crate::selector::Selector;
 use crate::store::Obj;
 use axum::body::Bytes;
 use axum::http::{HeaderMap, Method, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use serde_json::{Value, json};
 use std::sync::Arc;
 
@@ -288,7 +288,7 @@ async fn serve_inner(
         (Some(name), &Method::GET) => {
             let o = cluster.get(id, &ns, name)?;
             if t.sub.as_deref() == Some("log") {
-                return Ok((StatusCode::OK, [(header::CONTENT_TYPE, "text/plain")], "").into_response());
+                return super::logs::pod_log(&o.value(), name, query);
             }
             if wants_table(headers) {
                 return Ok(ok(table::object_table(&def, version, &o, query)));

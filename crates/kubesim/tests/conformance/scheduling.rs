@@ -1,9 +1,9 @@
 //! The scheduler and kubelets: node selection by taints, affinity and resources;
 //! upstream's unschedulable message; pod start-up; image pull failures; graceful
-//! deletion; NoExecute eviction.
+//! deletion; NoExecute eviction; which container a log request names.
 
 use k8s_openapi::api::core::v1::{Node, Pod};
-use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, LogParams, Patch, PatchParams, PostParams};
 use kubesim::testing::{TestCluster, wait_for, wait_gone};
 use kubesim::{SimConfig, config};
 use serde_json::{Value, json};
@@ -148,6 +148,24 @@ async fn bad_images_back_off_and_graceful_deletion() {
     wait_for(&pods, "bad", T, |p| reason(p).as_deref() == Some("ErrImagePull")).await;
     let p = wait_for(&pods, "bad", T, |p| reason(p).as_deref() == Some("ImagePullBackOff")).await;
     assert_eq!(p.status.unwrap().phase.as_deref(), Some("Pending"));
+    // Its log: the kubelet refuses a container that has not started.
+    let e = super::status(pods.logs("bad", &LogParams::default()).await);
+    assert_eq!(e.code, 400);
+    assert_eq!(e.message, "container \"c\" in pod \"bad\" is waiting to start: ImagePullBackOff");
+
+    // Logs: which container, as the API server checks it.
+    let two = json!({"containers": [{"name": "a", "image": "busybox:1.36"}, {"name": "b", "image": "busybox:1.36"}]});
+    pods.create(&PostParams::default(), &pod("two", two)).await.unwrap();
+    wait_for(&pods, "two", T, running_ready).await;
+    let e = super::status(pods.logs("two", &LogParams::default()).await);
+    assert_eq!(
+        (e.code, e.message.as_str()),
+        (400, "a container name must be specified for pod two, choose one of: [a b]")
+    );
+    let e = super::status(pods.logs("two", &LogParams { container: Some("c".into()), ..Default::default() }).await);
+    assert_eq!((e.code, e.message.as_str()), (400, "container c is not valid for pod two"));
+    let log = pods.logs("two", &LogParams { container: Some("b".into()), ..Default::default() }).await.unwrap();
+    assert_eq!(log, "", "containers do not run in kubesim");
 
     pods.create(&PostParams::default(), &pod("graceful", json!({"terminationGracePeriodSeconds": 5}))).await.unwrap();
     wait_for(&pods, "graceful", T, running_ready).await;

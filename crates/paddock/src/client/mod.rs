@@ -94,6 +94,24 @@ impl Client {
         Err(problem_error(status, &bytes))
     }
 
+    /// Writes a text answer to `out` as it arrives (a log, followed or not).
+    pub async fn copy_to(&self, req: RequestBuilder, out: &mut (impl tokio::io::AsyncWrite + Unpin)) -> Result<()> {
+        use futures::StreamExt;
+        use tokio::io::AsyncWriteExt;
+        let resp = req.send().await.map_err(|e| self.unreachable(e))?;
+        let status = resp.status();
+        if !status.is_success() {
+            let bytes = resp.bytes().await.context("reading the API's answer")?;
+            return Err(problem_error(status, &bytes));
+        }
+        let mut body = resp.bytes_stream();
+        while let Some(chunk) = body.next().await {
+            out.write_all(&chunk.context("reading the API's answer")?).await?;
+            out.flush().await?;
+        }
+        Ok(())
+    }
+
     /// A text answer (e.g. a VPN client file).
     pub async fn text(&self, path: &str) -> Result<String> {
         let (status, bytes) = self.answer(self.request(Method::GET, path)).await?;

@@ -66,6 +66,23 @@ pub enum InstanceCommand {
         #[arg(long, default_value = "5m", value_parser = parse_duration)]
         timeout: Duration,
     },
+    /// Print the log of one of an instance's pods.
+    Logs {
+        /// The instance's name.
+        name: String,
+        /// The template's pod (needed when the instance has more than one).
+        #[arg(long)]
+        pod: Option<String>,
+        /// Only the last N lines.
+        #[arg(long, value_parser = clap::value_parser!(i64).range(1..=api::routes::logs::MAX_TAIL))]
+        tail: Option<i64>,
+        /// Keep printing new lines until the container stops (Ctrl-C to stop).
+        #[arg(short = 'f', long)]
+        follow: bool,
+        /// The log of the container's previous run (after a restart).
+        #[arg(long)]
+        previous: bool,
+    },
     /// Extend an instance's lifetime (up to the template's maxTtl).
     Renew {
         /// The instance's name.
@@ -279,6 +296,22 @@ pub async fn run(args: InstanceArgs) -> Result<()> {
                 }
                 _ => print(out, &i, HEADER, |i| vec![row(i)]),
             }
+        }
+        InstanceCommand::Logs { name, pod, tail, follow, previous } => {
+            let mut query: Vec<(&str, String)> = Vec::new();
+            if let Some(p) = pod {
+                query.push(("pod", p));
+            }
+            if let Some(t) = tail {
+                query.push(("tail", t.to_string()));
+            }
+            for (k, on) in [("follow", follow), ("previous", previous)] {
+                if on {
+                    query.push((k, "true".into()));
+                }
+            }
+            let req = c.request(Method::GET, &path(&tenant, &format!("/{name}/logs"))).query(&query);
+            c.copy_to(req, &mut tokio::io::stdout()).await
         }
         InstanceCommand::Renew { name, ttl } => {
             let asked = ttl.as_deref().and_then(resources::template::parse_duration);
