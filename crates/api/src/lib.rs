@@ -43,6 +43,7 @@ fn plain_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(tenants::get, tenants::patch, tenants::delete))
         .routes(routes!(templates::list, templates::create))
         .routes(routes!(templates::get, templates::put, templates::delete))
+        .routes(routes!(instances::list_all))
         .routes(routes!(instances::list, instances::start))
         .routes(routes!(instances::get, instances::stop))
         .routes(routes!(instances::renew))

@@ -42,6 +42,7 @@ fn routes(env: &Env) -> Vec<(&'static str, &'static str, Access, Option<Value>)>
         ("get", "/v1/templates/{template}", Any, None),
         ("put", "/v1/templates/{template}", Admin, Some(json!({"spec": {"pods": []}}))),
         ("delete", "/v1/templates/{template}", Admin, None),
+        ("get", "/v1/instances", Admin, None),
         ("get", "/v1/tenants/{tenant}/instances", Tenant, None),
         ("post", "/v1/tenants/{tenant}/instances", Tenant, Some(json!({"template": "no-such-template"}))),
         ("get", "/v1/tenants/{tenant}/instances/{instance}", Tenant, None),
@@ -105,6 +106,14 @@ async fn every_route_is_documented_and_guarded() {
             env.call("GET", &path, Some(ADMIN), None).await.1["phase"] == "Running"
         })
         .await;
+    }
+    // An admin sees every tenant's instances in one list.
+    let (code, all) = env.call("GET", "/v1/instances?limit=1000", Some(ADMIN), None).await;
+    assert_eq!(code, StatusCode::OK, "{all}");
+    for (t, name) in &inst {
+        let mine =
+            all["items"].as_array().unwrap().iter().any(|i| i["tenant"] == t.as_str() && i["name"] == name.as_str());
+        assert!(mine, "{t}/{name} missing from {all}");
     }
     let (_, toks) = env.call("GET", &format!("/v1/tenants/{}/tokens", env.beta), Some(ADMIN), None).await;
     let beta_token_id = toks[0]["id"].as_str().unwrap().to_string();

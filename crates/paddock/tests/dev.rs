@@ -273,6 +273,9 @@ async fn cli_against_the_api(banner: &str) -> Vec<String> {
     let (code, out, _) = run(token.clone(), sv(&["instance", "list"])).await.unwrap();
     assert_eq!(code, 0);
     assert!(out.contains(&name) && out.contains("Running"), "{out}");
+    let (code, out, err) = run(admin.clone(), sv(&["instance", "list", "-A"])).await.unwrap();
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("TENANT") && out.lines().any(|l| l.starts_with("demo") && l.contains(&name)), "{out}");
     // `get` is a detail view: the pods, and how to reach web1's exposed port.
     let (code, out, err) = run(token.clone(), sv(&["instance", "get", "web1"])).await.unwrap();
     assert_eq!(code, 0, "{err}");

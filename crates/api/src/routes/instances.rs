@@ -48,6 +48,28 @@ pub async fn list(
     Ok(Json(Page { items: list.items.iter().map(|i| InstanceView::new(i, &tenant)).collect(), next }))
 }
 
+#[utoipa::path(get, path = "/v1/instances", tag = "instances", params(Paging),
+    description = "Every tenant's instances (admins only), paged. Instances in namespaces that are not a tenant's \
+        are left out, so a page may hold fewer than `limit`.",
+    responses((status = 200, body = Page<InstanceView>), (status = 400, body = Problem), (status = 401, body = Problem),
+        (status = 403, body = Problem)))]
+pub async fn list_all(
+    State(s): State<AppState>,
+    who: Principal,
+    Query(p): Query<Paging>,
+) -> Result<Json<Page<InstanceView>>> {
+    who.admin("list every tenant's instances")?;
+    let lp = list_params(&p)?;
+    let list = Api::<Instance>::all(s.client.clone()).list(&lp).await?;
+    let next = list.metadata.continue_.filter(|c| !c.is_empty());
+    let items = list
+        .items
+        .iter()
+        .filter_map(|i| s.tenant_of(i.metadata.namespace.as_deref()?).map(|t| InstanceView::new(i, &t)))
+        .collect();
+    Ok(Json(Page { items, next }))
+}
+
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/instances/{instance}", tag = "instances",
     params(("tenant" = String, Path), ("instance" = String, Path)),
     responses((status = 200, body = InstanceView), (status = 401, body = Problem), (status = 404, body = Problem)))]

@@ -48,8 +48,12 @@ pub enum InstanceCommand {
         #[arg(long, default_value = "5m", value_parser = parse_duration)]
         timeout: Duration,
     },
-    /// List the tenant's instances.
-    List,
+    /// List the tenant's instances (or, -A with an admin token, every tenant's).
+    List {
+        /// Every tenant's instances, with a TENANT column (admin token; --tenant is then ignored).
+        #[arg(short = 'A', long)]
+        all_tenants: bool,
+    },
     /// Show one instance: its phase, pods, endpoints and expiry.
     Get {
         /// The instance's name.
@@ -248,6 +252,13 @@ fn held_by_quota(i: &InstanceView) -> bool {
 pub async fn run(args: InstanceArgs) -> Result<()> {
     let c = args.client.client()?;
     let out = args.client.output;
+    if let InstanceCommand::List { all_tenants: true } = args.command {
+        let items: Vec<InstanceView> = c.list_all("/v1/instances").await?;
+        let header: Vec<&str> = ["TENANT"].iter().chain(HEADER).copied().collect();
+        return print(out, &items, &header, |v| {
+            v.iter().map(|i| std::iter::once(i.tenant.clone()).chain(row(i)).collect()).collect()
+        });
+    }
     let tenant = args.client.tenant(&args.tenant)?;
     match args.command {
         InstanceCommand::Start { template, name, ttl, env, idempotency_key, wait: w, timeout } => {
@@ -270,7 +281,7 @@ pub async fn run(args: InstanceArgs) -> Result<()> {
                 _ => Ok(()),
             }
         }
-        InstanceCommand::List => {
+        InstanceCommand::List { .. } => {
             let items: Vec<InstanceView> = c.list_all(&path(&tenant, "")).await?;
             print(out, &items, HEADER, |v| v.iter().map(row).collect())
         }
