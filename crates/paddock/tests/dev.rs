@@ -243,6 +243,28 @@ async fn cli_against_the_api(banner: &str) -> Vec<String> {
     let (code, out, err) = run(admin.clone(), sv(&["template", "apply", "-f", examples])).await.unwrap();
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("ctf-web") && out.contains("notebook"), "{out}");
+    // `-f -` reads the manifests from standard input.
+    let piped = {
+        let (url, admin) = (url.clone(), admin.clone());
+        tokio::task::spawn_blocking(move || {
+            let mut child = Command::new(env!("CARGO_BIN_EXE_paddock"))
+                .args(["template", "apply", "-f", "-"])
+                .env("PADDOCK_URL", url)
+                .env("PADDOCK_TOKEN", admin)
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            let manifest = "metadata: {name: from-stdin}\nspec: {pods: [{name: web, image: nginx}]}\n";
+            std::io::Write::write_all(&mut child.stdin.take().unwrap(), manifest.as_bytes()).unwrap();
+            child.wait_with_output().unwrap()
+        })
+        .await
+        .unwrap()
+    };
+    assert!(piped.status.success(), "{}", String::from_utf8_lossy(&piped.stderr));
+    assert!(String::from_utf8_lossy(&piped.stdout).contains("from-stdin"));
     // A file with one bad template applies none of them.
     let file = std::env::temp_dir().join(format!("paddock-templates-{}.yaml", std::process::id()));
     std::fs::write(

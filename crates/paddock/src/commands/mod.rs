@@ -24,6 +24,18 @@ pub fn print(text: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The text of a `-f` argument: the file, or standard input for `-`.
+pub fn read_arg(path: &std::path::Path) -> anyhow::Result<String> {
+    use anyhow::Context;
+    if path.as_os_str() == "-" {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin().lock(), &mut text)
+            .context("-f -: cannot read standard input")?;
+        return Ok(text);
+    }
+    std::fs::read_to_string(path).with_context(|| format!("-f {}: cannot read it", path.display()))
+}
+
 /// Decodes a manifest's `spec`; an error names the field it is about
 /// (`spec.pods[0].ports[0]: missing field `name``), not just `spec`.
 pub fn decode_spec<T: serde::de::DeserializeOwned>(spec: serde_json::Value) -> Result<T, String> {

@@ -23,7 +23,7 @@ pub struct TemplateArgs {
 pub enum TemplateCommand {
     /// Create or replace templates from a YAML file (or a directory of them) of Template manifests (admin token).
     Apply {
-        /// A YAML file of Template manifests (`---` between them), or a directory of such files.
+        /// A YAML file of Template manifests (`---` between them), a directory of such files, or - for standard input.
         #[arg(short = 'f', long)]
         file: PathBuf,
     },
@@ -141,7 +141,7 @@ fn manifests(path: &PathBuf) -> Result<Vec<NewTemplate>> {
 
 /// The documents of a manifest file: `{metadata: {name}, spec}` each.
 fn manifests_in(file: &PathBuf) -> Result<Vec<NewTemplate>> {
-    let text = std::fs::read_to_string(file).with_context(|| format!("-f {}: cannot read it", file.display()))?;
+    let text = super::read_arg(file)?;
     let mut out = Vec::new();
     for (i, doc) in serde_yaml_ng::Deserializer::from_str(&text).enumerate() {
         let v = serde_json::Value::deserialize(doc)

@@ -31,7 +31,7 @@ pub enum TenantCommand {
         kind: Option<Kind>,
         #[command(flatten)]
         spec: SpecFlags,
-        /// The whole spec from a YAML or JSON file (the flags then override it).
+        /// The whole spec from a YAML or JSON file, or - for standard input (the flags then override it).
         #[arg(short = 'f', long)]
         file: Option<PathBuf>,
         /// Wait until it is Ready (its namespace, quota, policies and storage in place).
@@ -281,7 +281,7 @@ fn from_file(f: &PathBuf) -> Result<(Option<String>, TenantSpec)> {
 }
 
 pub fn read_yaml(path: &PathBuf) -> Result<serde_json::Value> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("-f {}: cannot read it", path.display()))?;
+    let text = super::read_arg(path)?;
     serde_yaml_ng::from_str(&text).with_context(|| format!("-f {}: not valid YAML or JSON", path.display()))
 }
 
