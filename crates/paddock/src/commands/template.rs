@@ -140,7 +140,7 @@ fn manifests(path: &PathBuf) -> Result<Vec<NewTemplate>> {
 }
 
 /// The documents of a manifest file: `{metadata: {name}, spec}` each.
-fn manifests_in(file: &PathBuf) -> Result<Vec<NewTemplate>> {
+fn manifests_in(file: &std::path::Path) -> Result<Vec<NewTemplate>> {
     let text = super::read_arg(file)?;
     let mut out = Vec::new();
     for (i, doc) in serde_yaml_ng::Deserializer::from_str(&text).enumerate() {

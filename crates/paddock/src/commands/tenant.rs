@@ -265,7 +265,7 @@ async fn settle(c: &Client, name: &str, ready: bool, timeout: Duration, out: For
 
 /// A tenant from a file: a Tenant manifest (its metadata.name too), `{spec: …}`
 /// or the bare spec.
-fn from_file(f: &PathBuf) -> Result<(Option<String>, TenantSpec)> {
+fn from_file(f: &std::path::Path) -> Result<(Option<String>, TenantSpec)> {
     let v = read_yaml(f)?;
     if let Some(kind) = v.get("kind").and_then(|k| k.as_str())
         && v.get("spec").is_some()
@@ -280,7 +280,7 @@ fn from_file(f: &PathBuf) -> Result<(Option<String>, TenantSpec)> {
     Ok((name, spec))
 }
 
-pub fn read_yaml(path: &PathBuf) -> Result<serde_json::Value> {
+pub fn read_yaml(path: &std::path::Path) -> Result<serde_json::Value> {
     let text = super::read_arg(path)?;
     serde_yaml_ng::from_str(&text).with_context(|| format!("-f {}: not valid YAML or JSON", path.display()))
 }
