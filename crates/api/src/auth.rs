@@ -74,6 +74,16 @@ pub struct StoredToken {
     pub created: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// When it stops working (RFC 3339); never when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires: Option<String>,
+}
+
+impl StoredToken {
+    /// Whether it has expired at `now`.
+    pub fn expired(&self, now: jiff::Timestamp) -> bool {
+        self.expires.as_deref().and_then(|e| e.parse::<jiff::Timestamp>().ok()).is_some_and(|e| now >= e)
+    }
 }
 
 /// A token's public facts (never its secret or hash).
@@ -83,6 +93,9 @@ pub struct TokenInfo {
     pub created: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// When it stops working; never when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires: Option<String>,
 }
 
 /// A freshly issued token: shown once.
@@ -93,6 +106,9 @@ pub struct IssuedToken {
     /// The bearer token. It is not stored and cannot be shown again.
     pub token: String,
     pub created: String,
+    /// When it stops working; never when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires: Option<String>,
 }
 
 fn hash(salt: &[u8], secret: &[u8]) -> [u8; 32] {
@@ -109,16 +125,27 @@ fn random<const N: usize>() -> [u8; N] {
     b
 }
 
-/// Makes a new token for `tenant`: the bearer string and what to store.
-pub fn mint(tenant: &str, description: Option<String>) -> (String, String, StoredToken) {
+/// Makes a new token for `tenant`, valid for `ttl` (or until revoked): the
+/// bearer string and what to store.
+pub fn mint(
+    tenant: &str,
+    description: Option<String>,
+    ttl: Option<std::time::Duration>,
+) -> (String, String, StoredToken) {
     let id = hex(&random::<4>());
     let secret = URL_SAFE_NO_PAD.encode(random::<32>());
     let salt = random::<16>();
+    let now = jiff::Timestamp::now();
+    let expires = ttl
+        .and_then(|t| jiff::SignedDuration::try_from(t).ok())
+        .and_then(|t| now.checked_add(t).ok())
+        .map(|e| e.round(jiff::Unit::Second).unwrap_or(e).to_string());
     let stored = StoredToken {
         salt: STANDARD_NO_PAD.encode(salt),
         hash: STANDARD_NO_PAD.encode(hash(&salt, secret.as_bytes())),
-        created: jiff::Timestamp::now().to_string(),
+        created: now.to_string(),
         description,
+        expires,
     };
     (format!("{TOKEN_PREFIX}.{tenant}.{id}.{secret}"), id, stored)
 }
@@ -155,7 +182,7 @@ impl Credentials {
     pub fn verify(&self, token: &str) -> Option<Principal> {
         if let Some((tenant, rest)) = token.strip_prefix("pdk.").and_then(|r| r.split_once('.')) {
             let (id, secret) = rest.split_once('.')?;
-            let stored = self.stored(tenant, id)?;
+            let stored = self.stored(tenant, id).filter(|s| !s.expired(jiff::Timestamp::now()))?;
             let salt = STANDARD_NO_PAD.decode(&stored.salt).ok()?;
             let want = STANDARD_NO_PAD.decode(&stored.hash).ok()?;
             let got = hash(&salt, secret.as_bytes());
@@ -191,11 +218,26 @@ impl Credentials {
             .flatten()
             .filter_map(|(id, v)| {
                 let s: StoredToken = serde_json::from_slice(&v.0).ok()?;
-                Some(TokenInfo { id: id.clone(), created: s.created, description: s.description })
+                Some(TokenInfo { id: id.clone(), created: s.created, description: s.description, expires: s.expires })
             })
             .collect();
         out.sort_by(|a, b| a.created.cmp(&b.created).then(a.id.cmp(&b.id)));
         out
+    }
+
+    /// The ids of the tenant's expired tokens.
+    pub fn expired(&self, tenant: &str) -> Vec<String> {
+        let now = jiff::Timestamp::now();
+        let Some(secret) = self.secrets.get(&ObjectRef::new(&token_secret(tenant)).within(&self.namespace)) else {
+            return Vec::new();
+        };
+        secret
+            .data
+            .iter()
+            .flatten()
+            .filter(|(_, v)| serde_json::from_slice::<StoredToken>(&v.0).is_ok_and(|s| s.expired(now)))
+            .map(|(id, _)| id.clone())
+            .collect()
     }
 
     /// Whether the reflector shows the token `id` of `tenant` as `present`.
@@ -248,7 +290,7 @@ mod tests {
 
     #[test]
     fn tokens_verify_and_only_their_own_tenant() {
-        let (token, id, stored) = mint("team-a", Some("ci".into()));
+        let (token, id, stored) = mint("team-a", Some("ci".into()), None);
         assert!(token.starts_with("pdk.team-a."));
         let data = [(id.clone(), serde_json::to_vec(&stored).unwrap())].into();
         let admin = secret("admins", "admin", [("alice".to_string(), b"secret-admin\n".to_vec())].into());
@@ -267,6 +309,23 @@ mod tests {
         // Nothing of the secret is stored.
         let secret_part = token.rsplit('.').next().unwrap();
         assert!(!serde_json::to_string(&stored).unwrap().contains(secret_part));
+    }
+
+    #[test]
+    fn an_expired_token_no_longer_works() {
+        let hour = std::time::Duration::from_secs(3600);
+        let (token, id, mut stored) = mint("team-a", None, Some(hour));
+        let expires: jiff::Timestamp = stored.expires.as_deref().unwrap().parse().unwrap();
+        let left = jiff::Timestamp::now().duration_until(expires).as_secs();
+        assert!((3590..=3601).contains(&left), "{left}");
+        let with = |stored: &StoredToken| {
+            let data = [(id.clone(), serde_json::to_vec(stored).unwrap())].into();
+            creds_with(vec![secret(&token_secret("team-a"), "tenant", data)])
+        };
+        assert_eq!(with(&stored).verify(&token), Some(Principal::Tenant("team-a".into())));
+        stored.expires = Some("2020-01-01T00:00:00Z".into());
+        assert_eq!(with(&stored).verify(&token), None);
+        assert_eq!(with(&stored).list("team-a")[0].expires.as_deref(), Some("2020-01-01T00:00:00Z"));
     }
 
     #[test]

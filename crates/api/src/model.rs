@@ -237,6 +237,9 @@ pub struct NewToken {
     /// What the token is for (shown in lists).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// How long it works, 1m to 400d (like 90m, 30d); default: until revoked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]

@@ -181,7 +181,7 @@ impl FromRequestParts<AppState> for Principal {
         let p = state
             .creds
             .verify(token)
-            .ok_or_else(|| Problem::unauthorized("the token is not valid (revoked, or never issued)"))?;
+            .ok_or_else(|| Problem::unauthorized("the token is not valid (expired, revoked, or never issued)"))?;
         tracing::Span::current().record("principal", p.label());
         Ok(p)
     }

@@ -355,6 +355,8 @@ async fn bad_input_gets_problems_naming_the_field() {
             422,
             Some("description"),
         ),
+        ("POST", format!("/v1/tenants/{a}/tokens"), Some(ADMIN), Some(r#"{"ttl": "10s"}"#.into()), 422, Some("ttl")),
+        ("POST", format!("/v1/tenants/{a}/tokens"), Some(ADMIN), Some(r#"{"ttl": "soon"}"#.into()), 422, Some("ttl")),
         ("DELETE", format!("/v1/tenants/{a}/tokens/ffffffff"), Some(ADMIN), None, 404, None),
         ("GET", "/v1/nodes/no-such-node".into(), Some(ADMIN), None, 404, None),
         ("GET", "/v2/whatever".into(), Some(ADMIN), None, 404, None),
@@ -576,6 +578,34 @@ async fn tokens_are_hashed_listed_and_revocable() {
     let (code, _) = env.call("DELETE", &format!("/v1/tenants/{a}/tokens/{id}"), Some(ADMIN), None).await;
     assert_eq!(code, StatusCode::NO_CONTENT);
     assert_eq!(env.call("GET", &format!("/v1/tenants/{a}"), Some(&token), None).await.0, StatusCode::UNAUTHORIZED);
+    // A token with a ttl: it says when it expires; past that it stops working,
+    // and the next issue removes it from the Secret.
+    let tokens = format!("/v1/tenants/{a}/tokens");
+    let (code, short) = env.call("POST", &tokens, Some(ADMIN), Some(json!({"ttl": "2h"}))).await;
+    assert_eq!(code, StatusCode::CREATED, "{short}");
+    let expires: jiff::Timestamp = short["expires"].as_str().unwrap().parse().unwrap();
+    let left = jiff::Timestamp::now().duration_until(expires).as_secs();
+    assert!((7190..=7201).contains(&left), "{short}");
+    let (sid, stoken) = (short["id"].as_str().unwrap(), short["token"].as_str().unwrap());
+    assert_eq!(env.call("GET", &format!("/v1/tenants/{a}"), Some(stoken), None).await.0, StatusCode::OK);
+    // Two hours later, as far as the token is concerned:
+    let data = secrets.get(&api::auth::token_secret(&a)).await.unwrap().data.unwrap();
+    let mut st: api::auth::StoredToken = serde_json::from_slice(&data[sid].0).unwrap();
+    st.expires = Some("2020-01-01T00:00:00Z".into());
+    let patch = json!({"data": {sid: base64::Engine::encode(&base64::engine::general_purpose::STANDARD, serde_json::to_vec(&st).unwrap())}});
+    secrets.patch(&api::auth::token_secret(&a), &Default::default(), &kube::api::Patch::Merge(&patch)).await.unwrap();
+    kubesim::testing::wait_until(T, "the expired token stops working", || async {
+        env.call("GET", &format!("/v1/tenants/{a}"), Some(stoken), None).await.0 == StatusCode::UNAUTHORIZED
+    })
+    .await;
+    let (_, list) = env.call("GET", &tokens, Some(ADMIN), None).await;
+    assert!(
+        list.as_array().unwrap().iter().any(|t| t["id"] == sid && t["expires"] == "2020-01-01T00:00:00Z"),
+        "{list}"
+    );
+    assert_eq!(env.call("POST", &tokens, Some(ADMIN), None).await.0, StatusCode::CREATED);
+    let data = secrets.get(&api::auth::token_secret(&a)).await.unwrap().data.unwrap();
+    assert!(!data.contains_key(sid), "the expired token was pruned");
     // The tenant's other token still works; deleting the tenant revokes it.
     assert_eq!(env.call("GET", &format!("/v1/tenants/{a}"), Some(&env.alpha_token), None).await.0, StatusCode::OK);
     let (code, _) = env.call("DELETE", &format!("/v1/tenants/{a}"), Some(ADMIN), None).await;

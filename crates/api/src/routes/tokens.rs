@@ -27,6 +27,19 @@ async fn settle(s: &Shared, tenant: &str, id: &str, present: bool) {
     tracing::warn!(tenant = %tenant, "the credentials watch has not caught up with a token change after 2s");
 }
 
+/// Shortest and longest a token may be issued for.
+const TTL_RANGE: (u64, u64) = (60, 400 * 24 * 3600);
+
+/// A token's `ttl`, checked.
+fn token_ttl(ttl: &str) -> Result<Duration> {
+    let d = resources::template::parse_duration(ttl)
+        .ok_or_else(|| Problem::invalid("ttl", format!("{ttl:?} is not a duration (like 90m, 12h, 30d)")))?;
+    if !(TTL_RANGE.0..=TTL_RANGE.1).contains(&d.as_secs()) {
+        return Err(Problem::invalid("ttl", format!("{ttl} is not between 1m and 400d")));
+    }
+    Ok(d)
+}
+
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/tokens", tag = "tokens", params(("tenant" = String, Path)),
     description = "Lists a tenant's tokens (ids and descriptions; never the tokens). Admins only.",
     responses((status = 200, body = Vec<TokenInfo>), (status = 401, body = Problem), (status = 403, body = Problem),
@@ -54,15 +67,22 @@ pub async fn issue(
 ) -> Result<(StatusCode, Json<IssuedToken>)> {
     visible_tenant(&s, &who, &tenant).await?;
     who.admin("manage tokens")?;
-    let description = optional_body::<NewToken>(&body)?.description;
+    let NewToken { description, ttl } = optional_body::<NewToken>(&body)?;
     if description.as_ref().is_some_and(|d| d.len() > 200) {
         return Err(Problem::invalid("description", "may not be longer than 200 characters"));
     }
-    let (token, id, stored) = mint(&tenant, description);
+    let ttl = ttl.as_deref().map(token_ttl).transpose()?;
+    let (token, id, stored) = mint(&tenant, description, ttl);
     let value = STANDARD.encode(serde_json::to_vec(&stored).map_err(|e| Problem::internal(e.to_string()))?);
     let api: Api<Secret> = Api::namespaced(s.client.clone(), s.creds.namespace());
     let name = token_secret(&tenant);
-    let patch = json!({"data": {&id: value}});
+    // Expired tokens of the tenant go in the same write.
+    let mut data = serde_json::Map::new();
+    for expired in s.creds.expired(&tenant) {
+        data.insert(expired, serde_json::Value::Null);
+    }
+    data.insert(id.clone(), value.clone().into());
+    let patch = json!({"data": data});
     let added = api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch)).await;
     if let Err(kube::Error::Api(a)) = &added
         && a.code == 404
@@ -85,7 +105,7 @@ pub async fn issue(
     }
     settle(&s, &tenant, &id, true).await;
     tracing::info!(tenant = %tenant, token_id = %id, "token issued");
-    Ok((StatusCode::CREATED, Json(IssuedToken { id, tenant, token, created: stored.created })))
+    Ok((StatusCode::CREATED, Json(IssuedToken { id, tenant, token, created: stored.created, expires: stored.expires })))
 }
 
 #[utoipa::path(delete, path = "/v1/tenants/{tenant}/tokens/{id}", tag = "tokens",

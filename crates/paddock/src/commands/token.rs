@@ -25,6 +25,9 @@ pub enum TokenCommand {
         /// What the token is for (shown by `token list`), e.g. "CTF site".
         #[arg(long)]
         description: Option<String>,
+        /// How long it works, 1m to 400d, e.g. 12h or 30d (default: until revoked).
+        #[arg(long)]
+        ttl: Option<String>,
     },
     /// List a tenant's tokens (ids, never the tokens).
     List {
@@ -42,20 +45,34 @@ pub enum TokenCommand {
     },
 }
 
+/// A creation time to the second, as the other tables show times.
+fn created(at: &str) -> String {
+    at.parse::<jiff::Timestamp>().map(|t| t.round(jiff::Unit::Second).unwrap_or(t).to_string()).unwrap_or(at.into())
+}
+
 pub async fn run(args: TokenArgs) -> Result<()> {
     let c = args.client.client()?;
     let out = args.client.output;
     match args.command {
-        TokenCommand::Issue { tenant, description } => {
-            let t: IssuedToken = c.post(&format!("/v1/tenants/{tenant}/tokens"), &NewToken { description }).await?;
-            print(out, &t, &["ID", "TENANT", "TOKEN (shown once)"], |t| {
-                vec![vec![t.id.clone(), t.tenant.clone(), t.token.clone()]]
+        TokenCommand::Issue { tenant, description, ttl } => {
+            let body = NewToken { description, ttl };
+            let t: IssuedToken = c.post(&format!("/v1/tenants/{tenant}/tokens"), &body).await?;
+            print(out, &t, &["ID", "TENANT", "EXPIRES", "TOKEN (shown once)"], |t| {
+                vec![vec![t.id.clone(), t.tenant.clone(), cell(t.expires.clone()), t.token.clone()]]
             })
         }
         TokenCommand::List { tenant } => {
             let items: Vec<TokenInfo> = c.get(&format!("/v1/tenants/{tenant}/tokens")).await?;
-            print(out, &items, &["ID", "CREATED", "DESCRIPTION"], |v| {
-                v.iter().map(|t| vec![t.id.clone(), t.created.clone(), cell(t.description.clone())]).collect()
+            let now = jiff::Timestamp::now();
+            let expires = |t: &TokenInfo| match t.expires.as_deref() {
+                None => "never".to_string(),
+                Some(e) if e.parse::<jiff::Timestamp>().is_ok_and(|e| e <= now) => format!("{e} (expired)"),
+                Some(e) => e.to_string(),
+            };
+            print(out, &items, &["ID", "CREATED", "EXPIRES", "DESCRIPTION"], |v| {
+                v.iter()
+                    .map(|t| vec![t.id.clone(), created(&t.created), expires(t), cell(t.description.clone())])
+                    .collect()
             })
         }
         TokenCommand::Revoke { id, tenant } => {
