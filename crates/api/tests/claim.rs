@@ -99,6 +99,10 @@ async fn a_warm_pod_learns_its_instance_and_values() {
     assert_eq!(got["values"], json!({"FLAG": flag, "MODE": "hard", "KEY": "s3cret"}));
     let (_, view) = env.call("GET", &format!("/v1/tenants/{}/instances/{inst}", env.alpha), Some(ADMIN), None).await;
     assert_eq!(view["status"]["warm"], json!(true), "{view}");
+    // Its log is read from the claimed pod in the pool namespace.
+    let logs = format!("/v1/tenants/{}/instances/{inst}/logs", env.alpha);
+    let (code, _, v) = env.call_full("GET", &logs, Some(&env.alpha_token), None, &[]).await;
+    assert_eq!(code, StatusCode::OK, "{v}");
     assert!(pods.get(&pod.name_any()).await.unwrap().labels().contains_key(CLAIM));
 
     // The pool refills; a second start is warm too, a third finds the pool empty and starts cold.

@@ -36,6 +36,8 @@ async fn logs_name_their_pod_and_say_when_it_has_not_started() {
     assert_eq!(code, StatusCode::OK);
     let (code, v) = env.call("GET", &format!("{one}/logs?tail=0"), Some(&tok), None).await;
     assert_eq!((code, v["field"].as_str()), (StatusCode::BAD_REQUEST, Some("tail")), "{v}");
+    let (code, v) = env.call("GET", &format!("{one}/logs?pod=web,x%3Dy"), Some(&tok), None).await;
+    assert_eq!((code, v["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("pod")), "{v}");
     let (code, v) = env.call("GET", &format!("{one}/logs?pod=db"), Some(&tok), None).await;
     assert_eq!((code, v["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("pod")), "{v}");
     assert_eq!(v["detail"], "instance \"one\" has no pod \"db\"; it has web", "{v}");

@@ -42,6 +42,9 @@ pub struct LogQuery {
 fn pod_name(inst: &Instance, asked: Option<&str>) -> Result<String> {
     let mut known: Vec<String> = inst.status.iter().flat_map(|s| s.pods.iter().map(|p| p.name.clone())).collect();
     known.sort();
+    if let Some(p) = asked.filter(|p| !resources::is_dns_label(p)) {
+        return Err(Problem::invalid("pod", format!("{p:?} is not a pod name (a DNS label)")));
+    }
     match asked {
         Some(p) if known.is_empty() || known.iter().any(|k| k == p) => Ok(p.to_string()),
         Some(p) => Err(Problem::invalid(
