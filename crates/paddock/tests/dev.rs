@@ -389,7 +389,21 @@ async fn cli_against_the_api(banner: &str) -> Vec<String> {
     let (code, out, err) = run(admin.clone(), sv(&["token", "list", "--tenant", "demo"])).await.unwrap();
     assert_eq!(code, 0, "{err}");
     assert!(out.lines().count() == 2 && !out.contains(&token), "{out}");
-    let mut issued = vec![admin, token];
+    // A token with an expiry, then revoked.
+    let issue = sv(&["token", "issue", "--tenant", "demo", "--ttl", "1h", "-o", "json"]);
+    let (code, out, err) = run(admin.clone(), issue).await.unwrap();
+    assert_eq!(code, 0, "{err}");
+    let short: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(short["expires"].is_string(), "{out}");
+    let (short_id, short_token) = (short["id"].as_str().unwrap(), short["token"].as_str().unwrap().to_string());
+    let (_, out, _) = run(admin.clone(), sv(&["token", "list", "--tenant", "demo"])).await.unwrap();
+    assert!(out.starts_with("ID") && out.contains("EXPIRES") && out.contains("never"), "{out}");
+    let (code, out, err) = run(admin.clone(), sv(&["token", "revoke", short_id, "--tenant", "demo"])).await.unwrap();
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.trim(), format!("token {short_id} of tenant demo revoked: requests with it fail from now on"));
+    let (code, _, _) = run(short_token.clone(), sv(&["instance", "list"])).await.unwrap();
+    assert_eq!(code, 2, "a revoked token is refused");
+    let mut issued = vec![admin, token, short_token];
     for key in ["PrivateKey = ", "PresharedKey = "] {
         issued.extend(conf.lines().filter_map(|l| l.strip_prefix(key)).map(str::to_string));
     }

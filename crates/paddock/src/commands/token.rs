@@ -1,7 +1,7 @@
 //! `paddock token issue|list|revoke` through the API (admin token).
 
 use crate::client::ClientArgs;
-use crate::client::output::{cell, print};
+use crate::client::output::{Format, cell, print};
 use anyhow::Result;
 use api::auth::{IssuedToken, TokenInfo};
 use api::model::NewToken;
@@ -77,7 +77,11 @@ pub async fn run(args: TokenArgs) -> Result<()> {
         }
         TokenCommand::Revoke { id, tenant } => {
             let _: serde_json::Value = c.delete(&format!("/v1/tenants/{tenant}/tokens/{id}")).await?;
-            print(out, &serde_json::json!({"revoked": id}), &["REVOKED"], |_| vec![vec![id.clone()]])
+            if out == Format::Table {
+                println!("token {id} of tenant {tenant} revoked: requests with it fail from now on");
+                return Ok(());
+            }
+            print(out, &serde_json::json!({"revoked": id, "tenant": tenant}), &[], |_| Vec::new())
         }
     }
 }
