@@ -657,8 +657,9 @@ async fn vpn_client_files_and_rotation() {
     let (code, _) =
         env.call("GET", &format!("/v1/tenants/{a}/vpn/clients/1/config"), Some(&env.beta_token), None).await;
     assert_eq!(code, StatusCode::NOT_FOUND);
-    let (code, _) = env.call("GET", &format!("/v1/tenants/{a}/vpn/clients/3/config"), Some(&tok), None).await;
+    let (code, v) = env.call("GET", &format!("/v1/tenants/{a}/vpn/clients/3/config"), Some(&tok), None).await;
     assert_eq!(code, StatusCode::NOT_FOUND);
+    assert_eq!(v["detail"], "VPN client \"3\" does not exist; the VPN has clients 1 to 2", "{v}");
     // Rotation: one client, then everything.
     let (code, v) = env.call("POST", &format!("/v1/tenants/{a}/vpn/clients/1/rotate"), Some(&tok), None).await;
     assert_eq!(code, StatusCode::OK, "{v}");

@@ -104,7 +104,13 @@ pub async fn clients(State(s): State<AppState>, who: Principal, Path(tenant): Pa
 }
 
 fn slot(l: &Loaded, n: u32) -> Result<&(Key, Key)> {
-    l.keys.clients.get(&n).ok_or_else(|| Problem::not_found("VPN client", &n.to_string()))
+    l.keys.clients.get(&n).ok_or_else(|| {
+        let mut p = Problem::not_found("VPN client", &n.to_string());
+        if let (Some(first), Some(last)) = (l.keys.clients.keys().next(), l.keys.clients.keys().next_back()) {
+            p.detail = format!("{}; the VPN has clients {first} to {last}", p.detail);
+        }
+        p
+    })
 }
 
 /// A client number from the path; anything else names no slot (404).
