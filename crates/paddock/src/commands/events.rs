@@ -1,4 +1,4 @@
-//! `paddock events [--tenant T]`: follow instance status as it changes.
+//! `paddock events [--tenant T] [--instance NAME]`: follow instance status as it changes.
 
 use crate::client::output::{Format, cell};
 use crate::client::{Client, ClientArgs, Unreachable};
@@ -19,6 +19,9 @@ pub struct EventsArgs {
     /// Resume after this event id.
     #[arg(long)]
     pub after: Option<String>,
+    /// Only this instance (by name).
+    #[arg(long)]
+    pub instance: Option<String>,
 }
 
 /// One decoded event.
@@ -30,6 +33,19 @@ pub enum Update {
 }
 
 impl Update {
+    /// The update as far as instance `name` is concerned: a snapshot keeps
+    /// only it, a change of another instance is dropped (None).
+    fn about(self, name: &str) -> Option<Update> {
+        match self {
+            Update::Snapshot(id, items) => {
+                Some(Update::Snapshot(id, items.into_iter().filter(|i| i.name == name).collect()))
+            }
+            Update::Status(_, ref i) if i.name != name => None,
+            Update::Deleted(_, ref d) if d.name != name => None,
+            u => Some(u),
+        }
+    }
+
     /// The event's id, to resume after it.
     fn id(&self) -> &str {
         match self {
@@ -198,7 +214,13 @@ pub async fn run(args: EventsArgs) -> Result<()> {
     };
     let mut stream = Follow::new(&c, tenant.as_deref(), args.after.as_deref());
     loop {
-        let u = stream.next().await?;
+        let mut u = stream.next().await?;
+        if let Some(name) = &args.instance {
+            match u.about(name) {
+                Some(mine) => u = mine,
+                None => continue,
+            }
+        }
         let mut out = std::io::stdout().lock();
         out.write_all(render(&u, args.client.output)?.as_bytes())?;
         out.flush()?;
@@ -208,6 +230,26 @@ pub async fn run(args: EventsArgs) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::{Follow, Update};
+
+    #[test]
+    fn one_instance_only_when_asked() {
+        let view = |name: &str| -> api::model::InstanceView {
+            serde_json::from_value(serde_json::json!({"name": name, "tenant": "a", "template": "t",
+                "progress": {}, "stopping": false}))
+            .unwrap()
+        };
+        let snap = Update::Snapshot("e-1".into(), vec![view("web"), view("db")]);
+        match snap.about("web") {
+            Some(Update::Snapshot(_, items)) => {
+                assert_eq!(items.iter().map(|i| i.name.as_str()).collect::<Vec<_>>(), ["web"])
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(Update::Status("e-2".into(), Box::new(view("db"))).about("web").is_none());
+        assert!(Update::Status("e-3".into(), Box::new(view("web"))).about("web").is_some());
+        let gone = Update::Deleted("e-4".into(), api::model::DeletedEvent { tenant: "a".into(), name: "db".into() });
+        assert!(gone.about("web").is_none());
+    }
 
     #[test]
     fn updates_print_as_lines_json_lines_or_a_yaml_stream() {
