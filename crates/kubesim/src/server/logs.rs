@@ -17,17 +17,23 @@ fn names<'a>(pod: &'a Value, list: &str) -> Vec<&'a str> {
 
 /// The (empty) log of a container of `pod`, or upstream's refusal.
 pub(crate) fn pod_log(pod: &Value, name: &str, query: &Query) -> Result<Response, ApiError> {
-    let containers = names(pod, "containers");
+    let (containers, inits) = (names(pod, "containers"), names(pod, "initContainers"));
+    let ephemeral = names(pod, "ephemeralContainers");
+    // The API server's pod strategy (LogLocation), word for word.
     let container = match query.get("container").filter(|c| !c.is_empty()) {
-        // The API server's pod strategy (LogLocation).
-        Some(c) if containers.contains(&c) || names(pod, "initContainers").contains(&c) => c,
+        Some(c) if containers.contains(&c) || inits.contains(&c) || ephemeral.contains(&c) => c,
         Some(c) => return Err(ApiError::bad_request(format!("container {c} is not valid for pod {name}"))),
         None if containers.len() == 1 => containers[0],
+        None if containers.is_empty() => {
+            return Err(ApiError::bad_request(format!("a container name must be specified for pod {name}")));
+        }
         None => {
-            return Err(ApiError::bad_request(format!(
-                "a container name must be specified for pod {name}, choose one of: [{}]",
-                containers.join(" ")
-            )));
+            let mut msg =
+                format!("a container name must be specified for pod {name}, choose one of: [{}]", containers.join(" "));
+            if !inits.is_empty() {
+                msg += &format!(" or one of the init containers: [{}]", inits.join(" "));
+            }
+            return Err(ApiError::bad_request(msg));
         }
     };
     // A pod not on a node yet has no log to stream: an empty answer.

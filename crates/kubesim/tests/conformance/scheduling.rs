@@ -154,13 +154,17 @@ async fn bad_images_back_off_and_graceful_deletion() {
     assert_eq!(e.message, "container \"c\" in pod \"bad\" is waiting to start: ImagePullBackOff");
 
     // Logs: which container, as the API server checks it.
-    let two = json!({"containers": [{"name": "a", "image": "busybox:1.36"}, {"name": "b", "image": "busybox:1.36"}]});
+    let two = json!({"initContainers": [{"name": "setup", "image": "busybox:1.36"}],
+        "containers": [{"name": "a", "image": "busybox:1.36"}, {"name": "b", "image": "busybox:1.36"}]});
     pods.create(&PostParams::default(), &pod("two", two)).await.unwrap();
     wait_for(&pods, "two", T, running_ready).await;
     let e = super::status(pods.logs("two", &LogParams::default()).await);
     assert_eq!(
         (e.code, e.message.as_str()),
-        (400, "a container name must be specified for pod two, choose one of: [a b]")
+        (
+            400,
+            "a container name must be specified for pod two, choose one of: [a b] or one of the init containers: [setup]"
+        )
     );
     let e = super::status(pods.logs("two", &LogParams { container: Some("c".into()), ..Default::default() }).await);
     assert_eq!((e.code, e.message.as_str()), (400, "container c is not valid for pod two"));
