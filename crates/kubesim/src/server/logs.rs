@@ -51,6 +51,12 @@ pub(crate) fn pod_log(pod: &Value, name: &str, query: &Query) -> Result<Response
                 "container {container:?} in pod {name:?} is waiting to start: {reason}"
             )));
         }
+        // Containers never restart here, so none has a previous run.
+        if query.flag("previous") {
+            return Err(ApiError::bad_request(format!(
+                "previous terminated container {container:?} in pod {name:?} not found"
+            )));
+        }
     }
     Ok((StatusCode::OK, [(header::CONTENT_TYPE, "text/plain")], "").into_response())
 }

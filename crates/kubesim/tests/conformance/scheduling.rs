@@ -170,6 +170,10 @@ async fn bad_images_back_off_and_graceful_deletion() {
     assert_eq!((e.code, e.message.as_str()), (400, "container c is not valid for pod two"));
     let log = pods.logs("two", &LogParams { container: Some("b".into()), ..Default::default() }).await.unwrap();
     assert_eq!(log, "", "containers do not run in kubesim");
+    let e = super::status(
+        pods.logs("two", &LogParams { container: Some("b".into()), previous: true, ..Default::default() }).await,
+    );
+    assert_eq!((e.code, e.message.as_str()), (400, "previous terminated container \"b\" in pod \"two\" not found"));
 
     pods.create(&PostParams::default(), &pod("graceful", json!({"terminationGracePeriodSeconds": 5}))).await.unwrap();
     wait_for(&pods, "graceful", T, running_ready).await;
