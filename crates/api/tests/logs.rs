@@ -45,7 +45,7 @@ async fn logs_name_their_pod_and_say_when_it_has_not_started() {
     // Two pods: which one must be said.
     let two = format!("{}-two", env.template);
     let tpl =
-        json!({"spec": {"pods": [{"name": "api", "image": "nginx:1.27"}, {"name": "db", "image": "postgres:16"}]}});
+        json!({"spec": {"pods": [{"name": "api", "image": "nginx:1.27"}, {"name": "db", "image": "nginx:1.27"}]}});
     assert_eq!(env.call("PUT", &format!("/v1/templates/{two}"), Some(ADMIN), Some(tpl)).await.0, StatusCode::CREATED);
     let (code, v) = start(&two, "pair").await;
     assert_eq!(code, StatusCode::CREATED, "{v}");
