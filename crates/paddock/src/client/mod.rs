@@ -173,8 +173,7 @@ impl Client {
         if !resp.status().is_success() {
             let status = resp.status();
             let bytes = resp.bytes().await.unwrap_or_default();
-            let e = problem_error(status, &bytes);
-            return Err(if status.is_server_error() { Unreachable(e.to_string()).into() } else { e });
+            return Err(problem_error(status, &bytes));
         }
         Ok(resp)
     }
@@ -198,6 +197,9 @@ fn problem_error(status: StatusCode, body: &[u8]) -> anyhow::Error {
         Refused(text).into()
     } else if status == StatusCode::UNAUTHORIZED {
         anyhow::anyhow!("{text}: check --token / PADDOCK_TOKEN")
+    } else if status.is_server_error() {
+        // Worth trying again later (the API or the cluster behind it is failing).
+        Unreachable(text).into()
     } else {
         anyhow::anyhow!(text)
     }

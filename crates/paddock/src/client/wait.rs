@@ -2,7 +2,7 @@
 //! per stage otherwise, as in CI logs), `--timeout` values, and polling an
 //! object until it reaches a state or is gone.
 
-use super::{Client, Refused};
+use super::{Client, Refused, Unreachable};
 use anyhow::Result;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::de::DeserializeOwned;
@@ -72,7 +72,8 @@ pub enum Step {
 
 /// Asks for `path` until `step` says it is done (`None`: the API answers 404)
 /// or failed, or `timeout` passes (a [`Refused`] naming the last stage).
-/// Returns the last answer.
+/// The API being unreachable for a while (a restart) is waited out within
+/// the timeout. Returns the last answer.
 pub async fn poll<T: DeserializeOwned>(
     c: &Client,
     path: &str,
@@ -84,7 +85,18 @@ pub async fn poll<T: DeserializeOwned>(
     let mut progress = Progress::new(name, show);
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
-        let now: Option<T> = c.get_opt(path).await?;
+        let now: Option<T> = match c.get_opt(path).await {
+            Ok(now) => now,
+            Err(e) if e.is::<Unreachable>() && tokio::time::Instant::now() + POLL_EVERY <= deadline => {
+                progress.update("Waiting for the API", Some(&e.to_string()));
+                tokio::time::sleep(POLL_EVERY * 4).await;
+                continue;
+            }
+            Err(e) => {
+                progress.finish();
+                return Err(e);
+            }
+        };
         match step(now.as_ref()) {
             Step::Done => {
                 progress.finish();
@@ -124,6 +136,55 @@ pub fn humantime(d: Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::http::StatusCode;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[tokio::test]
+    async fn a_wait_outlasts_the_api_failing_for_a_moment() {
+        // 503 first (the API restarting), then the object, then gone.
+        let calls = Arc::new(AtomicUsize::new(0));
+        let seen = calls.clone();
+        let app =
+            axum::Router::new().route("/no", axum::routing::get(|| async { (StatusCode::FORBIDDEN, "{}") })).route(
+                "/x",
+                axum::routing::get(move || {
+                    let n = seen.fetch_add(1, Ordering::SeqCst);
+                    async move {
+                        match n {
+                            0 => (StatusCode::SERVICE_UNAVAILABLE, "{}".to_string()),
+                            1 => (StatusCode::OK, r#"{"phase": "Stopping"}"#.to_string()),
+                            _ => (StatusCode::NOT_FOUND, "{}".to_string()),
+                        }
+                    }
+                }),
+            );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let args =
+            super::super::ClientArgs { url, token: Some("t".into()), output: super::super::output::Format::Table };
+        let c = args.client().unwrap();
+        let mut stages = Vec::new();
+        let gone = poll(&c, "/x", "x", Duration::from_secs(30), false, |now: Option<&serde_json::Value>| match now {
+            None => Step::Done,
+            Some(v) => {
+                stages.push(v["phase"].as_str().unwrap_or_default().to_string());
+                Step::Wait("Stopping".into(), None)
+            }
+        })
+        .await
+        .unwrap();
+        assert!(gone.is_none());
+        assert_eq!(stages, ["Stopping"]);
+        assert_eq!(calls.load(Ordering::SeqCst), 3);
+        // A refusal is not waited out.
+        let started = std::time::Instant::now();
+        let e = poll(&c, "/no", "x", Duration::from_secs(30), false, |_: Option<&serde_json::Value>| Step::Done)
+            .await
+            .unwrap_err();
+        assert!(e.is::<Refused>() && started.elapsed() < Duration::from_secs(5), "{e}");
+    }
 
     #[test]
     fn timeouts_read_as_they_were_given() {
