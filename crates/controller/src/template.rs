@@ -7,6 +7,7 @@
 //! those instances keep being repaired (a deleted pod re-created), while new
 //! ones are refused and its warm pool drains.
 
+use crate::events::Events;
 use crate::metrics::Metrics;
 use crate::written::{add_finalizer, remove_finalizer};
 use futures::StreamExt;
@@ -15,7 +16,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::watcher;
-use kube::{Client, ResourceExt};
+use kube::{Client, Resource, ResourceExt};
 use resources::template::TemplateStatus;
 use resources::{Instance, Template};
 use std::sync::Arc;
@@ -70,6 +71,7 @@ pub fn status_for(t: &Template, users: &[String]) -> TemplateStatus {
 struct Context {
     client: Client,
     metrics: Arc<Metrics>,
+    events: Events,
     /// The instance controller, whose watch cache says which instances use a
     /// template (without it, they are listed from the API server).
     instances: Option<Arc<crate::instance::reconcile::Context>>,
@@ -106,6 +108,9 @@ async fn reconcile(t: Arc<Template>, ctx: Arc<Context>) -> Result<Action, kube::
                 add_finalizer(&api, t.as_ref(), FINALIZER).await?;
             }
             let want = status_for(&t, &users);
+            if let Some((warning, reason, note)) = transition(&t, &want) {
+                ctx.events.record("Template", t.object_ref(&()), warning, reason, note);
+            }
             if t.status.as_ref() != Some(&want) {
                 let pp = PatchParams::default();
                 api.patch_status(&name, &pp, &Patch::Merge(serde_json::json!({"status": want}))).await?;
@@ -113,6 +118,21 @@ async fn reconcile(t: Arc<Template>, ctx: Arc<Context>) -> Result<Action, kube::
             Ok(if deleting { Action::requeue(RECHECK) } else { Action::await_change() })
         })
         .await
+}
+
+/// The Event for a change of the Accepted condition (warning?, reason, note):
+/// accepted, invalid, or being deleted and what it waits for.
+fn transition(t: &Template, want: &TemplateStatus) -> Option<(bool, &'static str, String)> {
+    let new = want.conditions.first()?;
+    let old = t.status.as_ref().and_then(|s| s.conditions.iter().find(|c| c.type_ == "Accepted"));
+    if old.is_some_and(|o| o.status == new.status && o.reason == new.reason) {
+        return None;
+    }
+    Some(match new.reason.as_str() {
+        "Invalid" => (true, "Invalid", new.message.clone()),
+        "Deleting" => (false, "Deleting", new.message.clone()),
+        _ => (false, "Accepted", new.message.clone()),
+    })
 }
 
 fn error_policy(t: Arc<Template>, e: &kube::Error, _: Arc<Context>) -> Action {
@@ -129,7 +149,8 @@ pub async fn run(
     instances: Option<Arc<crate::instance::reconcile::Context>>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
-    let ctx = Arc::new(Context { client: client.clone(), metrics, instances });
+    let events = Events::new(client.clone(), metrics.clone());
+    let ctx = Arc::new(Context { client: client.clone(), metrics, events, instances });
     Controller::new(Api::<Template>::all(client), watcher::Config::default())
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx.clone())
@@ -163,6 +184,11 @@ mod tests {
         deleted.metadata.deletion_timestamp = Some(Time(Timestamp::now()));
         let users: Vec<String> = (0..7).map(|i| format!("team-a/web-{i}")).collect();
         let s = status_for(&deleted, &users);
+        let mut accepted = good.clone();
+        accepted.status = Some(status_for(&good, &[]));
+        assert_eq!(transition(&accepted, &s).map(|(w, r, _)| (w, r)), Some((false, "Deleting")));
+        assert_eq!(transition(&accepted, &status_for(&good, &[])), None, "no change, no Event");
+        assert_eq!(transition(&accepted, &status_for(&bad, &[])).map(|(w, r, _)| (w, r)), Some((true, "Invalid")));
         assert_eq!((s.conditions[0].status.as_str(), s.conditions[0].reason.as_str()), ("False", "Deleting"));
         assert_eq!(
             s.conditions[0].message,

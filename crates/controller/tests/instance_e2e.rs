@@ -202,6 +202,11 @@ async fn instances_start_heal_limit_fail_and_expire() {
     let t = wait_for(&templates, "ctf-web", T, deleting).await;
     let msg = &t.status.as_ref().unwrap().conditions[0].message;
     assert_eq!(msg, &format!("being deleted; waiting for 1 instance(s) to stop: {ns}/web3"));
+    let (kind, note) = event(&tc.client, "default", "ctf-web", "Deleting").await;
+    assert_eq!(
+        (kind.as_str(), note),
+        ("Normal", format!("being deleted; waiting for 1 instance(s) to stop: {ns}/web3"))
+    );
     insts.create(&PostParams::default(), &new("web4", "ctf-web")).await.unwrap();
     wait_for(&insts, "web4", T, |i| reason(i) == "TemplateDeleting").await;
     let old_uid = pods.get("web3-db").await.unwrap().metadata.uid;
