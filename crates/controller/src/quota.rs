@@ -140,19 +140,39 @@ pub fn exceeded(tenant: &Tenant, used: Usage, more: Usage) -> Option<String> {
     })
 }
 
+/// What the tenant's own infrastructure always uses of its quota: the VPN
+/// server pod, when it has a VPN.
+pub fn standing(tenant: &Tenant) -> Usage {
+    if !tenant.spec.vpn.as_ref().is_some_and(|v| v.enabled) {
+        return Usage::default();
+    }
+    let q = |s: &str| Quantity::parse(s).unwrap_or(Quantity::ZERO);
+    use crate::tenant::vpn::{CPU_REQUEST, MEMORY_REQUEST};
+    Usage { pods: 1, cpu: q(CPU_REQUEST), memory: q(MEMORY_REQUEST) }
+}
+
 /// Why an instance that needs `need` can never start under the tenant's
-/// quota as it is — it needs more than the whole quota, with nothing else
-/// running — if so; `who` is what needs it ("it", a template's name).
+/// quota as it is — it needs more than the quota leaves beside the tenant's
+/// own infrastructure (its VPN), with no other instance running — if so;
+/// `who` is what needs it ("it", a template's name).
 pub fn beyond(tenant: &Tenant, need: Usage, who: &str) -> Option<String> {
-    let parts = over(tenant, Usage::default(), need);
+    let base = standing(tenant);
+    let parts = over(tenant, base, need);
     let needs: Vec<String> = parts.iter().map(|o| format!("{} {}", o.what, o.more)).collect();
-    let quota: Vec<String> = parts.iter().map(|o| format!("spec.quota.{} {}", o.what, o.max)).collect();
+    let quota: Vec<String> = parts
+        .iter()
+        .map(|o| {
+            let vpn = if base.pods > 0 { format!(", {} of it for its VPN", o.used) } else { String::new() };
+            format!("spec.quota.{} {}{vpn}", o.what, o.max)
+        })
+        .collect();
+    let whole = if base.pods > 0 { "quota beside its VPN" } else { "whole quota" };
     (!parts.is_empty()).then(|| {
         format!(
-            "{who} needs {}, more than tenant {:?}'s whole quota ({}); it can start only once the quota is raised",
+            "{who} needs {}, more than tenant {:?}'s {whole} ({}); it can start only once the quota is raised",
             needs.join(" and "),
             tenant.metadata.name.clone().unwrap_or_default(),
-            quota.join(", ")
+            quota.join("; ")
         )
     })
 }
@@ -275,6 +295,15 @@ mod tests {
         assert_eq!(beyond(&tenant, small, "it"), None, "fits when nothing else runs");
         let four = Usage { pods: 4, ..small };
         assert!(beyond(&tenant, four, "it").unwrap().starts_with("it needs pods 4, more than"));
+        // A tenant with a VPN has its server pod's share less.
+        let mut vpn = tenant.clone();
+        vpn.spec.vpn = Some(serde_json::from_value(json!({"enabled": true})).unwrap());
+        assert_eq!(
+            beyond(&vpn, small, "it").unwrap(),
+            "it needs pods 3 and cpu 300m, more than tenant \"t\"'s quota beside its VPN \
+             (spec.quota.pods 3, 1 of it for its VPN; spec.quota.cpu 300m, 50m of it for its VPN); \
+             it can start only once the quota is raised"
+        );
     }
 
     #[test]

@@ -24,6 +24,9 @@ use vpn::{Key, Peer};
 
 /// Name of the pod, Service and Secret.
 pub const NAME: &str = "vpn";
+/// What the server pod requests (it counts against the tenant's quota).
+pub const CPU_REQUEST: &str = "50m";
+pub const MEMORY_REQUEST: &str = "32Mi";
 const HASH: &str = "paddock.dev/config-hash";
 
 /// The keys as stored in the Secret (base64 text, as `wg` prints them).
@@ -112,7 +115,7 @@ pub fn pod(t: &Tenant, ns: &str, v: &Vpn, settings: &Settings, any_role: bool, h
             "ports": [{"name": "wireguard", "containerPort": v.port, "protocol": "UDP"}],
             "securityContext": {"allowPrivilegeEscalation": false, "readOnlyRootFilesystem": true,
                 "capabilities": {"drop": ["ALL"], "add": ["NET_ADMIN"]}},
-            "resources": {"requests": {"cpu": "50m", "memory": "32Mi"}, "limits": {"memory": "128Mi"}},
+            "resources": {"requests": {"cpu": CPU_REQUEST, "memory": MEMORY_REQUEST}, "limits": {"memory": "128Mi"}},
             "volumeMounts": [{"name": "config", "mountPath": "/etc/wireguard", "readOnly": true}]
         }],
         "volumes": [{"name": "config", "secret": {"secretName": NAME, "defaultMode": 0o400, "items": [{"key": "wg0.conf", "path": "wg0.conf"}]}}]
