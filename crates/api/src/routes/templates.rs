@@ -7,6 +7,7 @@ use crate::problem::{Json, Path, Problem, Query, Result, body_of};
 use crate::state::{AppState, Shared};
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use kube::Api;
 use kube::api::{DeleteParams, PostParams};
 use resources::{Template, TemplateSpec};
@@ -108,12 +109,18 @@ pub async fn put(
 #[utoipa::path(delete, path = "/v1/templates/{template}", tag = "templates", params(("template" = String, Path)),
     description = "Deletes a template (admins only). Its instances keep running, and being repaired, until they stop: \
         the template stays until the last one is gone, refusing new instances (409), and its warm pool drains.",
-    responses((status = 204), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)))]
-pub async fn delete(State(s): State<AppState>, who: Principal, Path(name): Path<String>) -> Result<StatusCode> {
+    responses((status = 202, body = TemplateView, description = "Being deleted: kept while instances use it"),
+        (status = 204, description = "Deleted"), (status = 401, body = Problem), (status = 403, body = Problem),
+        (status = 404, body = Problem)))]
+pub async fn delete(State(s): State<AppState>, who: Principal, Path(name): Path<String>) -> Result<Response> {
     who.admin("delete templates")?;
     named("template", &name)?;
     match Api::<Template>::all(s.client.clone()).delete(&name, &DeleteParams::default()).await {
-        Ok(_) => Ok(StatusCode::NO_CONTENT),
+        // Held by its finalizer: the template as the deletion left it.
+        Ok(answer) => Ok(match answer.left() {
+            Some(kept) => (StatusCode::ACCEPTED, Json(TemplateView::from(&kept))).into_response(),
+            None => StatusCode::NO_CONTENT.into_response(),
+        }),
         Err(kube::Error::Api(a)) if a.code == 404 => Err(Problem::not_found("template", &name)),
         Err(e) => Err(e.into()),
     }

@@ -222,21 +222,22 @@ pub async fn run(args: TemplateArgs) -> Result<()> {
         }
         TemplateCommand::Delete { name, wait, timeout } => {
             let path = format!("/v1/templates/{name}");
-            let () = c.delete(&path).await?;
-            let left = if wait {
+            // 202 with the template (its finalizer holds it until no instance
+            // uses it), 204 when it went at once.
+            let mut left: Option<TemplateView> = c.delete(&path).await?;
+            if wait && left.is_some() {
                 let step = |now: Option<&TemplateView>| match now {
                     None => Step::Done,
                     Some(t) => Step::Wait("Deleting".into(), condition(t).map(|c| c.message.clone())),
                 };
-                poll(&c, &path, &name, timeout, out == Format::Table, step).await?
-            } else {
-                c.get_opt::<TemplateView>(&path).await?
-            };
+                left = poll(&c, &path, &name, timeout, out == Format::Table, step).await?;
+            }
             match (out, &left) {
                 (Format::Table, None) => println!("template {name} deleted"),
                 (Format::Table, Some(_)) => {
                     println!(
-                        "template {name} is being deleted: it stays, starting no new instance, until its last instance stops"
+                        "template {name} is being deleted: it starts no new instance, and goes once no instance uses it \
+                         (--wait waits for that)"
                     )
                 }
                 _ => print(out, &serde_json::json!({"name": name, "gone": left.is_none()}), &[], |_| Vec::new())?,
