@@ -201,25 +201,34 @@ impl Credentials {
         ok.then_some(Principal::Admin)
     }
 
+    /// The tenant's tokens Secret as the reflector sees it.
+    fn secret(&self, tenant: &str) -> Option<std::sync::Arc<Secret>> {
+        self.secrets.get(&ObjectRef::new(&token_secret(tenant)).within(&self.namespace))
+    }
+
     fn stored(&self, tenant: &str, id: &str) -> Option<StoredToken> {
-        let secret = self.secrets.get(&ObjectRef::new(&token_secret(tenant)).within(&self.namespace))?;
+        let secret = self.secret(tenant)?;
         let raw = secret.data.as_ref()?.get(id)?;
         serde_json::from_slice(&raw.0).ok()
     }
 
-    /// The tenant's tokens as the reflector sees them.
-    pub fn list(&self, tenant: &str) -> Vec<TokenInfo> {
-        let Some(secret) = self.secrets.get(&ObjectRef::new(&token_secret(tenant)).within(&self.namespace)) else {
-            return Vec::new();
-        };
-        let mut out: Vec<TokenInfo> = secret
+    /// Every token of the tenant, by id.
+    fn all(&self, tenant: &str) -> Vec<(String, StoredToken)> {
+        let Some(secret) = self.secret(tenant) else { return Vec::new() };
+        secret
             .data
             .iter()
             .flatten()
-            .filter_map(|(id, v)| {
-                let s: StoredToken = serde_json::from_slice(&v.0).ok()?;
-                Some(TokenInfo { id: id.clone(), created: s.created, description: s.description, expires: s.expires })
-            })
+            .filter_map(|(id, v)| Some((id.clone(), serde_json::from_slice::<StoredToken>(&v.0).ok()?)))
+            .collect()
+    }
+
+    /// The tenant's tokens as the reflector sees them.
+    pub fn list(&self, tenant: &str) -> Vec<TokenInfo> {
+        let mut out: Vec<TokenInfo> = self
+            .all(tenant)
+            .into_iter()
+            .map(|(id, s)| TokenInfo { id, created: s.created, description: s.description, expires: s.expires })
             .collect();
         out.sort_by(|a, b| a.created.cmp(&b.created).then(a.id.cmp(&b.id)));
         out
@@ -228,16 +237,7 @@ impl Credentials {
     /// The ids of the tenant's expired tokens.
     pub fn expired(&self, tenant: &str) -> Vec<String> {
         let now = jiff::Timestamp::now();
-        let Some(secret) = self.secrets.get(&ObjectRef::new(&token_secret(tenant)).within(&self.namespace)) else {
-            return Vec::new();
-        };
-        secret
-            .data
-            .iter()
-            .flatten()
-            .filter(|(_, v)| serde_json::from_slice::<StoredToken>(&v.0).is_ok_and(|s| s.expired(now)))
-            .map(|(id, _)| id.clone())
-            .collect()
+        self.all(tenant).into_iter().filter(|(_, s)| s.expired(now)).map(|(id, _)| id).collect()
     }
 
     /// Whether the reflector shows the token `id` of `tenant` as `present`.

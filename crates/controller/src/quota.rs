@@ -6,6 +6,7 @@
 use crate::labels::TENANT;
 use crate::pool::Pools;
 use crate::pool::labels::CLAIM;
+use crate::tenant::vpn;
 use k8s_openapi::api::core::v1::{Pod, PodSpec};
 use kube::api::{Api, DeleteParams, ListParams};
 use kube::runtime::reflector::Store;
@@ -147,8 +148,7 @@ pub fn standing(tenant: &Tenant) -> Usage {
         return Usage::default();
     }
     let q = |s: &str| Quantity::parse(s).unwrap_or(Quantity::ZERO);
-    use crate::tenant::vpn::{CPU_REQUEST, MEMORY_REQUEST};
-    Usage { pods: 1, cpu: q(CPU_REQUEST), memory: q(MEMORY_REQUEST) }
+    Usage { pods: 1, cpu: q(vpn::CPU_REQUEST), memory: q(vpn::MEMORY_REQUEST) }
 }
 
 /// Why an instance that needs `need` can never start under the tenant's

@@ -12,6 +12,18 @@ use std::time::Duration;
 /// How often [`poll`] asks the API.
 const POLL_EVERY: Duration = Duration::from_millis(250);
 
+/// `--wait` and `--timeout`, for the commands that can wait for what they asked.
+#[derive(clap::Args, Debug, Clone, Copy)]
+pub struct WaitArgs {
+    /// Wait until it is done — running (or failed) after a start, Ready after a create, gone after a stop or
+    /// delete — showing each stage.
+    #[arg(long)]
+    pub wait: bool,
+    /// Give up waiting after this long, e.g. 2m.
+    #[arg(long, default_value = "5m", value_parser = parse_duration)]
+    pub timeout: Duration,
+}
+
 /// `--timeout` values: 90s, 15m, 2h.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     resources::template::parse_duration(s).ok_or_else(|| format!("{s:?} is not a duration (like 90s, 15m, 2h)"))

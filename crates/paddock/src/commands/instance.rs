@@ -2,7 +2,7 @@
 //! follows the tenant's event stream and shows the phases as they pass.
 
 use crate::client::output::{Format, cell, fields, print, section, show};
-use crate::client::wait::{Progress, Step, humantime, parse_duration, poll};
+use crate::client::wait::{Progress, Step, WaitArgs, humantime, poll};
 use crate::client::{Client, ClientArgs, Refused};
 use crate::commands::events::{Follow, Update};
 use anyhow::{Result, bail};
@@ -41,12 +41,8 @@ pub enum InstanceCommand {
         /// Retrying with the same key never starts a second instance.
         #[arg(long)]
         idempotency_key: Option<String>,
-        /// Wait until it runs (or fails), showing each phase.
-        #[arg(long)]
-        wait: bool,
-        /// Give up waiting after this long, e.g. 5m.
-        #[arg(long, default_value = "5m", value_parser = parse_duration)]
-        timeout: Duration,
+        #[command(flatten)]
+        wait: WaitArgs,
     },
     /// List the tenant's instances (or, -A with an admin token, every tenant's).
     List {
@@ -63,12 +59,8 @@ pub enum InstanceCommand {
     Stop {
         /// The instance's name.
         name: String,
-        /// Wait until it is gone: its pods stopped and its services and secrets deleted.
-        #[arg(long)]
-        wait: bool,
-        /// Give up waiting after this long, e.g. 2m.
-        #[arg(long, default_value = "5m", value_parser = parse_duration)]
-        timeout: Duration,
+        #[command(flatten)]
+        wait: WaitArgs,
     },
     /// Print the log of one of an instance's pods.
     Logs {
@@ -261,17 +253,18 @@ pub async fn run(args: InstanceArgs) -> Result<()> {
     }
     let tenant = args.client.tenant(&args.tenant)?;
     match args.command {
-        InstanceCommand::Start { template, name, ttl, env, idempotency_key, wait: w, timeout } => {
+        InstanceCommand::Start { template, name, ttl, env, idempotency_key, wait: w } => {
             let body = StartInstance { template, name, ttl, env: env.into_iter().collect::<BTreeMap<_, _>>() };
             let mut req = c.request(Method::POST, &path(&tenant, "")).json(&body);
             if let Some(k) = &idempotency_key {
                 req = req.header("idempotency-key", k);
             }
             let started: InstanceView = c.send(req).await?;
-            let view = if w { wait(&c, &tenant, started, timeout, out == Format::Table).await? } else { started };
+            let view =
+                if w.wait { wait(&c, &tenant, started, w.timeout, out == Format::Table).await? } else { started };
             print(out, &view, HEADER, |i| vec![row(i)])?;
             match view.phase.as_deref() {
-                Some("Failed" | "Expired" | "Degraded") if w => Err(Refused(format!(
+                Some("Failed" | "Expired" | "Degraded") if w.wait => Err(Refused(format!(
                     "{} is {}: {}",
                     view.name,
                     cell(view.phase.clone()),
@@ -289,13 +282,13 @@ pub async fn run(args: InstanceArgs) -> Result<()> {
             let i: InstanceView = c.get(&path(&tenant, &format!("/{name}"))).await?;
             show(out, &i, detail)
         }
-        InstanceCommand::Stop { name, wait, timeout } => {
+        InstanceCommand::Stop { name, wait } => {
             let at = path(&tenant, &format!("/{name}"));
             let i: InstanceView = c.delete(&at).await?;
-            if !wait {
+            if !wait.wait {
                 return print(out, &i, HEADER, |i| vec![row(i)]);
             }
-            poll(&c, &at, &name, timeout, out == Format::Table, |now: Option<&InstanceView>| match now {
+            poll(&c, &at, &name, wait.timeout, out == Format::Table, |now: Option<&InstanceView>| match now {
                 None => Step::Done,
                 Some(i) => Step::Wait(cell(i.phase.clone()), i.message.clone()),
             })

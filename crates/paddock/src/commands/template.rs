@@ -1,7 +1,7 @@
 //! `paddock template apply|list|get|delete` through the API.
 
 use crate::client::output::{Format, cell, fields, print, section, show};
-use crate::client::wait::{Step, parse_duration, poll};
+use crate::client::wait::{Step, WaitArgs, poll};
 use crate::client::{ClientArgs, Refused};
 use anyhow::{Context, Result, bail};
 use api::model::{NewTemplate, TemplateView};
@@ -9,7 +9,6 @@ use clap::{Args, Subcommand};
 use reqwest::Method;
 use serde::Deserialize;
 use std::path::PathBuf;
-use std::time::Duration;
 
 #[derive(Args, Debug)]
 pub struct TemplateArgs {
@@ -39,12 +38,8 @@ pub enum TemplateCommand {
     Delete {
         /// The template's name.
         name: String,
-        /// Wait until it is gone (its last instance stopped).
-        #[arg(long)]
-        wait: bool,
-        /// Give up waiting after this long, e.g. 2m.
-        #[arg(long, default_value = "5m", value_parser = parse_duration)]
-        timeout: Duration,
+        #[command(flatten)]
+        wait: WaitArgs,
     },
 }
 
@@ -220,17 +215,17 @@ pub async fn run(args: TemplateArgs) -> Result<()> {
             let t: TemplateView = c.get(&format!("/v1/templates/{name}")).await?;
             show(out, &t, detail)
         }
-        TemplateCommand::Delete { name, wait, timeout } => {
+        TemplateCommand::Delete { name, wait } => {
             let path = format!("/v1/templates/{name}");
             // 202 with the template (its finalizer holds it until no instance
             // uses it), 204 when it went at once.
             let mut left: Option<TemplateView> = c.delete(&path).await?;
-            if wait && left.is_some() {
+            if wait.wait && left.is_some() {
                 let step = |now: Option<&TemplateView>| match now {
                     None => Step::Done,
                     Some(t) => Step::Wait("Deleting".into(), condition(t).map(|c| c.message.clone())),
                 };
-                left = poll(&c, &path, &name, timeout, out == Format::Table, step).await?;
+                left = poll(&c, &path, &name, wait.timeout, out == Format::Table, step).await?;
             }
             match (out, &left) {
                 (Format::Table, None) => println!("template {name} deleted"),

@@ -1,15 +1,14 @@
 //! `paddock tenant create|list|get|delete` through the API.
 
+use crate::client::ClientArgs;
 use crate::client::output::{Format, cell, fields, print, section, show};
-use crate::client::wait::{Step, parse_duration, poll};
-use crate::client::{Client, ClientArgs};
+use crate::client::wait::{Step, WaitArgs, poll};
 use anyhow::{Context, Result, bail};
 use api::model::{NewTenant, TenantView};
 use clap::{Args, Subcommand};
 use resources::TenantSpec;
 use resources::tenant::TenantKind;
 use std::path::PathBuf;
-use std::time::Duration;
 
 #[derive(Args, Debug)]
 pub struct TenantArgs {
@@ -34,12 +33,8 @@ pub enum TenantCommand {
         /// The whole spec from a YAML or JSON file, or - for standard input (the flags then override it).
         #[arg(short = 'f', long)]
         file: Option<PathBuf>,
-        /// Wait until it is Ready (its namespace, quota, policies and storage in place).
-        #[arg(long)]
-        wait: bool,
-        /// Give up waiting after this long, e.g. 2m.
-        #[arg(long, default_value = "5m", value_parser = parse_duration)]
-        timeout: Duration,
+        #[command(flatten)]
+        wait: WaitArgs,
     },
     /// Change a tenant: only what the flags say (admin token). Storage may grow, not shrink.
     Update {
@@ -59,12 +54,8 @@ pub enum TenantCommand {
     Delete {
         /// The tenant's name.
         name: String,
-        /// Wait until it is gone, its namespace with it.
-        #[arg(long)]
-        wait: bool,
-        /// Give up waiting after this long, e.g. 2m.
-        #[arg(long, default_value = "5m", value_parser = parse_duration)]
-        timeout: Duration,
+        #[command(flatten)]
+        wait: WaitArgs,
     },
 }
 
@@ -256,13 +247,6 @@ fn removal(t: Option<&TenantView>) -> Step {
     Step::Wait(phase(t), message)
 }
 
-/// Waits after a create (`ready`: until Ready) or a delete (until gone);
-/// the tenant as last seen.
-async fn settle(c: &Client, name: &str, ready: bool, timeout: Duration, out: Format) -> Result<Option<TenantView>> {
-    let path = format!("/v1/tenants/{name}");
-    poll(c, &path, name, timeout, out == Format::Table, if ready { readiness } else { removal }).await
-}
-
 /// A tenant from a file: a Tenant manifest (its metadata.name too), `{spec: …}`
 /// or the bare spec.
 fn from_file(f: &std::path::Path) -> Result<(Option<String>, TenantSpec)> {
@@ -289,7 +273,7 @@ pub async fn run(args: TenantArgs) -> Result<()> {
     let c = args.client.client()?;
     let out = args.client.output;
     match args.command {
-        TenantCommand::Create { name, kind, spec: flags, file, wait, timeout } => {
+        TenantCommand::Create { name, kind, spec: flags, file, wait } => {
             let (named, mut spec) = match &file {
                 Some(f) => from_file(f)?,
                 None => (None, serde_json::from_value(serde_json::json!({"kind": "Team"}))?),
@@ -312,7 +296,10 @@ pub async fn run(args: TenantArgs) -> Result<()> {
             json_patch::merge(&mut merged, &flags.patch());
             let spec: TenantSpec = super::decode_spec(merged).map_err(|e| anyhow::anyhow!("the flags: {e}"))?;
             let mut t: TenantView = c.post("/v1/tenants", &NewTenant { name: name.clone(), spec }).await?;
-            if wait && let Some(now) = settle(&c, &name, true, timeout, out).await? {
+            let path = format!("/v1/tenants/{name}");
+            if wait.wait
+                && let Some(now) = poll(&c, &path, &name, wait.timeout, out == Format::Table, readiness).await?
+            {
                 t = now;
             }
             print(out, &t, HEADER, |t| vec![row(t)])
@@ -337,12 +324,13 @@ pub async fn run(args: TenantArgs) -> Result<()> {
             let t: TenantView = c.get(&format!("/v1/tenants/{name}")).await?;
             show(out, &t, detail)
         }
-        TenantCommand::Delete { name, wait, timeout } => {
-            let t: TenantView = c.delete(&format!("/v1/tenants/{name}")).await?;
-            if !wait {
+        TenantCommand::Delete { name, wait } => {
+            let path = format!("/v1/tenants/{name}");
+            let t: TenantView = c.delete(&path).await?;
+            if !wait.wait {
                 return print(out, &t, HEADER, |t| vec![row(t)]);
             }
-            settle(&c, &name, false, timeout, out).await?;
+            poll(&c, &path, &name, wait.timeout, out == Format::Table, removal).await?;
             match out {
                 Format::Table => {
                     println!("tenant {name} deleted, its namespace with it");
