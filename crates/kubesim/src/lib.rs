@@ -129,10 +129,15 @@ impl KubeSim {
         )
     }
 
+    /// A `kube::Config` for this server.
+    pub fn config(&self) -> Result<kube::Config, kube::Error> {
+        let uri: http::Uri = self.url().parse().map_err(|e: http::uri::InvalidUri| kube::Error::Service(e.into()))?;
+        Ok(kube::Config::new(uri))
+    }
+
     /// A `kube::Client` for this server.
     pub async fn client(&self) -> Result<kube::Client, kube::Error> {
-        let uri: http::Uri = self.url().parse().map_err(|e: http::uri::InvalidUri| kube::Error::Service(e.into()))?;
-        kube::Client::try_from(kube::Config::new(uri))
+        kube::Client::try_from(self.config()?)
     }
 
     /// Stops serving (open watches end), writes the state file if configured.

@@ -18,6 +18,8 @@ pub const REAL_CLUSTER_ENV: &str = "PADDOCK_TEST_KUBECONFIG";
 
 pub struct TestCluster {
     pub client: Client,
+    /// What `client` was built from (its server, CA and credentials).
+    pub config: kube::Config,
     sim: Option<KubeSim>,
     namespaces: Vec<String>,
 }
@@ -42,13 +44,14 @@ impl TestCluster {
             let cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default())
                 .await
                 .unwrap_or_else(|e| panic!("{REAL_CLUSTER_ENV}={path}: {e}"));
-            let client = Client::try_from(cfg).expect("client for the real cluster");
-            return TestCluster { client, sim: None, namespaces: vec![] };
+            let client = Client::try_from(cfg.clone()).expect("client for the real cluster");
+            return TestCluster { client, config: cfg, sim: None, namespaces: vec![] };
         }
         let sim =
             KubeSim::start(config, "127.0.0.1:0".parse().expect("literal address")).await.expect("kubesim starts");
-        let client = sim.client().await.expect("client for kubesim");
-        TestCluster { client, sim: Some(sim), namespaces: vec![] }
+        let config = sim.config().expect("config for kubesim");
+        let client = Client::try_from(config.clone()).expect("client for kubesim");
+        TestCluster { client, config, sim: Some(sim), namespaces: vec![] }
     }
 
     /// The simulator, or None (with a message) on a real cluster: use as

@@ -6,6 +6,7 @@ mod logs;
 mod reachability;
 mod resources;
 mod table;
+mod token;
 mod watch;
 
 use crate::cluster::Cluster;

@@ -1,5 +1,5 @@
 //! Resource endpoints: get, list, watch, create, update, patch, delete,
-//! deletecollection, and the status / finalize / log subresources.
+//! deletecollection, and the status / finalize / log / token subresources.
 
 use super::{Query, Server, Target, error_response, json_response, table, watch};
 use crate::cluster::{DeleteOpts, DeleteOutcome, ListOpts, Propagation, WriteOpts};
@@ -233,6 +233,7 @@ fn resolve(server: &Server, t: &Target) -> Result<(ResId, Arc<ResourceDef>), Api
             "status" => def.status_subresource,
             "log" => def.group.is_empty() && def.plural == "pods",
             "finalize" => def.group.is_empty() && def.plural == "namespaces",
+            "token" => def.group.is_empty() && def.plural == "serviceaccounts",
             _ => false,
         };
         if !ok {
@@ -251,6 +252,17 @@ async fn serve_inner(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let (id, def) = resolve(server, &t)?;
+    // What each subresource serves upstream (its REST storage's verbs).
+    let allowed: &[Method] = match t.sub.as_deref() {
+        None => &[Method::GET, Method::POST, Method::PUT, Method::PATCH, Method::DELETE],
+        Some("status") => &[Method::GET, Method::PUT, Method::PATCH],
+        Some("log") => &[Method::GET],
+        Some("finalize") => &[Method::PUT],
+        Some(_) => &[Method::POST],
+    };
+    if !allowed.contains(method) {
+        return Err(ApiError::method_not_allowed());
+    }
     let cluster = &server.cluster;
     let ns = t.namespace.clone().unwrap_or_default();
     let version = t.version.as_str();
@@ -326,6 +338,10 @@ async fn serve_inner(
                 }
                 DeleteOutcome::Deleted(v) | DeleteOutcome::Pending(v) => Ok(ok(render_value(&def, version, v))),
             }
+        }
+        (Some(name), &Method::POST) if t.sub.as_deref() == Some("token") => {
+            check_body_type(headers)?;
+            super::token::create(cluster, &ns, name, parse_body(&body, true)?)
         }
         (Some(_), &Method::POST) => Err(ApiError::method_not_allowed()),
         _ => Err(ApiError::method_not_allowed()),

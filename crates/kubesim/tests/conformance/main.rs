@@ -11,6 +11,7 @@ mod apply;
 mod lifecycle;
 mod reachability;
 mod scheduling;
+mod tokens;
 mod watch;
 mod workloads;
 
