@@ -22,7 +22,7 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::serve::ListenerExt;
 use problem::{BODY_LIMIT, Problem};
-use routes::{claim, events, health, instances, logs, nodes, templates, tenants, tokens, vpn};
+use routes::{claim, events, health, instances, kubeconfig, logs, nodes, templates, tenants, tokens, vpn};
 use state::AppState;
 use std::sync::Arc;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
@@ -32,6 +32,7 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+pub use routes::kubeconfig::ClusterAccess;
 pub use state::{Background, Config, start};
 
 /// Routes that answer and finish (they get the request timeout).
@@ -41,6 +42,7 @@ fn plain_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(health::readyz))
         .routes(routes!(tenants::list, tenants::create))
         .routes(routes!(tenants::get, tenants::patch, tenants::delete))
+        .routes(routes!(kubeconfig::issue))
         .routes(routes!(templates::list, templates::create))
         .routes(routes!(templates::get, templates::put, templates::delete))
         .routes(routes!(instances::list_all))

@@ -242,6 +242,32 @@ pub struct NewToken {
     pub ttl: Option<String>,
 }
 
+/// Body of `POST /v1/tenants/{tenant}/kubeconfig`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewKubeconfig {
+    /// How long its token works, 10m to 24h (like 30m, 8h); default 1h.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl: Option<String>,
+}
+
+/// A kubeconfig for a tenant's ServiceAccount: shown once, not kept.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TenantKubeconfig {
+    pub tenant: String,
+    /// The namespace its context selects.
+    pub namespace: String,
+    /// The ServiceAccount it acts as (bound to the Role `tenant-reader`).
+    pub service_account: String,
+    /// The Kubernetes API it points at.
+    pub server: String,
+    /// When its token stops working (RFC 3339).
+    pub expires: String,
+    /// The kubeconfig file (YAML).
+    pub kubeconfig: String,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct NodeView {

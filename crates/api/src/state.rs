@@ -30,6 +30,9 @@ pub struct Config {
     pub replay_log: usize,
     /// Timeout of ordinary (non-streaming) requests.
     pub request_timeout: Duration,
+    /// Where tenant kubeconfigs point (`POST /v1/tenants/{tenant}/kubeconfig`
+    /// answers 503 without it).
+    pub cluster_access: Option<crate::routes::kubeconfig::ClusterAccess>,
 }
 
 impl Default for Config {
@@ -40,6 +43,7 @@ impl Default for Config {
             heartbeat: Duration::from_secs(15),
             replay_log: 10_000,
             request_timeout: Duration::from_secs(30),
+            cluster_access: None,
         }
     }
 }

@@ -37,6 +37,7 @@ fn routes(env: &Env) -> Vec<(&'static str, &'static str, Access, Option<Value>)>
         ("get", "/v1/tenants/{tenant}", Tenant, None),
         ("patch", "/v1/tenants/{tenant}", TenantAdmin, Some(json!({"displayName": "Alpha"}))),
         ("delete", "/v1/tenants/{tenant}", TenantAdmin, None),
+        ("post", "/v1/tenants/{tenant}/kubeconfig", Tenant, Some(json!({"ttl": "10m"}))),
         ("get", "/v1/templates", Any, None),
         ("post", "/v1/templates", Admin, Some(json!({"name": "x", "spec": {"pods": []}}))),
         ("get", "/v1/templates/{template}", Any, None),

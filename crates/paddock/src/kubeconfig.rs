@@ -61,10 +61,16 @@ impl ClusterArgs {
 
     /// A checked client and the address of the cluster it talks to.
     pub async fn client_and_url(&self) -> Result<(kube::Client, String)> {
+        let (client, cfg) = self.connect().await?;
+        Ok((client, cfg.cluster_url.to_string()))
+    }
+
+    /// A checked client and the configuration it was built from.
+    pub async fn connect(&self) -> Result<(kube::Client, kube::Config)> {
         let cfg = self.config().await?;
         let url = cfg.cluster_url.to_string();
-        let client = kube::Client::try_from(cfg).context("cannot build a Kubernetes client")?;
+        let client = kube::Client::try_from(cfg.clone()).context("cannot build a Kubernetes client")?;
         client.apiserver_version().await.map_err(|e| anyhow!("cannot reach the cluster at {url}: {e}"))?;
-        Ok((client, url))
+        Ok((client, cfg))
     }
 }

@@ -82,12 +82,19 @@ fn crds_and_manifests_print_yaml() {
 
 #[test]
 fn bad_flags_get_one_clear_line() {
-    let cases: [(&[&str], &str); 5] = [
+    let cases: [(&[&str], &str); 8] = [
         (&["controller", "--namespace-prefix", "Bad_Prefix"], "--namespace-prefix \"Bad_Prefix\""),
         (&["controller", "--max-concurrent-reconciles", "0"], "--max-concurrent-reconciles 0: must be 1 to 1024"),
         (&["controller", "--default-cpu-request", "lots"], "--default-cpu-request \"lots\""),
         (&["controller", "--kubeconfig", "/nonexistent/kubeconfig"], "cannot use kubeconfig /nonexistent/kubeconfig"),
         (&["manifests", "--system-namespace", "Not Valid"], "--system-namespace"),
+        // Checked before the API connects to any cluster.
+        (&["api", "--kubeconfig-server", "kube.example.com:6443"], "--kubeconfig-server \"kube.example.com:6443\""),
+        (
+            &["api", "--kubeconfig-ca-file", "/nonexistent/ca.pem"],
+            "--kubeconfig-ca-file /nonexistent/ca.pem: cannot read",
+        ),
+        (&["serve", "--kubeconfig-ca-file", "Cargo.toml"], "--kubeconfig-ca-file Cargo.toml: not a PEM certificate"),
     ];
     for (args, want) in cases {
         let out = paddock(args);

@@ -362,6 +362,26 @@ async fn cli_against_the_api(banner: &str) -> Vec<String> {
     assert_eq!(code, 0, "{err}");
     assert_eq!(out.lines().count(), 4, "{out}");
 
+    // A kubeconfig for the demo team's namespace (the tenant from the token):
+    // a client built from it sees the team's pods.
+    let (code, file, err) = run(token.clone(), sv(&["tenant", "kubeconfig", "--ttl", "30m"])).await.unwrap();
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("kubeconfig for tenant demo (namespace paddock-demo, ServiceAccount tenant)"), "{err}");
+    let kc = kube::config::Kubeconfig::from_yaml(&file).unwrap_or_else(|e| panic!("{e}: {file}"));
+    let cfg = kube::Config::from_custom_kubeconfig(kc.clone(), &Default::default()).await.unwrap();
+    assert_eq!(
+        cfg.cluster_url.to_string().trim_end_matches('/'),
+        banner_value(banner, "Kubernetes API:").split(' ').next().unwrap()
+    );
+    assert_eq!(cfg.default_namespace, "paddock-demo");
+    let pods: Api<Pod> = Api::default_namespaced(kube::Client::try_from(cfg).unwrap());
+    let lp = ListParams::default().labels(&format!("{}={name}", controller::labels::INSTANCE));
+    assert!(!pods.list(&lp).await.unwrap().items.is_empty(), "the team's pods, through its kubeconfig");
+    let kubeconfig_token = serde_yaml_ng::from_str::<serde_json::Value>(&file).unwrap()["users"][0]["user"]["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
     // A template in use stays when deleted, until its instance is gone.
     let (code, out, err) = run(admin.clone(), sv(&["template", "delete", "ci-runner"])).await.unwrap();
     assert_eq!(code, 0, "{err}");
@@ -403,7 +423,7 @@ async fn cli_against_the_api(banner: &str) -> Vec<String> {
     assert_eq!(out.trim(), format!("token {short_id} of tenant demo revoked: requests with it fail from now on"));
     let (code, _, _) = run(short_token.clone(), sv(&["instance", "list"])).await.unwrap();
     assert_eq!(code, 2, "a revoked token is refused");
-    let mut issued = vec![admin, token, short_token];
+    let mut issued = vec![admin, token, short_token, kubeconfig_token];
     for key in ["PrivateKey = ", "PresharedKey = "] {
         issued.extend(conf.lines().filter_map(|l| l.strip_prefix(key)).map(str::to_string));
     }

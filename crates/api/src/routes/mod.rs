@@ -6,6 +6,7 @@ pub mod claim;
 pub mod events;
 pub mod health;
 pub mod instances;
+pub mod kubeconfig;
 pub mod logs;
 pub mod nodes;
 pub mod templates;

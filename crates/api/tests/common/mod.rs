@@ -58,7 +58,12 @@ impl Env {
         .shared();
         let (telemetry, metrics) = api::metrics::Telemetry::with_controller();
         tokio::spawn(controller::install::reconcilers(tc.client.clone(), settings.clone(), metrics, stop.clone()));
-        let config = api::Config { settings, admin_token: Some(ADMIN.into()), ..Default::default() };
+        let config = api::Config {
+            settings,
+            admin_token: Some(ADMIN.into()),
+            cluster_access: Some(api::ClusterAccess::from_config(&tc.config)),
+            ..Default::default()
+        };
         let (state, background) = api::start(tc.client.clone(), config, telemetry);
         let router = api::router(state.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

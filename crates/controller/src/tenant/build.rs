@@ -21,6 +21,13 @@ pub const NOT_INTERNET: &[&str] =
 /// Everything a tenant's namespace holds.
 /// Every tenant-level NetworkPolicy `build` can produce, by name; one not
 /// wanted by the current spec is deleted if it exists.
+/// The tenant's ServiceAccount: what its Role `tenant-reader` is bound to, and
+/// what tenant kubeconfigs act as.
+pub const SERVICE_ACCOUNT: &str = "tenant";
+/// The Role (and RoleBinding) that lets the ServiceAccount read the tenant's
+/// Instances, pods and pod logs.
+pub const READER_ROLE: &str = "tenant-reader";
+
 pub const POLICIES: [&str; 4] = ["default-deny", "allow-dns", "allow-internet", "allow-egress-cidrs"];
 
 #[derive(Debug, Clone, PartialEq)]
@@ -173,19 +180,19 @@ pub fn build(t: &Tenant, settings: &Settings) -> Result<Desired, Vec<FieldProble
     )?;
 
     let service_account = typed(
-        json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta("tenant", Some(&ns), t, &tenant), "automountServiceAccountToken": false}),
+        json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta(SERVICE_ACCOUNT, Some(&ns), t, &tenant), "automountServiceAccountToken": false}),
     )?;
     let role = typed(
-        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": meta("tenant-reader", Some(&ns), t, &tenant),
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": meta(READER_ROLE, Some(&ns), t, &tenant),
         "rules": [
             {"apiGroups": ["paddock.dev"], "resources": ["instances"], "verbs": ["get", "list", "watch"]},
             {"apiGroups": [""], "resources": ["pods", "pods/log"], "verbs": ["get", "list", "watch"]}
         ]}),
     )?;
     let role_binding = typed(
-        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": meta("tenant-reader", Some(&ns), t, &tenant),
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "tenant-reader"},
-        "subjects": [{"kind": "ServiceAccount", "name": "tenant", "namespace": ns}]}),
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": meta(READER_ROLE, Some(&ns), t, &tenant),
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": READER_ROLE},
+        "subjects": [{"kind": "ServiceAccount", "name": SERVICE_ACCOUNT, "namespace": ns}]}),
     )?;
 
     let storage = if !spec.storage.enabled {

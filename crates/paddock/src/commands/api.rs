@@ -28,10 +28,19 @@ pub struct ApiServerArgs {
     /// Events kept in memory for clients resuming with Last-Event-ID.
     #[arg(long, env = "PADDOCK_SSE_REPLAY", default_value_t = 10_000)]
     pub sse_replay: usize,
+    /// The Kubernetes API URL tenant kubeconfigs point at, as the tenants' people reach it (default: the
+    /// address Paddock itself uses, which from inside a cluster is an in-cluster one)
+    #[arg(long, env = "PADDOCK_KUBECONFIG_SERVER")]
+    pub kubeconfig_server: Option<String>,
+    /// PEM file of the CA that signed that API server's certificate (default: the CA Paddock itself trusts)
+    #[arg(long, env = "PADDOCK_KUBECONFIG_CA_FILE")]
+    pub kubeconfig_ca_file: Option<std::path::PathBuf>,
 }
 
 impl ApiServerArgs {
-    pub fn config(&self, settings: Settings) -> Result<api::Config> {
+    /// The API's configuration, every flag checked (before Paddock connects
+    /// to the cluster, so a bad flag is reported first).
+    pub fn config(&self, settings: Settings) -> Result<ApiConfig> {
         if !(1..=300).contains(&self.sse_heartbeat) {
             bail!("--sse-heartbeat {}: must be between 1 and 300 seconds", self.sse_heartbeat);
         }
@@ -43,13 +52,55 @@ impl ApiServerArgs {
         {
             bail!("--admin-token / PADDOCK_ADMIN_TOKEN: must be at least 16 characters");
         }
-        Ok(api::Config {
+        if let Some(server) = &self.kubeconfig_server {
+            let url = reqwest::Url::parse(server)
+                .map_err(|e| anyhow::anyhow!("--kubeconfig-server {server:?}: not a URL ({e})"))?;
+            if !matches!(url.scheme(), "https" | "http") || url.host().is_none() {
+                bail!("--kubeconfig-server {server:?}: must be an https:// (or http://) URL with a host");
+            }
+        }
+        let ca_pem = match &self.kubeconfig_ca_file {
+            None => None,
+            Some(path) => {
+                let pem = std::fs::read_to_string(path)
+                    .map_err(|e| anyhow::anyhow!("--kubeconfig-ca-file {}: cannot read it ({e})", path.display()))?;
+                if !pem.contains("-----BEGIN CERTIFICATE-----") {
+                    bail!("--kubeconfig-ca-file {}: not a PEM certificate (no BEGIN CERTIFICATE line)", path.display());
+                }
+                Some(pem)
+            }
+        };
+        let config = api::Config {
             settings,
             admin_token: self.admin_token.clone(),
             heartbeat: Duration::from_secs(self.sse_heartbeat),
             replay_log: self.sse_replay,
             ..api::Config::default()
-        })
+        };
+        Ok(ApiConfig { config, server: self.kubeconfig_server.clone(), ca_pem })
+    }
+}
+
+/// The API's configuration before Paddock has connected to the cluster.
+pub struct ApiConfig {
+    config: api::Config,
+    /// `--kubeconfig-server`, `--kubeconfig-ca-file` (checked).
+    server: Option<String>,
+    ca_pem: Option<String>,
+}
+
+impl ApiConfig {
+    /// The whole configuration: tenant kubeconfigs point where the flags say,
+    /// else where `own` (Paddock's own connection) does.
+    pub fn connected(self, own: &kube::Config) -> api::Config {
+        let mut access = api::ClusterAccess::from_config(own);
+        if let Some(server) = self.server {
+            access.server = server.trim_end_matches('/').to_string();
+        }
+        if let Some(pem) = self.ca_pem {
+            access.ca_pem = Some(pem);
+        }
+        api::Config { cluster_access: Some(access), ..self.config }
     }
 }
 
@@ -88,7 +139,8 @@ pub async fn serve_api(
 
 pub async fn run_api(args: ApiArgs) -> Result<()> {
     let config = args.server.config(args.settings.settings()?)?;
-    let client = args.cluster.client().await?;
+    let (client, own) = args.cluster.connect().await?;
+    let config = config.connected(&own);
     controller::install::report_missing(&client, &config.settings.system_namespace).await;
     serve_api(client, config, args.server.listen, api::metrics::Telemetry::api_only(), shutdown_signal()).await
 }
@@ -96,7 +148,8 @@ pub async fn run_api(args: ApiArgs) -> Result<()> {
 pub async fn run_serve(args: ServeArgs) -> Result<()> {
     let settings = args.api.settings.settings()?;
     let config = args.api.server.config(settings.clone())?;
-    let client = args.api.cluster.client().await?;
+    let (client, own) = args.api.cluster.connect().await?;
+    let config = config.connected(&own);
     controller::install::report_missing(&client, &settings.system_namespace).await;
     let stop = shutdown_signal().boxed().shared();
     // One registry: the API's /metrics shows the controller's metrics too.

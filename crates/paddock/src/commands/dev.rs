@@ -70,8 +70,15 @@ pub async fn run(args: DevArgs) -> Result<()> {
     let sim = KubeSim::start(cfg, args.listen).await?;
     // VPN client files point at this machine (NodePorts of the embedded cluster are not real).
     let settings = Settings { vpn_endpoint: Some("127.0.0.1".into()), ..Settings::default() };
-    let p =
-        Platform::serve(sim.client().await?, settings, args.api_listen, args.admin_token.clone(), stop.clone()).await?;
+    let p = Platform::serve(
+        sim.client().await?,
+        settings,
+        args.api_listen,
+        args.admin_token.clone(),
+        Some(api::ClusterAccess { server: sim.url(), ..Default::default() }),
+        stop.clone(),
+    )
+    .await?;
     std::fs::write(&args.kubeconfig_out, sim.kubeconfig_yaml())
         .with_context(|| format!("cannot write the kubeconfig to {}", args.kubeconfig_out.display()))?;
     let client = p.client.clone();

@@ -66,6 +66,8 @@ pub fn cluster_role_rules() -> Vec<Value> {
         rule(&[""], &["persistentvolumes"], &["get", "list", "watch", "patch", "delete"]),
         // Granted onward to tenants through their Role (RBAC forbids granting what one lacks).
         rule(&[""], &["pods/log"], &["get"]),
+        // Tenant kubeconfigs: tokens of the tenants' ServiceAccount `tenant`.
+        rule(&[""], &["serviceaccounts/token"], &["create"]),
         rule(&[""], &["nodes"], &["get", "list", "watch"]),
         rule(
             &["networking.k8s.io"],

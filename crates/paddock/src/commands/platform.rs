@@ -34,6 +34,7 @@ impl Platform {
         settings: Settings,
         api_listen: SocketAddr,
         admin_token: Option<String>,
+        cluster_access: Option<api::ClusterAccess>,
         stop: Stop,
     ) -> Result<Platform> {
         let listener = tokio::net::TcpListener::bind(api_listen)
@@ -57,6 +58,7 @@ impl Platform {
         let config = api::Config {
             settings: settings.clone(),
             admin_token: Some(admin_token.clone()),
+            cluster_access,
             ..api::Config::default()
         };
         let (state, background) = api::start(client.clone(), config, telemetry);

@@ -1,10 +1,10 @@
-//! `paddock tenant create|list|get|delete` through the API.
+//! `paddock tenant create|update|list|get|kubeconfig|delete` through the API.
 
 use crate::client::ClientArgs;
 use crate::client::output::{Format, cell, fields, print, section, show};
 use crate::client::wait::{Step, WaitArgs, poll};
 use anyhow::{Context, Result, bail};
-use api::model::{NewTenant, TenantView};
+use api::model::{NewKubeconfig, NewTenant, TenantKubeconfig, TenantView};
 use clap::{Args, Subcommand};
 use resources::TenantSpec;
 use resources::tenant::TenantKind;
@@ -49,6 +49,15 @@ pub enum TenantCommand {
     Get {
         /// The tenant's name.
         name: String,
+    },
+    /// A kubeconfig for the tenant's namespace: kubectl may read its Instances, pods and pod logs
+    /// (`> team.kubeconfig`). Its token expires; ask again for a new one.
+    Kubeconfig {
+        /// The tenant's name (default: the one a tenant token belongs to).
+        name: Option<String>,
+        /// How long it works, 10m to 24h.
+        #[arg(long, default_value = "1h")]
+        ttl: String,
     },
     /// Delete a tenant and everything in its namespace (admin token).
     Delete {
@@ -323,6 +332,26 @@ pub async fn run(args: TenantArgs) -> Result<()> {
         TenantCommand::Get { name } => {
             let t: TenantView = c.get(&format!("/v1/tenants/{name}")).await?;
             show(out, &t, detail)
+        }
+        TenantCommand::Kubeconfig { name, ttl } => {
+            let name = match name {
+                Some(n) => n,
+                None => args
+                    .client
+                    .tenant(&None)
+                    .map_err(|_| anyhow::anyhow!("name the tenant: paddock tenant kubeconfig NAME"))?,
+            };
+            let k: TenantKubeconfig =
+                c.post(&format!("/v1/tenants/{name}/kubeconfig"), &NewKubeconfig { ttl: Some(ttl) }).await?;
+            show(out, &k, |k| k.kubeconfig.clone())?;
+            if out != Format::Table {
+                return Ok(());
+            }
+            eprintln!(
+                "kubeconfig for tenant {} (namespace {}, ServiceAccount {}), valid until {}",
+                k.tenant, k.namespace, k.service_account, k.expires
+            );
+            Ok(())
         }
         TenantCommand::Delete { name, wait } => {
             let path = format!("/v1/tenants/{name}");

@@ -50,7 +50,7 @@ impl Stage {
         .shared();
         let settings = controller::config::Settings::default();
         let local = "127.0.0.1:0".parse()?;
-        let platform = Platform::serve(target.client.clone(), settings.clone(), local, None, stopped).await?;
+        let platform = Platform::serve(target.client.clone(), settings.clone(), local, None, None, stopped).await?;
         let http = reqwest::Client::builder().pool_max_idle_per_host(2000).build()?;
         let tenant = target.run.clone();
         let s = Stage {

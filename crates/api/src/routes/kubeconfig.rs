@@ -1,0 +1,202 @@
+//! `POST /v1/tenants/{tenant}/kubeconfig`: a kubeconfig for the tenant's own
+//! ServiceAccount `tenant`, so its people can use `kubectl` on their
+//! namespace. What it may do is the tenant's Role `tenant-reader` (read its
+//! Instances, pods and pod logs); the token is a short-lived TokenRequest
+//! token that Paddock does not keep.
+
+use super::visible_tenant;
+use crate::auth::Principal;
+use crate::model::{NewKubeconfig, TenantKubeconfig};
+use crate::problem::{Json, Path, Problem, Result, optional_body};
+use crate::state::AppState;
+use axum::extract::State;
+use axum::http::StatusCode;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use k8s_openapi::api::authentication::v1::TokenRequest;
+use k8s_openapi::api::core::v1::ServiceAccount;
+use kube::Api;
+use kube::api::PostParams;
+use serde_json::json;
+
+/// Shortest, default and longest lifetime of a kubeconfig's token (the API
+/// server refuses under ten minutes; a day keeps a leaked file's harm short).
+const TTL_MIN: u64 = 600;
+const TTL_DEFAULT: &str = "1h";
+const TTL_MAX: u64 = 24 * 3600;
+
+/// Where tenant kubeconfigs send `kubectl`: the Kubernetes API as the
+/// tenants' people reach it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ClusterAccess {
+    /// The API server's URL.
+    pub server: String,
+    /// PEM of the CA that signed the API server's certificate (None: the
+    /// system's roots).
+    pub ca_pem: Option<String>,
+    /// Skip TLS verification (only when Paddock itself is configured so).
+    pub insecure_skip_tls_verify: bool,
+}
+
+impl ClusterAccess {
+    /// The cluster as `config` (Paddock's own connection) reaches it.
+    pub fn from_config(config: &kube::Config) -> ClusterAccess {
+        ClusterAccess {
+            server: config.cluster_url.to_string().trim_end_matches('/').to_string(),
+            ca_pem: config.root_cert.as_ref().filter(|c| !c.is_empty()).map(|certs| pem(certs)),
+            insecure_skip_tls_verify: config.accept_invalid_certs,
+        }
+    }
+}
+
+/// DER certificates as one PEM bundle.
+pub fn pem(certs: &[Vec<u8>]) -> String {
+    let mut out = String::new();
+    for der in certs {
+        out.push_str("-----BEGIN CERTIFICATE-----\n");
+        let b64 = STANDARD.encode(der);
+        for line in b64.as_bytes().chunks(64) {
+            out.push_str(&String::from_utf8_lossy(line));
+            out.push('\n');
+        }
+        out.push_str("-----END CERTIFICATE-----\n");
+    }
+    out
+}
+
+/// A kubeconfig's `ttl`, checked, in seconds.
+fn ttl_seconds(ttl: &str) -> Result<i64> {
+    let d = resources::template::parse_duration(ttl)
+        .ok_or_else(|| Problem::invalid("ttl", format!("{ttl:?} is not a duration (like 30m, 8h)")))?;
+    if !(TTL_MIN..=TTL_MAX).contains(&d.as_secs()) {
+        return Err(Problem::invalid("ttl", format!("{ttl} is not between 10m and 24h")));
+    }
+    i64::try_from(d.as_secs()).map_err(|_| Problem::invalid("ttl", format!("{ttl} is too long")))
+}
+
+/// The kubeconfig file: one cluster, one user with the token, one context in
+/// the tenant's namespace.
+fn render(access: &ClusterAccess, tenant: &str, namespace: &str, token: &str) -> Result<String> {
+    let mut cluster = json!({"server": access.server});
+    if let Some(ca) = &access.ca_pem {
+        cluster["certificate-authority-data"] = json!(STANDARD.encode(ca));
+    }
+    if access.insecure_skip_tls_verify {
+        cluster["insecure-skip-tls-verify"] = json!(true);
+    }
+    let context = format!("paddock-{tenant}");
+    let doc = json!({
+        "apiVersion": "v1", "kind": "Config",
+        "clusters": [{"name": "paddock", "cluster": cluster}],
+        "users": [{"name": format!("paddock-{tenant}"), "user": {"token": token}}],
+        "contexts": [{"name": context, "context": {"cluster": "paddock", "user": format!("paddock-{tenant}"), "namespace": namespace}}],
+        "current-context": context,
+    });
+    serde_yaml_ng::to_string(&doc).map_err(|e| Problem::internal(e.to_string()))
+}
+
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/kubeconfig", tag = "tenants", params(("tenant" = String, Path)),
+    request_body = NewKubeconfig,
+    description = "Issues a kubeconfig for the tenant's ServiceAccount `tenant`: `kubectl` in the tenant's namespace, \
+        allowed what its Role `tenant-reader` allows (read Instances, pods and pod logs). The token in it is a \
+        Kubernetes TokenRequest token (10m to 24h, default 1h); Paddock does not keep it. Admins and the tenant.",
+    responses((status = 201, body = TenantKubeconfig), (status = 400, body = Problem), (status = 401, body = Problem),
+        (status = 404, body = Problem),
+        (status = 409, body = Problem, description = "The tenant is being provisioned or deleted"),
+        (status = 422, body = Problem), (status = 503, body = Problem)))]
+pub async fn issue(
+    State(s): State<AppState>,
+    who: Principal,
+    Path(tenant): Path<String>,
+    crate::problem::RawBody(body): crate::problem::RawBody,
+) -> Result<(StatusCode, Json<TenantKubeconfig>)> {
+    let t = visible_tenant(&s, &who, &tenant).await?;
+    let NewKubeconfig { ttl } = optional_body::<NewKubeconfig>(&body)?;
+    let seconds = ttl_seconds(ttl.as_deref().unwrap_or(TTL_DEFAULT))?;
+    if t.metadata.deletion_timestamp.is_some() {
+        return Err(Problem::conflict("tenant-deleting", format!("tenant {tenant:?} is being deleted")));
+    }
+    let Some(access) = s.config.cluster_access.as_ref() else {
+        return Err(Problem::unavailable(
+            "this Paddock API was not told where tenants reach the Kubernetes API (--kubeconfig-server)",
+        ));
+    };
+    let namespace = s.namespace(&tenant);
+    let sa = controller::tenant::build::SERVICE_ACCOUNT;
+    let request: TokenRequest = serde_json::from_value(json!({"spec": {"expirationSeconds": seconds}}))
+        .map_err(|e| Problem::internal(e.to_string()))?;
+    let api: Api<ServiceAccount> = Api::namespaced(s.client.clone(), &namespace);
+    let issued = match api.create_token_request(sa, &PostParams::default(), &request).await {
+        Err(kube::Error::Api(a)) if a.code == 404 => {
+            return Err(Problem::conflict(
+                "tenant-provisioning",
+                format!(
+                    "tenant {tenant:?} is still being provisioned (its ServiceAccount {namespace}/{sa} does not exist yet); retry shortly"
+                ),
+            ));
+        }
+        r => r?,
+    };
+    let status = issued.status.ok_or_else(|| Problem::internal("the API server issued no token"))?;
+    let kubeconfig = render(access, &tenant, &namespace, &status.token)?;
+    let expires = status.expiration_timestamp.0.to_string();
+    tracing::info!(tenant = %tenant, expires = %expires, "tenant kubeconfig issued");
+    Ok((
+        StatusCode::CREATED,
+        Json(TenantKubeconfig {
+            tenant,
+            namespace,
+            service_account: sa.to_string(),
+            server: access.server.clone(),
+            expires,
+            kubeconfig,
+        }),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paddock_s_own_connection_becomes_the_kubeconfig_s_cluster() {
+        let der: Vec<u8> = (0..100u8).collect();
+        let mut own = kube::Config::new("https://10.0.0.1:6443/".parse().unwrap());
+        own.root_cert = Some(vec![der.clone()]);
+        let access = ClusterAccess::from_config(&own);
+        assert_eq!(access.server, "https://10.0.0.1:6443");
+        let ca = access.ca_pem.clone().unwrap();
+        let lines: Vec<&str> = ca.lines().collect();
+        assert_eq!(lines.first(), Some(&"-----BEGIN CERTIFICATE-----"));
+        assert_eq!(lines.last(), Some(&"-----END CERTIFICATE-----"));
+        assert!(lines.iter().all(|l| l.len() <= 64), "{ca}");
+        assert_eq!(STANDARD.decode(lines[1..lines.len() - 1].concat()).unwrap(), der);
+
+        let file = render(&access, "red", "paddock-red", "tok").unwrap();
+        let kc = kube::config::Kubeconfig::from_yaml(&file).unwrap();
+        let cluster = kc.clusters[0].cluster.as_ref().unwrap();
+        assert_eq!(cluster.certificate_authority_data.as_deref(), Some(STANDARD.encode(&ca).as_str()));
+        assert_eq!(cluster.insecure_skip_tls_verify, None);
+        assert_eq!(kc.current_context.as_deref(), Some("paddock-red"));
+
+        own.root_cert = None;
+        own.accept_invalid_certs = true;
+        let file = render(&ClusterAccess::from_config(&own), "red", "paddock-red", "tok").unwrap();
+        let kc = kube::config::Kubeconfig::from_yaml(&file).unwrap();
+        let cluster = kc.clusters[0].cluster.as_ref().unwrap();
+        assert_eq!(
+            (cluster.certificate_authority_data.as_deref(), cluster.insecure_skip_tls_verify),
+            (None, Some(true))
+        );
+    }
+
+    #[test]
+    fn lifetimes_outside_ten_minutes_to_a_day_are_refused() {
+        assert_eq!(ttl_seconds("10m").unwrap(), 600);
+        assert_eq!(ttl_seconds("24h").unwrap(), 86_400);
+        for bad in ["9m", "25h", "1y", ""] {
+            let p = ttl_seconds(bad).unwrap_err();
+            assert_eq!(p.field.as_deref(), Some("ttl"), "{bad}");
+        }
+    }
+}
