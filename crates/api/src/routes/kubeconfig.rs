@@ -1,8 +1,8 @@
 //! `POST /v1/tenants/{tenant}/kubeconfig`: a kubeconfig for the tenant's own
 //! ServiceAccount `tenant`, so its people can use `kubectl` on their
 //! namespace. What it may do is the tenant's Role `tenant-reader` (read its
-//! Instances, pods and pod logs); the token is a short-lived TokenRequest
-//! token that Paddock does not keep.
+//! Instances, pods, pod logs, Services and Events); the token is a
+//! short-lived TokenRequest token that Paddock does not keep.
 
 use super::visible_tenant;
 use crate::auth::Principal;
@@ -98,7 +98,7 @@ fn render(access: &ClusterAccess, tenant: &str, namespace: &str, token: &str) ->
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/kubeconfig", tag = "tenants", params(("tenant" = String, Path)),
     request_body = NewKubeconfig,
     description = "Issues a kubeconfig for the tenant's ServiceAccount `tenant`: `kubectl` in the tenant's namespace, \
-        allowed what its Role `tenant-reader` allows (read Instances, pods and pod logs). The token in it is a \
+        allowed what its Role `tenant-reader` allows (read Instances, pods, pod logs, Services and Events). The token in it is a \
         Kubernetes TokenRequest token (10m to 24h, default 1h); Paddock does not keep it. Admins and the tenant.",
     responses((status = 201, body = TenantKubeconfig), (status = 400, body = Problem), (status = 401, body = Problem),
         (status = 404, body = Problem),

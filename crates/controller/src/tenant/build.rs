@@ -25,7 +25,7 @@ pub const NOT_INTERNET: &[&str] =
 /// what tenant kubeconfigs act as.
 pub const SERVICE_ACCOUNT: &str = "tenant";
 /// The Role (and RoleBinding) that lets the ServiceAccount read the tenant's
-/// Instances, pods and pod logs.
+/// Instances, pods, pod logs, Services and Events.
 pub const READER_ROLE: &str = "tenant-reader";
 
 pub const POLICIES: [&str; 4] = ["default-deny", "allow-dns", "allow-internet", "allow-egress-cidrs"];
@@ -186,7 +186,9 @@ pub fn build(t: &Tenant, settings: &Settings) -> Result<Desired, Vec<FieldProble
         json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": meta(READER_ROLE, Some(&ns), t, &tenant),
         "rules": [
             {"apiGroups": ["paddock.dev"], "resources": ["instances"], "verbs": ["get", "list", "watch"]},
-            {"apiGroups": [""], "resources": ["pods", "pods/log"], "verbs": ["get", "list", "watch"]}
+            {"apiGroups": [""], "resources": ["pods", "services", "events"], "verbs": ["get", "list", "watch"]},
+            {"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]},
+            {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["get", "list", "watch"]}
         ]}),
     )?;
     let role_binding = typed(

@@ -66,6 +66,7 @@ pub fn cluster_role_rules() -> Vec<Value> {
         rule(&[""], &["persistentvolumes"], &["get", "list", "watch", "patch", "delete"]),
         // Granted onward to tenants through their Role (RBAC forbids granting what one lacks).
         rule(&[""], &["pods/log"], &["get"]),
+        rule(&["", "events.k8s.io"], &["events"], &["get", "list", "watch"]),
         // Tenant kubeconfigs: tokens of the tenants' ServiceAccount `tenant`.
         rule(&[""], &["serviceaccounts/token"], &["create"]),
         rule(&[""], &["nodes"], &["get", "list", "watch"]),
@@ -189,4 +190,54 @@ pub fn render(a: &ManifestArgs) -> Result<String> {
         out.push_str(&serde_yaml_ng::to_string(&d)?);
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cluster_role_rules;
+    use serde_json::json;
+
+    /// RBAC refuses a Role that grants what its creator does not hold (the
+    /// escalation check), so every permission of a tenant's Role must be in
+    /// Paddock's ClusterRole. kubesim does not check this; a cluster does.
+    #[test]
+    fn the_tenant_role_grants_only_what_paddock_holds() {
+        let held: Vec<(String, String, String)> = cluster_role_rules()
+            .iter()
+            .flat_map(|r| {
+                let strings = |k: &str| -> Vec<String> {
+                    r[k].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()).collect()
+                };
+                let (groups, resources, verbs) = (strings("apiGroups"), strings("resources"), strings("verbs"));
+                let mut out = Vec::new();
+                for g in &groups {
+                    for res in &resources {
+                        for v in &verbs {
+                            out.push((g.clone(), res.clone(), v.clone()));
+                        }
+                    }
+                }
+                out
+            })
+            .collect();
+        let t: resources::Tenant =
+            serde_json::from_value(json!({"apiVersion": "paddock.dev/v1alpha1", "kind": "Tenant",
+            "metadata": {"name": "red", "uid": "00000000-0000-0000-0000-000000000001"}, "spec": {"kind": "Team"}}))
+            .unwrap();
+        let desired = controller::tenant::build::build(&t, &controller::config::Settings::default()).unwrap();
+        let rules = desired.role.rules.unwrap_or_default();
+        assert!(!rules.is_empty());
+        for r in rules {
+            for g in r.api_groups.unwrap_or_default() {
+                for res in r.resources.clone().unwrap_or_default() {
+                    for v in &r.verbs {
+                        assert!(
+                            held.contains(&(g.clone(), res.clone(), v.clone())),
+                            "the tenant Role grants {v} on {g:?}/{res}, which Paddock's ClusterRole does not hold"
+                        );
+                    }
+                }
+            }
+        }
+    }
 }

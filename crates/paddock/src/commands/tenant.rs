@@ -50,7 +50,7 @@ pub enum TenantCommand {
         /// The tenant's name.
         name: String,
     },
-    /// A kubeconfig for the tenant's namespace: kubectl may read its Instances, pods and pod logs
+    /// A kubeconfig for the tenant's namespace: kubectl may read its Instances, pods, logs, Services, Events
     /// (`> team.kubeconfig`). Its token expires; ask again for a new one.
     Kubeconfig {
         /// The tenant's name (default: the one a tenant token belongs to).
