@@ -212,3 +212,58 @@ async fn no_execute_taints_evict() {
     assert!(pods.get("tolerant").await.unwrap().metadata.deletion_timestamp.is_none());
     tc.finish().await;
 }
+
+/// What an update may do to a running pod's deadline and tolerations.
+#[tokio::test]
+async fn pod_updates_only_lower_the_deadline_and_only_add_tolerations() {
+    let mut tc = TestCluster::start().await;
+    let ns = tc.namespace("podupd").await;
+    let pods: Api<Pod> = Api::namespaced(tc.client.clone(), &ns);
+    let tol = json!({"key": "drain", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 60});
+    pods.create(&PostParams::default(), &pod("p", json!({"tolerations": [tol]}))).await.unwrap();
+    let patch = |v: Value| {
+        let pods = pods.clone();
+        async move { pods.patch("p", &PatchParams::default(), &Patch::Merge(json!({"spec": v}))).await }
+    };
+    let refused = |r: Result<Pod, kube::Error>, want: &str| {
+        let e = super::status(r);
+        assert_eq!(e.code, 422, "{}", e.message);
+        assert!(e.message.contains(want), "wanted {want:?} in: {}", e.message);
+    };
+    // Set once, then lowered; never raised or removed.
+    patch(json!({"activeDeadlineSeconds": 600})).await.unwrap();
+    patch(json!({"activeDeadlineSeconds": 300})).await.unwrap();
+    refused(
+        patch(json!({"activeDeadlineSeconds": 900})).await,
+        "spec.activeDeadlineSeconds: Invalid value: 900: must be less than or equal to previous value",
+    );
+    refused(
+        patch(json!({"activeDeadlineSeconds": null})).await,
+        "spec.activeDeadlineSeconds: Invalid value: null: must not update from a positive integer to nil value",
+    );
+    // Tolerations: a new one may join, an existing one may change only its seconds.
+    let added = json!({"key": "maintenance", "operator": "Exists", "effect": "NoSchedule"});
+    patch(json!({"tolerations": [tol, added]})).await.unwrap();
+    let mut longer = tol.clone();
+    longer["tolerationSeconds"] = json!(120);
+    patch(json!({"tolerations": [longer, added]})).await.unwrap();
+    refused(
+        patch(json!({"tolerations": [added]})).await,
+        "spec.tolerations: Forbidden: existing toleration can not be modified except its tolerationSeconds",
+    );
+    let mut changed = added.clone();
+    changed["effect"] = json!("NoExecute");
+    refused(
+        patch(json!({"tolerations": [longer, changed]})).await,
+        "existing toleration can not be modified except its tolerationSeconds",
+    );
+    let p = pods.get("p").await.unwrap();
+    let spec = p.spec.unwrap();
+    assert_eq!(spec.active_deadline_seconds, Some(300));
+    // (DefaultTolerationSeconds admission adds not-ready and unreachable ones, on updates too.)
+    let tols = serde_json::to_value(spec.tolerations.unwrap()).unwrap();
+    let by_key = |k: &str| tols.as_array().unwrap().iter().find(|t| t["key"] == k).cloned();
+    assert_eq!(by_key("drain").unwrap()["tolerationSeconds"], 120);
+    assert!(by_key("maintenance").is_some(), "{tols}");
+    tc.finish().await;
+}

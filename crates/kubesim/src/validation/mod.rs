@@ -1,6 +1,8 @@
 //! Validation with upstream's field paths and messages (k8s.io/apimachinery
 //! validation and pkg/apis/*/validation), for the fields clients rely on.
 
+mod pod_update;
+
 use crate::error::FieldError;
 use crate::registry::ResourceDef;
 use quantity::Quantity;
@@ -593,46 +595,7 @@ pub fn validate(def: &ResourceDef, obj: &Value, old: Option<&Value>) -> Vec<Fiel
 
 fn validate_update(def: &ResourceDef, obj: &Value, old: &Value, out: &mut Vec<FieldError>) {
     match (def.group.as_str(), def.plural.as_str()) {
-        ("", "pods") => {
-            // Only image, activeDeadlineSeconds, tolerations (additions) and
-            // terminationGracePeriodSeconds may change.
-            let strip = |v: &Value| {
-                let mut s = v.get("spec").cloned().unwrap_or(Value::Null);
-                for list in ["containers", "initContainers"] {
-                    if let Some(cs) = s.get_mut(list).and_then(Value::as_array_mut) {
-                        for c in cs {
-                            if let Some(c) = c.as_object_mut() {
-                                c.remove("image");
-                            }
-                        }
-                    }
-                }
-                if let Some(m) = s.as_object_mut() {
-                    m.remove("activeDeadlineSeconds");
-                    m.remove("tolerations");
-                    m.remove("terminationGracePeriodSeconds");
-                    // The binding sets nodeName once.
-                    if old.pointer("/spec/nodeName").is_none() {
-                        m.remove("nodeName");
-                    }
-                }
-                s
-            };
-            let mut a = strip(obj);
-            let mut b = strip(old);
-            if old.pointer("/spec/nodeName").is_none()
-                && let (Some(a), Some(b)) = (a.as_object_mut(), b.as_object_mut())
-            {
-                a.remove("nodeName");
-                b.remove("nodeName");
-            }
-            if a != b {
-                out.push(FieldError::forbidden(
-                    "spec",
-                    "pod updates may not change fields other than `spec.containers[*].image`,`spec.initContainers[*].image`,`spec.activeDeadlineSeconds`,`spec.tolerations` (only additions to existing tolerations),`spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it was previously negative)",
-                ));
-            }
-        }
+        ("", "pods") => pod_update::validate(obj, old, out),
         ("", "services") => {
             let a = obj.pointer("/spec/clusterIP").and_then(Value::as_str);
             let b = old.pointer("/spec/clusterIP").and_then(Value::as_str);
