@@ -210,6 +210,15 @@ async fn bad_input_gets_problems_naming_the_field() {
     let a = env.alpha.clone();
     let inst = format!("/v1/tenants/{a}/instances");
     let cases: Vec<Case> = vec![
+        // The template has a port: its instances' Services are named after them.
+        (
+            "POST",
+            inst.clone(),
+            Some(ADMIN),
+            Some(r#"{"template": "TPL", "name": "1st"}"#.replace("TPL", &env.template)),
+            422,
+            Some("name"),
+        ),
         ("POST", "/v1/tenants".into(), Some(ADMIN), Some("{not json".into()), 400, None),
         (
             "POST",

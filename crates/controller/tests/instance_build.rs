@@ -209,6 +209,25 @@ fn instance_problems_name_the_field() {
     assert!(text.contains(&"spec.ttl: 12h is longer than the template's maxTtl 6h".to_string()), "{text:?}");
 }
 
+/// An instance's Services carry its name, and a Service's name must start
+/// with a letter (a DNS-1035 label): a name like `1st` is refused up front
+/// instead of failing at its first Service for ever.
+#[test]
+fn an_instance_with_services_needs_a_name_that_starts_with_a_letter() {
+    let (mut tpl, ten) = (template(), tenant("red"));
+    let mut inst = instance("paddock-red", json!({}));
+    inst.metadata.name = Some("1st".into());
+    let e = built(&tpl, &ten, &inst, &Settings::default(), false).unwrap_err();
+    assert_eq!(e[0].field, "metadata.name", "{e:?}");
+    assert!(e[0].reason.contains("must start with a letter"), "{e:?}");
+    // Without ports there are no Services, and the name is fine as it is.
+    for p in &mut tpl.spec.pods {
+        p.ports.clear();
+    }
+    tpl.spec.exposure.clear();
+    assert!(built(&tpl, &ten, &inst, &Settings::default(), false).is_ok());
+}
+
 /// The policies the tenant and the instance produce, evaluated like a CNI would.
 #[test]
 fn the_evaluator_proves_the_isolation_of_an_instance() {

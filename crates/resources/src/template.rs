@@ -319,14 +319,38 @@ fn env_name(s: &str) -> bool {
 /// pod and Service names made from those they must stay DNS labels.
 pub const MAX_NAME: usize = 40;
 
-/// What is wrong with a template's name, if anything.
+/// What is wrong with a template's name, if anything. It must start with a
+/// letter: instances and warm pool sets are named after it, and their
+/// Services after them (Service names are DNS-1035 labels).
 pub fn validate_name(name: &str) -> Option<FieldProblem> {
-    (!crate::is_dns_label(name) || name.len() > MAX_NAME).then(|| {
-        FieldProblem::new(
+    if !crate::is_dns_label(name) || name.len() > MAX_NAME {
+        return Some(FieldProblem::new(
             "name",
             format!("{name:?} must be a DNS label (lowercase letters, digits, '-') of at most {MAX_NAME} characters"),
+        ));
+    }
+    (!starts_with_letter(name)).then(|| {
+        FieldProblem::new(
+            "name",
+            format!(
+                "{name:?} must start with a letter: its instances are named after it, and their Services after them"
+            ),
         )
     })
+}
+
+/// Whether `name` starts with a lowercase letter, as a Service's name (a
+/// DNS-1035 label) must.
+pub fn starts_with_letter(name: &str) -> bool {
+    name.as_bytes().first().is_some_and(u8::is_ascii_lowercase)
+}
+
+impl TemplateSpec {
+    /// Whether instances of this template get Services (some pod has a port),
+    /// which are named after the instance.
+    pub fn makes_services(&self) -> bool {
+        self.pods.iter().any(|p| !p.ports.is_empty())
+    }
 }
 
 impl TemplateSpec {
@@ -593,6 +617,13 @@ mod tests {
         for bad in ["", "10", "h", "1x", "0s"] {
             assert!(parse_duration(bad).is_none(), "{bad}");
         }
+    }
+
+    #[test]
+    fn template_names_are_labels_that_start_with_a_letter() {
+        assert!(validate_name("ctf-web").is_none());
+        assert!(validate_name("Web").unwrap().reason.contains("must be a DNS label"));
+        assert!(validate_name("1web").unwrap().reason.contains("must start with a letter"));
     }
 
     #[test]

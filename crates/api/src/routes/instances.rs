@@ -166,7 +166,10 @@ pub async fn start(
     );
     let problems: Vec<_> = controller::instance::build::validate(&tpl, &inst)
         .into_iter()
-        .map(|p| resources::FieldProblem::new(p.field.trim_start_matches("spec.").to_string(), p.reason))
+        .map(|p| {
+            let field = p.field.trim_start_matches("spec.");
+            resources::FieldProblem::new(if field == "metadata.name" { "name" } else { field }.to_string(), p.reason)
+        })
         .collect();
     if !problems.is_empty() {
         return Err(invalid(&problems));

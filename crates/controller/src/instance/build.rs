@@ -82,6 +82,17 @@ fn typed<K: DeserializeOwned>(v: Value) -> Result<K, Vec<FieldProblem>> {
 /// Checks an instance against its template (overrides, lifetime).
 pub fn validate(template: &Template, instance: &Instance) -> Vec<FieldProblem> {
     let mut out = Vec::new();
+    let name = instance.metadata.name.as_deref().unwrap_or_default();
+    if !name.is_empty() && template.spec.makes_services() && !resources::template::starts_with_letter(name) {
+        out.push(FieldProblem::new(
+            "metadata.name",
+            format!(
+                "{name:?} must start with a letter: template {:?} exposes ports, and its instances' Services are named \
+                 after them (Service names are DNS-1035 labels)",
+                template.name_any()
+            ),
+        ));
+    }
     let settable: std::collections::BTreeSet<&str> = template
         .spec
         .pods
