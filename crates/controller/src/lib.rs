@@ -2,6 +2,7 @@
 //! tested from fixtures) → apply (server-side apply, field manager `paddock`)
 //! → status.
 
+pub mod backoff;
 pub mod cache;
 pub mod config;
 pub mod drift;

@@ -470,3 +470,57 @@ async fn the_reconcilers_share_one_watch_of_tenants_and_one_of_their_namespaces(
     let _ = tokio::time::timeout(T, ctl).await;
     tc.finish().await;
 }
+
+/// A write the API server refuses (here a LimitRange of the cluster's admin
+/// that the instance's pods do not meet) is said on the instance — its Ready
+/// condition, reason ApiRefused, and a Warning Event — not only in the
+/// controller's log; once the obstacle goes, the instance starts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_the_api_server_refuses_shows_on_the_instance() {
+    let tc = TestCluster::start().await;
+    install(&tc.client).await;
+    let settings = Settings { namespace_prefix: format!("pr{}-", std::process::id() % 100000), ..Default::default() };
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let ctl = tokio::spawn(controller::install::reconcilers(
+        tc.client.clone(),
+        settings.clone(),
+        Default::default(),
+        futures_stop(rx),
+    ));
+    let templates: Api<Template> = Api::all(tc.client.clone());
+    let tpl = json!({"apiVersion": "paddock.dev/v1alpha1", "kind": "Template", "metadata": {"name": "small-app"},
+        "spec": {"pods": [{"name": "app", "image": "busybox:1.36"}]}});
+    templates.patch("small-app", &PatchParams::apply("t").force(), &Patch::Apply(&tpl)).await.unwrap();
+    let tenants: Api<Tenant> = Api::all(tc.client.clone());
+    let t: Tenant = serde_json::from_value(json!({"apiVersion": "paddock.dev/v1alpha1", "kind": "Tenant",
+        "metadata": {"name": "capped"}, "spec": {"kind": "Team", "storage": {"enabled": false}}}))
+    .unwrap();
+    tenants.create(&PostParams::default(), &t).await.unwrap();
+    wait_for(&tenants, "capped", T, |t| t.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Ready")).await;
+    let ns = format!("{}capped", settings.namespace_prefix);
+    // Every container must ask for a whole cpu: the pod's 100m is refused (403).
+    let limits: Api<k8s_openapi::api::core::v1::LimitRange> = Api::namespaced(tc.client.clone(), &ns);
+    let cap: k8s_openapi::api::core::v1::LimitRange = serde_json::from_value(json!({"metadata": {"name": "admin-cap"},
+        "spec": {"limits": [{"type": "Container", "min": {"cpu": "1"}}]}}))
+    .unwrap();
+    limits.create(&PostParams::default(), &cap).await.unwrap();
+    let insts: Api<Instance> = Api::namespaced(tc.client.clone(), &ns);
+    let i: Instance = serde_json::from_value(json!({"apiVersion": "paddock.dev/v1alpha1", "kind": "Instance",
+        "metadata": {"name": "app"}, "spec": {"template": "small-app"}}))
+    .unwrap();
+    insts.create(&PostParams::default(), &i).await.unwrap();
+    let stuck = wait_for(&insts, "app", T, |i| reason(i) == "ApiRefused").await;
+    let st = stuck.status.unwrap();
+    assert_eq!(st.phase, Some(InstancePhase::Pending));
+    let msg = &st.conditions[0].message;
+    assert!(msg.contains("minimum cpu usage per Container is 1"), "{msg}");
+    let (kind, note) = event(&tc.client, &ns, "app", "ApiRefused").await;
+    assert_eq!(kind, "Warning");
+    assert!(note.contains("minimum cpu usage"), "{note}");
+    // The obstacle goes: the next try (after a short back-off) starts it.
+    limits.delete("admin-cap", &DeleteParams::default()).await.unwrap();
+    wait_for(&insts, "app", T, |i| phase(i) == Some(InstancePhase::Running)).await;
+    let _ = tx.send(());
+    let _ = tokio::time::timeout(T, ctl).await;
+    tc.finish().await;
+}

@@ -7,3 +7,4 @@ pub mod cleanup;
 pub mod notice;
 pub mod phase;
 pub mod reconcile;
+mod status;

@@ -15,6 +15,7 @@ const WARNINGS: &[&str] = &[
     "CrashLoop",
     "NotReady",
     "QuotaExceeded",
+    "ApiRefused",
     "LimitReached",
     "TemplateInvalid",
     "TemplateDeleting",

@@ -7,6 +7,7 @@ use super::build::{Input, build, generate_value, generated_keys, template_proble
 use super::cache::{Caches, SecretBrief, ServiceBrief};
 use super::cleanup::{Cleaning, delete_instance_objects, sweep_orphans};
 use super::phase::{PodBrief, aggregate_briefs};
+use super::status::{base_status, cond, key, refusal, refused, requested_at, write_status};
 use crate::config::Settings;
 use crate::drift::Drift;
 use crate::events::Events;
@@ -20,7 +21,7 @@ use futures::StreamExt;
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, Secret, Service};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, MicroTime, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, Time};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
@@ -28,7 +29,7 @@ use kube::runtime::reflector::Store;
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource, ResourceExt};
 use rand::Rng;
-use resources::instance::{Claim, EndpointStatus, InstancePhase, InstanceStatus, REQUESTED_AT};
+use resources::instance::{Claim, EndpointStatus, InstancePhase, InstanceStatus};
 use resources::template::Personalize;
 use resources::template::parse_duration;
 use resources::{Instance, Template, Tenant};
@@ -55,7 +56,7 @@ pub struct Context {
     /// without them, as in some tests, everything is read from the API server).
     pub(super) caches: std::sync::OnceLock<Caches>,
     /// Instances as this controller's last finalizer or status write left them.
-    written: Arc<Written<Instance>>,
+    pub(super) written: Arc<Written<Instance>>,
     /// Instances whose objects this process deleted for their cleanup.
     cleaning: Cleaning,
     /// This controller's own writes, whose watch events trigger nothing.
@@ -65,6 +66,8 @@ pub struct Context {
     tenant_stores: std::sync::OnceLock<(Store<Tenant>, Store<Namespace>)>,
     /// Instances the quota refused, until they may try again.
     refusals: quota::Refusals,
+    /// Failed reconciles per instance, for the retry back-off.
+    failures: crate::backoff::Failures,
 }
 
 impl Context {
@@ -95,6 +98,7 @@ impl Context {
             echoes: Arc::default(),
             tenant_stores: std::sync::OnceLock::new(),
             refusals: quota::Refusals::default(),
+            failures: crate::backoff::Failures::default(),
         })
     }
 
@@ -109,76 +113,12 @@ impl Context {
 /// The condition saying whether the instance started warm, and why not.
 const WARM_START: &str = "WarmStart";
 
-fn cond(type_: &str, ok: bool, reason: &str, message: &str, old: &[Condition], generation: Option<i64>) -> Condition {
-    let status = if ok { "True" } else { "False" };
-    let keep = old
-        .iter()
-        .find(|c| c.type_ == type_ && c.status == status && c.reason == reason)
-        .map(|c| c.last_transition_time.clone());
-    Condition {
-        type_: type_.into(),
-        status: status.into(),
-        reason: reason.into(),
-        message: message.into(),
-        observed_generation: generation,
-        last_transition_time: keep.unwrap_or(Time(Timestamp::now())),
-    }
-}
-
 /// The instance is Pending because the tenant's quota does not allow it
 /// (`why`); it is looked at again after [`quota::Refusals::RETRY`].
 async fn over_quota(ctx: &Context, api: &Api<Instance>, inst: &Instance, why: &str) -> Result<Action, Error> {
     let msg = format!("the tenant's quota does not allow this instance: {why}");
     write_status(ctx, api, inst, base_status(inst, InstancePhase::Pending, "QuotaExceeded", &msg)).await?;
     Ok(Action::requeue(quota::Refusals::RETRY))
-}
-
-/// Writes the status if it changed; a condition that changed becomes an
-/// Event, and the first Ready a start-latency observation.
-async fn write_status(
-    ctx: &Context,
-    api: &Api<Instance>,
-    inst: &Instance,
-    status: InstanceStatus,
-) -> Result<(), Error> {
-    if inst.status.as_ref() == Some(&status) {
-        return Ok(());
-    }
-    let now = api
-        .patch_status(&inst.name_any(), &PatchParams::default(), &Patch::Merge(serde_json::json!({"status": status})))
-        .await?;
-    ctx.echoes.wrote(&now);
-    ctx.written.note(inst, now);
-    let old = inst.status.as_ref();
-    for (warning, reason, note) in super::notice::transitions(old, &status) {
-        ctx.events.record("Instance", inst.object_ref(&()), warning, reason, note);
-    }
-    if old.and_then(|s| s.ready.as_ref()).is_none()
-        && let (Some(ready), Some(from)) = (&status.ready, requested_at(inst))
-    {
-        let since = |t: &Option<MicroTime>| t.as_ref().map(|t| from.duration_until(t.0).as_secs_f64().max(0.0));
-        let ready = from.duration_until(ready.0).as_secs_f64().max(0.0);
-        ctx.metrics.started(status.warm == Some(true), since(&status.scheduled), since(&status.pulled), ready);
-    }
-    Ok(())
-}
-
-/// When the instance was asked for: the API's request time, or its creation.
-fn requested_at(inst: &Instance) -> Option<Timestamp> {
-    inst.annotations().get(REQUESTED_AT).and_then(|t| t.parse::<Timestamp>().ok()).or(inst
-        .metadata
-        .creation_timestamp
-        .as_ref()
-        .map(|t| t.0))
-}
-
-fn base_status(inst: &Instance, phase: InstancePhase, reason: &str, message: &str) -> InstanceStatus {
-    let mut s = inst.status.clone().unwrap_or_default();
-    let ok = matches!(phase, InstancePhase::Running);
-    s.conditions = vec![cond("Ready", ok, reason, message, &s.conditions, inst.metadata.generation)];
-    s.phase = Some(phase);
-    s.observed_generation = inst.metadata.generation;
-    s
 }
 
 /// When the instance expires (creation + ttl), if it has a lifetime.
@@ -671,7 +611,16 @@ async fn cleanup(inst: Arc<Instance>, ctx: Arc<Context>) -> Result<Action, Error
 
 async fn reconcile(inst: Arc<Instance>, ctx: Arc<Context>) -> Result<Action, Error> {
     let metrics = ctx.metrics.clone();
-    metrics.reconcile("instance", run_finalizer(inst, ctx)).await
+    let result = metrics.reconcile("instance", run_finalizer(inst.clone(), ctx.clone())).await;
+    match &result {
+        Ok(_) => ctx.failures.succeeded(&key(&inst)),
+        Err(e) => {
+            if let Some(why) = refusal(e) {
+                refused(&ctx, inst, &why).await;
+            }
+        }
+    }
+    result
 }
 
 async fn run_finalizer(inst: Arc<Instance>, ctx: Arc<Context>) -> Result<Action, Error> {
@@ -697,15 +646,16 @@ async fn run_finalizer(inst: Arc<Instance>, ctx: Arc<Context>) -> Result<Action,
     .map_err(Error::from)
 }
 
-fn error_policy(inst: Arc<Instance>, err: &Error, _ctx: Arc<Context>) -> Action {
+fn error_policy(inst: Arc<Instance>, err: &Error, ctx: Arc<Context>) -> Action {
     match err {
         Error::Waiting(why) => {
             tracing::debug!(instance = %inst.name_any(), %why, "waiting");
             Action::requeue(Duration::from_millis(500))
         }
         e => {
-            tracing::warn!(instance = %inst.name_any(), error = %e, "reconcile failed");
-            Action::requeue(Duration::from_secs(2))
+            let delay = ctx.failures.failed(&key(&inst));
+            tracing::warn!(instance = %inst.name_any(), error = %e, retry_in_ms = delay.as_millis() as u64, "reconcile failed");
+            Action::requeue(delay)
         }
     }
 }

@@ -29,7 +29,6 @@ use kube::{Client, Resource, ResourceExt};
 use resources::Tenant;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use std::collections::HashMap;
 use std::fmt::Debug;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -47,7 +46,7 @@ pub struct Context {
     drift: Drift,
     /// Watch caches of the tenants' objects (set when the controller runs).
     caches: std::sync::OnceLock<Caches>,
-    failures: Mutex<HashMap<String, u32>>,
+    failures: crate::backoff::Failures,
     /// Held while a VPN address pool is chosen and recorded, so two tenants never get the same one.
     vpn_lock: tokio::sync::Mutex<()>,
     /// Tenants as this controller's last finalizer or status write left them.
@@ -65,7 +64,7 @@ impl Context {
             metrics,
             drift: Drift::default(),
             caches: std::sync::OnceLock::new(),
-            failures: Mutex::new(HashMap::new()),
+            failures: crate::backoff::Failures::default(),
             vpn_lock: tokio::sync::Mutex::new(()),
             written: Arc::default(),
             echoes: Arc::default(),
@@ -338,7 +337,7 @@ async fn provision(t: Arc<Tenant>, ctx: Arc<Context>) -> Result<Action, Error> {
     .await;
     match res {
         Ok(a) => {
-            ctx.failures.lock().map(|mut f| f.remove(&key)).ok();
+            ctx.failures.succeeded(&key);
             Ok(a)
         }
         Err(e) => Err(Error::from(e)),
@@ -347,16 +346,7 @@ async fn provision(t: Arc<Tenant>, ctx: Arc<Context>) -> Result<Action, Error> {
 
 fn error_policy(t: Arc<Tenant>, err: &Error, ctx: Arc<Context>) -> Action {
     let key = t.name_any();
-    let n = ctx
-        .failures
-        .lock()
-        .map(|mut f| {
-            let n = f.entry(key.clone()).or_insert(0);
-            *n += 1;
-            *n
-        })
-        .unwrap_or(1);
-    let delay = Duration::from_millis((250u64 << n.min(8)).min(60_000));
+    let delay = ctx.failures.failed(&key);
     match err {
         Error::Waiting(why) => {
             tracing::debug!(tenant = %key, %why, "waiting");
