@@ -50,7 +50,7 @@ impl ClusterAccess {
 }
 
 /// DER certificates as one PEM bundle.
-pub fn pem(certs: &[Vec<u8>]) -> String {
+fn pem(certs: &[Vec<u8>]) -> String {
     let mut out = String::new();
     for der in certs {
         out.push_str("-----BEGIN CERTIFICATE-----\n");

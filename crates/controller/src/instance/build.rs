@@ -79,7 +79,7 @@ fn typed<K: DeserializeOwned>(v: Value) -> Result<K, Vec<FieldProblem>> {
         .map_err(|e| vec![FieldProblem::new("spec", format!("cannot build the instance's objects: {e}"))])
 }
 
-/// Checks an instance against its template (overrides, lifetime).
+/// Checks an instance against its template (its name, overrides, lifetime).
 pub fn validate(template: &Template, instance: &Instance) -> Vec<FieldProblem> {
     let mut out = Vec::new();
     let name = instance.metadata.name.as_deref().unwrap_or_default();

@@ -18,9 +18,6 @@ use std::collections::BTreeMap;
 pub const NOT_INTERNET: &[&str] =
     &["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "169.254.0.0/16", "127.0.0.0/8"];
 
-/// Everything a tenant's namespace holds.
-/// Every tenant-level NetworkPolicy `build` can produce, by name; one not
-/// wanted by the current spec is deleted if it exists.
 /// The tenant's ServiceAccount: what its Role `tenant-reader` is bound to, and
 /// what tenant kubeconfigs act as.
 pub const SERVICE_ACCOUNT: &str = "tenant";
@@ -28,8 +25,11 @@ pub const SERVICE_ACCOUNT: &str = "tenant";
 /// Instances, pods, pod logs, Services and Events.
 pub const READER_ROLE: &str = "tenant-reader";
 
+/// Every tenant-level NetworkPolicy `build` can produce, by name; one not
+/// wanted by the current spec is deleted if it exists.
 pub const POLICIES: [&str; 4] = ["default-deny", "allow-dns", "allow-internet", "allow-egress-cidrs"];
 
+/// Everything a tenant's namespace holds.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Desired {
     pub namespace: Namespace,
