@@ -91,6 +91,22 @@ impl Memory {
     }
 }
 
+/// The longest note the API server takes (upstream's `NoteLengthLimit`, in bytes).
+const NOTE_MAX: usize = 1024;
+
+/// `note` cut to [`NOTE_MAX`] bytes on a character boundary, ending with
+/// `…` when cut; a longer one would be refused and the Event lost.
+fn fit(note: String) -> String {
+    if note.len() <= NOTE_MAX {
+        return note;
+    }
+    let mut end = NOTE_MAX - '…'.len_utf8();
+    while !note.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &note[..end])
+}
+
 impl Events {
     /// Starts the workers (on the current tokio runtime).
     pub fn new(client: Client, metrics: Arc<Metrics>) -> Self {
@@ -115,7 +131,7 @@ impl Events {
     /// Records an Event on `object` (a `kind` object) in the background.
     pub fn record(&self, kind: &'static str, object: ObjectReference, warning: bool, reason: &str, note: String) {
         self.metrics.event(kind, warning, reason);
-        let p = Pending { at: Timestamp::now(), object, warning, reason: reason.into(), note };
+        let p = Pending { at: Timestamp::now(), object, warning, reason: reason.into(), note: fit(note) };
         if let Err(mpsc::error::TrySendError::Full(p)) = self.queue.try_send(p) {
             self.metrics.event_dropped(kind);
             tracing::debug!(reason = %p.reason, "event queue full; dropped an event");
@@ -164,6 +180,18 @@ mod tests {
 
     fn k(n: usize) -> Key {
         ("Instance".into(), "ns".into(), format!("i{n}"), "uid".into(), false, "Created".into())
+    }
+
+    #[test]
+    fn notes_fit_the_api_server_s_limit() {
+        assert_eq!(fit("short".into()), "short");
+        let exact = "x".repeat(NOTE_MAX);
+        assert_eq!(fit(exact.clone()), exact);
+        // Multi-byte characters are not split.
+        let long = "é".repeat(NOTE_MAX);
+        let cut = fit(long);
+        assert!(cut.len() <= NOTE_MAX && cut.ends_with('…'), "{} bytes", cut.len());
+        assert!(cut.trim_end_matches('…').chars().all(|c| c == 'é'));
     }
 
     #[test]

@@ -96,6 +96,16 @@ async fn instances_start_heal_limit_fail_and_expire() {
         t.status.unwrap().conditions[0].message,
         "spec.pods[0].networks[0]: network \"b\" is not declared in spec.networks"
     );
+    // A template with many problems: its Invalid Event's note is cut to what
+    // the API server takes (1024 bytes) rather than refused and lost.
+    let pods: Vec<Value> =
+        (0..60).map(|i| json!({"name": format!("p{i}"), "image": "busybox", "networks": ["nope"]})).collect();
+    let many = json!({"apiVersion": "paddock.dev/v1alpha1", "kind": "Template", "metadata": {"name": "very-invalid"},
+        "spec": {"pods": pods}});
+    templates.patch("very-invalid", &PatchParams::apply("paddock-test").force(), &Patch::Apply(&many)).await.unwrap();
+    let (kind, note) = event(&tc.client, "default", "very-invalid", "Invalid").await;
+    assert_eq!(kind, "Warning");
+    assert!(note.len() <= 1024 && note.ends_with('…'), "{} bytes: {note}", note.len());
 
     let insts: Api<Instance> = Api::namespaced(tc.client.clone(), &ns);
     let new = |name: &str, template: &str| -> Instance {

@@ -1,6 +1,7 @@
 //! Validation with upstream's field paths and messages (k8s.io/apimachinery
 //! validation and pkg/apis/*/validation), for the fields clients rely on.
 
+mod event;
 mod pod_update;
 
 use crate::error::FieldError;
@@ -585,6 +586,7 @@ pub fn validate(def: &ResourceDef, obj: &Value, old: Option<&Value>) -> Vec<Fiel
             }
         }
         ("apiextensions.k8s.io", "customresourcedefinitions") => validate_crd(obj, &mut out),
+        ("events.k8s.io", "events") => event::validate(obj, old, &mut out),
         _ => {}
     }
     if let Some(old) = old {

@@ -329,3 +329,47 @@ async fn request_metrics_count_by_verb() {
     }
     tc.finish().await;
 }
+
+/// `events.k8s.io/v1` Events get upstream's strict checks: a note of at
+/// most 1024 characters, an action and a reason, a series of at least two.
+#[tokio::test]
+async fn events_k8s_io_events_are_checked_strictly() {
+    use k8s_openapi::api::events::v1::Event;
+    let mut tc = TestCluster::start().await;
+    let ns = tc.namespace("events").await;
+    let api: Api<Event> = Api::namespaced(tc.client.clone(), &ns);
+    let event = |name: &str, extra: serde_json::Value| -> Event {
+        let mut e = json!({"metadata": {"name": name}, "eventTime": "2026-01-01T00:00:00.000000Z",
+            "type": "Normal", "reason": "Tested", "action": "Test", "note": "fine",
+            "reportingController": "paddock.dev/test", "reportingInstance": "test-1",
+            "regarding": {"kind": "Namespace", "name": ns, "apiVersion": "v1"}});
+        json_patch::merge(&mut e, &extra);
+        serde_json::from_value(e).unwrap()
+    };
+    let pp = PostParams::default();
+    api.create(&pp, &event("ok", json!({}))).await.unwrap();
+    for (name, extra, want) in [
+        ("long", json!({"note": "x".repeat(1025)}), "note: Invalid value: \"\": can have at most 1024 characters"),
+        ("no-action", json!({"action": null}), "action: Required value"),
+        ("no-reason", json!({"reason": null}), "reason: Required value"),
+        ("kind", json!({"type": "Info"}), "type: Invalid value: \"\": has invalid value: Info"),
+        (
+            "one",
+            json!({"series": {"count": 1, "lastObservedTime": "2026-01-01T00:00:00.000000Z"}}),
+            "series.count: Invalid value: \"\": should be at least 2",
+        ),
+    ] {
+        let e = status(api.create(&pp, &event(name, extra)).await);
+        assert_eq!(e.code, 422, "{name}: {}", e.message);
+        assert!(e.message.contains(want), "{name}: wanted {want:?} in {}", e.message);
+    }
+    // A note of exactly 1024 is fine; a series update is checked again.
+    api.create(&pp, &event("edge", json!({"note": "x".repeat(1024)}))).await.unwrap();
+    let series = |count: i64| {
+        Patch::Merge(json!({"series": {"count": count, "lastObservedTime": "2026-01-01T00:01:00.000000Z"}}))
+    };
+    api.patch("ok", &PatchParams::default(), &series(2)).await.unwrap();
+    let e = status(api.patch("ok", &PatchParams::default(), &series(1)).await);
+    assert_eq!(e.code, 422, "{}", e.message);
+    tc.finish().await;
+}
