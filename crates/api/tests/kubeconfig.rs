@@ -81,6 +81,24 @@ async fn a_tenant_kubeconfig_reaches_its_namespace_as_its_service_account() {
             assert_eq!(p["field"], json!(f), "{body}: {p}");
         }
     }
+    // A tenant that is not Ready has no kubeconfig yet, and the answer says why.
+    let broken = format!("broken-{}", env.id);
+    let tenants: Api<resources::Tenant> = Api::all(env.tc.client.clone());
+    let t: resources::Tenant = serde_json::from_value(json!({"apiVersion": "paddock.dev/v1alpha1", "kind": "Tenant",
+        "metadata": {"name": broken}, "spec": {"kind": "Team", "quota": {"cpu": "lots"}}}))
+    .unwrap();
+    tenants.create(&Default::default(), &t).await.unwrap();
+    kubesim::testing::wait_for(&tenants, &broken, common::T, |t| {
+        t.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Failed")
+    })
+    .await;
+    let (code, p) = env.call("POST", &format!("/v1/tenants/{broken}/kubeconfig"), Some(ADMIN), None).await;
+    assert_eq!(code, StatusCode::CONFLICT, "{p}");
+    assert_eq!(p["type"], "https://paddock.dev/problems/tenant-not-ready");
+    let detail = p["detail"].as_str().unwrap();
+    assert!(detail.contains("is not Ready (Failed: ") && detail.contains("spec.quota.cpu"), "{detail}");
+    tenants.delete(&broken, &Default::default()).await.unwrap();
+
     // Another tenant's kubeconfig is as hidden as the tenant.
     let (code, _) =
         env.call("POST", &format!("/v1/tenants/{}/kubeconfig", env.beta), Some(&env.alpha_token), None).await;

@@ -102,7 +102,7 @@ fn render(access: &ClusterAccess, tenant: &str, namespace: &str, token: &str) ->
         Kubernetes TokenRequest token (10m to 24h, default 1h); Paddock does not keep it. Admins and the tenant.",
     responses((status = 201, body = TenantKubeconfig), (status = 400, body = Problem), (status = 401, body = Problem),
         (status = 404, body = Problem),
-        (status = 409, body = Problem, description = "The tenant is being provisioned or deleted"),
+        (status = 409, body = Problem, description = "The tenant is not Ready, or is being deleted"),
         (status = 422, body = Problem), (status = 503, body = Problem)))]
 pub async fn issue(
     State(s): State<AppState>,
@@ -123,18 +123,28 @@ pub async fn issue(
     };
     let namespace = s.namespace(&tenant);
     let sa = controller::tenant::build::SERVICE_ACCOUNT;
+    // Its ServiceAccount and Role are in place once the tenant is Ready.
+    let not_ready = |why: String| {
+        Problem::conflict(
+            "tenant-not-ready",
+            format!("tenant {tenant:?} is not Ready ({why}); a kubeconfig needs its ServiceAccount {namespace}/{sa}"),
+        )
+    };
+    let status = t.status.clone().unwrap_or_default();
+    if status.phase.as_deref() != Some("Ready") {
+        let phase = status.phase.unwrap_or_else(|| "Pending".into());
+        let why = match status.conditions.iter().find(|c| c.type_ == "Ready") {
+            Some(c) if !c.message.is_empty() => format!("{phase}: {}", c.message),
+            _ => phase,
+        };
+        return Err(not_ready(why));
+    }
     let request: TokenRequest = serde_json::from_value(json!({"spec": {"expirationSeconds": seconds}}))
         .map_err(|e| Problem::internal(e.to_string()))?;
     let api: Api<ServiceAccount> = Api::namespaced(s.client.clone(), &namespace);
     let issued = match api.create_token_request(sa, &PostParams::default(), &request).await {
-        Err(kube::Error::Api(a)) if a.code == 404 => {
-            return Err(Problem::conflict(
-                "tenant-provisioning",
-                format!(
-                    "tenant {tenant:?} is still being provisioned (its ServiceAccount {namespace}/{sa} does not exist yet); retry shortly"
-                ),
-            ));
-        }
+        // Deleted by hand a moment ago: the controller puts it back.
+        Err(kube::Error::Api(a)) if a.code == 404 => return Err(not_ready("its ServiceAccount is missing".into())),
         r => r?,
     };
     let status = issued.status.ok_or_else(|| Problem::internal("the API server issued no token"))?;
