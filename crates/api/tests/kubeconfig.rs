@@ -88,8 +88,9 @@ async fn a_tenant_kubeconfig_reaches_its_namespace_as_its_service_account() {
         "metadata": {"name": broken}, "spec": {"kind": "Team", "quota": {"cpu": "lots"}}}))
     .unwrap();
     tenants.create(&Default::default(), &t).await.unwrap();
-    kubesim::testing::wait_for(&tenants, &broken, common::T, |t| {
-        t.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Failed")
+    // As the API sees it (its watch of tenants).
+    kubesim::testing::wait_until(common::T, "the API to see the tenant Failed", || async {
+        env.call("GET", &format!("/v1/tenants/{broken}"), Some(ADMIN), None).await.1["status"]["phase"] == "Failed"
     })
     .await;
     let (code, p) = env.call("POST", &format!("/v1/tenants/{broken}/kubeconfig"), Some(ADMIN), None).await;

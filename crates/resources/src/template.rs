@@ -309,6 +309,18 @@ fn port_name(s: &str) -> bool {
     crate::is_dns_label(s) && s.len() <= 15 && s.bytes().any(|c| c.is_ascii_lowercase())
 }
 
+/// What a ConfigMap may hold in all (upstream's `MaxSecretSize`).
+const CONFIG_MAX_BYTES: usize = 1024 * 1024;
+
+/// A ConfigMap key, as the API server checks it (`IsConfigMapKey`).
+fn config_key(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 253
+        && s.bytes().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
+        && !s.starts_with("..")
+        && s != "."
+}
+
 fn env_name(s: &str) -> bool {
     !s.is_empty()
         && s.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'-' || c == b'.')
@@ -493,13 +505,24 @@ impl TemplateSpec {
                         format!("{:?} must be an absolute path", c.path),
                     ));
                 }
+                // The files become one ConfigMap: its keys and its 1 MiB.
                 for name in c.files.keys() {
-                    if name.is_empty() || name.contains('/') || name.starts_with("..") {
+                    if !config_key(name) {
                         out.push(FieldProblem::new(
                             format!("{f}.mounts.config.files"),
-                            format!("{name:?} is not a plain file name"),
+                            format!(
+                                "{name:?} is not a plain file name (letters, digits, '-', '_' and '.', not starting \
+                                 with '..', at most 253 characters)"
+                            ),
                         ));
                     }
+                }
+                let size: usize = c.files.values().map(String::len).sum();
+                if size > CONFIG_MAX_BYTES {
+                    out.push(FieldProblem::new(
+                        format!("{f}.mounts.config.files"),
+                        format!("the files add up to {size} bytes; a pod's config files may add up to at most 1 MiB (one ConfigMap)"),
+                    ));
                 }
             }
         }
@@ -617,6 +640,22 @@ mod tests {
         for bad in ["", "10", "h", "1x", "0s"] {
             assert!(parse_duration(bad).is_none(), "{bad}");
         }
+    }
+
+    #[test]
+    fn config_files_must_fit_one_config_map() {
+        let with = |files: serde_json::Value| {
+            spec(json!({"pods": [{"name": "web", "image": "x", "mounts": {"config": {"files": files}}}]})).validate()
+        };
+        assert_eq!(with(json!({"app.conf": "a", "KEY_1-x": "b"})), vec![]);
+        for bad in ["my file", "../etc", "a/b", ".", ""] {
+            let p = with(json!({bad: "a"}));
+            assert!(p.len() == 1 && p[0].reason.contains("is not a plain file name"), "{bad}: {p:?}");
+        }
+        let half = "x".repeat(512 * 1024);
+        assert_eq!(with(json!({"a": half, "b": half})), vec![]);
+        let p = with(json!({"a": half, "b": half, "c": "y"}));
+        assert!(p.len() == 1 && p[0].reason.contains("at most 1 MiB"), "{p:?}");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Validation with upstream's field paths and messages (k8s.io/apimachinery
 //! validation and pkg/apis/*/validation), for the fields clients rely on.
 
+mod data;
 mod event;
 mod pod_update;
 
@@ -587,6 +588,8 @@ pub fn validate(def: &ResourceDef, obj: &Value, old: Option<&Value>) -> Vec<Fiel
         }
         ("apiextensions.k8s.io", "customresourcedefinitions") => validate_crd(obj, &mut out),
         ("events.k8s.io", "events") => event::validate(obj, old, &mut out),
+        ("", "configmaps") => data::config_map(obj, &mut out),
+        ("", "secrets") => data::secret(obj, &mut out),
         _ => {}
     }
     if let Some(old) = old {

@@ -373,3 +373,47 @@ async fn events_k8s_io_events_are_checked_strictly() {
     assert_eq!(e.code, 422, "{}", e.message);
     tc.finish().await;
 }
+
+/// ConfigMap and Secret keys must be config keys, and their values at most
+/// 1 MiB in all.
+#[tokio::test]
+async fn config_map_and_secret_keys_and_sizes() {
+    use k8s_openapi::api::core::v1::Secret;
+    let mut tc = TestCluster::start().await;
+    let ns = tc.namespace("data").await;
+    let cms: Api<ConfigMap> = Api::namespaced(tc.client.clone(), &ns);
+    let pp = PostParams::default();
+    let cm = |name: &str, data: serde_json::Value| -> ConfigMap {
+        serde_json::from_value(json!({"metadata": {"name": name}, "data": data})).unwrap()
+    };
+    cms.create(&pp, &cm("ok", json!({"app.conf": "a", "KEY_name-1": "b"}))).await.unwrap();
+    let e = status(cms.create(&pp, &cm("spaced", json!({"my file": "a"}))).await);
+    assert_eq!(e.code, 422, "{}", e.message);
+    assert!(
+        e.message.contains(
+            "data[my file]: Invalid value: \"my file\": a valid config key must consist of alphanumeric characters"
+        ),
+        "{}",
+        e.message
+    );
+    let e = status(cms.create(&pp, &cm("dots", json!({"..x": "a"}))).await);
+    assert!(e.message.contains("must not start with '..'"), "{}", e.message);
+    let big = "x".repeat(512 * 1024 + 1);
+    let e = status(cms.create(&pp, &cm("big", json!({"a": big, "b": big}))).await);
+    assert_eq!(e.code, 422, "{}", e.message);
+    assert!(e.message.contains("Too long"), "{}", e.message);
+    let fits = "x".repeat(512 * 1024);
+    cms.create(&pp, &cm("fits", json!({"a": fits, "b": fits}))).await.unwrap();
+
+    let secrets: Api<Secret> = Api::namespaced(tc.client.clone(), &ns);
+    let s = |name: &str, string_data: serde_json::Value| -> Secret {
+        serde_json::from_value(json!({"metadata": {"name": name}, "stringData": string_data})).unwrap()
+    };
+    secrets.create(&pp, &s("ok", json!({"token": "t"}))).await.unwrap();
+    let e = status(secrets.create(&pp, &s("big", json!({"a": "y".repeat(1024 * 1024 + 1)}))).await);
+    assert_eq!(e.code, 422, "{}", e.message);
+    assert!(e.message.contains("data: Too long"), "{}", e.message);
+    let e = status(secrets.create(&pp, &s("spaced", json!({"a b": "t"}))).await);
+    assert!(e.message.contains("data[a b]: Invalid value"), "{}", e.message);
+    tc.finish().await;
+}
