@@ -76,6 +76,7 @@ async fn paddock_dev_runs_the_platform() {
         secrets.push(String::from_utf8(v.0).unwrap());
     }
     metrics_count_what_happened(&banner_value(&banner, "API:")).await;
+    the_bundle_s_rbac_allows_every_request(&banner).await;
 
     let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
     let status = tokio::task::spawn_blocking(move || child.wait()).await.unwrap().unwrap();
@@ -428,4 +429,43 @@ async fn cli_against_the_api(banner: &str) -> Vec<String> {
         issued.extend(conf.lines().filter_map(|l| l.strip_prefix(key)).map(str::to_string));
     }
     issued
+}
+
+/// kubesim checks no permissions, so a request Paddock's ClusterRole does not
+/// allow would only fail on a real cluster. Every request the embedded
+/// cluster served in this run (as an authorizer sees it: verb, API group,
+/// resource/subresource) must be allowed by the bundle `paddock manifests`
+/// ships; the only exceptions are what the bundle itself installs (the CRDs),
+/// which `paddock dev` does with the same client.
+async fn the_bundle_s_rbac_allows_every_request(banner: &str) {
+    let sim = banner_value(banner, "Kubernetes API:").split(' ').next().unwrap().to_string();
+    let seen: Vec<serde_json::Value> =
+        reqwest::get(format!("{sim}/sim/v1/access")).await.unwrap().json().await.unwrap();
+    assert!(seen.len() > 30, "{seen:?}");
+    let out =
+        Command::new(env!("CARGO_BIN_EXE_paddock")).args(["manifests", "--image", "paddock:test"]).output().unwrap();
+    assert!(out.status.success());
+    let mut rules = Vec::new();
+    for doc in serde_yaml_ng::Deserializer::from_str(&String::from_utf8(out.stdout).unwrap()) {
+        let d: serde_json::Value = serde::Deserialize::deserialize(doc).unwrap();
+        if d["kind"] == "ClusterRole" || d["kind"] == "Role" {
+            rules.extend(d["rules"].as_array().unwrap().iter().cloned());
+        }
+    }
+    let has = |list: &serde_json::Value, v: &str| list.as_array().unwrap().iter().any(|x| x == v || x == "*");
+    let mut denied = Vec::new();
+    for a in &seen {
+        let (verb, group, resource) =
+            (a["verb"].as_str().unwrap(), a["group"].as_str().unwrap(), a["resource"].as_str().unwrap());
+        if group == "apiextensions.k8s.io" {
+            continue;
+        }
+        if !rules
+            .iter()
+            .any(|r| has(&r["apiGroups"], group) && has(&r["resources"], resource) && has(&r["verbs"], verb))
+        {
+            denied.push(format!("{verb} {group}/{resource}"));
+        }
+    }
+    assert!(denied.is_empty(), "requests the shipped RBAC does not allow: {denied:?}");
 }

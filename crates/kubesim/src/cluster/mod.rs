@@ -98,6 +98,10 @@ pub struct RequestCounts {
     pub reads: std::sync::atomic::AtomicU64,
     pub writes: std::sync::atomic::AtomicU64,
     by_verb: [std::sync::atomic::AtomicU64; VERBS.len()],
+    /// Every (RBAC verb, API group, resource[/subresource]) served, as an
+    /// authorizer would see the requests: what a client's Role must allow.
+    /// Kept as `verb group resource` keys.
+    access: parking_lot::Mutex<std::collections::HashSet<String>>,
 }
 
 /// The verbs of upstream's `apiserver_request_total`; the first three read.
@@ -110,6 +114,30 @@ impl RequestCounts {
         let Some(i) = VERBS.iter().position(|v| *v == verb) else { return };
         self.by_verb[i].fetch_add(1, Relaxed);
         if i < 3 { &self.reads } else { &self.writes }.fetch_add(1, Relaxed);
+    }
+
+    /// Notes a request's RBAC attributes (see [`RequestCounts::access`]).
+    pub fn note_access(&self, verb: &str, group: &str, resource: &str) {
+        let key = format!("{verb} {group} {resource}");
+        let mut seen = self.access.lock();
+        if !seen.contains(key.as_str()) {
+            seen.insert(key);
+        }
+    }
+
+    /// Every (RBAC verb, API group, resource[/subresource]) served so far, sorted.
+    pub fn access(&self) -> Vec<(String, String, String)> {
+        let mut out: Vec<(String, String, String)> = self
+            .access
+            .lock()
+            .iter()
+            .filter_map(|k| {
+                let mut p = k.splitn(3, ' ');
+                Some((p.next()?.to_string(), p.next()?.to_string(), p.next()?.to_string()))
+            })
+            .collect();
+        out.sort();
+        out
     }
 
     /// `apiserver_request_total` by verb in the Prometheus text format.

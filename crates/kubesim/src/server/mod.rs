@@ -117,10 +117,35 @@ async fn handle(State(server): State<Server>, req: Request) -> Response {
         }
     };
     server.cluster.requests.count(verb(&method, &path, &query, &headers));
+    note_access(&server, &method, &path, &query);
     let started = std::time::Instant::now();
     let resp = route(&server, &method, &path, &query, &headers, body).await;
     tracing::debug!(%method, %path, status = resp.status().as_u16(), elapsed_us = started.elapsed().as_micros() as u64, "request");
     resp
+}
+
+/// Notes the request's RBAC attributes (verb, API group, resource and
+/// subresource), as upstream's authorizer derives them.
+fn note_access(server: &Server, method: &Method, path: &str, query: &Query) {
+    let segs: Vec<&str> = path.trim_matches('/').split('/').filter(|s| !s.is_empty()).collect();
+    let Some(Ok(t)) = parse_target(&segs) else { return };
+    let named = t.name.is_some();
+    let verb = match *method {
+        Method::GET | Method::HEAD if query.flag("watch") => "watch",
+        Method::GET | Method::HEAD if named => "get",
+        Method::GET | Method::HEAD => "list",
+        Method::POST => "create",
+        Method::PUT => "update",
+        Method::PATCH => "patch",
+        Method::DELETE if named => "delete",
+        Method::DELETE => "deletecollection",
+        _ => return,
+    };
+    let resource = match &t.sub {
+        Some(sub) => format!("{}/{sub}", t.plural),
+        None => t.plural.clone(),
+    };
+    server.cluster.requests.note_access(verb, &t.group, &resource);
 }
 
 /// The verb upstream's request metrics name a request with.
@@ -163,6 +188,19 @@ async fn route(
         }
         return ([(http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], server.cluster.requests.exposition())
             .into_response();
+    }
+    if segs.as_slice() == ["sim", "v1", "access"] {
+        if method != Method::GET {
+            return error_response(&ApiError::method_not_allowed());
+        }
+        let list: Vec<serde_json::Value> = server
+            .cluster
+            .requests
+            .access()
+            .into_iter()
+            .map(|(verb, group, resource)| serde_json::json!({"verb": verb, "group": group, "resource": resource}))
+            .collect();
+        return json_response(StatusCode::OK, serde_json::to_vec(&list).unwrap_or_default());
     }
     if let ["sim", "v1", "reachability", rest @ ..] = segs.as_slice() {
         if method != Method::GET {
