@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod noderoles;
 pub mod pool;
 pub mod quota;
+pub mod rbac;
 pub mod template;
 pub mod tenant;
 pub mod written;

@@ -103,6 +103,9 @@ impl Env {
             let _ = tx.send(());
         }
         let _ = tokio::time::timeout(Duration::from_secs(10), self.ctl).await;
+        // kubesim checks no permissions: every request of the run must be one
+        // Paddock's shipped RBAC allows.
+        assert_eq!(controller::rbac::not_allowed(&self.tc.access()), Vec::<String>::new(), "outside Paddock's RBAC");
     }
 }
 

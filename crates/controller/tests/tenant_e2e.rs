@@ -231,6 +231,9 @@ impl Running {
     async fn stop(self, tc: TestCluster) {
         self.stop.send(()).ok();
         let _ = tokio::time::timeout(T, self.handle).await;
+        // kubesim checks no permissions: every request of the run must be one
+        // Paddock's shipped RBAC allows.
+        assert_eq!(controller::rbac::not_allowed(&tc.access()), Vec::<String>::new(), "outside Paddock's RBAC");
         tc.finish().await;
     }
 }

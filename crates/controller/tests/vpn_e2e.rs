@@ -146,5 +146,8 @@ async fn the_vpn_reaches_exactly_the_teamnet() {
     wait_for(&tenants, "red", T, |t| t.status.as_ref().is_some_and(|s| s.vpn.is_none())).await;
     let _ = tx.send(());
     let _ = ctl.await;
+    // kubesim checks no permissions: every request of the run must be one
+    // Paddock's shipped RBAC allows.
+    assert_eq!(controller::rbac::not_allowed(&tc.access()), Vec::<String>::new(), "outside Paddock's RBAC");
     tc.finish().await;
 }

@@ -76,6 +76,13 @@ impl TestCluster {
         }
     }
 
+    /// What an authorizer would have been asked so far (verb, API group,
+    /// resource/subresource of every request served), or nothing on a real
+    /// cluster, which checks the permissions itself.
+    pub fn access(&self) -> Vec<(String, String, String)> {
+        self.sim.as_ref().map(|s| s.cluster().requests.access()).unwrap_or_default()
+    }
+
     pub fn is_sim(&self) -> bool {
         self.sim.is_some()
     }

@@ -6,6 +6,7 @@
 
 use anyhow::{Result, bail};
 use clap::Args;
+use controller::rbac;
 use serde_json::{Value, json};
 
 #[derive(Args, Debug)]
@@ -36,52 +37,6 @@ pub enum Layout {
 
 const LABELS: &str = "paddock";
 
-fn rule(groups: &[&str], resources: &[&str], verbs: &[&str]) -> Value {
-    json!({"apiGroups": groups, "resources": resources, "verbs": verbs})
-}
-
-/// Exactly what the controller uses.
-pub fn cluster_role_rules() -> Vec<Value> {
-    let rw = ["get", "list", "watch", "create", "patch", "update", "delete"];
-    vec![
-        // Tenants and templates are created and deleted by the API; instances started by it.
-        rule(&["paddock.dev"], &["tenants"], &["get", "list", "watch", "create", "patch", "update", "delete"]),
-        rule(&["paddock.dev"], &["tenants/status"], &["get", "patch", "update"]),
-        rule(&["paddock.dev"], &["tenants/finalizers"], &["update"]),
-        rule(&["paddock.dev"], &["instances"], &["get", "list", "watch", "create", "patch", "update", "delete"]),
-        rule(&["paddock.dev"], &["instances/status"], &["get", "patch", "update"]),
-        rule(&["paddock.dev"], &["instances/finalizers"], &["update"]),
-        rule(&["paddock.dev"], &["templates"], &["get", "list", "watch", "create", "patch", "update", "delete"]),
-        rule(&["paddock.dev"], &["templates/status"], &["get", "patch", "update"]),
-        // Warm pool pods name their template as owner with blockOwnerDeletion,
-        // which OwnerReferencesPermissionEnforcement allows only with this.
-        rule(&["paddock.dev"], &["templates/finalizers"], &["update"]),
-        rule(&[""], &["namespaces", "resourcequotas", "limitranges", "serviceaccounts", "persistentvolumeclaims"], &rw),
-        rule(
-            &[""],
-            &["pods", "services", "configmaps", "secrets"],
-            &["get", "list", "watch", "create", "patch", "update", "delete", "deletecollection"],
-        ),
-        // Group members get their own volume pointing at the group's; it goes when they leave.
-        rule(&[""], &["persistentvolumes"], &["get", "list", "watch", "patch", "delete"]),
-        // Granted onward to tenants through their Role (RBAC forbids granting what one lacks).
-        rule(&[""], &["pods/log"], &["get"]),
-        rule(&["", "events.k8s.io"], &["events"], &["get", "list", "watch"]),
-        // Tenant kubeconfigs: tokens of the tenants' ServiceAccount `tenant`.
-        rule(&[""], &["serviceaccounts/token"], &["create"]),
-        rule(&[""], &["nodes"], &["get", "list", "watch"]),
-        rule(
-            &["networking.k8s.io"],
-            &["networkpolicies"],
-            &["get", "list", "watch", "create", "patch", "update", "delete", "deletecollection"],
-        ),
-        rule(&["rbac.authorization.k8s.io"], &["roles", "rolebindings"], &rw),
-        // Warm pools' image prepull.
-        rule(&["apps"], &["daemonsets"], &rw),
-        rule(&["events.k8s.io"], &["events"], &["create", "patch"]),
-    ]
-}
-
 pub fn documents(a: &ManifestArgs) -> Result<Vec<Value>> {
     let ns = &a.system_namespace;
     if ns.is_empty() || !ns.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-') {
@@ -95,12 +50,12 @@ pub fn documents(a: &ManifestArgs) -> Result<Vec<Value>> {
         resources::crds().into_iter().map(|c| serde_json::to_value(c).unwrap_or(Value::Null)).collect();
     docs.push(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns, "labels": labels}}));
     docs.push(json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "paddock", "namespace": ns, "labels": labels}}));
-    docs.push(json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": "paddock", "labels": labels}, "rules": cluster_role_rules()}));
+    docs.push(json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": "paddock", "labels": labels}, "rules": rbac::cluster_role_rules()}));
     docs.push(json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding", "metadata": {"name": "paddock", "labels": labels},
         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "paddock"},
         "subjects": [{"kind": "ServiceAccount", "name": "paddock", "namespace": ns}]}));
     docs.push(json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": {"name": "paddock-leader-election", "namespace": ns, "labels": labels},
-        "rules": [rule(&["coordination.k8s.io"], &["leases"], &["get", "create", "update"])]}));
+        "rules": rbac::leader_election_rules()}));
     docs.push(json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": {"name": "paddock-leader-election", "namespace": ns, "labels": labels},
         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "paddock-leader-election"},
         "subjects": [{"kind": "ServiceAccount", "name": "paddock", "namespace": ns}]}));
@@ -194,7 +149,7 @@ pub fn render(a: &ManifestArgs) -> Result<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::cluster_role_rules;
+    use controller::rbac::cluster_role_rules;
     use serde_json::json;
 
     /// RBAC refuses a Role that grants what its creator does not hold (the
