@@ -664,6 +664,15 @@ fn validate_update(def: &ResourceDef, obj: &Value, old: &Value, out: &mut Vec<Fi
                 }
             }
         }
+        ("rbac.authorization.k8s.io", "rolebindings" | "clusterrolebindings")
+            if obj.get("roleRef") != old.get("roleRef") =>
+        {
+            // Upstream prints the new RoleRef as a Go struct (%#v).
+            let r = |k: &str| obj.pointer(&format!("/roleRef/{k}")).and_then(Value::as_str).unwrap_or("").to_string();
+            let value =
+                format!("rbac.RoleRef{{APIGroup:{:?}, Kind:{:?}, Name:{:?}}}", r("apiGroup"), r("kind"), r("name"));
+            out.push(FieldError::invalid_raw("roleRef", value, "cannot change roleRef"));
+        }
         ("", "configmaps") | ("", "secrets") if old.get("immutable").and_then(Value::as_bool) == Some(true) => {
             for f in ["data", "binaryData", "stringData"] {
                 if obj.get(f) != old.get(f) {

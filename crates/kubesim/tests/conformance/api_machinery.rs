@@ -417,3 +417,32 @@ async fn config_map_and_secret_keys_and_sizes() {
     assert!(e.message.contains("data[a b]: Invalid value"), "{}", e.message);
     tc.finish().await;
 }
+
+/// A binding's roleRef is fixed at creation: a binding to another role is a
+/// new binding.
+#[tokio::test]
+async fn a_role_binding_keeps_its_role_ref() {
+    use k8s_openapi::api::rbac::v1::RoleBinding;
+    let mut tc = TestCluster::start().await;
+    let ns = tc.namespace("rbac").await;
+    let api: Api<RoleBinding> = Api::namespaced(tc.client.clone(), &ns);
+    let rb: RoleBinding = serde_json::from_value(json!({"metadata": {"name": "rb"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "reader"},
+        "subjects": [{"kind": "ServiceAccount", "name": "default", "namespace": ns}]}))
+    .unwrap();
+    api.create(&PostParams::default(), &rb).await.unwrap();
+    // Subjects may change.
+    let subjects = json!({"subjects": [{"kind": "ServiceAccount", "name": "other", "namespace": ns}]});
+    api.patch("rb", &PatchParams::default(), &Patch::Merge(subjects)).await.unwrap();
+    let e =
+        status(api.patch("rb", &PatchParams::default(), &Patch::Merge(json!({"roleRef": {"name": "writer"}}))).await);
+    assert_eq!(e.code, 422, "{}", e.message);
+    assert!(
+        e.message.contains(
+            "roleRef: Invalid value: rbac.RoleRef{APIGroup:\"rbac.authorization.k8s.io\", Kind:\"Role\", Name:\"writer\"}: cannot change roleRef"
+        ),
+        "{}",
+        e.message
+    );
+    tc.finish().await;
+}
