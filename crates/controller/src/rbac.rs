@@ -5,6 +5,7 @@
 
 use serde_json::{Value, json};
 
+/// One RBAC rule: `verbs` on `resources` of the API `groups`.
 pub fn rule(groups: &[&str], resources: &[&str], verbs: &[&str]) -> Value {
     json!({"apiGroups": groups, "resources": resources, "verbs": verbs})
 }

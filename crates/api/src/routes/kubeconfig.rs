@@ -130,10 +130,10 @@ pub async fn issue(
             format!("tenant {tenant:?} is not Ready ({why}); a kubeconfig needs its ServiceAccount {namespace}/{sa}"),
         )
     };
-    let status = t.status.clone().unwrap_or_default();
-    if status.phase.as_deref() != Some("Ready") {
-        let phase = status.phase.unwrap_or_else(|| "Pending".into());
-        let why = match status.conditions.iter().find(|c| c.type_ == "Ready") {
+    let st = t.status.clone().unwrap_or_default();
+    if st.phase.as_deref() != Some("Ready") {
+        let phase = st.phase.unwrap_or_else(|| "Pending".into());
+        let why = match st.conditions.iter().find(|c| c.type_ == "Ready") {
             Some(c) if !c.message.is_empty() => format!("{phase}: {}", c.message),
             _ => phase,
         };

@@ -118,11 +118,7 @@ impl RequestCounts {
 
     /// Notes a request's RBAC attributes (see [`RequestCounts::access`]).
     pub fn note_access(&self, verb: &str, group: &str, resource: &str) {
-        let key = format!("{verb} {group} {resource}");
-        let mut seen = self.access.lock();
-        if !seen.contains(key.as_str()) {
-            seen.insert(key);
-        }
+        self.access.lock().insert(format!("{verb} {group} {resource}"));
     }
 
     /// Every (RBAC verb, API group, resource[/subresource]) served so far, sorted.
