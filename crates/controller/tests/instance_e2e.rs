@@ -444,12 +444,17 @@ async fn isolation_on_kubesim_limits_and_fifty_concurrent_instances() {
     tc.finish().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_reconcilers_share_one_watch_of_tenants_and_one_of_their_namespaces() {
-    let tc = TestCluster::start().await;
-    let Some(sim) = tc.sim("counts the API server's open watches") else { return };
+/// All the reconcilers on `tc` (namespaces prefixed with `tag` and the
+/// process id) and a Ready tenant `tenant` without storage: its namespace, and
+/// the sender and task that stop the reconcilers.
+async fn reconcilers_and_tenant(
+    tc: &TestCluster,
+    tag: &str,
+    tenant: &str,
+) -> (String, tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
     install(&tc.client).await;
-    let settings = Settings { namespace_prefix: format!("ps{}-", std::process::id() % 100000), ..Default::default() };
+    let settings =
+        Settings { namespace_prefix: format!("{tag}{}-", std::process::id() % 100000), ..Default::default() };
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let ctl = tokio::spawn(controller::install::reconcilers(
         tc.client.clone(),
@@ -457,16 +462,24 @@ async fn the_reconcilers_share_one_watch_of_tenants_and_one_of_their_namespaces(
         Default::default(),
         futures_stop(rx),
     ));
-    let templates: Api<Template> = Api::all(tc.client.clone());
-    templates.patch("ctf-web", &PatchParams::apply("t").force(), &Patch::Apply(&example("ctf-web"))).await.unwrap();
     let tenants: Api<Tenant> = Api::all(tc.client.clone());
     let t: Tenant = serde_json::from_value(json!({"apiVersion": "paddock.dev/v1alpha1", "kind": "Tenant",
-        "metadata": {"name": "shared"}, "spec": {"kind": "Team", "storage": {"enabled": false}}}))
+        "metadata": {"name": tenant}, "spec": {"kind": "Team", "storage": {"enabled": false}}}))
     .unwrap();
     tenants.create(&PostParams::default(), &t).await.unwrap();
-    wait_for(&tenants, "shared", T, |t| t.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Ready")).await;
+    wait_for(&tenants, tenant, T, |t| t.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Ready")).await;
+    (format!("{}{tenant}", settings.namespace_prefix), tx, ctl)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_reconcilers_share_one_watch_of_tenants_and_one_of_their_namespaces() {
+    let tc = TestCluster::start().await;
+    let Some(sim) = tc.sim("counts the API server's open watches") else { return };
+    let (ns, tx, ctl) = reconcilers_and_tenant(&tc, "ps", "shared").await;
+    let templates: Api<Template> = Api::all(tc.client.clone());
+    templates.patch("ctf-web", &PatchParams::apply("t").force(), &Patch::Apply(&example("ctf-web"))).await.unwrap();
     // The instance controller reads the tenant and its namespace from the shared caches.
-    let insts: Api<Instance> = Api::namespaced(tc.client.clone(), &format!("{}shared", settings.namespace_prefix));
+    let insts: Api<Instance> = Api::namespaced(tc.client.clone(), &ns);
     let i: Instance = serde_json::from_value(json!({"apiVersion": "paddock.dev/v1alpha1", "kind": "Instance",
         "metadata": {"name": "web"}, "spec": {"template": "ctf-web"}}))
     .unwrap();
@@ -488,26 +501,11 @@ async fn the_reconcilers_share_one_watch_of_tenants_and_one_of_their_namespaces(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_write_the_api_server_refuses_shows_on_the_instance() {
     let tc = TestCluster::start().await;
-    install(&tc.client).await;
-    let settings = Settings { namespace_prefix: format!("pr{}-", std::process::id() % 100000), ..Default::default() };
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let ctl = tokio::spawn(controller::install::reconcilers(
-        tc.client.clone(),
-        settings.clone(),
-        Default::default(),
-        futures_stop(rx),
-    ));
+    let (ns, tx, ctl) = reconcilers_and_tenant(&tc, "pr", "capped").await;
     let templates: Api<Template> = Api::all(tc.client.clone());
     let tpl = json!({"apiVersion": "paddock.dev/v1alpha1", "kind": "Template", "metadata": {"name": "small-app"},
         "spec": {"pods": [{"name": "app", "image": "busybox:1.36"}]}});
     templates.patch("small-app", &PatchParams::apply("t").force(), &Patch::Apply(&tpl)).await.unwrap();
-    let tenants: Api<Tenant> = Api::all(tc.client.clone());
-    let t: Tenant = serde_json::from_value(json!({"apiVersion": "paddock.dev/v1alpha1", "kind": "Tenant",
-        "metadata": {"name": "capped"}, "spec": {"kind": "Team", "storage": {"enabled": false}}}))
-    .unwrap();
-    tenants.create(&PostParams::default(), &t).await.unwrap();
-    wait_for(&tenants, "capped", T, |t| t.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Ready")).await;
-    let ns = format!("{}capped", settings.namespace_prefix);
     // Every container must ask for a whole cpu: the pod's 100m is refused (403).
     let limits: Api<k8s_openapi::api::core::v1::LimitRange> = Api::namespaced(tc.client.clone(), &ns);
     let cap: k8s_openapi::api::core::v1::LimitRange = serde_json::from_value(json!({"metadata": {"name": "admin-cap"},

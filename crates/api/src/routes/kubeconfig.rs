@@ -18,12 +18,12 @@ use k8s_openapi::api::core::v1::ServiceAccount;
 use kube::Api;
 use kube::api::PostParams;
 use serde_json::json;
+use std::time::Duration;
 
 /// Shortest, default and longest lifetime of a kubeconfig's token (the API
 /// server refuses under ten minutes; a day keeps a leaked file's harm short).
-const TTL_MIN: u64 = 600;
+const TTL_RANGE: (Duration, Duration) = (Duration::from_secs(600), Duration::from_secs(24 * 3600));
 const TTL_DEFAULT: &str = "1h";
-const TTL_MAX: u64 = 24 * 3600;
 
 /// Where tenant kubeconfigs send `kubectl`: the Kubernetes API as the
 /// tenants' people reach it.
@@ -66,11 +66,7 @@ fn pem(certs: &[Vec<u8>]) -> String {
 
 /// A kubeconfig's `ttl`, checked, in seconds.
 fn ttl_seconds(ttl: &str) -> Result<i64> {
-    let d = resources::template::parse_duration(ttl)
-        .ok_or_else(|| Problem::invalid("ttl", format!("{ttl:?} is not a duration (like 30m, 8h)")))?;
-    if !(TTL_MIN..=TTL_MAX).contains(&d.as_secs()) {
-        return Err(Problem::invalid("ttl", format!("{ttl} is not between 10m and 24h")));
-    }
+    let d = super::ttl_within(ttl, TTL_RANGE, "10m and 24h", "30m, 8h")?;
     i64::try_from(d.as_secs()).map_err(|_| Problem::invalid("ttl", format!("{ttl} is too long")))
 }
 

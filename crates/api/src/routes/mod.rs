@@ -54,6 +54,22 @@ pub async fn visible_tenant(s: &Shared, who: &Principal, tenant: &str) -> Result
     s.tenant(tenant).await?.ok_or_else(|| Problem::not_found("tenant", tenant))
 }
 
+/// A body's `ttl`, checked to be a duration within `min..=max` (`bounds`
+/// says them for people, e.g. "1m and 400d"; `like` gives examples).
+pub fn ttl_within(
+    ttl: &str,
+    (min, max): (std::time::Duration, std::time::Duration),
+    bounds: &str,
+    like: &str,
+) -> Result<std::time::Duration> {
+    let d = resources::template::parse_duration(ttl)
+        .ok_or_else(|| Problem::invalid("ttl", format!("{ttl:?} is not a duration (like {like})")))?;
+    if !(min..=max).contains(&d) {
+        return Err(Problem::invalid("ttl", format!("{ttl} is not between {bounds}")));
+    }
+    Ok(d)
+}
+
 /// A 422 naming the first problem's field and listing them all.
 pub fn invalid(problems: &[resources::FieldProblem]) -> Problem {
     let detail = problems.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("; ");

@@ -28,16 +28,11 @@ async fn settle(s: &Shared, tenant: &str, id: &str, present: bool) {
 }
 
 /// Shortest and longest a token may be issued for.
-const TTL_RANGE: (u64, u64) = (60, 400 * 24 * 3600);
+const TTL_RANGE: (Duration, Duration) = (Duration::from_secs(60), Duration::from_secs(400 * 24 * 3600));
 
 /// A token's `ttl`, checked.
 fn token_ttl(ttl: &str) -> Result<Duration> {
-    let d = resources::template::parse_duration(ttl)
-        .ok_or_else(|| Problem::invalid("ttl", format!("{ttl:?} is not a duration (like 90m, 12h, 30d)")))?;
-    if !(TTL_RANGE.0..=TTL_RANGE.1).contains(&d.as_secs()) {
-        return Err(Problem::invalid("ttl", format!("{ttl} is not between 1m and 400d")));
-    }
-    Ok(d)
+    super::ttl_within(ttl, TTL_RANGE, "1m and 400d", "90m, 12h, 30d")
 }
 
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/tokens", tag = "tokens", params(("tenant" = String, Path)),

@@ -116,19 +116,26 @@ async fn handle(State(server): State<Server>, req: Request) -> Response {
             return error_response(&ApiError::new(413, "RequestEntityTooLarge", "the request body is too large"));
         }
     };
-    server.cluster.requests.count(verb(&method, &path, &query, &headers));
-    note_access(&server, &method, &path, &query);
+    // The path is parsed once for the metrics, the access record and the routing.
+    let segs: Vec<&str> = path.trim_matches('/').split('/').filter(|s| !s.is_empty()).collect();
+    let target = parse_target(&segs);
+    let resource = match &target {
+        Some(Ok(t)) => Some(t),
+        _ => None,
+    };
+    server.cluster.requests.count(verb(&method, resource.is_some_and(|t| t.name.is_none()), &query, &headers));
+    if let Some(t) = resource {
+        note_access(&server, &method, t, &query);
+    }
     let started = std::time::Instant::now();
-    let resp = route(&server, &method, &path, &query, &headers, body).await;
+    let resp = route(&server, &method, &segs, target, &query, &headers, body).await;
     tracing::debug!(%method, %path, status = resp.status().as_u16(), elapsed_us = started.elapsed().as_micros() as u64, "request");
     resp
 }
 
 /// Notes the request's RBAC attributes (verb, API group, resource and
 /// subresource), as upstream's authorizer derives them.
-fn note_access(server: &Server, method: &Method, path: &str, query: &Query) {
-    let segs: Vec<&str> = path.trim_matches('/').split('/').filter(|s| !s.is_empty()).collect();
-    let Some(Ok(t)) = parse_target(&segs) else { return };
+fn note_access(server: &Server, method: &Method, t: &Target, query: &Query) {
     let named = t.name.is_some();
     let verb = match *method {
         Method::GET | Method::HEAD if query.flag("watch") => "watch",
@@ -148,15 +155,12 @@ fn note_access(server: &Server, method: &Method, path: &str, query: &Query) {
     server.cluster.requests.note_access(verb, &t.group, &resource);
 }
 
-/// The verb upstream's request metrics name a request with.
-fn verb(method: &Method, path: &str, query: &Query, headers: &HeaderMap) -> &'static str {
-    let collection = || {
-        let segs: Vec<&str> = path.trim_matches('/').split('/').filter(|s| !s.is_empty()).collect();
-        matches!(parse_target(&segs), Some(Ok(t)) if t.name.is_none())
-    };
+/// The verb upstream's request metrics name a request with; `collection`:
+/// the request addresses a resource type, not one object.
+fn verb(method: &Method, collection: bool, query: &Query, headers: &HeaderMap) -> &'static str {
     match *method {
         Method::GET | Method::HEAD if query.flag("watch") => "WATCH",
-        Method::GET | Method::HEAD if collection() => "LIST",
+        Method::GET | Method::HEAD if collection => "LIST",
         Method::GET | Method::HEAD => "GET",
         Method::POST => "POST",
         Method::PUT => "PUT",
@@ -164,7 +168,7 @@ fn verb(method: &Method, path: &str, query: &Query, headers: &HeaderMap) -> &'st
             let ct = headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
             if ct.starts_with("application/apply-patch") { "APPLY" } else { "PATCH" }
         }
-        Method::DELETE if collection() => "DELETECOLLECTION",
+        Method::DELETE if collection => "DELETECOLLECTION",
         Method::DELETE => "DELETE",
         _ => "",
     }
@@ -173,23 +177,23 @@ fn verb(method: &Method, path: &str, query: &Query, headers: &HeaderMap) -> &'st
 async fn route(
     server: &Server,
     method: &Method,
-    path: &str,
+    segs: &[&str],
+    target: Option<Result<Target, ()>>,
     query: &Query,
     headers: &HeaderMap,
     body: Bytes,
 ) -> Response {
-    let segs: Vec<&str> = path.trim_matches('/').split('/').filter(|s| !s.is_empty()).collect();
-    if let Some(r) = discovery::serve(server, method, &segs, headers) {
+    if let Some(r) = discovery::serve(server, method, segs, headers) {
         return r;
     }
-    if segs.as_slice() == ["metrics"] {
+    if segs == ["metrics"] {
         if method != Method::GET {
             return error_response(&ApiError::method_not_allowed());
         }
         return ([(http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], server.cluster.requests.exposition())
             .into_response();
     }
-    if segs.as_slice() == ["sim", "v1", "access"] {
+    if segs == ["sim", "v1", "access"] {
         if method != Method::GET {
             return error_response(&ApiError::method_not_allowed());
         }
@@ -202,14 +206,14 @@ async fn route(
             .collect();
         return json_response(StatusCode::OK, serde_json::to_vec(&list).unwrap_or_default());
     }
-    if let ["sim", "v1", "reachability", rest @ ..] = segs.as_slice() {
+    if let ["sim", "v1", "reachability", rest @ ..] = segs {
         if method != Method::GET {
             return error_response(&ApiError::method_not_allowed());
         }
         return reachability::serve(server, rest, query);
     }
-    match parse_target(&segs) {
-        None => discovery::resource_list(server, &segs).unwrap_or_else(|| error_response(&ApiError::unknown_path())),
+    match target {
+        None => discovery::resource_list(server, segs).unwrap_or_else(|| error_response(&ApiError::unknown_path())),
         Some(Err(())) => error_response(&ApiError::unknown_path()),
         Some(Ok(t)) => resources::serve(server, method, t, query, headers, body).await,
     }
