@@ -76,6 +76,20 @@ impl Command {
                 | Command::Bench(_)
         )
     }
+
+    /// The async runtime the command runs on: the controller's as its
+    /// `--worker-threads` says, every other command's with a worker per CPU.
+    fn runtime(&self) -> tokio::runtime::Builder {
+        match self {
+            Command::Controller(args) if args.worker_threads == 1 => tokio::runtime::Builder::new_current_thread(),
+            Command::Controller(args) if args.worker_threads > 1 => {
+                let mut b = tokio::runtime::Builder::new_multi_thread();
+                b.worker_threads(usize::from(args.worker_threads));
+                b
+            }
+            _ => tokio::runtime::Builder::new_multi_thread(),
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -89,7 +103,7 @@ fn main() -> ExitCode {
         let d = descriptors::prepare();
         tracing::debug!(limit_before = ?d.limit_before, limit = ?d.limit, table = ?d.table, "open-files limit and descriptor table");
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match cli.command.runtime().enable_all().build() {
         Ok(r) => r,
         Err(e) => {
             eprintln!("paddock: cannot start the async runtime: {e}");
@@ -134,7 +148,7 @@ fn main() -> ExitCode {
 #[cfg(test)]
 mod tests {
     use super::Cli;
-    use clap::CommandFactory;
+    use clap::{CommandFactory, Parser};
 
     /// Every command, flag and argument says what it is in `--help`.
     #[test]
@@ -157,5 +171,24 @@ mod tests {
         let cmd = Cli::command();
         walk(&cmd, "paddock", &mut missing);
         assert!(missing.is_empty(), "arguments without help:\n{}", missing.join("\n"));
+    }
+
+    /// The runtime a command line gets: its flavour and worker count.
+    fn runtime_of(args: &[&str]) -> (tokio::runtime::RuntimeFlavor, usize) {
+        let cli = Cli::try_parse_from(args).unwrap();
+        let rt = cli.command.runtime().enable_all().build().unwrap();
+        (rt.handle().runtime_flavor(), rt.metrics().num_workers())
+    }
+
+    #[test]
+    fn the_controller_runs_on_one_thread_unless_told_otherwise() {
+        use tokio::runtime::RuntimeFlavor::{CurrentThread, MultiThread};
+        assert_eq!(runtime_of(&["paddock", "controller"]), (CurrentThread, 1));
+        assert_eq!(runtime_of(&["paddock", "controller", "--worker-threads", "3"]), (MultiThread, 3));
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        assert_eq!(runtime_of(&["paddock", "controller", "--worker-threads", "0"]), (MultiThread, cpus));
+        assert_eq!(runtime_of(&["paddock", "api"]), (MultiThread, cpus), "the API keeps a worker per CPU");
+        let e = Cli::try_parse_from(["paddock", "controller", "--worker-threads", "2000"]).err().unwrap().to_string();
+        assert!(e.contains("--worker-threads") && e.contains("0..=1024"), "{e}");
     }
 }

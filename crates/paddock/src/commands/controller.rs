@@ -23,6 +23,15 @@ pub struct ControllerArgs {
     pub health_listen: SocketAddr,
     #[command(flatten)]
     pub election: ElectionArgs,
+    /// Threads of the async runtime. 1 (the default) runs everything on one
+    /// thread: the reconcilers mostly wait on the API server, and one thread
+    /// spends about a quarter less CPU than handing work between threads
+    /// (`paddock bench instances`, docs/performance.md); it also matches the
+    /// Deployment's one-CPU limit. N > 1 runs N worker threads; 0 one per
+    /// CPU the process may use.
+    #[arg(long, env = "PADDOCK_WORKER_THREADS", default_value_t = 1,
+        value_parser = clap::value_parser!(u16).range(0..=1024))]
+    pub worker_threads: u16,
 }
 
 #[derive(Args, Debug, Clone)]
