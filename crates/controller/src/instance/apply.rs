@@ -40,8 +40,9 @@ where
             out.push(None);
             continue;
         }
+        let w = ctx.echoes.writing(o);
         let applied = api.patch(name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(o)).await?;
-        ctx.echoes.wrote(&applied);
+        w.wrote(&applied);
         if let Some(r) = ctx.drift.applied_as(owner, &applied, desired) {
             tracing::info!(instance = %inst.name_any(), repair = %r, "repaired drift");
             ctx.events.record("Instance", inst.object_ref(&()), false, "DriftRepaired", r.to_string());

@@ -420,15 +420,17 @@ async fn apply(inst: Arc<Instance>, ctx: Arc<Context>) -> Result<Action, Error> 
             continue;
         }
         let pname = p.metadata.name.clone().unwrap_or_default();
+        let w = ctx.echoes.writing(p);
         match pods_api.patch(&pname, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(p)).await {
             Ok(pod) => {
-                ctx.echoes.wrote(&pod);
+                w.wrote(&pod);
                 let brief = PodBrief::of_labelled(&pod);
                 created.push(brief.state.name.clone());
                 made.push(pname);
                 pods.push(brief);
             }
             Err(kube::Error::Api(s)) if s.code == 403 && s.message.contains("exceeded quota") => {
+                drop(w);
                 quota::give_back(&pods_api, &made).await?;
                 ctx.refusals.refused(&uid);
                 return over_quota(&ctx, &api, &inst, &s.message).await;
@@ -631,8 +633,9 @@ async fn run_finalizer(inst: Arc<Instance>, ctx: Arc<Context>) -> Result<Action,
         // A new instance: add the finalizer and go on in the same reconcile,
         // instead of waiting for the patch's watch event to come back through
         // the queue — that wait was most of a warm start.
+        let w = ctx.echoes.writing(inst.as_ref());
         let with = add_finalizer(&api, inst.as_ref(), FINALIZER).await?;
-        ctx.echoes.wrote(&with);
+        w.wrote(&with);
         ctx.written.note(inst.as_ref(), with.clone());
         return apply(Arc::new(with), ctx).await;
     }

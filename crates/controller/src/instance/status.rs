@@ -45,10 +45,11 @@ pub(super) async fn write_status(
     if inst.status.as_ref() == Some(&status) {
         return Ok(());
     }
+    let w = ctx.echoes.writing(inst);
     let now = api
         .patch_status(&inst.name_any(), &PatchParams::default(), &Patch::Merge(serde_json::json!({"status": status})))
         .await?;
-    ctx.echoes.wrote(&now);
+    w.wrote(&now);
     ctx.written.note(inst, now);
     let old = inst.status.as_ref();
     for (warning, reason, note) in super::notice::transitions(old, &status) {
