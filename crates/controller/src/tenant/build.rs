@@ -3,15 +3,20 @@
 
 use crate::config::Settings;
 use crate::labels::{MANAGED_BY, MANAGER, ROLE, TENANT};
-use k8s_openapi::api::core::v1::{LimitRange, Namespace, PersistentVolumeClaim, ResourceQuota, ServiceAccount};
-use k8s_openapi::api::networking::v1::NetworkPolicy;
-use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use k8s_openapi::api::core::v1::{
+    LimitRange, LimitRangeItem, LimitRangeSpec, Namespace, PersistentVolumeClaim, PersistentVolumeClaimSpec,
+    ResourceQuota, ResourceQuotaSpec, ServiceAccount, VolumeResourceRequirements,
+};
+use k8s_openapi::api::networking::v1::{
+    IPBlock, NetworkPolicy, NetworkPolicyEgressRule, NetworkPolicyPeer, NetworkPolicyPort, NetworkPolicySpec,
+};
+use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::Resource;
 use resources::tenant::{TenantKind, validate_name};
 use resources::{FieldProblem, Tenant};
-use serde::de::DeserializeOwned;
-use serde_json::{Value, json};
 use std::collections::BTreeMap;
 
 /// Private and special-purpose ranges the `internet` allowance never reaches.
@@ -51,26 +56,45 @@ pub fn storage_claim_name(kind: TenantKind) -> &'static str {
     if kind == TenantKind::Group { "shared" } else { "storage" }
 }
 
-fn owner(t: &Tenant) -> Value {
-    let r: Option<OwnerReference> = t.controller_owner_ref(&());
-    serde_json::to_value(r).unwrap_or(Value::Null)
-}
-
-fn labels(tenant: &str) -> Value {
-    json!({MANAGED_BY: MANAGER, TENANT: tenant, "paddock.dev/component": "tenant"})
-}
-
-fn meta(name: &str, ns: Option<&str>, t: &Tenant, tenant: &str) -> Value {
-    let mut m = json!({"name": name, "labels": labels(tenant), "ownerReferences": [owner(t)]});
-    if let Some(ns) = ns {
-        m["namespace"] = json!(ns);
+/// The metadata of one of the tenant's objects: its name, namespace, labels
+/// and the Tenant as its controlling owner.
+fn meta(name: &str, ns: Option<&str>, t: &Tenant, tenant: &str) -> ObjectMeta {
+    let labels = [(MANAGED_BY, MANAGER), (TENANT, tenant), ("paddock.dev/component", "tenant")];
+    ObjectMeta {
+        name: Some(name.to_string()),
+        namespace: ns.map(str::to_string),
+        labels: Some(labels.into_iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()),
+        owner_references: Some(t.controller_owner_ref(&()).into_iter().collect()),
+        ..ObjectMeta::default()
     }
-    m
 }
 
-fn typed<K: DeserializeOwned>(v: Value) -> Result<K, Vec<FieldProblem>> {
-    serde_json::from_value(v)
-        .map_err(|e| vec![FieldProblem::new("spec", format!("cannot build the tenant's objects: {e}"))])
+fn strings(items: &[&str]) -> Vec<String> {
+    items.iter().map(|s| s.to_string()).collect()
+}
+
+fn selector(labels: &[(&str, &str)]) -> LabelSelector {
+    LabelSelector {
+        match_labels: Some(labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()),
+        ..LabelSelector::default()
+    }
+}
+
+fn port(protocol: &str, port: i32) -> NetworkPolicyPort {
+    NetworkPolicyPort { protocol: Some(protocol.to_string()), port: Some(IntOrString::Int(port)), end_port: None }
+}
+
+fn policy(meta: ObjectMeta, spec: NetworkPolicySpec) -> NetworkPolicy {
+    NetworkPolicy { metadata: meta, spec: Some(spec) }
+}
+
+fn rule(groups: &[&str], resources: &[&str], verbs: &[&str]) -> PolicyRule {
+    PolicyRule {
+        api_groups: Some(strings(groups)),
+        resources: Some(strings(resources)),
+        verbs: strings(verbs),
+        ..PolicyRule::default()
+    }
 }
 
 /// Builds the desired objects, or the problems with the spec.
@@ -91,129 +115,159 @@ pub fn build(t: &Tenant, settings: &Settings) -> Result<Desired, Vec<FieldProble
         TenantKind::Group => "group",
     };
     let mut ns_meta = meta(&ns, None, t, &tenant);
-    ns_meta["labels"]["paddock.dev/tenant-kind"] = json!(kind);
-    let namespace: Namespace = typed(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": ns_meta}))?;
+    ns_meta.labels.get_or_insert_default().insert("paddock.dev/tenant-kind".into(), kind.into());
+    let namespace = Namespace { metadata: ns_meta, ..Namespace::default() };
+    let in_ns = |name: &str| meta(name, Some(&ns), t, &tenant);
 
-    let mut policies = vec![typed::<NetworkPolicy>(json!({
-        "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
-        "metadata": meta("default-deny", Some(&ns), t, &tenant),
-        "spec": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
-    }))?];
+    let mut policies = vec![policy(
+        in_ns("default-deny"),
+        NetworkPolicySpec {
+            pod_selector: Some(LabelSelector::default()),
+            policy_types: Some(strings(&["Ingress", "Egress"])),
+            ..NetworkPolicySpec::default()
+        },
+    )];
     if spec.egress.dns {
-        policies.push(typed(json!({
-            "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
-            "metadata": meta("allow-dns", Some(&ns), t, &tenant),
-            "spec": {"podSelector": {}, "policyTypes": ["Egress"], "egress": [{
-                "to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
-                        "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}],
-                "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]}]}
-        }))?);
+        let kube_dns = NetworkPolicyPeer {
+            namespace_selector: Some(selector(&[("kubernetes.io/metadata.name", "kube-system")])),
+            pod_selector: Some(selector(&[("k8s-app", "kube-dns")])),
+            ..NetworkPolicyPeer::default()
+        };
+        policies.push(policy(
+            in_ns("allow-dns"),
+            NetworkPolicySpec {
+                pod_selector: Some(LabelSelector::default()),
+                policy_types: Some(strings(&["Egress"])),
+                egress: Some(vec![NetworkPolicyEgressRule {
+                    to: Some(vec![kube_dns]),
+                    ports: Some(vec![port("UDP", 53), port("TCP", 53)]),
+                }]),
+                ..NetworkPolicySpec::default()
+            },
+        ));
     }
-    let ports: Vec<Value> = spec.egress.ports.iter().map(|p| json!({"protocol": "TCP", "port": p})).collect();
-    let egress_rule = |name: &str, peers: Vec<Value>| -> Result<NetworkPolicy, Vec<FieldProblem>> {
-        let mut rule = json!({"to": peers});
-        if !ports.is_empty() {
-            rule["ports"] = json!(ports);
-        }
-        typed(json!({
-            "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
-            "metadata": meta(name, Some(&ns), t, &tenant),
-            // Not the VPN server: it reaches only teamnet pods and DNS.
-            "spec": {"podSelector": {"matchExpressions": [{"key": ROLE, "operator": "NotIn", "values": ["vpn"]}]},
-                "policyTypes": ["Egress"], "egress": [rule]}
-        }))
+    let ports: Vec<NetworkPolicyPort> = spec.egress.ports.iter().map(|p| port("TCP", i32::from(*p))).collect();
+    let egress_rule = |name: &str, blocks: Vec<IPBlock>| {
+        let to = blocks.into_iter().map(|b| NetworkPolicyPeer { ip_block: Some(b), ..NetworkPolicyPeer::default() });
+        policy(
+            in_ns(name),
+            NetworkPolicySpec {
+                // Not the VPN server: it reaches only teamnet pods and DNS.
+                pod_selector: Some(LabelSelector {
+                    match_expressions: Some(vec![LabelSelectorRequirement {
+                        key: ROLE.to_string(),
+                        operator: "NotIn".to_string(),
+                        values: Some(strings(&["vpn"])),
+                    }]),
+                    ..LabelSelector::default()
+                }),
+                policy_types: Some(strings(&["Egress"])),
+                egress: Some(vec![NetworkPolicyEgressRule {
+                    to: Some(to.collect()),
+                    ports: (!ports.is_empty()).then(|| ports.clone()),
+                }]),
+                ..NetworkPolicySpec::default()
+            },
+        )
     };
     if spec.egress.internet {
-        policies.push(egress_rule(
-            "allow-internet",
-            vec![json!({"ipBlock": {"cidr": "0.0.0.0/0", "except": NOT_INTERNET}})],
-        )?);
+        let block = IPBlock { cidr: "0.0.0.0/0".to_string(), except: Some(strings(NOT_INTERNET)) };
+        policies.push(egress_rule("allow-internet", vec![block]));
     }
     if !spec.egress.cidrs.is_empty() {
-        policies.push(egress_rule(
-            "allow-egress-cidrs",
-            spec.egress.cidrs.iter().map(|c| json!({"ipBlock": {"cidr": c}})).collect(),
-        )?);
+        let blocks = spec.egress.cidrs.iter().map(|c| IPBlock { cidr: c.clone(), except: None }).collect();
+        policies.push(egress_rule("allow-egress-cidrs", blocks));
     }
 
     let q = &spec.quota;
-    let mut hard = BTreeMap::new();
-    if let Some(p) = q.pods {
-        hard.insert("pods", json!(p.to_string()));
-    }
-    if let Some(c) = &q.cpu {
-        hard.insert("requests.cpu", json!(c));
-    }
-    if let Some(m) = &q.memory {
-        hard.insert("requests.memory", json!(m));
-    }
-    if let Some(s) = &q.storage {
-        hard.insert("requests.storage", json!(s));
-    }
-    if let Some(i) = q.instances {
-        hard.insert("count/instances.paddock.dev", json!(i.to_string()));
-    }
-    let quota = if hard.is_empty() {
-        None
-    } else {
-        Some(typed(
-            json!({"apiVersion": "v1", "kind": "ResourceQuota", "metadata": meta("quota", Some(&ns), t, &tenant), "spec": {"hard": hard}}),
-        )?)
-    };
+    let hard: BTreeMap<String, Quantity> = [
+        ("pods", q.pods.map(|p| p.to_string())),
+        ("requests.cpu", q.cpu.clone()),
+        ("requests.memory", q.memory.clone()),
+        ("requests.storage", q.storage.clone()),
+        ("count/instances.paddock.dev", q.instances.map(|i| i.to_string())),
+    ]
+    .into_iter()
+    .filter_map(|(k, v)| Some((k.to_string(), Quantity(v?))))
+    .collect();
+    let quota = (!hard.is_empty()).then(|| ResourceQuota {
+        metadata: in_ns("quota"),
+        spec: Some(ResourceQuotaSpec { hard: Some(hard), ..ResourceQuotaSpec::default() }),
+        ..ResourceQuota::default()
+    });
 
     let d = &spec.defaults;
     let cpu_request = d.cpu_request.clone().unwrap_or_else(|| settings.default_cpu_request.clone());
     let memory_request = d.memory_request.clone().unwrap_or_else(|| settings.default_memory_request.clone());
-    let mut limit = json!({"type": "Container", "defaultRequest": {"cpu": cpu_request, "memory": memory_request}});
-    let mut default_limits = serde_json::Map::new();
-    if let Some(c) = &d.cpu_limit {
-        default_limits.insert("cpu".into(), json!(c));
-    }
-    if let Some(m) = &d.memory_limit {
-        default_limits.insert("memory".into(), json!(m));
-    }
-    if !default_limits.is_empty() {
-        limit["default"] = Value::Object(default_limits);
-    }
-    let limits = typed(
-        json!({"apiVersion": "v1", "kind": "LimitRange", "metadata": meta("defaults", Some(&ns), t, &tenant), "spec": {"limits": [limit]}}),
-    )?;
+    let default_limits: BTreeMap<String, Quantity> = [("cpu", &d.cpu_limit), ("memory", &d.memory_limit)]
+        .into_iter()
+        .filter_map(|(k, v)| Some((k.to_string(), Quantity(v.clone()?))))
+        .collect();
+    let limits = LimitRange {
+        metadata: in_ns("defaults"),
+        spec: Some(LimitRangeSpec {
+            limits: vec![LimitRangeItem {
+                type_: "Container".to_string(),
+                default_request: Some(
+                    [("cpu".to_string(), Quantity(cpu_request)), ("memory".to_string(), Quantity(memory_request))]
+                        .into(),
+                ),
+                default: (!default_limits.is_empty()).then_some(default_limits),
+                ..LimitRangeItem::default()
+            }],
+        }),
+    };
 
-    let service_account = typed(
-        json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta(SERVICE_ACCOUNT, Some(&ns), t, &tenant), "automountServiceAccountToken": false}),
-    )?;
-    let role = typed(
-        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": meta(READER_ROLE, Some(&ns), t, &tenant),
-        "rules": [
-            {"apiGroups": ["paddock.dev"], "resources": ["instances"], "verbs": ["get", "list", "watch"]},
-            {"apiGroups": [""], "resources": ["pods", "services", "events"], "verbs": ["get", "list", "watch"]},
-            {"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]},
-            {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["get", "list", "watch"]}
-        ]}),
-    )?;
-    let role_binding = typed(
-        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": meta(READER_ROLE, Some(&ns), t, &tenant),
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": READER_ROLE},
-        "subjects": [{"kind": "ServiceAccount", "name": SERVICE_ACCOUNT, "namespace": ns}]}),
-    )?;
+    let service_account = ServiceAccount {
+        metadata: in_ns(SERVICE_ACCOUNT),
+        automount_service_account_token: Some(false),
+        ..ServiceAccount::default()
+    };
+    let role = Role {
+        metadata: in_ns(READER_ROLE),
+        rules: Some(vec![
+            rule(&["paddock.dev"], &["instances"], &["get", "list", "watch"]),
+            rule(&[""], &["pods", "services", "events"], &["get", "list", "watch"]),
+            rule(&[""], &["pods/log"], &["get"]),
+            rule(&["events.k8s.io"], &["events"], &["get", "list", "watch"]),
+        ]),
+    };
+    let role_binding = RoleBinding {
+        metadata: in_ns(READER_ROLE),
+        role_ref: RoleRef {
+            api_group: "rbac.authorization.k8s.io".to_string(),
+            kind: "Role".to_string(),
+            name: READER_ROLE.to_string(),
+        },
+        subjects: Some(vec![Subject {
+            kind: "ServiceAccount".to_string(),
+            name: SERVICE_ACCOUNT.to_string(),
+            namespace: Some(ns.clone()),
+            ..Subject::default()
+        }]),
+    };
 
-    let storage = if !spec.storage.enabled {
-        None
-    } else {
+    let storage = spec.storage.enabled.then(|| {
         let mode = if spec.kind == TenantKind::Group { "ReadWriteMany" } else { "ReadWriteOnce" };
-        let mut pvc_spec = json!({"accessModes": [mode], "resources": {"requests": {"storage": spec.storage.size}}});
-        if let Some(c) = &spec.storage.storage_class_name {
-            pvc_spec["storageClassName"] = json!(c);
-        }
-        let mut m = meta(storage_claim_name(spec.kind), Some(&ns), t, &tenant);
+        let mut m = in_ns(storage_claim_name(spec.kind));
         // The claim belongs to the namespace's fate only: with retainOnDelete its
         // volume is kept (reclaim policy Retain) when the tenant goes.
-        if let Some(map) = m.as_object_mut() {
-            map.remove("ownerReferences");
+        m.owner_references = None;
+        m.labels.get_or_insert_default().insert("paddock.dev/retain".into(), spec.storage.retain_on_delete.to_string());
+        PersistentVolumeClaim {
+            metadata: m,
+            spec: Some(PersistentVolumeClaimSpec {
+                access_modes: Some(strings(&[mode])),
+                resources: Some(VolumeResourceRequirements {
+                    requests: Some([("storage".to_string(), Quantity(spec.storage.size.clone()))].into()),
+                    ..VolumeResourceRequirements::default()
+                }),
+                storage_class_name: spec.storage.storage_class_name.clone(),
+                ..PersistentVolumeClaimSpec::default()
+            }),
+            ..PersistentVolumeClaim::default()
         }
-        m["labels"]["paddock.dev/retain"] = json!(spec.storage.retain_on_delete.to_string());
-        Some(typed(json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": m, "spec": pvc_spec}))?)
-    };
+    });
 
     Ok(Desired { namespace, policies, quota, limits, service_account, role, role_binding, storage })
 }
