@@ -509,6 +509,13 @@ async fn start_is_idempotent_renew_extends_and_limits_answer_429() {
     // The answer has the new expiry (the status catches up later): creation + ttl.
     let at = |k: &str| v[k].as_str().unwrap().parse::<jiff::Timestamp>().unwrap();
     assert_eq!((at("expires") - at("created")).get_seconds(), ttl as i64, "{v}");
+    // A renewal never shortens: 30 minutes from now is sooner than the 90 just set.
+    let (code, v2) = env.call("POST", &format!("{ipath}/renew"), Some(&tok), Some(json!({"ttl": "30m"}))).await;
+    assert_eq!((code, &v2["ttl"], &v2["expires"]), (StatusCode::OK, &v["ttl"], &v["expires"]), "{v2}");
+    let (_, now) = env.call("GET", &ipath, Some(&tok), None).await;
+    assert_eq!(now["ttl"], v["ttl"], "nothing was written: {now}");
+    let (code, bad) = env.call("POST", &format!("{ipath}/renew"), Some(&tok), Some(json!({"ttl": "soon"}))).await;
+    assert_eq!((code, bad["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("ttl")), "{bad}");
     let (code, v) = env.call("POST", &format!("{ipath}/renew"), Some(&tok), Some(json!({"ttl": "5h"}))).await;
     assert_eq!((code, v["ttl"].as_str()), (StatusCode::OK, Some("7200s")), "{v}");
     let (code, v) = env.call("POST", &format!("{ipath}/renew"), Some(&tok), None).await;

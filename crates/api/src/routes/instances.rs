@@ -285,7 +285,7 @@ fn replay(existing: Instance, key: &str, body: &StartInstance, tenant: &str) -> 
 
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/instances/{instance}/renew", tag = "instances",
     params(("tenant" = String, Path), ("instance" = String, Path)), request_body = Renew,
-    description = "Extends the instance's lifetime to now + ttl (default: the template's ttl), up to the template's maxTtl since the instance was created.",
+    description = "Extends the instance's lifetime to now + ttl (default: the template's ttl), up to the template's maxTtl since the instance was created. A renewal never shortens a lifetime: an instance that already lives longer (or does not expire) is answered as it is.",
     responses((status = 200, body = InstanceView), (status = 400, body = Problem), (status = 401, body = Problem),
         (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
 pub async fn renew(
@@ -294,8 +294,54 @@ pub async fn renew(
     Path((tenant, name)): Path<(String, String)>,
     crate::problem::RawBody(body): crate::problem::RawBody,
 ) -> Result<Json<InstanceView>> {
-    let inst = visible_instance(&s, &who, &tenant, &name).await?;
+    let mut inst = visible_instance(&s, &who, &tenant, &name).await?;
     let body: Renew = optional_body(&body)?;
+    let asked = match body.ttl.as_deref() {
+        None => None,
+        Some(t) => Some(
+            parse_duration(t)
+                .ok_or_else(|| Problem::invalid("ttl", format!("{t:?} is not a duration (like 90s, 15m, 2h)")))?,
+        ),
+    };
+    // The write is guarded by the resourceVersion read: two renewals at once
+    // must not leave the shorter one's lifetime. A conflict reads again.
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let lifetime = match renewed(&s, &inst, &name, asked).await? {
+            Renewed::Keep(lifetime) => {
+                // Answered as it is, with the expiry its lifetime gives.
+                return Ok(Json(view_with_expiry(&inst, &tenant, lifetime)));
+            }
+            // Whole seconds, as the ttl is written and the controller reads it.
+            Renewed::To(lifetime) => Duration::from_secs(lifetime.as_secs().max(1)),
+        };
+        let ttl = format!("{}s", lifetime.as_secs());
+        let patch = json!({"metadata": {"resourceVersion": inst.metadata.resource_version}, "spec": {"ttl": ttl}});
+        match api(&s, &tenant).patch(&name, &PatchParams::default(), &Patch::Merge(&patch)).await {
+            Ok(saved) => {
+                tracing::info!(tenant = %tenant, instance = %name, ttl = %ttl, "instance renewed");
+                return Ok(Json(view_with_expiry(&saved, &tenant, Some(lifetime))));
+            }
+            Err(kube::Error::Api(e)) if e.code == 409 && attempt < 5 => {
+                inst = visible_instance(&s, &who, &tenant, &name).await?;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// What a renewal request comes to.
+enum Renewed {
+    /// The instance stays as it is, living this long since its creation (None: for ever).
+    Keep(Option<Duration>),
+    /// Its lifetime becomes this.
+    To(Duration),
+}
+
+/// What a renewal by `asked` (default: the template's ttl) does to `inst`,
+/// or why it is refused.
+async fn renewed(s: &Shared, inst: &Instance, name: &str, asked: Option<Duration>) -> Result<Renewed> {
     if inst.metadata.deletion_timestamp.is_some() {
         return Err(Problem::conflict("stopping", format!("instance {name:?} is being stopped")));
     }
@@ -305,40 +351,67 @@ pub async fn renew(
     let tpl = Api::<Template>::all(s.client.clone()).get_opt(&inst.spec.template).await?.ok_or_else(|| {
         Problem::conflict("template-missing", format!("template {:?} no longer exists", inst.spec.template))
     })?;
-    let extend = match body.ttl.as_deref().or(tpl.spec.ttl.as_deref()) {
-        None => return Err(Problem::invalid("ttl", "the template has no ttl; say how long to extend by (like 30m)")),
-        Some(t) => parse_duration(t)
-            .ok_or_else(|| Problem::invalid("ttl", format!("{t:?} is not a duration (like 90s, 15m, 2h)")))?,
+    let current = inst.spec.ttl.as_deref().or(tpl.spec.ttl.as_deref()).and_then(parse_duration);
+    if current.is_none() {
+        // It does not expire: it already lives longer than any renewal.
+        return Ok(Renewed::Keep(None));
+    }
+    let Some(extend) = asked.or_else(|| tpl.spec.ttl.as_deref().and_then(parse_duration)) else {
+        return Err(Problem::invalid("ttl", "the template has no ttl; say how long to extend by (like 30m)"));
     };
-    let created = inst.metadata.creation_timestamp.as_ref().map(|c| c.0).unwrap_or_else(jiff::Timestamp::now);
+    let created = created_at(inst);
     let age = Duration::from_millis(
         jiff::Timestamp::now().as_millisecond().saturating_sub(created.as_millisecond()).max(0) as u64,
     );
-    let mut lifetime = age + extend;
-    if let Some(max) = tpl.spec.max_ttl.as_deref().and_then(parse_duration) {
-        let current = inst.spec.ttl.as_deref().or(tpl.spec.ttl.as_deref()).and_then(parse_duration);
-        if current.is_some_and(|c| c >= max) {
-            return Err(Problem::conflict(
-                "renewal-limit",
-                format!(
-                    "instance {name:?} already lives as long as the template's maxTtl {}",
-                    tpl.spec.max_ttl.clone().unwrap_or_default()
-                ),
-            ));
-        }
-        lifetime = lifetime.min(max);
+    match renewal(current, age, extend, tpl.spec.max_ttl.as_deref().and_then(parse_duration)) {
+        Renewal::AtLimit => Err(Problem::conflict(
+            "renewal-limit",
+            format!(
+                "instance {name:?} already lives as long as the template's maxTtl {}",
+                tpl.spec.max_ttl.clone().unwrap_or_default()
+            ),
+        )),
+        Renewal::Unchanged => Ok(Renewed::Keep(current)),
+        Renewal::To(lifetime) => Ok(Renewed::To(lifetime)),
     }
-    let secs = lifetime.as_secs().max(1);
-    let ttl = format!("{secs}s");
-    let patch = json!({"spec": {"ttl": ttl}});
-    let saved = api(&s, &tenant).patch(&name, &PatchParams::default(), &Patch::Merge(&patch)).await?;
-    tracing::info!(tenant = %tenant, instance = %name, ttl = %ttl, "instance renewed");
-    let mut view = InstanceView::new(&saved, &tenant);
-    // The status still holds the old expiry until the controller's next
-    // write; the answer gives the new one (creation + ttl, as the controller
-    // computes it).
-    view.expires = created.checked_add(jiff::SignedDuration::from_secs(secs as i64)).ok().map(|t| t.to_string());
-    Ok(Json(view))
+}
+
+fn created_at(inst: &Instance) -> jiff::Timestamp {
+    inst.metadata.creation_timestamp.as_ref().map(|c| c.0).unwrap_or_else(jiff::Timestamp::now)
+}
+
+/// The view of an instance that lives `lifetime` since its creation. The
+/// status holds the old expiry until the controller's next write; the answer
+/// gives the new one (creation + lifetime, as the controller computes it).
+fn view_with_expiry(inst: &Instance, tenant: &str, lifetime: Option<Duration>) -> InstanceView {
+    let mut view = InstanceView::new(inst, tenant);
+    if let Some(l) = lifetime.and_then(|l| jiff::SignedDuration::try_from(l).ok()) {
+        view.expires = created_at(inst).checked_add(l).ok().map(|t| t.to_string());
+    }
+    view
+}
+
+/// What a renewal does to an instance's lifetime (counted from its creation).
+#[derive(Debug, PartialEq)]
+enum Renewal {
+    /// It already lives as long as the template's maxTtl.
+    AtLimit,
+    /// It already lives at least `extend` more (or does not expire): a
+    /// renewal never shortens a lifetime.
+    Unchanged,
+    /// The new lifetime.
+    To(Duration),
+}
+
+/// A renewal of an instance `age` old that lives `current` (None: for ever)
+/// by `extend` from now, up to `max`.
+fn renewal(current: Option<Duration>, age: Duration, extend: Duration, max: Option<Duration>) -> Renewal {
+    let Some(current) = current else { return Renewal::Unchanged };
+    if max.is_some_and(|m| current >= m) {
+        return Renewal::AtLimit;
+    }
+    let wanted = max.map_or(age + extend, |m| (age + extend).min(m));
+    if wanted <= current { Renewal::Unchanged } else { Renewal::To(wanted) }
 }
 
 #[utoipa::path(delete, path = "/v1/tenants/{tenant}/instances/{instance}", tag = "instances",
@@ -369,6 +442,22 @@ pub async fn stop(
 
 #[cfg(test)]
 mod tests {
+    use super::{Renewal, renewal};
+    use std::time::Duration;
+
+    #[test]
+    fn a_renewal_extends_up_to_max_ttl_and_never_shortens() {
+        let m = |n: u64| Duration::from_secs(60 * n);
+        // An hour-long instance, 50 minutes old, renewed by 30 minutes: 80.
+        assert_eq!(renewal(Some(m(60)), m(50), m(30), None), Renewal::To(m(80)));
+        assert_eq!(renewal(Some(m(60)), m(50), m(30), Some(m(70))), Renewal::To(m(70)), "capped at maxTtl");
+        assert_eq!(renewal(Some(m(70)), m(50), m(30), Some(m(70))), Renewal::AtLimit);
+        // 10 minutes old with 50 left: renewing by 30 would shorten it.
+        assert_eq!(renewal(Some(m(60)), m(10), m(30), None), Renewal::Unchanged);
+        assert_eq!(renewal(Some(m(60)), m(30), m(30), None), Renewal::Unchanged, "no change, no write");
+        assert_eq!(renewal(None, m(10), m(30), Some(m(70))), Renewal::Unchanged, "it does not expire");
+    }
+
     use super::*;
 
     #[test]

@@ -98,14 +98,26 @@ fn parse_env(s: &str) -> Result<(String, String), String> {
 
 const HEADER: &[&str] = &["NAME", "TEMPLATE", "PHASE", "READY IN", "EXPIRES", "MESSAGE"];
 
-/// A note when a renewal ends sooner than asked (the API caps the lifetime
-/// at the template's maxTtl since creation).
-fn capped(i: &InstanceView, asked: Duration, now: jiff::Timestamp) -> Option<String> {
-    let expires: jiff::Timestamp = i.expires.as_deref()?.parse().ok()?;
-    let wanted = now.checked_add(jiff::SignedDuration::try_from(asked).ok()?).ok()?;
+/// A note when a renewal did not end where asked: the API caps the lifetime
+/// at the template's maxTtl since creation, and never shortens it (an
+/// instance that already lives longer, or does not expire, stays as it is).
+fn renewal_note(i: &InstanceView, asked: Option<Duration>, now: jiff::Timestamp) -> Option<String> {
+    let Some(expires) = i.expires.as_deref() else {
+        return Some(format!("note: {} does not expire; nothing to renew", i.name));
+    };
+    let expires: jiff::Timestamp = expires.parse().ok()?;
+    let wanted = now.checked_add(jiff::SignedDuration::try_from(asked?).ok()?).ok()?;
     // A few seconds of slack for the round trip.
-    (expires.as_second() + 5 < wanted.as_second())
-        .then(|| format!("note: capped at the template's maxTtl: {} expires at {expires}, not {wanted:.0}", i.name))
+    if expires.as_second() + 5 < wanted.as_second() {
+        Some(format!("note: capped at the template's maxTtl: {} expires at {expires}, not {wanted:.0}", i.name))
+    } else if expires.as_second() > wanted.as_second() + 5 {
+        Some(format!(
+            "note: unchanged: {} already expires at {expires}, after {wanted:.0} (a renewal never shortens)",
+            i.name
+        ))
+    } else {
+        None
+    }
 }
 
 /// One instance for a person: what it is, how far it got, its pods and how
@@ -320,7 +332,7 @@ pub async fn run(args: InstanceArgs) -> Result<()> {
         InstanceCommand::Renew { name, ttl } => {
             let asked = ttl.as_deref().and_then(resources::template::parse_duration);
             let i: InstanceView = c.post(&path(&tenant, &format!("/{name}/renew")), &Renew { ttl }).await?;
-            if let Some(note) = asked.and_then(|a| capped(&i, a, jiff::Timestamp::now())) {
+            if let Some(note) = renewal_note(&i, asked, jiff::Timestamp::now()) {
                 eprintln!("{note}");
             }
             print(out, &i, HEADER, |i| vec![row(i)])
@@ -333,15 +345,21 @@ mod tests {
     use api::model::InstanceView;
 
     #[test]
-    fn a_renewal_cut_short_by_the_max_ttl_says_so() {
-        let v: InstanceView = serde_json::from_value(serde_json::json!({"name": "web", "tenant": "a",
+    fn a_renewal_that_did_not_end_where_asked_says_why() {
+        let mut v: InstanceView = serde_json::from_value(serde_json::json!({"name": "web", "tenant": "a",
             "template": "t", "expires": "2026-11-30T09:00:00Z", "progress": {}, "stopping": false}))
         .unwrap();
         let now: jiff::Timestamp = "2026-11-30T08:00:00Z".parse().unwrap();
         let hour = std::time::Duration::from_secs(3600);
-        assert_eq!(super::capped(&v, hour, now), None, "renewed as asked");
-        let note = super::capped(&v, 100 * hour, now).expect("a note");
+        assert_eq!(super::renewal_note(&v, Some(hour), now), None, "renewed as asked");
+        assert_eq!(super::renewal_note(&v, None, now), None, "the template's ttl: nothing to compare with");
+        let note = super::renewal_note(&v, Some(100 * hour), now).expect("a note");
         assert!(note.contains("maxTtl") && note.contains("2026-11-30T09:00:00Z"), "{note}");
+        let note = super::renewal_note(&v, Some(hour / 4), now).expect("a note");
+        assert!(note.contains("unchanged") && note.contains("never shortens"), "{note}");
+        v.expires = None;
+        let note = super::renewal_note(&v, None, now).expect("a note");
+        assert!(note.contains("does not expire"), "{note}");
     }
 
     #[test]
