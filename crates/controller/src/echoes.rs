@@ -149,8 +149,9 @@ impl Echoes {
                 }
             }
         }
-        // An event held after this load was held under the lock released
-        // above, so it saw the write finished and was not held at all.
+        // Streams are told only when one of them holds an event. An event of
+        // this object that comes after the lock above is released sees the
+        // write finished and is not held; one held before is counted here.
         if self.held.load(Ordering::SeqCst) > 0 {
             self.streams.lock().unwrap_or_else(|e| e.into_inner()).retain(|s| s.unbounded_send(()).is_ok());
         }
