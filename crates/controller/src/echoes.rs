@@ -390,6 +390,16 @@ mod tests {
         assert_eq!(rvs, ["1", "watch error", "3"]);
     }
 
+    type Feed = futures::channel::mpsc::UnboundedSender<Result<ConfigMap, String>>;
+
+    /// An unechoed stream, fed by hand.
+    fn fed() -> (Arc<Echoes>, Feed, std::pin::Pin<Box<impl Stream<Item = Result<ConfigMap, String>> + use<>>>) {
+        let e = Arc::new(Echoes::default());
+        let (tx, rx) = futures::channel::mpsc::unbounded::<Result<ConfigMap, String>>();
+        let s = Box::pin(e.unechoed(rx));
+        (e, tx, s)
+    }
+
     /// The events of `stream` available now (without waiting), as resourceVersions.
     fn available(stream: &mut (impl Stream<Item = Result<ConfigMap, String>> + Unpin)) -> Vec<String> {
         let mut out = Vec::new();
@@ -401,9 +411,7 @@ mod tests {
 
     #[test]
     fn an_echo_that_comes_before_the_answer_waits_for_it_and_is_dropped() {
-        let e = Arc::new(Echoes::default());
-        let (tx, rx) = futures::channel::mpsc::unbounded::<Result<ConfigMap, String>>();
-        let mut s = Box::pin(e.unechoed(rx));
+        let (e, tx, mut s) = fed();
         let w = e.writing(&cm("a", "1"));
         tx.unbounded_send(Ok(cm("a", "2"))).unwrap();
         tx.unbounded_send(Ok(cm("b", "9"))).unwrap();
@@ -418,9 +426,7 @@ mod tests {
 
     #[test]
     fn a_change_that_comes_during_a_write_triggers_after_the_answer() {
-        let e = Arc::new(Echoes::default());
-        let (tx, rx) = futures::channel::mpsc::unbounded::<Result<ConfigMap, String>>();
-        let mut s = Box::pin(e.unechoed(rx));
+        let (e, tx, mut s) = fed();
         // Someone else's version, then the write's own: the first must still trigger.
         let w = e.writing(&cm("a", "1"));
         tx.unbounded_send(Ok(cm("a", "5"))).unwrap();
@@ -445,9 +451,7 @@ mod tests {
 
     #[test]
     fn a_stream_that_ends_lets_its_waiting_events_go() {
-        let e = Arc::new(Echoes::default());
-        let (tx, rx) = futures::channel::mpsc::unbounded::<Result<ConfigMap, String>>();
-        let mut s = Box::pin(e.unechoed(rx));
+        let (e, tx, mut s) = fed();
         let _w = e.writing(&cm("a", "1"));
         tx.unbounded_send(Ok(cm("a", "2"))).unwrap();
         tx.unbounded_send(Err("watch error".into())).unwrap();
@@ -459,9 +463,7 @@ mod tests {
 
     #[test]
     fn a_dropped_stream_gives_back_its_count_of_waiting_events() {
-        let e = Arc::new(Echoes::default());
-        let (tx, rx) = futures::channel::mpsc::unbounded::<Result<ConfigMap, String>>();
-        let mut s = Box::pin(e.unechoed(rx));
+        let (e, tx, mut s) = fed();
         let _w = e.writing(&cm("a", "1"));
         tx.unbounded_send(Ok(cm("a", "2"))).unwrap();
         assert!(available(&mut s).is_empty());
