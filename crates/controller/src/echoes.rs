@@ -391,12 +391,13 @@ mod tests {
     }
 
     type Feed = futures::channel::mpsc::UnboundedSender<Result<ConfigMap, String>>;
+    type Events = std::pin::Pin<Box<dyn Stream<Item = Result<ConfigMap, String>> + Send>>;
 
     /// An unechoed stream, fed by hand.
-    fn fed() -> (Arc<Echoes>, Feed, std::pin::Pin<Box<impl Stream<Item = Result<ConfigMap, String>> + use<>>>) {
+    fn fed() -> (Arc<Echoes>, Feed, Events) {
         let e = Arc::new(Echoes::default());
         let (tx, rx) = futures::channel::mpsc::unbounded::<Result<ConfigMap, String>>();
-        let s = Box::pin(e.unechoed(rx));
+        let s: Events = Box::pin(e.unechoed(rx));
         (e, tx, s)
     }
 
