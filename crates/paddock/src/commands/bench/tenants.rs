@@ -57,6 +57,10 @@ struct Report {
     kubectl: Option<Way>,
     /// Paddock's throughput over the raw loop's (target ≥ 0.8).
     paddock_over_raw: f64,
+    /// Paddock's API-server writes per second over the raw loop's: how close
+    /// it drives the API server to its write rate. (The tenant ratio is this
+    /// times the raw loop's writes per tenant over Paddock's.)
+    write_rate_over_raw: Option<f64>,
     /// Tenant reconciles per tenant while they were provisioned (none with
     /// `--installed-controller`).
     reconciles_per_tenant: Option<f64>,
@@ -210,6 +214,7 @@ async fn measure(
     Ok(Report {
         target: target.describe(),
         paddock_over_raw: paddock.tenants_per_second / raw.tenants_per_second.max(1e-9),
+        write_rate_over_raw: paddock.writes_per_second.zip(raw.writes_per_second).map(|(p, r)| p / r.max(1e-9)),
         reconciles_per_tenant,
         paddock_over_kubectl: kubectl.as_ref().map(|k| paddock.tenants_per_second / k.tenants_per_second.max(1e-9)),
         paddock,
@@ -316,6 +321,16 @@ fn table(out: &mut dyn Write, r: &Report) -> Result<()> {
         row("kubectl apply -f, one per tenant", k)?;
     }
     writeln!(out, "paddock / raw loop: {:.2} (target ≥ 0.8)", r.paddock_over_raw)?;
+    if let (Some(rate), Some(pw), Some(rw)) =
+        (r.write_rate_over_raw, r.paddock.writes_per_tenant, r.raw.writes_per_tenant)
+    {
+        writeln!(
+            out,
+            "API-server writes per second, paddock / raw loop: {rate:.2}; at equal rates the tenant ratio would be \
+             {rw:.1} / {pw:.1} writes per tenant = {:.2}",
+            rw / pw.max(1e-9)
+        )?;
+    }
     if let Some(x) = r.reconciles_per_tenant {
         writeln!(out, "tenant reconciles per tenant: {x:.1}")?;
     }
