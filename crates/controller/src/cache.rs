@@ -22,6 +22,7 @@ use std::fmt::Debug;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
+use crate::echoes::Echoes;
 use crate::labels::FIELD_MANAGER;
 
 /// A watch whose objects go into a store, trimmed by `trim` (after
@@ -154,18 +155,21 @@ pub fn ready<K: Resource<DynamicType = ()> + Clone + 'static>(store: &Store<K>) 
 }
 
 /// Server-side applies `obj` (field manager `paddock`, forced), unless the
-/// store shows the object already has every field `obj` sets. Returns the
-/// object and whether a write was sent.
-pub async fn apply<K>(store: Option<&Store<K>>, api: &Api<K>, obj: &K) -> Result<(K, bool), kube::Error>
+/// store shows the object already has every field `obj` sets. A write sent
+/// is announced to `echoes`, and its watch event is an echo. Returns the
+/// object.
+pub async fn apply<K>(echoes: &Echoes, store: Option<&Store<K>>, api: &Api<K>, obj: &K) -> Result<K, kube::Error>
 where
     K: Resource<DynamicType = ()> + Clone + Serialize + DeserializeOwned + Debug,
 {
     if let Some(current) = already(store, obj)? {
-        return Ok(((*current).clone(), false));
+        return Ok((*current).clone());
     }
+    let w = echoes.writing(obj);
     let name = obj.meta().name.as_deref().unwrap_or_default();
     let applied = api.patch(name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(obj)).await?;
-    Ok((applied, true))
+    w.wrote(&applied);
+    Ok(applied)
 }
 
 /// [`apply`] for a caller that reads only the answer's metadata: its name,
@@ -173,17 +177,21 @@ where
 /// timestamp. The rest of the answer (spec, status and managedFields, most
 /// of its bytes) is skipped while it is parsed, not decoded into values.
 pub async fn apply_meta<K>(
+    echoes: &Echoes,
     store: Option<&Store<K>>,
     api: &Api<K>,
     obj: &K,
-) -> Result<(PartialObjectMeta<K>, bool), kube::Error>
+) -> Result<PartialObjectMeta<K>, kube::Error>
 where
     K: Resource<DynamicType = ()> + Clone + Serialize + DeserializeOwned + Debug,
 {
     if let Some(current) = already(store, obj)? {
-        return Ok((current.meta().clone().into_response_partial(), false));
+        return Ok(current.meta().clone().into_response_partial());
     }
-    Ok((patch_meta(api, obj).await?, true))
+    let w = echoes.writing(obj);
+    let applied = patch_meta(api, obj).await?;
+    w.wrote(&applied);
+    Ok(applied)
 }
 
 /// Server-side applies `obj` (field manager `paddock`, forced), reading the

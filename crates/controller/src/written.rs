@@ -59,13 +59,33 @@ fn key<K: Resource>(o: &K) -> Key {
 }
 
 impl<K: Resource> Written<K> {
-    /// Notes that a write made on version `base` of the object returned `now`
-    /// (kept without managedFields, as the caches keep objects).
-    pub fn note(&self, base: &K, mut now: K) {
-        let (Some(rv), true) = (base.resource_version(), now.resource_version() != base.resource_version()) else {
-            return;
-        };
+    /// Writes the object `base` (its finalizer, its status) with `write`: the
+    /// write is announced to `echoes`, its watch event is an echo, and what it
+    /// returned is noted here. Returns that, as [`Written::note`] keeps it.
+    pub async fn write(
+        &self,
+        echoes: &crate::echoes::Echoes,
+        base: &K,
+        write: impl std::future::Future<Output = Result<K, kube::Error>>,
+    ) -> Result<Arc<K>, kube::Error>
+    where
+        K: Resource<DynamicType = ()>,
+    {
+        let w = echoes.writing(base);
+        let now = write.await?;
+        w.wrote(&now);
+        Ok(self.note(base, now))
+    }
+
+    /// Notes that a write made on version `base` of the object returned `now`;
+    /// returns `now` as it is kept (without managedFields, as the caches keep
+    /// objects).
+    pub fn note(&self, base: &K, mut now: K) -> Arc<K> {
         now.managed_fields_mut().clear();
+        let now = Arc::new(now);
+        let (Some(rv), true) = (base.resource_version(), now.resource_version() != base.resource_version()) else {
+            return now;
+        };
         let mut notes = self.lock();
         // A note is dropped by the next reconcile of its object, or by
         // `forget` when the object goes; one whose object vanished without
@@ -84,7 +104,8 @@ impl<K: Resource> Written<K> {
             bases.remove(0);
         }
         bases.push(rv);
-        notes.insert(k, Note { bases, now: Arc::new(now) });
+        notes.insert(k, Note { bases, now: now.clone() });
+        now
     }
 
     /// The object to reconcile: the written one when the cache still holds the

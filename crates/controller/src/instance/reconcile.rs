@@ -633,11 +633,8 @@ async fn run_finalizer(inst: Arc<Instance>, ctx: Arc<Context>) -> Result<Action,
         // A new instance: add the finalizer and go on in the same reconcile,
         // instead of waiting for the patch's watch event to come back through
         // the queue — that wait was most of a warm start.
-        let w = ctx.echoes.writing(inst.as_ref());
-        let with = add_finalizer(&api, inst.as_ref(), FINALIZER).await?;
-        w.wrote(&with);
-        ctx.written.note(inst.as_ref(), with.clone());
-        return apply(Arc::new(with), ctx).await;
+        let with = ctx.written.write(&ctx.echoes, inst.as_ref(), add_finalizer(&api, inst.as_ref(), FINALIZER)).await?;
+        return apply(with, ctx).await;
     }
     finalizer(&api, FINALIZER, inst, |ev| async {
         match ev {

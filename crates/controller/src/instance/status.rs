@@ -45,12 +45,8 @@ pub(super) async fn write_status(
     if inst.status.as_ref() == Some(&status) {
         return Ok(());
     }
-    let w = ctx.echoes.writing(inst);
-    let now = api
-        .patch_status(&inst.name_any(), &PatchParams::default(), &Patch::Merge(serde_json::json!({"status": status})))
-        .await?;
-    w.wrote(&now);
-    ctx.written.note(inst, now);
+    let patch = Patch::Merge(serde_json::json!({"status": status}));
+    ctx.written.write(&ctx.echoes, inst, api.patch_status(&inst.name_any(), &PatchParams::default(), &patch)).await?;
     let old = inst.status.as_ref();
     for (warning, reason, note) in super::notice::transitions(old, &status) {
         ctx.events.record("Instance", inst.object_ref(&()), warning, reason, note);

@@ -89,9 +89,8 @@ impl Applier<'_> {
     where
         K: Cached + Serialize + DeserializeOwned + Debug,
     {
-        let w = self.ctx.echoes.writing(obj);
-        let (applied, written) = crate::cache::apply(self.ctx.caches.get().map(K::store), api, obj).await?;
-        self.note(w, &applied, written);
+        let applied = crate::cache::apply(&self.ctx.echoes, self.ctx.caches.get().map(K::store), api, obj).await?;
+        self.note(&applied);
         Ok(applied)
     }
 
@@ -101,17 +100,13 @@ impl Applier<'_> {
     where
         K: Cached + Serialize + DeserializeOwned + Debug,
     {
-        let w = self.ctx.echoes.writing(obj);
-        let (applied, written) = crate::cache::apply_meta(self.ctx.caches.get().map(K::store), api, obj).await?;
-        self.note(w, &applied, written);
+        let applied = crate::cache::apply_meta(&self.ctx.echoes, self.ctx.caches.get().map(K::store), api, obj).await?;
+        self.note(&applied);
         Ok(())
     }
 
-    /// What an apply left: its watch event is an echo if it wrote; drift it repaired is kept.
-    fn note<A: Resource<DynamicType = ()>>(&self, w: crate::echoes::Writing<'_>, applied: &A, written: bool) {
-        if written {
-            w.wrote(applied);
-        }
+    /// Drift an apply repaired is kept.
+    fn note<A: Resource<DynamicType = ()>>(&self, applied: &A) {
         if let Some(r) = self.ctx.drift.applied(self.tenant, applied) {
             self.repairs.lock().unwrap_or_else(|e| e.into_inner()).push(r);
         }
@@ -236,12 +231,8 @@ async fn write_status(ctx: &Context, t: &Tenant, conds: Conditions) -> Result<()
         if patch.0.vpn.is_none() {
             status["vpn"] = serde_json::Value::Null;
         }
-        let w = ctx.echoes.writing(t);
-        let now = api
-            .patch_status(&t.name_any(), &PatchParams::default(), &Patch::Merge(serde_json::json!({"status": status})))
-            .await?;
-        w.wrote(&now);
-        ctx.written.note(t, now);
+        let merge = Patch::Merge(serde_json::json!({"status": status}));
+        ctx.written.write(&ctx.echoes, t, api.patch_status(&t.name_any(), &PatchParams::default(), &merge)).await?;
         if let Some((type_, reason, note)) = patch.1 {
             ctx.event(t, type_, &reason, note);
         }
@@ -326,11 +317,7 @@ async fn provision(t: Arc<Tenant>, ctx: Arc<Context>) -> Result<Action, Error> {
     if t.metadata.deletion_timestamp.is_none() && !t.finalizers().iter().any(|f| f == FINALIZER) {
         // A new tenant: add the finalizer and go on in the same reconcile,
         // instead of waiting for the patch to come back through the watch.
-        let w = ctx.echoes.writing(t.as_ref());
-        let with = add_finalizer(&api, t.as_ref(), FINALIZER).await?;
-        w.wrote(&with);
-        ctx.written.note(t.as_ref(), with.clone());
-        t = Arc::new(with);
+        t = ctx.written.write(&ctx.echoes, t.as_ref(), add_finalizer(&api, t.as_ref(), FINALIZER)).await?;
     }
     let res = finalizer(&api, FINALIZER, t, |ev| async {
         match ev {

@@ -100,8 +100,7 @@ pub struct RequestCounts {
     by_verb: [std::sync::atomic::AtomicU64; VERBS.len()],
     /// Every (RBAC verb, API group, resource[/subresource]) served, as an
     /// authorizer would see the requests: what a client's Role must allow.
-    /// Kept as `verb group resource` keys.
-    access: parking_lot::Mutex<std::collections::HashSet<String>>,
+    access: parking_lot::Mutex<std::collections::BTreeSet<(&'static str, String, String)>>,
 }
 
 /// The verbs of upstream's `apiserver_request_total`; the first three read.
@@ -117,23 +116,13 @@ impl RequestCounts {
     }
 
     /// Notes a request's RBAC attributes (see [`RequestCounts::access`]).
-    pub fn note_access(&self, verb: &str, group: &str, resource: &str) {
-        self.access.lock().insert(format!("{verb} {group} {resource}"));
+    pub fn note_access(&self, verb: &'static str, group: &str, resource: String) {
+        self.access.lock().insert((verb, group.to_string(), resource));
     }
 
     /// Every (RBAC verb, API group, resource[/subresource]) served so far, sorted.
     pub fn access(&self) -> Vec<(String, String, String)> {
-        let mut out: Vec<(String, String, String)> = self
-            .access
-            .lock()
-            .iter()
-            .filter_map(|k| {
-                let mut p = k.splitn(3, ' ');
-                Some((p.next()?.to_string(), p.next()?.to_string(), p.next()?.to_string()))
-            })
-            .collect();
-        out.sort();
-        out
+        self.access.lock().iter().map(|(v, g, r)| (v.to_string(), g.clone(), r.clone())).collect()
     }
 
     /// `apiserver_request_total` by verb in the Prometheus text format.

@@ -152,7 +152,7 @@ fn note_access(server: &Server, method: &Method, t: &Target, query: &Query) {
         Some(sub) => format!("{}/{sub}", t.plural),
         None => t.plural.clone(),
     };
-    server.cluster.requests.note_access(verb, &t.group, &resource);
+    server.cluster.requests.note_access(verb, &t.group, resource);
 }
 
 /// The verb upstream's request metrics name a request with; `collection`:
