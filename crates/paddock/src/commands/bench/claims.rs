@@ -147,13 +147,13 @@ async fn measure(args: &ClaimsBenchArgs, p: &Stage) -> Result<Report> {
         let seen = seen.clone();
         let wc = watcher::Config::default().labels(&format!("paddock.dev/pool={}", p.template));
         let metas: Api<PartialObjectMeta<Pod>> = Api::namespaced(p.client.clone(), &p.pool_namespace);
-        let mut events = watcher::watcher(metas, wc).default_backoff().boxed();
+        let mut events = super::resuming("pool pods", watcher::watcher(metas, wc).default_backoff()).boxed();
         tokio::spawn(async move {
             // Pod name → claimed.
             let mut pool: HashMap<String, bool> = HashMap::new();
             // Counts are kept once the watch has listed every pod (not while a list arrives).
             let mut listed = false;
-            while let Some(Ok(ev)) = events.next().await {
+            while let Some(ev) = events.next().await {
                 let now = Instant::now();
                 let mut s = seen.lock().unwrap_or_else(|e| e.into_inner());
                 match ev {

@@ -112,8 +112,12 @@ async fn measure(
     let watch = {
         let (running, insts) = (running.clone(), insts.clone());
         tokio::spawn(async move {
-            let mut s = watcher(insts, watcher::Config::default()).default_backoff().applied_objects().boxed();
-            while let Some(Ok(i)) = s.next().await {
+            let mut s = super::resuming(
+                "instances",
+                watcher(insts, watcher::Config::default()).default_backoff().applied_objects(),
+            )
+            .boxed();
+            while let Some(i) = s.next().await {
                 if i.status.as_ref().and_then(|s| s.phase) == Some(InstancePhase::Running) {
                     let name = i.metadata.name.unwrap_or_default();
                     let mut r = running.lock().unwrap_or_else(|e| e.into_inner());

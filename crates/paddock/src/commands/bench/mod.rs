@@ -51,6 +51,26 @@ pub enum BenchCommand {
 }
 
 /// Prints a report: as JSON with `--json`, else as the bench's own table.
+/// A watch's objects or events with its errors logged and skipped: the
+/// watcher resumes (or lists again) after an error, so whoever observes a
+/// run keeps watching instead of ending it. (Under load a watch can fall
+/// behind and be ended by the API server, as upstream ends slow watchers.)
+pub fn resuming<T, S>(watch: &'static str, s: S) -> impl futures::Stream<Item = T>
+where
+    S: futures::Stream<Item = Result<T, kube::runtime::watcher::Error>>,
+{
+    use futures::StreamExt;
+    s.filter_map(move |r| {
+        futures::future::ready(match r {
+            Ok(t) => Some(t),
+            Err(e) => {
+                tracing::warn!(watch, error = %e, "the benchmark's watch failed; it resumes");
+                None
+            }
+        })
+    })
+}
+
 pub fn emit<R: Serialize>(r: &R, as_json: bool, table: fn(&mut dyn Write, &R) -> Result<()>) -> Result<()> {
     let mut out = std::io::stdout().lock();
     if as_json {

@@ -120,10 +120,10 @@ async fn measure(
     let watch = {
         let tenants = tenants.clone();
         let wc = watcher::Config::default().labels(&format!("{BENCH_LABEL}={run}"));
-        let mut s = watcher(tenants, wc).default_backoff().applied_objects().boxed();
+        let mut s = super::resuming("tenants", watcher(tenants, wc).default_backoff().applied_objects()).boxed();
         tokio::spawn(async move {
             let mut ready = std::collections::HashSet::new();
-            while let Some(Ok(t)) = s.next().await {
+            while let Some(t) = s.next().await {
                 if t.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Ready")
                     && ready.insert(t.metadata.name.unwrap_or_default())
                 {
