@@ -56,6 +56,38 @@ where
     (store, events.try_filter_map(move |ev| std::future::ready(Ok(changes.relevant(ev, view)))))
 }
 
+/// A watch's events with the objects of a (re)list held back until the list
+/// is complete. A reflector swaps a relist into its store only at its end,
+/// and kube-runtime drops a reconcile whose object is not in the store as
+/// that of a deleted object (`ObjectNotFound`, not retried). Without this, an
+/// object created while a watch was down (one that fell behind and was ended
+/// by the API server, say, then found its resourceVersion expired) would be
+/// reconciled only on its next change, and a changed one on its old copy.
+/// The relisted objects are held twice while the list lasts.
+pub fn held_until_listed<K, E>(
+    events: impl Stream<Item = Result<watcher::Event<K>, E>>,
+) -> impl Stream<Item = Result<watcher::Event<K>, E>> {
+    use futures::StreamExt;
+    use futures::future::Either;
+    use futures::stream::iter;
+    let mut listed: Vec<K> = Vec::new();
+    events.flat_map(move |ev| match ev {
+        Ok(watcher::Event::Init) => {
+            listed.clear();
+            Either::Left(iter(Some(Ok(watcher::Event::Init))))
+        }
+        Ok(watcher::Event::InitApply(o)) => {
+            listed.push(o);
+            Either::Left(iter(None))
+        }
+        Ok(watcher::Event::InitDone) => {
+            let all = std::mem::take(&mut listed).into_iter().map(|o| Ok(watcher::Event::InitApply(o)));
+            Either::Right(iter(all.chain(std::iter::once(Ok(watcher::Event::InitDone)))))
+        }
+        other => Either::Left(iter(Some(other))),
+    })
+}
+
 /// The watch both of the above reflect into their store, as watcher events.
 fn reflect<K>(
     api: Api<K>,
@@ -73,7 +105,7 @@ where
             trim(o);
         })
         .reflect(writer);
-    (store, events)
+    (store, held_until_listed(events))
 }
 
 /// The last `view` of each watched object, to tell the changes that matter.
@@ -387,7 +419,7 @@ where
         keep.apply(&ev, project);
         ev
     });
-    (p, s.touched_objects())
+    (p, held_until_listed(s).touched_objects())
 }
 
 #[cfg(test)]
@@ -413,6 +445,43 @@ mod tests {
         assert_eq!(m.labels.unwrap()["a"], "b");
         assert!(m.deletion_timestamp.is_some());
         assert!(m.managed_fields.is_none(), "managedFields are skipped, not decoded");
+    }
+
+    #[test]
+    fn a_relist_triggers_only_once_it_is_complete() {
+        use futures::{FutureExt, StreamExt};
+        let (tx, rx) = futures::channel::mpsc::unbounded::<Result<Event<ConfigMap>, ()>>();
+        let mut s = Box::pin(super::held_until_listed(rx));
+        let mut next = || {
+            s.next().now_or_never().flatten().map(|e| match e.unwrap() {
+                Event::Init => "init".to_string(),
+                Event::InitApply(o) => format!("listed {}", o.metadata.name.unwrap()),
+                Event::InitDone => "done".to_string(),
+                Event::Apply(o) => format!("applied {}", o.metadata.name.unwrap()),
+                Event::Delete(o) => format!("deleted {}", o.metadata.name.unwrap()),
+            })
+        };
+        tx.unbounded_send(Ok(Event::Init)).unwrap();
+        tx.unbounded_send(Ok(Event::InitApply(cm("a", "1", "1")))).unwrap();
+        tx.unbounded_send(Ok(Event::InitApply(cm("b", "1", "2")))).unwrap();
+        assert_eq!(next().as_deref(), Some("init"));
+        assert_eq!(next(), None, "nothing of the list before it is complete (the store has none of it yet)");
+        tx.unbounded_send(Ok(Event::InitDone)).unwrap();
+        assert_eq!(next().as_deref(), Some("listed a"));
+        assert_eq!(next().as_deref(), Some("listed b"));
+        assert_eq!(next().as_deref(), Some("done"));
+        tx.unbounded_send(Ok(Event::Apply(cm("c", "1", "3")))).unwrap();
+        tx.unbounded_send(Ok(Event::Delete(cm("a", "1", "4")))).unwrap();
+        assert_eq!(next().as_deref(), Some("applied c"), "watch events pass at once");
+        assert_eq!(next().as_deref(), Some("deleted a"));
+        // A relist that starts over drops what the one before it had listed.
+        tx.unbounded_send(Ok(Event::Init)).unwrap();
+        tx.unbounded_send(Ok(Event::InitApply(cm("x", "1", "5")))).unwrap();
+        tx.unbounded_send(Ok(Event::Init)).unwrap();
+        tx.unbounded_send(Ok(Event::InitApply(cm("y", "1", "6")))).unwrap();
+        tx.unbounded_send(Ok(Event::InitDone)).unwrap();
+        let rest: Vec<_> = std::iter::from_fn(&mut next).collect();
+        assert_eq!(rest, ["init", "init", "listed y", "done"]);
     }
 
     fn cm(name: &str, data: &str, rv: &str) -> ConfigMap {

@@ -672,8 +672,8 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
     let instances = watcher(Api::<Instance>::all(c.clone()), watcher::Config::default())
         .default_backoff()
         .modify(|i: &mut Instance| i.managed_fields_mut().clear())
-        .reflect(writer)
-        .applied_objects();
+        .reflect(writer);
+    let instances = crate::cache::held_until_listed(instances).applied_objects();
     let instances = ctx.written.primary_events(&ctx.echoes, instances);
     let controller = Controller::for_stream(instances, store).with_config(ctx.settings.controller_config());
     ctx.metrics.watch_instances(controller.store());
