@@ -17,7 +17,7 @@ use kube::{Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt::Debug;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -57,31 +57,40 @@ where
 }
 
 /// A watch's events with the objects of a (re)list held back until the list
-/// is complete. A reflector swaps a relist into its store only at its end,
-/// and kube-runtime drops a reconcile whose object is not in the store as
-/// that of a deleted object (`ObjectNotFound`, not retried). Without this, an
-/// object created while a watch was down (one that fell behind and was ended
-/// by the API server, say, then found its resourceVersion expired) would be
-/// reconciled only on its next change, and a changed one on its old copy.
-/// The relisted objects are held twice while the list lasts.
+/// is complete and in `store`. A reflector swaps a relist into its store only
+/// at its end, and kube-runtime drops a reconcile whose object is not in the
+/// store as that of a deleted object (`ObjectNotFound`, not retried). Without
+/// this, an object created while a watch was down (one that fell behind and
+/// was ended by the API server, say, then found its resourceVersion expired)
+/// would be reconciled only on its next change, and a changed one on its old
+/// copy. Only references are held; the objects are read from the store when
+/// the list is done.
 pub fn held_until_listed<K, E>(
+    store: Store<K>,
     events: impl Stream<Item = Result<watcher::Event<K>, E>>,
-) -> impl Stream<Item = Result<watcher::Event<K>, E>> {
+) -> impl Stream<Item = Result<watcher::Event<K>, E>>
+where
+    K: Resource<DynamicType = ()> + Clone + 'static,
+{
     use futures::StreamExt;
     use futures::future::Either;
     use futures::stream::iter;
-    let mut listed: Vec<K> = Vec::new();
+    let mut listed: Vec<ObjectRef<K>> = Vec::new();
     events.flat_map(move |ev| match ev {
         Ok(watcher::Event::Init) => {
             listed.clear();
             Either::Left(iter(Some(Ok(watcher::Event::Init))))
         }
         Ok(watcher::Event::InitApply(o)) => {
-            listed.push(o);
+            listed.push(ObjectRef::from_obj(&o));
             Either::Left(iter(None))
         }
         Ok(watcher::Event::InitDone) => {
-            let all = std::mem::take(&mut listed).into_iter().map(|o| Ok(watcher::Event::InitApply(o)));
+            let store = store.clone();
+            let all = std::mem::take(&mut listed)
+                .into_iter()
+                .filter_map(move |r| store.get(&r))
+                .map(|o| Ok(watcher::Event::InitApply(K::clone(&o))));
             Either::Right(iter(all.chain(std::iter::once(Ok(watcher::Event::InitDone)))))
         }
         other => Either::Left(iter(Some(other))),
@@ -105,7 +114,7 @@ where
             trim(o);
         })
         .reflect(writer);
-    (store, held_until_listed(events))
+    (store.clone(), held_until_listed(store, events))
 }
 
 /// The last `view` of each watched object, to tell the changes that matter.
@@ -341,8 +350,11 @@ type ByName<V> = HashMap<String, HashMap<String, Arc<V>>>;
 
 struct ProjectionInner<V> {
     map: RwLock<ByName<V>>,
-    /// Objects of a (re)list in progress, swapped in when it is done.
-    relist: Mutex<Option<ByName<V>>>,
+    /// The objects a (re)list in progress has listed: when it is done, the
+    /// others are dropped (they went while the watch was down). Listed
+    /// objects go into the map at once, so a reconcile their events trigger
+    /// reads them as listed.
+    relist: Mutex<Option<HashSet<(String, String)>>>,
     ready: AtomicBool,
 }
 
@@ -374,16 +386,21 @@ impl<V> Projection<V> {
         };
         match ev {
             watcher::Event::Init => {
-                *self.inner.relist.lock().unwrap_or_else(|e| e.into_inner()) = Some(HashMap::new());
+                *self.inner.relist.lock().unwrap_or_else(|e| e.into_inner()) = Some(HashSet::new());
             }
             watcher::Event::InitApply(o) => {
-                if let Some(m) = self.inner.relist.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
-                    insert(m, o);
+                insert(&mut self.inner.map.write().unwrap_or_else(|e| e.into_inner()), o);
+                if let Some(listed) = self.inner.relist.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+                    listed.insert(key(o));
                 }
             }
             watcher::Event::InitDone => {
-                if let Some(m) = self.inner.relist.lock().unwrap_or_else(|e| e.into_inner()).take() {
-                    *self.inner.map.write().unwrap_or_else(|e| e.into_inner()) = m;
+                if let Some(listed) = self.inner.relist.lock().unwrap_or_else(|e| e.into_inner()).take() {
+                    let mut m = self.inner.map.write().unwrap_or_else(|e| e.into_inner());
+                    for (ns, names) in m.iter_mut() {
+                        names.retain(|name, _| listed.contains(&(ns.clone(), name.clone())));
+                    }
+                    m.retain(|_, names| !names.is_empty());
                 }
                 self.inner.ready.store(true, Ordering::Release);
             }
@@ -419,7 +436,7 @@ where
         keep.apply(&ev, project);
         ev
     });
-    (p, held_until_listed(s).touched_objects())
+    (p, s.touched_objects())
 }
 
 #[cfg(test)]
@@ -450,8 +467,9 @@ mod tests {
     #[test]
     fn a_relist_triggers_only_once_it_is_complete() {
         use futures::{FutureExt, StreamExt};
-        let (tx, rx) = futures::channel::mpsc::unbounded::<Result<Event<ConfigMap>, ()>>();
-        let mut s = Box::pin(super::held_until_listed(rx));
+        let (tx, rx) = futures::channel::mpsc::unbounded::<Result<Event<ConfigMap>, kube::runtime::watcher::Error>>();
+        let (store, writer) = kube::runtime::reflector::store();
+        let mut s = Box::pin(super::held_until_listed(store.clone(), kube::runtime::reflector(writer, rx)));
         let mut next = || {
             s.next().now_or_never().flatten().map(|e| match e.unwrap() {
                 Event::Init => "init".to_string(),
@@ -466,8 +484,10 @@ mod tests {
         tx.unbounded_send(Ok(Event::InitApply(cm("b", "1", "2")))).unwrap();
         assert_eq!(next().as_deref(), Some("init"));
         assert_eq!(next(), None, "nothing of the list before it is complete (the store has none of it yet)");
+        assert!(store.is_empty());
         tx.unbounded_send(Ok(Event::InitDone)).unwrap();
         assert_eq!(next().as_deref(), Some("listed a"));
+        assert_eq!(store.state().len(), 2, "the store has the list when its objects come");
         assert_eq!(next().as_deref(), Some("listed b"));
         assert_eq!(next().as_deref(), Some("done"));
         tx.unbounded_send(Ok(Event::Apply(cm("c", "1", "3")))).unwrap();
@@ -482,6 +502,26 @@ mod tests {
         tx.unbounded_send(Ok(Event::InitDone)).unwrap();
         let rest: Vec<_> = std::iter::from_fn(&mut next).collect();
         assert_eq!(rest, ["init", "init", "listed y", "done"]);
+    }
+
+    #[test]
+    fn a_projection_shows_relisted_objects_at_once_and_drops_the_gone_at_the_end() {
+        let p = super::Projection::<String>::new();
+        let data = |c: &ConfigMap| c.data.as_ref().map(|d| d["k"].clone()).unwrap_or_default();
+        let get = |name: &str| p.get("ns", name).map(|v| v.as_ref().clone());
+        p.apply(&Event::Init, data);
+        p.apply(&Event::InitApply(cm("a", "1", "1")), data);
+        p.apply(&Event::InitApply(cm("b", "1", "2")), data);
+        p.apply(&Event::InitDone, data);
+        assert!(p.ready());
+        // The watch was down: "a" changed and "b" went meanwhile.
+        p.apply(&Event::Init, data);
+        p.apply(&Event::InitApply(cm("a", "2", "5")), data);
+        assert_eq!(get("a").as_deref(), Some("2"), "a relisted object reads as listed before the list is done");
+        assert_eq!(get("b").as_deref(), Some("1"), "not yet known to be gone");
+        p.apply(&Event::InitDone, data);
+        assert_eq!(get("a").as_deref(), Some("2"));
+        assert_eq!(get("b"), None, "gone with the end of the list");
     }
 
     fn cm(name: &str, data: &str, rv: &str) -> ConfigMap {

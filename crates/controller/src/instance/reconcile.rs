@@ -673,7 +673,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
         .default_backoff()
         .modify(|i: &mut Instance| i.managed_fields_mut().clear())
         .reflect(writer);
-    let instances = crate::cache::held_until_listed(instances).applied_objects();
+    let instances = crate::cache::held_until_listed(store.clone(), instances).applied_objects();
     let instances = ctx.written.primary_events(&ctx.echoes, instances);
     let controller = Controller::for_stream(instances, store).with_config(ctx.settings.controller_config());
     ctx.metrics.watch_instances(controller.store());
