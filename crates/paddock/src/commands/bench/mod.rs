@@ -50,7 +50,6 @@ pub enum BenchCommand {
     Events(events::EventsBenchArgs),
 }
 
-/// Prints a report: as JSON with `--json`, else as the bench's own table.
 /// A watch's objects or events with its errors logged and skipped: the
 /// watcher resumes (or lists again) after an error, so whoever observes a
 /// run keeps watching instead of ending it. (Under load a watch can fall
@@ -71,6 +70,7 @@ where
     })
 }
 
+/// Prints a report: as JSON with `--json`, else as the bench's own table.
 pub fn emit<R: Serialize>(r: &R, as_json: bool, table: fn(&mut dyn Write, &R) -> Result<()>) -> Result<()> {
     let mut out = std::io::stdout().lock();
     if as_json {
