@@ -65,7 +65,7 @@ where
 /// would be reconciled only on its next change, and a changed one on its old
 /// copy. Only references are held; the objects are read from the store when
 /// the list is done.
-pub fn held_until_listed<K, E>(
+fn held_until_listed<K, E>(
     store: Store<K>,
     events: impl Stream<Item = Result<watcher::Event<K>, E>>,
 ) -> impl Stream<Item = Result<watcher::Event<K>, E>>
@@ -97,8 +97,9 @@ where
     })
 }
 
-/// The watch both of the above reflect into their store, as watcher events.
-fn reflect<K>(
+/// The watch both of the above reflect into their store, as watcher events
+/// (a relist's held until it is in the store).
+pub fn reflect<K>(
     api: Api<K>,
     wc: watcher::Config,
     trim: fn(&mut K),

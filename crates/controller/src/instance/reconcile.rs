@@ -666,14 +666,10 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
     if let Err(e) = sweep_orphans(&c, None).await {
         tracing::warn!(error = %e, "orphan sweep failed; owner references still apply");
     }
-    let (store, writer) = kube::runtime::reflector::store();
-    // Watch caches keep objects without managedFields: nothing here reads them,
-    // and they are often the largest part of an object.
-    let instances = watcher(Api::<Instance>::all(c.clone()), watcher::Config::default())
-        .default_backoff()
-        .modify(|i: &mut Instance| i.managed_fields_mut().clear())
-        .reflect(writer);
-    let instances = crate::cache::held_until_listed(store.clone(), instances).applied_objects();
+    // Without managedFields, like every watch cache here (nothing reads them).
+    let (store, instances) =
+        crate::cache::reflect(Api::<Instance>::all(c.clone()), watcher::Config::default(), crate::cache::whole);
+    let instances = instances.applied_objects();
     let instances = ctx.written.primary_events(&ctx.echoes, instances);
     let controller = Controller::for_stream(instances, store).with_config(ctx.settings.controller_config());
     ctx.metrics.watch_instances(controller.store());
