@@ -15,7 +15,7 @@ use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::watcher;
+use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource, ResourceExt};
 use resources::template::TemplateStatus;
 use resources::{Instance, Template};
@@ -151,7 +151,10 @@ pub async fn run(
 ) {
     let events = Events::new(client.clone(), metrics.clone());
     let ctx = Arc::new(Context { client: client.clone(), metrics, events, instances });
-    Controller::new(Api::<Template>::all(client), watcher::Config::default())
+    // Triggers of a relist held until it is in the store (see `cache::reflect`).
+    let (templates, triggers) =
+        crate::cache::reflect(Api::<Template>::all(client), watcher::Config::default(), crate::cache::whole);
+    Controller::for_stream(triggers.applied_objects(), templates)
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx.clone())
         .for_each(|r| {

@@ -26,7 +26,7 @@ use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, Preconditions};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::watcher;
+use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
 use rand::Rng;
 use resources::template::PoolStatus;
@@ -512,7 +512,12 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
     let pods = Api::<Pod>::namespaced(c.clone(), &ctx.settings.pool_namespace);
     let (store, pods) = crate::cache::reflected(pods, watcher::Config::default().labels(POOL), crate::cache::whole);
     let _ = ctx.pods.set(store);
-    Controller::new(Api::<Template>::all(c), watcher::Config::default())
+    // A relist's templates trigger only once the whole list is in the store
+    // (`cache::reflect`): otherwise a template created while the watch was down
+    // is reconciled against the old store, found missing, and its pool forgotten.
+    let (templates, triggers) =
+        crate::cache::reflect(Api::<Template>::all(c), watcher::Config::default(), crate::cache::whole);
+    Controller::for_stream(triggers.applied_objects(), templates)
         .with_config(ctx.settings.controller_config())
         .watches_stream(pods, |p: Pod| p.labels().get(POOL).map(|t| ObjectRef::<Template>::new(t)))
         .graceful_shutdown_on(shutdown)
