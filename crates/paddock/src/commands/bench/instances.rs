@@ -174,7 +174,10 @@ async fn measure(
         writes_per_instance: writes,
         reads_per_instance: reads,
         reconciles_per_instance: per_instance,
-        controller: controller.map(ControllerProcess::usage),
+        controller: match controller {
+            Some(c) => Some(c.usage().await),
+            None => None,
+        },
     })
 }
 

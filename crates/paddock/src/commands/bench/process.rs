@@ -17,11 +17,23 @@ pub struct Usage {
     pub peak_rss_mib: f64,
     /// User + system CPU time since it started.
     pub cpu_seconds: f64,
+    /// Times its watches failed and restarted since it started
+    /// (`paddock_watch_restarts_total`; None when /metrics does not answer):
+    /// a watch that fell behind a burst and had to list again shows here.
+    pub watch_restarts: Option<f64>,
 }
 
 impl std::fmt::Display for Usage {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "resident {:.1} MiB (peak {:.1} MiB), CPU {:.1} s", self.rss_mib, self.peak_rss_mib, self.cpu_seconds)
+        write!(
+            f,
+            "resident {:.1} MiB (peak {:.1} MiB), CPU {:.1} s",
+            self.rss_mib, self.peak_rss_mib, self.cpu_seconds
+        )?;
+        match self.watch_restarts {
+            Some(n) => write!(f, ", {n:.0} watch restarts"),
+            None => Ok(()),
+        }
     }
 }
 
@@ -105,8 +117,8 @@ impl ControllerProcess {
         }
     }
 
-    /// Its memory and CPU now (zeros if /proc cannot be read).
-    pub fn usage(&self) -> Usage {
+    /// Its memory and CPU now (zeros if /proc cannot be read), and its watch restarts.
+    pub async fn usage(&self) -> Usage {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid)).unwrap_or_default();
         let kib = |key: &str| -> f64 {
             status
@@ -125,14 +137,19 @@ impl ControllerProcess {
             rss_mib: kib("VmRSS:") / 1024.0,
             peak_rss_mib: kib("VmHWM:") / 1024.0,
             cpu_seconds: (ticks(11) + ticks(12)) / 100.0,
+            watch_restarts: self.metrics().await.map(|text| sum_of(&text, "paddock_watch_restarts_total", None)),
         }
     }
 
     /// Reconciles `controller` ran so far, whatever their result, from its
     /// `paddock_reconciles_total` (None when /metrics does not answer).
     pub async fn reconciles(&self, controller: &str) -> Option<f64> {
-        let text = reqwest::get(format!("http://{}/metrics", self.health)).await.ok()?.text().await.ok()?;
-        Some(reconciles_of(&text, controller))
+        Some(sum_of(&self.metrics().await?, "paddock_reconciles_total", Some(controller)))
+    }
+
+    /// Its /metrics page.
+    async fn metrics(&self) -> Option<String> {
+        reqwest::get(format!("http://{}/metrics", self.health)).await.ok()?.text().await.ok()
     }
 
     /// Stops it (SIGKILL; a benchmark does not need a graceful end).
@@ -166,25 +183,33 @@ pub async fn reconciles_per(
     before.zip(reconciles(controller, name).await).map(|(a, b)| (b - a) / items.max(1) as f64)
 }
 
-/// Sums `paddock_reconciles_total` of one controller over its results.
-fn reconciles_of(text: &str, controller: &str) -> f64 {
-    let label = format!("controller=\"{controller}\"");
+/// Sums the series of counter `metric` (of one controller's, or of all).
+fn sum_of(text: &str, metric: &str, controller: Option<&str>) -> f64 {
+    let label = controller.map(|c| format!("controller=\"{c}\""));
     text.lines()
-        .filter(|l| l.starts_with("paddock_reconciles_total{") && l.contains(&label))
+        .filter(|l| l.strip_prefix(metric).is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' ')))
+        .filter(|l| label.as_ref().is_none_or(|label| l.contains(label.as_str())))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
+        // (A float `sum()` of nothing is -0.)
+        .fold(0.0, |a, b| a + b)
 }
 
 #[cfg(test)]
 mod tests {
     #[test]
-    fn reconciles_are_summed_over_results_of_one_controller() {
+    fn a_counter_is_summed_over_its_series_of_one_controller_or_all() {
         let text = "# TYPE paddock_reconciles_total counter\n\
             paddock_reconciles_total{controller=\"tenant\",result=\"ok\"} 12\n\
             paddock_reconciles_total{controller=\"tenant\",result=\"error\"} 3\n\
             paddock_reconciles_total{controller=\"instance\",result=\"ok\"} 40\n\
             paddock_reconcile_errors_total{controller=\"tenant\",category=\"api\"} 3\n";
-        assert_eq!(super::reconciles_of(text, "tenant"), 15.0);
-        assert_eq!(super::reconciles_of(text, "pool"), 0.0);
+        assert_eq!(super::sum_of(text, "paddock_reconciles_total", Some("tenant")), 15.0);
+        let none = super::sum_of(text, "paddock_reconciles_total", Some("pool"));
+        assert!(none == 0.0 && none.is_sign_positive(), "0, not -0 (which prints as -0)");
+        assert_eq!(super::sum_of(text, "paddock_reconciles_total", None), 55.0);
+        let text = "paddock_watch_restarts_total{controller=\"tenant\"} 2\n\
+            paddock_watch_restarts_total{controller=\"instance\"} 1\n\
+            paddock_watch_restarts_total_created{controller=\"tenant\"} 1764500000\n";
+        assert_eq!(super::sum_of(text, "paddock_watch_restarts_total", None), 3.0, "not the _created series");
     }
 }

@@ -160,7 +160,10 @@ async fn measure(
     // Let the controller settle (Events, watch-triggered re-reconciles) before the
     // other two run, so they are not measured against its leftover work.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let usage = controller.as_ref().map(ControllerProcess::usage);
+    let usage = match controller.as_ref() {
+        Some(c) => Some(c.usage().await),
+        None => None,
+    };
 
     // The same objects for other names, without owner references (their Tenant does not exist).
     let objects = |name: &str| -> Result<Vec<serde_json::Value>> {
