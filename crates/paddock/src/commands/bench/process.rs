@@ -20,7 +20,7 @@ pub struct Usage {
     /// Times its watches failed and restarted since it started
     /// (`paddock_watch_restarts_total`; None when /metrics does not answer):
     /// a watch that fell behind a burst and had to list again shows here.
-    pub watch_restarts: Option<f64>,
+    pub watch_restarts: Option<u64>,
 }
 
 impl std::fmt::Display for Usage {
@@ -31,7 +31,7 @@ impl std::fmt::Display for Usage {
             self.rss_mib, self.peak_rss_mib, self.cpu_seconds
         )?;
         match self.watch_restarts {
-            Some(n) => write!(f, ", {n:.0} watch restarts"),
+            Some(n) => write!(f, ", {n} watch restarts"),
             None => Ok(()),
         }
     }
@@ -137,7 +137,8 @@ impl ControllerProcess {
             rss_mib: kib("VmRSS:") / 1024.0,
             peak_rss_mib: kib("VmHWM:") / 1024.0,
             cpu_seconds: (ticks(11) + ticks(12)) / 100.0,
-            watch_restarts: self.metrics().await.map(|text| sum_of(&text, "paddock_watch_restarts_total", None)),
+            // (A counter's value is a whole number, printed as one.)
+            watch_restarts: self.metrics().await.map(|text| sum_of(&text, "paddock_watch_restarts_total", None) as u64),
         }
     }
 
