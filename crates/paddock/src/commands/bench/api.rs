@@ -70,7 +70,35 @@ struct Report {
     sse_interval_ms: u64,
     /// Status written to the cluster → event received by a client.
     sse_delivery: Summary,
-    rss_mib: Option<f64>,
+    #[serde(flatten)]
+    process: WholeProcess,
+}
+
+/// This whole process at the end of a run: the in-process benchmarks (`api`,
+/// `claims`, `events`) run kubesim, the reconcilers, the API and the clients
+/// in it, so there is no controller process of their own to read.
+#[derive(Serialize)]
+pub struct WholeProcess {
+    pub rss_mib: Option<f64>,
+    /// User + system CPU time since the process started.
+    pub cpu_seconds: Option<f64>,
+}
+
+impl WholeProcess {
+    pub fn now() -> Self {
+        Self { rss_mib: rss_mib(), cpu_seconds: own_cpu().map(|d| d.as_secs_f64()) }
+    }
+
+    /// Prints it.
+    pub fn line(&self, out: &mut dyn Write) -> Result<()> {
+        let rss = self.rss_mib.map_or_else(|| "n/a".to_string(), |m| format!("{m:.0} MiB"));
+        let cpu = self.cpu_seconds.map_or_else(|| "n/a".to_string(), |c| format!("{c:.1} s"));
+        writeln!(
+            out,
+            "the whole process (reconcilers, API, clients, and kubesim when it is the target): resident {rss}, CPU {cpu}"
+        )?;
+        Ok(())
+    }
 }
 
 /// Resident memory of this process, from /proc.
@@ -114,7 +142,7 @@ async fn measure(args: &ApiBenchArgs, p: &Stage) -> Result<Report> {
         sse_events: args.sse_events,
         sse_interval_ms: args.sse_interval_ms,
         sse_delivery,
-        rss_mib: rss_mib(),
+        process: WholeProcess::now(),
     })
 }
 
@@ -403,10 +431,7 @@ fn table(out: &mut dyn Write, r: &Report) -> Result<()> {
         worst(|x| x.api_overhead.p99_ms),
         worst(|x| x.api_server_side.p99_ms)
     )?;
-    if let Some(m) = r.rss_mib {
-        writeln!(out, "resident memory of the whole process (kubesim + controllers + API + clients): {m:.0} MiB")?;
-    }
-    Ok(())
+    r.process.line(out)
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 //! starts at a steady rate, the refill rate, and the most pool pods that
 //! ever existed against `size + maxUnready`.
 
-use super::api::rss_mib;
+use super::api::WholeProcess;
 use super::stage::Stage;
 use super::stats::{Summary, summarize};
 use super::target::TargetArgs;
@@ -108,7 +108,8 @@ struct Report {
     /// (kubesim only: on a cluster the nodes' images are not known).
     pull_without_prepull: Option<Summary>,
     pull_with_prepull: Option<Summary>,
-    rss_mib: Option<f64>,
+    #[serde(flatten)]
+    process: WholeProcess,
 }
 
 pub async fn run(args: ClaimsBenchArgs, target: &TargetArgs, as_json: bool) -> Result<()> {
@@ -323,7 +324,7 @@ async fn measure(args: &ClaimsBenchArgs, p: &Stage) -> Result<Report> {
         pool_pods_over_time,
         pull_without_prepull,
         pull_with_prepull,
-        rss_mib: rss_mib(),
+        process: WholeProcess::now(),
     })
 }
 
@@ -448,10 +449,7 @@ fn table(out: &mut dyn Write, r: &Report) -> Result<()> {
             with.count, without.p50_ms, without.max_ms, with.p50_ms, with.max_ms
         )?;
     }
-    if let Some(m) = r.rss_mib {
-        writeln!(out, "resident memory of the whole process: {m:.0} MiB")?;
-    }
-    Ok(())
+    r.process.line(out)
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! `paddock bench events`: SSE fan-out alone — status written to the API
 //! server → frame read by each of N clients of `/v1/events`.
 
-use super::api::{fan_out, rss_mib, sse_line};
+use super::api::{WholeProcess, fan_out, sse_line};
 use super::stage::Stage;
 use super::stats::Summary;
 use super::target::TargetArgs;
@@ -31,8 +31,8 @@ struct Report {
     events: usize,
     interval_ms: u64,
     delivery: Summary,
-    /// The whole process: kubesim, the API and the clients.
-    rss_mib: Option<f64>,
+    #[serde(flatten)]
+    process: WholeProcess,
 }
 
 pub async fn run(args: EventsBenchArgs, target: &TargetArgs, as_json: bool) -> Result<()> {
@@ -40,20 +40,17 @@ pub async fn run(args: EventsBenchArgs, target: &TargetArgs, as_json: bool) -> R
         bail!("--clients must be 1..=20000, --events 1..=10000 and --interval-ms at most 60000");
     }
     let spec = json!({"pods": [{"name": "web", "image": target.image()?}]});
-    let (delivery, rss_mib) = Stage::measure(target, spec, async |p| {
+    let (delivery, process) = Stage::measure(target, spec, async |p| {
         let delivery = fan_out(p, args.clients, args.events, Duration::from_millis(args.interval_ms)).await?;
-        Ok((delivery, rss_mib()))
+        Ok((delivery, WholeProcess::now()))
     })
     .await?;
     let report =
-        Report { clients: args.clients, events: args.events, interval_ms: args.interval_ms, delivery, rss_mib };
+        Report { clients: args.clients, events: args.events, interval_ms: args.interval_ms, delivery, process };
     super::emit(&report, as_json, table)
 }
 
 fn table(out: &mut dyn Write, r: &Report) -> Result<()> {
     sse_line(out, r.clients, r.events, r.interval_ms, &r.delivery)?;
-    if let Some(m) = r.rss_mib {
-        writeln!(out, "resident memory of the whole process (kubesim + API + clients): {m:.0} MiB")?;
-    }
-    Ok(())
+    r.process.line(out)
 }
