@@ -50,12 +50,14 @@ async fn bench_runs_against_a_cluster_and_cleans_up() {
     assert!(raw_writes >= 7.0, "{v}");
     assert!(v["paddock"]["writes_per_tenant"].as_f64().unwrap() >= raw_writes, "{v}");
     assert!(v["controller"]["cpu_seconds"].as_f64().is_some(), "{v}");
+    assert!(v["controller"]["watch_restarts"].as_u64().is_some(), "read from the controller's /metrics: {v}");
     nothing_left(&tc.client).await;
 
     let v = bench(&kubeconfig, &["instances", "--count", "3", "--concurrency", "3"]).await;
     assert_eq!(v["count"], 3);
     assert_eq!(v["start"]["count"], 3, "{v}");
     assert!(v["writes_per_instance"].as_f64().unwrap() >= 1.0, "{v}");
+    assert!(v["controller"]["watch_restarts"].as_u64().is_some(), "{v}");
     nothing_left(&tc.client).await;
 
     // The in-process benchmarks: the platform in this process on the cluster.
@@ -64,6 +66,7 @@ async fn bench_runs_against_a_cluster_and_cleans_up() {
     assert_eq!(v["warm"]["count"].as_u64().unwrap() + v["cold"]["count"].as_u64().unwrap(), 6, "{v}");
     assert!(v["max_pool_pods"].as_u64().unwrap() <= 6, "never more than size + maxUnready: {v}");
     assert!(v["pull_with_prepull"].is_null(), "the prepull comparison is kubesim's alone: {v}");
+    assert!(v["cpu_seconds"].as_f64().is_some_and(|c| c > 0.0) && v["rss_mib"].as_f64().is_some(), "{v}");
     nothing_left(&tc.client).await;
     let v = bench(
         &kubeconfig,
