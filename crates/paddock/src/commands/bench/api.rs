@@ -1,7 +1,7 @@
 //! `paddock bench api`: start latency at several concurrencies, API overhead
 //! and SSE delivery to many clients, on the in-process platform.
 
-use super::process::own_cpu;
+use super::process::{WholeProcess, own_cpu};
 use super::stage::Stage;
 use super::stats::{Summary, summarize};
 use super::target::{BENCH_LABEL, TargetArgs};
@@ -72,41 +72,6 @@ struct Report {
     sse_delivery: Summary,
     #[serde(flatten)]
     process: WholeProcess,
-}
-
-/// This whole process at the end of a run: the in-process benchmarks (`api`,
-/// `claims`, `events`) run kubesim, the reconcilers, the API and the clients
-/// in it, so there is no controller process of their own to read.
-#[derive(Serialize)]
-pub struct WholeProcess {
-    pub rss_mib: Option<f64>,
-    /// User + system CPU time since the process started.
-    pub cpu_seconds: Option<f64>,
-}
-
-impl WholeProcess {
-    pub fn now() -> Self {
-        Self { rss_mib: rss_mib(), cpu_seconds: own_cpu().map(|d| d.as_secs_f64()) }
-    }
-
-    /// Prints it.
-    pub fn line(&self, out: &mut dyn Write) -> Result<()> {
-        let rss = self.rss_mib.map_or_else(|| "n/a".to_string(), |m| format!("{m:.0} MiB"));
-        let cpu = self.cpu_seconds.map_or_else(|| "n/a".to_string(), |c| format!("{c:.1} s"));
-        writeln!(
-            out,
-            "the whole process (reconcilers, API, clients, and kubesim when it is the target): resident {rss}, CPU {cpu}"
-        )?;
-        Ok(())
-    }
-}
-
-/// Resident memory of this process, from /proc.
-pub fn rss_mib() -> Option<f64> {
-    let s = std::fs::read_to_string("/proc/self/status").ok()?;
-    let kb: f64 =
-        s.lines().find_map(|l| l.strip_prefix("VmRSS:"))?.trim().trim_end_matches("kB").trim().parse().ok()?;
-    Some(kb / 1024.0)
 }
 
 pub async fn run(args: ApiBenchArgs, target: &TargetArgs, as_json: bool) -> Result<()> {

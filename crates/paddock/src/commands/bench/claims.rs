@@ -3,7 +3,7 @@
 //! starts at a steady rate, the refill rate, and the most pool pods that
 //! ever existed against `size + maxUnready`.
 
-use super::api::WholeProcess;
+use super::process::WholeProcess;
 use super::stage::Stage;
 use super::stats::{Summary, summarize};
 use super::target::TargetArgs;

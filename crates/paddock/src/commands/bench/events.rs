@@ -1,7 +1,8 @@
 //! `paddock bench events`: SSE fan-out alone — status written to the API
 //! server → frame read by each of N clients of `/v1/events`.
 
-use super::api::{WholeProcess, fan_out, sse_line};
+use super::api::{fan_out, sse_line};
+use super::process::WholeProcess;
 use super::stage::Stage;
 use super::stats::Summary;
 use super::target::TargetArgs;

@@ -5,6 +5,7 @@
 use super::target::{Target, TargetArgs};
 use anyhow::{Context, Result, bail};
 use serde::Serialize;
+use std::io::Write;
 use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -49,6 +50,43 @@ pub fn own_cpu() -> Option<Duration> {
     {
         None
     }
+}
+
+/// This whole process at the end of a run: the in-process benchmarks (`api`,
+/// `claims`, `events`) run kubesim, the reconcilers, the API and the clients
+/// in it, so there is no controller process of their own to read.
+#[derive(Serialize)]
+pub struct WholeProcess {
+    pub rss_mib: Option<f64>,
+    /// User + system CPU time since the process started.
+    pub cpu_seconds: Option<f64>,
+}
+
+impl WholeProcess {
+    pub fn now() -> Self {
+        Self { rss_mib: rss_mib(), cpu_seconds: own_cpu().map(|d| d.as_secs_f64()) }
+    }
+
+    /// Prints it.
+    pub fn line(&self, out: &mut dyn Write) -> Result<()> {
+        let rss = self.rss_mib.map_or_else(|| "n/a".to_string(), |m| format!("{m:.0} MiB"));
+        let cpu = self.cpu_seconds.map_or_else(|| "n/a".to_string(), |c| format!("{c:.1} s"));
+        writeln!(
+            out,
+            "the whole process (reconcilers, API, clients, and kubesim when it is the target): resident {rss}, CPU {cpu}"
+        )?;
+        Ok(())
+    }
+}
+
+/// Resident memory of this process, from /proc.
+pub fn rss_mib() -> Option<f64> {
+    Some(status_kib(&std::fs::read_to_string("/proc/self/status").ok()?, "VmRSS:")? / 1024.0)
+}
+
+/// A `kB` figure of a /proc/<pid>/status text, e.g. `VmRSS:`.
+fn status_kib(status: &str, key: &str) -> Option<f64> {
+    status.lines().find_map(|l| l.strip_prefix(key))?.trim().trim_end_matches("kB").trim().parse().ok()
 }
 
 /// The benchmark's cluster (kubesim with `cfg`, or the one `args` names)
@@ -120,13 +158,7 @@ impl ControllerProcess {
     /// Its memory and CPU now (zeros if /proc cannot be read), and its watch restarts.
     pub async fn usage(&self) -> Usage {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid)).unwrap_or_default();
-        let kib = |key: &str| -> f64 {
-            status
-                .lines()
-                .find_map(|l| l.strip_prefix(key))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-                .unwrap_or(0.0)
-        };
+        let kib = |key: &str| status_kib(&status, key).unwrap_or(0.0);
         // Fields 14 and 15 of /proc/<pid>/stat, after the parenthesised command name,
         // in clock ticks (USER_HZ, 100 on Linux).
         let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid)).unwrap_or_default();

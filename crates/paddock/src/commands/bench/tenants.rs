@@ -5,8 +5,7 @@
 //! own limit. The ratios say what Paddock's reconcile costs on top of the
 //! writes it has to make anyway.
 
-use super::api::rss_mib;
-use super::process::{ControllerProcess, Usage, cluster_with_controller, reconciles, reconciles_per};
+use super::process::{ControllerProcess, Usage, cluster_with_controller, reconciles, reconciles_per, rss_mib};
 use super::target::{BENCH_LABEL, Target, TargetArgs};
 use anyhow::{Context, Result, bail};
 use clap::Args;
