@@ -105,7 +105,24 @@ pub fn router(state: AppState) -> Router {
                 principal = tracing::field::Empty)
         }))
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .layer(axum::middleware::map_request(safe_request_id))
         .with_state(state)
+}
+
+/// Drops a client's `x-request-id` that is not 1 to 128 characters of
+/// letters, digits and `._:-`, so a new one is made for it: the id is
+/// written into every log line of the request, and a chosen one could
+/// forge fields there (`x principal="tenant:other"`).
+async fn safe_request_id<B>(mut req: Request<B>) -> Request<B> {
+    let ok = req.headers().get("x-request-id").is_none_or(|v| {
+        let b = v.as_bytes();
+        (1..=128).contains(&b.len())
+            && b.iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b':' | b'-'))
+    });
+    if !ok {
+        req.headers_mut().remove("x-request-id");
+    }
+    req
 }
 
 /// Serves the API until `shutdown` resolves. Event streams then end at once

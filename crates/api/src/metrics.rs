@@ -102,6 +102,9 @@ impl ApiMetrics {
 pub struct Telemetry {
     pub registry: Arc<Registry>,
     pub api: Arc<ApiMetrics>,
+    /// The reconcilers' metrics when they run in this process (their health
+    /// is then the process's: `/healthz`).
+    pub controller: Option<Arc<controller::metrics::Metrics>>,
 }
 
 impl Telemetry {
@@ -109,7 +112,7 @@ impl Telemetry {
     pub fn api_only() -> Self {
         let mut registry = Registry::with_prefix("paddock");
         let api = ApiMetrics::register(&mut registry);
-        Self { registry: Arc::new(registry), api }
+        Self { registry: Arc::new(registry), api, controller: None }
     }
 
     /// A registry holding the controller's and the API's metrics (`paddock
@@ -118,7 +121,7 @@ impl Telemetry {
         let mut registry = Registry::with_prefix("paddock");
         let controller = controller::metrics::Metrics::register(&mut registry);
         let api = ApiMetrics::register(&mut registry);
-        (Self { registry: Arc::new(registry), api }, controller)
+        (Self { registry: Arc::new(registry), api, controller: Some(controller.clone()) }, controller)
     }
 }
 

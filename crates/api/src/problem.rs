@@ -213,7 +213,10 @@ pub fn body_of<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T> {
         return Err(Problem::bad_request("the request needs a JSON body"));
     }
     let de = &mut serde_json::Deserializer::from_slice(body);
-    serde_path_to_error::deserialize(de).map_err(|e| {
+    let mut unknown = Vec::new();
+    let mut note = |path: serde_ignored::Path| unknown.push(field_path(&path));
+    let ignoring = serde_ignored::Deserializer::new(de, &mut note);
+    let parsed = serde_path_to_error::deserialize(ignoring).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
         if inner.is_syntax() || inner.is_eof() {
@@ -223,7 +226,29 @@ pub fn body_of<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T> {
         } else {
             Problem::invalid(path.clone(), format!("the body does not fit: {path}: {inner}"))
         }
-    })
+    })?;
+    // Strict, as `kubectl apply` is: a field this API does not know (say
+    // `privileged`) is refused, never dropped in silence.
+    if let Some(first) = unknown.first() {
+        let all = unknown.join(", ");
+        return Err(Problem::invalid(first.clone(), format!("unknown field(s): {all}; remove them")));
+    }
+    Ok(parsed)
+}
+
+/// A path as serde_ignored reports it, written as fields are named
+/// elsewhere (`spec.pods[0].security.privileged`).
+fn field_path(path: &serde_ignored::Path) -> String {
+    use serde_ignored::Path as P;
+    match path {
+        P::Root => String::new(),
+        P::Seq { parent, index } => format!("{}[{index}]", field_path(parent)),
+        P::Map { parent, key } => {
+            let p = field_path(parent);
+            if p.is_empty() { key.clone() } else { format!("{p}.{key}") }
+        }
+        P::Some { parent } | P::NewtypeStruct { parent } | P::NewtypeVariant { parent } => field_path(parent),
+    }
 }
 
 pub type Result<T, E = Problem> = std::result::Result<T, E>;

@@ -34,9 +34,31 @@ pub struct Settings {
     /// Unbounded, a burst of thousands of instances opened thousands of
     /// connections to the API server at once and held their memory.
     pub max_concurrent_reconciles: u16,
+    /// The longest lifetime an instance may ask for, or be renewed to, when
+    /// its template sets no `maxTtl`.
+    pub max_instance_ttl: std::time::Duration,
+    /// Capabilities templates may add back (`ALL`: any); none by default.
+    pub template_capabilities: Vec<String>,
+    /// Runtime classes templates may choose besides [`Settings::runtime_class`].
+    pub template_runtime_classes: Vec<String>,
+    /// Secrets in tenant namespaces that templates' env may read; none by default.
+    pub template_secrets: Vec<String>,
 }
 
+/// Default of [`Settings::max_instance_ttl`]: seven days.
+pub const DEFAULT_MAX_INSTANCE_TTL: std::time::Duration = std::time::Duration::from_secs(7 * 86_400);
+
 impl Settings {
+    /// What templates may relax of the hardened pod.
+    pub fn template_policy(&self) -> resources::policy::TemplatePolicy<'_> {
+        resources::policy::TemplatePolicy {
+            runtime_class: self.runtime_class.as_deref(),
+            runtime_classes: &self.template_runtime_classes,
+            capabilities: &self.template_capabilities,
+            secrets: &self.template_secrets,
+        }
+    }
+
     /// The controller configuration every Paddock controller runs with.
     pub fn controller_config(&self) -> kube::runtime::controller::Config {
         kube::runtime::controller::Config::default().concurrency(self.max_concurrent_reconciles)
@@ -61,6 +83,10 @@ impl Default for Settings {
             pool_namespace: "paddock-pool".into(),
             claim_url: "http://paddock-api.paddock-system.svc:8080/v1/claim".into(),
             max_concurrent_reconciles: 32,
+            max_instance_ttl: DEFAULT_MAX_INSTANCE_TTL,
+            template_capabilities: Vec::new(),
+            template_runtime_classes: Vec::new(),
+            template_secrets: Vec::new(),
         }
     }
 }

@@ -9,6 +9,26 @@ pub enum Error {
     /// Not a failure: something is still in progress; retried soon, logged quietly.
     #[error("waiting: {0}")]
     Waiting(String),
+    /// The reconcile panicked (a bug): caught, counted, retried with back-off.
+    #[error("{0}")]
+    Panicked(#[from] Panic),
+}
+
+/// A panic caught in one reconcile, with its message.
+#[derive(Debug, thiserror::Error)]
+#[error("the reconcile panicked: {0}")]
+pub struct Panic(pub String);
+
+impl Panic {
+    /// The message of a caught panic's payload.
+    pub fn of(payload: &(dyn std::any::Any + Send)) -> Self {
+        let msg = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "(a panic without a message)".to_string());
+        Self(msg)
+    }
 }
 
 impl From<kube::runtime::finalizer::Error<Error>> for Error {

@@ -90,10 +90,17 @@ pub async fn report_missing(client: &kube::Client, system_namespace: &str) {
 
 /// Runs the tenant, instance, pool and template reconcilers until `stop`
 /// resolves, recording into `metrics`.
+///
+/// A reconciler that ends before `stop` (a panic outside any one reconcile,
+/// which [`Metrics::reconcile`] does not catch) ends them all: the reason is
+/// recorded ([`Metrics::unhealthy`], which `/healthz` reports), and the
+/// caller gives up leadership, so a healthy replica or a restart takes over
+/// instead of a leader that holds the Lease and reconciles nothing.
 pub async fn reconcilers<S>(client: kube::Client, settings: Settings, metrics: Arc<Metrics>, stop: S)
 where
     S: Future<Output = ()> + Clone + Send + Sync + 'static,
 {
+    use futures::FutureExt;
     let pools = Arc::new(crate::pool::Pools::default());
     let m = &metrics;
     // One watch of Tenants and one of their namespaces, for both controllers.
@@ -102,19 +109,45 @@ where
         crate::instance::reconcile::Context::with_pools(client.clone(), settings.clone(), pools.clone(), m.clone());
     instances.read_tenants_from(watches.stores());
     let template_users = Some(instances.clone());
-    tokio::join!(
-        crate::tenant::run_with(
-            crate::tenant::Context::new(client.clone(), settings.clone(), m.clone()),
-            watches,
-            stop.clone()
-        ),
-        crate::instance::reconcile::run(instances, stop.clone()),
-        crate::pool::reconcile::run(
-            crate::pool::reconcile::Context::new(client.clone(), settings, pools, m.clone()),
-            stop.clone()
-        ),
-        crate::template::run(client, m.clone(), template_users, stop),
+    let tenant = crate::tenant::run_with(
+        crate::tenant::Context::new(client.clone(), settings.clone(), m.clone()),
+        watches,
+        stop.clone(),
     );
+    let instance = crate::instance::reconcile::run(instances, stop.clone());
+    let pool = crate::pool::reconcile::run(
+        crate::pool::reconcile::Context::new(client.clone(), settings.clone(), pools, m.clone()),
+        stop.clone(),
+    );
+    let template = crate::template::run(client, settings, m.clone(), template_users, stop.clone());
+    let running: Vec<futures::future::BoxFuture<'static, (&'static str, Option<String>)>> = vec![
+        watched("tenant", tenant).boxed(),
+        watched("instance", instance).boxed(),
+        watched("pool", pool).boxed(),
+        watched("template", template).boxed(),
+    ];
+    let ((name, panic), _, rest) = futures::future::select_all(running).await;
+    if stop.clone().now_or_never().is_some() {
+        // Stopping: the others end too.
+        futures::future::join_all(rest).await;
+        return;
+    }
+    let why = match panic {
+        Some(p) => format!("the {name} reconciler panicked: {p}"),
+        None => format!("the {name} reconciler stopped"),
+    };
+    tracing::error!(reason = %why, "a reconciler stopped unexpectedly; stopping them all and giving up leadership");
+    metrics.reconciler_stopped(why);
+}
+
+/// Runs one reconciler, catching a panic that escapes it: its name and the
+/// panic's message, if it panicked.
+async fn watched(name: &'static str, run: impl Future<Output = ()>) -> (&'static str, Option<String>) {
+    use futures::FutureExt;
+    match std::panic::AssertUnwindSafe(run).catch_unwind().await {
+        Ok(()) => (name, None),
+        Err(payload) => (name, Some(crate::error::Panic::of(payload.as_ref()).0)),
+    }
 }
 
 /// Makes sure a namespace exists (Paddock's system namespace in `paddock dev` and tests).

@@ -124,7 +124,9 @@ fn brief(err: &kube::Error, namespace: &str) -> String {
 }
 
 /// Campaigns until `shutdown` resolves; while leading, runs `work` with a
-/// signal that resolves when leadership is lost or the process stops.
+/// signal that resolves when leadership is lost or the process stops. Work
+/// that ends by itself while leading ends the campaign too, with the Lease
+/// released (the caller finds out why and stops the process).
 pub async fn lead<W, Fut>(
     client: Client,
     e: Election,
@@ -171,11 +173,19 @@ pub async fn lead<W, Fut>(
         tracing::info!(identity = %e.identity, lease = %e.lease, "became the leader");
         leadership.0.store(true, Ordering::Relaxed);
         let (stop_tx, stop_rx) = watch::channel(false);
-        let task = tokio::spawn(work(stop_rx));
+        let mut task = tokio::spawn(work(stop_rx));
         let mut last_renewed = tokio::time::Instant::now();
+        let mut work_ended = false;
         let stopping = loop {
             tokio::select! {
                 _ = &mut shutdown => break true,
+                // The work ended by itself (a reconciler stopped): a leader
+                // that reconciles nothing gives the Lease up and stops.
+                _ = &mut task => {
+                    tracing::error!(identity = %e.identity, "the leader's work stopped; releasing the lease");
+                    work_ended = true;
+                    break true;
+                }
                 _ = tokio::time::sleep(e.renew_every) => {
                     match try_acquire(&api, &e).await {
                         Ok(true) => last_renewed = tokio::time::Instant::now(),
@@ -195,7 +205,9 @@ pub async fn lead<W, Fut>(
         };
         leadership.0.store(false, Ordering::Relaxed);
         let _ = stop_tx.send(true);
-        let _ = task.await;
+        if !work_ended {
+            let _ = task.await;
+        }
         if stopping {
             if let Err(err) = release(&api, &e).await {
                 tracing::debug!(error = %err, "could not release the lease");

@@ -92,6 +92,7 @@ impl Categorize for crate::error::Error {
             crate::error::Error::Kube(e) => e.category(),
             crate::error::Error::Finalizer(_) => Some("finalizer"),
             crate::error::Error::Waiting(_) => None,
+            crate::error::Error::Panicked(_) => Some("panic"),
         }
     }
 }
@@ -122,6 +123,8 @@ pub struct Metrics {
     events: Family<EventLabels, Counter>,
     events_dropped: Family<KindLabel, Counter>,
     views: Arc<Views>,
+    /// Why a reconciler stopped while it should be running, if one did.
+    stopped: Mutex<Option<String>>,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -150,6 +153,7 @@ impl Default for Metrics {
             events: Family::default(),
             events_dropped: Family::default(),
             views: Arc::default(),
+            stopped: Mutex::default(),
         }
     }
 }
@@ -193,14 +197,37 @@ impl Metrics {
         Arc::new(m)
     }
 
+    /// Records that a reconciler stopped while it should run: the process is
+    /// no longer healthy (`/healthz` says so and why).
+    pub fn reconciler_stopped(&self, why: String) {
+        *self.stopped.lock().unwrap_or_else(|e| e.into_inner()) = Some(why);
+    }
+
+    /// Why the process is unhealthy (a reconciler stopped), if it is.
+    pub fn unhealthy(&self) -> Option<String> {
+        self.stopped.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
     /// Runs one reconcile, counting its result and timing it.
-    pub async fn reconcile<T, E: Categorize>(
+    /// A panic in `work` is caught here: logged, counted
+    /// (`paddock_reconcile_errors{category="panic"}`) and returned as an
+    /// error, which the controller retries with back-off, so one object that
+    /// trips a bug never stops the controller for every other object.
+    pub async fn reconcile<T, E: Categorize + From<crate::error::Panic>>(
         &self,
         controller: &'static str,
         work: impl Future<Output = Result<T, E>>,
     ) -> Result<T, E> {
+        use futures::FutureExt;
         let started = Instant::now();
-        let out = work.await;
+        let out = match std::panic::AssertUnwindSafe(work).catch_unwind().await {
+            Ok(out) => out,
+            Err(payload) => {
+                let panic = crate::error::Panic::of(payload.as_ref());
+                tracing::error!(controller, error = %panic, "a reconcile panicked; it is retried with back-off");
+                Err(E::from(panic))
+            }
+        };
         self.reconcile_seconds.get_or_create(&ControllerLabel { controller }).observe(started.elapsed().as_secs_f64());
         let result = match &out {
             Ok(_) => "success",
@@ -360,5 +387,29 @@ impl Collector for StateCollector {
             )?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panicking_reconcile_is_an_error_counted_as_a_panic() {
+        let mut registry = Registry::with_prefix("paddock");
+        let m = Metrics::register(&mut registry);
+        let r: Result<(), crate::error::Error> =
+            m.reconcile("instance", async { panic!("adding signed duration to timestamp overflowed") }).await;
+        let e = r.unwrap_err();
+        assert!(matches!(e, crate::error::Error::Panicked(_)), "{e}");
+        assert!(e.to_string().contains("overflowed"), "{e}");
+        // The controller goes on: the next reconcile runs.
+        assert!(m.reconcile("instance", async { Ok::<_, crate::error::Error>(()) }).await.is_ok());
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+        assert!(text.contains(r#"paddock_reconcile_errors_total{controller="instance",category="panic"} 1"#), "{text}");
+        assert_eq!(m.unhealthy(), None);
+        m.reconciler_stopped("the instance reconciler stopped".into());
+        assert_eq!(m.unhealthy().as_deref(), Some("the instance reconciler stopped"));
     }
 }

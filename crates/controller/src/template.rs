@@ -30,8 +30,8 @@ const RECHECK: Duration = Duration::from_secs(2);
 
 /// The status a template should have; `users`: the instances that hold a
 /// deleted template back.
-pub fn status_for(t: &Template, users: &[String]) -> TemplateStatus {
-    let problems = t.spec.validate();
+pub fn status_for(t: &Template, users: &[String], settings: &crate::config::Settings) -> TemplateStatus {
+    let problems = t.spec.validate_for(&settings.template_policy());
     let (ok, reason, message) = if t.metadata.deletion_timestamp.is_some() {
         let some: Vec<&str> = users.iter().take(5).map(String::as_str).collect();
         let more =
@@ -70,6 +70,7 @@ pub fn status_for(t: &Template, users: &[String]) -> TemplateStatus {
 
 struct Context {
     client: Client,
+    settings: crate::config::Settings,
     metrics: Arc<Metrics>,
     events: Events,
     /// The instance controller, whose watch cache says which instances use a
@@ -93,7 +94,7 @@ impl Context {
     }
 }
 
-async fn reconcile(t: Arc<Template>, ctx: Arc<Context>) -> Result<Action, kube::Error> {
+async fn reconcile(t: Arc<Template>, ctx: Arc<Context>) -> Result<Action, crate::error::Error> {
     ctx.metrics
         .reconcile("template", async {
             let api: Api<Template> = Api::all(ctx.client.clone());
@@ -107,7 +108,7 @@ async fn reconcile(t: Arc<Template>, ctx: Arc<Context>) -> Result<Action, kube::
             if !deleting && !t.finalizers().iter().any(|f| f == FINALIZER) {
                 add_finalizer(&api, t.as_ref(), FINALIZER).await?;
             }
-            let want = status_for(&t, &users);
+            let want = status_for(&t, &users, &ctx.settings);
             if let Some((warning, reason, note)) = transition(&t, &want) {
                 ctx.events.record("Template", t.object_ref(&()), warning, reason, note);
             }
@@ -135,7 +136,7 @@ fn transition(t: &Template, want: &TemplateStatus) -> Option<(bool, &'static str
     })
 }
 
-fn error_policy(t: Arc<Template>, e: &kube::Error, _: Arc<Context>) -> Action {
+fn error_policy(t: Arc<Template>, e: &crate::error::Error, _: Arc<Context>) -> Action {
     tracing::warn!(template = %t.name_any(), error = %e, "template status update failed");
     Action::requeue(Duration::from_secs(2))
 }
@@ -145,12 +146,13 @@ fn error_policy(t: Arc<Template>, e: &kube::Error, _: Arc<Context>) -> Action {
 /// template (`None`: they are listed when a template is deleted).
 pub async fn run(
     client: Client,
+    settings: crate::config::Settings,
     metrics: Arc<Metrics>,
     instances: Option<Arc<crate::instance::reconcile::Context>>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
     let events = Events::new(client.clone(), metrics.clone());
-    let ctx = Arc::new(Context { client: client.clone(), metrics, events, instances });
+    let ctx = Arc::new(Context { client: client.clone(), settings, metrics, events, instances });
     // Triggers of a relist held until it is in the store (see `cache::reflect`).
     let (templates, triggers) =
         crate::cache::reflect(Api::<Template>::all(client), watcher::Config::default(), crate::cache::whole);
@@ -174,24 +176,31 @@ mod tests {
             serde_json::from_value(serde_json::json!({"apiVersion": "paddock.dev/v1alpha1", "kind": "Template",
             "metadata": {"name": "t", "generation": 3}, "spec": {"pods": [{"name": "a", "image": "busybox"}]}}))
             .unwrap();
-        let s = status_for(&good, &[]);
+        let s = status_for(&good, &[], &crate::config::Settings::default());
         assert_eq!((s.conditions[0].status.as_str(), s.pods, s.observed_generation), ("True", Some(1), Some(3)));
         let bad: Template =
             serde_json::from_value(serde_json::json!({"apiVersion": "paddock.dev/v1alpha1", "kind": "Template",
             "metadata": {"name": "t"}, "spec": {"pods": []}}))
             .unwrap();
-        let s = status_for(&bad, &[]);
+        let s = status_for(&bad, &[], &crate::config::Settings::default());
         assert_eq!(s.conditions[0].reason, "Invalid");
         assert_eq!(s.conditions[0].message, "spec.pods: a template needs at least one pod");
         let mut deleted = good.clone();
         deleted.metadata.deletion_timestamp = Some(Time(Timestamp::now()));
         let users: Vec<String> = (0..7).map(|i| format!("team-a/web-{i}")).collect();
-        let s = status_for(&deleted, &users);
+        let s = status_for(&deleted, &users, &crate::config::Settings::default());
         let mut accepted = good.clone();
-        accepted.status = Some(status_for(&good, &[]));
+        accepted.status = Some(status_for(&good, &[], &crate::config::Settings::default()));
         assert_eq!(transition(&accepted, &s).map(|(w, r, _)| (w, r)), Some((false, "Deleting")));
-        assert_eq!(transition(&accepted, &status_for(&good, &[])), None, "no change, no Event");
-        assert_eq!(transition(&accepted, &status_for(&bad, &[])).map(|(w, r, _)| (w, r)), Some((true, "Invalid")));
+        assert_eq!(
+            transition(&accepted, &status_for(&good, &[], &crate::config::Settings::default())),
+            None,
+            "no change, no Event"
+        );
+        assert_eq!(
+            transition(&accepted, &status_for(&bad, &[], &crate::config::Settings::default())).map(|(w, r, _)| (w, r)),
+            Some((true, "Invalid"))
+        );
         assert_eq!((s.conditions[0].status.as_str(), s.conditions[0].reason.as_str()), ("False", "Deleting"));
         assert_eq!(
             s.conditions[0].message,

@@ -64,3 +64,24 @@ async fn one_leader_at_a_time_and_failover() {
     }
     tc.finish().await;
 }
+
+/// A leader whose work ends by itself (a reconciler died) stops campaigning
+/// and releases the Lease at once, instead of holding it and reconciling nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_whose_work_dies_gives_the_lease_up() {
+    let mut tc = TestCluster::start().await;
+    let ns = tc.namespace("lease").await;
+    let mut e = Election::new(&ns, "paddock-controller", "replica-a");
+    e.lease_duration = Duration::from_secs(30);
+    e.renew_every = Duration::from_millis(200);
+    let leadership = Leadership::default();
+    let campaign = lead(tc.client.clone(), e, leadership.clone(), std::future::pending::<()>(), |_stop| async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    });
+    tokio::time::timeout(Duration::from_secs(10), campaign).await.expect("the campaign ends with its work");
+    assert!(!leadership.is_leader());
+    let leases: kube::Api<k8s_openapi::api::coordination::v1::Lease> = kube::Api::namespaced(tc.client.clone(), &ns);
+    let lease = leases.get("paddock-controller").await.unwrap();
+    assert_eq!(lease.spec.unwrap().holder_identity, None, "released, not left to expire in 30 s");
+    tc.finish().await;
+}

@@ -326,3 +326,31 @@ async fn members_mount_their_groups_shared_volume() {
     }
     running.stop(tc).await;
 }
+
+/// A child the API server refuses (here the VPN pod, over the pod quota)
+/// shows on the tenant: phase Degraded, the API server's reason and message
+/// (issue 30.1, 28.2), instead of Ready with the refusal only in the log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_child_shows_on_the_tenant() {
+    let (tc, _, running) = with_controller("pr").await;
+    let tenants: Api<Tenant> = Api::all(tc.client.clone());
+    let t: Tenant = serde_json::from_value(json!({"apiVersion": "paddock.dev/v1alpha1", "kind": "Tenant",
+        "metadata": {"name": "team-r"},
+        "spec": {"kind": "Team", "quota": {"pods": 0}, "storage": {"enabled": false},
+            "vpn": {"enabled": true, "clients": 2}}}))
+    .unwrap();
+    tenants.create(&PostParams::default(), &t).await.unwrap();
+    let t = wait_for(&tenants, "team-r", T, |t| phase(t) == "Degraded").await;
+    let ready = t.status.as_ref().unwrap().conditions.iter().find(|c| c.type_ == "Ready").unwrap().clone();
+    assert_eq!((ready.status.as_str(), ready.reason.as_str()), ("False", "Forbidden"), "{ready:?}");
+    assert!(ready.message.contains("exceeded quota"), "{}", ready.message);
+    // Room in the quota: the VPN pod is created and the tenant recovers.
+    tenants
+        .patch("team-r", &PatchParams::default(), &Patch::Merge(json!({"spec": {"quota": {"pods": 5}}})))
+        .await
+        .unwrap();
+    wait_for(&tenants, "team-r", T, |t| phase(t) == "Ready").await;
+    tenants.delete("team-r", &DeleteParams::default()).await.unwrap();
+    wait_gone(&tenants, "team-r", T).await;
+    running.stop(tc).await;
+}

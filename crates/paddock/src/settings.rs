@@ -53,6 +53,52 @@ pub struct SettingsArgs {
     /// Reconciles each controller (tenants, instances, warm pools) runs at once.
     #[arg(long, env = "PADDOCK_MAX_CONCURRENT_RECONCILES", default_value_t = 32)]
     pub max_concurrent_reconciles: u16,
+    /// Longest lifetime an instance may ask for or be renewed to when its
+    /// template sets no maxTtl (like 12h, 7d; at most 3650d).
+    #[arg(long, env = "PADDOCK_MAX_INSTANCE_TTL", default_value = "7d")]
+    pub max_instance_ttl: String,
+    #[command(flatten)]
+    pub template_policy: TemplatePolicyArgs,
+}
+
+/// What templates may relax of the hardened pod (docs/security.md).
+#[derive(Args, Debug, Clone, Default)]
+pub struct TemplatePolicyArgs {
+    /// Capabilities templates may add back, comma-separated (like NET_BIND_SERVICE; ALL allows any). Default: none.
+    #[arg(long, env = "PADDOCK_TEMPLATE_CAPABILITIES", value_delimiter = ',')]
+    pub template_capabilities: Vec<String>,
+    /// Runtime classes templates may choose instead of --runtime-class, comma-separated. Default: none.
+    #[arg(long, env = "PADDOCK_TEMPLATE_RUNTIME_CLASSES", value_delimiter = ',')]
+    pub template_runtime_classes: Vec<String>,
+    /// Secrets in tenant namespaces that templates' env may read, comma-separated. Default: none.
+    #[arg(long, env = "PADDOCK_TEMPLATE_SECRETS", value_delimiter = ',')]
+    pub template_secrets: Vec<String>,
+}
+
+impl TemplatePolicyArgs {
+    /// Checks the flags and sets them in `settings`.
+    pub fn apply(&self, settings: &mut Settings) -> Result<()> {
+        for c in self.template_capabilities.iter().filter(|c| *c != "ALL") {
+            if !resources::policy::CAPABILITIES.contains(&c.as_str()) {
+                bail!("--template-capabilities: {c:?} is not a Linux capability (like NET_BIND_SERVICE, without CAP_)");
+            }
+        }
+        for c in &self.template_runtime_classes {
+            dns_label("--template-runtime-classes", c, false)?;
+        }
+        for name in &self.template_secrets {
+            if !name.split('.').all(resources::is_dns_label) || name.len() > 253 {
+                bail!("--template-secrets: {name:?} is not a Secret name (a DNS subdomain)");
+            }
+            if resources::policy::PADDOCK_SECRETS.contains(&name.as_str()) {
+                bail!("--template-secrets: {name:?} is Paddock's own Secret (the VPN's keys); templates never read it");
+            }
+        }
+        settings.template_capabilities = self.template_capabilities.clone();
+        settings.template_runtime_classes = self.template_runtime_classes.clone();
+        settings.template_secrets = self.template_secrets.clone();
+        Ok(())
+    }
 }
 
 fn dns_label(flag: &str, v: &str, allow_trailing_dash: bool) -> Result<()> {
@@ -131,7 +177,17 @@ impl SettingsArgs {
         if !(1..=1024).contains(&self.max_concurrent_reconciles) {
             bail!("--max-concurrent-reconciles {}: must be 1 to 1024", self.max_concurrent_reconciles);
         }
-        Ok(Settings {
+        let max_instance_ttl = resources::duration::parse_exact(&self.max_instance_ttl).map_err(|_| {
+            anyhow::anyhow!(
+                "--max-instance-ttl {:?}: not a duration of at most 3650d (like 12h, 7d)",
+                self.max_instance_ttl
+            )
+        })?;
+        let mut settings = Settings {
+            max_instance_ttl,
+            template_capabilities: Vec::new(),
+            template_runtime_classes: Vec::new(),
+            template_secrets: Vec::new(),
             max_concurrent_reconciles: self.max_concurrent_reconciles,
             pool_namespace: self.pool_namespace.clone(),
             claim_url,
@@ -147,6 +203,8 @@ impl SettingsArgs {
             vpn_image: self.vpn_image.clone(),
             vpn_allowed_ips: self.vpn_allowed_ips.clone(),
             vpn_dns: self.vpn_dns.clone(),
-        })
+        };
+        self.template_policy.apply(&mut settings)?;
+        Ok(settings)
     }
 }

@@ -93,3 +93,42 @@ async fn audit_fails_a_leaky_cluster_and_passes_a_tight_one() {
     let _ = std::fs::remove_dir_all(&dir);
     tc.finish().await;
 }
+
+/// The audit lists the templates that relax the hardened pod, next to its
+/// network report.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_lists_templates_that_relax_the_hardened_pod() {
+    let tc = TestCluster::start().await;
+    let dir = std::env::temp_dir().join(format!("paddock-audit-tpl-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let kubeconfig = tc.kubeconfig_file(&dir);
+    controller::install::crds(&tc.client, "paddock-test", std::time::Duration::from_secs(30)).await.unwrap();
+    let name = format!("relaxed-{}", std::process::id());
+    let tpl: resources::Template = serde_json::from_value(json!({"apiVersion": "paddock.dev/v1alpha1",
+        "kind": "Template", "metadata": {"name": name}, "spec": {"runtimeClassName": "runc",
+        "pods": [{"name": "web", "image": "nginx", "security": {"capabilities": ["NET_ADMIN"], "runAsRoot": true},
+            "env": [{"name": "TOKEN", "secret": {"name": "ci-token", "key": "t"}}]}]}}))
+    .unwrap();
+    let api: Api<resources::Template> = Api::all(tc.client.clone());
+    api.create(&PostParams::default(), &tpl).await.unwrap();
+    let (_, out, err) = audit(
+        &kubeconfig,
+        &["--tenant-label", "none.test.paddock.dev/tenant", "--runtime-class", "gvisor", "-o", "json"],
+    )
+    .await;
+    let v: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}\n{err}"));
+    let mine = v["relaxedTemplates"].as_array().unwrap().iter().find(|t| t["template"] == name.as_str()).unwrap();
+    let relaxes: Vec<&str> = mine["relaxes"].as_array().unwrap().iter().map(|x| x.as_str().unwrap()).collect();
+    assert_eq!(
+        relaxes,
+        [
+            "runs with runtime class \"runc\" instead of the installation's (gvisor)",
+            "pod web: adds capabilities NET_ADMIN",
+            "pod web: may run as root",
+            "pod web: TOKEN reads Secret ci-token/t"
+        ]
+    );
+    let _ = api.delete(&name, &Default::default()).await;
+    let _ = std::fs::remove_dir_all(&dir);
+    tc.finish().await;
+}

@@ -4,7 +4,11 @@
 //! function that names the field and the reason for every problem; the CRDs
 //! are generated from these types (`paddock crds`).
 
+pub mod duration;
+#[cfg(feature = "hostile")]
+pub mod hostile;
 pub mod instance;
+pub mod policy;
 pub mod template;
 pub mod tenant;
 

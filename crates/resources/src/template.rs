@@ -277,32 +277,10 @@ pub struct PoolStatus {
     pub message: String,
 }
 
-/// Parses durations like `90s`, `15m`, `2h`, `1h30m`, `1d`.
+/// Parses durations like `90s`, `15m`, `2h`, `1h30m`, `1d`; a well-formed
+/// one longer than [`crate::duration::LONGEST`] reads as that (see [`crate::duration`]).
 pub fn parse_duration(s: &str) -> Option<std::time::Duration> {
-    let mut total: u64 = 0;
-    let mut num = String::new();
-    let mut any = false;
-    for c in s.trim().chars() {
-        if c.is_ascii_digit() {
-            num.push(c);
-            continue;
-        }
-        let n: u64 = num.parse().ok()?;
-        num.clear();
-        let unit = match c {
-            's' => 1,
-            'm' => 60,
-            'h' => 3600,
-            'd' => 86400,
-            _ => return None,
-        };
-        total = total.checked_add(n.checked_mul(unit)?)?;
-        any = true;
-    }
-    if !num.is_empty() || !any || total == 0 {
-        return None;
-    }
-    Some(std::time::Duration::from_secs(total))
+    crate::duration::parse(s)
 }
 
 fn port_name(s: &str) -> bool {
@@ -319,6 +297,143 @@ fn config_key(s: &str) -> bool {
         && s.bytes().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
         && !s.starts_with("..")
         && s != "."
+}
+
+/// Directories no mount may cover or sit in: the image's system files, the
+/// kernel's and the kubelet's (the service account token lives under
+/// `/var/run/secrets`).
+const SYSTEM_DIRS: &[&str] = &[
+    "/bin",
+    "/boot",
+    "/dev",
+    "/etc",
+    "/lib",
+    "/lib32",
+    "/lib64",
+    "/libx32",
+    "/proc",
+    "/run",
+    "/sbin",
+    "/sys",
+    "/usr",
+    "/var/run",
+    "/var/lib/kubelet",
+];
+
+/// What is wrong with a mount path, if anything: it must be absolute and
+/// plain (no `.`/`..` parts, no empty parts), not `/`, and outside
+/// [`SYSTEM_DIRS`].
+fn mount_path_problem(path: &str) -> Option<String> {
+    if !path.starts_with('/') {
+        return Some(format!("{path:?} must be an absolute path"));
+    }
+    if path == "/" {
+        return Some("\"/\" would cover the whole filesystem".to_string());
+    }
+    let parts: Vec<&str> = path[1..].trim_end_matches('/').split('/').collect();
+    if path.len() > 1024
+        || path.chars().any(char::is_control)
+        || parts.iter().any(|p| p.is_empty() || *p == "." || *p == "..")
+    {
+        return Some(format!(
+            "{path:?} must be a plain absolute path (no '.', '..' or empty parts, no control characters)"
+        ));
+    }
+    let plain = format!("/{}", parts.join("/"));
+    SYSTEM_DIRS
+        .iter()
+        .find(|d| plain == **d || plain.starts_with(&format!("{d}/")))
+        .map(|d| format!("{path:?} is in {d}, a system directory; choose a path such as /data"))
+}
+
+/// Whether `s` is an image reference as written (`registry/path:tag@digest`):
+/// letters, digits and `._-/:@`, at most 4096 characters.
+fn image_reference(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 4096
+        && s.bytes().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-' | b'/' | b':' | b'@'))
+}
+
+/// A DNS subdomain (the names of Secrets): lowercase letters, digits, '-'
+/// and '.', at most 253 characters.
+fn dns_subdomain(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 253 && s.split('.').all(crate::is_dns_label)
+}
+
+/// The rules a pod of a template keeps whatever the installation allows:
+/// a well-formed image, known capabilities, probes that go to the pod
+/// itself, mounts outside system directories and apart from each other,
+/// Secret references by plain name.
+fn hardening_problems(f: &str, p: &PodTemplate) -> Vec<FieldProblem> {
+    let mut out = Vec::new();
+    if !image_reference(&p.image) {
+        out.push(FieldProblem::new(
+            format!("{f}.image"),
+            format!("{:?} is not an image reference (letters, digits and ._-/:@ only)", p.image),
+        ));
+    }
+    for (j, cap) in p.security.capabilities.iter().enumerate() {
+        if !crate::policy::CAPABILITIES.contains(&cap.as_str()) {
+            out.push(FieldProblem::new(
+                format!("{f}.security.capabilities[{j}]"),
+                format!("{cap:?} is not a Linux capability (written like NET_BIND_SERVICE, without CAP_; ALL is not accepted)"),
+            ));
+        }
+    }
+    for (what, probe) in [("readinessProbe", &p.readiness_probe), ("livenessProbe", &p.liveness_probe)] {
+        let Some(probe) = probe else { continue };
+        let hosts = [
+            ("httpGet.host", probe.http_get.as_ref().and_then(|h| h.host.as_ref())),
+            ("tcpSocket.host", probe.tcp_socket.as_ref().and_then(|t| t.host.as_ref())),
+        ];
+        for (field, host) in hosts {
+            if host.is_some() {
+                out.push(FieldProblem::new(
+                    format!("{f}.{what}.{field}"),
+                    "probes go to the pod itself: the kubelet would send this one to another address; remove host",
+                ));
+            }
+        }
+    }
+    let mut paths: Vec<(String, &str)> = Vec::new();
+    if let Some(path) = &p.mounts.tenant_storage {
+        paths.push((format!("{f}.mounts.tenantStorage"), path));
+    }
+    if let Some(path) = &p.mounts.group_storage {
+        paths.push((format!("{f}.mounts.groupStorage"), path));
+    }
+    if let Some(c) = &p.mounts.config {
+        paths.push((format!("{f}.mounts.config.path"), &c.path));
+    }
+    if p.scratch_size.is_some() {
+        paths.push((format!("{f}.scratchSize"), "/tmp"));
+    }
+    for (i, (field, path)) in paths.iter().enumerate() {
+        if let Some(why) = mount_path_problem(path) {
+            out.push(FieldProblem::new(field.clone(), why));
+        } else if let Some((other, _)) =
+            paths[..i].iter().find(|(_, o)| o.trim_end_matches('/') == path.trim_end_matches('/'))
+        {
+            out.push(FieldProblem::new(field.clone(), format!("{path:?} is already mounted by {other}")));
+        }
+    }
+    for (j, e) in p.env.iter().enumerate() {
+        if let Some(s) = &e.secret {
+            if !dns_subdomain(&s.name) {
+                out.push(FieldProblem::new(
+                    format!("{f}.env[{j}].secret.name"),
+                    format!("{:?} is not a Secret name in the tenant's namespace (a DNS subdomain, no '/')", s.name),
+                ));
+            }
+            if !config_key(&s.key) {
+                out.push(FieldProblem::new(
+                    format!("{f}.env[{j}].secret.key"),
+                    format!("{:?} is not a Secret key", s.key),
+                ));
+            }
+        }
+    }
+    out
 }
 
 fn env_name(s: &str) -> bool {
@@ -396,9 +511,7 @@ impl TemplateSpec {
             if !pod_names.insert(p.name.as_str()) {
                 out.push(FieldProblem::new(format!("{f}.name"), format!("duplicate pod name {:?}", p.name)));
             }
-            if p.image.trim().is_empty() || p.image.contains(char::is_whitespace) {
-                out.push(FieldProblem::new(format!("{f}.image"), format!("{:?} is not an image reference", p.image)));
-            }
+            out.extend(hardening_problems(&f, p));
             for (j, n) in p.networks.iter().enumerate() {
                 if !nets.contains(n.as_str()) {
                     out.push(FieldProblem::new(
@@ -487,24 +600,7 @@ impl TemplateSpec {
             {
                 out.push(FieldProblem::new(format!("{f}.scratchSize"), format!("{s:?} is not a positive quantity")));
             }
-            for (what, path) in [("tenantStorage", &p.mounts.tenant_storage), ("groupStorage", &p.mounts.group_storage)]
-            {
-                if let Some(path) = path
-                    && !path.starts_with('/')
-                {
-                    out.push(FieldProblem::new(
-                        format!("{f}.mounts.{what}"),
-                        format!("{path:?} must be an absolute path"),
-                    ));
-                }
-            }
             if let Some(c) = &p.mounts.config {
-                if !c.path.starts_with('/') {
-                    out.push(FieldProblem::new(
-                        format!("{f}.mounts.config.path"),
-                        format!("{:?} must be an absolute path", c.path),
-                    ));
-                }
                 // The files become one ConfigMap: its keys and its 1 MiB.
                 for name in c.files.keys() {
                     if !config_key(name) {
@@ -526,13 +622,13 @@ impl TemplateSpec {
                 }
             }
         }
-        let ttl = self.ttl.as_deref().map(|t| (t, parse_duration(t)));
-        let max = self.max_ttl.as_deref().map(|t| (t, parse_duration(t)));
-        for (field, v) in [("spec.ttl", ttl), ("spec.maxTtl", max)] {
-            if let Some((raw, None)) = v {
-                out.push(FieldProblem::new(field, format!("{raw:?} is not a duration (like 90s, 15m, 2h, 1h30m, 1d)")));
-            }
-        }
+        let longest = crate::duration::longest_bound();
+        let mut checked = |field: &str, raw: Option<&str>| {
+            let d = raw.map(|r| crate::duration::within(field, r, crate::duration::LONGEST, &longest));
+            d.map(|d| d.map_err(|p| out.push(p)).ok())
+        };
+        let ttl = self.ttl.as_deref().zip(checked("spec.ttl", self.ttl.as_deref()));
+        let max = self.max_ttl.as_deref().zip(checked("spec.maxTtl", self.max_ttl.as_deref()));
         if let (Some((t, Some(td))), Some((m, Some(md)))) = (ttl, max)
             && td > md
         {
@@ -735,7 +831,7 @@ mod tests {
             "spec.pods[0].resources.requests.cpu: \"lots\" is not a quantity",
             "spec.pods[0].mounts.tenantStorage: \"data\" must be an absolute path",
             "spec.pods[1].name: duplicate pod name \"web\"",
-            "spec.pods[1].image: \"has space\" is not an image reference",
+            "spec.pods[1].image: \"has space\" is not an image reference (letters, digits and ._-/:@ only)",
             "spec.ttl: 7h is longer than spec.maxTtl 6h",
             "spec.maxPerTenant: must be at least 1",
             "spec.exposure[0].port: port \"http\" of pod \"web\" is not exposed (set expose: true on it)",

@@ -4,7 +4,9 @@
 //! whenever the client's cursor cannot be resumed), `status` (one instance
 //! changed; the full view) and `deleted`. Each has an id; reconnect with
 //! `Last-Event-ID` (or `?lastEventId=`) to get what was missed. Heartbeats are
-//! SSE comments.
+//! SSE comments. A stream lives only as long as its token: within a second
+//! of the token being revoked or expiring, a last `closed` event says why and
+//! the stream ends (a reconnect with the same token then gets 401).
 
 use super::visible_tenant;
 use crate::auth::Principal;
@@ -32,6 +34,18 @@ pub struct Resume {
     pub last_event_id: Option<String>,
 }
 
+/// How often a stream checks that its token still holds.
+const TOKEN_RECHECK: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The last event of a stream whose token was revoked or expired.
+const TOKEN_GONE: &[u8] = b"event: closed\ndata: {\"reason\":\"the token was revoked or expired\"}\n\n";
+
+/// The bearer token of a request that passed authentication.
+fn token(headers: &HeaderMap) -> String {
+    let h = headers.get(header::AUTHORIZATION).and_then(|h| h.to_str().ok());
+    crate::auth::bearer(h).map(str::to_string).unwrap_or_default()
+}
+
 /// Counts a client for as long as its stream lives.
 struct ClientGuard(Arc<Hub>);
 
@@ -44,8 +58,9 @@ impl Drop for ClientGuard {
 /// The event stream: backlog, then live events, with heartbeat comments. Frames
 /// are the hub's pre-rendered bytes, so a thousand clients cost a thousand
 /// reference-counted writes per event, not a thousand renderings.
-fn stream(s: AppState, tenant: Option<String>, last: Option<String>) -> Response {
+fn stream(s: AppState, token: String, tenant: Option<String>, last: Option<String>) -> Response {
     let hub = s.hub.clone();
+    let creds = s.clone();
     let start = hub.subscribe(tenant.as_deref(), last.as_deref());
     hub.stats.clients.fetch_add(1, Ordering::Relaxed);
     let guard = ClientGuard(hub.clone());
@@ -61,8 +76,13 @@ fn stream(s: AppState, tenant: Option<String>, last: Option<String>) -> Response
             yield Ok::<Bytes, Infallible>(e.frame.clone());
         }
         let mut beat = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        let mut recheck = tokio::time::interval_at(tokio::time::Instant::now() + TOKEN_RECHECK, TOKEN_RECHECK);
         loop {
             tokio::select! {
+                _ = recheck.tick() => if creds.creds.verify(&token).is_none() {
+                    yield Ok(Bytes::from_static(TOKEN_GONE));
+                    break;
+                },
                 r = rx.recv() => match r {
                     Ok(e) if e.seq > after && visible(&e, tenant.as_deref()) => {
                         after = e.seq;
@@ -111,7 +131,7 @@ pub async fn all(
     Query(q): Query<Resume>,
 ) -> Result<Response> {
     who.admin("watch every tenant's events")?;
-    Ok(stream(s, None, cursor(&headers, q)))
+    Ok(stream(s, token(&headers), None, cursor(&headers, q)))
 }
 
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/events", tag = "events",
@@ -127,5 +147,5 @@ pub async fn tenant(
     Query(q): Query<Resume>,
 ) -> Result<Response> {
     visible_tenant(&s, &who, &tenant).await?;
-    Ok(stream(s, Some(tenant), cursor(&headers, q)))
+    Ok(stream(s, token(&headers), Some(tenant), cursor(&headers, q)))
 }

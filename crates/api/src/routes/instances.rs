@@ -164,7 +164,7 @@ pub async fn start(
         name.as_deref().unwrap_or_default(),
         InstanceSpec { template: body.template.clone(), ttl: body.ttl.clone(), env: body.env.clone() },
     );
-    let problems: Vec<_> = controller::instance::build::validate(&tpl, &inst)
+    let problems: Vec<_> = controller::instance::build::validate(&tpl, &inst, s.settings())
         .into_iter()
         .map(|p| {
             let field = p.field.trim_start_matches("spec.");
@@ -296,11 +296,13 @@ pub async fn renew(
 ) -> Result<Json<InstanceView>> {
     let mut inst = visible_instance(&s, &who, &tenant, &name).await?;
     let body: Renew = optional_body(&body)?;
+    // Any renewal is refused above the longest duration there is; the
+    // template's bound applies below, once the template is read.
     let asked = match body.ttl.as_deref() {
         None => None,
         Some(t) => Some(
-            parse_duration(t)
-                .ok_or_else(|| Problem::invalid("ttl", format!("{t:?} is not a duration (like 90s, 15m, 2h)")))?,
+            resources::duration::within("ttl", t, resources::duration::LONGEST, &resources::duration::longest_bound())
+                .map_err(|p| Problem::invalid(p.field, p.reason))?,
         ),
     };
     // The write is guarded by the resourceVersion read: two renewals at once
@@ -363,14 +365,11 @@ async fn renewed(s: &Shared, inst: &Instance, name: &str, asked: Option<Duration
     let age = Duration::from_millis(
         jiff::Timestamp::now().as_millisecond().saturating_sub(created.as_millisecond()).max(0) as u64,
     );
-    match renewal(current, age, extend, tpl.spec.max_ttl.as_deref().and_then(parse_duration)) {
-        Renewal::AtLimit => Err(Problem::conflict(
-            "renewal-limit",
-            format!(
-                "instance {name:?} already lives as long as the template's maxTtl {}",
-                tpl.spec.max_ttl.clone().unwrap_or_default()
-            ),
-        )),
+    let (max, bound) = controller::instance::build::longest_ttl(&tpl, s.settings());
+    match renewal(current, age, extend, max) {
+        Renewal::AtLimit => {
+            Err(Problem::conflict("renewal-limit", format!("instance {name:?} already lives as long as {bound}")))
+        }
         Renewal::Unchanged => Ok(Renewed::Keep(current)),
         Renewal::To(lifetime) => Ok(Renewed::To(lifetime)),
     }
@@ -405,12 +404,12 @@ enum Renewal {
 
 /// A renewal of an instance `age` old that lives `current` (None: for ever)
 /// by `extend` from now, up to `max`.
-fn renewal(current: Option<Duration>, age: Duration, extend: Duration, max: Option<Duration>) -> Renewal {
+fn renewal(current: Option<Duration>, age: Duration, extend: Duration, max: Duration) -> Renewal {
     let Some(current) = current else { return Renewal::Unchanged };
-    if max.is_some_and(|m| current >= m) {
+    if current >= max {
         return Renewal::AtLimit;
     }
-    let wanted = max.map_or(age + extend, |m| (age + extend).min(m));
+    let wanted = age.saturating_add(extend).min(max);
     if wanted <= current { Renewal::Unchanged } else { Renewal::To(wanted) }
 }
 
@@ -448,14 +447,17 @@ mod tests {
     #[test]
     fn a_renewal_extends_up_to_max_ttl_and_never_shortens() {
         let m = |n: u64| Duration::from_secs(60 * n);
+        let cap = m(7 * 24 * 60);
         // An hour-long instance, 50 minutes old, renewed by 30 minutes: 80.
-        assert_eq!(renewal(Some(m(60)), m(50), m(30), None), Renewal::To(m(80)));
-        assert_eq!(renewal(Some(m(60)), m(50), m(30), Some(m(70))), Renewal::To(m(70)), "capped at maxTtl");
-        assert_eq!(renewal(Some(m(70)), m(50), m(30), Some(m(70))), Renewal::AtLimit);
+        assert_eq!(renewal(Some(m(60)), m(50), m(30), cap), Renewal::To(m(80)));
+        assert_eq!(renewal(Some(m(60)), m(50), m(30), m(70)), Renewal::To(m(70)), "capped at maxTtl");
+        assert_eq!(renewal(Some(m(70)), m(50), m(30), m(70)), Renewal::AtLimit);
         // 10 minutes old with 50 left: renewing by 30 would shorten it.
-        assert_eq!(renewal(Some(m(60)), m(10), m(30), None), Renewal::Unchanged);
-        assert_eq!(renewal(Some(m(60)), m(30), m(30), None), Renewal::Unchanged, "no change, no write");
-        assert_eq!(renewal(None, m(10), m(30), Some(m(70))), Renewal::Unchanged, "it does not expire");
+        assert_eq!(renewal(Some(m(60)), m(10), m(30), cap), Renewal::Unchanged);
+        assert_eq!(renewal(Some(m(60)), m(30), m(30), cap), Renewal::Unchanged, "no change, no write");
+        assert_eq!(renewal(None, m(10), m(30), m(70)), Renewal::Unchanged, "it does not expire");
+        // The largest duration there is neither overflows nor passes the cap.
+        assert_eq!(renewal(Some(m(60)), Duration::MAX, Duration::MAX, cap), Renewal::To(cap));
     }
 
     use super::*;

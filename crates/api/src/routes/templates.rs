@@ -32,16 +32,18 @@ pub async fn get(State(s): State<AppState>, _who: Principal, Path(name): Path<St
     Ok(Json(TemplateView::from(&t.ok_or_else(|| Problem::not_found("template", &name))?)))
 }
 
-fn check(name: &str, spec: &TemplateSpec) -> Result<()> {
+/// The template's problems, and what it asks beyond the installation's
+/// template policy (the template controller reports the same as not Accepted).
+fn check(name: &str, spec: &TemplateSpec, s: &Shared) -> Result<()> {
     if let Some(p) = resources::template::validate_name(name) {
         return Err(Problem::invalid(p.field, p.reason));
     }
-    let problems = spec.validate();
+    let problems = spec.validate_for(&s.settings().template_policy());
     if problems.is_empty() { Ok(()) } else { Err(invalid(&problems)) }
 }
 
 async fn save(s: &Shared, name: &str, spec: TemplateSpec, replace: bool) -> Result<(StatusCode, Json<TemplateView>)> {
-    check(name, &spec)?;
+    check(name, &spec, s)?;
     let api = Api::<Template>::all(s.client.clone());
     let existing = api.get_opt(name).await?;
     let (code, saved) = match existing {

@@ -7,7 +7,7 @@ use crate::problem::{Json, Path, Problem, Query, Result, body_of};
 use crate::state::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::Api;
 use kube::api::{DeleteParams, PostParams};
 use resources::tenant::validate_name;
@@ -45,6 +45,13 @@ pub async fn create(
     who.admin("create tenants")?;
     let body: NewTenant = body_of(&body)?;
     if let Some(p) = validate_name(&body.name, &s.settings().namespace_prefix) {
+        return Err(Problem::invalid("name", p.reason));
+    }
+    // Never a namespace Paddock uses itself or one that is not the new
+    // tenant's (the controller checks again, for Tenants made with kubectl).
+    let ns = s.namespace(&body.name);
+    let existing = Api::<Namespace>::all(s.client.clone()).get_opt(&ns).await?;
+    if let Some(p) = controller::tenant::build::namespace_refused(&body.name, s.settings(), existing.as_ref()) {
         return Err(Problem::invalid("name", p.reason));
     }
     let mut problems = body.spec.validate();

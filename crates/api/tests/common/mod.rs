@@ -46,6 +46,8 @@ impl Env {
             system_namespace: format!("pa{id}-system"),
             pool_namespace: format!("pa{id}-pool"),
             vpn_endpoint: Some("vpn.test".into()),
+            // The claim test's template reads this Secret of the tenant's.
+            template_secrets: vec!["api-keys".into()],
             ..Default::default()
         };
         controller::install::crds(&tc.client, "paddock-test", T).await.unwrap();

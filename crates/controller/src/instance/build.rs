@@ -79,8 +79,24 @@ fn typed<K: DeserializeOwned>(v: Value) -> Result<K, Vec<FieldProblem>> {
         .map_err(|e| vec![FieldProblem::new("spec", format!("cannot build the instance's objects: {e}"))])
 }
 
+/// The longest lifetime an instance of `tpl` may ask for or be renewed to:
+/// the template's `maxTtl`, or else the installation's cap
+/// ([`Settings::max_instance_ttl`]); with the words that say which.
+pub fn longest_ttl(tpl: &Template, settings: &Settings) -> (std::time::Duration, String) {
+    match tpl.spec.max_ttl.as_deref().and_then(parse_duration) {
+        Some(max) => (max, format!("the template's maxTtl {}", resources::duration::format(max))),
+        None => (
+            settings.max_instance_ttl,
+            format!(
+                "the installation's longest instance lifetime, {} (the template sets no maxTtl)",
+                resources::duration::format(settings.max_instance_ttl)
+            ),
+        ),
+    }
+}
+
 /// Checks an instance against its template (its name, overrides, lifetime).
-pub fn validate(template: &Template, instance: &Instance) -> Vec<FieldProblem> {
+pub fn validate(template: &Template, instance: &Instance, settings: &Settings) -> Vec<FieldProblem> {
     let mut out = Vec::new();
     let name = instance.metadata.name.as_deref().unwrap_or_default();
     if !name.is_empty() && template.spec.makes_services() && !resources::template::starts_with_letter(name) {
@@ -115,21 +131,9 @@ pub fn validate(template: &Template, instance: &Instance) -> Vec<FieldProblem> {
         }
     }
     if let Some(ttl) = &instance.spec.ttl {
-        match parse_duration(ttl) {
-            None => out.push(FieldProblem::new("spec.ttl", format!("{ttl:?} is not a duration (like 90s, 15m, 2h)"))),
-            Some(d) => {
-                if let Some(max) = template.spec.max_ttl.as_deref().and_then(parse_duration)
-                    && d > max
-                {
-                    out.push(FieldProblem::new(
-                        "spec.ttl",
-                        format!(
-                            "{ttl} is longer than the template's maxTtl {}",
-                            template.spec.max_ttl.clone().unwrap_or_default()
-                        ),
-                    ));
-                }
-            }
+        let (max, bound) = longest_ttl(template, settings);
+        if let Err(p) = resources::duration::within("spec.ttl", ttl, max, &bound) {
+            out.push(p);
         }
     }
     out
@@ -137,8 +141,8 @@ pub fn validate(template: &Template, instance: &Instance) -> Vec<FieldProblem> {
 
 pub fn build(input: &Input) -> Result<Desired, Vec<FieldProblem>> {
     let (tpl, inst) = (input.template, input.instance);
-    let mut problems: Vec<FieldProblem> = template_problems(tpl);
-    problems.extend(validate(tpl, inst));
+    let mut problems: Vec<FieldProblem> = template_problems(tpl, input.settings);
+    problems.extend(validate(tpl, inst, input.settings));
     if !problems.is_empty() {
         return Err(problems);
     }
@@ -198,10 +202,10 @@ pub fn build(input: &Input) -> Result<Desired, Vec<FieldProblem>> {
 
 /// The template's own problems, and those that keep it off vpn nodes, named
 /// for the template.
-pub fn template_problems(tpl: &Template) -> Vec<FieldProblem> {
+pub fn template_problems(tpl: &Template, settings: &Settings) -> Vec<FieldProblem> {
     let mut problems: Vec<FieldProblem> = tpl
         .spec
-        .validate()
+        .validate_for(&settings.template_policy())
         .into_iter()
         .map(|p| FieldProblem::new(format!("template {}: {}", tpl.name_any(), p.field), p.reason))
         .collect();
@@ -258,6 +262,12 @@ pub struct Shape<'a> {
     pub runtime_class: Option<&'a str>,
 }
 
+/// `value` escaped so that Kubernetes' `$(VAR)` expansion gives it back as
+/// written: every `$` doubled (`$$` expands to `$`).
+pub fn literal(value: &str) -> String {
+    value.replace('$', "$$")
+}
+
 /// The hardened pod spec of one of a template's pods.
 pub fn pod_spec(p: &PodTemplate, shape: &Shape, config_map: Option<&str>) -> Value {
     let env: Vec<Value> = p
@@ -271,7 +281,9 @@ pub fn pod_spec(p: &PodTemplate, shape: &Shape, config_map: Option<&str>) -> Val
                 .map(|v| json!({"name": e.name, "value": v})),
             Env::Instance { overrides, secret } => Some({
                 if let Some(v) = overrides.get(&e.name).filter(|_| e.overridable) {
-                    json!({"name": e.name, "value": v})
+                    // A tenant's value is taken literally: Kubernetes expands
+                    // `$(VAR)` in env values, and `$(FLAG)` would copy the flag.
+                    json!({"name": e.name, "value": literal(v)})
                 } else {
                     match (&e.value, &e.secret) {
                         (Some(v), _) => json!({"name": e.name, "value": v}),

@@ -125,7 +125,8 @@ async fn over_quota(ctx: &Context, api: &Api<Instance>, inst: &Instance, why: &s
 fn expiry(inst: &Instance, tpl: Option<&Template>) -> Option<Timestamp> {
     let ttl = inst.spec.ttl.as_deref().or(tpl.and_then(|t| t.spec.ttl.as_deref())).and_then(parse_duration)?;
     let created = inst.metadata.creation_timestamp.as_ref()?.0;
-    Some(created + SignedDuration::try_from(ttl).ok()?)
+    // Bounded (durations read at most ten years), and checked all the same.
+    created.checked_add(SignedDuration::try_from(ttl).ok()?).ok()
 }
 
 /// Values for the instance Secret: kept when they exist, generated otherwise.
@@ -250,8 +251,8 @@ async fn apply(inst: Arc<Instance>, ctx: Arc<Context>) -> Result<Action, Error> 
         write_status(&ctx, &api, &inst, base_status(&inst, InstancePhase::Failed, "LimitReached", &msg)).await?;
         return Ok(Action::await_change());
     }
-    let mut problems = template_problems(&tpl);
-    problems.extend(validate(&tpl, &inst));
+    let mut problems = template_problems(&tpl, &ctx.settings);
+    problems.extend(validate(&tpl, &inst, &ctx.settings));
     if !problems.is_empty() {
         let msg = problems.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("; ");
         let reason = if msg.starts_with("template ") { "TemplateInvalid" } else { "InvalidSpec" };

@@ -250,7 +250,7 @@ async fn fill(tpl: Arc<Template>, ctx: Arc<Context>) -> Result<Action, Error> {
     let c = &ctx.client;
     let ns = &ctx.settings.pool_namespace;
     let api: Api<Pod> = Api::namespaced(c.clone(), ns);
-    let problems = template_problems(&tpl);
+    let problems = template_problems(&tpl, &ctx.settings);
     let pool = tpl.spec.warm_pool.clone();
     // An invalid template, or one being deleted (kept by its finalizer while
     // instances use it), has no pool: its warm pods drain.

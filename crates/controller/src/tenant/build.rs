@@ -51,6 +51,27 @@ pub fn namespace_name(tenant: &str, settings: &Settings) -> String {
     format!("{}{tenant}", settings.namespace_prefix)
 }
 
+/// Why `tenant` may not have the namespace its name gives, if it may not:
+/// Paddock's own namespaces (the settings name them) are never a tenant's,
+/// and neither is a namespace that exists (`existing`) without being this
+/// tenant's (another tenant's, `kube-system`, a user's own). A tenant that
+/// owned one would delete it with itself, and its kubeconfig would read it.
+pub fn namespace_refused(tenant: &str, settings: &Settings, existing: Option<&Namespace>) -> Option<FieldProblem> {
+    let ns = namespace_name(tenant, settings);
+    let why = if ns == settings.system_namespace {
+        format!("its namespace would be {ns:?}, Paddock's own (--system-namespace)")
+    } else if ns == settings.pool_namespace {
+        format!("its namespace would be {ns:?}, the warm pools' (--pool-namespace)")
+    } else {
+        let labels = existing?.metadata.labels.as_ref();
+        if labels.and_then(|l| l.get(TENANT)).map(String::as_str) == Some(tenant) {
+            return None;
+        }
+        format!("its namespace would be {ns:?}, which already exists and is not this tenant's")
+    };
+    Some(FieldProblem::new("metadata.name", format!("{tenant:?} cannot be a tenant: {why}; choose another name")))
+}
+
 /// The name of the tenant's volume claim: `shared` for groups, `storage` otherwise.
 pub fn storage_claim_name(kind: TenantKind) -> &'static str {
     if kind == TenantKind::Group { "shared" } else { "storage" }
@@ -101,7 +122,9 @@ fn rule(groups: &[&str], resources: &[&str], verbs: &[&str]) -> PolicyRule {
 pub fn build(t: &Tenant, settings: &Settings) -> Result<Desired, Vec<FieldProblem>> {
     let tenant = t.metadata.name.clone().unwrap_or_default();
     let mut problems = t.spec.validate();
-    if let Some(p) = validate_name(&tenant, &settings.namespace_prefix) {
+    if let Some(p) =
+        validate_name(&tenant, &settings.namespace_prefix).or_else(|| namespace_refused(&tenant, settings, None))
+    {
         problems.insert(0, p);
     }
     if !problems.is_empty() {

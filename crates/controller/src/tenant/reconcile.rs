@@ -240,25 +240,60 @@ async fn write_status(ctx: &Context, t: &Tenant, conds: Conditions) -> Result<()
     Ok(())
 }
 
+/// Why the tenant may not take its namespace because it exists and is not
+/// the tenant's (see [`super::build::namespace_refused`]). The namespace
+/// watch holds only tenants' namespaces: a miss is read from the API server
+/// (once per new tenant: its namespace does not exist yet).
+async fn foreign_namespace(ctx: &Context, tenant: &str) -> Result<Option<resources::FieldProblem>, Error> {
+    let ns = namespace_name(tenant, &ctx.settings);
+    let existing = match ctx.caches.get().and_then(|c| c.get::<Namespace>(None, &ns)) {
+        Some(n) => Some(n),
+        None => Api::<Namespace>::all(ctx.client.clone()).get_opt(&ns).await?.map(Arc::new),
+    };
+    Ok(super::build::namespace_refused(tenant, &ctx.settings, existing.as_deref()))
+}
+
+/// Whether `ns` is the tenant's own namespace (labelled as its), so that
+/// deleting the tenant may delete it.
+fn owns(ns: &Namespace, tenant: &str) -> bool {
+    ns.labels().get(TENANT).map(String::as_str) == Some(tenant)
+}
+
+/// Applies the tenant's objects, its group volumes and its VPN; the
+/// problems with its groups instead, if it has any.
+async fn children(ctx: &Context, t: &Tenant, desired: &Desired, conds: &mut Conditions) -> Result<Vec<String>, Error> {
+    let name = t.name_any();
+    let groups = check_groups(ctx, t).await?;
+    if groups.is_empty() {
+        for r in apply_desired(ctx, &name, desired, conds).await? {
+            tracing::info!(tenant = %name, repair = %r, "repaired drift");
+            ctx.event(t, EventType::Normal, "DriftRepaired", r.to_string());
+        }
+        apply_groups(ctx, t).await?;
+        let ns = namespace_name(&name, &ctx.settings);
+        conds.vpn = super::vpn::reconcile(&ctx.client, t, &ns, &ctx.settings, &ctx.vpn_lock, ctx.caches.get()).await?;
+    }
+    Ok(groups)
+}
+
 async fn apply(t: Arc<Tenant>, ctx: Arc<Context>) -> Result<Action, Error> {
     let name = t.name_any();
     let mut conds = Conditions::new(t.as_ref(), &namespace_name(&name, &ctx.settings));
-    let mut problems: Vec<String> = match build(&t, &ctx.settings) {
-        Ok(desired) => {
-            let groups = check_groups(&ctx, &t).await?;
-            if groups.is_empty() {
-                for r in apply_desired(&ctx, &name, &desired, &mut conds).await? {
-                    tracing::info!(tenant = %name, repair = %r, "repaired drift");
-                    ctx.event(&t, EventType::Normal, "DriftRepaired", r.to_string());
-                }
-                apply_groups(&ctx, &t).await?;
-                let ns = namespace_name(&name, &ctx.settings);
-                conds.vpn =
-                    super::vpn::reconcile(&ctx.client, &t, &ns, &ctx.settings, &ctx.vpn_lock, ctx.caches.get()).await?;
+    let built = build(&t, &ctx.settings);
+    let foreign = if built.is_ok() { foreign_namespace(&ctx, &name).await? } else { None };
+    let mut problems: Vec<String> = match (built, foreign) {
+        (Ok(_), Some(p)) => vec![p.to_string()],
+        (Ok(desired), None) => match children(&ctx, &t, &desired, &mut conds).await {
+            // The API server refused one of the tenant's objects (RBAC, quota,
+            // admission): said on the tenant, not only in the log; retried.
+            Err(Error::Kube(kube::Error::Api(s))) if matches!(s.code, 403 | 422) => {
+                conds.refused(&s.reason, &s.message);
+                write_status(&ctx, &t, conds).await?;
+                return Err(Error::Kube(kube::Error::Api(s)));
             }
-            groups
-        }
-        Err(problems) => problems.iter().map(|p| p.to_string()).collect(),
+            other => other?,
+        },
+        (Err(problems), _) => problems.iter().map(|p| p.to_string()).collect(),
     };
     if !problems.is_empty() {
         problems.sort();
@@ -281,7 +316,8 @@ async fn cleanup(t: Arc<Tenant>, ctx: Arc<Context>) -> Result<Action, Error> {
     conds.terminating();
     write_status(&ctx, &t, conds).await?;
     let nss: Api<Namespace> = Api::all(c.clone());
-    let Some(namespace) = nss.get_opt(&ns).await? else {
+    let Some(namespace) = nss.get_opt(&ns).await?.filter(|n| owns(n, &name)) else {
+        // Gone, or never the tenant's (a refused name): nothing to delete.
         ctx.written.forget(t.as_ref());
         return Ok(Action::await_change());
     };

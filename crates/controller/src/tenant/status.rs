@@ -25,6 +25,8 @@ pub struct Conditions {
     storage: Storage,
     quota: Option<String>,
     invalid: Option<String>,
+    /// A write the API server refused: its reason and message.
+    refused: Option<(String, String)>,
     terminating: bool,
     /// The VPN as the reconciler left it (None: no VPN).
     pub vpn: Option<resources::tenant::VpnStatus>,
@@ -39,6 +41,7 @@ impl Conditions {
             storage: Storage::Unknown,
             quota: None,
             invalid: None,
+            refused: None,
             terminating: false,
             vpn: t.status.as_ref().and_then(|s| s.vpn.clone()),
         }
@@ -93,6 +96,14 @@ impl Conditions {
         self.invalid = Some(message.to_string());
     }
 
+    /// Notes that the API server refused one of the tenant's objects
+    /// (`reason` as it says, e.g. Forbidden; its message names the object,
+    /// the verb and why: RBAC, quota, admission).
+    pub fn refused(&mut self, reason: &str, message: &str) {
+        let reason = if reason.is_empty() { "Refused" } else { reason };
+        self.refused = Some((reason.to_string(), format!("the API server refused a write: {message}")));
+    }
+
     pub fn terminating(&mut self) {
         self.terminating = true;
     }
@@ -140,6 +151,8 @@ pub fn status_patch(t: &Tenant, c: Conditions) -> (TenantStatus, Option<(EventTy
         ("Failed", cond("Ready", false, "InvalidSpec", m.clone(), g))
     } else if let Storage::Refused { reason, message } = &c.storage {
         ("Failed", cond("Ready", false, reason, message.clone(), g))
+    } else if let Some((reason, message)) = &c.refused {
+        ("Degraded", cond("Ready", false, reason, message.clone(), g))
     } else if !c.namespace_active {
         (
             "Provisioning",
@@ -204,7 +217,7 @@ pub fn status_patch(t: &Tenant, c: Conditions) -> (TenantStatus, Option<(EventTy
         let first = &status.conditions[0];
         match phase {
             "Ready" => (EventType::Normal, "Provisioned".to_string(), first.message.clone()),
-            "Failed" => (EventType::Warning, first.reason.clone(), first.message.clone()),
+            "Failed" | "Degraded" => (EventType::Warning, first.reason.clone(), first.message.clone()),
             "Terminating" => (EventType::Normal, "Terminating".to_string(), first.message.clone()),
             _ => (EventType::Normal, "Provisioning".to_string(), first.message.clone()),
         }
@@ -257,5 +270,12 @@ mod tests {
         assert_eq!(status_patch(&t, c).0.conditions[0].reason, "StorageShrinkRefused");
         let c = Conditions::new(&t, "paddock-t");
         assert_eq!(status_patch(&t, c).0.phase.as_deref(), Some("Provisioning"));
+        // A refused child shows on the tenant, with the API server's words.
+        let mut c = Conditions::new(&t, "paddock-t");
+        c.refused("Forbidden", "pods \"vpn\" is forbidden: exceeded quota: quota, requested: pods=1");
+        let (s, ev) = status_patch(&t, c);
+        assert_eq!((s.phase.as_deref(), s.conditions[0].reason.as_str()), (Some("Degraded"), "Forbidden"));
+        assert!(s.conditions[0].message.contains("exceeded quota"), "{}", s.conditions[0].message);
+        assert!(matches!(ev, Some((EventType::Warning, _, _))));
     }
 }

@@ -1,7 +1,9 @@
 //! `paddock audit`: proves (or disproves) tenant isolation on a live cluster by
 //! evaluating its NetworkPolicies: every path between tenants, every pod
-//! reachable from outside the cluster, every pod no policy covers. Exit code 1
-//! when a cross-tenant path exists.
+//! reachable from outside the cluster, every pod no policy covers; and the
+//! templates that relax Paddock's hardened pod (capabilities, another runtime
+//! class, root, env read from Secrets). Exit code 1 when a cross-tenant path
+//! exists.
 
 use crate::kubeconfig::ClusterArgs;
 use anyhow::{Context, Result, bail};
@@ -46,9 +48,31 @@ pub struct AuditArgs {
     /// Explain one path: TCP, UDP or SCTP.
     #[arg(long, default_value = "TCP", value_parser = ["TCP", "UDP", "SCTP"])]
     pub protocol: String,
+    /// The installation's runtime class (as the controller's --runtime-class),
+    /// against which templates that choose another are reported.
+    #[arg(long, env = "PADDOCK_RUNTIME_CLASS")]
+    pub runtime_class: Option<String>,
 }
 
-async fn load(args: &AuditArgs) -> Result<Evaluator> {
+/// Each template that relaxes the hardened pod, with what it relaxes.
+type Relaxed = Vec<(String, Vec<String>)>;
+
+/// The templates that relax the hardened pod; none when the cluster does not
+/// serve Paddock's Template (a cluster without Paddock installed).
+async fn relaxed_templates(client: &kube::Client, runtime_class: Option<&str>) -> Result<Relaxed> {
+    let list = match Api::<resources::Template>::all(client.clone()).list(&ListParams::default()).await {
+        Ok(l) => l.items,
+        Err(kube::Error::Api(e)) if e.code == 404 => return Ok(Vec::new()),
+        Err(e) => return Err(e).context("listing templates"),
+    };
+    Ok(list
+        .iter()
+        .map(|t| (kube::ResourceExt::name_any(t), t.spec.relaxations(runtime_class)))
+        .filter(|(_, r)| !r.is_empty())
+        .collect())
+}
+
+async fn load(args: &AuditArgs) -> Result<(Evaluator, Relaxed)> {
     let client = args.cluster.client().await?;
     let lp = ListParams::default();
     let namespaces = Api::<Namespace>::all(client.clone()).list(&lp).await.context("listing namespaces")?.items;
@@ -57,7 +81,8 @@ async fn load(args: &AuditArgs) -> Result<Evaluator> {
     tracing::debug!(namespaces = namespaces.len(), pods = pods.len(), policies = policies.len(), "loaded");
     let input =
         Input::from_k8s(&namespaces, &pods, &policies).context("cannot evaluate the cluster's network policies")?;
-    Ok(Evaluator::new(input, Options { ipblock_matches_pods: args.ipblock_matches_pods }))
+    let relaxed = relaxed_templates(&client, args.runtime_class.as_deref()).await?;
+    Ok((Evaluator::new(input, Options { ipblock_matches_pods: args.ipblock_matches_pods }), relaxed))
 }
 
 fn explain(ev: &Evaluator, args: &AuditArgs, out: &mut dyn Write) -> Result<bool> {
@@ -84,7 +109,7 @@ fn explain(ev: &Evaluator, args: &AuditArgs, out: &mut dyn Write) -> Result<bool
     Ok(v.allowed)
 }
 
-fn render(r: &Report, format: Format, out: &mut dyn Write) -> Result<()> {
+fn render(r: &Report, relaxed: &Relaxed, format: Format, out: &mut dyn Write) -> Result<()> {
     if format == Format::Json {
         let tenants: Vec<_> = r
             .tenants
@@ -98,10 +123,13 @@ fn render(r: &Report, format: Format, out: &mut dyn Write) -> Result<()> {
                 })
             })
             .collect();
+        let templates: Vec<_> = relaxed.iter().map(|(name, what)| json!({"template": name, "relaxes": what})).collect();
         writeln!(
             out,
             "{}",
-            serde_json::to_string_pretty(&json!({"tenants": tenants, "crossTenantPaths": r.cross_tenant_paths}))?
+            serde_json::to_string_pretty(
+                &json!({"tenants": tenants, "crossTenantPaths": r.cross_tenant_paths, "relaxedTemplates": templates})
+            )?
         )?;
         return Ok(());
     }
@@ -141,6 +169,11 @@ fn render(r: &Report, format: Format, out: &mut dyn Write) -> Result<()> {
         out,
     )?;
     section("Pods no NetworkPolicy selects", r.tenants.values().flat_map(|x| x.without_policy.clone()).collect(), out)?;
+    section(
+        "Templates that relax the hardened pod",
+        relaxed.iter().flat_map(|(name, what)| what.iter().map(move |w| format!("{name}: {w}"))).collect(),
+        out,
+    )?;
     if r.tenants.is_empty() {
         writeln!(out, "\nno tenant namespaces (none is labelled with the tenant label)")?;
     }
@@ -158,13 +191,13 @@ fn render(r: &Report, format: Format, out: &mut dyn Write) -> Result<()> {
 
 /// Runs the audit; returns whether the exit code should be 1.
 pub async fn run(args: AuditArgs) -> Result<bool> {
-    let ev = load(&args).await?;
+    let (ev, relaxed) = load(&args).await?;
     let mut stdout = std::io::stdout().lock();
     if args.from.is_some() {
         let allowed = explain(&ev, &args, &mut stdout)?;
         return Ok(!allowed);
     }
     let r = report(&ev, &args.tenant_label);
-    render(&r, args.format, &mut stdout)?;
+    render(&r, &relaxed, args.format, &mut stdout)?;
     Ok(r.cross_tenant_paths > 0)
 }

@@ -58,9 +58,21 @@ async fn health(
     listen: SocketAddr,
     leadership: Leadership,
     registry: Arc<Registry>,
+    metrics: Arc<Metrics>,
 ) -> Result<tokio::task::JoinHandle<()>> {
     let app = Router::new()
-        .route("/healthz", get(|| async { "ok" }))
+        .route(
+            "/healthz",
+            get(move || {
+                let m = metrics.clone();
+                async move {
+                    match m.unhealthy() {
+                        None => (axum::http::StatusCode::OK, "ok".to_string()),
+                        Some(why) => (axum::http::StatusCode::SERVICE_UNAVAILABLE, format!("unhealthy: {why}")),
+                    }
+                }
+            }),
+        )
         .route(
             "/readyz",
             get(move || {
@@ -86,10 +98,13 @@ pub async fn run(args: ControllerArgs) -> Result<()> {
     let leadership = Leadership::default();
     let mut registry = Registry::with_prefix("paddock");
     let metrics = controller::metrics::Metrics::register(&mut registry);
-    let health = health(args.health_listen, leadership.clone(), Arc::new(registry)).await?;
+    let health = health(args.health_listen, leadership.clone(), Arc::new(registry), metrics.clone()).await?;
     let stop = crate::commands::sim::shutdown_signal();
-    reconcilers(client, settings, &args.election, leadership, metrics, stop).await;
+    reconcilers(client, settings, &args.election, leadership, metrics.clone(), stop).await;
     health.abort();
+    if let Some(why) = metrics.unhealthy() {
+        anyhow::bail!("{why}; the lease was released, and a restart starts the reconcilers again");
+    }
     tracing::info!("stopped");
     Ok(())
 }

@@ -45,7 +45,16 @@ pub struct DevArgs {
     /// Keep the embedded cluster's state across restarts in this file.
     #[arg(long, env = "PADDOCK_DEV_STATE_FILE")]
     pub state_file: Option<PathBuf>,
+    /// The template policy (docs/security.md). Without --template-secrets,
+    /// `paddock dev` lets templates read `ci-runner-token`, the Secret the
+    /// ci-runner example reads.
+    #[command(flatten)]
+    pub template_policy: crate::settings::TemplatePolicyArgs,
 }
+
+/// The Secret the ci-runner example's env reads, which `paddock dev` allows
+/// when no --template-secrets is given.
+const EXAMPLE_SECRET: &str = "ci-runner-token";
 
 async fn apply(client: &kube::Client, ar: &ApiResource, doc: serde_json::Value) -> Result<()> {
     let name = doc.pointer("/metadata/name").and_then(|v| v.as_str()).unwrap_or_default().to_string();
@@ -69,7 +78,12 @@ pub async fn run(args: DevArgs) -> Result<()> {
     let stop = shutdown_signal().boxed().shared();
     let sim = KubeSim::start(cfg, args.listen).await?;
     // VPN client files point at this machine (NodePorts of the embedded cluster are not real).
-    let settings = Settings { vpn_endpoint: Some("127.0.0.1".into()), ..Settings::default() };
+    let mut settings = Settings { vpn_endpoint: Some("127.0.0.1".into()), ..Settings::default() };
+    let mut policy = args.template_policy.clone();
+    if policy.template_secrets.is_empty() {
+        policy.template_secrets = vec![EXAMPLE_SECRET.to_string()];
+    }
+    policy.apply(&mut settings)?;
     let p = Platform::serve(
         sim.client().await?,
         settings,

@@ -159,6 +159,14 @@ async fn subscribe(
                 serde_json::from_str::<StatusEvent>(&ev.data).map(|s| Update::Status(ev.id, Box::new(s.instance)))
             }
             "deleted" => serde_json::from_str::<DeletedEvent>(&ev.data).map(|d| Update::Deleted(ev.id, d)),
+            // The token was revoked or expired: final, no reconnect helps.
+            "closed" => {
+                let why = serde_json::from_str::<serde_json::Value>(&ev.data)
+                    .ok()
+                    .and_then(|v| v["reason"].as_str().map(str::to_string))
+                    .unwrap_or_else(|| ev.data.clone());
+                return Some(Err(anyhow::anyhow!("the API closed the event stream: {why}")));
+            }
             _ => return None,
         };
         Some(decoded.context("an event the CLI cannot read"))
