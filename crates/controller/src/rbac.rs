@@ -34,7 +34,8 @@ pub fn cluster_role_rules() -> Vec<Value> {
             &["get", "list", "watch", "create", "patch", "update", "delete", "deletecollection"],
         ),
         // Group members get their own volume pointing at the group's; it goes when they leave.
-        rule(&[""], &["persistentvolumes"], &["get", "list", "watch", "patch", "delete"]),
+        // A server-side apply that creates an object is authorised for `create` too.
+        rule(&[""], &["persistentvolumes"], &["get", "list", "watch", "create", "patch", "delete"]),
         // Granted onward to tenants through their Role (RBAC forbids granting what one lacks).
         rule(&[""], &["pods/log"], &["get"]),
         rule(&["", "events.k8s.io"], &["events"], &["get", "list", "watch"]),

@@ -127,8 +127,17 @@ async fn handle(State(server): State<Server>, req: Request) -> Response {
     if let Some(t) = resource {
         note_access(&server, &method, t, &query);
     }
+    let rbac_resource = resource.map(|t| (t.group.to_string(), rbac_resource(t)));
     let started = std::time::Instant::now();
     let resp = route(&server, &method, &segs, target, &query, &headers, body).await;
+    // An apply or update that creates the object (201) is authorised for
+    // `create` too, as upstream's patch and update handlers check it.
+    if let Some((group, resource)) = rbac_resource
+        && matches!(method, Method::PATCH | Method::PUT)
+        && resp.status() == axum::http::StatusCode::CREATED
+    {
+        server.cluster.requests.note_access("create", &group, resource);
+    }
     tracing::debug!(%method, %path, status = resp.status().as_u16(), elapsed_us = started.elapsed().as_micros() as u64, "request");
     resp
 }
@@ -148,11 +157,15 @@ fn note_access(server: &Server, method: &Method, t: &Target, query: &Query) {
         Method::DELETE => "deletecollection",
         _ => return,
     };
-    let resource = match &t.sub {
+    server.cluster.requests.note_access(verb, &t.group, rbac_resource(t));
+}
+
+/// The resource as RBAC names it: the plural, with its subresource.
+fn rbac_resource(t: &Target) -> String {
+    match &t.sub {
         Some(sub) => format!("{}/{sub}", t.plural),
         None => t.plural.clone(),
-    };
-    server.cluster.requests.note_access(verb, &t.group, resource);
+    }
 }
 
 /// The verb upstream's request metrics name a request with; `collection`:
