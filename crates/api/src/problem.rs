@@ -213,42 +213,22 @@ pub fn body_of<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T> {
         return Err(Problem::bad_request("the request needs a JSON body"));
     }
     let de = &mut serde_json::Deserializer::from_slice(body);
-    let mut unknown = Vec::new();
-    let mut note = |path: serde_ignored::Path| unknown.push(field_path(&path));
-    let ignoring = serde_ignored::Deserializer::new(de, &mut note);
-    let parsed = serde_path_to_error::deserialize(ignoring).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner();
-        if inner.is_syntax() || inner.is_eof() {
-            Problem::bad_request(format!("the body is not valid JSON: {inner}"))
-        } else if path == "." {
-            Problem::invalid("body", format!("the body does not fit: {inner}"))
-        } else {
-            Problem::invalid(path.clone(), format!("the body does not fit: {path}: {inner}"))
-        }
-    })?;
     // Strict, as `kubectl apply` is: a field this API does not know (say
     // `privileged`) is refused, never dropped in silence.
-    if let Some(first) = unknown.first() {
-        let all = unknown.join(", ");
-        return Err(Problem::invalid(first.clone(), format!("unknown field(s): {all}; remove them")));
-    }
-    Ok(parsed)
-}
-
-/// A path as serde_ignored reports it, written as fields are named
-/// elsewhere (`spec.pods[0].security.privileged`).
-fn field_path(path: &serde_ignored::Path) -> String {
-    use serde_ignored::Path as P;
-    match path {
-        P::Root => String::new(),
-        P::Seq { parent, index } => format!("{}[{index}]", field_path(parent)),
-        P::Map { parent, key } => {
-            let p = field_path(parent);
-            if p.is_empty() { key.clone() } else { format!("{p}.{key}") }
+    resources::strict::decode(de).map_err(|refused| match refused {
+        resources::strict::Refused::Invalid { error, .. } if error.is_syntax() || error.is_eof() => {
+            Problem::bad_request(format!("the body is not valid JSON: {error}"))
         }
-        P::Some { parent } | P::NewtypeStruct { parent } | P::NewtypeVariant { parent } => field_path(parent),
-    }
+        resources::strict::Refused::Invalid { path, error } if path == "." => {
+            Problem::invalid("body", format!("the body does not fit: {error}"))
+        }
+        resources::strict::Refused::Invalid { path, error } => {
+            Problem::invalid(path.clone(), format!("the body does not fit: {path}: {error}"))
+        }
+        resources::strict::Refused::Unknown(fields) => {
+            Problem::invalid(fields[0].clone(), format!("unknown field(s): {}; remove them", fields.join(", ")))
+        }
+    })
 }
 
 pub type Result<T, E = Problem> = std::result::Result<T, E>;

@@ -9,6 +9,7 @@ pub mod duration;
 pub mod hostile;
 pub mod instance;
 pub mod policy;
+pub mod strict;
 pub mod template;
 pub mod tenant;
 

@@ -39,9 +39,14 @@ pub fn read_arg(path: &std::path::Path) -> anyhow::Result<String> {
 /// Decodes a manifest's `spec`; an error names the field it is about
 /// (`spec.pods[0].ports[0]: missing field `name``), not just `spec`.
 pub fn decode_spec<T: serde::de::DeserializeOwned>(spec: serde_json::Value) -> Result<T, String> {
-    serde_path_to_error::deserialize(spec).map_err(|e| match e.path().to_string().as_str() {
-        "." => format!("spec: {}", e.inner()),
-        path => format!("spec.{path}: {}", e.inner()),
+    use resources::strict::Refused;
+    resources::strict::decode(spec).map_err(|e| match e {
+        Refused::Invalid { path, error } if path == "." => format!("spec: {error}"),
+        Refused::Invalid { path, error } => format!("spec.{path}: {error}"),
+        Refused::Unknown(fields) => {
+            let named: Vec<String> = fields.iter().map(|f| format!("spec.{f}")).collect();
+            format!("{}: unknown field(s); remove them", named.join(", "))
+        }
     })
 }
 
@@ -58,5 +63,8 @@ mod tests {
         assert_eq!(e, "spec.pods[0].ports[0]: missing field `name`");
         let e = decode_spec::<TemplateSpec>(json!("web")).unwrap_err();
         assert!(e.starts_with("spec: invalid type"), "{e}");
+        let e = decode_spec::<TemplateSpec>(json!({"pods": [{"name": "web", "image": "nginx", "privileged": true}]}))
+            .unwrap_err();
+        assert_eq!(e, "spec.pods[0].privileged: unknown field(s); remove them");
     }
 }
