@@ -15,7 +15,9 @@ use std::time::Duration;
 /// each is established, at most `timeout` each.
 pub async fn crds(client: &kube::Client, manager: &str, timeout: Duration) -> Result<(), Error> {
     let api: Api<CustomResourceDefinition> = Api::all(client.clone());
-    for crd in resources::crds() {
+    // Made for the server's version: rules it cannot compile are left out.
+    let version = server_version(client).await.unwrap_or(resources::kubernetes::OLDEST);
+    for crd in resources::kubernetes::crds_for(version) {
         let name = crd.metadata.name.clone().unwrap_or_default();
         api.patch(&name, &PatchParams::apply(manager).force(), &Patch::Apply(&crd)).await?;
         let established = kube::runtime::wait::await_condition(api.clone(), &name, conditions::is_crd_established());
@@ -75,6 +77,33 @@ pub(crate) fn make_namespace(ns: &str) -> String {
         "create it (`kubectl create namespace {ns}`, or apply `paddock manifests`), or name another with \
          --system-namespace"
     )
+}
+
+/// The Kubernetes version of the API server, if it says.
+pub async fn server_version(client: &kube::Client) -> Option<resources::kubernetes::Version> {
+    client.apiserver_version().await.ok().and_then(|i| resources::kubernetes::Version::of_server(&i))
+}
+
+/// Whether the cluster runs a Kubernetes Paddock supports: an error names
+/// the server's version and the supported range when it is older; a newer
+/// one is logged as untested and accepted.
+pub async fn check_version(client: &kube::Client) -> Result<(), String> {
+    use resources::kubernetes::{NEWEST, OLDEST};
+    let Some(v) = server_version(client).await else {
+        tracing::warn!("the API server did not say its Kubernetes version; Paddock supports {OLDEST} to {NEWEST}");
+        return Ok(());
+    };
+    match v.support() {
+        Ok(()) => {
+            tracing::info!(kubernetes = %v, "the cluster's Kubernetes version is supported");
+            Ok(())
+        }
+        Err(why) if v > NEWEST => {
+            tracing::warn!("{why}");
+            Ok(())
+        }
+        Err(why) => Err(why),
+    }
 }
 
 /// Logs, once at start, what [`check_crds`] and [`check_system_namespace`]

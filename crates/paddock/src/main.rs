@@ -38,8 +38,8 @@ enum Command {
     Api(commands::api::ApiArgs),
     /// Run the controller and the API in one process (small installs).
     Serve(commands::api::ServeArgs),
-    /// Print Paddock's CustomResourceDefinitions as YAML.
-    Crds,
+    /// Print Paddock's CustomResourceDefinitions as YAML, for a Kubernetes version.
+    Crds(commands::crds::CrdArgs),
     /// Print the install bundle (CRDs, RBAC, Deployment, PDB, policies) as YAML.
     Manifests(commands::manifests::ManifestArgs),
     /// List nodes with their Paddock role, or set a node's role.
@@ -118,12 +118,11 @@ fn main() -> ExitCode {
             Command::Controller(args) => commands::controller::run(args).await.map(|()| false),
             Command::Api(args) => commands::api::run_api(args).await.map(|()| false),
             Command::Serve(args) => commands::api::run_serve(args).await.map(|()| false),
-            Command::Crds => {
-                resources::crds_yaml().map_err(anyhow::Error::from).and_then(|y| commands::print(&y)).map(|()| false)
-            }
-            Command::Manifests(args) => {
-                commands::manifests::render(&args).and_then(|y| commands::print(&y)).map(|()| false)
-            }
+            Command::Crds(args) => commands::crds::run(args).await.map(|()| false),
+            Command::Manifests(args) => match args.version.resolve().await {
+                Ok(v) => commands::manifests::render(&args, v).and_then(|y| commands::print(&y)).map(|()| false),
+                Err(e) => Err(e),
+            },
             Command::Nodes(args) => commands::nodes::run(args).await.map(|()| false),
             Command::Tenant(args) => commands::tenant::run(args).await.map(|()| false),
             Command::Template(args) => commands::template::run(args).await.map(|()| false),

@@ -18,11 +18,19 @@ async fn paddock_async(args: Vec<String>) -> Output {
 
 #[test]
 fn crds_and_manifests_print_yaml() {
-    let out = paddock(&["crds"]);
+    // CRDs for the version they go to: 1.29 compiles the quantity rule, 1.28 does not have it.
+    let out = paddock(&["crds", "--kubernetes-version", "1.29"]);
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("name: tenants.paddock.dev"));
-    assert!(text.contains("x-kubernetes-validations"));
+    assert!(text.contains("quantity(self)"));
+    let out = paddock(&["crds", "--kubernetes-version", "v1.28.7"]);
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("name: tenants.paddock.dev") && !text.contains("quantity("), "{text}");
+    let out = paddock(&["crds", "--kubernetes-version", "1.27"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("older than Paddock supports (1.28 to"));
 
     let out = paddock(&["manifests", "--image", "registry.example/paddock:1.0", "--with-runtime-class"]);
     assert!(out.status.success());

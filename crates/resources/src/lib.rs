@@ -8,6 +8,7 @@ pub mod duration;
 #[cfg(feature = "hostile")]
 pub mod hostile;
 pub mod instance;
+pub mod kubernetes;
 pub mod policy;
 pub mod strict;
 pub mod template;
@@ -48,14 +49,4 @@ impl FieldProblem {
 /// Every CRD Paddock installs.
 pub fn crds() -> Vec<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> {
     vec![Tenant::crd(), Template::crd(), Instance::crd()]
-}
-
-/// The CRDs as a multi-document YAML stream.
-pub fn crds_yaml() -> Result<String, serde_yaml_ng::Error> {
-    let mut out = String::new();
-    for crd in crds() {
-        out.push_str("---\n");
-        out.push_str(&serde_yaml_ng::to_string(&crd)?);
-    }
-    Ok(out)
 }

@@ -141,6 +141,7 @@ pub async fn run_api(args: ApiArgs) -> Result<()> {
     let config = args.server.config(args.settings.settings()?)?;
     let (client, own) = args.cluster.connect().await?;
     let config = config.connected(&own);
+    controller::install::check_version(&client).await.map_err(anyhow::Error::msg)?;
     controller::install::report_missing(&client, &config.settings.system_namespace).await;
     serve_api(client, config, args.server.listen, api::metrics::Telemetry::api_only(), shutdown_signal()).await
 }
@@ -150,6 +151,7 @@ pub async fn run_serve(args: ServeArgs) -> Result<()> {
     let config = args.api.server.config(settings.clone())?;
     let (client, own) = args.api.cluster.connect().await?;
     let config = config.connected(&own);
+    controller::install::check_version(&client).await.map_err(anyhow::Error::msg)?;
     controller::install::report_missing(&client, &settings.system_namespace).await;
     let stop = shutdown_signal().boxed().shared();
     // One registry: the API's /metrics shows the controller's metrics too.

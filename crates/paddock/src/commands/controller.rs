@@ -94,6 +94,7 @@ async fn health(
 pub async fn run(args: ControllerArgs) -> Result<()> {
     let settings = args.settings.settings()?;
     let client = args.cluster.client().await?;
+    controller::install::check_version(&client).await.map_err(anyhow::Error::msg)?;
     controller::install::report_missing(&client, &settings.system_namespace).await;
     let leadership = Leadership::default();
     let mut registry = Registry::with_prefix("paddock");

@@ -27,6 +27,8 @@ pub struct ManifestArgs {
     /// Deployment running `paddock serve`.
     #[arg(long, value_enum, default_value = "split")]
     pub layout: Layout,
+    #[command(flatten)]
+    pub version: super::crds::VersionArgs,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -37,7 +39,8 @@ pub enum Layout {
 
 const LABELS: &str = "paddock";
 
-pub fn documents(a: &ManifestArgs) -> Result<Vec<Value>> {
+/// The bundle's documents, with the CRDs made for Kubernetes `version`.
+pub fn documents(a: &ManifestArgs, version: resources::kubernetes::Version) -> Result<Vec<Value>> {
     let ns = &a.system_namespace;
     if ns.is_empty() || !ns.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-') {
         bail!("--system-namespace {ns:?}: must be a DNS label");
@@ -46,8 +49,10 @@ pub fn documents(a: &ManifestArgs) -> Result<Vec<Value>> {
         bail!("--image {:?}: not an image reference", a.image);
     }
     let labels = json!({"app.kubernetes.io/name": LABELS, "app.kubernetes.io/managed-by": "paddock"});
-    let mut docs: Vec<Value> =
-        resources::crds().into_iter().map(|c| serde_json::to_value(c).unwrap_or(Value::Null)).collect();
+    let mut docs: Vec<Value> = resources::kubernetes::crds_for(version)
+        .into_iter()
+        .map(|c| serde_json::to_value(c).unwrap_or(Value::Null))
+        .collect();
     docs.push(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns, "labels": labels}}));
     docs.push(json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "paddock", "namespace": ns, "labels": labels}}));
     docs.push(json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": "paddock", "labels": labels}, "rules": rbac::cluster_role_rules()}));
@@ -138,9 +143,9 @@ fn workload(
     vec![deployment, pdb, service]
 }
 
-pub fn render(a: &ManifestArgs) -> Result<String> {
+pub fn render(a: &ManifestArgs, version: resources::kubernetes::Version) -> Result<String> {
     let mut out = String::new();
-    for d in documents(a)? {
+    for d in documents(a, version)? {
         out.push_str("---\n");
         out.push_str(&serde_yaml_ng::to_string(&d)?);
     }

@@ -4,6 +4,7 @@ pub mod api;
 pub mod audit;
 pub mod bench;
 pub mod controller;
+pub mod crds;
 pub mod dev;
 pub mod events;
 pub mod instance;
