@@ -182,6 +182,12 @@ async fn apply(inst: Arc<Instance>, ctx: Arc<Context>) -> Result<Action, Error> 
         return Ok(Action::requeue(Duration::from_secs(30)));
     };
     let namespace: Option<Arc<Namespace>> = cached_or_get(caches.and_then(|k| k.namespace(&ns)), c, &ns).await?;
+    if namespace.as_ref().is_some_and(|n| n.metadata.deletion_timestamp.is_some()) {
+        // The tenant is being deleted: its namespace takes the instance and
+        // everything of it along, and refuses anything new (on a real API
+        // server, every such write is a 403 it still has to serve).
+        return Ok(Action::await_change());
+    }
     let tenant_name = namespace.and_then(|n| n.labels().get(TENANT).cloned());
     let tenant = match tenant_name {
         Some(t) => cached_or_get(caches.and_then(|k| k.tenant(&t)), c, &t).await?,
@@ -204,7 +210,7 @@ async fn apply(inst: Arc<Instance>, ctx: Arc<Context>) -> Result<Action, Error> 
         s.pods.clear();
         s.endpoints.clear();
         write_status(&ctx, &api, &inst, s).await?;
-        let gone_at = at + SignedDuration::try_from(RETENTION).unwrap_or_default();
+        let gone_at = at.checked_add(SignedDuration::try_from(RETENTION).unwrap_or_default()).unwrap_or(at);
         if Timestamp::now() >= gone_at {
             api.delete(&name, &DeleteParams::default()).await?;
             return Ok(Action::await_change());
