@@ -8,6 +8,7 @@
 
 pub mod auth;
 pub mod hub;
+pub mod keylock;
 pub mod metrics;
 pub mod model;
 pub mod openapi;

@@ -50,6 +50,8 @@ impl Default for Config {
 
 pub struct Shared {
     pub client: Client,
+    /// One start at a time per Idempotency-Key in this process.
+    pub keyed_starts: crate::keylock::KeyLocks,
     pub config: Config,
     pub creds: Credentials,
     pub hub: Arc<Hub>,
@@ -172,7 +174,8 @@ pub fn start(client: Client, config: Config, telemetry: crate::metrics::Telemetr
     tasks.push(tokio::spawn(hub.clone().run(Api::all(client.clone()))));
     let creds = Credentials::new(config.admin_token.clone(), ns, secrets);
     let ready = vec![creds_ready, tenants_ready, templates_ready];
-    let state = Arc::new(Shared { client, config, creds, hub, tenants, templates, telemetry, ready });
+    let keyed_starts = crate::keylock::KeyLocks::default();
+    let state = Arc::new(Shared { client, keyed_starts, config, creds, hub, tenants, templates, telemetry, ready });
     (state, Background(tasks))
 }
 

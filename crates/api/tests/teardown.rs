@@ -50,3 +50,28 @@ async fn a_deleted_tenants_instances_write_nothing_into_its_terminating_namespac
     assert_eq!(forbidden(&env).await, before, "the instance reconciler wrote into the terminating namespace");
     env.finish().await;
 }
+
+/// Ten retries of one start with one Idempotency-Key, all at once: one
+/// instance, one 201 and nine replays, and the tenant's quota charged once
+/// (a real API server charges every racing create of the name before it
+/// finds the name taken, and kubesim now does too: issue 28.3).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_retries_with_one_key_all_get_the_one_instance() {
+    let env = Env::start().await;
+    let (a, tok) = (env.alpha.clone(), env.alpha_token.clone());
+    let path = format!("/v1/tenants/{a}/instances");
+    let body = json!({"template": env.template}).to_string();
+    let calls = (0..10)
+        .map(|_| env.call_full("POST", &path, Some(&tok), Some(body.clone()), &[("idempotency-key", "retry-me")]));
+    let answers = futures::future::join_all(calls).await;
+    let codes: Vec<u16> = answers.iter().map(|(c, _, _)| c.as_u16()).collect();
+    assert_eq!(codes.iter().filter(|c| **c == 201).count(), 1, "{codes:?}");
+    assert_eq!(codes.iter().filter(|c| **c == 200).count(), 9, "{codes:?}");
+    let names: std::collections::BTreeSet<String> =
+        answers.iter().map(|(_, _, v)| v["name"].as_str().unwrap().to_string()).collect();
+    assert_eq!(names.len(), 1, "{names:?}");
+    let (_, list) = env.call("GET", &path, Some(&tok), None).await;
+    assert_eq!(list["items"].as_array().unwrap().len(), 1, "{list}");
+    assert!(env.state.keyed_starts.is_empty(), "no lock left behind");
+    env.finish().await;
+}

@@ -182,6 +182,11 @@ pub async fn start(
     }
     let api = api(&s, &tenant);
     let ns = s.namespace(&tenant);
+    // Retries with one key that arrive together run one after the other here.
+    let _held = match &key {
+        Some(k) => Some(s.keyed_starts.lock(&format!("{ns}\n{k}")).await),
+        None => None,
+    };
     // An Idempotency-Key retry answers with what the first request started.
     if let (Some(k), Some(n)) = (&key, &name)
         && let Some(existing) = api.get_opt(n).await?
@@ -265,6 +270,18 @@ pub async fn start(
                 format!("instance {:?} already exists", name.unwrap_or_default()),
             )),
         },
+        // Retries that raced on another replica: a real API server charges the
+        // quota before it finds the name taken, so a loser may be refused by a
+        // quota the winner just filled. The winner's instance is the answer.
+        Err(kube::Error::Api(a)) if a.code == 403 && key.is_some() => {
+            match (&key, name.as_deref().map(|n| api.get_opt(n))) {
+                (Some(k), Some(found)) => match found.await? {
+                    Some(existing) => replay(existing, k, &body, &tenant),
+                    None => Err(kube::Error::Api(a).into()),
+                },
+                _ => Err(kube::Error::Api(a).into()),
+            }
+        }
         Err(e) => Err(e.into()),
     }
 }

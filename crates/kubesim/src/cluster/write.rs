@@ -177,6 +177,15 @@ impl State {
         if self.store.get(res, scope_ns, &name).is_some() {
             let prefix = meta_str(&obj, "generateName").unwrap_or("").to_string();
             if !generated {
+                // Upstream's quota admission runs before storage finds the
+                // name taken: a create of an existing name is refused by a
+                // full quota (403), and otherwise charges the quota before it
+                // fails with AlreadyExists (the quota controller's next
+                // recount gives the charge back).
+                let charges = admission::quota(self, def, ns, &name, &obj, None)?;
+                if !dry_run {
+                    self.charge_quotas(ns, charges);
+                }
                 return Err(ApiError::already_exists(&def.group, &def.plural, &name));
             }
             for _ in 0..8 {
