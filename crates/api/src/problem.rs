@@ -72,6 +72,11 @@ impl Problem {
     pub fn invalid(field: impl Into<String>, detail: impl Into<String>) -> Self {
         Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", "Invalid request", detail).field(field)
     }
+    /// 422 of kind `kind` (e.g. `template-invalid`): not the request's
+    /// fault but what it names; `field` is the request field that names it.
+    pub fn invalid_kind(kind: &str, field: impl Into<String>, detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, kind, "Invalid request", detail).field(field)
+    }
     /// 429: the tenant is at a limit; retry later.
     pub fn limit(kind: &str, detail: impl Into<String>, retry_after: u64) -> Self {
         let mut p = Self::new(StatusCode::TOO_MANY_REQUESTS, kind, "Limit reached", detail);
@@ -220,11 +225,12 @@ pub fn body_of<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T> {
             Problem::bad_request(format!("the body is not valid JSON: {error}"))
         }
         resources::strict::Refused::Invalid { path, error } if path == "." => {
-            Problem::invalid("body", format!("the body does not fit: {error}"))
+            Problem::invalid("body", format!("the body does not fit: {}", resources::strict::reason(&error)))
         }
-        resources::strict::Refused::Invalid { path, error } => {
-            Problem::invalid(path.clone(), format!("the body does not fit: {path}: {error}"))
-        }
+        resources::strict::Refused::Invalid { path, error } => Problem::invalid(
+            path.clone(),
+            format!("the body does not fit: {path}: {}", resources::strict::reason(&error)),
+        ),
         resources::strict::Refused::Unknown(fields) => {
             Problem::invalid(fields[0].clone(), format!("unknown field(s): {}; remove them", fields.join(", ")))
         }

@@ -43,6 +43,9 @@ async fn durations_are_bounded_and_a_panic_stops_no_reconciler() {
         assert_eq!(p["field"], "ttl", "{p}");
         assert!(p["detail"].as_str().unwrap().contains("longer than"), "{p}");
     }
+    let (code, p) = env.call("POST", &starts, Some(&tok), Some(json!({"template": nomax, "ttl": "0s"}))).await;
+    assert_eq!(code, StatusCode::UNPROCESSABLE_ENTITY, "{p}");
+    assert!(p["detail"].as_str().unwrap().contains("0s is zero"), "{p}");
     let (code, inst) = env.call("POST", &starts, Some(&tok), Some(json!({"template": nomax, "ttl": "2h"}))).await;
     assert_eq!(code, StatusCode::CREATED, "{inst}");
     let name = inst["name"].as_str().unwrap().to_string();
@@ -215,6 +218,25 @@ async fn templates_that_break_isolation_are_refused() {
         serde_json::from_value(json!({"runtimeClassName": "runc", "pods": [{"name": "a", "image": "b"}]})).unwrap();
     let settings = controller::config::Settings { runtime_class: Some("gvisor".into()), ..Default::default() };
     assert_eq!(spec.validate_for(&settings.template_policy())[0].field, "spec.runtimeClassName");
+    // The same template applied with kubectl is stored, but not Accepted, and
+    // starts nothing: the API says why at once (issue 30.2).
+    let tpl: resources::Template = serde_json::from_value(json!({"apiVersion": "paddock.dev/v1alpha1",
+        "kind": "Template", "metadata": {"name": name},
+        "spec": {"pods": [{"name": "web", "image": "nginx:1.27", "security": {"capabilities": ["SYS_ADMIN"]}}]}}))
+    .unwrap();
+    Api::<resources::Template>::all(env.tc.client.clone()).create(&PostParams::default(), &tpl).await.unwrap();
+    let (code, p) = env
+        .call(
+            "POST",
+            &format!("/v1/tenants/{}/instances", env.alpha),
+            Some(&env.alpha_token),
+            Some(json!({"template": name})),
+        )
+        .await;
+    assert_eq!(code, StatusCode::UNPROCESSABLE_ENTITY, "{p}");
+    assert!(p["type"].as_str().unwrap().ends_with("/template-invalid"), "{p}");
+    assert!(p["detail"].as_str().unwrap().contains("SYS_ADMIN"), "{p}");
+    let _ = env.call("DELETE", &format!("/v1/templates/{name}"), Some(ADMIN), None).await;
     env.finish().await;
 }
 

@@ -49,8 +49,10 @@ pub struct KubeSim {
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    #[error("cannot listen on {addr}: {source}")]
-    Listen { addr: SocketAddr, source: std::io::Error },
+    /// (The error is in the message, not a `source`: shown with its chain it
+    /// would read twice.)
+    #[error("cannot listen on {addr}: {error}")]
+    Listen { addr: SocketAddr, error: std::io::Error },
     #[error("cannot load state file {path}: {reason}")]
     State { path: String, reason: String },
     #[error("bootstrap failed: {0}")]
@@ -75,10 +77,9 @@ impl KubeSim {
         if !loaded {
             sim::bootstrap::run(&cluster).map_err(StartError::Bootstrap)?;
         }
-        let listener = tokio::net::TcpListener::bind(listen)
-            .await
-            .map_err(|source| StartError::Listen { addr: listen, source })?;
-        let addr = listener.local_addr().map_err(|source| StartError::Listen { addr: listen, source })?;
+        let listener =
+            tokio::net::TcpListener::bind(listen).await.map_err(|error| StartError::Listen { addr: listen, error })?;
+        let addr = listener.local_addr().map_err(|error| StartError::Listen { addr: listen, error })?;
         let shutdown = CancellationToken::new();
         let app = server::router(server::Server { cluster: cluster.clone(), shutdown: shutdown.clone() });
         let stop = shutdown.clone();

@@ -44,11 +44,11 @@ enum Command {
     Manifests(commands::manifests::ManifestArgs),
     /// List nodes with their Paddock role, or set a node's role.
     Nodes(commands::nodes::NodesArgs),
-    /// Tenants through the API: create, list, get, delete.
+    /// Tenants through the API: create, update, list, get, kubeconfig, delete.
     Tenant(commands::tenant::TenantArgs),
-    /// Templates through the API: apply -f, list, get.
+    /// Templates through the API: apply -f, list, get, delete.
     Template(commands::template::TemplateArgs),
-    /// Instances through the API: start [--wait], list, get, stop, renew.
+    /// Instances through the API: start [--wait], list, get, logs, stop, renew.
     Instance(commands::instance::InstanceArgs),
     /// Follow instance status live (Server-Sent Events).
     Events(commands::events::EventsArgs),

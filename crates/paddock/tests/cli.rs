@@ -185,3 +185,16 @@ fn logs_to_a_file_or_pipe_have_no_colour_codes() {
     assert!(line.contains("kubesim listening"), "{line:?}");
     assert!(!line.contains('\u{1b}'), "escape codes in a piped log: {line:?}");
 }
+
+/// `paddock dev` on a port in use says so once, in one line.
+#[test]
+fn dev_on_a_busy_port_says_so_once() {
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = busy.local_addr().unwrap().port();
+    let kc = std::env::temp_dir().join(format!("paddock-busy-{}.kubeconfig", std::process::id()));
+    let out = paddock(&["dev", "--listen", &format!("127.0.0.1:{port}"), "--kubeconfig-out", kc.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.matches("in use").count(), 1, "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+}

@@ -17,8 +17,10 @@ pub const LONGEST: Duration = Duration::from_secs(3650 * 86_400);
 /// What is wrong with a duration as written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Malformed {
-    /// Not `<number><unit>...` with units s, m, h, d, or zero.
+    /// Not `<number><unit>...` with units s, m, h, d.
     NotADuration,
+    /// Well-formed, but zero (`0s`, `0h0m`).
+    Zero,
     /// Well-formed, but longer than [`LONGEST`].
     TooLong,
 }
@@ -60,7 +62,7 @@ pub fn parse_exact(s: &str) -> Result<Duration, Malformed> {
         return Err(Malformed::TooLong);
     }
     if total == 0 {
-        return Err(Malformed::NotADuration);
+        return Err(Malformed::Zero);
     }
     Ok(Duration::from_secs(total))
 }
@@ -72,7 +74,7 @@ pub fn parse(s: &str) -> Option<Duration> {
     match parse_exact(s) {
         Ok(d) => Some(d),
         Err(Malformed::TooLong) => Some(LONGEST),
-        Err(Malformed::NotADuration) => None,
+        Err(Malformed::NotADuration | Malformed::Zero) => None,
     }
 }
 
@@ -96,6 +98,7 @@ pub fn within(field: &str, raw: &str, max: Duration, bound: &str) -> Result<Dura
         Ok(d) if d > max => Err(over()),
         Ok(d) => Ok(d),
         Err(Malformed::TooLong) => Err(over()),
+        Err(Malformed::Zero) => Err(FieldProblem::new(field, format!("{raw} is zero; a duration must be longer"))),
         Err(Malformed::NotADuration) => {
             Err(FieldProblem::new(field, format!("{raw:?} is not a duration (like 90s, 15m, 2h, 1h30m, 1d)")))
         }
@@ -134,6 +137,7 @@ mod tests {
         let e = within("ttl", "999999999h", week, "the installation's longest instance ttl, 7d").unwrap_err();
         assert_eq!(e.to_string(), "ttl: 999999999h is longer than the installation's longest instance ttl, 7d");
         assert!(within("ttl", "soon", week, "7d").unwrap_err().reason.contains("not a duration"));
+        assert_eq!(within("ttl", "0s", week, "7d").unwrap_err().reason, "0s is zero; a duration must be longer");
     }
 
     #[test]

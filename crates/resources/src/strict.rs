@@ -28,6 +28,26 @@ where
     if unknown.is_empty() { Ok(value) } else { Err(Refused::Unknown(unknown)) }
 }
 
+/// A decoding error in words for people: serde's "invalid value: integer
+/// `99999`, expected u16" becomes "99999 is out of range (0 to 65535)";
+/// anything else is serde's own message, without its line and column.
+pub fn reason(error: &serde_json::Error) -> String {
+    let text = error.to_string();
+    let text = text.split(" at line ").next().unwrap_or(&text).to_string();
+    let Some(rest) = text.strip_prefix("invalid value: integer `") else { return text };
+    let Some((n, expected)) = rest.split_once("`, expected ") else { return text };
+    let range = match expected {
+        "u8" => "0 to 255",
+        "u16" => "0 to 65535",
+        "u32" => "0 to 4294967295",
+        "u64" => "0 to 18446744073709551615",
+        "i32" => "-2147483648 to 2147483647",
+        "i64" => "-9223372036854775808 to 9223372036854775807",
+        _ => return text,
+    };
+    format!("{n} is out of range ({range})")
+}
+
 /// A path as serde_ignored reports it, written as fields are named
 /// elsewhere (`spec.pods[0].security.privileged`).
 fn field_path(path: &serde_ignored::Path) -> String {
@@ -66,5 +86,15 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(decode::<TemplateSpec, _>(json!({"pods": [{"name": "a", "image": "b"}]})).is_ok());
+        let port = json!({"pods": [{"name": "a", "image": "b", "ports": [{"name": "http", "port": 99999}]}]});
+        match decode::<TemplateSpec, _>(port) {
+            Err(Refused::Invalid { path, error }) => {
+                assert_eq!(
+                    (path.as_str(), reason(&error).as_str()),
+                    ("pods[0].ports[0].port", "99999 is out of range (0 to 65535)")
+                )
+            }
+            other => panic!("{other:?}"),
+        }
     }
 }

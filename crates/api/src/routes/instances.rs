@@ -147,6 +147,17 @@ pub async fn start(
             format!("template {:?} is being deleted: no new instance of it starts", body.template),
         ));
     }
+    // A template that is not Accepted starts nothing: its problems, said
+    // now (the controller would fail the instance with the same ones).
+    let broken = controller::instance::build::template_problems(&tpl, s.settings());
+    if !broken.is_empty() {
+        let list = broken.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("; ");
+        return Err(Problem::invalid_kind(
+            "template-invalid",
+            "template",
+            format!("template {:?} is not Accepted, so it starts no instance: {list}", body.template),
+        ));
+    }
     if let Some(n) = &body.name
         && (!is_dns_label(n) || n.len() > MAX_NAME)
     {

@@ -62,11 +62,17 @@ pub fn ttl_within(
     bounds: &str,
     like: &str,
 ) -> Result<std::time::Duration> {
-    let d = resources::template::parse_duration(ttl)
-        .ok_or_else(|| Problem::invalid("ttl", format!("{ttl:?} is not a duration (like {like})")))?;
-    if !(min..=max).contains(&d) {
+    use resources::duration::{Malformed, parse_exact};
+    let d = match parse_exact(ttl) {
+        Ok(d) => Some(d),
+        Err(Malformed::NotADuration) => {
+            return Err(Problem::invalid("ttl", format!("{ttl:?} is not a duration (like {like})")));
+        }
+        Err(Malformed::Zero | Malformed::TooLong) => None,
+    };
+    let Some(d) = d.filter(|d| (min..=max).contains(d)) else {
         return Err(Problem::invalid("ttl", format!("{ttl} is not between {bounds}")));
-    }
+    };
     Ok(d)
 }
 

@@ -26,7 +26,8 @@ pub struct WaitArgs {
 
 /// `--timeout` values: 90s, 15m, 2h.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    resources::template::parse_duration(s).ok_or_else(|| format!("{s:?} is not a duration (like 90s, 15m, 2h)"))
+    let bound = resources::duration::longest_bound();
+    resources::duration::within("--timeout", s, resources::duration::LONGEST, &bound).map_err(|p| p.reason)
 }
 
 /// What a person sees while a command waits.

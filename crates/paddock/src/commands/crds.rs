@@ -41,11 +41,11 @@ impl VersionArgs {
         };
         Ok(match reached {
             Some(v) => {
-                tracing::info!(version = %v, "CRDs for the cluster's Kubernetes version");
+                tracing::debug!(version = %v, "CRDs for the cluster's Kubernetes version");
                 v
             }
             None => {
-                tracing::info!(
+                tracing::debug!(
                     version = %OLDEST,
                     "no cluster reached: CRDs for the oldest supported Kubernetes, which every supported version \
                      takes (--kubernetes-version says another)"

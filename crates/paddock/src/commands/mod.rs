@@ -42,8 +42,8 @@ pub fn read_arg(path: &std::path::Path) -> anyhow::Result<String> {
 pub fn decode_spec<T: serde::de::DeserializeOwned>(spec: serde_json::Value) -> Result<T, String> {
     use resources::strict::Refused;
     resources::strict::decode(spec).map_err(|e| match e {
-        Refused::Invalid { path, error } if path == "." => format!("spec: {error}"),
-        Refused::Invalid { path, error } => format!("spec.{path}: {error}"),
+        Refused::Invalid { path, error } if path == "." => format!("spec: {}", resources::strict::reason(&error)),
+        Refused::Invalid { path, error } => format!("spec.{path}: {}", resources::strict::reason(&error)),
         Refused::Unknown(fields) => {
             let named: Vec<String> = fields.iter().map(|f| format!("spec.{f}")).collect();
             format!("{}: unknown field(s); remove them", named.join(", "))

@@ -71,7 +71,7 @@ pub enum TenantCommand {
 /// The parts of a tenant's spec a flag can set (for `create` and `update`).
 #[derive(Args, Debug, Default)]
 pub struct SpecFlags {
-    /// A name for people, shown by the API and in dashboards.
+    /// A name for people, shown by `tenant get` and the API.
     #[arg(long)]
     display_name: Option<String>,
     /// Instances the tenant may run at once.
