@@ -198,3 +198,50 @@ fn dev_on_a_busy_port_says_so_once() {
     assert_eq!(err.matches("in use").count(), 1, "{err}");
     assert_eq!(err.lines().count(), 1, "{err}");
 }
+
+/// Every document of the install bundle passes the API server's strict field
+/// validation (a server-side dry run, nothing is changed): on kubesim, and on
+/// a real cluster with PADDOCK_TEST_KUBECONFIG, for its own version.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bundle_passes_strict_field_validation() {
+    use kube::api::{Api, DynamicObject, Patch, PatchParams, ValidationDirective};
+    let tc = kubesim::testing::TestCluster::start().await;
+    let dir = std::env::temp_dir().join(format!("paddock-bundle-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let kc = tc.kubeconfig_file(&dir);
+    let out = paddock_async(vec![
+        "manifests".into(),
+        "--with-runtime-class".into(),
+        "--kubeconfig".into(),
+        kc.display().to_string(),
+    ])
+    .await;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let mut pp = PatchParams::apply("paddock-test").dry_run();
+    pp.field_validation = Some(ValidationDirective::Strict);
+    let mut checked = 0;
+    for doc in text.split("\n---\n") {
+        let v: serde_json::Value = serde_yaml_ng::from_str(doc.trim_start_matches("---\n")).unwrap();
+        let (api_version, kind) = (v["apiVersion"].as_str().unwrap(), v["kind"].as_str().unwrap());
+        let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
+        let gvk = kube::api::GroupVersionKind::gvk(group, version, kind);
+        let (ar, caps) = kube::discovery::pinned_kind(&tc.client, &gvk)
+            .await
+            .unwrap_or_else(|e| panic!("the cluster does not serve {api_version} {kind}: {e}"));
+        let name = v["metadata"]["name"].as_str().unwrap();
+        let api: Api<DynamicObject> = match (caps.scope, v["metadata"]["namespace"].as_str()) {
+            (kube::discovery::Scope::Namespaced, Some(ns)) => Api::namespaced_with(tc.client.clone(), ns, &ar),
+            _ => Api::all_with(tc.client.clone(), &ar),
+        };
+        match api.patch(name, &pp, &Patch::Apply(&v)).await {
+            Ok(_) => checked += 1,
+            // A namespaced object's namespace does not exist yet in a dry run.
+            Err(kube::Error::Api(e)) if e.code == 404 && e.message.contains("namespaces") => checked += 1,
+            Err(e) => panic!("{kind} {name}: {e}"),
+        }
+    }
+    assert!(checked >= 15, "{checked} documents");
+    let _ = std::fs::remove_dir_all(&dir);
+    tc.finish().await;
+}

@@ -14,7 +14,16 @@ enum Storage {
     Disabled,
     Pending,
     Bound(String),
-    Refused { reason: &'static str, message: String },
+    /// Bound, and growing: the claim asks more than the volume has yet.
+    Resizing {
+        requested: String,
+        current: String,
+        stage: Option<String>,
+    },
+    Refused {
+        reason: &'static str,
+        message: String,
+    },
 }
 
 /// What the reconciler observed, turned into conditions by [`status_patch`].
@@ -65,14 +74,28 @@ impl Conditions {
             return;
         }
         let status = pvc.and_then(|p| p.status.as_ref());
+        let current = status.and_then(|s| s.capacity.as_ref()).and_then(|c| c.get("storage")).map(|q| q.0.clone());
+        let requested = pvc
+            .and_then(|p| p.spec.as_ref())
+            .and_then(|s| s.resources.as_ref())
+            .and_then(|r| r.requests.as_ref())
+            .and_then(|r| r.get("storage"))
+            .map(|q| q.0.clone());
+        let size = |q: &Option<String>| q.as_deref().and_then(quantity::Quantity::parse);
         self.storage = match status.and_then(|s| s.phase.as_deref()) {
-            Some("Bound") => Storage::Bound(
-                status
-                    .and_then(|s| s.capacity.as_ref())
-                    .and_then(|c| c.get("storage"))
-                    .map(|q| q.0.clone())
-                    .unwrap_or_default(),
-            ),
+            Some("Bound") if size(&current).zip(size(&requested)).is_some_and(|(c, r)| c < r) => {
+                // The claim's own word for where the resize is, if it says.
+                let stage = status
+                    .and_then(|s| s.conditions.as_ref())
+                    .and_then(|c| c.iter().find(|c| c.status == "True"))
+                    .map(|c| c.type_.clone());
+                Storage::Resizing {
+                    requested: requested.unwrap_or_default(),
+                    current: current.unwrap_or_default(),
+                    stage,
+                }
+            }
+            Some("Bound") => Storage::Bound(current.unwrap_or_default()),
             _ => Storage::Pending,
         };
     }
@@ -180,6 +203,11 @@ pub fn status_patch(t: &Tenant, c: Conditions) -> (TenantStatus, Option<(EventTy
                 Some(cond("StorageReady", false, "Pending", "the volume claim is not bound yet".into(), g))
             }
             Storage::Bound(cap) => Some(cond("StorageReady", true, "Bound", format!("bound, capacity {cap}"), g)),
+            Storage::Resizing { requested, current, stage } => {
+                let stage = stage.as_ref().map(|s| format!(" ({s})")).unwrap_or_default();
+                let message = format!("growing from {current} to {requested}{stage}; the volume is usable meanwhile");
+                Some(cond("StorageReady", false, "Resizing", message, g))
+            }
             Storage::Refused { reason, message } => Some(cond("StorageReady", false, reason, message.clone(), g)),
             Storage::Unknown => None,
         };
@@ -200,7 +228,7 @@ pub fn status_patch(t: &Tenant, c: Conditions) -> (TenantStatus, Option<(EventTy
         }
     }
     let capacity = match &c.storage {
-        Storage::Bound(cap) => Some(cap.clone()),
+        Storage::Bound(cap) | Storage::Resizing { current: cap, .. } => Some(cap.clone()),
         _ => old.storage_capacity.clone(),
     };
     let status = TenantStatus {
@@ -270,6 +298,28 @@ mod tests {
         assert_eq!(status_patch(&t, c).0.conditions[0].reason, "StorageShrinkRefused");
         let c = Conditions::new(&t, "paddock-t");
         assert_eq!(status_patch(&t, c).0.phase.as_deref(), Some("Provisioning"));
+        // Storage grown but not yet resized: said, with both sizes.
+        let pvc: PersistentVolumeClaim = serde_json::from_value(serde_json::json!({"metadata": {"name": "storage"},
+            "spec": {"resources": {"requests": {"storage": "20Gi"}}},
+            "status": {"phase": "Bound", "capacity": {"storage": "10Gi"},
+                "conditions": [{"type": "FileSystemResizePending", "status": "True"}]}}))
+        .unwrap();
+        let mut c = Conditions::new(&t, "paddock-t");
+        c.namespace(
+            &serde_json::from_value(
+                serde_json::json!({"metadata": {"name": "paddock-t"}, "status": {"phase": "Active"}}),
+            )
+            .unwrap(),
+        );
+        c.storage(Some(&pvc), None);
+        let (s, _) = status_patch(&t, c);
+        let storage = s.conditions.iter().find(|c| c.type_ == "StorageReady").unwrap();
+        assert_eq!((storage.status.as_str(), storage.reason.as_str()), ("False", "Resizing"));
+        assert_eq!(
+            storage.message,
+            "growing from 10Gi to 20Gi (FileSystemResizePending); the volume is usable meanwhile"
+        );
+        assert_eq!((s.phase.as_deref(), s.storage_capacity.as_deref()), (Some("Ready"), Some("10Gi")));
         // A refused child shows on the tenant, with the API server's words.
         let mut c = Conditions::new(&t, "paddock-t");
         c.refused("Forbidden", "pods \"vpn\" is forbidden: exceeded quota: quota, requested: pods=1");
