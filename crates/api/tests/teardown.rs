@@ -75,3 +75,46 @@ async fn racing_retries_with_one_key_all_get_the_one_instance() {
     assert!(env.state.keyed_starts.is_empty(), "no lock left behind");
     env.finish().await;
 }
+
+/// A Failed instance (its image cannot be pulled) gives its pods back at
+/// once, so the tenant's quota is free, keeps its status to be read, and is
+/// deleted after the retention (issue 30.5).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_instance_releases_its_pods_and_goes_after_the_retention() {
+    let env = Env::start_with(|s| s.failed_retention = std::time::Duration::from_secs(3)).await;
+    let (a, tok) = (env.alpha.clone(), env.alpha_token.clone());
+    let bad = format!("bad-{}", env.id);
+    let (code, body) = env
+        .call(
+            "PUT",
+            &format!("/v1/templates/{bad}"),
+            Some(ADMIN),
+            Some(json!({"spec": {"ttl": "1h",
+            "pods": [{"name": "web", "image": "registry.example/doesnotexist:1"}]}})),
+        )
+        .await;
+    assert_eq!(code, StatusCode::CREATED, "{body}");
+    let (code, inst) =
+        env.call("POST", &format!("/v1/tenants/{a}/instances"), Some(&tok), Some(json!({"template": bad}))).await;
+    assert_eq!(code, StatusCode::CREATED, "{inst}");
+    let name = inst["name"].as_str().unwrap().to_string();
+    let path = format!("/v1/tenants/{a}/instances/{name}");
+    kubesim::testing::wait_until(T, "the instance fails and gives its pods back", || async {
+        let (_, v) = env.call("GET", &path, Some(ADMIN), None).await;
+        v["phase"] == "Failed" && v["message"].as_str().unwrap_or("").contains("its pods were removed")
+    })
+    .await;
+    let pods: kube::Api<k8s_openapi::api::core::v1::Pod> =
+        kube::Api::namespaced(env.tc.client.clone(), &env.state.namespace(&a));
+    let lp = kube::api::ListParams::default().labels(&format!("paddock.dev/instance={name}"));
+    kubesim::testing::wait_until(T, "no pod of it is left", || async {
+        pods.list_metadata(&lp).await.unwrap().items.is_empty()
+    })
+    .await;
+    kubesim::testing::wait_until(T, "the instance is deleted after the retention", || async {
+        env.call("GET", &path, Some(ADMIN), None).await.0 == StatusCode::NOT_FOUND
+    })
+    .await;
+    let _ = env.call("DELETE", &format!("/v1/templates/{bad}"), Some(ADMIN), None).await;
+    env.finish().await;
+}

@@ -37,6 +37,9 @@ pub struct Settings {
     /// The longest lifetime an instance may ask for, or be renewed to, when
     /// its template sets no `maxTtl`.
     pub max_instance_ttl: std::time::Duration,
+    /// How long a Failed instance (its pods already removed) is kept to be
+    /// read before it is deleted.
+    pub failed_retention: std::time::Duration,
     /// Capabilities templates may add back (`ALL`: any); none by default.
     pub template_capabilities: Vec<String>,
     /// Runtime classes templates may choose besides [`Settings::runtime_class`].
@@ -84,6 +87,7 @@ impl Default for Settings {
             claim_url: "http://paddock-api.paddock-system.svc:8080/v1/claim".into(),
             max_concurrent_reconciles: 32,
             max_instance_ttl: DEFAULT_MAX_INSTANCE_TTL,
+            failed_retention: std::time::Duration::from_secs(600),
             template_capabilities: Vec::new(),
             template_runtime_classes: Vec::new(),
             template_secrets: Vec::new(),

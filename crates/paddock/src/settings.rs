@@ -57,6 +57,10 @@ pub struct SettingsArgs {
     /// template sets no maxTtl (like 12h, 7d; at most 3650d).
     #[arg(long, env = "PADDOCK_MAX_INSTANCE_TTL", default_value = "7d")]
     pub max_instance_ttl: String,
+    /// How long a Failed instance (its pods already removed, so its quota is
+    /// free) is kept to be read before it is deleted (like 10m, 1h).
+    #[arg(long, env = "PADDOCK_FAILED_RETENTION", default_value = "10m")]
+    pub failed_retention: String,
     #[command(flatten)]
     pub template_policy: TemplatePolicyArgs,
 }
@@ -183,7 +187,11 @@ impl SettingsArgs {
                 self.max_instance_ttl
             )
         })?;
+        let failed_retention = resources::duration::parse_exact(&self.failed_retention).map_err(|_| {
+            anyhow::anyhow!("--failed-retention {:?}: not a duration (like 10m, 1h)", self.failed_retention)
+        })?;
         let mut settings = Settings {
+            failed_retention,
             max_instance_ttl,
             template_capabilities: Vec::new(),
             template_runtime_classes: Vec::new(),

@@ -39,9 +39,14 @@ pub struct Env {
 
 impl Env {
     pub async fn start() -> Env {
+        Self::start_with(|_| {}).await
+    }
+
+    /// [`Env::start`] with settings changed by `change`.
+    pub async fn start_with(change: impl FnOnce(&mut Settings)) -> Env {
         let tc = TestCluster::start().await;
         let id = format!("{}{}", std::process::id() % 10000, N.fetch_add(1, Ordering::Relaxed));
-        let settings = Settings {
+        let mut settings = Settings {
             namespace_prefix: format!("pa{id}-"),
             system_namespace: format!("pa{id}-system"),
             pool_namespace: format!("pa{id}-pool"),
@@ -50,6 +55,7 @@ impl Env {
             template_secrets: vec!["api-keys".into()],
             ..Default::default()
         };
+        change(&mut settings);
         controller::install::crds(&tc.client, "paddock-test", T).await.unwrap();
         controller::install::namespace(&tc.client, &settings.system_namespace, "paddock-test").await.unwrap();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();

@@ -121,6 +121,49 @@ async fn over_quota(ctx: &Context, api: &Api<Instance>, inst: &Instance, why: &s
     Ok(Action::requeue(quota::Refusals::RETRY))
 }
 
+/// When a Failed instance failed (its Ready condition's transition), if it is Failed.
+fn failed_since(inst: &Instance) -> Option<Timestamp> {
+    let s = inst.status.as_ref().filter(|s| s.phase == Some(InstancePhase::Failed))?;
+    Some(
+        s.conditions
+            .iter()
+            .find(|c| c.type_ == "Ready")
+            .map(|c| c.last_transition_time.0)
+            .unwrap_or_else(Timestamp::now),
+    )
+}
+
+/// A Failed instance gives its pods and Services back at once (and with them
+/// the tenant's quota), keeps its status to be read for
+/// [`Settings::failed_retention`](crate::config::Settings::failed_retention),
+/// and is deleted then. Nothing of it is started again.
+async fn release_failed(
+    ctx: &Context,
+    api: &Api<Instance>,
+    inst: &Instance,
+    since: Timestamp,
+) -> Result<Action, Error> {
+    let released = inst.status.as_ref().is_some_and(|s| s.pods.is_empty() && s.endpoints.is_empty());
+    if !released {
+        delete_instance_objects(&ctx.client, inst, &ctx.settings.pool_namespace).await?;
+        let mut s = inst.status.clone().unwrap_or_default();
+        s.pods.clear();
+        s.endpoints.clear();
+        let retention = resources::duration::format(ctx.settings.failed_retention);
+        if let Some(c) = s.conditions.iter_mut().find(|c| c.type_ == "Ready") {
+            c.message = format!("{}; its pods were removed, and it is deleted {retention} after it failed", c.message);
+        }
+        write_status(ctx, api, inst, s).await?;
+    }
+    let gone_at =
+        since.checked_add(SignedDuration::try_from(ctx.settings.failed_retention).unwrap_or_default()).unwrap_or(since);
+    if Timestamp::now() >= gone_at {
+        api.delete(&inst.name_any(), &DeleteParams::default()).await?;
+        return Ok(Action::await_change());
+    }
+    Ok(Action::requeue(Timestamp::now().duration_until(gone_at).unsigned_abs()))
+}
+
 /// When the instance expires (creation + ttl), if it has a lifetime.
 fn expiry(inst: &Instance, tpl: Option<&Template>) -> Option<Timestamp> {
     let ttl = inst.spec.ttl.as_deref().or(tpl.and_then(|t| t.spec.ttl.as_deref())).and_then(parse_duration)?;
@@ -198,6 +241,9 @@ async fn apply(inst: Arc<Instance>, ctx: Arc<Context>) -> Result<Action, Error> 
         write_status(&ctx, &api, &inst, base_status(&inst, InstancePhase::Failed, "NotATenantNamespace", &msg)).await?;
         return Ok(Action::await_change());
     };
+    if let Some(since) = failed_since(&inst) {
+        return release_failed(&ctx, &api, &inst, since).await;
+    }
     // Lifetime: past expiry the instance's objects go; the Instance follows after a retention.
     let expires = expiry(&inst, Some(&tpl));
     if let Some(at) = expires
@@ -488,6 +534,10 @@ fn next_look(expires: Option<Timestamp>, phase: Option<InstancePhase>) -> Action
     let until_expiry = expires.map(|at| Timestamp::now().duration_until(at).unsigned_abs() + Duration::from_millis(50));
     let on_the_way =
         matches!(phase, None | Some(InstancePhase::Pending | InstancePhase::Scheduling | InstancePhase::Starting));
+    if phase == Some(InstancePhase::Failed) {
+        // Failed just now: the next look gives its pods back (release_failed).
+        return Action::requeue(Duration::from_millis(200));
+    }
     match (until_expiry, on_the_way) {
         (Some(d), true) => Action::requeue(d.min(ON_THE_WAY_LOOK)),
         (None, true) => Action::requeue(ON_THE_WAY_LOOK),
