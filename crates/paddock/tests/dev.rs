@@ -316,6 +316,22 @@ async fn cli_against_the_api(banner: &str) -> Vec<String> {
     assert!(out.contains("Limits:") && out.contains("Conditions:"), "{out}");
     let (code, _, err) = run(token.clone(), sv(&["instance", "renew", &name])).await.unwrap();
     assert!(code == 0 || err.contains("maxTtl"), "{code} {err}");
+    // An instance no node can take: `--wait` prints the status message as it
+    // changes and gives up with the reason after --give-up-after (issue 30.4).
+    let huge = std::env::temp_dir().join(format!("paddock-huge-{}.yaml", std::process::id()));
+    std::fs::write(
+        &huge,
+        "metadata: {name: huge}\nspec: {pods: [{name: web, image: nginx, resources: {requests: {cpu: \"64\"}}}]}\n",
+    )
+    .unwrap();
+    let (code, _, err) = run(admin.clone(), sv(&["template", "apply", "-f", huge.to_str().unwrap()])).await.unwrap();
+    let _ = std::fs::remove_file(&huge);
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) =
+        run(token.clone(), sv(&["instance", "start", "huge", "--wait", "--give-up-after", "2s"])).await.unwrap();
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("cannot be scheduled") && err.contains("Insufficient cpu"), "{err}");
+    assert!(err.lines().any(|l| l.contains("Scheduling") && l.contains("Insufficient cpu")), "{err}");
 
     // Refusals exit 1 with the API's reason; a bad token or no API exits 2.
     let (code, _, err) = run(token.clone(), sv(&["tenant", "create", "intruder"])).await.unwrap();

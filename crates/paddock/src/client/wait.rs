@@ -22,6 +22,10 @@ pub struct WaitArgs {
     /// Give up waiting after this long, e.g. 2m.
     #[arg(long, default_value = "5m", value_parser = parse_duration)]
     pub timeout: Duration,
+    /// (instance start) Stop waiting, with exit code 1 and the reason, once the
+    /// instance has been unschedulable this long.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub give_up_after: Duration,
 }
 
 /// `--timeout` values: 90s, 15m, 2h.
@@ -36,6 +40,8 @@ pub struct Progress {
     /// No terminal: each new stage is a plain line on stderr.
     plain: bool,
     shown: Option<String>,
+    /// The message last printed (plain output prints every change).
+    said: Option<String>,
     name: String,
 }
 
@@ -51,17 +57,21 @@ impl Progress {
         bar.enable_steady_tick(Duration::from_millis(120));
         // Without a terminal the spinner draws nothing.
         let plain = show && bar.is_hidden();
-        Progress { bar, plain, shown: None, name: name.to_string() }
+        Progress { bar, plain, shown: None, said: None, name: name.to_string() }
     }
 
     /// The current stage (a phase) and what it is doing; a new stage is
     /// kept on screen as a line of its own.
     pub fn update(&mut self, stage: &str, message: Option<&str>) {
+        // Not on a terminal, every change of the message is a line too: a
+        // status that explains itself ("0/3 nodes are available...") is seen.
+        if self.plain && (self.shown.as_deref() != Some(stage) || self.said.as_deref() != message) {
+            let text = message.map(|m| format!("  {m}")).unwrap_or_default();
+            let _ = writeln!(std::io::stderr().lock(), "{}: {stage}{text}", self.name);
+            self.said = message.map(str::to_string);
+        }
         if self.shown.as_deref() != Some(stage) {
-            if self.plain {
-                let message = message.map(|m| format!("  {m}")).unwrap_or_default();
-                let _ = writeln!(std::io::stderr().lock(), "{}: {stage}{message}", self.name);
-            } else if let Some(prev) = &self.shown {
+            if let Some(prev) = self.shown.as_ref().filter(|_| !self.plain) {
                 self.bar.println(format!("  {prev} → {stage}"));
             }
             self.shown = Some(stage.to_string());

@@ -198,21 +198,38 @@ fn path(tenant: &str, rest: &str) -> String {
 }
 
 /// Follows the stream until the instance settles; returns its last view.
-async fn wait(c: &Client, tenant: &str, started: InstanceView, timeout: Duration, show: bool) -> Result<InstanceView> {
+async fn wait(c: &Client, tenant: &str, started: InstanceView, w: WaitArgs, show: bool) -> Result<InstanceView> {
     let mut stream = Follow::new(c, Some(tenant), None);
     let mut progress = Progress::new(&started.name, show);
     let mut last = started;
-    let deadline = tokio::time::sleep(timeout);
+    let deadline = tokio::time::sleep(w.timeout);
     tokio::pin!(deadline);
+    // Since when the instance cannot be scheduled (no event may come while it
+    // stays so: a timer gives up after --give-up-after).
+    let mut unschedulable_since: Option<tokio::time::Instant> = None;
     loop {
         let mine = |i: &InstanceView| i.name == last.name;
+        let give_up = unschedulable_since.map(|t| t + w.give_up_after);
         let update = tokio::select! {
             u = stream.next() => u,
             _ = &mut deadline => {
                 progress.finish();
                 let why = last.message.as_deref().map(|m| format!(" ({m})")).unwrap_or_default();
                 return Err(Refused(format!("{} is still {} after {}{why}; it keeps starting in the background",
-                    last.name, cell(last.phase.clone()), humantime(timeout))).into());
+                    last.name, cell(last.phase.clone()), humantime(w.timeout))).into());
+            }
+            _ = tokio::time::sleep_until(give_up.unwrap_or_else(|| tokio::time::Instant::now() + w.timeout)),
+                if give_up.is_some() => {
+                progress.finish();
+                return Err(Refused(format!(
+                    "{} cannot be scheduled: {}; it stays Scheduling and starts when room appears                      (`paddock instance stop {}` gives up)",
+                    last.name, last.message.as_deref().unwrap_or("no node fits it"), last.name)).into());
+            }
+            _ = tokio::signal::ctrl_c() => {
+                progress.finish();
+                return Err(Refused(format!(
+                    "stopped waiting; {} keeps starting in the background (`paddock instance stop {}` stops it)",
+                    last.name, last.name)).into());
             }
         };
         match update? {
@@ -228,6 +245,11 @@ async fn wait(c: &Client, tenant: &str, started: InstanceView, timeout: Duration
         if last.phase.is_some() {
             progress.update(&cell(last.phase.clone()), last.message.as_deref());
         }
+        unschedulable_since = match (ready_reason(&last) == Some("Unschedulable"), unschedulable_since) {
+            (true, None) => Some(tokio::time::Instant::now()),
+            (true, since) => since,
+            (false, _) => None,
+        };
         if last.settled() {
             progress.finish();
             return Ok(last);
@@ -247,10 +269,15 @@ async fn wait(c: &Client, tenant: &str, started: InstanceView, timeout: Duration
     }
 }
 
+/// The reason of the instance's Ready condition.
+fn ready_reason(i: &InstanceView) -> Option<&str> {
+    i.status.as_ref()?.conditions.iter().find(|c| c.type_ == "Ready").map(|c| c.reason.as_str())
+}
+
 /// Whether the tenant's quota is what holds the instance back (the controller
 /// keeps it Pending, without pods, and tries again).
 fn held_by_quota(i: &InstanceView) -> bool {
-    i.status.as_ref().is_some_and(|s| s.conditions.iter().any(|c| c.type_ == "Ready" && c.reason == "QuotaExceeded"))
+    ready_reason(i) == Some("QuotaExceeded")
 }
 
 pub async fn run(args: InstanceArgs) -> Result<()> {
@@ -272,8 +299,7 @@ pub async fn run(args: InstanceArgs) -> Result<()> {
                 req = req.header("idempotency-key", k);
             }
             let started: InstanceView = c.send(req).await?;
-            let view =
-                if w.wait { wait(&c, &tenant, started, w.timeout, out == Format::Table).await? } else { started };
+            let view = if w.wait { wait(&c, &tenant, started, w, out == Format::Table).await? } else { started };
             print(out, &view, HEADER, |i| vec![row(i)])?;
             match view.phase.as_deref() {
                 Some("Failed" | "Expired" | "Degraded") if w.wait => Err(Refused(format!(
