@@ -77,7 +77,8 @@ pub async fn try_acquire(api: &Api<Lease>, e: &Election) -> Result<bool, kube::E
     let expired = match &spec.renew_time {
         Some(t) => {
             let held_for = spec.lease_duration_seconds.unwrap_or(duration).max(1) as i64;
-            t.0 + jiff::SignedDuration::from_secs(held_for) < Timestamp::now()
+            // Checked: a Lease written by hand far in the future must not overflow.
+            t.0.checked_add(jiff::SignedDuration::from_secs(held_for)).is_ok_and(|until| until < Timestamp::now())
         }
         None => true,
     };

@@ -106,6 +106,15 @@ fn hardened_pods_secrets_services_and_policies() {
     assert_eq!(spec["imagePullSecrets"][0]["name"], "regcred");
     assert_eq!(spec["activeDeadlineSeconds"], 6 * 3600, "maxTtl, so renewals are not cut short");
     assert_eq!(spec["securityContext"]["seccompProfile"]["type"], "RuntimeDefault");
+    // A user id, so that a kubelet starts images whose user is root under runAsNonRoot.
+    assert_eq!(
+        (
+            &spec["securityContext"]["runAsNonRoot"],
+            &spec["securityContext"]["runAsUser"],
+            &spec["securityContext"]["fsGroup"]
+        ),
+        (&json!(true), &json!(resources::template::DEFAULT_UID), &json!(resources::template::DEFAULT_UID))
+    );
     assert_eq!((spec["hostname"].as_str(), spec["subdomain"].as_str()), (Some("web"), Some("web1")));
     assert_eq!(
         spec["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"][0]["matchExpressions"]

@@ -208,6 +208,13 @@ pub struct ImagePolicy {
     pub per_image: Vec<(String, Duration)>,
     /// Images matching this fail with ErrImagePull / ImagePullBackOff.
     pub bad_image: Regex,
+    /// The user an image runs as (its `USER`), by exact image or by prefix
+    /// ending in `*`, matched against the image as written and as the
+    /// runtime names it (`docker.io/library/...`); the first match wins, and
+    /// an image matching none runs as root, as most do. The kubelet refuses a
+    /// container with `runAsNonRoot` and no `runAsUser` whose image runs as
+    /// root (or as a user name it cannot check).
+    pub users: Vec<(String, String)>,
 }
 
 impl ImagePolicy {
@@ -226,6 +233,32 @@ impl ImagePolicy {
         }
         self.default_pull
     }
+
+    /// The user `image` (`full`: as the runtime names it) runs as: "0"
+    /// (root) unless [`ImagePolicy::users`] says another.
+    pub fn user_of(&self, image: &str, full: &str) -> &str {
+        let hit = |pat: &str, name: &str| match pat.strip_suffix('*') {
+            Some(prefix) => name.starts_with(prefix),
+            None => name == pat,
+        };
+        self.users.iter().find(|(pat, _)| hit(pat, image) || hit(pat, full)).map(|(_, u)| u.as_str()).unwrap_or("0")
+    }
+}
+
+/// The users of common images that do not run as root (the rest do).
+pub fn default_image_users() -> Vec<(String, String)> {
+    [
+        ("docker.io/nginxinc/nginx-unprivileged*", "101"),
+        ("docker.io/bitnami/*", "1001"),
+        ("gcr.io/distroless/*:nonroot", "65532"),
+        ("gcr.io/distroless/*-nonroot", "65532"),
+        ("quay.io/jupyter/*", "1000"),
+        ("docker.io/jupyter/*", "1000"),
+        ("ghcr.io/actions/actions-runner*", "runner"),
+    ]
+    .into_iter()
+    .map(|(p, u)| (p.to_string(), u.to_string()))
+    .collect()
 }
 
 #[derive(Debug, Clone)]
@@ -257,6 +290,7 @@ impl Default for SimConfig {
                 cached_pull: Duration::from_millis(5),
                 per_image: vec![],
                 bad_image: Regex::new(r"(^|/)(bad|invalid|doesnotexist)[^/]*$").expect("static regex"),
+                users: default_image_users(),
             },
             terminate_time: Duration::from_millis(100),
             bookmark_interval: Duration::from_secs(15),

@@ -72,7 +72,7 @@ mod tests {
     #[test]
     fn unknown_fields_are_named_wherever_they_are() {
         let v = json!({"hostNetwork": true, "pods": [{"name": "a", "image": "b", "privileged": true,
-            "security": {"runAsUser": 0}, "readinessProbe": {"httpGet": {"port": 80, "hots": "x"}}}]});
+            "security": {"runAsGroup": 0}, "readinessProbe": {"httpGet": {"port": 80, "hots": "x"}}}]});
         match decode::<TemplateSpec, _>(v) {
             Err(Refused::Unknown(u)) => assert_eq!(
                 u,
@@ -80,7 +80,7 @@ mod tests {
                     "hostNetwork",
                     "pods[0].privileged",
                     "pods[0].readinessProbe.httpGet.hots",
-                    "pods[0].security.runAsUser"
+                    "pods[0].security.runAsGroup"
                 ]
             ),
             other => panic!("{other:?}"),

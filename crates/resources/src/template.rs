@@ -224,6 +224,22 @@ pub struct Security {
     /// Capabilities to add back (default: all dropped).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub capabilities: Vec<String>,
+    /// The user id the containers run as (default: [`DEFAULT_UID`], unless
+    /// `runAsRoot`). Images that need their own user name it here (postgres: 999).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_as_user: Option<i64>,
+}
+
+/// The user id a template's containers run as when it names none: a
+/// kubelet refuses `runAsNonRoot` for an image whose user is root unless a
+/// user id is given, and most images' user is root.
+pub const DEFAULT_UID: i64 = 65532;
+
+impl Security {
+    /// The user id the containers run as; `None` for root.
+    pub fn uid(&self) -> Option<i64> {
+        (!self.run_as_root).then(|| self.run_as_user.unwrap_or(DEFAULT_UID))
+    }
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
@@ -371,6 +387,20 @@ fn hardening_problems(f: &str, p: &PodTemplate) -> Vec<FieldProblem> {
             format!("{f}.image"),
             format!("{:?} is not an image reference (letters, digits and ._-/:@ only)", p.image),
         ));
+    }
+    match p.security.run_as_user {
+        Some(0) => out.push(FieldProblem::new(
+            format!("{f}.security.runAsUser"),
+            "0 is root; a template that must run as root says runAsRoot: true",
+        )),
+        Some(u) if !(1..=2_147_483_647).contains(&u) => out.push(FieldProblem::new(
+            format!("{f}.security.runAsUser"),
+            format!("{u} is not a user id (1 to 2147483647)"),
+        )),
+        Some(_) if p.security.run_as_root => {
+            out.push(FieldProblem::new(format!("{f}.security.runAsUser"), "runAsUser and runAsRoot exclude each other"))
+        }
+        _ => {}
     }
     for (j, cap) in p.security.capabilities.iter().enumerate() {
         if !crate::policy::CAPABILITIES.contains(&cap.as_str()) {

@@ -268,6 +268,19 @@ pub fn literal(value: &str) -> String {
     value.replace('$', "$$")
 }
 
+/// The pod-level security context: non-root with a user id (the
+/// template's, else [`resources::template::DEFAULT_UID`]) and that id as the
+/// group owning its volumes, unless the template runs as root.
+fn pod_security(p: &PodTemplate) -> Value {
+    let mut sc = json!({"runAsNonRoot": !p.security.run_as_root, "seccompProfile": {"type": "RuntimeDefault"}});
+    if let Some(uid) = p.security.uid() {
+        sc["runAsUser"] = json!(uid);
+        sc["runAsGroup"] = json!(uid);
+        sc["fsGroup"] = json!(uid);
+    }
+    sc
+}
+
 /// The hardened pod spec of one of a template's pods.
 pub fn pod_spec(p: &PodTemplate, shape: &Shape, config_map: Option<&str>) -> Value {
     let env: Vec<Value> = p
@@ -356,7 +369,7 @@ pub fn pod_spec(p: &PodTemplate, shape: &Shape, config_map: Option<&str>) -> Val
         "automountServiceAccountToken": false,
         "enableServiceLinks": false,
         "serviceAccountName": "tenant",
-        "securityContext": {"runAsNonRoot": !p.security.run_as_root, "seccompProfile": {"type": "RuntimeDefault"}},
+        "securityContext": pod_security(p),
         "containers": [container],
         "volumes": volumes,
         "tolerations": serde_json::to_value(&shape.placement.tolerations).unwrap_or(json!([])),

@@ -133,6 +133,13 @@ pub fn aggregate_briefs(
             ),
         );
     }
+    // The kubelet cannot create a container from its spec (runAsNonRoot on an
+    // image that runs as root, a missing Secret key): it retries, but only a
+    // change of the template (or the Secret) helps.
+    if let Some((s, _)) = states.iter().find(|(s, _)| s.reason.as_deref() == Some("CreateContainerConfigError")) {
+        let why = s.message.clone().unwrap_or_default();
+        return outcome(Degraded, "ContainerConfigError", format!("pod {} cannot create its container: {why}", s.name));
+    }
     if let Some((s, _)) =
         states.iter().find(|(s, _)| s.reason.as_deref() == Some("CrashLoopBackOff") || s.restarts >= CRASH_RESTARTS)
     {
@@ -200,6 +207,18 @@ mod tests {
     }
     fn named(list: Vec<Pod>) -> Vec<(String, Pod)> {
         list.into_iter().enumerate().map(|(i, p)| (format!("p{i}"), p)).collect()
+    }
+
+    #[test]
+    fn a_container_the_kubelet_cannot_create_degrades_the_instance() {
+        let pod: Pod = serde_json::from_value(json!({"spec": {"nodeName": "n", "containers": [{"name": "c"}]},
+            "status": {"phase": "Pending", "containerStatuses": [{"name": "c", "image": "postgres:16", "imageID": "",
+                "ready": false, "restartCount": 0, "state": {"waiting": {"reason": "CreateContainerConfigError",
+                "message": "container has runAsNonRoot and image will run as root"}}}]}}))
+        .unwrap();
+        let o = aggregate(1, &[("db".to_string(), pod)], false, false, false);
+        assert_eq!((o.phase, o.reason), (InstancePhase::Degraded, "ContainerConfigError"));
+        assert!(o.message.contains("image will run as root"), "{}", o.message);
     }
 
     #[test]

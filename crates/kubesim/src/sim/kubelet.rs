@@ -269,6 +269,10 @@ impl Kubelet {
                     return;
                 }
                 self.images.entry(node).or_default().extend(images_of(&pod));
+                if let Some((container, why)) = non_root_refusal(&pod, &sim.c.config.images) {
+                    set_waiting_container(sim, &ns, &name, &container, "CreateContainerConfigError", &why);
+                    return;
+                }
                 let now = crate::cluster::now_rfc3339();
                 // Containers with a readiness probe are Ready from its first
                 // success, after initialDelaySeconds (probes themselves are not
@@ -402,6 +406,70 @@ fn pods_on_node(sim: &Sim, node: &str) -> Vec<Arc<crate::store::Obj>> {
     sim.c.list(sim.ids.pods, None, &ListOpts { field, ..Default::default() }).map(|r| r.items).unwrap_or_default()
 }
 
+/// The kubelet's runAsNonRoot check (upstream's `verifyRunAsNonRoot`): the
+/// first container it refuses, with the kubelet's message.
+fn non_root_refusal(pod: &Value, images: &crate::config::ImagePolicy) -> Option<(String, String)> {
+    let pod_sc = &pod["spec"]["securityContext"];
+    let who = format!(
+        "{}_{}({})",
+        pod.pointer("/metadata/name").and_then(Value::as_str).unwrap_or(""),
+        pod.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or(""),
+        pod.pointer("/metadata/uid").and_then(Value::as_str).unwrap_or("")
+    );
+    for c in pod.pointer("/spec/containers").and_then(Value::as_array).into_iter().flatten() {
+        let sc = &c["securityContext"];
+        let non_root = sc["runAsNonRoot"].as_bool().or(pod_sc["runAsNonRoot"].as_bool()).unwrap_or(false);
+        if !non_root {
+            continue;
+        }
+        let name = c["name"].as_str().unwrap_or("").to_string();
+        match sc["runAsUser"].as_i64().or(pod_sc["runAsUser"].as_i64()) {
+            Some(0) => {
+                return Some((
+                    name.clone(),
+                    format!("container's runAsUser breaks non-root policy (pod: {who:?}, container: {name})"),
+                ));
+            }
+            Some(_) => continue,
+            None => {}
+        }
+        let image = c["image"].as_str().unwrap_or("");
+        let user = images.user_of(image, &normalize_image(image));
+        match user.parse::<i64>() {
+            Ok(0) => {
+                return Some((
+                    name.clone(),
+                    format!("container has runAsNonRoot and image will run as root (pod: {who:?}, container: {name})"),
+                ));
+            }
+            Ok(_) => {}
+            Err(_) => {
+                return Some((
+                    name.clone(),
+                    format!(
+                        "container has runAsNonRoot and image has non-numeric user ({user}), cannot verify user is \
+                         non-root (pod: {who:?}, container: {name})"
+                    ),
+                ));
+            }
+        }
+    }
+    None
+}
+
+fn set_waiting_container(sim: &Sim, ns: &str, name: &str, container: &str, reason: &str, message: &str) {
+    log_err(
+        "container config error",
+        sim.c.modify(sim.ids.pods, ns, name, Some("status"), "kubelet", |p| {
+            if let Some(cs) = p["status"]["containerStatuses"].as_array_mut() {
+                for c in cs.iter_mut().filter(|c| c["name"].as_str() == Some(container)) {
+                    c["state"] = json!({"waiting": {"reason": reason, "message": message}});
+                }
+            }
+        }),
+    );
+}
+
 fn set_waiting(sim: &Sim, ns: &str, name: &str, image: &str, reason: &str, message: &str) {
     log_err(
         "image pull failure",
@@ -419,7 +487,36 @@ fn set_waiting(sim: &Sim, ns: &str, name: &str, image: &str, reason: &str, messa
 
 #[cfg(test)]
 mod tests {
-    use super::normalize_image;
+    use super::{non_root_refusal, normalize_image};
+    use serde_json::json;
+
+    #[test]
+    fn the_kubelet_refuses_run_as_non_root_for_root_images_as_upstream_does() {
+        let images = crate::config::SimConfig::default().images;
+        let pod = |image: &str, pod_sc: serde_json::Value, sc: serde_json::Value| {
+            json!({"metadata": {"name": "p", "namespace": "ns", "uid": "u"},
+                "spec": {"securityContext": pod_sc, "containers": [{"name": "c", "image": image, "securityContext": sc}]}})
+        };
+        let refused = |p: serde_json::Value| non_root_refusal(&p, &images).map(|(_, why)| why);
+        assert_eq!(
+            refused(pod("postgres:16", json!({}), json!({"runAsNonRoot": true}))).as_deref(),
+            Some("container has runAsNonRoot and image will run as root (pod: \"p_ns(u)\", container: c)")
+        );
+        assert!(
+            refused(pod("ghcr.io/actions/actions-runner:2.320.0", json!({"runAsNonRoot": true}), json!({})))
+                .unwrap()
+                .contains("non-numeric user (runner)")
+        );
+        assert!(
+            refused(pod("postgres:16", json!({"runAsNonRoot": true}), json!({"runAsUser": 0})))
+                .unwrap()
+                .starts_with("container's runAsUser breaks non-root policy")
+        );
+        // A user id, an image that runs as one, or no runAsNonRoot: started.
+        assert_eq!(refused(pod("postgres:16", json!({"runAsNonRoot": true, "runAsUser": 999}), json!({}))), None);
+        assert_eq!(refused(pod("quay.io/jupyter/base-notebook:2024", json!({"runAsNonRoot": true}), json!({}))), None);
+        assert_eq!(refused(pod("postgres:16", json!({}), json!({}))), None);
+    }
 
     #[test]
     fn image_names() {
