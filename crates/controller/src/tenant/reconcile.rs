@@ -18,7 +18,7 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
@@ -121,11 +121,21 @@ fn api_message(e: &kube::Error) -> String {
 }
 
 /// Applies everything but storage; storage problems become conditions.
-async fn apply_desired(ctx: &Context, tenant: &str, d: &Desired, conds: &mut Conditions) -> Result<Vec<Repair>, Error> {
+/// `made`: the namespace, when this reconcile just created it.
+async fn apply_desired(
+    ctx: &Context,
+    tenant: &str,
+    d: &Desired,
+    made: Option<Namespace>,
+    conds: &mut Conditions,
+) -> Result<Vec<Repair>, Error> {
     let c = &ctx.client;
     let a = Applier { ctx, tenant, repairs: Mutex::new(Vec::new()) };
     let ns = d.namespace.metadata.name.clone().unwrap_or_default();
-    let ns_obj = a.apply(&Api::<Namespace>::all(c.clone()), &d.namespace).await?;
+    let ns_obj = match made {
+        Some(made) => made,
+        None => a.apply(&Api::<Namespace>::all(c.clone()), &d.namespace).await?,
+    };
     if ns_obj.metadata.deletion_timestamp.is_some() {
         return Err(Error::Waiting(format!("namespace {ns} is still terminating from an earlier deletion")));
     }
@@ -240,17 +250,40 @@ async fn write_status(ctx: &Context, t: &Tenant, conds: Conditions) -> Result<()
     Ok(())
 }
 
-/// Why the tenant may not take its namespace because it exists and is not
-/// the tenant's (see [`super::build::namespace_refused`]). The namespace
-/// watch holds only tenants' namespaces: a miss is read from the API server
-/// (once per new tenant: its namespace does not exist yet).
-async fn foreign_namespace(ctx: &Context, tenant: &str) -> Result<Option<resources::FieldProblem>, Error> {
+/// The tenant's namespace when it does not exist yet, made now (`Ok(Some)`);
+/// `Ok(None)` when it exists and is the tenant's; `Err` why the tenant may
+/// not have it when it exists and is not its own (see
+/// [`super::build::namespace_refused`]). A create, not an apply, so that a
+/// namespace that is not the tenant's is never taken over; and no read
+/// first: the namespace watch holds the tenants' namespaces, and a new
+/// tenant's create is the one request it costs either way.
+async fn claim_namespace(
+    ctx: &Context,
+    tenant: &str,
+    desired: &Namespace,
+) -> Result<Result<Option<Namespace>, resources::FieldProblem>, Error> {
     let ns = namespace_name(tenant, &ctx.settings);
-    let existing = match ctx.caches.get().and_then(|c| c.get::<Namespace>(None, &ns)) {
-        Some(n) => Some(n),
-        None => Api::<Namespace>::all(ctx.client.clone()).get_opt(&ns).await?.map(Arc::new),
-    };
-    Ok(super::build::namespace_refused(tenant, &ctx.settings, existing.as_deref()))
+    let refused = |existing: &Namespace| super::build::namespace_refused(tenant, &ctx.settings, Some(existing));
+    if let Some(cached) = ctx.caches.get().and_then(|c| c.get::<Namespace>(None, &ns)) {
+        return Ok(refused(&cached).map_or(Ok(None), Err));
+    }
+    let api = Api::<Namespace>::all(ctx.client.clone());
+    let w = ctx.echoes.writing(desired);
+    match api
+        .create(&PostParams { field_manager: Some(crate::labels::FIELD_MANAGER.into()), ..Default::default() }, desired)
+        .await
+    {
+        Ok(made) => {
+            w.wrote(&made);
+            Ok(Ok(Some(made)))
+        }
+        Err(kube::Error::Api(e)) if e.code == 409 => {
+            drop(w);
+            let existing = api.get(&ns).await?;
+            Ok(refused(&existing).map_or(Ok(None), Err))
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Whether `ns` is the tenant's own namespace (labelled as its), so that
@@ -261,11 +294,17 @@ fn owns(ns: &Namespace, tenant: &str) -> bool {
 
 /// Applies the tenant's objects, its group volumes and its VPN; the
 /// problems with its groups instead, if it has any.
-async fn children(ctx: &Context, t: &Tenant, desired: &Desired, conds: &mut Conditions) -> Result<Vec<String>, Error> {
+async fn children(
+    ctx: &Context,
+    t: &Tenant,
+    desired: &Desired,
+    made: Option<Namespace>,
+    conds: &mut Conditions,
+) -> Result<Vec<String>, Error> {
     let name = t.name_any();
     let groups = check_groups(ctx, t).await?;
     if groups.is_empty() {
-        for r in apply_desired(ctx, &name, desired, conds).await? {
+        for r in apply_desired(ctx, &name, desired, made, conds).await? {
             tracing::info!(tenant = %name, repair = %r, "repaired drift");
             ctx.event(t, EventType::Normal, "DriftRepaired", r.to_string());
         }
@@ -280,19 +319,24 @@ async fn apply(t: Arc<Tenant>, ctx: Arc<Context>) -> Result<Action, Error> {
     let name = t.name_any();
     let mut conds = Conditions::new(t.as_ref(), &namespace_name(&name, &ctx.settings));
     let built = build(&t, &ctx.settings);
-    let foreign = if built.is_ok() { foreign_namespace(&ctx, &name).await? } else { None };
-    let mut problems: Vec<String> = match (built, foreign) {
-        (Ok(_), Some(p)) => vec![p.to_string()],
-        (Ok(desired), None) => match children(&ctx, &t, &desired, &mut conds).await {
-            // The API server refused one of the tenant's objects (RBAC, quota,
-            // admission): said on the tenant, not only in the log; retried.
-            Err(Error::Kube(kube::Error::Api(s))) if matches!(s.code, 403 | 422) => {
-                conds.refused(&s.reason, &s.message);
-                write_status(&ctx, &t, conds).await?;
-                return Err(Error::Kube(kube::Error::Api(s)));
+    let claimed = match &built {
+        Ok(desired) => Some(claim_namespace(&ctx, &name, &desired.namespace).await?),
+        Err(_) => None,
+    };
+    let mut problems: Vec<String> = match (built, claimed) {
+        (Ok(_), Some(Err(p))) => vec![p.to_string()],
+        (Ok(desired), made) => {
+            match children(&ctx, &t, &desired, made.and_then(Result::ok).flatten(), &mut conds).await {
+                // The API server refused one of the tenant's objects (RBAC, quota,
+                // admission): said on the tenant, not only in the log; retried.
+                Err(Error::Kube(kube::Error::Api(s))) if matches!(s.code, 403 | 422) => {
+                    conds.refused(&s.reason, &s.message);
+                    write_status(&ctx, &t, conds).await?;
+                    return Err(Error::Kube(kube::Error::Api(s)));
+                }
+                other => other?,
             }
-            other => other?,
-        },
+        }
         (Err(problems), _) => problems.iter().map(|p| p.to_string()).collect(),
     };
     if !problems.is_empty() {
