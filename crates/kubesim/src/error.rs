@@ -267,6 +267,12 @@ impl ApiError {
             "reason": self.reason,
             "code": self.code,
         });
+        // An error with no reason (upstream's plain errors) says none.
+        if self.reason.is_empty()
+            && let Some(m) = s.as_object_mut()
+        {
+            m.remove("reason");
+        }
         if let Some(d) = &self.details {
             s["details"] = d.clone();
         }

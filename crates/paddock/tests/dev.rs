@@ -40,6 +40,9 @@ async fn paddock_dev_runs_the_platform() {
     });
     let banner = tokio::time::timeout(Duration::from_secs(60), banner).await.expect("paddock dev came up").unwrap();
     assert!(banner.contains("paddock dev is running"), "{banner}");
+    // The exact line that points kubectl (and paddock nodes/audit) at the embedded cluster.
+    let kc_abs = std::fs::canonicalize(&kc).unwrap();
+    assert!(banner.contains(&format!("export KUBECONFIG={}", kc_abs.display())), "{banner}");
 
     let config =
         kube::Config::from_custom_kubeconfig(kube::config::Kubeconfig::read_from(&kc).unwrap(), &Default::default())

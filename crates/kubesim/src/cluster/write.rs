@@ -173,6 +173,18 @@ impl State {
         if def.namespaced {
             admission::namespace_lifecycle(self, def, ns, &name)?;
         }
+        // Upstream's storage refuses a create that carries a resourceVersion
+        // (a number other than 0; anything else is ignored), before it looks
+        // for the name, and after quota admission charged it: a 500 with no
+        // reason, as its plain error becomes.
+        let rv = meta_mut(&mut obj).remove("resourceVersion");
+        if rv.as_ref().and_then(Value::as_str).and_then(|v| v.parse::<u64>().ok()).is_some_and(|v| v != 0) {
+            let charges = admission::quota(self, def, ns, &name, &obj, None)?;
+            if !dry_run {
+                self.charge_quotas(ns, charges);
+            }
+            return Err(ApiError::new(500, "", "resourceVersion should not be set on objects to be created"));
+        }
         let scope_ns = if def.namespaced { ns } else { "" };
         if self.store.get(res, scope_ns, &name).is_some() {
             let prefix = meta_str(&obj, "generateName").unwrap_or("").to_string();
@@ -277,7 +289,9 @@ fn prepare_create(
             meta.insert("name".into(), json!(candidate));
             generated = true;
         }
-        for k in ["uid", "resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds", "selfLink"] {
+        // resourceVersion stays until the commit, which refuses a create
+        // that sets one (upstream's storage does, after admission).
+        for k in ["uid", "deletionTimestamp", "deletionGracePeriodSeconds", "selfLink"] {
             meta.remove(k);
         }
         if !applied {

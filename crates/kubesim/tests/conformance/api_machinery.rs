@@ -82,9 +82,22 @@ async fn crud_and_upstream_errors() {
     let got = api.get("one").await.expect("get");
     assert_eq!(got.metadata.uid.as_deref(), Some(uid.as_str()));
 
+    // An object read back carries its resourceVersion: upstream's storage
+    // refuses to create it (a 500 without a reason), before the name is found taken.
     let e = status(api.create(&PostParams::default(), &cm).await);
+    assert_eq!((e.code, e.reason.as_str()), (500, ""));
+    assert_eq!(e.message, "resourceVersion should not be set on objects to be created");
+    let mut fresh = cm.clone();
+    fresh.metadata.resource_version = None;
+    let e = status(api.create(&PostParams::default(), &fresh).await);
     assert_eq!((e.code, e.reason.as_str()), (409, "AlreadyExists"));
     assert_eq!(e.message, "configmaps \"one\" already exists");
+    // A resourceVersion that is no number is ignored (kubernetes/kubernetes#113847).
+    let mut odd = fresh.clone();
+    odd.metadata.name = Some("odd-rv".into());
+    odd.metadata.uid = None;
+    odd.metadata.resource_version = Some("-1".into());
+    api.create(&PostParams::default(), &odd).await.expect("an unparsable resourceVersion is ignored");
 
     // Replace with the current rv succeeds and bumps it; the old rv is now stale.
     let mut next = got.clone();

@@ -123,8 +123,15 @@ pub async fn run(args: DevArgs) -> Result<()> {
         out,
         "  nodes: task-1, task-2 (task), vpn-1 (vpn), shared-1 (shared); templates: ctf-web, ci-runner, notebook; tenant: demo"
     )?;
+    // The absolute path, so the line works from any directory.
+    let kc_abs = std::fs::canonicalize(&args.kubeconfig_out).unwrap_or_else(|_| args.kubeconfig_out.clone());
     writeln!(out, "try:")?;
     writeln!(out, "  export PADDOCK_URL={api_url} PADDOCK_TOKEN={admin_token}")?;
+    writeln!(
+        out,
+        "  export KUBECONFIG={}   # kubectl, paddock nodes and paddock audit find the cluster",
+        kc_abs.display()
+    )?;
     writeln!(out, "  paddock instance start ctf-web --tenant demo --wait")?;
     writeln!(out, "  paddock instance list --tenant demo")?;
     writeln!(out, "  paddock events --tenant demo")?;
