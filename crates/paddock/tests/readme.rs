@@ -1,0 +1,115 @@
+//! Every complete Paddock manifest in the README (a fenced `yaml` block with
+//! `apiVersion: paddock.dev/v1alpha1`) is applied to a cluster with the
+//! reconcilers running and must become Ready (Tenants) or Accepted
+//! (Templates): the README cannot drift from the code. On kubesim, or a real
+//! cluster with PADDOCK_TEST_KUBECONFIG (names get a suffix unique to the run).
+
+use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams};
+use kube::discovery::ApiResource;
+use kubesim::testing::{TestCluster, wait_until};
+use serde_json::Value;
+use std::time::Duration;
+
+const T: Duration = Duration::from_secs(60);
+
+/// The Paddock documents of the README's yaml blocks.
+fn readme_manifests() -> Vec<Value> {
+    let text = include_str!("../../../README.md");
+    let mut out = Vec::new();
+    let mut block: Option<String> = None;
+    for line in text.lines() {
+        match (&mut block, line.trim_start()) {
+            (None, l) if l.starts_with("```yaml") => block = Some(String::new()),
+            (Some(b), l) if l.starts_with("```") => {
+                for doc in b.split("\n---\n") {
+                    let v: Value = serde_yaml_ng::from_str(doc).expect("a README yaml block parses");
+                    if v["apiVersion"] == "paddock.dev/v1alpha1" {
+                        out.push(v);
+                    }
+                }
+                block = None;
+            }
+            (Some(b), _) => {
+                b.push_str(line);
+                b.push('\n');
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_readme_manifest_becomes_ready() {
+    let tc = TestCluster::start().await;
+    let suffix = format!("-rd{}", std::process::id() % 100_000);
+    let settings = controller::config::Settings {
+        namespace_prefix: format!("rd{}-", std::process::id() % 100_000),
+        system_namespace: format!("rd{}-system", std::process::id() % 100_000),
+        pool_namespace: format!("rd{}-pool", std::process::id() % 100_000),
+        ..Default::default()
+    };
+    controller::install::crds(&tc.client, "paddock-test", T).await.unwrap();
+    controller::install::namespace(&tc.client, &settings.system_namespace, "paddock-test").await.unwrap();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let stop = futures::FutureExt::shared(futures::FutureExt::boxed(async move {
+        let _ = stop_rx.await;
+    }));
+    let metrics = std::sync::Arc::new(controller::metrics::Metrics::default());
+    let reconcilers = tokio::spawn(controller::install::reconcilers(tc.client.clone(), settings, metrics, stop));
+
+    let docs = readme_manifests();
+    assert!(docs.iter().any(|d| d["kind"] == "Tenant"), "the README shows a Tenant");
+    // Groups first, so members find them; every name (and group reference) suffixed.
+    let mut docs: Vec<Value> = docs
+        .into_iter()
+        .map(|mut d| {
+            let name = format!("{}{suffix}", d["metadata"]["name"].as_str().unwrap());
+            d["metadata"]["name"] = Value::from(name);
+            if let Some(groups) = d.pointer_mut("/spec/groups").and_then(Value::as_array_mut) {
+                for g in groups {
+                    *g = Value::from(format!("{}{suffix}", g.as_str().unwrap()));
+                }
+            }
+            d
+        })
+        .collect();
+    docs.sort_by_key(|d| d.pointer("/spec/kind") != Some(&Value::from("Group")));
+    let mut made = Vec::new();
+    for d in &docs {
+        let kind = d["kind"].as_str().unwrap();
+        let ar = match kind {
+            "Tenant" => ApiResource::erase::<resources::Tenant>(&()),
+            "Template" => ApiResource::erase::<resources::Template>(&()),
+            other => panic!("the README shows a {other}, which this test does not know"),
+        };
+        let api: Api<DynamicObject> = Api::all_with(tc.client.clone(), &ar);
+        let name = d["metadata"]["name"].as_str().unwrap().to_string();
+        api.patch(&name, &PatchParams::apply("paddock-readme").force(), &Patch::Apply(d))
+            .await
+            .unwrap_or_else(|e| panic!("{kind} {name} as the README writes it: {e}"));
+        made.push((api, name, kind));
+    }
+    for (api, name, kind) in &made {
+        wait_until(T, &format!("{kind} {name} from the README is ready"), || async {
+            let o = api.get(name).await.unwrap();
+            let status = &o.data["status"];
+            match *kind {
+                "Tenant" => status["phase"] == "Ready",
+                _ => status["conditions"]
+                    .as_array()
+                    .is_some_and(|c| c.iter().any(|c| c["type"] == "Accepted" && c["status"] == "True")),
+            }
+        })
+        .await;
+    }
+    for (api, name, _) in &made {
+        let _ = api.delete(name, &DeleteParams::default()).await;
+    }
+    for (api, name, _) in &made {
+        wait_until(T, &format!("{name} is gone"), || async { api.get_opt(name).await.unwrap().is_none() }).await;
+    }
+    let _ = stop_tx.send(());
+    let _ = tokio::time::timeout(T, reconcilers).await;
+    tc.finish().await;
+}
