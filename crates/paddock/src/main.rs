@@ -60,6 +60,11 @@ enum Command {
     Bench(commands::bench::BenchArgs),
     /// Prove tenant isolation: evaluate the cluster's NetworkPolicies (exit 1 if a path crosses tenants).
     Audit(commands::audit::AuditArgs),
+    /// Print a shell completion script: `source <(paddock completion bash)`.
+    Completion {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
 }
 
 impl Command {
@@ -94,6 +99,20 @@ impl Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::Completion { shell } = cli.command {
+        // Written before any logging or runtime: only the script reaches stdout.
+        let mut cmd = <Cli as clap::CommandFactory>::command();
+        let mut script = Vec::new();
+        clap_complete::generate(shell, &mut cmd, "paddock", &mut script);
+        // A reader that stops early (`| head`) is not an error.
+        return match std::io::Write::write_all(&mut std::io::stdout().lock(), &script) {
+            Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+                eprintln!("paddock: cannot write the completion script: {e}");
+                ExitCode::from(2)
+            }
+            _ => ExitCode::SUCCESS,
+        };
+    }
     if let Err(e) = logging::init(&cli.log) {
         eprintln!("paddock: {e}");
         return ExitCode::from(2);
@@ -115,6 +134,8 @@ fn main() -> ExitCode {
             Command::Sim(args) => commands::sim::run(args).await.map(|()| false),
             Command::Dev(args) => commands::dev::run(args).await.map(|()| false),
             Command::Audit(args) => commands::audit::run(args).await,
+            // Answered in `main` before the runtime starts.
+            Command::Completion { .. } => Ok(false),
             Command::Controller(args) => commands::controller::run(args).await.map(|()| false),
             Command::Api(args) => commands::api::run_api(args).await.map(|()| false),
             Command::Serve(args) => commands::api::run_serve(args).await.map(|()| false),

@@ -245,3 +245,16 @@ async fn the_bundle_passes_strict_field_validation() {
     let _ = std::fs::remove_dir_all(&dir);
     tc.finish().await;
 }
+
+/// Shell completions name the subcommands and their flags.
+#[test]
+fn completions_for_the_usual_shells() {
+    for shell in ["bash", "zsh", "fish"] {
+        let out = paddock(&["completion", shell]);
+        assert!(out.status.success(), "{shell}");
+        let script = String::from_utf8_lossy(&out.stdout);
+        assert!(script.contains("instance") && script.contains("give-up-after"), "{shell}");
+    }
+    let out = paddock(&["completion", "tcsh"]);
+    assert_eq!(out.status.code(), Some(2));
+}

@@ -335,6 +335,13 @@ async fn cli_against_the_api(banner: &str) -> Vec<String> {
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("cannot be scheduled") && err.contains("Insufficient cpu"), "{err}");
     assert!(err.lines().any(|l| l.contains("Scheduling") && l.contains("Insufficient cpu")), "{err}");
+    // Filters: by phase (any case) and by template.
+    let (code, out, err) = run(token.clone(), sv(&["instance", "list", "--template", "huge"])).await.unwrap();
+    assert_eq!(code, 0, "{err}");
+    assert!(out.lines().skip(1).count() == 1 && out.contains("Scheduling"), "{out}");
+    let (code, out, err) = run(token.clone(), sv(&["instance", "list", "--phase", "running"])).await.unwrap();
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains(&name) && !out.contains("huge"), "{out}");
 
     // Refusals exit 1 with the API's reason; a bad token or no API exits 2.
     let (code, _, err) = run(token.clone(), sv(&["tenant", "create", "intruder"])).await.unwrap();

@@ -49,6 +49,12 @@ pub enum InstanceCommand {
         /// Every tenant's instances, with a TENANT column (admin token; --tenant is then ignored).
         #[arg(short = 'A', long)]
         all_tenants: bool,
+        /// Only instances in this phase (Pending, Running, Failed, ...; any case).
+        #[arg(long)]
+        phase: Option<String>,
+        /// Only instances of this template.
+        #[arg(long)]
+        template: Option<String>,
     },
     /// Show one instance: its phase, pods, endpoints and expiry.
     Get {
@@ -269,6 +275,15 @@ async fn wait(c: &Client, tenant: &str, started: InstanceView, w: WaitArgs, show
     }
 }
 
+/// The instances `--phase` and `--template` keep.
+fn wanted(items: Vec<InstanceView>, phase: &Option<String>, template: &Option<String>) -> Vec<InstanceView> {
+    items
+        .into_iter()
+        .filter(|i| phase.as_ref().is_none_or(|p| i.phase.as_deref().is_some_and(|x| x.eq_ignore_ascii_case(p))))
+        .filter(|i| template.as_ref().is_none_or(|t| &i.template == t))
+        .collect()
+}
+
 /// The reason of the instance's Ready condition.
 fn ready_reason(i: &InstanceView) -> Option<&str> {
     i.status.as_ref()?.conditions.iter().find(|c| c.type_ == "Ready").map(|c| c.reason.as_str())
@@ -283,8 +298,8 @@ fn held_by_quota(i: &InstanceView) -> bool {
 pub async fn run(args: InstanceArgs) -> Result<()> {
     let c = args.client.client()?;
     let out = args.client.output;
-    if let InstanceCommand::List { all_tenants: true } = args.command {
-        let items: Vec<InstanceView> = c.list_all("/v1/instances").await?;
+    if let InstanceCommand::List { all_tenants: true, phase, template } = &args.command {
+        let items = wanted(c.list_all("/v1/instances").await?, phase, template);
         let header: Vec<&str> = ["TENANT"].iter().chain(HEADER).copied().collect();
         return print(out, &items, &header, |v| {
             v.iter().map(|i| std::iter::once(i.tenant.clone()).chain(row(i)).collect()).collect()
@@ -312,8 +327,8 @@ pub async fn run(args: InstanceArgs) -> Result<()> {
                 _ => Ok(()),
             }
         }
-        InstanceCommand::List { .. } => {
-            let items: Vec<InstanceView> = c.list_all(&path(&tenant, "")).await?;
+        InstanceCommand::List { phase, template, .. } => {
+            let items = wanted(c.list_all(&path(&tenant, "")).await?, &phase, &template);
             print(out, &items, HEADER, |v| v.iter().map(row).collect())
         }
         InstanceCommand::Get { name } => {
