@@ -60,6 +60,10 @@ enum Command {
     Bench(commands::bench::BenchArgs),
     /// Prove tenant isolation: evaluate the cluster's NetworkPolicies (exit 1 if a path crosses tenants).
     Audit(commands::audit::AuditArgs),
+    /// Save an API URL and token as a named context, checked against the API first.
+    Login(commands::login::LoginArgs),
+    /// The saved contexts: list, use NAME, delete NAME.
+    Context(commands::login::ContextArgs),
     /// Print a shell completion script: `source <(paddock completion bash)`.
     Completion {
         /// bash, zsh, fish, elvish or powershell.
@@ -134,6 +138,8 @@ fn main() -> ExitCode {
             Command::Sim(args) => commands::sim::run(args).await.map(|()| false),
             Command::Dev(args) => commands::dev::run(args).await.map(|()| false),
             Command::Audit(args) => commands::audit::run(args).await,
+            Command::Login(args) => commands::login::login(args).await.map(|()| false),
+            Command::Context(args) => commands::login::context(args).map(|()| false),
             // Answered in `main` before the runtime starts.
             Command::Completion { .. } => Ok(false),
             Command::Controller(args) => commands::controller::run(args).await.map(|()| false),

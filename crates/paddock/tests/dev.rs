@@ -207,6 +207,55 @@ fn paddock(url: &str, token: &str, args: &[&str]) -> (i32, String, String) {
     )
 }
 
+/// Runs `paddock ARGS` with no URL or token in the environment, only the
+/// saved contexts of the config file `config`.
+fn paddock_saved(config: &std::path::Path, args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_paddock"))
+        .args(args)
+        .env("PADDOCK_CONFIG", config)
+        .env_remove("PADDOCK_URL")
+        .env_remove("PADDOCK_TOKEN")
+        .env_remove("PADDOCK_TENANT")
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `paddock login` saves a checked context (mode 0600) that later commands
+/// use without flags; `context list|use|delete` manage them (issue 30.8).
+fn logins(url: &str, admin: &str) {
+    let config = std::env::temp_dir().join(format!("paddock-config-{}/config.yaml", std::process::id()));
+    let _ = std::fs::remove_file(&config);
+    // A bad token exits 2, as with every command.
+    let (code, _, err) = paddock_saved(&config, &["login", "--url", url, "--token", "not-a-token", "--name", "bad"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(!config.exists(), "a refused token is not saved");
+    let (code, _, err) = paddock_saved(&config, &["login", "--url", url, "--token", admin, "--name", "dev"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("as admin") && err.contains("context dev"), "{err}");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&config).unwrap().permissions().mode() & 0o777, 0o600);
+    let (code, out, err) = paddock_saved(&config, &["tenant", "list"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("demo"), "{out}");
+    let (code, out, _) = paddock_saved(&config, &["context", "list"]);
+    assert_eq!(code, 0);
+    assert!(out.lines().any(|l| l.starts_with('*') && l.contains("dev") && l.contains("admin")), "{out}");
+    let (code, _, err) = paddock_saved(&config, &["context", "use", "nope"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("saved: dev"), "{err}");
+    let (code, _, _) = paddock_saved(&config, &["context", "delete", "dev"]);
+    assert_eq!(code, 0);
+    let (code, _, err) = paddock_saved(&config, &["tenant", "list"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("paddock login"), "{err}");
+    let _ = std::fs::remove_dir_all(config.parent().unwrap());
+}
+
 /// Runs `paddock ARGS` every 200 ms (at most 100 times) until `done(exit
 /// code, stdout)`; returns that stdout.
 async fn poll(url: &str, token: String, args: &[&str], done: impl Fn(i32, &str) -> bool) -> Option<String> {
@@ -230,6 +279,10 @@ async fn poll(url: &str, token: String, args: &[&str], done: impl Fn(i32, &str) 
 async fn cli_against_the_api(banner: &str) -> Vec<String> {
     let (url, admin) = (banner_value(banner, "API:"), banner_value(banner, "admin token:"));
     assert!(banner.contains("paddock instance start ctf-web --tenant demo --wait"), "{banner}");
+    {
+        let (url, admin) = (url.clone(), admin.clone());
+        tokio::task::spawn_blocking(move || logins(&url, &admin)).await.unwrap();
+    }
     let run = |token: String, args: Vec<String>| {
         let url = url.clone();
         tokio::task::spawn_blocking(move || paddock(&url, &token, &args.iter().map(String::as_str).collect::<Vec<_>>()))

@@ -1,6 +1,7 @@
 //! The CLI's side of the HTTP API: requests with the caller's token, answers
 //! decoded into the API's own types, problems turned into plain errors.
 
+pub mod contexts;
 pub mod output;
 pub mod wait;
 
@@ -19,9 +20,9 @@ pub struct Refused(pub String);
 /// Where the API is and who is calling.
 #[derive(Args, Debug, Clone)]
 pub struct ClientArgs {
-    /// URL of the Paddock API.
-    #[arg(long, global = true, env = "PADDOCK_URL", default_value = "http://127.0.0.1:8080")]
-    pub url: String,
+    /// URL of the Paddock API (default: the current `paddock login` context, else http://127.0.0.1:8080).
+    #[arg(long, global = true, env = "PADDOCK_URL")]
+    pub url: Option<String>,
     /// Bearer token (admin or tenant).
     #[arg(long, global = true, env = "PADDOCK_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
@@ -30,22 +31,46 @@ pub struct ClientArgs {
     pub output: output::Format,
 }
 
+/// Where the API is when nothing says.
+pub const DEFAULT_URL: &str = "http://127.0.0.1:8080";
+
 impl ClientArgs {
+    /// The URL and token to use: the flags (or PADDOCK_URL / PADDOCK_TOKEN),
+    /// else the current saved context, else the default URL and no token.
+    pub fn resolved(&self) -> (String, Option<String>) {
+        let saved = if self.url.is_none() || self.token.is_none() {
+            contexts::Contexts::load().ok().and_then(|c| c.current().cloned())
+        } else {
+            None
+        };
+        let url = self.url.clone().or_else(|| saved.as_ref().map(|s| s.url.clone())).unwrap_or(DEFAULT_URL.into());
+        (url, self.token.clone().or_else(|| saved.map(|s| s.token)))
+    }
+
+    /// The token in use, if any.
+    pub fn token(&self) -> Option<String> {
+        self.resolved().1
+    }
+
     pub fn client(&self) -> Result<Client> {
-        let url = reqwest::Url::parse(&self.url)
-            .map_err(|e| anyhow::anyhow!("--url / PADDOCK_URL {:?}: not a URL: {e}", self.url))?;
+        let (raw, token) = self.resolved();
+        let url =
+            reqwest::Url::parse(&raw).map_err(|e| anyhow::anyhow!("--url / PADDOCK_URL {raw:?}: not a URL: {e}"))?;
         if !matches!(url.scheme(), "http" | "https") {
-            anyhow::bail!("--url / PADDOCK_URL {:?}: must be http:// or https://", self.url);
+            anyhow::bail!("--url / PADDOCK_URL {raw:?}: must be http:// or https://");
         }
-        let Some(token) = self.token.clone().filter(|t| !t.trim().is_empty()) else {
-            anyhow::bail!("no token: pass --token or set PADDOCK_TOKEN (paddock dev prints an admin token)");
+        let Some(token) = token.filter(|t| !t.trim().is_empty()) else {
+            anyhow::bail!(
+                "no token: pass --token, set PADDOCK_TOKEN, or save one with `paddock login` \
+                 (paddock dev prints an admin token)"
+            );
         };
         let http = reqwest::Client::builder()
             .user_agent(concat!("paddock-cli/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(std::time::Duration::from_secs(10))
             .build()
             .context("cannot set up the HTTP client")?;
-        Ok(Client { base: self.url.trim_end_matches('/').to_string(), token: token.trim().to_string(), http })
+        Ok(Client { base: raw.trim_end_matches('/').to_string(), token: token.trim().to_string(), http })
     }
 
     /// The tenant a command is about: the flag, or the one a tenant token belongs to.
@@ -53,7 +78,7 @@ impl ClientArgs {
         if let Some(t) = flag {
             return Ok(t.clone());
         }
-        self.token
+        self.token()
             .as_deref()
             .and_then(|t| t.strip_prefix("pdk."))
             .and_then(|r| r.split('.').next())

@@ -185,8 +185,11 @@ mod tests {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, app).await });
-        let args =
-            super::super::ClientArgs { url, token: Some("t".into()), output: super::super::output::Format::Table };
+        let args = super::super::ClientArgs {
+            url: Some(url),
+            token: Some("t".into()),
+            output: super::super::output::Format::Table,
+        };
         let c = args.client().unwrap();
         let mut stages = Vec::new();
         let gone = poll(&c, "/x", "x", Duration::from_secs(30), false, |now: Option<&serde_json::Value>| match now {

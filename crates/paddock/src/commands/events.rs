@@ -217,7 +217,7 @@ pub async fn run(args: EventsArgs) -> Result<()> {
     let c = args.client.client()?;
     let tenant = match &args.tenant {
         Some(t) => Some(t.clone()),
-        None if args.client.token.as_deref().is_some_and(|t| t.starts_with("pdk.")) => Some(args.client.tenant(&None)?),
+        None if args.client.token().is_some_and(|t| t.starts_with("pdk.")) => Some(args.client.tenant(&None)?),
         None => None,
     };
     let mut stream = Follow::new(&c, tenant.as_deref(), args.after.as_deref());
@@ -305,7 +305,7 @@ mod tests {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, app).await });
-        let args = ClientArgs { url, token: Some("t".into()), output: crate::client::output::Format::Table };
+        let args = ClientArgs { url: Some(url), token: Some("t".into()), output: crate::client::output::Format::Table };
         let c = args.client().unwrap();
         let mut f = Follow::new(&c, None, None);
         let mut names = Vec::new();
@@ -330,7 +330,7 @@ mod tests {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, app).await });
-        let args = ClientArgs { url, token: Some("t".into()), output: crate::client::output::Format::Table };
+        let args = ClientArgs { url: Some(url), token: Some("t".into()), output: crate::client::output::Format::Table };
         let c = args.client().unwrap();
         let e = Follow::new(&c, None, None).next().await.unwrap_err();
         assert!(e.to_string().contains("does not exist"), "{e}");

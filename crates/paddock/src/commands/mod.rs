@@ -8,6 +8,7 @@ pub mod crds;
 pub mod dev;
 pub mod events;
 pub mod instance;
+pub mod login;
 pub mod manifests;
 pub mod nodes;
 pub mod platform;
