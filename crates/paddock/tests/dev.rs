@@ -441,6 +441,10 @@ async fn cli_against_the_api(banner: &str) -> Vec<String> {
     let (code, out, err) = run(token.clone(), sv(&["vpn", "clients"])).await.unwrap();
     assert_eq!(code, 0, "{err}");
     assert_eq!(out.lines().count(), 4, "{out}");
+    // Without --client on a VPN of three: the file of client 1, and it says so.
+    let (code, out, err) = run(token.clone(), sv(&["vpn", "config"])).await.unwrap();
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("[Interface]") && err.contains("client 1 of 3"), "{err}");
 
     // A kubeconfig for the demo team's namespace (the tenant from the token):
     // a client built from it sees the team's pods.

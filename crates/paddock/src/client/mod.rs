@@ -31,6 +31,27 @@ pub struct ClientArgs {
     pub output: output::Format,
 }
 
+/// Asks `question` on a terminal before a command does something that cannot
+/// be undone; `yes` (the command's `--yes`), or no terminal on standard
+/// input (a script), goes on without asking. A "no" is a refusal: exit 1,
+/// nothing changed.
+pub fn confirm(question: &str, yes: bool) -> Result<()> {
+    use std::io::{BufRead, IsTerminal, Write};
+    if yes || !std::io::stdin().is_terminal() {
+        return Ok(());
+    }
+    let mut err = std::io::stderr().lock();
+    write!(err, "{question} [y/N] ")?;
+    err.flush()?;
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    if matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes") {
+        Ok(())
+    } else {
+        Err(Refused("not confirmed; nothing was changed (--yes skips the question)".into()).into())
+    }
+}
+
 /// Where the API is when nothing says.
 pub const DEFAULT_URL: &str = "http://127.0.0.1:8080";
 

@@ -63,6 +63,9 @@ pub enum TenantCommand {
     Delete {
         /// The tenant's name.
         name: String,
+        /// Do not ask, on a terminal, before deleting a tenant that runs instances.
+        #[arg(long, short = 'y')]
+        yes: bool,
         #[command(flatten)]
         wait: WaitArgs,
     },
@@ -353,8 +356,23 @@ pub async fn run(args: TenantArgs) -> Result<()> {
             );
             Ok(())
         }
-        TenantCommand::Delete { name, wait } => {
+        TenantCommand::Delete { name, yes, wait } => {
             let path = format!("/v1/tenants/{name}");
+            if !yes && std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+                let running: Vec<api::model::InstanceView> = c.list_all(&format!("{path}/instances")).await?;
+                if !running.is_empty() {
+                    let some: Vec<&str> = running.iter().take(5).map(|i| i.name.as_str()).collect();
+                    let more = if running.len() > 5 { ", ..." } else { "" };
+                    crate::client::confirm(
+                        &format!(
+                            "tenant {name} runs {} instance(s) ({}{more}); delete it, its namespace and them?",
+                            running.len(),
+                            some.join(", ")
+                        ),
+                        false,
+                    )?;
+                }
+            }
             let t: TenantView = c.delete(&path).await?;
             if !wait.wait {
                 return print(out, &t, HEADER, |t| vec![row(t)]);
