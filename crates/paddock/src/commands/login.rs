@@ -37,9 +37,15 @@ pub enum ContextCommand {
     /// The saved contexts; `*` marks the current one.
     List,
     /// Make a saved context the current one.
-    Use { name: String },
+    Use {
+        /// The context's name (`context list` shows them).
+        name: String,
+    },
     /// Forget a saved context.
-    Delete { name: String },
+    Delete {
+        /// The context's name.
+        name: String,
+    },
 }
 
 /// Who a token is, as the CLI reads it (the API checked it).
