@@ -193,13 +193,18 @@ async fn metrics_count_what_happened(url: &str) {
 
 /// Runs `paddock ARGS` with the URL and token; returns (exit code, stdout, stderr).
 fn paddock(url: &str, token: &str, args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_paddock"))
-        .args(args)
-        .env("PADDOCK_URL", url)
-        .env("PADDOCK_TOKEN", token)
-        .env_remove("PADDOCK_TENANT")
-        .output()
-        .unwrap();
+    cli(args, &[("PADDOCK_URL", url), ("PADDOCK_TOKEN", token)])
+}
+
+/// Runs `paddock ARGS` with `env` set and PADDOCK_URL, PADDOCK_TOKEN and
+/// PADDOCK_TENANT otherwise unset; returns (exit code, stdout, stderr).
+fn cli(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_paddock"));
+    cmd.args(args).env_remove("PADDOCK_URL").env_remove("PADDOCK_TOKEN").env_remove("PADDOCK_TENANT");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -210,19 +215,7 @@ fn paddock(url: &str, token: &str, args: &[&str]) -> (i32, String, String) {
 /// Runs `paddock ARGS` with no URL or token in the environment, only the
 /// saved contexts of the config file `config`.
 fn paddock_saved(config: &std::path::Path, args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_paddock"))
-        .args(args)
-        .env("PADDOCK_CONFIG", config)
-        .env_remove("PADDOCK_URL")
-        .env_remove("PADDOCK_TOKEN")
-        .env_remove("PADDOCK_TENANT")
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    cli(args, &[("PADDOCK_CONFIG", config.to_str().unwrap())])
 }
 
 /// `paddock login` saves a checked context (mode 0600) that later commands
