@@ -388,6 +388,36 @@ async fn cli_against_the_api(banner: &str) -> Vec<String> {
     let (code, out, err) = run(token.clone(), sv(&["instance", "list", "--phase", "running"])).await.unwrap();
     assert_eq!(code, 0, "{err}");
     assert!(out.contains(&name) && !out.contains("huge"), "{out}");
+    // --watch: the list, then a line per change; stopping the huge instance shows it go.
+    let (_, out, _) = run(token.clone(), sv(&["instance", "list", "--template", "huge", "-o", "json"])).await.unwrap();
+    let huge_name = serde_json::from_str::<serde_json::Value>(&out).unwrap()[0]["name"].as_str().unwrap().to_string();
+    let mut watcher = Command::new(env!("CARGO_BIN_EXE_paddock"))
+        .args(["instance", "list", "--watch", "--template", "huge"])
+        .env("PADDOCK_URL", &url)
+        .env("PADDOCK_TOKEN", &token)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = watcher.stdout.take().unwrap();
+    let seen = tokio::task::spawn_blocking(move || {
+        let mut lines = Vec::new();
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let done = line.ends_with("deleted");
+            lines.push(line);
+            if done {
+                break;
+            }
+        }
+        lines
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (code, _, err) = run(token.clone(), sv(&["instance", "stop", &huge_name])).await.unwrap();
+    assert_eq!(code, 0, "{err}");
+    let lines = tokio::time::timeout(Duration::from_secs(30), seen).await.expect("the watch shows the stop").unwrap();
+    let _ = watcher.kill();
+    assert!(lines[0].starts_with("NAME") && lines.iter().any(|l| l.contains("Stopping")), "{lines:?}");
+    assert_eq!(lines.last().map(String::as_str), Some(format!("{huge_name}   deleted").as_str()), "{lines:?}");
 
     // Refusals exit 1 with the API's reason; a bad token or no API exits 2.
     let (code, _, err) = run(token.clone(), sv(&["tenant", "create", "intruder"])).await.unwrap();

@@ -55,6 +55,9 @@ pub enum InstanceCommand {
         /// Only instances of this template.
         #[arg(long)]
         template: Option<String>,
+        /// After the list, a line for every change (as `kubectl get -w`), until Ctrl-C.
+        #[arg(short = 'w', long)]
+        watch: bool,
     },
     /// Show one instance: its phase, pods, endpoints and expiry.
     Get {
@@ -275,6 +278,38 @@ async fn wait(c: &Client, tenant: &str, started: InstanceView, w: WaitArgs, show
     }
 }
 
+/// `instance list --watch`: after the list, one line per change of an
+/// instance the filters keep (a row, or `-o json|yaml` documents), from the
+/// event stream, until Ctrl-C. The stream's first snapshot repeats the list
+/// and is skipped.
+async fn watch_list(
+    c: &Client,
+    tenant: Option<&str>,
+    phase: &Option<String>,
+    template: &Option<String>,
+    out: Format,
+) -> Result<()> {
+    let mut stream = Follow::new(c, tenant, None);
+    loop {
+        let update = tokio::select! {
+            u = stream.next() => u?,
+            _ = tokio::signal::ctrl_c() => return Ok(()),
+        };
+        match update {
+            Update::Status(_, i) => {
+                for i in wanted(vec![*i], phase, template) {
+                    match out {
+                        Format::Table => println!("{}", row(&i).join("   ")),
+                        _ => print(out, &i, HEADER, |i| vec![row(i)])?,
+                    }
+                }
+            }
+            Update::Deleted(_, d) if out == Format::Table => println!("{}   deleted", d.name),
+            _ => {}
+        }
+    }
+}
+
 /// The instances `--phase` and `--template` keep.
 fn wanted(items: Vec<InstanceView>, phase: &Option<String>, template: &Option<String>) -> Vec<InstanceView> {
     items
@@ -298,12 +333,13 @@ fn held_by_quota(i: &InstanceView) -> bool {
 pub async fn run(args: InstanceArgs) -> Result<()> {
     let c = args.client.client()?;
     let out = args.client.output;
-    if let InstanceCommand::List { all_tenants: true, phase, template } = &args.command {
+    if let InstanceCommand::List { all_tenants: true, phase, template, watch } = &args.command {
         let items = wanted(c.list_all("/v1/instances").await?, phase, template);
         let header: Vec<&str> = ["TENANT"].iter().chain(HEADER).copied().collect();
-        return print(out, &items, &header, |v| {
+        print(out, &items, &header, |v| {
             v.iter().map(|i| std::iter::once(i.tenant.clone()).chain(row(i)).collect()).collect()
-        });
+        })?;
+        return if *watch { watch_list(&c, None, phase, template, out).await } else { Ok(()) };
     }
     let tenant = args.client.tenant(&args.tenant)?;
     match args.command {
@@ -327,9 +363,10 @@ pub async fn run(args: InstanceArgs) -> Result<()> {
                 _ => Ok(()),
             }
         }
-        InstanceCommand::List { phase, template, .. } => {
+        InstanceCommand::List { phase, template, watch, .. } => {
             let items = wanted(c.list_all(&path(&tenant, "")).await?, &phase, &template);
-            print(out, &items, HEADER, |v| v.iter().map(row).collect())
+            print(out, &items, HEADER, |v| v.iter().map(row).collect())?;
+            if watch { watch_list(&c, Some(&tenant), &phase, &template, out).await } else { Ok(()) }
         }
         InstanceCommand::Get { name } => {
             let i: InstanceView = c.get(&path(&tenant, &format!("/{name}"))).await?;
