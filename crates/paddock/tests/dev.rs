@@ -416,6 +416,7 @@ async fn cli_against_the_api(banner: &str) -> Vec<String> {
     assert_eq!(code, 0, "{err}");
     let lines = tokio::time::timeout(Duration::from_secs(30), seen).await.expect("the watch shows the stop").unwrap();
     let _ = watcher.kill();
+    let _ = watcher.wait();
     assert!(lines[0].starts_with("NAME") && lines.iter().any(|l| l.contains("Stopping")), "{lines:?}");
     assert_eq!(lines.last().map(String::as_str), Some(format!("{huge_name}   deleted").as_str()), "{lines:?}");
 
