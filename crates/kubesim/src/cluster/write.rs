@@ -234,6 +234,25 @@ impl State {
     }
 }
 
+/// Upstream's server-side apply builds a typed object from the applied
+/// configuration with the resource's schema: a custom resource's field its
+/// schema does not declare fails that (whatever `fieldValidation` says) with
+/// a plain error, so a 500 without a reason (kubernetes/kubernetes#139253).
+fn undeclared_fields(def: &ResourceDef, version: &str, ns: &str, name: &str, applied: &Value) -> ApiResult<()> {
+    let Some(schema) = def.schema(version) else { return Ok(()) };
+    let checked = crate::schema::check(schema, &mut applied.clone());
+    let Some(first) = checked.pruned.first() else { return Ok(()) };
+    let gv = if def.group.is_empty() { version.to_string() } else { format!("{}/{version}", def.group) };
+    Err(ApiError::new(
+        500,
+        "",
+        format!(
+            "failed to create typed patch object ({ns}/{name}; {gv}, Kind={}): .{first}: field not declared in schema",
+            def.kind
+        ),
+    ))
+}
+
 /// Defaults, prunes and validates a custom resource against its schema.
 pub(super) fn check_schema(
     def: &ResourceDef,
@@ -489,6 +508,7 @@ impl Cluster {
             }
         }
         check_type(def, version, &mut applied)?;
+        undeclared_fields(def, version, ns, name, &applied)?;
         if let Some(n) = meta_str(&applied, "name")
             && n != name
         {
@@ -499,8 +519,10 @@ impl Cluster {
         let key = State::key(def, ns, name);
         for _ in 0..super::update::ROUNDS {
             let old = self.state.read().store.get(res, &key.0, &key.1).cloned();
+            // A resourceVersion is a precondition on an existing object; on a
+            // missing one the create refuses it (see `commit_create`).
             if let Some(rv) = meta_str(&applied, "resourceVersion").filter(|s| !s.is_empty())
-                && old.as_ref().is_none_or(|o| o.rv.to_string() != rv)
+                && old.as_ref().is_some_and(|o| o.rv.to_string() != rv)
             {
                 return Err(ApiError::stale(&def.group, &def.plural, name));
             }

@@ -181,3 +181,36 @@ async fn status_subresource_and_generation() {
     assert_eq!(s.data["status"]["phase"], "Ready");
     tc.finish().await;
 }
+
+/// Server-side apply's refusals as upstream gives them: a field a custom
+/// resource's schema does not declare fails building the typed patch (500,
+/// no reason, whatever fieldValidation says: kubernetes/kubernetes#139253),
+/// and an apply that creates an object with a resourceVersion is refused by
+/// storage (500, "resourceVersion should not be set on objects to be created").
+#[tokio::test]
+async fn apply_refuses_undeclared_fields_and_a_create_with_a_resource_version() {
+    let mut tc = TestCluster::start().await;
+    let ns = tc.namespace("undeclared").await;
+    let ar = widget_crd(&tc.client).await;
+    let api: Api<DynamicObject> = Api::namespaced_with(tc.client.clone(), &ns, &ar);
+    let pp = PatchParams::apply("conformance");
+    let junk = json!({"apiVersion": "test.paddock.dev/v1", "kind": "Widget", "metadata": {"name": "w"},
+        "spec": {"size": 1}, "junk": 1});
+    let e = status(api.patch("w", &pp, &Patch::Apply(&junk)).await);
+    assert_eq!((e.code, e.reason.as_str()), (500, ""));
+    assert_eq!(
+        e.message,
+        format!(
+            "failed to create typed patch object ({ns}/w; test.paddock.dev/v1, Kind=Widget): .junk: field not declared in schema"
+        )
+    );
+    let with_rv = json!({"apiVersion": "test.paddock.dev/v1", "kind": "Widget",
+        "metadata": {"name": "w", "resourceVersion": "5"}, "spec": {"size": 1}});
+    let e = status(api.patch("w", &pp, &Patch::Apply(&with_rv)).await);
+    assert_eq!((e.code, e.message.as_str()), (500, "resourceVersion should not be set on objects to be created"));
+    // Declared fields only, no resourceVersion: created.
+    let fine =
+        json!({"apiVersion": "test.paddock.dev/v1", "kind": "Widget", "metadata": {"name": "w"}, "spec": {"size": 1}});
+    api.patch("w", &pp, &Patch::Apply(&fine)).await.expect("a clean apply creates the widget");
+    tc.finish().await;
+}
