@@ -217,7 +217,7 @@ pub struct VpnStatus {
 pub struct TenantStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub namespace: Option<String>,
-    /// Provisioning, Ready, Failed or Terminating.
+    /// Provisioning, Ready, Degraded (a write the API server refused), Failed or Terminating.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phase: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

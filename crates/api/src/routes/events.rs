@@ -60,7 +60,7 @@ impl Drop for ClientGuard {
 /// reference-counted writes per event, not a thousand renderings.
 fn stream(s: AppState, token: String, tenant: Option<String>, last: Option<String>) -> Response {
     let hub = s.hub.clone();
-    let creds = s.clone();
+    let state = s.clone();
     let start = hub.subscribe(tenant.as_deref(), last.as_deref());
     hub.stats.clients.fetch_add(1, Ordering::Relaxed);
     let guard = ClientGuard(hub.clone());
@@ -79,7 +79,7 @@ fn stream(s: AppState, token: String, tenant: Option<String>, last: Option<Strin
         let mut recheck = tokio::time::interval_at(tokio::time::Instant::now() + TOKEN_RECHECK, TOKEN_RECHECK);
         loop {
             tokio::select! {
-                _ = recheck.tick() => if creds.creds.verify(&token).is_none() {
+                _ = recheck.tick() => if state.creds.verify(&token).is_none() {
                     yield Ok(Bytes::from_static(TOKEN_GONE));
                     break;
                 },

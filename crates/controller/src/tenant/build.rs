@@ -63,13 +63,18 @@ pub fn namespace_refused(tenant: &str, settings: &Settings, existing: Option<&Na
     } else if ns == settings.pool_namespace {
         format!("its namespace would be {ns:?}, the warm pools' (--pool-namespace)")
     } else {
-        let labels = existing?.metadata.labels.as_ref();
-        if labels.and_then(|l| l.get(TENANT)).map(String::as_str) == Some(tenant) {
+        if owned_by(existing?, tenant) {
             return None;
         }
         format!("its namespace would be {ns:?}, which already exists and is not this tenant's")
     };
     Some(FieldProblem::new("metadata.name", format!("{tenant:?} cannot be a tenant: {why}; choose another name")))
+}
+
+/// Whether `ns` is `tenant`'s own namespace (labelled as its): the only one
+/// the tenant may use, and the only one deleting it may delete.
+pub fn owned_by(ns: &Namespace, tenant: &str) -> bool {
+    ns.metadata.labels.as_ref().and_then(|l| l.get(TENANT)).map(String::as_str) == Some(tenant)
 }
 
 /// The name of the tenant's volume claim: `shared` for groups, `storage` otherwise.

@@ -286,12 +286,6 @@ async fn claim_namespace(
     }
 }
 
-/// Whether `ns` is the tenant's own namespace (labelled as its), so that
-/// deleting the tenant may delete it.
-fn owns(ns: &Namespace, tenant: &str) -> bool {
-    ns.labels().get(TENANT).map(String::as_str) == Some(tenant)
-}
-
 /// Applies the tenant's objects, its group volumes and its VPN; the
 /// problems with its groups instead, if it has any.
 async fn children(
@@ -360,7 +354,7 @@ async fn cleanup(t: Arc<Tenant>, ctx: Arc<Context>) -> Result<Action, Error> {
     conds.terminating();
     write_status(&ctx, &t, conds).await?;
     let nss: Api<Namespace> = Api::all(c.clone());
-    let Some(namespace) = nss.get_opt(&ns).await?.filter(|n| owns(n, &name)) else {
+    let Some(namespace) = nss.get_opt(&ns).await?.filter(|n| super::build::owned_by(n, &name)) else {
         // Gone, or never the tenant's (a refused name): nothing to delete.
         ctx.written.forget(t.as_ref());
         return Ok(Action::await_change());

@@ -158,6 +158,30 @@ impl State {
         Ok(())
     }
 
+    /// A create that storage refuses (`refused`): upstream's quota admission
+    /// runs before storage, so a full quota answers instead (403), and
+    /// otherwise the quota is charged before the refusal (the quota
+    /// controller's next recount gives the charge back).
+    fn refused_after_quota(
+        &mut self,
+        def: &ResourceDef,
+        ns: &str,
+        name: &str,
+        obj: &Value,
+        dry_run: bool,
+        refused: ApiError,
+    ) -> ApiError {
+        match admission::quota(self, def, ns, name, obj, None) {
+            Err(full) => full,
+            Ok(charges) => {
+                if !dry_run {
+                    self.charge_quotas(ns, charges);
+                }
+                refused
+            }
+        }
+    }
+
     /// The part of a create that must be atomic with the store: lifecycle and
     /// name checks, allocation, quota, and the write itself.
     fn commit_create(
@@ -179,26 +203,15 @@ impl State {
         // reason, as its plain error becomes.
         let rv = meta_mut(&mut obj).remove("resourceVersion");
         if rv.as_ref().and_then(Value::as_str).and_then(|v| v.parse::<u64>().ok()).is_some_and(|v| v != 0) {
-            let charges = admission::quota(self, def, ns, &name, &obj, None)?;
-            if !dry_run {
-                self.charge_quotas(ns, charges);
-            }
-            return Err(ApiError::new(500, "", "resourceVersion should not be set on objects to be created"));
+            let refused = ApiError::new(500, "", "resourceVersion should not be set on objects to be created");
+            return Err(self.refused_after_quota(def, ns, &name, &obj, dry_run, refused));
         }
         let scope_ns = if def.namespaced { ns } else { "" };
         if self.store.get(res, scope_ns, &name).is_some() {
             let prefix = meta_str(&obj, "generateName").unwrap_or("").to_string();
             if !generated {
-                // Upstream's quota admission runs before storage finds the
-                // name taken: a create of an existing name is refused by a
-                // full quota (403), and otherwise charges the quota before it
-                // fails with AlreadyExists (the quota controller's next
-                // recount gives the charge back).
-                let charges = admission::quota(self, def, ns, &name, &obj, None)?;
-                if !dry_run {
-                    self.charge_quotas(ns, charges);
-                }
-                return Err(ApiError::already_exists(&def.group, &def.plural, &name));
+                let taken = ApiError::already_exists(&def.group, &def.plural, &name);
+                return Err(self.refused_after_quota(def, ns, &name, &obj, dry_run, taken));
             }
             for _ in 0..8 {
                 name = format!("{prefix}{}", random_suffix());

@@ -127,13 +127,14 @@ async fn handle(State(server): State<Server>, req: Request) -> Response {
     if let Some(t) = resource {
         note_access(&server, &method, t, &query);
     }
-    let rbac_resource = resource.map(|t| (t.group.to_string(), rbac_resource(t)));
+    // Kept for a write that may create (read before `target` moves into the route).
+    let may_create = matches!(method, Method::PATCH | Method::PUT);
+    let rbac_resource = resource.filter(|_| may_create).map(|t| (t.group.to_string(), rbac_resource(t)));
     let started = std::time::Instant::now();
     let resp = route(&server, &method, &segs, target, &query, &headers, body).await;
     // An apply or update that creates the object (201) is authorised for
     // `create` too, as upstream's patch and update handlers check it.
     if let Some((group, resource)) = rbac_resource
-        && matches!(method, Method::PATCH | Method::PUT)
         && resp.status() == axum::http::StatusCode::CREATED
     {
         server.cluster.requests.note_access("create", &group, resource);
