@@ -105,6 +105,9 @@ pub struct Telemetry {
     /// The reconcilers' metrics when they run in this process (their health
     /// is then the process's: `/healthz`).
     pub controller: Option<Arc<controller::metrics::Metrics>>,
+    /// Requests this process sent to the API server
+    /// (`paddock_kube_requests_total`), the reconcilers' included.
+    pub requests: controller::requests::Requests,
 }
 
 impl Telemetry {
@@ -112,7 +115,9 @@ impl Telemetry {
     pub fn api_only() -> Self {
         let mut registry = Registry::with_prefix("paddock");
         let api = ApiMetrics::register(&mut registry);
-        Self { registry: Arc::new(registry), api, controller: None }
+        let requests = controller::requests::Requests::default();
+        requests.register(&mut registry);
+        Self { registry: Arc::new(registry), api, controller: None, requests }
     }
 
     /// A registry holding the controller's and the API's metrics (`paddock
@@ -121,7 +126,8 @@ impl Telemetry {
         let mut registry = Registry::with_prefix("paddock");
         let controller = controller::metrics::Metrics::register(&mut registry);
         let api = ApiMetrics::register(&mut registry);
-        (Self { registry: Arc::new(registry), api, controller: Some(controller.clone()) }, controller)
+        let requests = controller.requests.clone();
+        (Self { registry: Arc::new(registry), api, controller: Some(controller.clone()), requests }, controller)
     }
 }
 

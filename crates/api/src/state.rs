@@ -158,6 +158,7 @@ where
 /// Starts the watches the API reads from and returns the shared state;
 /// `telemetry` is what `/metrics` serves.
 pub fn start(client: Client, config: Config, telemetry: crate::metrics::Telemetry) -> (AppState, Background) {
+    let client = telemetry.requests.client(client, "api");
     let ns = config.settings.system_namespace.clone();
     let wc = watcher::Config::default().labels(CREDENTIALS_LABEL);
     let m = &telemetry.api;

@@ -132,23 +132,29 @@ where
     use futures::FutureExt;
     let pools = Arc::new(crate::pool::Pools::default());
     let m = &metrics;
+    // Each reconciler's requests are counted apart (`paddock_kube_requests_total`).
+    let client_of = |component| m.requests.client(client.clone(), component);
     // One watch of Tenants and one of their namespaces, for both controllers.
-    let watches = crate::tenant::Watches::new(&client);
-    let instances =
-        crate::instance::reconcile::Context::with_pools(client.clone(), settings.clone(), pools.clone(), m.clone());
+    let watches = crate::tenant::Watches::new(&client_of("tenant"));
+    let instances = crate::instance::reconcile::Context::with_pools(
+        client_of("instance"),
+        settings.clone(),
+        pools.clone(),
+        m.clone(),
+    );
     instances.read_tenants_from(watches.stores());
     let template_users = Some(instances.clone());
     let tenant = crate::tenant::run_with(
-        crate::tenant::Context::new(client.clone(), settings.clone(), m.clone()),
+        crate::tenant::Context::new(client_of("tenant"), settings.clone(), m.clone()),
         watches,
         stop.clone(),
     );
-    let instance = crate::instance::reconcile::run(instances, stop.clone());
-    let pool = crate::pool::reconcile::run(
-        crate::pool::reconcile::Context::new(client.clone(), settings.clone(), pools, m.clone()),
-        stop.clone(),
-    );
-    let template = crate::template::run(client, settings, m.clone(), template_users, stop.clone());
+    let instance = crate::instance::reconcile::run(instances.clone(), stop.clone());
+    let pool_ctx = crate::pool::reconcile::Context::new(client_of("pool"), settings.clone(), pools, m.clone());
+    let nodes = instances.clone();
+    pool_ctx.read_node_roles_from(Box::new(move || nodes.any_node_has_role()));
+    let pool = crate::pool::reconcile::run(pool_ctx, stop.clone());
+    let template = crate::template::run(client_of("template"), settings, m.clone(), template_users, stop.clone());
     let running: Vec<futures::future::BoxFuture<'static, (&'static str, Option<String>)>> = vec![
         watched("tenant", tenant).boxed(),
         watched("instance", instance).boxed(),

@@ -18,6 +18,8 @@ pub mod noderoles;
 pub mod pool;
 pub mod quota;
 pub mod rbac;
+pub mod requests;
+pub mod sent;
 pub mod template;
 pub mod tenant;
 pub mod written;

@@ -123,6 +123,8 @@ pub struct Metrics {
     events: Family<EventLabels, Counter>,
     events_dropped: Family<KindLabel, Counter>,
     views: Arc<Views>,
+    /// Requests this process's clients sent to the API server.
+    pub requests: crate::requests::Requests,
     /// Why a reconciler stopped while it should be running, if one did.
     stopped: Mutex<Option<String>>,
 }
@@ -153,6 +155,7 @@ impl Default for Metrics {
             events: Family::default(),
             events_dropped: Family::default(),
             views: Arc::default(),
+            requests: crate::requests::Requests::default(),
             stopped: Mutex::default(),
         }
     }
@@ -194,6 +197,7 @@ impl Metrics {
             m.events_dropped.clone(),
         );
         registry.register_collector(Box::new(StateCollector(m.views.clone())));
+        m.requests.register(registry);
         Arc::new(m)
     }
 

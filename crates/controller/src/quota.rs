@@ -54,6 +54,24 @@ impl Usage {
     }
 }
 
+impl Usage {
+    /// What a ResourceQuota's `status.used` says its namespace uses, when
+    /// it counts what the tenant's quota limits (pods, and cpu and memory
+    /// requests where the quota has them).
+    pub fn of_quota(q: &k8s_openapi::api::core::v1::ResourceQuota) -> Option<Usage> {
+        let status = q.status.as_ref()?;
+        let (hard, used) = (status.hard.as_ref()?, status.used.as_ref()?);
+        let read = |keys: &[&str]| -> Option<Option<Quantity>> {
+            let Some(key) = keys.iter().find(|k| hard.contains_key(**k)) else { return Some(None) };
+            Some(Some(Quantity::parse(&used.get(*key)?.0)?))
+        };
+        let pods = read(&["pods"])??;
+        let cpu = read(&["requests.cpu", "cpu"])?.unwrap_or_default();
+        let memory = read(&["requests.memory", "memory"])?.unwrap_or_default();
+        Some(Usage { pods: pods.units_ceil(), cpu, memory })
+    }
+}
+
 /// Whether a pod still holds quota (upstream: not Succeeded or Failed).
 fn counts(p: &Pod) -> bool {
     !matches!(p.status.as_ref().and_then(|s| s.phase.as_deref()), Some("Succeeded" | "Failed"))
@@ -77,12 +95,17 @@ pub async fn usage(
     ns: &str,
     pool_ns: &str,
     claimed: Option<Claimed<'_>>,
+    cached: Option<Usage>,
 ) -> Result<Usage, kube::Error> {
-    Ok(namespace_usage(client, ns).await? + claimed_usage(client, tenant, pool_ns, claimed).await?)
+    Ok(namespace_usage(client, ns, cached).await? + claimed_usage(client, tenant, pool_ns, claimed).await?)
 }
 
-/// What the pods of the tenant's own namespace use.
-pub async fn namespace_usage(client: &kube::Client, ns: &str) -> Result<Usage, kube::Error> {
+/// What the pods of the tenant's own namespace use: `cached` (from its
+/// ResourceQuota's status in a watch cache) when given, else its pods, listed.
+pub async fn namespace_usage(client: &kube::Client, ns: &str, cached: Option<Usage>) -> Result<Usage, kube::Error> {
+    if let Some(u) = cached {
+        return Ok(u);
+    }
     Ok(Usage::of_pods(&Api::<Pod>::namespaced(client.clone(), ns).list(&ListParams::default()).await?.items))
 }
 
@@ -250,6 +273,20 @@ mod tests {
             "status": {"phase": phase}}),
         )
         .unwrap()
+    }
+
+    #[test]
+    fn a_quotas_status_says_what_its_namespace_uses() {
+        let q = |status: serde_json::Value| -> k8s_openapi::api::core::v1::ResourceQuota {
+            serde_json::from_value(json!({"metadata": {"name": "q"}, "status": status})).unwrap()
+        };
+        let full = q(json!({"hard": {"pods": "10", "requests.cpu": "4"}, "used": {"pods": "3", "requests.cpu": "1500m"}}));
+        let u = Usage::of_quota(&full).unwrap();
+        assert_eq!((u.pods, u.cpu, u.memory), (3, Quantity(1500), Quantity::ZERO));
+        // Not yet computed, or not counting pods: not known from it.
+        assert!(Usage::of_quota(&q(json!({"hard": {"pods": "10"}}))).is_none());
+        assert!(Usage::of_quota(&q(json!({"hard": {"pods": "10", "requests.cpu": "4"}, "used": {"pods": "3"}}))).is_none());
+        assert!(Usage::of_quota(&q(json!({"hard": {"requests.cpu": "4"}, "used": {"requests.cpu": "1"}}))).is_none());
     }
 
     #[test]

@@ -152,7 +152,7 @@ fn hardened_pods_secrets_services_and_policies() {
     assert_eq!(svc[0], ("web1".to_string(), None, Some("None".to_string())), "headless service for <pod>.<instance>");
     assert_eq!(svc[1], ("web1-web".to_string(), Some("NodePort".to_string()), None));
     let pols: Vec<_> = d.policies.iter().map(|p| p.metadata.name.clone().unwrap()).collect();
-    assert_eq!(pols, ["web1-net-teamnet", "web1-vpn", "web1-net-backend", "web1-web-exposed"]);
+    assert_eq!(pols, ["web1-net-teamnet", "web1-net-backend", "web1-vpn", "web1-web-exposed"]);
 }
 
 #[test]

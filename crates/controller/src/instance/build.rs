@@ -404,7 +404,14 @@ pub struct Ident<'a> {
 /// The Services of an instance: a headless one for DNS, and one per pod for
 /// NodePort / LoadBalancer exposure.
 pub fn services(tpl: &Template, id: &Ident, meta: &MetaFn) -> Result<Vec<Service>, Vec<FieldProblem>> {
-    let mut services = Vec::new();
+    let mut services: Vec<Service> = dns_service(tpl, id, meta)?.into_iter().collect();
+    services.extend(exposed_services(tpl, id, meta)?);
+    Ok(services)
+}
+
+/// The headless Service that gives the pods their DNS names
+/// (`<pod>.<stem>.<namespace>.svc`), if any pod declares a port.
+pub fn dns_service(tpl: &Template, id: &Ident, meta: &MetaFn) -> Result<Option<Service>, Vec<FieldProblem>> {
     let mut dns_ports: Vec<Value> = Vec::new();
     for p in &tpl.spec.pods {
         for x in &p.ports {
@@ -413,10 +420,16 @@ pub fn services(tpl: &Template, id: &Ident, meta: &MetaFn) -> Result<Vec<Service
             }
         }
     }
-    if !dns_ports.is_empty() {
-        services.push(typed(json!({"apiVersion": "v1", "kind": "Service", "metadata": meta(id.stem, &[]),
-            "spec": {"clusterIP": "None", "publishNotReadyAddresses": true, "selector": {id.key: id.value}, "ports": dns_ports}}))?);
+    if dns_ports.is_empty() {
+        return Ok(None);
     }
+    Ok(Some(typed(json!({"apiVersion": "v1", "kind": "Service", "metadata": meta(id.stem, &[]),
+        "spec": {"clusterIP": "None", "publishNotReadyAddresses": true, "selector": {id.key: id.value}, "ports": dns_ports}}))?))
+}
+
+/// One Service per pod and exposure type (NodePort, LoadBalancer) for its exposed ports.
+pub fn exposed_services(tpl: &Template, id: &Ident, meta: &MetaFn) -> Result<Vec<Service>, Vec<FieldProblem>> {
+    let mut services = Vec::new();
     for p in &tpl.spec.pods {
         for kind in [ExposureType::NodePort, ExposureType::LoadBalancer] {
             let ports: Vec<Value> = p
@@ -443,22 +456,35 @@ pub fn services(tpl: &Template, id: &Ident, meta: &MetaFn) -> Result<Vec<Service
 /// reach each other on the declared ports), VPN access to teamnet, and
 /// ingress from anywhere to exposed ports.
 pub fn policies(tpl: &Template, id: &Ident, meta: &MetaFn) -> Result<Vec<NetworkPolicy>, Vec<FieldProblem>> {
+    let mut out = network_policies(tpl, id, meta)?;
+    let on_teamnet = json!({"matchLabels": {id.key: id.value, net_label(TEAMNET): "true"}});
+    out.extend(vpn_policy(tpl, &format!("{}-vpn", id.stem), on_teamnet, &id.vpn, meta)?);
+    out.extend(exposed_policies(tpl, id, meta, None)?);
+    Ok(out)
+}
+
+/// The ports (by name) of the pods on network `n`, each once.
+fn network_ports(tpl: &Template, n: &str) -> Vec<Value> {
+    tpl.spec
+        .pods
+        .iter()
+        .filter(|p| p.networks.iter().any(|x| x == n))
+        .flat_map(|p| p.ports.iter())
+        .map(|x| json!({"port": x.name, "protocol": x.protocol}))
+        .fold(Vec::new(), |mut acc, p| {
+            if !acc.contains(&p) {
+                acc.push(p);
+            }
+            acc
+        })
+}
+
+/// One policy per template network: the pods on it reach each other on its ports.
+pub fn network_policies(tpl: &Template, id: &Ident, meta: &MetaFn) -> Result<Vec<NetworkPolicy>, Vec<FieldProblem>> {
     let mut out = Vec::new();
     for n in &tpl.spec.networks {
         let on_net = json!({"matchLabels": {id.key: id.value, net_label(n): "true"}});
-        let ports: Vec<Value> = tpl
-            .spec
-            .pods
-            .iter()
-            .filter(|p| p.networks.contains(n))
-            .flat_map(|p| p.ports.iter())
-            .map(|x| json!({"port": x.name, "protocol": x.protocol}))
-            .fold(Vec::new(), |mut acc, p| {
-                if !acc.contains(&p) {
-                    acc.push(p);
-                }
-                acc
-            });
+        let ports = network_ports(tpl, n);
         let peers = json!([{"podSelector": on_net}]);
         // A network whose pods declare no ports allows nothing between them.
         let (ingress, egress) = if ports.is_empty() {
@@ -468,13 +494,38 @@ pub fn policies(tpl: &Template, id: &Ident, meta: &MetaFn) -> Result<Vec<Network
         };
         out.push(typed(json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": meta(&format!("{}-net-{n}", id.stem), &[]),
             "spec": {"podSelector": on_net, "policyTypes": ["Ingress", "Egress"], "ingress": ingress, "egress": egress}}))?);
-        if n == TEAMNET && !ports.is_empty() {
-            out.push(typed(json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": meta(&format!("{}-vpn", id.stem), &[]),
-                "spec": {"podSelector": on_net, "policyTypes": ["Ingress"],
-                    "ingress": [{"from": [id.vpn], "ports": ports}]}}))?);
-        }
     }
-    // Ports exposed through NodePort/LoadBalancer accept traffic from anywhere.
+    Ok(out)
+}
+
+/// Ingress from the tenant's VPN server (`from`) to the pods `selector`
+/// picks, on the ports of the template's teamnet; none when the template
+/// has no teamnet or it declares no port.
+pub fn vpn_policy(
+    tpl: &Template,
+    name: &str,
+    selector: Value,
+    from: &Value,
+    meta: &MetaFn,
+) -> Result<Option<NetworkPolicy>, Vec<FieldProblem>> {
+    let ports = network_ports(tpl, TEAMNET);
+    if !tpl.spec.networks.iter().any(|n| n == TEAMNET) || ports.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(typed(json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": meta(name, &[]),
+        "spec": {"podSelector": selector, "policyTypes": ["Ingress"], "ingress": [{"from": [from], "ports": ports}]}}))?))
+}
+
+/// Ports exposed through NodePort/LoadBalancer accept traffic from anywhere;
+/// with `only_with`, only on pods that carry that label (a warm pool's set
+/// is open to the world only once it is claimed).
+pub fn exposed_policies(
+    tpl: &Template,
+    id: &Ident,
+    meta: &MetaFn,
+    only_with: Option<&str>,
+) -> Result<Vec<NetworkPolicy>, Vec<FieldProblem>> {
+    let mut out = Vec::new();
     for p in &tpl.spec.pods {
         let ports: Vec<Value> = p
             .ports
@@ -483,8 +534,12 @@ pub fn policies(tpl: &Template, id: &Ident, meta: &MetaFn) -> Result<Vec<Network
             .map(|x| json!({"port": x.name, "protocol": x.protocol}))
             .collect();
         if !ports.is_empty() {
+            let mut selector = json!({"matchLabels": {id.key: id.value, POD_LABEL: p.name}});
+            if let Some(label) = only_with {
+                selector["matchExpressions"] = json!([{"key": label, "operator": "Exists"}]);
+            }
             out.push(typed(json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": meta(&format!("{}-{}-exposed", id.stem, p.name), &[]),
-                "spec": {"podSelector": {"matchLabels": {id.key: id.value, POD_LABEL: p.name}}, "policyTypes": ["Ingress"], "ingress": [{"ports": ports}]}}))?);
+                "spec": {"podSelector": selector, "policyTypes": ["Ingress"], "ingress": [{"ports": ports}]}}))?);
         }
     }
     Ok(out)

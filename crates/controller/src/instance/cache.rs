@@ -48,6 +48,8 @@ pub struct Caches {
     pub tenants: Store<Tenant>,
     /// Tenant namespaces (labelled with their tenant).
     pub namespaces: Store<Namespace>,
+    /// The tenants' ResourceQuotas (what their namespaces use).
+    pub quotas: Store<k8s_openapi::api::core::v1::ResourceQuota>,
     /// Nodes with a `paddock.dev/node-role` label, metadata only.
     pub node_roles: Store<PartialObjectMeta<Node>>,
     /// Pods, Services, NetworkPolicies, ConfigMaps and Secrets of instances.
@@ -147,7 +149,7 @@ pub fn wire(
     client: &Client,
     pool_ns: &str,
     echoes: &Arc<crate::echoes::Echoes>,
-    tenant_stores: Option<(Store<Tenant>, Store<Namespace>)>,
+    tenant_stores: Option<crate::tenant::Stores>,
 ) -> (Controller<Instance>, Caches, BoxFuture<'static, ()>) {
     let c = client.clone();
     let ours = || watcher::Config::default().labels(&format!("{MANAGED_BY}={MANAGER},{INSTANCE}"));
@@ -165,7 +167,7 @@ pub fn wire(
         reflected(Api::<PartialObjectMeta<Node>>::all(c.clone()), watcher::Config::default().labels(NODE_ROLE), whole);
     let mut background =
         vec![crate::cache::drain("templates", templates_s).boxed(), crate::cache::drain("nodes", nodes_s).boxed()];
-    let (tenants, namespaces) = match tenant_stores {
+    let crate::tenant::Stores { tenants, namespaces, quotas } = match tenant_stores {
         Some(shared) => shared,
         None => {
             let own = crate::tenant::Watches::new(&c);
@@ -180,6 +182,7 @@ pub fn wire(
         templates,
         tenants,
         namespaces,
+        quotas,
         node_roles,
         pods,
         services,
@@ -213,6 +216,20 @@ impl Caches {
 
     pub fn namespace(&self, name: &str) -> Option<Arc<Namespace>> {
         lookup(&self.namespaces, None, name)
+    }
+
+    /// What the pods of namespace `ns` use, from its ResourceQuota's
+    /// `status.used` (admission adds each create to it before the pod
+    /// exists; a deletion leaves it until the quota controller catches up,
+    /// so it never counts less than is used). None when the watch has not
+    /// listed the quotas or the namespace's quota counts no pods.
+    pub fn namespace_usage(&self, ns: &str) -> Option<crate::quota::Usage> {
+        if !ready(&self.quotas) {
+            return None;
+        }
+        let quotas = self.quotas.state();
+        let q = quotas.iter().find(|q| q.metadata.namespace.as_deref() == Some(ns))?;
+        crate::quota::Usage::of_quota(q)
     }
 
     /// Whether a node carries a role, once the node watch has listed them.

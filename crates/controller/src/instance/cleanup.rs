@@ -60,7 +60,8 @@ pub async fn delete_instance_objects(client: &Client, inst: &Instance, pool_ns: 
     let ns = inst.namespace().unwrap_or_default();
     let mut left = delete_children(client, &ns, &inst.name_any()).await?;
     if let Some(uid) = &inst.metadata.uid {
-        left += crate::pool::reconcile::delete_claimed(client, pool_ns, uid).await?;
+        let set = inst.status.as_ref().and_then(|s| s.claim.as_ref()).map(|c| c.set.as_str());
+        left += crate::pool::reconcile::delete_claimed(client, pool_ns, uid, set).await?;
     }
     Ok(left)
 }

@@ -1,7 +1,8 @@
 //! Which status changes of an instance a user should be told about as a
 //! Kubernetes Event: a condition whose status or reason changed, except the
 //! progress steps a start goes through every time (creating, scheduling,
-//! starting), which would only be noise.
+//! starting), which would only be noise; a warm start's claim and its
+//! Running are one Event.
 
 use resources::instance::InstanceStatus;
 
@@ -45,6 +46,15 @@ pub fn transitions(old: Option<&InstanceStatus>, new: &InstanceStatus) -> Vec<(b
         };
         out.extend(event.map(|(warning, reason)| (warning, reason, c.message.clone())));
     }
+    // A warm start is one Event, not two: each is a write the API server
+    // serves, and a warm claim's own writes are kept to the few it needs.
+    if let Some(claimed) = out.iter().position(|e| e.1 == "Claimed")
+        && let Some(running) = out.iter().position(|e| e.1 == "Running")
+    {
+        let (_, _, how) = out.remove(claimed);
+        let running = if claimed < running { running - 1 } else { running };
+        out[running].2 = format!("{}; {how}", out[running].2);
+    }
     out
 }
 
@@ -66,7 +76,13 @@ mod tests {
         let running = status(&[("Ready", "True", "Ready"), ("WarmStart", "True", "Claimed")]);
         assert_eq!(
             transitions(Some(&creating), &running),
-            vec![(false, "Running", "Ready Ready".to_string()), (false, "Claimed", "WarmStart Claimed".to_string())]
+            vec![(false, "Running", "Ready Ready; WarmStart Claimed".to_string())],
+            "a warm start is one Event"
+        );
+        let claimed_before = status(&[("Ready", "False", "Starting"), ("WarmStart", "True", "Claimed")]);
+        assert_eq!(
+            transitions(Some(&creating), &claimed_before),
+            vec![(false, "Claimed", "WarmStart Claimed".to_string())]
         );
         assert!(transitions(Some(&running), &running).is_empty(), "no change, no event");
     }

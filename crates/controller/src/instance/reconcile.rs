@@ -25,7 +25,6 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, Time};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
-use kube::runtime::reflector::Store;
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource, ResourceExt};
 use rand::Rng;
@@ -63,11 +62,13 @@ pub struct Context {
     pub(super) echoes: Arc<crate::echoes::Echoes>,
     /// The tenant controller's Tenant and namespace stores, when it runs in
     /// this process (otherwise this controller watches them itself).
-    tenant_stores: std::sync::OnceLock<(Store<Tenant>, Store<Namespace>)>,
+    tenant_stores: std::sync::OnceLock<crate::tenant::Stores>,
     /// Instances the quota refused, until they may try again.
     refusals: quota::Refusals,
     /// Failed reconciles per instance, for the retry back-off.
     failures: crate::backoff::Failures,
+    /// Tenants' VPN access to their claimed warm pods, as last applied.
+    vpn_access: crate::sent::Sent,
 }
 
 impl Context {
@@ -77,6 +78,12 @@ impl Context {
         let k = self.caches.get().filter(|k| crate::cache::ready(&k.instances))?;
         let users = k.instances.state_filter(|i| i.spec.template == template);
         Some(users.iter().map(|i| format!("{}/{}", i.namespace().unwrap_or_default(), i.name_any())).collect())
+    }
+
+    /// Whether any node carries a role, from the node watch (None while the
+    /// controller does not run or the watch has not listed the nodes).
+    pub fn any_node_has_role(&self) -> Option<bool> {
+        self.caches.get().and_then(Caches::any_node_has_role)
     }
 
     pub fn new(client: Client, settings: Settings, metrics: Arc<Metrics>) -> Arc<Self> {
@@ -99,13 +106,14 @@ impl Context {
             tenant_stores: std::sync::OnceLock::new(),
             refusals: quota::Refusals::default(),
             failures: crate::backoff::Failures::default(),
+            vpn_access: crate::sent::Sent::default(),
         })
     }
 
     /// Reads Tenants and their namespaces from the tenant controller's
     /// watches (`tenant::Watches::stores`) instead of watching them again.
     /// Takes effect when called before [`run`].
-    pub fn read_tenants_from(&self, stores: (Store<Tenant>, Store<Namespace>)) {
+    pub fn read_tenants_from(&self, stores: crate::tenant::Stores) {
         let _ = self.tenant_stores.set(stores);
     }
 }
@@ -354,7 +362,11 @@ async fn apply(inst: Arc<Instance>, ctx: Arc<Context>) -> Result<Action, Error> 
                     .to_string(),
             ));
         } else {
-            match claim(c, &ctx.pools, &pool_ns, caches.map(|k| &k.pool_pods), &tpl, &tenant, &inst).await? {
+            let cached = crate::pool::claim::Cached {
+                pool_pods: caches.map(|k| &k.pool_pods),
+                namespace_usage: caches.and_then(|k| k.namespace_usage(&ns)),
+            };
+            match claim(c, &ctx.pools, &pool_ns, cached, &tpl, &tenant, &inst).await? {
                 Outcome::Claimed { set, pods } => {
                     let now = Timestamp::now();
                     let from = requested_at(&inst).unwrap_or(now);
@@ -418,13 +430,19 @@ async fn apply(inst: Arc<Instance>, ctx: Arc<Context>) -> Result<Action, Error> 
             .await?;
     let services = service_briefs(&ctx, &desired.services, applied);
     let pods_api: Api<Pod> = Api::namespaced(c.clone(), &ns);
-    // The pods as they are: from the cache, or (a miss) the API server.
+    // The pods as they are: from the cache, or (a miss) the API server. A
+    // new instance (no pod in its status) whose pods a listed cache does not
+    // show has none: that saves a read per pod on every cold start, and at
+    // worst (a pod made a moment ago that the watch has not shown yet) the
+    // apply below is sent again and changes nothing.
+    let new = inst.status.as_ref().is_none_or(|s| s.pods.is_empty());
     let mut current = Vec::with_capacity(desired.pods.len());
     for p in &desired.pods {
         let pname = p.metadata.name.clone().unwrap_or_default();
-        current.push(match caches.and_then(|k| k.pods.get(&ns, &pname)) {
-            Some(have) => Some((*have).clone()),
-            None => pods_api.get_opt(&pname).await?.as_ref().map(PodBrief::of_labelled),
+        current.push(match caches.map(|k| (k.pods.get(&ns, &pname), k.pods.ready())) {
+            Some((Some(have), _)) => Some((*have).clone()),
+            Some((None, true)) if new => None,
+            _ => pods_api.get_opt(&pname).await?.as_ref().map(PodBrief::of_labelled),
         });
     }
     if quota::limits_pods(&tenant) && current.iter().all(Option::is_none) {
@@ -451,7 +469,8 @@ async fn apply(inst: Arc<Instance>, ctx: Arc<Context>) -> Result<Action, Error> 
         let claimed_from = caches.map(|k| quota::Claimed { cache: &k.pool_pods, pools: &ctx.pools });
         let claimed_usage = quota::claimed_usage(c, &tenant.name_any(), &pool_ns, claimed_from).await?;
         if claimed_usage.pods > 0 {
-            let used = quota::namespace_usage(c, &ns).await? + claimed_usage;
+            let cached = caches.and_then(|k| k.namespace_usage(&ns));
+            let used = quota::namespace_usage(c, &ns, cached).await? + claimed_usage;
             if let Some(why) = quota::exceeded(&tenant, used, more) {
                 return over_quota(&ctx, &api, &inst, &why).await;
             }
@@ -559,15 +578,19 @@ async fn warm(
 ) -> Result<Action, Error> {
     let c = &ctx.client;
     let pool_ns = &ctx.settings.pool_namespace;
-    let (services, policies) = crate::pool::build::claimed_objects(tpl, &claim.set, inst, &tenant.name_any(), pool_ns)
-        .map_err(|p| {
-            Error::Waiting(format!(
-                "cannot build the claimed set's objects: {}",
-                p.iter().map(|x| x.to_string()).collect::<Vec<_>>().join("; ")
-            ))
-        })?;
-    let pols = Api::<NetworkPolicy>::namespaced(c.clone(), pool_ns);
-    apply_all(ctx, inst, &pols, |k, ns, n| k.policies.get(ns, n).map(|m| (*m).clone()), &policies).await?;
+    let unbuildable = |p: Vec<resources::FieldProblem>| {
+        Error::Waiting(format!(
+            "cannot build the claimed set's objects: {}",
+            p.iter().map(|x| x.to_string()).collect::<Vec<_>>().join("; ")
+        ))
+    };
+    let inst_ns = inst.namespace().unwrap_or_default();
+    let access = crate::pool::build::vpn_access(tpl, tenant, &inst_ns, pool_ns).map_err(unbuildable)?;
+    if let Some(p) = access {
+        grant_vpn_access(ctx, p).await?;
+    }
+    let services = crate::pool::build::claimed_services(tpl, &claim.set, inst, &tenant.name_any(), pool_ns)
+        .map_err(unbuildable)?;
     let svcs = Api::<Service>::namespaced(c.clone(), pool_ns);
     let applied =
         apply_all(ctx, inst, &svcs, |k, ns, n| k.services.get(ns, n).map(|b| b.meta.clone()), &services).await?;
@@ -589,6 +612,22 @@ async fn warm(
     let next = next_look(expires, s.phase);
     write_status(ctx, &api, inst, s).await?;
     Ok(next)
+}
+
+/// Applies a tenant's VPN access to its claimed pods of a template, unless
+/// this process sent the same one lately ([`crate::sent::Sent`]): shared by
+/// all the tenant's claims of the template, it is written at the first.
+async fn grant_vpn_access(ctx: &Context, policy: NetworkPolicy) -> Result<(), Error> {
+    let (ns, name) = (policy.metadata.namespace.clone().unwrap_or_default(), policy.name_any());
+    let key = format!("{ns}/{name}");
+    let desired = serde_json::to_value(&policy).ok();
+    if ctx.vpn_access.fresh(&key, &desired) {
+        return Ok(());
+    }
+    let api = Api::<NetworkPolicy>::namespaced(ctx.client.clone(), &ns);
+    api.patch(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&policy)).await?;
+    ctx.vpn_access.sent(&key, desired);
+    Ok(())
 }
 
 /// Status from an instance's pods and Services as they are now; `stem` and

@@ -5,7 +5,8 @@
 use super::labels::{CLAIM, GENERATION, PERSONALIZED, POOL, SET};
 use crate::config::Settings;
 use crate::instance::build::{
-    Env, Ident, POD_LABEL, Shape, pod_labels, pod_spec, policies, runtime_class, services, task_roles,
+    Env, Ident, POD_LABEL, Shape, dns_service, exposed_policies, exposed_services, net_label, network_policies,
+    pod_labels, pod_spec, runtime_class, task_roles, vpn_policy,
 };
 use crate::labels::{INSTANCE, MANAGED_BY, MANAGER, ROLE, TEMPLATE, TENANT};
 use crate::noderoles::placement_on;
@@ -14,7 +15,8 @@ use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, Service};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::{Resource, ResourceExt};
 use resources::template::Personalize;
-use resources::{FieldProblem, Instance, Template};
+use resources::template::TEAMNET;
+use resources::{FieldProblem, Instance, Template, Tenant};
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
@@ -31,6 +33,12 @@ pub struct PodSet {
     pub config_maps: Vec<ConfigMap>,
     /// The pods' claim tokens (key: pod name), when the template personalises through the API.
     pub tokens: Option<Secret>,
+    /// The set's headless Service (its pods' DNS names) and its policies
+    /// (its pods reach each other on the template's networks; exposed ports
+    /// open once claimed): made with the set, before its pods, so that a
+    /// claim writes none of them.
+    pub services: Vec<Service>,
+    pub policies: Vec<NetworkPolicy>,
 }
 
 fn typed<K: DeserializeOwned>(v: Value) -> Result<K, Vec<FieldProblem>> {
@@ -152,7 +160,18 @@ pub fn pod_set(
     } else {
         None
     };
-    Ok(PodSet { name, pods, config_maps, tokens })
+    // Owned by nothing: they go with the set's pods (the sweep removes those
+    // of sets that have no pods any more).
+    let object_meta = |obj: &str, _: &[(String, String)]| {
+        let mut m = meta(obj, &[]);
+        m.as_object_mut().map(|o| o.remove("ownerReferences"));
+        m
+    };
+    let id = Ident { stem: &name, key: SET, value: &name, vpn: Value::Null };
+    let services = dns_service(tpl, &id, &object_meta)?.into_iter().collect();
+    let mut policies = network_policies(tpl, &id, &object_meta)?;
+    policies.extend(exposed_policies(tpl, &id, &object_meta, Some(CLAIM))?);
+    Ok(PodSet { name, pods, config_maps, tokens, services, policies })
 }
 
 /// The pool namespace's own objects: default-deny (DNS out only), the
@@ -224,27 +243,51 @@ pub fn prepull_name(template: &str) -> String {
     format!("prepull-{}", stem.trim_end_matches('-'))
 }
 
-/// The Services and NetworkPolicies a claimed set needs in the pool namespace,
-/// selecting the set's pods by the claim label (unique per instance, where
-/// instance names are not), and letting the tenant's VPN in from its namespace.
-pub fn claimed_objects(
+/// The Services a claimed set gets in the pool namespace for its instance:
+/// NodePort and LoadBalancer exposure (made at the claim, so that idle pool
+/// sets hold no node port or load balancer). Labelled with the claim, so
+/// they go with the claimed pods.
+pub fn claimed_services(
     tpl: &Template,
     set: &str,
     inst: &Instance,
     tenant: &str,
     pool_ns: &str,
-) -> Result<(Vec<Service>, Vec<NetworkPolicy>), Vec<FieldProblem>> {
+) -> Result<Vec<Service>, Vec<FieldProblem>> {
     let uid = inst.metadata.uid.clone().unwrap_or_default();
     let inst_ns = inst.namespace().unwrap_or_default();
     let labels = json!({MANAGED_BY: MANAGER, TENANT: tenant, TEMPLATE: tpl.name_any(), INSTANCE: inst.name_any(),
         CLAIM: uid, SET: set, super::labels::INSTANCE_NAMESPACE: inst_ns});
     let meta = |name: &str, _: &[(String, String)]| json!({"name": name, "namespace": pool_ns, "labels": labels});
-    let id = Ident {
-        stem: set,
-        key: CLAIM,
-        value: &uid,
-        vpn: json!({"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": inst_ns}},
-                    "podSelector": {"matchLabels": {ROLE: "vpn"}}}),
+    let id = Ident { stem: set, key: SET, value: set, vpn: Value::Null };
+    exposed_services(tpl, &id, &meta)
+}
+
+/// The name of a tenant's VPN access to its claimed pods of a template
+/// (names of tenants and templates have no dots, so it is unambiguous).
+pub fn vpn_access_name(tenant: &str, template: &str) -> String {
+    format!("vpn.{tenant}.{template}")
+}
+
+/// A tenant's VPN server may reach its claimed warm pods of `tpl` on the
+/// template's teamnet ports: one policy per tenant and template in the pool
+/// namespace, made at the tenant's first claim of the template and shared by
+/// every later one (a claim then writes no policy). Owned by the Tenant, so
+/// it goes with it; `tenant_ns` is the tenant's namespace, where its VPN runs. None when the template has no port on teamnet.
+pub fn vpn_access(
+    tpl: &Template,
+    tenant: &Tenant,
+    tenant_ns: &str,
+    pool_ns: &str,
+) -> Result<Option<NetworkPolicy>, Vec<FieldProblem>> {
+    let (tname, tenant_name) = (tpl.name_any(), tenant.name_any());
+    let owner = serde_json::to_value(tenant.owner_ref(&())).unwrap_or(Value::Null);
+    let meta = |name: &str, _: &[(String, String)]| {
+        json!({"name": name, "namespace": pool_ns, "ownerReferences": [owner],
+            "labels": {MANAGED_BY: MANAGER, TENANT: tenant_name, TEMPLATE: tname}})
     };
-    Ok((services(tpl, &id, &meta)?, policies(tpl, &id, &meta)?))
+    let selector = json!({"matchLabels": {TENANT: tenant_name, TEMPLATE: tname, net_label(TEAMNET): "true"}});
+    let from = json!({"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": tenant_ns}},
+                      "podSelector": {"matchLabels": {ROLE: "vpn"}}});
+    vpn_policy(tpl, &vpn_access_name(&tenant_name, &tname), selector, &from, &meta)
 }

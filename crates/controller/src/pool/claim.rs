@@ -82,20 +82,29 @@ fn created(pods: &[Arc<Pod>]) -> Option<Timestamp> {
     pods.iter().filter_map(|p| p.metadata.creation_timestamp.as_ref().map(|t| t.0)).min()
 }
 
+/// What watch caches show a claim, where the process has them.
+#[derive(Clone, Copy, Default)]
+pub struct Cached<'a> {
+    /// The pool's pods (may lag, which costs a conflict at worst, never a
+    /// double claim).
+    pub pool_pods: Option<&'a Store<Pod>>,
+    /// What the tenant's namespace uses (from its ResourceQuota's status).
+    pub namespace_usage: Option<Usage>,
+}
+
 /// Claims the oldest Ready set of `tpl`'s pool for `inst` of `tenant`,
-/// checking the tenant's quota (its namespace and its claimed pods) first.
-///
-/// Candidates come from `cache` (a watch of the pool's pods) when given: it
-/// may lag, which costs a conflict at worst, never a double claim.
+/// checking the tenant's quota (its namespace and its claimed pods) first,
+/// from `cached` where it can.
 pub async fn claim(
     client: &Client,
     pools: &Pools,
     pool_ns: &str,
-    cache: Option<&Store<Pod>>,
+    cached: Cached<'_>,
     tpl: &Template,
     tenant: &Tenant,
     inst: &Instance,
 ) -> Result<Outcome, Error> {
+    let cache = cached.pool_pods;
     let api: Api<Pod> = Api::namespaced(client.clone(), pool_ns);
     let tname = tpl.name_any();
     let listed = match cache {
@@ -116,7 +125,7 @@ pub async fn claim(
         if let Some(why) = quota::beyond(tenant, need, "it") {
             return Ok(Outcome::OverQuota(why));
         }
-        let used = quota::usage(client, &tenant.name_any(), &ns, pool_ns, claimed).await?;
+        let used = quota::usage(client, &tenant.name_any(), &ns, pool_ns, claimed, cached.namespace_usage).await?;
         if let Some(why) = quota::exceeded(tenant, used, need) {
             return Ok(Outcome::OverQuota(why));
         }

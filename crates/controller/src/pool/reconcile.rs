@@ -31,7 +31,7 @@ use kube::{Client, ResourceExt};
 use rand::Rng;
 use resources::template::PoolStatus;
 use resources::{Instance, InstancePhase, Template};
-use serde_json::{Value, json};
+use serde_json::json;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -45,8 +45,9 @@ const MAX_BACKOFF: Duration = Duration::from_secs(300);
 /// how often an unchanged prepull DaemonSet (or its absence) is enforced again.
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
 /// Least time between two status writes of a pool that only changed its
-/// counts (a state change is written at once): at 100 claims/s every claim
-/// changed `claimed`, and every write came back as a Template event.
+/// counts or went between Ready and Filling (another change of state is
+/// written at once): at 100 claims/s every claim changed `claimed`, and
+/// every write came back as a Template event.
 const STATUS_EVERY: Duration = Duration::from_millis(250);
 
 pub struct Context {
@@ -57,8 +58,8 @@ pub struct Context {
     namespace_ready: AtomicBool,
     backoff: Mutex<HashMap<String, (u32, Instant)>>,
     swept: Mutex<HashMap<String, Instant>>,
-    /// Per template: the prepull DaemonSet last applied (None: made absent) and when.
-    prepulled: Mutex<HashMap<String, (Option<Value>, Instant)>>,
+    /// Per template: the prepull DaemonSet last applied (None: made absent).
+    prepulled: crate::sent::Sent,
     /// Per template: when its pool status was last written.
     status_written: Mutex<HashMap<String, Instant>>,
     /// The pool pods' watch cache (set when the controller runs; without it,
@@ -66,7 +67,13 @@ pub struct Context {
     pods: std::sync::OnceLock<Store<Pod>>,
     /// Creates and deletes the cache has not shown yet.
     expectations: Expectations,
+    /// Whether any node carries a role, from a watch another reconciler
+    /// keeps (None while it has not listed the nodes).
+    node_roles: std::sync::OnceLock<NodeRoles>,
 }
+
+/// Reads whether any node carries a role from a watch cache.
+pub type NodeRoles = Box<dyn Fn() -> Option<bool> + Send + Sync>;
 
 impl Context {
     pub fn new(
@@ -84,16 +91,31 @@ impl Context {
             namespace_ready: AtomicBool::new(false),
             backoff: Mutex::new(HashMap::new()),
             swept: Mutex::new(HashMap::new()),
-            prepulled: Mutex::new(HashMap::new()),
+            prepulled: crate::sent::Sent::default(),
             status_written: Mutex::new(HashMap::new()),
             pods: std::sync::OnceLock::new(),
             expectations: Expectations::default(),
+            node_roles: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Reads whether nodes carry roles through `roles` (a watch cache)
+    /// instead of listing nodes for each refill.
+    pub fn read_node_roles_from(&self, roles: NodeRoles) {
+        let _ = self.node_roles.set(roles);
+    }
+
+    /// Whether any node carries a role: from the cache, else the API server.
+    async fn any_node_has_role(&self) -> Result<bool, kube::Error> {
+        match self.node_roles.get().and_then(|f| f()) {
+            Some(any) => Ok(any),
+            None => crate::noderoles::any_node_has_role(&self.client).await,
+        }
     }
 
     /// Drops what was remembered of a template's pool.
     fn forget(&self, template: &str) {
-        self.prepulled.lock().unwrap_or_else(|e| e.into_inner()).remove(template);
+        self.prepulled.forget(template);
         self.status_written.lock().unwrap_or_else(|e| e.into_inner()).remove(template);
     }
 }
@@ -216,6 +238,14 @@ async fn create_set(c: &Client, ns: &str, set: &PodSet, created: impl Fn(String)
     for cm in &set.config_maps {
         Api::<ConfigMap>::namespaced(c.clone(), ns).create(&pp, cm).await?;
     }
+    // The set's Service and policies before its pods: a set that has pods
+    // has them (what a failure leaves without pods, the sweep removes).
+    for svc in &set.services {
+        Api::<Service>::namespaced(c.clone(), ns).create(&pp, svc).await?;
+    }
+    for pol in &set.policies {
+        Api::<NetworkPolicy>::namespaced(c.clone(), ns).create(&pp, pol).await?;
+    }
     let pods: Api<Pod> = Api::namespaced(c.clone(), ns);
     for p in &set.pods {
         pods.create(&pp, p).await?;
@@ -313,7 +343,7 @@ async fn fill(tpl: Arc<Template>, ctx: Arc<Context>) -> Result<Action, Error> {
         .min((size + max_unready as usize).saturating_sub(existing));
     let mut blocked = None;
     if may_change && want > 0 && not_before <= now {
-        let any_role = crate::noderoles::any_node_has_role(c).await?;
+        let any_role = ctx.any_node_has_role().await?;
         let mut sets = Vec::new();
         for _ in 0..want {
             match pod_set(&tpl, &ctx.settings, any_role, &suffix(), secret) {
@@ -370,9 +400,15 @@ async fn fill(tpl: Arc<Template>, ctx: Arc<Context>) -> Result<Action, Error> {
     }
     let current = tpl.status.as_ref().and_then(|s| s.pool.as_ref());
     if current != Some(&status) {
-        // Counts alone are written at most every STATUS_EVERY (the requeue
-        // writes the last of them); a new state or message at once.
-        let same_state = current.is_some_and(|c| c.state == status.state && c.message == status.message);
+        // Counts alone, and the pool going between Ready and Filling as
+        // claims take sets and refills replace them, are written at most
+        // every STATUS_EVERY (the requeue writes the last of them): at 45
+        // claims a second, writing each flip cost two writes per refilled
+        // pod. Any other change of state or message is written at once.
+        let routine = |s: &str| matches!(s, "Ready" | "Filling");
+        let same_state = current.is_some_and(|c| {
+            c.message == status.message && (c.state == status.state || (routine(&c.state) && routine(&status.state)))
+        });
         let wait = {
             let w = ctx.status_written.lock().unwrap_or_else(|e| e.into_inner());
             w.get(&tname).map(|at| STATUS_EVERY.saturating_sub(at.elapsed())).filter(|d| same_state && !d.is_zero())
@@ -403,17 +439,14 @@ async fn apply_prepull(ctx: &Context, tpl: &Template, wanted: bool) -> Result<()
     let tname = tpl.name_any();
     let name = prepull_name(&tname);
     let desired = if wanted {
-        let any_role = crate::noderoles::any_node_has_role(&ctx.client).await?;
+        let any_role = ctx.any_node_has_role().await?;
         let ds = prepull(tpl, &ctx.settings, any_role).map_err(|p| Error::Waiting(format!("prepull: {p:?}")))?;
         Some(serde_json::to_value(&ds).map_err(|e| Error::Waiting(format!("prepull: {e}")))?)
     } else {
         None
     };
-    {
-        let done = ctx.prepulled.lock().unwrap_or_else(|e| e.into_inner());
-        if done.get(&tname).is_some_and(|(sent, at)| *sent == desired && at.elapsed() < SWEEP_EVERY) {
-            return Ok(());
-        }
+    if ctx.prepulled.fresh(&tname, &desired) {
+        return Ok(());
     }
     match &desired {
         Some(ds) => {
@@ -425,13 +458,14 @@ async fn apply_prepull(ctx: &Context, tpl: &Template, wanted: bool) -> Result<()
             Err(e) => return Err(e.into()),
         },
     }
-    ctx.prepulled.lock().unwrap_or_else(|e| e.into_inner()).insert(tname, (desired, Instant::now()));
+    ctx.prepulled.sent(&tname, desired);
     Ok(())
 }
 
 /// Removes what claimed sets left behind when their instance is gone (force-
 /// removed while the controller was down), and token Secrets and ConfigMaps
-/// of sets that have no pods any more. At most once a minute per template.
+/// and the Services and policies of sets that have no pods any more. At
+/// most once a minute per template.
 async fn sweep(ctx: &Context, tname: &str, claimed: &[Arc<Pod>]) -> Result<(), Error> {
     {
         let mut s = ctx.swept.lock().unwrap_or_else(|e| e.into_inner());
@@ -454,7 +488,7 @@ async fn sweep(ctx: &Context, tname: &str, claimed: &[Arc<Pod>]) -> Result<(), E
         let live = Api::<Instance>::namespaced(c.clone(), ins).get_opt(name).await?;
         if live.as_ref().and_then(|i| i.metadata.uid.as_ref()) != Some(uid) {
             tracing::info!(template = %tname, instance = %name, namespace = %ins, "removing warm pods of an instance that no longer exists");
-            delete_claimed(c, ns, uid).await?;
+            delete_claimed(c, ns, uid, l.get(SET).map(String::as_str)).await?;
         }
     }
     let lp = ListParams::default().labels(&format!("{POOL}={tname}"));
@@ -465,30 +499,36 @@ async fn sweep(ctx: &Context, tname: &str, claimed: &[Arc<Pod>]) -> Result<(), E
         .into_iter()
         .filter_map(|p| p.metadata.labels.and_then(|l| l.get(SET).cloned()))
         .collect();
-    let old = |m: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta| {
-        m.creation_timestamp.as_ref().is_some_and(|t| t.0.duration_until(jiff::Timestamp::now()).as_secs() > 30)
-    };
-    let secrets: Api<Secret> = Api::namespaced(c.clone(), ns);
-    for s in secrets.list_metadata(&lp).await?.items {
-        if old(&s.metadata)
-            && s.metadata.labels.as_ref().and_then(|l| l.get(SET)).is_some_and(|set| !live_sets.contains(set))
-        {
-            let _ = secrets.delete(&s.name_any(), &DeleteParams::background()).await;
-        }
-    }
-    let cms: Api<ConfigMap> = Api::namespaced(c.clone(), ns);
-    for m in cms.list_metadata(&lp).await?.items {
-        if old(&m.metadata)
-            && m.metadata.labels.as_ref().and_then(|l| l.get(SET)).is_some_and(|set| !live_sets.contains(set))
-        {
-            let _ = cms.delete(&m.name_any(), &DeleteParams::background()).await;
+    sweep_sets(&Api::<Secret>::namespaced(c.clone(), ns), &lp, &live_sets).await?;
+    sweep_sets(&Api::<ConfigMap>::namespaced(c.clone(), ns), &lp, &live_sets).await?;
+    sweep_sets(&Api::<Service>::namespaced(c.clone(), ns), &lp, &live_sets).await?;
+    sweep_sets(&Api::<NetworkPolicy>::namespaced(c.clone(), ns), &lp, &live_sets).await?;
+    Ok(())
+}
+
+/// Deletes what `lp` selects of sets that have no pods (made more than 30 s
+/// ago, so that a set whose pods are being created is left alone).
+async fn sweep_sets<K>(api: &Api<K>, lp: &ListParams, live_sets: &BTreeSet<String>) -> Result<(), Error>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    for m in api.list_metadata(lp).await?.items {
+        let old = m
+            .metadata
+            .creation_timestamp
+            .as_ref()
+            .is_some_and(|t| t.0.duration_until(jiff::Timestamp::now()).as_secs() > 30);
+        if old && m.metadata.labels.as_ref().and_then(|l| l.get(SET)).is_some_and(|set| !live_sets.contains(set)) {
+            let _ = api.delete(&m.name_any(), &DeleteParams::background()).await;
         }
     }
     Ok(())
 }
 
-/// Deletes a claimed set's pods and its per-instance Services and policies.
-pub async fn delete_claimed(c: &Client, pool_ns: &str, uid: &str) -> Result<usize, Error> {
+/// Deletes a claimed set's pods, and its Services and policies: those of
+/// the set (`set`, when the instance's status names it) and those made at
+/// the claim (labelled with it).
+pub async fn delete_claimed(c: &Client, pool_ns: &str, uid: &str, set: Option<&str>) -> Result<usize, Error> {
     let lp = ListParams::default().labels(&format!("{CLAIM}={uid}"));
     let dp = DeleteParams::background();
     let pods: Api<Pod> = Api::namespaced(c.clone(), pool_ns);
@@ -496,8 +536,13 @@ pub async fn delete_claimed(c: &Client, pool_ns: &str, uid: &str) -> Result<usiz
     if left > 0 {
         pods.delete_collection(&dp, &lp).await?;
     }
-    Api::<Service>::namespaced(c.clone(), pool_ns).delete_collection(&dp, &lp).await?;
-    Api::<NetworkPolicy>::namespaced(c.clone(), pool_ns).delete_collection(&dp, &lp).await?;
+    // The claim's own objects carry the set's label too.
+    let objects = match set {
+        Some(set) => ListParams::default().labels(&format!("{SET}={set}")),
+        None => lp,
+    };
+    Api::<Service>::namespaced(c.clone(), pool_ns).delete_collection(&dp, &objects).await?;
+    Api::<NetworkPolicy>::namespaced(c.clone(), pool_ns).delete_collection(&dp, &objects).await?;
     Ok(left)
 }
 

@@ -10,4 +10,4 @@ pub mod status;
 pub mod vpn;
 
 pub use build::{Desired, build, namespace_name};
-pub use reconcile::{Context, Watches, run, run_with};
+pub use reconcile::{Context, Stores, Watches, run, run_with};

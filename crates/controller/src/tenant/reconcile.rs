@@ -455,6 +455,17 @@ fn ours() -> watcher::Config {
 pub struct Watches {
     tenants: (Store<Tenant>, WatchEvents<Tenant>),
     namespaces: (Store<Namespace>, WatchEvents<Namespace>),
+    quotas: (Store<ResourceQuota>, WatchEvents<ResourceQuota>),
+}
+
+/// The stores of [`Watches`], for readers in other reconcilers.
+#[derive(Clone)]
+pub struct Stores {
+    pub tenants: Store<Tenant>,
+    pub namespaces: Store<Namespace>,
+    /// The tenants' ResourceQuotas: their `status.used` is what the tenant's
+    /// namespace uses (admission adds each create to it).
+    pub quotas: Store<ResourceQuota>,
 }
 
 impl Watches {
@@ -462,22 +473,25 @@ impl Watches {
         let c = client.clone();
         let (t, ts) =
             crate::cache::reflected(Api::<Tenant>::all(c.clone()), watcher::Config::default(), crate::cache::whole);
-        let (n, ns) = crate::cache::reflected(Api::<Namespace>::all(c), ours(), crate::cache::whole);
-        Self { tenants: (t, ts.boxed()), namespaces: (n, ns.boxed()) }
+        let (n, ns) = crate::cache::reflected(Api::<Namespace>::all(c.clone()), ours(), crate::cache::whole);
+        // Admission rewrites a quota's usage on every create in its namespace;
+        // only a change the tenant's status shows (usage over the quota) matters.
+        let (q, qs) = crate::cache::reflected_by(Api::<ResourceQuota>::all(c), ours(), super::cache::quota_view);
+        Self { tenants: (t, ts.boxed()), namespaces: (n, ns.boxed()), quotas: (q, qs.boxed()) }
     }
 
-    /// The Tenant and namespace stores, filled while the tenant controller runs.
-    pub fn stores(&self) -> (Store<Tenant>, Store<Namespace>) {
-        (self.tenants.0.clone(), self.namespaces.0.clone())
+    /// The stores, filled while the tenant controller runs.
+    pub fn stores(&self) -> Stores {
+        Stores { tenants: self.tenants.0.clone(), namespaces: self.namespaces.0.clone(), quotas: self.quotas.0.clone() }
     }
 
     /// Keeps the stores filled without the tenant controller (for a process
     /// that only reads them), as long as the returned future is polled.
     pub fn fill(self) -> futures::future::BoxFuture<'static, ()> {
-        let (tenants, namespaces) = (self.tenants.1, self.namespaces.1);
-        let (tenants, namespaces) =
-            (crate::cache::drain("tenants", tenants), crate::cache::drain("namespaces", namespaces));
-        futures::future::join(tenants, namespaces).map(|_| ()).boxed()
+        let tenants = crate::cache::drain("tenants", self.tenants.1);
+        let namespaces = crate::cache::drain("namespaces", self.namespaces.1);
+        let quotas = crate::cache::drain("quotas", self.quotas.1);
+        futures::future::join3(tenants, namespaces, quotas).map(|_| ()).boxed()
     }
 }
 
@@ -495,13 +509,9 @@ pub async fn run_with(
 ) {
     let (c, e) = (ctx.client.clone(), &ctx.echoes);
     let vpn = || watcher::Config::default().labels(&format!("{MANAGED_BY}={MANAGER},paddock.dev/component=vpn"));
-    let Watches { tenants: (tenants, s0), namespaces: (namespaces, s1) } = watches;
+    let Watches { tenants: (tenants, s0), namespaces: (namespaces, s1), quotas: (quotas, s3) } = watches;
     let s1 = e.unechoed(s1);
     let (policies, s2) = cached(e, Api::<NetworkPolicy>::all(c.clone()), ours());
-    // Admission rewrites a quota's usage on every create in its namespace;
-    // only a change the tenant's status shows (usage over the quota) matters.
-    let (quotas, s3) =
-        crate::cache::reflected_by(Api::<ResourceQuota>::all(c.clone()), ours(), super::cache::quota_view);
     let s3 = e.unechoed(s3);
     let (limits, s4) = cached(e, Api::<LimitRange>::all(c.clone()), ours());
     let (accounts, s5) = cached(e, Api::<ServiceAccount>::all(c.clone()), ours());

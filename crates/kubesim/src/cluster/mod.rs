@@ -98,21 +98,30 @@ pub struct RequestCounts {
     pub reads: std::sync::atomic::AtomicU64,
     pub writes: std::sync::atomic::AtomicU64,
     by_verb: [std::sync::atomic::AtomicU64; VERBS.len()],
+    /// By (verb, group, resource, subresource), as upstream's metric labels them.
+    by_resource: parking_lot::Mutex<std::collections::BTreeMap<ResourceKey, u64>>,
     /// Every (RBAC verb, API group, resource[/subresource]) served, as an
     /// authorizer would see the requests: what a client's Role must allow.
     access: parking_lot::Mutex<std::collections::BTreeSet<(&'static str, String, String)>>,
 }
 
+/// (verb, group, resource, subresource) of a request.
+type ResourceKey = (&'static str, String, String, String);
+
 /// The verbs of upstream's `apiserver_request_total`; the first three read.
 pub const VERBS: [&str; 9] = ["GET", "LIST", "WATCH", "POST", "PUT", "PATCH", "APPLY", "DELETE", "DELETECOLLECTION"];
 
 impl RequestCounts {
-    /// Counts one request with `verb` (one of [`VERBS`]; others are ignored).
-    pub fn count(&self, verb: &str) {
+    /// Counts one request with `verb` (one of [`VERBS`]; others are ignored)
+    /// to `resource` (group, resource, subresource) when it names one.
+    pub fn count(&self, verb: &str, resource: Option<(&str, &str, &str)>) {
         use std::sync::atomic::Ordering::Relaxed;
         let Some(i) = VERBS.iter().position(|v| *v == verb) else { return };
         self.by_verb[i].fetch_add(1, Relaxed);
         if i < 3 { &self.reads } else { &self.writes }.fetch_add(1, Relaxed);
+        if let Some((group, res, sub)) = resource {
+            *self.by_resource.lock().entry((VERBS[i], group.into(), res.into(), sub.into())).or_default() += 1;
+        }
     }
 
     /// Notes a request's RBAC attributes (see [`RequestCounts::access`]).
@@ -131,9 +140,20 @@ impl RequestCounts {
             "# HELP apiserver_request_total Counter of apiserver requests broken out by verb.\n\
              # TYPE apiserver_request_total counter\n",
         );
+        // By resource where the request named one (as upstream's labels), and
+        // the rest (paths that name none) by verb alone.
+        let by_resource = self.by_resource.lock().clone();
         for (v, n) in VERBS.iter().zip(&self.by_verb) {
-            let n = n.load(std::sync::atomic::Ordering::Relaxed);
-            out.push_str(&format!("apiserver_request_total{{component=\"apiserver\",verb=\"{v}\"}} {n}\n"));
+            let mut n = n.load(std::sync::atomic::Ordering::Relaxed);
+            for ((verb, group, res, sub), k) in by_resource.iter().filter(|(key, _)| key.0 == *v) {
+                n = n.saturating_sub(*k);
+                out.push_str(&format!(
+                    "apiserver_request_total{{component=\"apiserver\",group=\"{group}\",resource=\"{res}\",subresource=\"{sub}\",verb=\"{verb}\"}} {k}\n"
+                ));
+            }
+            if n > 0 {
+                out.push_str(&format!("apiserver_request_total{{component=\"apiserver\",verb=\"{v}\"}} {n}\n"));
+            }
         }
         out
     }

@@ -123,7 +123,8 @@ async fn handle(State(server): State<Server>, req: Request) -> Response {
         Some(Ok(t)) => Some(t),
         _ => None,
     };
-    server.cluster.requests.count(verb(&method, resource.is_some_and(|t| t.name.is_none()), &query, &headers));
+    let named = resource.map(|t| (t.group.as_ref(), t.plural.as_ref(), t.sub.as_deref().unwrap_or_default()));
+    server.cluster.requests.count(verb(&method, resource.is_some_and(|t| t.name.is_none()), &query, &headers), named);
     if let Some(t) = resource {
         note_access(&server, &method, t, &query);
     }

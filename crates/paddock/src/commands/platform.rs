@@ -76,6 +76,12 @@ impl Platform {
         })
     }
 
+    /// The requests this process's Paddock sent to the API server so far
+    /// (`paddock_kube_requests_total`).
+    pub fn requests(&self) -> &controller::requests::Requests {
+        &self.metrics.requests
+    }
+
     /// Stops the reconcilers (a benchmark that needs the API server and the
     /// API to itself); the rest keeps running.
     pub fn stop_controllers(&self) {

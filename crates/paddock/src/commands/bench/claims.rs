@@ -3,6 +3,7 @@
 //! starts at a steady rate, the refill rate, and the most pool pods that
 //! ever existed against `size + maxUnready`.
 
+use super::cost::{ByRequest, Cost, minus, paddock_of};
 use super::process::WholeProcess;
 use super::stage::Stage;
 use super::stats::{Summary, summarize};
@@ -108,9 +109,41 @@ struct Report {
     /// (kubesim only: on a cluster the nodes' images are not known).
     pull_without_prepull: Option<Summary>,
     pull_with_prepull: Option<Summary>,
+    /// What the starts at `rate` cost the API server, per start (the
+    /// cluster's other requests in the same time included: the refill's
+    /// scheduling and kubelet updates are among them).
+    requests_per_warm_claim: Cost,
+    /// Paddock's requests per pool pod created while claims arrived.
+    requests_per_refill_pod: Cost,
+    /// Paddock's requests per cold start of the same pod (no pool), started
+    /// [`COLD`] at once.
+    requests_per_cold_start: Cost,
+    /// The same starts with no Paddock in the path, on the same API server
+    /// at the same rate: the writes a claim needs and nothing else.
+    raw_floor: RawFloor,
     #[serde(flatten)]
     process: WholeProcess,
 }
+
+/// The raw loop's latency, and Paddock's warm starts over it.
+#[derive(Serialize)]
+struct RawFloor {
+    /// Per start: create a ConfigMap (the request), relabel a Ready
+    /// pre-created pod (the claim), update the ConfigMap (the status), one
+    /// after the other, with the kube client.
+    latency: Summary,
+    /// Paddock's warm p50 and p99 over the raw loop's (goal: p99 ≤ 1.5).
+    paddock_p50_over_raw: f64,
+    paddock_p99_over_raw: f64,
+}
+
+/// Cold starts measured for their requests.
+const COLD: usize = 20;
+/// The components whose requests a start makes: the API's create and the
+/// instance reconciler's claim or pods, status and Events.
+const START: &[&str] = &["api", "instance"];
+/// Every component of Paddock's.
+const ALL: &[&str] = &["api", "instance", "pool", "tenant", "template"];
 
 pub async fn run(args: ClaimsBenchArgs, target: &TargetArgs, as_json: bool) -> Result<()> {
     if !(1..=10_000).contains(&args.rate) || !(1..=10_000).contains(&args.count) {
@@ -122,11 +155,12 @@ pub async fn run(args: ClaimsBenchArgs, target: &TargetArgs, as_json: bool) -> R
     let spec = json!({"maxPerTenant": 100000,
         "warmPool": {"size": args.pool_size, "maxUnready": args.max_unready, "refillPerSecond": 1000},
         "pods": [{"name": "web", "image": target.image()?, "ports": [{"name": "http", "port": 80}]}]});
-    let report = Stage::measure(target, spec, async |p| measure(&args, p).await).await?;
+    let image = target.image()?.to_string();
+    let report = Stage::measure(target, spec, async |p| measure(&args, &image, p).await).await?;
     super::emit(&report, as_json, table)
 }
 
-async fn measure(args: &ClaimsBenchArgs, p: &Stage) -> Result<Report> {
+async fn measure(args: &ClaimsBenchArgs, image: &str, p: &Stage) -> Result<Report> {
     let http = &p.http;
     let template_path = format!("/v1/templates/{}", p.template);
     // The pool fills first.
@@ -201,6 +235,8 @@ async fn measure(args: &ClaimsBenchArgs, p: &Stage) -> Result<Report> {
             }
         }
     });
+    let (snap0, server0) = (p.requests().snapshot(), p.target.counts().await);
+    let pods0 = seen.lock().unwrap_or_else(|e| e.into_inner()).new_at.len();
     let every = Duration::from_secs_f64(1.0 / f64::from(args.rate));
     let started = Instant::now();
     let mut posts = Vec::new();
@@ -240,7 +276,14 @@ async fn measure(args: &ClaimsBenchArgs, p: &Stage) -> Result<Report> {
         t["status"]["pool"]["ready"].as_u64() == full
     })
     .await?;
+    let (snap1, server1) = (p.requests().snapshot(), p.target.counts().await);
     let times = seen.lock().unwrap_or_else(|e| e.into_inner()).new_at.clone();
+    let all = minus(&paddock_of(&snap1, ALL), &paddock_of(&snap0, ALL));
+    let servers = server0.as_ref().zip(server1.as_ref());
+    let starts = minus(&paddock_of(&snap1, START), &paddock_of(&snap0, START));
+    let requests_per_warm_claim = Cost::of(args.count, &starts, &all, servers);
+    let refills = minus(&paddock_of(&snap1, &["pool"]), &paddock_of(&snap0, &["pool"]));
+    let requests_per_refill_pod = Cost::of(times.len().saturating_sub(pods0), &refills, &all, None);
     let refill = match (times.first(), times.last()) {
         (Some(a), Some(b)) if times.len() > 1 && b > a => times.len() as f64 / (*b - *a).as_secs_f64(),
         _ => 0.0,
@@ -290,7 +333,15 @@ async fn measure(args: &ClaimsBenchArgs, p: &Stage) -> Result<Report> {
     .await?;
     let burst_refill_seconds = burst.elapsed().as_secs_f64();
     sampler.abort();
+    let requests_per_cold_start = cold_cost(p, image, &mut rx).await?;
     reader.abort();
+    let warm_summary = summarize(&mut warm);
+    let raw = raw_floor(p, args, image).await?;
+    let raw_floor = RawFloor {
+        paddock_p50_over_raw: warm_summary.p50_ms / raw.p50_ms.max(1e-9),
+        paddock_p99_over_raw: warm_summary.p99_ms / raw.p99_ms.max(1e-9),
+        latency: raw,
+    };
     let (max_pool_pods, times, pool_pods_over_time) = {
         let s = seen.lock().unwrap_or_else(|e| e.into_inner());
         (s.most, s.new_at.clone(), over_time(&s.counts, started, Instant::now()))
@@ -314,7 +365,7 @@ async fn measure(args: &ClaimsBenchArgs, p: &Stage) -> Result<Report> {
         count: args.count,
         pool_size: args.pool_size,
         max_unready: args.max_unready,
-        warm: summarize(&mut warm),
+        warm: warm_summary,
         cold: summarize(&mut cold),
         refill_pods_per_second: refill,
         burst_refill_pods_per_second: burst_refill,
@@ -324,8 +375,153 @@ async fn measure(args: &ClaimsBenchArgs, p: &Stage) -> Result<Report> {
         pool_pods_over_time,
         pull_without_prepull,
         pull_with_prepull,
+        requests_per_warm_claim,
+        requests_per_refill_pod,
+        requests_per_cold_start,
+        raw_floor,
         process: WholeProcess::now(),
     })
+}
+
+/// Paddock's requests of `components` once they have not changed for half
+/// a second (at most ten seconds): what a start set going has all been sent.
+async fn settled(p: &Stage, components: &[&str]) -> ByRequest {
+    let mut last = paddock_of(&p.requests().snapshot(), components);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let now = paddock_of(&p.requests().snapshot(), components);
+        if now == last || Instant::now() > deadline {
+            return now;
+        }
+        last = now;
+    }
+}
+
+/// [`COLD`] cold starts of the bench's pod (a template without a pool) at
+/// once, until Running on the event stream: what each cost.
+async fn cold_cost(
+    p: &Stage,
+    image: &str,
+    rx: &mut tokio::sync::mpsc::UnboundedReceiver<(String, bool, Instant)>,
+) -> Result<Cost> {
+    let tpl = format!("{}-cold", p.tenant);
+    p.apply_template(
+        &tpl,
+        json!({"maxPerTenant": 100000,
+        "pods": [{"name": "web", "image": image, "ports": [{"name": "http", "port": 80}]}]}),
+    )
+    .await?;
+    p.poll(&format!("/v1/templates/{tpl}"), Duration::from_secs(60), "the cold template to be Accepted", |t| {
+        t["status"]["conditions"]
+            .as_array()
+            .is_some_and(|c| c.iter().any(|c| c["type"] == "Accepted" && c["status"] == "True"))
+    })
+    .await?;
+    settled(p, ALL).await;
+    let (snap0, server0) = (p.requests().snapshot(), p.target.counts().await);
+    for k in 0..COLD {
+        let r = p
+            .http
+            .post(p.url(&format!("/v1/tenants/{}/instances", p.tenant)))
+            .bearer_auth(&p.admin_token)
+            .json(&json!({"template": tpl, "name": format!("cold-{k}")}))
+            .send()
+            .await?;
+        if r.status() != reqwest::StatusCode::CREATED {
+            bail!("starting cold-{k}: the API answered {}", r.status());
+        }
+    }
+    let mut running = HashSet::new();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while running.len() < COLD {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let Ok(Some((name, _, _))) = tokio::time::timeout(left, rx.recv()).await else {
+            bail!("{} of {COLD} cold starts were Running within 120 s", running.len());
+        };
+        if name.starts_with("cold-") {
+            running.insert(name);
+        }
+    }
+    settled(p, START).await;
+    let (snap1, server1) = (p.requests().snapshot(), p.target.counts().await);
+    let starts = minus(&paddock_of(&snap1, START), &paddock_of(&snap0, START));
+    let all = minus(&paddock_of(&snap1, ALL), &paddock_of(&snap0, ALL));
+    Ok(Cost::of(COLD, &starts, &all, server0.as_ref().zip(server1.as_ref())))
+}
+
+/// The floor under a warm claim on this API server: `args.count` starts at
+/// `args.rate` made of only the writes a claim needs, one after the other,
+/// with no Paddock in the path: create a ConfigMap (standing for the
+/// Instance), relabel a Ready pre-created pod (the claim), update the
+/// ConfigMap (the status). In a namespace of the run's own.
+async fn raw_floor(p: &Stage, args: &ClaimsBenchArgs, image: &str) -> Result<Summary> {
+    use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
+    use kube::api::{Patch, PatchParams, PostParams};
+    let ns = format!("{}-raw", p.target.run);
+    let label = json!({super::target::BENCH_LABEL: p.target.run});
+    let namespace = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns, "labels": label}});
+    Api::<Namespace>::all(p.client.clone())
+        .patch(&ns, &PatchParams::apply("paddock-bench").force(), &Patch::Apply(&namespace))
+        .await?;
+    let pods: Api<Pod> = Api::namespaced(p.client.clone(), &ns);
+    let pod = |k: usize| -> Result<Pod> {
+        Ok(serde_json::from_value(json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": format!("raw-{k}"), "labels": label},
+            "spec": {"automountServiceAccountToken": false,
+                "securityContext": {"runAsNonRoot": true, "runAsUser": 65532, "seccompProfile": {"type": "RuntimeDefault"}},
+                "containers": [{"name": "web", "image": image,
+                    "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}},
+                    "securityContext": {"allowPrivilegeEscalation": false, "readOnlyRootFilesystem": true,
+                        "capabilities": {"drop": ["ALL"]}}}]}}))?)
+    };
+    let creates: Vec<Pod> = (0..args.count).map(pod).collect::<Result<_>>()?;
+    let pp = PostParams::default();
+    let made: Vec<Result<Pod, kube::Error>> =
+        futures::stream::iter(creates.iter().map(|pod| pods.create(&pp, pod))).buffer_unordered(16).collect().await;
+    if let Some(Err(e)) = made.into_iter().find(Result::is_err) {
+        bail!("the raw loop's pods: {e}");
+    }
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        let ready = pods
+            .list(&ListParams::default())
+            .await?
+            .items
+            .iter()
+            .filter(|p| controller::pool::claim::is_ready(p))
+            .count();
+        if ready == args.count {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!("only {ready} of the raw loop's {} pods were Ready within 300 s", args.count);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let cms: Api<ConfigMap> = Api::namespaced(p.client.clone(), &ns);
+    let every = Duration::from_secs_f64(1.0 / f64::from(args.rate));
+    let started = Instant::now();
+    let mut runs = Vec::new();
+    for k in 0..args.count {
+        tokio::time::sleep_until((started + every * k as u32).into()).await;
+        let (pods, cms) = (pods.clone(), cms.clone());
+        runs.push(tokio::spawn(async move {
+            let sent = Instant::now();
+            let cm: ConfigMap = serde_json::from_value(json!({"metadata": {"name": format!("claim-{k}")}}))?;
+            cms.create(&PostParams::default(), &cm).await?;
+            let relabel = json!({"metadata": {"labels": {"paddock.dev/claim": format!("claim-{k}")}}});
+            pods.patch(&format!("raw-{k}"), &PatchParams::default(), &Patch::Merge(&relabel)).await?;
+            let status = json!({"data": {"phase": "Running"}});
+            cms.patch(&format!("claim-{k}"), &PatchParams::default(), &Patch::Merge(&status)).await?;
+            anyhow::Ok(sent.elapsed())
+        }));
+    }
+    let mut took = Vec::with_capacity(runs.len());
+    for r in runs {
+        took.push(r.await??);
+    }
+    Ok(summarize(&mut took))
 }
 
 /// `n` cold starts of an image no node has, then `n` of one that a pool's
@@ -449,6 +645,18 @@ fn table(out: &mut dyn Write, r: &Report) -> Result<()> {
             with.count, without.p50_ms, without.max_ms, with.p50_ms, with.max_ms
         )?;
     }
+    r.requests_per_warm_claim.line(out, &format!("start at {}/s", r.rate))?;
+    r.requests_per_refill_pod.line(out, "refilled pool pod")?;
+    r.requests_per_cold_start.line(out, "cold start")?;
+    writeln!(
+        out,
+        "raw floor (create, relabel, update; no Paddock) at {}/s, p50 / p99: {:.1} / {:.1} ms; Paddock's warm over it: {:.2} / {:.2} (goal p99 ≤ 1.5)",
+        r.rate,
+        r.raw_floor.latency.p50_ms,
+        r.raw_floor.latency.p99_ms,
+        r.raw_floor.paddock_p50_over_raw,
+        r.raw_floor.paddock_p99_over_raw
+    )?;
     r.process.line(out)
 }
 

@@ -155,7 +155,7 @@ async fn measure(
     let all_running = t0.elapsed();
     let per = |n: u64| n as f64 / args.count as f64;
     let counts = c0.zip(target.counts().await);
-    let writes = counts.map(|(a, b)| per(b.writes.saturating_sub(a.writes)));
+    let writes = counts.as_ref().map(|(a, b)| per(b.writes.saturating_sub(a.writes)));
     let reads = counts.map(|(a, b)| per(b.reads.saturating_sub(a.reads)));
     let per_instance = reconciles_per(controller, "instance", r0, args.count).await;
     watch.abort();

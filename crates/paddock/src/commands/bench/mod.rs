@@ -8,6 +8,7 @@
 
 pub mod api;
 pub mod claims;
+pub mod cost;
 pub mod events;
 pub mod instances;
 pub mod process;

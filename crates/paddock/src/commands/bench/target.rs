@@ -10,6 +10,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use clap::Args;
 use kube::api::{Api, DeleteParams, ListParams};
 use kubesim::{KubeSim, SimConfig};
+use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -49,12 +50,14 @@ impl TargetArgs {
 }
 
 /// API-server requests served so far.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Counts {
     /// POST, PUT, PATCH (apply included) and DELETE.
     pub writes: u64,
     /// GET, LIST and WATCH.
     pub reads: u64,
+    /// Every request that named a resource, by `VERB resource[/subresource]`.
+    pub by: BTreeMap<String, u64>,
 }
 
 enum Kind {
@@ -128,10 +131,7 @@ impl Target {
     /// readable; with several API servers it is the one that answered).
     pub async fn counts(&self) -> Option<Counts> {
         match &self.kind {
-            Kind::Sim(s) => {
-                let r = &s.cluster().requests;
-                Some(Counts { writes: r.writes(), reads: r.reads() })
-            }
+            Kind::Sim(s) => Some(request_totals(&s.cluster().requests.exposition())),
             Kind::Cluster { .. } => {
                 let req = http::Request::get("/metrics").body(Vec::new()).ok()?;
                 match self.client.request_text(req).await {
@@ -210,17 +210,26 @@ where
     }
 }
 
-/// Sums `apiserver_request_total` by verb from the Prometheus text format.
+/// Sums `apiserver_request_total` by verb, and by verb and resource, from
+/// the Prometheus text format.
 fn request_totals(text: &str) -> Counts {
     let mut c = Counts::default();
     for line in text.lines().filter(|l| l.starts_with("apiserver_request_total{")) {
-        let Some(verb) = line.split("verb=\"").nth(1).and_then(|r| r.split('"').next()) else { continue };
+        let label = |name: &str| line.split(&format!("{name}=\"")).nth(1).and_then(|r| r.split('"').next());
+        let Some(verb) = label("verb") else { continue };
         let Some(n) = line.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()) else { continue };
         let n = n as u64;
         match verb {
             "POST" | "PUT" | "PATCH" | "APPLY" | "DELETE" | "DELETECOLLECTION" => c.writes += n,
             "GET" | "LIST" | "WATCH" => c.reads += n,
-            _ => {}
+            _ => continue,
+        }
+        if let Some(resource) = label("resource").filter(|r| !r.is_empty()) {
+            let key = match label("subresource").filter(|s| !s.is_empty()) {
+                Some(sub) => format!("{verb} {resource}/{sub}"),
+                None => format!("{verb} {resource}"),
+            };
+            *c.by.entry(key).or_default() += n;
         }
     }
     c
@@ -239,6 +248,9 @@ apiserver_request_total{code="0",component="apiserver",dry_run="",group="",resou
 apiserver_request_total{code="200",component="apiserver",dry_run="",group="",resource="nodes",scope="cluster",subresource="",verb="CONNECT",version="v1"} 9
 apiserver_request_duration_seconds_count{verb="POST"} 100
 "#;
-        assert_eq!(super::request_totals(text), super::Counts { writes: 7, reads: 15 });
+        let c = super::request_totals(text);
+        assert_eq!((c.writes, c.reads), (7, 15));
+        let by: Vec<(&str, u64)> = c.by.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+        assert_eq!(by, [("APPLY deployments", 2), ("LIST pods", 12), ("POST pods", 5), ("WATCH pods", 3)]);
     }
 }
