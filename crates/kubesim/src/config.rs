@@ -276,6 +276,9 @@ pub struct SimConfig {
     /// Whether the simulated controllers (scheduler, kubelet, GC, ...) run.
     pub controllers: bool,
     pub state_file: Option<std::path::PathBuf>,
+    /// What requests would cost a real API server (benchmarks); None: what
+    /// kubesim costs.
+    pub cost: Option<crate::cost::CostModel>,
 }
 
 impl Default for SimConfig {
@@ -296,6 +299,7 @@ impl Default for SimConfig {
             bookmark_interval: Duration::from_secs(15),
             controllers: true,
             state_file: None,
+            cost: None,
         }
     }
 }

@@ -16,6 +16,7 @@ pub mod admission;
 pub mod allocations;
 pub mod cluster;
 pub mod config;
+pub mod cost;
 pub mod defaults;
 pub mod error;
 pub mod jsonobj;
@@ -59,6 +60,21 @@ pub enum StartError {
     Bootstrap(String),
 }
 
+/// With a cost model, charges the simulated controllers' writes every few
+/// milliseconds (see [`cost`]).
+async fn charge_controllers(cluster: Arc<Cluster>, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(5));
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        if let Some(costs) = &cluster.costs {
+            costs.catch_up(cluster.current_rv(), cluster.open_watches("pods"));
+        }
+    }
+}
+
 impl KubeSim {
     /// Starts the API server on `listen` (port 0 picks a free port) and, unless
     /// disabled in the config, the simulated controllers.
@@ -100,6 +116,9 @@ impl KubeSim {
         })];
         if controllers {
             tasks.push(sim::spawn(cluster.clone(), shutdown.clone()));
+        }
+        if cluster.costs.is_some() {
+            tasks.push(tokio::spawn(charge_controllers(cluster.clone(), shutdown.clone())));
         }
         tracing::info!(%addr, "kubesim listening");
         Ok(KubeSim { addr, cluster, shutdown, tasks })

@@ -88,6 +88,9 @@ pub struct Cluster {
     pub(crate) open_watches: parking_lot::Mutex<std::collections::HashMap<String, usize>>,
     /// HTTP requests served, for benchmarks that count API-server work.
     pub requests: RequestCounts,
+    /// What requests would cost a real API server, when the config asks
+    /// for a cost model (benchmarks).
+    pub costs: Option<crate::cost::Costs>,
 }
 
 /// Requests served over HTTP since start: reads (GET, including list and
@@ -206,9 +209,10 @@ impl Cluster {
         Arc::new(Self {
             published: RwLock::new(Arc::new(registry.clone())),
             state: RwLock::new(State { registry, store, config: config.clone() }),
-            config,
             open_watches: Default::default(),
             requests: RequestCounts::default(),
+            costs: config.cost.clone().map(crate::cost::Costs::new),
+            config,
         })
     }
 

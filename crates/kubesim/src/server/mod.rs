@@ -132,7 +132,18 @@ async fn handle(State(server): State<Server>, req: Request) -> Response {
     let may_create = matches!(method, Method::PATCH | Method::PUT);
     let rbac_resource = resource.filter(|_| may_create).map(|t| (t.group.to_string(), rbac_resource(t)));
     let started = std::time::Instant::now();
+    let verb_name = verb(&method, resource.is_some_and(|t| t.name.is_none()), &query, &headers);
+    let plural = resource.map(|t| t.plural.clone());
+    if let Some(costs) = &server.cluster.costs {
+        costs.charge(cost_kind(&server, verb_name, plural.as_deref())).await;
+    }
     let resp = route(&server, &method, &segs, target, &query, &headers, body).await;
+    if let Some(costs) = &server.cluster.costs
+        && plural.as_deref() == Some("pods")
+        && resp.status() == axum::http::StatusCode::CREATED
+    {
+        costs.pod_created();
+    }
     // An apply or update that creates the object (201) is authorised for
     // `create` too, as upstream's patch and update handlers check it.
     if let Some((group, resource)) = rbac_resource
@@ -142,6 +153,17 @@ async fn handle(State(server): State<Server>, req: Request) -> Response {
     }
     tracing::debug!(%method, %path, status = resp.status().as_u16(), elapsed_us = started.elapsed().as_micros() as u64, "request");
     resp
+}
+
+/// What a request is to the cost model.
+fn cost_kind(server: &Server, verb: &str, plural: Option<&str>) -> crate::cost::Kind {
+    use crate::cost::Kind;
+    match verb {
+        "GET" => Kind::Get,
+        "LIST" => Kind::List,
+        "WATCH" => Kind::Watch,
+        _ => Kind::Write { watchers: plural.map_or(0, |p| server.cluster.open_watches(p)) },
+    }
 }
 
 /// Notes the request's RBAC attributes (verb, API group, resource and

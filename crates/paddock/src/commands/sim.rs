@@ -33,6 +33,30 @@ pub struct SimArgs {
     /// Images matching this regular expression fail to pull (ErrImagePull).
     #[arg(long, env = "PADDOCK_SIM_BAD_IMAGE")]
     pub bad_image: Option<String>,
+    /// What each request costs: `off` (kubesim's microseconds) or
+    /// `realistic` (a real API server with etcd, for benchmarks).
+    #[arg(long, env = "PADDOCK_SIM_COST_MODEL", value_enum, default_value_t = CostModelArg::Off)]
+    pub cost_model: CostModelArg,
+}
+
+/// `--cost-model`: see `kubesim::cost`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, Default, PartialEq)]
+pub enum CostModelArg {
+    /// Requests cost what kubesim spends on them (microseconds).
+    #[default]
+    Off,
+    /// Requests cost what a real API server with etcd spends on them,
+    /// calibrated on one (docs/performance.md).
+    Realistic,
+}
+
+impl CostModelArg {
+    pub fn model(self) -> Option<kubesim::cost::CostModel> {
+        match self {
+            CostModelArg::Off => None,
+            CostModelArg::Realistic => Some(kubesim::cost::CostModel::realistic()),
+        }
+    }
 }
 
 pub fn build_config(args: &SimArgs) -> Result<SimConfig> {
@@ -44,6 +68,7 @@ pub fn build_config(args: &SimArgs) -> Result<SimConfig> {
         cfg.nodes = config::load_nodes_file(path).map_err(|e| anyhow::anyhow!("--nodes-file: {e}"))?;
     }
     cfg.images.default_pull = Duration::from_millis(args.pull_ms);
+    cfg.cost = args.cost_model.model();
     if let Some(list) = &args.pull_times {
         for item in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
             let Some((image, ms)) = item.rsplit_once('=') else {
