@@ -37,6 +37,12 @@ pub struct TargetArgs {
     /// nodes can pull and run under Paddock's hardened pod spec).
     #[arg(long, global = true, default_value = "nginx:1.27")]
     pub image: String,
+    /// On kubesim: what each request costs, `off` (kubesim's microseconds:
+    /// Paddock's own overhead) or `realistic` (what a real API server with
+    /// etcd spends, so the figures predict a real cluster's and show what a
+    /// request more or less costs).
+    #[arg(long, global = true, value_enum, default_value_t = crate::commands::sim::CostModelArg::Off, conflicts_with = "kubeconfig")]
+    pub cost_model: crate::commands::sim::CostModelArg,
 }
 
 impl TargetArgs {
@@ -81,6 +87,7 @@ impl Target {
         let dir = std::env::temp_dir().join(format!("paddock-bench-{}", std::process::id()));
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         let Some(path) = &args.kubeconfig else {
+            let cfg = SimConfig { cost: args.cost_model.model(), ..cfg };
             let sim = KubeSim::start(cfg, "127.0.0.1:0".parse()?).await?;
             let client = sim.client().await?;
             std::fs::write(dir.join("kubeconfig"), sim.kubeconfig_yaml())?;
@@ -104,6 +111,7 @@ impl Target {
     /// "kubesim" or the cluster's address, for the report.
     pub fn describe(&self) -> String {
         match &self.kind {
+            Kind::Sim(s) if s.cluster().costs.is_some() => "kubesim (realistic cost model)".into(),
             Kind::Sim(_) => "kubesim".into(),
             Kind::Cluster { url, context, .. } => match context {
                 Some(c) => format!("cluster {url} (context {c})"),
