@@ -280,12 +280,15 @@ mod tests {
         let q = |status: serde_json::Value| -> k8s_openapi::api::core::v1::ResourceQuota {
             serde_json::from_value(json!({"metadata": {"name": "q"}, "status": status})).unwrap()
         };
-        let full = q(json!({"hard": {"pods": "10", "requests.cpu": "4"}, "used": {"pods": "3", "requests.cpu": "1500m"}}));
+        let full =
+            q(json!({"hard": {"pods": "10", "requests.cpu": "4"}, "used": {"pods": "3", "requests.cpu": "1500m"}}));
         let u = Usage::of_quota(&full).unwrap();
         assert_eq!((u.pods, u.cpu, u.memory), (3, Quantity(1500), Quantity::ZERO));
         // Not yet computed, or not counting pods: not known from it.
         assert!(Usage::of_quota(&q(json!({"hard": {"pods": "10"}}))).is_none());
-        assert!(Usage::of_quota(&q(json!({"hard": {"pods": "10", "requests.cpu": "4"}, "used": {"pods": "3"}}))).is_none());
+        assert!(
+            Usage::of_quota(&q(json!({"hard": {"pods": "10", "requests.cpu": "4"}, "used": {"pods": "3"}}))).is_none()
+        );
         assert!(Usage::of_quota(&q(json!({"hard": {"requests.cpu": "4"}, "used": {"requests.cpu": "1"}}))).is_none());
     }
 
