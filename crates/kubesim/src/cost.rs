@@ -55,19 +55,18 @@ impl CostModel {
     /// Calibrated on a 2-core machine against a real Kubernetes v1.28.7 API
     /// server with etcd (issue 34): it sustained about 750 writes a second
     /// with one core busy (91 tenants/s × 8.5 writes in the raw tenant
-    /// loop), so a write's CPU is about 1.2 ms on one lane; a claim that
-    /// made eight requests one after the other took 46 ms at p50 at 10/s,
-    /// about 4–5 ms a request unloaded, most of it latency that holds no
-    /// CPU.
+    /// loop), so a write's CPU is about 1.25 ms on one lane; a claim that
+    /// made six writes one after the other took 46 ms at p50 at 10/s,
+    /// about 6 ms a request unloaded, most of it latency that holds no CPU.
     pub fn realistic() -> CostModel {
         CostModel {
             cores: 1,
-            read_latency: Duration::from_micros(1500),
-            write_latency: Duration::from_micros(3000),
+            read_latency: Duration::from_micros(2500),
+            write_latency: Duration::from_micros(5000),
             get_cpu: Duration::from_micros(250),
             list_cpu: Duration::from_micros(1000),
             watch_cpu: Duration::from_micros(500),
-            write_cpu: Duration::from_micros(1100),
+            write_cpu: Duration::from_micros(1250),
             commit: Duration::from_micros(150),
             fanout_cpu: Duration::from_micros(40),
             pod_events: 5,
