@@ -40,6 +40,23 @@ impl From<kube::runtime::finalizer::Error<Error>> for Error {
     }
 }
 
+/// A finalizer run's outcome as a reconcile's: its object gone (404) when
+/// the finalizer was to be removed is what removing it was for, not an
+/// error (the cleanup that deleted the object's last dependants can race its
+/// own deletion, and a benchmark's cleanup of hundreds of instances logged a
+/// warning for each).
+pub fn finished(
+    res: Result<kube::runtime::controller::Action, kube::runtime::finalizer::Error<Error>>,
+) -> Result<kube::runtime::controller::Action, Error> {
+    use kube::runtime::finalizer::Error as F;
+    match res {
+        Err(F::RemoveFinalizer(kube::Error::Api(s))) if s.code == 404 => {
+            Ok(kube::runtime::controller::Action::await_change())
+        }
+        other => other.map_err(Error::from),
+    }
+}
+
 /// A Kubernetes client error in one line: for an answer of the API server,
 /// its message, code and reason (kube's own Display adds the whole Status
 /// in Debug form).

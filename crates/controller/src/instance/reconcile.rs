@@ -732,14 +732,14 @@ async fn run_finalizer(inst: Arc<Instance>, ctx: Arc<Context>) -> Result<Action,
         let with = ctx.written.write(&ctx.echoes, inst.as_ref(), add_finalizer(&api, inst.as_ref(), FINALIZER)).await?;
         return apply(with, ctx).await;
     }
-    finalizer(&api, FINALIZER, inst, |ev| async {
+    let res = finalizer(&api, FINALIZER, inst, |ev| async {
         match ev {
             Finalizer::Apply(i) => apply(i, ctx.clone()).await,
             Finalizer::Cleanup(i) => cleanup(i, ctx.clone()).await,
         }
     })
-    .await
-    .map_err(Error::from)
+    .await;
+    crate::error::finished(res)
 }
 
 fn error_policy(inst: Arc<Instance>, err: &Error, ctx: Arc<Context>) -> Action {

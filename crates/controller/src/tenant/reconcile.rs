@@ -400,13 +400,11 @@ async fn provision(t: Arc<Tenant>, ctx: Arc<Context>) -> Result<Action, Error> {
         }
     })
     .await;
-    match res {
-        Ok(a) => {
-            ctx.failures.succeeded(&key);
-            Ok(a)
-        }
-        Err(e) => Err(Error::from(e)),
+    let res = crate::error::finished(res);
+    if res.is_ok() {
+        ctx.failures.succeeded(&key);
     }
+    res
 }
 
 fn error_policy(t: Arc<Tenant>, err: &Error, ctx: Arc<Context>) -> Action {
