@@ -125,7 +125,7 @@ struct Report {
     process: WholeProcess,
 }
 
-/// The raw loop's latency, and Paddock's warm starts over it.
+/// The raw loops' latency, and Paddock's warm starts over it.
 #[derive(Serialize)]
 struct RawFloor {
     /// Per start: create a ConfigMap (the request), relabel a Ready
@@ -135,6 +135,13 @@ struct RawFloor {
     /// Paddock's warm p50 and p99 over the raw loop's (goal: p99 ≤ 1.5).
     paddock_p50_over_raw: f64,
     paddock_p99_over_raw: f64,
+    /// The same loop that also creates a replacement pod per start, as any
+    /// warm pool must to stay full (not waited for): the API server then
+    /// also serves what a new pod costs the cluster (its scheduling, its
+    /// kubelet's status updates and Events).
+    with_refill: Summary,
+    paddock_p50_over_raw_with_refill: f64,
+    paddock_p99_over_raw_with_refill: f64,
 }
 
 /// Cold starts measured for their requests.
@@ -336,11 +343,14 @@ async fn measure(args: &ClaimsBenchArgs, image: &str, p: &Stage) -> Result<Repor
     let requests_per_cold_start = cold_cost(p, image, &mut rx).await?;
     reader.abort();
     let warm_summary = summarize(&mut warm);
-    let raw = raw_floor(p, args, image).await?;
+    let (raw, with_refill) = raw_floor(p, args, image).await?;
     let raw_floor = RawFloor {
         paddock_p50_over_raw: warm_summary.p50_ms / raw.p50_ms.max(1e-9),
         paddock_p99_over_raw: warm_summary.p99_ms / raw.p99_ms.max(1e-9),
         latency: raw,
+        paddock_p50_over_raw_with_refill: warm_summary.p50_ms / with_refill.p50_ms.max(1e-9),
+        paddock_p99_over_raw_with_refill: warm_summary.p99_ms / with_refill.p99_ms.max(1e-9),
+        with_refill,
     };
     let (max_pool_pods, times, pool_pods_over_time) = {
         let s = seen.lock().unwrap_or_else(|e| e.into_inner());
@@ -454,9 +464,10 @@ async fn cold_cost(
 /// `args.rate` made of only the writes a claim needs, one after the other,
 /// with no Paddock in the path: create a ConfigMap (standing for the
 /// Instance), relabel a Ready pre-created pod (the claim), update the
-/// ConfigMap (the status). In a namespace of the run's own.
-async fn raw_floor(p: &Stage, args: &ClaimsBenchArgs, image: &str) -> Result<Summary> {
-    use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
+/// ConfigMap (the status). Then the same with a replacement pod created per
+/// start. In a namespace of the run's own.
+async fn raw_floor(p: &Stage, args: &ClaimsBenchArgs, image: &str) -> Result<(Summary, Summary)> {
+    use k8s_openapi::api::core::v1::Namespace;
     use kube::api::{Patch, PatchParams, PostParams};
     let ns = format!("{}-raw", p.target.run);
     let label = json!({super::target::BENCH_LABEL: p.target.run});
@@ -465,9 +476,9 @@ async fn raw_floor(p: &Stage, args: &ClaimsBenchArgs, image: &str) -> Result<Sum
         .patch(&ns, &PatchParams::apply("paddock-bench").force(), &Patch::Apply(&namespace))
         .await?;
     let pods: Api<Pod> = Api::namespaced(p.client.clone(), &ns);
-    let pod = |k: usize| -> Result<Pod> {
+    let pod = |name: String| -> Result<Pod> {
         Ok(serde_json::from_value(json!({"apiVersion": "v1", "kind": "Pod",
-            "metadata": {"name": format!("raw-{k}"), "labels": label},
+            "metadata": {"name": name, "labels": label},
             "spec": {"automountServiceAccountToken": false,
                 "securityContext": {"runAsNonRoot": true, "runAsUser": 65532, "seccompProfile": {"type": "RuntimeDefault"}},
                 "containers": [{"name": "web", "image": image,
@@ -475,7 +486,8 @@ async fn raw_floor(p: &Stage, args: &ClaimsBenchArgs, image: &str) -> Result<Sum
                     "securityContext": {"allowPrivilegeEscalation": false, "readOnlyRootFilesystem": true,
                         "capabilities": {"drop": ["ALL"]}}}]}}))?)
     };
-    let creates: Vec<Pod> = (0..args.count).map(pod).collect::<Result<_>>()?;
+    // Two loops' worth of Ready pods to claim.
+    let creates: Vec<Pod> = (0..2 * args.count).map(|k| pod(format!("raw-{k}"))).collect::<Result<_>>()?;
     let pp = PostParams::default();
     let made: Vec<Result<Pod, kube::Error>> =
         futures::stream::iter(creates.iter().map(|pod| pods.create(&pp, pod))).buffer_unordered(16).collect().await;
@@ -484,28 +496,35 @@ async fn raw_floor(p: &Stage, args: &ClaimsBenchArgs, image: &str) -> Result<Sum
     }
     let deadline = Instant::now() + Duration::from_secs(300);
     loop {
-        let ready = pods
-            .list(&ListParams::default())
-            .await?
-            .items
-            .iter()
-            .filter(|p| controller::pool::claim::is_ready(p))
-            .count();
-        if ready == args.count {
+        let listed = pods.list(&ListParams::default()).await?.items;
+        let ready = listed.iter().filter(|p| controller::pool::claim::is_ready(p)).count();
+        if ready == 2 * args.count {
             break;
         }
         if Instant::now() > deadline {
-            bail!("only {ready} of the raw loop's {} pods were Ready within 300 s", args.count);
+            bail!("only {ready} of the raw loop's {} pods were Ready within 300 s", 2 * args.count);
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let cms: Api<ConfigMap> = Api::namespaced(p.client.clone(), &ns);
+    let plain = raw_loop(p, &ns, args, 0, None).await?;
+    let refill = pod(String::new())?;
+    let with_refill = raw_loop(p, &ns, args, args.count, Some(refill)).await?;
+    Ok((plain, with_refill))
+}
+
+/// One raw loop over the pods `raw-<from>…`; with `refill`, a pod like it
+/// is created per start too (not waited for).
+async fn raw_loop(p: &Stage, ns: &str, args: &ClaimsBenchArgs, from: usize, refill: Option<Pod>) -> Result<Summary> {
+    use k8s_openapi::api::core::v1::ConfigMap;
+    use kube::api::{Patch, PatchParams, PostParams};
+    let pods: Api<Pod> = Api::namespaced(p.client.clone(), ns);
+    let cms: Api<ConfigMap> = Api::namespaced(p.client.clone(), ns);
     let every = Duration::from_secs_f64(1.0 / f64::from(args.rate));
     let started = Instant::now();
     let mut runs = Vec::new();
-    for k in 0..args.count {
-        tokio::time::sleep_until((started + every * k as u32).into()).await;
-        let (pods, cms) = (pods.clone(), cms.clone());
+    for k in from..from + args.count {
+        tokio::time::sleep_until((started + every * (k - from) as u32).into()).await;
+        let (pods, cms, refill) = (pods.clone(), cms.clone(), refill.clone());
         runs.push(tokio::spawn(async move {
             let sent = Instant::now();
             let cm: ConfigMap = serde_json::from_value(json!({"metadata": {"name": format!("claim-{k}")}}))?;
@@ -514,7 +533,12 @@ async fn raw_floor(p: &Stage, args: &ClaimsBenchArgs, image: &str) -> Result<Sum
             pods.patch(&format!("raw-{k}"), &PatchParams::default(), &Patch::Merge(&relabel)).await?;
             let status = json!({"data": {"phase": "Running"}});
             cms.patch(&format!("claim-{k}"), &PatchParams::default(), &Patch::Merge(&status)).await?;
-            anyhow::Ok(sent.elapsed())
+            let took = sent.elapsed();
+            if let Some(mut new) = refill {
+                new.metadata.name = Some(format!("new-{k}"));
+                pods.create(&PostParams::default(), &new).await?;
+            }
+            anyhow::Ok(took)
         }));
     }
     let mut took = Vec::with_capacity(runs.len());
@@ -648,14 +672,19 @@ fn table(out: &mut dyn Write, r: &Report) -> Result<()> {
     r.requests_per_warm_claim.line(out, &format!("start at {}/s", r.rate))?;
     r.requests_per_refill_pod.line(out, "refilled pool pod")?;
     r.requests_per_cold_start.line(out, "cold start")?;
+    let f = &r.raw_floor;
     writeln!(
         out,
         "raw floor (create, relabel, update; no Paddock) at {}/s, p50 / p99: {:.1} / {:.1} ms; Paddock's warm over it: {:.2} / {:.2} (goal p99 ≤ 1.5)",
-        r.rate,
-        r.raw_floor.latency.p50_ms,
-        r.raw_floor.latency.p99_ms,
-        r.raw_floor.paddock_p50_over_raw,
-        r.raw_floor.paddock_p99_over_raw
+        r.rate, f.latency.p50_ms, f.latency.p99_ms, f.paddock_p50_over_raw, f.paddock_p99_over_raw
+    )?;
+    writeln!(
+        out,
+        "raw floor with a replacement pod per start: p50 / p99: {:.1} / {:.1} ms; Paddock's warm over it: {:.2} / {:.2}",
+        f.with_refill.p50_ms,
+        f.with_refill.p99_ms,
+        f.paddock_p50_over_raw_with_refill,
+        f.paddock_p99_over_raw_with_refill
     )?;
     r.process.line(out)
 }

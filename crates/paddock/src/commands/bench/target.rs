@@ -55,6 +55,10 @@ impl TargetArgs {
     }
 }
 
+/// On kubesim, the key under which [`Counts::by`] holds the writes of the
+/// simulated controllers (scheduler, kubelets, garbage collector, ...).
+pub const SIMULATED_CONTROLLERS: &str = "WRITE (simulated controllers)";
+
 /// API-server requests served so far.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Counts {
@@ -68,7 +72,38 @@ pub struct Counts {
 
 enum Kind {
     Sim(KubeSim),
-    Cluster { kubeconfig: PathBuf, context: Option<String>, url: String },
+    Cluster { kubeconfig: PathBuf, context: Option<String>, url: String, before: Before },
+}
+
+/// What of Paddock's own a cluster had before the run (its CRDs and
+/// namespaces): the cleanup removes what the run installed, and only that.
+#[derive(Debug, Default)]
+struct Before {
+    crds: Vec<String>,
+    namespaces: Vec<String>,
+}
+
+impl Before {
+    async fn read(client: &kube::Client) -> Result<Before> {
+        use k8s_openapi::api::core::v1::Namespace;
+        use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+        let mut b = Before::default();
+        let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+        for crd in resources::crds() {
+            let name = crd.metadata.name.unwrap_or_default();
+            if crds.get_metadata_opt(&name).await?.is_some() {
+                b.crds.push(name);
+            }
+        }
+        let settings = controller::config::Settings::default();
+        let namespaces: Api<Namespace> = Api::all(client.clone());
+        for ns in [settings.system_namespace, settings.pool_namespace] {
+            if namespaces.get_metadata_opt(&ns).await?.is_some() {
+                b.namespaces.push(ns);
+            }
+        }
+        Ok(b)
+    }
 }
 
 pub struct Target {
@@ -97,7 +132,8 @@ impl Target {
         let (client, url) = cluster.client_and_url().await?;
         let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos();
         let run = format!("bench-{:06x}", (nanos ^ u128::from(std::process::id())) & 0xff_ffff);
-        let kind = Kind::Cluster { kubeconfig: path.clone(), context: args.context.clone(), url };
+        let before = Before::read(&client).await.context("reading what of Paddock's the cluster has")?;
+        let kind = Kind::Cluster { kubeconfig: path.clone(), context: args.context.clone(), url, before };
         Ok(Target { kind, client, run, dir })
     }
 
@@ -139,7 +175,17 @@ impl Target {
     /// readable; with several API servers it is the one that answered).
     pub async fn counts(&self) -> Option<Counts> {
         match &self.kind {
-            Kind::Sim(s) => Some(request_totals(&s.cluster().requests.exposition())),
+            Kind::Sim(s) => {
+                let cluster = s.cluster();
+                let mut c = request_totals(&cluster.requests.exposition());
+                // The simulated controllers write to the store directly, not
+                // over HTTP: their writes are the resourceVersions no HTTP
+                // write made (a failed HTTP write makes none, so this is a
+                // floor).
+                let internal = cluster.current_rv().saturating_sub(cluster.requests.writes());
+                c.by.insert(SIMULATED_CONTROLLERS.to_string(), internal);
+                Some(c)
+            }
             Kind::Cluster { .. } => {
                 let req = http::Request::get("/metrics").body(Vec::new()).ok()?;
                 match self.client.request_text(req).await {
@@ -155,11 +201,16 @@ impl Target {
 
     /// On a cluster, deletes the run's Tenants, Templates and namespaces and
     /// waits for them to go (a controller must still run, for the
-    /// finalizers); on kubesim, nothing (it all goes with it).
+    /// finalizers), then what the run installed that the cluster did not
+    /// have: Paddock's namespaces and CRDs. On kubesim, nothing (it all goes
+    /// with it).
     pub async fn cleanup(&self) -> Result<()> {
-        match self.kind {
+        match &self.kind {
             Kind::Sim(_) => Ok(()),
-            Kind::Cluster { .. } => cleanup(&self.client, &self.run).await,
+            Kind::Cluster { before, .. } => {
+                cleanup(&self.client, &self.run).await?;
+                uninstall(&self.client, before).await
+            }
         }
     }
 
@@ -198,6 +249,49 @@ async fn cleanup(client: &kube::Client, run: &str) -> Result<()> {
         templates.delete(&name, &dp).await.with_context(|| format!("deleting the bench's template {name}"))?;
     }
     all_gone(&templates, &lp, "templates", deadline).await
+}
+
+/// Deletes Paddock's namespaces and CRDs the cluster did not have before
+/// the run, and waits (five minutes at most) for the namespaces to go.
+async fn uninstall(client: &kube::Client, before: &Before) -> Result<()> {
+    use k8s_openapi::api::core::v1::Namespace;
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    let dp = DeleteParams::background();
+    let settings = controller::config::Settings::default();
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let ours: Vec<String> = [settings.system_namespace, settings.pool_namespace]
+        .into_iter()
+        .filter(|ns| !before.namespaces.contains(ns))
+        .collect();
+    for ns in &ours {
+        match namespaces.delete(ns, &dp).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(e)) if e.code == 404 => {}
+            Err(e) => return Err(e).with_context(|| format!("deleting the namespace {ns} the bench installed")),
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(300);
+    for ns in &ours {
+        while namespaces.get_metadata_opt(ns).await?.is_some() {
+            if Instant::now() > deadline {
+                bail!("the namespace {ns} the bench installed was not gone within 5 minutes");
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    for crd in resources::crds() {
+        let name = crd.metadata.name.unwrap_or_default();
+        if before.crds.contains(&name) {
+            continue;
+        }
+        match crds.delete(&name, &dp).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(e)) if e.code == 404 => {}
+            Err(e) => return Err(e).with_context(|| format!("deleting the CRD {name} the bench installed")),
+        }
+    }
+    Ok(())
 }
 
 /// Waits until nothing `lp` selects is left (their finalizers done).
