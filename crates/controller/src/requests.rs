@@ -21,6 +21,10 @@ use std::sync::{Arc, Mutex};
 /// (component, verb, resource) → requests sent.
 type Counts = BTreeMap<(&'static str, &'static str, String), u64>;
 
+/// Requests by ((component, verb, resource), count), as
+/// [`Requests::snapshot`] gives them.
+pub type Snapshot = Vec<((String, String, String), u64)>;
+
 /// Requests sent by Paddock's clients since start. Clone it to share.
 #[derive(Clone, Default, Debug)]
 pub struct Requests(Arc<Mutex<Counts>>);
@@ -44,7 +48,7 @@ impl Requests {
     }
 
     /// Every count so far, as ((component, verb, resource), requests).
-    pub fn snapshot(&self) -> Vec<((String, String, String), u64)> {
+    pub fn snapshot(&self) -> Snapshot {
         let counts = self.0.lock().unwrap_or_else(|e| e.into_inner());
         counts.iter().map(|((c, v, r), n)| ((c.to_string(), v.to_string(), r.clone()), *n)).collect()
     }

@@ -22,6 +22,9 @@
 //! kubelets and scheduler also write Events for every pod, charged as
 //! [`CostModel::pod_events`] writes per pod created.
 //!
+//! A few requests (a share of them) are slower by a fixed extra, as a real
+//! server's garbage collection pauses and slow fsyncs make its tail.
+//!
 //! Time is accounted exactly (each lane is busy until an instant); only
 //! the final wait is a timer's, which rounds up to the next millisecond.
 
@@ -49,6 +52,10 @@ pub struct CostModel {
     /// Event writes a real cluster's scheduler and kubelet make per pod
     /// (Scheduled, Pulling, Pulled, Created, Started).
     pub pod_events: u32,
+    /// The odd slow request (a garbage collection pause, an fsync that
+    /// waits): this share of requests take this much longer.
+    pub slow_share: f64,
+    pub slow_extra: Duration,
 }
 
 impl CostModel {
@@ -57,7 +64,8 @@ impl CostModel {
     /// with one core busy (91 tenants/s × 8.5 writes in the raw tenant
     /// loop), so a write's CPU is about 1.25 ms on one lane; a claim that
     /// made six writes one after the other took 46 ms at p50 at 10/s,
-    /// about 6 ms a request unloaded, most of it latency that holds no CPU.
+    /// about 6 ms a request unloaded, most of it latency that holds no CPU,
+    /// and 116 ms at p99: a few requests are much slower.
     pub fn realistic() -> CostModel {
         CostModel {
             cores: 1,
@@ -70,6 +78,8 @@ impl CostModel {
             commit: Duration::from_micros(150),
             fanout_cpu: Duration::from_micros(40),
             pod_events: 5,
+            slow_share: 0.03,
+            slow_extra: Duration::from_millis(25),
         }
     }
 
@@ -151,6 +161,11 @@ impl Costs {
             *commit = start + m.commit;
             done = *commit;
         }
+        let latency = if self.model.slow_share > 0.0 && rand::random::<f64>() < self.model.slow_share {
+            latency.saturating_add(self.model.slow_extra)
+        } else {
+            latency
+        };
         done.max(now + latency)
     }
 
@@ -211,6 +226,8 @@ mod tests {
             commit: Duration::from_millis(1),
             fanout_cpu: Duration::from_millis(1),
             pod_events: 2,
+            slow_share: 0.0,
+            slow_extra: Duration::ZERO,
         }
     }
 

@@ -60,6 +60,28 @@ pub enum StartError {
     Bootstrap(String),
 }
 
+/// Counts every write the store makes, by resource (for benchmarks that
+/// tell the simulated controllers' writes from the requests'); a burst the
+/// watch channel drops is not counted.
+async fn count_stored(cluster: Arc<Cluster>, shutdown: CancellationToken) {
+    let mut events = cluster.subscribe();
+    loop {
+        let ev = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            ev = events.recv() => ev,
+        };
+        match ev {
+            Ok(ev) => {
+                let Some(def) = cluster.def(ev.res) else { continue };
+                let resource = if ev.status_only { format!("{}/status", def.plural) } else { def.plural.clone() };
+                cluster.requests.note_stored(resource);
+            }
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+        }
+    }
+}
+
 /// With a cost model, charges the simulated controllers' writes every few
 /// milliseconds (see [`cost`]).
 async fn charge_controllers(cluster: Arc<Cluster>, shutdown: CancellationToken) {
@@ -117,6 +139,7 @@ impl KubeSim {
         if controllers {
             tasks.push(sim::spawn(cluster.clone(), shutdown.clone()));
         }
+        tasks.push(tokio::spawn(count_stored(cluster.clone(), shutdown.clone())));
         if cluster.costs.is_some() {
             tasks.push(tokio::spawn(charge_controllers(cluster.clone(), shutdown.clone())));
         }

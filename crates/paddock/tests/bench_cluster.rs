@@ -4,6 +4,7 @@
 //! from the API server's metrics, and nothing of the run is left.
 
 use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, ListParams};
 use kubesim::testing::TestCluster;
 use resources::{Template, Tenant};
@@ -40,6 +41,11 @@ async fn bench_runs_against_a_cluster_and_cleans_up() {
     let dir = std::env::temp_dir().join(format!("paddock-bench-cluster-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let kubeconfig = tc.kubeconfig_file(&dir);
+    // What of Paddock's the cluster had: the runs remove what they installed, and only that.
+    let crds: Api<CustomResourceDefinition> = Api::all(tc.client.clone());
+    let had_crd = crds.get_metadata_opt("tenants.paddock.dev").await.unwrap().is_some();
+    let namespaces: Api<Namespace> = Api::all(tc.client.clone());
+    let had_ns = namespaces.get_metadata_opt("paddock-system").await.unwrap().is_some();
 
     let v = bench(&kubeconfig, &["tenants", "--count", "4", "--kubectl-count", "0", "--raw-concurrency", "4"]).await;
     assert!(v["target"].as_str().unwrap().starts_with("cluster http"), "{v}");
@@ -51,12 +57,20 @@ async fn bench_runs_against_a_cluster_and_cleans_up() {
     assert!(v["paddock"]["writes_per_tenant"].as_f64().unwrap() >= raw_writes, "{v}");
     assert!(v["controller"]["cpu_seconds"].as_f64().is_some(), "{v}");
     assert!(v["controller"]["watch_restarts"].as_u64().is_some(), "read from the controller's /metrics: {v}");
+    // Paddock's own requests per tenant, from the controller's paddock_kube_requests_total.
+    assert!(v["requests_per_tenant"]["paddock_total"].as_f64().is_some_and(|n| n >= 7.0), "{v}");
+    assert!(
+        v["requests_per_tenant"]["paddock"]["APPLY namespaces"].as_f64().is_some()
+            || v["requests_per_tenant"]["paddock"]["POST namespaces"].as_f64().is_some(),
+        "{v}"
+    );
     nothing_left(&tc.client).await;
 
     let v = bench(&kubeconfig, &["instances", "--count", "3", "--concurrency", "3"]).await;
     assert_eq!(v["count"], 3);
     assert_eq!(v["start"]["count"], 3, "{v}");
     assert!(v["writes_per_instance"].as_f64().unwrap() >= 1.0, "{v}");
+    assert!(v["requests_per_instance"]["paddock"]["APPLY pods"].as_f64().is_some_and(|n| n >= 1.0), "{v}");
     assert!(v["controller"]["watch_restarts"].as_u64().is_some(), "{v}");
     nothing_left(&tc.client).await;
 
@@ -67,7 +81,27 @@ async fn bench_runs_against_a_cluster_and_cleans_up() {
     assert!(v["max_pool_pods"].as_u64().unwrap() <= 6, "never more than size + maxUnready: {v}");
     assert!(v["pull_with_prepull"].is_null(), "the prepull comparison is kubesim's alone: {v}");
     assert!(v["cpu_seconds"].as_f64().is_some_and(|c| c > 0.0) && v["rss_mib"].as_f64().is_some(), "{v}");
+    // What a start, a refilled pod and a cold start cost, and the raw floors of the same run.
+    let warm = &v["requests_per_warm_claim"];
+    assert!(warm["paddock_total"].as_f64().is_some_and(|n| n >= 3.0), "{v}");
+    assert_eq!(warm["paddock"]["POST instances"].as_f64(), Some(1.0), "{v}");
+    assert!(v["requests_per_refill_pod"]["paddock"]["POST pods"].as_f64().is_some(), "{v}");
+    assert!(v["requests_per_cold_start"]["paddock"]["APPLY pods"].as_f64().is_some_and(|n| n >= 1.0), "{v}");
+    assert_eq!(v["raw_floor"]["latency"]["count"], 6, "{v}");
+    assert_eq!(v["raw_floor"]["with_refill"]["count"], 6, "{v}");
+    assert!(v["raw_floor"]["paddock_p99_over_raw"].as_f64().is_some_and(|r| r > 0.0), "{v}");
     nothing_left(&tc.client).await;
+    if !had_crd {
+        assert!(
+            crds.get_metadata_opt("tenants.paddock.dev").await.unwrap().is_none(),
+            "the runs remove the CRDs they installed"
+        );
+    }
+    if !had_ns {
+        let left = namespaces.get_opt("paddock-system").await.unwrap();
+        let active = left.and_then(|n| n.status).and_then(|s| s.phase).is_some_and(|p| p == "Active");
+        assert!(!active, "the runs remove the namespaces they installed");
+    }
     let v = bench(
         &kubeconfig,
         &["api", "--concurrency", "3", "--sse-clients", "5", "--sse-events", "3", "--sse-interval-ms", "20"],

@@ -103,6 +103,9 @@ pub struct RequestCounts {
     by_verb: [std::sync::atomic::AtomicU64; VERBS.len()],
     /// By (verb, group, resource, subresource), as upstream's metric labels them.
     by_resource: parking_lot::Mutex<std::collections::BTreeMap<ResourceKey, u64>>,
+    /// Writes stored, by resource (`pods`, `pods/status`), whoever made
+    /// them: HTTP requests and the simulated controllers.
+    stored: parking_lot::Mutex<std::collections::BTreeMap<String, u64>>,
     /// Every (RBAC verb, API group, resource[/subresource]) served, as an
     /// authorizer would see the requests: what a client's Role must allow.
     access: parking_lot::Mutex<std::collections::BTreeSet<(&'static str, String, String)>>,
@@ -156,6 +159,29 @@ impl RequestCounts {
             }
             if n > 0 {
                 out.push_str(&format!("apiserver_request_total{{component=\"apiserver\",verb=\"{v}\"}} {n}\n"));
+            }
+        }
+        out
+    }
+
+    /// Notes a write the store made to `resource` (see [`RequestCounts::stored`]).
+    pub fn note_stored(&self, resource: String) {
+        *self.stored.lock().entry(resource).or_default() += 1;
+    }
+
+    /// Writes stored so far by resource (`pods`, `pods/status`), HTTP
+    /// requests' and the simulated controllers' alike.
+    pub fn stored(&self) -> std::collections::BTreeMap<String, u64> {
+        self.stored.lock().clone()
+    }
+
+    /// Writes served over HTTP so far by resource (`pods`, `pods/status`).
+    pub fn http_writes(&self) -> std::collections::BTreeMap<String, u64> {
+        let mut out = std::collections::BTreeMap::new();
+        for ((verb, _, res, sub), n) in self.by_resource.lock().iter() {
+            if VERBS.iter().position(|v| v == verb).is_some_and(|i| i >= 3) {
+                let key = if sub.is_empty() { res.clone() } else { format!("{res}/{sub}") };
+                *out.entry(key).or_default() += n;
             }
         }
         out

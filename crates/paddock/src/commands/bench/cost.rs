@@ -4,6 +4,9 @@
 //! server served meanwhile (`apiserver_request_total` minus Paddock's: the
 //! scheduler, kubelets, controllers, and the benchmark's own reads), each by
 //! `VERB resource`. WATCH is left out: a watch is opened once, not per unit.
+//! On kubesim the others are the simulated controllers' writes
+//! (`WRITE* pods/status`: the scheduler, kubelets, endpoints controller...),
+//! which a real cluster's make as requests.
 
 use super::target::Counts;
 use serde::Serialize;
@@ -96,12 +99,30 @@ impl Cost {
             each.join(", "),
             self.units
         )?;
-        match self.cluster_total {
-            Some(c) => writeln!(out, "; the API server's others meanwhile: {c:.2} per {what}"),
-            None => writeln!(out),
+        match (&self.cluster, self.cluster_total) {
+            (Some(map), Some(c)) => {
+                let each: Vec<String> =
+                    map.iter().filter(|(_, v)| **v >= 0.05).map(|(k, v)| format!("{k} {v:.2}")).collect();
+                writeln!(out, "; the API server's others meanwhile: {c:.2} per {what} ({})", each.join(", "))
+            }
+            _ => writeln!(out),
         }?;
         Ok(())
     }
+}
+
+/// The cost of `units` from a controller process's request snapshots
+/// before and after (None when it has none) and the server's counts.
+pub fn of_process(
+    units: usize,
+    before: Option<controller::requests::Snapshot>,
+    after: Option<controller::requests::Snapshot>,
+    server: Option<(&Counts, &Counts)>,
+) -> Option<Cost> {
+    let (a, b) = before.zip(after)?;
+    let all = ["api", "instance", "pool", "tenant", "template"];
+    let mine = minus(&paddock_of(&b, &all), &paddock_of(&a, &all));
+    Some(Cost::of(units, &mine, &mine, server))
 }
 
 #[cfg(test)]

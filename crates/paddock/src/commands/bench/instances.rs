@@ -50,6 +50,9 @@ struct Report {
     /// Instance reconciles per instance over the same span (none with
     /// `--installed-controller`).
     reconciles_per_instance: Option<f64>,
+    /// Paddock's requests per instance and the API server's others over the
+    /// same span (none with `--installed-controller`).
+    requests_per_instance: Option<super::cost::Cost>,
     /// The controller process once every instance runs (and after a settle);
     /// none with `--installed-controller`.
     controller: Option<Usage>,
@@ -130,6 +133,10 @@ async fn measure(
         })
     };
     let r0 = reconciles(controller, "instance").await;
+    let q0 = match controller {
+        Some(c) => c.requests().await,
+        None => None,
+    };
     let (c0, t0) = (target.counts().await, Instant::now());
     let creates = (0..args.count).map(|n| {
         let (insts, template_name) = (insts.clone(), template_name.clone());
@@ -156,7 +163,12 @@ async fn measure(
     let per = |n: u64| n as f64 / args.count as f64;
     let counts = c0.zip(target.counts().await);
     let writes = counts.as_ref().map(|(a, b)| per(b.writes.saturating_sub(a.writes)));
-    let reads = counts.map(|(a, b)| per(b.reads.saturating_sub(a.reads)));
+    let reads = counts.as_ref().map(|(a, b)| per(b.reads.saturating_sub(a.reads)));
+    let q1 = match controller {
+        Some(c) => c.requests().await,
+        None => None,
+    };
+    let requests_per_instance = super::cost::of_process(args.count, q0, q1, counts.as_ref().map(|(a, b)| (a, b)));
     let per_instance = reconciles_per(controller, "instance", r0, args.count).await;
     watch.abort();
     let mut lat: Vec<Duration> = {
@@ -174,6 +186,7 @@ async fn measure(
         writes_per_instance: writes,
         reads_per_instance: reads,
         reconciles_per_instance: per_instance,
+        requests_per_instance,
         controller: match controller {
             Some(c) => Some(c.usage().await),
             None => None,
@@ -196,6 +209,9 @@ fn table(out: &mut dyn Write, r: &Report) -> Result<()> {
     }
     if let Some(x) = r.reconciles_per_instance {
         writeln!(out, "instance reconciles per instance: {x:.1}")?;
+    }
+    if let Some(c) = &r.requests_per_instance {
+        c.line(out, "cold start")?;
     }
     if let Some(c) = &r.controller {
         writeln!(out, "controller process with {} instances: {c}", r.count)?;

@@ -180,6 +180,12 @@ impl ControllerProcess {
         Some(sum_of(&self.metrics().await?, "paddock_reconciles_total", Some(controller)))
     }
 
+    /// The requests it sent to the API server so far
+    /// (`paddock_kube_requests_total`), as a [`controller::requests::Requests`] snapshot.
+    pub async fn requests(&self) -> Option<controller::requests::Snapshot> {
+        Some(kube_requests(&self.metrics().await?))
+    }
+
     /// Its /metrics page.
     async fn metrics(&self) -> Option<String> {
         reqwest::get(format!("http://{}/metrics", self.health)).await.ok()?.text().await.ok()
@@ -216,6 +222,18 @@ pub async fn reconciles_per(
     before.zip(reconciles(controller, name).await).map(|(a, b)| (b - a) / items.max(1) as f64)
 }
 
+/// `paddock_kube_requests_total` by (component, verb, resource).
+fn kube_requests(text: &str) -> controller::requests::Snapshot {
+    let mut out = Vec::new();
+    for line in text.lines().filter(|l| l.starts_with("paddock_kube_requests_total{")) {
+        let label = |name: &str| line.split(&format!("{name}=\"")).nth(1).and_then(|r| r.split('"').next());
+        let (Some(c), Some(v), Some(r)) = (label("component"), label("verb"), label("resource")) else { continue };
+        let Some(n) = line.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()) else { continue };
+        out.push(((c.to_string(), v.to_string(), r.to_string()), n as u64));
+    }
+    out
+}
+
 /// Sums the series of counter `metric` (of one controller's, or of all).
 fn sum_of(text: &str, metric: &str, controller: Option<&str>) -> f64 {
     let label = controller.map(|c| format!("controller=\"{c}\""));
@@ -244,5 +262,15 @@ mod tests {
             paddock_watch_restarts_total{controller=\"instance\"} 1\n\
             paddock_watch_restarts_total_created{controller=\"tenant\"} 1764500000\n";
         assert_eq!(super::sum_of(text, "paddock_watch_restarts_total", None), 3.0, "not the _created series");
+    }
+
+    #[test]
+    fn paddocks_requests_are_read_from_its_metrics() {
+        let text = "paddock_kube_requests_total{component=\"tenant\",verb=\"APPLY\",resource=\"namespaces\"} 3\n\
+            paddock_kube_requests_total{component=\"pool\",verb=\"POST\",resource=\"pods\"} 2\n\
+            paddock_reconciles_total{controller=\"tenant\",result=\"ok\"} 12\n";
+        let got = super::kube_requests(text);
+        let key = |c: &str, v: &str, r: &str| (c.to_string(), v.to_string(), r.to_string());
+        assert_eq!(got, vec![(key("tenant", "APPLY", "namespaces"), 3), (key("pool", "POST", "pods"), 2)]);
     }
 }

@@ -55,9 +55,10 @@ impl TargetArgs {
     }
 }
 
-/// On kubesim, the key under which [`Counts::by`] holds the writes of the
-/// simulated controllers (scheduler, kubelets, garbage collector, ...).
-pub const SIMULATED_CONTROLLERS: &str = "WRITE (simulated controllers)";
+/// On kubesim, how [`Counts::by`] names the writes of the simulated
+/// controllers (scheduler, kubelets, endpoints, garbage collector, ...):
+/// `WRITE* pods/status`.
+pub const SIMULATED: &str = "WRITE*";
 
 /// API-server requests served so far.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -179,11 +180,13 @@ impl Target {
                 let cluster = s.cluster();
                 let mut c = request_totals(&cluster.requests.exposition());
                 // The simulated controllers write to the store directly, not
-                // over HTTP: their writes are the resourceVersions no HTTP
-                // write made (a failed HTTP write makes none, so this is a
-                // floor).
-                let internal = cluster.current_rv().saturating_sub(cluster.requests.writes());
-                c.by.insert(SIMULATED_CONTROLLERS.to_string(), internal);
+                // over HTTP: their writes are the stored writes no HTTP write
+                // made, by resource.
+                let http = cluster.requests.http_writes();
+                for (resource, n) in cluster.requests.stored() {
+                    let internal = n.saturating_sub(http.get(&resource).copied().unwrap_or(0));
+                    c.by.insert(format!("{SIMULATED} {resource}"), internal);
+                }
                 Some(c)
             }
             Kind::Cluster { .. } => {

@@ -64,9 +64,17 @@ struct Report {
     /// `--installed-controller`).
     reconciles_per_tenant: Option<f64>,
     paddock_over_kubectl: Option<f64>,
+    /// What provisioning a tenant cost the API server: Paddock's requests
+    /// per tenant (none with `--installed-controller`) and the server's others.
+    requests_per_tenant: Option<super::cost::Cost>,
     /// The controller process this run started (none with `--installed-controller`).
     controller: Option<Usage>,
     bench_process_rss_mib: Option<f64>,
+}
+
+/// The controller process's requests so far (None without one).
+async fn requests_of(controller: Option<&ControllerProcess>) -> Option<controller::requests::Snapshot> {
+    controller?.requests().await
 }
 
 fn spec() -> serde_json::Value {
@@ -132,6 +140,7 @@ async fn measure(
         })
     };
     let r0 = reconciles(controller.as_ref(), "tenant").await;
+    let (q0, c0) = (requests_of(controller.as_ref()).await, target.counts().await);
     let (w0, t0) = (writes(target).await, Instant::now());
     let creates = (0..args.count).map(|i| {
         let (tenants, run) = (tenants.clone(), run.clone());
@@ -156,6 +165,12 @@ async fn measure(
     let elapsed = t0.elapsed();
     let paddock = way(args.count, elapsed, w0, writes(target).await);
     let reconciles_per_tenant = reconciles_per(controller.as_ref(), "tenant", r0, args.count).await;
+    let requests_per_tenant = super::cost::of_process(
+        args.count,
+        q0,
+        requests_of(controller.as_ref()).await,
+        c0.as_ref().zip(target.counts().await.as_ref()),
+    );
     // Let the controller settle (Events, watch-triggered re-reconciles) before the
     // other two run, so they are not measured against its leftover work.
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -218,6 +233,7 @@ async fn measure(
         paddock_over_raw: paddock.tenants_per_second / raw.tenants_per_second.max(1e-9),
         write_rate_over_raw: paddock.writes_per_second.zip(raw.writes_per_second).map(|(p, r)| p / r.max(1e-9)),
         reconciles_per_tenant,
+        requests_per_tenant,
         paddock_over_kubectl: kubectl.as_ref().map(|k| paddock.tenants_per_second / k.tenants_per_second.max(1e-9)),
         paddock,
         raw,
@@ -335,6 +351,9 @@ fn table(out: &mut dyn Write, r: &Report) -> Result<()> {
     }
     if let Some(x) = r.reconciles_per_tenant {
         writeln!(out, "tenant reconciles per tenant: {x:.1}")?;
+    }
+    if let Some(c) = &r.requests_per_tenant {
+        c.line(out, "tenant")?;
     }
     if let Some(x) = r.paddock_over_kubectl {
         writeln!(out, "paddock / kubectl loop: {x:.1}")?;
