@@ -3,7 +3,7 @@
 //! Requests are counted and timed by a middleware, labelled with the route
 //! template (`/v1/tenants/{tenant}/instances`, never the tenant's name, so
 //! the label set stays small and names do not leak); the live-status figures
-//! are read from the hub at scrape time. Every name is listed in the README.
+//! are read from the hub at scrape time. Every name is listed in docs/observability.md.
 
 use crate::hub::Hub;
 use axum::extract::{MatchedPath, Request, State};

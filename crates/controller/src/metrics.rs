@@ -4,7 +4,7 @@
 //! happen; gauges of state (instances by phase, warm pools, leadership) are
 //! read from the controller's caches at scrape time, so they cannot drift.
 //!
-//! Every name and label is listed in the README ("Metrics").
+//! Every name and label is listed in docs/observability.md.
 
 use crate::leader::Leadership;
 use crate::pool::Pools;

@@ -1,7 +1,7 @@
-//! Every complete Paddock manifest in the README (a fenced `yaml` block with
-//! `apiVersion: paddock.dev/v1alpha1`) is applied to a cluster with the
-//! reconcilers running and must become Ready (Tenants) or Accepted
-//! (Templates): the README cannot drift from the code. On kubesim, or a real
+//! Every complete Paddock manifest in the README and the pages of `docs/` (a
+//! fenced `yaml` block with `apiVersion: paddock.dev/v1alpha1`) is applied
+//! to a cluster with the reconcilers running and must become Ready (Tenants)
+//! or Accepted (Templates): the documentation cannot drift from the code. On kubesim, or a real
 //! cluster with PADDOCK_TEST_KUBECONFIG (names get a suffix unique to the run).
 
 use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams};
@@ -12,9 +12,30 @@ use std::time::Duration;
 
 const T: Duration = Duration::from_secs(60);
 
-/// The Paddock documents of the README's yaml blocks.
+/// The README and every page of `docs/`.
+fn pages() -> Vec<(String, String)> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let mut paths = vec![root.join("README.md")];
+    let mut docs: Vec<_> = std::fs::read_dir(root.join("docs"))
+        .expect("docs/ is there")
+        .map(|e| e.expect("a docs/ entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "md"))
+        .collect();
+    docs.sort();
+    paths.extend(docs);
+    paths.into_iter().map(|p| (p.display().to_string(), std::fs::read_to_string(&p).expect("a page reads"))).collect()
+}
+
+/// The Paddock documents of the pages' yaml blocks.
 fn readme_manifests() -> Vec<Value> {
-    let text = include_str!("../../../README.md");
+    let mut out = Vec::new();
+    for (page, text) in pages() {
+        out.extend(manifests_of(&page, &text));
+    }
+    out
+}
+
+fn manifests_of(page: &str, text: &str) -> Vec<Value> {
     let mut out = Vec::new();
     let mut block: Option<String> = None;
     for line in text.lines() {
@@ -22,7 +43,7 @@ fn readme_manifests() -> Vec<Value> {
             (None, l) if l.starts_with("```yaml") => block = Some(String::new()),
             (Some(b), l) if l.starts_with("```") => {
                 for doc in b.split("\n---\n") {
-                    let v: Value = serde_yaml_ng::from_str(doc).expect("a README yaml block parses");
+                    let v: Value = serde_yaml_ng::from_str(doc).unwrap_or_else(|e| panic!("a yaml block of {page}: {e}"));
                     if v["apiVersion"] == "paddock.dev/v1alpha1" {
                         out.push(v);
                     }
@@ -74,6 +95,12 @@ async fn every_readme_manifest_becomes_ready() {
             d
         })
         .collect();
+    let mut names: Vec<(String, String)> =
+        docs.iter().map(|d| (d["kind"].to_string(), d["metadata"]["name"].to_string())).collect();
+    names.sort();
+    let count = names.len();
+    names.dedup();
+    assert_eq!(names.len(), count, "two pages show the same kind and name: each example must stand alone");
     docs.sort_by_key(|d| d.pointer("/spec/kind") != Some(&Value::from("Group")));
     let mut made = Vec::new();
     for d in &docs {

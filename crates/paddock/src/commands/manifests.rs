@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 #[derive(Args, Debug)]
 pub struct ManifestArgs {
-    /// Container image of Paddock (build and push it yourself; see README).
+    /// Container image of Paddock (build and push it yourself; see docs/install.md).
     #[arg(long, env = "PADDOCK_IMAGE", default_value = concat!("paddock:", env!("CARGO_PKG_VERSION")))]
     pub image: String,
     /// Namespace Paddock runs in.
