@@ -43,7 +43,8 @@ fn manifests_of(page: &str, text: &str) -> Vec<Value> {
             (None, l) if l.starts_with("```yaml") => block = Some(String::new()),
             (Some(b), l) if l.starts_with("```") => {
                 for doc in b.split("\n---\n") {
-                    let v: Value = serde_yaml_ng::from_str(doc).unwrap_or_else(|e| panic!("a yaml block of {page}: {e}"));
+                    let v: Value =
+                        serde_yaml_ng::from_str(doc).unwrap_or_else(|e| panic!("a yaml block of {page}: {e}"));
                     if v["apiVersion"] == "paddock.dev/v1alpha1" {
                         out.push(v);
                     }
