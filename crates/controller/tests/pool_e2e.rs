@@ -26,7 +26,7 @@ fn sim_config() -> SimConfig {
         nodes: config::parse_nodes(
             "task-1,cpu=64,memory=256Gi,pods=400,label=paddock.dev/node-role=task,taint=paddock.dev/node-role=task:NoSchedule;\
              task-2,cpu=64,memory=256Gi,pods=400,label=paddock.dev/node-role=task,taint=paddock.dev/node-role=task:NoSchedule;\
-             vpn-1,cpu=2,memory=4Gi,label=paddock.dev/node-role=vpn,taint=paddock.dev/node-role=vpn:NoSchedule",
+             vpn-1,cpu=2,memory=4Gi,label=paddock.dev/node-role=vpn,taint=paddock.dev/node-role=vpn:NoSchedule,sysctl=net.ipv4.ip_forward",
         )
         .unwrap(),
         ..SimConfig::default()

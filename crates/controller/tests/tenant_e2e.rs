@@ -243,8 +243,8 @@ async fn task_pods_land_only_on_task_or_shared_nodes() {
     let cfg = SimConfig {
         nodes: config::parse_nodes(
             "task-1,label=paddock.dev/node-role=task,taint=paddock.dev/node-role=task:NoSchedule;\
-         vpn-1,label=paddock.dev/node-role=vpn,taint=paddock.dev/node-role=vpn:NoSchedule;\
-         shared-1,label=paddock.dev/node-role=shared,taint=paddock.dev/node-role=shared:PreferNoSchedule;\
+         vpn-1,label=paddock.dev/node-role=vpn,taint=paddock.dev/node-role=vpn:NoSchedule,sysctl=net.ipv4.ip_forward;\
+         shared-1,label=paddock.dev/node-role=shared,taint=paddock.dev/node-role=shared:PreferNoSchedule,sysctl=net.ipv4.ip_forward;\
          other-1;unmanaged-1,label=paddock.dev/node-role=unmanaged,taint=paddock.dev/node-role=unmanaged:NoExecute",
         )
         .unwrap(),

@@ -26,7 +26,7 @@ async fn the_vpn_reaches_exactly_the_teamnet() {
     let cfg = SimConfig {
         nodes: config::parse_nodes(
             "task-1,cpu=16,memory=64Gi,label=paddock.dev/node-role=task,taint=paddock.dev/node-role=task:NoSchedule;\
-             vpn-1,cpu=2,memory=4Gi,label=paddock.dev/node-role=vpn,taint=paddock.dev/node-role=vpn:NoSchedule",
+             vpn-1,cpu=2,memory=4Gi,label=paddock.dev/node-role=vpn,taint=paddock.dev/node-role=vpn:NoSchedule,sysctl=net.ipv4.ip_forward",
         )
         .unwrap(),
         ..SimConfig::default()
@@ -149,5 +149,57 @@ async fn the_vpn_reaches_exactly_the_teamnet() {
     // kubesim checks no permissions: every request of the run must be one
     // Paddock's shipped RBAC allows.
     assert_eq!(controller::rbac::not_allowed(&tc.access()), Vec::<String>::new(), "outside Paddock's RBAC");
+    tc.finish().await;
+}
+
+/// A VPN node whose kubelet does not allow `net.ipv4.ip_forward` (upstream's
+/// default) refuses the VPN pod: the tenant says so (Degraded, the kubelet's
+/// reason and message, and what to allow), instead of Ready with a VPN that
+/// never comes up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_vpn_pod_the_kubelet_refuses_shows_on_the_tenant() {
+    let cfg = SimConfig {
+        nodes: config::parse_nodes(
+            "task-1,label=paddock.dev/node-role=task,taint=paddock.dev/node-role=task:NoSchedule;\
+             vpn-1,label=paddock.dev/node-role=vpn,taint=paddock.dev/node-role=vpn:NoSchedule",
+        )
+        .unwrap(),
+        ..SimConfig::default()
+    };
+    let tc = TestCluster::with_config(cfg).await;
+    let Some(_) = tc.sim("needs a node whose kubelet refuses the sysctl") else { return };
+    controller::install::crds(&tc.client, "paddock-test", T).await.unwrap();
+    let settings =
+        Settings { namespace_prefix: "pq-".into(), vpn_endpoint: Some("vpn.test".into()), ..Default::default() };
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let stop = futures::FutureExt::shared(futures::FutureExt::boxed(async move {
+        let _ = rx.await;
+    }));
+    let ctl = tokio::spawn(controller::install::reconcilers(tc.client.clone(), settings, Default::default(), stop));
+    let tenants: Api<Tenant> = Api::all(tc.client.clone());
+    let t: Tenant = serde_json::from_value(json!({"apiVersion": "paddock.dev/v1alpha1", "kind": "Tenant",
+        "metadata": {"name": "green"}, "spec": {"kind": "Team", "storage": {"enabled": false},
+        "vpn": {"enabled": true, "clients": 1}}}))
+    .unwrap();
+    tenants.create(&PostParams::default(), &t).await.unwrap();
+    let t = wait_for(&tenants, "green", T, |t| t.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Degraded"))
+        .await;
+    let st = t.status.unwrap();
+    let ready = &st.conditions[0];
+    assert_eq!((ready.type_.as_str(), ready.reason.as_str()), ("Ready", "SysctlForbidden"), "{st:?}");
+    assert!(
+        ready.message.contains(r#"Pod was rejected: forbidden sysctl: "net.ipv4.ip_forward" not allowlisted"#)
+            && ready.message.contains("--allowed-unsafe-sysctls=net.ipv4.ip_forward"),
+        "{}",
+        ready.message
+    );
+    let vpn = st.vpn.unwrap();
+    assert!(!vpn.ready && vpn.failure.is_some_and(|f| f.reason == "SysctlForbidden"));
+    // The pod as the kubelet left it.
+    let pod = Api::<Pod>::namespaced(tc.client.clone(), "pq-green").get("vpn").await.unwrap();
+    let ps = pod.status.unwrap();
+    assert_eq!((ps.phase.as_deref(), ps.reason.as_deref()), (Some("Failed"), Some("SysctlForbidden")));
+    let _ = tx.send(());
+    let _ = tokio::time::timeout(T, ctl).await;
     tc.finish().await;
 }

@@ -79,6 +79,11 @@ pub struct NodeSpec {
     pub pods: u32,
     #[serde(default)]
     pub unschedulable: bool,
+    /// Unsafe sysctls its kubelet allows pods to set (its
+    /// `--allowed-unsafe-sysctls`: names, or prefixes ending in `*`); the
+    /// safe ones are always allowed. Upstream's default: none.
+    #[serde(default)]
+    pub allowed_unsafe_sysctls: Vec<String>,
 }
 
 fn default_cpu() -> String {
@@ -101,6 +106,7 @@ impl NodeSpec {
             memory: default_memory(),
             pods: default_pods(),
             unschedulable: false,
+            allowed_unsafe_sysctls: vec![],
         }
     }
 }
@@ -152,10 +158,11 @@ pub fn parse_nodes(spec: &str) -> Result<Vec<NodeSpec>, String> {
                     node.labels.insert(k.into(), v.into());
                 }
                 Some(("taint", t)) => node.taints.push(parse_taint(t)?),
+                Some(("sysctl", v)) if !v.is_empty() => node.allowed_unsafe_sysctls.push(v.to_string()),
                 None if f == "unschedulable" => node.unschedulable = true,
                 _ => {
                     return Err(format!(
-                        "node {name:?}: unknown setting {f:?} (expected cpu=, memory=, pods=, label=k=v, taint=k=v:Effect or unschedulable)"
+                        "node {name:?}: unknown setting {f:?} (expected cpu=, memory=, pods=, label=k=v, taint=k=v:Effect, sysctl=NAME or unschedulable)"
                     ));
                 }
             }

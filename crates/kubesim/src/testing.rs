@@ -30,9 +30,15 @@ pub fn real_cluster() -> bool {
 }
 
 impl TestCluster {
-    /// kubesim with its default configuration, or the real cluster.
+    /// kubesim with its default configuration, its node's kubelet allowing
+    /// the sysctl a VPN server needs (`net.ipv4.ip_forward`, as Paddock's
+    /// install docs ask of VPN nodes), or the real cluster.
     pub async fn start() -> TestCluster {
-        Self::with_config(SimConfig::default()).await
+        let mut config = SimConfig::default();
+        for n in &mut config.nodes {
+            n.allowed_unsafe_sysctls.push("net.ipv4.ip_forward".into());
+        }
+        Self::with_config(config).await
     }
 
     /// kubesim with this configuration, or the real cluster (the config is ignored).

@@ -210,6 +210,18 @@ pub struct VpnStatus {
     pub clients: u32,
     #[serde(default)]
     pub ready: bool,
+    /// Why the VPN server is not running, when its pod failed (e.g. its
+    /// node's kubelet refused its sysctl: reason `SysctlForbidden`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<VpnFailure>,
+}
+
+/// Why a tenant's VPN server pod failed: the pod's reason and message.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct VpnFailure {
+    pub reason: String,
+    pub message: String,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]

@@ -341,8 +341,10 @@ async fn apply(t: Arc<Tenant>, ctx: Arc<Context>) -> Result<Action, Error> {
         let waits_for_group = problems.iter().any(|p| p.contains("does not exist"));
         return Ok(if waits_for_group { Action::requeue(Duration::from_secs(30)) } else { Action::await_change() });
     }
+    // A failed VPN pod is made anew after a while: look again then.
+    let vpn_failed = conds.vpn.as_ref().is_some_and(|v| v.failure.is_some());
     write_status(&ctx, &t, conds).await?;
-    Ok(Action::await_change())
+    Ok(if vpn_failed { Action::requeue(super::vpn::RETRY_FAILED) } else { Action::await_change() })
 }
 
 async fn cleanup(t: Arc<Tenant>, ctx: Arc<Context>) -> Result<Action, Error> {

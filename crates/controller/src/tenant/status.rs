@@ -176,6 +176,8 @@ pub fn status_patch(t: &Tenant, c: Conditions) -> (TenantStatus, Option<(EventTy
         ("Failed", cond("Ready", false, reason, message.clone(), g))
     } else if let Some((reason, message)) = &c.refused {
         ("Degraded", cond("Ready", false, reason, message.clone(), g))
+    } else if let Some(f) = c.vpn.as_ref().and_then(|v| v.failure.as_ref()) {
+        ("Degraded", cond("Ready", false, &f.reason, format!("the VPN server pod failed: {}", f.message), g))
     } else if !c.namespace_active {
         (
             "Provisioning",

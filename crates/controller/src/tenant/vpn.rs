@@ -260,6 +260,12 @@ pub async fn reconcile(
         pols.patch(&p.name_any(), &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&p)).await?;
     }
     // A pod created just now is not ready yet; its readiness brings the next reconcile.
+    let failure = current.as_ref().and_then(failed);
+    if failure.is_some() && current.as_ref().is_some_and(|p| age(p) >= RETRY_FAILED) {
+        // Tried again now and then (its node may have been fixed); the
+        // deletion brings the next reconcile, which makes it anew.
+        pods.delete(NAME, &DeleteParams::default()).await?;
+    }
     let ready = current.is_some_and(|p| {
         p.status.and_then(|s| s.conditions).unwrap_or_default().iter().any(|c| c.type_ == "Ready" && c.status == "True")
     });
@@ -269,7 +275,37 @@ pub async fn reconcile(
         public_key: Some(keys.server.public().to_base64()),
         clients: v.clients,
         ready,
+        failure,
     }))
+}
+
+/// How long a failed VPN pod stays (saying why) before it is made anew.
+pub const RETRY_FAILED: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// Why the VPN pod failed, if it did: refused by its node's kubelet (e.g.
+/// `SysctlForbidden` when the node does not allow `net.ipv4.ip_forward`) or
+/// ended.
+fn failed(p: &Pod) -> Option<resources::tenant::VpnFailure> {
+    let s = p.status.as_ref().filter(|s| s.phase.as_deref() == Some("Failed"))?;
+    let node = p.spec.as_ref().and_then(|s| s.node_name.clone()).unwrap_or_default();
+    let mut message = s.message.clone().unwrap_or_else(|| "the VPN server pod failed".into());
+    if s.reason.as_deref() == Some("SysctlForbidden") {
+        message = format!(
+            "{message} (node {node}): the kubelet of the nodes the VPN runs on must allow it \
+             (--allowed-unsafe-sysctls=net.ipv4.ip_forward); tried again every {} minutes",
+            RETRY_FAILED.as_secs() / 60
+        );
+    }
+    Some(resources::tenant::VpnFailure { reason: s.reason.clone().unwrap_or_else(|| "Failed".into()), message })
+}
+
+/// How long ago a pod was made.
+fn age(p: &Pod) -> std::time::Duration {
+    p.metadata
+        .creation_timestamp
+        .as_ref()
+        .map(|t| t.0.duration_until(jiff::Timestamp::now()).unsigned_abs())
+        .unwrap_or_default()
 }
 
 /// `host:port` for clients: the configured host with the NodePort, or the

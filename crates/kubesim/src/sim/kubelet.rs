@@ -190,6 +190,22 @@ impl Kubelet {
             return;
         }
         let phase = pod.pointer("/status/phase").and_then(Value::as_str).unwrap_or("Pending");
+        if phase == "Pending"
+            && !self.started.contains(&uid)
+            && let Some(why) = sysctl_refusal(pod, sim.c.config.nodes.iter().find(|n| n.name == node))
+        {
+            // As the kubelet's admission (`rejectPod`): the pod fails before it starts.
+            self.started.insert(uid.clone());
+            log_err(
+                "pod rejected",
+                sim.c.modify(sim.ids.pods, &ns, &name, Some("status"), "kubelet", |p| {
+                    p["status"]["phase"] = json!("Failed");
+                    p["status"]["reason"] = json!("SysctlForbidden");
+                    p["status"]["message"] = json!(format!("Pod was rejected: {why}"));
+                }),
+            );
+            return;
+        }
         if phase == "Pending" && self.started.insert(uid.clone()) {
             let ip = self.alloc_ip(sim, &uid);
             // Seen before a restart of the simulator: keep the address it had.
@@ -526,4 +542,47 @@ mod tests {
         assert_eq!(normalize_image("ghcr.io/x/y:1"), "ghcr.io/x/y:1");
         assert_eq!(normalize_image("localhost:5000/x"), "localhost:5000/x:latest");
     }
+}
+
+/// Sysctls every kubelet allows (upstream's `SafeSysctlAllowlist`, 1.29),
+/// and whether each is in the network namespace.
+const SAFE_SYSCTLS: &[(&str, bool)] = &[
+    ("kernel.shm_rmid_forced", false),
+    ("net.ipv4.ip_local_port_range", true),
+    ("net.ipv4.tcp_syncookies", true),
+    ("net.ipv4.ping_group_range", true),
+    ("net.ipv4.ip_unprivileged_port_start", true),
+    ("net.ipv4.ip_local_reserved_ports", true),
+    ("net.ipv4.tcp_keepalive_time", true),
+    ("net.ipv4.tcp_fin_timeout", true),
+    ("net.ipv4.tcp_keepalive_intvl", true),
+    ("net.ipv4.tcp_keepalive_probes", true),
+];
+
+/// Why the kubelet of `node` refuses the pod's sysctls, as upstream's
+/// sysctl admission says it (`forbidden sysctl: "x" not allowlisted`), if
+/// it does: a sysctl must be safe or in the node's allowed unsafe ones, and
+/// a safe network one is refused to a pod on the host's network.
+pub fn sysctl_refusal(pod: &Value, node: Option<&crate::config::NodeSpec>) -> Option<String> {
+    let host_net = pod.pointer("/spec/hostNetwork").and_then(Value::as_bool).unwrap_or(false);
+    let sysctls = pod.pointer("/spec/securityContext/sysctls").and_then(Value::as_array)?;
+    let allowed = node.map(|n| n.allowed_unsafe_sysctls.as_slice()).unwrap_or_default();
+    for s in sysctls {
+        // Upstream normalises slashes to dots.
+        let name = s["name"].as_str().unwrap_or_default().replace('/', ".");
+        if let Some((_, net)) = SAFE_SYSCTLS.iter().find(|(n, _)| *n == name) {
+            if *net && host_net {
+                return Some(format!("forbidden sysctl: {name:?} not allowed with host net enabled"));
+            }
+            continue;
+        }
+        let matches = |p: &String| match p.strip_suffix('*') {
+            Some(prefix) => name.starts_with(prefix),
+            None => *p == name,
+        };
+        if !allowed.iter().any(matches) {
+            return Some(format!("forbidden sysctl: {name:?} not allowlisted"));
+        }
+    }
+    None
 }

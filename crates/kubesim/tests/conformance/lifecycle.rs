@@ -129,3 +129,39 @@ async fn namespace_termination() {
     assert_eq!(e.code, 403);
     tc.finish().await;
 }
+
+/// The kubelet refuses a pod that sets an unsafe sysctl its node does not
+/// allow (upstream's default allows none): the pod fails before it starts,
+/// with the kubelet's admission reason and message (`pkg/kubelet/sysctl`,
+/// `rejectPod`). A safe sysctl is fine.
+#[tokio::test]
+async fn the_kubelet_refuses_a_sysctl_its_node_does_not_allow() {
+    let mut tc = TestCluster::start().await;
+    let ns = tc.namespace("sysctl").await;
+    let pods: Api<Pod> = Api::namespaced(tc.client.clone(), &ns);
+    let pod = |name: &str, sysctl: &str| -> Pod {
+        serde_json::from_value(json!({"metadata": {"name": name}, "spec": {
+            "securityContext": {"sysctls": [{"name": sysctl, "value": "1"}]},
+            "containers": [{"name": "c", "image": "registry.k8s.io/pause:3.10"}]}}))
+        .unwrap()
+    };
+    pods.create(&PostParams::default(), &pod("unsafe", "kernel.msgmax")).await.unwrap();
+    pods.create(&PostParams::default(), &pod("safe", "net.ipv4.tcp_syncookies")).await.unwrap();
+    wait_until(Duration::from_secs(60), "the unsafe pod to be refused", || async {
+        let p = pods.get("unsafe").await.unwrap();
+        p.status.is_some_and(|s| s.phase.as_deref() == Some("Failed"))
+    })
+    .await;
+    let failed = pods.get("unsafe").await.unwrap().status.unwrap();
+    assert_eq!(failed.reason.as_deref(), Some("SysctlForbidden"));
+    assert_eq!(
+        failed.message.as_deref(),
+        Some(r#"Pod was rejected: forbidden sysctl: "kernel.msgmax" not allowlisted"#)
+    );
+    wait_until(Duration::from_secs(60), "the safe pod to run", || async {
+        let p = pods.get("safe").await.unwrap();
+        p.status.and_then(|s| s.phase).is_some_and(|ph| ph == "Running")
+    })
+    .await;
+    tc.finish().await;
+}

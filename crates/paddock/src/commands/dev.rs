@@ -16,11 +16,12 @@ use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-/// A small realistic cluster: two task nodes, a VPN node and a shared node, each tainted for its role.
+/// A small realistic cluster: two task nodes, a VPN node and a shared node, each tainted for its role;
+/// the VPN and shared nodes' kubelets allow the sysctl the VPN server needs.
 pub const DEV_NODES: &str = "task-1,cpu=8,memory=32Gi,label=paddock.dev/node-role=task,taint=paddock.dev/node-role=task:NoSchedule;\
 task-2,cpu=8,memory=32Gi,label=paddock.dev/node-role=task,taint=paddock.dev/node-role=task:NoSchedule;\
-vpn-1,cpu=2,memory=4Gi,label=paddock.dev/node-role=vpn,taint=paddock.dev/node-role=vpn:NoSchedule;\
-shared-1,cpu=4,memory=16Gi,label=paddock.dev/node-role=shared,taint=paddock.dev/node-role=shared:PreferNoSchedule";
+vpn-1,cpu=2,memory=4Gi,label=paddock.dev/node-role=vpn,taint=paddock.dev/node-role=vpn:NoSchedule,sysctl=net.ipv4.ip_forward;\
+shared-1,cpu=4,memory=16Gi,label=paddock.dev/node-role=shared,taint=paddock.dev/node-role=shared:PreferNoSchedule,sysctl=net.ipv4.ip_forward";
 
 const EXAMPLES: &[(&str, &str)] = &[
     ("ctf-web", include_str!("../../../../examples/templates/ctf-web.yaml")),
