@@ -501,49 +501,6 @@ fn set_waiting(sim: &Sim, ns: &str, name: &str, image: &str, reason: &str, messa
     );
 }
 
-#[cfg(test)]
-mod tests {
-    use super::{non_root_refusal, normalize_image};
-    use serde_json::json;
-
-    #[test]
-    fn the_kubelet_refuses_run_as_non_root_for_root_images_as_upstream_does() {
-        let images = crate::config::SimConfig::default().images;
-        let pod = |image: &str, pod_sc: serde_json::Value, sc: serde_json::Value| {
-            json!({"metadata": {"name": "p", "namespace": "ns", "uid": "u"},
-                "spec": {"securityContext": pod_sc, "containers": [{"name": "c", "image": image, "securityContext": sc}]}})
-        };
-        let refused = |p: serde_json::Value| non_root_refusal(&p, &images).map(|(_, why)| why);
-        assert_eq!(
-            refused(pod("postgres:16", json!({}), json!({"runAsNonRoot": true}))).as_deref(),
-            Some("container has runAsNonRoot and image will run as root (pod: \"p_ns(u)\", container: c)")
-        );
-        assert!(
-            refused(pod("ghcr.io/actions/actions-runner:2.320.0", json!({"runAsNonRoot": true}), json!({})))
-                .unwrap()
-                .contains("non-numeric user (runner)")
-        );
-        assert!(
-            refused(pod("postgres:16", json!({"runAsNonRoot": true}), json!({"runAsUser": 0})))
-                .unwrap()
-                .starts_with("container's runAsUser breaks non-root policy")
-        );
-        // A user id, an image that runs as one, or no runAsNonRoot: started.
-        assert_eq!(refused(pod("postgres:16", json!({"runAsNonRoot": true, "runAsUser": 999}), json!({}))), None);
-        assert_eq!(refused(pod("quay.io/jupyter/base-notebook:2024", json!({"runAsNonRoot": true}), json!({}))), None);
-        assert_eq!(refused(pod("postgres:16", json!({}), json!({}))), None);
-    }
-
-    #[test]
-    fn image_names() {
-        assert_eq!(normalize_image("nginx"), "docker.io/library/nginx:latest");
-        assert_eq!(normalize_image("nginx:1.27"), "docker.io/library/nginx:1.27");
-        assert_eq!(normalize_image("bitnami/redis:7"), "docker.io/bitnami/redis:7");
-        assert_eq!(normalize_image("ghcr.io/x/y:1"), "ghcr.io/x/y:1");
-        assert_eq!(normalize_image("localhost:5000/x"), "localhost:5000/x:latest");
-    }
-}
-
 /// Sysctls every kubelet allows (upstream's `SafeSysctlAllowlist`, 1.29),
 /// and whether each is in the network namespace.
 const SAFE_SYSCTLS: &[(&str, bool)] = &[
@@ -585,4 +542,47 @@ pub fn sysctl_refusal(pod: &Value, node: Option<&crate::config::NodeSpec>) -> Op
         }
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{non_root_refusal, normalize_image};
+    use serde_json::json;
+
+    #[test]
+    fn the_kubelet_refuses_run_as_non_root_for_root_images_as_upstream_does() {
+        let images = crate::config::SimConfig::default().images;
+        let pod = |image: &str, pod_sc: serde_json::Value, sc: serde_json::Value| {
+            json!({"metadata": {"name": "p", "namespace": "ns", "uid": "u"},
+                "spec": {"securityContext": pod_sc, "containers": [{"name": "c", "image": image, "securityContext": sc}]}})
+        };
+        let refused = |p: serde_json::Value| non_root_refusal(&p, &images).map(|(_, why)| why);
+        assert_eq!(
+            refused(pod("postgres:16", json!({}), json!({"runAsNonRoot": true}))).as_deref(),
+            Some("container has runAsNonRoot and image will run as root (pod: \"p_ns(u)\", container: c)")
+        );
+        assert!(
+            refused(pod("ghcr.io/actions/actions-runner:2.320.0", json!({"runAsNonRoot": true}), json!({})))
+                .unwrap()
+                .contains("non-numeric user (runner)")
+        );
+        assert!(
+            refused(pod("postgres:16", json!({"runAsNonRoot": true}), json!({"runAsUser": 0})))
+                .unwrap()
+                .starts_with("container's runAsUser breaks non-root policy")
+        );
+        // A user id, an image that runs as one, or no runAsNonRoot: started.
+        assert_eq!(refused(pod("postgres:16", json!({"runAsNonRoot": true, "runAsUser": 999}), json!({}))), None);
+        assert_eq!(refused(pod("quay.io/jupyter/base-notebook:2024", json!({"runAsNonRoot": true}), json!({}))), None);
+        assert_eq!(refused(pod("postgres:16", json!({}), json!({}))), None);
+    }
+
+    #[test]
+    fn image_names() {
+        assert_eq!(normalize_image("nginx"), "docker.io/library/nginx:latest");
+        assert_eq!(normalize_image("nginx:1.27"), "docker.io/library/nginx:1.27");
+        assert_eq!(normalize_image("bitnami/redis:7"), "docker.io/bitnami/redis:7");
+        assert_eq!(normalize_image("ghcr.io/x/y:1"), "ghcr.io/x/y:1");
+        assert_eq!(normalize_image("localhost:5000/x"), "localhost:5000/x:latest");
+    }
 }
