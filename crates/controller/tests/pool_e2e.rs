@@ -111,9 +111,11 @@ impl Env {
 
 fn template(name: &str, pool: Value, delay: u64) -> Value {
     json!({"apiVersion": "paddock.dev/v1alpha1", "kind": "Template", "metadata": {"name": name},
-        "spec": {"networks": ["teamnet", "backend"], "maxPerTenant": 200, "warmPool": pool, "pods": [
+        "spec": {"networks": ["teamnet", "backend"], "maxPerTenant": 200, "warmPool": pool,
+            "exposure": [{"pod": "web", "port": "pub", "type": "NodePort"}], "pods": [
             {"name": "web", "image": "busybox:1.36", "networks": ["teamnet", "backend"],
-             "ports": [{"name": "http", "port": 8080}], "env": [{"name": "MODE", "value": "a"}],
+             "ports": [{"name": "http", "port": 8080}, {"name": "pub", "port": 9090, "expose": true}],
+             "env": [{"name": "MODE", "value": "a"}],
              "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}},
              "readinessProbe": {"tcpSocket": {"port": 8080}, "initialDelaySeconds": delay}}]}})
 }
@@ -333,11 +335,15 @@ async fn failing_sets_quota_cleanup_rolling_and_networks() {
         assert!(!reach("pf-red/vpn".into(), theirs.clone(), 8080).await, "not blue's claimed pod");
         assert!(!reach(mine.clone(), theirs.clone(), 8080).await, "claimed pods of two tenants are apart");
         if let Some(free) = unclaimed.first() {
-            assert!(
-                !reach("pf-red/vpn".into(), format!("{pool_ns}/{}", free.name_any()), 8080).await,
-                "nor unclaimed pods"
-            );
+            let free = format!("{pool_ns}/{}", free.name_any());
+            assert!(!reach("pf-red/vpn".into(), free.clone(), 8080).await, "nor unclaimed pods");
+            // The set's exposure policy is made with the set, and opens only once it is claimed.
+            let outside = "203.0.113.7".to_string();
+            assert!(!reach(outside.clone(), free.clone(), 9090).await, "an unclaimed pod's exposed port is closed");
         }
+        let outside = "203.0.113.7".to_string();
+        assert!(reach(outside.clone(), mine.clone(), 9090).await, "a claimed pod's exposed port is open to the world");
+        assert!(!reach(outside, mine.clone(), 8080).await, "its other ports are not");
     }
 
     // Deleting the instance deletes its claimed pods (and their Services and policies).
