@@ -153,6 +153,8 @@ where
     let pool_ctx = crate::pool::reconcile::Context::new(client_of("pool"), settings.clone(), pools, m.clone());
     let nodes = instances.clone();
     pool_ctx.read_node_roles_from(Box::new(move || nodes.any_node_has_role()));
+    let known = instances.clone();
+    pool_ctx.read_instances_from(Box::new(move |ns, name| known.instance_uid(ns, name)));
     let pool = crate::pool::reconcile::run(pool_ctx, stop.clone());
     let template = crate::template::run(client_of("template"), settings, m.clone(), template_users, stop.clone());
     let running: Vec<futures::future::BoxFuture<'static, (&'static str, Option<String>)>> = vec![

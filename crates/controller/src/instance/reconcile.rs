@@ -80,6 +80,13 @@ impl Context {
         Some(users.iter().map(|i| format!("{}/{}", i.namespace().unwrap_or_default(), i.name_any())).collect())
     }
 
+    /// The uid of the instance `ns/name` in the watch cache, if it shows one.
+    pub fn instance_uid(&self, ns: &str, name: &str) -> Option<String> {
+        let k = self.caches.get().filter(|k| crate::cache::ready(&k.instances))?;
+        let i = k.instances.get(&kube::runtime::reflector::ObjectRef::new(name).within(ns))?;
+        i.metadata.uid.clone()
+    }
+
     /// Whether any node carries a role, from the node watch (None while the
     /// controller does not run or the watch has not listed the nodes).
     pub fn any_node_has_role(&self) -> Option<bool> {

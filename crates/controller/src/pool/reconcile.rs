@@ -70,7 +70,13 @@ pub struct Context {
     /// Whether any node carries a role, from a watch another reconciler
     /// keeps (None while it has not listed the nodes).
     node_roles: std::sync::OnceLock<NodeRoles>,
+    /// An instance's uid by namespace and name, from the instance
+    /// reconciler's watch (None: not shown, or no watch).
+    instances: std::sync::OnceLock<InstanceUids>,
 }
+
+/// Reads an instance's uid (namespace, name) from a watch cache.
+pub type InstanceUids = Box<dyn Fn(&str, &str) -> Option<String> + Send + Sync>;
 
 /// Reads whether any node carries a role from a watch cache.
 pub type NodeRoles = Box<dyn Fn() -> Option<bool> + Send + Sync>;
@@ -96,7 +102,17 @@ impl Context {
             pods: std::sync::OnceLock::new(),
             expectations: Expectations::default(),
             node_roles: std::sync::OnceLock::new(),
+            instances: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Reads instances through `uids` (a watch cache) in the sweep.
+    pub fn read_instances_from(&self, uids: InstanceUids) {
+        let _ = self.instances.set(uids);
+    }
+
+    fn instance_uid(&self, ns: &str, name: &str) -> Option<String> {
+        self.instances.get().and_then(|f| f(ns, name))
     }
 
     /// Reads whether nodes carry roles through `roles` (a watch cache)
@@ -483,6 +499,11 @@ async fn sweep(ctx: &Context, tname: &str, claimed: &[Arc<Pod>]) -> Result<(), E
             continue;
         };
         if !seen.insert(uid.clone()) {
+            continue;
+        }
+        // An instance the watch shows is alive (no read for each claimed set
+        // every minute); one it does not show is confirmed with the API server.
+        if ctx.instance_uid(ins, name).as_deref() == Some(uid.as_str()) {
             continue;
         }
         let live = Api::<Instance>::namespaced(c.clone(), ins).get_opt(name).await?;
