@@ -111,6 +111,11 @@ async fn a_failed_instance_releases_its_pods_and_goes_after_the_retention() {
         pods.list_metadata(&lp).await.unwrap().items.is_empty()
     })
     .await;
+    // Nor in its status (a merge patch of a status that leaves an emptied
+    // list out used to leave the old list in place).
+    let insts: kube::Api<resources::Instance> = kube::Api::namespaced(env.tc.client.clone(), &env.state.namespace(&a));
+    let st = insts.get(&name).await.unwrap().status.unwrap();
+    assert!(st.pods.is_empty() && st.endpoints.is_empty(), "{st:?}");
     kubesim::testing::wait_until(T, "the instance is deleted after the retention", || async {
         env.call("GET", &path, Some(ADMIN), None).await.0 == StatusCode::NOT_FOUND
     })

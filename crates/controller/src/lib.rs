@@ -13,6 +13,7 @@ pub mod install;
 pub mod instance;
 pub mod labels;
 pub mod leader;
+pub mod merge;
 pub mod metrics;
 pub mod noderoles;
 pub mod pool;

@@ -243,6 +243,11 @@ async fn two_hundred_claims_against_a_pool_of_fifty() {
     // Refilled to 50 once the quota allows, never more than size + maxUnready unclaimed pods.
     quotas.patch("pool", &PatchParams::apply("paddock-test").force(), &Patch::Apply(&quota(200))).await.unwrap();
     env.pool_ready("one", 50).await;
+    // And its status says so: no old quota message left behind.
+    wait_for(&Api::<Template>::all(env.tc.client.clone()), "one", T, |t| {
+        t.status.as_ref().and_then(|s| s.pool.as_ref()).is_some_and(|p| p.state == "Ready" && p.message.is_empty())
+    })
+    .await;
     sampler.abort();
     let most = max_pool.load(Ordering::Relaxed);
     assert!(most <= 100, "at most size + maxUnready pool pods, saw {most}");

@@ -45,7 +45,8 @@ pub(super) async fn write_status(
     if inst.status.as_ref() == Some(&status) {
         return Ok(());
     }
-    let patch = Patch::Merge(serde_json::json!({"status": status}));
+    // Every field that went empty named with null (a cleared list, a gone claim).
+    let patch = Patch::Merge(serde_json::json!({"status": crate::merge::of(inst.status.as_ref(), &status)}));
     ctx.written.write(&ctx.echoes, inst, api.patch_status(&inst.name_any(), &PatchParams::default(), &patch)).await?;
     let old = inst.status.as_ref();
     for (warning, reason, note) in super::notice::transitions(old, &status) {

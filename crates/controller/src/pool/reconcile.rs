@@ -432,7 +432,8 @@ async fn fill(tpl: Arc<Template>, ctx: Arc<Context>) -> Result<Action, Error> {
         if let Some(wait) = wait {
             return Ok(Action::requeue(wait));
         }
-        let patch = json!({"status": {"pool": status}});
+        // Every field that went empty named with null (the message of a cause that is gone).
+        let patch = json!({"status": {"pool": crate::merge::of(current, &status)}});
         Api::<Template>::all(c.clone()).patch_status(&tname, &PatchParams::default(), &Patch::Merge(patch)).await?;
         ctx.status_written.lock().unwrap_or_else(|e| e.into_inner()).insert(tname.clone(), Instant::now());
     }

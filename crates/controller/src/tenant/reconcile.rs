@@ -237,11 +237,8 @@ async fn write_status(ctx: &Context, t: &Tenant, conds: Conditions) -> Result<()
     let api: Api<Tenant> = Api::all(ctx.client.clone());
     let patch = status_patch(t, conds);
     if Some(&patch.0) != t.status.as_ref() {
-        let mut status = serde_json::to_value(&patch.0).unwrap_or_default();
-        if patch.0.vpn.is_none() {
-            status["vpn"] = serde_json::Value::Null;
-        }
-        let merge = Patch::Merge(serde_json::json!({"status": status}));
+        // Every field that went empty named with null (a VPN turned off, its failure gone).
+        let merge = Patch::Merge(serde_json::json!({"status": crate::merge::of(t.status.as_ref(), &patch.0)}));
         ctx.written.write(&ctx.echoes, t, api.patch_status(&t.name_any(), &PatchParams::default(), &merge)).await?;
         if let Some((type_, reason, note)) = patch.1 {
             ctx.event(t, type_, &reason, note);
