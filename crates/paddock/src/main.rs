@@ -3,6 +3,7 @@
 mod client;
 mod commands;
 mod descriptors;
+mod help;
 mod kubeconfig;
 mod logging;
 mod settings;
@@ -102,7 +103,11 @@ impl Command {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = help::grouped(<Cli as clap::CommandFactory>::command()).get_matches();
+    let cli = match <Cli as clap::FromArgMatches>::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     if let Command::Completion { shell } = cli.command {
         // Written before any logging or runtime: only the script reaches stdout.
         let mut cmd = <Cli as clap::CommandFactory>::command();
