@@ -71,13 +71,19 @@ pub fn parse_token(token: &str) -> Option<(&str, &str)> {
     (!set.is_empty() && !pod.is_empty() && !secret.is_empty()).then_some((set, pod))
 }
 
+/// What a set is made of beyond its pods: 2 since a set brings its own
+/// headless Service and policies (made before its pods). Part of
+/// [`generation`], so sets an older Paddock made, which lack them, are
+/// replaced after an upgrade rather than claimed.
+const SET_FORMAT: u32 = 2;
+
 /// The version of a template's pods a pool builds from: a hash of what goes
-/// into the pod spec, so resizing the pool does not replace its pods but a
-/// change to the pods does.
+/// into the pod spec (and [`SET_FORMAT`]), so resizing the pool does not
+/// replace its pods but a change to the pods does.
 pub fn generation(tpl: &Template) -> String {
     let s = &tpl.spec;
     let personalize = s.warm_pool.as_ref().map(|p| p.personalize);
-    let what = json!([s.pods, s.networks, s.runtime_class_name, s.node_role, personalize]).to_string();
+    let what = json!([s.pods, s.networks, s.runtime_class_name, s.node_role, personalize, SET_FORMAT]).to_string();
     let mut h: u64 = 0xcbf29ce484222325;
     for b in what.bytes() {
         h ^= u64::from(b);
