@@ -319,10 +319,11 @@ async fn apply(inst: Arc<Instance>, ctx: Arc<Context>) -> Result<Action, Error> 
         return Ok(Action::await_change());
     }
     let mut problems = template_problems(&tpl, &ctx.settings);
+    // The template's own problems come first and name the reason.
+    let reason = if problems.is_empty() { "InvalidSpec" } else { "TemplateInvalid" };
     problems.extend(validate(&tpl, &inst, &ctx.settings));
     if !problems.is_empty() {
         let msg = problems.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("; ");
-        let reason = if msg.starts_with("template ") { "TemplateInvalid" } else { "InvalidSpec" };
         write_status(&ctx, &api, &inst, base_status(&inst, InstancePhase::Failed, reason, &msg)).await?;
         return Ok(Action::await_change());
     }
@@ -406,8 +407,9 @@ async fn apply(inst: Arc<Instance>, ctx: Arc<Context>) -> Result<Action, Error> 
     let desired = match build(&input) {
         Ok(d) => d,
         Err(problems) => {
+            // The template was checked above: what building refuses is the instance's.
             let msg = problems.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("; ");
-            let reason = if msg.starts_with("template ") { "TemplateInvalid" } else { "InvalidSpec" };
+            let reason = "InvalidSpec";
             write_status(&ctx, &api, &inst, base_status(&inst, InstancePhase::Failed, reason, &msg)).await?;
             return Ok(Action::await_change());
         }

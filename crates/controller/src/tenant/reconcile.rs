@@ -314,9 +314,13 @@ async fn apply(t: Arc<Tenant>, ctx: Arc<Context>) -> Result<Action, Error> {
         Ok(desired) => Some(claim_namespace(&ctx, &name, &desired.namespace).await?),
         Err(_) => None,
     };
+    // Problems with the tenant's groups may go away without an edit of it
+    // (a group created later): looked at again then.
+    let mut of_groups = false;
     let mut problems: Vec<String> = match (built, claimed) {
         (Ok(_), Some(Err(p))) => vec![p.to_string()],
         (Ok(desired), made) => {
+            of_groups = true;
             match children(&ctx, &t, &desired, made.and_then(Result::ok).flatten(), &mut conds).await {
                 // The API server refused one of the tenant's objects (RBAC, quota,
                 // admission): said on the tenant, not only in the log; retried.
@@ -334,9 +338,8 @@ async fn apply(t: Arc<Tenant>, ctx: Arc<Context>) -> Result<Action, Error> {
         problems.sort();
         conds.invalid(&problems.join("; "));
         write_status(&ctx, &t, conds).await?;
-        // A missing group may appear later; a bad spec waits for an edit.
-        let waits_for_group = problems.iter().any(|p| p.contains("does not exist"));
-        return Ok(if waits_for_group { Action::requeue(Duration::from_secs(30)) } else { Action::await_change() });
+        // A group may appear (or become one) later; a bad spec waits for an edit.
+        return Ok(if of_groups { Action::requeue(Duration::from_secs(30)) } else { Action::await_change() });
     }
     // A failed VPN pod is made anew after a while: look again then.
     let vpn_failed = conds.vpn.as_ref().is_some_and(|v| v.failure.is_some());
