@@ -227,9 +227,8 @@ impl Caches {
         if !ready(&self.quotas) {
             return None;
         }
-        let quotas = self.quotas.state();
-        let q = quotas.iter().find(|q| q.metadata.namespace.as_deref() == Some(ns))?;
-        crate::quota::Usage::of_quota(q)
+        let q = lookup(&self.quotas, Some(ns), crate::tenant::build::QUOTA)?;
+        crate::quota::Usage::of_quota(&q)
     }
 
     /// Whether a node carries a role, once the node watch has listed them.

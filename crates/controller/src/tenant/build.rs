@@ -47,6 +47,9 @@ pub struct Desired {
     pub storage: Option<PersistentVolumeClaim>,
 }
 
+/// The name of a tenant's ResourceQuota in its namespace.
+pub const QUOTA: &str = "quota";
+
 pub fn namespace_name(tenant: &str, settings: &Settings) -> String {
     format!("{}{tenant}", settings.namespace_prefix)
 }
@@ -219,7 +222,7 @@ pub fn build(t: &Tenant, settings: &Settings) -> Result<Desired, Vec<FieldProble
     .filter_map(|(k, v)| Some((k.to_string(), Quantity(v?))))
     .collect();
     let quota = (!hard.is_empty()).then(|| ResourceQuota {
-        metadata: in_ns("quota"),
+        metadata: in_ns(QUOTA),
         spec: Some(ResourceQuotaSpec { hard: Some(hard), ..ResourceQuotaSpec::default() }),
         ..ResourceQuota::default()
     });

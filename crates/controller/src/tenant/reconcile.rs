@@ -189,11 +189,11 @@ async fn apply_desired(
         }
         None => {
             let exists = match ctx.caches.get() {
-                Some(c) => c.get::<ResourceQuota>(Some(&ns), "quota").is_some(),
-                None => quotas.get_opt("quota").await?.is_some(),
+                Some(c) => c.get::<ResourceQuota>(Some(&ns), super::build::QUOTA).is_some(),
+                None => quotas.get_opt(super::build::QUOTA).await?.is_some(),
             };
             if exists {
-                quotas.delete("quota", &DeleteParams::default()).await?;
+                quotas.delete(super::build::QUOTA, &DeleteParams::default()).await?;
             }
         }
     }

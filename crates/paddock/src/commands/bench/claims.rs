@@ -3,7 +3,7 @@
 //! starts at a steady rate, the refill rate, and the most pool pods that
 //! ever existed against `size + maxUnready`.
 
-use super::cost::{ByRequest, Cost, minus, paddock_of};
+use super::cost::{ALL, ByRequest, Cost, minus, paddock_of};
 use super::process::WholeProcess;
 use super::stage::Stage;
 use super::stats::{Summary, summarize};
@@ -149,8 +149,6 @@ const COLD: usize = 20;
 /// The components whose requests a start makes: the API's create and the
 /// instance reconciler's claim or pods, status and Events.
 const START: &[&str] = &["api", "instance"];
-/// Every component of Paddock's.
-const ALL: &[&str] = &["api", "instance", "pool", "tenant", "template"];
 
 pub async fn run(args: ClaimsBenchArgs, target: &TargetArgs, as_json: bool) -> Result<()> {
     if !(1..=10_000).contains(&args.rate) || !(1..=10_000).contains(&args.count) {

@@ -13,6 +13,9 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 use std::io::Write;
 
+/// Every component of Paddock's (`paddock_kube_requests_total`'s `component`).
+pub const ALL: &[&str] = &["api", "instance", "pool", "tenant", "template"];
+
 /// Requests by `VERB resource`.
 pub type ByRequest = BTreeMap<String, u64>;
 
@@ -120,8 +123,7 @@ pub fn of_process(
     server: Option<(&Counts, &Counts)>,
 ) -> Option<Cost> {
     let (a, b) = before.zip(after)?;
-    let all = ["api", "instance", "pool", "tenant", "template"];
-    let mine = minus(&paddock_of(&b, &all), &paddock_of(&a, &all));
+    let mine = minus(&paddock_of(&b, ALL), &paddock_of(&a, ALL));
     Some(Cost::of(units, &mine, &mine, server))
 }
 
