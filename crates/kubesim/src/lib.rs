@@ -21,6 +21,7 @@ pub mod defaults;
 pub mod error;
 pub mod jsonobj;
 pub mod patch;
+pub mod protobuf;
 pub mod registry;
 pub mod schema;
 pub mod selector;

@@ -9,6 +9,7 @@ mod admission;
 mod api_machinery;
 mod apply;
 mod lifecycle;
+mod protobuf;
 mod reachability;
 mod scheduling;
 mod tokens;
