@@ -6,6 +6,50 @@ use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
+/// A Kubernetes version (major.minor) kubesim emulates: what `/version`
+/// reports and which CEL libraries CRD rules may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct KubeVersion {
+    pub major: u32,
+    pub minor: u32,
+}
+
+impl KubeVersion {
+    /// The oldest and newest versions kubesim emulates.
+    pub const OLDEST: KubeVersion = KubeVersion::new(1, 28);
+    pub const NEWEST: KubeVersion = KubeVersion::new(1, 33);
+
+    pub const fn new(major: u32, minor: u32) -> Self {
+        Self { major, minor }
+    }
+
+    /// Reads `1.29` or `v1.29`, within [`Self::OLDEST`]..=[`Self::NEWEST`].
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let t = s.trim().trim_start_matches('v');
+        let (major, minor) = t.split_once('.').ok_or_else(|| format!("{s:?} is not a version like 1.29"))?;
+        let (Ok(major), Ok(minor)) = (major.parse(), minor.parse()) else {
+            return Err(format!("{s:?} is not a version like 1.29"));
+        };
+        let v = Self { major, minor };
+        if v < Self::OLDEST || v > Self::NEWEST {
+            return Err(format!("kubesim emulates Kubernetes {} to {}, not {v}", Self::OLDEST, Self::NEWEST));
+        }
+        Ok(v)
+    }
+}
+
+impl Default for KubeVersion {
+    fn default() -> Self {
+        Self::NEWEST
+    }
+}
+
+impl std::fmt::Display for KubeVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}", self.major, self.minor)
+    }
+}
+
 /// An IPv4 range in CIDR form.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Cidr {
@@ -286,6 +330,8 @@ pub struct SimConfig {
     /// What requests would cost a real API server (benchmarks); None: what
     /// kubesim costs.
     pub cost: Option<crate::cost::CostModel>,
+    /// The Kubernetes version emulated.
+    pub kubernetes_version: KubeVersion,
 }
 
 impl Default for SimConfig {
@@ -307,6 +353,7 @@ impl Default for SimConfig {
             controllers: true,
             state_file: None,
             cost: None,
+            kubernetes_version: KubeVersion::NEWEST,
         }
     }
 }

@@ -23,6 +23,7 @@ pub mod jsonobj;
 pub mod patch;
 pub mod protobuf;
 pub mod registry;
+pub mod rules;
 pub mod schema;
 pub mod selector;
 pub mod server;

@@ -29,6 +29,10 @@ pub fn real_cluster() -> bool {
     std::env::var_os(REAL_CLUSTER_ENV).is_some_and(|v| !v.is_empty())
 }
 
+/// The Kubernetes version test clusters emulate (`1.28`...), when set: runs
+/// the suites against an older API server's behaviour.
+pub const KUBESIM_VERSION_ENV: &str = "PADDOCK_TEST_KUBESIM_VERSION";
+
 impl TestCluster {
     /// kubesim with its default configuration, its node's kubelet allowing
     /// the sysctl a VPN server needs (`net.ipv4.ip_forward`, as Paddock's
@@ -42,7 +46,11 @@ impl TestCluster {
     }
 
     /// kubesim with this configuration, or the real cluster (the config is ignored).
-    pub async fn with_config(config: SimConfig) -> TestCluster {
+    pub async fn with_config(mut config: SimConfig) -> TestCluster {
+        if let Ok(v) = std::env::var(KUBESIM_VERSION_ENV) {
+            config.kubernetes_version =
+                crate::config::KubeVersion::parse(&v).unwrap_or_else(|e| panic!("{KUBESIM_VERSION_ENV}={v}: {e}"));
+        }
         if real_cluster() {
             let path = std::env::var(REAL_CLUSTER_ENV).unwrap_or_default();
             let kc =

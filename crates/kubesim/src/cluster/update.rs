@@ -252,7 +252,7 @@ fn prepare_update(
     }
     prepare(def, &mut new);
     defaults::apply(&def.group, &def.kind, &mut new);
-    check_schema(def, version, &name, &mut new, opts.strict)?;
+    check_schema(def, version, &name, &mut new, (sub.is_none()).then_some(&old_v), opts)?;
     let charges = match st {
         Some(st) => Some(st.admit_update(def, &ns, &name, &mut new, &old_v)?),
         None => {
@@ -324,7 +324,7 @@ impl Cluster {
         manager: &str,
         mut f: impl FnMut(&mut Value),
     ) -> ApiResult<Option<Arc<Obj>>> {
-        let opts = WriteOpts::manager(manager);
+        let opts = WriteOpts::manager(manager).on(self);
         let mut unchanged = false;
         let out = self.guaranteed_update(res, ns, name, None, sub, &opts, true, |_, before| {
             let mut v = before.clone();
@@ -414,6 +414,7 @@ impl Cluster {
         obj: Value,
         opts: &WriteOpts,
     ) -> ApiResult<Arc<Obj>> {
+        let opts = &opts.on(self);
         self.guaranteed_update(res, ns, name, Some(version), sub, opts, true, |_, _| Ok(obj.clone()))
     }
 }

@@ -5,6 +5,7 @@
 
 use super::{Cluster, State, now_rfc3339};
 use crate::admission;
+use crate::config::KubeVersion;
 use crate::defaults;
 use crate::error::{ApiError, ApiResult, FieldError};
 use crate::patch::{self, PatchType, fieldmanager};
@@ -23,11 +24,19 @@ pub struct WriteOpts {
     /// `fieldValidation=Strict`: unknown fields of custom resources are an error
     /// instead of being dropped.
     pub strict: bool,
+    /// The Kubernetes version the cluster emulates (set by the cluster on every
+    /// write): which CEL libraries a CRD's rules may use, whether validation
+    /// ratchets.
+    pub(crate) kube: KubeVersion,
 }
 
 impl WriteOpts {
     pub fn manager(name: &str) -> Self {
         Self { field_manager: Some(name.to_string()), ..Default::default() }
+    }
+    /// These options on `cluster`, which sets the emulated version.
+    pub(super) fn on(&self, cluster: &Cluster) -> Self {
+        Self { kube: cluster.config.kubernetes_version, ..self.clone() }
     }
     pub(super) fn manager_name(&self) -> String {
         self.field_manager.clone().unwrap_or_else(|| "unknown".into())
@@ -266,19 +275,31 @@ fn undeclared_fields(def: &ResourceDef, version: &str, ns: &str, name: &str, app
     ))
 }
 
-/// Defaults, prunes and validates a custom resource against its schema.
+/// Defaults, prunes and validates a custom resource against its schema and its
+/// validation rules (`old` on an update, for transition rules); a CRD's rules
+/// must compile for the emulated version.
 pub(super) fn check_schema(
     def: &ResourceDef,
     version: &str,
     name: &str,
     obj: &mut Value,
-    strict: bool,
+    old: Option<&Value>,
+    opts: &WriteOpts,
 ) -> ApiResult<()> {
+    if def.is("apiextensions.k8s.io", "customresourcedefinitions") {
+        let errs = crate::rules::check_crd(obj, opts.kube);
+        if !errs.is_empty() {
+            return Err(ApiError::invalid(&def.group, &def.kind, name, errs));
+        }
+    }
     let Some(schema) = def.schema(version) else { return Ok(()) };
-    let checked = crate::schema::check(schema, obj);
-    if strict && !checked.pruned.is_empty() {
+    let mut checked = crate::schema::check(schema, obj);
+    if opts.strict && !checked.pruned.is_empty() {
         let list: Vec<String> = checked.pruned.iter().map(|p| format!("unknown field {p:?}")).collect();
         return Err(ApiError::bad_request(format!("strict decoding error: {}", list.join(", "))));
+    }
+    if checked.errors.is_empty() {
+        checked.errors = crate::rules::evaluate(schema, obj, old, opts.kube);
     }
     if !checked.errors.is_empty() {
         return Err(ApiError::invalid(&def.group, &def.kind, name, checked.errors));
@@ -376,7 +397,7 @@ fn finish_create(
     opts: &WriteOpts,
     applied: bool,
 ) -> ApiResult<()> {
-    check_schema(def, version, name, obj, opts.strict)?;
+    check_schema(def, version, name, obj, None, opts)?;
     let errs = validation::validate(def, obj, None);
     if !errs.is_empty() {
         return Err(ApiError::invalid(&def.group, &def.kind, name, errs));
@@ -392,6 +413,7 @@ impl Cluster {
     /// POST. The pure steps run outside the lock; mutating admission under the
     /// read lock; quota, allocation and the write under the write lock.
     pub fn create(&self, res: ResId, version: &str, ns: &str, obj: Value, opts: &WriteOpts) -> ApiResult<Arc<Obj>> {
+        let opts = &opts.on(self);
         let def = self.def(res).ok_or_else(ApiError::unknown_path)?;
         let (obj, generated) = self.admitted_create(&def, version, ns, obj, opts, false)?;
         self.state.write().commit_create(res, &def, ns, obj, generated, opts.dry_run)
@@ -429,6 +451,7 @@ impl Cluster {
         body: &[u8],
         opts: &WriteOpts,
     ) -> ApiResult<Arc<Obj>> {
+        let opts = &opts.on(self);
         let def = self.def(res).ok_or_else(ApiError::unknown_path)?;
         let pt = patch::patch_type(&def, content_type)?;
         if pt == PatchType::Apply {

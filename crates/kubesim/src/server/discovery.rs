@@ -9,8 +9,6 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 
-pub const KUBE_VERSION: (&str, &str) = ("1", "33");
-
 fn ok_text(s: &'static str) -> Response {
     (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], s).into_response()
 }
@@ -52,9 +50,9 @@ pub fn serve(server: &Server, method: &Method, segs: &[&str], _headers: &HeaderM
     let reg = || server.cluster.registry();
     Some(match segs {
         ["version"] => json_ok(json!({
-            "major": KUBE_VERSION.0,
-            "minor": KUBE_VERSION.1,
-            "gitVersion": format!("v{}.{}.0-kubesim", KUBE_VERSION.0, KUBE_VERSION.1),
+            "major": server.cluster.config.kubernetes_version.major.to_string(),
+            "minor": server.cluster.config.kubernetes_version.minor.to_string(),
+            "gitVersion": format!("v{}.0-kubesim", server.cluster.config.kubernetes_version),
             "gitCommit": "kubesim",
             "gitTreeState": "clean",
             "buildDate": "2026-01-01T00:00:00Z",
@@ -96,7 +94,7 @@ pub fn serve(server: &Server, method: &Method, segs: &[&str], _headers: &HeaderM
             }
             json_ok(json!({"paths": paths}))
         }
-        ["openapi", "v3", rest @ ..] => openapi_doc(&reg(), rest),
+        ["openapi", "v3", rest @ ..] => openapi_doc(&reg(), rest, server.cluster.config.kubernetes_version),
         _ => return None,
     })
 }
@@ -146,7 +144,7 @@ pub fn resource_list(server: &Server, segs: &[&str]) -> Option<Response> {
 /// A minimal OpenAPI v3 document per group/version: one PATCH operation per
 /// kind, tagged with its GVK and the `fieldValidation` parameter, which is what
 /// kubectl reads to decide that the server validates fields itself.
-fn openapi_doc(reg: &Registry, rest: &[&str]) -> Response {
+fn openapi_doc(reg: &Registry, rest: &[&str], kube: crate::config::KubeVersion) -> Response {
     let (group, version) = match rest {
         ["api", v] => ("", *v),
         ["apis", g, v] => (*g, *v),
@@ -182,7 +180,7 @@ fn openapi_doc(reg: &Registry, rest: &[&str]) -> Response {
     }
     json_ok(json!({
         "openapi": "3.0.0",
-        "info": {"title": "Kubernetes (kubesim)", "version": format!("v{}.{}.0", KUBE_VERSION.0, KUBE_VERSION.1)},
+        "info": {"title": "Kubernetes (kubesim)", "version": format!("v{kube}.0")},
         "paths": paths,
         "components": {"schemas": {}}
     }))

@@ -124,6 +124,7 @@ fn write_opts(query: &Query, headers: &HeaderMap) -> Result<WriteOpts, ApiError>
         field_manager: manager(query, headers),
         force: query.flag("force"),
         strict: query.get("fieldValidation") == Some("Strict"),
+        ..WriteOpts::default()
     })
 }
 

@@ -11,6 +11,7 @@ mod apply;
 mod lifecycle;
 mod protobuf;
 mod reachability;
+mod rules;
 mod scheduling;
 mod tokens;
 mod watch;

@@ -46,6 +46,9 @@ pub struct DevArgs {
     /// Keep the embedded cluster's state across restarts in this file.
     #[arg(long, env = "PADDOCK_DEV_STATE_FILE")]
     pub state_file: Option<PathBuf>,
+    /// The Kubernetes version the embedded cluster emulates (1.28 to 1.33).
+    #[arg(long, env = "PADDOCK_DEV_KUBERNETES_VERSION", default_value = "1.33", value_parser = config::KubeVersion::parse)]
+    pub kubernetes_version: config::KubeVersion,
     /// The template policy (docs/security.md). Without --template-secrets,
     /// `paddock dev` lets templates read `ci-runner-token`, the Secret the
     /// ci-runner example reads.
@@ -74,6 +77,7 @@ pub async fn run(args: DevArgs) -> Result<()> {
     let cfg = SimConfig {
         nodes: config::parse_nodes(DEV_NODES).map_err(|e| anyhow::anyhow!(e))?,
         state_file: args.state_file.clone(),
+        kubernetes_version: args.kubernetes_version,
         ..SimConfig::default()
     };
     let stop = shutdown_signal().boxed().shared();

@@ -37,6 +37,10 @@ pub struct SimArgs {
     /// `realistic` (a real API server with etcd, for benchmarks).
     #[arg(long, env = "PADDOCK_SIM_COST_MODEL", value_enum, default_value_t = CostModelArg::Off)]
     pub cost_model: CostModelArg,
+    /// The Kubernetes version to emulate (1.28 to 1.33): what `/version`
+    /// reports and which CEL libraries CRD validation rules may call.
+    #[arg(long, env = "PADDOCK_SIM_KUBERNETES_VERSION", default_value = "1.33", value_parser = config::KubeVersion::parse)]
+    pub kubernetes_version: config::KubeVersion,
 }
 
 /// `--cost-model`: see `kubesim::cost`.
@@ -69,6 +73,7 @@ pub fn build_config(args: &SimArgs) -> Result<SimConfig> {
     }
     cfg.images.default_pull = Duration::from_millis(args.pull_ms);
     cfg.cost = args.cost_model.model();
+    cfg.kubernetes_version = args.kubernetes_version;
     if let Some(list) = &args.pull_times {
         for item in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
             let Some((image, ms)) = item.rsplit_once('=') else {
