@@ -135,7 +135,7 @@ pub fn resource_list(server: &Server, segs: &[&str]) -> Option<Response> {
         }
     }
     if resources.is_empty() {
-        return Some(error_response(&ApiError::unknown_path()));
+        return Some(super::page_not_found());
     }
     let gv = if group.is_empty() { version.to_string() } else { format!("{group}/{version}") };
     Some(json_ok(json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources})))

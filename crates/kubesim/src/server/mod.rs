@@ -252,6 +252,20 @@ async fn route(
     match target {
         None => discovery::resource_list(server, segs).unwrap_or_else(|| error_response(&ApiError::unknown_path())),
         Some(Err(())) => error_response(&ApiError::unknown_path()),
+        Some(Ok(t)) if !serves_group_version(server, &t.group, &t.version) => page_not_found(),
         Some(Ok(t)) => resources::serve(server, method, t, query, headers, body).await,
     }
+}
+
+/// Whether any type is served at group/version.
+pub(crate) fn serves_group_version(server: &Server, group: &str, version: &str) -> bool {
+    server.cluster.registry().iter().any(|(_, d)| d.group == group && d.serves(version))
+}
+
+/// Upstream's answer for a path no API group or version serves: the HTTP
+/// mux's plain-text 404, not a Status (a known group and version with an
+/// unknown resource gets the Status).
+pub(crate) fn page_not_found() -> Response {
+    (StatusCode::NOT_FOUND, [(http::header::CONTENT_TYPE, "text/plain; charset=utf-8")], "404 page not found\n")
+        .into_response()
 }

@@ -26,6 +26,7 @@ pub(super) fn validate(obj: &Value, old: Option<&Value>, out: &mut Vec<FieldErro
         return;
     }
     series(obj, out);
+    namespace(obj, "regarding", out);
     if obj.get("eventTime").is_none_or(Value::is_null) {
         out.push(FieldError::required("eventTime", ""));
     }
@@ -52,6 +53,26 @@ pub(super) fn validate(obj: &Value, old: Option<&Value>, out: &mut Vec<FieldErro
     }
     if text(obj, "note").len() > NOTE_MAX {
         out.push(FieldError::invalid("note", "", at_most(NOTE_MAX)));
+    }
+}
+
+/// Upstream's namespace rule for a new Event of either API (`legacyValidateEvent`,
+/// where the regarding object is `involvedObject`, which the error names): an
+/// Event with an eventTime about a cluster-scoped object lives in `default` or
+/// `kube-system`; one without must be in its object's namespace (or, for a
+/// cluster-scoped object, in none or `default`).
+pub(super) fn namespace(obj: &Value, involved: &str, out: &mut Vec<FieldError>) {
+    let ns = obj.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or("");
+    let of_object = obj.get(involved).and_then(|o| o.get("namespace")).and_then(Value::as_str).unwrap_or("");
+    let new_style = obj.get("eventTime").is_some_and(|t| !t.is_null());
+    let fine = match (new_style, of_object.is_empty()) {
+        (true, true) => ns == "default" || ns == "kube-system",
+        (true, false) => true,
+        (false, true) => ns.is_empty() || ns == "default",
+        (false, false) => ns == of_object,
+    };
+    if !fine {
+        out.push(FieldError::invalid("involvedObject.namespace", of_object, "does not match event.namespace"));
     }
 }
 

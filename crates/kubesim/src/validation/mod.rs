@@ -588,6 +588,7 @@ pub fn validate(def: &ResourceDef, obj: &Value, old: Option<&Value>) -> Vec<Fiel
         }
         ("apiextensions.k8s.io", "customresourcedefinitions") => validate_crd(obj, &mut out),
         ("events.k8s.io", "events") => event::validate(obj, old, &mut out),
+        ("", "events") if old.is_none() => event::namespace(obj, "involvedObject", &mut out),
         ("", "configmaps") => data::config_map(obj, &mut out),
         ("", "secrets") => data::secret(obj, &mut out),
         _ => {}

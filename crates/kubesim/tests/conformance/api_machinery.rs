@@ -344,7 +344,8 @@ async fn request_metrics_count_by_verb() {
 }
 
 /// `events.k8s.io/v1` Events get upstream's strict checks: a note of at
-/// most 1024 characters, an action and a reason, a series of at least two.
+/// most 1024 characters, an action and a reason, a series of at least two,
+/// and an Event about a cluster-scoped object lives in `default`.
 #[tokio::test]
 async fn events_k8s_io_events_are_checked_strictly() {
     use k8s_openapi::api::events::v1::Event;
@@ -355,7 +356,7 @@ async fn events_k8s_io_events_are_checked_strictly() {
         let mut e = json!({"metadata": {"name": name}, "eventTime": "2026-01-01T00:00:00.000000Z",
             "type": "Normal", "reason": "Tested", "action": "Test", "note": "fine",
             "reportingController": "paddock.dev/test", "reportingInstance": "test-1",
-            "regarding": {"kind": "Namespace", "name": ns, "apiVersion": "v1"}});
+            "regarding": {"kind": "ConfigMap", "name": "kube-root-ca.crt", "namespace": ns, "apiVersion": "v1"}});
         json_patch::merge(&mut e, &extra);
         serde_json::from_value(e).unwrap()
     };
@@ -370,6 +371,11 @@ async fn events_k8s_io_events_are_checked_strictly() {
             "one",
             json!({"series": {"count": 1, "lastObservedTime": "2026-01-01T00:00:00.000000Z"}}),
             "series.count: Invalid value: \"\": should be at least 2",
+        ),
+        (
+            "cluster-scoped",
+            json!({"regarding": {"kind": "Namespace", "name": ns, "namespace": null}}),
+            "involvedObject.namespace: Invalid value: \"\": does not match event.namespace",
         ),
     ] {
         let e = status(api.create(&pp, &event(name, extra)).await);
@@ -457,5 +463,32 @@ async fn a_role_binding_keeps_its_role_ref() {
         "{}",
         e.message
     );
+    tc.finish().await;
+}
+
+/// A path no API group serves gets the HTTP mux's plain-text 404; a served
+/// group and version with an unknown resource gets a Status.
+#[tokio::test]
+async fn unknown_groups_and_resources_are_not_found() {
+    use http_body_util::BodyExt;
+    let tc = TestCluster::start().await;
+    for (path, status_body) in [
+        ("/apis/nope.paddock.dev/v1/widgets", false),
+        ("/apis/apps/v9/deployments", false),
+        ("/apis/nope.paddock.dev/v1", false),
+        ("/apis/apps/v1/nopes", true),
+    ] {
+        let req = http::Request::builder().uri(path).body(kube::client::Body::empty()).unwrap();
+        let resp = tc.client.send(req).await.unwrap();
+        assert_eq!(resp.status().as_u16(), 404, "{path}");
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        let text = String::from_utf8_lossy(&bytes);
+        if status_body {
+            let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("{path}: {e}: {text}"));
+            assert_eq!((v["kind"].as_str(), v["reason"].as_str()), (Some("Status"), Some("NotFound")), "{path}: {v}");
+        } else {
+            assert_eq!(text, "404 page not found\n", "{path}");
+        }
+    }
     tc.finish().await;
 }
