@@ -19,6 +19,7 @@ pub mod config;
 pub mod cost;
 pub mod defaults;
 pub mod error;
+pub mod eventview;
 pub mod jsonobj;
 pub mod patch;
 pub mod protobuf;

@@ -53,7 +53,16 @@ pub fn load(cluster: &Cluster, path: &Path) -> Result<(), String> {
     for o in objects {
         let group = o.get("group").and_then(Value::as_str).unwrap_or("");
         let plural = o.get("plural").and_then(Value::as_str).unwrap_or("");
-        let obj = o.get("object").ok_or("entry without object")?;
+        let mut obj = o.get("object").ok_or("entry without object")?;
+        // Saved by a kubesim that stored events.k8s.io Events apart: one store now.
+        let converted;
+        let (group, plural) = if (group, plural) == ("events.k8s.io", "events") {
+            converted = crate::eventview::to_core(obj);
+            obj = &converted;
+            ("", "events")
+        } else {
+            (group, plural)
+        };
         let Some((id, def)) = st.res(group, plural) else {
             return Err(format!("unknown resource {plural}.{group} in state file"));
         };

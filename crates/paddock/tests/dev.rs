@@ -61,6 +61,7 @@ async fn paddock_dev_runs_the_platform() {
         i.status.as_ref().and_then(|s| s.phase) == Some(InstancePhase::Running)
     })
     .await;
+    kubectl_shows_the_instance_events(&kc).await;
     let pods: Api<Pod> = Api::namespaced(client.clone(), "paddock-demo");
     for p in pods.list(&ListParams::default()).await.unwrap().items {
         let node = p.spec.unwrap().node_name.unwrap();
@@ -98,6 +99,36 @@ async fn paddock_dev_runs_the_platform() {
         assert!(!log.contains(s.as_str()), "the log leaks a secret it issued: {s:?}");
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `kubectl describe` and `kubectl get events` show the Events Paddock wrote
+/// (through events.k8s.io; kubectl reads core Events).
+async fn kubectl_shows_the_instance_events(kc: &std::path::Path) {
+    if Command::new("kubectl").args(["version", "--client"]).output().is_err() {
+        eprintln!("kubectl is not installed: the kubectl describe check is skipped");
+        return;
+    }
+    let run = |args: &'static [&'static str]| {
+        let kc = kc.to_path_buf();
+        async move {
+            let out = tokio::process::Command::new("kubectl").arg("--kubeconfig").arg(&kc).args(args).output().await;
+            let out = out.expect("kubectl runs");
+            assert!(out.status.success(), "kubectl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+            String::from_utf8_lossy(&out.stdout).to_string()
+        }
+    };
+    let mut described = String::new();
+    for _ in 0..50 {
+        described = run(&["describe", "instance", "web1", "-n", "paddock-demo"]).await;
+        if described.contains("Running") && !described.contains("Events:  <none>") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let events = described.split("Events:").nth(1).unwrap_or_default();
+    assert!(events.contains("paddock.dev/controller") || events.contains("Running"), "{described}");
+    let listed = run(&["get", "events", "-n", "paddock-demo"]).await;
+    assert!(listed.starts_with("LAST SEEN") && listed.contains("instance/web1"), "{listed}");
 }
 
 fn banner_value(banner: &str, key: &str) -> String {

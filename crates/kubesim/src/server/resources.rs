@@ -4,6 +4,7 @@
 use super::{Query, Server, Target, error_response, json_response, table, watch};
 use crate::cluster::{DeleteOpts, DeleteOutcome, ListOpts, Propagation, WriteOpts};
 use crate::error::ApiError;
+use crate::eventview;
 use crate::patch::parse_body;
 use crate::registry::{ResId, ResourceDef};
 use crate::selector::Selector;
@@ -16,6 +17,9 @@ use std::sync::Arc;
 
 /// Renders a stored object at the requested version (the CRD "None" conversion).
 pub(crate) fn render_obj(def: &ResourceDef, version: &str, o: &Obj) -> Vec<u8> {
+    if eventview::is_view(def) {
+        return serde_json::to_vec(&eventview::to_v1(&o.value())).unwrap_or_default();
+    }
     if version == def.storage_version() {
         return o.raw.to_vec();
     }
@@ -55,6 +59,9 @@ impl Shape {
 }
 
 fn render_value(def: &ResourceDef, version: &str, mut v: Value) -> Vec<u8> {
+    if eventview::is_view(def) {
+        return serde_json::to_vec(&eventview::to_v1(&v)).unwrap_or_default();
+    }
     if version != def.storage_version() {
         v["apiVersion"] = json!(def.api_version(version));
     }
@@ -251,7 +258,63 @@ fn resolve(server: &Server, t: &Target) -> Result<(ResId, Arc<ResourceDef>), Api
             return Err(ApiError::unknown_path());
         }
     }
+    if eventview::is_view(def) {
+        // One store for both Event APIs, in the core form.
+        let (core, _) = reg.find("", "events").ok_or_else(ApiError::unknown_path)?;
+        return Ok((core, def.clone()));
+    }
     Ok((id, def.clone()))
+}
+
+/// A create's or update's body in the stored form: an events.k8s.io Event is
+/// checked in its own field names, then stored as a core Event.
+fn stored_body(def: &ResourceDef, obj: Value, old: Option<&Value>) -> Result<Value, ApiError> {
+    if !eventview::is_view(def) {
+        return Ok(obj);
+    }
+    let old = old.map(eventview::to_v1);
+    let errs = crate::validation::events_v1(&obj, old.as_ref());
+    if !errs.is_empty() {
+        let name = obj.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("");
+        return Err(ApiError::invalid(&def.group, &def.kind, name, errs));
+    }
+    Ok(eventview::to_core(&obj))
+}
+
+/// A non-apply PATCH of an events.k8s.io Event: applied to the object as that
+/// API shows it, stored back in the core form (computed again if the object
+/// changed meanwhile, unless the patch itself named a resourceVersion).
+#[allow(clippy::too_many_arguments)]
+fn patch_event_view(
+    cluster: &crate::cluster::Cluster,
+    id: ResId,
+    def: &ResourceDef,
+    version: &str,
+    ns: &str,
+    name: &str,
+    content_type: &str,
+    body: &[u8],
+    opts: &WriteOpts,
+) -> Result<Arc<Obj>, ApiError> {
+    let pt = crate::patch::patch_type(def, content_type)?;
+    if pt == crate::patch::PatchType::Apply {
+        let core = eventview::to_core(&parse_body(body, true)?);
+        let bytes = serde_json::to_vec(&core).unwrap_or_default();
+        return cluster.patch(id, "v1", ns, name, None, content_type, &bytes, opts);
+    }
+    loop {
+        let current = cluster.get(id, ns, name)?;
+        let view = eventview::to_v1(&current.value());
+        let patched = crate::patch::apply_patch(def, version, &view, pt, body)?;
+        let read_rv = current.rv.to_string();
+        let named_rv = patched.pointer("/metadata/resourceVersion").and_then(Value::as_str).map(str::to_string);
+        let mut core = stored_body(def, patched, Some(&current.value()))?;
+        core["metadata"]["resourceVersion"] = json!(named_rv.clone().unwrap_or_else(|| read_rv.clone()));
+        match cluster.update(id, "v1", ns, name, None, core, opts) {
+            Err(e) if e.code == 409 && named_rv.as_deref().is_none_or(|rv| rv == read_rv) => continue,
+            other => return other,
+        }
+    }
 }
 
 async fn serve_inner(
@@ -263,6 +326,8 @@ async fn serve_inner(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let (id, def) = resolve(server, &t)?;
+    // Field selectors are the stored type's (the core Event's for the events.k8s.io view).
+    let store_def = server.cluster.def(id).unwrap_or_else(|| def.clone());
     // What each subresource serves upstream (its REST storage's verbs).
     let allowed: &[Method] = match t.sub.as_deref() {
         None => &[Method::GET, Method::POST, Method::PUT, Method::PATCH, Method::DELETE],
@@ -279,7 +344,7 @@ async fn serve_inner(
     let version = t.version.as_str();
     match (&t.name, method) {
         (None, &Method::GET) => {
-            let opts = list_opts(&def, query)?;
+            let opts = list_opts(&store_def, query)?;
             if query.flag("watch") {
                 return watch::serve(server, id, def, t, query, opts, Shape::of(headers)).await;
             }
@@ -295,15 +360,18 @@ async fn serve_inner(
             }
             let opts = write_opts(query, headers)?;
             let obj = decode_body(&def, (&def.api_version(version), &def.kind), headers, &body)?;
-            let created = cluster.create(id, version, &ns, obj, &opts)?;
+            let obj = stored_body(&def, obj, None)?;
+            let store_version = if eventview::is_view(&def) { "v1" } else { version };
+            let created = cluster.create(id, store_version, &ns, obj, &opts)?;
             Ok(json_response(StatusCode::CREATED, render_obj(&def, version, &created)))
         }
         (None, &Method::DELETE) => {
-            let lopts = list_opts(&def, query)?;
+            let lopts = list_opts(&store_def, query)?;
             let dopts = delete_opts(query, &body)?;
             let items = cluster.delete_collection(id, t.namespace.as_deref(), &lopts, &dopts)?;
             let rv = cluster.current_rv();
-            let items: Vec<Value> = items.into_iter().collect();
+            let view = eventview::is_view(&def);
+            let items: Vec<Value> = items.into_iter().map(|v| if view { eventview::to_v1(&v) } else { v }).collect();
             Ok(ok(serde_json::to_vec(&json!({"kind": def.list_kind, "apiVersion": def.api_version(version), "metadata": {"resourceVersion": rv.to_string()}, "items": items})).unwrap_or_default()))
         }
         (None, _) => Err(ApiError::method_not_allowed()),
@@ -320,6 +388,12 @@ async fn serve_inner(
         (Some(name), &Method::PUT) => {
             let opts = write_opts(query, headers)?;
             let obj = decode_body(&def, (&def.api_version(version), &def.kind), headers, &body)?;
+            if eventview::is_view(&def) {
+                let old = cluster.get(id, &ns, name)?.value();
+                let obj = stored_body(&def, obj, Some(&old))?;
+                let v = cluster.update(id, "v1", &ns, name, None, obj, &opts)?;
+                return Ok(ok(render_obj(&def, version, &v)));
+            }
             let v = cluster.update(id, version, &ns, name, t.sub.as_deref(), obj, &opts)?;
             Ok(ok(render_obj(&def, version, &v)))
         }
@@ -327,7 +401,11 @@ async fn serve_inner(
             let opts = write_opts(query, headers)?;
             let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
             let existed = cluster.get(id, &ns, name).is_ok();
-            let v = cluster.patch(id, version, &ns, name, t.sub.as_deref(), ct, &body, &opts)?;
+            let v = if eventview::is_view(&def) {
+                patch_event_view(cluster, id, &def, version, &ns, name, ct, &body, &opts)?
+            } else {
+                cluster.patch(id, version, &ns, name, t.sub.as_deref(), ct, &body, &opts)?
+            };
             let code = if existed { StatusCode::OK } else { StatusCode::CREATED };
             Ok(json_response(code, render_obj(&def, version, &v)))
         }

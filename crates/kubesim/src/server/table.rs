@@ -43,6 +43,68 @@ fn age(v: &Value) -> String {
     }
 }
 
+/// Upstream's translate(Micro)TimestampSince: the age of a time, `<unknown>` without one.
+fn since(v: &Value, pointer: &str) -> Option<String> {
+    let ts = v.pointer(pointer).and_then(Value::as_str)?;
+    Some(match ts.parse::<jiff::Timestamp>() {
+        Ok(t) => human_age(t.duration_until(jiff::Timestamp::now()).as_secs()),
+        Err(_) => "<invalid>".into(),
+    })
+}
+
+/// Upstream's printEvent, for both Event APIs (the stored core form): every
+/// cell, the wide ones at priority 1.
+fn event_row(v: &Value) -> (Vec<Value>, Vec<Value>) {
+    let first = since(v, "/firstTimestamp").or_else(|| since(v, "/eventTime")).unwrap_or_else(|| "<unknown>".into());
+    let mut last = since(v, "/lastTimestamp").unwrap_or_else(|| first.clone());
+    let mut count = v.get("count").and_then(Value::as_i64).unwrap_or(0);
+    if v.get("series").is_some_and(Value::is_object) {
+        last = since(v, "/series/lastObservedTime").unwrap_or_else(|| "<unknown>".into());
+        count = v.pointer("/series/count").and_then(Value::as_i64).unwrap_or(0);
+    } else if count == 0 {
+        count = 1;
+    }
+    let kind = s(v, "/involvedObject/kind").to_lowercase();
+    let target = match s(v, "/involvedObject/name") {
+        "" => kind,
+        n => format!("{kind}/{n}"),
+    };
+    let first_of = |a: &str, b: &str| if a.is_empty() { b.to_string() } else { a.to_string() };
+    let component = first_of(s(v, "/source/component"), s(v, "/reportingComponent"));
+    let instance = first_of(s(v, "/source/host"), s(v, "/reportingInstance"));
+    let source = match (component.is_empty(), instance.is_empty()) {
+        (true, _) => String::new(),
+        (false, true) => component,
+        (false, false) => format!("{component}, {instance}"),
+    };
+    (
+        vec![
+            col("Last Seen", "string", "", 0),
+            col("Type", "string", "", 0),
+            col("Reason", "string", "", 0),
+            col("Object", "string", "", 0),
+            col("Subobject", "string", "", 1),
+            col("Source", "string", "", 1),
+            col("Message", "string", "", 0),
+            col("First Seen", "string", "", 1),
+            col("Count", "string", "", 1),
+            col("Name", "string", "name", 1),
+        ],
+        vec![
+            json!(last),
+            json!(s(v, "/type")),
+            json!(s(v, "/reason")),
+            json!(target),
+            json!(s(v, "/involvedObject/fieldPath")),
+            json!(source),
+            json!(s(v, "/message").trim()),
+            json!(first),
+            json!(count),
+            json!(s(v, "/metadata/name")),
+        ],
+    )
+}
+
 fn col(name: &str, typ: &str, format: &str, priority: i64) -> Value {
     json!({"name": name, "type": typ, "format": format, "description": "", "priority": priority})
 }
@@ -192,6 +254,7 @@ fn columns_and_cells(def: &ResourceDef, version: &str, v: &Value) -> (Vec<Value>
                 ],
             )
         }
+        ("", "events") | ("events.k8s.io", "events") => event_row(v),
         ("", "namespaces") => (
             vec![col("Name", "string", "name", 0), col("Status", "string", "", 0), col("Age", "string", "", 0)],
             vec![name, json!(s(v, "/status/phase")), json!(age(v))],
@@ -308,6 +371,7 @@ fn row(def: &ResourceDef, version: &str, v: &Value, include: &str) -> (Vec<Value
     let mut r = json!({"cells": cells});
     match include {
         "None" => {}
+        "Object" if crate::eventview::is_view(def) => r["object"] = crate::eventview::to_v1(v),
         "Object" => r["object"] = v.clone(),
         _ => {
             r["object"] = json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": v.get("metadata").cloned().unwrap_or(json!({}))})

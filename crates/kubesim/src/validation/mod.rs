@@ -568,6 +568,14 @@ fn validate_node(obj: &Value, out: &mut Vec<FieldError>) {
 }
 
 /// Kind-specific validation of a whole object (create or update).
+/// An `events.k8s.io/v1` Event's own checks (in that API's field names),
+/// before it is stored in the core form.
+pub fn events_v1(obj: &Value, old: Option<&Value>) -> Vec<FieldError> {
+    let mut out = Vec::new();
+    event::validate(obj, old, &mut out);
+    out
+}
+
 pub fn validate(def: &ResourceDef, obj: &Value, old: Option<&Value>) -> Vec<FieldError> {
     let mut out = Vec::new();
     validate_meta(def, obj, &mut out);
@@ -587,7 +595,6 @@ pub fn validate(def: &ResourceDef, obj: &Value, old: Option<&Value>) -> Vec<Fiel
             }
         }
         ("apiextensions.k8s.io", "customresourcedefinitions") => validate_crd(obj, &mut out),
-        ("events.k8s.io", "events") => event::validate(obj, old, &mut out),
         ("", "events") if old.is_none() => event::namespace(obj, "involvedObject", &mut out),
         ("", "configmaps") => data::config_map(obj, &mut out),
         ("", "secrets") => data::secret(obj, &mut out),

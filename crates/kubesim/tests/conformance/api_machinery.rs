@@ -492,3 +492,78 @@ async fn unknown_groups_and_resources_are_not_found() {
     }
     tc.finish().await;
 }
+
+/// Core `v1` Events and `events.k8s.io/v1` Events are one store seen through
+/// two APIs: an Event written through either is read, patched, listed (with
+/// the core field selectors), shown as a table and deleted through the other,
+/// with the same uid and resourceVersion.
+#[tokio::test]
+async fn both_event_apis_serve_the_same_events() {
+    use k8s_openapi::api::core::v1::Event as CoreEvent;
+    use k8s_openapi::api::events::v1::Event;
+    use kube::api::{DeleteParams, ListParams};
+    let mut tc = TestCluster::start().await;
+    let ns = tc.namespace("event-views").await;
+    let new_api: Api<Event> = Api::namespaced(tc.client.clone(), &ns);
+    let core_api: Api<CoreEvent> = Api::namespaced(tc.client.clone(), &ns);
+    let event: Event = serde_json::from_value(json!({"metadata": {"name": "claimed"},
+        "eventTime": "2026-01-01T00:00:00.000000Z", "type": "Normal", "reason": "Claimed", "action": "Reconcile",
+        "note": "claimed a warm pod", "reportingController": "paddock.dev/test", "reportingInstance": "test-1",
+        "regarding": {"kind": "ConfigMap", "name": "kube-root-ca.crt", "namespace": ns, "apiVersion": "v1"}}))
+    .unwrap();
+    let created = new_api.create(&PostParams::default(), &event).await.unwrap();
+    let core = core_api.get("claimed").await.unwrap();
+    assert_eq!(core.metadata.uid, created.metadata.uid);
+    assert_eq!(core.metadata.resource_version, created.metadata.resource_version);
+    assert_eq!(core.message.as_deref(), Some("claimed a warm pod"));
+    assert_eq!(core.involved_object.name.as_deref(), Some("kube-root-ca.crt"));
+    assert_eq!(core.reporting_component.as_deref(), Some("paddock.dev/test"));
+
+    // A series patched through the new API is seen through the old one.
+    let series = json!({"series": {"count": 2, "lastObservedTime": "2026-01-01T00:01:00.000000Z"}});
+    let patched = new_api.patch("claimed", &PatchParams::default(), &Patch::Merge(series)).await.unwrap();
+    let core = core_api.get("claimed").await.unwrap();
+    assert_eq!(core.series.as_ref().and_then(|s| s.count), Some(2));
+    assert_eq!(core.metadata.resource_version, patched.metadata.resource_version);
+
+    // kubectl describe's query: core Events by the involved object's fields.
+    let lp = ListParams::default().fields("involvedObject.kind=ConfigMap,involvedObject.name=kube-root-ca.crt");
+    let found = core_api.list(&lp).await.unwrap();
+    assert!(found.items.iter().any(|e| e.metadata.name.as_deref() == Some("claimed")), "{found:?}");
+
+    // A core Event is an events.k8s.io Event too.
+    let old_style: CoreEvent = serde_json::from_value(json!({"metadata": {"name": "legacy"},
+        "involvedObject": {"kind": "ConfigMap", "name": "kube-root-ca.crt", "namespace": ns},
+        "reason": "Legacy", "message": "an old-style event", "type": "Warning", "count": 3,
+        "firstTimestamp": "2026-01-01T00:00:00Z", "lastTimestamp": "2026-01-01T00:05:00Z",
+        "source": {"component": "tester"}}))
+    .unwrap();
+    core_api.create(&PostParams::default(), &old_style).await.unwrap();
+    let seen = new_api.get("legacy").await.unwrap();
+    assert_eq!(seen.note.as_deref(), Some("an old-style event"));
+    assert_eq!(seen.deprecated_count, Some(3));
+    assert_eq!(seen.regarding.as_ref().and_then(|r| r.name.as_deref()), Some("kube-root-ca.crt"));
+
+    // kubectl get events: upstream's columns.
+    let req = http::Request::builder()
+        .uri(format!("/api/v1/namespaces/{ns}/events"))
+        .header("accept", "application/json;as=Table;v=v1;g=meta.k8s.io")
+        .body(Vec::new())
+        .unwrap();
+    let table: serde_json::Value = tc.client.request(req).await.unwrap();
+    let names: Vec<&str> =
+        table["columnDefinitions"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
+    assert_eq!(
+        names,
+        ["Last Seen", "Type", "Reason", "Object", "Subobject", "Source", "Message", "First Seen", "Count", "Name"]
+    );
+    let row =
+        table["rows"].as_array().unwrap().iter().find(|r| r["cells"][9] == "legacy").expect("the legacy event's row");
+    assert_eq!(row["cells"][3], "configmap/kube-root-ca.crt");
+    assert_eq!((row["cells"][5].as_str(), row["cells"][8].as_i64()), (Some("tester"), Some(3)));
+
+    // Deleted through one API, gone from the other.
+    core_api.delete("claimed", &DeleteParams::default()).await.unwrap();
+    assert!(new_api.get_opt("claimed").await.unwrap().is_none());
+    tc.finish().await;
+}
