@@ -138,6 +138,9 @@ pub struct InstanceView {
     pub ttl: Option<String>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub env: BTreeMap<String, String>,
+    /// The labels its user gave it.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub created: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -171,6 +174,7 @@ impl InstanceView {
             name: i.name_any(),
             tenant: tenant.to_string(),
             template: i.spec.template.clone(),
+            labels: resources::labels::of_user(i.metadata.labels.as_ref().unwrap_or(&BTreeMap::new())),
             phase: phase.map(|p| p.as_str().to_string()),
             message: match st.and_then(|s| s.phase) {
                 // Until the controller's first write about it, the status still
@@ -219,6 +223,22 @@ pub struct StartInstance {
     /// Values for environment variables the template marks overridable.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub env: BTreeMap<String, String>,
+    /// Labels for the instance, to find it again (`labelSelector` on the
+    /// list routes): at most 16, Kubernetes' label syntax, keys under
+    /// paddock.dev/, kubernetes.io/ and k8s.io/ reserved.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+}
+
+/// Filters of the instance list routes.
+#[derive(Debug, Clone, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct InstanceFilter {
+    /// Only instances whose labels match this Kubernetes label selector
+    /// (`job=42`, `env in (ci,dev)`, `!draft`; at most 1024 characters).
+    #[serde(rename = "labelSelector")]
+    #[param(rename = "labelSelector", max_length = 1024)]
+    pub label_selector: Option<String>,
 }
 
 /// Body of `POST .../instances/{instance}/renew`.

@@ -696,3 +696,53 @@ async fn vpn_client_files_and_rotation() {
     .await;
     env.finish().await;
 }
+
+/// Users label their instances and list by label; reserved, malformed and too
+/// many labels, and selectors that do not parse, are refused naming the field.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instances_carry_their_users_labels() {
+    let env = Env::start().await;
+    let (a, token) = (env.alpha.clone(), env.alpha_token.clone());
+    let tpl = env.template.clone();
+    let (code, body) =
+        start(&env, &a, &token, json!({"template": tpl, "labels": {"job": "42", "ci.example.com/run": "r-1"}})).await;
+    assert_eq!(code, StatusCode::CREATED, "{body}");
+    assert_eq!(body["labels"], json!({"job": "42", "ci.example.com/run": "r-1"}));
+    let (code, body) = start(&env, &a, &token, json!({"template": tpl, "labels": {"job": "43"}})).await;
+    assert_eq!(code, StatusCode::CREATED, "{body}");
+
+    let list = |sel: &'static str| {
+        let path = format!("/v1/tenants/{a}/instances?labelSelector={sel}");
+        let token = token.clone();
+        let env = &env;
+        async move { env.call("GET", &path, Some(&token), None).await }
+    };
+    let (code, body) = list("job%3D42").await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    assert_eq!(body["items"].as_array().unwrap().len(), 1, "{body}");
+    assert_eq!(body["items"][0]["labels"]["job"], "42");
+    let (_, body) = list("job%20in%20(42%2C43)").await;
+    assert_eq!(body["items"].as_array().unwrap().len(), 2, "{body}");
+    let (_, body) = list("!job").await;
+    assert_eq!(body["items"].as_array().unwrap().len(), 0, "{body}");
+    let (code, body) = list("job%3D(").await;
+    assert_eq!((code, body["field"].as_str()), (StatusCode::BAD_REQUEST, Some("labelSelector")), "{body}");
+    let (code, body) = env.call("GET", "/v1/instances?labelSelector=job%3D43", Some(ADMIN), None).await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    assert_eq!(body["items"].as_array().unwrap().len(), 1, "{body}");
+
+    let many: serde_json::Map<String, Value> = (0..17).map(|i| (format!("k{i}"), json!("v"))).collect();
+    for (labels, field) in [
+        (json!({"paddock.dev/instance": "other"}), "labels[paddock.dev/instance]"),
+        (json!({"app.kubernetes.io/name": "x"}), "labels[app.kubernetes.io/name]"),
+        (json!({"job": "no spaces"}), "labels[job]"),
+        (json!({"-job": "1"}), "labels[-job]"),
+        (Value::Object(many), "labels"),
+    ] {
+        let (code, body) = start(&env, &a, &token, json!({"template": tpl, "labels": labels})).await;
+        assert_eq!(code, StatusCode::UNPROCESSABLE_ENTITY, "{labels}: {body}");
+        let fields = body.to_string();
+        assert!(fields.contains(field), "{labels}: wanted {field} in {body}");
+    }
+    env.finish().await;
+}

@@ -365,10 +365,12 @@ async fn cli_against_the_api(banner: &str) -> Vec<String> {
     let (code, out, err) = run(admin.clone(), sv(&["token", "issue", "--tenant", "demo", "-o", "json"])).await.unwrap();
     assert_eq!(code, 0, "{err}");
     let token = serde_json::from_str::<serde_json::Value>(&out).unwrap()["token"].as_str().unwrap().to_string();
-    let (code, out, err) =
-        run(token.clone(), sv(&["instance", "start", "ci-runner", "--wait", "--timeout", "60s", "-o", "yaml"]))
-            .await
-            .unwrap();
+    let (code, out, err) = run(
+        token.clone(),
+        sv(&["instance", "start", "ci-runner", "--label", "job=7", "--wait", "--timeout", "60s", "-o", "yaml"]),
+    )
+    .await
+    .unwrap();
     assert_eq!(code, 0, "{err}");
     let started: serde_json::Value = serde_yaml_ng::from_str(&out).unwrap();
     assert_eq!(started["phase"], "Running", "{out}");
@@ -376,6 +378,18 @@ async fn cli_against_the_api(banner: &str) -> Vec<String> {
     let (code, out, _) = run(token.clone(), sv(&["instance", "list"])).await.unwrap();
     assert_eq!(code, 0);
     assert!(out.contains(&name) && out.contains("Running"), "{out}");
+    // Labels: given at start, shown by get, selected by list -l (on the API and in --watch).
+    let (code, out, err) = run(token.clone(), sv(&["instance", "list", "-l", "job=7", "-o", "json"])).await.unwrap();
+    assert_eq!(code, 0, "{err}");
+    let labelled: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
+    assert_eq!((labelled.len(), labelled[0]["name"].as_str()), (1, Some(name.as_str())), "{out}");
+    let (code, out, _) = run(token.clone(), sv(&["instance", "get", &name])).await.unwrap();
+    assert!(code == 0 && out.contains("Labels:") && out.contains("job=7"), "{out}");
+    let (code, _, err) = run(token.clone(), sv(&["instance", "list", "-l", "job in (7"])).await.unwrap();
+    assert_eq!(code, 2, "a selector that does not parse is a usage error: {err}");
+    let (code, _, err) =
+        run(token.clone(), sv(&["instance", "start", "ci-runner", "--label", "paddock.dev/x=1"])).await.unwrap();
+    assert!(code == 1 && err.contains("labels[paddock.dev/x]") && err.contains("reserved"), "{err}");
     let (code, out, err) = run(admin.clone(), sv(&["instance", "list", "-A"])).await.unwrap();
     assert_eq!(code, 0, "{err}");
     assert!(out.starts_with("TENANT") && out.lines().any(|l| l.starts_with("demo") && l.contains(&name)), "{out}");

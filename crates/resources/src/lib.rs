@@ -9,6 +9,7 @@ pub mod duration;
 pub mod hostile;
 pub mod instance;
 pub mod kubernetes;
+pub mod labels;
 pub mod policy;
 pub mod strict;
 pub mod template;

@@ -2,13 +2,13 @@
 
 use super::{invalid, list_params, named, visible_tenant};
 use crate::auth::Principal;
-use crate::model::{InstanceView, Page, Paging, Renew, StartInstance};
+use crate::model::{InstanceFilter, InstanceView, Page, Paging, Renew, StartInstance};
 use crate::problem::{Json, Path, Problem, Query, Result, body_of, optional_body};
 use crate::state::{AppState, Shared};
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, ResourceExt};
 use resources::template::parse_duration;
 use resources::{Instance, InstanceSpec, Template, is_dns_label};
@@ -31,8 +31,29 @@ pub(super) async fn visible_instance(s: &Shared, who: &Principal, tenant: &str, 
     api(s, tenant).get_opt(name).await?.ok_or_else(|| Problem::not_found("instance", name))
 }
 
+/// The list parameters with the label filter (the API server checks the selector's syntax).
+fn filtered(lp: ListParams, f: &InstanceFilter) -> Result<ListParams> {
+    match f.label_selector.as_deref().filter(|sel| !sel.is_empty()) {
+        None => Ok(lp),
+        Some(sel) if sel.len() > 1024 => {
+            Err(Problem::bad_request("the selector may be at most 1024 characters").field("labelSelector"))
+        }
+        Some(sel) => Ok(lp.labels(sel)),
+    }
+}
+
+/// A list's refusal: a selector the API server cannot parse is named as such.
+fn list_error(e: kube::Error, f: &InstanceFilter) -> Problem {
+    match &e {
+        kube::Error::Api(st) if st.code == 400 && f.label_selector.is_some() && !st.message.contains("continue") => {
+            Problem::bad_request(format!("not a label selector: {}", st.message)).field("labelSelector")
+        }
+        _ => e.into(),
+    }
+}
+
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/instances", tag = "instances",
-    params(("tenant" = String, Path), Paging),
+    params(("tenant" = String, Path), Paging, InstanceFilter),
     responses((status = 200, body = Page<InstanceView>), (status = 400, body = Problem), (status = 401, body = Problem),
         (status = 404, body = Problem)))]
 pub async fn list(
@@ -40,15 +61,16 @@ pub async fn list(
     who: Principal,
     Path(tenant): Path<String>,
     Query(p): Query<Paging>,
+    Query(f): Query<InstanceFilter>,
 ) -> Result<Json<Page<InstanceView>>> {
-    let lp = list_params(&p)?;
+    let lp = filtered(list_params(&p)?, &f)?;
     visible_tenant(&s, &who, &tenant).await?;
-    let list = api(&s, &tenant).list(&lp).await?;
+    let list = api(&s, &tenant).list(&lp).await.map_err(|e| list_error(e, &f))?;
     let next = list.metadata.continue_.filter(|c| !c.is_empty());
     Ok(Json(Page { items: list.items.iter().map(|i| InstanceView::new(i, &tenant)).collect(), next }))
 }
 
-#[utoipa::path(get, path = "/v1/instances", tag = "instances", params(Paging),
+#[utoipa::path(get, path = "/v1/instances", tag = "instances", params(Paging, InstanceFilter),
     description = "Every tenant's instances (admins only), paged. Instances in namespaces that are not a tenant's \
         are left out, so a page may hold fewer than `limit`.",
     responses((status = 200, body = Page<InstanceView>), (status = 400, body = Problem), (status = 401, body = Problem),
@@ -57,10 +79,11 @@ pub async fn list_all(
     State(s): State<AppState>,
     who: Principal,
     Query(p): Query<Paging>,
+    Query(f): Query<InstanceFilter>,
 ) -> Result<Json<Page<InstanceView>>> {
     who.admin("list every tenant's instances")?;
-    let lp = list_params(&p)?;
-    let list = Api::<Instance>::all(s.client.clone()).list(&lp).await?;
+    let lp = filtered(list_params(&p)?, &f)?;
+    let list = Api::<Instance>::all(s.client.clone()).list(&lp).await.map_err(|e| list_error(e, &f))?;
     let next = list.metadata.continue_.filter(|c| !c.is_empty());
     let items = list
         .items
@@ -175,13 +198,11 @@ pub async fn start(
         name.as_deref().unwrap_or_default(),
         InstanceSpec { template: body.template.clone(), ttl: body.ttl.clone(), env: body.env.clone() },
     );
-    let problems: Vec<_> = controller::instance::build::validate(&tpl, &inst, s.settings())
-        .into_iter()
-        .map(|p| {
-            let field = p.field.trim_start_matches("spec.");
-            resources::FieldProblem::new(if field == "metadata.name" { "name" } else { field }.to_string(), p.reason)
-        })
-        .collect();
+    let mut problems = resources::labels::problems("labels", &body.labels);
+    problems.extend(controller::instance::build::validate(&tpl, &inst, s.settings()).into_iter().map(|p| {
+        let field = p.field.trim_start_matches("spec.");
+        resources::FieldProblem::new(if field == "metadata.name" { "name" } else { field }.to_string(), p.reason)
+    }));
     if !problems.is_empty() {
         return Err(invalid(&problems));
     }
@@ -249,6 +270,9 @@ pub async fn start(
         }
     }
     inst.metadata.namespace = Some(ns);
+    if !body.labels.is_empty() {
+        inst.metadata.labels = Some(body.labels.clone());
+    }
     if name.is_none() {
         inst.metadata.name = None;
         let stem: String = body.template.chars().take(MAX_NAME - 6).collect();
@@ -302,7 +326,12 @@ fn replay(existing: Instance, key: &str, body: &StartInstance, tenant: &str) -> 
     if !same_key {
         return Err(Problem::conflict("already-exists", format!("instance {:?} already exists", existing.name_any())));
     }
-    if existing.spec.template != body.template || existing.spec.env != body.env || existing.spec.ttl != body.ttl {
+    let labels = resources::labels::of_user(existing.metadata.labels.as_ref().unwrap_or(&Default::default()));
+    if existing.spec.template != body.template
+        || existing.spec.env != body.env
+        || existing.spec.ttl != body.ttl
+        || labels != body.labels
+    {
         return Err(Problem::invalid(
             "Idempotency-Key",
             "this key was already used for a different request; use a new key for a new instance",

@@ -193,10 +193,15 @@ impl Client {
 
     /// Every page of a list.
     pub async fn list_all<T: DeserializeOwned>(&self, path: &str) -> Result<Vec<T>> {
+        self.list_all_with(path, &[]).await
+    }
+
+    /// Every page of a list route, with these query parameters.
+    pub async fn list_all_with<T: DeserializeOwned>(&self, path: &str, query: &[(&str, String)]) -> Result<Vec<T>> {
         let mut items = Vec::new();
         let mut next: Option<String> = None;
         loop {
-            let mut req = self.request(Method::GET, path);
+            let mut req = self.request(Method::GET, path).query(query);
             if let Some(c) = &next {
                 req = req.query(&[("continue", c)]);
             }

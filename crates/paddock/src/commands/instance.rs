@@ -38,6 +38,9 @@ pub enum InstanceCommand {
         /// KEY=VALUE for an environment variable the template lets instances set (repeatable).
         #[arg(long = "env", value_parser = parse_env)]
         env: Vec<(String, String)>,
+        /// KEY=VALUE label for the instance, to find it with `list -l` (repeatable; at most 16).
+        #[arg(long = "label", value_parser = parse_env)]
+        labels: Vec<(String, String)>,
         /// Retrying with the same key never starts a second instance.
         #[arg(long)]
         idempotency_key: Option<String>,
@@ -55,6 +58,9 @@ pub enum InstanceCommand {
         /// Only instances of this template.
         #[arg(long)]
         template: Option<String>,
+        /// Only instances whose labels match this selector (`job=42`, `env in (ci,dev)`, `!draft`).
+        #[arg(short = 'l', long, value_parser = parse_selector)]
+        selector: Option<Selector>,
         /// After the list, a line for every change (as `kubectl get -w`), until Ctrl-C.
         #[arg(short = 'w', long)]
         watch: bool,
@@ -105,6 +111,41 @@ fn parse_env(s: &str) -> Result<(String, String), String> {
     }
 }
 
+/// A label selector: its text (sent to the API) and its parsed form (to
+/// filter what `--watch` reports).
+#[derive(Debug, Clone)]
+pub struct Selector {
+    text: String,
+    parsed: kubesim::selector::Selector,
+}
+
+fn parse_selector(s: &str) -> Result<Selector, String> {
+    let parsed = kubesim::selector::Selector::parse_labels(s).map_err(|e| e.message)?;
+    Ok(Selector { text: s.to_string(), parsed })
+}
+
+/// What `instance list` shows: by phase, template and labels.
+struct Filter {
+    phase: Option<String>,
+    template: Option<String>,
+    selector: Option<Selector>,
+}
+
+impl Filter {
+    fn keeps(&self, i: &InstanceView) -> bool {
+        let labels: serde_json::Map<String, serde_json::Value> =
+            i.labels.iter().map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone()))).collect();
+        self.phase.as_ref().is_none_or(|p| i.phase.as_deref().is_some_and(|x| x.eq_ignore_ascii_case(p)))
+            && self.template.as_ref().is_none_or(|t| &i.template == t)
+            && self.selector.as_ref().is_none_or(|s| s.parsed.matches_map(Some(&labels)))
+    }
+
+    /// The query that asks the API for the labels (the rest is filtered here).
+    fn query(&self) -> Vec<(&'static str, String)> {
+        self.selector.iter().map(|s| ("labelSelector", s.text.clone())).collect()
+    }
+}
+
 const HEADER: &[&str] = &["NAME", "TEMPLATE", "PHASE", "READY IN", "EXPIRES", "MESSAGE"];
 
 /// A note when a renewal did not end where asked: the API caps the lifetime
@@ -138,6 +179,14 @@ fn detail(i: &InstanceView) -> String {
         ("Template", i.template.clone()),
         ("Phase", cell(i.phase.clone())),
         ("Message", cell(i.message.clone())),
+        (
+            "Labels",
+            if i.labels.is_empty() {
+                "<none>".into()
+            } else {
+                i.labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",")
+            },
+        ),
         ("Created", cell(i.created.clone())),
         ("Expires", cell(i.expires.clone())),
     ];
@@ -282,13 +331,7 @@ async fn wait(c: &Client, tenant: &str, started: InstanceView, w: WaitArgs, show
 /// instance the filters keep (a row, or `-o json|yaml` documents), from the
 /// event stream, until Ctrl-C. The stream's first snapshot repeats the list
 /// and is skipped.
-async fn watch_list(
-    c: &Client,
-    tenant: Option<&str>,
-    phase: &Option<String>,
-    template: &Option<String>,
-    out: Format,
-) -> Result<()> {
+async fn watch_list(c: &Client, tenant: Option<&str>, filter: &Filter, out: Format) -> Result<()> {
     let mut stream = Follow::new(c, tenant, None);
     loop {
         let update = tokio::select! {
@@ -297,7 +340,7 @@ async fn watch_list(
         };
         match update {
             Update::Status(_, i) => {
-                for i in wanted(vec![*i], phase, template) {
+                for i in [*i].into_iter().filter(|i| filter.keeps(i)) {
                     match out {
                         Format::Table => println!("{}", row(&i).join("   ")),
                         _ => print(out, &i, HEADER, |i| vec![row(i)])?,
@@ -311,12 +354,8 @@ async fn watch_list(
 }
 
 /// The instances `--phase` and `--template` keep.
-fn wanted(items: Vec<InstanceView>, phase: &Option<String>, template: &Option<String>) -> Vec<InstanceView> {
-    items
-        .into_iter()
-        .filter(|i| phase.as_ref().is_none_or(|p| i.phase.as_deref().is_some_and(|x| x.eq_ignore_ascii_case(p))))
-        .filter(|i| template.as_ref().is_none_or(|t| &i.template == t))
-        .collect()
+fn wanted(items: Vec<InstanceView>, filter: &Filter) -> Vec<InstanceView> {
+    items.into_iter().filter(|i| filter.keeps(i)).collect()
 }
 
 /// The reason of the instance's Ready condition.
@@ -333,18 +372,20 @@ fn held_by_quota(i: &InstanceView) -> bool {
 pub async fn run(args: InstanceArgs) -> Result<()> {
     let c = args.client.client()?;
     let out = args.client.output;
-    if let InstanceCommand::List { all_tenants: true, phase, template, watch } = &args.command {
-        let items = wanted(c.list_all("/v1/instances").await?, phase, template);
+    if let InstanceCommand::List { all_tenants: true, phase, template, selector, watch } = &args.command {
+        let filter = Filter { phase: phase.clone(), template: template.clone(), selector: selector.clone() };
+        let items = wanted(c.list_all_with("/v1/instances", &filter.query()).await?, &filter);
         let header: Vec<&str> = ["TENANT"].iter().chain(HEADER).copied().collect();
         print(out, &items, &header, |v| {
             v.iter().map(|i| std::iter::once(i.tenant.clone()).chain(row(i)).collect()).collect()
         })?;
-        return if *watch { watch_list(&c, None, phase, template, out).await } else { Ok(()) };
+        return if *watch { watch_list(&c, None, &filter, out).await } else { Ok(()) };
     }
     let tenant = args.client.tenant(&args.tenant)?;
     match args.command {
-        InstanceCommand::Start { template, name, ttl, env, idempotency_key, wait: w } => {
-            let body = StartInstance { template, name, ttl, env: env.into_iter().collect::<BTreeMap<_, _>>() };
+        InstanceCommand::Start { template, name, ttl, env, labels, idempotency_key, wait: w } => {
+            let (env, labels) = (env.into_iter().collect(), labels.into_iter().collect::<BTreeMap<_, _>>());
+            let body = StartInstance { template, name, ttl, env, labels };
             let mut req = c.request(Method::POST, &path(&tenant, "")).json(&body);
             if let Some(k) = &idempotency_key {
                 req = req.header("idempotency-key", k);
@@ -363,10 +404,11 @@ pub async fn run(args: InstanceArgs) -> Result<()> {
                 _ => Ok(()),
             }
         }
-        InstanceCommand::List { phase, template, watch, .. } => {
-            let items = wanted(c.list_all(&path(&tenant, "")).await?, &phase, &template);
+        InstanceCommand::List { phase, template, selector, watch, .. } => {
+            let filter = Filter { phase, template, selector };
+            let items = wanted(c.list_all_with(&path(&tenant, ""), &filter.query()).await?, &filter);
             print(out, &items, HEADER, |v| v.iter().map(row).collect())?;
-            if watch { watch_list(&c, Some(&tenant), &phase, &template, out).await } else { Ok(()) }
+            if watch { watch_list(&c, Some(&tenant), &filter, out).await } else { Ok(()) }
         }
         InstanceCommand::Get { name } => {
             let i: InstanceView = c.get(&path(&tenant, &format!("/{name}"))).await?;
