@@ -6,6 +6,8 @@ mod descriptors;
 mod help;
 mod kubeconfig;
 mod logging;
+#[cfg(test)]
+mod reference;
 mod settings;
 
 use clap::{Parser, Subcommand};

@@ -180,6 +180,30 @@ fn parse_exposition(text: &str) -> Series {
     out
 }
 
+/// Every metric family the process exposes is in docs/observability.md's
+/// table, with its type, so the reference cannot fall behind the code.
+fn every_metric_is_documented(text: &str) {
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/observability.md")).unwrap();
+    let documented: BTreeMap<String, String> = doc
+        .lines()
+        .filter_map(|l| {
+            let cells: Vec<&str> = l.split('|').map(str::trim).collect();
+            let name = cells.get(1)?.strip_prefix('`')?.strip_suffix('`')?;
+            Some((name.to_string(), cells.get(2)?.to_string()))
+        })
+        .collect();
+    for line in text.lines() {
+        let Some(rest) = line.strip_prefix("# TYPE ") else { continue };
+        let (family, kind) = rest.split_once(' ').unwrap();
+        // OpenMetrics names a counter's family without `_total`; the table names the series.
+        let name = if kind == "counter" { format!("{family}_total") } else { family.to_string() };
+        match documented.get(&name) {
+            Some(t) => assert_eq!(t, kind, "docs/observability.md gives {name} the type {t}, the exposition {kind}"),
+            None => panic!("{name} ({kind}) is exposed but not in docs/observability.md's metrics table"),
+        }
+    }
+}
+
 /// The value of the one series named `name` whose labels include `want`.
 fn value(all: &Series, name: &str, want: &[(&str, &str)]) -> Option<f64> {
     all.iter()
@@ -192,7 +216,9 @@ async fn metrics_count_what_happened(url: &str) {
     assert_eq!(resp.status(), 200);
     let ctype = resp.headers()["content-type"].to_str().unwrap().to_string();
     assert!(ctype.starts_with("application/openmetrics-text"), "{ctype}");
-    let all = parse_exposition(&resp.text().await.unwrap());
+    let text = resp.text().await.unwrap();
+    every_metric_is_documented(&text);
+    let all = parse_exposition(&text);
     let at_least = |name: &str, want: &[(&str, &str)], min: f64| {
         let v = value(&all, name, want).unwrap_or_else(|| panic!("{name}{want:?} is missing"));
         assert!(v >= min, "{name}{want:?} = {v}, expected at least {min}");
