@@ -141,3 +141,53 @@ async fn every_readme_manifest_becomes_ready() {
     let _ = tokio::time::timeout(T, reconcilers).await;
     tc.finish().await;
 }
+
+/// GitHub's anchor of a heading: lowercase, spaces to '-', punctuation dropped.
+fn anchor(heading: &str) -> String {
+    heading
+        .trim()
+        .to_lowercase()
+        .chars()
+        .filter_map(|c| match c {
+            ' ' => Some('-'),
+            c if c.is_alphanumeric() || c == '-' || c == '_' => Some(c),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Every relative link of the README and docs/ names a file of the
+/// repository, and an anchor a heading of that file.
+#[test]
+fn links_point_at_what_exists() {
+    let mut broken = Vec::new();
+    for (path, text) in pages() {
+        let dir = std::path::Path::new(&path).parent().unwrap().to_path_buf();
+        let mut rest = text.as_str();
+        while let Some(i) = rest.find("](") {
+            rest = &rest[i + 2..];
+            let Some(end) = rest.find(')') else { break };
+            let target = &rest[..end];
+            if target.starts_with("http") || target.starts_with("mailto:") || target.contains(' ') {
+                continue;
+            }
+            let (file, frag) = target.split_once('#').unwrap_or((target, ""));
+            let file_path = if file.is_empty() { std::path::PathBuf::from(&path) } else { dir.join(file) };
+            let Ok(linked) = std::fs::read_to_string(&file_path) else {
+                if !file_path.exists() {
+                    broken.push(format!("{path}: {target} (no such file)"));
+                }
+                continue;
+            };
+            if !frag.is_empty()
+                && !linked
+                    .lines()
+                    .filter_map(|l| l.strip_prefix('#'))
+                    .any(|h| anchor(h.trim_start_matches('#')) == frag)
+            {
+                broken.push(format!("{path}: {target} (no such heading)"));
+            }
+        }
+    }
+    assert!(broken.is_empty(), "broken links:\n{}", broken.join("\n"));
+}
