@@ -12,10 +12,10 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn paddock_dev_runs_the_platform() {
-    let dir = std::env::temp_dir().join(format!("paddock-dev-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+/// A running `paddock dev` (JSON debug log to `dir/paddock.log`): the
+/// process, its banner and its kubeconfig.
+async fn start_dev(dir: &std::path::Path) -> (std::process::Child, String, std::path::PathBuf) {
+    std::fs::create_dir_all(dir).unwrap();
     let kc = dir.join("kubeconfig");
     let log_path = dir.join("paddock.log");
     let mut child = Command::new(env!("CARGO_BIN_EXE_paddock"))
@@ -40,6 +40,14 @@ async fn paddock_dev_runs_the_platform() {
     });
     let banner = tokio::time::timeout(Duration::from_secs(60), banner).await.expect("paddock dev came up").unwrap();
     assert!(banner.contains("paddock dev is running"), "{banner}");
+    (child, banner, kc)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paddock_dev_runs_the_platform() {
+    let dir = std::env::temp_dir().join(format!("paddock-dev-{}", std::process::id()));
+    let log_path = dir.join("paddock.log");
+    let (mut child, banner, kc) = start_dev(&dir).await;
     // The exact line that points kubectl (and paddock nodes/audit) at the embedded cluster.
     let kc_abs = std::fs::canonicalize(&kc).unwrap();
     assert!(banner.contains(&format!("export KUBECONFIG={}", kc_abs.display())), "{banner}");
@@ -639,4 +647,63 @@ async fn the_bundle_s_rbac_allows_every_request(banner: &str) {
         }
     }
     assert!(denied.is_empty(), "requests the shipped RBAC does not allow: {denied:?}");
+}
+
+/// The `paddock` commands of the README's shell blocks, as a newcomer types
+/// them after `paddock dev` (with the URL and token it printed): each exits 0
+/// and prints something. Streams (`events`, `list -w`) run for two seconds;
+/// `bench` is left to the bench tests (it takes minutes).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_readme_commands_work_on_paddock_dev() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
+    let mut commands = Vec::new();
+    let mut in_sh = false;
+    for line in readme.lines() {
+        match line.trim() {
+            "```sh" => in_sh = true,
+            "```" => in_sh = false,
+            l if in_sh && l.starts_with("paddock ") => {
+                commands.push(l.split(" #").next().unwrap_or(l).trim().to_string())
+            }
+            _ => {}
+        }
+    }
+    assert!(commands.len() >= 8, "the README's commands: {commands:?}");
+    let dir = std::env::temp_dir().join(format!("paddock-dev-readme-{}", std::process::id()));
+    let (mut child, banner, kc) = start_dev(&dir).await;
+    let (url, admin) = (banner_value(&banner, "API:"), banner_value(&banner, "admin token:"));
+    for command in &commands {
+        let mut words: Vec<String> = command.split_whitespace().skip(1).map(str::to_string).collect();
+        if words.first().is_some_and(|w| w == "bench") {
+            continue;
+        }
+        // `> FILE`: the README saves the output; here it is checked instead.
+        if let Some(i) = words.iter().position(|w| w == ">") {
+            words.truncate(i);
+        }
+        for w in &mut words {
+            if w == "paddock-dev.kubeconfig" {
+                *w = kc.display().to_string();
+            }
+        }
+        let streams = words.iter().any(|w| w == "-w") || words.first().is_some_and(|w| w == "events");
+        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_paddock"));
+        cmd.args(&words).env("PADDOCK_URL", &url).env("PADDOCK_TOKEN", &admin).env_remove("PADDOCK_TENANT");
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
+        let mut running = cmd.spawn().unwrap();
+        if streams {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            let _ = running.start_kill();
+        }
+        let out = tokio::time::timeout(Duration::from_secs(60), running.wait_with_output())
+            .await
+            .unwrap_or_else(|_| panic!("`{command}` did not finish in 60 s"))
+            .unwrap();
+        let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(streams || out.status.success(), "`{command}` exited {:?}: {stderr}", out.status.code());
+        assert!(!stdout.trim().is_empty(), "`{command}` printed nothing: {stderr}");
+    }
+    let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+    let _ = tokio::task::spawn_blocking(move || child.wait()).await;
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -317,6 +317,18 @@ pub async fn start(
                 _ => Err(kube::Error::Api(a).into()),
             }
         }
+        // A tenant still being set up: its namespace is not there yet.
+        Err(kube::Error::Api(a)) if a.code == 404 => {
+            let mut p = Problem::conflict(
+                "tenant-provisioning",
+                format!(
+                    "tenant {tenant:?} is still being set up (its namespace {} does not exist yet); retry in a moment",
+                    s.namespace(&tenant)
+                ),
+            );
+            p.retry_after = Some(1);
+            Err(p)
+        }
         Err(e) => Err(e.into()),
     }
 }

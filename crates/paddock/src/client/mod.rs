@@ -230,6 +230,13 @@ impl Client {
     }
 }
 
+/// The API asks to try again shortly: what the request needs is still being
+/// set up (a tenant just created). Commands retry it for a while, then report
+/// it as a [`Refused`].
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct NotYet(pub String, pub u64);
+
 /// The API could not be reached, or answered 5xx: worth trying again later
 /// (exit code 2 when it is the end of the command).
 #[derive(Debug, thiserror::Error)]
@@ -238,6 +245,9 @@ pub struct Unreachable(pub String);
 
 fn problem_error(status: StatusCode, body: &[u8]) -> anyhow::Error {
     let text = match serde_json::from_slice::<Problem>(body) {
+        Ok(p) if p.kind.ends_with("/tenant-provisioning") => {
+            return NotYet(p.to_string(), p.retry_after.unwrap_or(1)).into();
+        }
         Ok(p) => {
             let retry = p.retry_after.map(|s| format!(" (retry in {s}s)")).unwrap_or_default();
             format!("{p}{retry}")

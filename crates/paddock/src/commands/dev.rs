@@ -15,6 +15,7 @@ use kubesim::{KubeSim, SimConfig, config};
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// A small realistic cluster: two task nodes, a VPN node and a shared node, each tainted for its role;
 /// the VPN and shared nodes' kubelets allow the sysctl the VPN server needs.
@@ -73,6 +74,18 @@ async fn apply(client: &kube::Client, ar: &ApiResource, doc: serde_json::Value) 
     Ok(())
 }
 
+/// Waits (on a watch, at most 30 s) until the demo tenant is Ready, so the
+/// commands the banner suggests work the moment it is printed.
+async fn demo_ready(client: &kube::Client) {
+    let tenants: Api<resources::Tenant> = Api::all(client.clone());
+    let ready = kube::runtime::wait::await_condition(tenants, "demo", |t: Option<&resources::Tenant>| {
+        t.and_then(|t| t.status.as_ref()).and_then(|s| s.phase.as_deref()) == Some("Ready")
+    });
+    if tokio::time::timeout(Duration::from_secs(30), ready).await.is_err() {
+        tracing::warn!("the demo tenant is not Ready after 30 s; `paddock tenant get demo` says why");
+    }
+}
+
 pub async fn run(args: DevArgs) -> Result<()> {
     let cfg = SimConfig {
         nodes: config::parse_nodes(DEV_NODES).map_err(|e| anyhow::anyhow!(e))?,
@@ -117,6 +130,7 @@ pub async fn run(args: DevArgs) -> Result<()> {
                 "vpn": {"enabled": true, "clients": 3}}}),
     )
     .await?;
+    demo_ready(&client).await;
 
     let kc = args.kubeconfig_out.display();
     let mut out = std::io::stdout().lock();

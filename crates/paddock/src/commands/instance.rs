@@ -369,6 +369,36 @@ fn held_by_quota(i: &InstanceView) -> bool {
     ready_reason(i) == Some("QuotaExceeded")
 }
 
+/// How long a start waits for a tenant that is still being set up.
+const SETUP_PATIENCE: Duration = Duration::from_secs(30);
+
+/// POSTs a start; a tenant still being set up (just created) is waited for,
+/// saying so, up to [`SETUP_PATIENCE`].
+async fn start(c: &Client, tenant: &str, body: &StartInstance, key: Option<&str>) -> Result<InstanceView> {
+    let deadline = tokio::time::Instant::now() + SETUP_PATIENCE;
+    let mut said = false;
+    loop {
+        let mut req = c.request(Method::POST, &path(tenant, "")).json(body);
+        if let Some(k) = key {
+            req = req.header("idempotency-key", k);
+        }
+        match c.send::<InstanceView>(req).await {
+            Err(e) => match e.downcast::<crate::client::NotYet>() {
+                Ok(crate::client::NotYet(why, secs)) if tokio::time::Instant::now() < deadline => {
+                    if !said {
+                        eprintln!("{why}; waiting");
+                        said = true;
+                    }
+                    tokio::time::sleep(Duration::from_secs(secs.clamp(1, 5))).await;
+                }
+                Ok(crate::client::NotYet(why, _)) => return Err(Refused(why).into()),
+                Err(e) => return Err(e),
+            },
+            ok => return ok,
+        }
+    }
+}
+
 pub async fn run(args: InstanceArgs) -> Result<()> {
     let c = args.client.client()?;
     let out = args.client.output;
@@ -386,11 +416,7 @@ pub async fn run(args: InstanceArgs) -> Result<()> {
         InstanceCommand::Start { template, name, ttl, env, labels, idempotency_key, wait: w } => {
             let (env, labels) = (env.into_iter().collect(), labels.into_iter().collect::<BTreeMap<_, _>>());
             let body = StartInstance { template, name, ttl, env, labels };
-            let mut req = c.request(Method::POST, &path(&tenant, "")).json(&body);
-            if let Some(k) = &idempotency_key {
-                req = req.header("idempotency-key", k);
-            }
-            let started: InstanceView = c.send(req).await?;
+            let started = start(&c, &tenant, &body, idempotency_key.as_deref()).await?;
             let view = if w.wait { wait(&c, &tenant, started, w, out == Format::Table).await? } else { started };
             print(out, &view, HEADER, |i| vec![row(i)])?;
             match view.phase.as_deref() {
