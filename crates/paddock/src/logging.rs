@@ -20,6 +20,26 @@ pub struct LogArgs {
     pub log_format: LogFormat,
 }
 
+/// The same two flags on the API client commands (`tenant`, `instance`, ...),
+/// hidden from their help: a person using the CLI rarely wants them, and they
+/// crowded out the flags that matter. They still work there: clap hands a
+/// global flag's value given after a subcommand up to [`LogArgs`].
+#[derive(Args, Debug, Clone)]
+pub struct ClientLogArgs {
+    /// Log filter (see `paddock --help`).
+    #[arg(long, global = true, hide = true, env = "PADDOCK_LOG_LEVEL", default_value = "info")]
+    pub log_level: String,
+    /// Log output format (see `paddock --help`).
+    #[arg(long, global = true, hide = true, env = "PADDOCK_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+}
+
+impl Default for ClientLogArgs {
+    fn default() -> Self {
+        Self { log_level: "info".into(), log_format: LogFormat::Text }
+    }
+}
+
 /// kube's client logs every failed request (a refused connection, a 5xx) at
 /// ERROR without saying which, every broken watch stream at WARN in Debug
 /// form, and an answer it cannot decode with the whole body (which may be a

@@ -206,6 +206,25 @@ mod tests {
         assert!(missing.is_empty(), "arguments without help:\n{}", missing.join("\n"));
     }
 
+    /// The API client commands keep the log flags out of their help, yet take
+    /// them, before or after the subcommand; the server commands show them.
+    #[test]
+    fn client_commands_hide_the_log_flags_but_take_them() {
+        let mut cmd = Cli::command();
+        cmd.build();
+        let list = cmd.find_subcommand_mut("instance").unwrap().find_subcommand_mut("list").unwrap();
+        let help = list.render_long_help().to_string();
+        assert!(!help.contains("--log-level") && help.contains("--selector"), "{help}");
+        let serve = cmd.find_subcommand_mut("serve").unwrap().render_long_help().to_string();
+        assert!(serve.contains("--log-level") && serve.contains("--log-format"), "{serve}");
+        let cli = Cli::try_parse_from(["paddock", "instance", "list", "--log-level", "debug"]).unwrap();
+        assert_eq!(cli.log.log_level, "debug");
+        let cli = Cli::try_parse_from(["paddock", "--log-format", "json", "tenant", "list"]).unwrap();
+        assert_eq!(cli.log.log_format, crate::logging::LogFormat::Json);
+        let cli = Cli::try_parse_from(["paddock", "serve", "--log-level", "warn"]).unwrap();
+        assert_eq!(cli.log.log_level, "warn");
+    }
+
     /// The runtime a command line gets: its flavour and worker count.
     fn runtime_of(args: &[&str]) -> (tokio::runtime::RuntimeFlavor, usize) {
         let cli = Cli::try_parse_from(args).unwrap();

@@ -29,6 +29,9 @@ pub struct ClientArgs {
     /// Output: a table for people, json or yaml for scripts.
     #[arg(short = 'o', long, global = true, value_enum, default_value = "table")]
     pub output: output::Format,
+    /// The log flags, hidden from the client commands' help.
+    #[command(flatten)]
+    pub log: crate::logging::ClientLogArgs,
 }
 
 /// Asks `question` on a terminal before a command does something that cannot

@@ -189,6 +189,7 @@ mod tests {
             url: Some(url),
             token: Some("t".into()),
             output: super::super::output::Format::Table,
+            log: Default::default(),
         };
         let c = args.client().unwrap();
         let mut stages = Vec::new();

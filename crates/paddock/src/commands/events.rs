@@ -305,7 +305,12 @@ mod tests {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, app).await });
-        let args = ClientArgs { url: Some(url), token: Some("t".into()), output: crate::client::output::Format::Table };
+        let args = ClientArgs {
+            url: Some(url),
+            token: Some("t".into()),
+            output: crate::client::output::Format::Table,
+            log: Default::default(),
+        };
         let c = args.client().unwrap();
         let mut f = Follow::new(&c, None, None);
         let mut names = Vec::new();
@@ -330,7 +335,12 @@ mod tests {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, app).await });
-        let args = ClientArgs { url: Some(url), token: Some("t".into()), output: crate::client::output::Format::Table };
+        let args = ClientArgs {
+            url: Some(url),
+            token: Some("t".into()),
+            output: crate::client::output::Format::Table,
+            log: Default::default(),
+        };
         let c = args.client().unwrap();
         let e = Follow::new(&c, None, None).next().await.unwrap_err();
         assert!(e.to_string().contains("does not exist"), "{e}");

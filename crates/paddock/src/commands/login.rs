@@ -64,8 +64,13 @@ pub async fn login(args: LoginArgs) -> Result<()> {
     } else {
         args.token.trim().to_string()
     };
-    let client =
-        ClientArgs { url: Some(args.url.clone()), token: Some(token.clone()), output: Format::Table }.client()?;
+    let client = ClientArgs {
+        url: Some(args.url.clone()),
+        token: Some(token.clone()),
+        output: Format::Table,
+        log: Default::default(),
+    }
+    .client()?;
     // Any valid token may list tenants (a tenant token sees its own): the check.
     let _: serde_json::Value = client.send(client.request(Method::GET, "/v1/tenants?limit=1")).await?;
     let name = match args.name {
