@@ -19,7 +19,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use utoipa::ToSchema;
 
-pub const CREDENTIALS_LABEL: &str = "paddock.dev/credentials";
+pub const CREDENTIALS_LABEL: &str = resources::vocabulary::CREDENTIALS;
 pub const TOKEN_PREFIX: &str = "pdk";
 
 /// Name of the Secret holding a tenant's token hashes.

@@ -91,7 +91,7 @@ impl Shared {
 
     /// The namespace of a tenant.
     pub fn namespace(&self, tenant: &str) -> String {
-        format!("{}{tenant}", self.config.settings.namespace_prefix)
+        resources::vocabulary::tenant_namespace(&self.config.settings.namespace_prefix, tenant)
     }
 
     /// The tenant a namespace belongs to, by the installation's prefix.

@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// Keeps a deleted template while instances of it remain.
-pub const FINALIZER: &str = "paddock.dev/template-in-use";
+pub const FINALIZER: &str = resources::vocabulary::TEMPLATE_FINALIZER;
 
 /// How often a deleted template still in use looks at its instances again.
 const RECHECK: Duration = Duration::from_secs(2);

@@ -48,7 +48,7 @@ pub struct Claim {
     pub latency_ms: f64,
 }
 
-pub const REQUESTED_AT: &str = "paddock.dev/requested-at";
+pub const REQUESTED_AT: &str = crate::vocabulary::REQUESTED_AT;
 
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
 pub enum InstancePhase {

@@ -14,6 +14,7 @@ pub mod policy;
 pub mod strict;
 pub mod template;
 pub mod tenant;
+pub mod vocabulary;
 
 pub use instance::{Instance, InstancePhase, InstanceSpec, InstanceStatus};
 pub use template::{Template, TemplateSpec, TemplateStatus};

@@ -17,7 +17,7 @@ use sha2::{Digest, Sha256};
 use std::time::Duration;
 
 /// Annotation that records the Idempotency-Key an instance was started with.
-pub const IDEMPOTENCY_ANNOTATION: &str = "paddock.dev/idempotency-key";
+pub const IDEMPOTENCY_ANNOTATION: &str = resources::vocabulary::IDEMPOTENCY_KEY;
 /// Longest instance name (pod names are `<instance>-<pod>`).
 const MAX_NAME: usize = 40;
 

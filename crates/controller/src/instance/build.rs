@@ -16,7 +16,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 
-pub const POD_LABEL: &str = "paddock.dev/pod";
+pub const POD_LABEL: &str = resources::vocabulary::POD;
 
 /// Builds an object's metadata: name and extra labels.
 pub type MetaFn<'a> = dyn Fn(&str, &[(String, String)]) -> Value + 'a;

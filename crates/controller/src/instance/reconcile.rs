@@ -38,7 +38,7 @@ use std::fmt::Debug;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub const FINALIZER: &str = "paddock.dev/instance-cleanup";
+pub const FINALIZER: &str = resources::vocabulary::INSTANCE_FINALIZER;
 /// How long an expired instance stays visible before it is deleted.
 pub const RETENTION: Duration = Duration::from_secs(60);
 

@@ -210,7 +210,7 @@ pub fn namespace_objects(settings: &Settings) -> Vec<Value> {
 pub fn prepull(tpl: &Template, settings: &Settings, any_node_has_role: bool) -> Result<DaemonSet, Vec<FieldProblem>> {
     let tname = tpl.name_any();
     let place = placement_on(task_roles(tpl, None), any_node_has_role, settings.strict_node_roles);
-    let sel = json!({MANAGED_BY: MANAGER, "paddock.dev/prepull": tname});
+    let sel = json!({MANAGED_BY: MANAGER, resources::vocabulary::PREPULL: tname});
     let mut images: Vec<&str> = Vec::new();
     for p in &tpl.spec.pods {
         if !images.contains(&p.image.as_str()) {

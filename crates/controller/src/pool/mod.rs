@@ -29,17 +29,17 @@ use std::time::{Duration, Instant};
 
 pub mod labels {
     /// On pool objects: the template the pool belongs to.
-    pub const POOL: &str = "paddock.dev/pool";
+    pub const POOL: &str = resources::vocabulary::POOL;
     /// On pool objects: the pod set (a template's pods for one instance).
-    pub const SET: &str = "paddock.dev/pool-set";
+    pub const SET: &str = resources::vocabulary::POOL_SET;
     /// On pool pods: the template generation they were built from.
-    pub const GENERATION: &str = "paddock.dev/template-generation";
+    pub const GENERATION: &str = resources::vocabulary::TEMPLATE_GENERATION;
     /// On claimed pods and their per-instance objects: the Instance's uid.
-    pub const CLAIM: &str = "paddock.dev/claim";
+    pub const CLAIM: &str = resources::vocabulary::CLAIM;
     /// On claimed pods: the Instance's namespace.
-    pub const INSTANCE_NAMESPACE: &str = "paddock.dev/instance-namespace";
+    pub const INSTANCE_NAMESPACE: &str = resources::vocabulary::INSTANCE_NAMESPACE;
     /// On pods that fetch their per-instance values from the claim endpoint.
-    pub const PERSONALIZED: &str = "paddock.dev/personalize";
+    pub const PERSONALIZED: &str = resources::vocabulary::PERSONALIZE;
 }
 
 /// `template`'s pool pods (with `unclaimed`, only those not claimed), shared

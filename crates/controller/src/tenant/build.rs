@@ -51,7 +51,7 @@ pub struct Desired {
 pub const QUOTA: &str = "quota";
 
 pub fn namespace_name(tenant: &str, settings: &Settings) -> String {
-    format!("{}{tenant}", settings.namespace_prefix)
+    resources::vocabulary::tenant_namespace(&settings.namespace_prefix, tenant)
 }
 
 /// Why `tenant` may not have the namespace its name gives, if it may not:
@@ -88,7 +88,7 @@ pub fn storage_claim_name(kind: TenantKind) -> &'static str {
 /// The metadata of one of the tenant's objects: its name, namespace, labels
 /// and the Tenant as its controlling owner.
 fn meta(name: &str, ns: Option<&str>, t: &Tenant, tenant: &str) -> ObjectMeta {
-    let labels = [(MANAGED_BY, MANAGER), (TENANT, tenant), ("paddock.dev/component", "tenant")];
+    let labels = [(MANAGED_BY, MANAGER), (TENANT, tenant), (resources::vocabulary::COMPONENT, "tenant")];
     ObjectMeta {
         name: Some(name.to_string()),
         namespace: ns.map(str::to_string),
@@ -146,7 +146,7 @@ pub fn build(t: &Tenant, settings: &Settings) -> Result<Desired, Vec<FieldProble
         TenantKind::Group => "group",
     };
     let mut ns_meta = meta(&ns, None, t, &tenant);
-    ns_meta.labels.get_or_insert_default().insert("paddock.dev/tenant-kind".into(), kind.into());
+    ns_meta.labels.get_or_insert_default().insert(resources::vocabulary::TENANT_KIND.into(), kind.into());
     let namespace = Namespace { metadata: ns_meta, ..Namespace::default() };
     let in_ns = |name: &str| meta(name, Some(&ns), t, &tenant);
 
@@ -284,7 +284,9 @@ pub fn build(t: &Tenant, settings: &Settings) -> Result<Desired, Vec<FieldProble
         // The claim belongs to the namespace's fate only: with retainOnDelete its
         // volume is kept (reclaim policy Retain) when the tenant goes.
         m.owner_references = None;
-        m.labels.get_or_insert_default().insert("paddock.dev/retain".into(), spec.storage.retain_on_delete.to_string());
+        m.labels
+            .get_or_insert_default()
+            .insert(resources::vocabulary::RETAIN.into(), spec.storage.retain_on_delete.to_string());
         PersistentVolumeClaim {
             metadata: m,
             spec: Some(PersistentVolumeClaimSpec {

@@ -15,7 +15,7 @@ use kube::{Client, Resource, ResourceExt};
 use resources::Tenant;
 use serde_json::json;
 
-pub const GROUP_LABEL: &str = "paddock.dev/group";
+pub const GROUP_LABEL: &str = resources::vocabulary::GROUP;
 
 pub fn claim_name(group: &str) -> String {
     format!("group-{group}")
@@ -57,7 +57,8 @@ pub async fn reconcile(
         spec["claimRef"] =
             json!({"kind": "PersistentVolumeClaim", "apiVersion": "v1", "namespace": ns, "name": claim_name(g)});
         let capacity = spec.pointer("/capacity/storage").cloned().unwrap_or(json!("1Gi"));
-        let labels = json!({MANAGED_BY: MANAGER, TENANT: name, GROUP_LABEL: g, "paddock.dev/component": "tenant"});
+        let labels =
+            json!({MANAGED_BY: MANAGER, TENANT: name, GROUP_LABEL: g, resources::vocabulary::COMPONENT: "tenant"});
         let pv = json!({"apiVersion": "v1", "kind": "PersistentVolume",
             "metadata": {"name": volume_name(&name, g), "labels": labels, "ownerReferences": [owner]}, "spec": spec});
         if pvs.get_opt(&volume_name(&name, g)).await?.is_none() {

@@ -33,7 +33,7 @@ use std::fmt::Debug;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-pub const FINALIZER: &str = "paddock.dev/tenant-cleanup";
+pub const FINALIZER: &str = resources::vocabulary::TENANT_FINALIZER;
 
 pub use crate::error::Error;
 
@@ -162,7 +162,7 @@ async fn apply_desired(
                 c.get::<NetworkPolicy>(Some(&ns), n).is_some_and(|p| {
                     let l = p.labels();
                     l.get(TENANT).map(String::as_str) == Some(tenant)
-                        && l.get("paddock.dev/component").map(String::as_str) == Some("tenant")
+                        && l.get(resources::vocabulary::COMPONENT).map(String::as_str) == Some("tenant")
                 })
             })
             .map(|n| n.to_string())
@@ -369,7 +369,7 @@ async fn cleanup(t: Arc<Tenant>, ctx: Arc<Context>) -> Result<Action, Error> {
             && let Some(pv) = pvc.spec.and_then(|s| s.volume_name)
         {
             let pvs: Api<PersistentVolume> = Api::all(c.clone());
-            let patch = serde_json::json!({"metadata": {"labels": {TENANT: name, "paddock.dev/retained": "true"}},
+            let patch = serde_json::json!({"metadata": {"labels": {TENANT: name, resources::vocabulary::RETAINED: "true"}},
                 "spec": {"persistentVolumeReclaimPolicy": "Retain"}});
             pvs.patch(&pv, &PatchParams::default(), &Patch::Merge(patch)).await?;
         }

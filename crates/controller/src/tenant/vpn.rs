@@ -27,7 +27,7 @@ pub const NAME: &str = "vpn";
 /// What the server pod requests (it counts against the tenant's quota).
 pub const CPU_REQUEST: &str = "50m";
 pub const MEMORY_REQUEST: &str = "32Mi";
-const HASH: &str = "paddock.dev/config-hash";
+const HASH: &str = resources::vocabulary::CONFIG_HASH;
 
 /// The keys as stored in the Secret (base64 text, as `wg` prints them).
 #[derive(Debug, Clone, PartialEq)]
@@ -84,7 +84,7 @@ impl Keys {
 }
 
 fn labels(tenant: &str) -> Value {
-    json!({MANAGED_BY: MANAGER, TENANT: tenant, "paddock.dev/component": "vpn", ROLE: "vpn"})
+    json!({MANAGED_BY: MANAGER, TENANT: tenant, resources::vocabulary::COMPONENT: "vpn", ROLE: "vpn"})
 }
 
 fn meta(name: &str, ns: &str, t: &Tenant) -> Value {

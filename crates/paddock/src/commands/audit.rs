@@ -30,7 +30,7 @@ pub struct AuditArgs {
     #[arg(short = 'o', long = "output", alias = "format", value_enum, default_value = "table")]
     pub format: Format,
     /// Namespace label that marks tenant namespaces; its value names the tenant.
-    #[arg(long, default_value = "paddock.dev/tenant")]
+    #[arg(long, default_value = resources::vocabulary::TENANT)]
     pub tenant_label: String,
     /// Treat ipBlocks as matching pod IPs too (as Calico does); by default they
     /// match only addresses outside the cluster (as Cilium does).

@@ -198,7 +198,8 @@ async fn measure(args: &ClaimsBenchArgs, image: &str, p: &Stage) -> Result<Repor
                 let mut s = seen.lock().unwrap_or_else(|e| e.into_inner());
                 match ev {
                     watcher::Event::Apply(m) | watcher::Event::InitApply(m) => {
-                        let claimed = m.metadata.labels.as_ref().is_some_and(|l| l.contains_key("paddock.dev/claim"));
+                        let claimed =
+                            m.metadata.labels.as_ref().is_some_and(|l| l.contains_key(resources::vocabulary::CLAIM));
                         let name = m.metadata.name.unwrap_or_default();
                         if !claimed && s.names.insert(name.clone()) {
                             s.new_at.push(now);
@@ -527,7 +528,7 @@ async fn raw_loop(p: &Stage, ns: &str, args: &ClaimsBenchArgs, from: usize, refi
             let sent = Instant::now();
             let cm: ConfigMap = serde_json::from_value(json!({"metadata": {"name": format!("claim-{k}")}}))?;
             cms.create(&PostParams::default(), &cm).await?;
-            let relabel = json!({"metadata": {"labels": {"paddock.dev/claim": format!("claim-{k}")}}});
+            let relabel = json!({"metadata": {"labels": {resources::vocabulary::CLAIM: format!("claim-{k}")}}});
             pods.patch(&format!("raw-{k}"), &PatchParams::default(), &Patch::Merge(&relabel)).await?;
             let status = json!({"data": {"phase": "Running"}});
             cms.patch(&format!("claim-{k}"), &PatchParams::default(), &Patch::Merge(&status)).await?;

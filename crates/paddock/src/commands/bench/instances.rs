@@ -97,7 +97,7 @@ async fn measure(
         "spec": {"maxPerTenant": 100000,
             "pods": [{"name": "web", "image": image, "ports": [{"name": "http", "port": 80}]}]}});
     Api::<resources::Template>::all(client.clone()).patch(&template_name, &pp, &Patch::Apply(&template)).await?;
-    let ns = format!("{}{run}", settings.namespace_prefix);
+    let ns = resources::vocabulary::tenant_namespace(&settings.namespace_prefix, run);
     let deadline = Instant::now() + Duration::from_secs(60);
     while Api::<resources::Tenant>::all(client.clone()).get(run).await?.status.and_then(|s| s.phase).as_deref()
         != Some("Ready")

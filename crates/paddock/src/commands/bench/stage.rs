@@ -54,7 +54,7 @@ impl Stage {
         let http = reqwest::Client::builder().pool_max_idle_per_host(2000).build()?;
         let tenant = target.run.clone();
         let s = Stage {
-            namespace: format!("{}{tenant}", settings.namespace_prefix),
+            namespace: resources::vocabulary::tenant_namespace(&settings.namespace_prefix, &tenant),
             template: format!("{tenant}-web"),
             pool_namespace: settings.pool_namespace.clone(),
             tenant,

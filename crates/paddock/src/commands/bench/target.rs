@@ -16,7 +16,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 /// The label on everything a benchmark creates on a cluster.
-pub const BENCH_LABEL: &str = "paddock.dev/bench";
+pub const BENCH_LABEL: &str = resources::vocabulary::BENCH;
 
 #[derive(Args, Debug, Clone, Default)]
 pub struct TargetArgs {

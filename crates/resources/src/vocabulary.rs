@@ -1,0 +1,61 @@
+//! Paddock's names on Kubernetes objects, in one place: the labels it
+//! selects on, the annotations it reads back, its finalizers, and how a
+//! tenant's namespace is named. Every crate takes them from here, so a name
+//! cannot differ between the writer and a reader (and users' own labels are
+//! refused under these prefixes, `crate::labels`).
+
+// Labels.
+/// Who manages an object (`app.kubernetes.io/managed-by`), and Paddock's value.
+pub const MANAGED_BY: &str = "app.kubernetes.io/managed-by";
+pub const MANAGER: &str = "paddock";
+/// The tenant, template and instance an object belongs to.
+pub const TENANT: &str = "paddock.dev/tenant";
+pub const TEMPLATE: &str = "paddock.dev/template";
+pub const INSTANCE: &str = "paddock.dev/instance";
+/// A pod's role (a VPN server) and a node's role (vpn, task, shared, unmanaged).
+pub const ROLE: &str = "paddock.dev/role";
+pub const NODE_ROLE: &str = "paddock.dev/node-role";
+/// A template pod's name, on its pods and Services.
+pub const POD: &str = "paddock.dev/pod";
+/// Which part of a tenant an object is (`tenant`, `vpn`).
+pub const COMPONENT: &str = "paddock.dev/component";
+/// On a tenant namespace: the tenant's kind.
+pub const TENANT_KIND: &str = "paddock.dev/tenant-kind";
+/// On a group's shared volume claim: the group.
+pub const GROUP: &str = "paddock.dev/group";
+/// On a tenant's volume: whether it is kept when the tenant goes, and that it was.
+pub const RETAIN: &str = "paddock.dev/retain";
+pub const RETAINED: &str = "paddock.dev/retained";
+/// On the image prepull DaemonSet: the template whose images it pulls.
+pub const PREPULL: &str = "paddock.dev/prepull";
+/// On Secrets of the system namespace holding admin tokens (`admin`).
+pub const CREDENTIALS: &str = "paddock.dev/credentials";
+/// On what a benchmark run creates: the run.
+pub const BENCH: &str = "paddock.dev/bench";
+/// Warm pools: the template a pool object belongs to, the pod set, the
+/// template generation it was built from, the claiming Instance's uid and
+/// namespace, and pods that fetch their per-instance values when claimed.
+pub const POOL: &str = "paddock.dev/pool";
+pub const POOL_SET: &str = "paddock.dev/pool-set";
+pub const TEMPLATE_GENERATION: &str = "paddock.dev/template-generation";
+pub const CLAIM: &str = "paddock.dev/claim";
+pub const INSTANCE_NAMESPACE: &str = "paddock.dev/instance-namespace";
+pub const PERSONALIZE: &str = "paddock.dev/personalize";
+
+// Annotations.
+/// When the client asked for an instance (RFC 3339, microseconds).
+pub const REQUESTED_AT: &str = "paddock.dev/requested-at";
+/// The Idempotency-Key an instance was started with.
+pub const IDEMPOTENCY_KEY: &str = "paddock.dev/idempotency-key";
+/// The hash of the configuration a VPN server pod was made from.
+pub const CONFIG_HASH: &str = "paddock.dev/config-hash";
+
+// Finalizers.
+pub const TENANT_FINALIZER: &str = "paddock.dev/tenant-cleanup";
+pub const INSTANCE_FINALIZER: &str = "paddock.dev/instance-cleanup";
+pub const TEMPLATE_FINALIZER: &str = "paddock.dev/template-in-use";
+
+/// The namespace of `tenant`: `<prefix><tenant>`.
+pub fn tenant_namespace(prefix: &str, tenant: &str) -> String {
+    format!("{prefix}{tenant}")
+}
