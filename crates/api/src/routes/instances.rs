@@ -290,7 +290,7 @@ pub async fn start(
     // Created with the controller's finalizer, so its first reconcile can claim
     // or start at once instead of adding it first (one write and one round
     // trip less on the way to Running).
-    inst.metadata.finalizers = Some(vec![controller::instance::reconcile::FINALIZER.to_string()]);
+    inst.metadata.finalizers = Some(vec![resources::vocabulary::INSTANCE_FINALIZER.to_string()]);
     match api.create(&PostParams::default(), &inst).await {
         Ok(c) => {
             s.hub.created(&c);

@@ -12,12 +12,11 @@ use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use controller::instance::build::POD_LABEL;
-use controller::labels::INSTANCE;
-use controller::pool::labels::INSTANCE_NAMESPACE;
 use futures::{AsyncBufReadExt, TryStreamExt};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams, LogParams};
 use resources::Instance;
+use resources::vocabulary::{INSTANCE, INSTANCE_NAMESPACE};
 use serde::Deserialize;
 use utoipa::IntoParams;
 

@@ -5,10 +5,10 @@ use crate::model::NodeView;
 use crate::problem::{Json, Path, Problem, Result};
 use crate::state::AppState;
 use axum::extract::State;
-use controller::labels::{MANAGED_BY, MANAGER, NODE_ROLE};
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::ListParams;
 use kube::{Api, ResourceExt};
+use resources::vocabulary::{MANAGED_BY, MANAGER, NODE_ROLE};
 use std::collections::BTreeMap;
 
 fn view(n: &Node, pods: &BTreeMap<String, u32>) -> NodeView {

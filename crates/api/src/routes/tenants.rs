@@ -95,7 +95,7 @@ async fn group_problems(s: &AppState, spec: &TenantSpec) -> Result<Vec<resources
 /// instead of adding the finalizer first (one write and one round trip less).
 fn new_tenant(name: &str, spec: TenantSpec) -> Tenant {
     let mut t = Tenant::new(name, spec);
-    t.metadata.finalizers = Some(vec![controller::tenant::reconcile::FINALIZER.to_string()]);
+    t.metadata.finalizers = Some(vec![resources::vocabulary::TENANT_FINALIZER.to_string()]);
     t
 }
 

@@ -83,8 +83,8 @@ pub async fn issue(
         && a.code == 404
     {
         let secret = serde_json::from_value::<Secret>(json!({
-            "metadata": {"name": name, "labels": {CREDENTIALS_LABEL: "tenant", controller::labels::TENANT: tenant,
-                controller::labels::MANAGED_BY: controller::labels::MANAGER}},
+            "metadata": {"name": name, "labels": {CREDENTIALS_LABEL: "tenant", resources::vocabulary::TENANT: tenant,
+                resources::vocabulary::MANAGED_BY: resources::vocabulary::MANAGER}},
             "type": "Opaque", "data": {&id: value}
         }))
         .map_err(|e| Problem::internal(e.to_string()))?;
