@@ -6,8 +6,9 @@
 //! quick; `PROPTEST_CASES` raises them.
 
 use controller::config::Settings;
-use controller::instance::build::{Input, build, template_problems, validate};
+use controller::instance::build::{Input, build};
 use proptest::prelude::*;
+use resources::admission::{instance_problems, template_problems};
 use resources::hostile::mutated;
 use resources::{Instance, Template, Tenant};
 use serde_json::{Value, json};
@@ -78,8 +79,8 @@ proptest! {
         let Some(tpl) = object::<Template>("Template", "web", None, spec) else { return Ok(()) };
         let Some(tenant) = object::<Tenant>("Tenant", "red", None, tenant_seed()) else { return Ok(()) };
         let Some(inst) = object::<Instance>("Instance", "web-1", Some("paddock-red"), inst) else { return Ok(()) };
-        let mut problems = template_problems(&tpl, &settings);
-        problems.extend(validate(&tpl, &inst, &settings));
+        let mut problems = template_problems(&tpl, &settings.template_policy());
+        problems.extend(instance_problems(&tpl, &inst, settings.max_instance_ttl));
         for p in &problems {
             prop_assert!(!p.field.is_empty() && !p.reason.is_empty(), "{p:?}");
         }
@@ -90,8 +91,8 @@ proptest! {
         let built = build(&Input { template: &tpl, tenant: &tenant, instance: &inst, settings: &settings,
             any_node_has_role: true, generated: &generated });
         prop_assert_eq!(built.is_ok(), problems.is_empty());
-        let _ = controller::instance::build::deadline(&tpl, inst.spec.ttl.as_deref());
-        let _ = controller::instance::build::longest_ttl(&tpl, &settings);
+        let _ = resources::admission::deadline(&tpl, inst.spec.ttl.as_deref());
+        let _ = resources::admission::longest_ttl(&tpl, settings.max_instance_ttl);
         let _ = tpl.spec.relaxations(Some("gvisor"));
     }
 

@@ -4,6 +4,7 @@
 //! function that names the field and the reason for every problem; the CRDs
 //! are generated from these types (`paddock crds`).
 
+pub mod admission;
 pub mod duration;
 #[cfg(feature = "hostile")]
 pub mod hostile;

@@ -172,7 +172,7 @@ pub async fn start(
     }
     // A template that is not Accepted starts nothing: its problems, said
     // now (the controller would fail the instance with the same ones).
-    let broken = controller::instance::build::template_problems(&tpl, s.settings());
+    let broken = resources::admission::template_problems(&tpl, &s.settings().template_policy());
     if !broken.is_empty() {
         let list = broken.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("; ");
         return Err(Problem::invalid_kind(
@@ -199,10 +199,12 @@ pub async fn start(
         InstanceSpec { template: body.template.clone(), ttl: body.ttl.clone(), env: body.env.clone() },
     );
     let mut problems = resources::labels::problems("labels", &body.labels);
-    problems.extend(controller::instance::build::validate(&tpl, &inst, s.settings()).into_iter().map(|p| {
-        let field = p.field.trim_start_matches("spec.");
-        resources::FieldProblem::new(if field == "metadata.name" { "name" } else { field }.to_string(), p.reason)
-    }));
+    problems.extend(
+        resources::admission::instance_problems(&tpl, &inst, s.settings().max_instance_ttl).into_iter().map(|p| {
+            let field = p.field.trim_start_matches("spec.");
+            resources::FieldProblem::new(if field == "metadata.name" { "name" } else { field }.to_string(), p.reason)
+        }),
+    );
     if !problems.is_empty() {
         return Err(invalid(&problems));
     }
@@ -434,7 +436,7 @@ async fn renewed(s: &Shared, inst: &Instance, name: &str, asked: Option<Duration
     let age = Duration::from_millis(
         jiff::Timestamp::now().as_millisecond().saturating_sub(created.as_millisecond()).max(0) as u64,
     );
-    let (max, bound) = controller::instance::build::longest_ttl(&tpl, s.settings());
+    let (max, bound) = resources::admission::longest_ttl(&tpl, s.settings().max_instance_ttl);
     match renewal(current, age, extend, max) {
         Renewal::AtLimit => {
             Err(Problem::conflict("renewal-limit", format!("instance {name:?} already lives as long as {bound}")))

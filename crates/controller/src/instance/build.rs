@@ -9,7 +9,8 @@ use crate::noderoles::{Placement, placement_on};
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, Service};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::{Resource, ResourceExt};
-use resources::template::{ExposureType, Generate, PodTemplate, TEAMNET, parse_duration};
+use resources::admission::{deadline, instance_problems, template_problems};
+use resources::template::{ExposureType, Generate, PodTemplate, TEAMNET};
 use resources::tenant::NodeRole;
 use resources::{FieldProblem, Instance, Template, Tenant};
 use serde::de::DeserializeOwned;
@@ -79,70 +80,10 @@ fn typed<K: DeserializeOwned>(v: Value) -> Result<K, Vec<FieldProblem>> {
         .map_err(|e| vec![FieldProblem::new("spec", format!("cannot build the instance's objects: {e}"))])
 }
 
-/// The longest lifetime an instance of `tpl` may ask for or be renewed to:
-/// the template's `maxTtl`, or else the installation's cap
-/// ([`Settings::max_instance_ttl`]); with the words that say which.
-pub fn longest_ttl(tpl: &Template, settings: &Settings) -> (std::time::Duration, String) {
-    match tpl.spec.max_ttl.as_deref().and_then(parse_duration) {
-        Some(max) => (max, format!("the template's maxTtl {}", resources::duration::format(max))),
-        None => (
-            settings.max_instance_ttl,
-            format!(
-                "the installation's longest instance lifetime, {} (the template sets no maxTtl)",
-                resources::duration::format(settings.max_instance_ttl)
-            ),
-        ),
-    }
-}
-
-/// Checks an instance against its template (its name, overrides, lifetime).
-pub fn validate(template: &Template, instance: &Instance, settings: &Settings) -> Vec<FieldProblem> {
-    let mut out = Vec::new();
-    let name = instance.metadata.name.as_deref().unwrap_or_default();
-    if !name.is_empty() && template.spec.makes_services() && !resources::template::starts_with_letter(name) {
-        out.push(FieldProblem::new(
-            "metadata.name",
-            format!(
-                "{name:?} must start with a letter: template {:?} exposes ports, and its instances' Services are named \
-                 after them (Service names are DNS-1035 labels)",
-                template.name_any()
-            ),
-        ));
-    }
-    let settable: std::collections::BTreeSet<&str> = template
-        .spec
-        .pods
-        .iter()
-        .flat_map(|p| p.env.iter())
-        .filter(|e| e.overridable)
-        .map(|e| e.name.as_str())
-        .collect();
-    for name in instance.spec.env.keys() {
-        if !settable.contains(name.as_str()) {
-            let may = if settable.is_empty() {
-                "none".to_string()
-            } else {
-                settable.iter().copied().collect::<Vec<_>>().join(", ")
-            };
-            out.push(FieldProblem::new(
-                format!("spec.env.{name}"),
-                format!("template {:?} does not let instances set {name} (they may set: {may})", template.name_any()),
-            ));
-        }
-    }
-    if let Some(ttl) = &instance.spec.ttl {
-        let (max, bound) = longest_ttl(template, settings);
-        if let Err(p) = resources::duration::within("spec.ttl", ttl, max, &bound) {
-            out.push(p);
-        }
-    }
-    out
-}
-
 pub fn build(input: &Input) -> Result<Desired, Vec<FieldProblem>> {
     let (tpl, inst) = (input.template, input.instance);
-    let mut problems: Vec<FieldProblem> = template_problems(tpl, input.settings);
-    problems.extend(validate(tpl, inst, input.settings));
+    let mut problems: Vec<FieldProblem> = template_problems(tpl, &input.settings.template_policy());
+    problems.extend(instance_problems(tpl, inst, input.settings.max_instance_ttl));
     if !problems.is_empty() {
         return Err(problems);
     }
@@ -200,24 +141,6 @@ pub fn build(input: &Input) -> Result<Desired, Vec<FieldProblem>> {
     Ok(Desired { secret, config_maps, pods, services, policies })
 }
 
-/// The template's own problems, and those that keep it off vpn nodes, named
-/// for the template.
-pub fn template_problems(tpl: &Template, settings: &Settings) -> Vec<FieldProblem> {
-    let mut problems: Vec<FieldProblem> = tpl
-        .spec
-        .validate_for(&settings.template_policy())
-        .into_iter()
-        .map(|p| FieldProblem::new(format!("template {}: {}", tpl.name_any(), p.field), p.reason))
-        .collect();
-    if tpl.spec.node_role == Some(NodeRole::Vpn) {
-        problems.push(FieldProblem::new(
-            format!("template {}: spec.nodeRole", tpl.name_any()),
-            "instances run on task or shared nodes, not vpn nodes",
-        ));
-    }
-    problems
-}
-
 /// The node roles a template's pods may run on (a template, or else the
 /// tenant, may narrow task-or-shared to shared only).
 pub fn task_roles(tpl: &Template, tenant: Option<&Tenant>) -> &'static [&'static str] {
@@ -225,12 +148,6 @@ pub fn task_roles(tpl: &Template, tenant: Option<&Tenant>) -> &'static [&'static
         Some(NodeRole::Shared) => &["shared"],
         _ => &["task", "shared"],
     }
-}
-
-/// The pods' hard deadline: the longest lifetime a renewal may reach (upstream
-/// only lets activeDeadlineSeconds shrink); the reconciler enforces the actual ttl.
-pub fn deadline(tpl: &Template, ttl: Option<&str>) -> Option<u64> {
-    tpl.spec.max_ttl.as_deref().or(ttl).or(tpl.spec.ttl.as_deref()).and_then(parse_duration).map(|d| d.as_secs())
 }
 
 /// The runtime class pods of a template run with: the template's, else the installation's.

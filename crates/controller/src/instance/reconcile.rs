@@ -3,7 +3,7 @@
 //! self-healing through owned-object watches, and Stopping on deletion.
 
 use super::apply::{apply_all, service_briefs};
-use super::build::{Input, build, generate_value, generated_keys, template_problems, validate};
+use super::build::{Input, build, generate_value, generated_keys};
 use super::cache::{Caches, SecretBrief, ServiceBrief};
 use super::cleanup::{Cleaning, delete_instance_objects, sweep_orphans};
 use super::phase::{PodBrief, aggregate_briefs};
@@ -28,6 +28,7 @@ use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource, ResourceExt};
 use rand::Rng;
+use resources::admission::{instance_problems, template_problems};
 use resources::instance::{Claim, EndpointStatus, InstancePhase, InstanceStatus};
 use resources::template::Personalize;
 use resources::template::parse_duration;
@@ -318,10 +319,10 @@ async fn apply(inst: Arc<Instance>, ctx: Arc<Context>) -> Result<Action, Error> 
         write_status(&ctx, &api, &inst, base_status(&inst, InstancePhase::Failed, "LimitReached", &msg)).await?;
         return Ok(Action::await_change());
     }
-    let mut problems = template_problems(&tpl, &ctx.settings);
+    let mut problems = template_problems(&tpl, &ctx.settings.template_policy());
     // The template's own problems come first and name the reason.
     let reason = if problems.is_empty() { "InvalidSpec" } else { "TemplateInvalid" };
-    problems.extend(validate(&tpl, &inst, &ctx.settings));
+    problems.extend(instance_problems(&tpl, &inst, ctx.settings.max_instance_ttl));
     if !problems.is_empty() {
         let msg = problems.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("; ");
         write_status(&ctx, &api, &inst, base_status(&inst, InstancePhase::Failed, reason, &msg)).await?;

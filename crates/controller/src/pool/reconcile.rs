@@ -16,7 +16,7 @@ use super::expectations::Expectations;
 use super::labels::{CLAIM, GENERATION, INSTANCE_NAMESPACE, POOL, SET};
 use crate::config::Settings;
 use crate::error::Error;
-use crate::instance::build::{POD_LABEL, template_problems};
+use crate::instance::build::POD_LABEL;
 use crate::instance::phase::aggregate;
 use crate::labels::{FIELD_MANAGER, INSTANCE};
 use futures::StreamExt;
@@ -29,6 +29,7 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
 use rand::Rng;
+use resources::admission::template_problems;
 use resources::template::PoolStatus;
 use resources::{Instance, InstancePhase, Template};
 use serde_json::json;
@@ -296,7 +297,7 @@ async fn fill(tpl: Arc<Template>, ctx: Arc<Context>) -> Result<Action, Error> {
     let c = &ctx.client;
     let ns = &ctx.settings.pool_namespace;
     let api: Api<Pod> = Api::namespaced(c.clone(), ns);
-    let problems = template_problems(&tpl, &ctx.settings);
+    let problems = template_problems(&tpl, &ctx.settings.template_policy());
     let pool = tpl.spec.warm_pool.clone();
     // An invalid template, or one being deleted (kept by its finalizer while
     // instances use it), has no pool: its warm pods drain.
