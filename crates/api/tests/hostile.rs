@@ -132,6 +132,13 @@ async fn a_tenant_never_takes_a_namespace_that_is_not_its_own() {
             conds.iter().any(|c| c.reason == "InvalidSpec" && c.message.contains("cannot be a tenant"))
         })
         .await;
+        // Nor does a refused tenant start anything in the namespace it was refused.
+        let start = json!({"template": env.template});
+        let (code, p) = env.call("POST", &format!("/v1/tenants/{name}/instances"), Some(ADMIN), Some(start)).await;
+        assert_eq!(code, StatusCode::CONFLICT, "{name}: {p}");
+        assert!(p["detail"].as_str().unwrap().contains("cannot be a tenant"), "{p}");
+        let in_ns: Api<resources::Instance> = Api::namespaced(env.tc.client.clone(), &env.state.namespace(&name));
+        assert!(in_ns.list(&Default::default()).await.unwrap().items.is_empty(), "{name}: an instance was made");
         tenants.delete(&name, &Default::default()).await.unwrap();
         kubesim::testing::wait_until(T, &format!("tenant {name} is gone"), || async {
             tenants.get_opt(&name).await.unwrap().is_none()

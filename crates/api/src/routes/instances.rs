@@ -157,6 +157,17 @@ pub async fn start(
     if t.metadata.deletion_timestamp.is_some() {
         return Err(Problem::conflict("tenant-deleting", format!("tenant {tenant:?} is being deleted")));
     }
+    // A tenant its reconciler refused (a spec it cannot apply, or a name whose
+    // namespace is Paddock's own or someone else's) starts nothing: its
+    // namespace is not its own to start in.
+    if let Some(c) = t.status.as_ref().and_then(|st| st.conditions.iter().find(|c| c.type_ == "Ready"))
+        && c.reason == "InvalidSpec"
+    {
+        return Err(Problem::conflict(
+            "tenant-not-ready",
+            format!("tenant {tenant:?} was refused, so it starts nothing until it is fixed: {}", c.message),
+        ));
+    }
     if !super::object_name(&body.template) {
         return Err(Problem::invalid("template", format!("there is no template {:?}", body.template)));
     }
