@@ -330,8 +330,9 @@ pub async fn start(
                 _ => Err(kube::Error::Api(a).into()),
             }
         }
-        // A tenant still being set up: its namespace is not there yet.
-        Err(kube::Error::Api(a)) if a.code == 404 => {
+        // A tenant still being set up: its namespace is not there yet (the
+        // API server's NotFound names the namespace; a missing CRD is another 404).
+        Err(kube::Error::Api(a)) if a.code == 404 && a.details.as_ref().is_some_and(|d| d.kind == "namespaces") => {
             let mut p = Problem::conflict(
                 "tenant-provisioning",
                 format!(
