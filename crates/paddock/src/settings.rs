@@ -50,7 +50,7 @@ pub struct SettingsArgs {
     /// (default: http://paddock-api.<system namespace>.svc:8080/v1/claim).
     #[arg(long, env = "PADDOCK_CLAIM_URL")]
     pub claim_url: Option<String>,
-    /// Reconciles each controller (tenants, instances, warm pools) runs at once.
+    /// Reconciles each controller (tenants, instances, warm pools) runs at once, 1 to 1024.
     #[arg(long, env = "PADDOCK_MAX_CONCURRENT_RECONCILES", default_value_t = 32)]
     pub max_concurrent_reconciles: u16,
     /// Longest lifetime an instance may ask for or be renewed to when its
