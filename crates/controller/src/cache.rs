@@ -22,7 +22,7 @@ use std::fmt::Debug;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
-use crate::echoes::Echoes;
+use crate::echo_filter::EchoFilter;
 use crate::labels::FIELD_MANAGER;
 
 /// A watch whose objects go into a store, trimmed by `trim` (after
@@ -200,7 +200,7 @@ pub fn ready<K: Resource<DynamicType = ()> + Clone + 'static>(store: &Store<K>) 
 /// store shows the object already has every field `obj` sets. A write sent
 /// is announced to `echoes`, and its watch event is an echo. Returns the
 /// object.
-pub async fn apply<K>(echoes: &Echoes, store: Option<&Store<K>>, api: &Api<K>, obj: &K) -> Result<K, kube::Error>
+pub async fn apply<K>(echoes: &EchoFilter, store: Option<&Store<K>>, api: &Api<K>, obj: &K) -> Result<K, kube::Error>
 where
     K: Resource<DynamicType = ()> + Clone + Serialize + DeserializeOwned + Debug,
 {
@@ -219,7 +219,7 @@ where
 /// timestamp. The rest of the answer (spec, status and managedFields, most
 /// of its bytes) is skipped while it is parsed, not decoded into values.
 pub async fn apply_meta<K>(
-    echoes: &Echoes,
+    echoes: &EchoFilter,
     store: Option<&Store<K>>,
     api: &Api<K>,
     obj: &K,

@@ -8,8 +8,8 @@
 //! ones are refused and its warm pool drains.
 
 use crate::events::Events;
+use crate::last_write::{add_finalizer, remove_finalizer};
 use crate::metrics::Metrics;
-use crate::written::{add_finalizer, remove_finalizer};
 use futures::StreamExt;
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};

@@ -148,7 +148,7 @@ pub fn wire(
     controller: Controller<Instance>,
     client: &Client,
     pool_ns: &str,
-    echoes: &Arc<crate::echoes::Echoes>,
+    echoes: &Arc<crate::echo_filter::EchoFilter>,
     tenant_stores: Option<crate::tenant::Stores>,
 ) -> (Controller<Instance>, Caches, BoxFuture<'static, ()>) {
     let c = client.clone();

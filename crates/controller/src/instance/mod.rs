@@ -4,7 +4,7 @@ mod apply;
 pub mod build;
 pub mod cache;
 pub mod cleanup;
-pub mod notice;
 pub mod phase;
 pub mod reconcile;
 mod status;
+pub mod status_events;

@@ -12,11 +12,11 @@ use crate::config::Settings;
 use crate::drift::Drift;
 use crate::events::Events;
 use crate::labels::{FIELD_MANAGER, TENANT};
+use crate::last_write::{LastWrite, add_finalizer};
 use crate::metrics::Metrics;
 use crate::pool::Pools;
 use crate::pool::claim::{Outcome, claim, claimed_for};
 use crate::quota;
-use crate::written::{Written, add_finalizer};
 use futures::StreamExt;
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, Secret, Service};
@@ -56,11 +56,11 @@ pub struct Context {
     /// without them, as in some tests, everything is read from the API server).
     pub(super) caches: std::sync::OnceLock<Caches>,
     /// Instances as this controller's last finalizer or status write left them.
-    pub(super) written: Arc<Written<Instance>>,
+    pub(super) written: Arc<LastWrite<Instance>>,
     /// Instances whose objects this process deleted for their cleanup.
     cleaning: Cleaning,
     /// This controller's own writes, whose watch events trigger nothing.
-    pub(super) echoes: Arc<crate::echoes::Echoes>,
+    pub(super) echoes: Arc<crate::echo_filter::EchoFilter>,
     /// The tenant controller's Tenant and namespace stores, when it runs in
     /// this process (otherwise this controller watches them itself).
     tenant_stores: std::sync::OnceLock<crate::tenant::Stores>,
@@ -546,7 +546,7 @@ async fn apply(inst: Arc<Instance>, ctx: Arc<Context>) -> Result<Action, Error> 
         None => inst.status.as_ref().and_then(|st| st.conditions.iter().find(|c| c.type_ == WARM_START).cloned()),
     };
     s.conditions.extend(warm_cond);
-    let next = next_look(expires, s.phase);
+    let next = requeue_after(expires, s.phase);
     write_status(&ctx, &api, &inst, s).await?;
     Ok(next)
 }
@@ -559,7 +559,7 @@ const ON_THE_WAY_LOOK: Duration = Duration::from_secs(10);
 
 /// When to reconcile again without a watch event: at expiry, and sooner while
 /// the instance is on its way to Running.
-fn next_look(expires: Option<Timestamp>, phase: Option<InstancePhase>) -> Action {
+fn requeue_after(expires: Option<Timestamp>, phase: Option<InstancePhase>) -> Action {
     let until_expiry = expires.map(|at| Timestamp::now().duration_until(at).unsigned_abs() + Duration::from_millis(50));
     let on_the_way =
         matches!(phase, None | Some(InstancePhase::Pending | InstancePhase::Scheduling | InstancePhase::Starting));
@@ -619,7 +619,7 @@ async fn warm(
     s.conditions.push(cond(WARM_START, true, "Claimed", &msg, &old, inst.metadata.generation));
     s.claim = Some(claim);
     let api: Api<Instance> = Api::namespaced(c.clone(), &inst.namespace().unwrap_or_default());
-    let next = next_look(expires, s.phase);
+    let next = requeue_after(expires, s.phase);
     write_status(ctx, &api, inst, s).await?;
     Ok(next)
 }
@@ -807,13 +807,13 @@ mod tests {
         let soon = Some(Timestamp::now() + SignedDuration::from_secs(2));
         let starting = Some(InstancePhase::Starting);
         let running = Some(InstancePhase::Running);
-        assert_eq!(next_look(far, starting), Action::requeue(ON_THE_WAY_LOOK));
-        assert_eq!(next_look(None, None), Action::requeue(ON_THE_WAY_LOOK));
-        assert_eq!(next_look(None, running), Action::await_change());
+        assert_eq!(requeue_after(far, starting), Action::requeue(ON_THE_WAY_LOOK));
+        assert_eq!(requeue_after(None, None), Action::requeue(ON_THE_WAY_LOOK));
+        assert_eq!(requeue_after(None, running), Action::await_change());
         // Settled: only its expiry brings it back.
-        assert_ne!(next_look(far, running), Action::requeue(ON_THE_WAY_LOOK));
+        assert_ne!(requeue_after(far, running), Action::requeue(ON_THE_WAY_LOOK));
         // On its way but expiring sooner than the look: the expiry wins.
-        assert_ne!(next_look(soon, starting), Action::requeue(ON_THE_WAY_LOOK));
-        assert_ne!(next_look(soon, starting), Action::await_change());
+        assert_ne!(requeue_after(soon, starting), Action::requeue(ON_THE_WAY_LOOK));
+        assert_ne!(requeue_after(soon, starting), Action::await_change());
     }
 }

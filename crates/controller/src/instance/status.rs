@@ -49,7 +49,7 @@ pub(super) async fn write_status(
     let patch = Patch::Merge(serde_json::json!({"status": crate::merge::of(inst.status.as_ref(), &status)}));
     ctx.written.write(&ctx.echoes, inst, api.patch_status(&inst.name_any(), &PatchParams::default(), &patch)).await?;
     let old = inst.status.as_ref();
-    for (warning, reason, note) in super::notice::transitions(old, &status) {
+    for (warning, reason, note) in super::status_events::transitions(old, &status) {
         ctx.events.record("Instance", inst.object_ref(&()), warning, reason, note);
     }
     if old.and_then(|s| s.ready.as_ref()).is_none()

@@ -7,11 +7,11 @@ use super::groups::GROUP_LABEL;
 use super::status::{Conditions, status_patch};
 use crate::config::Settings;
 use crate::drift::{Drift, Repair};
-use crate::echoes::Echoes;
+use crate::echo_filter::EchoFilter;
 use crate::events::Events;
 use crate::labels::{MANAGED_BY, MANAGER, TENANT};
+use crate::last_write::{LastWrite, add_finalizer};
 use crate::metrics::Metrics;
-use crate::written::{Written, add_finalizer};
 use futures::{FutureExt, Stream, StreamExt};
 use k8s_openapi::api::core::v1::{
     LimitRange, Namespace, PersistentVolume, PersistentVolumeClaim, Pod, ResourceQuota, Secret, Service, ServiceAccount,
@@ -50,9 +50,9 @@ pub struct Context {
     /// Held while a VPN address pool is chosen and recorded, so two tenants never get the same one.
     vpn_lock: tokio::sync::Mutex<()>,
     /// Tenants as this controller's last finalizer or status write left them.
-    written: Arc<Written<Tenant>>,
+    written: Arc<LastWrite<Tenant>>,
     /// This controller's own writes, whose watch events trigger nothing.
-    echoes: Arc<Echoes>,
+    echoes: Arc<EchoFilter>,
 }
 
 impl Context {
@@ -431,7 +431,7 @@ fn by_tenant_label<K: Resource>(o: K) -> Option<ObjectRef<Tenant>> {
 /// A watch whose objects are cached (without managedFields) and whose events,
 /// but for the echoes of this controller's own writes, trigger reconciles.
 fn cached<K>(
-    echoes: &Arc<Echoes>,
+    echoes: &Arc<EchoFilter>,
     api: Api<K>,
     wc: watcher::Config,
 ) -> (Store<K>, impl Stream<Item = Result<K, watcher::Error>> + Send + use<K>)

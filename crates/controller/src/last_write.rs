@@ -37,7 +37,7 @@ const MAX_BASES: usize = 8;
 type Key = (String, String);
 
 /// The controller's last writes of its primary objects, not yet seen in the cache.
-pub struct Written<K> {
+pub struct LastWrite<K> {
     notes: Mutex<HashMap<Key, Note<K>>>,
 }
 
@@ -48,7 +48,7 @@ struct Note<K> {
     now: Arc<K>,
 }
 
-impl<K> Default for Written<K> {
+impl<K> Default for LastWrite<K> {
     fn default() -> Self {
         Self { notes: Mutex::new(HashMap::new()) }
     }
@@ -58,13 +58,13 @@ fn key<K: Resource>(o: &K) -> Key {
     (o.meta().namespace.clone().unwrap_or_default(), o.meta().name.clone().unwrap_or_default())
 }
 
-impl<K: Resource> Written<K> {
+impl<K: Resource> LastWrite<K> {
     /// Writes the object `base` (its finalizer, its status) with `write`: the
     /// write is announced to `echoes`, its watch event is an echo, and what it
-    /// returned is noted here. Returns that, as [`Written::note`] keeps it.
+    /// returned is noted here. Returns that, as [`LastWrite::note`] keeps it.
     pub async fn write(
         &self,
-        echoes: &crate::echoes::Echoes,
+        echoes: &crate::echo_filter::EchoFilter,
         base: &K,
         write: impl std::future::Future<Output = Result<K, kube::Error>>,
     ) -> Result<Arc<K>, kube::Error>
@@ -146,7 +146,7 @@ impl<K: Resource> Written<K> {
     /// of the controller's own writes are dropped.
     pub fn primary_events<E, S>(
         self: &Arc<Self>,
-        echoes: &Arc<crate::echoes::Echoes>,
+        echoes: &Arc<crate::echo_filter::EchoFilter>,
         events: S,
     ) -> impl futures::Stream<Item = Result<K, E>> + Send + use<K, E, S>
     where
@@ -227,7 +227,7 @@ mod tests {
 
     #[test]
     fn the_written_object_stands_in_for_the_version_it_was_written_on() {
-        let w = Written::default();
+        let w = LastWrite::default();
         w.note(&cm("5", "old"), cm("7", "new"));
         // The cache still has version 5: the write's result is newer.
         assert_eq!(w.newest(Arc::new(cm("5", "old"))).metadata.resource_version.as_deref(), Some("7"));
@@ -241,7 +241,7 @@ mod tests {
 
     #[test]
     fn a_cache_behind_a_chain_of_writes_gets_the_last_result() {
-        let w = Written::default();
+        let w = LastWrite::default();
         // The finalizer on 5 gave 7, the status on 7 gave 9; the cache is still at 5.
         w.note(&cm("5", "old"), cm("7", "finalizer"));
         w.note(&cm("7", "finalizer"), cm("9", "status"));
@@ -252,7 +252,7 @@ mod tests {
         w.note(&cm("11", "theirs"), cm("12", "ours"));
         assert_eq!(w.newest(Arc::new(cm("5", "old"))).data.as_ref().unwrap()["k"], "old");
         // A long chain forgets only its oldest versions.
-        let w = Written::default();
+        let w = LastWrite::default();
         for i in 0..20 {
             w.note(&cm(&i.to_string(), "v"), cm(&(i + 1).to_string(), "v"));
         }
@@ -262,7 +262,7 @@ mod tests {
 
     #[test]
     fn the_watch_catching_up_drops_the_note() {
-        let w = Written::default();
+        let w = LastWrite::default();
         w.note(&cm("5", "old"), cm("7", "finalizer"));
         w.note(&cm("7", "finalizer"), cm("9", "status"));
         // Versions of the chain leave the note alone; the last write's own does not.
@@ -275,7 +275,7 @@ mod tests {
 
     #[test]
     fn someone_elses_change_wins_and_noops_are_not_noted() {
-        let w = Written::default();
+        let w = LastWrite::default();
         w.note(&cm("5", "old"), cm("7", "ours"));
         // Someone else changed it after our write: the cache's version is used.
         assert_eq!(w.newest(Arc::new(cm("9", "theirs"))).data.as_ref().unwrap()["k"], "theirs");

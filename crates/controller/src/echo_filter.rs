@@ -19,7 +19,7 @@
 //! - It can come in before the write's answer: the API server sends the
 //!   watch event and the answer at about the same time, and the watch may be
 //!   read first. So a write is announced before it is sent
-//!   ([`Echoes::writing`]); an event of an object with a write of it under
+//!   ([`EchoFilter::writing`]); an event of an object with a write of it under
 //!   way waits in its stream until the write is answered, and is then
 //!   dropped if it was the write's echo, or passed on if it was not.
 //! - It can come in a whole reconcile late: a new tenant's finalizer and
@@ -56,12 +56,12 @@ type Key = (Cow<'static, str>, String, String);
 /// The versions the controller's own writes returned, until the watch
 /// delivers them, and the writes under way.
 #[derive(Default)]
-pub struct Echoes {
+pub struct EchoFilter {
     state: Mutex<State>,
     /// Events waiting in all streams for a write to be answered (so that an
     /// answered write wakes the streams only when one of them waits).
     held: AtomicUsize,
-    /// One per stream from [`Echoes::unechoed`]: told when a write is answered.
+    /// One per stream from [`EchoFilter::unechoed`]: told when a write is answered.
     streams: Mutex<Vec<futures::channel::mpsc::UnboundedSender<()>>>,
 }
 
@@ -92,10 +92,10 @@ fn key<K: Resource<DynamicType = ()>>(o: &K) -> Key {
     (K::kind(&()), m.namespace.clone().unwrap_or_default(), m.name.clone().unwrap_or_default())
 }
 
-/// A write announced by [`Echoes::writing`]; answered with [`Writing::wrote`],
+/// A write announced by [`EchoFilter::writing`]; answered with [`Writing::wrote`],
 /// or dropped when the write failed or was not sent.
 pub struct Writing<'a> {
-    echoes: &'a Echoes,
+    echoes: &'a EchoFilter,
     key: Option<Key>,
 }
 
@@ -114,7 +114,7 @@ impl Drop for Writing<'_> {
     }
 }
 
-impl Echoes {
+impl EchoFilter {
     /// Announces a write of `o` (by kind, namespace and name) about to be
     /// sent: until the returned guard is answered or dropped, that object's
     /// watch events wait instead of triggering.
@@ -222,9 +222,9 @@ impl Echoes {
     }
 }
 
-/// The stream of [`Echoes::unechoed`].
+/// The stream of [`EchoFilter::unechoed`].
 struct Unechoed<K, S> {
-    echoes: Arc<Echoes>,
+    echoes: Arc<EchoFilter>,
     events: Pin<Box<S>>,
     /// Told when a write is answered.
     answers: futures::channel::mpsc::UnboundedReceiver<()>,
@@ -335,7 +335,7 @@ mod tests {
 
     #[test]
     fn only_the_written_version_of_the_written_object_is_an_echo() {
-        let e = Echoes::default();
+        let e = EchoFilter::default();
         e.wrote(&cm("a", "5"));
         assert!(!e.is_echo(&cm("a", "4")), "an older version");
         assert!(!e.is_echo(&cm("b", "5")), "another object");
@@ -350,7 +350,7 @@ mod tests {
 
     #[test]
     fn writes_in_a_row_all_have_their_echoes() {
-        let e = Echoes::default();
+        let e = EchoFilter::default();
         // A finalizer, then a status, both answered before either echo comes.
         e.wrote(&cm("a", "5"));
         e.wrote(&cm("a", "7"));
@@ -371,7 +371,7 @@ mod tests {
 
     #[tokio::test]
     async fn streams_lose_only_echoes() {
-        let e = Arc::new(Echoes::default());
+        let e = Arc::new(EchoFilter::default());
         e.wrote(&cm("a", "2"));
         let events = futures::stream::iter(vec![
             Ok::<_, String>(cm("a", "1")),
@@ -394,8 +394,8 @@ mod tests {
     type Events = std::pin::Pin<Box<dyn Stream<Item = Result<ConfigMap, String>> + Send>>;
 
     /// An unechoed stream, fed by hand.
-    fn fed() -> (Arc<Echoes>, Feed, Events) {
-        let e = Arc::new(Echoes::default());
+    fn fed() -> (Arc<EchoFilter>, Feed, Events) {
+        let e = Arc::new(EchoFilter::default());
         let (tx, rx) = futures::channel::mpsc::unbounded::<Result<ConfigMap, String>>();
         let s: Events = Box::pin(e.unechoed(rx));
         (e, tx, s)
