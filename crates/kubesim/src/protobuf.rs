@@ -137,12 +137,6 @@ fn to_json(m: &DynamicMessage) -> Value {
         let v = match value {
             Field::List(items) if items.is_empty() => continue,
             Field::Map(map) if map.is_empty() => continue,
-            Field::List(items) => Value::Array(items.iter().map(scalar).collect()),
-            Field::Map(map) => {
-                let mut entries: Vec<(String, Value)> = map.iter().map(|(k, v)| (map_key(k), scalar(v))).collect();
-                entries.sort_by(|a, b| a.0.cmp(&b.0));
-                Value::Object(entries.into_iter().collect())
-            }
             other => scalar(other),
         };
         // A zero Time is an empty message: Go's JSON writes null, omitted here.

@@ -23,6 +23,7 @@ use crate::error::FieldError;
 use cel::extractors::This;
 use cel::objects::{Key, Map as CelMap, Opaque};
 use cel::{Context, ExecutionError, Program, Value as Cel};
+use parking_lot::Mutex;
 use quantity::Quantity;
 use serde_json::Value;
 use std::collections::HashMap;
@@ -174,12 +175,30 @@ fn is_operator(function: &str) -> bool {
     function.starts_with('_') || function.starts_with('@') || function.starts_with("!_") || function.starts_with("-_")
 }
 
-/// Why `rule` does not compile on a server of `version`, in upstream's words.
-fn compile_error(rule: &str, version: KubeVersion) -> Option<String> {
-    let program = match Program::compile(rule) {
-        Ok(p) => p,
-        Err(e) => return Some(format!("compilation failed: ERROR: <input>: {e}")),
-    };
+/// Programs compiled so far, by their text: a CRD's rules are compiled once,
+/// not on every write of its objects (at most [`PROGRAMS_KEPT`]; past that the
+/// cache starts over).
+static PROGRAMS: std::sync::LazyLock<Mutex<HashMap<String, Arc<Program>>>> = std::sync::LazyLock::new(Default::default);
+const PROGRAMS_KEPT: usize = 1024;
+
+/// `text` parsed, or the parser's error.
+fn program(text: &str) -> Result<Arc<Program>, String> {
+    if let Some(p) = PROGRAMS.lock().get(text) {
+        return Ok(p.clone());
+    }
+    let p = Arc::new(Program::compile(text).map_err(|e| e.to_string())?);
+    let mut kept = PROGRAMS.lock();
+    if kept.len() >= PROGRAMS_KEPT {
+        kept.clear();
+    }
+    kept.insert(text.to_string(), p.clone());
+    Ok(p)
+}
+
+/// `rule` compiled for a server of `version`, or why it does not compile
+/// there, in upstream's words.
+fn compile(rule: &str, version: KubeVersion) -> Result<Arc<Program>, String> {
+    let program = program(rule).map_err(|e| format!("compilation failed: ERROR: <input>: {e}"))?;
     let env = compatibility(version);
     let refs = program.references();
     let mut missing: Vec<&str> = refs
@@ -191,16 +210,12 @@ fn compile_error(rule: &str, version: KubeVersion) -> Option<String> {
         refs.variables().into_iter().filter(|v| LIBRARIES.iter().any(|l| l.namespaces.contains(v) && l.since > env)),
     );
     missing.sort_by_key(|name| rule.find(name).unwrap_or(usize::MAX));
-    let name = missing.first()?;
+    let Some(name) = missing.first() else { return Ok(program.clone()) };
     let column = rule.find(name).map(|i| i + 1).unwrap_or(1);
-    Some(format!(
+    Err(format!(
         "compilation failed: ERROR: <input>:1:{column}: undeclared reference to '{name}' (in container '')\n | {rule}\n | {}^",
         " ".repeat(column.saturating_sub(1))
     ))
-}
-
-fn uses_old_self(rule: &str) -> bool {
-    Program::compile(rule).is_ok_and(|p| p.references().has_variable("oldSelf"))
 }
 
 /// Every rule in a CRD that a server of `version` cannot compile, and every
@@ -232,16 +247,19 @@ fn check_node(
             out.push(FieldError::required(at, ""));
             continue;
         };
-        if let Some(why) = compile_error(text, version) {
-            out.push(FieldError::invalid_raw(at, format!("{{Rule:{text:?}}}"), why));
-        } else if let Some(within) = uncorrelatable
-            && uses_old_self(text)
-        {
-            out.push(FieldError::invalid(
-                at,
-                text,
-                format!("oldSelf cannot be used on the uncorrelatable portion of the schema within {within}"),
-            ));
+        match compile(text, version) {
+            Err(why) => out.push(FieldError::invalid_raw(at, format!("{{Rule:{text:?}}}"), why)),
+            Ok(p) => {
+                if let Some(within) = uncorrelatable
+                    && p.references().has_variable("oldSelf")
+                {
+                    out.push(FieldError::invalid(
+                        at,
+                        text,
+                        format!("oldSelf cannot be used on the uncorrelatable portion of the schema within {within}"),
+                    ));
+                }
+            }
         }
     }
     if let Some(props) = schema.get("properties").and_then(Value::as_object) {
@@ -263,7 +281,7 @@ fn check_node(
 pub fn evaluate(schema: &Value, obj: &Value, old: Option<&Value>, version: KubeVersion) -> Vec<FieldError> {
     let mut out = Vec::new();
     let ratchet = version >= KubeVersion::new(1, 30);
-    let mut walk = Walk { version, ratchet, out: &mut out };
+    let mut walk = Walk { ratchet, out: &mut out };
     if let Some(props) = schema.get("properties").and_then(Value::as_object) {
         for (k, s) in props {
             if matches!(k.as_str(), "apiVersion" | "kind" | "metadata") {
@@ -279,7 +297,6 @@ pub fn evaluate(schema: &Value, obj: &Value, old: Option<&Value>, version: KubeV
 }
 
 struct Walk<'a> {
-    version: KubeVersion,
     ratchet: bool,
     out: &'a mut Vec<FieldError>,
 }
@@ -316,7 +333,7 @@ impl Walk<'_> {
     fn rules(&mut self, schema: &Value, v: &Value, old: Option<&Value>, path: &str) {
         for rule in schema.get("x-kubernetes-validations").and_then(Value::as_array).into_iter().flatten() {
             let Some(text) = rule.get("rule").and_then(Value::as_str) else { continue };
-            let Ok(program) = Program::compile(text) else { continue };
+            let Ok(program) = program(text) else { continue };
             let refs = program.references();
             let transition = refs.has_variable("oldSelf");
             let optional_old = rule.get("optionalOldSelf").and_then(Value::as_bool) == Some(true);
@@ -370,17 +387,16 @@ impl Walk<'_> {
     fn failure(&self, rule: &Value, at: &str, type_name: &str, ctx: &Context) -> FieldError {
         let text = rule.get("rule").and_then(Value::as_str).unwrap_or("");
         let from_expression =
-            rule.get("messageExpression").and_then(Value::as_str).and_then(|e| Program::compile(e).ok()).and_then(
-                |p| match p.execute(ctx) {
+            rule.get("messageExpression").and_then(Value::as_str).and_then(|e| program(e).ok()).and_then(|p| {
+                match p.execute(ctx) {
                     Ok(Cel::String(s)) if !s.trim().is_empty() => Some(s.trim().to_string()),
                     _ => None,
-                },
-            );
+                }
+            });
         let message = from_expression.unwrap_or_else(|| match rule.get("message").and_then(Value::as_str) {
             Some(m) if !m.trim().is_empty() => m.trim().to_string(),
             _ => format!("failed rule: {text}"),
         });
-        let _ = self.version;
         match rule.get("reason").and_then(Value::as_str) {
             Some("FieldValueForbidden") => FieldError::forbidden(at, message),
             Some("FieldValueRequired") => FieldError::required(at, message),
@@ -503,6 +519,10 @@ mod tests {
     use serde_json::json;
 
     const SHRINK: &str = "quantity(self).compareTo(quantity(oldSelf)) >= 0";
+
+    fn compile_error(rule: &str, version: KubeVersion) -> Option<String> {
+        compile(rule, version).err()
+    }
 
     #[test]
     fn the_quantity_library_compiles_from_1_29() {

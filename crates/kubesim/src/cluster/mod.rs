@@ -9,7 +9,7 @@ mod write;
 
 pub use delete::{DeleteOpts, DeleteOutcome, Propagation};
 pub use read::{ListOpts, ListResult, WatchStart, field_supported, filter_event};
-pub use write::WriteOpts;
+pub use write::{View, WriteOpts};
 
 use crate::config::SimConfig;
 use crate::registry::{Registry, ResId, ResourceDef};

@@ -324,7 +324,7 @@ impl Cluster {
         manager: &str,
         mut f: impl FnMut(&mut Value),
     ) -> ApiResult<Option<Arc<Obj>>> {
-        let opts = WriteOpts::manager(manager).on(self);
+        let opts = WriteOpts { kube: self.config.kubernetes_version, ..WriteOpts::manager(manager) };
         let mut unchanged = false;
         let out = self.guaranteed_update(res, ns, name, None, sub, &opts, true, |_, before| {
             let mut v = before.clone();

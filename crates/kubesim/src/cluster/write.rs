@@ -16,6 +16,15 @@ use quantity::{Quantity, is_bytes};
 use serde_json::{Map, Value, json};
 use std::sync::Arc;
 
+/// How a patch sees stored objects: through `def` at `version`, converted by
+/// `to_view`, and back by `to_stored` (given the stored object too).
+pub struct View<'a> {
+    pub def: &'a ResourceDef,
+    pub version: &'a str,
+    pub to_view: &'a dyn Fn(&Value) -> Value,
+    pub to_stored: &'a dyn Fn(Value, &Value) -> ApiResult<Value>,
+}
+
 #[derive(Debug, Default, Clone)]
 pub struct WriteOpts {
     pub dry_run: bool,
@@ -35,8 +44,11 @@ impl WriteOpts {
         Self { field_manager: Some(name.to_string()), ..Default::default() }
     }
     /// These options on `cluster`, which sets the emulated version.
-    pub(super) fn on(&self, cluster: &Cluster) -> Self {
-        Self { kube: cluster.config.kubernetes_version, ..self.clone() }
+    pub(super) fn on(&self, cluster: &Cluster) -> std::borrow::Cow<'_, Self> {
+        if self.kube == cluster.config.kubernetes_version {
+            return std::borrow::Cow::Borrowed(self);
+        }
+        std::borrow::Cow::Owned(Self { kube: cluster.config.kubernetes_version, ..self.clone() })
     }
     pub(super) fn manager_name(&self) -> String {
         self.field_manager.clone().unwrap_or_else(|| "unknown".into())
@@ -457,11 +469,31 @@ impl Cluster {
         if pt == PatchType::Apply {
             return self.apply(res, &def, version, ns, name, sub, body, opts);
         }
-        self.guaranteed_update(res, ns, name, Some(version), sub, opts, true, |def, current| {
-            // Patches see the stored object, resourceVersion included (JSON patch
-            // `test` operations often check it); a changed resourceVersion is a
-            // precondition.
-            let mut patched = patch::apply_patch(def, version, current, pt, body)?;
+        let view = View { def: &def, version, to_view: &|v: &Value| v.clone(), to_stored: &|v, _| Ok(v) };
+        self.patch_viewed(res, ns, name, sub, &view, version, pt, body, opts)
+    }
+
+    /// A non-apply PATCH of an object as `view` shows it (another API's form
+    /// of the stored objects, as events.k8s.io's of core Events), stored in
+    /// `stored_version`. Patches see the object with its resourceVersion (JSON
+    /// patch `test` operations often check it); a changed resourceVersion is
+    /// a precondition.
+    #[allow(clippy::too_many_arguments)]
+    pub fn patch_viewed(
+        &self,
+        res: ResId,
+        ns: &str,
+        name: &str,
+        sub: Option<&str>,
+        view: &View,
+        stored_version: &str,
+        pt: PatchType,
+        body: &[u8],
+        opts: &WriteOpts,
+    ) -> ApiResult<Arc<Obj>> {
+        let opts = &opts.on(self);
+        self.guaranteed_update(res, ns, name, Some(stored_version), sub, opts, true, |def, current| {
+            let mut patched = patch::apply_patch(view.def, view.version, &(view.to_view)(current), pt, body)?;
             let stored = meta_str(current, "resourceVersion").unwrap_or("");
             if let Some(rv) = meta_str(&patched, "resourceVersion").filter(|s| !s.is_empty())
                 && rv != stored
@@ -471,7 +503,7 @@ impl Cluster {
             if let Some(m) = patched.pointer_mut("/metadata").and_then(Value::as_object_mut) {
                 m.remove("resourceVersion");
             }
-            Ok(patched)
+            (view.to_stored)(patched, current)
         })
     }
 }

@@ -236,7 +236,10 @@ pub async fn serve(
     }
 }
 
-fn resolve(server: &Server, t: &Target) -> Result<(ResId, Arc<ResourceDef>), ApiError> {
+/// The type a request names: where its objects are stored, the definition it
+/// is served with, and the stored type's (they differ only for the
+/// events.k8s.io view of core Events).
+fn resolve(server: &Server, t: &Target) -> Result<(ResId, Arc<ResourceDef>, Arc<ResourceDef>), ApiError> {
     let reg = server.cluster.registry();
     let (id, def) = reg.lookup(&t.group, &t.version, &t.plural).ok_or_else(ApiError::unknown_path)?;
     // Namespaced types need a namespace for named access; cluster types must not have one.
@@ -260,10 +263,10 @@ fn resolve(server: &Server, t: &Target) -> Result<(ResId, Arc<ResourceDef>), Api
     }
     if eventview::is_view(def) {
         // One store for both Event APIs, in the core form.
-        let (core, _) = reg.find("", "events").ok_or_else(ApiError::unknown_path)?;
-        return Ok((core, def.clone()));
+        let (core, core_def) = reg.find("", "events").ok_or_else(ApiError::unknown_path)?;
+        return Ok((core, def.clone(), core_def.clone()));
     }
-    Ok((id, def.clone()))
+    Ok((id, def.clone(), def.clone()))
 }
 
 /// A create's or update's body in the stored form: an events.k8s.io Event is
@@ -302,19 +305,13 @@ fn patch_event_view(
         let bytes = serde_json::to_vec(&core).unwrap_or_default();
         return cluster.patch(id, "v1", ns, name, None, content_type, &bytes, opts);
     }
-    loop {
-        let current = cluster.get(id, ns, name)?;
-        let view = eventview::to_v1(&current.value());
-        let patched = crate::patch::apply_patch(def, version, &view, pt, body)?;
-        let read_rv = current.rv.to_string();
-        let named_rv = patched.pointer("/metadata/resourceVersion").and_then(Value::as_str).map(str::to_string);
-        let mut core = stored_body(def, patched, Some(&current.value()))?;
-        core["metadata"]["resourceVersion"] = json!(named_rv.clone().unwrap_or_else(|| read_rv.clone()));
-        match cluster.update(id, "v1", ns, name, None, core, opts) {
-            Err(e) if e.code == 409 && named_rv.as_deref().is_none_or(|rv| rv == read_rv) => continue,
-            other => return other,
-        }
-    }
+    let view = crate::cluster::View {
+        def,
+        version,
+        to_view: &eventview::to_v1,
+        to_stored: &|patched, stored| stored_body(def, patched, Some(stored)),
+    };
+    cluster.patch_viewed(id, ns, name, None, &view, "v1", pt, body, opts)
 }
 
 async fn serve_inner(
@@ -325,9 +322,8 @@ async fn serve_inner(
     headers: &HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let (id, def) = resolve(server, &t)?;
     // Field selectors are the stored type's (the core Event's for the events.k8s.io view).
-    let store_def = server.cluster.def(id).unwrap_or_else(|| def.clone());
+    let (id, def, store_def) = resolve(server, &t)?;
     // What each subresource serves upstream (its REST storage's verbs).
     let allowed: &[Method] = match t.sub.as_deref() {
         None => &[Method::GET, Method::POST, Method::PUT, Method::PATCH, Method::DELETE],
