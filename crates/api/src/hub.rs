@@ -178,7 +178,7 @@ impl Hub {
         if let Some(c) = i.status.as_ref().and_then(|s| s.claim.as_ref()) {
             inner.claims.insert(c.set.clone(), key.clone());
         }
-        if let Some(k) = i.annotations().get(crate::routes::instances::IDEMPOTENCY_ANNOTATION) {
+        if let Some(k) = i.annotations().get(resources::vocabulary::IDEMPOTENCY_KEY) {
             inner.keys.insert((key.0.clone(), k.clone()), key.1.clone());
         }
         if inner.current.get(&key).is_some_and(|(_, v)| *v == view) {

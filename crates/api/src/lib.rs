@@ -7,6 +7,7 @@
 //! `routes!` list ([`router`]).
 
 pub mod auth;
+pub mod cluster_access;
 pub mod hub;
 pub mod keylock;
 pub mod metrics;
@@ -33,7 +34,7 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-pub use routes::kubeconfig::ClusterAccess;
+pub use cluster_access::ClusterAccess;
 pub use state::{Background, Config, start};
 
 /// Routes that answer and finish (they get the request timeout).

@@ -2,13 +2,19 @@
 //! (their JSON Schema comes from the CRD definitions, see `openapi`); the views
 //! add what a client wants without reading Kubernetes metadata.
 
-use crate::openapi::schema_ref;
 use kube::ResourceExt;
 use resources::tenant::TenantStatus;
 use resources::{Instance, InstancePhase, InstanceStatus, Template, TemplateSpec, TemplateStatus, Tenant, TenantSpec};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use utoipa::openapi::{Ref, RefOr, Schema};
 use utoipa::{IntoParams, ToSchema};
+
+/// A reference to a schemars-described type, filled in by [`crate::openapi::finish`].
+pub fn schema_ref<T: JsonSchema>() -> impl Into<RefOr<Schema>> {
+    Ref::from_schema_name(T::schema_name())
+}
 
 /// One page of a list.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]

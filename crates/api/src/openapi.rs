@@ -5,10 +5,8 @@
 //! which is what schemars writes).
 
 use crate::model::{DeletedEvent, SnapshotEvent};
-use schemars::JsonSchema;
 use serde_json::{Value, json};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::openapi::{Ref, RefOr, Schema};
 use utoipa::{Modify, OpenApi};
 
 #[derive(OpenApi)]
@@ -32,11 +30,6 @@ impl Modify for Bearer {
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
         );
     }
-}
-
-/// A reference to a schemars-described type, filled in by [`finish`].
-pub fn schema_ref<T: JsonSchema>() -> impl Into<RefOr<Schema>> {
-    Ref::from_schema_name(T::schema_name())
 }
 
 /// The final document: utoipa's plus the schemars definitions it references.

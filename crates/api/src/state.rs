@@ -32,7 +32,7 @@ pub struct Config {
     pub request_timeout: Duration,
     /// Where tenant kubeconfigs point (`POST /v1/tenants/{tenant}/kubeconfig`
     /// answers 503 without it).
-    pub cluster_access: Option<crate::routes::kubeconfig::ClusterAccess>,
+    pub cluster_access: Option<crate::cluster_access::ClusterAccess>,
 }
 
 impl Default for Config {

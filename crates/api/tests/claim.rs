@@ -7,12 +7,12 @@ mod common;
 
 use axum::http::StatusCode;
 use common::{ADMIN, Env, T};
-use controller::pool::labels::{CLAIM, POOL, SET};
 use k8s_openapi::api::core::v1::{Pod, Secret};
 use kube::ResourceExt;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use kubesim::testing::{wait_for, wait_until};
 use resources::Template;
+use resources::vocabulary::{CLAIM, POOL, POOL_SET};
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -47,7 +47,7 @@ async fn a_warm_pod_learns_its_instance_and_values() {
     let env_names: Vec<String> =
         pod.spec.as_ref().unwrap().containers[0].env.iter().flatten().map(|e| e.name.clone()).collect();
     assert_eq!(env_names, ["FIXED", "PADDOCK_CLAIM_URL", "PADDOCK_CLAIM_TOKEN_FILE"]);
-    let set = pod.labels()[SET].clone();
+    let set = pod.labels()[POOL_SET].clone();
     let secret = Api::<Secret>::namespaced(c.clone(), &pool_ns).get(&format!("{set}-claim")).await.unwrap();
     let token = String::from_utf8(secret.data.unwrap()["app"].0.clone()).unwrap();
 

@@ -94,3 +94,11 @@ impl Default for Settings {
         }
     }
 }
+
+/// How to make the system namespace `ns` exist, in words for a log line.
+pub fn make_namespace(ns: &str) -> String {
+    format!(
+        "create it (`kubectl create namespace {ns}`, or apply `paddock manifests`), or name another with \
+         --system-namespace"
+    )
+}

@@ -65,18 +65,10 @@ pub async fn check_system_namespace(client: &kube::Client, ns: &str) -> Result<(
         Ok(Some(_)) => Ok(()),
         Ok(None) => Err(format!(
             "the system namespace {ns:?} does not exist: {}; leader election and tenant tokens wait for it",
-            make_namespace(ns)
+            crate::config::make_namespace(ns)
         )),
         Err(e) => Err(format!("cannot check whether the system namespace {ns:?} exists: {}", crate::error::brief(&e))),
     }
-}
-
-/// How to make the system namespace `ns` exist, in words for a log line.
-pub(crate) fn make_namespace(ns: &str) -> String {
-    format!(
-        "create it (`kubectl create namespace {ns}`, or apply `paddock manifests`), or name another with \
-         --system-namespace"
-    )
 }
 
 /// The Kubernetes version of the API server, if it says.

@@ -118,7 +118,7 @@ pub async fn release(api: &Api<Lease>, e: &Election) -> Result<(), kube::Error> 
 fn brief(err: &kube::Error, namespace: &str) -> String {
     match err {
         kube::Error::Api(s) if s.code == 404 && s.message.contains("namespaces") => {
-            format!("{}: {}", s.message, crate::install::make_namespace(namespace))
+            format!("{}: {}", s.message, crate::config::make_namespace(namespace))
         }
         other => crate::error::brief(other),
     }

@@ -75,7 +75,7 @@ struct Context {
     events: Events,
     /// The instance controller, whose watch cache says which instances use a
     /// template (without it, they are listed from the API server).
-    instances: Option<Arc<crate::instance::reconcile::Context>>,
+    instances: Option<Arc<crate::instance::context::Context>>,
 }
 
 impl Context {
@@ -148,7 +148,7 @@ pub async fn run(
     client: Client,
     settings: crate::config::Settings,
     metrics: Arc<Metrics>,
-    instances: Option<Arc<crate::instance::reconcile::Context>>,
+    instances: Option<Arc<crate::instance::context::Context>>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
     let events = Events::new(client.clone(), metrics.clone());

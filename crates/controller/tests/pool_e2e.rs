@@ -5,13 +5,13 @@
 //! instance, rolling on template changes, and the claimed pods' networks.
 
 use controller::config::Settings;
-use controller::pool::labels::{CLAIM, POOL, SET};
 use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kubesim::testing::{TestCluster, wait_for, wait_until};
 use kubesim::{SimConfig, config};
+use resources::vocabulary::{CLAIM, POOL, POOL_SET};
 use resources::{Instance, InstancePhase, Template, Tenant};
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
@@ -234,7 +234,7 @@ async fn two_hundred_claims_against_a_pool_of_fifty() {
     for i in &warm_ones {
         let c = i.status.as_ref().unwrap().claim.as_ref().unwrap();
         assert!(c.latency_ms >= 0.0 && c.latency_ms < 60_000.0, "{c:?}");
-        assert!(claimed.iter().any(|p| p.labels()[SET] == c.set && p.labels()[CLAIM] == i.uid().unwrap()));
+        assert!(claimed.iter().any(|p| p.labels()[POOL_SET] == c.set && p.labels()[CLAIM] == i.uid().unwrap()));
     }
     let t = Api::<Template>::all(env.tc.client.clone()).get("one").await.unwrap();
     let pool = t.status.unwrap().pool.unwrap();

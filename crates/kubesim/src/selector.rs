@@ -181,7 +181,7 @@ fn parse_set(rest: &str, whole: &str) -> Result<Vec<String>, ApiError> {
 }
 
 fn check_key(k: &str) -> Result<(), ApiError> {
-    if crate::validation::qualified_name_errors(k).is_empty() {
+    if crate::validation::names::qualified_name_errors(k).is_empty() {
         Ok(())
     } else {
         Err(ApiError::bad_request(format!(
@@ -191,7 +191,7 @@ fn check_key(k: &str) -> Result<(), ApiError> {
 }
 
 fn check_value(v: &str) -> Result<(), ApiError> {
-    if crate::validation::label_value_errors(v).is_empty() {
+    if crate::validation::names::label_value_errors(v).is_empty() {
         Ok(())
     } else {
         Err(ApiError::bad_request(format!(

@@ -83,7 +83,7 @@ impl TemplatePolicyArgs {
     /// Checks the flags and sets them in `settings`.
     pub fn apply(&self, settings: &mut Settings) -> Result<()> {
         for c in self.template_capabilities.iter().filter(|c| *c != "ALL") {
-            if !resources::policy::CAPABILITIES.contains(&c.as_str()) {
+            if !resources::template::CAPABILITIES.contains(&c.as_str()) {
                 bail!("--template-capabilities: {c:?} is not a Linux capability (like NET_BIND_SERVICE, without CAP_)");
             }
         }

@@ -15,6 +15,7 @@ pub mod policy;
 pub mod strict;
 pub mod template;
 pub mod tenant;
+pub mod usage;
 pub mod vocabulary;
 
 pub use instance::{Instance, InstancePhase, InstanceSpec, InstanceStatus};

@@ -9,6 +9,51 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
+/// Linux capabilities by the names Kubernetes takes (without `CAP_`).
+pub const CAPABILITIES: &[&str] = &[
+    "AUDIT_CONTROL",
+    "AUDIT_READ",
+    "AUDIT_WRITE",
+    "BLOCK_SUSPEND",
+    "BPF",
+    "CHECKPOINT_RESTORE",
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "DAC_READ_SEARCH",
+    "FOWNER",
+    "FSETID",
+    "IPC_LOCK",
+    "IPC_OWNER",
+    "KILL",
+    "LEASE",
+    "LINUX_IMMUTABLE",
+    "MAC_ADMIN",
+    "MAC_OVERRIDE",
+    "MKNOD",
+    "NET_ADMIN",
+    "NET_BIND_SERVICE",
+    "NET_BROADCAST",
+    "NET_RAW",
+    "PERFMON",
+    "SETFCAP",
+    "SETGID",
+    "SETPCAP",
+    "SETUID",
+    "SYS_ADMIN",
+    "SYS_BOOT",
+    "SYS_CHROOT",
+    "SYS_MODULE",
+    "SYS_NICE",
+    "SYS_PACCT",
+    "SYS_PTRACE",
+    "SYS_RAWIO",
+    "SYS_RESOURCE",
+    "SYS_TIME",
+    "SYS_TTY_CONFIG",
+    "SYSLOG",
+    "WAKE_ALARM",
+];
+
 /// The network whose pods the tenant's VPN reaches.
 pub const TEAMNET: &str = "teamnet";
 
@@ -403,7 +448,7 @@ fn hardening_problems(f: &str, p: &PodTemplate) -> Vec<FieldProblem> {
         _ => {}
     }
     for (j, cap) in p.security.capabilities.iter().enumerate() {
-        if !crate::policy::CAPABILITIES.contains(&cap.as_str()) {
+        if !CAPABILITIES.contains(&cap.as_str()) {
             out.push(FieldProblem::new(
                 format!("{f}.security.capabilities[{j}]"),
                 format!("{cap:?} is not a Linux capability (written like NET_BIND_SERVICE, without CAP_; ALL is not accepted)"),

@@ -59,3 +59,27 @@ pub const TEMPLATE_FINALIZER: &str = "paddock.dev/template-in-use";
 pub fn tenant_namespace(prefix: &str, tenant: &str) -> String {
     format!("{prefix}{tenant}")
 }
+
+// Object names.
+/// The tenant namespace's ServiceAccount: what its Role `tenant-reader` is
+/// bound to, and what tenant kubeconfigs act as.
+pub const TENANT_SERVICE_ACCOUNT: &str = "tenant";
+/// The tenant namespace's ResourceQuota.
+pub const TENANT_QUOTA: &str = "quota";
+
+/// The PersistentVolumeClaim of a tenant's own storage: `shared` for a group
+/// (its members mount it), `storage` for everyone else.
+pub fn storage_claim(kind: crate::tenant::TenantKind) -> &'static str {
+    if kind == crate::tenant::TenantKind::Group { "shared" } else { "storage" }
+}
+
+/// The claim in a member's namespace bound to group `group`'s shared volume.
+pub fn group_claim(group: &str) -> String {
+    format!("group-{group}")
+}
+
+/// The pod label that lets pods on template network `network` reach each
+/// other (`paddock.dev/net-<network>`).
+pub fn network_label(network: &str) -> String {
+    format!("paddock.dev/net-{network}")
+}

@@ -11,13 +11,12 @@ use axum::response::{IntoResponse, Response};
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, ResourceExt};
 use resources::template::parse_duration;
+use resources::vocabulary::IDEMPOTENCY_KEY;
 use resources::{Instance, InstanceSpec, Template, is_dns_label};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use std::time::Duration;
 
-/// Annotation that records the Idempotency-Key an instance was started with.
-pub const IDEMPOTENCY_ANNOTATION: &str = resources::vocabulary::IDEMPOTENCY_KEY;
 /// Longest instance name (pod names are `<instance>-<pod>`).
 const MAX_NAME: usize = 40;
 
@@ -175,12 +174,8 @@ pub async fn start(
         .template(&body.template)
         .await?
         .ok_or_else(|| Problem::invalid("template", format!("there is no template {:?}", body.template)))?;
-    if tpl.metadata.deletion_timestamp.is_some() {
-        return Err(Problem::conflict(
-            "template-deleting",
-            format!("template {:?} is being deleted: no new instance of it starts", body.template),
-        ));
-    }
+    // The controller's admission rules, the same functions (resources::admission).
+    resources::admission::not_deleting(&tpl).map_err(|r| Problem::conflict("template-deleting", r.to_string()))?;
     // A template that is not Accepted starts nothing: its problems, said
     // now (the controller would fail the instance with the same ones).
     let broken = resources::admission::template_problems(&tpl, &s.settings().template_policy());
@@ -222,7 +217,7 @@ pub async fn start(
     // An instance that needs more than the tenant's whole quota would wait
     // for ever: refused, unlike one that only has to wait for others to stop.
     let who = format!("{:?}", body.template);
-    if let Some(why) = controller::quota::beyond(&t, controller::quota::template_floor(&tpl.spec), &who) {
+    if let Some(why) = resources::usage::beyond(&t, resources::usage::template_floor(&tpl.spec), &who) {
         return Err(Problem::invalid("template", why));
     }
     let api = api(&s, &tenant);
@@ -255,17 +250,8 @@ pub async fn start(
     }
     // The template's per-tenant limit, checked before anything is created (from
     // the shared watch; the controller enforces it again, authoritatively).
-    let same = s.hub.count(&ns, &body.template);
-    if same >= tpl.spec.max_per_tenant as usize {
-        return Err(Problem::limit(
-            "instance-limit",
-            format!(
-                "tenant {tenant:?} already runs {same} instance(s) of {:?}, the template's maxPerTenant is {}; stop one first",
-                body.template, tpl.spec.max_per_tenant
-            ),
-            30,
-        ));
-    }
+    resources::admission::within_limit(&tpl, s.hub.count(&ns, &body.template))
+        .map_err(|r| Problem::limit("instance-limit", format!("{r}; stop one first"), 30))?;
     // The tenant's instance quota, said in its own terms (the cluster's
     // ResourceQuota enforces it again and would answer in raw quota words).
     if let Some(max) = t.spec.quota.instances {
@@ -297,7 +283,7 @@ pub async fn start(
         notes.insert(resources::instance::REQUESTED_AT.to_string(), t);
     }
     if let Some(k) = &key {
-        notes.insert(IDEMPOTENCY_ANNOTATION.to_string(), k.clone());
+        notes.insert(IDEMPOTENCY_KEY.to_string(), k.clone());
     }
     inst.metadata.annotations = Some(notes);
     // Created with the controller's finalizer, so its first reconcile can claim
@@ -348,7 +334,7 @@ pub async fn start(
 }
 
 fn replay(existing: Instance, key: &str, body: &StartInstance, tenant: &str) -> Result<Response> {
-    let same_key = existing.annotations().get(IDEMPOTENCY_ANNOTATION).map(String::as_str) == Some(key);
+    let same_key = existing.annotations().get(IDEMPOTENCY_KEY).map(String::as_str) == Some(key);
     if !same_key {
         return Err(Problem::conflict("already-exists", format!("instance {:?} already exists", existing.name_any())));
     }

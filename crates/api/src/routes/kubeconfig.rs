@@ -6,6 +6,7 @@
 
 use super::visible_tenant;
 use crate::auth::Principal;
+use crate::cluster_access::ClusterAccess;
 use crate::model::{NewKubeconfig, TenantKubeconfig};
 use crate::problem::{Json, Path, Problem, Result, optional_body};
 use crate::state::AppState;
@@ -24,45 +25,6 @@ use std::time::Duration;
 /// server refuses under ten minutes; a day keeps a leaked file's harm short).
 const TTL_RANGE: (Duration, Duration) = (Duration::from_secs(600), Duration::from_secs(24 * 3600));
 const TTL_DEFAULT: &str = "1h";
-
-/// Where tenant kubeconfigs send `kubectl`: the Kubernetes API as the
-/// tenants' people reach it.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct ClusterAccess {
-    /// The API server's URL.
-    pub server: String,
-    /// PEM of the CA that signed the API server's certificate (None: the
-    /// system's roots).
-    pub ca_pem: Option<String>,
-    /// Skip TLS verification (only when Paddock itself is configured so).
-    pub insecure_skip_tls_verify: bool,
-}
-
-impl ClusterAccess {
-    /// The cluster as `config` (Paddock's own connection) reaches it.
-    pub fn from_config(config: &kube::Config) -> ClusterAccess {
-        ClusterAccess {
-            server: config.cluster_url.to_string().trim_end_matches('/').to_string(),
-            ca_pem: config.root_cert.as_ref().filter(|c| !c.is_empty()).map(|certs| pem(certs)),
-            insecure_skip_tls_verify: config.accept_invalid_certs,
-        }
-    }
-}
-
-/// DER certificates as one PEM bundle.
-fn pem(certs: &[Vec<u8>]) -> String {
-    let mut out = String::new();
-    for der in certs {
-        out.push_str("-----BEGIN CERTIFICATE-----\n");
-        let b64 = STANDARD.encode(der);
-        for line in b64.as_bytes().chunks(64) {
-            out.push_str(&String::from_utf8_lossy(line));
-            out.push('\n');
-        }
-        out.push_str("-----END CERTIFICATE-----\n");
-    }
-    out
-}
 
 /// A kubeconfig's `ttl`, checked, in seconds.
 fn ttl_seconds(ttl: &str) -> Result<i64> {
@@ -118,7 +80,7 @@ pub async fn issue(
         ));
     };
     let namespace = s.namespace(&tenant);
-    let sa = controller::tenant::build::SERVICE_ACCOUNT;
+    let sa = resources::vocabulary::TENANT_SERVICE_ACCOUNT;
     // Its ServiceAccount and Role are in place once the tenant is Ready.
     let not_ready = |why: String| {
         Problem::conflict(

@@ -11,11 +11,11 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use controller::instance::build::POD_LABEL;
 use futures::{AsyncBufReadExt, TryStreamExt};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams, LogParams};
 use resources::Instance;
+use resources::vocabulary::POD;
 use resources::vocabulary::{INSTANCE, INSTANCE_NAMESPACE};
 use serde::Deserialize;
 use utoipa::IntoParams;
@@ -64,13 +64,12 @@ fn pod_name(inst: &Instance, asked: Option<&str>) -> Result<String> {
 
 /// The pod object: in the tenant's namespace, or claimed from a warm pool.
 async fn find_pod(s: &Shared, ns: &str, instance: &str, pod: &str) -> Result<Option<(String, String)>> {
-    let own = ListParams::default().labels(&format!("{INSTANCE}={instance},{POD_LABEL}={pod}"));
+    let own = ListParams::default().labels(&format!("{INSTANCE}={instance},{POD}={pod}"));
     if let Some(p) = Api::<Pod>::namespaced(s.client.clone(), ns).list_metadata(&own).await?.items.into_iter().next() {
         return Ok(Some((ns.to_string(), p.metadata.name.unwrap_or_default())));
     }
     let pool = &s.settings().pool_namespace;
-    let claimed =
-        ListParams::default().labels(&format!("{INSTANCE}={instance},{INSTANCE_NAMESPACE}={ns},{POD_LABEL}={pod}"));
+    let claimed = ListParams::default().labels(&format!("{INSTANCE}={instance},{INSTANCE_NAMESPACE}={ns},{POD}={pod}"));
     let found = Api::<Pod>::namespaced(s.client.clone(), pool).list_metadata(&claimed).await?.items.into_iter().next();
     Ok(found.map(|p| (pool.clone(), p.metadata.name.unwrap_or_default())))
 }

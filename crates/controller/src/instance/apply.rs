@@ -3,7 +3,7 @@
 //! it, and drift an apply repaired reported as an Event.
 
 use super::cache::{Caches, Meta, ServiceBrief};
-use super::reconcile::Context;
+use super::context::Context;
 use crate::labels::FIELD_MANAGER;
 use k8s_openapi::api::core::v1::Service;
 use kube::api::{Api, Patch, PatchParams};

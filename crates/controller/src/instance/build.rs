@@ -12,12 +12,11 @@ use kube::{Resource, ResourceExt};
 use resources::admission::{deadline, instance_problems, template_problems};
 use resources::template::{ExposureType, Generate, PodTemplate, TEAMNET};
 use resources::tenant::NodeRole;
+use resources::vocabulary::{POD, network_label};
 use resources::{FieldProblem, Instance, Template, Tenant};
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
-
-pub const POD_LABEL: &str = resources::vocabulary::POD;
 
 /// Builds an object's metadata: name and extra labels.
 pub type MetaFn<'a> = dyn Fn(&str, &[(String, String)]) -> Value + 'a;
@@ -40,10 +39,6 @@ pub struct Input<'a> {
     pub any_node_has_role: bool,
     /// Values of generated variables, keyed `<pod>.<VARIABLE>` (see [`generated_keys`]).
     pub generated: &'a BTreeMap<String, String>,
-}
-
-pub fn net_label(network: &str) -> String {
-    format!("paddock.dev/net-{network}")
 }
 
 /// Keys of the values the instance Secret must hold, with how to make each.
@@ -123,7 +118,7 @@ pub fn build(input: &Input) -> Result<Desired, Vec<FieldProblem>> {
     let mut config_maps = Vec::new();
     for p in &tpl.spec.pods {
         let mut extra = pod_labels(p);
-        extra.push((POD_LABEL.to_string(), p.name.clone()));
+        extra.push((POD.to_string(), p.name.clone()));
         let cm = p.mounts.config.as_ref().map(|cfg| {
             let cm = format!("{name}-{}-config", p.name);
             config_maps
@@ -157,7 +152,7 @@ pub fn runtime_class<'a>(tpl: &'a Template, settings: &'a Settings) -> Option<&'
 
 /// Labels every pod of a template's pod carries: its networks.
 pub fn pod_labels(p: &PodTemplate) -> Vec<(String, String)> {
-    p.networks.iter().map(|n| (net_label(n), "true".to_string())).collect()
+    p.networks.iter().map(|n| (network_label(n), "true".to_string())).collect()
 }
 
 /// Where a pod's per-instance variables come from.
@@ -200,7 +195,40 @@ fn pod_security(p: &PodTemplate) -> Value {
 
 /// The hardened pod spec of one of a template's pods.
 pub fn pod_spec(p: &PodTemplate, shape: &Shape, config_map: Option<&str>) -> Value {
-    let env: Vec<Value> = p
+    let mut container = container(p, env_vars(p, shape));
+    let (volumes, mounts) = volumes(p, shape, config_map);
+    container["volumeMounts"] = json!(mounts);
+    let mut spec = json!({
+        "hostname": p.name,
+        "subdomain": shape.subdomain,
+        "restartPolicy": "Always",
+        "automountServiceAccountToken": false,
+        "enableServiceLinks": false,
+        "serviceAccountName": resources::vocabulary::TENANT_SERVICE_ACCOUNT,
+        "securityContext": pod_security(p),
+        "containers": [container],
+        "volumes": volumes,
+        "tolerations": serde_json::to_value(&shape.placement.tolerations).unwrap_or(json!([])),
+    });
+    if let Some(a) = &shape.placement.affinity {
+        spec["affinity"] = serde_json::to_value(a).unwrap_or(Value::Null);
+    }
+    if let Some(rc) = shape.runtime_class {
+        spec["runtimeClassName"] = json!(rc);
+    }
+    if let Some(s) = &shape.settings.image_pull_secret {
+        spec["imagePullSecrets"] = json!([{"name": s}]);
+    }
+    if let Some(d) = shape.deadline {
+        spec["activeDeadlineSeconds"] = json!(d);
+    }
+    spec
+}
+
+/// The container's environment: for a pool pod only the fixed values; for an
+/// instance's, overrides (taken literally), values, and Secret references.
+fn env_vars(p: &PodTemplate, shape: &Shape) -> Vec<Value> {
+    p
         .env
         .iter()
         .filter_map(|e| match &shape.env {
@@ -223,7 +251,12 @@ pub fn pod_spec(p: &PodTemplate, shape: &Shape, config_map: Option<&str>) -> Val
                 }
             }),
         })
-        .collect();
+        .collect()
+}
+
+/// The hardened container: no privilege escalation, all capabilities dropped
+/// but those the template adds, read-only root and non-root unless it says.
+fn container(p: &PodTemplate, env: Vec<Value>) -> Value {
     let mut caps = json!({"drop": ["ALL"]});
     if !p.security.capabilities.is_empty() {
         caps["add"] = json!(p.security.capabilities);
@@ -254,10 +287,16 @@ pub fn pod_spec(p: &PodTemplate, shape: &Shape, config_map: Option<&str>) -> Val
             container[k] = v;
         }
     }
+    container
+}
+
+/// The pod's volumes and the container's mounts of them: tenant and group
+/// storage, the config map, scratch space.
+fn volumes(p: &PodTemplate, shape: &Shape, config_map: Option<&str>) -> (Vec<Value>, Vec<Value>) {
     let mut volumes = Vec::new();
     let mut mounts = Vec::new();
     if let (Some(path), Some(tenant)) = (&p.mounts.tenant_storage, shape.tenant) {
-        let claim = crate::tenant::build::storage_claim_name(tenant.spec.kind);
+        let claim = resources::vocabulary::storage_claim(tenant.spec.kind);
         volumes.push(json!({"name": "tenant-storage", "persistentVolumeClaim": {"claimName": claim}}));
         mounts.push(json!({"name": "tenant-storage", "mountPath": path}));
     }
@@ -265,7 +304,7 @@ pub fn pod_spec(p: &PodTemplate, shape: &Shape, config_map: Option<&str>) -> Val
         for g in &tenant.spec.groups {
             let vol = format!("group-{g}");
             volumes.push(
-                json!({"name": vol, "persistentVolumeClaim": {"claimName": crate::tenant::groups::claim_name(g)}}),
+                json!({"name": vol, "persistentVolumeClaim": {"claimName": resources::vocabulary::group_claim(g)}}),
             );
             mounts.push(json!({"name": vol, "mountPath": format!("{}/{g}", path.trim_end_matches('/'))}));
         }
@@ -278,32 +317,7 @@ pub fn pod_spec(p: &PodTemplate, shape: &Shape, config_map: Option<&str>) -> Val
         volumes.push(json!({"name": "scratch", "emptyDir": {"sizeLimit": size}}));
         mounts.push(json!({"name": "scratch", "mountPath": "/tmp"}));
     }
-    container["volumeMounts"] = json!(mounts);
-    let mut spec = json!({
-        "hostname": p.name,
-        "subdomain": shape.subdomain,
-        "restartPolicy": "Always",
-        "automountServiceAccountToken": false,
-        "enableServiceLinks": false,
-        "serviceAccountName": "tenant",
-        "securityContext": pod_security(p),
-        "containers": [container],
-        "volumes": volumes,
-        "tolerations": serde_json::to_value(&shape.placement.tolerations).unwrap_or(json!([])),
-    });
-    if let Some(a) = &shape.placement.affinity {
-        spec["affinity"] = serde_json::to_value(a).unwrap_or(Value::Null);
-    }
-    if let Some(rc) = shape.runtime_class {
-        spec["runtimeClassName"] = json!(rc);
-    }
-    if let Some(s) = &shape.settings.image_pull_secret {
-        spec["imagePullSecrets"] = json!([{"name": s}]);
-    }
-    if let Some(d) = shape.deadline {
-        spec["activeDeadlineSeconds"] = json!(d);
-    }
-    spec
+    (volumes, mounts)
 }
 
 /// How an instance's pods are told apart in their namespace, and where its
@@ -361,7 +375,7 @@ pub fn exposed_services(tpl: &Template, id: &Ident, meta: &MetaFn) -> Result<Vec
                     format!("{}-{}{}", id.stem, p.name, if kind == ExposureType::LoadBalancer { "-lb" } else { "" });
                 services.push(typed::<Service>(
                     json!({"apiVersion": "v1", "kind": "Service", "metadata": meta(&svc_name, &[]),
-                    "spec": {"type": t, "selector": {id.key: id.value, POD_LABEL: p.name}, "ports": ports}}),
+                    "spec": {"type": t, "selector": {id.key: id.value, POD: p.name}, "ports": ports}}),
                 )?);
             }
         }
@@ -374,7 +388,7 @@ pub fn exposed_services(tpl: &Template, id: &Ident, meta: &MetaFn) -> Result<Vec
 /// ingress from anywhere to exposed ports.
 pub fn policies(tpl: &Template, id: &Ident, meta: &MetaFn) -> Result<Vec<NetworkPolicy>, Vec<FieldProblem>> {
     let mut out = network_policies(tpl, id, meta)?;
-    let on_teamnet = json!({"matchLabels": {id.key: id.value, net_label(TEAMNET): "true"}});
+    let on_teamnet = json!({"matchLabels": {id.key: id.value, network_label(TEAMNET): "true"}});
     out.extend(vpn_policy(tpl, &format!("{}-vpn", id.stem), on_teamnet, &id.vpn, meta)?);
     out.extend(exposed_policies(tpl, id, meta, None)?);
     Ok(out)
@@ -400,7 +414,7 @@ fn network_ports(tpl: &Template, n: &str) -> Vec<Value> {
 pub fn network_policies(tpl: &Template, id: &Ident, meta: &MetaFn) -> Result<Vec<NetworkPolicy>, Vec<FieldProblem>> {
     let mut out = Vec::new();
     for n in &tpl.spec.networks {
-        let on_net = json!({"matchLabels": {id.key: id.value, net_label(n): "true"}});
+        let on_net = json!({"matchLabels": {id.key: id.value, network_label(n): "true"}});
         let ports = network_ports(tpl, n);
         let peers = json!([{"podSelector": on_net}]);
         // A network whose pods declare no ports allows nothing between them.
@@ -451,7 +465,7 @@ pub fn exposed_policies(
             .map(|x| json!({"port": x.name, "protocol": x.protocol}))
             .collect();
         if !ports.is_empty() {
-            let mut selector = json!({"matchLabels": {id.key: id.value, POD_LABEL: p.name}});
+            let mut selector = json!({"matchLabels": {id.key: id.value, POD: p.name}});
             if let Some(label) = only_with {
                 selector["matchExpressions"] = json!([{"key": label, "operator": "Exists"}]);
             }

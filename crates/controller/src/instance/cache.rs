@@ -20,11 +20,9 @@
 //! same desired object left ([`crate::drift::Drift::unchanged`]). The warm
 //! pools' pods are kept whole, as a claim rewrites them.
 
-use super::build::POD_LABEL;
 use super::phase::PodBrief;
 use crate::cache::{Projection, lookup, projected, ready, reflected, whole};
 use crate::labels::{INSTANCE, MANAGED_BY, MANAGER, NODE_ROLE};
-use crate::pool::labels::{CLAIM, INSTANCE_NAMESPACE, POOL, SET};
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Node, Pod, Secret, Service};
@@ -36,6 +34,7 @@ use kube::runtime::controller::Controller;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 use kube::{Client, ResourceExt};
+use resources::vocabulary::{CLAIM, INSTANCE_NAMESPACE, POOL, POOL_SET};
 use resources::{Instance, Template, Tenant};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -97,7 +96,7 @@ impl ServiceBrief {
         let spec = s.spec.as_ref();
         Self {
             meta: Meta::of(&s.metadata),
-            pod: spec.and_then(|x| x.selector.as_ref()).and_then(|m| m.get(POD_LABEL)).cloned(),
+            pod: spec.and_then(|x| x.selector.as_ref()).and_then(|m| m.get(resources::vocabulary::POD)).cloned(),
             ports: spec
                 .and_then(|x| x.ports.as_ref())
                 .into_iter()
@@ -223,12 +222,12 @@ impl Caches {
     /// exists; a deletion leaves it until the quota controller catches up,
     /// so it never counts less than is used). None when the watch has not
     /// listed the quotas or the namespace's quota counts no pods.
-    pub fn namespace_usage(&self, ns: &str) -> Option<crate::quota::Usage> {
+    pub fn namespace_usage(&self, ns: &str) -> Option<resources::usage::Usage> {
         if !ready(&self.quotas) {
             return None;
         }
-        let q = lookup(&self.quotas, Some(ns), crate::tenant::build::QUOTA)?;
-        crate::quota::Usage::of_quota(&q)
+        let q = lookup(&self.quotas, Some(ns), resources::vocabulary::TENANT_QUOTA)?;
+        resources::usage::Usage::of_quota(&q)
     }
 
     /// Whether a node carries a role, once the node watch has listed them.
@@ -252,7 +251,7 @@ impl Caches {
             .iter()
             .filter_map(|p| lookup(&self.pool_pods, Some(pool_ns), &format!("{set}-{}", p.name)))
             .filter(|p| p.labels().get(CLAIM).map(String::as_str) == Some(uid))
-            .filter(|p| p.labels().get(SET).map(String::as_str) == Some(set))
+            .filter(|p| p.labels().get(POOL_SET).map(String::as_str) == Some(set))
             .map(|p| (*p).clone())
             .collect()
     }

@@ -3,12 +3,12 @@
 
 use crate::error::Error;
 use crate::labels::{INSTANCE, MANAGED_BY, MANAGER};
-use crate::pool::labels::CLAIM;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, Service};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::api::{Api, DeleteParams, ListParams};
 use kube::{Client, ResourceExt};
 use resources::Instance;
+use resources::vocabulary::CLAIM;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -61,7 +61,7 @@ pub async fn delete_instance_objects(client: &Client, inst: &Instance, pool_ns: 
     let mut left = delete_children(client, &ns, &inst.name_any()).await?;
     if let Some(uid) = &inst.metadata.uid {
         let set = inst.status.as_ref().and_then(|s| s.claim.as_ref()).map(|c| c.set.as_str());
-        left += crate::pool::reconcile::delete_claimed(client, pool_ns, uid, set).await?;
+        left += crate::pool::claim::delete_claimed(client, pool_ns, uid, set).await?;
     }
     Ok(left)
 }
@@ -73,7 +73,7 @@ async fn pods_left(client: &Client, inst: &Instance, pool_ns: &str) -> Result<us
     let lp = ListParams::default().labels(&selector(&inst.name_any()));
     let mut left = Api::<Pod>::namespaced(client.clone(), &ns).list_metadata(&lp).await?.items.len();
     if let Some(uid) = &inst.metadata.uid {
-        let lp = ListParams::default().labels(&format!("{}={uid}", crate::pool::labels::CLAIM));
+        let lp = ListParams::default().labels(&format!("{}={uid}", resources::vocabulary::CLAIM));
         left += Api::<Pod>::namespaced(client.clone(), pool_ns).list_metadata(&lp).await?.items.len();
     }
     Ok(left)

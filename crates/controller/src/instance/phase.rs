@@ -40,14 +40,14 @@ impl PodBrief {
         let failing = state.reason.as_deref().is_some_and(|r| IMAGE_ERRORS.contains(&r));
         Self {
             failing_image: failing.then(|| image_of(pod)),
-            claim: pod.metadata.labels.as_ref().and_then(|l| l.get(crate::pool::labels::CLAIM)).cloned(),
+            claim: pod.metadata.labels.as_ref().and_then(|l| l.get(resources::vocabulary::CLAIM)).cloned(),
             state,
         }
     }
 
     /// [`PodBrief::of`] a pod of an instance, named by its `paddock.dev/pod` label.
     pub fn of_labelled(pod: &Pod) -> Self {
-        let labelled = pod.metadata.labels.as_ref().and_then(|l| l.get(super::build::POD_LABEL));
+        let labelled = pod.metadata.labels.as_ref().and_then(|l| l.get(resources::vocabulary::POD));
         Self::of(labelled.or(pod.metadata.name.as_ref()).map(String::as_str).unwrap_or_default(), pod)
     }
 }

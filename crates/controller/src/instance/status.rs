@@ -2,10 +2,11 @@
 //! its changes make, start-latency observations, and saying why an instance
 //! is stuck when the API server refuses the controller's writes.
 
-use super::reconcile::{Context, Error};
+use super::context::{Context, Error};
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, MicroTime, Time};
 use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::controller::Action;
 use kube::{Resource, ResourceExt};
 use resources::Instance;
 use resources::instance::{InstancePhase, InstanceStatus, REQUESTED_AT};
@@ -113,4 +114,12 @@ pub(super) async fn refused(ctx: &Context, inst: Arc<Instance>, why: &str) {
     if let Err(e) = write_status(ctx, &api, &inst, base_status(&inst, phase, "ApiRefused", &msg)).await {
         tracing::debug!(instance = %inst.name_any(), error = %e, "cannot say on the instance why it is stuck");
     }
+}
+/// The instance is Pending because the tenant's quota does not allow it
+/// (`why`); it is looked at again after [`crate::quota::Refusals::RETRY`].
+pub(super) async fn over_quota(ctx: &Context, inst: &Instance, why: &str) -> Result<Action, Error> {
+    let msg = format!("the tenant's quota does not allow this instance: {why}");
+    let api: Api<Instance> = Api::namespaced(ctx.client.clone(), &inst.namespace().unwrap_or_default());
+    write_status(ctx, &api, inst, base_status(inst, InstancePhase::Pending, "QuotaExceeded", &msg)).await?;
+    Ok(Action::requeue(crate::quota::Refusals::RETRY))
 }

@@ -2,11 +2,10 @@
 //! namespace's own objects, the image prepull DaemonSet, and the Services and
 //! NetworkPolicies a claimed set gets for its instance.
 
-use super::labels::{CLAIM, GENERATION, PERSONALIZED, POOL, SET};
 use crate::config::Settings;
 use crate::instance::build::{
-    Env, Ident, POD_LABEL, Shape, dns_service, exposed_policies, exposed_services, net_label, network_policies,
-    pod_labels, pod_spec, runtime_class, task_roles, vpn_policy,
+    Env, Ident, Shape, dns_service, exposed_policies, exposed_services, network_policies, pod_labels, pod_spec,
+    runtime_class, task_roles, vpn_policy,
 };
 use crate::labels::{INSTANCE, MANAGED_BY, MANAGER, ROLE, TEMPLATE, TENANT};
 use crate::noderoles::placement_on;
@@ -16,6 +15,7 @@ use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::{Resource, ResourceExt};
 use resources::template::Personalize;
 use resources::template::TEAMNET;
+use resources::vocabulary::{CLAIM, PERSONALIZE, POOL, POOL_SET, TEMPLATE_GENERATION};
 use resources::{FieldProblem, Instance, Template, Tenant};
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
@@ -105,7 +105,7 @@ pub fn pod_set(
     let name = set_name(&tname, suffix);
     let ns = &settings.pool_namespace;
     let owner = serde_json::to_value(tpl.controller_owner_ref(&())).unwrap_or(Value::Null);
-    let labels = json!({MANAGED_BY: MANAGER, TEMPLATE: tname, POOL: tname, SET: name, GENERATION: generation(tpl)});
+    let labels = json!({MANAGED_BY: MANAGER, TEMPLATE: tname, POOL: tname, POOL_SET: name, TEMPLATE_GENERATION: generation(tpl)});
     let meta = |obj: &str, extra: &[(String, String)]| {
         let mut l = labels.clone();
         for (k, v) in extra {
@@ -129,9 +129,9 @@ pub fn pod_set(
     let mut tokens = serde_json::Map::new();
     for p in &tpl.spec.pods {
         let mut extra = pod_labels(p);
-        extra.push((POD_LABEL.to_string(), p.name.clone()));
+        extra.push((resources::vocabulary::POD.to_string(), p.name.clone()));
         if personalize {
-            extra.push((PERSONALIZED.to_string(), "api".to_string()));
+            extra.push((PERSONALIZE.to_string(), "api".to_string()));
         }
         let cm = p.mounts.config.as_ref().map(|cfg| {
             let cm = format!("{name}-{}-config", p.name);
@@ -173,7 +173,7 @@ pub fn pod_set(
         m.as_object_mut().map(|o| o.remove("ownerReferences"));
         m
     };
-    let id = Ident { stem: &name, key: SET, value: &name, vpn: Value::Null };
+    let id = Ident { stem: &name, key: POOL_SET, value: &name, vpn: Value::Null };
     let services = dns_service(tpl, &id, &object_meta)?.into_iter().collect();
     let mut policies = network_policies(tpl, &id, &object_meta)?;
     policies.extend(exposed_policies(tpl, &id, &object_meta, Some(CLAIM))?);
@@ -198,7 +198,7 @@ pub fn namespace_objects(settings: &Settings) -> Vec<Value> {
                          "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}],
                  "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]}]}}),
         json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": meta("claim-api"),
-            "spec": {"podSelector": {"matchLabels": {PERSONALIZED: "api"}}, "policyTypes": ["Egress"], "egress": [
+            "spec": {"podSelector": {"matchLabels": {PERSONALIZE: "api"}}, "policyTypes": ["Egress"], "egress": [
                 {"to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": settings.system_namespace}},
                          "podSelector": {"matchLabels": {"app.kubernetes.io/name": "paddock"}}}],
                  "ports": [{"protocol": "TCP", "port": 8080}]}]}}),
@@ -263,9 +263,9 @@ pub fn claimed_services(
     let uid = inst.metadata.uid.clone().unwrap_or_default();
     let inst_ns = inst.namespace().unwrap_or_default();
     let labels = json!({MANAGED_BY: MANAGER, TENANT: tenant, TEMPLATE: tpl.name_any(), INSTANCE: inst.name_any(),
-        CLAIM: uid, SET: set, super::labels::INSTANCE_NAMESPACE: inst_ns});
+        CLAIM: uid, POOL_SET: set, resources::vocabulary::INSTANCE_NAMESPACE: inst_ns});
     let meta = |name: &str, _: &[(String, String)]| json!({"name": name, "namespace": pool_ns, "labels": labels});
-    let id = Ident { stem: set, key: SET, value: set, vpn: Value::Null };
+    let id = Ident { stem: set, key: POOL_SET, value: set, vpn: Value::Null };
     exposed_services(tpl, &id, &meta)
 }
 
@@ -292,7 +292,7 @@ pub fn vpn_access(
         json!({"name": name, "namespace": pool_ns, "ownerReferences": [owner],
             "labels": {MANAGED_BY: MANAGER, TENANT: tenant_name, TEMPLATE: tname}})
     };
-    let selector = json!({"matchLabels": {TENANT: tenant_name, TEMPLATE: tname, net_label(TEAMNET): "true"}});
+    let selector = json!({"matchLabels": {TENANT: tenant_name, TEMPLATE: tname, resources::vocabulary::network_label(TEAMNET): "true"}});
     let from = json!({"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": tenant_ns}},
                       "podSelector": {"matchLabels": {ROLE: "vpn"}}});
     vpn_policy(tpl, &vpn_access_name(&tenant_name, &tname), selector, &from, &meta)

@@ -7,17 +7,18 @@
 
 use super::Pools;
 use super::build::generation;
-use super::labels::{CLAIM, GENERATION, INSTANCE_NAMESPACE, SET};
 use crate::error::Error;
-use crate::instance::build::POD_LABEL;
 use crate::labels::{INSTANCE, TENANT};
-use crate::quota::{self, Usage};
+use crate::quota;
 use jiff::Timestamp;
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Pod, Service};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use kube::runtime::reflector::Store;
 use kube::{Client, ResourceExt};
 use resources::admission::deadline;
+use resources::usage::{self, Usage};
+use resources::vocabulary::{CLAIM, INSTANCE_NAMESPACE, POOL_SET, TEMPLATE_GENERATION};
 use resources::{Instance, Template, Tenant};
 use std::borrow::Borrow;
 use std::collections::BTreeMap;
@@ -58,12 +59,12 @@ pub fn sets<P: Borrow<Pod>>(tpl: &Template, pods: impl IntoIterator<Item = P>) -
         if labels.contains_key(CLAIM) {
             continue;
         }
-        if let Some(set) = labels.get(SET).cloned() {
+        if let Some(set) = labels.get(POOL_SET).cloned() {
             out.entry(set).or_default().push(p);
         }
     }
     let order = |p: &P| {
-        let name = p.borrow().labels().get(POD_LABEL).map(String::as_str).unwrap_or_default();
+        let name = p.borrow().labels().get(resources::vocabulary::POD).map(String::as_str).unwrap_or_default();
         tpl.spec.pods.iter().position(|t| t.name == name).unwrap_or(usize::MAX)
     };
     for v in out.values_mut() {
@@ -76,7 +77,10 @@ pub fn sets<P: Borrow<Pod>>(tpl: &Template, pods: impl IntoIterator<Item = P>) -
 pub fn claimable<P: Borrow<Pod>>(tpl: &Template, pods: &[P]) -> bool {
     let generation = generation(tpl);
     pods.len() == tpl.spec.pods.len()
-        && pods.iter().map(Borrow::borrow).all(|p| is_ready(p) && p.labels().get(GENERATION) == Some(&generation))
+        && pods
+            .iter()
+            .map(Borrow::borrow)
+            .all(|p| is_ready(p) && p.labels().get(TEMPLATE_GENERATION) == Some(&generation))
 }
 
 fn created(pods: &[Arc<Pod>]) -> Option<Timestamp> {
@@ -119,15 +123,15 @@ pub async fn claim(
     let Some((_, first)) = candidates.first() else {
         return Ok(Outcome::Empty);
     };
-    if quota::limits_pods(tenant) {
+    if usage::limits_pods(tenant) {
         let ns = inst.namespace().unwrap_or_default();
         let claimed = cache.map(|cache| quota::Claimed { cache, pools });
         let need = Usage::of_pods(first.iter().map(|p| &**p));
-        if let Some(why) = quota::beyond(tenant, need, "it") {
+        if let Some(why) = usage::beyond(tenant, need, "it") {
             return Ok(Outcome::OverQuota(why));
         }
         let used = quota::usage(client, &tenant.name_any(), &ns, pool_ns, claimed, cached.namespace_usage).await?;
-        if let Some(why) = quota::exceeded(tenant, used, need) {
+        if let Some(why) = usage::exceeded(tenant, used, need) {
             return Ok(Outcome::OverQuota(why));
         }
     }
@@ -221,4 +225,24 @@ async fn claim_set(
         }
     }
     Ok(Some(done))
+}
+/// Deletes a claimed set's pods, and its Services and policies: those of
+/// the set (`set`, when the instance's status names it) and those made at
+/// the claim (labelled with it).
+pub async fn delete_claimed(c: &Client, pool_ns: &str, uid: &str, set: Option<&str>) -> Result<usize, Error> {
+    let lp = ListParams::default().labels(&format!("{CLAIM}={uid}"));
+    let dp = DeleteParams::background();
+    let pods: Api<Pod> = Api::namespaced(c.clone(), pool_ns);
+    let left = pods.list_metadata(&lp).await?.items.len();
+    if left > 0 {
+        pods.delete_collection(&dp, &lp).await?;
+    }
+    // The claim's own objects carry the set's label too.
+    let objects = match set {
+        Some(set) => ListParams::default().labels(&format!("{POOL_SET}={set}")),
+        None => lp,
+    };
+    Api::<Service>::namespaced(c.clone(), pool_ns).delete_collection(&dp, &objects).await?;
+    Api::<NetworkPolicy>::namespaced(c.clone(), pool_ns).delete_collection(&dp, &objects).await?;
+    Ok(left)
 }

@@ -17,30 +17,15 @@ pub mod expectations;
 pub mod reconcile;
 
 use crate::labels::TENANT;
-use crate::quota::Usage;
 use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
 use kube::runtime::reflector::Store;
-use labels::CLAIM;
+use resources::usage::Usage;
+use resources::vocabulary::{CLAIM, POOL};
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-pub mod labels {
-    /// On pool objects: the template the pool belongs to.
-    pub const POOL: &str = resources::vocabulary::POOL;
-    /// On pool objects: the pod set (a template's pods for one instance).
-    pub const SET: &str = resources::vocabulary::POOL_SET;
-    /// On pool pods: the template generation they were built from.
-    pub const GENERATION: &str = resources::vocabulary::TEMPLATE_GENERATION;
-    /// On claimed pods and their per-instance objects: the Instance's uid.
-    pub const CLAIM: &str = resources::vocabulary::CLAIM;
-    /// On claimed pods: the Instance's namespace.
-    pub const INSTANCE_NAMESPACE: &str = resources::vocabulary::INSTANCE_NAMESPACE;
-    /// On pods that fetch their per-instance values from the claim endpoint.
-    pub const PERSONALIZED: &str = resources::vocabulary::PERSONALIZE;
-}
 
 /// `template`'s pool pods (with `unclaimed`, only those not claimed), shared
 /// from the pool watch's `cache` when given, else listed from the API server.
@@ -52,12 +37,12 @@ pub async fn pool_pods(
 ) -> Result<Vec<Arc<Pod>>, kube::Error> {
     let wanted = |p: &Pod| {
         let l = p.labels();
-        l.get(labels::POOL).map(String::as_str) == Some(template) && !(unclaimed && l.contains_key(CLAIM))
+        l.get(POOL).map(String::as_str) == Some(template) && !(unclaimed && l.contains_key(CLAIM))
     };
     if let Some(store) = cache {
         return Ok(store.state().into_iter().filter(|p| wanted(p)).collect());
     }
-    let mut selector = format!("{}={template}", labels::POOL);
+    let mut selector = format!("{}={template}", POOL);
     if unclaimed {
         selector.push_str(&format!(",!{CLAIM}"));
     }
@@ -197,7 +182,7 @@ mod tests {
     use serde_json::json;
 
     fn pod(name: &str, tenant: Option<&str>) -> Pod {
-        let mut labels = json!({labels::POOL: "web"});
+        let mut labels = json!({POOL: "web"});
         if let Some(t) = tenant {
             labels[TENANT] = json!(t);
             labels[CLAIM] = json!("uid");

@@ -11,12 +11,10 @@
 
 use super::Pools;
 use super::build::{PodSet, generation, pod_set, prepull, prepull_name};
-use super::claim::{claimable, is_ready, sets};
+use super::claim::{claimable, delete_claimed, is_ready, sets};
 use super::expectations::Expectations;
-use super::labels::{CLAIM, GENERATION, INSTANCE_NAMESPACE, POOL, SET};
 use crate::config::Settings;
 use crate::error::Error;
-use crate::instance::build::POD_LABEL;
 use crate::instance::phase::aggregate;
 use crate::labels::{FIELD_MANAGER, INSTANCE};
 use futures::StreamExt;
@@ -31,6 +29,7 @@ use kube::{Client, ResourceExt};
 use rand::Rng;
 use resources::admission::template_problems;
 use resources::template::PoolStatus;
+use resources::vocabulary::{CLAIM, INSTANCE_NAMESPACE, POOL, POOL_SET, TEMPLATE_GENERATION};
 use resources::{Instance, InstancePhase, Template};
 use serde_json::json;
 use std::collections::{BTreeSet, HashMap};
@@ -195,7 +194,7 @@ fn census(tpl: &Template, pods: Vec<Arc<Pod>>) -> Census {
     let claimed = pods
         .iter()
         .filter(|p| p.labels().contains_key(CLAIM))
-        .filter_map(|p| p.labels().get(SET).cloned())
+        .filter_map(|p| p.labels().get(POOL_SET).cloned())
         .collect::<BTreeSet<_>>()
         .len();
     let mut c = Census { claimed, ..Default::default() };
@@ -205,13 +204,15 @@ fn census(tpl: &Template, pods: Vec<Arc<Pod>>) -> Census {
             c.terminating += 1;
         } else if claimable(tpl, &pods) {
             c.ready.push((set, pods));
-        } else if pods.iter().any(|p| p.labels().get(GENERATION) != Some(&generation))
+        } else if pods.iter().any(|p| p.labels().get(TEMPLATE_GENERATION) != Some(&generation))
             || (pods.len() != tpl.spec.pods.len() && age(&pods) > Duration::from_secs(10))
         {
             c.stale.push((set, pods));
         } else {
-            let named: Vec<(String, Pod)> =
-                pods.iter().map(|p| (p.labels().get(POD_LABEL).cloned().unwrap_or_default(), (**p).clone())).collect();
+            let named: Vec<(String, Pod)> = pods
+                .iter()
+                .map(|p| (p.labels().get(resources::vocabulary::POD).cloned().unwrap_or_default(), (**p).clone()))
+                .collect();
             let o = aggregate(tpl.spec.pods.len(), &named, false, false, false);
             if matches!(o.phase, InstancePhase::Failed | InstancePhase::Degraded) {
                 c.failed.push((set, pods, o.message));
@@ -511,7 +512,7 @@ async fn sweep(ctx: &Context, tname: &str, claimed: &[Arc<Pod>]) -> Result<(), E
         let live = Api::<Instance>::namespaced(c.clone(), ins).get_opt(name).await?;
         if live.as_ref().and_then(|i| i.metadata.uid.as_ref()) != Some(uid) {
             tracing::info!(template = %tname, instance = %name, namespace = %ins, "removing warm pods of an instance that no longer exists");
-            delete_claimed(c, ns, uid, l.get(SET).map(String::as_str)).await?;
+            delete_claimed(c, ns, uid, l.get(POOL_SET).map(String::as_str)).await?;
         }
     }
     let lp = ListParams::default().labels(&format!("{POOL}={tname}"));
@@ -520,7 +521,7 @@ async fn sweep(ctx: &Context, tname: &str, claimed: &[Arc<Pod>]) -> Result<(), E
         .await?
         .items
         .into_iter()
-        .filter_map(|p| p.metadata.labels.and_then(|l| l.get(SET).cloned()))
+        .filter_map(|p| p.metadata.labels.and_then(|l| l.get(POOL_SET).cloned()))
         .collect();
     sweep_sets(&Api::<Secret>::namespaced(c.clone(), ns), &lp, &live_sets).await?;
     sweep_sets(&Api::<ConfigMap>::namespaced(c.clone(), ns), &lp, &live_sets).await?;
@@ -541,32 +542,11 @@ where
             .creation_timestamp
             .as_ref()
             .is_some_and(|t| t.0.duration_until(jiff::Timestamp::now()).as_secs() > 30);
-        if old && m.metadata.labels.as_ref().and_then(|l| l.get(SET)).is_some_and(|set| !live_sets.contains(set)) {
+        if old && m.metadata.labels.as_ref().and_then(|l| l.get(POOL_SET)).is_some_and(|set| !live_sets.contains(set)) {
             let _ = api.delete(&m.name_any(), &DeleteParams::background()).await;
         }
     }
     Ok(())
-}
-
-/// Deletes a claimed set's pods, and its Services and policies: those of
-/// the set (`set`, when the instance's status names it) and those made at
-/// the claim (labelled with it).
-pub async fn delete_claimed(c: &Client, pool_ns: &str, uid: &str, set: Option<&str>) -> Result<usize, Error> {
-    let lp = ListParams::default().labels(&format!("{CLAIM}={uid}"));
-    let dp = DeleteParams::background();
-    let pods: Api<Pod> = Api::namespaced(c.clone(), pool_ns);
-    let left = pods.list_metadata(&lp).await?.items.len();
-    if left > 0 {
-        pods.delete_collection(&dp, &lp).await?;
-    }
-    // The claim's own objects carry the set's label too.
-    let objects = match set {
-        Some(set) => ListParams::default().labels(&format!("{SET}={set}")),
-        None => lp,
-    };
-    Api::<Service>::namespaced(c.clone(), pool_ns).delete_collection(&dp, &objects).await?;
-    Api::<NetworkPolicy>::namespaced(c.clone(), pool_ns).delete_collection(&dp, &objects).await?;
-    Ok(left)
 }
 
 fn error_policy(t: Arc<Template>, e: &Error, _: Arc<Context>) -> Action {

@@ -16,6 +16,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelecto
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::Resource;
 use resources::tenant::{TenantKind, validate_name};
+use resources::vocabulary::{TENANT_QUOTA, TENANT_SERVICE_ACCOUNT, storage_claim};
 use resources::{FieldProblem, Tenant};
 use std::collections::BTreeMap;
 
@@ -23,9 +24,6 @@ use std::collections::BTreeMap;
 pub const NOT_INTERNET: &[&str] =
     &["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "169.254.0.0/16", "127.0.0.0/8"];
 
-/// The tenant's ServiceAccount: what its Role `tenant-reader` is bound to, and
-/// what tenant kubeconfigs act as.
-pub const SERVICE_ACCOUNT: &str = "tenant";
 /// The Role (and RoleBinding) that lets the ServiceAccount read the tenant's
 /// Instances, pods, pod logs, Services and Events.
 pub const READER_ROLE: &str = "tenant-reader";
@@ -47,9 +45,7 @@ pub struct Desired {
     pub storage: Option<PersistentVolumeClaim>,
 }
 
-/// The name of a tenant's ResourceQuota in its namespace.
-pub const QUOTA: &str = "quota";
-
+/// The namespace of tenant `tenant` under the installation's prefix.
 pub fn namespace_name(tenant: &str, settings: &Settings) -> String {
     resources::vocabulary::tenant_namespace(&settings.namespace_prefix, tenant)
 }
@@ -78,11 +74,6 @@ pub fn namespace_refused(tenant: &str, settings: &Settings, existing: Option<&Na
 /// the tenant may use, and the only one deleting it may delete.
 pub fn owned_by(ns: &Namespace, tenant: &str) -> bool {
     ns.metadata.labels.as_ref().and_then(|l| l.get(TENANT)).map(String::as_str) == Some(tenant)
-}
-
-/// The name of the tenant's volume claim: `shared` for groups, `storage` otherwise.
-pub fn storage_claim_name(kind: TenantKind) -> &'static str {
-    if kind == TenantKind::Group { "shared" } else { "storage" }
 }
 
 /// The metadata of one of the tenant's objects: its name, namespace, labels
@@ -222,7 +213,7 @@ pub fn build(t: &Tenant, settings: &Settings) -> Result<Desired, Vec<FieldProble
     .filter_map(|(k, v)| Some((k.to_string(), Quantity(v?))))
     .collect();
     let quota = (!hard.is_empty()).then(|| ResourceQuota {
-        metadata: in_ns(QUOTA),
+        metadata: in_ns(TENANT_QUOTA),
         spec: Some(ResourceQuotaSpec { hard: Some(hard), ..ResourceQuotaSpec::default() }),
         ..ResourceQuota::default()
     });
@@ -250,7 +241,7 @@ pub fn build(t: &Tenant, settings: &Settings) -> Result<Desired, Vec<FieldProble
     };
 
     let service_account = ServiceAccount {
-        metadata: in_ns(SERVICE_ACCOUNT),
+        metadata: in_ns(TENANT_SERVICE_ACCOUNT),
         automount_service_account_token: Some(false),
         ..ServiceAccount::default()
     };
@@ -272,7 +263,7 @@ pub fn build(t: &Tenant, settings: &Settings) -> Result<Desired, Vec<FieldProble
         },
         subjects: Some(vec![Subject {
             kind: "ServiceAccount".to_string(),
-            name: SERVICE_ACCOUNT.to_string(),
+            name: TENANT_SERVICE_ACCOUNT.to_string(),
             namespace: Some(ns.clone()),
             ..Subject::default()
         }]),
@@ -280,7 +271,7 @@ pub fn build(t: &Tenant, settings: &Settings) -> Result<Desired, Vec<FieldProble
 
     let storage = spec.storage.enabled.then(|| {
         let mode = if spec.kind == TenantKind::Group { "ReadWriteMany" } else { "ReadWriteOnce" };
-        let mut m = in_ns(storage_claim_name(spec.kind));
+        let mut m = in_ns(storage_claim(spec.kind));
         // The claim belongs to the namespace's fate only: with retainOnDelete its
         // volume is kept (reclaim policy Retain) when the tenant goes.
         m.owner_references = None;

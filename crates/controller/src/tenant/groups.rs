@@ -6,20 +6,17 @@
 
 use super::build::namespace_name;
 use super::cache::Caches;
-use super::reconcile::Error;
 use crate::config::Settings;
+use crate::error::Error;
 use crate::labels::{FIELD_MANAGER, MANAGED_BY, MANAGER, TENANT};
 use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use kube::{Client, Resource, ResourceExt};
 use resources::Tenant;
+use resources::vocabulary::group_claim;
 use serde_json::json;
 
 pub const GROUP_LABEL: &str = resources::vocabulary::GROUP;
-
-pub fn claim_name(group: &str) -> String {
-    format!("group-{group}")
-}
 
 pub fn volume_name(member: &str, group: &str) -> String {
     format!("paddock-{member}-group-{group}")
@@ -55,7 +52,7 @@ pub async fn reconcile(
         spec["accessModes"] = json!(["ReadWriteMany"]);
         spec["persistentVolumeReclaimPolicy"] = json!("Retain");
         spec["claimRef"] =
-            json!({"kind": "PersistentVolumeClaim", "apiVersion": "v1", "namespace": ns, "name": claim_name(g)});
+            json!({"kind": "PersistentVolumeClaim", "apiVersion": "v1", "namespace": ns, "name": group_claim(g)});
         let capacity = spec.pointer("/capacity/storage").cloned().unwrap_or(json!("1Gi"));
         let labels =
             json!({MANAGED_BY: MANAGER, TENANT: name, GROUP_LABEL: g, resources::vocabulary::COMPONENT: "tenant"});
@@ -65,11 +62,11 @@ pub async fn reconcile(
             pvs.patch(&volume_name(&name, g), &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&pv)).await?;
         }
         let pvc = json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
-            "metadata": {"name": claim_name(g), "namespace": ns, "labels": labels},
+            "metadata": {"name": group_claim(g), "namespace": ns, "labels": labels},
             "spec": {"accessModes": ["ReadWriteMany"], "storageClassName": "", "volumeName": volume_name(&name, g),
                 "resources": {"requests": {"storage": capacity}}}});
-        if pvcs.get_opt(&claim_name(g)).await?.is_none() {
-            pvcs.patch(&claim_name(g), &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&pvc)).await?;
+        if pvcs.get_opt(&group_claim(g)).await?.is_none() {
+            pvcs.patch(&group_claim(g), &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&pvc)).await?;
         }
     }
     // Groups the member left.

@@ -1,7 +1,7 @@
 //! The tenant reconciler's apply and cleanup steps, and the Controller that
 //! drives them from watches (tenants and everything labelled as theirs).
 
-use super::build::{Desired, POLICIES, build, namespace_name, storage_claim_name};
+use super::build::{Desired, POLICIES, build, namespace_name};
 use super::cache::{Cached, Caches};
 use super::groups::GROUP_LABEL;
 use super::status::{Conditions, status_patch};
@@ -27,6 +27,7 @@ use kube::runtime::reflector::Store;
 use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};
 use resources::Tenant;
+use resources::vocabulary::{TENANT_QUOTA, storage_claim};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::fmt::Debug;
@@ -189,11 +190,11 @@ async fn apply_desired(
         }
         None => {
             let exists = match ctx.caches.get() {
-                Some(c) => c.get::<ResourceQuota>(Some(&ns), super::build::QUOTA).is_some(),
-                None => quotas.get_opt(super::build::QUOTA).await?.is_some(),
+                Some(c) => c.get::<ResourceQuota>(Some(&ns), TENANT_QUOTA).is_some(),
+                None => quotas.get_opt(TENANT_QUOTA).await?.is_some(),
             };
             if exists {
-                quotas.delete(super::build::QUOTA, &DeleteParams::default()).await?;
+                quotas.delete(TENANT_QUOTA, &DeleteParams::default()).await?;
             }
         }
     }
@@ -365,7 +366,7 @@ async fn cleanup(t: Arc<Tenant>, ctx: Arc<Context>) -> Result<Action, Error> {
         // The claim goes with the namespace; its volume stays (reclaim policy Retain),
         // labelled with the tenant so an operator can find and re-use it.
         let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(c.clone(), &ns);
-        if let Some(pvc) = pvcs.get_opt(storage_claim_name(t.spec.kind)).await?
+        if let Some(pvc) = pvcs.get_opt(storage_claim(t.spec.kind)).await?
             && let Some(pv) = pvc.spec.and_then(|s| s.volume_name)
         {
             let pvs: Api<PersistentVolume> = Api::all(c.clone());

@@ -24,9 +24,7 @@ use vpn::{Key, Peer};
 
 /// Name of the pod, Service and Secret.
 pub const NAME: &str = "vpn";
-/// What the server pod requests (it counts against the tenant's quota).
-pub const CPU_REQUEST: &str = "50m";
-pub const MEMORY_REQUEST: &str = "32Mi";
+/// The annotation carrying the hash of the server's configuration.
 const HASH: &str = resources::vocabulary::CONFIG_HASH;
 
 /// The keys as stored in the Secret (base64 text, as `wg` prints them).
@@ -115,7 +113,7 @@ pub fn pod(t: &Tenant, ns: &str, v: &Vpn, settings: &Settings, any_role: bool, h
             "ports": [{"name": "wireguard", "containerPort": v.port, "protocol": "UDP"}],
             "securityContext": {"allowPrivilegeEscalation": false, "readOnlyRootFilesystem": true,
                 "capabilities": {"drop": ["ALL"], "add": ["NET_ADMIN"]}},
-            "resources": {"requests": {"cpu": CPU_REQUEST, "memory": MEMORY_REQUEST}, "limits": {"memory": "128Mi"}},
+            "resources": {"requests": {"cpu": resources::usage::VPN_CPU_REQUEST, "memory": resources::usage::VPN_MEMORY_REQUEST}, "limits": {"memory": "128Mi"}},
             "volumeMounts": [{"name": "config", "mountPath": "/etc/wireguard", "readOnly": true}]
         }],
         "volumes": [{"name": "config", "secret": {"secretName": NAME, "defaultMode": 0o400, "items": [{"key": "wg0.conf", "path": "wg0.conf"}]}}]
@@ -140,7 +138,7 @@ pub fn service(t: &Tenant, ns: &str, v: &Vpn) -> Result<Service, Error> {
 pub fn policies(t: &Tenant, ns: &str, v: &Vpn, settings: &Settings) -> Result<Vec<NetworkPolicy>, Error> {
     let tenant = t.name_any();
     let me = json!({"matchLabels": {ROLE: "vpn", TENANT: tenant}});
-    let teamnet = crate::instance::build::net_label(resources::template::TEAMNET);
+    let teamnet = resources::vocabulary::network_label(resources::template::TEAMNET);
     Ok(vec![
         typed(
             json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": meta("vpn-ingress", ns, t),

@@ -4,6 +4,7 @@
 mod discovery;
 mod logs;
 mod reachability;
+mod render;
 mod resources;
 mod table;
 mod token;

@@ -2,7 +2,7 @@
 //! from a resourceVersion, with bookmarks, timeouts, selectors, and upstream's
 //! `ERROR` event carrying a 410 when the version is too old.
 
-use super::resources::Shape;
+use super::render::Shape;
 use super::{Query, Server, Target};
 use crate::cluster::{ListOpts, filter_event};
 use crate::error::ApiError;
