@@ -8,10 +8,9 @@
 
 use crate::model::{DeletedEvent, InstanceView, SnapshotEvent, StatusEvent};
 use axum::body::Bytes;
-use futures::StreamExt;
-use kube::runtime::WatchStreamExt;
+use futures::{Stream, StreamExt};
+use kube::ResourceExt;
 use kube::runtime::watcher::{self, Event};
-use kube::{Api, ResourceExt};
 use resources::Instance;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -139,9 +138,9 @@ impl Hub {
         ns.strip_prefix(&self.prefix).filter(|t| !t.is_empty()).map(str::to_string)
     }
 
-    /// Runs the shared watch until the task is dropped.
-    pub async fn run(self: Arc<Self>, api: Api<Instance>) {
-        let mut stream = watcher::watcher(api, watcher::Config::default()).default_backoff().boxed();
+    /// Follows the Instances' watch `events` until the task is dropped.
+    pub async fn run(self: Arc<Self>, events: impl Stream<Item = Result<Event<Instance>, watcher::Error>>) {
+        let mut stream = std::pin::pin!(events);
         let mut relisted: HashSet<Key> = HashSet::new();
         while let Some(ev) = stream.next().await {
             match ev {

@@ -35,7 +35,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 pub use cluster_access::ClusterAccess;
-pub use state::{Background, Config, start};
+pub use state::{Background, Config, start, start_with};
 
 /// Routes that answer and finish (they get the request timeout).
 fn plain_routes() -> OpenApiRouter<AppState> {

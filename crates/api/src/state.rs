@@ -7,6 +7,7 @@ use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use controller::config::Settings;
+use controller::index::{Index, OnError};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
 use kube::runtime::reflector::{ObjectRef, Store};
@@ -114,12 +115,16 @@ impl Shared {
     }
 }
 
-/// Background tasks of the API; aborted when dropped.
-pub struct Background(Vec<JoinHandle<()>>);
+/// Background tasks of the API, aborted when dropped, and the shared
+/// watches its stores are filled from (kept running while it is kept).
+pub struct Background {
+    tasks: Vec<JoinHandle<()>>,
+    _index: Index,
+}
 
 impl Drop for Background {
     fn drop(&mut self) {
-        for t in &self.0 {
+        for t in &self.tasks {
             t.abort();
         }
     }
@@ -148,36 +153,65 @@ where
     let flag = Arc::new(AtomicBool::new(false));
     let (f, ready_store) = (flag.clone(), store.clone());
     let ready = tokio::spawn(async move {
-        if ready_store.wait_until_ready().await.is_ok() {
+        // Not `wait_until_ready`: see `controller::cache::listed_within`.
+        if controller::cache::listed_within(&ready_store, Duration::MAX).await {
             f.store(true, Ordering::Relaxed);
         }
     });
     (store, flag, vec![feed, ready])
 }
 
+/// A shared store, and a flag that turns true once its first list is in.
+fn listed<K>(store: Store<K>) -> (Store<K>, Arc<AtomicBool>, JoinHandle<()>)
+where
+    K: kube::Resource<DynamicType = ()> + Clone + Send + Sync + 'static,
+{
+    let flag = Arc::new(AtomicBool::new(false));
+    let (f, ready_store) = (flag.clone(), store.clone());
+    let ready = tokio::spawn(async move {
+        // Not `wait_until_ready`: see `controller::cache::listed_within`.
+        if controller::cache::listed_within(&ready_store, Duration::MAX).await {
+            f.store(true, Ordering::Relaxed);
+        }
+    });
+    (store, flag, ready)
+}
+
 /// Starts the watches the API reads from and returns the shared state;
 /// `telemetry` is what `/metrics` serves.
 pub fn start(client: Client, config: Config, telemetry: crate::metrics::Telemetry) -> (AppState, Background) {
+    let m = telemetry.api.clone();
+    let on_error: OnError = Arc::new(move |what, _| m.watch_error(what));
+    let index = Index::new(telemetry.requests.client(client.clone(), "index"), on_error);
+    start_with(index, client, config, telemetry)
+}
+
+/// [`start`] reading Tenants, Templates and Instances from the process's
+/// shared watches `index` (which the reconcilers, in the same process, read too).
+pub fn start_with(
+    index: Index,
+    client: Client,
+    config: Config,
+    telemetry: crate::metrics::Telemetry,
+) -> (AppState, Background) {
     let client = telemetry.requests.client(client, "api");
     let ns = config.settings.system_namespace.clone();
     let wc = watcher::Config::default().labels(CREDENTIALS_LABEL);
     let m = &telemetry.api;
     let (secrets, creds_ready, mut tasks) =
         mirror(Api::<Secret>::namespaced(client.clone(), &ns), wc, "credentials", m.clone());
-    let (tenants, tenants_ready, t) =
-        mirror(Api::<Tenant>::all(client.clone()), watcher::Config::default(), "tenants", m.clone());
-    tasks.extend(t);
-    let (templates, templates_ready, t) =
-        mirror(Api::<Template>::all(client.clone()), watcher::Config::default(), "templates", m.clone());
-    tasks.extend(t);
+    let (tenants, tenants_ready, t) = listed(index.tenants().store());
+    tasks.push(t);
+    let (templates, templates_ready, t) = listed(index.templates().store());
+    tasks.push(t);
     let hub = Hub::new(&config.settings.namespace_prefix, config.replay_log);
     telemetry.api.watch_hub(hub.clone());
-    tasks.push(tokio::spawn(hub.clone().run(Api::all(client.clone()))));
+    tasks.push(tokio::spawn(hub.clone().run(index.instances().subscribe())));
     let creds = Credentials::new(config.admin_token.clone(), ns, secrets);
     let ready = vec![creds_ready, tenants_ready, templates_ready];
     let keyed_starts = crate::keylock::KeyLocks::default();
     let state = Arc::new(Shared { client, keyed_starts, config, creds, hub, tenants, templates, telemetry, ready });
-    (state, Background(tasks))
+    (state, Background { tasks, _index: index })
 }
 
 impl FromRequestParts<AppState> for Principal {

@@ -196,6 +196,29 @@ pub fn ready<K: Resource<DynamicType = ()> + Clone + 'static>(store: &Store<K>) 
     store.wait_until_ready().now_or_never().is_some_and(|r| r.is_ok())
 }
 
+/// Waits at most `timeout` until the store has seen its first full list;
+/// whether it has. (Not `Store::wait_until_ready`: kube-runtime 5 wakes only
+/// the last of several tasks that wait on one store, and [`ready`] is such a
+/// wait, so with shared stores an awaiting task may never be woken.)
+pub async fn listed_within<K: Resource<DynamicType = ()> + Clone + 'static>(
+    store: &Store<K>,
+    timeout: std::time::Duration,
+) -> bool {
+    // A deadline past the clock's range is no deadline.
+    let deadline = tokio::time::Instant::now().checked_add(timeout);
+    let mut pause = std::time::Duration::from_millis(5);
+    loop {
+        if ready(store) {
+            return true;
+        }
+        if deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
+            return false;
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(std::time::Duration::from_millis(200));
+    }
+}
+
 /// Server-side applies `obj` (field manager `paddock`, forced), unless the
 /// store shows the object already has every field `obj` sets. A write sent
 /// is announced to `echoes`, and its watch event is an echo. Returns the

@@ -121,13 +121,28 @@ pub async fn reconcilers<S>(client: kube::Client, settings: Settings, metrics: A
 where
     S: Future<Output = ()> + Clone + Send + Sync + 'static,
 {
+    let index = crate::index::Index::new(metrics.requests.client(client.clone(), "index"), metrics.watch_errors());
+    reconcilers_with(index, client, settings, metrics, stop).await
+}
+
+/// [`reconcilers`] on the process's shared watches `index` (which the API,
+/// in the same process, reads too).
+pub async fn reconcilers_with<S>(
+    index: crate::index::Index,
+    client: kube::Client,
+    settings: Settings,
+    metrics: Arc<Metrics>,
+    stop: S,
+) where
+    S: Future<Output = ()> + Clone + Send + Sync + 'static,
+{
     use futures::FutureExt;
     let pools = Arc::new(crate::pool::Pools::default());
     let m = &metrics;
     // Each reconciler's requests are counted apart (`paddock_kube_requests_total`).
     let client_of = |component| m.requests.client(client.clone(), component);
     // One watch of Tenants and one of their namespaces, for both controllers.
-    let watches = crate::tenant::Watches::new(&client_of("tenant"));
+    let watches = crate::tenant::Watches::new(&client_of("tenant"), &index);
     let instances = crate::instance::reconcile::Context::with_pools(
         client_of("instance"),
         settings.clone(),
@@ -135,6 +150,7 @@ where
         m.clone(),
     );
     instances.read_tenants_from(watches.stores());
+    instances.read_from(index.clone());
     let template_users = Some(instances.clone());
     let tenant = crate::tenant::run_with(
         crate::tenant::Context::new(client_of("tenant"), settings.clone(), m.clone()),
@@ -147,8 +163,10 @@ where
     pool_ctx.read_node_roles_from(Box::new(move || nodes.any_node_has_role()));
     let known = instances.clone();
     pool_ctx.read_instances_from(Box::new(move |ns, name| known.instance_uid(ns, name)));
+    pool_ctx.read_from(index.clone());
     let pool = crate::pool::reconcile::run(pool_ctx, stop.clone());
-    let template = crate::template::run(client_of("template"), settings, m.clone(), template_users, stop.clone());
+    let template =
+        crate::template::run(client_of("template"), settings, m.clone(), template_users, Some(index), stop.clone());
     let running: Vec<futures::future::BoxFuture<'static, (&'static str, Option<String>)>> = vec![
         watched("tenant", tenant).boxed(),
         watched("instance", instance).boxed(),

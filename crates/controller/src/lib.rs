@@ -9,6 +9,7 @@ pub mod drift;
 pub mod echo_filter;
 pub mod error;
 pub mod events;
+pub mod index;
 pub mod install;
 pub mod instance;
 pub mod labels;

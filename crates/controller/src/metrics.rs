@@ -261,6 +261,15 @@ impl Metrics {
         }
     }
 
+    /// What the shared watches ([`crate::index::Index`]) call on a watch
+    /// error: counted as a restart of the kind's watch.
+    pub fn watch_errors(self: &Arc<Self>) -> crate::index::OnError {
+        let m = self.clone();
+        Arc::new(move |kind, _| {
+            m.watch_restarts.get_or_create(&ControllerLabel { controller: kind }).inc();
+        })
+    }
+
     /// Records an instance that just became Running: seconds from the
     /// request to each phase it went through.
     pub fn started(&self, warm: bool, scheduled: Option<f64>, pulled: Option<f64>, ready: f64) {

@@ -14,8 +14,8 @@ use futures::StreamExt;
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::runtime::WatchStreamExt;
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource, ResourceExt};
 use resources::template::TemplateStatus;
 use resources::{Instance, Template};
@@ -143,19 +143,21 @@ fn error_policy(t: Arc<Template>, e: &crate::error::Error, _: Arc<Context>) -> A
 
 /// Runs the template controller until `shutdown` resolves; `instances`:
 /// the instance controller, whose cache tells which instances use a
-/// template (`None`: they are listed when a template is deleted).
+/// template (`None`: they are listed when a template is deleted); `index`:
+/// the process's shared watches (`None`: its own).
 pub async fn run(
     client: Client,
     settings: crate::config::Settings,
     metrics: Arc<Metrics>,
     instances: Option<Arc<crate::instance::context::Context>>,
+    index: Option<crate::index::Index>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
     let events = Events::new(client.clone(), metrics.clone());
     let ctx = Arc::new(Context { client: client.clone(), settings, metrics, events, instances });
     // Triggers of a relist held until it is in the store (see `cache::reflect`).
-    let (templates, triggers) =
-        crate::cache::reflect(Api::<Template>::all(client), watcher::Config::default(), crate::cache::whole);
+    let index = index.unwrap_or_else(|| crate::index::Index::logging(client));
+    let (templates, triggers) = (index.templates().store(), index.templates().subscribe());
     Controller::for_stream(triggers.applied_objects(), templates)
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx.clone())

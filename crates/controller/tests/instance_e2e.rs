@@ -60,8 +60,14 @@ async fn instances_start_heal_limit_fail_and_expire() {
     let i_ctx = instance::reconcile::Context::new(tc.client.clone(), settings.clone(), Default::default());
     let h1 = tokio::spawn(tenant::run(t_ctx, stop.clone()));
     let h2 = tokio::spawn(instance::reconcile::run(i_ctx, stop.clone()));
-    let h3 =
-        tokio::spawn(controller::template::run(tc.client.clone(), Default::default(), Default::default(), None, stop));
+    let h3 = tokio::spawn(controller::template::run(
+        tc.client.clone(),
+        Default::default(),
+        Default::default(),
+        None,
+        None,
+        stop,
+    ));
 
     let tenants: Api<Tenant> = Api::all(tc.client.clone());
     let t: Tenant = serde_json::from_value(

@@ -93,7 +93,10 @@ fn failed_and_expired_instances_are_wound_down() {
         json!({"status": {"phase": "Failed", "conditions": [{"type": "Ready", "status": "False", "reason": "LimitReached",
             "message": "x", "lastTransitionTime": failed_at.to_string()}]}}),
     );
-    assert_eq!(validate(&failed, &world(tpl.clone(), 0), &Settings::default(), now), Decision::ReleaseFailed(failed_at));
+    assert_eq!(
+        validate(&failed, &world(tpl.clone(), 0), &Settings::default(), now),
+        Decision::ReleaseFailed(failed_at)
+    );
     let created = now - SignedDuration::from_hours(3);
     let old = instance(created, json!({}));
     let at = created + SignedDuration::from_hours(2);

@@ -65,14 +65,23 @@ impl Env {
         .boxed()
         .shared();
         let (telemetry, metrics) = api::metrics::Telemetry::with_controller();
-        tokio::spawn(controller::install::reconcilers(tc.client.clone(), settings.clone(), metrics, stop.clone()));
+        // One index for both, as `paddock serve` runs them.
+        let index = controller::index::Index::new(tc.client.clone(), metrics.watch_errors());
+        let reconcilers = controller::install::reconcilers_with(
+            index.clone(),
+            tc.client.clone(),
+            settings.clone(),
+            metrics,
+            stop.clone(),
+        );
+        tokio::spawn(reconcilers);
         let config = api::Config {
             settings,
             admin_token: Some(ADMIN.into()),
             cluster_access: Some(api::ClusterAccess::from_config(&tc.config)),
             ..Default::default()
         };
-        let (state, background) = api::start(tc.client.clone(), config, telemetry);
+        let (state, background) = api::start_with(index, tc.client.clone(), config, telemetry);
         let router = api::router(state.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());

@@ -32,9 +32,9 @@ use kube::api::Api;
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::Controller;
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::watcher;
+use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
-use resources::vocabulary::{CLAIM, INSTANCE_NAMESPACE, POOL, POOL_SET};
+use resources::vocabulary::{CLAIM, INSTANCE_NAMESPACE, POOL_SET};
 use resources::{Instance, Template, Tenant};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -146,6 +146,7 @@ fn meta_of<K: kube::Resource>(o: &K) -> Meta {
 pub fn wire(
     controller: Controller<Instance>,
     client: &Client,
+    index: &crate::index::Index,
     pool_ns: &str,
     echoes: &Arc<crate::echo_filter::EchoFilter>,
     tenant_stores: Option<crate::tenant::Stores>,
@@ -159,17 +160,16 @@ pub fn wire(
     let (config_maps, config_maps_s) =
         projected(Api::<PartialObjectMeta<ConfigMap>>::all(c.clone()), ours(), meta_of::<PartialObjectMeta<_>>);
     let (secrets, secrets_s) = projected(Api::<Secret>::all(c.clone()), ours(), SecretBrief::of);
-    let (pool_pods, pool_s) =
-        reflected(Api::<Pod>::namespaced(c.clone(), pool_ns), watcher::Config::default().labels(POOL), whole);
-    let (templates, templates_s) = reflected(Api::<Template>::all(c.clone()), watcher::Config::default(), whole);
+    let pool_feed = index.pool_pods(pool_ns);
+    let (pool_pods, pool_s) = (pool_feed.store(), pool_feed.subscribe().touched_objects());
+    let templates = index.templates().store();
     let (node_roles, nodes_s) =
         reflected(Api::<PartialObjectMeta<Node>>::all(c.clone()), watcher::Config::default().labels(NODE_ROLE), whole);
-    let mut background =
-        vec![crate::cache::drain("templates", templates_s).boxed(), crate::cache::drain("nodes", nodes_s).boxed()];
+    let mut background = vec![crate::cache::drain("nodes", nodes_s).boxed()];
     let crate::tenant::Stores { tenants, namespaces, quotas } = match tenant_stores {
         Some(shared) => shared,
         None => {
-            let own = crate::tenant::Watches::new(&c);
+            let own = crate::tenant::Watches::new(&c, index);
             let stores = own.stores();
             background.push(own.fill());
             stores

@@ -41,6 +41,8 @@ pub struct Context {
     /// The tenant controller's Tenant and namespace stores, when it runs in
     /// this process (otherwise this controller watches them itself).
     pub(super) tenant_stores: std::sync::OnceLock<crate::tenant::Stores>,
+    /// The process's shared watches (its own, on first use, unless given).
+    pub(super) index: std::sync::OnceLock<crate::index::Index>,
     /// Instances the quota refused, until they may try again.
     pub(super) refusals: quota::Refusals,
     /// Failed reconciles per instance, for the retry back-off.
@@ -89,6 +91,7 @@ impl Context {
             cleaning: Cleaning::default(),
             echoes: Arc::default(),
             tenant_stores: std::sync::OnceLock::new(),
+            index: std::sync::OnceLock::new(),
             refusals: quota::Refusals::default(),
             failures: crate::backoff::Failures::default(),
             vpn_access: crate::sent::Sent::default(),
@@ -100,5 +103,16 @@ impl Context {
     /// Takes effect when called before [`run`].
     pub fn read_tenants_from(&self, stores: crate::tenant::Stores) {
         let _ = self.tenant_stores.set(stores);
+    }
+
+    /// Reads Instances, Templates and pool pods from the process's shared
+    /// watches. Takes effect when called before [`run`](super::reconcile::run).
+    pub fn read_from(&self, index: crate::index::Index) {
+        let _ = self.index.set(index);
+    }
+
+    /// The shared watches: those given, or this controller's own.
+    pub(super) fn index(&self) -> &crate::index::Index {
+        self.index.get_or_init(|| crate::index::Index::logging(self.client.clone()))
     }
 }

@@ -19,9 +19,9 @@ use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams};
+use kube::runtime::WatchStreamExt;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
-use kube::runtime::{WatchStreamExt, watcher};
 use rand::Rng;
 use resources::instance::InstancePhase;
 use resources::{Instance, Template};
@@ -266,14 +266,20 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
         tracing::warn!(error = %e, "orphan sweep failed; owner references still apply");
     }
     // Without managedFields, like every watch cache here (nothing reads them).
-    let (store, instances) =
-        crate::cache::reflect(Api::<Instance>::all(c.clone()), watcher::Config::default(), crate::cache::whole);
-    let instances = instances.applied_objects();
+    let index = ctx.index().clone();
+    let feed = index.instances();
+    let (store, instances) = (feed.store(), feed.subscribe().applied_objects());
     let instances = ctx.written.primary_events(&ctx.echoes, instances);
     let controller = Controller::for_stream(instances, store).with_config(ctx.settings.controller_config());
     ctx.metrics.watch_instances(controller.store());
-    let (controller, caches, background) =
-        super::cache::wire(controller, &c, &ctx.settings.pool_namespace, &ctx.echoes, ctx.tenant_stores.get().cloned());
+    let (controller, caches, background) = super::cache::wire(
+        controller,
+        &c,
+        &index,
+        &ctx.settings.pool_namespace,
+        &ctx.echoes,
+        ctx.tenant_stores.get().cloned(),
+    );
     let _ = ctx.caches.set(caches);
     let controller =
         controller.graceful_shutdown_on(shutdown).run(reconcile, error_policy, ctx.clone()).for_each(|r| {

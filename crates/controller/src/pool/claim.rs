@@ -113,7 +113,7 @@ pub async fn claim(
     let api: Api<Pod> = Api::namespaced(client.clone(), pool_ns);
     let tname = tpl.name_any();
     let listed = match cache {
-        Some(store) if tokio::time::timeout(Duration::from_secs(5), store.wait_until_ready()).await.is_ok() => cache,
+        Some(store) if crate::cache::listed_within(store, Duration::from_secs(5)).await => cache,
         _ => None,
     };
     let pods = super::pool_pods(listed, &api, &tname, true).await?;

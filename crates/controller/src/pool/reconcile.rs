@@ -22,9 +22,9 @@ use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, Service};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, Preconditions};
+use kube::runtime::WatchStreamExt;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
 use rand::Rng;
 use resources::admission::template_problems;
@@ -73,6 +73,8 @@ pub struct Context {
     /// An instance's uid by namespace and name, from the instance
     /// reconciler's watch (None: not shown, or no watch).
     instances: std::sync::OnceLock<InstanceUids>,
+    /// The process's shared watches (its own, on first use, unless given).
+    index: std::sync::OnceLock<crate::index::Index>,
 }
 
 /// Reads an instance's uid (namespace, name) from a watch cache.
@@ -103,12 +105,19 @@ impl Context {
             expectations: Expectations::default(),
             node_roles: std::sync::OnceLock::new(),
             instances: std::sync::OnceLock::new(),
+            index: std::sync::OnceLock::new(),
         })
     }
 
     /// Reads instances through `uids` (a watch cache) in the sweep.
     pub fn read_instances_from(&self, uids: InstanceUids) {
         let _ = self.instances.set(uids);
+    }
+
+    /// Reads Templates and pool pods from the process's shared watches.
+    /// Takes effect when called before [`run`].
+    pub fn read_from(&self, index: crate::index::Index) {
+        let _ = self.index.set(index);
     }
 
     fn instance_uid(&self, ns: &str, name: &str) -> Option<String> {
@@ -557,14 +566,14 @@ fn error_policy(t: Arc<Template>, e: &Error, _: Arc<Context>) -> Action {
 /// Runs the pool reconciler until `shutdown` resolves.
 pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static) {
     let c = ctx.client.clone();
-    let pods = Api::<Pod>::namespaced(c.clone(), &ctx.settings.pool_namespace);
-    let (store, pods) = crate::cache::reflected(pods, watcher::Config::default().labels(POOL), crate::cache::whole);
+    let index = ctx.index.get_or_init(|| crate::index::Index::logging(c.clone())).clone();
+    let feed = index.pool_pods(&ctx.settings.pool_namespace);
+    let (store, pods) = (feed.store(), feed.subscribe().touched_objects());
     let _ = ctx.pods.set(store);
     // A relist's templates trigger only once the whole list is in the store
     // (`cache::reflect`): otherwise a template created while the watch was down
     // is reconciled against the old store, found missing, and its pool forgotten.
-    let (templates, triggers) =
-        crate::cache::reflect(Api::<Template>::all(c), watcher::Config::default(), crate::cache::whole);
+    let (templates, triggers) = (index.templates().store(), index.templates().subscribe());
     Controller::for_stream(triggers.applied_objects(), templates)
         .with_config(ctx.settings.controller_config())
         .watches_stream(pods, |p: Pod| p.labels().get(POOL).map(|t| ObjectRef::<Template>::new(t)))

@@ -24,7 +24,7 @@ use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::reflector::Store;
-use kube::runtime::watcher;
+use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource, ResourceExt};
 use resources::Tenant;
 use resources::vocabulary::{TENANT_QUOTA, storage_claim};
@@ -470,10 +470,11 @@ pub struct Stores {
 }
 
 impl Watches {
-    pub fn new(client: &Client) -> Self {
+    /// Tenants from `index`; their namespaces and quotas watched here.
+    pub fn new(client: &Client, index: &crate::index::Index) -> Self {
         let c = client.clone();
-        let (t, ts) =
-            crate::cache::reflected(Api::<Tenant>::all(c.clone()), watcher::Config::default(), crate::cache::whole);
+        let feed = index.tenants();
+        let (t, ts) = (feed.store(), feed.subscribe().touched_objects());
         let (n, ns) = crate::cache::reflected(Api::<Namespace>::all(c.clone()), ours(), crate::cache::whole);
         // Admission rewrites a quota's usage on every create in its namespace;
         // only a change the tenant's status shows (usage over the quota) matters.
@@ -498,7 +499,7 @@ impl Watches {
 
 /// Runs the tenant controller until `shutdown` resolves.
 pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static) {
-    let watches = Watches::new(&ctx.client);
+    let watches = Watches::new(&ctx.client, &crate::index::Index::logging(ctx.client.clone()));
     run_with(ctx, watches, shutdown).await
 }
 

@@ -125,6 +125,7 @@ pub struct ServeArgs {
 /// Binds the API and serves it (and `telemetry` on /metrics) until `shutdown`.
 pub async fn serve_api(
     client: kube::Client,
+    index: Option<controller::index::Index>,
     config: api::Config,
     listen: SocketAddr,
     telemetry: api::metrics::Telemetry,
@@ -132,7 +133,10 @@ pub async fn serve_api(
 ) -> Result<()> {
     let listener =
         tokio::net::TcpListener::bind(listen).await.with_context(|| format!("--listen {listen}: cannot listen"))?;
-    let (state, _background) = api::start(client, config, telemetry);
+    let (state, _background) = match index {
+        Some(index) => api::start_with(index, client, config, telemetry),
+        None => api::start(client, config, telemetry),
+    };
     tracing::info!(url = %format!("http://{}", listener.local_addr()?), "API listening");
     api::serve(listener, state, shutdown).await.context("the API server failed")
 }
@@ -143,7 +147,8 @@ pub async fn run_api(args: ApiArgs) -> Result<()> {
     let config = config.connected(&own);
     controller::install::check_version(&client).await.map_err(anyhow::Error::msg)?;
     controller::install::report_missing(&client, &config.settings.system_namespace).await;
-    serve_api(client, config, args.server.listen, api::metrics::Telemetry::api_only(), shutdown_signal()).await
+    let telemetry = api::metrics::Telemetry::api_only();
+    serve_api(client, None, config, args.server.listen, telemetry, shutdown_signal()).await
 }
 
 pub async fn run_serve(args: ServeArgs) -> Result<()> {
@@ -156,10 +161,19 @@ pub async fn run_serve(args: ServeArgs) -> Result<()> {
     let stop = shutdown_signal().boxed().shared();
     // One registry: the API's /metrics shows the controller's metrics too.
     let (telemetry, metrics) = api::metrics::Telemetry::with_controller();
-    let controllers =
-        reconcilers(client.clone(), settings, &args.election, Leadership::default(), metrics, stop.clone());
+    // One watch per kind for both: the API and the reconcilers read the same stores.
+    let index = controller::index::Index::new(metrics.requests.client(client.clone(), "index"), metrics.watch_errors());
+    let controllers = reconcilers(
+        client.clone(),
+        Some(index.clone()),
+        settings,
+        &args.election,
+        Leadership::default(),
+        metrics,
+        stop.clone(),
+    );
     let listen = args.api.server.listen;
-    let (api, ()) = tokio::join!(serve_api(client, config, listen, telemetry, stop), controllers);
+    let (api, ()) = tokio::join!(serve_api(client, Some(index), config, listen, telemetry, stop), controllers);
     tracing::info!("stopped");
     api
 }

@@ -101,7 +101,7 @@ pub async fn run(args: ControllerArgs) -> Result<()> {
     let metrics = controller::metrics::Metrics::register(&mut registry);
     let health = health(args.health_listen, leadership.clone(), Arc::new(registry), metrics.clone()).await?;
     let stop = crate::commands::sim::shutdown_signal();
-    reconcilers(client, settings, &args.election, leadership, metrics.clone(), stop).await;
+    reconcilers(client, None, settings, &args.election, leadership, metrics.clone(), stop).await;
     health.abort();
     if let Some(why) = metrics.unhealthy() {
         anyhow::bail!("{why}; the lease was released, and a restart starts the reconcilers again");
@@ -111,19 +111,25 @@ pub async fn run(args: ControllerArgs) -> Result<()> {
 }
 
 /// Runs the tenant, instance and template reconcilers until `shutdown`,
-/// leader-elected unless the election args say otherwise.
+/// leader-elected unless the election args say otherwise, on the process's
+/// shared watches `index` (made here when not given; they outlive a term of
+/// leadership, so a new term does not list everything again).
 pub async fn reconcilers(
     client: kube::Client,
+    index: Option<controller::index::Index>,
     settings: controller::config::Settings,
     election: &ElectionArgs,
     leadership: Leadership,
     metrics: Arc<Metrics>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) {
+    let index = index.unwrap_or_else(|| {
+        controller::index::Index::new(metrics.requests.client(client.clone(), "index"), metrics.watch_errors())
+    });
     if election.no_leader_election {
         tracing::info!("running without leader election");
         let stop = futures::FutureExt::shared(futures::FutureExt::boxed(shutdown));
-        controller::install::reconcilers(client, settings, metrics, stop).await;
+        controller::install::reconcilers_with(index, client, settings, metrics, stop).await;
         return;
     }
     metrics.watch_leadership(leadership.clone());
@@ -131,7 +137,8 @@ pub async fn reconcilers(
     tracing::info!(identity = %election.identity, namespace = %election.namespace, "campaigning for leadership");
     let work_client = client.clone();
     lead(client, election, leadership, shutdown, move |mut stop| {
-        let (client, settings, metrics) = (work_client.clone(), settings.clone(), metrics.clone());
+        let (client, settings, metrics, index) =
+            (work_client.clone(), settings.clone(), metrics.clone(), index.clone());
         async move {
             let stopped = async move {
                 while !*stop.borrow() {
@@ -141,7 +148,7 @@ pub async fn reconcilers(
                 }
             };
             let stopped = futures::FutureExt::shared(futures::FutureExt::boxed(stopped));
-            controller::install::reconcilers(client, settings, metrics, stopped).await;
+            controller::install::reconcilers_with(index, client, settings, metrics, stopped).await;
         }
     })
     .await;

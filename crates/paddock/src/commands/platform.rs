@@ -18,6 +18,8 @@ pub struct Platform {
     pub admin_token: String,
     settings: Settings,
     metrics: Arc<controller::metrics::Metrics>,
+    /// The shared watches of the API and the reconcilers.
+    index: controller::index::Index,
     stop: Stop,
     /// The reconcilers, while they run.
     controllers: Mutex<Option<JoinHandle<()>>>,
@@ -48,7 +50,11 @@ impl Platform {
             .await
             .context("creating the system namespace")?;
         let (telemetry, metrics) = api::metrics::Telemetry::with_controller();
-        let controllers = tokio::spawn(controller::install::reconcilers(
+        // One watch per kind for the API and the reconcilers.
+        let index =
+            controller::index::Index::new(metrics.requests.client(client.clone(), "index"), metrics.watch_errors());
+        let controllers = tokio::spawn(controller::install::reconcilers_with(
+            index.clone(),
             client.clone(),
             settings.clone(),
             metrics.clone(),
@@ -61,7 +67,7 @@ impl Platform {
             cluster_access,
             ..api::Config::default()
         };
-        let (state, background) = api::start(client.clone(), config, telemetry);
+        let (state, background) = api::start_with(index.clone(), client.clone(), config, telemetry);
         let server = tokio::spawn(api::serve(listener, state, stop.clone()));
         Ok(Platform {
             client,
@@ -69,6 +75,7 @@ impl Platform {
             admin_token,
             settings,
             metrics,
+            index,
             stop,
             controllers: Mutex::new(Some(controllers)),
             server,
@@ -95,7 +102,8 @@ impl Platform {
     pub fn start_controllers(&self) {
         let mut c = self.controllers.lock().unwrap_or_else(|e| e.into_inner());
         if c.is_none() {
-            *c = Some(tokio::spawn(controller::install::reconcilers(
+            *c = Some(tokio::spawn(controller::install::reconcilers_with(
+                self.index.clone(),
                 self.client.clone(),
                 self.settings.clone(),
                 self.metrics.clone(),
