@@ -3,11 +3,8 @@
 //! A reconcile writes an object and gets it back with its new
 //! resourceVersion; the watch then delivers that very version. Triggering a
 //! reconcile for it only re-checks what the reconcile that wrote it has just
-//! made so: a new tenant's eight objects, finalizer and status came back as
-//! 3.5 reconciles per tenant (`paddock bench tenants`; 2.0 without them),
-//! and a new instance's pod, Service, policies, finalizer and status writes
-//! as 8.6 reconciles per instance (`paddock bench instances`; 4.0 without
-//! them, the rest being its pods' progress). An echo still goes into the
+//! made so, and a new tenant's or instance's every write came back as one
+//! more reconcile (the counts are in docs/performance-history.md). An echo still goes into the
 //! watch cache; only its trigger is dropped. Any other version (someone
 //! else's change, a deletion, a newer write) triggers as before, so drift is
 //! repaired as before.

@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 
 /// Where pods claimed from warm pools are counted from: the pool pods' watch
 /// cache, plus this process's claims the cache may not show yet. Without it,
-/// they are listed from the API server (a list per claim that, at a hundred
-/// claims a second, was a fifth of the platform's CPU in `paddock bench claims`).
+/// they are listed from the API server: a list per claim, on the hot path of
+/// every warm start.
 #[derive(Clone, Copy)]
 pub struct Claimed<'a> {
     pub cache: &'a Store<Pod>,

@@ -7,8 +7,8 @@
 //! - The kernel's descriptor table is grown to its working size at once. Linux
 //!   grows it by doubling whenever a new descriptor does not fit (at 64, 256,
 //!   512, 1,024... open files), and in a multi-threaded process each growth
-//!   waits for an RCU grace period: the thread opening the socket stops for
-//!   10–20 ms with the CPU idle. A burst of new connections (50 clients at once,
+//!   waits for an RCU grace period: the thread opening the socket stops,
+//!   with the CPU idle. A burst of new connections (50 clients at once,
 //!   each needing a connection to the API server too) used to pay that several
 //!   times; growing the table while the process has one thread costs nothing.
 

@@ -2,11 +2,11 @@
 //! save: an apply whose every field the cached object already has is not
 //! sent, and a delete of an object the cache does not hold is not sent.
 //!
-//! Without this, every watch event on any of a tenant's objects (a namespace
-//! turning Active, a quota's usage, its own status write) re-ran the whole
-//! reconcile: a dozen server-side applies that changed nothing and five
-//! DELETEs of VPN objects that were never there — about a hundred API-server
-//! writes per tenant where eight are needed (see `paddock bench tenants`).
+//! Why: every watch event on any of a tenant's objects (a namespace turning
+//! Active, a quota's usage, its own status write) re-runs the whole
+//! reconcile, and each run would otherwise send every apply again and
+//! delete VPN objects that were never there: many times the writes a tenant
+//! needs (`paddock bench tenants` counts them).
 //!
 //! Even with nothing to send, a reconcile costs CPU (each desired object
 //! serialized and compared), and admission rewrites the quota's usage on
