@@ -153,12 +153,43 @@ pub async fn start(
     let t = visible_tenant(&s, &who, &tenant).await?;
     let key = idempotency_key(&headers)?;
     let body: StartInstance = body_of(&body)?;
+    may_start(&t, &tenant)?;
+    if !super::object_name(&body.template) {
+        return Err(Problem::invalid("template", format!("there is no template {:?}", body.template)));
+    }
+    let tpl = s
+        .template(&body.template)
+        .await?
+        .ok_or_else(|| Problem::invalid("template", format!("there is no template {:?}", body.template)))?;
+    let mut inst = admit(&t, &tpl, &tenant, &body, key.as_deref(), s.settings())?;
+    let api = api(&s, &tenant);
+    let ns = s.namespace(&tenant);
+    // Retries with one key that arrive together run one after the other here.
+    let _held = match &key {
+        Some(k) => Some(s.keyed_starts.lock(&format!("{ns}\n{k}")).await),
+        None => None,
+    };
+    let name = inst.metadata.name.clone();
+    // An Idempotency-Key retry answers with what the first request started.
+    if let (Some(k), Some(n)) = (&key, &name)
+        && let Some(existing) = api.get_opt(n).await?
+    {
+        return replay(existing, k, &body, &tenant);
+    }
+    within_limits(&s, &t, &tpl, &tenant, key.as_deref(), name.as_deref())?;
+    inst.metadata.namespace = Some(ns);
+    let outcome = api.create(&PostParams::default(), &inst).await;
+    created_or_replayed(&s, &api, outcome, &tenant, &body, key.as_deref(), name.as_deref()).await
+}
+
+/// Whether the tenant may start instances at all: not while it is being
+/// deleted, and not when its reconciler refused it (a spec it cannot apply,
+/// or a name whose namespace is Paddock's own or someone else's: that
+/// namespace is not its own to start in).
+fn may_start(t: &resources::Tenant, tenant: &str) -> Result<()> {
     if t.metadata.deletion_timestamp.is_some() {
         return Err(Problem::conflict("tenant-deleting", format!("tenant {tenant:?} is being deleted")));
     }
-    // A tenant its reconciler refused (a spec it cannot apply, or a name whose
-    // namespace is Paddock's own or someone else's) starts nothing: its
-    // namespace is not its own to start in.
     if let Some(c) = t.status.as_ref().and_then(|st| st.conditions.iter().find(|c| c.type_ == "Ready"))
         && c.reason == "InvalidSpec"
     {
@@ -167,18 +198,25 @@ pub async fn start(
             format!("tenant {tenant:?} was refused, so it starts nothing until it is fixed: {}", c.message),
         ));
     }
-    if !super::object_name(&body.template) {
-        return Err(Problem::invalid("template", format!("there is no template {:?}", body.template)));
-    }
-    let tpl = s
-        .template(&body.template)
-        .await?
-        .ok_or_else(|| Problem::invalid("template", format!("there is no template {:?}", body.template)))?;
-    // The controller's admission rules, the same functions (resources::admission).
-    resources::admission::not_deleting(&tpl).map_err(|r| Problem::conflict("template-deleting", r.to_string()))?;
-    // A template that is not Accepted starts nothing: its problems, said
-    // now (the controller would fail the instance with the same ones).
-    let broken = resources::admission::template_problems(&tpl, &s.settings().template_policy());
+    Ok(())
+}
+
+/// The Instance a start request asks for, checked against its template and
+/// the tenant's whole quota by the rules the controller applies too
+/// (`resources::admission`, `resources::usage`): pure, no cluster read.
+/// Named after the request's name, else after its Idempotency-Key (so
+/// retries find it), else by the API server (`generateName`).
+fn admit(
+    t: &resources::Tenant,
+    tpl: &Template,
+    tenant: &str,
+    body: &StartInstance,
+    key: Option<&str>,
+    settings: &controller::config::Settings,
+) -> Result<Instance> {
+    resources::admission::not_deleting(tpl).map_err(|r| Problem::conflict("template-deleting", r.to_string()))?;
+    // A template that is not Accepted starts nothing: its problems, said now.
+    let broken = resources::admission::template_problems(tpl, &settings.template_policy());
     if !broken.is_empty() {
         let list = broken.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("; ");
         return Err(Problem::invalid_kind(
@@ -195,9 +233,9 @@ pub async fn start(
             format!("{n:?} must be a DNS label (lowercase letters, digits, '-') of at most {MAX_NAME} characters"),
         ));
     }
-    let name = match (&key, &body.name) {
+    let name = match (key, &body.name) {
         (_, Some(n)) => Some(n.clone()),
-        (Some(k), None) => Some(keyed_name(&body.template, &tenant, k)),
+        (Some(k), None) => Some(keyed_name(&body.template, tenant, k)),
         (None, None) => None,
     };
     let mut inst = Instance::new(
@@ -205,41 +243,65 @@ pub async fn start(
         InstanceSpec { template: body.template.clone(), ttl: body.ttl.clone(), env: body.env.clone() },
     );
     let mut problems = resources::labels::problems("labels", &body.labels);
-    problems.extend(
-        resources::admission::instance_problems(&tpl, &inst, s.settings().max_instance_ttl).into_iter().map(|p| {
+    problems.extend(resources::admission::instance_problems(tpl, &inst, settings.max_instance_ttl).into_iter().map(
+        |p| {
             let field = p.field.trim_start_matches("spec.");
             resources::FieldProblem::new(if field == "metadata.name" { "name" } else { field }.to_string(), p.reason)
-        }),
-    );
+        },
+    ));
     if !problems.is_empty() {
         return Err(invalid(&problems));
     }
     // An instance that needs more than the tenant's whole quota would wait
     // for ever: refused, unlike one that only has to wait for others to stop.
     let who = format!("{:?}", body.template);
-    if let Some(why) = resources::usage::beyond(&t, resources::usage::template_floor(&tpl.spec), &who) {
+    if let Some(why) = resources::usage::beyond(t, resources::usage::template_floor(&tpl.spec), &who) {
         return Err(Problem::invalid("template", why));
     }
-    let api = api(&s, &tenant);
-    let ns = s.namespace(&tenant);
-    // Retries with one key that arrive together run one after the other here.
-    let _held = match &key {
-        Some(k) => Some(s.keyed_starts.lock(&format!("{ns}\n{k}")).await),
-        None => None,
-    };
-    // An Idempotency-Key retry answers with what the first request started.
-    if let (Some(k), Some(n)) = (&key, &name)
-        && let Some(existing) = api.get_opt(n).await?
-    {
-        return replay(existing, k, &body, &tenant);
+    if !body.labels.is_empty() {
+        inst.metadata.labels = Some(body.labels.clone());
     }
+    if name.is_none() {
+        inst.metadata.name = None;
+        let stem: String = body.template.chars().take(MAX_NAME - 6).collect();
+        inst.metadata.generate_name = Some(format!("{}-", stem.trim_end_matches('-')));
+    }
+    let requested = k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime(jiff::Timestamp::now());
+    let mut notes = std::collections::BTreeMap::new();
+    if let Ok(serde_json::Value::String(t)) = serde_json::to_value(&requested) {
+        notes.insert(resources::instance::REQUESTED_AT.to_string(), t);
+    }
+    if let Some(k) = key {
+        notes.insert(IDEMPOTENCY_KEY.to_string(), k.to_string());
+    }
+    inst.metadata.annotations = Some(notes);
+    // Created with the controller's finalizer, so its first reconcile can claim
+    // or start at once instead of adding it first (one write and one round
+    // trip less on the way to Running).
+    inst.metadata.finalizers = Some(vec![resources::vocabulary::INSTANCE_FINALIZER.to_string()]);
+    Ok(inst)
+}
+
+/// The limits that count the tenant's instances, from the shared watch
+/// (the controller and the cluster's ResourceQuota enforce them again,
+/// authoritatively): a key already used for another request, the
+/// template's per-tenant limit, and the tenant's instance quota, said in
+/// its own terms.
+fn within_limits(
+    s: &Shared,
+    t: &resources::Tenant,
+    tpl: &Template,
+    tenant: &str,
+    key: Option<&str>,
+    name: Option<&str>,
+) -> Result<()> {
+    let ns = s.namespace(tenant);
     // The same key for another template or name is another request (the
     // instance name, which carries the key, differs): refused, not a second
-    // instance. From the shared watch, so a reuse at the very same moment as
-    // the first request may pass.
-    if let Some(k) = &key
+    // instance. A reuse at the very same moment as the first may pass.
+    if let Some(k) = key
         && let Some(other) = s.hub.keyed(&ns, k)
-        && name.as_ref() != Some(&other)
+        && name != Some(other.as_str())
     {
         return Err(Problem::invalid(
             "Idempotency-Key",
@@ -248,12 +310,8 @@ pub async fn start(
             ),
         ));
     }
-    // The template's per-tenant limit, checked before anything is created (from
-    // the shared watch; the controller enforces it again, authoritatively).
-    resources::admission::within_limit(&tpl, s.hub.count(&ns, &body.template))
+    resources::admission::within_limit(tpl, s.hub.count(&ns, &tpl.name_any()))
         .map_err(|r| Problem::limit("instance-limit", format!("{r}; stop one first"), 30))?;
-    // The tenant's instance quota, said in its own terms (the cluster's
-    // ResourceQuota enforces it again and would answer in raw quota words).
     if let Some(max) = t.spec.quota.instances {
         let (all, stopping) = s.hub.count_in(&ns);
         if all >= max as usize {
@@ -268,37 +326,29 @@ pub async fn start(
             ));
         }
     }
-    inst.metadata.namespace = Some(ns);
-    if !body.labels.is_empty() {
-        inst.metadata.labels = Some(body.labels.clone());
-    }
-    if name.is_none() {
-        inst.metadata.name = None;
-        let stem: String = body.template.chars().take(MAX_NAME - 6).collect();
-        inst.metadata.generate_name = Some(format!("{}-", stem.trim_end_matches('-')));
-    }
-    let requested = k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime(jiff::Timestamp::now());
-    let mut notes = std::collections::BTreeMap::new();
-    if let Ok(serde_json::Value::String(t)) = serde_json::to_value(&requested) {
-        notes.insert(resources::instance::REQUESTED_AT.to_string(), t);
-    }
-    if let Some(k) = &key {
-        notes.insert(IDEMPOTENCY_KEY.to_string(), k.clone());
-    }
-    inst.metadata.annotations = Some(notes);
-    // Created with the controller's finalizer, so its first reconcile can claim
-    // or start at once instead of adding it first (one write and one round
-    // trip less on the way to Running).
-    inst.metadata.finalizers = Some(vec![resources::vocabulary::INSTANCE_FINALIZER.to_string()]);
-    match api.create(&PostParams::default(), &inst).await {
+    Ok(())
+}
+
+/// The answer to a create: the new instance, or (retries with one key that
+/// raced) the instance the winner started.
+async fn created_or_replayed(
+    s: &Shared,
+    api: &Api<Instance>,
+    outcome: std::result::Result<Instance, kube::Error>,
+    tenant: &str,
+    body: &StartInstance,
+    key: Option<&str>,
+    name: Option<&str>,
+) -> Result<Response> {
+    match outcome {
         Ok(c) => {
             s.hub.created(&c);
             tracing::info!(tenant = %tenant, instance = %c.name_any(), template = %body.template, "instance started");
-            Ok(created(InstanceView::new(&c, &tenant), StatusCode::CREATED, false))
+            Ok(created(InstanceView::new(&c, tenant), StatusCode::CREATED, false))
         }
-        Err(kube::Error::Api(a)) if a.code == 409 => match (&key, &name) {
+        Err(kube::Error::Api(a)) if a.code == 409 => match (key, name) {
             // Two retries raced: the loser answers with the winner's instance.
-            (Some(k), Some(n)) => replay(api.get(n).await?, k, &body, &tenant),
+            (Some(k), Some(n)) => replay(api.get(n).await?, k, body, tenant),
             _ => Err(Problem::conflict(
                 "already-exists",
                 format!("instance {:?} already exists", name.unwrap_or_default()),
@@ -307,15 +357,13 @@ pub async fn start(
         // Retries that raced on another replica: a real API server charges the
         // quota before it finds the name taken, so a loser may be refused by a
         // quota the winner just filled. The winner's instance is the answer.
-        Err(kube::Error::Api(a)) if a.code == 403 && key.is_some() => {
-            match (&key, name.as_deref().map(|n| api.get_opt(n))) {
-                (Some(k), Some(found)) => match found.await? {
-                    Some(existing) => replay(existing, k, &body, &tenant),
-                    None => Err(kube::Error::Api(a).into()),
-                },
-                _ => Err(kube::Error::Api(a).into()),
-            }
-        }
+        Err(kube::Error::Api(a)) if a.code == 403 && key.is_some() => match (key, name) {
+            (Some(k), Some(n)) => match api.get_opt(n).await? {
+                Some(existing) => replay(existing, k, body, tenant),
+                None => Err(kube::Error::Api(a).into()),
+            },
+            _ => Err(kube::Error::Api(a).into()),
+        },
         // A tenant still being set up: its namespace is not there yet (the
         // API server's NotFound names the namespace; a missing CRD is another 404).
         Err(kube::Error::Api(a)) if a.code == 404 && a.details.as_ref().is_some_and(|d| d.kind == "namespaces") => {
@@ -323,7 +371,7 @@ pub async fn start(
                 "tenant-provisioning",
                 format!(
                     "tenant {tenant:?} is still being set up (its namespace {} does not exist yet); retry in a moment",
-                    s.namespace(&tenant)
+                    s.namespace(tenant)
                 ),
             );
             p.retry_after = Some(1);
@@ -539,5 +587,44 @@ mod tests {
         assert_ne!(a, keyed_name("ctf-web", "team-a", "k2"));
         let long = keyed_name(&"x".repeat(80), "t", "k");
         assert!(is_dns_label(&long) && long.len() <= MAX_NAME, "{long}");
+    }
+
+    fn start_request(v: serde_json::Value) -> StartInstance {
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn a_start_is_admitted_or_refused_without_the_cluster() {
+        let settings = controller::config::Settings::default();
+        let t: resources::Tenant = serde_json::from_value(
+            json!({"metadata": {"name": "red"}, "spec": {"kind": "Team", "quota": {"cpu": "1"}}}),
+        )
+        .unwrap();
+        let tpl: Template = serde_json::from_value(json!({"metadata": {"name": "web"}, "spec": {"pods": [
+            {"name": "a", "image": "x", "env": [{"name": "MODE", "value": "a", "overridable": true}, {"name": "FLAG", "value": "f"}],
+             "resources": {"requests": {"cpu": "100m"}}}]}}))
+        .unwrap();
+        let keyed = admit(&t, &tpl, "red", &start_request(json!({"template": "web"})), Some("k1"), &settings).unwrap();
+        assert_eq!(keyed.metadata.name, Some(keyed_name("web", "red", "k1")), "retries find it by name");
+        assert_eq!(keyed.annotations()[IDEMPOTENCY_KEY], "k1");
+        assert_eq!(keyed.finalizers(), [resources::vocabulary::INSTANCE_FINALIZER]);
+        let generated = admit(&t, &tpl, "red", &start_request(json!({"template": "web"})), None, &settings).unwrap();
+        assert_eq!((generated.metadata.name, generated.metadata.generate_name.as_deref()), (None, Some("web-")));
+        let refused = |body: serde_json::Value, tpl: &Template, t: &resources::Tenant| {
+            admit(t, tpl, "red", &start_request(body), None, &settings).unwrap_err()
+        };
+        let p = refused(json!({"template": "web", "env": {"FLAG": "mine"}}), &tpl, &t);
+        assert_eq!((p.status, p.field.as_deref()), (422, Some("env.FLAG")), "{}", p.detail);
+        let p = refused(json!({"template": "web", "name": "Not_A_Label"}), &tpl, &t);
+        assert_eq!((p.status, p.field.as_deref()), (422, Some("name")));
+        let mut deleting = tpl.clone();
+        deleting.metadata.deletion_timestamp =
+            Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(jiff::Timestamp::now()));
+        let p = refused(json!({"template": "web"}), &deleting, &t);
+        assert_eq!((p.status, p.kind.as_str()), (409, "https://paddock.dev/problems/template-deleting"));
+        let mut small = t.clone();
+        small.spec.quota.cpu = Some("50m".into());
+        let p = refused(json!({"template": "web"}), &tpl, &small);
+        assert!(p.status == 422 && p.detail.contains("more than tenant \"red\"'s whole quota"), "{}", p.detail);
     }
 }
