@@ -8,6 +8,7 @@
 
 pub mod auth;
 pub mod cluster_access;
+pub mod console;
 pub mod hub;
 pub mod keylock;
 pub mod metrics;
@@ -91,6 +92,7 @@ pub fn router(state: AppState) -> Router {
     plain
         .merge(streams)
         .route_layer(axum::middleware::from_fn_with_state(state.telemetry.api.clone(), metrics::track))
+        .merge(console::routes())
         .fallback(|uri: Uri| async move { Problem::no_route(uri.path()) })
         .method_not_allowed_fallback(|method: Method, uri: Uri| async move {
             let mut p = Problem::bad_request(format!("{} does not accept {method}", uri.path()));

@@ -136,6 +136,7 @@ pub async fn run(args: DevArgs) -> Result<()> {
     let mut out = std::io::stdout().lock();
     writeln!(out, "paddock dev is running")?;
     writeln!(out, "  API:            {api_url}")?;
+    writeln!(out, "  console:        {api_url}/ui/")?;
     writeln!(out, "  admin token:    {admin_token}")?;
     writeln!(out, "  Kubernetes API: {} (kubeconfig {kc})", sim.url())?;
     writeln!(

@@ -1,0 +1,345 @@
+// Paddock console: a page over the public API and nothing else. The token
+// lives in this tab's sessionStorage and travels in the Authorization
+// header (never in a URL or a cookie); the server's Content-Security-Policy
+// allows only this script and its stylesheet. Elements are built with
+// textContent, never from HTML strings, so no API value can become markup.
+
+const TOKEN = "paddock.token";
+const main = document.getElementById("main");
+const nav = document.getElementById("nav");
+const notice = document.getElementById("notice");
+const whoEl = document.getElementById("who");
+let session = null; // {admin, tenant}
+let leave = []; // what the current page stops when it is left
+
+// ---- elements ------------------------------------------------------------
+
+function h(tag, attrs, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
+    else if (k === "class") el.className = v;
+    else el.setAttribute(k, v === true ? "" : v);
+  }
+  for (const c of children.flat()) {
+    if (c === undefined || c === null || c === false) continue;
+    el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return el;
+}
+
+function say(text, kind = "info") {
+  notice.className = kind;
+  notice.textContent = text || "";
+}
+
+function table(headers, rows, empty) {
+  if (!rows.length) return h("p", { class: "muted" }, empty);
+  return h("div", { class: "table" },
+    h("table", {}, h("thead", {}, h("tr", {}, headers.map((x) => h("th", { scope: "col" }, x)))),
+      h("tbody", {}, rows)));
+}
+
+// ---- the API -------------------------------------------------------------
+
+class ApiError extends Error {
+  constructor(status, detail) { super(detail); this.status = status; }
+}
+
+async function api(method, path, body) {
+  const headers = { Authorization: "Bearer " + sessionStorage.getItem(TOKEN) };
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  const r = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  if (r.status === 204) return null;
+  const text = await r.text();
+  const data = text ? JSON.parse(text) : null;
+  if (!r.ok) throw new ApiError(r.status, (data && data.detail) || r.status + " " + r.statusText);
+  return data;
+}
+
+// Server-sent events over fetch (an EventSource cannot send the token in a
+// header): reconnects with Last-Event-ID, and says so.
+function follow(path, onEvent) {
+  const stop = new AbortController();
+  let last = null;
+  (async () => {
+    while (!stop.signal.aborted) {
+      try {
+        const headers = { Authorization: "Bearer " + sessionStorage.getItem(TOKEN) };
+        if (last) headers["Last-Event-ID"] = last;
+        const r = await fetch(path, { headers, signal: stop.signal });
+        if (!r.ok) {
+          const p = await r.json().catch(() => ({}));
+          say("live updates: " + (p.detail || r.status), "error");
+          if (r.status === 401 || r.status === 403 || r.status === 404) return;
+        } else {
+          if (last) say("live updates: the stream was lost and has resumed", "info");
+          await read(r.body, (ev) => { if (ev.id) last = ev.id; onEvent(ev); });
+        }
+      } catch (e) {
+        if (stop.signal.aborted) return;
+      }
+      say("live updates: the stream was lost; reconnecting…", "error");
+      await new Promise((ok) => setTimeout(ok, 1000));
+    }
+  })();
+  return () => stop.abort();
+}
+
+async function read(body, onEvent) {
+  const reader = body.pipeThrough(new TextDecoderStream()).getReader();
+  let buf = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return;
+    buf += value;
+    let end;
+    while ((end = buf.indexOf("\n\n")) >= 0) {
+      const block = buf.slice(0, end);
+      buf = buf.slice(end + 2);
+      const ev = { event: "message", data: "" };
+      for (const line of block.split("\n")) {
+        if (!line || line.startsWith(":")) continue;
+        const i = line.indexOf(":");
+        const field = i < 0 ? line : line.slice(0, i);
+        const val = i < 0 ? "" : line.slice(i + 1).replace(/^ /, "");
+        if (field === "data") ev.data += (ev.data ? "\n" : "") + val;
+        else if (field === "event") ev.event = val;
+        else if (field === "id") ev.id = val;
+      }
+      if (ev.data) onEvent(ev);
+    }
+  }
+}
+
+// ---- pages ---------------------------------------------------------------
+
+function signinPage() {
+  const input = h("input", { type: "password", id: "token", autocomplete: "off", required: true, "aria-describedby": "token-help" });
+  const form = h("form", { class: "signin", onsubmit: async (e) => {
+    e.preventDefault();
+    sessionStorage.setItem(TOKEN, input.value.trim());
+    session = null;
+    try {
+      await who();
+      location.hash = "#/";
+      route();
+    } catch (err) {
+      sessionStorage.removeItem(TOKEN);
+      say(err.message, "error");
+    }
+  } },
+  h("label", { for: "token" }, "Token", input),
+  h("p", { id: "token-help", class: "muted" }, "An admin token or a tenant's token. It is kept in this tab only."),
+  h("button", { class: "primary", type: "submit" }, "Sign in"));
+  return [h("h1", {}, "Sign in"), form];
+}
+
+async function who() {
+  if (session) return session;
+  if (!sessionStorage.getItem(TOKEN)) throw new ApiError(401, "sign in first");
+  const tenants = await api("GET", "/v1/tenants?limit=1");
+  let admin = true;
+  try { await api("GET", "/v1/instances?limit=1"); } catch (e) { if (e.status === 403) admin = false; else throw e; }
+  const tenant = admin ? null : (tenants.items[0] || {}).name;
+  session = { admin, tenant };
+  return session;
+}
+
+function bar(label, used, max) {
+  if (max === undefined || max === null) return [h("span", {}, label), h("span", { class: "muted" }, used + " (no limit)")];
+  return [h("span", {}, label), h("span", {}, h("meter", { min: 0, max: Number(max) || 0, value: Number(used) || 0,
+    "aria-label": label + " " + used + " of " + max }), " " + used + " / " + max)];
+}
+
+function conditionText(status) {
+  const ready = ((status && status.conditions) || []).find((c) => c.type === "Ready");
+  return ready ? ready.message : "";
+}
+
+async function tenantsPage() {
+  const list = await api("GET", "/v1/tenants");
+  const counts = {};
+  for (const i of (await api("GET", "/v1/instances")).items) counts[i.tenant] = (counts[i.tenant] || 0) + 1;
+  const rows = list.items.map((t) => {
+    const q = t.spec.quota || {};
+    const phase = (t.status && t.status.phase) || "Pending";
+    const vpn = t.status && t.status.vpn ? (t.status.vpn.ready ? "ready" : "starting") : "off";
+    return h("tr", {},
+      h("td", {}, h("a", { href: "#/tenants/" + encodeURIComponent(t.name) }, t.name)),
+      h("td", {}, t.spec.kind),
+      h("td", { class: "phase phase-" + (phase === "Ready" ? "Running" : "Pending"), title: conditionText(t.status) }, phase),
+      h("td", {}, h("div", { class: "usage" }, bar("instances", counts[t.name] || 0, q.instances),
+        ["pods", "cpu", "memory", "storage"].filter((k) => q[k] !== undefined && q[k] !== null)
+          .map((k) => [h("span", {}, k), h("span", { class: "muted" }, "limit " + q[k])]))),
+      h("td", {}, vpn),
+      h("td", {}, h("button", { class: "danger", onclick: async () => {
+        if (!confirm("Delete tenant " + t.name + " and everything it runs?")) return;
+        try { await api("DELETE", "/v1/tenants/" + encodeURIComponent(t.name)); say("tenant " + t.name + " is being deleted"); route(); }
+        catch (e) { say(e.message, "error"); }
+      } }, "Delete")));
+  });
+  const name = h("input", { id: "new-tenant", required: true, pattern: "[a-z]([-a-z0-9]*[a-z0-9])?", maxlength: 40 });
+  const kind = h("select", { id: "new-kind" }, ["Team", "User", "Group"].map((k) => h("option", {}, k)));
+  const create = h("form", { class: "inline", onsubmit: async (e) => {
+    e.preventDefault();
+    try {
+      await api("POST", "/v1/tenants", { name: name.value, spec: { kind: kind.value } });
+      say("tenant " + name.value + " created");
+      route();
+    } catch (err) { say(err.message, "error"); }
+  } }, h("label", {}, "Name", name), h("label", {}, "Kind", kind), h("button", { class: "primary", type: "submit" }, "Create tenant"));
+  return [h("h1", {}, "Tenants"), create,
+    table(["Tenant", "Kind", "Phase", "Quota use", "VPN", ""], rows, "No tenants yet.")];
+}
+
+const STEPS = [["requested", null], ["scheduled", "scheduled"], ["pulled", "pulled"], ["ready", "ready"]];
+
+function timeline(v) {
+  const p = v.progress || {};
+  return h("ol", { class: "timeline", "aria-label": "start phases" }, STEPS.map(([label, key]) => {
+    const at = key ? p[key] : 0;
+    const done = at !== undefined && at !== null;
+    return h("li", { class: done ? "done" : "" }, label + (done && key ? " " + Math.round(at * 1000) + " ms" : ""));
+  }));
+}
+
+function endpoints(v) {
+  const out = [];
+  for (const e of ((v.status && v.status.endpoints) || [])) {
+    const addr = e.externalAddress || (e.nodePort ? "node:" + e.nodePort : null);
+    if (!addr) continue;
+    out.push(h("div", {}, h("code", {}, e.pod + "/" + e.port + " " + addr),
+      h("button", { class: "copy", "aria-label": "copy " + addr, onclick: () => navigator.clipboard.writeText(addr) }, "copy")));
+  }
+  return out.length ? out : h("span", { class: "muted" }, "—");
+}
+
+function instanceRow(tenant, v) {
+  const warm = v.status && v.status.warm;
+  const stop = async () => {
+    try { await api("DELETE", "/v1/tenants/" + encodeURIComponent(tenant) + "/instances/" + encodeURIComponent(v.name)); }
+    catch (e) { say(e.message, "error"); }
+  };
+  const renew = async () => {
+    try { await api("POST", "/v1/tenants/" + encodeURIComponent(tenant) + "/instances/" + encodeURIComponent(v.name) + "/renew", {}); say(v.name + " renewed"); }
+    catch (e) { say(e.message, "error"); }
+  };
+  const phase = v.stopping ? "Stopping" : (v.phase || "Pending");
+  return h("tr", { id: "instance-" + v.name, "data-phase": phase },
+    h("td", {}, v.name, h("div", { class: "muted" }, v.template)),
+    h("td", {}, h("span", { class: "phase phase-" + phase }, phase),
+      h("div", { class: "muted" }, warm === true ? "warm" : warm === false ? "cold" : ""), timeline(v)),
+    h("td", { class: "muted" }, v.message || ""),
+    h("td", {}, endpoints(v)),
+    h("td", {}, v.expires ? new Date(v.expires).toLocaleTimeString() : "—"),
+    h("td", {}, h("button", { onclick: renew }, "Renew"), " ", h("button", { class: "danger", onclick: stop }, "Stop")));
+}
+
+async function tenantPage(tenant) {
+  const t = await api("GET", "/v1/tenants/" + encodeURIComponent(tenant));
+  const templates = (await api("GET", "/v1/templates")).items;
+  const instances = new Map();
+  const tbody = h("tbody", { id: "instances" });
+  const render = () => {
+    tbody.replaceChildren(...[...instances.values()].sort((a, b) => a.name.localeCompare(b.name)).map((v) => instanceRow(tenant, v)));
+    empty.hidden = instances.size > 0;
+  };
+  const empty = h("p", { class: "muted" }, "No instances.");
+  leave.push(follow("/v1/tenants/" + encodeURIComponent(tenant) + "/events", (ev) => {
+    const d = JSON.parse(ev.data);
+    if (ev.event === "snapshot") { instances.clear(); for (const v of d.instances) instances.set(v.name, v); }
+    else if (ev.event === "status") instances.set(d.instance.name, d.instance);
+    else if (ev.event === "deleted") instances.delete(d.name);
+    render();
+  }));
+  const pick = h("select", { id: "start-template", required: true },
+    templates.filter((x) => !x.deleting).map((x) => h("option", { value: x.name }, x.name)));
+  const ttl = h("input", { id: "start-ttl", placeholder: "template's", size: 8 });
+  const envBox = h("span", { class: "inline" });
+  const envFields = () => {
+    const tpl = templates.find((x) => x.name === pick.value);
+    const names = [];
+    for (const p of (tpl ? tpl.spec.pods : [])) for (const e of (p.env || [])) if (e.overridable) names.push(e.name);
+    envBox.replaceChildren(...names.map((n) => h("label", {}, n, h("input", { "data-env": n, placeholder: "template's" }))));
+  };
+  pick.addEventListener("change", envFields);
+  envFields();
+  const start = h("form", { class: "inline", onsubmit: async (e) => {
+    e.preventDefault();
+    const env = {};
+    for (const i of envBox.querySelectorAll("input")) if (i.value) env[i.dataset.env] = i.value;
+    const body = { template: pick.value, env };
+    if (ttl.value) body.ttl = ttl.value;
+    try { const v = await api("POST", "/v1/tenants/" + encodeURIComponent(tenant) + "/instances", body); say("started " + v.name); }
+    catch (err) { say(err.message, "error"); }
+  } }, h("label", {}, "Template", pick), h("label", {}, "TTL", ttl), envBox, h("button", { class: "primary", type: "submit" }, "Start"));
+  const q = t.spec.quota || {};
+  return [h("h1", {}, "Tenant " + t.name),
+    h("p", { class: "muted" }, t.spec.kind + " · " + ((t.status && t.status.phase) || "Pending") + " · namespace " + ((t.status && t.status.namespace) || "—") +
+      (q.instances ? " · at most " + q.instances + " instances" : "")),
+    h("h2", {}, "Start an instance"), start,
+    h("h2", {}, "Instances"),
+    h("div", { class: "table" }, h("table", {}, h("thead", {}, h("tr", {},
+      ["Instance", "Phase", "Why", "Endpoints", "Expires", ""].map((x) => h("th", { scope: "col" }, x)))), tbody)), empty];
+}
+
+async function templatesPage() {
+  const list = (await api("GET", "/v1/templates")).items;
+  const rows = list.map((t) => {
+    const accepted = ((t.status && t.status.conditions) || []).find((c) => c.type === "Accepted");
+    const ok = accepted && accepted.status === "True";
+    const pool = t.status && t.status.pool;
+    return h("tr", {},
+      h("td", {}, t.name),
+      h("td", {}, h("span", { class: ok ? "ok" : "bad" }, ok ? "Accepted" : "Not accepted"),
+        !ok && accepted ? h("ul", { class: "problems" }, accepted.message.split("; ").map((m) => h("li", {}, m))) : null),
+      h("td", {}, t.spec.pods.length),
+      h("td", {}, pool ? [h("div", { class: "usage" }, bar("ready", pool.ready, t.spec.warmPool ? t.spec.warmPool.size : undefined),
+        [h("span", {}, "starting"), h("span", {}, pool.starting)], [h("span", {}, "claimed"), h("span", {}, pool.claimed)]),
+        h("div", { class: pool.state === "Ready" || pool.state === "Filling" ? "ok" : "warn" }, pool.state)] : h("span", { class: "muted" }, "no pool")));
+  });
+  return [h("h1", {}, "Templates"), table(["Template", "State", "Pods", "Warm pool"], rows, "No templates yet.")];
+}
+
+// ---- routing -------------------------------------------------------------
+
+function navigation(s, here) {
+  const links = s.admin ? [["#/tenants", "Tenants"], ["#/templates", "Templates"]]
+    : [["#/tenants/" + encodeURIComponent(s.tenant), "My tenant"], ["#/templates", "Templates"]];
+  nav.replaceChildren(...links.map(([href, text]) => h("a", { href, "aria-current": here.startsWith(href) ? "page" : null }, text)));
+  whoEl.replaceChildren(s.admin ? "admin" : "tenant " + s.tenant, " ",
+    h("button", { onclick: () => { sessionStorage.removeItem(TOKEN); session = null; location.hash = "#/signin"; route(); } }, "Sign out"));
+}
+
+async function route() {
+  for (const stop of leave) stop();
+  leave = [];
+  const here = location.hash || "#/";
+  const started = performance.now();
+  let content;
+  try {
+    if (here === "#/signin" || !sessionStorage.getItem(TOKEN)) {
+      nav.replaceChildren(); whoEl.replaceChildren();
+      content = signinPage();
+    } else {
+      const s = await who();
+      navigation(s, here);
+      const m = here.match(/^#\/tenants\/([^/]+)$/);
+      if (m) content = await tenantPage(decodeURIComponent(m[1]));
+      else if (here === "#/templates") content = await templatesPage();
+      else if (s.admin) content = await tenantsPage();
+      else content = await tenantPage(s.tenant);
+    }
+  } catch (e) {
+    if (e.status === 401) { sessionStorage.removeItem(TOKEN); session = null; content = signinPage(); }
+    content = content || [h("h1", {}, "Not available"), h("p", { class: "bad", id: "refused" }, e.message)];
+  }
+  main.replaceChildren(...[content].flat());
+  main.dataset.rendered = String(Math.round(performance.now() - started));
+  main.focus();
+}
+
+window.addEventListener("hashchange", () => { say(""); route(); });
+route();

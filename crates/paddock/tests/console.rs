@@ -1,0 +1,203 @@
+//! The web console in a real browser (headless Chromium through
+//! chromedriver, driven with fantoccini) against `paddock dev`: sign in as
+//! the admin, create a tenant, start ctf-web in the demo tenant and see it
+//! go Running without a reload, sign in as the demo tenant and see only its
+//! own things, be refused another tenant's page, stop the instance.
+//! Screenshots of each page go to `target/console/`. Prints the page load
+//! time and how long after the API wrote Running the page showed it.
+//!
+//! Skipped, with a message, when chromedriver or Chromium is not installed
+//! (`.ci/run` installs Debian's `chromium` and `chromium-driver`).
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+mod common;
+use common::{banner_value, start_dev};
+
+const T: Duration = Duration::from_secs(30);
+
+fn installed(path: &str) -> bool {
+    Path::new(path).exists()
+}
+
+/// chromedriver on a free port; the process and its URL.
+async fn chromedriver() -> (tokio::process::Child, String) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let child = tokio::process::Command::new("/usr/bin/chromedriver")
+        .arg(format!("--port={port}"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{port}");
+    let deadline = Instant::now() + T;
+    while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+        assert!(Instant::now() < deadline, "chromedriver did not listen");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    (child, url)
+}
+
+async fn browser(driver: &str, profile: &Path) -> Client {
+    // As the machine's probe starts Chromium: headless, no sandbox (root),
+    // and nothing that reaches for the network on its own.
+    let args = [
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--window-size=1280,900",
+    ];
+    let mut args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    args.push(format!("--user-data-dir={}", profile.display()));
+    let caps = json!({"goog:chromeOptions": {"binary": "/usr/bin/chromium", "args": args}});
+    let caps = caps.as_object().unwrap().clone().into_iter().collect();
+    // chromedriver speaks plain HTTP on loopback: no TLS stack needed.
+    let http = hyper_util::client::legacy::connect::HttpConnector::new();
+    ClientBuilder::new(http).capabilities(caps).connect(driver).await.expect("a Chromium session")
+}
+
+/// Waits until `script` (a JavaScript expression) is true in the page.
+async fn until(c: &Client, what: &str, script: &str) {
+    let deadline = Instant::now() + T;
+    loop {
+        let v = c.execute(&format!("return !!({script});"), vec![]).await.unwrap();
+        if v == Value::Bool(true) {
+            return;
+        }
+        if Instant::now() > deadline {
+            let text = c.execute("return document.body.innerText;", vec![]).await.unwrap();
+            panic!("timed out waiting for {what}; the page shows:\n{}", text.as_str().unwrap_or_default());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn shot(c: &Client, dir: &Path, name: &str) {
+    let png = c.screenshot().await.unwrap();
+    std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
+}
+
+async fn sign_in(c: &Client, base: &str, token: &str) {
+    c.goto(&format!("{base}/ui/#/signin")).await.unwrap();
+    until(c, "the sign-in form", "document.getElementById('token')").await;
+    c.find(Locator::Id("token")).await.unwrap().send_keys(token).await.unwrap();
+    c.find(Locator::Css("form.signin button")).await.unwrap().click().await.unwrap();
+}
+
+async fn api(method: reqwest::Method, url: String, token: &str, body: Option<Value>) -> Value {
+    let mut r = reqwest::Client::new().request(method, url).bearer_auth(token);
+    if let Some(b) = body {
+        r = r.json(&b);
+    }
+    let resp = r.send().await.unwrap();
+    assert!(resp.status().is_success(), "{}", resp.status());
+    resp.json().await.unwrap_or(Value::Null)
+}
+
+fn screenshots() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/console");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_works_in_a_real_browser() {
+    if !installed("/usr/bin/chromedriver") || !installed("/usr/bin/chromium") {
+        eprintln!(
+            "skipped: /usr/bin/chromium and /usr/bin/chromedriver are not installed (Debian: chromium, chromium-driver)"
+        );
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("paddock-console-{}", std::process::id()));
+    let (mut dev, banner, _kc) = start_dev(&dir).await;
+    let (base, admin) = (banner_value(&banner, "API:"), banner_value(&banner, "admin token:"));
+    let shots = screenshots();
+    let (_driver, driver_url) = chromedriver().await;
+    let c = browser(&driver_url, &dir.join("profile")).await;
+
+    // The admin: tenants, a new tenant, templates.
+    sign_in(&c, &base, &admin).await;
+    until(&c, "the tenants page", "document.querySelector('h1')?.textContent === 'Tenants'").await;
+    let load = c
+        .execute(
+            "const n = performance.getEntriesByType('navigation')[0]; return n.loadEventEnd - n.startTime;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    c.find(Locator::Id("new-tenant")).await.unwrap().send_keys("blue").await.unwrap();
+    c.find(Locator::Css("form.inline button")).await.unwrap().click().await.unwrap();
+    until(&c, "the new tenant's row", "[...document.querySelectorAll('td a')].some(a => a.textContent === 'blue')")
+        .await;
+    shot(&c, &shots, "tenants").await;
+    c.goto(&format!("{base}/ui/#/templates")).await.unwrap();
+    until(&c, "the templates page", "document.querySelector('h1')?.textContent === 'Templates'").await;
+    until(&c, "ctf-web accepted", "document.body.innerText.includes('Accepted')").await;
+    shot(&c, &shots, "templates").await;
+
+    // The demo tenant's page: a start, watched to Running without a reload.
+    c.goto(&format!("{base}/ui/#/tenants/demo")).await.unwrap();
+    until(&c, "the demo tenant's page", "document.getElementById('start-template')").await;
+    c.execute(
+        "window.seen = {}; new MutationObserver(() => { for (const r of document.querySelectorAll('tr[data-phase]')) \
+         if (!window.seen[r.id + r.dataset.phase]) window.seen[r.id + r.dataset.phase] = Date.now(); }) \
+         .observe(document.getElementById('instances'), {childList: true, subtree: true, attributes: true});",
+        vec![],
+    )
+    .await
+    .unwrap();
+    c.execute(
+        "const s = document.getElementById('start-template'); s.value = 'ctf-web'; \
+         s.dispatchEvent(new Event('change'));",
+        vec![],
+    )
+    .await
+    .unwrap();
+    c.find(Locator::Css("form.inline button.primary")).await.unwrap().click().await.unwrap();
+    until(&c, "an instance row", "document.querySelector('#instances tr')").await;
+    until(&c, "the instance Running", "document.querySelector('#instances tr[data-phase=\"Running\"]')").await;
+    shot(&c, &shots, "tenant").await;
+    let row = c.execute("return document.querySelector('#instances tr').id;", vec![]).await.unwrap();
+    let name = row.as_str().unwrap().trim_start_matches("instance-").to_string();
+    let shown = c.execute(&format!("return window.seen['instance-{name}Running'];"), vec![]).await.unwrap();
+    let inst = api(reqwest::Method::GET, format!("{base}/v1/tenants/demo/instances/{name}"), &admin, None).await;
+    let ready: jiff::Timestamp = inst["status"]["ready"].as_str().unwrap().parse().unwrap();
+    let after_ms = shown.as_f64().unwrap() - ready.as_millisecond() as f64;
+
+    // The tenant: its own page only.
+    let token = api(reqwest::Method::POST, format!("{base}/v1/tenants/demo/tokens"), &admin, Some(json!({}))).await;
+    c.execute("sessionStorage.clear();", vec![]).await.unwrap();
+    sign_in(&c, &base, token["token"].as_str().unwrap()).await;
+    until(&c, "the tenant's own page", "document.querySelector('h1')?.textContent === 'Tenant demo'").await;
+    until(&c, "its instance", &format!("document.getElementById('instance-{name}')")).await;
+    let nav = c.execute("return document.getElementById('nav').innerText;", vec![]).await.unwrap();
+    assert!(!nav.as_str().unwrap().contains("Tenants"), "a tenant sees no tenant list: {nav}");
+    c.goto(&format!("{base}/ui/#/tenants/blue")).await.unwrap();
+    until(&c, "another tenant's page refused", "document.getElementById('refused')").await;
+    shot(&c, &shots, "refused").await;
+
+    // Stop, as the tenant: the row goes without a reload.
+    c.goto(&format!("{base}/ui/#/tenants/demo")).await.unwrap();
+    until(&c, "its instance again", &format!("document.getElementById('instance-{name}')")).await;
+    c.execute("window.confirm = () => true;", vec![]).await.unwrap();
+    c.find(Locator::Css(&format!("#instance-{name} button.danger"))).await.unwrap().click().await.unwrap();
+    until(&c, "the instance gone", &format!("!document.getElementById('instance-{name}')")).await;
+
+    println!(
+        "console: page load {:.0} ms; Running shown {after_ms:.0} ms after the API wrote it",
+        load.as_f64().unwrap_or(-1.0)
+    );
+    let _ = c.close().await;
+    let _ = dev.kill();
+    let _ = std::fs::remove_dir_all(&dir);
+}
