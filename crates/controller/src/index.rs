@@ -212,26 +212,28 @@ where
             (f.tx.subscribe(), f.listed)
         };
         let (store, task) = (self.store.clone(), self.task.clone());
-        let first = if listed { relist(&store) } else { Vec::new() };
+        let first = if listed { relist(&store) } else { stream::iter(Vec::new()).boxed() };
         let live = stream::unfold((rx, store, task), |(mut rx, store, task)| async move {
             let out = match rx.recv().await {
-                Ok(ev) => vec![Ok(owned(ev))],
+                Ok(ev) => stream::iter([Ok(owned(ev))]).boxed(),
                 Err(broadcast::error::RecvError::Lagged(_)) => relist(&store),
                 Err(broadcast::error::RecvError::Closed) => return None,
             };
-            Some((stream::iter(out), (rx, store, task)))
+            Some((out, (rx, store, task)))
         })
         .flatten();
-        stream::iter(first).chain(live).boxed()
+        first.chain(live).boxed()
     }
 }
 
-/// The store's objects as a list's events.
-fn relist<K: Resource<DynamicType = ()> + Clone>(store: &Store<K>) -> Vec<Result<Event<K>, watcher::Error>> {
-    let mut out = vec![Ok(Event::Init)];
-    out.extend(store.state().into_iter().map(|o| Ok(Event::InitApply(K::clone(&o)))));
-    out.push(Ok(Event::InitDone));
-    out
+/// The store's objects as a list's events, each copied only when the reader
+/// takes it (a relist of ten thousand objects is not held twice at once).
+fn relist<K>(store: &Store<K>) -> BoxStream<'static, Result<Event<K>, watcher::Error>>
+where
+    K: Resource<DynamicType = ()> + Clone + Send + Sync + 'static,
+{
+    let objects = store.state().into_iter().map(|o| Ok(Event::InitApply(K::clone(&o))));
+    stream::iter([Ok(Event::Init)]).chain(stream::iter(objects)).chain(stream::iter([Ok(Event::InitDone)])).boxed()
 }
 
 fn owned<K: Clone>(ev: Event<Arc<K>>) -> Event<K> {

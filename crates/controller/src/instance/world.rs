@@ -71,7 +71,9 @@ pub async fn dereference(ctx: &Context, inst: &Instance) -> Result<Found, Error>
 /// their way out, and the API does not count it either), so a stop and a new
 /// start at once start the new one.
 async fn ahead(ctx: &Context, inst: &Instance, tpl: &Template) -> Result<usize, Error> {
-    if inst.status.as_ref().is_some_and(|s| s.warm.is_some()) {
+    // Started once, or failed (validate releases it before any limit): no count needed.
+    let failed = |s: &resources::instance::InstanceStatus| s.phase == Some(resources::InstancePhase::Failed);
+    if inst.status.as_ref().is_some_and(|s| s.warm.is_some() || failed(s)) {
         return Ok(0);
     }
     fn key(i: &Instance) -> (Option<Timestamp>, Option<&str>) {
