@@ -22,7 +22,7 @@ function h(tag, attrs, ...children) {
     else if (k === "class") el.className = v;
     else el.setAttribute(k, v === true ? "" : v);
   }
-  for (const c of children.flat()) {
+  for (const c of children.flat(Infinity)) {
     if (c === undefined || c === null || c === false) continue;
     el.append(c instanceof Node ? c : document.createTextNode(String(c)));
   }
@@ -216,7 +216,7 @@ function endpoints(v) {
   return out.length ? out : h("span", { class: "muted" }, "—");
 }
 
-function instanceRow(tenant, v) {
+function instanceRow(tenant, v, openLogs) {
   const warm = v.status && v.status.warm;
   const stop = async () => {
     try { await api("DELETE", "/v1/tenants/" + encodeURIComponent(tenant) + "/instances/" + encodeURIComponent(v.name)); }
@@ -234,7 +234,8 @@ function instanceRow(tenant, v) {
     h("td", { class: "muted" }, v.message || ""),
     h("td", {}, endpoints(v)),
     h("td", {}, v.expires ? new Date(v.expires).toLocaleTimeString() : "—"),
-    h("td", {}, h("button", { onclick: renew }, "Renew"), " ", h("button", { class: "danger", onclick: stop }, "Stop")));
+    h("td", {}, h("button", { onclick: renew }, "Renew"), " ", h("button", { class: "danger", onclick: stop }, "Stop"),
+      ((v.status && v.status.pods) || []).map((p) => [" ", h("button", { class: "logs", onclick: () => openLogs(v.name, p.name) }, "Logs: " + p.name)])));
 }
 
 async function tenantPage(tenant) {
@@ -243,10 +244,19 @@ async function tenantPage(tenant) {
   const instances = new Map();
   const tbody = h("tbody", { id: "instances" });
   const render = () => {
-    tbody.replaceChildren(...[...instances.values()].sort((a, b) => a.name.localeCompare(b.name)).map((v) => instanceRow(tenant, v)));
+    tbody.replaceChildren(...[...instances.values()].sort((a, b) => a.name.localeCompare(b.name)).map((v) => instanceRow(tenant, v, openLogs)));
     empty.hidden = instances.size > 0;
   };
   const empty = h("p", { class: "muted" }, "No instances.");
+  const logs = h("section", { id: "logs", "aria-live": "off" });
+  let stopLogs = null;
+  const openLogs = (name, pod) => {
+    if (stopLogs) stopLogs();
+    const out = h("pre", { class: "log", tabindex: "0" }, "…");
+    logs.replaceChildren(h("h2", {}, "Log of " + name + " / " + pod + " (following)"), out);
+    stopLogs = followLog(tenant, name, pod, out);
+  };
+  leave.push(() => { if (stopLogs) stopLogs(); });
   leave.push(follow("/v1/tenants/" + encodeURIComponent(tenant) + "/events", (ev) => {
     const d = JSON.parse(ev.data);
     if (ev.event === "snapshot") { instances.clear(); for (const v of d.instances) instances.set(v.name, v); }
@@ -276,13 +286,17 @@ async function tenantPage(tenant) {
     catch (err) { say(err.message, "error"); }
   } }, h("label", {}, "Template", pick), h("label", {}, "TTL", ttl), envBox, h("button", { class: "primary", type: "submit" }, "Start"));
   const q = t.spec.quota || {};
+  const s = await who();
+  const vpn = await vpnSection(tenant, t);
+  const tokens = s.admin ? await tokensSection(tenant) : [];
   return [h("h1", {}, "Tenant " + t.name),
     h("p", { class: "muted" }, t.spec.kind + " · " + ((t.status && t.status.phase) || "Pending") + " · namespace " + ((t.status && t.status.namespace) || "—") +
-      (q.instances ? " · at most " + q.instances + " instances" : "")),
+      (q.instances ? " · at most " + q.instances + " instances" : ""), " ", kubeconfigButton(tenant)),
     h("h2", {}, "Start an instance"), start,
     h("h2", {}, "Instances"),
     h("div", { class: "table" }, h("table", {}, h("thead", {}, h("tr", {},
-      ["Instance", "Phase", "Why", "Endpoints", "Expires", ""].map((x) => h("th", { scope: "col" }, x)))), tbody)), empty];
+      ["Instance", "Phase", "Why", "Endpoints", "Expires", ""].map((x) => h("th", { scope: "col" }, x)))), tbody)), empty, logs,
+    vpn, tokens];
 }
 
 async function templatesPage() {
@@ -303,10 +317,125 @@ async function templatesPage() {
   return [h("h1", {}, "Templates"), table(["Template", "State", "Pods", "Warm pool"], rows, "No templates yet.")];
 }
 
+// ---- a tenant's VPN, tokens, kubeconfig; logs; nodes -----------------------
+
+/// Saves `blob` as a file named `name` (a download the user asked for).
+function download(blob, name) {
+  const url = URL.createObjectURL(blob);
+  const a = h("a", { href: url, download: name });
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10000);
+}
+
+async function fetchBlob(path, options = {}) {
+  const r = await fetch(path, { ...options, headers: { Authorization: "Bearer " + sessionStorage.getItem(TOKEN), ...(options.headers || {}) } });
+  if (!r.ok) {
+    const p = await r.json().catch(() => ({}));
+    throw new ApiError(r.status, p.detail || r.status + " " + r.statusText);
+  }
+  return r.blob();
+}
+
+async function vpnSection(tenant, t) {
+  if (!(t.spec.vpn && t.spec.vpn.enabled)) return [h("h2", {}, "VPN"), h("p", { class: "muted" }, "This tenant has no VPN.")];
+  const base = "/v1/tenants/" + encodeURIComponent(tenant) + "/vpn/clients";
+  let view;
+  try { view = await api("GET", base); } catch (e) { return [h("h2", {}, "VPN"), h("p", { class: "warn" }, e.message)]; }
+  const qr = h("div", { id: "vpn-qr" });
+  const rows = view.clients.map((c) => {
+    const file = "wg-" + tenant + "-" + c.number + ".conf";
+    return h("tr", {},
+      h("td", {}, String(c.number)), h("td", {}, h("code", {}, c.address)),
+      h("td", {}, h("button", { id: "vpn-config-" + c.number, onclick: async () => {
+        try { download(await fetchBlob(base + "/" + c.number + "/config"), file); } catch (e) { say(e.message, "error"); }
+      } }, "Download"), " ", h("button", { id: "vpn-qr-" + c.number, onclick: async () => {
+        try {
+          const img = h("img", { alt: "QR code of client " + c.number + "'s WireGuard configuration", class: "qr",
+            src: URL.createObjectURL(await fetchBlob(base + "/" + c.number + "/config?format=qr")) });
+          qr.replaceChildren(h("p", { class: "muted" }, "Client " + c.number + ": scan with the WireGuard app. It holds the client's private key."), img);
+        } catch (e) { say(e.message, "error"); }
+      } }, "QR code")));
+  });
+  return [h("h2", {}, "VPN"),
+    h("p", { class: "muted" }, (view.ready ? "ready" : "starting") + " · endpoint " + (view.endpoint || "not known yet") + " · " + view.addressPool),
+    table(["Client", "Address", ""], rows, "No client slots."), qr];
+}
+
+async function tokensSection(tenant) {
+  const base = "/v1/tenants/" + encodeURIComponent(tenant) + "/tokens";
+  const list = await api("GET", base);
+  const shown = h("div", { id: "new-token" });
+  const rows = list.map((t) => h("tr", {}, h("td", {}, h("code", {}, t.id)), h("td", {}, t.description || ""),
+    h("td", {}, t.expires || "never"),
+    h("td", {}, h("button", { class: "danger", onclick: async () => {
+      if (!confirm("Revoke token " + t.id + "? Requests with it fail from now on.")) return;
+      try { await api("DELETE", base + "/" + encodeURIComponent(t.id)); say("token " + t.id + " revoked"); route(); }
+      catch (e) { say(e.message, "error"); }
+    } }, "Revoke"))));
+  const description = h("input", { id: "token-description", placeholder: "what it is for" });
+  const ttl = h("input", { id: "token-ttl", placeholder: "e.g. 30d", size: 8 });
+  const issue = h("form", { class: "inline", onsubmit: async (e) => {
+    e.preventDefault();
+    const body = {};
+    if (description.value) body.description = description.value;
+    if (ttl.value) body.ttl = ttl.value;
+    try {
+      const t = await api("POST", base, body);
+      shown.replaceChildren(h("p", {}, "The new token, shown this once: ", h("code", { id: "issued-token" }, t.token)));
+    } catch (err) { say(err.message, "error"); }
+  } }, h("label", {}, "Description", description), h("label", {}, "TTL", ttl), h("button", { class: "primary", type: "submit" }, "Issue token"));
+  return [h("h2", {}, "Tokens"), issue, shown, table(["Id", "Description", "Expires", ""], rows, "No tokens.")];
+}
+
+function kubeconfigButton(tenant) {
+  return h("button", { id: "kubeconfig", onclick: async () => {
+    try {
+      const k = await api("POST", "/v1/tenants/" + encodeURIComponent(tenant) + "/kubeconfig", {});
+      download(new Blob([k.kubeconfig], { type: "application/yaml" }), tenant + ".kubeconfig");
+    } catch (e) { say(e.message, "error"); }
+  } }, "Download kubeconfig");
+}
+
+/// Follows an instance's pod log into `out` until stopped.
+function followLog(tenant, name, pod, out) {
+  const stop = new AbortController();
+  (async () => {
+    try {
+      const q = "?follow=true&tail=500" + (pod ? "&pod=" + encodeURIComponent(pod) : "");
+      const r = await fetch("/v1/tenants/" + encodeURIComponent(tenant) + "/instances/" + encodeURIComponent(name) + "/logs" + q,
+        { headers: { Authorization: "Bearer " + sessionStorage.getItem(TOKEN) }, signal: stop.signal });
+      if (!r.ok) { const p = await r.json().catch(() => ({})); out.textContent = p.detail || String(r.status); return; }
+      const reader = r.body.pipeThrough(new TextDecoderStream()).getReader();
+      out.textContent = "(no output yet)";
+      let first = true;
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        if (first) { out.textContent = ""; first = false; }
+        out.textContent += value;
+        out.scrollTop = out.scrollHeight;
+      }
+    } catch (e) { if (!stop.signal.aborted) out.textContent += "\n(the log stream ended)"; }
+  })();
+  return () => stop.abort();
+}
+
+async function nodesPage() {
+  const nodes = await api("GET", "/v1/nodes");
+  const rows = nodes.map((n) => h("tr", {}, h("td", {}, n.name), h("td", {}, n.role || "—"),
+    h("td", { class: n.ready ? "ok" : "bad" }, n.ready ? "Ready" : "NotReady", n.schedulable ? "" : " (cordoned)"),
+    h("td", {}, n.taints.join(", ") || "—"),
+    h("td", {}, Object.entries(n.allocatable).filter(([k]) => ["cpu", "memory", "pods"].includes(k)).map(([k, v]) => k + " " + v).join(" · ")),
+    h("td", {}, String(n.pods))));
+  return [h("h1", {}, "Nodes"), table(["Node", "Role", "State", "Taints", "Allocatable", "Paddock pods"], rows, "No nodes.")];
+}
+
 // ---- routing -------------------------------------------------------------
 
 function navigation(s, here) {
-  const links = s.admin ? [["#/tenants", "Tenants"], ["#/templates", "Templates"]]
+  const links = s.admin ? [["#/tenants", "Tenants"], ["#/templates", "Templates"], ["#/nodes", "Nodes"]]
     : [["#/tenants/" + encodeURIComponent(s.tenant), "My tenant"], ["#/templates", "Templates"]];
   nav.replaceChildren(...links.map(([href, text]) => h("a", { href, "aria-current": here.startsWith(href) ? "page" : null }, text)));
   whoEl.replaceChildren(s.admin ? "admin" : "tenant " + s.tenant, " ",
@@ -329,6 +458,7 @@ async function route() {
       const m = here.match(/^#\/tenants\/([^/]+)$/);
       if (m) content = await tenantPage(decodeURIComponent(m[1]));
       else if (here === "#/templates") content = await templatesPage();
+      else if (here === "#/nodes") content = await nodesPage();
       else if (s.admin) content = await tenantsPage();
       else content = await tenantPage(s.tenant);
     }
@@ -336,7 +466,7 @@ async function route() {
     if (e.status === 401) { sessionStorage.removeItem(TOKEN); session = null; content = signinPage(); }
     content = content || [h("h1", {}, "Not available"), h("p", { class: "bad", id: "refused" }, e.message)];
   }
-  main.replaceChildren(...[content].flat());
+  main.replaceChildren(...[content].flat(Infinity));
   main.dataset.rendered = String(Math.round(performance.now() - started));
   main.focus();
 }

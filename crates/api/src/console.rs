@@ -15,9 +15,11 @@ const SCRIPT: &str = include_str!("../console/console.js");
 const STYLE: &str = include_str!("../console/console.css");
 
 /// Only this origin's script and stylesheet; no inline code, no frames, no
-/// forms posted elsewhere (the console's requests are `fetch`es to this origin).
+/// forms posted elsewhere (the console's requests are `fetch`es to this
+/// origin); images from this origin or from blobs the script made of API
+/// answers (a VPN client's QR code).
 pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; \
-    img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+    img-src 'self' blob:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
 /// The console's routes: `/` and `/ui` lead to `/ui/`.
 pub fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {

@@ -671,6 +671,15 @@ async fn vpn_client_files_and_rotation() {
     assert_eq!(line("PublicKey"), view["serverPublicKey"].as_str().unwrap());
     assert!(line("Endpoint").starts_with("vpn.test:"), "{text}");
     assert_eq!(line("AllowedIPs"), "10.244.0.0/16, 10.96.0.0/12");
+    // The same file as a QR code for the mobile apps; an unknown format is refused.
+    let (code, _, qr) =
+        env.call_full("GET", &format!("/v1/tenants/{a}/vpn/clients/1/config?format=qr"), Some(&tok), None, &[]).await;
+    assert_eq!(code, StatusCode::OK);
+    let svg = qr.as_str().unwrap();
+    assert!(svg.contains("<svg") && svg.contains("</svg>"), "{}", &svg[..svg.len().min(200)]);
+    let (code, v) =
+        env.call("GET", &format!("/v1/tenants/{a}/vpn/clients/1/config?format=png"), Some(&tok), None).await;
+    assert_eq!((code, v["field"].as_str()), (StatusCode::BAD_REQUEST, Some("format")), "{v}");
     // Another tenant cannot fetch it; a slot that does not exist is 404.
     let (code, _) =
         env.call("GET", &format!("/v1/tenants/{a}/vpn/clients/1/config"), Some(&env.beta_token), None).await;

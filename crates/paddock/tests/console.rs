@@ -174,10 +174,48 @@ async fn the_console_works_in_a_real_browser() {
     let ready: jiff::Timestamp = inst["status"]["ready"].as_str().unwrap().parse().unwrap();
     let after_ms = shown.as_f64().unwrap() - ready.as_millisecond() as f64;
 
+    // Its pod's log, followed.
+    c.find(Locator::Css(&format!("#instance-{name} button.logs"))).await.unwrap().click().await.unwrap();
+    until(&c, "the log panel", "document.querySelector('#logs pre.log')").await;
+
+    // The VPN: a client's file downloaded, and its QR code shown.
+    c.execute(
+        // A download is an anchor clicked on a blob: its name and text are
+        // recorded instead (the page's own policy keeps `fetch` off blobs).
+        "window.downloads = []; window.blobs = []; const made = URL.createObjectURL; \
+         URL.createObjectURL = (b) => { b.text().then(t => window.blobs.push(t)); return made(b); }; \
+         HTMLAnchorElement.prototype.click = function () { window.downloads.push(this.download); };",
+        vec![],
+    )
+    .await
+    .unwrap();
+    until(&c, "the VPN's clients", "document.getElementById('vpn-config-1')").await;
+    c.find(Locator::Id("vpn-config-1")).await.unwrap().click().await.unwrap();
+    let file = "window.downloads.includes('wg-demo-1.conf') && window.blobs.some(t => t.startsWith('[Interface]'))";
+    until(&c, "the VPN file downloaded", file).await;
+    c.find(Locator::Id("vpn-qr-1")).await.unwrap().click().await.unwrap();
+    until(&c, "the QR code drawn", "document.querySelector('img.qr')?.naturalWidth > 0").await;
+    shot(&c, &shots, "vpn").await;
+
+    // A token for the tenant, issued in the page and shown once.
+    c.find(Locator::Id("token-description")).await.unwrap().send_keys("console test").await.unwrap();
+    c.find(Locator::Css("#token-description")).await.unwrap().send_keys("\n").await.unwrap();
+    until(&c, "the issued token", "document.getElementById('issued-token')").await;
+    let token = c.execute("return document.getElementById('issued-token').textContent;", vec![]).await.unwrap();
+
+    // The nodes, for the admin.
+    c.goto(&format!("{base}/ui/#/nodes")).await.unwrap();
+    until(
+        &c,
+        "the nodes page",
+        "document.querySelector('h1')?.textContent === 'Nodes' && document.querySelector('tbody tr')",
+    )
+    .await;
+    shot(&c, &shots, "nodes").await;
+
     // The tenant: its own page only.
-    let token = api(reqwest::Method::POST, format!("{base}/v1/tenants/demo/tokens"), &admin, Some(json!({}))).await;
     c.execute("sessionStorage.clear();", vec![]).await.unwrap();
-    sign_in(&c, &base, token["token"].as_str().unwrap()).await;
+    sign_in(&c, &base, token.as_str().unwrap()).await;
     until(&c, "the tenant's own page", "document.querySelector('h1')?.textContent === 'Tenant demo'").await;
     until(&c, "its instance", &format!("document.getElementById('instance-{name}')")).await;
     let nav = c.execute("return document.getElementById('nav').innerText;", vec![]).await.unwrap();

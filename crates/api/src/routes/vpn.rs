@@ -4,7 +4,7 @@
 
 use super::visible_tenant;
 use crate::auth::Principal;
-use crate::problem::{Json, Path, Problem, Result};
+use crate::problem::{Json, Path, Problem, Query, Result};
 use crate::state::{AppState, Shared};
 use axum::extract::State;
 use axum::http::header;
@@ -16,7 +16,7 @@ use kube::Api;
 use kube::api::{Patch, PatchParams};
 use resources::Tenant;
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 use vpn::Key;
 
 /// The VPN of a tenant and its client slots (public facts only).
@@ -118,16 +118,35 @@ fn number(s: &str) -> Result<u32> {
     s.parse().map_err(|_| Problem::not_found("VPN client", s))
 }
 
+/// How a client's configuration is handed out.
+#[derive(Debug, Clone, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigQuery {
+    /// `conf` (default): the wg-quick file as text; `qr`: the same file as a
+    /// QR code (SVG) for the WireGuard mobile apps' "scan from QR code".
+    pub format: Option<String>,
+}
+
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/vpn/clients/{client}/config", tag = "vpn",
-    params(("tenant" = String, Path), ("client" = u32, Path, description = "Client number, from 1")),
-    description = "A wg-quick file for one client (`text/plain`). It holds the client's private key: treat it as a secret.",
-    responses((status = 200, content_type = "text/plain", body = String), (status = 401, body = Problem),
-        (status = 404, body = Problem), (status = 409, body = Problem)))]
+    params(("tenant" = String, Path), ("client" = u32, Path, description = "Client number, from 1"), ConfigQuery),
+    description = "A wg-quick file for one client (`text/plain`), or with `format=qr` the same file as a QR code \
+        (`image/svg+xml`). It holds the client's private key: treat it as a secret.",
+    responses((status = 200, content_type = "text/plain", body = String), (status = 400, body = Problem),
+        (status = 401, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)))]
 pub async fn config(
     State(s): State<AppState>,
     who: Principal,
     Path((tenant, n)): Path<(String, String)>,
+    Query(q): Query<ConfigQuery>,
 ) -> Result<Response> {
+    let qr = match q.format.as_deref() {
+        None | Some("conf") => false,
+        Some("qr") => true,
+        Some(other) => {
+            return Err(Problem::bad_request(format!("format {other:?} is not one of conf, qr")).field("format"));
+        }
+    };
     let l = load(&s, &who, &tenant).await?;
     let n = number(&n)?;
     let (private, psk) = slot(&l, n)?;
@@ -148,9 +167,22 @@ pub async fn config(
         allowed_ips: &settings.vpn_allowed_ips,
         dns: settings.vpn_dns.as_deref(),
     });
-    tracing::info!(tenant = %tenant, client = n, "VPN client config handed out");
+    tracing::info!(tenant = %tenant, client = n, qr, "VPN client config handed out");
+    if qr {
+        return Ok(([(header::CONTENT_TYPE, "image/svg+xml"), (header::CACHE_CONTROL, "no-store")], qr_svg(&text)?)
+            .into_response());
+    }
     Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8"), (header::CACHE_CONTROL, "no-store")], text)
         .into_response())
+}
+
+/// `text` as a QR code in SVG, with the quiet zone scanners need.
+fn qr_svg(text: &str) -> Result<String> {
+    let code = qrcode::QrCode::with_error_correction_level(text.as_bytes(), qrcode::EcLevel::L).map_err(|e| {
+        tracing::error!(error = %e, "a VPN configuration did not fit a QR code");
+        Problem::conflict("vpn-config-too-long", format!("the configuration does not fit a QR code: {e}"))
+    })?;
+    Ok(code.render::<qrcode::render::svg::Color>().min_dimensions(256, 256).quiet_zone(true).build())
 }
 
 async fn save(l: &Loaded, keys: &Keys, port: u16) -> Result<()> {
