@@ -432,10 +432,59 @@ async function nodesPage() {
   return [h("h1", {}, "Nodes"), table(["Node", "Role", "State", "Taints", "Allocatable", "Paddock pods"], rows, "No nodes.")];
 }
 
+// ---- isolation: `paddock audit` as a matrix --------------------------------
+
+/// A port to explain a path with: the first one its ports name.
+function firstPort(ports) {
+  const m = /(TCP|UDP|SCTP)\/(\d+)/.exec(ports);
+  return m ? { protocol: m[1], port: m[2] } : { protocol: "TCP", port: "80" };
+}
+
+async function isolationPage() {
+  const a = await api("GET", "/v1/audit");
+  const names = a.tenants.map((t) => t.tenant);
+  const cell = new Map(a.matrix.map((c) => [c.from + "\n" + c.to, c.paths]));
+  const tenantOf = new Map(a.tenants.flatMap((t) => t.namespaces.map((ns) => [ns, t.tenant])));
+  const detail = h("section", { id: "isolation-detail", "aria-live": "polite" });
+  const show = (from, to) => {
+    const paths = (a.tenants.find((t) => t.tenant === from) || { crossTenantPaths: [] }).crossTenantPaths
+      .filter((p) => tenantOf.get(p.to.split("/")[0]) === to);
+    detail.replaceChildren(h("h2", {}, "Paths from " + from + " to " + to),
+      table(["From", "To", "Ports", ""], paths.map((p) => {
+        const why = h("td", { class: "muted" });
+        return h("tr", {}, h("td", {}, h("code", {}, p.from)), h("td", {}, h("code", {}, p.to)), h("td", {}, p.ports),
+          h("td", {}, h("button", { class: "explain", onclick: async () => {
+            const f = firstPort(p.ports);
+            const q = new URLSearchParams({ from: p.from, to: p.to, port: f.port, protocol: f.protocol });
+            try { const v = await api("GET", "/v1/audit/explain?" + q); why.textContent = (v.allowed ? "allowed: " : "refused: ") + v.explanation; }
+            catch (e) { why.textContent = e.message; }
+          } }, "Explain")), why);
+      }), "No paths."));
+  };
+  const head = h("tr", {}, h("th", { scope: "col" }, "from \\ to"), names.map((n) => h("th", { scope: "col" }, n)));
+  const rows = names.map((from) => h("tr", {}, h("th", { scope: "row" }, from), names.map((to) => {
+    if (from === to) return h("td", { class: "muted" }, "·");
+    const n = cell.get(from + "\n" + to) || 0;
+    return h("td", {}, n ? h("button", { class: "bad cell", "aria-label": n + " paths from " + from + " to " + to,
+      onclick: () => show(from, to) }, String(n)) : h("span", { class: "ok", "aria-label": "no path" }, "0"));
+  })));
+  const verdict = a.crossTenantPaths === 0
+    ? h("p", { class: "ok", id: "isolation-verdict" }, "Isolated: no path crosses tenants.")
+    : h("p", { class: "bad", id: "isolation-verdict" }, "Not isolated: " + a.crossTenantPaths + " cross-tenant paths. Click a red cell.");
+  const exposed = a.tenants.flatMap((t) => t.reachableFromOutside.map((e) => h("li", {}, h("code", {}, e.pod), " " + e.ports)));
+  const bare = a.tenants.flatMap((t) => t.withoutPolicy.map((p) => h("li", {}, h("code", {}, p))));
+  const relaxed = a.relaxedTemplates.flatMap((t) => t.relaxes.map((r) => h("li", {}, t.template + ": " + r)));
+  return [h("h1", {}, "Isolation"), verdict,
+    h("div", { class: "table" }, h("table", { class: "matrix" }, h("thead", {}, head), h("tbody", {}, rows))), detail,
+    h("h2", {}, "Reachable from outside the cluster"), exposed.length ? h("ul", {}, exposed) : h("p", { class: "muted" }, "None."),
+    h("h2", {}, "Pods no NetworkPolicy selects"), bare.length ? h("ul", {}, bare) : h("p", { class: "muted" }, "None."),
+    h("h2", {}, "Templates that relax the hardened pod"), relaxed.length ? h("ul", {}, relaxed) : h("p", { class: "muted" }, "None.")];
+}
+
 // ---- routing -------------------------------------------------------------
 
 function navigation(s, here) {
-  const links = s.admin ? [["#/tenants", "Tenants"], ["#/templates", "Templates"], ["#/nodes", "Nodes"]]
+  const links = s.admin ? [["#/tenants", "Tenants"], ["#/templates", "Templates"], ["#/nodes", "Nodes"], ["#/isolation", "Isolation"]]
     : [["#/tenants/" + encodeURIComponent(s.tenant), "My tenant"], ["#/templates", "Templates"]];
   nav.replaceChildren(...links.map(([href, text]) => h("a", { href, "aria-current": here.startsWith(href) ? "page" : null }, text)));
   whoEl.replaceChildren(s.admin ? "admin" : "tenant " + s.tenant, " ",
@@ -459,6 +508,7 @@ async function route() {
       if (m) content = await tenantPage(decodeURIComponent(m[1]));
       else if (here === "#/templates") content = await templatesPage();
       else if (here === "#/nodes") content = await nodesPage();
+      else if (here === "#/isolation") content = await isolationPage();
       else if (s.admin) content = await tenantsPage();
       else content = await tenantPage(s.tenant);
     }

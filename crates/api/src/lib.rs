@@ -25,7 +25,7 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::serve::ListenerExt;
 use problem::{BODY_LIMIT, Problem};
-use routes::{claim, events, health, instances, kubeconfig, logs, nodes, templates, tenants, tokens, vpn};
+use routes::{audit, claim, events, health, instances, kubeconfig, logs, nodes, templates, tenants, tokens, vpn};
 use state::AppState;
 use std::sync::Arc;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
@@ -56,6 +56,8 @@ fn plain_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(tokens::revoke))
         .routes(routes!(nodes::list))
         .routes(routes!(nodes::get))
+        .routes(routes!(audit::audit))
+        .routes(routes!(audit::explain))
         .routes(routes!(vpn::clients))
         .routes(routes!(vpn::config))
         .routes(routes!(vpn::rotate_client))

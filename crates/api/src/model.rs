@@ -358,3 +358,105 @@ mod tests {
         assert_eq!(InstanceView::new(&i, "a").message.as_deref(), Some("all 3 pods are ready"));
     }
 }
+
+/// Tenant isolation on the cluster (`GET /v1/audit`; `paddock audit -o json`).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditView {
+    pub tenants: Vec<TenantAudit>,
+    /// Pod-to-pod paths that cross tenants, in all (0: isolated).
+    pub cross_tenant_paths: usize,
+    /// The cross-tenant paths by pair of tenants (only pairs with a path).
+    pub matrix: Vec<MatrixCell>,
+    /// Templates that relax Paddock's hardened pod, and what each relaxes.
+    pub relaxed_templates: Vec<RelaxedTemplate>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TenantAudit {
+    pub tenant: String,
+    pub namespaces: Vec<String>,
+    pub pods: usize,
+    /// Paths from this tenant's pods to another tenant's.
+    pub cross_tenant_paths: Vec<CrossPath>,
+    pub reachable_from_outside: Vec<ExposedPod>,
+    /// Pods no NetworkPolicy selects.
+    pub without_policy: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct CrossPath {
+    /// NAMESPACE/POD.
+    pub from: String,
+    pub to: String,
+    pub ports: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ExposedPod {
+    pub pod: String,
+    pub ports: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct MatrixCell {
+    pub from: String,
+    pub to: String,
+    pub paths: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct RelaxedTemplate {
+    pub template: String,
+    pub relaxes: Vec<String>,
+}
+
+impl AuditView {
+    /// The view of an audit `report` and the templates that relax the pod.
+    pub fn new(report: &netpol::audit::Report, relaxed: Vec<(String, Vec<String>)>) -> AuditView {
+        let tenant_of: BTreeMap<&str, &str> = report
+            .tenants
+            .iter()
+            .flat_map(|(t, x)| x.namespaces.iter().map(move |ns| (ns.as_str(), t.as_str())))
+            .collect();
+        let mut cells: BTreeMap<(String, String), usize> = BTreeMap::new();
+        let tenants = report
+            .tenants
+            .iter()
+            .map(|(t, x)| {
+                for (_, to, _) in &x.outbound {
+                    let ns = to.split('/').next().unwrap_or_default();
+                    if let Some(td) = tenant_of.get(ns) {
+                        *cells.entry((t.clone(), td.to_string())).or_default() += 1;
+                    }
+                }
+                TenantAudit {
+                    tenant: t.clone(),
+                    namespaces: x.namespaces.clone(),
+                    pods: x.pods,
+                    cross_tenant_paths: x
+                        .outbound
+                        .iter()
+                        .map(|(f, to, p)| CrossPath { from: f.clone(), to: to.clone(), ports: p.clone() })
+                        .collect(),
+                    reachable_from_outside: x
+                        .external
+                        .iter()
+                        .map(|(pod, ports)| ExposedPod { pod: pod.clone(), ports: ports.clone() })
+                        .collect(),
+                    without_policy: x.without_policy.clone(),
+                }
+            })
+            .collect();
+        AuditView {
+            tenants,
+            cross_tenant_paths: report.cross_tenant_paths,
+            matrix: cells.into_iter().map(|((from, to), paths)| MatrixCell { from, to, paths }).collect(),
+            relaxed_templates: relaxed
+                .into_iter()
+                .map(|(template, relaxes)| RelaxedTemplate { template, relaxes })
+                .collect(),
+        }
+    }
+}

@@ -55,6 +55,8 @@ fn routes(env: &Env) -> Vec<(&'static str, &'static str, Access, Option<Value>)>
         ("delete", "/v1/tenants/{tenant}/tokens/{id}", TenantAdmin, None),
         ("get", "/v1/nodes", Admin, None),
         ("get", "/v1/nodes/{node}", Admin, None),
+        ("get", "/v1/audit", Admin, None),
+        ("get", "/v1/audit/explain", Admin, None),
         ("get", "/v1/events", Admin, None),
         ("get", "/v1/tenants/{tenant}/events", Tenant, None),
         ("get", "/v1/tenants/{tenant}/vpn/clients", Tenant, None),
@@ -130,6 +132,7 @@ async fn every_route_is_documented_and_guarded() {
             .replace("{id}", id)
             .replace("{node}", &node)
             .replace("{client}", "1")
+            .replace("/v1/audit/explain", "/v1/audit/explain?from=192.0.2.1&to=10.0.0.1&port=80")
     };
 
     let mut failures = Vec::new();
@@ -753,5 +756,41 @@ async fn instances_carry_their_users_labels() {
         let fields = body.to_string();
         assert!(fields.contains(field), "{labels}: wanted {field} in {body}");
     }
+    env.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_audit_reports_isolation_and_explains_a_path() {
+    let env = Env::start().await;
+    let (code, a) = env.call("GET", "/v1/audit", Some(ADMIN), None).await;
+    assert_eq!(code, StatusCode::OK, "{a}");
+    // Paddock's tenants (on a real cluster, others' may be there too) are isolated from each other.
+    for t in [&env.alpha, &env.beta] {
+        let mine =
+            a["tenants"].as_array().unwrap().iter().find(|x| x["tenant"] == t.as_str()).expect("the tenant is audited");
+        assert_eq!(mine["crossTenantPaths"].as_array().unwrap().len(), 0, "{mine}");
+    }
+    let crossing = a["matrix"].as_array().unwrap().iter().any(|c| {
+        [&env.alpha, &env.beta].iter().any(|t| c["from"] == t.as_str())
+            && [&env.alpha, &env.beta].iter().any(|t| c["to"] == t.as_str())
+    });
+    assert!(!crossing, "{a}");
+    // A path from outside to an address with no pod: explained, whatever the verdict.
+    let (code, v) = env.call("GET", "/v1/audit/explain?from=192.0.2.1&to=10.0.0.1&port=80", Some(ADMIN), None).await;
+    assert_eq!(code, StatusCode::OK, "{v}");
+    assert!(v["allowed"].is_boolean() && !v["explanation"].as_str().unwrap().is_empty(), "{v}");
+    // Bad input names its field; a missing pod is a 404.
+    for (q, field) in [
+        ("to=10.0.0.1&port=80", "from"),
+        ("from=a&to=10.0.0.1&port=80", "from"),
+        ("from=192.0.2.1&to=10.0.0.1", "port"),
+        ("from=192.0.2.1&to=10.0.0.1&port=80&protocol=ICMP", "protocol"),
+    ] {
+        let (code, v) = env.call("GET", &format!("/v1/audit/explain?{q}"), Some(ADMIN), None).await;
+        assert_eq!((code, v["field"].as_str()), (StatusCode::BAD_REQUEST, Some(field)), "{q}: {v}");
+    }
+    let (code, _) =
+        env.call("GET", "/v1/audit/explain?from=nowhere/nopod&to=10.0.0.1&port=80", Some(ADMIN), None).await;
+    assert_eq!(code, StatusCode::NOT_FOUND);
     env.finish().await;
 }

@@ -1,8 +1,10 @@
 //! The web console in a real browser (headless Chromium through
 //! chromedriver, driven with fantoccini) against `paddock dev`: sign in as
 //! the admin, create a tenant, start ctf-web in the demo tenant and see it
-//! go Running without a reload, sign in as the demo tenant and see only its
-//! own things, be refused another tenant's page, stop the instance.
+//! go Running without a reload, follow a pod's log, download a VPN client's
+//! file and show its QR code, issue the tenant a token, see the nodes and the
+//! isolation matrix; sign in as the demo tenant and see only its own things,
+//! be refused another tenant's page, stop the instance.
 //! Screenshots of each page go to `target/console/`. Prints the page load
 //! time and how long after the API wrote Running the page showed it.
 //!
@@ -212,6 +214,17 @@ async fn the_console_works_in_a_real_browser() {
     )
     .await;
     shot(&c, &shots, "nodes").await;
+
+    // Isolation: `paddock audit` as a matrix; paddock dev's tenants reach none of each other.
+    c.goto(&format!("{base}/ui/#/isolation")).await.unwrap();
+    until(
+        &c,
+        "the isolation verdict",
+        "document.getElementById('isolation-verdict')?.textContent.startsWith('Isolated')",
+    )
+    .await;
+    until(&c, "the matrix", "document.querySelectorAll('table.matrix tbody tr').length >= 2").await;
+    shot(&c, &shots, "isolation").await;
 
     // The tenant: its own page only.
     c.execute("sessionStorage.clear();", vec![]).await.unwrap();

@@ -8,11 +8,9 @@
 use crate::kubeconfig::ClusterArgs;
 use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
-use k8s_openapi::api::core::v1::{Namespace, Pod};
-use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::api::{Api, ListParams};
 use netpol::audit::{Report, report};
-use netpol::{Endpoint, Evaluator, Input, Options, Protocol};
+use netpol::{Endpoint, Evaluator, Protocol};
 use serde_json::json;
 use std::io::Write;
 
@@ -74,15 +72,10 @@ async fn relaxed_templates(client: &kube::Client, runtime_class: Option<&str>) -
 
 async fn load(args: &AuditArgs) -> Result<(Evaluator, Relaxed)> {
     let client = args.cluster.client().await?;
-    let lp = ListParams::default();
-    let namespaces = Api::<Namespace>::all(client.clone()).list(&lp).await.context("listing namespaces")?.items;
-    let pods = Api::<Pod>::all(client.clone()).list(&lp).await.context("listing pods")?.items;
-    let policies = Api::<NetworkPolicy>::all(client.clone()).list(&lp).await.context("listing network policies")?.items;
-    tracing::debug!(namespaces = namespaces.len(), pods = pods.len(), policies = policies.len(), "loaded");
-    let input =
-        Input::from_k8s(&namespaces, &pods, &policies).context("cannot evaluate the cluster's network policies")?;
+    // The same evaluation as the API's GET /v1/audit.
+    let ev = api::routes::audit::evaluator(&client, args.ipblock_matches_pods).await.map_err(anyhow::Error::msg)?;
     let relaxed = relaxed_templates(&client, args.runtime_class.as_deref()).await?;
-    Ok((Evaluator::new(input, Options { ipblock_matches_pods: args.ipblock_matches_pods }), relaxed))
+    Ok((ev, relaxed))
 }
 
 fn explain(ev: &Evaluator, args: &AuditArgs, out: &mut dyn Write) -> Result<bool> {
@@ -111,26 +104,9 @@ fn explain(ev: &Evaluator, args: &AuditArgs, out: &mut dyn Write) -> Result<bool
 
 fn render(r: &Report, relaxed: &Relaxed, format: Format, out: &mut dyn Write) -> Result<()> {
     if format == Format::Json {
-        let tenants: Vec<_> = r
-            .tenants
-            .iter()
-            .map(|(t, x)| {
-                json!({
-                    "tenant": t, "namespaces": x.namespaces, "pods": x.pods,
-                    "crossTenantPaths": x.outbound.iter().map(|(f, to, p)| json!({"from": f, "to": to, "ports": p})).collect::<Vec<_>>(),
-                    "reachableFromOutside": x.external.iter().map(|(p, ports)| json!({"pod": p, "ports": ports})).collect::<Vec<_>>(),
-                    "withoutPolicy": x.without_policy,
-                })
-            })
-            .collect();
-        let templates: Vec<_> = relaxed.iter().map(|(name, what)| json!({"template": name, "relaxes": what})).collect();
-        writeln!(
-            out,
-            "{}",
-            serde_json::to_string_pretty(
-                &json!({"tenants": tenants, "crossTenantPaths": r.cross_tenant_paths, "relaxedTemplates": templates})
-            )?
-        )?;
+        // The API's GET /v1/audit answer, the same type.
+        let view = api::model::AuditView::new(r, relaxed.clone());
+        writeln!(out, "{}", serde_json::to_string_pretty(&view)?)?;
         return Ok(());
     }
     writeln!(
