@@ -42,7 +42,8 @@ pub struct AuditQuery {
 
 #[utoipa::path(get, path = "/v1/audit", tag = "audit", params(AuditQuery),
     description = "Tenant isolation on the cluster, from its NetworkPolicies (admins only).",
-    responses((status = 200, body = AuditView), (status = 401, body = Problem), (status = 403, body = Problem),
+    responses((status = 200, body = AuditView), (status = 400, body = Problem), (status = 401, body = Problem),
+        (status = 403, body = Problem),
         (status = 503, body = Problem, description = "The cluster's objects could not be read or evaluated")))]
 pub async fn audit(State(s): State<AppState>, who: Principal, Query(q): Query<AuditQuery>) -> Result<Json<AuditView>> {
     who.admin("audit the cluster")?;

@@ -132,7 +132,8 @@ pub struct ConfigQuery {
     params(("tenant" = String, Path), ("client" = u32, Path, description = "Client number, from 1"), ConfigQuery),
     description = "A wg-quick file for one client (`text/plain`), or with `format=qr` the same file as a QR code \
         (`image/svg+xml`). It holds the client's private key: treat it as a secret.",
-    responses((status = 200, content_type = "text/plain", body = String), (status = 400, body = Problem),
+    responses((status = 200, description = "The wg-quick file, or (format=qr) its QR code",
+        content((String = "text/plain"), (String = "image/svg+xml"))), (status = 400, body = Problem),
         (status = 401, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)))]
 pub async fn config(
     State(s): State<AppState>,
