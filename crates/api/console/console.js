@@ -153,6 +153,20 @@ function bar(label, used, max) {
     "aria-label": label + " " + used + " of " + max }), " " + used + " / " + max)];
 }
 
+/// A tenant's quota use: a bar per resource its namespace's ResourceQuota
+/// reports (used of hard), else its limits alone (not counted yet).
+function usage(t, instances) {
+  const q = t.spec.quota || {};
+  if (t.usage && t.usage.length) {
+    return h("div", { class: "usage" }, t.usage.map((u) => [h("span", {}, u.resource),
+      h("span", {}, h("meter", { min: 0, max: 1, high: 0.9, value: Math.min(u.fraction, 1), "aria-label": u.resource + " " + u.used + " of " + u.hard }),
+        " " + u.used + " / " + u.hard)]));
+  }
+  return h("div", { class: "usage" }, bar("instances", instances, q.instances),
+    ["pods", "cpu", "memory", "storage"].filter((k) => q[k] !== undefined && q[k] !== null)
+      .map((k) => [h("span", {}, k), h("span", { class: "muted" }, "limit " + q[k] + " (not counted yet)")]));
+}
+
 function conditionText(status) {
   const ready = ((status && status.conditions) || []).find((c) => c.type === "Ready");
   return ready ? ready.message : "";
@@ -170,9 +184,7 @@ async function tenantsPage() {
       h("td", {}, h("a", { href: "#/tenants/" + encodeURIComponent(t.name) }, t.name)),
       h("td", {}, t.spec.kind),
       h("td", { class: "phase phase-" + (phase === "Ready" ? "Running" : "Pending"), title: conditionText(t.status) }, phase),
-      h("td", {}, h("div", { class: "usage" }, bar("instances", counts[t.name] || 0, q.instances),
-        ["pods", "cpu", "memory", "storage"].filter((k) => q[k] !== undefined && q[k] !== null)
-          .map((k) => [h("span", {}, k), h("span", { class: "muted" }, "limit " + q[k])]))),
+      h("td", {}, usage(t, counts[t.name] || 0)),
       h("td", {}, vpn),
       h("td", {}, h("button", { class: "danger", onclick: async () => {
         if (!confirm("Delete tenant " + t.name + " and everything it runs?")) return;
@@ -292,6 +304,7 @@ async function tenantPage(tenant) {
   return [h("h1", {}, "Tenant " + t.name),
     h("p", { class: "muted" }, t.spec.kind + " · " + ((t.status && t.status.phase) || "Pending") + " · namespace " + ((t.status && t.status.namespace) || "—") +
       (q.instances ? " · at most " + q.instances + " instances" : ""), " ", kubeconfigButton(tenant)),
+    h("div", { id: "tenant-usage" }, usage(t, instances.size)),
     h("h2", {}, "Start an instance"), start,
     h("h2", {}, "Instances"),
     h("div", { class: "table" }, h("table", {}, h("thead", {}, h("tr", {},

@@ -52,6 +52,46 @@ pub struct TenantView {
     /// Set while the tenant is being deleted.
     #[serde(default)]
     pub deleting: bool,
+    /// What its namespace uses of each resource its quota limits, as the
+    /// cluster's ResourceQuota reports it (absent until the quota counted).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub usage: Vec<QuotaUse>,
+}
+
+/// One resource a tenant's quota limits: used and the limit, as the
+/// cluster's ResourceQuota in its namespace reports them.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct QuotaUse {
+    /// pods, cpu, memory, storage, instances, or the quota's own key.
+    pub resource: String,
+    pub used: String,
+    pub hard: String,
+    /// used ÷ hard (1 is full; more than 1 after the quota was lowered).
+    pub fraction: f64,
+}
+
+/// The uses a tenant namespace's ResourceQuota reports, by resource.
+pub fn quota_use(q: &k8s_openapi::api::core::v1::ResourceQuota) -> Vec<QuotaUse> {
+    let Some(status) = q.status.as_ref() else { return Vec::new() };
+    let (Some(hard), Some(used)) = (status.hard.as_ref(), status.used.as_ref()) else { return Vec::new() };
+    hard.iter()
+        .map(|(key, h)| {
+            let u = used.get(key).map(|u| u.0.clone()).unwrap_or_else(|| "0".into());
+            let resource = match key.as_str() {
+                "requests.cpu" => "cpu",
+                "requests.memory" => "memory",
+                "requests.storage" => "storage",
+                k if k.starts_with("count/instances.") => "instances",
+                k => k,
+            };
+            let (num, den) = (quantity::Quantity::parse(&u), quantity::Quantity::parse(&h.0));
+            let fraction = match (num, den) {
+                (Some(n), Some(d)) if d.0 > 0 => n.0 as f64 / d.0 as f64,
+                _ => 0.0,
+            };
+            QuotaUse { resource: resource.to_string(), used: u, hard: h.0.clone(), fraction }
+        })
+        .collect()
 }
 
 impl From<&Tenant> for TenantView {
@@ -62,6 +102,7 @@ impl From<&Tenant> for TenantView {
             status: t.status.clone(),
             created: t.metadata.creation_timestamp.as_ref().map(|c| c.0.to_string()),
             deleting: t.metadata.deletion_timestamp.is_some(),
+            usage: Vec::new(),
         }
     }
 }
@@ -335,6 +376,28 @@ pub struct Health {
     pub status: String,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub waiting_for: Vec<String>,
+}
+
+#[cfg(test)]
+mod quota_use_tests {
+    use super::*;
+
+    #[test]
+    fn a_quotas_status_reads_as_uses_by_resource() {
+        let q: k8s_openapi::api::core::v1::ResourceQuota = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "quota"},
+            "status": {"hard": {"pods": "10", "requests.cpu": "2", "count/instances.paddock.dev": "4"},
+                       "used": {"pods": "5", "requests.cpu": "500m"}}}))
+        .unwrap();
+        let u = quota_use(&q);
+        let get = |r: &str| u.iter().find(|x| x.resource == r).unwrap().clone();
+        assert_eq!((get("pods").used.as_str(), get("pods").fraction), ("5", 0.5));
+        assert_eq!((get("cpu").used.as_str(), get("cpu").hard.as_str(), get("cpu").fraction), ("500m", "2", 0.25));
+        assert_eq!((get("instances").used.as_str(), get("instances").fraction), ("0", 0.0), "not counted yet: 0");
+        let empty: k8s_openapi::api::core::v1::ResourceQuota =
+            serde_json::from_value(serde_json::json!({"metadata": {"name": "quota"}})).unwrap();
+        assert!(quota_use(&empty).is_empty());
+    }
 }
 
 #[cfg(test)]

@@ -60,6 +60,8 @@ pub struct Shared {
     /// instead of asking the cluster (a miss falls back to a GET).
     pub tenants: Store<Tenant>,
     pub templates: Store<Template>,
+    /// The tenants' ResourceQuotas (what each namespace uses).
+    pub quotas: Store<k8s_openapi::api::core::v1::ResourceQuota>,
     /// The metrics registry `/metrics` serves, and the API's metrics in it.
     pub telemetry: crate::metrics::Telemetry,
     ready: Vec<Arc<AtomicBool>>,
@@ -91,6 +93,13 @@ impl Shared {
     }
 
     /// The namespace of a tenant.
+    /// What tenant `tenant`'s namespace uses of its quota, from the watch.
+    pub fn usage(&self, tenant: &str) -> Vec<crate::model::QuotaUse> {
+        let ns = self.namespace(tenant);
+        let r = ObjectRef::new(resources::vocabulary::TENANT_QUOTA).within(&ns);
+        self.quotas.get(&r).map(|q| crate::model::quota_use(&q)).unwrap_or_default()
+    }
+
     pub fn namespace(&self, tenant: &str) -> String {
         resources::vocabulary::tenant_namespace(&self.config.settings.namespace_prefix, tenant)
     }
@@ -210,7 +219,9 @@ pub fn start_with(
     let creds = Credentials::new(config.admin_token.clone(), ns, secrets);
     let ready = vec![creds_ready, tenants_ready, templates_ready];
     let keyed_starts = crate::keylock::KeyLocks::default();
-    let state = Arc::new(Shared { client, keyed_starts, config, creds, hub, tenants, templates, telemetry, ready });
+    let quotas = index.tenant_quotas().store();
+    let state =
+        Arc::new(Shared { client, keyed_starts, config, creds, hub, tenants, templates, quotas, telemetry, ready });
     (state, Background { tasks, _index: index })
 }
 

@@ -794,3 +794,25 @@ async fn the_audit_reports_isolation_and_explains_a_path() {
     assert_eq!(code, StatusCode::NOT_FOUND);
     env.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_shows_what_it_uses_of_its_quota() {
+    let env = Env::start().await;
+    let (code, body) = start(&env, &env.alpha, &env.alpha_token, json!({"template": env.template})).await;
+    assert_eq!(code, StatusCode::CREATED, "{body}");
+    // The quota's usage comes from the shared watch of the tenants' ResourceQuotas.
+    let path = format!("/v1/tenants/{}", env.alpha);
+    kubesim::testing::wait_until(T, "the instance counted in the usage", || async {
+        let (_, t) = env.call("GET", &path, Some(&env.alpha_token), None).await;
+        t["usage"].as_array().is_some_and(|u| u.iter().any(|x| x["resource"] == "instances" && x["used"] == "1"))
+    })
+    .await;
+    let (_, t) = env.call("GET", &path, Some(ADMIN), None).await;
+    let inst = t["usage"].as_array().unwrap().iter().find(|x| x["resource"] == "instances").unwrap().clone();
+    assert_eq!((inst["hard"].as_str(), inst["fraction"].as_f64()), (Some("3"), Some(1.0 / 3.0)), "{t}");
+    // And in the list, for the admin.
+    let (_, all) = env.call("GET", "/v1/tenants?limit=1000", Some(ADMIN), None).await;
+    let listed = all["items"].as_array().unwrap().iter().find(|x| x["name"] == env.alpha.as_str()).unwrap().clone();
+    assert_eq!(listed["usage"], t["usage"]);
+    env.finish().await;
+}

@@ -52,8 +52,19 @@ where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
 {
     let (store, events) = reflect(api, wc, whole);
+    (store, relevant_by(events, view))
+}
+
+/// The objects of `events` whose update changed `view` of them (deletions
+/// and relists always pass): the trigger half of [`reflected_by`], for a
+/// watch another reader shares (`crate::index`).
+pub fn relevant_by<K, S>(events: S, view: fn(&K) -> u64) -> impl Stream<Item = Result<K, watcher::Error>> + Send
+where
+    K: Resource<DynamicType = ()> + Clone + Send + 'static,
+    S: Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send,
+{
     let mut changes = Changes::default();
-    (store, events.try_filter_map(move |ev| std::future::ready(Ok(changes.relevant(ev, view)))))
+    events.try_filter_map(move |ev| std::future::ready(Ok(changes.relevant(ev, view))))
 }
 
 /// A watch's events with the objects of a (re)list held back until the list

@@ -1,5 +1,6 @@
 //! One watch per kind per process: the objects every reconciler and the API
-//! read (Tenants, Templates, Instances, the pool's pods), each kind watched
+//! read (Tenants, Templates, Instances, the pool's pods, the tenants'
+//! quotas), each kind watched
 //! once into a store that all of them share, and its events fanned out to
 //! every reader that reacts to them.
 //!
@@ -16,7 +17,7 @@
 
 use futures::stream::{self, BoxStream};
 use futures::{Stream, StreamExt};
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Pod, ResourceQuota};
 use kube::api::Api;
 use kube::runtime::reflector::Store;
 use kube::runtime::watcher::{self, Event};
@@ -49,6 +50,7 @@ struct Inner {
     templates: OnceLock<Feed<Template>>,
     tenants: OnceLock<Feed<Tenant>>,
     instances: OnceLock<Feed<Instance>>,
+    tenant_quotas: OnceLock<Feed<ResourceQuota>>,
     /// Pool pods by pool namespace.
     pool_pods: Mutex<HashMap<String, Feed<Pod>>>,
 }
@@ -72,6 +74,7 @@ impl Index {
                 templates: OnceLock::new(),
                 tenants: OnceLock::new(),
                 instances: OnceLock::new(),
+                tenant_quotas: OnceLock::new(),
                 pool_pods: Mutex::new(HashMap::new()),
             }),
         }
@@ -92,6 +95,16 @@ impl Index {
 
     pub fn instances(&self) -> &Feed<Instance> {
         self.inner.instances.get_or_init(|| self.start("instances", Api::all(self.inner.client.clone())))
+    }
+
+    /// The ResourceQuotas Paddock made in tenants' namespaces (their
+    /// `status.used` is what each tenant's namespace uses).
+    pub fn tenant_quotas(&self) -> &Feed<ResourceQuota> {
+        self.inner.tenant_quotas.get_or_init(|| {
+            use resources::vocabulary::{MANAGED_BY, MANAGER, TENANT};
+            let wc = watcher::Config::default().labels(&format!("{MANAGED_BY}={MANAGER},{TENANT}"));
+            self.start_with("tenant quotas", Api::all(self.inner.client.clone()), wc)
+        })
     }
 
     /// The warm pools' pods in `pool_ns` (those labelled with their pool).

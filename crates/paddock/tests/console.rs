@@ -141,6 +141,7 @@ async fn the_console_works_in_a_real_browser() {
     c.find(Locator::Css("form.inline button")).await.unwrap().click().await.unwrap();
     until(&c, "the new tenant's row", "[...document.querySelectorAll('td a')].some(a => a.textContent === 'blue')")
         .await;
+    until(&c, "the demo tenant's quota use", "document.querySelector('meter[aria-label^=\"pods \"]')").await;
     shot(&c, &shots, "tenants").await;
     c.goto(&format!("{base}/ui/#/templates")).await.unwrap();
     until(&c, "the templates page", "document.querySelector('h1')?.textContent === 'Templates'").await;

@@ -1,7 +1,8 @@
 //! One watch per kind per process: `paddock serve` runs the API and the
-//! reconcilers in one process, and both read Tenants, Templates, Instances
-//! and the warm pools' pods from one shared index (`controller::index`), so
-//! the API server serves one watch of each, not one per reader (Templates
+//! reconcilers in one process, and both read Tenants, Templates, Instances,
+//! the tenants' ResourceQuotas and the warm pools' pods from one shared index
+//! (`controller::index`), so the API server serves one watch of each, not one
+//! per reader (Templates
 //! were watched four times, Tenants and Instances twice, the pool's pods
 //! twice). Pods have three watches, of three sets no pod is in twice (a
 //! label selector cannot say "this or that", and a watch of every pod in the
@@ -32,7 +33,7 @@ async fn paddock_serve_watches_each_kind_once() {
         .kill_on_drop(true)
         .spawn()
         .unwrap();
-    let kinds = ["templates", "tenants", "instances", "pods"];
+    let kinds = ["templates", "tenants", "instances", "resourcequotas", "pods"];
     let counts = || kinds.map(|k| sim.open_watches(k));
     // Every reader is up once the leader's reconcilers watch the pool's pods
     // and the instances' own; then a while for any late duplicate to show.
@@ -44,5 +45,5 @@ async fn paddock_serve_watches_each_kind_once() {
     let got = counts();
     let _ = serve.kill().await;
     let _ = std::fs::remove_dir_all(&dir);
-    assert_eq!(got, [1, 1, 1, 3], "open watches of {kinds:?}");
+    assert_eq!(got, [1, 1, 1, 1, 3], "open watches of {kinds:?}");
 }

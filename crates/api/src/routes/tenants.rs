@@ -24,13 +24,18 @@ pub async fn list(
 ) -> Result<Json<Page<TenantView>>> {
     let lp = list_params(&p)?;
     let api = Api::<Tenant>::all(s.client.clone());
+    let view = |t: &Tenant| {
+        let mut v = TenantView::from(t);
+        v.usage = s.usage(&v.name);
+        v
+    };
     if let Principal::Tenant(t) = &who {
-        let items = api.get_opt(t).await?.iter().map(TenantView::from).collect();
+        let items = api.get_opt(t).await?.iter().map(view).collect();
         return Ok(Json(Page { items, next: None }));
     }
     let list = api.list(&lp).await?;
     let next = list.metadata.continue_.filter(|c| !c.is_empty());
-    Ok(Json(Page { items: list.items.iter().map(TenantView::from).collect(), next }))
+    Ok(Json(Page { items: list.items.iter().map(view).collect(), next }))
 }
 
 #[utoipa::path(post, path = "/v1/tenants", tag = "tenants", request_body = NewTenant,
@@ -102,7 +107,9 @@ fn new_tenant(name: &str, spec: TenantSpec) -> Tenant {
 #[utoipa::path(get, path = "/v1/tenants/{tenant}", tag = "tenants", params(("tenant" = String, Path)),
     responses((status = 200, body = TenantView), (status = 401, body = Problem), (status = 404, body = Problem)))]
 pub async fn get(State(s): State<AppState>, who: Principal, Path(tenant): Path<String>) -> Result<Json<TenantView>> {
-    Ok(Json(TenantView::from(&*visible_tenant(&s, &who, &tenant).await?)))
+    let mut view = TenantView::from(&*visible_tenant(&s, &who, &tenant).await?);
+    view.usage = s.usage(&tenant);
+    Ok(Json(view))
 }
 
 /// `current` with the merge patch applied, checked as a new spec would be.

@@ -478,7 +478,8 @@ impl Watches {
         let (n, ns) = crate::cache::reflected(Api::<Namespace>::all(c.clone()), ours(), crate::cache::whole);
         // Admission rewrites a quota's usage on every create in its namespace;
         // only a change the tenant's status shows (usage over the quota) matters.
-        let (q, qs) = crate::cache::reflected_by(Api::<ResourceQuota>::all(c), ours(), super::cache::quota_view);
+        let quotas = index.tenant_quotas();
+        let (q, qs) = (quotas.store(), crate::cache::relevant_by(quotas.subscribe(), super::cache::quota_view));
         Self { tenants: (t, ts.boxed()), namespaces: (n, ns.boxed()), quotas: (q, qs.boxed()) }
     }
 
