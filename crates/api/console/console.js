@@ -288,7 +288,7 @@ async function tenantPage(tenant) {
   };
   pick.addEventListener("change", envFields);
   envFields();
-  const start = h("form", { class: "inline", onsubmit: async (e) => {
+  const start = h("form", { class: "inline", id: "start-form", onsubmit: async (e) => {
     e.preventDefault();
     const env = {};
     for (const i of envBox.querySelectorAll("input")) if (i.value) env[i.dataset.env] = i.value;
@@ -305,6 +305,7 @@ async function tenantPage(tenant) {
     h("p", { class: "muted" }, t.spec.kind + " · " + ((t.status && t.status.phase) || "Pending") + " · namespace " + ((t.status && t.status.namespace) || "—") +
       (q.instances ? " · at most " + q.instances + " instances" : ""), " ", kubeconfigButton(tenant)),
     h("div", { id: "tenant-usage" }, usage(t, instances.size)),
+    s.admin ? [h("h2", {}, "Quota"), quotaForm(tenant, t)] : null,
     h("h2", {}, "Start an instance"), start,
     h("h2", {}, "Instances"),
     h("div", { class: "table" }, h("table", {}, h("thead", {}, h("tr", {},
@@ -400,6 +401,28 @@ async function tokensSection(tenant) {
     } catch (err) { say(err.message, "error"); }
   } }, h("label", {}, "Description", description), h("label", {}, "TTL", ttl), h("button", { class: "primary", type: "submit" }, "Issue token"));
   return [h("h2", {}, "Tokens"), issue, shown, table(["Id", "Description", "Expires", ""], rows, "No tokens.")];
+}
+
+const QUOTA = ["pods", "cpu", "memory", "storage", "instances"];
+
+/// The admin's form for a tenant's quota: empty means no limit (the key is
+/// removed by the merge patch); what the API refuses is said in its words.
+function quotaForm(tenant, t) {
+  const q = t.spec.quota || {};
+  const inputs = QUOTA.map((k) => h("input", { id: "quota-" + k, value: q[k] ?? "", placeholder: "no limit", size: 7 }));
+  return h("form", { class: "inline", id: "quota-form", onsubmit: async (e) => {
+    e.preventDefault();
+    const quota = {};
+    QUOTA.forEach((k, i) => {
+      const v = inputs[i].value.trim();
+      const counted = k === "pods" || k === "instances";
+      quota[k] = v === "" ? null : counted && /^\d+$/.test(v) ? Number(v) : v;
+    });
+    try {
+      await api("PATCH", "/v1/tenants/" + encodeURIComponent(tenant), { quota });
+      say("quota of " + tenant + " saved");
+    } catch (err) { say(err.message, "error"); }
+  } }, QUOTA.map((k, i) => h("label", {}, k, inputs[i])), h("button", { class: "primary", type: "submit" }, "Save quota"));
 }
 
 function kubeconfigButton(tenant) {

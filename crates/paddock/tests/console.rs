@@ -166,7 +166,7 @@ async fn the_console_works_in_a_real_browser() {
     )
     .await
     .unwrap();
-    c.find(Locator::Css("form.inline button.primary")).await.unwrap().click().await.unwrap();
+    c.find(Locator::Css("#start-form button.primary")).await.unwrap().click().await.unwrap();
     until(&c, "an instance row", "document.querySelector('#instances tr')").await;
     until(&c, "the instance Running", "document.querySelector('#instances tr[data-phase=\"Running\"]')").await;
     shot(&c, &shots, "tenant").await;
@@ -180,6 +180,19 @@ async fn the_console_works_in_a_real_browser() {
     // Its pod's log, followed.
     c.find(Locator::Css(&format!("#instance-{name} button.logs"))).await.unwrap().click().await.unwrap();
     until(&c, "the log panel", "document.querySelector('#logs pre.log')").await;
+
+    // The quota, edited by the admin: a bad value is refused in the API's
+    // words, a good one saved.
+    c.find(Locator::Id("quota-pods")).await.unwrap().clear().await.unwrap();
+    c.find(Locator::Id("quota-pods")).await.unwrap().send_keys("lots").await.unwrap();
+    c.find(Locator::Css("#quota-form button")).await.unwrap().click().await.unwrap();
+    until(&c, "the refused quota", "document.getElementById('notice').className === 'error'").await;
+    c.find(Locator::Id("quota-pods")).await.unwrap().clear().await.unwrap();
+    c.find(Locator::Id("quota-pods")).await.unwrap().send_keys("30").await.unwrap();
+    c.find(Locator::Css("#quota-form button")).await.unwrap().click().await.unwrap();
+    until(&c, "the saved quota", "document.getElementById('notice').textContent === 'quota of demo saved'").await;
+    let demo = api(reqwest::Method::GET, format!("{base}/v1/tenants/demo"), &admin, None).await;
+    assert_eq!(demo["spec"]["quota"]["pods"], 30, "{demo}");
 
     // The VPN: a client's file downloaded, and its QR code shown.
     c.execute(
