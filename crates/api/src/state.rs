@@ -159,14 +159,7 @@ where
             }
         }
     });
-    let flag = Arc::new(AtomicBool::new(false));
-    let (f, ready_store) = (flag.clone(), store.clone());
-    let ready = tokio::spawn(async move {
-        // Not `wait_until_ready`: see `controller::cache::listed_within`.
-        if controller::cache::listed_within(&ready_store, Duration::MAX).await {
-            f.store(true, Ordering::Relaxed);
-        }
-    });
+    let (store, flag, ready) = listed(store);
     (store, flag, vec![feed, ready])
 }
 

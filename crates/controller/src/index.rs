@@ -167,7 +167,7 @@ where
     ) -> Feed<K> {
         let (tx, _) = broadcast::channel(BACKLOG);
         let fanout = Arc::new(Mutex::new(Fanout { tx, listed: false }));
-        let shared = fanout.clone();
+        let kept = fanout.clone();
         let task = tokio::spawn(async move {
             let mut events = std::pin::pin!(events);
             // A list goes out whole, at its end: a subscriber that joins
@@ -182,9 +182,9 @@ where
                         continue;
                     }
                 };
-                match (ev, list.as_mut()) {
+                match (shared(ev), list.as_mut()) {
                     (Event::Init, _) => list = Some(vec![Event::Init]),
-                    (Event::InitApply(o), Some(l)) => l.push(Event::InitApply(Arc::new(o))),
+                    (ev @ Event::InitApply(_), Some(l)) => l.push(ev),
                     (Event::InitDone, _) => {
                         let mut batch = list.take().unwrap_or_default();
                         batch.push(Event::InitDone);
@@ -195,19 +195,12 @@ where
                         f.listed = true;
                     }
                     (ev, _) => {
-                        let ev = match ev {
-                            Event::Apply(o) => Event::Apply(Arc::new(o)),
-                            Event::Delete(o) => Event::Delete(Arc::new(o)),
-                            Event::InitApply(o) => Event::InitApply(Arc::new(o)),
-                            Event::Init => Event::Init,
-                            Event::InitDone => Event::InitDone,
-                        };
                         let _ = fanout.lock().unwrap_or_else(|e| e.into_inner()).tx.send(ev);
                     }
                 }
             }
         });
-        Feed { store, fanout: shared, task: Arc::new(Task(task)) }
+        Feed { store, fanout: kept, task: Arc::new(Task(task)) }
     }
 
     /// The kind's objects (shared by every reader).
@@ -247,6 +240,16 @@ where
 {
     let objects = store.state().into_iter().map(|o| Ok(Event::InitApply(K::clone(&o))));
     stream::iter([Ok(Event::Init)]).chain(stream::iter(objects)).chain(stream::iter([Ok(Event::InitDone)])).boxed()
+}
+
+fn shared<K>(ev: Event<K>) -> Event<Arc<K>> {
+    match ev {
+        Event::Apply(o) => Event::Apply(Arc::new(o)),
+        Event::Delete(o) => Event::Delete(Arc::new(o)),
+        Event::InitApply(o) => Event::InitApply(Arc::new(o)),
+        Event::Init => Event::Init,
+        Event::InitDone => Event::InitDone,
+    }
 }
 
 fn owned<K: Clone>(ev: Event<Arc<K>>) -> Event<K> {

@@ -31,6 +31,19 @@ pub async fn evaluator(client: &kube::Client, ipblock_matches_pods: bool) -> std
     Ok(Evaluator::new(input, Options { ipblock_matches_pods }))
 }
 
+/// The templates that relax the hardened pod under the installation's
+/// `runtime_class`, each with what it relaxes.
+pub fn relaxed<'a>(
+    templates: impl IntoIterator<Item = &'a resources::Template>,
+    runtime_class: Option<&str>,
+) -> Vec<(String, Vec<String>)> {
+    templates
+        .into_iter()
+        .map(|t| (kube::ResourceExt::name_any(t), t.spec.relaxations(runtime_class)))
+        .filter(|(_, r)| !r.is_empty())
+        .collect()
+}
+
 #[derive(Debug, Clone, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -49,14 +62,8 @@ pub async fn audit(State(s): State<AppState>, who: Principal, Query(q): Query<Au
     who.admin("audit the cluster")?;
     let ev = evaluator(&s.client, q.ipblock_matches_pods.unwrap_or(false)).await.map_err(Problem::unavailable)?;
     let report = netpol::audit::report(&ev, resources::vocabulary::TENANT);
-    let runtime_class = s.settings().runtime_class.clone();
-    let relaxed = s
-        .templates
-        .state()
-        .iter()
-        .map(|t| (kube::ResourceExt::name_any(t.as_ref()), t.spec.relaxations(runtime_class.as_deref())))
-        .filter(|(_, r)| !r.is_empty())
-        .collect();
+    let templates = s.templates.state();
+    let relaxed = relaxed(templates.iter().map(|t| t.as_ref()), s.settings().runtime_class.as_deref());
     Ok(Json(AuditView::new(&report, relaxed)))
 }
 

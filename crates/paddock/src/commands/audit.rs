@@ -63,11 +63,7 @@ async fn relaxed_templates(client: &kube::Client, runtime_class: Option<&str>) -
         Err(kube::Error::Api(e)) if e.code == 404 => return Ok(Vec::new()),
         Err(e) => return Err(e).context("listing templates"),
     };
-    Ok(list
-        .iter()
-        .map(|t| (kube::ResourceExt::name_any(t), t.spec.relaxations(runtime_class)))
-        .filter(|(_, r)| !r.is_empty())
-        .collect())
+    Ok(api::routes::audit::relaxed(&list, runtime_class))
 }
 
 async fn load(args: &AuditArgs) -> Result<(Evaluator, Relaxed)> {
