@@ -1,13 +1,13 @@
 //! Watch caches shared by the reconcilers: reflected watches whose objects
-//! are kept trimmed (never with managedFields), and server-side applies that
-//! are not sent when the cached object already has every field the apply sets.
+//! are kept trimmed (never with managedFields), and server-side applies
+//! through the reconciler's ledger (`crate::ledger`), which skips them when
+//! the cached object is already as the apply would leave it.
 //!
 //! A cache can lag the cluster by a watch event. That is safe: the event that
 //! would make a skipped write necessary triggers another reconcile, which
 //! then sees it.
 
 use futures::{FutureExt, Stream, TryStreamExt};
-use k8s_openapi::ByteString;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, Patch, PatchParams};
 use kube::core::{PartialObjectMeta, PartialObjectMetaExt};
@@ -16,14 +16,13 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde_json::Value;
 use std::collections::{HashMap, HashSet};
 use std::fmt::Debug;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
-use crate::echo_filter::EchoFilter;
 use crate::labels::FIELD_MANAGER;
+use crate::ledger::{Applied, Ledger, Repair, Shown};
 
 /// A watch whose objects go into a store, trimmed by `trim` (after
 /// managedFields are dropped), and whose events go on to trigger reconciles.
@@ -230,49 +229,62 @@ pub async fn listed_within<K: Resource<DynamicType = ()> + Clone + 'static>(
     }
 }
 
-/// Server-side applies `obj` (field manager `paddock`, forced), unless the
-/// store shows the object already has every field `obj` sets. A write sent
-/// is announced to `echoes`, and its watch event is an echo. Returns the
-/// object.
-pub async fn apply<K>(echoes: &EchoFilter, store: Option<&Store<K>>, api: &Api<K>, obj: &K) -> Result<K, kube::Error>
+/// Server-side applies `obj` (field manager `paddock`, forced) for `owner`
+/// through `ledger`, which skips it when the store shows the object already
+/// as the apply would leave it. Returns the object and the drift repaired.
+pub async fn apply<K>(
+    ledger: &Ledger,
+    owner: &str,
+    store: Option<&Store<K>>,
+    api: &Api<K>,
+    obj: &K,
+) -> Result<(K, Option<Repair>), kube::Error>
 where
     K: Resource<DynamicType = ()> + Clone + Serialize + DeserializeOwned + Debug,
 {
-    if let Some(current) = already(store, obj)? {
-        return Ok((*current).clone());
-    }
-    let w = echoes.writing(obj);
-    let name = obj.meta().name.as_deref().unwrap_or_default();
-    let applied = api.patch(name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(obj)).await?;
-    w.wrote(&applied);
-    Ok(applied)
+    let current = shown(store, obj);
+    let shown = current.as_deref().map_or(Shown::Nothing, Shown::Whole);
+    Ok(match ledger.apply(owner, shown, obj, || patch(api, obj)).await? {
+        Applied::Sent(o, repair) => (o, repair),
+        Applied::Skipped => (current.as_deref().cloned().unwrap_or_else(|| obj.clone()), None),
+    })
 }
 
 /// [`apply`] for a caller that reads only the answer's metadata: its name,
 /// namespace, uid, resourceVersion, generation, labels and deletion
 /// timestamp. The rest of the answer (spec, status and managedFields, most
 /// of its bytes) is skipped while it is parsed, not decoded into values.
+/// Returns the drift repaired.
 pub async fn apply_meta<K>(
-    echoes: &EchoFilter,
+    ledger: &Ledger,
+    owner: &str,
     store: Option<&Store<K>>,
     api: &Api<K>,
     obj: &K,
-) -> Result<PartialObjectMeta<K>, kube::Error>
+) -> Result<Option<Repair>, kube::Error>
 where
     K: Resource<DynamicType = ()> + Clone + Serialize + DeserializeOwned + Debug,
 {
-    if let Some(current) = already(store, obj)? {
-        return Ok(current.meta().clone().into_response_partial());
-    }
-    let w = echoes.writing(obj);
-    let applied = patch_meta(api, obj).await?;
-    w.wrote(&applied);
-    Ok(applied)
+    let current = shown(store, obj);
+    let shown = current.as_deref().map_or(Shown::Nothing, Shown::Whole);
+    Ok(match ledger.apply(owner, shown, obj, || patch_meta(api, obj)).await? {
+        Applied::Sent(_, repair) => repair,
+        Applied::Skipped => None,
+    })
+}
+
+/// Server-side applies `obj` (field manager `paddock`, forced).
+pub async fn patch<K>(api: &Api<K>, obj: &K) -> Result<K, kube::Error>
+where
+    K: Resource<DynamicType = ()> + Clone + Serialize + DeserializeOwned + Debug,
+{
+    let name = obj.meta().name.as_deref().unwrap_or_default();
+    api.patch(name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(obj)).await
 }
 
 /// Server-side applies `obj` (field manager `paddock`, forced), reading the
 /// answer as [`apply_meta`] does.
-async fn patch_meta<K>(api: &Api<K>, obj: &K) -> Result<PartialObjectMeta<K>, kube::Error>
+pub async fn patch_meta<K>(api: &Api<K>, obj: &K) -> Result<PartialObjectMeta<K>, kube::Error>
 where
     K: Resource<DynamicType = ()> + Clone + Serialize + DeserializeOwned + Debug,
 {
@@ -287,22 +299,10 @@ where
     Ok(answer.metadata.into())
 }
 
-/// The cached object, when it already has every field `obj` sets (so an
-/// apply would change nothing).
-fn already<K>(store: Option<&Store<K>>, obj: &K) -> Result<Option<Arc<K>>, kube::Error>
-where
-    K: Resource<DynamicType = ()> + Clone + Serialize,
-{
+/// The cached copy of `obj`, if the store has one.
+fn shown<K: Resource<DynamicType = ()> + Clone>(store: Option<&Store<K>>, obj: &K) -> Option<Arc<K>> {
     let name = obj.meta().name.as_deref().unwrap_or_default();
-    let Some(current) = store.and_then(|s| lookup(s, obj.meta().namespace.as_deref(), name)) else {
-        return Ok(None);
-    };
-    let same = current.meta().deletion_timestamp.is_none()
-        && covers(
-            &serde_json::to_value(&*current).map_err(kube::Error::SerdeError)?,
-            &stored_form(serde_json::to_value(obj).map_err(kube::Error::SerdeError)?),
-        );
-    Ok(same.then_some(current))
+    store.and_then(|s| lookup(s, obj.meta().namespace.as_deref(), name))
 }
 
 /// An API server's answer with an object, as far as [`apply_meta`] reads it
@@ -337,33 +337,6 @@ impl<K> From<AnswerMeta> for PartialObjectMeta<K> {
             ..ObjectMeta::default()
         }
         .into_response_partial()
-    }
-}
-
-/// An object as the API server stores it, as far as a comparison needs: a
-/// Secret's write-only `stringData` is merged into `data`, base64-encoded.
-fn stored_form(mut v: Value) -> Value {
-    if v.get("kind").and_then(Value::as_str) == Some("Secret")
-        && let Some(Value::Object(strings)) = v.as_object_mut().and_then(|o| o.remove("stringData"))
-    {
-        let data = v.as_object_mut().map(|o| o.entry("data").or_insert_with(|| Value::Object(Default::default())));
-        if let Some(Value::Object(data)) = data {
-            for (k, s) in strings {
-                let bytes = s.as_str().unwrap_or_default().as_bytes().to_vec();
-                data.insert(k, serde_json::to_value(ByteString(bytes)).unwrap_or(Value::Null));
-            }
-        }
-    }
-    v
-}
-
-/// Whether `actual` already has every field `desired` sets, with the same
-/// value (objects recursively; arrays element by element, same length).
-pub fn covers(actual: &Value, desired: &Value) -> bool {
-    match (actual, desired) {
-        (Value::Object(a), Value::Object(d)) => d.iter().all(|(k, dv)| a.get(k).is_some_and(|av| covers(av, dv))),
-        (Value::Array(a), Value::Array(d)) => a.len() == d.len() && a.iter().zip(d).all(|(av, dv)| covers(av, dv)),
-        (a, d) => a == d,
     }
 }
 
@@ -406,6 +379,12 @@ impl<V> Projection<V> {
 
     pub fn get(&self, ns: &str, name: &str) -> Option<Arc<V>> {
         self.inner.map.read().unwrap_or_else(|e| e.into_inner()).get(ns).and_then(|m| m.get(name)).cloned()
+    }
+
+    /// Every object of namespace `ns`.
+    pub fn in_namespace(&self, ns: &str) -> Vec<Arc<V>> {
+        let map = self.inner.map.read().unwrap_or_else(|e| e.into_inner());
+        map.get(ns).map(|m| m.values().cloned().collect()).unwrap_or_default()
     }
 
     /// Whether the first list is in.
@@ -476,7 +455,7 @@ where
 
 #[cfg(test)]
 mod tests {
-    use super::{Changes, covers, stored_form};
+    use super::Changes;
     use k8s_openapi::api::core::v1::ConfigMap;
     use kube::runtime::watcher::Event;
     use serde_json::json;
@@ -587,27 +566,5 @@ mod tests {
         let relisted = names(&mut c, vec![Event::Init, Event::InitApply(cm("a", "zz", "7")), Event::InitDone]);
         assert!(relisted.is_empty(), "{relisted:?}");
         assert_eq!(names(&mut c, vec![Event::Apply(cm("b", "y", "8"))]), ["b"]);
-    }
-
-    #[test]
-    fn covered_when_every_desired_field_is_there() {
-        let actual = json!({"metadata": {"name": "a", "labels": {"x": "1", "y": "2"}, "uid": "u"},
-            "spec": {"ports": [{"port": 53, "protocol": "UDP"}]}, "status": {"phase": "Active"}});
-        assert!(covers(&actual, &json!({"metadata": {"name": "a", "labels": {"x": "1"}}})));
-        assert!(covers(&actual, &json!({"spec": {"ports": [{"port": 53}]}})));
-        assert!(!covers(&actual, &json!({"metadata": {"labels": {"x": "2"}}})), "a changed value");
-        assert!(!covers(&actual, &json!({"metadata": {"annotations": {"a": "b"}}})), "a missing field");
-        assert!(!covers(&actual, &json!({"spec": {"ports": []}})), "an array of another length");
-    }
-
-    #[test]
-    fn a_secrets_string_data_compares_as_its_base64_data() {
-        let stored = json!({"kind": "Secret", "data": {"a": "aGk=", "b": "eA=="}});
-        let desired = stored_form(json!({"kind": "Secret", "stringData": {"a": "hi"}}));
-        assert_eq!(desired, json!({"kind": "Secret", "data": {"a": "aGk="}}));
-        assert!(covers(&stored, &desired));
-        assert!(!covers(&stored, &stored_form(json!({"kind": "Secret", "stringData": {"a": "ho"}}))));
-        let other = json!({"kind": "ConfigMap", "stringData": {"a": "hi"}});
-        assert_eq!(stored_form(other.clone()), other, "only Secrets have stringData");
     }
 }

@@ -8,7 +8,7 @@
 //! ones are refused and its warm pool drains.
 
 use crate::events::Events;
-use crate::last_write::{add_finalizer, remove_finalizer};
+use crate::finalizers::{add_finalizer, remove_finalizer};
 use crate::metrics::Metrics;
 use futures::StreamExt;
 use jiff::Timestamp;

@@ -3,7 +3,7 @@
 
 use controller::config::Settings;
 use controller::{instance, tenant};
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kubesim::testing::{TestCluster, wait_for, wait_gone, wait_until};
 use resources::{Instance, InstancePhase, Template, Tenant};
@@ -209,6 +209,19 @@ async fn instances_start_heal_limit_fail_and_expire() {
     let release = json!({"metadata": {"finalizers": null}});
     insts.patch("web1", &PatchParams::default(), &Patch::Merge(&release)).await.unwrap();
     wait_gone(&insts, "web1", T).await;
+
+    // Every reconcile sweeps its namespace from the watch caches: what an
+    // instance that no longer exists left there goes when any instance of
+    // the namespace is next reconciled (here web3, poked by an annotation).
+    let cms: Api<ConfigMap> = Api::namespaced(tc.client.clone(), &ns);
+    let left: ConfigMap = serde_json::from_value(json!({"metadata": {"name": "left-config",
+        "labels": {"app.kubernetes.io/managed-by": "paddock", "paddock.dev/instance": "vanished-too"}},
+        "data": {"a": "b"}}))
+    .unwrap();
+    cms.create(&PostParams::default(), &left).await.unwrap();
+    let poke = json!({"metadata": {"annotations": {"test.paddock.dev/poke": "1"}}});
+    insts.patch("web3", &PatchParams::default(), &Patch::Merge(&poke)).await.unwrap();
+    wait_gone(&cms, "left-config", T).await;
 
     // A template in use stays when it is deleted, until its last instance is
     // gone: that instance is still repaired, and a new one is refused.

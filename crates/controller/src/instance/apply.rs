@@ -4,9 +4,9 @@
 
 use super::cache::{Caches, Meta, ServiceBrief};
 use super::context::Context;
-use crate::labels::FIELD_MANAGER;
+use crate::ledger::{Applied, Shown};
 use k8s_openapi::api::core::v1::Service;
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::Api;
 use kube::{Resource, ResourceExt};
 use resources::Instance;
 use serde::Serialize;
@@ -32,22 +32,22 @@ where
     for o in objs {
         let (ns, name) =
             (o.meta().namespace.as_deref().unwrap_or_default(), o.meta().name.as_deref().unwrap_or_default());
-        let desired = crate::drift::fingerprint(o);
-        if let Some(m) = ctx.caches.get().and_then(|k| cached(k, ns, name))
-            && !m.deleting
-            && ctx.drift.unchanged::<K>(owner, (ns, name), (&m.uid, &m.resource_version), desired)
-        {
-            out.push(None);
-            continue;
+        let meta = ctx.caches.get().and_then(|k| cached(k, ns, name));
+        let shown = meta.as_ref().map_or(Shown::Nothing, |m| Shown::Meta {
+            uid: &m.uid,
+            version: &m.resource_version,
+            deleting: m.deleting,
+        });
+        match ctx.ledger.apply(owner, shown, o, || crate::cache::patch(api, o)).await? {
+            Applied::Skipped => out.push(None),
+            Applied::Sent(applied, repair) => {
+                if let Some(r) = repair {
+                    tracing::info!(instance = %inst.name_any(), repair = %r, "repaired drift");
+                    ctx.events.record("Instance", inst.object_ref(&()), false, "DriftRepaired", r.to_string());
+                }
+                out.push(Some(applied));
+            }
         }
-        let w = ctx.echoes.writing(o);
-        let applied = api.patch(name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(o)).await?;
-        w.wrote(&applied);
-        if let Some(r) = ctx.drift.applied_as(owner, &applied, desired) {
-            tracing::info!(instance = %inst.name_any(), repair = %r, "repaired drift");
-            ctx.events.record("Instance", inst.object_ref(&()), false, "DriftRepaired", r.to_string());
-        }
-        out.push(Some(applied));
     }
     Ok(out)
 }

@@ -17,7 +17,7 @@
 //! uid and resourceVersion (metadata-only watches), Secrets as their values —
 //! a few hundred bytes each instead of several kilobytes. An apply is skipped
 //! when the object's uid and resourceVersion are what the last apply of the
-//! same desired object left ([`crate::drift::Drift::unchanged`]). The warm
+//! same desired object left (`crate::ledger::applied`). The warm
 //! pools' pods are kept whole, as a claim rewrites them.
 
 use super::phase::PodBrief;
@@ -36,7 +36,7 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
 use resources::vocabulary::{CLAIM, INSTANCE_NAMESPACE, POOL_SET};
 use resources::{Instance, Template, Tenant};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 /// One store per kind the instance controller reads.
@@ -67,14 +67,20 @@ pub struct Meta {
     pub uid: String,
     pub resource_version: String,
     pub deleting: bool,
+    /// The instance it was made for (its label), unless it belongs to a
+    /// claimed warm set (those are the pool reconciler's to sweep).
+    pub instance: Option<String>,
 }
 
 impl Meta {
     pub fn of(m: &ObjectMeta) -> Self {
+        let labels = m.labels.as_ref();
+        let claimed = labels.is_some_and(|l| l.contains_key(CLAIM));
         Self {
             uid: m.uid.clone().unwrap_or_default(),
             resource_version: m.resource_version.clone().unwrap_or_default(),
             deleting: m.deletion_timestamp.is_some(),
+            instance: labels.and_then(|l| l.get(INSTANCE)).filter(|_| !claimed).cloned(),
         }
     }
 }
@@ -148,7 +154,7 @@ pub fn wire(
     client: &Client,
     index: &crate::index::Index,
     pool_ns: &str,
-    echoes: &Arc<crate::echo_filter::EchoFilter>,
+    ledger: &Arc<crate::ledger::Ledger>,
     tenant_stores: Option<crate::tenant::Stores>,
 ) -> (Controller<Instance>, Caches, BoxFuture<'static, ()>) {
     let c = client.clone();
@@ -191,11 +197,11 @@ pub fn wire(
         pool_pods,
     };
     let controller = controller
-        .owns_stream(echoes.unechoed(pods_s))
-        .owns_stream(echoes.unechoed(services_s))
-        .owns_stream(echoes.unechoed(policies_s))
-        .owns_stream(echoes.unechoed(config_maps_s))
-        .owns_stream(echoes.unechoed(secrets_s))
+        .owns_stream(ledger.unechoed(pods_s))
+        .owns_stream(ledger.unechoed(services_s))
+        .owns_stream(ledger.unechoed(policies_s))
+        .owns_stream(ledger.unechoed(config_maps_s))
+        .owns_stream(ledger.unechoed(secrets_s))
         .watches_stream(pool_s, |p: Pod| {
             let l = p.labels();
             l.get(CLAIM)?;
@@ -228,6 +234,28 @@ impl Caches {
         }
         let q = lookup(&self.quotas, Some(ns), resources::vocabulary::TENANT_QUOTA)?;
         resources::usage::Usage::of_quota(&q)
+    }
+
+    /// The instances that objects of namespace `ns` are labelled for but that
+    /// the instance watch does not show: what they left behind. None while
+    /// a watch has not listed.
+    pub fn orphans_in(&self, ns: &str) -> Option<BTreeSet<String>> {
+        let listed = ready(&self.instances)
+            && self.policies.ready()
+            && self.config_maps.ready()
+            && self.services.ready()
+            && self.secrets.ready();
+        if !listed {
+            return None;
+        }
+        let metas = (self.policies.in_namespace(ns).into_iter())
+            .chain(self.config_maps.in_namespace(ns))
+            .filter_map(|m| m.instance.clone());
+        let services = self.services.in_namespace(ns).into_iter().filter_map(|s| s.meta.instance.clone());
+        let secrets = self.secrets.in_namespace(ns).into_iter().filter_map(|s| s.meta.instance.clone());
+        let mut named: BTreeSet<String> = metas.chain(services).chain(secrets).collect();
+        named.retain(|i| self.instances.get(&ObjectRef::new(i).within(ns)).is_none());
+        Some(named)
     }
 
     /// Whether a node carries a role, once the node watch has listed them.

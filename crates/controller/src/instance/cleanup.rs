@@ -3,52 +3,32 @@
 
 use crate::error::Error;
 use crate::labels::{INSTANCE, MANAGED_BY, MANAGER};
+use crate::ledger::Ledger;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, Service};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::api::{Api, DeleteParams, ListParams};
 use kube::{Client, ResourceExt};
 use resources::Instance;
 use resources::vocabulary::CLAIM;
-use std::collections::{BTreeMap, HashMap};
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::collections::BTreeMap;
 
-/// How long a cleanup trusts its earlier deletes before sending them again.
-const RESEND: Duration = Duration::from_secs(30);
-
-/// Instances (by uid) whose objects this process deleted for their cleanup,
-/// and when: while their pods terminate, later runs of the cleanup only count
-/// what is left instead of deleting everything again (seven deletes and two
-/// lists a run, three runs an instance before).
-#[derive(Default)]
-pub struct Cleaning(Mutex<HashMap<String, Instant>>);
-
-impl Cleaning {
-    /// Deletes the instance's objects, or (when this process did lately)
-    /// counts its pods still there; forgets the instance once none is left.
-    pub async fn delete(&self, client: &Client, inst: &Instance, pool_ns: &str) -> Result<usize, Error> {
-        let uid = inst.metadata.uid.clone().unwrap_or_default();
-        let sent = self.lock().get(&uid).is_some_and(|at| at.elapsed() < RESEND);
-        let left = if sent {
-            pods_left(client, inst, pool_ns).await?
-        } else {
-            let left = delete_instance_objects(client, inst, pool_ns).await?;
-            let mut c = self.lock();
-            if c.len() > 4096 {
-                c.retain(|_, at| at.elapsed() < RESEND);
-            }
-            c.insert(uid.clone(), Instant::now());
-            left
-        };
-        if left == 0 {
-            self.lock().remove(&uid);
-        }
-        Ok(left)
+/// Deletes the instance's objects, or, while the deletes this process sent
+/// lately are still trusted (the ledger's [`Ledger::deletes_sent`]), counts
+/// its pods still there: while its pods terminate, later runs of the cleanup
+/// only count what is left instead of deleting everything again. Forgets the
+/// instance's cleanup once none is left.
+pub async fn delete(ledger: &Ledger, client: &Client, inst: &Instance, pool_ns: &str) -> Result<usize, Error> {
+    let left = if ledger.deletes_sent(inst) {
+        pods_left(client, inst, pool_ns).await?
+    } else {
+        let left = delete_instance_objects(client, inst, pool_ns).await?;
+        ledger.sent_deletes(inst);
+        left
+    };
+    if left == 0 {
+        ledger.cleaned(inst);
     }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Instant>> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner())
-    }
+    Ok(left)
 }
 
 fn selector(inst: &str) -> String {
@@ -90,6 +70,24 @@ async fn delete_children(client: &Client, ns: &str, inst: &str) -> Result<usize,
     Api::<ConfigMap>::namespaced(client.clone(), ns).delete_collection(&dp, &lp).await?;
     Api::<Secret>::namespaced(client.clone(), ns).delete_collection(&dp, &lp).await?;
     Ok(left)
+}
+
+/// Deletes what instances that no longer exist left in `inst`'s namespace,
+/// as the watch caches show it: every reconcile looks, and it costs no
+/// request unless something is left. A failure is logged, not returned: the
+/// instance's own reconcile goes on, and the next one looks again.
+pub async fn sweep_namespace(ledger: &Ledger, caches: Option<&super::cache::Caches>, client: &Client, ns: &str) {
+    let Some(orphans) = caches.and_then(|k| k.orphans_in(ns)) else { return };
+    for orphan in orphans {
+        if ledger.swept_lately(ns, &orphan) {
+            continue;
+        }
+        tracing::info!(namespace = %ns, instance = %orphan, "removing objects of an instance that no longer exists");
+        match delete_children(client, ns, &orphan).await {
+            Ok(_) => ledger.note_swept(ns, &orphan),
+            Err(e) => tracing::warn!(namespace = %ns, instance = %orphan, error = %e, "orphan sweep failed"),
+        }
+    }
 }
 
 /// Deletes objects labelled for an Instance that does not exist (any more):

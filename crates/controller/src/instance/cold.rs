@@ -160,7 +160,7 @@ async fn create_pods(
             continue;
         }
         let pname = p.metadata.name.clone().unwrap_or_default();
-        let w = ctx.echoes.writing(p);
+        let w = ctx.ledger.writing(p);
         match pods_api.patch(&pname, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(p)).await {
             Ok(pod) => {
                 w.wrote(&pod);

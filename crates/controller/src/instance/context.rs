@@ -3,16 +3,12 @@
 //! claims, quota refusals and back-offs.
 
 use super::cache::Caches;
-use super::cleanup::Cleaning;
 use crate::config::Settings;
-use crate::drift::Drift;
 use crate::events::Events;
-use crate::last_write::LastWrite;
 use crate::metrics::Metrics;
 use crate::pool::Pools;
 use crate::quota;
 use kube::{Client, ResourceExt};
-use resources::Instance;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,16 +24,14 @@ pub struct Context {
     pub pools: Arc<Pools>,
     pub metrics: Arc<Metrics>,
     pub(super) events: Events,
-    pub(super) drift: Drift,
     /// The watch caches reconciles read from (set when the controller runs;
     /// without them, as in some tests, everything is read from the API server).
     pub(super) caches: std::sync::OnceLock<Caches>,
-    /// Instances as this controller's last finalizer or status write left them.
-    pub(super) written: Arc<LastWrite<Instance>>,
-    /// Instances whose objects this process deleted for their cleanup.
-    pub(super) cleaning: Cleaning,
-    /// This controller's own writes, whose watch events trigger nothing.
-    pub(super) echoes: Arc<crate::echo_filter::EchoFilter>,
+    /// This controller's own writes: their watch events trigger nothing,
+    /// instances are taken as its last write left them, applies are skipped
+    /// and drift is told from them, cleanups are not sent twice (see
+    /// `crate::ledger`).
+    pub(super) ledger: Arc<crate::ledger::Ledger>,
     /// The tenant controller's Tenant and namespace stores, when it runs in
     /// this process (otherwise this controller watches them itself).
     pub(super) tenant_stores: std::sync::OnceLock<crate::tenant::Stores>,
@@ -85,11 +79,8 @@ impl Context {
             settings,
             pools,
             metrics,
-            drift: Drift::default(),
             caches: std::sync::OnceLock::new(),
-            written: Arc::default(),
-            cleaning: Cleaning::default(),
-            echoes: Arc::default(),
+            ledger: Arc::default(),
             tenant_stores: std::sync::OnceLock::new(),
             index: std::sync::OnceLock::new(),
             refusals: quota::Refusals::default(),

@@ -15,9 +15,11 @@ use std::time::Duration;
 pub const WARM_START: &str = "WarmStart";
 
 /// While an instance is on its way (pending, scheduling, starting), it is
-/// looked at again after this long even if no watch event comes: its own
-/// writes trigger nothing (`echoes`), so a change this process missed would
-/// otherwise leave the status behind until the next one.
+/// looked at again after this long even if no watch event comes. Still
+/// needed after the ledger (which loses no event: one that comes during a
+/// write waits for its answer) because an instance on its way reads its
+/// Template, Tenant and namespace from watches that do not trigger it, and
+/// this bounds how long a change there goes unseen.
 const ON_THE_WAY_LOOK: Duration = Duration::from_secs(10);
 
 /// When to reconcile again without a watch event: at expiry, and sooner while

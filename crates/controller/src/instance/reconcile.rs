@@ -12,7 +12,7 @@ use super::status::{base_status, key, over_quota, refusal, refused, write_status
 use super::validate::{Decision, Failure, validate};
 use super::warm::{self, Start};
 use super::world::{Found, World, dereference};
-use crate::last_write::add_finalizer;
+use crate::finalizers::add_finalizer;
 use futures::StreamExt;
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::api::core::v1::Secret;
@@ -48,6 +48,8 @@ async fn apply(inst: Arc<Instance>, ctx: Arc<Context>) -> Result<Action, Error> 
             return Ok(Action::await_change());
         }
     };
+    let ns = inst.namespace().unwrap_or_default();
+    super::cleanup::sweep_namespace(&ctx.ledger, ctx.caches.get(), &ctx.client, &ns).await;
     match validate(&inst, &world, &ctx.settings, Timestamp::now()) {
         Decision::Fail(f) => {
             fail(&ctx, &inst, &f).await?;
@@ -193,7 +195,7 @@ async fn generated_values(
 async fn cleanup(inst: Arc<Instance>, ctx: Arc<Context>) -> Result<Action, Error> {
     let ns = inst.namespace().unwrap_or_default();
     let api: Api<Instance> = Api::namespaced(ctx.client.clone(), &ns);
-    ctx.drift.forget(inst.metadata.uid.as_deref().unwrap_or_default());
+    ctx.ledger.forget_owner(inst.metadata.uid.as_deref().unwrap_or_default());
     write_status(
         &ctx,
         &api,
@@ -201,12 +203,12 @@ async fn cleanup(inst: Arc<Instance>, ctx: Arc<Context>) -> Result<Action, Error
         base_status(&inst, InstancePhase::Stopping, "Stopping", "removing the instance's pods"),
     )
     .await?;
-    let left = ctx.cleaning.delete(&ctx.client, &inst, &ctx.settings.pool_namespace).await?;
+    let left = super::cleanup::delete(&ctx.ledger, &ctx.client, &inst, &ctx.settings.pool_namespace).await?;
     if left > 0 {
         return Err(Error::Waiting(format!("{left} pods still terminating")));
     }
     // The finalizer goes next and the instance with it: nothing to wait for.
-    ctx.written.forget(inst.as_ref());
+    ctx.ledger.forget(inst.as_ref());
     Ok(Action::await_change())
 }
 
@@ -227,12 +229,12 @@ async fn reconcile(inst: Arc<Instance>, ctx: Arc<Context>) -> Result<Action, Err
 async fn run_finalizer(inst: Arc<Instance>, ctx: Arc<Context>) -> Result<Action, Error> {
     let ns = inst.namespace().unwrap_or_default();
     let api: Api<Instance> = Api::namespaced(ctx.client.clone(), &ns);
-    let inst = ctx.written.newest(inst);
+    let inst = ctx.ledger.newest(inst);
     if inst.metadata.deletion_timestamp.is_none() && !inst.finalizers().iter().any(|f| f == FINALIZER) {
         // A new instance: add the finalizer and go on in the same reconcile,
         // instead of waiting for the patch's watch event to come back through
         // the queue — that wait was most of a warm start.
-        let with = ctx.written.write(&ctx.echoes, inst.as_ref(), add_finalizer(&api, inst.as_ref(), FINALIZER)).await?;
+        let with = ctx.ledger.write(inst.as_ref(), add_finalizer(&api, inst.as_ref(), FINALIZER)).await?;
         return apply(with, ctx).await;
     }
     let res = finalizer(&api, FINALIZER, inst, |ev| async {
@@ -269,7 +271,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
     let index = ctx.index().clone();
     let feed = index.instances();
     let (store, instances) = (feed.store(), feed.subscribe().applied_objects());
-    let instances = ctx.written.primary_events(&ctx.echoes, instances);
+    let instances = ctx.ledger.primary_events(instances);
     let controller = Controller::for_stream(instances, store).with_config(ctx.settings.controller_config());
     ctx.metrics.watch_instances(controller.store());
     let (controller, caches, background) = super::cache::wire(
@@ -277,7 +279,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
         &c,
         &index,
         &ctx.settings.pool_namespace,
-        &ctx.echoes,
+        &ctx.ledger,
         ctx.tenant_stores.get().cloned(),
     );
     let _ = ctx.caches.set(caches);

@@ -48,7 +48,7 @@ pub(super) async fn write_status(
     }
     // Every field that went empty named with null (a cleared list, a gone claim).
     let patch = Patch::Merge(serde_json::json!({"status": crate::merge::of(inst.status.as_ref(), &status)}));
-    ctx.written.write(&ctx.echoes, inst, api.patch_status(&inst.name_any(), &PatchParams::default(), &patch)).await?;
+    ctx.ledger.write(inst, api.patch_status(&inst.name_any(), &PatchParams::default(), &patch)).await?;
     let old = inst.status.as_ref();
     for (warning, reason, note) in super::status_events::transitions(old, &status) {
         ctx.events.record("Instance", inst.object_ref(&()), warning, reason, note);
@@ -98,7 +98,7 @@ pub(super) fn refusal(e: &Error) -> Option<String> {
 /// controller's log: a Warning Event, and for an instance not yet running
 /// its Ready condition (reason `ApiRefused`).
 pub(super) async fn refused(ctx: &Context, inst: Arc<Instance>, why: &str) {
-    let inst = ctx.written.newest(inst);
+    let inst = ctx.ledger.newest(inst);
     if inst.metadata.deletion_timestamp.is_some() {
         return;
     }

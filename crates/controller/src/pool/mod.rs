@@ -13,7 +13,6 @@
 
 pub mod build;
 pub mod claim;
-pub mod expectations;
 pub mod reconcile;
 
 use crate::labels::TENANT;

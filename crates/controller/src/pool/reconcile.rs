@@ -12,7 +12,6 @@
 use super::Pools;
 use super::build::{PodSet, generation, pod_set, prepull, prepull_name};
 use super::claim::{claimable, delete_claimed, is_ready, sets};
-use super::expectations::Expectations;
 use crate::config::Settings;
 use crate::error::Error;
 use crate::instance::phase::aggregate;
@@ -66,7 +65,7 @@ pub struct Context {
     /// as in some tests, pods are listed from the API server).
     pods: std::sync::OnceLock<Store<Pod>>,
     /// Creates and deletes the cache has not shown yet.
-    expectations: Expectations,
+    ledger: crate::ledger::Ledger,
     /// Whether any node carries a role, from a watch another reconciler
     /// keeps (None while it has not listed the nodes).
     node_roles: std::sync::OnceLock<NodeRoles>,
@@ -102,7 +101,7 @@ impl Context {
             prepulled: crate::sent::Sent::default(),
             status_written: Mutex::new(HashMap::new()),
             pods: std::sync::OnceLock::new(),
-            expectations: Expectations::default(),
+            ledger: crate::ledger::Ledger::default(),
             node_roles: std::sync::OnceLock::new(),
             instances: std::sync::OnceLock::new(),
             index: std::sync::OnceLock::new(),
@@ -248,7 +247,7 @@ async fn delete_set(ctx: &Context, pool: &str, api: &Api<Pod>, pods: &[Arc<Pod>]
             ..DeleteParams::background()
         };
         match api.delete(&p.name_any(), &dp).await {
-            Ok(_) => ctx.expectations.deleted(pool, p.name_any()),
+            Ok(_) => ctx.ledger.expect_deleted(pool, p.name_any()),
             Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 => {}
             Err(e) => return Err(e.into()),
         }
@@ -318,8 +317,8 @@ async fn fill(tpl: Arc<Template>, ctx: Arc<Context>) -> Result<Action, Error> {
     let cache = ctx.pods.get().filter(|s| crate::cache::ready(s));
     let pods = super::pool_pods(cache, &api, &tname, false).await?;
     // From the cache, change nothing while it has not shown this reconciler's
-    // last creates and deletes (see `expectations`): it would count wrong.
-    let may_change = cache.is_none() || ctx.expectations.satisfied(&tname, &pods);
+    // last creates and deletes (see `crate::ledger`'s expectations): it would count wrong.
+    let may_change = cache.is_none() || ctx.ledger.expectations_met(&tname, &pods);
     let claimed_pods: Vec<Arc<Pod>> = pods.iter().filter(|p| p.labels().contains_key(CLAIM)).cloned().collect();
     let mut census = census(&tpl, pods);
     if !may_change {
@@ -380,7 +379,7 @@ async fn fill(tpl: Arc<Template>, ctx: Arc<Context>) -> Result<Action, Error> {
         }
         let creates = sets.into_iter().map(|s| {
             let (c, ns, ctx, tname) = (c.clone(), ns.clone(), ctx.clone(), tname.clone());
-            async move { create_set(&c, &ns, &s, |pod| ctx.expectations.created(&tname, pod)).await }
+            async move { create_set(&c, &ns, &s, |pod| ctx.ledger.expect_created(&tname, pod)).await }
         });
         let results: Vec<Result<(), kube::Error>> = futures::stream::iter(creates).buffer_unordered(16).collect().await;
         let made = results.iter().filter(|r| r.is_ok()).count();
@@ -585,7 +584,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
                 // Its template is gone: so is the pool (its pods go with their owner).
                 Err(kube::runtime::controller::Error::ObjectNotFound(o)) => {
                     ctx.pools.forget(&o.name);
-                    ctx.expectations.forget(&o.name);
+                    ctx.ledger.forget_pool(&o.name);
                     ctx.forget(&o.name);
                 }
                 Err(e) => tracing::debug!(error = %e, "pool reconcile error"),

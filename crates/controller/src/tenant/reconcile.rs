@@ -6,11 +6,10 @@ use super::cache::{Cached, Caches};
 use super::groups::GROUP_LABEL;
 use super::status::{Conditions, status_patch};
 use crate::config::Settings;
-use crate::drift::{Drift, Repair};
-use crate::echo_filter::EchoFilter;
 use crate::events::Events;
+use crate::finalizers::add_finalizer;
 use crate::labels::{MANAGED_BY, MANAGER, TENANT};
-use crate::last_write::{LastWrite, add_finalizer};
+use crate::ledger::{Ledger, Repair};
 use crate::metrics::Metrics;
 use futures::{FutureExt, Stream, StreamExt};
 use k8s_openapi::api::core::v1::{
@@ -44,16 +43,15 @@ pub struct Context {
     pub settings: Settings,
     pub metrics: Arc<Metrics>,
     events: Events,
-    drift: Drift,
     /// Watch caches of the tenants' objects (set when the controller runs).
     caches: std::sync::OnceLock<Caches>,
     failures: crate::backoff::Failures,
     /// Held while a VPN address pool is chosen and recorded, so two tenants never get the same one.
     vpn_lock: tokio::sync::Mutex<()>,
-    /// Tenants as this controller's last finalizer or status write left them.
-    written: Arc<LastWrite<Tenant>>,
-    /// This controller's own writes, whose watch events trigger nothing.
-    echoes: Arc<EchoFilter>,
+    /// This controller's own writes: their watch events trigger nothing,
+    /// tenants are taken as its last write left them, applies are skipped
+    /// and drift is told from them (see `crate::ledger`).
+    ledger: Arc<Ledger>,
 }
 
 impl Context {
@@ -63,12 +61,10 @@ impl Context {
             client,
             settings,
             metrics,
-            drift: Drift::default(),
             caches: std::sync::OnceLock::new(),
             failures: crate::backoff::Failures::default(),
             vpn_lock: tokio::sync::Mutex::new(()),
-            written: Arc::default(),
-            echoes: Arc::default(),
+            ledger: Arc::default(),
         })
     }
 
@@ -90,8 +86,9 @@ impl Applier<'_> {
     where
         K: Cached + Serialize + DeserializeOwned + Debug,
     {
-        let applied = crate::cache::apply(&self.ctx.echoes, self.ctx.caches.get().map(K::store), api, obj).await?;
-        self.note(&applied);
+        let store = self.ctx.caches.get().map(K::store);
+        let (applied, repair) = crate::cache::apply(&self.ctx.ledger, self.tenant, store, api, obj).await?;
+        self.note(repair);
         Ok(applied)
     }
 
@@ -101,14 +98,15 @@ impl Applier<'_> {
     where
         K: Cached + Serialize + DeserializeOwned + Debug,
     {
-        let applied = crate::cache::apply_meta(&self.ctx.echoes, self.ctx.caches.get().map(K::store), api, obj).await?;
-        self.note(&applied);
+        let store = self.ctx.caches.get().map(K::store);
+        let repair = crate::cache::apply_meta(&self.ctx.ledger, self.tenant, store, api, obj).await?;
+        self.note(repair);
         Ok(())
     }
 
     /// Drift an apply repaired is kept.
-    fn note<A: Resource<DynamicType = ()>>(&self, applied: &A) {
-        if let Some(r) = self.ctx.drift.applied(self.tenant, applied) {
+    fn note(&self, repair: Option<Repair>) {
+        if let Some(r) = repair {
             self.repairs.lock().unwrap_or_else(|e| e.into_inner()).push(r);
         }
     }
@@ -240,7 +238,7 @@ async fn write_status(ctx: &Context, t: &Tenant, conds: Conditions) -> Result<()
     if Some(&patch.0) != t.status.as_ref() {
         // Every field that went empty named with null (a VPN turned off, its failure gone).
         let merge = Patch::Merge(serde_json::json!({"status": crate::merge::of(t.status.as_ref(), &patch.0)}));
-        ctx.written.write(&ctx.echoes, t, api.patch_status(&t.name_any(), &PatchParams::default(), &merge)).await?;
+        ctx.ledger.write(t, api.patch_status(&t.name_any(), &PatchParams::default(), &merge)).await?;
         if let Some((type_, reason, note)) = patch.1 {
             ctx.event(t, type_, &reason, note);
         }
@@ -266,7 +264,7 @@ async fn claim_namespace(
         return Ok(refused(&cached).map_or(Ok(None), Err));
     }
     let api = Api::<Namespace>::all(ctx.client.clone());
-    let w = ctx.echoes.writing(desired);
+    let w = ctx.ledger.writing(desired);
     match api
         .create(&PostParams { field_manager: Some(crate::labels::FIELD_MANAGER.into()), ..Default::default() }, desired)
         .await
@@ -352,14 +350,14 @@ async fn cleanup(t: Arc<Tenant>, ctx: Arc<Context>) -> Result<Action, Error> {
     let name = t.name_any();
     let ns = namespace_name(&name, &ctx.settings);
     let c = &ctx.client;
-    ctx.drift.forget(&name);
+    ctx.ledger.forget_owner(&name);
     let mut conds = Conditions::new(t.as_ref(), &ns);
     conds.terminating();
     write_status(&ctx, &t, conds).await?;
     let nss: Api<Namespace> = Api::all(c.clone());
     let Some(namespace) = nss.get_opt(&ns).await?.filter(|n| super::build::owned_by(n, &name)) else {
         // Gone, or never the tenant's (a refused name): nothing to delete.
-        ctx.written.forget(t.as_ref());
+        ctx.ledger.forget(t.as_ref());
         return Ok(Action::await_change());
     };
     if t.spec.storage.retain_on_delete {
@@ -378,7 +376,7 @@ async fn cleanup(t: Arc<Tenant>, ctx: Arc<Context>) -> Result<Action, Error> {
     if namespace.metadata.deletion_timestamp.is_none() {
         nss.delete(&ns, &DeleteParams::background()).await?;
     }
-    ctx.written.forget(t.as_ref());
+    ctx.ledger.forget(t.as_ref());
     Err(Error::Waiting(format!("namespace {ns} is being deleted")))
 }
 
@@ -390,11 +388,11 @@ async fn reconcile(t: Arc<Tenant>, ctx: Arc<Context>) -> Result<Action, Error> {
 async fn provision(t: Arc<Tenant>, ctx: Arc<Context>) -> Result<Action, Error> {
     let api: Api<Tenant> = Api::all(ctx.client.clone());
     let key = t.name_any();
-    let mut t = ctx.written.newest(t);
+    let mut t = ctx.ledger.newest(t);
     if t.metadata.deletion_timestamp.is_none() && !t.finalizers().iter().any(|f| f == FINALIZER) {
         // A new tenant: add the finalizer and go on in the same reconcile,
         // instead of waiting for the patch to come back through the watch.
-        t = ctx.written.write(&ctx.echoes, t.as_ref(), add_finalizer(&api, t.as_ref(), FINALIZER)).await?;
+        t = ctx.ledger.write(t.as_ref(), add_finalizer(&api, t.as_ref(), FINALIZER)).await?;
     }
     let res = finalizer(&api, FINALIZER, t, |ev| async {
         match ev {
@@ -432,7 +430,7 @@ fn by_tenant_label<K: Resource>(o: K) -> Option<ObjectRef<Tenant>> {
 /// A watch whose objects are cached (without managedFields) and whose events,
 /// but for the echoes of this controller's own writes, trigger reconciles.
 fn cached<K>(
-    echoes: &Arc<EchoFilter>,
+    ledger: &Arc<Ledger>,
     api: Api<K>,
     wc: watcher::Config,
 ) -> (Store<K>, impl Stream<Item = Result<K, watcher::Error>> + Send + use<K>)
@@ -440,7 +438,7 @@ where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
 {
     let (store, events) = crate::cache::reflected(api, wc, crate::cache::whole);
-    (store, echoes.unechoed(events))
+    (store, ledger.unechoed(events))
 }
 
 type WatchEvents<K> = futures::stream::BoxStream<'static, Result<K, watcher::Error>>;
@@ -510,7 +508,7 @@ pub async fn run_with(
     watches: Watches,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
-    let (c, e) = (ctx.client.clone(), &ctx.echoes);
+    let (c, e) = (ctx.client.clone(), &ctx.ledger);
     let vpn = || watcher::Config::default().labels(&format!("{MANAGED_BY}={MANAGER},paddock.dev/component=vpn"));
     let Watches { tenants: (tenants, s0), namespaces: (namespaces, s1), quotas: (quotas, s3) } = watches;
     let s1 = e.unechoed(s1);
@@ -542,7 +540,7 @@ pub async fn run_with(
         group_claims,
         group_volumes,
     });
-    let s0 = ctx.written.primary_events(e, s0);
+    let s0 = ctx.ledger.primary_events(s0);
     Controller::for_stream(s0, tenants)
         .with_config(ctx.settings.controller_config())
         .watches_stream(s1, by_tenant_label)

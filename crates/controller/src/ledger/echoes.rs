@@ -1,134 +1,88 @@
-//! Watch events that only echo the controller's own writes.
+//! Watch events that only echo the reconciler's own writes.
 //!
 //! A reconcile writes an object and gets it back with its new
 //! resourceVersion; the watch then delivers that very version. Triggering a
 //! reconcile for it only re-checks what the reconcile that wrote it has just
-//! made so, and a new tenant's or instance's every write came back as one
-//! more reconcile (the counts are in docs/performance-history.md). An echo still goes into the
-//! watch cache; only its trigger is dropped. Any other version (someone
-//! else's change, a deletion, a newer write) triggers as before, so drift is
-//! repaired as before.
-//!
-//! (Upstream's ReplicaSet controller keeps "expectations" of its own creates
-//! and deletes for the same reason.)
+//! made so. An echo still goes into the watch cache; only its trigger is
+//! dropped. Any other version (someone else's change, a deletion, a newer
+//! write) triggers as before, so drift is repaired as before. (Upstream's
+//! ReplicaSet controller keeps "expectations" of its own creates and deletes
+//! for the same reason.)
 //!
 //! Two timings make an echo look like a change:
 //! - It can come in before the write's answer: the API server sends the
 //!   watch event and the answer at about the same time, and the watch may be
 //!   read first. So a write is announced before it is sent
-//!   ([`EchoFilter::writing`]); an event of an object with a write of it under
-//!   way waits in its stream until the write is answered, and is then
+//!   ([`Ledger::writing`]); an event of an object with a write of it in
+//!   flight waits in its stream until the write is answered, and is then
 //!   dropped if it was the write's echo, or passed on if it was not.
 //! - It can come in a whole reconcile late: a new tenant's finalizer and
 //!   status writes are both answered before the finalizer's echo arrives.
 //!   So every version the writes of an object returned is kept, in order,
 //!   until its echo comes.
-//!
-//! Before these, a burst of new tenants took 1.3–2.2 reconciles and
-//! 12.1–12.8 API-server writes per tenant; now 1.0 and 12.0 (`paddock bench
-//! tenants --count 1000`).
 
+use super::record::{Key, Ledger, key};
 use futures::{Stream, StreamExt};
 use kube::Resource;
-use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
-
-/// Entries kept at most; one per object the controller wrote and has not yet
-/// seen come back. A full map is emptied, which only costs a few redundant
-/// reconciles.
-const MAX_ENTRIES: usize = 65_536;
 
 /// Versions noted per object at most (writes in a row, say a finalizer and
 /// then a status, whose echoes the watch has not delivered yet); a longer
 /// run forgets its oldest.
 const MAX_VERSIONS: usize = 8;
 
-/// (kind, namespace, name).
-type Key = (Cow<'static, str>, String, String);
-
-/// The versions the controller's own writes returned, until the watch
-/// delivers them, and the writes under way.
-#[derive(Default)]
-pub struct EchoFilter {
-    state: Mutex<State>,
-    /// Events waiting in all streams for a write to be answered (so that an
-    /// answered write wakes the streams only when one of them waits).
-    held: AtomicUsize,
-    /// One per stream from [`EchoFilter::unechoed`]: told when a write is answered.
-    streams: Mutex<Vec<futures::channel::mpsc::UnboundedSender<()>>>,
-}
-
-#[derive(Default)]
-struct State {
-    /// The versions noted writes returned, by object, oldest first. The watch
-    /// delivers an object's versions in order, and it can be a whole
-    /// reconcile behind: a new tenant's finalizer and status writes are both
-    /// answered before the first one's echo comes.
-    pending: HashMap<Key, Vec<String>>,
-    /// Writes sent and not yet answered, by object.
-    writing: HashMap<Key, usize>,
-}
-
 /// What to do with a watch event.
 #[derive(Debug, PartialEq)]
-enum Verdict {
+pub(super) enum Verdict {
     /// The echo of a noted write: drop it.
     Echo,
     /// Someone else's change: trigger.
     Trigger,
-    /// A write of the object is under way: wait for its answer.
+    /// A write of the object is in flight: wait for its answer.
     Wait,
 }
 
-fn key<K: Resource<DynamicType = ()>>(o: &K) -> Key {
-    let m = o.meta();
-    (K::kind(&()), m.namespace.clone().unwrap_or_default(), m.name.clone().unwrap_or_default())
-}
-
-/// A write announced by [`EchoFilter::writing`]; answered with [`Writing::wrote`],
+/// A write announced by [`Ledger::writing`]; answered with [`Writing::wrote`],
 /// or dropped when the write failed or was not sent.
 pub struct Writing<'a> {
-    echoes: &'a EchoFilter,
+    ledger: &'a Ledger,
     key: Option<Key>,
 }
 
 impl Writing<'_> {
     /// The write returned `o`: its watch event is an echo.
     pub fn wrote<K: Resource<DynamicType = ()>>(self, o: &K) {
-        self.echoes.wrote(o);
+        self.ledger.wrote(o);
     }
 }
 
 impl Drop for Writing<'_> {
     fn drop(&mut self) {
         if let Some(k) = self.key.take() {
-            self.echoes.answered(k);
+            self.ledger.answered(k);
         }
     }
 }
 
-impl EchoFilter {
+impl Ledger {
     /// Announces a write of `o` (by kind, namespace and name) about to be
     /// sent: until the returned guard is answered or dropped, that object's
     /// watch events wait instead of triggering.
     pub fn writing<K: Resource<DynamicType = ()>>(&self, o: &K) -> Writing<'_> {
         let k = key(o);
-        *self.lock().writing.entry(k.clone()).or_default() += 1;
-        Writing { echoes: self, key: Some(k) }
+        self.lock().record(k).in_flight += 1;
+        Writing { ledger: self, key: Some(k) }
     }
 
     /// Notes what a write returned: the watch event of this version is its echo.
     pub fn wrote<K: Resource<DynamicType = ()>>(&self, o: &K) {
         let Some(rv) = o.meta().resource_version.clone() else { return };
         let mut state = self.lock();
-        if state.pending.len() >= MAX_ENTRIES {
-            state.pending.clear();
-        }
-        let versions = state.pending.entry(key(o)).or_default();
+        let versions = &mut state.record(key(o)).echoes;
         if versions.len() >= MAX_VERSIONS {
             versions.remove(0);
         }
@@ -139,12 +93,10 @@ impl EchoFilter {
     fn answered(&self, k: Key) {
         {
             let mut state = self.lock();
-            if let Some(n) = state.writing.get_mut(&k) {
-                *n -= 1;
-                if *n == 0 {
-                    state.writing.remove(&k);
-                }
+            if let Some(r) = state.records.get_mut(&k) {
+                r.in_flight = r.in_flight.saturating_sub(1);
             }
+            state.tidy(k);
         }
         // Streams are told only when one of them holds an event. An event of
         // this object that comes after the lock above is released sees the
@@ -160,30 +112,19 @@ impl EchoFilter {
     }
 
     /// What to do with a watched object; a `Wait` is counted as held when `hold`.
-    fn verdict<K: Resource<DynamicType = ()>>(&self, o: &K, hold: bool) -> Verdict {
-        let mut state = self.lock();
-        // Most events are not echoes, and most of the time nothing is pending.
-        if state.pending.is_empty() && state.writing.is_empty() {
-            return Verdict::Trigger;
-        }
+    pub(super) fn verdict<K: Resource<DynamicType = ()>>(&self, o: &K, hold: bool) -> Verdict {
         let k = key(o);
+        let mut state = self.lock();
+        let Some(r) = state.records.get_mut(&k) else { return Verdict::Trigger };
         let rv = o.meta().resource_version.as_deref();
-        if let Some(versions) = state.pending.get_mut(&k)
-            && let Some(i) = versions.iter().position(|v| Some(v.as_str()) == rv)
-        {
+        if let Some(i) = r.echoes.iter().position(|v| Some(v.as_str()) == rv) {
             // This version's note is spent, and so are older ones: the watch
             // will not deliver them any more.
-            versions.drain(..=i);
-            if versions.is_empty() {
-                state.pending.remove(&k);
-                // After a burst the map is empty again: give its table back.
-                if state.pending.is_empty() && state.pending.capacity() > 1024 {
-                    state.pending.shrink_to(1024);
-                }
-            }
+            r.echoes.drain(..=i);
+            state.tidy(k);
             return Verdict::Echo;
         }
-        if state.writing.contains_key(&k) {
+        if r.in_flight > 0 {
             if hold {
                 self.held.fetch_add(1, Ordering::SeqCst);
             }
@@ -193,7 +134,7 @@ impl EchoFilter {
     }
 
     /// `events` without the echoes of noted writes; an event of an object
-    /// with a write under way comes after that write's answer, unless it was
+    /// with a write in flight comes after that write's answer, unless it was
     /// its echo.
     pub fn unechoed<K, E, S>(self: &Arc<Self>, events: S) -> impl Stream<Item = Result<K, E>> + Send + use<K, E, S>
     where
@@ -204,7 +145,7 @@ impl EchoFilter {
         let (tx, answers) = futures::channel::mpsc::unbounded();
         self.streams.lock().unwrap_or_else(|e| e.into_inner()).push(tx);
         Unechoed {
-            echoes: self.clone(),
+            ledger: self.clone(),
             events: Box::pin(events),
             answers,
             held: HashMap::new(),
@@ -212,16 +153,11 @@ impl EchoFilter {
             ended: false,
         }
     }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        // Every change is a single insert, remove or clear: a poisoned map is consistent.
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
-    }
 }
 
-/// The stream of [`EchoFilter::unechoed`].
+/// The stream of [`Ledger::unechoed`].
 struct Unechoed<K, S> {
-    echoes: Arc<EchoFilter>,
+    ledger: Arc<Ledger>,
     events: Pin<Box<S>>,
     /// Told when a write is answered.
     answers: futures::channel::mpsc::UnboundedReceiver<()>,
@@ -244,7 +180,7 @@ impl<K: Resource<DynamicType = ()>, S> Unechoed<K, S> {
             std::collections::hash_map::Entry::Occupied(mut e) => {
                 e.insert((o, true));
                 // It replaced an older event of the object, counted already.
-                self.echoes.held.fetch_sub(1, Ordering::SeqCst);
+                self.ledger.held.fetch_sub(1, Ordering::SeqCst);
             }
             std::collections::hash_map::Entry::Vacant(e) => {
                 e.insert((o, false));
@@ -256,7 +192,7 @@ impl<K: Resource<DynamicType = ()>, S> Unechoed<K, S> {
     fn settle(&mut self, all: bool) {
         let held = std::mem::take(&mut self.held);
         for (k, (o, after_another)) in held {
-            match self.echoes.verdict(&o, false) {
+            match self.ledger.verdict(&o, false) {
                 Verdict::Wait if !all => {
                     self.held.insert(k, (o, after_another));
                     continue;
@@ -264,7 +200,7 @@ impl<K: Resource<DynamicType = ()>, S> Unechoed<K, S> {
                 Verdict::Echo if !after_another => {}
                 _ => self.ready.push_back(o),
             }
-            self.echoes.held.fetch_sub(1, Ordering::SeqCst);
+            self.ledger.held.fetch_sub(1, Ordering::SeqCst);
         }
     }
 }
@@ -294,7 +230,7 @@ where
                 return Poll::Ready(None);
             }
             match me.events.as_mut().poll_next(cx) {
-                Poll::Ready(Some(Ok(o))) => match me.echoes.verdict(&o, true) {
+                Poll::Ready(Some(Ok(o))) => match me.ledger.verdict(&o, true) {
                     Verdict::Echo => {}
                     Verdict::Trigger => return Poll::Ready(Some(Ok(o))),
                     Verdict::Wait => me.hold(o),
@@ -312,7 +248,7 @@ where
 
 impl<K, S> Drop for Unechoed<K, S> {
     fn drop(&mut self) {
-        self.echoes.held.fetch_sub(self.held.len(), Ordering::SeqCst);
+        self.ledger.held.fetch_sub(self.held.len(), Ordering::SeqCst);
     }
 }
 
@@ -332,7 +268,7 @@ mod tests {
 
     #[test]
     fn only_the_written_version_of_the_written_object_is_an_echo() {
-        let e = EchoFilter::default();
+        let e = Ledger::default();
         e.wrote(&cm("a", "5"));
         assert!(!e.is_echo(&cm("a", "4")), "an older version");
         assert!(!e.is_echo(&cm("b", "5")), "another object");
@@ -347,7 +283,7 @@ mod tests {
 
     #[test]
     fn writes_in_a_row_all_have_their_echoes() {
-        let e = EchoFilter::default();
+        let e = Ledger::default();
         // A finalizer, then a status, both answered before either echo comes.
         e.wrote(&cm("a", "5"));
         e.wrote(&cm("a", "7"));
@@ -368,7 +304,7 @@ mod tests {
 
     #[tokio::test]
     async fn streams_lose_only_echoes() {
-        let e = Arc::new(EchoFilter::default());
+        let e = Arc::new(Ledger::default());
         e.wrote(&cm("a", "2"));
         let events = futures::stream::iter(vec![
             Ok::<_, String>(cm("a", "1")),
@@ -391,8 +327,8 @@ mod tests {
     type Events = std::pin::Pin<Box<dyn Stream<Item = Result<ConfigMap, String>> + Send>>;
 
     /// An unechoed stream, fed by hand.
-    fn fed() -> (Arc<EchoFilter>, Feed, Events) {
-        let e = Arc::new(EchoFilter::default());
+    fn fed() -> (Arc<Ledger>, Feed, Events) {
+        let e = Arc::new(Ledger::default());
         let (tx, rx) = futures::channel::mpsc::unbounded::<Result<ConfigMap, String>>();
         let s: Events = Box::pin(e.unechoed(rx));
         (e, tx, s)
