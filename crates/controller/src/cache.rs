@@ -235,7 +235,7 @@ pub async fn listed_within<K: Resource<DynamicType = ()> + Clone + 'static>(
 pub async fn apply<K>(
     ledger: &Ledger,
     owner: &str,
-    store: Option<&Store<K>>,
+    store: &Store<K>,
     api: &Api<K>,
     obj: &K,
 ) -> Result<(K, Option<Repair>), kube::Error>
@@ -258,7 +258,7 @@ where
 pub async fn apply_meta<K>(
     ledger: &Ledger,
     owner: &str,
-    store: Option<&Store<K>>,
+    store: &Store<K>,
     api: &Api<K>,
     obj: &K,
 ) -> Result<Option<Repair>, kube::Error>
@@ -300,9 +300,9 @@ where
 }
 
 /// The cached copy of `obj`, if the store has one.
-fn shown<K: Resource<DynamicType = ()> + Clone>(store: Option<&Store<K>>, obj: &K) -> Option<Arc<K>> {
+fn shown<K: Resource<DynamicType = ()> + Clone>(store: &Store<K>, obj: &K) -> Option<Arc<K>> {
     let name = obj.meta().name.as_deref().unwrap_or_default();
-    store.and_then(|s| lookup(s, obj.meta().namespace.as_deref(), name))
+    lookup(store, obj.meta().namespace.as_deref(), name)
 }
 
 /// An API server's answer with an object, as far as [`apply_meta`] reads it

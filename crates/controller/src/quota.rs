@@ -31,7 +31,7 @@ pub async fn usage(
     tenant: &str,
     ns: &str,
     pool_ns: &str,
-    claimed: Option<Claimed<'_>>,
+    claimed: Claimed<'_>,
     cached: Option<Usage>,
 ) -> Result<Usage, kube::Error> {
     Ok(namespace_usage(client, ns, cached).await? + claimed_usage(client, tenant, pool_ns, claimed).await?)
@@ -51,10 +51,10 @@ pub async fn claimed_usage(
     client: &kube::Client,
     tenant: &str,
     pool_ns: &str,
-    claimed: Option<Claimed<'_>>,
+    claimed: Claimed<'_>,
 ) -> Result<Usage, kube::Error> {
-    if let Some(c) = claimed.filter(|c| crate::cache::ready(c.cache)) {
-        return Ok(c.pools.claimed_usage(tenant, c.cache));
+    if crate::cache::ready(claimed.cache) {
+        return Ok(claimed.pools.claimed_usage(tenant, claimed.cache));
     }
     let lp = ListParams::default().labels(&format!("{TENANT}={tenant},{CLAIM}"));
     Ok(Usage::of_pods(&Api::<Pod>::namespaced(client.clone(), pool_ns).list(&lp).await?.items))

@@ -23,16 +23,16 @@ pub(super) async fn apply_all<K>(
     api: &Api<K>,
     cached: Cached,
     objs: &[K],
-) -> Result<Vec<Option<K>>, kube::Error>
+) -> Result<Vec<Option<K>>, super::context::Error>
 where
     K: Resource<DynamicType = ()> + Clone + Serialize + DeserializeOwned + Debug,
 {
-    let owner = inst.metadata.uid.as_deref().unwrap_or_default();
+    let (owner, caches) = (inst.metadata.uid.as_deref().unwrap_or_default(), ctx.caches()?);
     let mut out = Vec::with_capacity(objs.len());
     for o in objs {
         let (ns, name) =
             (o.meta().namespace.as_deref().unwrap_or_default(), o.meta().name.as_deref().unwrap_or_default());
-        let meta = ctx.caches.get().and_then(|k| cached(k, ns, name));
+        let meta = cached(caches, ns, name);
         let shown = meta.as_ref().map_or(Shown::Nothing, |m| Shown::Meta {
             uid: &m.uid,
             version: &m.resource_version,
@@ -53,15 +53,15 @@ where
 }
 
 /// The Services as they are: what an apply returned, else the cache's.
-pub(super) fn service_briefs(ctx: &Context, desired: &[Service], applied: Vec<Option<Service>>) -> Vec<ServiceBrief> {
+pub(super) fn service_briefs(caches: &Caches, desired: &[Service], applied: Vec<Option<Service>>) -> Vec<ServiceBrief> {
     desired
         .iter()
         .zip(applied)
         .filter_map(|(d, a)| match a {
             Some(a) => Some(ServiceBrief::of(&a)),
-            None => ctx.caches.get().and_then(|k| {
-                k.services.get(d.meta().namespace.as_deref()?, d.meta().name.as_deref()?).map(|b| (*b).clone())
-            }),
+            None => {
+                caches.services.get(d.meta().namespace.as_deref()?, d.meta().name.as_deref()?).map(|b| (*b).clone())
+            }
         })
         .collect()
 }

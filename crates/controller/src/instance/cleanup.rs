@@ -76,8 +76,8 @@ async fn delete_children(client: &Client, ns: &str, inst: &str) -> Result<usize,
 /// as the watch caches show it: every reconcile looks, and it costs no
 /// request unless something is left. A failure is logged, not returned: the
 /// instance's own reconcile goes on, and the next one looks again.
-pub async fn sweep_namespace(ledger: &Ledger, caches: Option<&super::cache::Caches>, client: &Client, ns: &str) {
-    let Some(orphans) = caches.and_then(|k| k.orphans_in(ns)) else { return };
+pub async fn sweep_namespace(ledger: &Ledger, caches: &super::cache::Caches, client: &Client, ns: &str) {
+    let Some(orphans) = caches.orphans_in(ns) else { return };
     for orphan in orphans {
         if ledger.swept_lately(ns, &orphan) {
             continue;

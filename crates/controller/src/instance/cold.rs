@@ -77,7 +77,7 @@ async fn apply_objects(
     let applied =
         apply_all(ctx, inst, &svcs, |k, ns, n| k.services.get(ns, n).map(|b| b.meta.clone()), &desired.services)
             .await?;
-    Ok(service_briefs(ctx, &desired.services, applied))
+    Ok(service_briefs(ctx.caches()?, &desired.services, applied))
 }
 
 /// The desired pods as they are: from the cache, or (a miss) the API server.
@@ -93,13 +93,13 @@ async fn current_pods(
 ) -> Result<Vec<Option<PodBrief>>, Error> {
     let pods_api: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
     let new = inst.status.as_ref().is_none_or(|s| s.pods.is_empty());
-    let caches = ctx.caches.get();
+    let k = ctx.caches()?;
     let mut current = Vec::with_capacity(desired.pods.len());
     for p in &desired.pods {
         let pname = p.metadata.name.clone().unwrap_or_default();
-        current.push(match caches.map(|k| (k.pods.get(ns, &pname), k.pods.ready())) {
-            Some((Some(have), _)) => Some((*have).clone()),
-            Some((None, true)) if new => None,
+        current.push(match (k.pods.get(ns, &pname), k.pods.ready()) {
+            (Some(have), _) => Some((*have).clone()),
+            (None, true) if new => None,
             _ => pods_api.get_opt(&pname).await?.as_ref().map(PodBrief::of_labelled),
         });
     }
@@ -129,13 +129,13 @@ async fn quota_refuses(ctx: &Context, ns: &str, world: &World, desired: &Desired
     if let Some(why) = usage::beyond(tenant, more, "it") {
         return Ok(Some(why));
     }
-    let (c, caches, pool_ns) = (&ctx.client, ctx.caches.get(), &ctx.settings.pool_namespace);
-    let claimed_from = caches.map(|k| quota::Claimed { cache: &k.pool_pods, pools: &ctx.pools });
+    let (c, k, pool_ns) = (&ctx.client, ctx.caches()?, &ctx.settings.pool_namespace);
+    let claimed_from = quota::Claimed { cache: &k.pool_pods, pools: &ctx.pools };
     let claimed_usage = quota::claimed_usage(c, &tenant.name_any(), pool_ns, claimed_from).await?;
     if claimed_usage.pods == 0 {
         return Ok(None);
     }
-    let cached = caches.and_then(|k| k.namespace_usage(ns));
+    let cached = k.namespace_usage(ns);
     let used = quota::namespace_usage(c, ns, cached).await? + claimed_usage;
     Ok(usage::exceeded(tenant, used, more))
 }

@@ -24,8 +24,8 @@ pub struct Context {
     pub pools: Arc<Pools>,
     pub metrics: Arc<Metrics>,
     pub(super) events: Events,
-    /// The watch caches reconciles read from (set when the controller runs;
-    /// without them, as in some tests, everything is read from the API server).
+    /// The watch caches reconciles read from (set by `run` before the
+    /// controller starts: no reconcile runs without them).
     pub(super) caches: std::sync::OnceLock<Caches>,
     /// This controller's own writes: their watch events trigger nothing,
     /// instances are taken as its last write left them, applies are skipped
@@ -65,6 +65,12 @@ impl Context {
     /// controller does not run or the watch has not listed the nodes).
     pub fn any_node_has_role(&self) -> Option<bool> {
         self.caches.get().and_then(Caches::any_node_has_role)
+    }
+
+    /// The watch caches a reconcile reads (a cache that has not listed yet
+    /// still falls back to the API server where a reconcile reads it).
+    pub(super) fn caches(&self) -> Result<&Caches, Error> {
+        self.caches.get().ok_or_else(|| Error::Waiting("the instance watch caches are not running yet".into()))
     }
 
     pub fn new(client: Client, settings: Settings, metrics: Arc<Metrics>) -> Arc<Self> {

@@ -49,7 +49,7 @@ async fn apply(inst: Arc<Instance>, ctx: Arc<Context>) -> Result<Action, Error> 
         }
     };
     let ns = inst.namespace().unwrap_or_default();
-    super::cleanup::sweep_namespace(&ctx.ledger, ctx.caches.get(), &ctx.client, &ns).await;
+    super::cleanup::sweep_namespace(&ctx.ledger, ctx.caches()?, &ctx.client, &ns).await;
     match validate(&inst, &world, &ctx.settings, Timestamp::now()) {
         Decision::Fail(f) => {
             fail(&ctx, &inst, &f).await?;
@@ -74,7 +74,7 @@ async fn run_instance(
     }
     let ns = inst.namespace().unwrap_or_default();
     let values = generated_values(ctx, &ns, &inst.name_any(), &world.template).await?;
-    let any_role = match ctx.caches.get().and_then(Caches::any_node_has_role) {
+    let any_role = match ctx.caches()?.any_node_has_role() {
         Some(any) => any,
         None => crate::noderoles::any_node_has_role(&ctx.client).await?,
     };
@@ -174,7 +174,7 @@ async fn generated_values(
         return Ok(BTreeMap::new());
     }
     let name = format!("{inst}-secrets");
-    let have: BTreeMap<String, String> = match ctx.caches.get().and_then(|k| k.secrets.get(ns, &name)) {
+    let have: BTreeMap<String, String> = match ctx.caches()?.secrets.get(ns, &name) {
         Some(s) => s.values.clone(),
         None => Api::<Secret>::namespaced(ctx.client.clone(), ns)
             .get_opt(&name)

@@ -49,12 +49,9 @@ pub async fn resolve(ctx: &Context, inst: &Instance, world: &World) -> Result<St
         let why = "the tenant runs on shared nodes only and the pool's pods may be on task nodes; started cold";
         return Ok(Start::Cold { why: Some(("TenantPlacement", why.to_string())) });
     }
-    let (caches, pool_ns) = (ctx.caches.get(), &ctx.settings.pool_namespace);
+    let (k, pool_ns) = (ctx.caches()?, &ctx.settings.pool_namespace);
     let ns = inst.namespace().unwrap_or_default();
-    let cached = Cached {
-        pool_pods: caches.map(|k| &k.pool_pods),
-        namespace_usage: caches.and_then(|k| k.namespace_usage(&ns)),
-    };
+    let cached = Cached { pool_pods: &k.pool_pods, namespace_usage: k.namespace_usage(&ns) };
     Ok(match claim(&ctx.client, &ctx.pools, pool_ns, cached, tpl, &world.tenant, inst).await? {
         Outcome::Claimed { set, pods } => {
             let claim = claim_at(inst, pool_ns, set);
@@ -77,19 +74,18 @@ async fn already_claimed(
     tpl: &Template,
     started_cold: bool,
 ) -> Result<(Option<Claim>, Vec<Pod>), Error> {
-    let (caches, pool_ns) = (ctx.caches.get(), &ctx.settings.pool_namespace);
+    let (k, pool_ns) = (ctx.caches()?, &ctx.settings.pool_namespace);
     let uid = inst.metadata.uid.clone().unwrap_or_default();
     let claim_status = inst.status.as_ref().and_then(|s| s.claim.clone());
-    let mut claimed = match (caches, &claim_status) {
-        (Some(k), Some(cl)) => k.claimed(pool_ns, tpl, &cl.set, &uid),
-        _ => Vec::new(),
+    let mut claimed = match &claim_status {
+        Some(cl) => k.claimed(pool_ns, tpl, &cl.set, &uid),
+        None => Vec::new(),
     };
     // A new instance for which the pool watch shows no claim and this process
     // made none has nothing claimed (a claim by an earlier leader is in the
     // watch long before this process could lead): no list of the pool
     // namespace's pods on every warm start.
-    let known_unclaimed =
-        claim_status.is_none() && !ctx.pools.claimed_lately(&uid) && caches.is_some_and(|k| k.none_claimed_for(&uid));
+    let known_unclaimed = claim_status.is_none() && !ctx.pools.claimed_lately(&uid) && k.none_claimed_for(&uid);
     let may_have = claim_status.is_some() || (tpl.spec.warm_pool.is_some() && !started_cold);
     if claimed.is_empty() && !known_unclaimed && may_have {
         // Not (yet) in the cache, or claimed by an earlier reconcile that did
@@ -139,7 +135,7 @@ pub async fn finish(
     let svcs = Api::<Service>::namespaced(ctx.client.clone(), pool_ns);
     let applied =
         apply_all(ctx, inst, &svcs, |k, ns, n| k.services.get(ns, n).map(|b| b.meta.clone()), &services).await?;
-    let services = service_briefs(ctx, &services, applied);
+    let services = service_briefs(ctx.caches()?, &services, applied);
     let pods: Vec<PodBrief> = pods.iter().map(PodBrief::of_labelled).collect();
     let mut s = observe(inst, tpl, &pods, &services, &claim.set, pool_ns, expires);
     s.warm = Some(true);

@@ -8,7 +8,7 @@ use super::context::{Context, Error};
 use crate::labels::TENANT;
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Namespace;
-use kube::api::{Api, ListParams};
+use kube::api::Api;
 use kube::{Client, Resource, ResourceExt};
 use resources::{Instance, Template, Tenant};
 use serde::de::DeserializeOwned;
@@ -41,24 +41,24 @@ pub enum Found {
 
 /// Reads the instance's template, namespace and tenant.
 pub async fn dereference(ctx: &Context, inst: &Instance) -> Result<Found, Error> {
-    let (c, caches) = (&ctx.client, ctx.caches.get());
+    let (c, k) = (&ctx.client, ctx.caches()?);
     let ns = inst.namespace().unwrap_or_default();
-    let tpl = cached_or_get(caches.and_then(|k| k.template(&inst.spec.template)), c, &inst.spec.template).await?;
+    let tpl = cached_or_get(k.template(&inst.spec.template), c, &inst.spec.template).await?;
     let Some(template) = tpl else {
         return Ok(Found::TemplateMissing);
     };
-    let namespace: Option<Arc<Namespace>> = cached_or_get(caches.and_then(|k| k.namespace(&ns)), c, &ns).await?;
+    let namespace: Option<Arc<Namespace>> = cached_or_get(k.namespace(&ns), c, &ns).await?;
     if namespace.as_ref().is_some_and(|n| n.metadata.deletion_timestamp.is_some()) {
         return Ok(Found::NamespaceGoing);
     }
     let tenant = match namespace.and_then(|n| n.labels().get(TENANT).cloned()) {
-        Some(t) => cached_or_get(caches.and_then(|k| k.tenant(&t)), c, &t).await?,
+        Some(t) => cached_or_get(k.tenant(&t), c, &t).await?,
         None => None,
     };
     let Some(tenant) = tenant else {
         return Ok(Found::NotATenantNamespace);
     };
-    let ahead = ahead(ctx, inst, &template).await?;
+    let ahead = ahead(ctx, inst, &template)?;
     Ok(Found::World(World { template, tenant, ahead }))
 }
 
@@ -70,7 +70,7 @@ pub async fn dereference(ctx: &Context, inst: &Instance) -> Result<Found, Error>
 /// not evict pods). An instance being stopped does not count (its pods are on
 /// their way out, and the API does not count it either), so a stop and a new
 /// start at once start the new one.
-async fn ahead(ctx: &Context, inst: &Instance, tpl: &Template) -> Result<usize, Error> {
+fn ahead(ctx: &Context, inst: &Instance, tpl: &Template) -> Result<usize, Error> {
     // Started once, or failed (validate releases it before any limit): no count needed.
     let failed = |s: &resources::instance::InstanceStatus| s.phase == Some(resources::InstancePhase::Failed);
     if inst.status.as_ref().is_some_and(|s| s.warm.is_some() || failed(s)) {
@@ -86,14 +86,11 @@ async fn ahead(ctx: &Context, inst: &Instance, tpl: &Template) -> Result<usize, 
             && i.metadata.deletion_timestamp.is_none()
             && key(i) < mine
     };
-    Ok(match ctx.caches.get() {
-        Some(k) if k.instances.len() <= tpl.spec.max_per_tenant as usize => 0,
-        Some(k) => k.instances.state_filter(|i| before(i)).len(),
-        None => {
-            let api: Api<Instance> = Api::namespaced(ctx.client.clone(), ns.unwrap_or_default());
-            api.list(&ListParams::default()).await?.items.iter().filter(|i| before(i)).count()
-        }
-    })
+    let k = ctx.caches()?;
+    if k.instances.len() <= tpl.spec.max_per_tenant as usize {
+        return Ok(0);
+    }
+    Ok(k.instances.state_filter(|i| before(i)).len())
 }
 
 /// A cluster-scoped object from the cache, or (a miss) from the API server.

@@ -87,12 +87,12 @@ fn created(pods: &[Arc<Pod>]) -> Option<Timestamp> {
     pods.iter().filter_map(|p| p.metadata.creation_timestamp.as_ref().map(|t| t.0)).min()
 }
 
-/// What watch caches show a claim, where the process has them.
-#[derive(Clone, Copy, Default)]
+/// What watch caches show a claim.
+#[derive(Clone, Copy)]
 pub struct Cached<'a> {
     /// The pool's pods (may lag, which costs a conflict at worst, never a
-    /// double claim).
-    pub pool_pods: Option<&'a Store<Pod>>,
+    /// double claim; listed from the API server while it has not listed).
+    pub pool_pods: &'a Store<Pod>,
     /// What the tenant's namespace uses (from its ResourceQuota's status).
     pub namespace_usage: Option<Usage>,
 }
@@ -112,10 +112,7 @@ pub async fn claim(
     let cache = cached.pool_pods;
     let api: Api<Pod> = Api::namespaced(client.clone(), pool_ns);
     let tname = tpl.name_any();
-    let listed = match cache {
-        Some(store) if crate::cache::listed_within(store, Duration::from_secs(5)).await => cache,
-        _ => None,
-    };
+    let listed = crate::cache::listed_within(cache, Duration::from_secs(5)).await.then_some(cache);
     let pods = super::pool_pods(listed, &api, &tname, true).await?;
     let mut candidates: Vec<(String, Vec<Arc<Pod>>)> =
         sets(tpl, pods).into_iter().filter(|(_, pods)| claimable(tpl, pods)).collect();
@@ -125,7 +122,7 @@ pub async fn claim(
     };
     if usage::limits_pods(tenant) {
         let ns = inst.namespace().unwrap_or_default();
-        let claimed = cache.map(|cache| quota::Claimed { cache, pools });
+        let claimed = quota::Claimed { cache, pools };
         let need = Usage::of_pods(first.iter().map(|p| &**p));
         if let Some(why) = usage::beyond(tenant, need, "it") {
             return Ok(Outcome::OverQuota(why));

@@ -61,10 +61,10 @@ pub struct Context {
     prepulled: crate::sent::Sent,
     /// Per template: when its pool status was last written.
     status_written: Mutex<HashMap<String, Instant>>,
-    /// The pool pods' watch cache (set when the controller runs; without it,
-    /// as in some tests, pods are listed from the API server).
+    /// The pool pods' watch cache (set when the controller runs, before any reconcile).
     pods: std::sync::OnceLock<Store<Pod>>,
-    /// Creates and deletes the cache has not shown yet.
+    /// This reconciler's own writes: the creates and deletes its cache has
+    /// not shown yet (`crate::ledger`'s expectations).
     ledger: crate::ledger::Ledger,
     /// Whether any node carries a role, from a watch another reconciler
     /// keeps (None while it has not listed the nodes).
@@ -314,7 +314,9 @@ async fn fill(tpl: Arc<Template>, ctx: Arc<Context>) -> Result<Action, Error> {
         .as_ref()
         .filter(|_| problems.is_empty() && tpl.metadata.deletion_timestamp.is_none())
         .map_or((0, 1, 1), |p| (p.size, p.max_unready, p.refill_per_second));
-    let cache = ctx.pods.get().filter(|s| crate::cache::ready(s));
+    let store = ctx.pods.get().ok_or_else(|| Error::Waiting("the pool pod watch is not running yet".into()))?;
+    // A watch that has not listed yet is no count: the API server's list is.
+    let cache = crate::cache::ready(store).then_some(store);
     let pods = super::pool_pods(cache, &api, &tname, false).await?;
     // From the cache, change nothing while it has not shown this reconciler's
     // last creates and deletes (see `crate::ledger`'s expectations): it would count wrong.

@@ -10,7 +10,7 @@ use crate::config::Settings;
 use crate::error::Error;
 use crate::labels::{FIELD_MANAGER, MANAGED_BY, MANAGER, TENANT};
 use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim};
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
+use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use kube::{Client, Resource, ResourceExt};
 use resources::Tenant;
 use resources::vocabulary::group_claim;
@@ -23,12 +23,7 @@ pub fn volume_name(member: &str, group: &str) -> String {
 }
 
 /// Makes the member's claims and volumes match `spec.groups`.
-pub async fn reconcile(
-    client: &Client,
-    settings: &Settings,
-    member: &Tenant,
-    caches: Option<&Caches>,
-) -> Result<(), Error> {
+pub async fn reconcile(client: &Client, settings: &Settings, member: &Tenant, caches: &Caches) -> Result<(), Error> {
     let name = member.name_any();
     let ns = namespace_name(&name, settings);
     let pvs: Api<PersistentVolume> = Api::all(client.clone());
@@ -73,25 +68,10 @@ pub async fn reconcile(
     let left = |labels: &std::collections::BTreeMap<String, String>| {
         labels.get(TENANT) == Some(&name) && labels.get(GROUP_LABEL).is_some_and(|g| !member.spec.groups.contains(g))
     };
-    let (claims, volumes): (Vec<String>, Vec<String>) = match caches {
-        Some(c) => (
-            c.group_claims.state().iter().filter(|o| left(o.labels())).map(|o| o.name_any()).collect(),
-            c.group_volumes.state().iter().filter(|o| left(o.labels())).map(|o| o.name_any()).collect(),
-        ),
-        None => {
-            let lp = ListParams::default().labels(&format!("{TENANT}={name},{GROUP_LABEL}"));
-            (
-                pvcs.list_metadata(&lp)
-                    .await?
-                    .items
-                    .iter()
-                    .filter(|o| left(o.labels()))
-                    .map(|o| o.name_any())
-                    .collect(),
-                pvs.list_metadata(&lp).await?.items.iter().filter(|o| left(o.labels())).map(|o| o.name_any()).collect(),
-            )
-        }
-    };
+    let claims: Vec<String> =
+        caches.group_claims.state().iter().filter(|o| left(o.labels())).map(|o| o.name_any()).collect();
+    let volumes: Vec<String> =
+        caches.group_volumes.state().iter().filter(|o| left(o.labels())).map(|o| o.name_any()).collect();
     for c in claims {
         pvcs.delete(&c, &DeleteParams::default()).await?;
     }

@@ -17,7 +17,7 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
@@ -43,7 +43,7 @@ pub struct Context {
     pub settings: Settings,
     pub metrics: Arc<Metrics>,
     events: Events,
-    /// Watch caches of the tenants' objects (set when the controller runs).
+    /// Watch caches of the tenants' objects (set when the controller runs, before any reconcile).
     caches: std::sync::OnceLock<Caches>,
     failures: crate::backoff::Failures,
     /// Held while a VPN address pool is chosen and recorded, so two tenants never get the same one.
@@ -68,6 +68,12 @@ impl Context {
         })
     }
 
+    /// The watch caches a reconcile reads (set by the controller before it
+    /// starts: no reconcile runs without them).
+    fn caches(&self) -> Result<&Caches, Error> {
+        self.caches.get().ok_or_else(|| Error::Waiting("the tenant watch caches are not running yet".into()))
+    }
+
     fn event(&self, t: &Tenant, type_: EventType, reason: &str, note: String) {
         self.events.record("Tenant", t.object_ref(&()), type_ == EventType::Warning, reason, note);
     }
@@ -76,6 +82,7 @@ impl Context {
 /// Applies a tenant's objects, noting drift the applies repaired.
 struct Applier<'a> {
     ctx: &'a Context,
+    caches: &'a Caches,
     tenant: &'a str,
     repairs: Mutex<Vec<Repair>>,
 }
@@ -86,7 +93,7 @@ impl Applier<'_> {
     where
         K: Cached + Serialize + DeserializeOwned + Debug,
     {
-        let store = self.ctx.caches.get().map(K::store);
+        let store = K::store(self.caches);
         let (applied, repair) = crate::cache::apply(&self.ctx.ledger, self.tenant, store, api, obj).await?;
         self.note(repair);
         Ok(applied)
@@ -98,7 +105,7 @@ impl Applier<'_> {
     where
         K: Cached + Serialize + DeserializeOwned + Debug,
     {
-        let store = self.ctx.caches.get().map(K::store);
+        let store = K::store(self.caches);
         let repair = crate::cache::apply_meta(&self.ctx.ledger, self.tenant, store, api, obj).await?;
         self.note(repair);
         Ok(())
@@ -128,8 +135,8 @@ async fn apply_desired(
     made: Option<Namespace>,
     conds: &mut Conditions,
 ) -> Result<Vec<Repair>, Error> {
-    let c = &ctx.client;
-    let a = Applier { ctx, tenant, repairs: Mutex::new(Vec::new()) };
+    let (c, caches) = (&ctx.client, ctx.caches()?);
+    let a = Applier { ctx, caches, tenant, repairs: Mutex::new(Vec::new()) };
     let ns = d.namespace.metadata.name.clone().unwrap_or_default();
     let ns_obj = match made {
         Some(made) => made,
@@ -153,32 +160,20 @@ async fn apply_desired(
     // looked up by name in the cache: a scan of every tenant's policies on every
     // reconcile was most of the controller's CPU at 2,000 tenants.
     let wanted: Vec<&str> = d.policies.iter().filter_map(|p| p.metadata.name.as_deref()).collect();
-    let have: Vec<String> = match ctx.caches.get() {
-        Some(c) => POLICIES
-            .iter()
-            .filter(|n| !wanted.contains(n))
-            .filter(|n| {
-                c.get::<NetworkPolicy>(Some(&ns), n).is_some_and(|p| {
-                    let l = p.labels();
-                    l.get(TENANT).map(String::as_str) == Some(tenant)
-                        && l.get(resources::vocabulary::COMPONENT).map(String::as_str) == Some("tenant")
-                })
+    let have: Vec<&str> = POLICIES
+        .iter()
+        .copied()
+        .filter(|n| !wanted.contains(n))
+        .filter(|n| {
+            caches.get::<NetworkPolicy>(Some(&ns), n).is_some_and(|p| {
+                let l = p.labels();
+                l.get(TENANT).map(String::as_str) == Some(tenant)
+                    && l.get(resources::vocabulary::COMPONENT).map(String::as_str) == Some("tenant")
             })
-            .map(|n| n.to_string())
-            .collect(),
-        None => {
-            let selector = format!("{MANAGED_BY}={MANAGER},{TENANT}={tenant},paddock.dev/component=tenant");
-            pols.list_metadata(&ListParams::default().labels(&selector))
-                .await?
-                .items
-                .iter()
-                .map(|p| p.name_any())
-                .filter(|n| !wanted.contains(&n.as_str()))
-                .collect()
-        }
-    };
+        })
+        .collect();
     for name in have {
-        pols.delete(&name, &DeleteParams::default()).await?;
+        pols.delete(name, &DeleteParams::default()).await?;
     }
     let quotas: Api<ResourceQuota> = Api::namespaced(c.clone(), &ns);
     match &d.quota {
@@ -187,11 +182,7 @@ async fn apply_desired(
             conds.quota_usage(&applied);
         }
         None => {
-            let exists = match ctx.caches.get() {
-                Some(c) => c.get::<ResourceQuota>(Some(&ns), TENANT_QUOTA).is_some(),
-                None => quotas.get_opt(TENANT_QUOTA).await?.is_some(),
-            };
-            if exists {
+            if caches.get::<ResourceQuota>(Some(&ns), TENANT_QUOTA).is_some() {
                 quotas.delete(TENANT_QUOTA, &DeleteParams::default()).await?;
             }
         }
@@ -214,7 +205,7 @@ async fn apply_desired(
 }
 
 async fn apply_groups(ctx: &Context, t: &Tenant) -> Result<(), Error> {
-    super::groups::reconcile(&ctx.client, &ctx.settings, t, ctx.caches.get()).await
+    super::groups::reconcile(&ctx.client, &ctx.settings, t, ctx.caches()?).await
 }
 
 async fn check_groups(ctx: &Context, t: &Tenant) -> Result<Vec<String>, Error> {
@@ -260,7 +251,7 @@ async fn claim_namespace(
 ) -> Result<Result<Option<Namespace>, resources::FieldProblem>, Error> {
     let ns = namespace_name(tenant, &ctx.settings);
     let refused = |existing: &Namespace| super::build::namespace_refused(tenant, &ctx.settings, Some(existing));
-    if let Some(cached) = ctx.caches.get().and_then(|c| c.get::<Namespace>(None, &ns)) {
+    if let Some(cached) = ctx.caches()?.get::<Namespace>(None, &ns) {
         return Ok(refused(&cached).map_or(Ok(None), Err));
     }
     let api = Api::<Namespace>::all(ctx.client.clone());
@@ -300,7 +291,7 @@ async fn children(
         }
         apply_groups(ctx, t).await?;
         let ns = namespace_name(&name, &ctx.settings);
-        conds.vpn = super::vpn::reconcile(&ctx.client, t, &ns, &ctx.settings, &ctx.vpn_lock, ctx.caches.get()).await?;
+        conds.vpn = super::vpn::reconcile(&ctx.client, t, &ns, &ctx.settings, &ctx.vpn_lock, ctx.caches()?).await?;
     }
     Ok(groups)
 }

@@ -198,7 +198,7 @@ pub async fn reconcile(
     ns: &str,
     settings: &Settings,
     lock: &tokio::sync::Mutex<()>,
-    caches: Option<&super::cache::Caches>,
+    caches: &super::cache::Caches,
 ) -> Result<Option<VpnStatus>, Error> {
     let Some(v) = t.spec.vpn.clone().filter(|v| v.enabled) else {
         remove(client, ns, caches).await?;
@@ -324,20 +324,15 @@ pub fn endpoint(v: &Vpn, settings: &Settings, svc: &Service) -> Option<String> {
 }
 
 /// Disabled: pod, Service, policies and Secret go.
-/// Removes the VPN's objects; with the watch caches, only those that exist.
-async fn remove(client: &Client, ns: &str, caches: Option<&super::cache::Caches>) -> Result<(), Error> {
-    async fn delete<K>(
-        client: &Client,
-        caches: Option<&super::cache::Caches>,
-        ns: &str,
-        name: &str,
-    ) -> Result<(), kube::Error>
+/// Removes the VPN's objects that the watch caches show.
+async fn remove(client: &Client, ns: &str, caches: &super::cache::Caches) -> Result<(), Error> {
+    async fn delete<K>(client: &Client, caches: &super::cache::Caches, ns: &str, name: &str) -> Result<(), kube::Error>
     where
         K: super::cache::Cached<Scope = k8s_openapi::NamespaceResourceScope>
             + serde::de::DeserializeOwned
             + std::fmt::Debug,
     {
-        if caches.is_some_and(|c| c.get::<K>(Some(ns), name).is_none()) {
+        if caches.get::<K>(Some(ns), name).is_none() {
             return Ok(());
         }
         match Api::<K>::namespaced(client.clone(), ns).delete(name, &DeleteParams::default()).await {
