@@ -153,15 +153,18 @@ function bar(label, used, max) {
     "aria-label": label + " " + used + " of " + max }), " " + used + " / " + max)];
 }
 
+/// A bar per resource: used of its limit (a tenant's quota, a node's allocatable).
+function meters(uses) {
+  return h("div", { class: "usage" }, uses.map((u) => [h("span", {}, u.resource),
+    h("span", {}, h("meter", { min: 0, max: 1, high: 0.9, value: Math.min(u.fraction, 1), "aria-label": u.resource + " " + u.used + " of " + u.hard }),
+      " " + u.used + " / " + u.hard)]));
+}
+
 /// A tenant's quota use: a bar per resource its namespace's ResourceQuota
 /// reports (used of hard), else its limits alone (not counted yet).
 function usage(t, instances) {
   const q = t.spec.quota || {};
-  if (t.usage && t.usage.length) {
-    return h("div", { class: "usage" }, t.usage.map((u) => [h("span", {}, u.resource),
-      h("span", {}, h("meter", { min: 0, max: 1, high: 0.9, value: Math.min(u.fraction, 1), "aria-label": u.resource + " " + u.used + " of " + u.hard }),
-        " " + u.used + " / " + u.hard)]));
-  }
+  if (t.usage && t.usage.length) return meters(t.usage);
   return h("div", { class: "usage" }, bar("instances", instances, q.instances),
     ["pods", "cpu", "memory", "storage"].filter((k) => q[k] !== undefined && q[k] !== null)
       .map((k) => [h("span", {}, k), h("span", { class: "muted" }, "limit " + q[k] + " (not counted yet)")]));
@@ -313,20 +316,89 @@ async function tenantPage(tenant) {
     vpn, tokens];
 }
 
+// ---- templates and their pools ---------------------------------------------
+
+/// Pool samples per template while the templates page is open (the API keeps
+/// no history; the `paddock_pool_*` metrics do, in Prometheus).
+const poolHistory = new Map();
+const POOL_SAMPLES = 60;
+const POOL_EVERY_MS = 5000;
+const SVG = "http://www.w3.org/2000/svg";
+
+function svg(tag, attrs, ...children) {
+  const e = document.createElementNS(SVG, tag);
+  for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, String(v));
+  for (const c of children) e.append(c);
+  return e;
+}
+
+/// A pool as a chart: a column per sample (oldest left), stacked ready (green),
+/// starting (amber), claimed (blue), against the pool's size (a dashed line).
+function poolChart(name, size, samples) {
+  const w = 240, hgt = 44, col = w / POOL_SAMPLES;
+  const top = Math.max(size || 0, ...samples.map((s) => s.ready + s.starting + s.claimed), 1);
+  const y = (n) => hgt - (n / top) * (hgt - 2);
+  const parts = [["ready", "chart-ready"], ["starting", "chart-starting"], ["claimed", "chart-claimed"]];
+  const columns = samples.flatMap((s, i) => {
+    let base = 0;
+    return parts.map(([k, cls]) => {
+      const r = svg("rect", { x: w - (samples.length - i) * col, y: y(base + s[k]), width: Math.max(col - 1, 1),
+        height: Math.max(y(base) - y(base + s[k]), 0), class: cls });
+      base += s[k];
+      return r;
+    });
+  });
+  const last = samples[samples.length - 1];
+  const label = name + " pool: " + last.ready + " ready, " + last.starting + " starting, " + last.claimed +
+    " claimed" + (size ? " of " + size : "") + "; " + samples.length + " samples, every " + POOL_EVERY_MS / 1000 + " s";
+  return svg("svg", { viewBox: "0 0 " + w + " " + hgt, width: w, height: hgt, role: "img", "aria-label": label, class: "pool-chart" },
+    svg("title", {}, label), ...columns,
+    size ? svg("line", { x1: 0, x2: w, y1: y(size), y2: y(size), class: "chart-size" }) : "");
+}
+
+/// Records a sample of each template's pool and returns its chart.
+function samplePool(t) {
+  const pool = t.status && t.status.pool;
+  if (!pool) return null;
+  const samples = poolHistory.get(t.name) || [];
+  samples.push({ ready: pool.ready || 0, starting: pool.starting || 0, claimed: pool.claimed || 0 });
+  if (samples.length > POOL_SAMPLES) samples.shift();
+  poolHistory.set(t.name, samples);
+  return poolChart(t.name, t.spec.warmPool ? t.spec.warmPool.size : 0, samples);
+}
+
+/// A template's warm pool: its counts, its state and its chart (a sample is taken each time).
+function poolCell(t) {
+  const pool = t.status && t.status.pool;
+  if (!pool) return h("span", { class: "muted" }, t.spec.warmPool ? "pool not counted yet" : "no pool");
+  return [h("div", { class: "usage" }, bar("ready", pool.ready, t.spec.warmPool ? t.spec.warmPool.size : undefined),
+    [h("span", {}, "starting"), h("span", {}, pool.starting)], [h("span", {}, "claimed"), h("span", {}, pool.claimed)]),
+  h("div", { class: pool.state === "Ready" || pool.state === "Filling" ? "ok" : "warn" }, pool.state),
+  h("div", { class: "chart", id: "pool-chart-" + t.name }, samplePool(t))];
+}
+
 async function templatesPage() {
   const list = (await api("GET", "/v1/templates")).items;
+  const cells = new Map(list.map((t) => [t.name, h("td", {}, poolCell(t))]));
+  // While the page is open its pools are looked at again every few seconds.
+  const timer = setInterval(async () => {
+    try {
+      for (const t of (await api("GET", "/v1/templates")).items) {
+        const cell = cells.get(t.name);
+        if (cell) cell.replaceChildren(...[poolCell(t)].flat(Infinity).filter(Boolean));
+      }
+    } catch (e) { /* the next look tries again */ }
+  }, POOL_EVERY_MS);
+  leave.push(() => clearInterval(timer));
   const rows = list.map((t) => {
     const accepted = ((t.status && t.status.conditions) || []).find((c) => c.type === "Accepted");
     const ok = accepted && accepted.status === "True";
-    const pool = t.status && t.status.pool;
     return h("tr", {},
       h("td", {}, t.name),
       h("td", {}, h("span", { class: ok ? "ok" : "bad" }, ok ? "Accepted" : "Not accepted"),
         !ok && accepted ? h("ul", { class: "problems" }, accepted.message.split("; ").map((m) => h("li", {}, m))) : null),
       h("td", {}, t.spec.pods.length),
-      h("td", {}, pool ? [h("div", { class: "usage" }, bar("ready", pool.ready, t.spec.warmPool ? t.spec.warmPool.size : undefined),
-        [h("span", {}, "starting"), h("span", {}, pool.starting)], [h("span", {}, "claimed"), h("span", {}, pool.claimed)]),
-        h("div", { class: pool.state === "Ready" || pool.state === "Filling" ? "ok" : "warn" }, pool.state)] : h("span", { class: "muted" }, "no pool")));
+      cells.get(t.name));
   });
   return [h("h1", {}, "Templates"), table(["Template", "State", "Pods", "Warm pool"], rows, "No templates yet.")];
 }
@@ -463,9 +535,9 @@ async function nodesPage() {
   const rows = nodes.map((n) => h("tr", {}, h("td", {}, n.name), h("td", {}, n.role || "—"),
     h("td", { class: n.ready ? "ok" : "bad" }, n.ready ? "Ready" : "NotReady", n.schedulable ? "" : " (cordoned)"),
     h("td", {}, n.taints.join(", ") || "—"),
-    h("td", {}, Object.entries(n.allocatable).filter(([k]) => ["cpu", "memory", "pods"].includes(k)).map(([k, v]) => k + " " + v).join(" · ")),
+    h("td", {}, meters(n.requested || [])),
     h("td", {}, String(n.pods))));
-  return [h("h1", {}, "Nodes"), table(["Node", "Role", "State", "Taints", "Allocatable", "Paddock pods"], rows, "No nodes.")];
+  return [h("h1", {}, "Nodes"), table(["Node", "Role", "State", "Taints", "Requested of allocatable", "Paddock pods"], rows, "No nodes.")];
 }
 
 // ---- isolation: `paddock audit` as a matrix --------------------------------
@@ -527,7 +599,10 @@ function navigation(s, here) {
     h("button", { onclick: () => { sessionStorage.removeItem(TOKEN); session = null; location.hash = "#/signin"; route(); } }, "Sign out"));
 }
 
+let routing = 0; // the latest route(): an older one that finishes later renders nothing
+
 async function route() {
+  const mine = ++routing;
   for (const stop of leave) stop();
   leave = [];
   const here = location.hash || "#/";
@@ -552,6 +627,7 @@ async function route() {
     if (e.status === 401) { sessionStorage.removeItem(TOKEN); session = null; content = signinPage(); }
     content = content || [h("h1", {}, "Not available"), h("p", { class: "bad", id: "refused" }, e.message)];
   }
+  if (mine !== routing) return;
   main.replaceChildren(...[content].flat(Infinity));
   main.dataset.rendered = String(Math.round(performance.now() - started));
   main.focus();

@@ -58,8 +58,9 @@ pub struct TenantView {
     pub usage: Vec<QuotaUse>,
 }
 
-/// One resource a tenant's quota limits: used and the limit, as the
-/// cluster's ResourceQuota in its namespace reports them.
+/// One resource's use of its limit: what a tenant's quota limits, as the
+/// ResourceQuota in its namespace reports it (used of hard), or what a
+/// node's pods request of what it can allocate.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
 pub struct QuotaUse {
     /// pods, cpu, memory, storage, instances, or the quota's own key.
@@ -84,14 +85,20 @@ pub fn quota_use(q: &k8s_openapi::api::core::v1::ResourceQuota) -> Vec<QuotaUse>
                 k if k.starts_with("count/instances.") => "instances",
                 k => k,
             };
-            let (num, den) = (quantity::Quantity::parse(&u), quantity::Quantity::parse(&h.0));
-            let fraction = match (num, den) {
-                (Some(n), Some(d)) if d.0 > 0 => n.0 as f64 / d.0 as f64,
-                _ => 0.0,
-            };
-            QuotaUse { resource: resource.to_string(), used: u, hard: h.0.clone(), fraction }
+            QuotaUse::of(resource, u, h.0.clone())
         })
         .collect()
+}
+
+impl QuotaUse {
+    /// `used` of `hard`, with the fraction (0 when either is not a quantity, or `hard` is 0).
+    pub fn of(resource: &str, used: String, hard: String) -> Self {
+        let fraction = match (quantity::Quantity::parse(&used), quantity::Quantity::parse(&hard)) {
+            (Some(n), Some(d)) if d.0 > 0 => n.0 as f64 / d.0 as f64,
+            _ => 0.0,
+        };
+        QuotaUse { resource: resource.to_string(), used, hard, fraction }
+    }
 }
 
 impl From<&Tenant> for TenantView {
@@ -348,6 +355,10 @@ pub struct NodeView {
     pub taints: Vec<String>,
     #[serde(default)]
     pub allocatable: BTreeMap<String, String>,
+    /// What the node's pods that have not ended request of what it can
+    /// allocate: cpu, memory (their requests summed) and pods (how many).
+    #[serde(default)]
+    pub requested: Vec<QuotaUse>,
     /// Pods Paddock runs on the node.
     pub pods: u32,
 }

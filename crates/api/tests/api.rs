@@ -124,6 +124,15 @@ async fn every_route_is_documented_and_guarded() {
     let alpha_token_id = alpha_toks[0]["id"].as_str().unwrap().to_string();
     let (_, nodes) = env.call("GET", "/v1/nodes", Some(ADMIN), None).await;
     let node = nodes[0]["name"].as_str().unwrap().to_string();
+    // Each node says what its pods request of what it can allocate; the
+    // pods it counts include Paddock's (one list, so the two agree).
+    for n in nodes.as_array().unwrap() {
+        let requested: Vec<&str> =
+            n["requested"].as_array().unwrap().iter().filter_map(|u| u["resource"].as_str()).collect();
+        assert_eq!(requested, ["cpu", "memory", "pods"], "{n}");
+        let pods: u64 = n["requested"][2]["used"].as_str().unwrap().parse().unwrap();
+        assert!(pods >= n["pods"].as_u64().unwrap(), "{n}");
+    }
     let fill = |path: &str, tenant: &str| {
         let id = if tenant == env.alpha { &alpha_token_id } else { &beta_token_id };
         path.replace("{tenant}", tenant)

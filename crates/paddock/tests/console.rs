@@ -102,8 +102,10 @@ async fn api(method: reqwest::Method, url: String, token: &str, body: Option<Val
         r = r.json(&b);
     }
     let resp = r.send().await.unwrap();
-    assert!(resp.status().is_success(), "{}", resp.status());
-    resp.json().await.unwrap_or(Value::Null)
+    let status = resp.status();
+    let text = resp.text().await.unwrap_or_default();
+    assert!(status.is_success(), "{status}: {text}");
+    serde_json::from_str(&text).unwrap_or(Value::Null)
 }
 
 fn screenshots() -> PathBuf {
@@ -143,9 +145,19 @@ async fn the_console_works_in_a_real_browser() {
         .await;
     until(&c, "the demo tenant's quota use", "document.querySelector('meter[aria-label^=\"pods \"]')").await;
     shot(&c, &shots, "tenants").await;
+    // A template with a warm pool, so the templates page has a pool to chart.
+    let pooled = json!({"name": "pooled", "spec": {"ttl": "1h",
+        "pods": [{"name": "web", "image": "nginx:1.27", "ports": [{"name": "http", "port": 80}]}], "warmPool": {"size": 2}}});
+    api(reqwest::Method::POST, format!("{base}/v1/templates"), &admin, Some(pooled)).await;
     c.goto(&format!("{base}/ui/#/templates")).await.unwrap();
     until(&c, "the templates page", "document.querySelector('h1')?.textContent === 'Templates'").await;
     until(&c, "ctf-web accepted", "document.body.innerText.includes('Accepted')").await;
+    // A pool is a chart of its samples, one more every few seconds while the page is open.
+    until(&c, "the pool's chart", "document.querySelector('#pool-chart-pooled svg.pool-chart rect')").await;
+    let columns = "return document.querySelectorAll('#pool-chart-pooled rect').length;";
+    let first = c.execute(columns, vec![]).await.unwrap().as_u64().unwrap_or(0);
+    let more = format!("document.querySelectorAll('#pool-chart-pooled rect').length > {first}");
+    until(&c, "a second sample of the pool", &more).await;
     shot(&c, &shots, "templates").await;
 
     // The demo tenant's page: a start, watched to Running without a reload.
@@ -219,12 +231,12 @@ async fn the_console_works_in_a_real_browser() {
     until(&c, "the issued token", "document.getElementById('issued-token')").await;
     let token = c.execute("return document.getElementById('issued-token').textContent;", vec![]).await.unwrap();
 
-    // The nodes, for the admin.
+    // The nodes, for the admin: what their pods request of what they can allocate, as bars.
     c.goto(&format!("{base}/ui/#/nodes")).await.unwrap();
     until(
         &c,
         "the nodes page",
-        "document.querySelector('h1')?.textContent === 'Nodes' && document.querySelector('tbody tr')",
+        "document.querySelector('h1')?.textContent === 'Nodes' && document.querySelector('tbody tr meter')",
     )
     .await;
     shot(&c, &shots, "nodes").await;
