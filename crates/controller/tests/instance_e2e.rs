@@ -210,18 +210,28 @@ async fn instances_start_heal_limit_fail_and_expire() {
     insts.patch("web1", &PatchParams::default(), &Patch::Merge(&release)).await.unwrap();
     wait_gone(&insts, "web1", T).await;
 
-    // Every reconcile sweeps its namespace from the watch caches: what an
-    // instance that no longer exists left there goes when any instance of
-    // the namespace is next reconciled (here web3, poked by an annotation).
+    // Reconciles sweep their namespace from the watch caches (at most every
+    // 10 s): what an instance that no longer exists left there goes when an
+    // instance of the namespace is reconciled (here web3, poked by an
+    // annotation until the sweep is due).
     let cms: Api<ConfigMap> = Api::namespaced(tc.client.clone(), &ns);
     let left: ConfigMap = serde_json::from_value(json!({"metadata": {"name": "left-config",
         "labels": {"app.kubernetes.io/managed-by": "paddock", "paddock.dev/instance": "vanished-too"}},
         "data": {"a": "b"}}))
     .unwrap();
     cms.create(&PostParams::default(), &left).await.unwrap();
-    let poke = json!({"metadata": {"annotations": {"test.paddock.dev/poke": "1"}}});
-    insts.patch("web3", &PatchParams::default(), &Patch::Merge(&poke)).await.unwrap();
-    wait_gone(&cms, "left-config", T).await;
+    let mut pokes = 0;
+    wait_until(T, "left-config swept", || {
+        pokes += 1;
+        let poke = json!({"metadata": {"annotations": {"test.paddock.dev/poke": pokes.to_string()}}});
+        let (insts, cms) = (insts.clone(), cms.clone());
+        async move {
+            insts.patch("web3", &PatchParams::default(), &Patch::Merge(&poke)).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            cms.get_opt("left-config").await.unwrap().is_none()
+        }
+    })
+    .await;
 
     // A template in use stays when it is deleted, until its last instance is
     // gone: that instance is still repaired, and a new one is refused.

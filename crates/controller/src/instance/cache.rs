@@ -236,18 +236,19 @@ impl Caches {
         resources::usage::Usage::of_quota(&q)
     }
 
-    /// The instances that objects of namespace `ns` are labelled for but that
-    /// the instance watch does not show: what they left behind. None while
-    /// a watch has not listed.
-    pub fn orphans_in(&self, ns: &str) -> Option<BTreeSet<String>> {
-        let listed = ready(&self.instances)
+    /// Whether the instances' watch and those of their objects have listed.
+    pub fn listed(&self) -> bool {
+        ready(&self.instances)
             && self.policies.ready()
             && self.config_maps.ready()
             && self.services.ready()
-            && self.secrets.ready();
-        if !listed {
-            return None;
-        }
+            && self.secrets.ready()
+    }
+
+    /// The instances that objects of namespace `ns` are labelled for but that
+    /// the instance watch does not show: what they left behind (only an
+    /// answer once [`Caches::listed`]).
+    pub fn orphans_in(&self, ns: &str) -> BTreeSet<String> {
         let metas = (self.policies.in_namespace(ns).into_iter())
             .chain(self.config_maps.in_namespace(ns))
             .filter_map(|m| m.instance.clone());
@@ -255,7 +256,7 @@ impl Caches {
         let secrets = self.secrets.in_namespace(ns).into_iter().filter_map(|s| s.meta.instance.clone());
         let mut named: BTreeSet<String> = metas.chain(services).chain(secrets).collect();
         named.retain(|i| self.instances.get(&ObjectRef::new(i).within(ns)).is_none());
-        Some(named)
+        named
     }
 
     /// Whether a node carries a role, once the node watch has listed them.

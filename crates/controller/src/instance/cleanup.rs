@@ -11,6 +11,7 @@ use kube::{Client, ResourceExt};
 use resources::Instance;
 use resources::vocabulary::CLAIM;
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 /// Deletes the instance's objects, or, while the deletes this process sent
 /// lately are still trusted (the ledger's [`Ledger::deletes_sent`]), counts
@@ -72,20 +73,31 @@ async fn delete_children(client: &Client, ns: &str, inst: &str) -> Result<usize,
     Ok(left)
 }
 
-/// Deletes what instances that no longer exist left in `inst`'s namespace,
-/// as the watch caches show it: every reconcile looks, and it costs no
+/// How often a namespace is swept at most: a sweep reads every instance
+/// object of the namespace in the caches (tens of thousands in a namespace
+/// with 10,000 instances), too much for every reconcile.
+const SWEEP_EVERY: Duration = Duration::from_secs(10);
+
+/// How long a gone instance's leftovers, once deleted, are not deleted again
+/// (the caches may still show them for a moment).
+const SWEEP_AGAIN: Duration = Duration::from_secs(30);
+
+/// Deletes what instances that no longer exist left in namespace `ns`, as
+/// the watch caches show it: a reconcile of an instance there looks when
+/// the namespace was not swept in the last [`SWEEP_EVERY`], and it costs no
 /// request unless something is left. A failure is logged, not returned: the
-/// instance's own reconcile goes on, and the next one looks again.
+/// instance's own reconcile goes on, and a later one looks again.
 pub async fn sweep_namespace(ledger: &Ledger, caches: &super::cache::Caches, client: &Client, ns: &str) {
-    let Some(orphans) = caches.orphans_in(ns) else { return };
-    for orphan in orphans {
-        if ledger.swept_lately(ns, &orphan) {
+    if !caches.listed() || !ledger.due("NamespaceSweep", ("", ns), SWEEP_EVERY) {
+        return;
+    }
+    for orphan in caches.orphans_in(ns) {
+        if !ledger.due("OrphanSweep", (ns, &orphan), SWEEP_AGAIN) {
             continue;
         }
         tracing::info!(namespace = %ns, instance = %orphan, "removing objects of an instance that no longer exists");
-        match delete_children(client, ns, &orphan).await {
-            Ok(_) => ledger.note_swept(ns, &orphan),
-            Err(e) => tracing::warn!(namespace = %ns, instance = %orphan, error = %e, "orphan sweep failed"),
+        if let Err(e) = delete_children(client, ns, &orphan).await {
+            tracing::warn!(namespace = %ns, instance = %orphan, error = %e, "orphan sweep failed");
         }
     }
 }

@@ -25,7 +25,9 @@
 //!   show yet ([`expected`], the "expectations" of upstream's ReplicaSet
 //!   controller);
 //! - for an instance being removed, when its objects' deletes were sent
-//!   ([`Ledger::deletes_sent`]), so later runs only count what is left.
+//!   ([`Ledger::deletes_sent`]), so later runs only count what is left; and
+//!   when a periodic chore such as a namespace's orphan sweep was last done
+//!   ([`Ledger::due`]).
 //!
 //! Each reconciler keeps its own ledger: an echo's note is spent by the
 //! stream that delivers it, and two reconcilers may watch the same kind.

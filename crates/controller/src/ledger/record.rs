@@ -100,8 +100,9 @@ pub(super) struct Record {
     pub(super) applied: Option<Last>,
     /// A pool's writes its cache does not show yet.
     pub(super) expected: Option<Box<Expected>>,
-    /// An instance's cleanup: its uid (hashed) and when its deletes were sent.
-    pub(super) deletes: Option<(u64, Instant)>,
+    /// When something was last done for it: an instance cleanup's deletes
+    /// sent (with the instance's uid, hashed), a sweep (see [`Ledger::due`]).
+    pub(super) done: Option<(u64, Instant)>,
 }
 
 impl Record {
@@ -111,7 +112,7 @@ impl Record {
             && self.written.is_none()
             && self.applied.is_none()
             && self.expected.is_none()
-            && self.deletes.is_none()
+            && self.done.is_none()
     }
 }
 
@@ -154,35 +155,27 @@ impl Ledger {
         state
             .records
             .get(&key(inst))
-            .and_then(|r| r.deletes)
+            .and_then(|r| r.done)
             .is_some_and(|(u, at)| u == uid && at.elapsed() < RESEND_DELETES)
     }
 
     /// Notes that the deletes of `inst`'s objects were sent now.
     pub fn sent_deletes<K: Resource<DynamicType = ()>>(&self, inst: &K) {
         let uid = hash(inst.meta().uid.as_deref().unwrap_or_default());
-        self.lock().record(key(inst)).deletes = Some((uid, Instant::now()));
+        self.lock().record(key(inst)).done = Some((uid, Instant::now()));
     }
 
-    /// Whether the leftovers of the gone instance `ns/name` were swept less
-    /// than a while ago (a note older than that is dropped).
-    pub fn swept_lately(&self, ns: &str, name: &str) -> bool {
-        let k = key_of("SweptInstance", ns, name);
+    /// Whether the chore `what` (a sweep, say) for `ns/name` is due: true,
+    /// and noted as done now, when it was not done in the last `every`.
+    pub fn due(&self, what: &str, (ns, name): (&str, &str), every: Duration) -> bool {
+        let k = key_of(what, ns, name);
         let mut state = self.lock();
-        let Some(at) = state.records.get(&k).and_then(|r| r.deletes).map(|(_, at)| at) else { return false };
-        if at.elapsed() < RESEND_DELETES {
-            return true;
+        let record = state.record(k);
+        if record.done.is_some_and(|(_, at)| at.elapsed() < every) {
+            return false;
         }
-        if let Some(r) = state.records.get_mut(&k) {
-            r.deletes = None;
-        }
-        state.tidy(k);
-        false
-    }
-
-    /// Notes that the leftovers of the gone instance `ns/name` were swept now.
-    pub fn note_swept(&self, ns: &str, name: &str) {
-        self.lock().record(key_of("SweptInstance", ns, name)).deletes = Some((0, Instant::now()));
+        record.done = Some((0, Instant::now()));
+        true
     }
 
     /// Forgets the cleanup of `inst` (nothing of it is left).
@@ -190,7 +183,7 @@ impl Ledger {
         let k = key(inst);
         let mut state = self.lock();
         if let Some(r) = state.records.get_mut(&k) {
-            r.deletes = None;
+            r.done = None;
         }
         state.tidy(k);
     }
@@ -202,7 +195,7 @@ impl Ledger {
         let mut state = self.lock();
         if let Some(r) = state.records.get_mut(&k) {
             r.written = None;
-            r.deletes = None;
+            r.done = None;
         }
         state.tidy(k);
     }
@@ -244,6 +237,15 @@ mod tests {
     }
 
     #[test]
+    fn a_chore_is_due_once_per_period() {
+        let l = Ledger::default();
+        assert!(l.due("Sweep", ("", "ns"), Duration::from_secs(60)));
+        assert!(!l.due("Sweep", ("", "ns"), Duration::from_secs(60)), "done just now");
+        assert!(l.due("Sweep", ("", "other"), Duration::from_secs(60)), "another namespace");
+        assert!(l.due("Sweep", ("", "ns"), Duration::ZERO), "the period is over");
+    }
+
+    #[test]
     fn the_cap_keeps_only_writes_in_flight() {
         let l = Ledger::default();
         let w = l.writing(&named("x", "1"));
@@ -252,7 +254,7 @@ mod tests {
             let mut i: u64 = 0;
             while s.records.len() < MAX_RECORDS {
                 i += 1;
-                s.record(i.wrapping_mul(0x9E37_79B9_7F4A_7C15)).deletes = Some((0, Instant::now()));
+                s.record(i.wrapping_mul(0x9E37_79B9_7F4A_7C15)).done = Some((0, Instant::now()));
             }
         }
         l.sent_deletes(&named("new", "2"));
