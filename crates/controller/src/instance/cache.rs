@@ -247,7 +247,9 @@ impl Caches {
 
     /// The instances that objects of namespace `ns` are labelled for but that
     /// the instance watch does not show: what they left behind (only an
-    /// answer once [`Caches::listed`]).
+    /// answer once [`Caches::listed`]). Their NetworkPolicies, ConfigMaps,
+    /// Services and Secrets tell; a leftover pod alone does not (the pod
+    /// projection keeps no label), and goes with its owner reference.
     pub fn orphans_in(&self, ns: &str) -> BTreeSet<String> {
         let metas = (self.policies.in_namespace(ns).into_iter())
             .chain(self.config_maps.in_namespace(ns))
