@@ -1,6 +1,7 @@
 //! Test support shared by every crate's tests: a cluster to test against —
 //! kubesim by default, or a real cluster when `PADDOCK_TEST_KUBECONFIG` names a
-//! kubeconfig — plus throw-away namespaces and waiting helpers.
+//! kubeconfig — plus throw-away namespaces (deleted when the test ends,
+//! passed or failed) and waiting helpers.
 //!
 //! Tests that need kubesim-only knobs (a node list, simulated pull times, a
 //! small watch history) call [`TestCluster::sim`] and skip with a message when
@@ -22,6 +23,9 @@ pub struct TestCluster {
     pub config: kube::Config,
     sim: Option<KubeSim>,
     namespaces: Vec<String>,
+    /// Whether [`TestCluster::finish`] ran; if not (the test failed), dropping
+    /// the cluster still deletes the namespaces it made on a real cluster.
+    finished: bool,
 }
 
 /// Whether the tests run against a real cluster.
@@ -58,14 +62,21 @@ impl TestCluster {
             let cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default())
                 .await
                 .unwrap_or_else(|e| panic!("{REAL_CLUSTER_ENV}={path}: {e}"));
-            let client = Client::try_from(cfg.clone()).expect("client for the real cluster");
-            return TestCluster { client, config: cfg, sim: None, namespaces: vec![] };
+            return Self::connect(cfg);
         }
         let sim =
             KubeSim::start(config, "127.0.0.1:0".parse().expect("literal address")).await.expect("kubesim starts");
         let config = sim.config().expect("config for kubesim");
         let client = Client::try_from(config.clone()).expect("client for kubesim");
-        TestCluster { client, config, sim: Some(sim), namespaces: vec![] }
+        TestCluster { client, config, sim: Some(sim), namespaces: vec![], finished: false }
+    }
+
+    /// A cluster that is not this test's own kubesim (a real one, or a
+    /// shared simulator): what the test leaves is deleted when it ends,
+    /// passed or failed.
+    pub fn connect(config: kube::Config) -> TestCluster {
+        let client = Client::try_from(config.clone()).expect("client for the cluster");
+        TestCluster { client, config, sim: None, namespaces: vec![], finished: false }
     }
 
     /// The simulator, or None (with a message) on a real cluster: use as
@@ -118,14 +129,41 @@ impl TestCluster {
     }
 
     /// Deletes the namespaces this test created and stops kubesim.
-    pub async fn finish(self) {
-        let ns: Api<Namespace> = Api::all(self.client.clone());
-        for n in &self.namespaces {
-            let _ = ns.delete(n, &DeleteParams::default()).await;
-        }
-        if let Some(sim) = self.sim {
+    pub async fn finish(mut self) {
+        self.finished = true;
+        delete_namespaces(&self.client, &self.namespaces).await;
+        if let Some(sim) = self.sim.take() {
             let _ = sim.shutdown().await;
         }
+    }
+}
+
+async fn delete_namespaces(client: &Client, names: &[String]) {
+    let ns: Api<Namespace> = Api::all(client.clone());
+    for n in names {
+        let _ = ns.delete(n, &DeleteParams::default()).await;
+    }
+}
+
+impl Drop for TestCluster {
+    /// A test that failed (or returned early) before [`TestCluster::finish`]
+    /// still deletes its namespaces on a cluster that outlives it. The
+    /// deletes run on a thread of their own, with their own runtime and
+    /// client: the test's runtime may be unwinding. (The test's own kubesim
+    /// goes with the test, so nothing is sent to it.)
+    fn drop(&mut self) {
+        if self.finished || self.sim.is_some() || self.namespaces.is_empty() {
+            return;
+        }
+        let (config, names) = (self.config.clone(), std::mem::take(&mut self.namespaces));
+        let cleanup = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
+            rt.block_on(async move {
+                let Ok(client) = Client::try_from(config) else { return };
+                let _ = tokio::time::timeout(Duration::from_secs(30), delete_namespaces(&client, &names)).await;
+            });
+        });
+        let _ = cleanup.join();
     }
 }
 

@@ -8,6 +8,7 @@
 mod admission;
 mod api_machinery;
 mod apply;
+mod harness;
 mod lifecycle;
 mod protobuf;
 mod reachability;
