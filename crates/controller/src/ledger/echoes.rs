@@ -91,13 +91,7 @@ impl Ledger {
 
     /// A write announced by `writing` was answered (or failed).
     fn answered(&self, k: Key) {
-        {
-            let mut state = self.lock();
-            if let Some(r) = state.records.get_mut(&k) {
-                r.in_flight = r.in_flight.saturating_sub(1);
-            }
-            state.tidy(k);
-        }
+        self.lock().change(k, |r| r.in_flight = r.in_flight.saturating_sub(1));
         // Streams are told only when one of them holds an event. An event of
         // this object that comes after the lock above is released sees the
         // write finished and is not held; one held before is counted here.

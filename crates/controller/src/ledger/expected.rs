@@ -77,10 +77,7 @@ impl Ledger {
 }
 
 fn forget_expectations(state: &mut super::record::State, k: Key) {
-    if let Some(r) = state.records.get_mut(&k) {
-        r.expected = None;
-    }
-    state.tidy(k);
+    state.change(k, |r| r.expected = None);
 }
 
 #[cfg(test)]

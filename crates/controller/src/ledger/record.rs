@@ -128,6 +128,15 @@ impl State {
         self.records.entry(k).or_default()
     }
 
+    /// Changes the record of `k`, if there is one, with `f`; drops it when
+    /// nothing is left in it.
+    pub(super) fn change(&mut self, k: Key, f: impl FnOnce(&mut Record)) {
+        if let Some(r) = self.records.get_mut(&k) {
+            f(r);
+        }
+        self.tidy(k);
+    }
+
     /// Drops the record of `k` when nothing is left in it.
     pub(super) fn tidy(&mut self, k: Key) {
         if self.records.get(&k).is_some_and(Record::is_empty) {
@@ -180,24 +189,16 @@ impl Ledger {
 
     /// Forgets the cleanup of `inst` (nothing of it is left).
     pub fn cleaned<K: Resource<DynamicType = ()>>(&self, inst: &K) {
-        let k = key(inst);
-        let mut state = self.lock();
-        if let Some(r) = state.records.get_mut(&k) {
-            r.done = None;
-        }
-        state.tidy(k);
+        self.lock().change(key(inst), |r| r.done = None);
     }
 
     /// Forgets what was noted of a primary object (it is gone): its last
     /// write and its cleanup.
     pub fn forget<K: Resource<DynamicType = ()>>(&self, o: &K) {
-        let k = key(o);
-        let mut state = self.lock();
-        if let Some(r) = state.records.get_mut(&k) {
+        self.lock().change(key(o), |r| {
             r.written = None;
             r.done = None;
-        }
-        state.tidy(k);
+        });
     }
 
     /// Records held now (for tests and the bound).
