@@ -237,10 +237,15 @@ function instanceRow(tenant, v, openLogs) {
     try { await api("DELETE", "/v1/tenants/" + encodeURIComponent(tenant) + "/instances/" + encodeURIComponent(v.name)); }
     catch (e) { say(e.message, "error"); }
   };
-  const renew = async () => {
-    try { await api("POST", "/v1/tenants/" + encodeURIComponent(tenant) + "/instances/" + encodeURIComponent(v.name) + "/renew", {}); say(v.name + " renewed"); }
+  const act = (verb, done) => async () => {
+    try { await api("POST", "/v1/tenants/" + encodeURIComponent(tenant) + "/instances/" + encodeURIComponent(v.name) + "/" + verb, {}); say(v.name + " " + done); }
     catch (e) { say(e.message, "error"); }
   };
+  const renew = act("renew", "renewed");
+  // Suspended (or asked to be): it can be resumed; running: suspended.
+  const toggle = v.suspend
+    ? h("button", { class: "resume", onclick: act("resume", "resuming") }, "Resume")
+    : h("button", { class: "suspend", onclick: act("suspend", "suspending") }, "Suspend");
   const phase = v.stopping ? "Stopping" : (v.phase || "Pending");
   return h("tr", { id: "instance-" + v.name, "data-phase": phase },
     h("td", {}, v.name, h("div", { class: "muted" }, v.template)),
@@ -249,7 +254,7 @@ function instanceRow(tenant, v, openLogs) {
     h("td", { class: "muted" }, v.message || ""),
     h("td", {}, endpoints(v)),
     h("td", {}, v.expires ? new Date(v.expires).toLocaleTimeString() : "—"),
-    h("td", {}, h("button", { onclick: renew }, "Renew"), " ", h("button", { class: "danger", onclick: stop }, "Stop"),
+    h("td", {}, h("button", { onclick: renew }, "Renew"), " ", toggle, " ", h("button", { class: "danger", onclick: stop }, "Stop"),
       ((v.status && v.status.pods) || []).map((p) => [" ", h("button", { class: "logs", onclick: () => openLogs(v.name, p.name) }, "Logs: " + p.name)])));
 }
 

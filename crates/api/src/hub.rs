@@ -298,7 +298,10 @@ mod tests {
     use resources::{InstancePhase, InstanceSpec, InstanceStatus};
 
     fn inst(ns: &str, name: &str, phase: InstancePhase) -> Instance {
-        let mut i = Instance::new(name, InstanceSpec { template: "web".into(), ttl: None, env: Default::default() });
+        let mut i = Instance::new(
+            name,
+            InstanceSpec { template: "web".into(), ttl: None, env: Default::default(), suspend: false },
+        );
         i.metadata.namespace = Some(ns.into());
         i.status = Some(InstanceStatus { phase: Some(phase), ..Default::default() });
         i

@@ -9,6 +9,7 @@
 pub mod auth;
 pub mod cluster_access;
 pub mod console;
+pub mod heartbeats;
 pub mod hub;
 pub mod keylock;
 pub mod metrics;
@@ -25,7 +26,9 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::serve::ListenerExt;
 use problem::{BODY_LIMIT, Problem};
-use routes::{audit, claim, events, health, instances, kubeconfig, logs, nodes, templates, tenants, tokens, vpn};
+use routes::{
+    activity, audit, claim, events, health, instances, kubeconfig, logs, nodes, templates, tenants, tokens, vpn,
+};
 use state::AppState;
 use std::sync::Arc;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
@@ -52,6 +55,9 @@ fn plain_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(instances::list, instances::start))
         .routes(routes!(instances::get, instances::stop))
         .routes(routes!(instances::renew))
+        .routes(routes!(activity::heartbeat))
+        .routes(routes!(activity::suspend))
+        .routes(routes!(activity::resume))
         .routes(routes!(tokens::list, tokens::issue))
         .routes(routes!(tokens::revoke))
         .routes(routes!(nodes::list))

@@ -182,7 +182,7 @@ pub struct InstanceView {
     pub name: String,
     pub tenant: String,
     pub template: String,
-    /// Pending, Scheduling, Starting, Running, Degraded, Failed, Stopping or Expired.
+    /// Pending, Scheduling, Starting, Running, Degraded, Failed, Stopping, Expired or Suspended.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phase: Option<String>,
     /// Why it is in that phase, in plain words.
@@ -203,6 +203,9 @@ pub struct InstanceView {
     /// Set while the instance is being stopped.
     #[serde(default)]
     pub stopping: bool,
+    /// Set while the instance is (to be) suspended: its pods removed until it is resumed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub suspend: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(schema_with = schema_ref::<InstanceStatus>)]
     pub status: Option<InstanceStatus>,
@@ -251,13 +254,20 @@ impl InstanceView {
                 ready: since(st.and_then(|s| s.ready.as_ref())),
             },
             stopping,
+            suspend: i.spec.suspend,
             status: i.status.clone(),
         }
     }
 
     /// Whether the phase is one an instance does not leave by itself.
     pub fn settled(&self) -> bool {
-        matches!(self.phase.as_deref(), Some("Running" | "Failed" | "Expired" | "Degraded"))
+        // Suspending settles at Suspended, resuming (or running) at Running.
+        match self.phase.as_deref() {
+            Some("Failed" | "Expired") => true,
+            Some("Suspended") => self.suspend,
+            Some("Running" | "Degraded") => !self.suspend,
+            _ => false,
+        }
     }
 }
 

@@ -53,6 +53,8 @@ pub struct Shared {
     pub client: Client,
     /// One start at a time per Idempotency-Key in this process.
     pub keyed_starts: crate::keylock::KeyLocks,
+    /// Instance heartbeat tokens read lately.
+    pub heartbeat_tokens: crate::heartbeats::Tokens,
     pub config: Config,
     pub creds: Credentials,
     pub hub: Arc<Hub>,
@@ -213,8 +215,19 @@ pub fn start_with(
     let ready = vec![creds_ready, tenants_ready, templates_ready];
     let keyed_starts = crate::keylock::KeyLocks::default();
     let quotas = index.tenant_quotas().store();
-    let state =
-        Arc::new(Shared { client, keyed_starts, config, creds, hub, tenants, templates, quotas, telemetry, ready });
+    let state = Arc::new(Shared {
+        client,
+        keyed_starts,
+        heartbeat_tokens: Default::default(),
+        config,
+        creds,
+        hub,
+        tenants,
+        templates,
+        quotas,
+        telemetry,
+        ready,
+    });
     (state, Background { tasks, _index: index })
 }
 

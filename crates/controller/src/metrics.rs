@@ -122,11 +122,25 @@ pub struct Metrics {
     watch_restarts: Family<ControllerLabel, Counter>,
     events: Family<EventLabels, Counter>,
     events_dropped: Family<KindLabel, Counter>,
+    idle: Family<IdleLabels, Counter>,
+    resumes: Family<TemplateLabel, Counter>,
     views: Arc<Views>,
     /// Requests this process's clients sent to the API server.
     pub requests: crate::requests::Requests,
     /// Why a reconciler stopped while it should be running, if one did.
     stopped: Mutex<Option<String>>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct IdleLabels {
+    pub template: String,
+    /// `Suspend` or `Stop`.
+    pub action: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TemplateLabel {
+    pub template: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -154,6 +168,8 @@ impl Default for Metrics {
             watch_restarts: Family::default(),
             events: Family::default(),
             events_dropped: Family::default(),
+            idle: Family::default(),
+            resumes: Family::default(),
             views: Arc::default(),
             requests: crate::requests::Requests::default(),
             stopped: Mutex::default(),
@@ -196,6 +212,12 @@ impl Metrics {
             "Kubernetes Events dropped because the queue to the API server was full",
             m.events_dropped.clone(),
         );
+        registry.register(
+            "idle_reaps",
+            "Instances suspended or stopped for idleness, by template and action",
+            m.idle.clone(),
+        );
+        registry.register("instance_resumes", "Suspended instances resumed, by template", m.resumes.clone());
         registry.register_collector(Box::new(StateCollector(m.views.clone())));
         m.requests.register(registry);
         Arc::new(m)
@@ -286,6 +308,20 @@ impl Metrics {
     pub fn event(&self, kind: &'static str, warning: bool, reason: &str) {
         let r#type = if warning { "Warning" } else { "Normal" };
         self.events.get_or_create(&EventLabels { kind, r#type, reason: reason.to_string() }).inc();
+    }
+
+    /// Counts an instance of `template` suspended or stopped for idleness.
+    pub fn idle_reaped(&self, template: &str, action: resources::template::IdleAction) {
+        let action = match action {
+            resources::template::IdleAction::Suspend => "Suspend",
+            resources::template::IdleAction::Stop => "Stop",
+        };
+        self.idle.get_or_create(&IdleLabels { template: template.to_string(), action }).inc();
+    }
+
+    /// Counts a suspended instance of `template` resumed.
+    pub fn resumed(&self, template: &str) {
+        self.resumes.get_or_create(&TemplateLabel { template: template.to_string() }).inc();
     }
 
     /// Counts an Event dropped because the queue was full.

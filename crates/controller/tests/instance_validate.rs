@@ -46,6 +46,7 @@ fn reason(d: &Decision) -> &str {
         Decision::ReleaseFailed(_) => "release",
         Decision::Expire(_) => "expire",
         Decision::Run { .. } => "run",
+        Decision::Suspend => "suspend",
     }
 }
 
@@ -101,4 +102,45 @@ fn failed_and_expired_instances_are_wound_down() {
     let old = instance(created, json!({}));
     let at = created + SignedDuration::from_hours(2);
     assert_eq!(validate(&old, &world(tpl, 0), &Settings::default(), now), Decision::Expire(at));
+}
+
+#[test]
+fn a_suspended_instance_is_suspended_keeps_its_place_and_still_expires() {
+    let now = Timestamp::now();
+    let s = Settings::default();
+    let tpl: Template = fixture("templates/ctf-web.yaml");
+    let max = tpl.spec.max_per_tenant as usize;
+    let suspended = instance(now, json!({"spec": {"suspend": true}}));
+    assert_eq!(validate(&suspended, &world(tpl.clone(), 0), &s, now), Decision::Suspend);
+    // Resumed: it was admitted once, so newer instances and a lowered limit do not stop it.
+    let resumed = instance(now, json!({"status": {"phase": "Suspended", "suspended": now.to_string()}}));
+    assert_eq!(reason(&validate(&resumed, &world(tpl.clone(), max + 3), &s, now)), "run");
+    // A suspended instance's lifetime still runs out.
+    let created = now - SignedDuration::from_hours(3);
+    let old = instance(created, json!({"spec": {"suspend": true}}));
+    assert_eq!(reason(&validate(&old, &world(tpl, 0), &s, now)), "expire");
+}
+
+#[test]
+fn the_idle_clock_counts_from_the_newest_sign_of_use_of_a_running_instance() {
+    use controller::instance::idle::deadline;
+    use resources::instance::InstanceStatus;
+    let now = Timestamp::now();
+    let mut tpl: Template = fixture("templates/ctf-web.yaml");
+    let status = |v: Value| -> InstanceStatus { serde_json::from_value(v).unwrap() };
+    let ready = now - SignedDuration::from_mins(40);
+    let running = status(json!({"phase": "Running", "ready": ready.to_string()}));
+    assert_eq!(deadline(&running, &tpl), None, "the template reaps nothing");
+    tpl.spec.idle = Some(serde_json::from_value(json!({"after": "30m"})).unwrap());
+    assert_eq!(deadline(&running, &tpl), Some(ready + SignedDuration::from_mins(30)));
+    let used = now - SignedDuration::from_mins(5);
+    let heartbeat = status(json!({"phase": "Running", "ready": ready.to_string(), "lastActivity": used.to_string()}));
+    assert_eq!(deadline(&heartbeat, &tpl), Some(used + SignedDuration::from_mins(30)));
+    for phase in ["Starting", "Suspended", "Failed", "Pending"] {
+        let s = status(json!({"phase": phase, "ready": ready.to_string()}));
+        assert_eq!(deadline(&s, &tpl), None, "{phase} is not idle");
+    }
+    // The longest period there is does not overflow.
+    tpl.spec.idle = Some(serde_json::from_value(json!({"after": "3650d"})).unwrap());
+    assert!(deadline(&running, &tpl).is_some());
 }

@@ -263,9 +263,21 @@ async fn the_console_works_in_a_real_browser() {
     until(&c, "another tenant's page refused", "document.getElementById('refused')").await;
     shot(&c, &shots, "refused").await;
 
-    // Stop, as the tenant: the row goes without a reload.
+    // Suspend and resume, as the tenant: the row follows live.
     c.goto(&format!("{base}/ui/#/tenants/demo")).await.unwrap();
     until(&c, "its instance again", &format!("document.getElementById('instance-{name}')")).await;
+    c.find(Locator::Css(&format!("#instance-{name} button.suspend"))).await.unwrap().click().await.unwrap();
+    let suspended = format!("document.querySelector('#instance-{name}[data-phase=\"Suspended\"] button.resume')");
+    until(&c, "the instance Suspended", &suspended).await;
+    c.find(Locator::Css(&format!("#instance-{name} button.resume"))).await.unwrap().click().await.unwrap();
+    until(
+        &c,
+        "the instance Running again",
+        &format!("document.querySelector('#instance-{name}[data-phase=\"Running\"]')"),
+    )
+    .await;
+
+    // Stop, as the tenant: the row goes without a reload.
     c.execute("window.confirm = () => true;", vec![]).await.unwrap();
     c.find(Locator::Css(&format!("#instance-{name} button.danger"))).await.unwrap().click().await.unwrap();
     until(&c, "the instance gone", &format!("!document.getElementById('instance-{name}')")).await;

@@ -30,6 +30,11 @@ pub struct InstanceSpec {
     /// Values for environment variables the template marks overridable.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub env: BTreeMap<String, String>,
+    /// Whether the instance is suspended: its pods are removed (its Secret,
+    /// Services, storage and lifetime stay), and setting it back to false
+    /// starts them again, from the warm pool when the template has one.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub suspend: bool,
 }
 
 /// Annotation with the time (microseconds) a client asked for the instance;
@@ -60,6 +65,8 @@ pub enum InstancePhase {
     Failed,
     Stopping,
     Expired,
+    /// Its pods were removed on request or for idleness; it can be resumed.
+    Suspended,
 }
 
 impl InstancePhase {
@@ -73,6 +80,7 @@ impl InstancePhase {
             Self::Failed => "Failed",
             Self::Stopping => "Stopping",
             Self::Expired => "Expired",
+            Self::Suspended => "Suspended",
         }
     }
 }
@@ -136,8 +144,26 @@ pub struct InstanceStatus {
     /// The pod set claimed from the warm pool, when warm.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub claim: Option<Claim>,
+    /// The last sign of use (a heartbeat, a resume) the idle clock counts from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_activity: Option<MicroTime>,
+    /// When it was suspended, while it is (or is resuming).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suspended: Option<MicroTime>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
 }
+
+impl InstanceStatus {
+    /// Whether the instance got past its admission once (it started, warm
+    /// or cold, or was suspended after it did): it keeps its place.
+    pub fn admitted(&self) -> bool {
+        self.warm.is_some() || self.suspended.is_some()
+    }
+}
+
+/// Annotation saying why `spec.suspend` was set: `Idle` when the idle
+/// reaper set it; anything else reads as a request.
+pub const SUSPEND_REASON: &str = crate::vocabulary::SUSPEND_REASON;

@@ -98,6 +98,80 @@ pub struct TemplateSpec {
     /// Pre-started pod sets in the pool namespace, claimed by new instances.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub warm_pool: Option<WarmPool>,
+    /// What happens to an instance nobody uses: suspended or stopped after a
+    /// period without a sign of use (none: it runs until its ttl).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle: Option<Idle>,
+}
+
+/// Idle reaping: an instance with no sign of use for `after` is suspended
+/// (its pods go, everything else stays) or stopped.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Idle {
+    /// How long without a sign of use, e.g. "30m" (at least 1s).
+    pub after: String,
+    /// Suspend (default) or Stop.
+    #[serde(default)]
+    pub action: IdleAction,
+    /// What counts as use: Heartbeat (default; `POST .../heartbeat`). Http
+    /// and Connections are not available yet and refused (docs/instances.md).
+    #[serde(default)]
+    pub signal: IdleSignal,
+    /// Whether a heartbeat or renewal of a suspended instance resumes it.
+    #[serde(default)]
+    pub resume_on_use: bool,
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum IdleAction {
+    #[default]
+    Suspend,
+    Stop,
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum IdleSignal {
+    #[default]
+    Heartbeat,
+    Http,
+    Connections,
+}
+
+/// Shortest idle period a template may set.
+pub const MIN_IDLE: std::time::Duration = std::time::Duration::from_secs(1);
+
+impl Idle {
+    /// The idle period, when it is a valid one.
+    pub fn period(&self) -> Option<std::time::Duration> {
+        crate::duration::parse_exact(&self.after).ok().filter(|d| *d >= MIN_IDLE)
+    }
+
+    /// What is wrong with it, each problem naming its field.
+    pub fn problems(&self) -> Vec<FieldProblem> {
+        let mut out = Vec::new();
+        match crate::duration::within(
+            "spec.idle.after",
+            &self.after,
+            crate::duration::LONGEST,
+            &crate::duration::longest_bound(),
+        ) {
+            Ok(d) if d < MIN_IDLE => out.push(FieldProblem::new("spec.idle.after", "must be at least 1s")),
+            Ok(_) => {}
+            Err(p) => out.push(p),
+        }
+        if self.signal != IdleSignal::Heartbeat {
+            out.push(FieldProblem::new(
+                "spec.idle.signal",
+                format!(
+                    "{:?} is not available yet; use Heartbeat (the instance or its client calls POST \
+                     /v1/tenants/{{tenant}}/instances/{{instance}}/heartbeat)",
+                    self.signal
+                ),
+            ));
+        }
+        out
+    }
 }
 
 fn one() -> u32 {
@@ -714,6 +788,9 @@ impl TemplateSpec {
         }
         if let Some(pool) = &self.warm_pool {
             out.extend(self.pool_problems(pool));
+        }
+        if let Some(idle) = &self.idle {
+            out.extend(idle.problems());
         }
         for (i, e) in self.exposure.iter().enumerate() {
             let f = format!("spec.exposure[{i}]");

@@ -47,6 +47,13 @@ pub const PERSONALIZE: &str = "paddock.dev/personalize";
 pub const REQUESTED_AT: &str = "paddock.dev/requested-at";
 /// The Idempotency-Key an instance was started with.
 pub const IDEMPOTENCY_KEY: &str = "paddock.dev/idempotency-key";
+/// Annotation: why an Instance's `spec.suspend` was set (`Idle` by the idle
+/// reaper; anything else reads as a request).
+pub const SUSPEND_REASON: &str = "paddock.dev/suspend-reason";
+/// Key of an instance's Secret holding its heartbeat token.
+pub const HEARTBEAT_TOKEN_KEY: &str = "heartbeat-token";
+/// Prefix of an instance's heartbeat token.
+pub const HEARTBEAT_TOKEN_PREFIX: &str = "pdi.";
 /// The hash of the configuration a VPN server pod was made from.
 pub const CONFIG_HASH: &str = "paddock.dev/config-hash";
 

@@ -42,7 +42,8 @@ pub struct ClaimView {
     pub template: String,
     /// The template's pod this is.
     pub pod: String,
-    /// The pod's per-instance variables.
+    /// The pod's per-instance variables (with `PADDOCK_HEARTBEAT_URL` and
+    /// `PADDOCK_HEARTBEAT_TOKEN` when the template reaps idle instances).
     pub values: BTreeMap<String, String>,
 }
 
@@ -134,6 +135,14 @@ async fn view(s: &Shared, ns: &str, name: &str, pod: &str) -> Result<ClaimView> 
         values.insert(e.name.clone(), v);
     }
     let tenant = s.tenant_of(ns).unwrap_or_else(|| ns.to_string());
+    if controller::instance::build::heartbeats(&tpl) {
+        // The instance's heartbeat, as a cold start's pods get it in their environment.
+        let token = read(&generated, resources::vocabulary::HEARTBEAT_TOKEN_KEY).await?;
+        let token = token.ok_or_else(|| Problem::unavailable("the heartbeat token is not available yet; ask again"))?;
+        let url = controller::instance::build::heartbeat_url(&s.settings().claim_url, &tenant, name);
+        values.insert("PADDOCK_HEARTBEAT_URL".to_string(), url);
+        values.insert("PADDOCK_HEARTBEAT_TOKEN".to_string(), token);
+    }
     Ok(ClaimView {
         tenant,
         namespace: ns.to_string(),

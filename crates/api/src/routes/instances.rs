@@ -240,7 +240,7 @@ fn admit(
     };
     let mut inst = Instance::new(
         name.as_deref().unwrap_or_default(),
-        InstanceSpec { template: body.template.clone(), ttl: body.ttl.clone(), env: body.env.clone() },
+        InstanceSpec { template: body.template.clone(), ttl: body.ttl.clone(), env: body.env.clone(), suspend: false },
     );
     let mut problems = resources::labels::problems("labels", &body.labels);
     problems.extend(resources::admission::instance_problems(tpl, &inst, settings.max_instance_ttl).into_iter().map(
@@ -402,9 +402,10 @@ fn replay(existing: Instance, key: &str, body: &StartInstance, tenant: &str) -> 
 
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/instances/{instance}/renew", tag = "instances",
     params(("tenant" = String, Path), ("instance" = String, Path)), request_body = Renew,
-    description = "Extends the instance's lifetime to now + ttl (default: the template's ttl), up to the template's maxTtl since the instance was created. A renewal never shortens a lifetime: an instance that already lives longer (or does not expire) is answered as it is.",
+    description = "Extends the instance's lifetime to now + ttl (default: the template's ttl), up to the template's maxTtl since the instance was created. A renewal never shortens a lifetime: an instance that already lives longer (or does not expire) is answered as it is. A renewal works on a suspended instance too, and resumes it when its template says `idle.resumeOnUse`.",
     responses((status = 200, body = InstanceView), (status = 400, body = Problem), (status = 401, body = Problem),
-        (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
+        (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem),
+        (status = 429, body = Problem, description = "Resuming it on use: the quota has no room")))]
 pub async fn renew(
     State(s): State<AppState>,
     who: Principal,
@@ -430,6 +431,7 @@ pub async fn renew(
         let lifetime = match renewed(&s, &inst, &name, asked).await? {
             Renewed::Keep(lifetime) => {
                 // Answered as it is, with the expiry its lifetime gives.
+                let inst = super::activity::resume_on_use(&s, &tenant, inst).await?;
                 return Ok(Json(view_with_expiry(&inst, &tenant, lifetime)));
             }
             // Whole seconds, as the ttl is written and the controller reads it.
@@ -440,6 +442,7 @@ pub async fn renew(
         match api(&s, &tenant).patch(&name, &PatchParams::default(), &Patch::Merge(&patch)).await {
             Ok(saved) => {
                 tracing::info!(tenant = %tenant, instance = %name, ttl = %ttl, "instance renewed");
+                let saved = super::activity::resume_on_use(&s, &tenant, saved).await?;
                 return Ok(Json(view_with_expiry(&saved, &tenant, Some(lifetime))));
             }
             Err(kube::Error::Api(e)) if e.code == 409 && attempt < 5 => {

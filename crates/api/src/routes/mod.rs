@@ -2,6 +2,7 @@
 //! OpenAPI description (`utoipa::path`) and is registered with `routes!`, so
 //! the router and `/openapi.json` are built from the same list.
 
+pub mod activity;
 pub mod audit;
 pub mod claim;
 pub mod events;

@@ -134,7 +134,7 @@ impl Env {
         body["token"].as_str().unwrap().to_string()
     }
 
-    async fn wait_tenant_ready(&self, tenant: &str) {
+    pub async fn wait_tenant_ready(&self, tenant: &str) {
         kubesim::testing::wait_until(T, &format!("tenant {tenant} ready"), || async {
             let (_, b) = self.call("GET", &format!("/v1/tenants/{tenant}"), Some(ADMIN), None).await;
             b["status"]["phase"] == "Ready"

@@ -12,7 +12,7 @@ use kube::{Resource, ResourceExt};
 use resources::admission::{deadline, instance_problems, template_problems};
 use resources::template::{ExposureType, Generate, PodTemplate, TEAMNET};
 use resources::tenant::NodeRole;
-use resources::vocabulary::{POD, network_label};
+use resources::vocabulary::{HEARTBEAT_TOKEN_KEY, POD, network_label};
 use resources::{FieldProblem, Instance, Template, Tenant};
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
@@ -107,7 +107,11 @@ pub fn build(input: &Input) -> Result<Desired, Vec<FieldProblem>> {
     let roles = task_roles(tpl, Some(input.tenant));
     let shape = Shape {
         subdomain: &name,
-        env: Env::Instance { overrides: &inst.spec.env, secret: &secret_name },
+        env: Env::Instance {
+            overrides: &inst.spec.env,
+            secret: &secret_name,
+            heartbeat: heartbeats(tpl).then(|| heartbeat_url(&input.settings.claim_url, &tenant, &name)),
+        },
         tenant: Some(input.tenant),
         placement: placement_on(roles, input.any_node_has_role, input.settings.strict_node_roles),
         settings: input.settings,
@@ -132,7 +136,17 @@ pub fn build(input: &Input) -> Result<Desired, Vec<FieldProblem>> {
     let ident =
         Ident { stem: &name, key: INSTANCE, value: &name, vpn: json!({"podSelector": {"matchLabels": {ROLE: "vpn"}}}) };
     let services = services(tpl, &ident, &meta)?;
-    let policies = policies(tpl, &ident, &meta)?;
+    let mut policies = policies(tpl, &ident, &meta)?;
+    if heartbeats(tpl) {
+        // Its pods may reach the Paddock API, to send their heartbeats.
+        let system = &input.settings.system_namespace;
+        policies.push(typed(json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+            "metadata": meta(&format!("{name}-heartbeat"), &[]),
+            "spec": {"podSelector": {"matchLabels": {INSTANCE: name}}, "policyTypes": ["Egress"], "egress": [
+                {"to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": system}},
+                         "podSelector": {"matchLabels": {"app.kubernetes.io/name": "paddock"}}}],
+                 "ports": [{"protocol": "TCP", "port": 8080}]}]}}))?);
+    }
     Ok(Desired { secret, config_maps, pods, services, policies })
 }
 
@@ -158,7 +172,9 @@ pub fn pod_labels(p: &PodTemplate) -> Vec<(String, String)> {
 /// Where a pod's per-instance variables come from.
 pub enum Env<'a> {
     /// An instance's pod: overrides from the instance, generated values from its Secret.
-    Instance { overrides: &'a BTreeMap<String, String>, secret: &'a str },
+    /// `heartbeat`: the URL its pods call to say the instance is in use
+    /// (their token is in its Secret), when its template reaps idle ones.
+    Instance { overrides: &'a BTreeMap<String, String>, secret: &'a str, heartbeat: Option<String> },
     /// A warm pool's pod: only fixed values; the rest arrives through the claim endpoint.
     Pool,
 }
@@ -228,6 +244,29 @@ pub fn pod_spec(p: &PodTemplate, shape: &Shape, config_map: Option<&str>) -> Val
 /// The container's environment: for a pool pod only the fixed values; for an
 /// instance's, overrides (taken literally), values, and Secret references.
 fn env_vars(p: &PodTemplate, shape: &Shape) -> Vec<Value> {
+    let mut vars = template_env(p, shape);
+    if let Env::Instance { secret, heartbeat: Some(url), .. } = &shape.env {
+        vars.push(json!({"name": "PADDOCK_HEARTBEAT_URL", "value": url}));
+        vars.push(json!({"name": "PADDOCK_HEARTBEAT_TOKEN",
+            "valueFrom": {"secretKeyRef": {"name": secret, "key": HEARTBEAT_TOKEN_KEY}}}));
+    }
+    vars
+}
+
+/// Whether instances of `tpl` get a heartbeat token (its idle signal is a heartbeat).
+pub fn heartbeats(tpl: &Template) -> bool {
+    tpl.spec.idle.as_ref().is_some_and(|i| i.signal == resources::template::IdleSignal::Heartbeat)
+}
+
+/// The URL an instance's pods send heartbeats to: the Paddock API that
+/// `claim_url` (its `/v1/claim`) names.
+pub fn heartbeat_url(claim_url: &str, tenant: &str, inst: &str) -> String {
+    let base = claim_url.strip_suffix("/v1/claim").unwrap_or(claim_url.trim_end_matches('/'));
+    format!("{base}/v1/tenants/{tenant}/instances/{inst}/heartbeat")
+}
+
+/// The template's variables of one pod.
+fn template_env(p: &PodTemplate, shape: &Shape) -> Vec<Value> {
     p
         .env
         .iter()
@@ -237,7 +276,7 @@ fn env_vars(p: &PodTemplate, shape: &Shape) -> Vec<Value> {
                 .as_ref()
                 .filter(|_| !e.overridable && e.generate.is_none())
                 .map(|v| json!({"name": e.name, "value": v})),
-            Env::Instance { overrides, secret } => Some({
+            Env::Instance { overrides, secret, .. } => Some({
                 if let Some(v) = overrides.get(&e.name).filter(|_| e.overridable) {
                     // A tenant's value is taken literally: Kubernetes expands
                     // `$(VAR)` in env values, and `$(FLAG)` would copy the flag.

@@ -47,6 +47,20 @@ pub async fn delete_instance_objects(client: &Client, inst: &Instance, pool_ns: 
     Ok(left)
 }
 
+/// Deletes an instance's pods only (a suspension): its own, and a claimed
+/// warm set with that set's Services and policies in the pool namespace
+/// (a resume claims a new set).
+pub async fn delete_pods(client: &Client, inst: &Instance, pool_ns: &str) -> Result<(), Error> {
+    let ns = inst.namespace().unwrap_or_default();
+    let lp = ListParams::default().labels(&selector(&inst.name_any()));
+    Api::<Pod>::namespaced(client.clone(), &ns).delete_collection(&DeleteParams::background(), &lp).await?;
+    if let Some(uid) = &inst.metadata.uid {
+        let set = inst.status.as_ref().and_then(|s| s.claim.as_ref()).map(|c| c.set.as_str());
+        crate::pool::claim::delete_claimed(client, pool_ns, uid, set).await?;
+    }
+    Ok(())
+}
+
 /// The instance's pods still there (terminating ones included), its own and
 /// those claimed for it.
 async fn pods_left(client: &Client, inst: &Instance, pool_ns: &str) -> Result<usize, Error> {

@@ -7,7 +7,7 @@ use super::apply::{apply_all, service_briefs};
 use super::build::Desired;
 use super::cache::ServiceBrief;
 use super::context::{Context, Error};
-use super::observe::{WARM_START, observe, requeue_after};
+use super::observe::{WARM_START, next_look, observe};
 use super::phase::PodBrief;
 use super::status::{cond, over_quota, write_status};
 use super::world::World;
@@ -56,7 +56,7 @@ pub async fn start(
         None => old.iter().find(|c| c.type_ == WARM_START).cloned(),
     };
     s.conditions.extend(warm_cond);
-    let next = requeue_after(expires, s.phase);
+    let next = next_look(&s, &world.template, expires);
     write_status(ctx, &Api::namespaced(ctx.client.clone(), &ns), inst, s).await?;
     Ok(next)
 }

@@ -22,8 +22,19 @@ pub const WARM_START: &str = "WarmStart";
 /// this bounds how long a change there goes unseen.
 const ON_THE_WAY_LOOK: Duration = Duration::from_secs(10);
 
-/// When to reconcile again without a watch event: at expiry, and sooner while
-/// the instance is on its way to Running.
+/// When to reconcile again an instance whose new status is `s`: at its
+/// expiry or its idle deadline ([`super::idle::deadline`]), whichever comes
+/// first, and sooner while it is on its way to Running.
+pub fn next_look(s: &InstanceStatus, tpl: &Template, expires: Option<Timestamp>) -> Action {
+    let wake = match (expires, super::idle::deadline(s, tpl)) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
+    requeue_after(wake, s.phase)
+}
+
+/// When to reconcile again without a watch event: at `wake` (an expiry or
+/// an idle deadline), and sooner while the instance is on its way to Running.
 pub fn requeue_after(expires: Option<Timestamp>, phase: Option<InstancePhase>) -> Action {
     let until_expiry = expires.map(|at| Timestamp::now().duration_until(at).unsigned_abs() + Duration::from_millis(50));
     let on_the_way =
@@ -68,6 +79,10 @@ pub fn observe(
         s.ready = Some(MicroTime(Timestamp::now()));
     }
     s.endpoints = endpoints(tpl, stem, ns, services);
+    // Resuming: a resume is a sign of use, and the idle clock starts again.
+    if s.suspended.take().is_some() {
+        s.last_activity = Some(MicroTime(Timestamp::now()));
+    }
     s
 }
 

@@ -24,6 +24,8 @@ use kube::runtime::controller::{Action, Controller};
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use rand::Rng;
 use resources::instance::InstancePhase;
+use resources::template::Generate;
+use resources::vocabulary::{HEARTBEAT_TOKEN_KEY, HEARTBEAT_TOKEN_PREFIX};
 use resources::{Instance, Template};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -57,8 +59,19 @@ async fn apply(inst: Arc<Instance>, ctx: Arc<Context>) -> Result<Action, Error> 
         }
         Decision::ReleaseFailed(since) => release_failed(&ctx, &inst, since).await,
         Decision::Expire(at) => expire(&ctx, &inst, at).await,
+        Decision::Suspend => {
+            let expires = super::validate::expiry(&inst, Some(&world.template));
+            super::suspend::suspend(&ctx, &inst, &world, expires).await
+        }
+        Decision::Run { .. } if idle_now(&inst, &world) => super::idle::reap(&ctx, &inst, &world.template).await,
         Decision::Run { expires } => run_instance(&ctx, &inst, &world, expires).await,
     }
+}
+
+/// Whether the instance is past its idle deadline now.
+fn idle_now(inst: &Instance, world: &World) -> bool {
+    let deadline = inst.status.as_ref().and_then(|s| super::idle::deadline(s, &world.template));
+    deadline.is_some_and(|at| Timestamp::now() >= at)
 }
 
 /// Starts (or keeps) a valid instance: warm on a claimed set, or cold.
@@ -170,7 +183,8 @@ async fn generated_values(
     inst: &str,
     tpl: &Template,
 ) -> Result<BTreeMap<String, String>, Error> {
-    if generated_keys(tpl).is_empty() {
+    let heartbeats = super::build::heartbeats(tpl);
+    if generated_keys(tpl).is_empty() && !heartbeats {
         return Ok(BTreeMap::new());
     }
     let name = format!("{inst}-secrets");
@@ -183,13 +197,23 @@ async fn generated_values(
             .unwrap_or_default(),
     };
     let mut rng = rand::rng();
-    Ok(generated_keys(tpl)
+    let mut values: BTreeMap<String, String> = generated_keys(tpl)
         .into_iter()
         .map(|(k, g)| {
             let v = have.get(&k).cloned().unwrap_or_else(|| generate_value(&g, |n| rng.random_range(0..n)));
             (k, v)
         })
-        .collect())
+        .collect();
+    if heartbeats {
+        // The instance's own heartbeat token: its pods (and whoever it is
+        // given to) may say it is in use, and nothing else.
+        let token = have.get(HEARTBEAT_TOKEN_KEY).cloned().unwrap_or_else(|| {
+            let random = Generate::Random { length: 43, charset: None };
+            format!("{HEARTBEAT_TOKEN_PREFIX}{}", generate_value(&random, |n| rng.random_range(0..n)))
+        });
+        values.insert(HEARTBEAT_TOKEN_KEY.to_string(), token);
+    }
+    Ok(values)
 }
 
 async fn cleanup(inst: Arc<Instance>, ctx: Arc<Context>) -> Result<Action, Error> {

@@ -53,6 +53,11 @@ pub(super) async fn write_status(
     for (warning, reason, note) in super::status_events::transitions(old, &status) {
         ctx.events.record("Instance", inst.object_ref(&()), warning, reason, note);
     }
+    if old.is_some_and(|o| o.suspended.is_some()) && status.suspended.is_none() {
+        ctx.metrics.resumed(&inst.spec.template);
+        let note = "resumed: its pods are starting again, with the same generated values".to_string();
+        ctx.events.record("Instance", inst.object_ref(&()), false, "Resumed", note);
+    }
     if old.and_then(|s| s.ready.as_ref()).is_none()
         && let (Some(ready), Some(from)) = (&status.ready, requested_at(inst))
     {

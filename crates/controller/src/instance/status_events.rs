@@ -38,6 +38,8 @@ pub fn transitions(old: Option<&InstanceStatus>, new: &InstanceStatus) -> Vec<(b
             ("Ready", "Ready") => Some((false, "Running")),
             ("Ready", "Expired") => Some((false, "Expired")),
             ("Ready", "Stopping") => Some((false, "Stopping")),
+            ("Ready", "Suspended") => Some((false, "Suspended")),
+            ("Ready", "IdleSuspended") => Some((false, "IdleSuspended")),
             ("Ready", r) if PROGRESS.contains(&r) => None,
             ("Ready", r) => WARNINGS.iter().find(|w| **w == r).map(|w| (true, *w)),
             ("WarmStart", "Claimed") => Some((false, "Claimed")),

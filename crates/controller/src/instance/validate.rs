@@ -46,6 +46,8 @@ pub enum Decision {
     ReleaseFailed(Timestamp),
     /// Its time ran out (at this time): its pods go, it follows after a retention.
     Expire(Timestamp),
+    /// It is suspended (`spec.suspend`): its pods go, the rest stays.
+    Suspend,
     /// It runs (or starts), until `expires` if it has a lifetime.
     Run { expires: Option<Timestamp> },
 }
@@ -60,8 +62,11 @@ pub fn validate(inst: &Instance, world: &World, settings: &Settings, now: Timest
     if let Some(at) = expires.filter(|at| now >= *at) {
         return Decision::Expire(at);
     }
+    if inst.spec.suspend {
+        return Decision::Suspend;
+    }
     // Past these once (it started, warm or cold), an instance keeps running.
-    let admitted = inst.status.as_ref().is_some_and(|s| s.warm.is_some());
+    let admitted = inst.status.as_ref().is_some_and(|s| s.admitted());
     let admission = if admitted { Ok(()) } else { not_deleting(tpl).and_then(|()| within_limit(tpl, world.ahead)) };
     let checked = admission.and_then(|()| valid(tpl, inst, &settings.template_policy(), settings.max_instance_ttl));
     match checked {

@@ -5,7 +5,7 @@
 
 use super::apply::{apply_all, service_briefs};
 use super::context::{Context, Error};
-use super::observe::{WARM_START, observe, requeue_after};
+use super::observe::{WARM_START, next_look, observe};
 use super::phase::PodBrief;
 use super::status::{cond, requested_at, write_status};
 use super::world::World;
@@ -150,7 +150,7 @@ pub async fn finish(
     s.conditions.push(cond(WARM_START, true, "Claimed", &msg, &old, inst.metadata.generation));
     s.claim = Some(claim);
     let api: Api<Instance> = Api::namespaced(ctx.client.clone(), &inst_ns);
-    let next = requeue_after(expires, s.phase);
+    let next = next_look(&s, tpl, expires);
     write_status(ctx, &api, inst, s).await?;
     Ok(next)
 }

@@ -73,7 +73,7 @@ pub async fn dereference(ctx: &Context, inst: &Instance) -> Result<Found, Error>
 fn ahead(ctx: &Context, inst: &Instance, tpl: &Template) -> Result<usize, Error> {
     // Started once, or failed (validate releases it before any limit): no count needed.
     let failed = |s: &resources::instance::InstanceStatus| s.phase == Some(resources::InstancePhase::Failed);
-    if inst.status.as_ref().is_some_and(|s| s.warm.is_some() || failed(s)) {
+    if inst.status.as_ref().is_some_and(|s| s.admitted() || failed(s)) {
         return Ok(0);
     }
     fn key(i: &Instance) -> (Option<Timestamp>, Option<&str>) {

@@ -94,6 +94,25 @@ pub enum InstanceCommand {
         #[arg(long)]
         previous: bool,
     },
+    /// Suspend an instance: its pods go (and the quota they held), the rest stays.
+    Suspend {
+        /// The instance's name.
+        name: String,
+        #[command(flatten)]
+        wait: WaitArgs,
+    },
+    /// Resume a suspended instance: its pods start again, with the same generated values.
+    Resume {
+        /// The instance's name.
+        name: String,
+        #[command(flatten)]
+        wait: WaitArgs,
+    },
+    /// Say an instance is in use: its idle clock starts again.
+    Heartbeat {
+        /// The instance's name.
+        name: String,
+    },
     /// Extend an instance's lifetime (up to the template's maxTtl).
     Renew {
         /// The instance's name.
@@ -253,6 +272,14 @@ fn row(i: &InstanceView) -> Vec<String> {
 
 fn path(tenant: &str, rest: &str) -> String {
     format!("/v1/tenants/{tenant}/instances{rest}")
+}
+
+/// `instance suspend|resume` (`verb`): asks, and with `--wait` follows the
+/// instance until it is Suspended, or Running again.
+async fn switch(c: &Client, tenant: &str, name: &str, verb: &str, w: WaitArgs, out: Format) -> Result<()> {
+    let asked: InstanceView = c.post(&path(tenant, &format!("/{name}/{verb}")), &serde_json::json!({})).await?;
+    let view = if w.wait { wait(c, tenant, asked, w, out == Format::Table).await? } else { asked };
+    print(out, &view, HEADER, |i| vec![row(i)])
 }
 
 /// Follows the stream until the instance settles; returns its last view.
@@ -474,6 +501,23 @@ pub async fn run(args: InstanceArgs) -> Result<()> {
             }
             let req = c.request(Method::GET, &path(&tenant, &format!("/{name}/logs"))).query(&query);
             c.copy_to(req, &mut tokio::io::stdout()).await
+        }
+        InstanceCommand::Suspend { name, wait: w } => switch(&c, &tenant, &name, "suspend", w, out).await,
+        InstanceCommand::Resume { name, wait: w } => switch(&c, &tenant, &name, "resume", w, out).await,
+        InstanceCommand::Heartbeat { name } => {
+            let answer: serde_json::Value =
+                c.post(&path(&tenant, &format!("/{name}/heartbeat")), &serde_json::json!({})).await?;
+            match out {
+                Format::Table => {
+                    let note = answer.get("note").and_then(|n| n.as_str()).unwrap_or_default();
+                    match answer.get("idleAt").and_then(|n| n.as_str()) {
+                        Some(at) => println!("{name}: {note}; idle at {at} unless used again"),
+                        None => println!("{name}: {note}"),
+                    }
+                    Ok(())
+                }
+                _ => print(out, &answer, &[], |_| Vec::new()),
+            }
         }
         InstanceCommand::Renew { name, ttl } => {
             let asked = ttl.as_deref().and_then(resources::template::parse_duration);
