@@ -181,6 +181,24 @@ async fn a_template_may_stop_idle_instances_and_a_suspended_one_is_renewed_and_r
     assert_eq!(v["phase"], "Suspended", "a renewal does not resume it: {v}");
     let (code, v) = env.call("POST", &format!("{b}/heartbeat"), Some(&token), None).await;
     assert_eq!((code, v["type"].as_str()), (StatusCode::CONFLICT, Some("https://paddock.dev/problems/suspended")));
+    // Hostile heartbeats: made-up instance tokens and names are refused
+    // alike (no name leaks), another tenant's token sees nothing.
+    let long = format!("pdi.{}", "A".repeat(8000));
+    let base = format!("/v1/tenants/{tenant}/instances");
+    for (path, token, want) in [
+        (format!("{b}/heartbeat"), long.as_str(), StatusCode::UNAUTHORIZED),
+        (format!("{base}/{}/heartbeat", "x".repeat(300)), "pdi.x", StatusCode::UNAUTHORIZED),
+        (format!("{base}/Not_A_Name/heartbeat"), "pdi.x", StatusCode::UNAUTHORIZED),
+        (format!("{base}/no-such/heartbeat"), "pdi.x", StatusCode::UNAUTHORIZED),
+        ("/v1/tenants/Nobody/instances/kept/heartbeat".to_string(), "pdi.x", StatusCode::UNAUTHORIZED),
+        (format!("{base}/{}/heartbeat", "x".repeat(300)), token.as_str(), StatusCode::NOT_FOUND),
+        (format!("{b}/heartbeat"), env.beta_token.as_str(), StatusCode::NOT_FOUND),
+        (format!("{b}/suspend"), env.beta_token.as_str(), StatusCode::NOT_FOUND),
+        (format!("{b}/resume"), env.beta_token.as_str(), StatusCode::NOT_FOUND),
+    ] {
+        let (code, v) = env.call("POST", &path, Some(token), None).await;
+        assert_eq!(code, want, "{path}: {v}");
+    }
     // Suspending twice is answered as it is; resuming brings it back.
     assert_eq!(env.call("POST", &format!("{b}/suspend"), Some(&token), None).await.0, StatusCode::OK);
     let (code, v) = env.call("POST", &format!("{b}/resume"), Some(&token), None).await;

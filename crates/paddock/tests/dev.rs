@@ -408,6 +408,14 @@ async fn cli_against_the_api(banner: &str) -> Vec<String> {
     assert!(out.contains("Limits:") && out.contains("Conditions:"), "{out}");
     let (code, _, err) = run(token.clone(), sv(&["instance", "renew", &name])).await.unwrap();
     assert!(code == 0 || err.contains("maxTtl"), "{code} {err}");
+    // Suspend and resume: `--wait` follows the stream to Suspended, then to Running again.
+    let (code, out, err) = run(token.clone(), sv(&["instance", "suspend", &name, "--wait"])).await.unwrap();
+    assert!(code == 0 && out.contains("Suspended"), "{code} {out} {err}");
+    let (code, out, err) = run(token.clone(), sv(&["instance", "resume", &name, "--wait"])).await.unwrap();
+    assert!(code == 0 && out.contains("Running"), "{code} {out} {err}");
+    // ci-runner does not reap idle instances: a heartbeat says so and records nothing.
+    let (code, out, err) = run(token.clone(), sv(&["instance", "heartbeat", &name])).await.unwrap();
+    assert!(code == 0 && out.contains("does not reap idle instances"), "{code} {out} {err}");
     // An instance no node can take: `--wait` prints the status message as it
     // changes and gives up with the reason after --give-up-after (issue 30.4).
     let huge = std::env::temp_dir().join(format!("paddock-huge-{}.yaml", std::process::id()));

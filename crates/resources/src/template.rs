@@ -963,6 +963,41 @@ mod tests {
     }
 
     #[test]
+    fn idle_settings_are_bounded_and_say_what_is_not_available() {
+        let problems = |idle: serde_json::Value| -> Vec<String> {
+            let s = spec(json!({"idle": idle, "pods": [{"name": "web", "image": "x"}]}));
+            s.validate().iter().map(|p| p.to_string()).collect()
+        };
+        assert!(problems(json!({"after": "30m"})).is_empty());
+        assert!(problems(json!({"after": "1s", "action": "Stop", "resumeOnUse": true})).is_empty());
+        for (after, why) in [
+            ("0s", "spec.idle.after: 0s is zero"),
+            ("soon", "spec.idle.after: \"soon\" is not a duration"),
+            ("99999999999999999999999d", "spec.idle.after: 99999999999999999999999d is longer than"),
+            ("3651d", "spec.idle.after: 3651d is longer than"),
+        ] {
+            let p = problems(json!({"after": after}));
+            assert!(p.len() == 1 && p[0].starts_with(why), "{after}: {p:?}");
+        }
+        for signal in ["Http", "Connections"] {
+            let p = problems(json!({"after": "1h", "signal": signal}));
+            assert!(
+                p.len() == 1 && p[0].starts_with("spec.idle.signal:") && p[0].contains("not available yet"),
+                "{p:?}"
+            );
+        }
+        // An unknown action or signal does not parse at all (the CRD's enum refuses it).
+        let bad: Result<TemplateSpec, _> =
+            serde_json::from_value(json!({"idle": {"after": "1h", "action": "Hibernate"}, "pods": []}));
+        assert!(bad.is_err());
+        let idle: Idle = serde_json::from_value(json!({"after": "90s"})).unwrap();
+        assert_eq!(
+            (idle.period(), idle.action, idle.signal, idle.resume_on_use),
+            (Some(std::time::Duration::from_secs(90)), IdleAction::Suspend, IdleSignal::Heartbeat, false)
+        );
+    }
+
+    #[test]
     fn every_problem_names_its_field() {
         let s = spec(json!({"networks": ["a"], "ttl": "7h", "maxTtl": "6h", "maxPerTenant": 0,
             "pods": [

@@ -156,7 +156,8 @@ fn suspended(view: &InstanceView) -> bool {
 async fn record(s: &Shared, tenant: &str, name: &str, view: &InstanceView, idle: &Idle) -> Result<Heartbeat> {
     let period = idle.period().unwrap_or(resources::template::MIN_IDLE);
     let step = (period / 10).clamp(Duration::from_secs(1), Duration::from_secs(60));
-    let now = Timestamp::now();
+    // In microseconds, as the status keeps it.
+    let now = Timestamp::from_microsecond(Timestamp::now().as_microsecond()).unwrap_or_else(|_| Timestamp::now());
     let st = view.status.as_ref();
     let last = st.and_then(|x| x.last_activity.as_ref()).map(|t| t.0);
     let fresh = last.is_some_and(|l| l.duration_until(now).unsigned_abs() < step && l <= now);
