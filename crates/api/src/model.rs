@@ -259,12 +259,19 @@ impl InstanceView {
         }
     }
 
+    /// The reason of its Ready condition, if it has one.
+    pub fn ready_reason(&self) -> Option<&str> {
+        let conds = self.status.as_ref().map(|s| s.conditions.as_slice()).unwrap_or_default();
+        conds.iter().find(|c| c.type_ == "Ready").map(|c| c.reason.as_str())
+    }
+
     /// Whether the phase is one an instance does not leave by itself.
     pub fn settled(&self) -> bool {
         // Suspending settles at Suspended, resuming (or running) at Running.
         match self.phase.as_deref() {
             Some("Failed" | "Expired") => true,
-            Some("Suspended") => self.suspend,
+            // Once its pods are gone (not while the reason says Suspending).
+            Some("Suspended") => self.suspend && !self.ready_reason().is_some_and(|r| r.ends_with("Suspending")),
             Some("Running" | "Degraded") => !self.suspend,
             _ => false,
         }

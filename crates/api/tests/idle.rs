@@ -128,8 +128,15 @@ async fn an_idle_instance_is_suspended_keeps_its_values_and_resumes_within_its_q
     let (code, v) = env.call("POST", &format!("{b}/suspend"), Some(&token), None).await;
     assert_eq!(code, StatusCode::ACCEPTED, "{v}");
     let v = wait_phase(&env, &b, "Suspended").await;
-    assert_eq!(v["status"]["conditions"][0]["reason"], "Suspended", "{v}");
+    let reason = v["status"]["conditions"][0]["reason"].as_str().unwrap_or_default().to_string();
+    assert!(reason == "Suspending" || reason == "Suspended", "{v}");
     wait_until(T, "the second's pods are gone", || async { pods_of(&env, &ns, "second").await == 0 }).await;
+    // Once they are, the condition says so (Suspending → Suspended).
+    let settled = || async {
+        let (_, v) = phase(&env, &b).await;
+        v["status"]["conditions"][0]["reason"] == "Suspended"
+    };
+    wait_until(T, "the second settled as Suspended", settled).await;
     let resume_by_use =
         || async { env.call("POST", &format!("{a}/heartbeat"), Some(&token), None).await.0 == StatusCode::ACCEPTED };
     // The quota's usage may lag the pod's deletion a moment.

@@ -7,7 +7,7 @@
 use resources::instance::InstanceStatus;
 
 /// Reasons of the `Ready` condition that are only progress.
-const PROGRESS: &[&str] = &["Creating", "Scheduling", "Starting"];
+const PROGRESS: &[&str] = &["Creating", "Scheduling", "Starting", "Suspending", "IdleSuspending"];
 /// Reasons of the `Ready` condition that need someone's attention.
 const WARNINGS: &[&str] = &[
     "Unschedulable",

@@ -26,11 +26,15 @@ const DELETE_AGAIN: Duration = Duration::from_secs(15);
 const STOPPING_LOOK: Duration = Duration::from_secs(1);
 
 /// The Ready condition's reason of a suspended instance: `IdleSuspended`
-/// when the idle reaper suspended it, `Suspended` otherwise.
-pub fn reason(inst: &Instance) -> &'static str {
-    match inst.annotations().get(SUSPEND_REASON).map(String::as_str) {
-        Some("Idle") => "IdleSuspended",
-        _ => "Suspended",
+/// when the idle reaper suspended it, `Suspended` otherwise; while its pods
+/// are still stopping, `IdleSuspending` or `Suspending`.
+pub fn reason(inst: &Instance, stopping: bool) -> &'static str {
+    let idle = inst.annotations().get(SUSPEND_REASON).map(String::as_str) == Some("Idle");
+    match (idle, stopping) {
+        (true, true) => "IdleSuspending",
+        (true, false) => "IdleSuspended",
+        (false, true) => "Suspending",
+        (false, false) => "Suspended",
     }
 }
 
@@ -50,8 +54,9 @@ pub async fn suspend(
     if first || (left > 0 && due) {
         super::cleanup::delete_pods(&ctx.client, inst, &ctx.settings.pool_namespace).await?;
     }
-    let why = if reason(inst) == "IdleSuspended" { "nobody used it for a while" } else { "as asked" };
-    let message = if first || left > 0 {
+    let stopping = first || left > 0;
+    let why = if reason(inst, false) == "IdleSuspended" { "nobody used it for a while" } else { "as asked" };
+    let message = if stopping {
         format!("suspended ({why}); its pods are stopping")
     } else {
         format!(
@@ -59,7 +64,7 @@ pub async fn suspend(
              them again"
         )
     };
-    let mut s = base_status(inst, InstancePhase::Suspended, reason(inst), &message);
+    let mut s = base_status(inst, InstancePhase::Suspended, reason(inst, stopping), &message);
     s.suspended = s.suspended.or(Some(MicroTime(Timestamp::now())));
     s.pods.clear();
     s.endpoints.clear();
@@ -68,7 +73,7 @@ pub async fn suspend(
     s.expires = expires.map(Time);
     let api: Api<Instance> = Api::namespaced(ctx.client.clone(), &ns);
     write_status(ctx, &api, inst, s).await?;
-    if first || left > 0 {
+    if stopping {
         return Ok(Action::requeue(STOPPING_LOOK));
     }
     Ok(match expires {

@@ -330,7 +330,7 @@ async fn wait(c: &Client, tenant: &str, started: InstanceView, w: WaitArgs, show
         if last.phase.is_some() {
             progress.update(&cell(last.phase.clone()), last.message.as_deref());
         }
-        unschedulable_since = match (ready_reason(&last) == Some("Unschedulable"), unschedulable_since) {
+        unschedulable_since = match (last.ready_reason() == Some("Unschedulable"), unschedulable_since) {
             (true, None) => Some(tokio::time::Instant::now()),
             (true, since) => since,
             (false, _) => None,
@@ -386,14 +386,10 @@ fn wanted(items: Vec<InstanceView>, filter: &Filter) -> Vec<InstanceView> {
 }
 
 /// The reason of the instance's Ready condition.
-fn ready_reason(i: &InstanceView) -> Option<&str> {
-    i.status.as_ref()?.conditions.iter().find(|c| c.type_ == "Ready").map(|c| c.reason.as_str())
-}
-
 /// Whether the tenant's quota is what holds the instance back (the controller
 /// keeps it Pending, without pods, and tries again).
 fn held_by_quota(i: &InstanceView) -> bool {
-    ready_reason(i) == Some("QuotaExceeded")
+    i.ready_reason() == Some("QuotaExceeded")
 }
 
 /// How long a start waits for a tenant that is still being set up.
