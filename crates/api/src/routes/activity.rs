@@ -249,14 +249,7 @@ pub async fn suspend(
     who: crate::auth::Principal,
     Path((tenant, name)): Path<(String, String)>,
 ) -> Result<(StatusCode, Json<InstanceView>)> {
-    let inst = visible_instance(&s, &who, &tenant, &name).await?;
-    still_there(&InstanceView::new(&inst, &tenant), &name)?;
-    if inst.spec.suspend {
-        return Ok((StatusCode::OK, Json(InstanceView::new(&inst, &tenant))));
-    }
-    let suspended = set_suspend(&s, &tenant, &name, true).await?;
-    tracing::info!(tenant = %tenant, instance = %name, "instance suspending");
-    Ok((StatusCode::ACCEPTED, Json(InstanceView::new(&suspended, &tenant))))
+    switch(&s, &who, &tenant, &name, true).await
 }
 
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/instances/{instance}/resume", tag = "instances",
@@ -272,11 +265,28 @@ pub async fn resume(
     who: crate::auth::Principal,
     Path((tenant, name)): Path<(String, String)>,
 ) -> Result<(StatusCode, Json<InstanceView>)> {
-    let inst = visible_instance(&s, &who, &tenant, &name).await?;
-    still_there(&InstanceView::new(&inst, &tenant), &name)?;
-    if !inst.spec.suspend {
-        return Ok((StatusCode::OK, Json(InstanceView::new(&inst, &tenant))));
+    switch(&s, &who, &tenant, &name, false).await
+}
+
+/// Suspends (`suspend`) or resumes an instance the caller may see: 200 as
+/// it is when it already is so, 202 once asked.
+async fn switch(
+    s: &Shared,
+    who: &crate::auth::Principal,
+    tenant: &str,
+    name: &str,
+    suspend: bool,
+) -> Result<(StatusCode, Json<InstanceView>)> {
+    let inst = visible_instance(s, who, tenant, name).await?;
+    still_there(&InstanceView::new(&inst, tenant), name)?;
+    if inst.spec.suspend == suspend {
+        return Ok((StatusCode::OK, Json(InstanceView::new(&inst, tenant))));
     }
-    let resumed = resume_checked(&s, &tenant, &name, &inst.spec.template).await?;
-    Ok((StatusCode::ACCEPTED, Json(InstanceView::new(&resumed, &tenant))))
+    let changed = if suspend {
+        tracing::info!(tenant = %tenant, instance = %name, "instance suspending");
+        set_suspend(s, tenant, name, true).await?
+    } else {
+        resume_checked(s, tenant, name, &inst.spec.template).await?
+    };
+    Ok((StatusCode::ACCEPTED, Json(InstanceView::new(&changed, tenant))))
 }
