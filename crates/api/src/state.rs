@@ -73,21 +73,23 @@ pub type AppState = Arc<Shared>;
 
 impl Shared {
     /// A tenant from the watch (shared, not copied), or from the cluster if
-    /// the watch has not seen it yet.
+    /// the watch has not seen it yet; never another installation's.
     pub async fn tenant(&self, name: &str) -> Result<Option<Arc<Tenant>>, kube::Error> {
         if let Some(t) = self.tenants.get(&ObjectRef::new(name)) {
             return Ok(Some(t));
         }
-        Ok(Api::<Tenant>::all(self.client.clone()).get_opt(name).await?.map(Arc::new))
+        let got = Api::<Tenant>::all(self.client.clone()).get_opt(name).await?;
+        Ok(got.filter(|t| self.settings().in_scope(t.metadata.labels.as_ref())).map(Arc::new))
     }
 
     /// A template from the watch (shared, not copied), or from the cluster if
-    /// the watch has not seen it yet.
+    /// the watch has not seen it yet; never another installation's.
     pub async fn template(&self, name: &str) -> Result<Option<Arc<Template>>, kube::Error> {
         if let Some(t) = self.templates.get(&ObjectRef::new(name)) {
             return Ok(Some(t));
         }
-        Ok(Api::<Template>::all(self.client.clone()).get_opt(name).await?.map(Arc::new))
+        let got = Api::<Template>::all(self.client.clone()).get_opt(name).await?;
+        Ok(got.filter(|t| self.settings().in_scope(t.metadata.labels.as_ref())).map(Arc::new))
     }
 
     pub fn settings(&self) -> &Settings {
@@ -186,7 +188,8 @@ where
 pub fn start(client: Client, config: Config, telemetry: crate::metrics::Telemetry) -> (AppState, Background) {
     let m = telemetry.api.clone();
     let on_error: OnError = Arc::new(move |what, _| m.watch_error(what));
-    let index = Index::new(telemetry.requests.client(client.clone(), "index"), on_error);
+    let index =
+        Index::new(telemetry.requests.client(client.clone(), "index"), on_error, config.settings.scope_selector());
     start_with(index, client, config, telemetry)
 }
 

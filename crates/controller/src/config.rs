@@ -46,6 +46,11 @@ pub struct Settings {
     pub template_runtime_classes: Vec<String>,
     /// Secrets in tenant namespaces that templates' env may read; none by default.
     pub template_secrets: Vec<String>,
+    /// The label (key, value) that makes a Tenant or Template this
+    /// installation's, when several share one cluster: the reconcilers and
+    /// the API see only those carrying it, and the API puts it on those it
+    /// creates. None: every Tenant and Template is this installation's.
+    pub scope: Option<(String, String)>,
 }
 
 /// Default of [`Settings::max_instance_ttl`]: seven days.
@@ -59,6 +64,20 @@ impl Settings {
             runtime_classes: &self.template_runtime_classes,
             capabilities: &self.template_capabilities,
             secrets: &self.template_secrets,
+        }
+    }
+
+    /// The label selector of [`Settings::scope`], for watches and lists.
+    pub fn scope_selector(&self) -> Option<String> {
+        self.scope.as_ref().map(|(k, v)| format!("{k}={v}"))
+    }
+
+    /// Whether an object with these labels is this installation's
+    /// ([`Settings::scope`]).
+    pub fn in_scope(&self, labels: Option<&std::collections::BTreeMap<String, String>>) -> bool {
+        match &self.scope {
+            None => true,
+            Some((k, v)) => labels.and_then(|l| l.get(k)) == Some(v),
         }
     }
 
@@ -91,6 +110,7 @@ impl Default for Settings {
             template_capabilities: Vec::new(),
             template_runtime_classes: Vec::new(),
             template_secrets: Vec::new(),
+            scope: None,
         }
     }
 }

@@ -47,6 +47,9 @@ pub struct Index {
 struct Inner {
     client: Client,
     on_error: OnError,
+    /// The label selector Tenants and Templates are watched with
+    /// ([`crate::config::Settings::scope`]); None: all of them.
+    scope: Option<String>,
     templates: OnceLock<Feed<Template>>,
     tenants: OnceLock<Feed<Tenant>>,
     instances: OnceLock<Feed<Instance>>,
@@ -65,12 +68,15 @@ impl Drop for Task {
 }
 
 impl Index {
-    /// An index whose watches go through `client` (made on first use).
-    pub fn new(client: Client, on_error: OnError) -> Index {
+    /// An index whose watches go through `client` (made on first use);
+    /// `scope` selects the Tenants and Templates it watches (the
+    /// installation's [`crate::config::Settings::scope_selector`]).
+    pub fn new(client: Client, on_error: OnError, scope: Option<String>) -> Index {
         Index {
             inner: Arc::new(Inner {
                 client,
                 on_error,
+                scope,
                 templates: OnceLock::new(),
                 tenants: OnceLock::new(),
                 instances: OnceLock::new(),
@@ -81,16 +87,28 @@ impl Index {
     }
 
     /// An index that only logs its watch errors.
-    pub fn logging(client: Client) -> Index {
-        Index::new(client, Arc::new(|_, _| {}))
+    pub fn logging(client: Client, scope: Option<String>) -> Index {
+        Index::new(client, Arc::new(|_, _| {}), scope)
+    }
+
+    /// The watch of a cluster-scoped kind the installation's scope selects.
+    fn scoped(&self) -> watcher::Config {
+        match &self.inner.scope {
+            Some(sel) => watcher::Config::default().labels(sel),
+            None => watcher::Config::default(),
+        }
     }
 
     pub fn templates(&self) -> &Feed<Template> {
-        self.inner.templates.get_or_init(|| self.start("templates", Api::all(self.inner.client.clone())))
+        self.inner
+            .templates
+            .get_or_init(|| self.start_with("templates", Api::all(self.inner.client.clone()), self.scoped()))
     }
 
     pub fn tenants(&self) -> &Feed<Tenant> {
-        self.inner.tenants.get_or_init(|| self.start("tenants", Api::all(self.inner.client.clone())))
+        self.inner
+            .tenants
+            .get_or_init(|| self.start_with("tenants", Api::all(self.inner.client.clone()), self.scoped()))
     }
 
     pub fn instances(&self) -> &Feed<Instance> {

@@ -121,7 +121,11 @@ pub async fn reconcilers<S>(client: kube::Client, settings: Settings, metrics: A
 where
     S: Future<Output = ()> + Clone + Send + Sync + 'static,
 {
-    let index = crate::index::Index::new(metrics.requests.client(client.clone(), "index"), metrics.watch_errors());
+    let index = crate::index::Index::new(
+        metrics.requests.client(client.clone(), "index"),
+        metrics.watch_errors(),
+        settings.scope_selector(),
+    );
     reconcilers_with(index, client, settings, metrics, stop).await
 }
 

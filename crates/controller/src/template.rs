@@ -156,7 +156,7 @@ pub async fn run(
     let events = Events::new(client.clone(), metrics.clone());
     let ctx = Arc::new(Context { client: client.clone(), settings, metrics, events, instances });
     // Triggers of a relist held until it is in the store (see `cache::reflect`).
-    let index = index.unwrap_or_else(|| crate::index::Index::logging(client));
+    let index = index.unwrap_or_else(|| crate::index::Index::logging(client, ctx.settings.scope_selector()));
     let (templates, triggers) = (index.templates().store(), index.templates().subscribe());
     Controller::for_stream(triggers.applied_objects(), templates)
         .graceful_shutdown_on(shutdown)

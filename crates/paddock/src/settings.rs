@@ -61,6 +61,12 @@ pub struct SettingsArgs {
     /// free) is kept to be read before it is deleted (like 10m, 1h).
     #[arg(long, env = "PADDOCK_FAILED_RETENTION", default_value = "10m")]
     pub failed_retention: String,
+    /// Only Tenants and Templates labelled KEY=VALUE are this installation's
+    /// (the API labels those it creates), for several installations (or
+    /// test runs) on one cluster; each needs its own --namespace-prefix,
+    /// --system-namespace and --pool-namespace. Default: every one.
+    #[arg(long, env = "PADDOCK_SCOPE", value_name = "KEY=VALUE")]
+    pub scope: Option<String>,
     #[command(flatten)]
     pub template_policy: TemplatePolicyArgs,
 }
@@ -103,6 +109,23 @@ impl TemplatePolicyArgs {
         settings.template_secrets = self.template_secrets.clone();
         Ok(())
     }
+}
+
+/// `--scope KEY=VALUE`, checked: a label key and a non-empty label value.
+fn scope(raw: &str) -> Result<(String, String)> {
+    let Some((k, v)) = raw.split_once('=') else {
+        bail!("--scope {raw:?}: KEY=VALUE, a label (like paddock.dev/installation=staging)");
+    };
+    if let Some(why) = resources::labels::key_syntax_problem(k) {
+        bail!("--scope {raw:?}: {k:?} is not a label key: {why}");
+    }
+    if v.is_empty() || !resources::labels::is_value(v) {
+        bail!(
+            "--scope {raw:?}: {v:?} is not a label value: 1 to 63 letters, digits, '-', '_' or '.', starting and \
+             ending with a letter or digit"
+        );
+    }
+    Ok((k.to_string(), v.to_string()))
 }
 
 fn dns_label(flag: &str, v: &str, allow_trailing_dash: bool) -> Result<()> {
@@ -190,7 +213,12 @@ impl SettingsArgs {
         let failed_retention = resources::duration::parse_exact(&self.failed_retention).map_err(|_| {
             anyhow::anyhow!("--failed-retention {:?}: not a duration (like 10m, 1h)", self.failed_retention)
         })?;
+        let scope = match &self.scope {
+            None => None,
+            Some(raw) => Some(scope(raw)?),
+        };
         let mut settings = Settings {
+            scope,
             failed_retention,
             max_instance_ttl,
             template_capabilities: Vec::new(),

@@ -90,7 +90,10 @@ fn crds_and_manifests_print_yaml() {
 
 #[test]
 fn bad_flags_get_one_clear_line() {
-    let cases: [(&[&str], &str); 8] = [
+    let cases: [(&[&str], &str); 11] = [
+        (&["controller", "--scope", "staging"], "--scope \"staging\": KEY=VALUE"),
+        (&["controller", "--scope", "Bad Key=x"], "is not a label key"),
+        (&["serve", "--scope", "paddock.dev/installation="], "is not a label value"),
         (&["controller", "--namespace-prefix", "Bad_Prefix"], "--namespace-prefix \"Bad_Prefix\""),
         (&["controller", "--max-concurrent-reconciles", "0"], "--max-concurrent-reconciles 0: must be 1 to 1024"),
         (&["controller", "--default-cpu-request", "lots"], "--default-cpu-request \"lots\""),

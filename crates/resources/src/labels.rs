@@ -27,7 +27,13 @@ fn is_name(s: &str) -> bool {
         && b.iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
 }
 
-fn key_problem(key: &str) -> Option<String> {
+/// Whether `v` is a label value (empty, or a label name).
+pub fn is_value(v: &str) -> bool {
+    v.is_empty() || is_name(v)
+}
+
+/// What is wrong with `key` as a label key (syntax only; reserved prefixes allowed).
+pub fn key_syntax_problem(key: &str) -> Option<String> {
     let (prefix, name) = match key.split_once('/') {
         Some((p, n)) => (Some(p), n),
         None => (None, key),
@@ -43,7 +49,12 @@ fn key_problem(key: &str) -> Option<String> {
                 .into(),
         );
     }
-    is_reserved(key).then(|| "prefixes paddock.dev/, kubernetes.io/ and k8s.io/ are reserved".into())
+    None
+}
+
+fn key_problem(key: &str) -> Option<String> {
+    key_syntax_problem(key)
+        .or_else(|| is_reserved(key).then(|| "prefixes paddock.dev/, kubernetes.io/ and k8s.io/ are reserved".into()))
 }
 
 /// What is wrong with labels a user asked for, each under `field[key]`.

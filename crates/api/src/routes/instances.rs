@@ -470,7 +470,7 @@ async fn renewed(s: &Shared, inst: &Instance, name: &str, asked: Option<Duration
     if inst.status.as_ref().and_then(|st| st.phase) == Some(resources::InstancePhase::Expired) {
         return Err(Problem::conflict("expired", format!("instance {name:?} has expired; start a new one")));
     }
-    let tpl = Api::<Template>::all(s.client.clone()).get_opt(&inst.spec.template).await?.ok_or_else(|| {
+    let tpl = s.template(&inst.spec.template).await?.ok_or_else(|| {
         Problem::conflict("template-missing", format!("template {:?} no longer exists", inst.spec.template))
     })?;
     let current = inst.spec.ttl.as_deref().or(tpl.spec.ttl.as_deref()).and_then(parse_duration);

@@ -19,7 +19,12 @@ pub async fn list(
     _who: Principal,
     Query(p): Query<Paging>,
 ) -> Result<Json<Page<TemplateView>>> {
-    let list = Api::<Template>::all(s.client.clone()).list(&list_params(&p)?).await?;
+    let lp = list_params(&p)?;
+    let lp = match s.settings().scope_selector() {
+        Some(sel) => lp.labels(&sel),
+        None => lp,
+    };
+    let list = Api::<Template>::all(s.client.clone()).list(&lp).await?;
     let next = list.metadata.continue_.filter(|c| !c.is_empty());
     Ok(Json(Page { items: list.items.iter().map(TemplateView::from).collect(), next }))
 }
@@ -29,6 +34,7 @@ pub async fn list(
 pub async fn get(State(s): State<AppState>, _who: Principal, Path(name): Path<String>) -> Result<Json<TemplateView>> {
     named("template", &name)?;
     let t = Api::<Template>::all(s.client.clone()).get_opt(&name).await?;
+    let t = t.filter(|t| s.settings().in_scope(t.metadata.labels.as_ref()));
     Ok(Json(TemplateView::from(&t.ok_or_else(|| Problem::not_found("template", &name))?)))
 }
 
@@ -46,6 +52,12 @@ async fn save(s: &Shared, name: &str, spec: TemplateSpec, replace: bool) -> Resu
     check(name, &spec, s)?;
     let api = Api::<Template>::all(s.client.clone());
     let existing = api.get_opt(name).await?;
+    if existing.as_ref().is_some_and(|t| !s.settings().in_scope(t.metadata.labels.as_ref())) {
+        return Err(Problem::conflict(
+            "already-exists",
+            format!("template {name:?} exists, and belongs to another installation of Paddock on this cluster"),
+        ));
+    }
     let (code, saved) = match existing {
         Some(t) if t.metadata.deletion_timestamp.is_some() => {
             return Err(Problem::conflict(
@@ -62,7 +74,13 @@ async fn save(s: &Shared, name: &str, spec: TemplateSpec, replace: bool) -> Resu
             (StatusCode::OK, api.replace(name, &PostParams::default(), &t).await)
         }
         Some(_) => return Err(Problem::conflict("already-exists", format!("template {name:?} already exists"))),
-        None => (StatusCode::CREATED, api.create(&PostParams::default(), &Template::new(name, spec)).await),
+        None => {
+            let mut t = Template::new(name, spec);
+            if let Some((k, v)) = &s.settings().scope {
+                t.metadata.labels = Some([(k.clone(), v.clone())].into());
+            }
+            (StatusCode::CREATED, api.create(&PostParams::default(), &t).await)
+        }
     };
     let saved = saved.map_err(|e| match e {
         kube::Error::Api(a) if a.code == 409 => {
@@ -117,6 +135,9 @@ pub async fn put(
 pub async fn delete(State(s): State<AppState>, who: Principal, Path(name): Path<String>) -> Result<Response> {
     who.admin("delete templates")?;
     named("template", &name)?;
+    if s.template(&name).await?.is_none() {
+        return Err(Problem::not_found("template", &name));
+    }
     match Api::<Template>::all(s.client.clone()).delete(&name, &DeleteParams::default()).await {
         // Held by its finalizer: the template as the deletion left it.
         Ok(answer) => Ok(match answer.left() {

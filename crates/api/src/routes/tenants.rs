@@ -29,10 +29,15 @@ pub async fn list(
         v.usage = s.usage(&v.name);
         v
     };
+    let ours = |t: &Tenant| s.settings().in_scope(t.metadata.labels.as_ref());
     if let Principal::Tenant(t) = &who {
-        let items = api.get_opt(t).await?.iter().map(view).collect();
+        let items = api.get_opt(t).await?.iter().filter(|t| ours(t)).map(view).collect();
         return Ok(Json(Page { items, next: None }));
     }
+    let lp = match s.settings().scope_selector() {
+        Some(sel) => lp.labels(&sel),
+        None => lp,
+    };
     let list = api.list(&lp).await?;
     let next = list.metadata.continue_.filter(|c| !c.is_empty());
     Ok(Json(Page { items: list.items.iter().map(view).collect(), next }))
@@ -64,7 +69,7 @@ pub async fn create(
     if !problems.is_empty() {
         return Err(invalid(&problems));
     }
-    let t = new_tenant(&body.name, body.spec);
+    let t = new_tenant(&body.name, body.spec, s.settings().scope.as_ref());
     let created =
         Api::<Tenant>::all(s.client.clone()).create(&PostParams::default(), &t).await.map_err(|e| match e {
             kube::Error::Api(a) if a.code == 409 => {
@@ -98,9 +103,13 @@ async fn group_problems(s: &AppState, spec: &TenantSpec) -> Result<Vec<resources
 /// A Tenant as the API creates it: with the controller's finalizer already,
 /// as instances are, so the controller's first reconcile provisions at once
 /// instead of adding the finalizer first (one write and one round trip less).
-fn new_tenant(name: &str, spec: TenantSpec) -> Tenant {
+/// With a scope, it carries the installation's label.
+fn new_tenant(name: &str, spec: TenantSpec, scope: Option<&(String, String)>) -> Tenant {
     let mut t = Tenant::new(name, spec);
     t.metadata.finalizers = Some(vec![resources::vocabulary::TENANT_FINALIZER.to_string()]);
+    if let Some((k, v)) = scope {
+        t.metadata.labels = Some([(k.clone(), v.clone())].into());
+    }
     t
 }
 
@@ -207,7 +216,7 @@ mod tests {
     #[test]
     fn a_new_tenant_carries_the_controller_finalizer() {
         let spec = serde_json::from_value(serde_json::json!({"kind": "Team"})).unwrap();
-        let t = super::new_tenant("a", spec);
+        let t = super::new_tenant("a", spec, None);
         assert_eq!(t.metadata.finalizers, Some(vec!["paddock.dev/tenant-cleanup".to_string()]));
     }
 }

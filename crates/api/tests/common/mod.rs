@@ -44,7 +44,11 @@ impl Env {
 
     /// [`Env::start`] with settings changed by `change`.
     pub async fn start_with(change: impl FnOnce(&mut Settings)) -> Env {
-        let tc = TestCluster::start().await;
+        Self::start_on(TestCluster::start().await, change).await
+    }
+
+    /// [`Env::start_with`] on the cluster `tc` (another installation's, say).
+    pub async fn start_on(tc: TestCluster, change: impl FnOnce(&mut Settings)) -> Env {
         let id = format!("{}{}", std::process::id() % 10000, N.fetch_add(1, Ordering::Relaxed));
         let mut settings = Settings {
             namespace_prefix: format!("pa{id}-"),
@@ -66,7 +70,7 @@ impl Env {
         .shared();
         let (telemetry, metrics) = api::metrics::Telemetry::with_controller();
         // One index for both, as `paddock serve` runs them.
-        let index = controller::index::Index::new(tc.client.clone(), metrics.watch_errors());
+        let index = controller::index::Index::new(tc.client.clone(), metrics.watch_errors(), settings.scope_selector());
         let reconcilers = controller::install::reconcilers_with(
             index.clone(),
             tc.client.clone(),

@@ -110,6 +110,6 @@ impl Context {
 
     /// The shared watches: those given, or this controller's own.
     pub(super) fn index(&self) -> &crate::index::Index {
-        self.index.get_or_init(|| crate::index::Index::logging(self.client.clone()))
+        self.index.get_or_init(|| crate::index::Index::logging(self.client.clone(), self.settings.scope_selector()))
     }
 }

@@ -38,7 +38,7 @@ use std::time::Duration;
 async fn apply(inst: Arc<Instance>, ctx: Arc<Context>) -> Result<Action, Error> {
     let world = match dereference(&ctx, &inst).await? {
         Found::World(w) => w,
-        Found::NamespaceGoing => return Ok(Action::await_change()),
+        Found::NamespaceGoing | Found::Foreign => return Ok(Action::await_change()),
         Found::TemplateMissing => {
             // It may yet be created: looked at again now and then.
             fail(&ctx, &inst, &Failure::template_missing(&inst.spec.template)).await?;
@@ -236,7 +236,28 @@ async fn cleanup(inst: Arc<Instance>, ctx: Arc<Context>) -> Result<Action, Error
     Ok(Action::await_change())
 }
 
+/// Whether the instance is this installation's, when several share the
+/// cluster ([`crate::config::Settings::scope`]): in a namespace of its
+/// prefix whose tenant its scoped watch shows. None: not known yet (a
+/// tenant the watch has not shown).
+fn ours(ctx: &Context, inst: &Instance) -> Result<Option<bool>, Error> {
+    if ctx.settings.scope.is_none() {
+        return Ok(Some(true));
+    }
+    let ns = inst.namespace().unwrap_or_default();
+    let Some(tenant) = ns.strip_prefix(&ctx.settings.namespace_prefix) else {
+        return Ok(Some(false));
+    };
+    Ok(ctx.caches()?.tenant(tenant).map(|_| true))
+}
+
 async fn reconcile(inst: Arc<Instance>, ctx: Arc<Context>) -> Result<Action, Error> {
+    match ours(&ctx, &inst)? {
+        Some(true) => {}
+        // Another installation's: not even a finalizer of ours goes on it.
+        Some(false) => return Ok(Action::await_change()),
+        None => return Ok(Action::requeue(Duration::from_secs(5))),
+    }
     let metrics = ctx.metrics.clone();
     let result = metrics.reconcile("instance", run_finalizer(inst.clone(), ctx.clone())).await;
     match &result {

@@ -37,26 +37,30 @@ pub enum Found {
     TemplateMissing,
     /// No tenant owns the instance's namespace.
     NotATenantNamespace,
+    /// Another installation's (its namespace is no tenant's of this
+    /// installation's [`crate::config::Settings::scope`]): left alone.
+    Foreign,
 }
 
 /// Reads the instance's template, namespace and tenant.
 pub async fn dereference(ctx: &Context, inst: &Instance) -> Result<Found, Error> {
-    let (c, k) = (&ctx.client, ctx.caches()?);
+    let (c, k, settings) = (&ctx.client, ctx.caches()?, &ctx.settings);
     let ns = inst.namespace().unwrap_or_default();
-    let tpl = cached_or_get(k.template(&inst.spec.template), c, &inst.spec.template).await?;
-    let Some(template) = tpl else {
-        return Ok(Found::TemplateMissing);
-    };
     let namespace: Option<Arc<Namespace>> = cached_or_get(k.namespace(&ns), c, &ns).await?;
     if namespace.as_ref().is_some_and(|n| n.metadata.deletion_timestamp.is_some()) {
         return Ok(Found::NamespaceGoing);
     }
     let tenant = match namespace.and_then(|n| n.labels().get(TENANT).cloned()) {
-        Some(t) => cached_or_get(k.tenant(&t), c, &t).await?,
+        Some(t) => cached_or_get(k.tenant(&t), c, &t).await?.filter(|t| settings.in_scope(t.metadata.labels.as_ref())),
         None => None,
     };
     let Some(tenant) = tenant else {
-        return Ok(Found::NotATenantNamespace);
+        // With a scope, a namespace no tenant of ours owns is another installation's.
+        return Ok(if settings.scope.is_some() { Found::Foreign } else { Found::NotATenantNamespace });
+    };
+    let tpl = cached_or_get(k.template(&inst.spec.template), c, &inst.spec.template).await?;
+    let Some(template) = tpl.filter(|t| settings.in_scope(t.metadata.labels.as_ref())) else {
+        return Ok(Found::TemplateMissing);
     };
     let ahead = ahead(ctx, inst, &template)?;
     Ok(Found::World(World { template, tenant, ahead }))

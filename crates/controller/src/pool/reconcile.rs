@@ -567,7 +567,8 @@ fn error_policy(t: Arc<Template>, e: &Error, _: Arc<Context>) -> Action {
 /// Runs the pool reconciler until `shutdown` resolves.
 pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static) {
     let c = ctx.client.clone();
-    let index = ctx.index.get_or_init(|| crate::index::Index::logging(c.clone())).clone();
+    let index =
+        ctx.index.get_or_init(|| crate::index::Index::logging(c.clone(), ctx.settings.scope_selector())).clone();
     let feed = index.pool_pods(&ctx.settings.pool_namespace);
     let (store, pods) = (feed.store(), feed.subscribe().touched_objects());
     let _ = ctx.pods.set(store);

@@ -489,7 +489,8 @@ impl Watches {
 
 /// Runs the tenant controller until `shutdown` resolves.
 pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static) {
-    let watches = Watches::new(&ctx.client, &crate::index::Index::logging(ctx.client.clone()));
+    let watches =
+        Watches::new(&ctx.client, &crate::index::Index::logging(ctx.client.clone(), ctx.settings.scope_selector()));
     run_with(ctx, watches, shutdown).await
 }
 

@@ -162,7 +162,11 @@ pub async fn run_serve(args: ServeArgs) -> Result<()> {
     // One registry: the API's /metrics shows the controller's metrics too.
     let (telemetry, metrics) = api::metrics::Telemetry::with_controller();
     // One watch per kind for both: the API and the reconcilers read the same stores.
-    let index = controller::index::Index::new(metrics.requests.client(client.clone(), "index"), metrics.watch_errors());
+    let index = controller::index::Index::new(
+        metrics.requests.client(client.clone(), "index"),
+        metrics.watch_errors(),
+        settings.scope_selector(),
+    );
     let controllers = reconcilers(
         client.clone(),
         Some(index.clone()),

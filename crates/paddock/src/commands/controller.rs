@@ -124,7 +124,11 @@ pub async fn reconcilers(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) {
     let index = index.unwrap_or_else(|| {
-        controller::index::Index::new(metrics.requests.client(client.clone(), "index"), metrics.watch_errors())
+        controller::index::Index::new(
+            metrics.requests.client(client.clone(), "index"),
+            metrics.watch_errors(),
+            settings.scope_selector(),
+        )
     });
     if election.no_leader_election {
         tracing::info!("running without leader election");

@@ -51,8 +51,11 @@ impl Platform {
             .context("creating the system namespace")?;
         let (telemetry, metrics) = api::metrics::Telemetry::with_controller();
         // One watch per kind for the API and the reconcilers.
-        let index =
-            controller::index::Index::new(metrics.requests.client(client.clone(), "index"), metrics.watch_errors());
+        let index = controller::index::Index::new(
+            metrics.requests.client(client.clone(), "index"),
+            metrics.watch_errors(),
+            settings.scope_selector(),
+        );
         let controllers = tokio::spawn(controller::install::reconcilers_with(
             index.clone(),
             client.clone(),
