@@ -248,6 +248,11 @@ fn ours(ctx: &Context, inst: &Instance) -> Result<Option<bool>, Error> {
     let Some(tenant) = ns.strip_prefix(&ctx.settings.namespace_prefix) else {
         return Ok(Some(false));
     };
+    // Being deleted with our finalizer (its tenant may be gone already):
+    // ours to clean up, or its namespace would never finish terminating.
+    if inst.metadata.deletion_timestamp.is_some() && inst.finalizers().iter().any(|f| f == FINALIZER) {
+        return Ok(Some(true));
+    }
     Ok(ctx.caches()?.tenant(tenant).map(|_| true))
 }
 
