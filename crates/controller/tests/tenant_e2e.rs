@@ -17,6 +17,9 @@ use resources::Tenant;
 use serde_json::json;
 use std::time::Duration;
 
+mod common;
+use common::Run;
+
 const T: Duration = Duration::from_secs(30);
 
 /// The Tenant CRD as this server's version takes it (`paddock crds` does the same).
@@ -50,18 +53,19 @@ async fn tenant_lifecycle() {
         .with_env_filter(std::env::var("RUST_LOG").unwrap_or_default())
         .with_test_writer()
         .try_init();
-    let (tc, settings, running) = with_controller("pt").await;
+    let (tc, settings, running, run) = with_controller("pt").await;
+    let a = run.name("team-a");
 
     let tenants: Api<Tenant> = Api::all(tc.client.clone());
     let t: Tenant = serde_json::from_value(
-        json!({"apiVersion": "paddock.dev/v1alpha1", "kind": "Tenant", "metadata": {"name": "team-a"},
-        "spec": {"kind": "Team", "quota": {"pods": 10, "cpu": "2"}, "storage": {"size": "1Gi"}}}),
+        run.labelled(json!({"apiVersion": "paddock.dev/v1alpha1", "kind": "Tenant", "metadata": {"name": a},
+        "spec": {"kind": "Team", "quota": {"pods": 10, "cpu": "2"}, "storage": {"size": "1Gi"}}})),
     )
     .unwrap();
     tenants.create(&PostParams::default(), &t).await.unwrap();
-    let t = wait_for(&tenants, "team-a", T, |t| phase(t) == "Ready").await;
+    let t = wait_for(&tenants, &a, T, |t| phase(t) == "Ready").await;
     let ns = t.status.unwrap().namespace.unwrap();
-    assert_eq!(ns, format!("{}team-a", settings.namespace_prefix));
+    assert_eq!(ns, format!("{}{a}", settings.namespace_prefix));
 
     let pols: Api<NetworkPolicy> = Api::namespaced(tc.client.clone(), &ns);
     assert!(pols.get("default-deny").await.is_ok());
@@ -73,10 +77,7 @@ async fn tenant_lifecycle() {
     assert_eq!(sa.automount_service_account_token, Some(false));
 
     // Editing the quota: the ResourceQuota follows.
-    tenants
-        .patch("team-a", &PatchParams::default(), &Patch::Merge(json!({"spec": {"quota": {"pods": 3}}})))
-        .await
-        .unwrap();
+    tenants.patch(&a, &PatchParams::default(), &Patch::Merge(json!({"spec": {"quota": {"pods": 3}}}))).await.unwrap();
     wait_for(&quotas, "quota", T, |q| {
         q.spec.as_ref().and_then(|s| s.hard.as_ref()).is_some_and(|h| h["pods"].0 == "3")
     })
@@ -92,7 +93,7 @@ async fn tenant_lifecycle() {
 
     // Growing storage expands the claim.
     tenants
-        .patch("team-a", &PatchParams::default(), &Patch::Merge(json!({"spec": {"storage": {"size": "2Gi"}}})))
+        .patch(&a, &PatchParams::default(), &Patch::Merge(json!({"spec": {"storage": {"size": "2Gi"}}})))
         .await
         .unwrap();
     let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(tc.client.clone(), &ns);
@@ -100,15 +101,14 @@ async fn tenant_lifecycle() {
         p.status.as_ref().and_then(|s| s.capacity.as_ref()).is_some_and(|c| c["storage"].0 == "2Gi")
     })
     .await;
-    wait_for(&tenants, "team-a", T, |t| t.status.as_ref().and_then(|s| s.storage_capacity.as_deref()) == Some("2Gi"))
-        .await;
+    wait_for(&tenants, &a, T, |t| t.status.as_ref().and_then(|s| s.storage_capacity.as_deref()) == Some("2Gi")).await;
 
     // Shrinking is refused with the reason: by the CRD's rule where the
     // server compiles it (1.29+), else by the reconciler.
     let info = tc.client.apiserver_version().await.unwrap();
     let version = resources::kubernetes::Version::of_server(&info).unwrap();
     let (pp, smaller) = (PatchParams::default(), Patch::Merge(json!({"spec": {"storage": {"size": "1Gi"}}})));
-    let shrink = tenants.patch("team-a", &pp, &smaller);
+    let shrink = tenants.patch(&a, &pp, &smaller);
     if resources::kubernetes::compiles("quantity(self)", version) {
         match shrink.await {
             Err(kube::Error::Api(e)) => {
@@ -120,48 +120,47 @@ async fn tenant_lifecycle() {
         }
     } else {
         shrink.await.unwrap();
-        let t = wait_for(&tenants, "team-a", T, |t| ready_reason(t) == "StorageShrinkRefused").await;
+        let t = wait_for(&tenants, &a, T, |t| ready_reason(t) == "StorageShrinkRefused").await;
         assert_eq!(phase(&t), "Failed");
         let msg = t.status.unwrap().conditions.into_iter().find(|c| c.type_ == "Ready").unwrap().message;
         assert!(msg.contains("can not be less than"), "{msg}");
     }
     tenants
-        .patch("team-a", &PatchParams::default(), &Patch::Merge(json!({"spec": {"storage": {"size": "2Gi"}}})))
+        .patch(&a, &PatchParams::default(), &Patch::Merge(json!({"spec": {"storage": {"size": "2Gi"}}})))
         .await
         .unwrap();
-    wait_for(&tenants, "team-a", T, |t| phase(t) == "Ready").await;
+    wait_for(&tenants, &a, T, |t| phase(t) == "Ready").await;
 
     // A bad spec names the field.
     tenants
         .patch(
-            "team-a",
+            &a,
             &PatchParams::default(),
             &Patch::Merge(json!({"spec": {"quota": {"cpu": "lots"}, "groups": ["nobody"]}})),
         )
         .await
         .unwrap();
-    let t = wait_for(&tenants, "team-a", T, |t| ready_reason(t) == "InvalidSpec").await;
+    let t = wait_for(&tenants, &a, T, |t| ready_reason(t) == "InvalidSpec").await;
     let msg = t.status.unwrap().conditions.into_iter().find(|c| c.type_ == "Ready").unwrap().message;
     assert!(msg.contains("spec.quota.cpu: \"lots\" is not a quantity"), "{msg}");
     tenants
-        .patch("team-a", &PatchParams::default(), &Patch::Merge(json!({"spec": {"quota": {"cpu": "2"}, "groups": []}})))
+        .patch(&a, &PatchParams::default(), &Patch::Merge(json!({"spec": {"quota": {"cpu": "2"}, "groups": []}})))
         .await
         .unwrap();
-    wait_for(&tenants, "team-a", T, |t| phase(t) == "Ready").await;
+    wait_for(&tenants, &a, T, |t| phase(t) == "Ready").await;
 
     // Deletion: the namespace goes, the volume stays.
     let pv = pvcs.get("storage").await.unwrap().spec.unwrap().volume_name.unwrap();
-    tenants.delete("team-a", &DeleteParams::default()).await.unwrap();
-    wait_gone(&tenants, "team-a", T).await;
+    tenants.delete(&a, &DeleteParams::default()).await.unwrap();
+    wait_gone(&tenants, &a, T).await;
     let nss: Api<Namespace> = Api::all(tc.client.clone());
     assert!(nss.get_opt(&ns).await.unwrap().is_none());
     let pvs: Api<PersistentVolume> = Api::all(tc.client.clone());
     let kept = pvs.get(&pv).await.expect("the retained volume is kept");
     assert_eq!(kept.spec.unwrap().persistent_volume_reclaim_policy.as_deref(), Some("Retain"));
-    assert_eq!(kept.metadata.labels.unwrap()["paddock.dev/tenant"], "team-a");
-    if tc.is_sim() {
-        pvs.delete(&pv, &DeleteParams::default()).await.ok();
-    }
+    assert_eq!(kept.metadata.labels.unwrap()["paddock.dev/tenant"], a);
+    // The retained volume is the test's own: it goes too, on a shared cluster as well.
+    pvs.delete(&pv, &DeleteParams::default()).await.ok();
     running.stop(tc).await;
 }
 
@@ -177,14 +176,16 @@ fn quota_condition(t: &Tenant) -> (String, String) {
 /// shows: usage going over the quota, and back within it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_quota_below_usage_shows_on_the_tenant_until_usage_fits_again() {
-    let (tc, _, running) = with_controller("pq").await;
+    let (tc, _, running, run) = with_controller("pq").await;
+    let q = run.name("team-q");
     let tenants: Api<Tenant> = Api::all(tc.client.clone());
-    let t: Tenant = serde_json::from_value(json!({"apiVersion": "paddock.dev/v1alpha1", "kind": "Tenant",
-        "metadata": {"name": "team-q"},
-        "spec": {"kind": "Team", "quota": {"pods": 3}, "storage": {"enabled": false}}}))
-    .unwrap();
+    let t: Tenant =
+        serde_json::from_value(run.labelled(json!({"apiVersion": "paddock.dev/v1alpha1", "kind": "Tenant",
+        "metadata": {"name": q},
+        "spec": {"kind": "Team", "quota": {"pods": 3}, "storage": {"enabled": false}}})))
+        .unwrap();
     tenants.create(&PostParams::default(), &t).await.unwrap();
-    let t = wait_for(&tenants, "team-q", T, |t| phase(t) == "Ready").await;
+    let t = wait_for(&tenants, &q, T, |t| phase(t) == "Ready").await;
     assert_eq!(quota_condition(&t).0, "True");
     let ns = t.status.unwrap().namespace.unwrap();
     // As on any cluster, pods are admitted once the namespace's default
@@ -206,18 +207,15 @@ async fn a_quota_below_usage_shows_on_the_tenant_until_usage_fits_again() {
     })
     .await;
     // The quota lowered below what runs: the tenant says so.
-    tenants
-        .patch("team-q", &PatchParams::default(), &Patch::Merge(json!({"spec": {"quota": {"pods": 1}}})))
-        .await
-        .unwrap();
-    let t = wait_for(&tenants, "team-q", T, |t| quota_condition(t).0 == "False").await;
+    tenants.patch(&q, &PatchParams::default(), &Patch::Merge(json!({"spec": {"quota": {"pods": 1}}}))).await.unwrap();
+    let t = wait_for(&tenants, &q, T, |t| quota_condition(t).0 == "False").await;
     assert!(quota_condition(&t).1.contains("pods: 2 in use, quota 1"), "{:?}", quota_condition(&t));
     // A pod goes: usage fits again, and only the usage changed.
     pods.delete("b", &DeleteParams { grace_period_seconds: Some(0), ..Default::default() }).await.unwrap();
-    wait_for(&tenants, "team-q", T, |t| quota_condition(t).0 == "True").await;
+    wait_for(&tenants, &q, T, |t| quota_condition(t).0 == "True").await;
 
-    tenants.delete("team-q", &DeleteParams::default()).await.unwrap();
-    wait_gone(&tenants, "team-q", T).await;
+    tenants.delete(&q, &DeleteParams::default()).await.unwrap();
+    wait_gone(&tenants, &q, T).await;
     running.stop(tc).await;
 }
 
@@ -228,18 +226,19 @@ struct Running {
 }
 
 /// The test cluster with the Tenant CRD, and the tenant controller running
-/// on it with namespaces prefixed `<prefix><pid>-`.
-async fn with_controller(prefix: &str) -> (TestCluster, Settings, Running) {
-    let tc = TestCluster::start().await;
+/// on it for a run of its own ([`Run`]: its namespaces, names and scope).
+async fn with_controller(prefix: &str) -> (TestCluster, Settings, Running, Run) {
+    let mut tc = TestCluster::start().await;
     install_crd(&tc.client).await;
-    let settings =
-        Settings { namespace_prefix: format!("{prefix}{}-", std::process::id() % 100000), ..Default::default() };
+    let run = Run::new(prefix);
+    run.own(&mut tc);
+    let settings = run.settings();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let ctx = Context::new(tc.client.clone(), settings.clone(), Default::default());
     let handle = tokio::spawn(tenant::run(ctx, async move {
         let _ = stopped.await;
     }));
-    (tc, settings, Running { stop, handle })
+    (tc, settings, Running { stop, handle }, run)
 }
 
 impl Running {
@@ -291,13 +290,14 @@ async fn task_pods_land_only_on_task_or_shared_nodes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn members_mount_their_groups_shared_volume() {
-    let (tc, settings, running) = with_controller("pg").await;
+    let (tc, settings, running, run) = with_controller("pg").await;
+    let (lab, alice) = (run.name("lab"), run.name("alice"));
     let tenants: Api<Tenant> = Api::all(tc.client.clone());
-    let mk = |v: serde_json::Value| -> Tenant { serde_json::from_value(v).unwrap() };
+    let mk = |v: serde_json::Value| -> Tenant { serde_json::from_value(run.labelled(v)).unwrap() };
     tenants
         .create(
             &PostParams::default(),
-            &mk(json!({"apiVersion": "paddock.dev/v1alpha1", "kind": "Tenant", "metadata": {"name": "lab"},
+            &mk(json!({"apiVersion": "paddock.dev/v1alpha1", "kind": "Tenant", "metadata": {"name": lab},
         "spec": {"kind": "Group", "storage": {"size": "5Gi", "retainOnDelete": false}}})),
         )
         .await
@@ -305,18 +305,21 @@ async fn members_mount_their_groups_shared_volume() {
     tenants
         .create(
             &PostParams::default(),
-            &mk(json!({"apiVersion": "paddock.dev/v1alpha1", "kind": "Tenant", "metadata": {"name": "alice"},
-        "spec": {"kind": "User", "groups": ["lab"], "storage": {"enabled": false}}})),
+            &mk(json!({"apiVersion": "paddock.dev/v1alpha1", "kind": "Tenant", "metadata": {"name": alice},
+        "spec": {"kind": "User", "groups": [lab], "storage": {"enabled": false}}})),
         )
         .await
         .unwrap();
-    wait_for(&tenants, "alice", T, |t| phase(t) == "Ready").await;
-    let member_ns = format!("{}alice", settings.namespace_prefix);
-    let group_ns = format!("{}lab", settings.namespace_prefix);
+    wait_for(&tenants, &alice, T, |t| phase(t) == "Ready").await;
+    let member_ns = format!("{}{alice}", settings.namespace_prefix);
+    let group_ns = format!("{}{lab}", settings.namespace_prefix);
+    let group_pvc = resources::vocabulary::group_claim(&lab);
     let claims: Api<PersistentVolumeClaim> = Api::namespaced(tc.client.clone(), &member_ns);
     let claim =
-        wait_for(&claims, "group-lab", T, |c| c.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Bound"))
-            .await;
+        wait_for(&claims, &group_pvc, T, |c| c.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Bound")).await;
+    // Through a volume named with the installation's prefix (a cluster-scoped name).
+    let member_pv = controller::tenant::groups::volume_name(&settings.namespace_prefix, &alice, &lab);
+    assert_eq!(claim.spec.as_ref().and_then(|s| s.volume_name.as_deref()), Some(member_pv.as_str()));
     let pvs: Api<PersistentVolume> = Api::all(tc.client.clone());
     let mine = pvs.get(&claim.spec.unwrap().volume_name.unwrap()).await.unwrap().spec.unwrap();
     let group_claim =
@@ -332,11 +335,11 @@ async fn members_mount_their_groups_shared_volume() {
     );
     assert_eq!(mine.persistent_volume_reclaim_policy.as_deref(), Some("Retain"));
     // Leaving the group removes the member's claim and volume object, not the group's data.
-    tenants.patch("alice", &PatchParams::default(), &Patch::Merge(json!({"spec": {"groups": []}}))).await.unwrap();
-    kubesim::testing::wait_gone(&claims, "group-lab", T).await;
-    kubesim::testing::wait_gone(&pvs, "paddock-alice-group-lab", T).await;
+    tenants.patch(&alice, &PatchParams::default(), &Patch::Merge(json!({"spec": {"groups": []}}))).await.unwrap();
+    kubesim::testing::wait_gone(&claims, &group_pvc, T).await;
+    kubesim::testing::wait_gone(&pvs, &member_pv, T).await;
     assert!(Api::<PersistentVolumeClaim>::namespaced(tc.client.clone(), &group_ns).get("shared").await.is_ok());
-    for n in ["alice", "lab"] {
+    for n in [&alice, &lab] {
         tenants.delete(n, &DeleteParams::default()).await.unwrap();
         wait_gone(&tenants, n, T).await;
     }
@@ -348,25 +351,24 @@ async fn members_mount_their_groups_shared_volume() {
 /// (issue 30.1, 28.2), instead of Ready with the refusal only in the log.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_child_shows_on_the_tenant() {
-    let (tc, _, running) = with_controller("pr").await;
+    let (tc, _, running, run) = with_controller("pr").await;
+    let r = run.name("team-r");
     let tenants: Api<Tenant> = Api::all(tc.client.clone());
-    let t: Tenant = serde_json::from_value(json!({"apiVersion": "paddock.dev/v1alpha1", "kind": "Tenant",
-        "metadata": {"name": "team-r"},
+    let t: Tenant =
+        serde_json::from_value(run.labelled(json!({"apiVersion": "paddock.dev/v1alpha1", "kind": "Tenant",
+        "metadata": {"name": r},
         "spec": {"kind": "Team", "quota": {"pods": 0}, "storage": {"enabled": false},
-            "vpn": {"enabled": true, "clients": 2}}}))
-    .unwrap();
+            "vpn": {"enabled": true, "clients": 2}}})))
+        .unwrap();
     tenants.create(&PostParams::default(), &t).await.unwrap();
-    let t = wait_for(&tenants, "team-r", T, |t| phase(t) == "Degraded").await;
+    let t = wait_for(&tenants, &r, T, |t| phase(t) == "Degraded").await;
     let ready = t.status.as_ref().unwrap().conditions.iter().find(|c| c.type_ == "Ready").unwrap().clone();
     assert_eq!((ready.status.as_str(), ready.reason.as_str()), ("False", "Forbidden"), "{ready:?}");
     assert!(ready.message.contains("exceeded quota"), "{}", ready.message);
     // Room in the quota: the VPN pod is created and the tenant recovers.
-    tenants
-        .patch("team-r", &PatchParams::default(), &Patch::Merge(json!({"spec": {"quota": {"pods": 5}}})))
-        .await
-        .unwrap();
-    wait_for(&tenants, "team-r", T, |t| phase(t) == "Ready").await;
-    tenants.delete("team-r", &DeleteParams::default()).await.unwrap();
-    wait_gone(&tenants, "team-r", T).await;
+    tenants.patch(&r, &PatchParams::default(), &Patch::Merge(json!({"spec": {"quota": {"pods": 5}}}))).await.unwrap();
+    wait_for(&tenants, &r, T, |t| phase(t) == "Ready").await;
+    tenants.delete(&r, &DeleteParams::default()).await.unwrap();
+    wait_gone(&tenants, &r, T).await;
     running.stop(tc).await;
 }

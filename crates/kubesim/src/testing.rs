@@ -23,6 +23,9 @@ pub struct TestCluster {
     pub config: kube::Config,
     sim: Option<KubeSim>,
     namespaces: Vec<String>,
+    /// Cluster-scoped kinds whose objects with a label are the test's
+    /// ([`TestCluster::owns_labelled`]).
+    labelled: Vec<(kube::discovery::ApiResource, String)>,
     /// Whether [`TestCluster::finish`] ran; if not (the test failed), dropping
     /// the cluster still deletes the namespaces it made on a real cluster.
     finished: bool,
@@ -68,7 +71,7 @@ impl TestCluster {
             KubeSim::start(config, "127.0.0.1:0".parse().expect("literal address")).await.expect("kubesim starts");
         let config = sim.config().expect("config for kubesim");
         let client = Client::try_from(config.clone()).expect("client for kubesim");
-        TestCluster { client, config, sim: Some(sim), namespaces: vec![], finished: false }
+        TestCluster { client, config, sim: Some(sim), namespaces: vec![], labelled: vec![], finished: false }
     }
 
     /// A cluster that is not this test's own kubesim (a real one, or a
@@ -76,7 +79,7 @@ impl TestCluster {
     /// passed or failed.
     pub fn connect(config: kube::Config) -> TestCluster {
         let client = Client::try_from(config.clone()).expect("client for the cluster");
-        TestCluster { client, config, sim: None, namespaces: vec![], finished: false }
+        TestCluster { client, config, sim: None, namespaces: vec![], labelled: vec![], finished: false }
     }
 
     /// The simulator, or None (with a message) on a real cluster: use as
@@ -128,12 +131,40 @@ impl TestCluster {
         name
     }
 
+    /// Says that the objects of the cluster-scoped kind `resource` that
+    /// carry `selector` (a label unique to the test's run) are the test's:
+    /// when it ends, passed or failed, on a cluster that outlives it, they
+    /// are deleted, their finalizers removed first (the controllers that
+    /// would remove them stop with the test).
+    pub fn owns_labelled(&mut self, resource: kube::discovery::ApiResource, selector: &str) {
+        self.labelled.push((resource, selector.to_string()));
+    }
+
     /// Deletes the namespaces this test created and stops kubesim.
     pub async fn finish(mut self) {
         self.finished = true;
+        if self.sim.is_none() {
+            delete_labelled(&self.client, &self.labelled).await;
+        }
         delete_namespaces(&self.client, &self.namespaces).await;
         if let Some(sim) = self.sim.take() {
             let _ = sim.shutdown().await;
+        }
+    }
+}
+
+/// Deletes the cluster-scoped objects of each kind that carry its label,
+/// their finalizers removed first.
+async fn delete_labelled(client: &Client, labelled: &[(kube::discovery::ApiResource, String)]) {
+    use kube::api::{DynamicObject, ListParams, Patch, PatchParams};
+    for (resource, selector) in labelled {
+        let api: Api<DynamicObject> = Api::all_with(client.clone(), resource);
+        let Ok(list) = api.list(&ListParams::default().labels(selector)).await else { continue };
+        for o in list.items {
+            let Some(name) = o.metadata.name else { continue };
+            let strip = serde_json::json!({"metadata": {"finalizers": null}});
+            let _ = api.patch(&name, &PatchParams::default(), &Patch::Merge(&strip)).await;
+            let _ = api.delete(&name, &DeleteParams::default()).await;
         }
     }
 }
@@ -152,15 +183,20 @@ impl Drop for TestCluster {
     /// client: the test's runtime may be unwinding. (The test's own kubesim
     /// goes with the test, so nothing is sent to it.)
     fn drop(&mut self) {
-        if self.finished || self.sim.is_some() || self.namespaces.is_empty() {
+        if self.finished || self.sim.is_some() || (self.namespaces.is_empty() && self.labelled.is_empty()) {
             return;
         }
         let (config, names) = (self.config.clone(), std::mem::take(&mut self.namespaces));
+        let labelled = std::mem::take(&mut self.labelled);
         let cleanup = std::thread::spawn(move || {
             let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
             rt.block_on(async move {
                 let Ok(client) = Client::try_from(config) else { return };
-                let _ = tokio::time::timeout(Duration::from_secs(30), delete_namespaces(&client, &names)).await;
+                let all = async {
+                    delete_labelled(&client, &labelled).await;
+                    delete_namespaces(&client, &names).await;
+                };
+                let _ = tokio::time::timeout(Duration::from_secs(30), all).await;
             });
         });
         let _ = cleanup.join();

@@ -18,8 +18,11 @@ use serde_json::json;
 
 pub const GROUP_LABEL: &str = resources::vocabulary::GROUP;
 
-pub fn volume_name(member: &str, group: &str) -> String {
-    format!("paddock-{member}-group-{group}")
+/// The PersistentVolume through which `member` mounts `group`'s volume:
+/// cluster-scoped, so named with the installation's namespace prefix
+/// (`paddock-<member>-group-<group>` by default), as its namespaces are.
+pub fn volume_name(prefix: &str, member: &str, group: &str) -> String {
+    format!("{prefix}{member}-group-{group}")
 }
 
 /// Makes the member's claims and volumes match `spec.groups`.
@@ -51,14 +54,15 @@ pub async fn reconcile(client: &Client, settings: &Settings, member: &Tenant, ca
         let capacity = spec.pointer("/capacity/storage").cloned().unwrap_or(json!("1Gi"));
         let labels =
             json!({MANAGED_BY: MANAGER, TENANT: name, GROUP_LABEL: g, resources::vocabulary::COMPONENT: "tenant"});
+        let pv_name = volume_name(&settings.namespace_prefix, &name, g);
         let pv = json!({"apiVersion": "v1", "kind": "PersistentVolume",
-            "metadata": {"name": volume_name(&name, g), "labels": labels, "ownerReferences": [owner]}, "spec": spec});
-        if pvs.get_opt(&volume_name(&name, g)).await?.is_none() {
-            pvs.patch(&volume_name(&name, g), &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&pv)).await?;
+            "metadata": {"name": pv_name, "labels": labels, "ownerReferences": [owner]}, "spec": spec});
+        if pvs.get_opt(&pv_name).await?.is_none() {
+            pvs.patch(&pv_name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&pv)).await?;
         }
         let pvc = json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
             "metadata": {"name": group_claim(g), "namespace": ns, "labels": labels},
-            "spec": {"accessModes": ["ReadWriteMany"], "storageClassName": "", "volumeName": volume_name(&name, g),
+            "spec": {"accessModes": ["ReadWriteMany"], "storageClassName": "", "volumeName": pv_name,
                 "resources": {"requests": {"storage": capacity}}}});
         if pvcs.get_opt(&group_claim(g)).await?.is_none() {
             pvcs.patch(&group_claim(g), &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&pvc)).await?;
