@@ -19,6 +19,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+mod common;
+use common::Run;
+
 const T: Duration = Duration::from_secs(60);
 
 fn sim_config() -> SimConfig {
@@ -36,6 +39,8 @@ fn sim_config() -> SimConfig {
 struct Env {
     tc: TestCluster,
     settings: Settings,
+    /// Names, namespaces and scope unique to the run.
+    run: Run,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     ctl: tokio::task::JoinHandle<()>,
 }
@@ -46,14 +51,11 @@ impl Env {
     }
 
     async fn start_with(tag: &str, cfg: SimConfig) -> Env {
-        let tc = TestCluster::with_config(cfg).await;
+        let mut tc = TestCluster::with_config(cfg).await;
         controller::install::crds(&tc.client, "paddock-test", T).await.unwrap();
-        let settings = Settings {
-            namespace_prefix: format!("{tag}-"),
-            pool_namespace: format!("{tag}-pool"),
-            vpn_endpoint: Some("vpn.test".into()),
-            ..Default::default()
-        };
+        let run = Run::new(tag);
+        run.own(&mut tc);
+        let settings = Settings { vpn_endpoint: Some("vpn.test".into()), ..run.settings() };
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let stop = futures::FutureExt::shared(futures::FutureExt::boxed(async move {
             let _ = rx.await;
@@ -64,34 +66,46 @@ impl Env {
             Default::default(),
             stop,
         ));
-        Env { tc, settings, stop: Some(tx), ctl }
+        Env { tc, settings, run, stop: Some(tx), ctl }
     }
 
-    async fn tenant(&self, name: &str, spec: Value) -> Api<Instance> {
+    /// A cluster-scoped name (a tenant's, a template's) unique to the run.
+    fn name(&self, base: &str) -> String {
+        self.run.name(base)
+    }
+
+    /// The tenant `base` of the run (named [`Env::name`]), Ready; its instances.
+    async fn tenant(&self, base: &str, spec: Value) -> Api<Instance> {
+        let name = &self.name(base);
         let tenants: Api<Tenant> = Api::all(self.tc.client.clone());
         let mut s = json!({"kind": "Team", "storage": {"enabled": false}});
         for (k, v) in spec.as_object().unwrap() {
             s[k] = v.clone();
         }
-        let t: Tenant = serde_json::from_value(
+        let t: Tenant = serde_json::from_value(self.run.labelled(
             json!({"apiVersion": "paddock.dev/v1alpha1", "kind": "Tenant", "metadata": {"name": name}, "spec": s}),
-        )
+        ))
         .unwrap();
         tenants.create(&PostParams::default(), &t).await.unwrap();
         wait_for(&tenants, name, T, |t| t.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Ready")).await;
         Api::namespaced(self.tc.client.clone(), &format!("{}{name}", self.settings.namespace_prefix))
     }
 
-    async fn template(&self, v: Value) -> Template {
+    /// Applies the template `v`, named [`Env::name`] of its `metadata.name`.
+    async fn template(&self, mut v: Value) -> Template {
         let api: Api<Template> = Api::all(self.tc.client.clone());
-        let name = v["metadata"]["name"].as_str().unwrap().to_string();
+        let name = self.name(v["metadata"]["name"].as_str().unwrap());
+        v["metadata"]["name"] = json!(name);
+        let v = self.run.labelled(v);
         api.patch(&name, &PatchParams::apply("paddock-test").force(), &Patch::Apply(&v)).await.unwrap()
     }
 
-    async fn pool_ready(&self, name: &str, ready: u32) -> Template {
+    async fn pool_ready(&self, base: &str, ready: u32) -> Template {
         let api: Api<Template> = Api::all(self.tc.client.clone());
-        wait_for(&api, name, T, |t| t.status.as_ref().and_then(|s| s.pool.as_ref()).is_some_and(|p| p.ready == ready))
-            .await
+        wait_for(&api, &self.name(base), T, |t| {
+            t.status.as_ref().and_then(|s| s.pool.as_ref()).is_some_and(|p| p.ready == ready)
+        })
+        .await
     }
 
     fn pool_pods(&self) -> Api<Pod> {
@@ -177,12 +191,13 @@ async fn two_hundred_claims_against_a_pool_of_fifty() {
             .is_some_and(|u| u.get("pods").is_some_and(|q| q.0 == "50"))
     })
     .await;
-    let (max_pool, sampler) = watch_pool_size(env.pool_pods(), "one");
+    let (max_pool, sampler) = watch_pool_size(env.pool_pods(), &env.name("one"));
 
+    let one = env.name("one");
     let creates: Vec<_> = (0..200)
         .map(|k| {
-            let api = insts.clone();
-            tokio::spawn(async move { api.create(&PostParams::default(), &instance(&format!("i-{k}"), "one")).await })
+            let (api, one) = (insts.clone(), one.clone());
+            tokio::spawn(async move { api.create(&PostParams::default(), &instance(&format!("i-{k}"), &one)).await })
         })
         .collect();
     for c in creates {
@@ -236,7 +251,7 @@ async fn two_hundred_claims_against_a_pool_of_fifty() {
         assert!(c.latency_ms >= 0.0 && c.latency_ms < 60_000.0, "{c:?}");
         assert!(claimed.iter().any(|p| p.labels()[POOL_SET] == c.set && p.labels()[CLAIM] == i.uid().unwrap()));
     }
-    let t = Api::<Template>::all(env.tc.client.clone()).get("one").await.unwrap();
+    let t = Api::<Template>::all(env.tc.client.clone()).get(&env.name("one")).await.unwrap();
     let pool = t.status.unwrap().pool.unwrap();
     assert_eq!((pool.state.as_str(), pool.claimed), ("Blocked", 50), "{pool:?}");
     assert!(pool.message.contains("exceeded quota"), "{pool:?}");
@@ -244,7 +259,7 @@ async fn two_hundred_claims_against_a_pool_of_fifty() {
     quotas.patch("pool", &PatchParams::apply("paddock-test").force(), &Patch::Apply(&quota(200))).await.unwrap();
     env.pool_ready("one", 50).await;
     // And its status says so: no old quota message left behind.
-    wait_for(&Api::<Template>::all(env.tc.client.clone()), "one", T, |t| {
+    wait_for(&Api::<Template>::all(env.tc.client.clone()), &env.name("one"), T, |t| {
         t.status.as_ref().and_then(|s| s.pool.as_ref()).is_some_and(|p| p.state == "Ready" && p.message.is_empty())
     })
     .await;
@@ -264,8 +279,8 @@ async fn failing_sets_quota_cleanup_rolling_and_networks() {
     let mut broken = template("broken", json!({"size": 3, "maxUnready": 2}), 0);
     broken["spec"]["pods"][0]["image"] = json!("registry.example/doesnotexist:1");
     env.template(broken).await;
-    let (max_broken, sampler) = watch_pool_size(env.pool_pods(), "broken");
-    let t = wait_for(&templates, "broken", T, |t| {
+    let (max_broken, sampler) = watch_pool_size(env.pool_pods(), &env.name("broken"));
+    let t = wait_for(&templates, &env.name("broken"), T, |t| {
         t.status.as_ref().and_then(|s| s.pool.as_ref()).is_some_and(|p| p.state == "Failing" && p.failures >= 2)
     })
     .await;
@@ -280,14 +295,14 @@ async fn failing_sets_quota_cleanup_rolling_and_networks() {
     let mut refused = template("needs-values", json!({"size": 2}), 0);
     refused["spec"]["pods"][0]["env"] = json!([{"name": "FLAG", "generate": {"flag": {"format": "F{%s}"}}}]);
     env.template(refused).await;
-    let t = wait_for(&templates, "needs-values", T, |t| {
+    let t = wait_for(&templates, &env.name("needs-values"), T, |t| {
         t.status.as_ref().and_then(|s| s.pool.as_ref()).is_some_and(|p| p.state == "Refused")
     })
     .await;
     assert!(t.status.unwrap().pool.unwrap().message.contains("personalize: api"));
     assert!(
         env.pool_pods()
-            .list(&ListParams::default().labels(&format!("{POOL}=needs-values")))
+            .list(&ListParams::default().labels(&format!("{POOL}={}", env.name("needs-values"))))
             .await
             .unwrap()
             .items
@@ -298,15 +313,15 @@ async fn failing_sets_quota_cleanup_rolling_and_networks() {
     env.template(template("web", json!({"size": 2, "maxUnready": 2}), 0)).await;
     env.pool_ready("web", 2).await;
     let red = env.tenant("red", json!({"quota": {"pods": 2}, "vpn": {"enabled": true, "clients": 1}})).await;
-    wait_for(&Api::<Tenant>::all(c.clone()), "red", T, |t| {
+    wait_for(&Api::<Tenant>::all(c.clone()), &env.name("red"), T, |t| {
         t.status.as_ref().and_then(|s| s.vpn.as_ref()).is_some_and(|v| v.ready)
     })
     .await;
-    red.create(&PostParams::default(), &instance("a", "web")).await.unwrap();
+    red.create(&PostParams::default(), &instance("a", &env.name("web"))).await.unwrap();
     let a = wait_for(&red, "a", T, |i| i.status.as_ref().and_then(|s| s.phase) == Some(InstancePhase::Running)).await;
     assert_eq!(warm(&a), Some(true));
     // The VPN pod counts too: one pod left, taken by `a`; `b` is refused.
-    red.create(&PostParams::default(), &instance("b", "web")).await.unwrap();
+    red.create(&PostParams::default(), &instance("b", &env.name("web"))).await.unwrap();
     let b = wait_for(&red, "b", T, |i| reason(i) == "QuotaExceeded").await;
     let msg = &b.status.as_ref().unwrap().conditions[0].message;
     assert!(msg.contains("pods: 2 in use + 1 needed > 2"), "{msg}");
@@ -317,13 +332,18 @@ async fn failing_sets_quota_cleanup_rolling_and_networks() {
         let set = a.status.as_ref().unwrap().claim.as_ref().unwrap().set.clone();
         let pool_ns = env.settings.pool_namespace.clone();
         env.tenant("blue", json!({})).await;
-        let blue: Api<Instance> = Api::namespaced(c.clone(), "pf-blue");
-        blue.create(&PostParams::default(), &instance("a", "web")).await.unwrap();
+        let blue: Api<Instance> =
+            Api::namespaced(c.clone(), &format!("{}{}", env.settings.namespace_prefix, env.name("blue")));
+        blue.create(&PostParams::default(), &instance("a", &env.name("web"))).await.unwrap();
         let ba =
             wait_for(&blue, "a", T, |i| i.status.as_ref().and_then(|s| s.phase) == Some(InstancePhase::Running)).await;
         let blue_set = ba.status.as_ref().unwrap().claim.as_ref().unwrap().set.clone();
-        let unclaimed =
-            env.pool_pods().list(&ListParams::default().labels(&format!("{POOL}=web,!{CLAIM}"))).await.unwrap().items;
+        let unclaimed = env
+            .pool_pods()
+            .list(&ListParams::default().labels(&format!("{POOL}={},!{CLAIM}", env.name("web"))))
+            .await
+            .unwrap()
+            .items;
         let reach = |from: String, to: String, port: u16| {
             let client = c.clone();
             let uri = format!("/sim/v1/reachability?from={from}&to={to}&port={port}&protocol=TCP");
@@ -333,15 +353,16 @@ async fn failing_sets_quota_cleanup_rolling_and_networks() {
                 v["allowed"].as_bool().unwrap_or_else(|| panic!("{v}"))
             }
         };
+        let red_vpn = format!("{}{}/vpn", env.settings.namespace_prefix, env.name("red"));
         let mine = format!("{pool_ns}/{set}-web");
         let theirs = format!("{pool_ns}/{blue_set}-web");
-        assert!(reach("pf-red/vpn".into(), mine.clone(), 8080).await, "red's VPN reaches its claimed pod");
-        assert!(!reach("pf-red/vpn".into(), mine.clone(), 22).await, "only on the template's ports");
-        assert!(!reach("pf-red/vpn".into(), theirs.clone(), 8080).await, "not blue's claimed pod");
+        assert!(reach(red_vpn.clone(), mine.clone(), 8080).await, "red's VPN reaches its claimed pod");
+        assert!(!reach(red_vpn.clone(), mine.clone(), 22).await, "only on the template's ports");
+        assert!(!reach(red_vpn.clone(), theirs.clone(), 8080).await, "not blue's claimed pod");
         assert!(!reach(mine.clone(), theirs.clone(), 8080).await, "claimed pods of two tenants are apart");
         if let Some(free) = unclaimed.first() {
             let free = format!("{pool_ns}/{}", free.name_any());
-            assert!(!reach("pf-red/vpn".into(), free.clone(), 8080).await, "nor unclaimed pods");
+            assert!(!reach(red_vpn.clone(), free.clone(), 8080).await, "nor unclaimed pods");
             // The set's exposure policy is made with the set, and opens only once it is claimed.
             let outside = "203.0.113.7".to_string();
             assert!(!reach(outside.clone(), free.clone(), 9090).await, "an unclaimed pod's exposed port is closed");
@@ -362,7 +383,7 @@ async fn failing_sets_quota_cleanup_rolling_and_networks() {
     // A template change rolls the unclaimed sets to the new generation.
     let before: BTreeSet<String> = env
         .pool_pods()
-        .list(&ListParams::default().labels(&format!("{POOL}=web,!{CLAIM}")))
+        .list(&ListParams::default().labels(&format!("{POOL}={},!{CLAIM}", env.name("web"))))
         .await
         .unwrap()
         .items
@@ -373,8 +394,12 @@ async fn failing_sets_quota_cleanup_rolling_and_networks() {
     changed["spec"]["pods"][0]["env"][0]["value"] = json!("b");
     let generation = controller::pool::build::generation(&env.template(changed).await);
     wait_until(T, "the pool rolled", || async {
-        let l =
-            env.pool_pods().list(&ListParams::default().labels(&format!("{POOL}=web,!{CLAIM}"))).await.unwrap().items;
+        let l = env
+            .pool_pods()
+            .list(&ListParams::default().labels(&format!("{POOL}={},!{CLAIM}", env.name("web"))))
+            .await
+            .unwrap()
+            .items;
         l.len() == 2
             && l.iter().all(|p| {
                 p.labels()["paddock.dev/template-generation"] == generation
@@ -388,14 +413,14 @@ async fn failing_sets_quota_cleanup_rolling_and_networks() {
     env.template(template("web", json!({"size": 0}), 0)).await;
     wait_until(T, "the pool drained", || async {
         env.pool_pods()
-            .list(&ListParams::default().labels(&format!("{POOL}=web,!{CLAIM}")))
+            .list(&ListParams::default().labels(&format!("{POOL}={},!{CLAIM}", env.name("web"))))
             .await
             .unwrap()
             .items
             .is_empty()
     })
     .await;
-    templates.delete("broken", &DeleteParams::default()).await.unwrap();
+    templates.delete(&env.name("broken"), &DeleteParams::default()).await.unwrap();
     env.stop().await;
 }
 
@@ -414,7 +439,7 @@ async fn prepull_pulls_the_images_on_every_task_node() {
     pooled["spec"]["pods"][0]["image"] = json!("slow.example/app:1");
     pooled["spec"]["pods"][0]["readinessProbe"] = Value::Null;
     env.template(pooled.clone()).await;
-    let ds_name = "prepull-pooled";
+    let ds_name = &format!("prepull-{}", env.name("pooled"));
     let dss: Api<DaemonSet> = Api::namespaced(c.clone(), &env.settings.pool_namespace);
     let ds = wait_for(&dss, ds_name, Duration::from_secs(90), |d| {
         d.status
@@ -428,7 +453,11 @@ async fn prepull_pulls_the_images_on_every_task_node() {
     if env.tc.is_sim() {
         // On the two task nodes only.
         assert_eq!(ds.status.unwrap().desired_number_scheduled, 2);
-        let pods = env.pool_pods().list(&ListParams::default().labels("paddock.dev/prepull=pooled")).await.unwrap();
+        let pods = env
+            .pool_pods()
+            .list(&ListParams::default().labels(&format!("paddock.dev/prepull={}", env.name("pooled"))))
+            .await
+            .unwrap();
         let nodes: BTreeSet<String> = pods.items.iter().filter_map(|p| p.spec.as_ref()?.node_name.clone()).collect();
         assert_eq!(nodes, BTreeSet::from(["task-1".to_string(), "task-2".to_string()]));
     }
@@ -439,7 +468,7 @@ async fn prepull_pulls_the_images_on_every_task_node() {
     cold["spec"]["warmPool"] = Value::Null;
     env.template(cold).await;
     for k in 0..2 {
-        team.create(&PostParams::default(), &instance(&format!("cold-{k}"), "same-image")).await.unwrap();
+        team.create(&PostParams::default(), &instance(&format!("cold-{k}"), &env.name("same-image"))).await.unwrap();
     }
     for k in 0..2 {
         let i = wait_for(&team, &format!("cold-{k}"), Duration::from_secs(90), |i| {

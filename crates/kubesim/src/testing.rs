@@ -26,6 +26,9 @@ pub struct TestCluster {
     /// Cluster-scoped kinds whose objects with a label are the test's
     /// ([`TestCluster::owns_labelled`]).
     labelled: Vec<(kube::discovery::ApiResource, String)>,
+    /// Namespace prefixes that are the test's, with the namespaced kinds
+    /// whose finalizers go first ([`TestCluster::owns_prefixed`]).
+    prefixed: Vec<(String, Vec<kube::discovery::ApiResource>)>,
     /// Whether [`TestCluster::finish`] ran; if not (the test failed), dropping
     /// the cluster still deletes the namespaces it made on a real cluster.
     finished: bool,
@@ -71,7 +74,15 @@ impl TestCluster {
             KubeSim::start(config, "127.0.0.1:0".parse().expect("literal address")).await.expect("kubesim starts");
         let config = sim.config().expect("config for kubesim");
         let client = Client::try_from(config.clone()).expect("client for kubesim");
-        TestCluster { client, config, sim: Some(sim), namespaces: vec![], labelled: vec![], finished: false }
+        TestCluster {
+            client,
+            config,
+            sim: Some(sim),
+            namespaces: vec![],
+            labelled: vec![],
+            prefixed: vec![],
+            finished: false,
+        }
     }
 
     /// A cluster that is not this test's own kubesim (a real one, or a
@@ -79,7 +90,15 @@ impl TestCluster {
     /// passed or failed.
     pub fn connect(config: kube::Config) -> TestCluster {
         let client = Client::try_from(config.clone()).expect("client for the cluster");
-        TestCluster { client, config, sim: None, namespaces: vec![], labelled: vec![], finished: false }
+        TestCluster {
+            client,
+            config,
+            sim: None,
+            namespaces: vec![],
+            labelled: vec![],
+            prefixed: vec![],
+            finished: false,
+        }
     }
 
     /// The simulator, or None (with a message) on a real cluster: use as
@@ -140,11 +159,22 @@ impl TestCluster {
         self.labelled.push((resource, selector.to_string()));
     }
 
+    /// Says that the namespaces whose names start with `prefix` (one unique
+    /// to the test's run) are the test's, whoever made them (its
+    /// controllers): when it ends, passed or failed, on a cluster that
+    /// outlives it, they are deleted, the finalizers of the objects of
+    /// `kinds` in them removed first (the controllers that would remove them
+    /// stop with the test, and a namespace waits for its objects).
+    pub fn owns_prefixed(&mut self, prefix: &str, kinds: Vec<kube::discovery::ApiResource>) {
+        self.prefixed.push((prefix.to_string(), kinds));
+    }
+
     /// Deletes the namespaces this test created and stops kubesim.
     pub async fn finish(mut self) {
         self.finished = true;
         if self.sim.is_none() {
             delete_labelled(&self.client, &self.labelled).await;
+            delete_prefixed(&self.client, &self.prefixed).await;
         }
         delete_namespaces(&self.client, &self.namespaces).await;
         if let Some(sim) = self.sim.take() {
@@ -169,6 +199,36 @@ async fn delete_labelled(client: &Client, labelled: &[(kube::discovery::ApiResou
     }
 }
 
+/// Deletes the namespaces that start with each prefix, the finalizers of
+/// the objects of its kinds in them removed first.
+async fn delete_prefixed(client: &Client, prefixed: &[(String, Vec<kube::discovery::ApiResource>)]) {
+    use kube::api::{DynamicObject, ListParams, Patch, PatchParams};
+    let Ok(all) = Api::<Namespace>::all(client.clone()).list(&ListParams::default()).await else { return };
+    for (prefix, kinds) in prefixed {
+        let names: Vec<String> = all
+            .items
+            .iter()
+            .filter_map(|n| n.metadata.name.clone())
+            .filter(|n| n.starts_with(prefix.as_str()))
+            .collect();
+        for ns in &names {
+            for kind in kinds {
+                let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, kind);
+                let Ok(list) = api.list(&ListParams::default()).await else { continue };
+                for o in
+                    list.items.into_iter().filter(|o| o.metadata.finalizers.as_ref().is_some_and(|f| !f.is_empty()))
+                {
+                    let strip = serde_json::json!({"metadata": {"finalizers": null}});
+                    let _ = api
+                        .patch(&o.metadata.name.unwrap_or_default(), &PatchParams::default(), &Patch::Merge(&strip))
+                        .await;
+                }
+            }
+        }
+        delete_namespaces(client, &names).await;
+    }
+}
+
 async fn delete_namespaces(client: &Client, names: &[String]) {
     let ns: Api<Namespace> = Api::all(client.clone());
     for n in names {
@@ -183,17 +243,19 @@ impl Drop for TestCluster {
     /// client: the test's runtime may be unwinding. (The test's own kubesim
     /// goes with the test, so nothing is sent to it.)
     fn drop(&mut self) {
-        if self.finished || self.sim.is_some() || (self.namespaces.is_empty() && self.labelled.is_empty()) {
+        let owns = !(self.namespaces.is_empty() && self.labelled.is_empty() && self.prefixed.is_empty());
+        if self.finished || self.sim.is_some() || !owns {
             return;
         }
         let (config, names) = (self.config.clone(), std::mem::take(&mut self.namespaces));
-        let labelled = std::mem::take(&mut self.labelled);
+        let (labelled, prefixed) = (std::mem::take(&mut self.labelled), std::mem::take(&mut self.prefixed));
         let cleanup = std::thread::spawn(move || {
             let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
             rt.block_on(async move {
                 let Ok(client) = Client::try_from(config) else { return };
                 let all = async {
                     delete_labelled(&client, &labelled).await;
+                    delete_prefixed(&client, &prefixed).await;
                     delete_namespaces(&client, &names).await;
                 };
                 let _ = tokio::time::timeout(Duration::from_secs(30), all).await;

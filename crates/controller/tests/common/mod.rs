@@ -47,13 +47,19 @@ impl Run {
         object
     }
 
-    /// Makes the run's Tenants and Templates the test's to delete when it
-    /// ends on a cluster that outlives it, passed or failed.
+    /// Makes the run's Tenants, Templates and namespaces the test's to delete
+    /// when it ends on a cluster that outlives it, passed or failed.
     pub fn own(&self, tc: &mut TestCluster) {
         let selector = format!("{LABEL}={}", self.id);
-        for (kind, plural) in [("Tenant", "tenants"), ("Template", "templates")] {
+        let kind = |kind: &str, plural: &str| {
             let gvk = kube::api::GroupVersionKind::gvk("paddock.dev", "v1alpha1", kind);
-            tc.owns_labelled(ApiResource::from_gvk_with_plural(&gvk, plural), &selector);
+            ApiResource::from_gvk_with_plural(&gvk, plural)
+        };
+        for (k, plural) in [("Tenant", "tenants"), ("Template", "templates")] {
+            tc.owns_labelled(kind(k, plural), &selector);
         }
+        // Its namespaces (tenants', the pool's, the system one) and the
+        // instances in them, whose finalizer the stopped controller no longer removes.
+        tc.owns_prefixed(&format!("{}-", self.id), vec![kind("Instance", "instances")]);
     }
 }

@@ -167,9 +167,27 @@ fn bind_static(sim: &Sim, pvc: &Value, pv_name: &str) {
     );
 }
 
-/// A volume changed: a claim waiting for it may now bind.
+/// A volume changed: a claim waiting for it may now bind; one being deleted
+/// that no claim is bound to loses its protection (upstream's
+/// pv-protection controller: a volume is in use only while Bound).
 pub fn pv_changed(sim: &Sim, pv: &Value) {
     if pv.pointer("/status/phase").and_then(Value::as_str) == Some("Bound") {
+        return;
+    }
+    let protected = pv
+        .pointer("/metadata/finalizers")
+        .and_then(Value::as_array)
+        .is_some_and(|f| f.iter().any(|x| x.as_str() == Some(PV_PROTECTION)));
+    if pv.pointer("/metadata/deletionTimestamp").is_some() && protected {
+        let name = pv.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
+        log_err(
+            "pv protection",
+            sim.c.modify(sim.ids.pvs, "", name, None, "pv-protection-controller", |v| {
+                if let Some(f) = v.pointer_mut("/metadata/finalizers").and_then(Value::as_array_mut) {
+                    f.retain(|x| x.as_str() != Some(PV_PROTECTION));
+                }
+            }),
+        );
         return;
     }
     let (Some(ns), Some(name)) = (
@@ -182,6 +200,9 @@ pub fn pv_changed(sim: &Sim, pv: &Value) {
         reconcile_pvc(sim, &pvc);
     }
 }
+
+/// The finalizer upstream's admission puts on every PersistentVolume.
+const PV_PROTECTION: &str = "kubernetes.io/pv-protection";
 
 /// The claim is gone: its volume is deleted or released per reclaim policy.
 pub fn pvc_gone(sim: &Sim, pvc: &Value) {

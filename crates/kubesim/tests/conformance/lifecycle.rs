@@ -87,6 +87,23 @@ async fn garbage_collection_background_foreground_orphan() {
     tc.finish().await;
 }
 
+/// A volume no claim is bound to goes when deleted: the pv-protection
+/// finalizer holds only a Bound one (upstream's pv-protection controller).
+#[tokio::test]
+async fn an_unbound_volume_is_deleted_past_its_protection() {
+    let tc = TestCluster::start().await;
+    let pvs: Api<k8s_openapi::api::core::v1::PersistentVolume> = Api::all(tc.client.clone());
+    let name = format!("unbound-{}", std::process::id());
+    let pv = serde_json::from_value(json!({"metadata": {"name": name, "finalizers": ["kubernetes.io/pv-protection"]},
+        "spec": {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"], "storageClassName": "",
+            "hostPath": {"path": "/tmp/unbound"}}}))
+    .unwrap();
+    pvs.create(&PostParams::default(), &pv).await.unwrap();
+    pvs.delete(&name, &DeleteParams::default()).await.unwrap();
+    wait_gone(&pvs, &name, T).await;
+    tc.finish().await;
+}
+
 #[tokio::test]
 async fn namespace_termination() {
     let mut tc = TestCluster::start().await;
