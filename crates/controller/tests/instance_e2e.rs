@@ -10,6 +10,9 @@ use resources::{Instance, InstancePhase, Template, Tenant};
 use serde_json::{Value, json};
 use std::time::Duration;
 
+mod common;
+use common::Run;
+
 const T: Duration = Duration::from_secs(30);
 
 async fn install(client: &kube::Client) {
@@ -51,9 +54,13 @@ async fn instances_start_heal_limit_fail_and_expire() {
         .with_env_filter(std::env::var("RUST_LOG").unwrap_or_default())
         .with_test_writer()
         .try_init();
-    let tc = TestCluster::start().await;
+    let mut tc = TestCluster::start().await;
     install(&tc.client).await;
-    let settings = Settings { namespace_prefix: format!("pi{}-", std::process::id() % 100000), ..Default::default() };
+    let run = Run::new("pi");
+    run.own(&mut tc);
+    let settings = run.settings();
+    let [red, ctf_web, broken, short, invalid, very_invalid] =
+        ["red", "ctf-web", "broken-image", "short-lived", "invalid", "very-invalid"].map(|n| run.name(n));
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let stop = futures_stop(rx);
     let t_ctx = tenant::Context::new(tc.client.clone(), settings.clone(), Default::default());
@@ -62,7 +69,7 @@ async fn instances_start_heal_limit_fail_and_expire() {
     let h2 = tokio::spawn(instance::reconcile::run(i_ctx, stop.clone()));
     let h3 = tokio::spawn(controller::template::run(
         tc.client.clone(),
-        Default::default(),
+        settings.clone(),
         Default::default(),
         None,
         None,
@@ -70,35 +77,40 @@ async fn instances_start_heal_limit_fail_and_expire() {
     ));
 
     let tenants: Api<Tenant> = Api::all(tc.client.clone());
-    let t: Tenant = serde_json::from_value(
-        json!({"apiVersion": "paddock.dev/v1alpha1", "kind": "Tenant", "metadata": {"name": "red"},
-        "spec": {"kind": "Team", "storage": {"size": "1Gi"}}}),
-    )
+    let t: Tenant = serde_json::from_value(run.labelled(
+        // Its volume goes with it (tenant_e2e proves retention), on a shared cluster too.
+        json!({"apiVersion": "paddock.dev/v1alpha1", "kind": "Tenant", "metadata": {"name": &red},
+        "spec": {"kind": "Team", "storage": {"size": "1Gi", "retainOnDelete": false}}}),
+    ))
     .unwrap();
     tenants.create(&PostParams::default(), &t).await.unwrap();
-    let t = wait_for(&tenants, "red", T, |t| t.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Ready")).await;
+    let t = wait_for(&tenants, &red, T, |t| t.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Ready")).await;
     let ns = t.status.unwrap().namespace.unwrap();
 
     let templates: Api<Template> = Api::all(tc.client.clone());
-    let mut ctf = example("ctf-web");
+    let mut ctf = run.labelled(example("ctf-web"));
+    ctf["metadata"]["name"] = json!(ctf_web);
     ctf["spec"]["ttl"] = json!("1h");
-    templates.patch("ctf-web", &PatchParams::apply("paddock-test").force(), &Patch::Apply(&ctf)).await.unwrap();
-    let bad = json!({"apiVersion": "paddock.dev/v1alpha1", "kind": "Template", "metadata": {"name": "broken-image"},
-        "spec": {"pods": [{"name": "app", "image": "registry.example/doesnotexist:1"}]}});
-    templates.patch("broken-image", &PatchParams::apply("paddock-test").force(), &Patch::Apply(&bad)).await.unwrap();
-    let short = json!({"apiVersion": "paddock.dev/v1alpha1", "kind": "Template", "metadata": {"name": "short-lived"},
-        "spec": {"ttl": "3s", "pods": [{"name": "app", "image": "busybox:1.36"}]}});
-    templates.patch("short-lived", &PatchParams::apply("paddock-test").force(), &Patch::Apply(&short)).await.unwrap();
+    templates.patch(&ctf_web, &PatchParams::apply("paddock-test").force(), &Patch::Apply(&ctf)).await.unwrap();
+    let bad = run
+        .labelled(json!({"apiVersion": "paddock.dev/v1alpha1", "kind": "Template", "metadata": {"name": &broken},
+        "spec": {"pods": [{"name": "app", "image": "registry.example/doesnotexist:1"}]}}));
+    templates.patch(&broken, &PatchParams::apply("paddock-test").force(), &Patch::Apply(&bad)).await.unwrap();
+    let short_tpl = run
+        .labelled(json!({"apiVersion": "paddock.dev/v1alpha1", "kind": "Template", "metadata": {"name": &short},
+        "spec": {"ttl": "3s", "pods": [{"name": "app", "image": "busybox:1.36"}]}}));
+    templates.patch(&short, &PatchParams::apply("paddock-test").force(), &Patch::Apply(&short_tpl)).await.unwrap();
 
     // The template controller accepts good templates and says why it refuses bad ones.
-    wait_for(&templates, "ctf-web", T, |t| {
+    wait_for(&templates, &ctf_web, T, |t| {
         t.status.as_ref().is_some_and(|s| s.conditions.iter().any(|c| c.type_ == "Accepted" && c.status == "True"))
     })
     .await;
-    let invalid = json!({"apiVersion": "paddock.dev/v1alpha1", "kind": "Template", "metadata": {"name": "invalid"},
-        "spec": {"networks": ["a"], "pods": [{"name": "x", "image": "busybox", "networks": ["b"]}]}});
-    templates.patch("invalid", &PatchParams::apply("paddock-test").force(), &Patch::Apply(&invalid)).await.unwrap();
-    let t = wait_for(&templates, "invalid", T, |t| t.status.as_ref().is_some_and(|s| !s.conditions.is_empty())).await;
+    let invalid_tpl = run
+        .labelled(json!({"apiVersion": "paddock.dev/v1alpha1", "kind": "Template", "metadata": {"name": &invalid},
+        "spec": {"networks": ["a"], "pods": [{"name": "x", "image": "busybox", "networks": ["b"]}]}}));
+    templates.patch(&invalid, &PatchParams::apply("paddock-test").force(), &Patch::Apply(&invalid_tpl)).await.unwrap();
+    let t = wait_for(&templates, &invalid, T, |t| t.status.as_ref().is_some_and(|s| !s.conditions.is_empty())).await;
     assert_eq!(
         t.status.unwrap().conditions[0].message,
         "spec.pods[0].networks[0]: network \"b\" is not declared in spec.networks"
@@ -107,10 +119,12 @@ async fn instances_start_heal_limit_fail_and_expire() {
     // the API server takes (1024 bytes) rather than refused and lost.
     let pods: Vec<Value> =
         (0..60).map(|i| json!({"name": format!("p{i}"), "image": "busybox", "networks": ["nope"]})).collect();
-    let many = json!({"apiVersion": "paddock.dev/v1alpha1", "kind": "Template", "metadata": {"name": "very-invalid"},
-        "spec": {"pods": pods}});
-    templates.patch("very-invalid", &PatchParams::apply("paddock-test").force(), &Patch::Apply(&many)).await.unwrap();
-    let (kind, note) = event(&tc.client, "default", "very-invalid", "Invalid").await;
+    let many = run.labelled(
+        json!({"apiVersion": "paddock.dev/v1alpha1", "kind": "Template", "metadata": {"name": &very_invalid},
+        "spec": {"pods": pods}}),
+    );
+    templates.patch(&very_invalid, &PatchParams::apply("paddock-test").force(), &Patch::Apply(&many)).await.unwrap();
+    let (kind, note) = event(&tc.client, "default", &very_invalid, "Invalid").await;
     assert_eq!(kind, "Warning");
     assert!(note.len() <= 1024 && note.ends_with('…'), "{} bytes: {note}", note.len());
 
@@ -118,7 +132,7 @@ async fn instances_start_heal_limit_fail_and_expire() {
     let new = |name: &str, template: &str| -> Instance {
         serde_json::from_value(json!({"apiVersion": "paddock.dev/v1alpha1", "kind": "Instance", "metadata": {"name": name}, "spec": {"template": template}})).unwrap()
     };
-    insts.create(&PostParams::default(), &new("web1", "ctf-web")).await.unwrap();
+    insts.create(&PostParams::default(), &new("web1", &ctf_web)).await.unwrap();
     let i = wait_for(&insts, "web1", T, |i| phase(i) == Some(InstancePhase::Running)).await;
     let st = i.status.unwrap();
     assert_eq!(st.pods.len(), 3);
@@ -161,18 +175,18 @@ async fn instances_start_heal_limit_fail_and_expire() {
         pols.get_opt(&pol_name).await.ok().flatten().is_some_and(|p| p.metadata.uid != tenant_pol.metadata.uid)
     })
     .await;
-    let (_, note) = event(&tc.client, "default", "red", "DriftRepaired").await;
+    let (_, note) = event(&tc.client, "default", &red, "DriftRepaired").await;
     assert_eq!(note, format!("NetworkPolicy {ns}/{pol_name} had been deleted; re-created it"));
 
     // maxPerTenant is 1.
-    insts.create(&PostParams::default(), &new("web2", "ctf-web")).await.unwrap();
+    insts.create(&PostParams::default(), &new("web2", &ctf_web)).await.unwrap();
     let i = wait_for(&insts, "web2", T, |i| phase(i).is_some()).await;
     assert_eq!((phase(&i), reason(&i).as_str()), (Some(InstancePhase::Failed), "LimitReached"));
     assert_eq!(event(&tc.client, &ns, "web2", "LimitReached").await.0, "Warning");
     assert!(pods.list(&ListParams::default().labels("paddock.dev/instance=web2")).await.unwrap().items.is_empty());
 
     // A bad image fails with the image named.
-    insts.create(&PostParams::default(), &new("bad", "broken-image")).await.unwrap();
+    insts.create(&PostParams::default(), &new("bad", &broken)).await.unwrap();
     let i = wait_for(&insts, "bad", T, |i| reason(i) == "ImagePullFailed").await;
     let msg = i.status.unwrap().conditions[0].message.clone();
     assert!(msg.contains("registry.example/doesnotexist:1"), "{msg}");
@@ -182,7 +196,7 @@ async fn instances_start_heal_limit_fail_and_expire() {
     wait_for(&insts, "ghost", T, |i| reason(i) == "TemplateInvalid").await;
 
     // TTL: the instance expires on time and its pods go.
-    insts.create(&PostParams::default(), &new("brief", "short-lived")).await.unwrap();
+    insts.create(&PostParams::default(), &new("brief", &short)).await.unwrap();
     wait_for(&insts, "brief", T, |i| phase(i) == Some(InstancePhase::Running)).await;
     wait_for(&insts, "brief", T, |i| phase(i) == Some(InstancePhase::Expired)).await;
     wait_until(T, "brief's pods removed", || async {
@@ -199,7 +213,7 @@ async fn instances_start_heal_limit_fail_and_expire() {
     let hold = json!({"metadata": {"finalizers": [instance::reconcile::FINALIZER, "test.paddock.dev/hold"]}});
     insts.patch("web1", &PatchParams::default(), &Patch::Merge(&hold)).await.unwrap();
     insts.delete("web1", &DeleteParams::default()).await.unwrap();
-    insts.create(&PostParams::default(), &new("web3", "ctf-web")).await.unwrap();
+    insts.create(&PostParams::default(), &new("web3", &ctf_web)).await.unwrap();
     wait_for(&insts, "web3", T, |i| phase(i) == Some(InstancePhase::Running)).await;
     assert!(insts.get("web1").await.unwrap().metadata.deletion_timestamp.is_some(), "web1 is still being stopped");
     wait_until(T, "web1's pods removed", || async {
@@ -235,19 +249,19 @@ async fn instances_start_heal_limit_fail_and_expire() {
 
     // A template in use stays when it is deleted, until its last instance is
     // gone: that instance is still repaired, and a new one is refused.
-    templates.delete("ctf-web", &DeleteParams::default()).await.unwrap();
+    templates.delete(&ctf_web, &DeleteParams::default()).await.unwrap();
     let deleting = |t: &Template| {
         t.status.as_ref().is_some_and(|s| s.conditions.iter().any(|c| c.type_ == "Accepted" && c.reason == "Deleting"))
     };
-    let t = wait_for(&templates, "ctf-web", T, deleting).await;
+    let t = wait_for(&templates, &ctf_web, T, deleting).await;
     let msg = &t.status.as_ref().unwrap().conditions[0].message;
     assert_eq!(msg, &format!("being deleted; waiting for 1 instance(s) to stop: {ns}/web3"));
-    let (kind, note) = event(&tc.client, "default", "ctf-web", "Deleting").await;
+    let (kind, note) = event(&tc.client, "default", &ctf_web, "Deleting").await;
     assert_eq!(
         (kind.as_str(), note),
         ("Normal", format!("being deleted; waiting for 1 instance(s) to stop: {ns}/web3"))
     );
-    insts.create(&PostParams::default(), &new("web4", "ctf-web")).await.unwrap();
+    insts.create(&PostParams::default(), &new("web4", &ctf_web)).await.unwrap();
     wait_for(&insts, "web4", T, |i| reason(i) == "TemplateDeleting").await;
     let old_uid = pods.get("web3-db").await.unwrap().metadata.uid;
     pods.delete("web3-db", &DeleteParams { grace_period_seconds: Some(0), ..Default::default() }).await.unwrap();
@@ -257,7 +271,7 @@ async fn instances_start_heal_limit_fail_and_expire() {
     .await;
     insts.delete("web3", &DeleteParams::default()).await.unwrap();
     insts.delete("web4", &DeleteParams::default()).await.unwrap();
-    wait_gone(&templates, "ctf-web", T).await;
+    wait_gone(&templates, &ctf_web, T).await;
 
     // Orphan sweep: objects labelled for an instance that does not exist go.
     let orphan: Pod = serde_json::from_value(json!({"metadata": {"name": "left-behind", "labels": {"app.kubernetes.io/managed-by": "paddock", "paddock.dev/instance": "vanished"}},
@@ -270,9 +284,9 @@ async fn instances_start_heal_limit_fail_and_expire() {
     for n in ["web3", "bad", "ghost", "brief"] {
         let _ = insts.delete(n, &DeleteParams::default()).await;
     }
-    tenants.delete("red", &DeleteParams::default()).await.unwrap();
-    wait_gone(&tenants, "red", T).await;
-    for n in ["ctf-web", "broken-image", "short-lived", "invalid"] {
+    tenants.delete(&red, &DeleteParams::default()).await.unwrap();
+    wait_gone(&tenants, &red, T).await;
+    for n in [&ctf_web, &broken, &short, &invalid, &very_invalid] {
         let _ = templates.delete(n, &DeleteParams::default()).await;
     }
     let _ = tx.send(());
@@ -474,17 +488,19 @@ async fn isolation_on_kubesim_limits_and_fifty_concurrent_instances() {
     tc.finish().await;
 }
 
-/// All the reconcilers on `tc` (namespaces prefixed with `tag` and the
-/// process id) and a Ready tenant `tenant` without storage: its namespace, and
-/// the sender and task that stop the reconcilers.
+/// All the reconcilers on `tc` for a run of their own ([`Run`], tagged
+/// `tag`) and a Ready tenant (the run's `tenant`) without storage: its
+/// namespace, the sender and task that stop the reconcilers, and the run.
 async fn reconcilers_and_tenant(
-    tc: &TestCluster,
+    tc: &mut TestCluster,
     tag: &str,
     tenant: &str,
-) -> (String, tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
+) -> (String, tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<()>, Run) {
     install(&tc.client).await;
-    let settings =
-        Settings { namespace_prefix: format!("{tag}{}-", std::process::id() % 100000), ..Default::default() };
+    let run = Run::new(tag);
+    run.own(tc);
+    let tenant = &run.name(tenant);
+    let settings = run.settings();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let ctl = tokio::spawn(controller::install::reconcilers(
         tc.client.clone(),
@@ -493,25 +509,32 @@ async fn reconcilers_and_tenant(
         futures_stop(rx),
     ));
     let tenants: Api<Tenant> = Api::all(tc.client.clone());
-    let t: Tenant = serde_json::from_value(json!({"apiVersion": "paddock.dev/v1alpha1", "kind": "Tenant",
-        "metadata": {"name": tenant}, "spec": {"kind": "Team", "storage": {"enabled": false}}}))
-    .unwrap();
+    let t: Tenant =
+        serde_json::from_value(run.labelled(json!({"apiVersion": "paddock.dev/v1alpha1", "kind": "Tenant",
+        "metadata": {"name": tenant}, "spec": {"kind": "Team", "storage": {"enabled": false}}})))
+        .unwrap();
     tenants.create(&PostParams::default(), &t).await.unwrap();
     wait_for(&tenants, tenant, T, |t| t.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Ready")).await;
-    (format!("{}{tenant}", settings.namespace_prefix), tx, ctl)
+    (format!("{}{tenant}", settings.namespace_prefix), tx, ctl, run)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_reconcilers_share_one_watch_of_tenants_and_one_of_their_namespaces() {
-    let tc = TestCluster::start().await;
+    let mut tc = TestCluster::start().await;
+    if tc.sim("counts the API server's open watches").is_none() {
+        return;
+    }
+    let (ns, tx, ctl, run) = reconcilers_and_tenant(&mut tc, "ps", "shared").await;
     let Some(sim) = tc.sim("counts the API server's open watches") else { return };
-    let (ns, tx, ctl) = reconcilers_and_tenant(&tc, "ps", "shared").await;
     let templates: Api<Template> = Api::all(tc.client.clone());
-    templates.patch("ctf-web", &PatchParams::apply("t").force(), &Patch::Apply(&example("ctf-web"))).await.unwrap();
+    let ctf_web = run.name("ctf-web");
+    let mut tpl = run.labelled(example("ctf-web"));
+    tpl["metadata"]["name"] = json!(ctf_web);
+    templates.patch(&ctf_web, &PatchParams::apply("t").force(), &Patch::Apply(&tpl)).await.unwrap();
     // The instance controller reads the tenant and its namespace from the shared caches.
     let insts: Api<Instance> = Api::namespaced(tc.client.clone(), &ns);
     let i: Instance = serde_json::from_value(json!({"apiVersion": "paddock.dev/v1alpha1", "kind": "Instance",
-        "metadata": {"name": "web"}, "spec": {"template": "ctf-web"}}))
+        "metadata": {"name": "web"}, "spec": {"template": ctf_web}}))
     .unwrap();
     insts.create(&PostParams::default(), &i).await.unwrap();
     wait_for(&insts, "web", T, |i| phase(i) == Some(InstancePhase::Running)).await;
@@ -530,12 +553,14 @@ async fn the_reconcilers_share_one_watch_of_tenants_and_one_of_their_namespaces(
 /// controller's log; once the obstacle goes, the instance starts.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_write_the_api_server_refuses_shows_on_the_instance() {
-    let tc = TestCluster::start().await;
-    let (ns, tx, ctl) = reconcilers_and_tenant(&tc, "pr", "capped").await;
+    let mut tc = TestCluster::start().await;
+    let (ns, tx, ctl, run) = reconcilers_and_tenant(&mut tc, "pr", "capped").await;
     let templates: Api<Template> = Api::all(tc.client.clone());
-    let tpl = json!({"apiVersion": "paddock.dev/v1alpha1", "kind": "Template", "metadata": {"name": "small-app"},
-        "spec": {"pods": [{"name": "app", "image": "busybox:1.36"}]}});
-    templates.patch("small-app", &PatchParams::apply("t").force(), &Patch::Apply(&tpl)).await.unwrap();
+    let small = run.name("small-app");
+    let tpl = run
+        .labelled(json!({"apiVersion": "paddock.dev/v1alpha1", "kind": "Template", "metadata": {"name": small},
+        "spec": {"pods": [{"name": "app", "image": "busybox:1.36"}]}}));
+    templates.patch(&small, &PatchParams::apply("t").force(), &Patch::Apply(&tpl)).await.unwrap();
     // Every container must ask for a whole cpu: the pod's 100m is refused (403).
     let limits: Api<k8s_openapi::api::core::v1::LimitRange> = Api::namespaced(tc.client.clone(), &ns);
     let cap: k8s_openapi::api::core::v1::LimitRange = serde_json::from_value(json!({"metadata": {"name": "admin-cap"},
@@ -544,7 +569,7 @@ async fn a_write_the_api_server_refuses_shows_on_the_instance() {
     limits.create(&PostParams::default(), &cap).await.unwrap();
     let insts: Api<Instance> = Api::namespaced(tc.client.clone(), &ns);
     let i: Instance = serde_json::from_value(json!({"apiVersion": "paddock.dev/v1alpha1", "kind": "Instance",
-        "metadata": {"name": "app"}, "spec": {"template": "small-app"}}))
+        "metadata": {"name": "app"}, "spec": {"template": small}}))
     .unwrap();
     insts.create(&PostParams::default(), &i).await.unwrap();
     let stuck = wait_for(&insts, "app", T, |i| reason(i) == "ApiRefused").await;
