@@ -4,8 +4,8 @@
 //! Services, storage and lifetime; only its pods go, and with them the pod,
 //! CPU and memory quota they held.
 
-use super::instances::visible_instance;
 use super::named;
+use super::visible_instance;
 use crate::auth::bearer;
 use crate::model::InstanceView;
 use crate::problem::{Json, Path, Problem, Result};

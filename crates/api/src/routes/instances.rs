@@ -1,6 +1,6 @@
 //! `/v1/tenants/{tenant}/instances`: start, look at, renew and stop instances.
 
-use super::{invalid, list_params, named, visible_tenant};
+use super::{invalid, list_params, visible_instance, visible_tenant};
 use crate::auth::Principal;
 use crate::model::{InstanceFilter, InstanceView, Page, Paging, Renew, StartInstance};
 use crate::problem::{Json, Path, Problem, Query, Result, body_of, optional_body};
@@ -22,12 +22,6 @@ const MAX_NAME: usize = 40;
 
 fn api(s: &Shared, tenant: &str) -> Api<Instance> {
     Api::namespaced(s.client.clone(), &s.namespace(tenant))
-}
-
-pub(super) async fn visible_instance(s: &Shared, who: &Principal, tenant: &str, name: &str) -> Result<Instance> {
-    visible_tenant(s, who, tenant).await?;
-    named("instance", name)?;
-    api(s, tenant).get_opt(name).await?.ok_or_else(|| Problem::not_found("instance", name))
 }
 
 /// The list parameters with the label filter (the API server checks the selector's syntax).

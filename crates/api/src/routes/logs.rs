@@ -3,7 +3,7 @@
 //! see their instances' output without Kubernetes credentials. `follow`
 //! streams it until the container stops or the client goes.
 
-use super::instances::visible_instance;
+use super::visible_instance;
 use crate::auth::Principal;
 use crate::problem::{Path, Problem, Query, Result};
 use crate::state::{AppState, Shared};

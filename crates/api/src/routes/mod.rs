@@ -56,6 +56,15 @@ pub async fn visible_tenant(s: &Shared, who: &Principal, tenant: &str) -> Result
     s.tenant(tenant).await?.ok_or_else(|| Problem::not_found("tenant", tenant))
 }
 
+/// The instance, if the caller may see it and it exists; 404 otherwise (the
+/// same answer for another tenant's).
+pub async fn visible_instance(s: &Shared, who: &Principal, tenant: &str, name: &str) -> Result<resources::Instance> {
+    visible_tenant(s, who, tenant).await?;
+    named("instance", name)?;
+    let api: kube::Api<resources::Instance> = kube::Api::namespaced(s.client.clone(), &s.namespace(tenant));
+    api.get_opt(name).await?.ok_or_else(|| Problem::not_found("instance", name))
+}
+
 /// A body's `ttl`, checked to be a duration within `min..=max` (`bounds`
 /// says them for people, e.g. "1m and 400d"; `like` gives examples).
 pub fn ttl_within(
