@@ -266,10 +266,12 @@ async fn the_console_works_in_a_real_browser() {
     // Suspend and resume, as the tenant: the row follows live.
     c.goto(&format!("{base}/ui/#/tenants/demo")).await.unwrap();
     until(&c, "its instance again", &format!("document.getElementById('instance-{name}')")).await;
-    c.find(Locator::Css(&format!("#instance-{name} button.suspend"))).await.unwrap().click().await.unwrap();
+    // The row is drawn again on every status change: found and clicked in one step.
+    let click = |what: &str| format!("document.querySelector('#instance-{name} button.{what}').click();");
+    c.execute(&click("suspend"), vec![]).await.unwrap();
     let suspended = format!("document.querySelector('#instance-{name}[data-phase=\"Suspended\"] button.resume')");
     until(&c, "the instance Suspended", &suspended).await;
-    c.find(Locator::Css(&format!("#instance-{name} button.resume"))).await.unwrap().click().await.unwrap();
+    c.execute(&click("resume"), vec![]).await.unwrap();
     until(
         &c,
         "the instance Running again",
@@ -279,7 +281,7 @@ async fn the_console_works_in_a_real_browser() {
 
     // Stop, as the tenant: the row goes without a reload.
     c.execute("window.confirm = () => true;", vec![]).await.unwrap();
-    c.find(Locator::Css(&format!("#instance-{name} button.danger"))).await.unwrap().click().await.unwrap();
+    c.execute(&click("danger"), vec![]).await.unwrap();
     until(&c, "the instance gone", &format!("!document.getElementById('instance-{name}')")).await;
 
     println!(
