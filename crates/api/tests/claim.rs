@@ -30,12 +30,12 @@ async fn a_warm_pod_learns_its_instance_and_values() {
         )
         .await
         .unwrap();
-    let tpl = json!({"apiVersion": "paddock.dev/v1alpha1", "kind": "Template", "metadata": {"name": name},
+    let tpl = env.labelled(json!({"apiVersion": "paddock.dev/v1alpha1", "kind": "Template", "metadata": {"name": name},
         "spec": {"maxPerTenant": 3, "warmPool": {"size": 1, "personalize": "api"}, "pods": [{"name": "app", "image": "busybox:1.36",
             "env": [{"name": "FLAG", "generate": {"flag": {"format": "FLAG{%s}"}}},
                     {"name": "MODE", "value": "easy", "overridable": true},
                     {"name": "KEY", "secret": {"name": "api-keys", "key": "key"}},
-                    {"name": "FIXED", "value": "1"}]}]}});
+                    {"name": "FIXED", "value": "1"}]}]}}));
     let templates: Api<Template> = Api::all(c.clone());
     templates.patch(&name, &PatchParams::apply("paddock-test").force(), &Patch::Apply(&tpl)).await.unwrap();
     wait_for(&templates, &name, T, |t| t.status.as_ref().and_then(|s| s.pool.as_ref()).is_some_and(|p| p.ready == 1))
@@ -111,7 +111,9 @@ async fn a_warm_pod_learns_its_instance_and_values() {
     // A ResourceQuota on the pool namespace at what is there now holds the
     // next refill back (else, on a slow machine, it could be ready before the
     // third start and make it warm too).
-    let here = pods.list(&ListParams::default()).await.unwrap().items.len();
+    // Pods on their way out are left out: once gone, they would free room.
+    let here = pods.list(&ListParams::default()).await.unwrap().items;
+    let here = here.iter().filter(|p| p.metadata.deletion_timestamp.is_none()).count();
     let quota = json!({"metadata": {"name": "hold-refills"}, "spec": {"hard": {"pods": here.to_string()}}});
     let quotas: Api<k8s_openapi::api::core::v1::ResourceQuota> = Api::namespaced(c.clone(), &pool_ns);
     quotas.create(&PostParams::default(), &serde_json::from_value(quota).unwrap()).await.unwrap();

@@ -122,8 +122,8 @@ async fn a_tenant_never_takes_a_namespace_that_is_not_its_own() {
     // leaves the namespaces it never owned.
     let tenants: Api<resources::Tenant> = Api::all(env.tc.client.clone());
     for name in ["system".to_string(), taken.clone()] {
-        let t: resources::Tenant = serde_json::from_value(json!({"apiVersion": "paddock.dev/v1alpha1",
-            "kind": "Tenant", "metadata": {"name": name}, "spec": {"kind": "Team"}}))
+        let t: resources::Tenant = serde_json::from_value(env.labelled(json!({"apiVersion": "paddock.dev/v1alpha1",
+            "kind": "Tenant", "metadata": {"name": name}, "spec": {"kind": "Team"}})))
         .unwrap();
         tenants.create(&PostParams::default(), &t).await.unwrap();
         kubesim::testing::wait_until(T, &format!("tenant {name} is refused"), || async {
@@ -227,9 +227,9 @@ async fn templates_that_break_isolation_are_refused() {
     assert_eq!(spec.validate_for(&settings.template_policy())[0].field, "spec.runtimeClassName");
     // The same template applied with kubectl is stored, but not Accepted, and
     // starts nothing: the API says why at once (issue 30.2).
-    let tpl: resources::Template = serde_json::from_value(json!({"apiVersion": "paddock.dev/v1alpha1",
+    let tpl: resources::Template = serde_json::from_value(env.labelled(json!({"apiVersion": "paddock.dev/v1alpha1",
         "kind": "Template", "metadata": {"name": name},
-        "spec": {"pods": [{"name": "web", "image": "nginx:1.27", "security": {"capabilities": ["SYS_ADMIN"]}}]}}))
+        "spec": {"pods": [{"name": "web", "image": "nginx:1.27", "security": {"capabilities": ["SYS_ADMIN"]}}]}})))
     .unwrap();
     Api::<resources::Template>::all(env.tc.client.clone()).create(&PostParams::default(), &tpl).await.unwrap();
     let (code, p) = env

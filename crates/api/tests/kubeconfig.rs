@@ -84,9 +84,10 @@ async fn a_tenant_kubeconfig_reaches_its_namespace_as_its_service_account() {
     // A tenant that is not Ready has no kubeconfig yet, and the answer says why.
     let broken = format!("broken-{}", env.id);
     let tenants: Api<resources::Tenant> = Api::all(env.tc.client.clone());
-    let t: resources::Tenant = serde_json::from_value(json!({"apiVersion": "paddock.dev/v1alpha1", "kind": "Tenant",
-        "metadata": {"name": broken}, "spec": {"kind": "Team", "quota": {"cpu": "lots"}}}))
-    .unwrap();
+    let t: resources::Tenant =
+        serde_json::from_value(env.labelled(json!({"apiVersion": "paddock.dev/v1alpha1", "kind": "Tenant",
+        "metadata": {"name": broken}, "spec": {"kind": "Team", "quota": {"cpu": "lots"}}})))
+        .unwrap();
     tenants.create(&Default::default(), &t).await.unwrap();
     // As the API sees it (its watch of tenants).
     kubesim::testing::wait_until(common::T, "the API to see the tenant Failed", || async {

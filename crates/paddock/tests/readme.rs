@@ -63,14 +63,22 @@ fn manifests_of(page: &str, text: &str) -> Vec<Value> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_readme_manifest_becomes_ready() {
-    let tc = TestCluster::start().await;
-    let suffix = format!("-rd{}", std::process::id() % 100_000);
+    let mut tc = TestCluster::start().await;
+    let run = format!("rd{}", std::process::id() % 100_000);
+    let suffix = format!("-{run}");
+    // Its own namespaces and scope, on a cluster shared with other runs; what
+    // it made goes when it ends there, passed or failed.
     let settings = controller::config::Settings {
-        namespace_prefix: format!("rd{}-", std::process::id() % 100_000),
-        system_namespace: format!("rd{}-system", std::process::id() % 100_000),
-        pool_namespace: format!("rd{}-pool", std::process::id() % 100_000),
+        namespace_prefix: format!("{run}-"),
+        system_namespace: format!("{run}-system"),
+        pool_namespace: format!("{run}-pool"),
+        scope: Some(("paddock.dev/test-run".into(), run.clone())),
         ..Default::default()
     };
+    for ar in [ApiResource::erase::<resources::Tenant>(&()), ApiResource::erase::<resources::Template>(&())] {
+        tc.owns_labelled(ar, &format!("paddock.dev/test-run={run}"));
+    }
+    tc.owns_prefixed(&format!("{run}-"), vec![ApiResource::erase::<resources::Instance>(&())]);
     controller::install::crds(&tc.client, "paddock-test", T).await.unwrap();
     controller::install::namespace(&tc.client, &settings.system_namespace, "paddock-test").await.unwrap();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -88,6 +96,7 @@ async fn every_readme_manifest_becomes_ready() {
         .map(|mut d| {
             let name = format!("{}{suffix}", d["metadata"]["name"].as_str().unwrap());
             d["metadata"]["name"] = Value::from(name);
+            d["metadata"]["labels"]["paddock.dev/test-run"] = Value::from(run.clone());
             if let Some(groups) = d.pointer_mut("/spec/groups").and_then(Value::as_array_mut) {
                 for g in groups {
                     *g = Value::from(format!("{}{suffix}", g.as_str().unwrap()));
@@ -103,6 +112,11 @@ async fn every_readme_manifest_becomes_ready() {
     names.dedup();
     assert_eq!(names.len(), count, "two pages show the same kind and name: each example must stand alone");
     docs.sort_by_key(|d| d.pointer("/spec/kind") != Some(&Value::from("Group")));
+    // The tenants' retained volumes are the test's too.
+    let tenants: Vec<&str> =
+        docs.iter().filter(|d| d["kind"] == "Tenant").filter_map(|d| d["metadata"]["name"].as_str()).collect();
+    let volumes = format!("paddock.dev/tenant in ({})", tenants.join(","));
+    tc.owns_labelled(ApiResource::erase::<k8s_openapi::api::core::v1::PersistentVolume>(&()), &volumes);
     let mut made = Vec::new();
     for d in &docs {
         let kind = d["kind"].as_str().unwrap();

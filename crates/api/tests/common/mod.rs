@@ -18,6 +18,8 @@ use tower::ServiceExt;
 
 pub const T: Duration = Duration::from_secs(30);
 pub const ADMIN: &str = "test-admin-token-0123456789";
+/// The label of a run's Tenants and Templates (its reconcilers' scope).
+pub const RUN_LABEL: &str = "paddock.dev/test-run";
 
 static N: AtomicU32 = AtomicU32::new(0);
 
@@ -48,7 +50,7 @@ impl Env {
     }
 
     /// [`Env::start_with`] on the cluster `tc` (another installation's, say).
-    pub async fn start_on(tc: TestCluster, change: impl FnOnce(&mut Settings)) -> Env {
+    pub async fn start_on(mut tc: TestCluster, change: impl FnOnce(&mut Settings)) -> Env {
         let id = format!("{}{}", std::process::id() % 10000, N.fetch_add(1, Ordering::Relaxed));
         let mut settings = Settings {
             namespace_prefix: format!("pa{id}-"),
@@ -57,9 +59,23 @@ impl Env {
             vpn_endpoint: Some("vpn.test".into()),
             // The claim test's template reads this Secret of the tenant's.
             template_secrets: vec!["api-keys".into()],
+            // Its reconcilers take only its own Tenants and Templates, which
+            // the API labels (on a cluster shared with other runs).
+            scope: Some((RUN_LABEL.to_string(), format!("pa{id}"))),
             ..Default::default()
         };
         change(&mut settings);
+        // On a cluster that outlives the test, what it made goes, passed or failed.
+        if let Some((k, v)) = &settings.scope {
+            let kind = |kind: &str, plural: &str| {
+                let gvk = kube::api::GroupVersionKind::gvk("paddock.dev", "v1alpha1", kind);
+                kube::discovery::ApiResource::from_gvk_with_plural(&gvk, plural)
+            };
+            for (k2, plural) in [("Tenant", "tenants"), ("Template", "templates")] {
+                tc.owns_labelled(kind(k2, plural), &format!("{k}={v}"));
+            }
+            tc.owns_prefixed(&format!("pa{id}-"), vec![kind("Instance", "instances")]);
+        }
         controller::install::crds(&tc.client, "paddock-test", T).await.unwrap();
         controller::install::namespace(&tc.client, &settings.system_namespace, "paddock-test").await.unwrap();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -130,6 +146,15 @@ impl Env {
         env.wait_tenant_ready(&env.alpha.clone()).await;
         env.wait_tenant_ready(&env.beta.clone()).await;
         env
+    }
+
+    /// `object` (a Tenant or Template made without the API) with the run's
+    /// label, so that its reconcilers take it.
+    pub fn labelled(&self, mut object: Value) -> Value {
+        if let Some((k, v)) = &self.state.settings().scope {
+            object["metadata"]["labels"][k.as_str()] = json!(v);
+        }
+        object
     }
 
     pub async fn issue(&self, tenant: &str) -> String {
