@@ -79,8 +79,8 @@ pub async fn heartbeat(
             None => InstanceView::new(&visible_instance(&s, &who, &tenant, &name).await?, &tenant),
         }
     };
-    let idle = s.template(&view.template).await?.and_then(|t| t.spec.idle.clone());
     still_there(&view, &name)?;
+    let idle = s.template(&view.template).await?.and_then(|t| t.spec.idle.clone());
     if suspended(&view) {
         let Some(idle) = idle.filter(|i| i.resume_on_use) else {
             return Err(Problem::conflict(
@@ -278,9 +278,10 @@ async fn switch(
     suspend: bool,
 ) -> Result<(StatusCode, Json<InstanceView>)> {
     let inst = visible_instance(s, who, tenant, name).await?;
-    still_there(&InstanceView::new(&inst, tenant), name)?;
+    let view = InstanceView::new(&inst, tenant);
+    still_there(&view, name)?;
     if inst.spec.suspend == suspend {
-        return Ok((StatusCode::OK, Json(InstanceView::new(&inst, tenant))));
+        return Ok((StatusCode::OK, Json(view)));
     }
     let changed = if suspend {
         tracing::info!(tenant = %tenant, instance = %name, "instance suspending");

@@ -67,14 +67,10 @@ impl Env {
         change(&mut settings);
         // On a cluster that outlives the test, what it made goes, passed or failed.
         if let Some((k, v)) = &settings.scope {
-            let kind = |kind: &str, plural: &str| {
-                let gvk = kube::api::GroupVersionKind::gvk("paddock.dev", "v1alpha1", kind);
-                kube::discovery::ApiResource::from_gvk_with_plural(&gvk, plural)
-            };
-            for (k2, plural) in [("Tenant", "tenants"), ("Template", "templates")] {
-                tc.owns_labelled(kind(k2, plural), &format!("{k}={v}"));
-            }
-            tc.owns_prefixed(&format!("pa{id}-"), vec![kind("Instance", "instances")]);
+            use kube::discovery::ApiResource;
+            tc.owns_labelled(ApiResource::erase::<resources::Tenant>(&()), &format!("{k}={v}"));
+            tc.owns_labelled(ApiResource::erase::<resources::Template>(&()), &format!("{k}={v}"));
+            tc.owns_prefixed(&format!("pa{id}-"), vec![ApiResource::erase::<resources::Instance>(&())]);
         }
         controller::install::crds(&tc.client, "paddock-test", T).await.unwrap();
         controller::install::namespace(&tc.client, &settings.system_namespace, "paddock-test").await.unwrap();

@@ -29,13 +29,17 @@ const STOPPING_LOOK: Duration = Duration::from_secs(1);
 /// when the idle reaper suspended it, `Suspended` otherwise; while its pods
 /// are still stopping, `IdleSuspending` or `Suspending`.
 pub fn reason(inst: &Instance, stopping: bool) -> &'static str {
-    let idle = inst.annotations().get(SUSPEND_REASON).map(String::as_str) == Some("Idle");
-    match (idle, stopping) {
+    match (for_idleness(inst), stopping) {
         (true, true) => "IdleSuspending",
         (true, false) => "IdleSuspended",
         (false, true) => "Suspending",
         (false, false) => "Suspended",
     }
+}
+
+/// Whether the idle reaper suspended the instance (its annotation says so).
+fn for_idleness(inst: &Instance) -> bool {
+    inst.annotations().get(SUSPEND_REASON).map(String::as_str) == Some("Idle")
 }
 
 /// Removes a suspended instance's pods (at its first reconcile as
@@ -55,7 +59,7 @@ pub async fn suspend(
         super::cleanup::delete_pods(&ctx.client, inst, &ctx.settings.pool_namespace).await?;
     }
     let stopping = first || left > 0;
-    let why = if reason(inst, false) == "IdleSuspended" { "nobody used it for a while" } else { "as asked" };
+    let why = if for_idleness(inst) { "nobody used it for a while" } else { "as asked" };
     let message = if stopping {
         format!("suspended ({why}); its pods are stopping")
     } else {

@@ -51,15 +51,10 @@ impl Run {
     /// when it ends on a cluster that outlives it, passed or failed.
     pub fn own(&self, tc: &mut TestCluster) {
         let selector = format!("{LABEL}={}", self.id);
-        let kind = |kind: &str, plural: &str| {
-            let gvk = kube::api::GroupVersionKind::gvk("paddock.dev", "v1alpha1", kind);
-            ApiResource::from_gvk_with_plural(&gvk, plural)
-        };
-        for (k, plural) in [("Tenant", "tenants"), ("Template", "templates")] {
-            tc.owns_labelled(kind(k, plural), &selector);
-        }
+        tc.owns_labelled(ApiResource::erase::<resources::Tenant>(&()), &selector);
+        tc.owns_labelled(ApiResource::erase::<resources::Template>(&()), &selector);
         // Its namespaces (tenants', the pool's, the system one) and the
         // instances in them, whose finalizer the stopped controller no longer removes.
-        tc.owns_prefixed(&format!("{}-", self.id), vec![kind("Instance", "instances")]);
+        tc.owns_prefixed(&format!("{}-", self.id), vec![ApiResource::erase::<resources::Instance>(&())]);
     }
 }
