@@ -318,7 +318,7 @@ async function tenantPage(tenant) {
     h("h2", {}, "Instances"),
     h("div", { class: "table" }, h("table", {}, h("thead", {}, h("tr", {},
       ["Instance", "Phase", "Why", "Endpoints", "Expires", ""].map((x) => h("th", { scope: "col" }, x)))), tbody)), empty, logs,
-    vpn, tokens];
+    storageSection(tenant, t), vpn, tokens];
 }
 
 // ---- templates and their pools ---------------------------------------------
@@ -594,6 +594,88 @@ async function isolationPage() {
     h("h2", {}, "Templates that relax the hardened pod"), relaxed.length ? h("ul", {}, relaxed) : h("p", { class: "muted" }, "None.")];
 }
 
+// ---- a tenant's files ------------------------------------------------------
+
+function filesHash(tenant, group, path) {
+  return "#/tenants/" + encodeURIComponent(tenant) + "/files" + (group ? "/group/" + encodeURIComponent(group) : "") +
+    "?path=" + encodeURIComponent(path);
+}
+
+function sizeText(n) {
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let i = 0;
+  while (n >= 1024 && i < units.length - 1) { n /= 1024; i++; }
+  return (i ? n.toFixed(1) : String(n)) + " " + units[i];
+}
+
+/// The tenant's volumes it may browse, as links (the page's Storage section).
+function storageSection(tenant, t) {
+  const st = t.spec.storage || {};
+  if (st.files === "Disabled") return [h("h2", {}, "Files"), h("p", { class: "muted" }, "The file browser is off for this tenant.")];
+  const links = [];
+  if (st.enabled !== false) links.push(h("a", { id: "files-home", href: filesHash(tenant, null, "/") }, "Own volume"));
+  for (const g of (t.spec.groups || [])) links.push(h("a", { href: filesHash(tenant, g, "/") }, "Group " + g));
+  if (!links.length) return [];
+  return [h("h2", {}, "Files"), h("p", { class: "inline" }, links, st.files === "ReadOnly" ? h("span", { class: "muted" }, "(read-only)") : null)];
+}
+
+async function filesPage(tenant, group, path) {
+  const base = "/v1/tenants/" + encodeURIComponent(tenant) + "/storage/" + (group ? "groups/" + encodeURIComponent(group) + "/" : "") + "files";
+  const q = (p) => "?path=" + encodeURIComponent(p);
+  const title = "Files of " + tenant + (group ? " · group " + group : "");
+  let l;
+  try { l = await api("GET", base + q(path)); }
+  catch (e) { return [h("h1", {}, title), h("p", { class: "bad", id: "refused" }, e.message)]; }
+  const join = (name) => (l.path === "/" ? "" : l.path) + "/" + name;
+  const reload = () => route();
+  const parts = l.path.split("/").filter(Boolean);
+  const crumbs = [h("a", { href: filesHash(tenant, group, "/") }, "/")];
+  parts.forEach((p, i) => crumbs.push(" ", h("a", { href: filesHash(tenant, group, "/" + parts.slice(0, i + 1).join("/")) }, p + "/")));
+  const rows = l.entries.map((e) => {
+    const dir = e.kind === "Directory";
+    const actions = [];
+    if (e.kind === "File") actions.push(h("button", { class: "download", onclick: async () => {
+      try { download(await fetchBlob(base + "/content" + q(join(e.name))), e.name); } catch (err) { say(err.message, "error"); }
+    } }, "Download"));
+    if (!l.readOnly) actions.push(" ", h("button", { class: "delete", onclick: async () => {
+      if (!confirm("Delete " + join(e.name) + (dir ? " and all it holds" : "") + "?")) return;
+      try { await api("DELETE", base + q(join(e.name)) + (dir ? "&recursive=true" : "")); say("deleted " + join(e.name)); reload(); }
+      catch (err) { say(err.message, "error"); }
+    } }, "Delete"));
+    return h("tr", { "data-name": e.name },
+      h("td", {}, dir ? h("a", { href: filesHash(tenant, group, join(e.name)) }, e.name + "/") : e.name),
+      h("td", {}, e.kind), h("td", {}, dir ? "" : sizeText(e.size)), h("td", {}, e.modified || ""), h("td", {}, actions));
+  });
+  const forms = [];
+  if (!l.readOnly) {
+    const file = h("input", { type: "file", id: "upload-file", required: true });
+    const replace = h("input", { type: "checkbox", id: "upload-replace" });
+    forms.push(h("form", { class: "inline", id: "upload-form", onsubmit: async (ev) => {
+      ev.preventDefault();
+      const f = file.files[0];
+      if (!f) return;
+      say("uploading " + f.name + "…");
+      try {
+        await fetchBlob(base + "/content" + q(join(f.name)) + "&replace=" + replace.checked,
+          { method: "PUT", body: f, headers: { "Content-Type": "application/octet-stream" } });
+        say("uploaded " + join(f.name)); reload();
+      } catch (err) { say(err.message, "error"); }
+    } }, h("label", {}, "File", file), h("label", {}, replace, "replace"), h("button", { class: "primary", type: "submit" }, "Upload")));
+    const name = h("input", { id: "mkdir-name", required: true, placeholder: "name" });
+    forms.push(h("form", { class: "inline", id: "mkdir-form", onsubmit: async (ev) => {
+      ev.preventDefault();
+      try { await api("POST", base + "/mkdir" + q(join(name.value))); say("made " + join(name.value)); reload(); }
+      catch (err) { say(err.message, "error"); }
+    } }, h("label", {}, "New directory", name), h("button", { type: "submit" }, "Make")));
+  }
+  return [h("h1", {}, title),
+    h("p", { class: "muted" }, h("a", { href: "#/tenants/" + encodeURIComponent(tenant) }, "← tenant " + tenant), " · ", l.volume, l.readOnly ? " · read-only" : ""),
+    h("p", { id: "crumbs" }, crumbs),
+    h("div", { id: "files" }, table(["Name", "Kind", "Size", "Modified", ""], rows, "Empty.")),
+    l.truncated ? h("p", { class: "warn" }, "Only the first " + l.entries.length + " entries are shown.") : null,
+    forms];
+}
+
 // ---- routing -------------------------------------------------------------
 
 function navigation(s, here) {
@@ -621,7 +703,9 @@ async function route() {
       const s = await who();
       navigation(s, here);
       const m = here.match(/^#\/tenants\/([^/]+)$/);
+      const f = here.match(/^#\/tenants\/([^/]+)\/files(?:\/group\/([^/?]+))?(?:\?path=(.*))?$/);
       if (m) content = await tenantPage(decodeURIComponent(m[1]));
+      else if (f) content = await filesPage(decodeURIComponent(f[1]), f[2] ? decodeURIComponent(f[2]) : null, f[3] ? decodeURIComponent(f[3]) : "/");
       else if (here === "#/templates") content = await templatesPage();
       else if (here === "#/nodes") content = await nodesPage();
       else if (here === "#/isolation") content = await isolationPage();
@@ -633,7 +717,8 @@ async function route() {
     content = content || [h("h1", {}, "Not available"), h("p", { class: "bad", id: "refused" }, e.message)];
   }
   if (mine !== routing) return;
-  main.replaceChildren(...[content].flat(Infinity));
+  // Parts a page leaves out are null: not drawn (replaceChildren would write "null").
+  main.replaceChildren(...[content].flat(Infinity).filter((x) => x !== null && x !== undefined && x !== false));
   main.dataset.rendered = String(Math.round(performance.now() - started));
   main.focus();
 }

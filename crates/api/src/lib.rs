@@ -9,6 +9,7 @@
 pub mod auth;
 pub mod cluster_access;
 pub mod console;
+pub mod file_servers;
 pub mod heartbeats;
 pub mod hub;
 pub mod keylock;
@@ -27,7 +28,8 @@ use axum::routing::get;
 use axum::serve::ListenerExt;
 use problem::{BODY_LIMIT, Problem};
 use routes::{
-    activity, audit, claim, events, health, instances, kubeconfig, logs, nodes, templates, tenants, tokens, vpn,
+    activity, audit, claim, events, health, instances, kubeconfig, logs, nodes, storage, templates, tenants, tokens,
+    vpn,
 };
 use state::AppState;
 use std::sync::Arc;
@@ -68,6 +70,10 @@ fn plain_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(vpn::config))
         .routes(routes!(vpn::rotate_client))
         .routes(routes!(vpn::rotate_all))
+        .routes(routes!(storage::list, storage::delete))
+        .routes(routes!(storage::group_list, storage::group_delete))
+        .routes(routes!(storage::mkdir))
+        .routes(routes!(storage::group_mkdir))
 }
 
 /// Routes that stream or wait for as long as the client asks (no request timeout).
@@ -77,6 +83,9 @@ fn stream_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(events::tenant))
         .routes(routes!(claim::claim))
         .routes(routes!(logs::logs))
+        // Downloads and uploads may take longer than the request timeout.
+        .routes(routes!(storage::download, storage::upload))
+        .routes(routes!(storage::group_download, storage::group_upload))
 }
 
 /// The OpenAPI document of every route (before the CRD schemas are merged in).

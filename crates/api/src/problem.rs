@@ -92,6 +92,12 @@ impl Problem {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal error", detail)
     }
 
+    /// A problem with any status (one a file server answered with).
+    pub fn of_status(status: u16, kind: &str, detail: impl Into<String>) -> Self {
+        let code = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
+        Self::new(code, kind, code.canonical_reason().unwrap_or("Error"), detail)
+    }
+
     pub fn status_code(&self) -> StatusCode {
         StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
     }

@@ -55,6 +55,8 @@ pub struct Shared {
     pub keyed_starts: crate::keylock::KeyLocks,
     /// Instance heartbeat tokens read lately.
     pub heartbeat_tokens: crate::heartbeats::Tokens,
+    /// Tenants' file servers, for the file browser.
+    pub file_servers: crate::file_servers::FileServers,
     pub config: Config,
     pub creds: Credentials,
     pub hub: Arc<Hub>,
@@ -222,6 +224,7 @@ pub fn start_with(
         client,
         keyed_starts,
         heartbeat_tokens: Default::default(),
+        file_servers: Default::default(),
         config,
         creds,
         hub,

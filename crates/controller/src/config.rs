@@ -51,6 +51,12 @@ pub struct Settings {
     /// the API see only those carrying it, and the API puts it on those it
     /// creates. None: every Tenant and Template is this installation's.
     pub scope: Option<(String, String)>,
+    /// The image of tenants' file servers: Paddock's own (`paddock files-server`).
+    pub files_image: String,
+    /// How long a tenant's file server runs after its last request.
+    pub files_idle: std::time::Duration,
+    /// The largest file the file browser takes in one upload, in bytes.
+    pub files_max_upload: u64,
 }
 
 /// Default of [`Settings::max_instance_ttl`]: seven days.
@@ -111,6 +117,9 @@ impl Default for Settings {
             template_runtime_classes: Vec::new(),
             template_secrets: Vec::new(),
             scope: None,
+            files_image: concat!("paddock:", env!("CARGO_PKG_VERSION")).into(),
+            files_idle: std::time::Duration::from_secs(15 * 60),
+            files_max_upload: 1 << 30,
         }
     }
 }

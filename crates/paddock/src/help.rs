@@ -7,10 +7,10 @@ use std::fmt::Write;
 
 /// Each group's title and its commands, in the order shown.
 pub const GROUPS: &[(&str, &[&str])] = &[
-    ("Run Paddock", &["dev", "serve", "controller", "api", "sim"]),
+    ("Run Paddock", &["dev", "serve", "controller", "api", "sim", "files-server"]),
     (
         "Use a running Paddock (PADDOCK_URL and PADDOCK_TOKEN, or `paddock login`)",
-        &["login", "context", "tenant", "template", "instance", "events", "token", "vpn"],
+        &["login", "context", "tenant", "template", "instance", "events", "token", "vpn", "files"],
     ),
     ("Install on and inspect a cluster", &["manifests", "crds", "nodes", "audit"]),
     ("More", &["bench", "completion", "help"]),

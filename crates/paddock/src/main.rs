@@ -53,6 +53,10 @@ enum Command {
     Template(commands::template::TemplateArgs),
     /// Instances through the API: start [--wait], list, get, logs, stop, renew.
     Instance(commands::instance::InstanceArgs),
+    /// Browse a tenant's volumes through the API: ls, get, put, rm, mkdir.
+    Files(commands::files::FilesArgs),
+    /// Run a tenant's file server (the controller starts it as a pod; not for people).
+    FilesServer(files::server::ServerArgs),
     /// Follow instance status live (Server-Sent Events).
     Events(commands::events::EventsArgs),
     /// Tenant tokens through the API: issue, list, revoke (admin token).
@@ -86,6 +90,7 @@ impl Command {
                 | Command::Api(_)
                 | Command::Serve(_)
                 | Command::Bench(_)
+                | Command::FilesServer(_)
         )
     }
 
@@ -164,6 +169,8 @@ fn main() -> ExitCode {
             Command::Events(args) => commands::events::run(args).await.map(|()| false),
             Command::Token(args) => commands::token::run(args).await.map(|()| false),
             Command::Vpn(args) => commands::vpn::run(args).await.map(|()| false),
+            Command::Files(args) => commands::files::run(args).await.map(|()| false),
+            Command::FilesServer(args) => commands::files::serve(args).await.map(|()| false),
             Command::Bench(args) => commands::bench::run(args).await.map(|()| false),
         }
     });

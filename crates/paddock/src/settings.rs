@@ -67,6 +67,16 @@ pub struct SettingsArgs {
     /// --system-namespace and --pool-namespace. Default: every one.
     #[arg(long, env = "PADDOCK_SCOPE", value_name = "KEY=VALUE")]
     pub scope: Option<String>,
+    /// Image of tenants' file servers (Paddock's own image: they run `paddock files-server`).
+    #[arg(long, env = "PADDOCK_FILES_IMAGE", default_value = concat!("paddock:", env!("CARGO_PKG_VERSION")))]
+    pub files_image: String,
+    /// How long a tenant's file server runs after the file browser's last
+    /// request (10s to 1d).
+    #[arg(long, env = "PADDOCK_FILES_IDLE", default_value = "15m")]
+    pub files_idle: String,
+    /// Largest file one upload through the file browser may be (like 512Mi, 4Gi; at most 1Ti).
+    #[arg(long, env = "PADDOCK_FILES_MAX_UPLOAD", default_value = "1Gi")]
+    pub files_max_upload: String,
     #[command(flatten)]
     pub template_policy: TemplatePolicyArgs,
 }
@@ -217,7 +227,29 @@ impl SettingsArgs {
             None => None,
             Some(raw) => Some(scope(raw)?),
         };
+        if self.files_image.trim().is_empty() || self.files_image.contains(char::is_whitespace) {
+            bail!("--files-image {:?}: not an image reference", self.files_image);
+        }
+        let files_idle = resources::duration::parse_exact(&self.files_idle)
+            .ok()
+            .filter(|d| (std::time::Duration::from_secs(10)..=std::time::Duration::from_secs(86_400)).contains(d))
+            .ok_or_else(|| {
+                anyhow::anyhow!("--files-idle {:?}: a duration from 10s to 1d (like 15m)", self.files_idle)
+            })?;
+        let files_max_upload = quantity::Quantity::parse(&self.files_max_upload)
+            .map(|q| q.0 / 1000)
+            .filter(|b| (1..=1i128 << 40).contains(b))
+            .and_then(|b| u64::try_from(b).ok())
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "--files-max-upload {:?}: a size from 1 byte to 1Ti (like 512Mi)",
+                    self.files_max_upload
+                )
+            })?;
         let mut settings = Settings {
+            files_image: self.files_image.clone(),
+            files_idle,
+            files_max_upload,
             scope,
             failed_retention,
             max_instance_ttl,

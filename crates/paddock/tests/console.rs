@@ -279,6 +279,39 @@ async fn the_console_works_in_a_real_browser() {
     )
     .await;
 
+    // Files, as the tenant: a directory made, a file uploaded into it (the API
+    // reads it back), then deleted.
+    c.find(Locator::Id("files-home")).await.unwrap().click().await.unwrap();
+    until(&c, "the files page", "document.querySelector('h1')?.textContent === 'Files of demo'").await;
+    c.find(Locator::Id("mkdir-name")).await.unwrap().send_keys("notes").await.unwrap();
+    c.execute("document.querySelector('#mkdir-form button').click();", vec![]).await.unwrap();
+    until(&c, "the new directory", "document.querySelector('#files tr[data-name=\"notes\"] a')").await;
+    // Links are followed on a real click (a script's click() on an anchor is not one here).
+    c.find(Locator::Css("#files tr[data-name=\"notes\"] a")).await.unwrap().click().await.unwrap();
+    until(&c, "inside it", "document.getElementById('crumbs')?.textContent.includes('notes/')").await;
+    let local = dir.join("hello.txt");
+    std::fs::write(&local, "hello from the console").unwrap();
+    c.find(Locator::Id("upload-file")).await.unwrap().send_keys(local.to_str().unwrap()).await.unwrap();
+    c.execute("document.querySelector('#upload-form button').click();", vec![]).await.unwrap();
+    until(&c, "the uploaded file", "document.querySelector('#files tr[data-name=\"hello.txt\"] button.download')")
+        .await;
+    shot(&c, &shots, "files").await;
+    let url = format!("{base}/v1/tenants/demo/storage/files/content?path=/notes/hello.txt");
+    let got = reqwest::Client::new().get(url).bearer_auth(token.as_str().unwrap()).send().await.unwrap();
+    assert_eq!(got.text().await.unwrap(), "hello from the console");
+    c.execute("window.confirm = () => true;", vec![]).await.unwrap();
+    c.execute("document.querySelector('#files tr[data-name=\"hello.txt\"] button.delete').click();", vec![])
+        .await
+        .unwrap();
+    until(
+        &c,
+        "the file deleted",
+        "document.getElementById('files') && !document.querySelector('#files tr[data-name=\"hello.txt\"]')",
+    )
+    .await;
+    c.goto(&format!("{base}/ui/#/tenants/demo")).await.unwrap();
+    until(&c, "its instance once more", &format!("document.getElementById('instance-{name}')")).await;
+
     // Stop, as the tenant: the row goes without a reload.
     c.execute("window.confirm = () => true;", vec![]).await.unwrap();
     c.execute(&click("danger"), vec![]).await.unwrap();

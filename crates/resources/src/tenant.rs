@@ -122,11 +122,31 @@ pub struct Storage {
     /// Keep the data when the tenant is deleted (the volume is retained).
     #[serde(default = "yes")]
     pub retain_on_delete: bool,
+    /// What the tenant may do with its volumes through Paddock's file
+    /// browser (the API's `/storage/files` routes): ReadWrite, ReadOnly or
+    /// Disabled.
+    #[serde(default)]
+    pub files: FilesAccess,
+}
+
+/// Access to a tenant's volumes through the file browser.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum FilesAccess {
+    #[default]
+    ReadWrite,
+    ReadOnly,
+    Disabled,
 }
 
 impl Default for Storage {
     fn default() -> Self {
-        Self { enabled: true, size: default_size(), storage_class_name: None, retain_on_delete: true }
+        Self {
+            enabled: true,
+            size: default_size(),
+            storage_class_name: None,
+            retain_on_delete: true,
+            files: FilesAccess::ReadWrite,
+        }
     }
 }
 
@@ -241,6 +261,23 @@ pub struct TenantStatus {
     pub storage_capacity: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vpn: Option<VpnStatus>,
+    /// The file browser's server (absent while it is not running).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub files: Option<FilesStatus>,
+}
+
+/// The tenant's file server, started on demand by the file browser.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FilesStatus {
+    /// Starting, Running, or Refused (its pod was not admitted or cannot run).
+    pub phase: String,
+    /// Why, when it is not Running.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// Until when it runs without another request (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<String>,
 }
 
 fn check_quantity(out: &mut Vec<FieldProblem>, field: &str, v: &str) {

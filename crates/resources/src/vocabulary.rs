@@ -56,6 +56,14 @@ pub const HEARTBEAT_TOKEN_KEY: &str = "heartbeat-token";
 pub const HEARTBEAT_TOKEN_PREFIX: &str = "pdi.";
 /// The hash of the configuration a VPN server pod was made from.
 pub const CONFIG_HASH: &str = "paddock.dev/config-hash";
+/// On a Tenant: when its storage was last browsed (RFC 3339), written by the
+/// API; the controller keeps the tenant's file server up for the idle period
+/// after it.
+pub const FILES_ACTIVE: &str = "paddock.dev/files-active";
+/// The tenant's file server: its pod, token Secret and NetworkPolicy.
+pub const FILES_SERVER: &str = "paddock-files";
+/// The key of the file-server token in the [`FILES_SERVER`] Secret.
+pub const FILES_TOKEN_KEY: &str = "token";
 
 // Finalizers.
 pub const TENANT_FINALIZER: &str = "paddock.dev/tenant-cleanup";

@@ -11,6 +11,7 @@ pub mod instances;
 pub mod kubeconfig;
 pub mod logs;
 pub mod nodes;
+pub mod storage;
 pub mod templates;
 pub mod tenants;
 pub mod tokens;

@@ -122,11 +122,40 @@ pub async fn get(State(s): State<AppState>, who: Principal, Path(tenant): Path<S
 }
 
 /// `current` with the merge patch applied, checked as a new spec would be.
+/// The first field of `patch` (set to something) that `kept` does not hold.
+fn unknown_field(patch: &Value, kept: &Value, at: &str) -> Option<String> {
+    let obj = patch.as_object()?;
+    for (k, v) in obj {
+        let here = format!("{at}.{k}");
+        let empty =
+            v.is_null() || v.as_array().is_some_and(Vec::is_empty) || v.as_object().is_some_and(|o| o.is_empty());
+        match kept.get(k) {
+            None if !empty => return Some(here),
+            Some(inner) if v.is_object() && inner.is_object() => {
+                if let Some(f) = unknown_field(v, inner, &here) {
+                    return Some(f);
+                }
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
 async fn patched(s: &AppState, current: &TenantSpec, patch: &Value) -> Result<TenantSpec> {
     let mut spec = serde_json::to_value(current).map_err(|e| Problem::internal(e.to_string()))?;
     json_patch::merge(&mut spec, patch);
     let new: TenantSpec = serde_json::from_value(spec)
         .map_err(|e| Problem::invalid("spec", format!("the patched spec does not fit: {e}")))?;
+    // A field the spec does not have would be dropped without a word (a
+    // patch of `{"spec": {...}}` instead of the spec itself, a typo).
+    let kept = serde_json::to_value(&new).map_err(|e| Problem::internal(e.to_string()))?;
+    if let Some(field) = unknown_field(patch, &kept, "spec") {
+        return Err(Problem::invalid(
+            &field,
+            format!("{field}: a tenant's spec has no such field (the body is a merge patch of the spec itself)"),
+        ));
+    }
     let mut problems = new.validate();
     problems.extend(group_problems(s, &new).await?);
     let size = |s: &TenantSpec| quantity::Quantity::parse(&s.storage.size);

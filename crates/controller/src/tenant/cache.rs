@@ -38,6 +38,7 @@ pub struct Caches {
     pub roles: Store<Role>,
     pub bindings: Store<RoleBinding>,
     pub claims: Store<PersistentVolumeClaim>,
+    /// The VPN's pods and the file servers (`paddock.dev/component` vpn or files).
     pub pods: Store<Pod>,
     pub services: Store<Service>,
     pub secrets: Store<Secret>,

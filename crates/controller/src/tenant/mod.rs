@@ -4,6 +4,7 @@
 
 pub mod build;
 pub mod cache;
+pub mod files;
 pub mod groups;
 pub mod reconcile;
 pub mod status;

@@ -281,9 +281,10 @@ async fn children(
     desired: &Desired,
     made: Option<Namespace>,
     conds: &mut Conditions,
-) -> Result<Vec<String>, Error> {
+) -> Result<(Vec<String>, Option<Duration>), Error> {
     let name = t.name_any();
     let groups = check_groups(ctx, t).await?;
+    let mut requeue = None;
     if groups.is_empty() {
         for r in apply_desired(ctx, &name, desired, made, conds).await? {
             tracing::info!(tenant = %name, repair = %r, "repaired drift");
@@ -292,8 +293,14 @@ async fn children(
         apply_groups(ctx, t).await?;
         let ns = namespace_name(&name, &ctx.settings);
         conds.vpn = super::vpn::reconcile(&ctx.client, t, &ns, &ctx.settings, &ctx.vpn_lock, ctx.caches()?).await?;
+        let files = super::files::reconcile(&ctx.client, &ctx.settings, ctx.caches()?, t, &ns).await?;
+        if let Some(why) = files.refused {
+            ctx.event(t, EventType::Warning, "FileServerRefused", why);
+        }
+        conds.files = files.status;
+        requeue = files.requeue;
     }
-    Ok(groups)
+    Ok((groups, requeue))
 }
 
 async fn apply(t: Arc<Tenant>, ctx: Arc<Context>) -> Result<Action, Error> {
@@ -307,6 +314,7 @@ async fn apply(t: Arc<Tenant>, ctx: Arc<Context>) -> Result<Action, Error> {
     // Problems with the tenant's groups may go away without an edit of it
     // (a group created later): looked at again then.
     let mut of_groups = false;
+    let mut files_due = None;
     let mut problems: Vec<String> = match (built, claimed) {
         (Ok(_), Some(Err(p))) => vec![p.to_string()],
         (Ok(desired), made) => {
@@ -319,7 +327,11 @@ async fn apply(t: Arc<Tenant>, ctx: Arc<Context>) -> Result<Action, Error> {
                     write_status(&ctx, &t, conds).await?;
                     return Err(Error::Kube(kube::Error::Api(s)));
                 }
-                other => other?,
+                other => {
+                    let (groups, due) = other?;
+                    files_due = due;
+                    groups
+                }
             }
         }
         (Err(problems), _) => problems.iter().map(|p| p.to_string()).collect(),
@@ -334,7 +346,12 @@ async fn apply(t: Arc<Tenant>, ctx: Arc<Context>) -> Result<Action, Error> {
     // A failed VPN pod is made anew after a while: look again then.
     let vpn_failed = conds.vpn.as_ref().is_some_and(|v| v.failure.is_some());
     write_status(&ctx, &t, conds).await?;
-    Ok(if vpn_failed { Action::requeue(super::vpn::RETRY_FAILED) } else { Action::await_change() })
+    Ok(match (vpn_failed, files_due) {
+        (true, due) => Action::requeue(due.map_or(super::vpn::RETRY_FAILED, |d| d.min(super::vpn::RETRY_FAILED))),
+        // The file server stops when its idle period ends.
+        (false, Some(due)) => Action::requeue(due),
+        (false, None) => Action::await_change(),
+    })
 }
 
 async fn cleanup(t: Arc<Tenant>, ctx: Arc<Context>) -> Result<Action, Error> {
@@ -511,7 +528,10 @@ pub async fn run_with(
     let (roles, s6) = cached(e, Api::<Role>::all(c.clone()), ours());
     let (bindings, s7) = cached(e, Api::<RoleBinding>::all(c.clone()), ours());
     let (claims, s8) = cached(e, Api::<PersistentVolumeClaim>::all(c.clone()), ours());
-    let (pods, s9) = cached(e, Api::<Pod>::all(c.clone()), vpn());
+    // The VPN's pods and the file servers, in one watch.
+    let vpn_or_files =
+        || watcher::Config::default().labels(&format!("{MANAGED_BY}={MANAGER},paddock.dev/component in (vpn,files)"));
+    let (pods, s9) = cached(e, Api::<Pod>::all(c.clone()), vpn_or_files());
     let (services, s10) = cached(e, Api::<Service>::all(c.clone()), vpn());
     let (secrets, s11) = cached(e, Api::<Secret>::all(c.clone()), vpn());
     let groups = || watcher::Config::default().labels(&format!("{MANAGED_BY}={MANAGER},{GROUP_LABEL}"));

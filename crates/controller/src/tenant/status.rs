@@ -39,6 +39,8 @@ pub struct Conditions {
     terminating: bool,
     /// The VPN as the reconciler left it (None: no VPN).
     pub vpn: Option<resources::tenant::VpnStatus>,
+    /// The file server as the reconciler left it (None: not running).
+    pub files: Option<resources::tenant::FilesStatus>,
 }
 
 impl Conditions {
@@ -53,6 +55,7 @@ impl Conditions {
             refused: None,
             terminating: false,
             vpn: t.status.as_ref().and_then(|s| s.vpn.clone()),
+            files: t.status.as_ref().and_then(|s| s.files.clone()),
         }
     }
 
@@ -240,6 +243,7 @@ pub fn status_patch(t: &Tenant, c: Conditions) -> (TenantStatus, Option<(EventTy
         conditions: conds,
         storage_capacity: capacity,
         vpn: c.vpn.clone(),
+        files: c.files.clone(),
     };
     let event = (old.phase.as_deref() != Some(phase)
         || old.conditions.first().map(|x| &x.reason) != status.conditions.first().map(|x| &x.reason))

@@ -159,7 +159,7 @@ pub fn policies(t: &Tenant, ns: &str, v: &Vpn, settings: &Settings) -> Result<Ve
     ])
 }
 
-fn hash(conf: &str) -> String {
+pub(super) fn hash(conf: &str) -> String {
     Sha256::digest(conf.as_bytes()).iter().take(8).map(|b| format!("{b:02x}")).collect()
 }
 

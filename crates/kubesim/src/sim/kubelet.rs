@@ -24,6 +24,7 @@ pub struct Kubelet {
     pod_ips: HashMap<String, u32>,
     used_ips: HashSet<u32>,
     next_ip: u32,
+    apps: super::apps::Apps,
 }
 
 /// `nginx` → `docker.io/library/nginx:latest`, as container runtimes report it.
@@ -148,6 +149,7 @@ impl Kubelet {
         self.terminating.remove(uid);
         self.deadlines.remove(uid);
         self.evicting.remove(uid);
+        self.apps.stop(uid, true);
         if let Some(ip) = self.pod_ips.remove(uid) {
             self.used_ips.remove(&ip);
         }
@@ -182,6 +184,8 @@ impl Kubelet {
         let uid = uid_of(pod).to_string();
         let (ns, name) = (ns_of(pod).to_string(), name_of(pod).to_string());
         if is_deleting(pod) {
+            // SIGTERM: an app kubesim runs stops at once.
+            self.apps.stop(&uid, false);
             let grace = pod.pointer("/metadata/deletionGracePeriodSeconds").and_then(Value::as_i64).unwrap_or(0);
             if grace > 0 && self.terminating.insert(uid.clone()) {
                 let d = sim.c.config.terminate_time.min(Duration::from_secs(grace as u64));
@@ -207,7 +211,14 @@ impl Kubelet {
             return;
         }
         if phase == "Pending" && self.started.insert(uid.clone()) {
-            let ip = self.alloc_ip(sim, &uid);
+            let ip = match super::apps::recognised(pod).then(|| self.apps.address(pod)) {
+                Some(Ok(ip)) => ip,
+                Some(Err(why)) => {
+                    tracing::warn!(pod = %name, %why, "no address for a simulated app");
+                    self.alloc_ip(sim, &uid)
+                }
+                None => self.alloc_ip(sim, &uid),
+            };
             // Seen before a restart of the simulator: keep the address it had.
             let ip = pod.pointer("/status/podIP").and_then(Value::as_str).map(str::to_string).unwrap_or(ip);
             let host_ip = self.node_ips.get(&node).cloned().unwrap_or_default();
@@ -287,6 +298,11 @@ impl Kubelet {
                 self.images.entry(node).or_default().extend(images_of(&pod));
                 if let Some((container, why)) = non_root_refusal(&pod, &sim.c.config.images) {
                     set_waiting_container(sim, &ns, &name, &container, "CreateContainerConfigError", &why);
+                    return;
+                }
+                if let Err(why) = self.apps.start(sim, &pod) {
+                    let container = pod.pointer("/spec/containers/0/name").and_then(Value::as_str).unwrap_or("");
+                    set_waiting_container(sim, &ns, &name, container, "CrashLoopBackOff", &why);
                     return;
                 }
                 let now = crate::cluster::now_rfc3339();

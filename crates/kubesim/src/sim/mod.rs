@@ -6,6 +6,7 @@
 //! with their upstream field-manager names, so their writes look as they would
 //! on a real cluster.
 
+mod apps;
 pub mod bootstrap;
 pub(crate) mod crds;
 mod endpoints;

@@ -124,6 +124,7 @@ fn workload(
                         "args": args,
                         "env": [
                             {"name": "PADDOCK_SYSTEM_NAMESPACE", "value": ns},
+                            {"name": "PADDOCK_FILES_IMAGE", "value": a.image},
                             {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}
                         ],
                         "ports": [{"name": port_name, "containerPort": port}],

@@ -7,6 +7,7 @@ pub mod controller;
 pub mod crds;
 pub mod dev;
 pub mod events;
+pub mod files;
 pub mod instance;
 pub mod login;
 pub mod manifests;
