@@ -263,3 +263,76 @@ async fn a_pooled_instance_resumes_on_a_newly_claimed_warm_set() {
     let _ = env.call("DELETE", &format!("/v1/templates/{template}"), Some(ADMIN), None).await;
     env.finish().await;
 }
+
+/// A notebook's own activity endpoint (Jupyter Server's `/api/status`,
+/// which kubesim plays for Jupyter images) says when it was last used: a
+/// notebook in use runs on past its idle period, one left alone is
+/// suspended; an endpoint that cannot answer is said in an Event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_notebook_in_use_by_its_own_account_runs_on_and_one_left_alone_sleeps() {
+    let env = Env::start().await;
+    let Some(_) = env.tc.sim("the test process reaches the notebook at its pod's address") else {
+        env.finish().await;
+        return;
+    };
+    let (tenant, template) = (format!("lab-{}", env.id), format!("nb-{}", env.id));
+    let body = json!({"name": tenant, "spec": {"kind": "User", "quota": {"instances": 3}, "storage": {"enabled": false}}});
+    assert_eq!(env.call("POST", "/v1/tenants", Some(ADMIN), Some(body)).await.0, StatusCode::CREATED);
+    let pod = |token_env: &str| {
+        json!([{"name": "notebook", "image": "quay.io/jupyter/base-notebook:2024-10-07", "security": {"runAsUser": 1000},
+            "ports": [{"name": "http", "port": 8888}],
+            "env": [{"name": "JUPYTER_TOKEN", "generate": {"random": {"length": 32}}}, {"name": "WRONG", "value": token_env}]}])
+    };
+    for (name, token_from) in [(template.clone(), "JUPYTER_TOKEN"), (format!("{template}-bad"), "WRONG")] {
+        let tpl = json!({"spec": {"ttl": "1h", "maxPerTenant": 3, "pods": pod("not-the-token"),
+            "idle": {"after": "2s", "signal": "Http", "http": {"port": "http", "tokenFrom": token_from}}}});
+        let (code, v) = env.call("PUT", &format!("/v1/templates/{name}"), Some(ADMIN), Some(tpl)).await;
+        assert_eq!(code, StatusCode::CREATED, "{v}");
+    }
+    env.wait_tenant_ready(&tenant).await;
+    let token = env.issue(&tenant).await;
+    let ns = format!("{}{tenant}", env.state.settings().namespace_prefix);
+    let a = start(&env, &tenant, &token, &template, "used").await;
+    // Only Paddock's pods may ask the endpoint.
+    let pol = Api::<k8s_openapi::api::networking::v1::NetworkPolicy>::namespaced(env.tc.client.clone(), &ns);
+    let pol = serde_json::to_value(pol.get("used-idle-probe").await.unwrap().spec.unwrap()).unwrap();
+    assert_eq!(pol["ingress"][0]["ports"][0]["port"], 8888, "{pol}");
+
+    // Someone works in the notebook (any API request but /api/status is use).
+    let jupyter_token = secret_values(&env, &ns, "used").await["notebook.JUPYTER_TOKEN"].clone();
+    let ip = Api::<Pod>::namespaced(env.tc.client.clone(), &ns).get("used-notebook").await.unwrap().status.unwrap().pod_ip.unwrap();
+    let http = reqwest::Client::new();
+    let work = || async {
+        let r = http.get(format!("http://{ip}:8888/api/contents")).header("authorization", format!("token {jupyter_token}"));
+        assert!(r.send().await.unwrap().status().is_success());
+    };
+    for _ in 0..12 {
+        work().await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(phase(&env, &a).await.0, "Running", "in use for 6 s with a 2 s idle period");
+    }
+    let (_, v) = phase(&env, &a).await;
+    assert!(v["status"]["lastActivity"].is_string(), "the activity it reported is on record: {v}");
+    // Left alone, it sleeps.
+    let v = wait_phase(&env, &a, "Suspended").await;
+    assert_eq!(v["status"]["conditions"][0]["reason"].as_str().map(|r| r.starts_with("Idle")), Some(true), "{v}");
+
+    // An endpoint that refuses Paddock's token: said in an Event, and no sign of use.
+    let b = start(&env, &tenant, &token, &format!("{template}-bad"), "refused").await;
+    wait_phase(&env, &b, "Suspended").await;
+    let events = Api::<k8s_openapi::api::core::v1::Event>::namespaced(env.tc.client.clone(), &ns);
+    wait_until(T, "the IdleProbeFailed Event", || async {
+        events.list(&ListParams::default()).await.unwrap().items.into_iter().any(|e| {
+            e.reason.as_deref() == Some("IdleProbeFailed") && e.message.as_deref().is_some_and(|m| m.contains("403"))
+        })
+    })
+    .await;
+    for inst in ["used", "refused"] {
+        env.call("DELETE", &format!("/v1/tenants/{tenant}/instances/{inst}"), Some(ADMIN), None).await;
+    }
+    env.call("DELETE", &format!("/v1/tenants/{tenant}"), Some(ADMIN), None).await;
+    for name in [template.clone(), format!("{template}-bad")] {
+        env.call("DELETE", &format!("/v1/templates/{name}"), Some(ADMIN), None).await;
+    }
+    env.finish().await;
+}

@@ -114,13 +114,47 @@ pub struct Idle {
     /// Suspend (default) or Stop.
     #[serde(default)]
     pub action: IdleAction,
-    /// What counts as use: Heartbeat (default; `POST .../heartbeat`). Http
-    /// and Connections are not available yet and refused (docs/instances.md).
+    /// What counts as use: Heartbeat (default; `POST .../heartbeat`), or
+    /// Http (the instance's own activity endpoint, `http`). Connections is
+    /// not available and refused (docs/idle.md says why).
     #[serde(default)]
     pub signal: IdleSignal,
     /// Whether a heartbeat or renewal of a suspended instance resumes it.
     #[serde(default)]
     pub resume_on_use: bool,
+    /// With signal Http: the endpoint that says when the instance was last
+    /// used (Jupyter Server's `/api/status` by default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http: Option<IdleHttp>,
+}
+
+/// An activity endpoint of one of the template's pods: a JSON document
+/// with the time of the last use (RFC 3339) in `field`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct IdleHttp {
+    /// The pod that answers (default: the template's first).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod: Option<String>,
+    /// The pod's port: one of its ports by name, or a number.
+    pub port: k8s_openapi::apimachinery::pkg::util::intstr::IntOrString,
+    /// The path (default `/api/status`).
+    #[serde(default = "status_path")]
+    pub path: String,
+    /// The JSON field with the last use, dots for nesting (default `last_activity`).
+    #[serde(default = "activity_field")]
+    pub field: String,
+    /// An env variable of the pod whose value is sent as
+    /// `Authorization: token <value>` (like Jupyter's `JUPYTER_TOKEN`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_from: Option<String>,
+}
+
+fn status_path() -> String {
+    "/api/status".into()
+}
+fn activity_field() -> String {
+    "last_activity".into()
 }
 
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
@@ -160,17 +194,90 @@ impl Idle {
             Ok(_) => {}
             Err(p) => out.push(p),
         }
-        if self.signal != IdleSignal::Heartbeat {
-            out.push(FieldProblem::new(
+        match (self.signal, &self.http) {
+            (IdleSignal::Connections, _) => out.push(FieldProblem::new(
                 "spec.idle.signal",
-                format!(
-                    "{:?} is not available yet; use Heartbeat (the instance or its client calls POST \
-                     /v1/tenants/{{tenant}}/instances/{{instance}}/heartbeat)",
-                    self.signal
-                ),
-            ));
+                "Connections is not available: Paddock cannot count a pod's connections without an agent on \
+                 every node; use Heartbeat, or Http with an activity endpoint",
+            )),
+            (IdleSignal::Http, None) => out.push(FieldProblem::new(
+                "spec.idle.http",
+                "needed with signal Http: at least the port of the activity endpoint (path and field default to \
+                 Jupyter's /api/status and last_activity)",
+            )),
+            (IdleSignal::Heartbeat, Some(_)) => {
+                out.push(FieldProblem::new("spec.idle.http", "only read with signal Http"));
+            }
+            _ => {}
         }
         out
+    }
+
+    /// The problems of `http` against the template's pods; `pool`: whether
+    /// the template has a warm pool.
+    pub fn http_problems(&self, pods: &[PodTemplate], pool: bool) -> Vec<FieldProblem> {
+        let Some(h) = self.http.as_ref().filter(|_| self.signal == IdleSignal::Http) else { return Vec::new() };
+        let mut out = Vec::new();
+        let f = |k: &str| format!("spec.idle.http.{k}");
+        if pool {
+            out.push(FieldProblem::new(
+                "spec.idle.signal",
+                "Http is not available with a warm pool yet (a claimed pod's activity endpoint is not reachable \
+                 from Paddock); use Heartbeat",
+            ));
+        }
+        let Some(pod) = h.pod_of(pods) else {
+            out.push(FieldProblem::new(f("pod"), format!("no pod named {:?}", h.pod.as_deref().unwrap_or(""))));
+            return out;
+        };
+        if h.port_number(pod).is_none() {
+            out.push(FieldProblem::new(
+                f("port"),
+                "must be one of the pod's ports by name, or a number from 1 to 65535",
+            ));
+        }
+        let path_ok = h.path.starts_with('/')
+            && h.path.len() <= 1024
+            && !h.path.chars().any(|c| c.is_whitespace() || c.is_control() || c == '#');
+        if !path_ok {
+            out.push(FieldProblem::new(
+                f("path"),
+                "must start with / and be at most 1024 characters, without spaces or #",
+            ));
+        }
+        let field_ok = !h.field.is_empty()
+            && h.field.len() <= 256
+            && h.field
+                .split('.')
+                .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-'));
+        if !field_ok {
+            out.push(FieldProblem::new(f("field"), "must be a JSON field name, dots for nesting (like last_activity)"));
+        }
+        if let Some(env) = &h.token_from
+            && !pod.env.iter().any(|e| &e.name == env)
+        {
+            out.push(FieldProblem::new(f("tokenFrom"), format!("pod {:?} has no env variable {env:?}", pod.name)));
+        }
+        out
+    }
+}
+
+impl IdleHttp {
+    /// The pod that answers.
+    pub fn pod_of<'a>(&self, pods: &'a [PodTemplate]) -> Option<&'a PodTemplate> {
+        match &self.pod {
+            Some(name) => pods.iter().find(|p| &p.name == name),
+            None => pods.first(),
+        }
+    }
+
+    /// The port's number on `pod`.
+    pub fn port_number(&self, pod: &PodTemplate) -> Option<u16> {
+        use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+        match &self.port {
+            IntOrString::Int(n) => u16::try_from(*n).ok().filter(|n| *n > 0),
+            IntOrString::String(name) => pod.ports.iter().find(|p| &p.name == name).map(|p| p.port),
+        }
     }
 }
 
@@ -791,6 +898,7 @@ impl TemplateSpec {
         }
         if let Some(idle) = &self.idle {
             out.extend(idle.problems());
+            out.extend(idle.http_problems(&self.pods, self.warm_pool.is_some()));
         }
         for (i, e) in self.exposure.iter().enumerate() {
             let f = format!("spec.exposure[{i}]");
@@ -979,12 +1087,30 @@ mod tests {
             let p = problems(json!({"after": after}));
             assert!(p.len() == 1 && p[0].starts_with(why), "{after}: {p:?}");
         }
-        for signal in ["Http", "Connections"] {
-            let p = problems(json!({"after": "1h", "signal": signal}));
-            assert!(
-                p.len() == 1 && p[0].starts_with("spec.idle.signal:") && p[0].contains("not available yet"),
-                "{p:?}"
-            );
+        let p = problems(json!({"after": "1h", "signal": "Connections"}));
+        assert!(p.len() == 1 && p[0].starts_with("spec.idle.signal: Connections is not available"), "{p:?}");
+        // Http: an endpoint of one of the template's pods.
+        let p = problems(json!({"after": "1h", "signal": "Http"}));
+        assert!(p.len() == 1 && p[0].starts_with("spec.idle.http: needed with signal Http"), "{p:?}");
+        let p = problems(json!({"after": "1h", "http": {"port": 8888}}));
+        assert!(p.len() == 1 && p[0].starts_with("spec.idle.http: only read with signal Http"), "{p:?}");
+        let http = |h: serde_json::Value| problems(json!({"after": "1h", "signal": "Http", "http": h}));
+        assert!(http(json!({"port": 8888})).is_empty());
+        assert!(http(json!({"port": 8888, "pod": "web", "path": "/status", "field": "a.b_c"})).is_empty());
+        for (h, field) in [
+            (json!({"port": 0}), "spec.idle.http.port"),
+            (json!({"port": 70000}), "spec.idle.http.port"),
+            (json!({"port": "http"}), "spec.idle.http.port"),
+            (json!({"port": 80, "pod": "db"}), "spec.idle.http.pod"),
+            (json!({"port": 80, "path": "api/status"}), "spec.idle.http.path"),
+            (json!({"port": 80, "path": "/a b"}), "spec.idle.http.path"),
+            (json!({"port": 80, "path": format!("/{}", "a".repeat(1100))}), "spec.idle.http.path"),
+            (json!({"port": 80, "field": "a..b"}), "spec.idle.http.field"),
+            (json!({"port": 80, "field": "$.x"}), "spec.idle.http.field"),
+            (json!({"port": 80, "tokenFrom": "NOPE"}), "spec.idle.http.tokenFrom"),
+        ] {
+            let p = http(h.clone());
+            assert!(p.len() == 1 && p[0].starts_with(&format!("{field}:")), "{h}: {p:?}");
         }
         // An unknown action or signal does not parse at all (the CRD's enum refuses it).
         let bad: Result<TemplateSpec, _> =

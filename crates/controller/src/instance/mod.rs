@@ -1,5 +1,6 @@
 //! Instances: the pods, services, policies and secrets of one running template.
 
+mod activity;
 mod apply;
 pub mod build;
 pub mod cache;
