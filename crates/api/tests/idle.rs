@@ -276,7 +276,8 @@ async fn a_notebook_in_use_by_its_own_account_runs_on_and_one_left_alone_sleeps(
         return;
     };
     let (tenant, template) = (format!("lab-{}", env.id), format!("nb-{}", env.id));
-    let body = json!({"name": tenant, "spec": {"kind": "User", "quota": {"instances": 3}, "storage": {"enabled": false}}});
+    let body =
+        json!({"name": tenant, "spec": {"kind": "User", "quota": {"instances": 3}, "storage": {"enabled": false}}});
     assert_eq!(env.call("POST", "/v1/tenants", Some(ADMIN), Some(body)).await.0, StatusCode::CREATED);
     let pod = |token_env: &str| {
         json!([{"name": "notebook", "image": "quay.io/jupyter/base-notebook:2024-10-07", "security": {"runAsUser": 1000},
@@ -300,10 +301,19 @@ async fn a_notebook_in_use_by_its_own_account_runs_on_and_one_left_alone_sleeps(
 
     // Someone works in the notebook (any API request but /api/status is use).
     let jupyter_token = secret_values(&env, &ns, "used").await["notebook.JUPYTER_TOKEN"].clone();
-    let ip = Api::<Pod>::namespaced(env.tc.client.clone(), &ns).get("used-notebook").await.unwrap().status.unwrap().pod_ip.unwrap();
+    let ip = Api::<Pod>::namespaced(env.tc.client.clone(), &ns)
+        .get("used-notebook")
+        .await
+        .unwrap()
+        .status
+        .unwrap()
+        .pod_ip
+        .unwrap();
     let http = reqwest::Client::new();
     let work = || async {
-        let r = http.get(format!("http://{ip}:8888/api/contents")).header("authorization", format!("token {jupyter_token}"));
+        let r = http
+            .get(format!("http://{ip}:8888/api/contents"))
+            .header("authorization", format!("token {jupyter_token}"));
         assert!(r.send().await.unwrap().status().is_success());
     };
     for _ in 0..12 {

@@ -416,6 +416,31 @@ async fn cli_against_the_api(banner: &str) -> Vec<String> {
     // ci-runner does not reap idle instances: a heartbeat says so and records nothing.
     let (code, out, err) = run(token.clone(), sv(&["instance", "heartbeat", &name])).await.unwrap();
     assert!(code == 0 && out.contains("does not reap idle instances"), "{code} {out} {err}");
+    // The tenant's volume: a directory, a file up and down again, refusals in words.
+    let dir = std::env::temp_dir().join(format!("paddock-files-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (up, down) = (dir.join("notes.txt"), dir.join("back.txt"));
+    std::fs::write(&up, "flag{not-here}\n").unwrap();
+    let (up, down) = (up.to_str().unwrap().to_string(), down.to_str().unwrap().to_string());
+    for args in [vec!["files", "mkdir", "/writeups"], vec!["files", "put", &up, "/writeups/notes.txt"]] {
+        let (code, _, err) = run(token.clone(), sv(&args)).await.unwrap();
+        assert_eq!(code, 0, "{args:?}: {err}");
+    }
+    let (code, out, err) = run(token.clone(), sv(&["files", "ls", "/writeups"])).await.unwrap();
+    assert!(code == 0 && out.starts_with("NAME") && out.contains("notes.txt   File   15"), "{code} {out} {err}");
+    let (code, out, _) = run(token.clone(), sv(&["files", "get", "/writeups/notes.txt"])).await.unwrap();
+    assert_eq!((code, out.as_str()), (0, "flag{not-here}\n"));
+    let (code, _, err) = run(token.clone(), sv(&["files", "get", "/writeups/notes.txt", &down])).await.unwrap();
+    assert_eq!((code, std::fs::read_to_string(&down).unwrap().as_str()), (0, "flag{not-here}\n"), "{err}");
+    let (code, _, err) = run(token.clone(), sv(&["files", "put", &up, "/writeups/notes.txt"])).await.unwrap();
+    assert!(code == 1 && err.contains("already exists"), "{code} {err}");
+    let (code, _, err) = run(token.clone(), sv(&["files", "ls", "/../etc"])).await.unwrap();
+    assert!(code == 1 && err.contains("path: path contains `..`"), "{code} {err}");
+    let (code, _, err) = run(token.clone(), sv(&["files", "rm", "/writeups"])).await.unwrap();
+    assert!(code == 1 && err.contains("not empty"), "{code} {err}");
+    let (code, _, err) = run(token.clone(), sv(&["files", "rm", "-r", "/writeups"])).await.unwrap();
+    assert_eq!(code, 0, "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
     // An instance no node can take: `--wait` prints the status message as it
     // changes and gives up with the reason after --give-up-after (issue 30.4).
     let huge = std::env::temp_dir().join(format!("paddock-huge-{}.yaml", std::process::id()));

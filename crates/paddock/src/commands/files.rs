@@ -37,13 +37,12 @@ pub enum FilesCommand {
         #[arg(default_value = "/")]
         path: String,
     },
-    /// Download a file to standard output, or to a file with -o.
+    /// Download a file to a local file, or to standard output.
     Get {
         /// The file, from the volume's root.
         path: String,
-        /// Where to write it (default: standard output).
-        #[arg(long, short = 'o')]
-        output: Option<PathBuf>,
+        /// The local file to write (default, or `-`: standard output).
+        local: Option<PathBuf>,
     },
     /// Upload a local file (streamed).
     Put {
@@ -99,7 +98,7 @@ pub async fn run(args: FilesArgs) -> Result<()> {
             }
             print(args.client.output, &l, &["NAME", "KIND", "SIZE", "MODIFIED"], rows)
         }
-        FilesCommand::Get { path, output } => get(&c, &base, &path, output).await,
+        FilesCommand::Get { path, local } => get(&c, &base, &path, local).await,
         FilesCommand::Put { local, path, replace } => {
             let file =
                 tokio::fs::File::open(&local).await.with_context(|| format!("{}: cannot open it", local.display()))?;
