@@ -69,14 +69,7 @@ fn token(cluster: &Cluster, pod: &Value, c: &Value) -> Result<Option<String>, St
         return Ok(None);
     };
     let ns = pod.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or("");
-    let secret = cluster.get_value("", "secrets", ns, name).ok_or_else(|| format!("secret \"{name}\" not found"))?;
-    let data = secret
-        .pointer(&format!("/data/{key}"))
-        .and_then(Value::as_str)
-        .ok_or_else(|| format!("couldn't find key {key} in Secret {ns}/{name}"))?;
-    use base64::Engine;
-    let bytes = base64::engine::general_purpose::STANDARD.decode(data).map_err(|e| e.to_string())?;
-    Ok(Some(String::from_utf8_lossy(&bytes).into_owned()))
+    super::secret_value(cluster, ns, name, key).map(Some)
 }
 
 fn allowed(s: &Server, headers: &HeaderMap, query: &HashMap<String, String>) -> bool {

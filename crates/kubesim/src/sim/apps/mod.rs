@@ -250,10 +250,16 @@ fn secret_file(c: &Cluster, pod: &Value, container: &Value, path: &str) -> Resul
         .flatten()
         .find(|v| v["name"] == mount["name"]);
     let secret = vol.map(|v| s(v, "/secret/secretName")).unwrap_or("");
-    let found = c.get_value("", "secrets", s(pod, "/metadata/namespace"), secret);
-    let data = found.as_ref().and_then(|sec| sec.pointer(&format!("/data/{key}"))).and_then(Value::as_str);
-    let data = data.ok_or_else(|| format!("open {path}: no such file or directory"))?;
+    secret_value(c, s(pod, "/metadata/namespace"), secret, key)
+        .map_err(|_| format!("open {path}: no such file or directory"))
+}
+
+/// The text under `key` of Secret `ns/name`; `Err` says why there is none.
+fn secret_value(c: &Cluster, ns: &str, name: &str, key: &str) -> Result<String, String> {
+    let secret = c.get_value("", "secrets", ns, name).ok_or_else(|| format!("secret \"{name}\" not found"))?;
+    let data = secret.pointer(&format!("/data/{key}")).and_then(Value::as_str);
+    let data = data.ok_or_else(|| format!("couldn't find key {key} in Secret {ns}/{name}"))?;
     use base64::Engine;
-    let bytes = base64::engine::general_purpose::STANDARD.decode(data).map_err(|e| format!("{path}: {e}"))?;
-    String::from_utf8(bytes).map_err(|_| format!("{path}: not text"))
+    let bytes = base64::engine::general_purpose::STANDARD.decode(data).map_err(|e| format!("{ns}/{name}: {e}"))?;
+    String::from_utf8(bytes).map_err(|_| format!("{ns}/{name}: {key} is not text"))
 }
