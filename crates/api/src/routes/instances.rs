@@ -147,7 +147,7 @@ pub async fn start(
     let t = visible_tenant(&s, &who, &tenant).await?;
     let key = idempotency_key(&headers)?;
     let body: StartInstance = body_of(&body)?;
-    may_start(&t, &tenant)?;
+    super::may_start(&t, &tenant)?;
     if !super::object_name(&body.template) {
         return Err(Problem::invalid("template", format!("there is no template {:?}", body.template)));
     }
@@ -174,25 +174,6 @@ pub async fn start(
     inst.metadata.namespace = Some(ns);
     let outcome = api.create(&PostParams::default(), &inst).await;
     created_or_replayed(&s, &api, outcome, &tenant, &body, key.as_deref(), name.as_deref()).await
-}
-
-/// Whether the tenant may start instances at all: not while it is being
-/// deleted, and not when its reconciler refused it (a spec it cannot apply,
-/// or a name whose namespace is Paddock's own or someone else's: that
-/// namespace is not its own to start in).
-fn may_start(t: &resources::Tenant, tenant: &str) -> Result<()> {
-    if t.metadata.deletion_timestamp.is_some() {
-        return Err(Problem::conflict("tenant-deleting", format!("tenant {tenant:?} is being deleted")));
-    }
-    if let Some(c) = t.status.as_ref().and_then(|st| st.conditions.iter().find(|c| c.type_ == "Ready"))
-        && c.reason == "InvalidSpec"
-    {
-        return Err(Problem::conflict(
-            "tenant-not-ready",
-            format!("tenant {tenant:?} was refused, so it starts nothing until it is fixed: {}", c.message),
-        ));
-    }
-    Ok(())
 }
 
 /// The Instance a start request asks for, checked against its template and

@@ -57,6 +57,25 @@ pub async fn visible_tenant(s: &Shared, who: &Principal, tenant: &str) -> Result
     s.tenant(tenant).await?.ok_or_else(|| Problem::not_found("tenant", tenant))
 }
 
+/// Whether the tenant may start anything now (instances, a file server):
+/// not while it is being deleted, and not when its reconciler refused it (a
+/// spec it cannot apply, or a name whose namespace is Paddock's own or
+/// someone else's: that namespace is not its own to start in).
+pub fn may_start(t: &resources::Tenant, tenant: &str) -> Result<()> {
+    if t.metadata.deletion_timestamp.is_some() {
+        return Err(Problem::conflict("tenant-deleting", format!("tenant {tenant:?} is being deleted")));
+    }
+    if let Some(c) = t.status.as_ref().and_then(|st| st.conditions.iter().find(|c| c.type_ == "Ready"))
+        && c.reason == "InvalidSpec"
+    {
+        return Err(Problem::conflict(
+            "tenant-not-ready",
+            format!("tenant {tenant:?} was refused, so it starts nothing until it is fixed: {}", c.message),
+        ));
+    }
+    Ok(())
+}
+
 /// The instance, if the caller may see it and it exists; 404 otherwise (the
 /// same answer for another tenant's).
 pub async fn visible_instance(s: &Shared, who: &Principal, tenant: &str, name: &str) -> Result<resources::Instance> {

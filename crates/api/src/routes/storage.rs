@@ -114,9 +114,7 @@ async fn target(
     write: bool,
 ) -> Result<Target> {
     let t = visible_tenant(s, who, tenant).await?;
-    if t.metadata.deletion_timestamp.is_some() {
-        return Err(Problem::conflict("tenant-deleting", format!("tenant {tenant:?} is being deleted")));
-    }
+    super::may_start(&t, tenant)?;
     match t.spec.storage.files {
         FilesAccess::Disabled => {
             let p = Problem::of_status(
