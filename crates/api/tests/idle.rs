@@ -346,3 +346,50 @@ async fn a_notebook_in_use_by_its_own_account_runs_on_and_one_left_alone_sleeps(
     }
     env.finish().await;
 }
+
+/// The Http signal on a warm instance: its pod is the claimed set's, in the
+/// pool namespace, where the set's `<set>-idle-probe` policy admits Paddock.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_warm_notebook_is_asked_in_the_pool_namespace() {
+    let env = Env::start().await;
+    let Some(_) = env.tc.sim("the test process reaches the notebook at its pod's address") else {
+        env.finish().await;
+        return;
+    };
+    let (tenant, template) = (format!("wlab-{}", env.id), format!("wnb-{}", env.id));
+    let body =
+        json!({"name": tenant, "spec": {"kind": "User", "quota": {"instances": 3}, "storage": {"enabled": false}}});
+    assert_eq!(env.call("POST", "/v1/tenants", Some(ADMIN), Some(body)).await.0, StatusCode::CREATED);
+    let tpl = json!({"spec": {"ttl": "1h", "maxPerTenant": 3, "warmPool": {"size": 1},
+        "pods": [{"name": "notebook", "image": "quay.io/jupyter/base-notebook:2024-10-07", "security": {"runAsUser": 1000},
+            "ports": [{"name": "http", "port": 8888}]}],
+        "idle": {"after": "2s", "signal": "Http", "http": {"port": 8888}}}});
+    let (code, v) = env.call("PUT", &format!("/v1/templates/{template}"), Some(ADMIN), Some(tpl)).await;
+    assert_eq!(code, StatusCode::CREATED, "{v}");
+    env.wait_tenant_ready(&tenant).await;
+    let pool = env.state.settings().pool_namespace.clone();
+    let pods: Api<Pod> = Api::namespaced(env.tc.client.clone(), &pool);
+    wait_until(T, "a Ready pod set in the pool", || async {
+        let (_, t) = env.call("GET", &format!("/v1/templates/{template}"), Some(ADMIN), None).await;
+        t["status"]["pool"]["ready"].as_u64().unwrap_or(0) >= 1
+    })
+    .await;
+    let token = env.issue(&tenant).await;
+    let a = start(&env, &tenant, &token, &template, "warm").await;
+    let (_, v) = phase(&env, &a).await;
+    let set = v["status"]["claim"]["set"].as_str().unwrap_or_else(|| panic!("claimed from the pool: {v}")).to_string();
+    let pols = Api::<k8s_openapi::api::networking::v1::NetworkPolicy>::namespaced(env.tc.client.clone(), &pool);
+    assert!(pols.get_opt(&format!("{set}-idle-probe")).await.unwrap().is_some(), "the set's probe policy");
+    let ip = pods.get(&format!("{set}-notebook")).await.unwrap().status.unwrap().pod_ip.unwrap();
+    let http = reqwest::Client::new();
+    for _ in 0..10 {
+        assert!(http.get(format!("http://{ip}:8888/api/contents")).send().await.unwrap().status().is_success());
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(phase(&env, &a).await.0, "Running", "in use for 5 s with a 2 s idle period");
+    }
+    wait_phase(&env, &a, "Suspended").await;
+    env.call("DELETE", &a, Some(ADMIN), None).await;
+    env.call("DELETE", &format!("/v1/tenants/{tenant}"), Some(ADMIN), None).await;
+    env.call("DELETE", &format!("/v1/templates/{template}"), Some(ADMIN), None).await;
+    env.finish().await;
+}

@@ -213,19 +213,14 @@ impl Idle {
         out
     }
 
-    /// The problems of `http` against the template's pods; `pool`: whether
-    /// the template has a warm pool.
-    pub fn http_problems(&self, pods: &[PodTemplate], pool: bool) -> Vec<FieldProblem> {
+    /// The problems of `http` against the template's pods; `fixed_only`:
+    /// whether the pods' env holds fixed values only (a warm pool's pods
+    /// start before their claim, and without `personalize: api` never get
+    /// an instance's values).
+    pub fn http_problems(&self, pods: &[PodTemplate], fixed_only: bool) -> Vec<FieldProblem> {
         let Some(h) = self.http.as_ref().filter(|_| self.signal == IdleSignal::Http) else { return Vec::new() };
         let mut out = Vec::new();
         let f = |k: &str| format!("spec.idle.http.{k}");
-        if pool {
-            out.push(FieldProblem::new(
-                "spec.idle.signal",
-                "Http is not available with a warm pool yet (a claimed pod's activity endpoint is not reachable \
-                 from Paddock); use Heartbeat",
-            ));
-        }
         let Some(pod) = h.pod_of(pods) else {
             out.push(FieldProblem::new(f("pod"), format!("no pod named {:?}", h.pod.as_deref().unwrap_or(""))));
             return out;
@@ -253,10 +248,20 @@ impl Idle {
         if !field_ok {
             out.push(FieldProblem::new(f("field"), "must be a JSON field name, dots for nesting (like last_activity)"));
         }
-        if let Some(env) = &h.token_from
-            && !pod.env.iter().any(|e| &e.name == env)
-        {
-            out.push(FieldProblem::new(f("tokenFrom"), format!("pod {:?} has no env variable {env:?}", pod.name)));
+        if let Some(env) = &h.token_from {
+            match pod.env.iter().find(|e| &e.name == env) {
+                None => out
+                    .push(FieldProblem::new(f("tokenFrom"), format!("pod {:?} has no env variable {env:?}", pod.name))),
+                // A warm pod starts before its claim: only fixed values are in its env.
+                Some(e) if fixed_only && (e.value.is_none() || e.overridable) => out.push(FieldProblem::new(
+                    f("tokenFrom"),
+                    format!(
+                        "{env:?} has no fixed value, and a warm pool's pods have only those in their env \
+                         (unless spec.warmPool.personalize is api)"
+                    ),
+                )),
+                Some(_) => {}
+            }
         }
         out
     }
@@ -898,7 +903,8 @@ impl TemplateSpec {
         }
         if let Some(idle) = &self.idle {
             out.extend(idle.problems());
-            out.extend(idle.http_problems(&self.pods, self.warm_pool.is_some()));
+            let fixed_only = self.warm_pool.as_ref().is_some_and(|p| p.personalize != Personalize::Api);
+            out.extend(idle.http_problems(&self.pods, fixed_only));
         }
         for (i, e) in self.exposure.iter().enumerate() {
             let f = format!("spec.exposure[{i}]");
@@ -1112,6 +1118,17 @@ mod tests {
             let p = http(h.clone());
             assert!(p.len() == 1 && p[0].starts_with(&format!("{field}:")), "{h}: {p:?}");
         }
+        // With a warm pool, the token must be a fixed value (a warm pod starts before its claim).
+        let pooled = |env: serde_json::Value, personalize: &str| -> Vec<String> {
+            let s = spec(json!({"idle": {"after": "1h", "signal": "Http", "http": {"port": 80, "tokenFrom": "T"}},
+                "warmPool": {"size": 1, "personalize": personalize}, "pods": [{"name": "web", "image": "x", "env": [env]}]}));
+            s.validate().iter().map(|p| p.to_string()).collect()
+        };
+        assert!(pooled(json!({"name": "T", "value": "fixed"}), "none").is_empty());
+        let p = pooled(json!({"name": "T", "generate": {"random": {"length": 8}}}), "none");
+        assert!(p.iter().any(|p| p.starts_with("spec.idle.http.tokenFrom:") && p.contains("warm pool")), "{p:?}");
+        // Fetched from the claim, a generated value is the instance's: the one Paddock sends.
+        assert!(pooled(json!({"name": "T", "generate": {"random": {"length": 8}}}), "api").is_empty());
         // An unknown action or signal does not parse at all (the CRD's enum refuses it).
         let bad: Result<TemplateSpec, _> =
             serde_json::from_value(json!({"idle": {"after": "1h", "action": "Hibernate"}, "pods": []}));

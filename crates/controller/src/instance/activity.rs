@@ -4,8 +4,9 @@
 //! an instance costs one small request to its pod per idle period, and the
 //! API server a status write only when the answer moves the deadline.
 //!
-//! The endpoint is reached at the pod's address; the instance's
-//! NetworkPolicy `<instance>-idle-probe` admits Paddock's pods on its port.
+//! The endpoint is reached at the pod's address; the NetworkPolicy
+//! `<instance>-idle-probe` (or, for a pod claimed from a warm pool, its
+//! set's `<set>-idle-probe`) admits Paddock's pods on its port.
 
 use super::context::Context;
 use futures::StreamExt;
@@ -38,8 +39,12 @@ fn http() -> &'static reqwest::Client {
 pub async fn last_used(ctx: &Context, inst: &Instance, tpl: &Template, h: &IdleHttp) -> Result<Timestamp, String> {
     let pod_tpl = h.pod_of(&tpl.spec.pods).ok_or("the template has no such pod")?;
     let port = h.port_number(pod_tpl).ok_or("the template's pod has no such port")?;
-    let (ns, name) = (inst.namespace().unwrap_or_default(), inst.name_any());
-    let pod_name = format!("{name}-{}", pod_tpl.name);
+    // A warm instance's pods are its claimed set's, in the pool namespace.
+    let (ns, stem) = match inst.status.as_ref().and_then(|s| s.claim.as_ref()) {
+        Some(c) => (c.namespace.clone(), c.set.clone()),
+        None => (inst.namespace().unwrap_or_default(), inst.name_any()),
+    };
+    let pod_name = format!("{stem}-{}", pod_tpl.name);
     let pod = Api::<Pod>::namespaced(ctx.client.clone(), &ns).get_opt(&pod_name).await.map_err(|e| e.to_string())?;
     let ip =
         pod.and_then(|p| p.status).and_then(|s| s.pod_ip).ok_or_else(|| format!("pod {pod_name} has no address"))?;

@@ -147,21 +147,22 @@ pub fn build(input: &Input) -> Result<Desired, Vec<FieldProblem>> {
                          "podSelector": {"matchLabels": {"app.kubernetes.io/name": "paddock"}}}],
                  "ports": [{"protocol": "TCP", "port": 8080}]}]}}))?);
     }
-    if let Some(p) = idle_probe_policy(tpl, &name, &input.settings.system_namespace, &meta) {
+    if let Some(p) = idle_probe_policy(tpl, &ident, &input.settings.system_namespace, &meta) {
         policies.push(typed(p)?);
     }
     Ok(Desired { secret, config_maps, pods, services, policies })
 }
 
-/// With the Http idle signal: Paddock's pods may ask the pod's activity endpoint.
-fn idle_probe_policy(tpl: &Template, name: &str, system: &str, meta: &MetaFn) -> Option<Value> {
+/// With the Http idle signal: Paddock's pods may ask the pod's activity
+/// endpoint (an instance's pod, or a warm pool set's, which an instance claims).
+pub fn idle_probe_policy(tpl: &Template, id: &Ident, system: &str, meta: &MetaFn) -> Option<Value> {
     let idle = tpl.spec.idle.as_ref().filter(|i| i.signal == resources::template::IdleSignal::Http)?;
     let h = idle.http.as_ref()?;
     let pod = h.pod_of(&tpl.spec.pods)?;
     let port = h.port_number(pod)?;
     Some(json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
-        "metadata": meta(&format!("{name}-idle-probe"), &[]),
-        "spec": {"podSelector": {"matchLabels": {INSTANCE: name, POD: pod.name}}, "policyTypes": ["Ingress"], "ingress": [
+        "metadata": meta(&format!("{}-idle-probe", id.stem), &[]),
+        "spec": {"podSelector": {"matchLabels": {id.key: id.value, POD: pod.name}}, "policyTypes": ["Ingress"], "ingress": [
             {"from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": system}},
                        "podSelector": {"matchLabels": {"app.kubernetes.io/name": "paddock"}}}],
              "ports": [{"protocol": "TCP", "port": port}]}]}}))

@@ -4,8 +4,8 @@
 
 use crate::config::Settings;
 use crate::instance::build::{
-    Env, Ident, Shape, dns_service, exposed_policies, exposed_services, network_policies, pod_labels, pod_spec,
-    runtime_class, task_roles, vpn_policy,
+    Env, Ident, Shape, dns_service, exposed_policies, exposed_services, idle_probe_policy, network_policies,
+    pod_labels, pod_spec, runtime_class, task_roles, vpn_policy,
 };
 use crate::labels::{INSTANCE, MANAGED_BY, MANAGER, ROLE, TEMPLATE, TENANT};
 use crate::noderoles::placement_on;
@@ -177,6 +177,9 @@ pub fn pod_set(
     let services = dns_service(tpl, &id, &object_meta)?.into_iter().collect();
     let mut policies = network_policies(tpl, &id, &object_meta)?;
     policies.extend(exposed_policies(tpl, &id, &object_meta, Some(CLAIM))?);
+    if let Some(p) = idle_probe_policy(tpl, &id, &settings.system_namespace, &object_meta) {
+        policies.push(typed(p)?);
+    }
     Ok(PodSet { name, pods, config_maps, tokens, services, policies })
 }
 
