@@ -258,6 +258,14 @@ impl Kubelet {
             return;
         }
         if phase == "Running"
+            && super::apps::recognised(pod)
+            && let Err(why) = self.apps.start(sim, pod)
+        {
+            // A pod that was Running before the simulator restarted (its state
+            // file): its app starts again at the address it had.
+            tracing::warn!(pod = %name, %why, "a simulated app did not start again");
+        }
+        if phase == "Running"
             && let Some(ads) = pod.pointer("/spec/activeDeadlineSeconds").and_then(Value::as_i64)
             && self.deadlines.insert(uid.clone())
         {
