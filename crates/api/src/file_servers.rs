@@ -80,14 +80,9 @@ fn mark_every(idle: Duration) -> Duration {
     (idle / 10).clamp(Duration::from_secs(5), Duration::from_secs(60)).min(idle / 2)
 }
 
+/// Ready, not on its way out, and with an address to reach it at.
 fn ready(p: &Pod) -> bool {
-    let st = p.status.as_ref();
-    st.and_then(|s| s.pod_ip.as_ref()).is_some()
-        && st
-            .and_then(|s| s.conditions.as_ref())
-            .into_iter()
-            .flatten()
-            .any(|c| c.type_ == "Ready" && c.status == "True")
+    controller::pool::claim::is_ready(p) && p.status.as_ref().and_then(|s| s.pod_ip.as_ref()).is_some()
 }
 
 impl FileServers {

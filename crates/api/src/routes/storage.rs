@@ -197,26 +197,12 @@ async fn send(
 /// The problem a file server's failure answer says.
 async fn failure(r: reqwest::Response) -> Problem {
     let status = r.status().as_u16();
-    let range = r.headers().get(header::CONTENT_RANGE).cloned();
     match r.json::<Failure>().await {
         Ok(f) => {
             let p = Problem::of_status(status, &f.reason, f.message);
             if f.reason == "bad-path" { p.field("path") } else { p }
         }
         Err(_) => Problem::of_status(502, "file-server", format!("the file server answered {status}")),
-    }
-    .with_range(range)
-}
-
-trait WithRange {
-    fn with_range(self, range: Option<HeaderValue>) -> Problem;
-}
-impl WithRange for Problem {
-    fn with_range(mut self, range: Option<HeaderValue>) -> Problem {
-        if let Some(r) = range.and_then(|v| v.to_str().ok().map(str::to_string)) {
-            self.detail = format!("{} (Content-Range: {r})", self.detail);
-        }
-        self
     }
 }
 

@@ -145,15 +145,6 @@ fn stuck(p: &Pod) -> Option<String> {
     })
 }
 
-fn ready(p: &Pod) -> bool {
-    p.status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .into_iter()
-        .flatten()
-        .any(|c| c.type_ == "Ready" && c.status == "True")
-}
-
 /// Starts, keeps or stops the tenant's file server.
 pub async fn reconcile(
     client: &Client,
@@ -196,7 +187,7 @@ pub async fn reconcile(
         }
         Some(p) => match stuck(&p) {
             Some(why) => status("Refused", Some(why), Some(until)),
-            None if ready(&p) => status("Running", None, Some(until)),
+            None if crate::pool::claim::is_ready(&p) => status("Running", None, Some(until)),
             None => status("Starting", None, Some(until)),
         },
         None => {

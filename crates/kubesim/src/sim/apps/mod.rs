@@ -178,20 +178,7 @@ impl Apps {
         container: &Value,
         dir: &str,
     ) -> Result<(MemoryStore, bool), String> {
-        let mount = container
-            .get("volumeMounts")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .find(|m| s(m, "/mountPath").trim_end_matches('/') == dir.trim_end_matches('/'))
-            .ok_or_else(|| format!("nothing is mounted at {dir}"))?;
-        let vol = pod
-            .pointer("/spec/volumes")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .find(|v| v["name"] == mount["name"])
-            .ok_or_else(|| format!("volume {} is not in the pod", mount["name"]))?;
+        let (mount, vol) = mounted_at(pod, container, dir).ok_or_else(|| format!("nothing is mounted at {dir}"))?;
         let claim = s(vol, "/persistentVolumeClaim/claimName");
         if claim.is_empty() {
             return Err(format!("{dir}: only claims are simulated"));
@@ -236,22 +223,19 @@ fn source_key(pv: &Value) -> String {
 /// The content of file `path` from the Secret volume mounted at its directory.
 fn secret_file(c: &Cluster, pod: &Value, container: &Value, path: &str) -> Result<String, String> {
     let (dir, key) = path.rsplit_once('/').ok_or_else(|| format!("{path}: not a path"))?;
-    let mount = container
-        .get("volumeMounts")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .find(|m| s(m, "/mountPath").trim_end_matches('/') == dir)
-        .ok_or_else(|| format!("open {path}: no such file or directory"))?;
-    let vol = pod
-        .pointer("/spec/volumes")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .find(|v| v["name"] == mount["name"]);
+    let vol = mounted_at(pod, container, dir).map(|(_, v)| v);
     let secret = vol.map(|v| s(v, "/secret/secretName")).unwrap_or("");
     secret_value(c, s(pod, "/metadata/namespace"), secret, key)
         .map_err(|_| format!("open {path}: no such file or directory"))
+}
+
+/// The container's mount at `dir` and the pod's volume it mounts.
+fn mounted_at<'a>(pod: &'a Value, container: &'a Value, dir: &str) -> Option<(&'a Value, &'a Value)> {
+    let dir = dir.trim_end_matches('/');
+    let mounts = container.get("volumeMounts").and_then(Value::as_array)?;
+    let mount = mounts.iter().find(|m| s(m, "/mountPath").trim_end_matches('/') == dir)?;
+    let vol = pod.pointer("/spec/volumes").and_then(Value::as_array)?.iter().find(|v| v["name"] == mount["name"])?;
+    Some((mount, vol))
 }
 
 /// The text under `key` of Secret `ns/name`; `Err` says why there is none.
