@@ -208,8 +208,10 @@ async fn a_template_may_stop_idle_instances_and_a_suspended_one_is_renewed_and_r
     }
     // Suspending twice is answered as it is; resuming brings it back.
     assert_eq!(env.call("POST", &format!("{b}/suspend"), Some(&token), None).await.0, StatusCode::OK);
-    let (code, v) = env.call("POST", &format!("{b}/resume"), Some(&token), None).await;
-    assert_eq!(code, StatusCode::ACCEPTED, "{v}");
+    // The quota's usage may lag the pods' deletion a moment (429 until it catches up).
+    let resumed =
+        || async { env.call("POST", &format!("{b}/resume"), Some(&token), None).await.0 == StatusCode::ACCEPTED };
+    wait_until(T, "the suspended instance resumes", resumed).await;
     wait_phase(&env, &b, "Running").await;
     assert_eq!(env.call("POST", &format!("{b}/resume"), Some(&token), None).await.0, StatusCode::OK);
     let _ = env.call("DELETE", &b, Some(ADMIN), None).await;
