@@ -28,8 +28,8 @@ use axum::routing::get;
 use axum::serve::ListenerExt;
 use problem::{BODY_LIMIT, Problem};
 use routes::{
-    activity, audit, claim, events, health, instances, kubeconfig, logs, nodes, storage, templates, tenants, tokens,
-    vpn,
+    activity, audit, claim, clusters, events, health, instances, kubeconfig, logs, nodes, storage, templates, tenants,
+    tokens, vpn,
 };
 use state::AppState;
 use std::sync::Arc;
@@ -62,6 +62,10 @@ fn plain_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(activity::resume))
         .routes(routes!(tokens::list, tokens::issue))
         .routes(routes!(tokens::revoke))
+        .routes(routes!(clusters::list, clusters::create))
+        .routes(routes!(clusters::get, clusters::scale, clusters::delete))
+        .routes(routes!(clusters::kubeconfig))
+        .routes(routes!(clusters::ssh_key))
         .routes(routes!(nodes::list))
         .routes(routes!(nodes::get))
         .routes(routes!(audit::audit))

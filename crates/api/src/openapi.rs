@@ -16,7 +16,7 @@ use utoipa::{Modify, OpenApi};
     security(("bearer" = [])),
     components(schemas(SnapshotEvent, DeletedEvent)),
     tags((name = "tenants"), (name = "templates"), (name = "instances"), (name = "tokens"), (name = "nodes"), (name = "vpn"),
-        (name = "events"), (name = "health"))
+        (name = "events"), (name = "health"), (name = "clusters"))
 )]
 pub struct ApiDoc;
 

@@ -57,6 +57,37 @@ pub struct Settings {
     pub files_idle: std::time::Duration,
     /// The largest file the file browser takes in one upload, in bytes.
     pub files_max_upload: u64,
+    /// How tenants' Kubernetes clusters are audited and repaired.
+    pub clusters: ClusterSettings,
+}
+
+/// The cluster reconciler's health audit and repair schedule.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClusterSettings {
+    /// How often each Running cluster's health is audited.
+    pub audit: std::time::Duration,
+    /// The wait after the first repair; it doubles after each failed one.
+    pub repair_backoff: std::time::Duration,
+    /// The longest wait between repairs.
+    pub repair_cap: std::time::Duration,
+    /// Failed repairs in a row after which a cluster is `Failed`.
+    pub repair_limit: u32,
+    /// How long an unreachable API server is given after re-applying its
+    /// objects before a control-plane rollout is asked for.
+    pub rollout_grace: std::time::Duration,
+}
+
+impl Default for ClusterSettings {
+    fn default() -> Self {
+        use std::time::Duration;
+        Self {
+            audit: Duration::from_secs(30),
+            repair_backoff: Duration::from_secs(30),
+            repair_cap: Duration::from_secs(600),
+            repair_limit: 5,
+            rollout_grace: Duration::from_secs(120),
+        }
+    }
 }
 
 /// Default of [`Settings::max_instance_ttl`]: seven days.
@@ -120,6 +151,7 @@ impl Default for Settings {
             files_image: concat!("paddock:", env!("CARGO_PKG_VERSION")).into(),
             files_idle: std::time::Duration::from_secs(15 * 60),
             files_max_upload: 1 << 30,
+            clusters: ClusterSettings::default(),
         }
     }
 }

@@ -12,6 +12,18 @@ pub enum Error {
     /// The reconcile panicked (a bug): caught, counted, retried with back-off.
     #[error("{0}")]
     Panicked(#[from] Panic),
+    /// A tenant cluster's secrets could not be sealed or opened.
+    #[error("cluster secrets: {0}")]
+    Sealed(String),
+}
+
+impl From<crate::cluster::sealed::SealError> for Error {
+    fn from(e: crate::cluster::sealed::SealError) -> Self {
+        match e {
+            crate::cluster::sealed::SealError::Kube(k) => Error::Kube(k),
+            other => Error::Sealed(other.to_string()),
+        }
+    }
 }
 
 /// A panic caught in one reconcile, with its message.

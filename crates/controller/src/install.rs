@@ -109,7 +109,7 @@ pub async fn report_missing(client: &kube::Client, system_namespace: &str) {
     }
 }
 
-/// Runs the tenant, instance, pool and template reconcilers until `stop`
+/// Runs the tenant, instance, pool, template and cluster reconcilers until `stop`
 /// resolves, recording into `metrics`.
 ///
 /// A reconciler that ends before `stop` (a panic outside any one reconcile,
@@ -169,6 +169,10 @@ pub async fn reconcilers_with<S>(
     pool_ctx.read_instances_from(Box::new(move |ns, name| known.instance_uid(ns, name)));
     pool_ctx.read_from(index.clone());
     let pool = crate::pool::reconcile::run(pool_ctx, stop.clone());
+    let clusters = crate::cluster::run(
+        crate::cluster::Context::new(client_of("cluster"), settings.clone(), m.clone()),
+        stop.clone(),
+    );
     let template =
         crate::template::run(client_of("template"), settings, m.clone(), template_users, Some(index), stop.clone());
     let running: Vec<futures::future::BoxFuture<'static, (&'static str, Option<String>)>> = vec![
@@ -176,6 +180,7 @@ pub async fn reconcilers_with<S>(
         watched("instance", instance).boxed(),
         watched("pool", pool).boxed(),
         watched("template", template).boxed(),
+        watched("cluster", clusters).boxed(),
     ];
     let ((name, panic), _, rest) = futures::future::select_all(running).await;
     if stop.clone().now_or_never().is_some() {

@@ -4,6 +4,7 @@
 
 pub mod backoff;
 pub mod cache;
+pub mod cluster;
 pub mod config;
 pub mod error;
 pub mod events;

@@ -93,6 +93,7 @@ impl Categorize for crate::error::Error {
             crate::error::Error::Finalizer(_) => Some("finalizer"),
             crate::error::Error::Waiting(_) => None,
             crate::error::Error::Panicked(_) => Some("panic"),
+            crate::error::Error::Sealed(_) => Some("sealed"),
         }
     }
 }
@@ -123,12 +124,19 @@ pub struct Metrics {
     events: Family<EventLabels, Counter>,
     events_dropped: Family<KindLabel, Counter>,
     idle: Family<IdleLabels, Counter>,
+    cluster_repairs: Family<RepairLabels, Counter>,
     resumes: Family<TemplateLabel, Counter>,
     views: Arc<Views>,
     /// Requests this process's clients sent to the API server.
     pub requests: crate::requests::Requests,
     /// Why a reconciler stopped while it should be running, if one did.
     stopped: Mutex<Option<String>>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RepairLabels {
+    /// `ApiServer`, `Nodes`, `Drift` or `Rollout`.
+    pub kind: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -169,6 +177,7 @@ impl Default for Metrics {
             events: Family::default(),
             events_dropped: Family::default(),
             idle: Family::default(),
+            cluster_repairs: Family::default(),
             resumes: Family::default(),
             views: Arc::default(),
             requests: crate::requests::Requests::default(),
@@ -216,6 +225,11 @@ impl Metrics {
             "idle_reaps",
             "Instances suspended or stopped for idleness, by template and action",
             m.idle.clone(),
+        );
+        registry.register(
+            "cluster_repairs",
+            "Repairs of tenant clusters, by what was repaired",
+            m.cluster_repairs.clone(),
         );
         registry.register("instance_resumes", "Suspended instances resumed, by template", m.resumes.clone());
         registry.register_collector(Box::new(StateCollector(m.views.clone())));
@@ -308,6 +322,11 @@ impl Metrics {
     pub fn event(&self, kind: &'static str, warning: bool, reason: &str) {
         let r#type = if warning { "Warning" } else { "Normal" };
         self.events.get_or_create(&EventLabels { kind, r#type, reason: reason.to_string() }).inc();
+    }
+
+    /// Counts a repair of a tenant cluster.
+    pub fn cluster_repaired(&self, kind: &'static str) {
+        self.cluster_repairs.get_or_create(&RepairLabels { kind }).inc();
     }
 
     /// Counts an instance of `template` suspended or stopped for idleness.

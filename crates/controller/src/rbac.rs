@@ -51,6 +51,23 @@ pub fn cluster_role_rules() -> Vec<Value> {
         // Warm pools' image prepull.
         rule(&["apps"], &["daemonsets"], &rw),
         rule(&["events.k8s.io"], &["events"], &["create", "patch"]),
+        // Tenant clusters: Paddock's own resources, the profiles (read), and
+        // the Cluster API objects it renders (any infrastructure provider's).
+        rule(&["paddock.dev"], &["clusters"], &["get", "list", "watch", "create", "patch", "update", "delete"]),
+        rule(&["paddock.dev"], &["clusters/status"], &["get", "patch", "update"]),
+        rule(&["paddock.dev"], &["clusters/finalizers"], &["update"]),
+        rule(&["paddock.dev"], &["clusterprofiles"], &["get", "list", "watch"]),
+        rule(
+            &[
+                "cluster.x-k8s.io",
+                "controlplane.cluster.x-k8s.io",
+                "bootstrap.cluster.x-k8s.io",
+                "addons.cluster.x-k8s.io",
+                "infrastructure.cluster.x-k8s.io",
+            ],
+            &["*"],
+            &["get", "list", "watch", "create", "patch", "update", "delete"],
+        ),
     ]
 }
 

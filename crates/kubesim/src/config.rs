@@ -332,6 +332,17 @@ pub struct SimConfig {
     pub cost: Option<crate::cost::CostModel>,
     /// The Kubernetes version emulated.
     pub kubernetes_version: KubeVersion,
+    /// When set, every request must carry `Authorization: Bearer <token>`
+    /// (401 otherwise): the credential of a workload cluster's kubeconfig.
+    pub bearer_token: Option<String>,
+    /// Whether kubesim plays Cluster API (its CRDs, the core, kubeadm and
+    /// an infrastructure provider of its own; see `sim::capi`). Only with
+    /// the simulated controllers.
+    pub cluster_api: bool,
+    /// How long a simulated Cluster API machine takes to boot and join.
+    pub machine_boot: Duration,
+    /// Serve HTTPS with a certificate made at start (`KubeSim::ca_pem`).
+    pub tls: bool,
 }
 
 impl Default for SimConfig {
@@ -354,6 +365,10 @@ impl Default for SimConfig {
             state_file: None,
             cost: None,
             kubernetes_version: KubeVersion::NEWEST,
+            bearer_token: None,
+            cluster_api: true,
+            machine_boot: Duration::from_millis(500),
+            tls: false,
         }
     }
 }

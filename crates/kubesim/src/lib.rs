@@ -33,6 +33,7 @@ pub mod snapshot;
 pub mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod tls;
 pub mod validation;
 
 pub use cluster::Cluster;
@@ -46,6 +47,8 @@ use tokio_util::sync::CancellationToken;
 /// A running simulated cluster.
 pub struct KubeSim {
     addr: SocketAddr,
+    /// The CA of its HTTPS certificate, when it serves HTTPS.
+    ca_pem: Option<String>,
     cluster: Arc<Cluster>,
     shutdown: CancellationToken,
     tasks: Vec<JoinHandle<()>>,
@@ -128,26 +131,37 @@ impl KubeSim {
         // without it, Nagle's algorithm holds a watch event back while the
         // one before is unacknowledged, and the client's delayed ACK makes
         // that up to 40 ms.
-        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-            if let Err(e) = tcp.set_nodelay(true) {
-                tracing::debug!(error = %e, "cannot set TCP_NODELAY");
-            }
-        });
-        let mut tasks = vec![tokio::spawn(async move {
-            let serve = axum::serve(listener, app).with_graceful_shutdown(async move { stop.cancelled().await });
-            if let Err(e) = serve.await {
-                tracing::error!(error = %e, "kubesim server stopped");
-            }
-        })];
+        let identity = match cluster.config.tls {
+            true => Some(tls::Identity::new().map_err(|e| StartError::Bootstrap(format!("TLS: {e}")))?),
+            false => None,
+        };
+        let ca_pem = identity.as_ref().map(|i| i.ca_pem.clone());
+        let mut tasks = vec![match identity {
+            Some(identity) => tokio::spawn(async move { identity.serve(listener, app, stop).await }),
+            None => tokio::spawn(async move {
+                let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+                    if let Err(e) = tcp.set_nodelay(true) {
+                        tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+                    }
+                });
+                let serve = axum::serve(listener, app).with_graceful_shutdown(async move { stop.cancelled().await });
+                if let Err(e) = serve.await {
+                    tracing::error!(error = %e, "kubesim server stopped");
+                }
+            }),
+        }];
         if controllers {
             tasks.push(sim::spawn(cluster.clone(), shutdown.clone()));
+            if cluster.config.cluster_api {
+                tasks.push(sim::capi::spawn(cluster.clone(), shutdown.clone()));
+            }
         }
         tasks.push(tokio::spawn(count_stored(cluster.clone(), shutdown.clone())));
         if cluster.costs.is_some() {
             tasks.push(tokio::spawn(charge_controllers(cluster.clone(), shutdown.clone())));
         }
         tracing::info!(%addr, "kubesim listening");
-        Ok(KubeSim { addr, cluster, shutdown, tasks })
+        Ok(KubeSim { addr, ca_pem, cluster, shutdown, tasks })
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -155,7 +169,13 @@ impl KubeSim {
     }
 
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.ca_pem.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
+    }
+
+    /// The CA certificate (PEM) of its HTTPS certificate, when it serves HTTPS.
+    pub fn ca_pem(&self) -> Option<&str> {
+        self.ca_pem.as_deref()
     }
 
     /// Watch streams open now on the resource with this plural (e.g. "instances").

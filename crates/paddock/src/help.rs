@@ -10,7 +10,7 @@ pub const GROUPS: &[(&str, &[&str])] = &[
     ("Run Paddock", &["dev", "serve", "controller", "api", "sim", "files-server"]),
     (
         "Use a running Paddock (PADDOCK_URL and PADDOCK_TOKEN, or `paddock login`)",
-        &["login", "context", "tenant", "template", "instance", "events", "token", "vpn", "files"],
+        &["login", "context", "tenant", "template", "instance", "events", "token", "vpn", "files", "cluster"],
     ),
     ("Install on and inspect a cluster", &["manifests", "crds", "nodes", "audit"]),
     ("More", &["bench", "completion", "help"]),

@@ -63,6 +63,8 @@ enum Command {
     Token(commands::token::TokenArgs),
     /// The team VPN through the API: clients, config (a wg-quick file), rotate.
     Vpn(commands::vpn::VpnArgs),
+    /// A tenant's own Kubernetes clusters: create [--wait], list, get, scale, delete, kubeconfig, ssh-key.
+    Cluster(commands::cluster::ClusterArgs),
     /// Measure Paddock (prints figures; --json for machines).
     Bench(commands::bench::BenchArgs),
     /// Prove tenant isolation: evaluate the cluster's NetworkPolicies (exit 1 if a path crosses tenants).
@@ -169,6 +171,7 @@ fn main() -> ExitCode {
             Command::Events(args) => commands::events::run(args).await.map(|()| false),
             Command::Token(args) => commands::token::run(args).await.map(|()| false),
             Command::Vpn(args) => commands::vpn::run(args).await.map(|()| false),
+            Command::Cluster(args) => commands::cluster::run(args).await.map(|()| false),
             Command::Files(args) => commands::files::run(args).await.map(|()| false),
             Command::FilesServer(args) => commands::files::serve(args).await.map(|()| false),
             Command::Bench(args) => commands::bench::run(args).await.map(|()| false),

@@ -77,6 +77,24 @@ pub struct SettingsArgs {
     /// Largest file one upload through the file browser may be (like 512Mi, 4Gi; at most 1Ti).
     #[arg(long, env = "PADDOCK_FILES_MAX_UPLOAD", default_value = "1Gi")]
     pub files_max_upload: String,
+    /// How often each tenant cluster's health is audited (1s to 1h).
+    #[arg(long, env = "PADDOCK_CLUSTER_AUDIT", default_value = "30s")]
+    pub cluster_audit: String,
+    /// The wait after a cluster's first repair, doubling after each failed
+    /// one (1s to 1h).
+    #[arg(long, env = "PADDOCK_CLUSTER_REPAIR_BACKOFF", default_value = "30s")]
+    pub cluster_repair_backoff: String,
+    /// The longest wait between a cluster's repairs (1s to 1d).
+    #[arg(long, env = "PADDOCK_CLUSTER_REPAIR_CAP", default_value = "10m")]
+    pub cluster_repair_cap: String,
+    /// Failed repairs in a row after which a cluster is Failed (1 to 100).
+    #[arg(long, env = "PADDOCK_CLUSTER_REPAIR_LIMIT", default_value_t = 5,
+        value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub cluster_repair_limit: u32,
+    /// How long an unreachable cluster API server gets after its objects are
+    /// re-applied before a control-plane rollout is asked for (0s to 1h).
+    #[arg(long, env = "PADDOCK_CLUSTER_ROLLOUT_GRACE", default_value = "2m")]
+    pub cluster_rollout_grace: String,
     #[command(flatten)]
     pub template_policy: TemplatePolicyArgs,
 }
@@ -152,7 +170,48 @@ fn dns_label(flag: &str, v: &str, allow_trailing_dash: bool) -> Result<()> {
     Ok(())
 }
 
+/// A duration flag within `min..=max` (`bounds` says them for people).
+fn duration_flag(flag: &str, value: &str, min: u64, max: u64, bounds: &str) -> Result<std::time::Duration> {
+    resources::duration::parse_exact(value)
+        .ok()
+        .or_else(|| (value.trim() == "0s" || value.trim() == "0").then_some(std::time::Duration::ZERO))
+        .filter(|d| (std::time::Duration::from_secs(min)..=std::time::Duration::from_secs(max)).contains(d))
+        .ok_or_else(|| anyhow::anyhow!("--{flag} {value:?}: a duration from {bounds}"))
+}
+
 impl SettingsArgs {
+    fn cluster_settings(&self) -> Result<controller::config::ClusterSettings> {
+        let s = controller::config::ClusterSettings {
+            audit: duration_flag("cluster-audit", &self.cluster_audit, 1, 3600, "1s to 1h (like 30s)")?,
+            repair_backoff: duration_flag(
+                "cluster-repair-backoff",
+                &self.cluster_repair_backoff,
+                1,
+                3600,
+                "1s to 1h (like 30s)",
+            )?,
+            repair_cap: duration_flag(
+                "cluster-repair-cap",
+                &self.cluster_repair_cap,
+                1,
+                86_400,
+                "1s to 1d (like 10m)",
+            )?,
+            repair_limit: self.cluster_repair_limit,
+            rollout_grace: duration_flag(
+                "cluster-rollout-grace",
+                &self.cluster_rollout_grace,
+                0,
+                3600,
+                "0s to 1h (like 2m)",
+            )?,
+        };
+        if s.repair_cap < s.repair_backoff {
+            bail!("--cluster-repair-cap must be at least --cluster-repair-backoff");
+        }
+        Ok(s)
+    }
+
     pub fn settings(&self) -> Result<Settings> {
         dns_label("--namespace-prefix", &self.namespace_prefix, true)?;
         if self.namespace_prefix.len() > 40 {
@@ -246,7 +305,9 @@ impl SettingsArgs {
                     self.files_max_upload
                 )
             })?;
+        let clusters = self.cluster_settings()?;
         let mut settings = Settings {
+            clusters,
             files_image: self.files_image.clone(),
             files_idle,
             files_max_upload,

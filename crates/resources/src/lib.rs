@@ -5,6 +5,7 @@
 //! are generated from these types (`paddock crds`).
 
 pub mod admission;
+pub mod cluster;
 pub mod duration;
 #[cfg(feature = "hostile")]
 pub mod hostile;
@@ -52,5 +53,5 @@ impl FieldProblem {
 
 /// Every CRD Paddock installs.
 pub fn crds() -> Vec<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> {
-    vec![Tenant::crd(), Template::crd(), Instance::crd()]
+    vec![Tenant::crd(), Template::crd(), Instance::crd(), cluster::Cluster::crd(), cluster::ClusterProfile::crd()]
 }

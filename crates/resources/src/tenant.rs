@@ -82,6 +82,13 @@ pub struct Quota {
     /// Instances the tenant may run at once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub instances: Option<u32>,
+    /// Kubernetes clusters the tenant may have (default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clusters: Option<u32>,
+    /// Workers all its clusters may have together (default: no limit
+    /// beyond each profile's `maxWorkers`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster_workers: Option<u32>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]

@@ -75,6 +75,12 @@ pub fn tenant_namespace(prefix: &str, tenant: &str) -> String {
     format!("{prefix}{tenant}")
 }
 
+/// The tenant whose namespace `ns` is, by name (`None` when `ns` cannot be
+/// a tenant's).
+pub fn tenant_of_namespace(prefix: &str, ns: &str) -> Option<String> {
+    ns.strip_prefix(prefix).filter(|t| crate::is_dns_label(t)).map(str::to_string)
+}
+
 // Object names.
 /// The tenant namespace's ServiceAccount: what its Role `tenant-reader` is
 /// bound to, and what tenant kubeconfigs act as.

@@ -5,6 +5,7 @@
 pub mod activity;
 pub mod audit;
 pub mod claim;
+pub mod clusters;
 pub mod events;
 pub mod health;
 pub mod instances;

@@ -179,6 +179,13 @@ impl Env {
         (code, v)
     }
 
+    /// A request whose answer is text (a kubeconfig, a key): status and text.
+    #[allow(dead_code)]
+    pub async fn call_text(&self, method: &str, path: &str, token: &str) -> (StatusCode, String) {
+        let (code, _, v) = self.call_full(method, path, Some(token), None, &[]).await;
+        (code, v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()))
+    }
+
     pub async fn call_full(
         &self,
         method: &str,

@@ -91,6 +91,9 @@ pub struct Cluster {
     /// What requests would cost a real API server, when the config asks
     /// for a cost model (benchmarks).
     pub costs: Option<crate::cost::Costs>,
+    /// A simulated outage: while set, every request answers 503 (a workload
+    /// cluster whose API server is down; see `sim::capi`).
+    pub outage: std::sync::atomic::AtomicBool,
 }
 
 /// Requests served over HTTP since start: reads (GET, including list and
@@ -238,6 +241,7 @@ impl Cluster {
             open_watches: Default::default(),
             requests: RequestCounts::default(),
             costs: config.cost.clone().map(crate::cost::Costs::new),
+            outage: std::sync::atomic::AtomicBool::new(false),
             config,
         })
     }

@@ -106,6 +106,9 @@ fn parse_target(segs: &[&str]) -> Option<Result<Target, ()>> {
 }
 
 async fn handle(State(server): State<Server>, req: Request) -> Response {
+    if let Some(refused) = gate(&server, req.headers()) {
+        return refused;
+    }
     let (parts, body) = req.into_parts();
     let path = parts.uri.path().to_string();
     let query = Query::parse(parts.uri.query());
@@ -154,6 +157,29 @@ async fn handle(State(server): State<Server>, req: Request) -> Response {
     }
     tracing::debug!(%method, %path, status = resp.status().as_u16(), elapsed_us = started.elapsed().as_micros() as u64, "request");
     resp
+}
+
+/// A request refused before routing: during a simulated outage (503), or
+/// without the bearer token the config asks for (401, upstream's body).
+fn gate(server: &Server, headers: &HeaderMap) -> Option<Response> {
+    if server.cluster.outage.load(std::sync::atomic::Ordering::Relaxed) {
+        return Some(error_response(&ApiError::new(
+            503,
+            "ServiceUnavailable",
+            "the API server is down (a kubesim fault: kubesim.paddock.dev/api-server=Down)",
+        )));
+    }
+    let want = server.cluster.config.bearer_token.as_deref()?;
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    let ok = given.is_some_and(|g| {
+        use subtle::ConstantTimeEq;
+        g.as_bytes().ct_eq(want.as_bytes()).into()
+    });
+    (!ok).then(|| error_response(&ApiError::new(401, "Unauthorized", "Unauthorized")))
 }
 
 /// What a request is to the cost model.

@@ -165,5 +165,10 @@ pub fn run(c: &Cluster) -> Result<(), String> {
             }
         }),
     )?;
+    if c.config.controllers && c.config.cluster_api {
+        for crd in super::capi::crds()? {
+            create(c, "apiextensions.k8s.io", "customresourcedefinitions", "", crd)?;
+        }
+    }
     Ok(())
 }

@@ -8,6 +8,7 @@
 
 mod apps;
 pub mod bootstrap;
+pub mod capi;
 pub(crate) mod crds;
 mod endpoints;
 mod gc;

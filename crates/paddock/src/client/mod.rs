@@ -161,13 +161,18 @@ impl Client {
         Ok(())
     }
 
-    /// A text answer (e.g. a VPN client file).
-    pub async fn text(&self, path: &str) -> Result<String> {
-        let (status, bytes) = self.answer(self.request(Method::GET, path)).await?;
+    /// A request's text answer (any method).
+    pub async fn send_text(&self, req: RequestBuilder) -> Result<String> {
+        let (status, bytes) = self.answer(req).await?;
         if status.is_success() {
             return Ok(String::from_utf8_lossy(&bytes).into_owned());
         }
         Err(problem_error(status, &bytes))
+    }
+
+    /// A text answer (e.g. a VPN client file).
+    pub async fn text(&self, path: &str) -> Result<String> {
+        self.send_text(self.request(Method::GET, path)).await
     }
 
     pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T> {

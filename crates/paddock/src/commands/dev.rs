@@ -74,6 +74,17 @@ async fn apply(client: &kube::Client, ar: &ApiResource, doc: serde_json::Value) 
     Ok(())
 }
 
+/// The `default` ClusterProfile of `paddock dev`: clusters on kubesim's
+/// own Cluster API infrastructure provider (machines boot in half a second).
+pub fn dev_cluster_profile() -> serde_json::Value {
+    serde_json::json!({"apiVersion": "paddock.dev/v1alpha1", "kind": "ClusterProfile", "metadata": {"name": "default"},
+        "spec": {"infrastructure": {
+            "cluster": {"apiVersion": "infrastructure.cluster.x-k8s.io/v1beta1", "kind": "KubesimCluster"},
+            "machine": {"apiVersion": "infrastructure.cluster.x-k8s.io/v1beta1", "kind": "KubesimMachineTemplate",
+                "spec": {"flavor": "kubesim"}}},
+            "versions": ["v1.29.0", "v1.30.0", "v1.31.0"], "maxWorkers": 5}})
+}
+
 /// Waits (on a watch, at most 30 s) until the demo tenant is Ready, so the
 /// commands the banner suggests work the moment it is printed.
 async fn demo_ready(client: &kube::Client) {
@@ -121,12 +132,16 @@ pub async fn run(args: DevArgs) -> Result<()> {
         let doc: serde_json::Value = serde_yaml_ng::from_str(yaml).context("an example template")?;
         apply(&client, &templates, doc).await?;
     }
+    // Clusters as a service out of the box: kubesim plays Cluster API and
+    // its own infrastructure provider.
+    let profiles = ApiResource::erase::<resources::cluster::ClusterProfile>(&());
+    apply(&client, &profiles, dev_cluster_profile()).await?;
     let tenants = ApiResource::erase::<resources::Tenant>(&());
     apply(
         &client,
         &tenants,
         serde_json::json!({"apiVersion": "paddock.dev/v1alpha1", "kind": "Tenant", "metadata": {"name": "demo"},
-            "spec": {"kind": "Team", "displayName": "Demo team", "quota": {"pods": 20, "instances": 5},
+            "spec": {"kind": "Team", "displayName": "Demo team", "quota": {"pods": 20, "instances": 5, "clusters": 2},
                 "vpn": {"enabled": true, "clients": 3}}}),
     )
     .await?;

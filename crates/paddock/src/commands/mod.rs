@@ -3,6 +3,7 @@
 pub mod api;
 pub mod audit;
 pub mod bench;
+pub mod cluster;
 pub mod controller;
 pub mod crds;
 pub mod dev;
