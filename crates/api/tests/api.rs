@@ -78,6 +78,14 @@ fn routes(env: &Env) -> Vec<(&'static str, &'static str, Access, Option<Value>)>
         ("put", "/v1/tenants/{tenant}/storage/groups/{group}/files/content", Tenant, None),
         ("post", "/v1/tenants/{tenant}/storage/groups/{group}/files/mkdir", Tenant, None),
         ("delete", "/v1/tenants/{tenant}/storage/groups/{group}/files", Tenant, None),
+        // Clusters (kubesim plays Cluster API): the POST meets the quota of one.
+        ("get", "/v1/tenants/{tenant}/clusters", Tenant, None),
+        ("post", "/v1/tenants/{tenant}/clusters", Tenant, Some(json!({"name": "another"}))),
+        ("get", "/v1/tenants/{tenant}/clusters/{cluster}", Tenant, None),
+        ("get", "/v1/tenants/{tenant}/clusters/{cluster}/kubeconfig", Tenant, None),
+        ("patch", "/v1/tenants/{tenant}/clusters/{cluster}", Tenant, Some(json!({"workers": 1}))),
+        ("post", "/v1/tenants/{tenant}/clusters/{cluster}/ssh-key", Tenant, None),
+        ("delete", "/v1/tenants/{tenant}/clusters/{cluster}", Tenant, None),
     ]
 }
 
@@ -173,6 +181,30 @@ async fn every_route_is_documented_and_guarded() {
             .await;
         }
     }
+    // A cluster each for alpha and beta, Running (so its kubeconfig is there).
+    if env.tc.is_sim() {
+        let profile: resources::cluster::ClusterProfile = serde_json::from_value(json!({
+            "apiVersion": "paddock.dev/v1alpha1", "kind": "ClusterProfile", "metadata": {"name": "default"},
+            "spec": {"infrastructure": {
+                "cluster": {"apiVersion": "infrastructure.cluster.x-k8s.io/v1beta1", "kind": "KubesimCluster"},
+                "machine": {"apiVersion": "infrastructure.cluster.x-k8s.io/v1beta1", "kind": "KubesimMachineTemplate"}}}}))
+        .unwrap();
+        let profiles: kube::Api<resources::cluster::ClusterProfile> = kube::Api::all(env.tc.client.clone());
+        let pp = kube::api::PatchParams::apply("test").force();
+        profiles.patch("default", &pp, &kube::api::Patch::Apply(&profile)).await.unwrap();
+        for t in [&env.alpha, &env.beta] {
+            let body = json!({"name": "c1", "workers": 1});
+            let (code, v) = env.call("POST", &format!("/v1/tenants/{t}/clusters"), Some(ADMIN), Some(body)).await;
+            assert_eq!(code, StatusCode::CREATED, "{v}");
+        }
+        for t in [&env.alpha, &env.beta] {
+            let path = format!("/v1/tenants/{t}/clusters/c1");
+            kubesim::testing::wait_until(T, "the cluster runs", || async {
+                env.call("GET", &path, Some(ADMIN), None).await.1["phase"] == "Running"
+            })
+            .await;
+        }
+    }
     let fill = |method: &str, path: &str, tenant: &str| {
         let id = if tenant == env.alpha { &alpha_token_id } else { &beta_token_id };
         let query = match (method, path.rsplit('/').next()) {
@@ -190,12 +222,13 @@ async fn every_route_is_documented_and_guarded() {
             .replace("{id}", id)
             .replace("{node}", &node)
             .replace("{client}", "1")
+            .replace("{cluster}", "c1")
             .replace("/v1/audit/explain", "/v1/audit/explain?from=192.0.2.1&to=10.0.0.1&port=80")
     };
 
     let mut failures = Vec::new();
     for (method, path, access, body) in routes(&env) {
-        if path.contains("/storage/") && !env.tc.is_sim() {
+        if (path.contains("/storage/") || path.contains("/clusters")) && !env.tc.is_sim() {
             // The test process cannot reach a file server's pod address on a
             // real cluster (see tests/files.rs for what runs there).
             continue;

@@ -56,20 +56,38 @@ pub fn cluster_role_rules() -> Vec<Value> {
         rule(&["paddock.dev"], &["clusters"], &["get", "list", "watch", "create", "patch", "update", "delete"]),
         rule(&["paddock.dev"], &["clusters/status"], &["get", "patch", "update"]),
         rule(&["paddock.dev"], &["clusters/finalizers"], &["update"]),
-        rule(&["paddock.dev"], &["clusterprofiles"], &["get", "list", "watch"]),
-        rule(
-            &[
-                "cluster.x-k8s.io",
-                "controlplane.cluster.x-k8s.io",
-                "bootstrap.cluster.x-k8s.io",
-                "addons.cluster.x-k8s.io",
-                "infrastructure.cluster.x-k8s.io",
-            ],
-            &["*"],
-            &["get", "list", "watch", "create", "patch", "update", "delete"],
-        ),
+        // Profiles are an admin's; `paddock dev` applies its own.
+        rule(&["paddock.dev"], &["clusterprofiles"], &["get", "list", "watch", "create", "patch"]),
+        rule(&["cluster.x-k8s.io"], &["clusters", "machinedeployments", "machinehealthchecks"], &rw),
+        rule(&["cluster.x-k8s.io"], &["machines"], &["get", "list", "watch"]),
+        rule(&["controlplane.cluster.x-k8s.io"], &["kubeadmcontrolplanes"], &rw),
+        rule(&["bootstrap.cluster.x-k8s.io"], &["kubeadmconfigtemplates"], &rw),
+        rule(&["addons.cluster.x-k8s.io"], &["clusterresourcesets"], &rw),
+        // The infrastructure providers Paddock knows; another needs its two
+        // kinds added here (docs/clusters.md).
+        rule(&["infrastructure.cluster.x-k8s.io"], INFRASTRUCTURE, &rw),
     ]
 }
+
+/// The infrastructure kinds (cluster and machine template) Paddock's
+/// ClusterRole covers: kubesim's, Docker's, OpenStack's, vSphere's, AWS's,
+/// Azure's, GCP's.
+pub const INFRASTRUCTURE: &[&str] = &[
+    "kubesimclusters",
+    "kubesimmachinetemplates",
+    "dockerclusters",
+    "dockermachinetemplates",
+    "openstackclusters",
+    "openstackmachinetemplates",
+    "vsphereclusters",
+    "vspheremachinetemplates",
+    "awsclusters",
+    "awsmachinetemplates",
+    "azureclusters",
+    "azuremachinetemplates",
+    "gcpclusters",
+    "gcpmachinetemplates",
+];
 
 /// The system namespace's Role for leader election.
 pub fn leader_election_rules() -> Vec<Value> {

@@ -133,8 +133,44 @@ pub fn build(c: &Cluster, p: &ClusterProfileSpec, ssh_public_key: &str, cni: Opt
         template(&infra.machine, &cp),
         template(worker_machine, &md),
     ];
+    out.push(kubeadm_control_plane(c, p, &users, &version));
+    out.extend(workers(c, p, &users, &version));
+    if let Some(data) = cni {
+        let cm_name = format!("{name}-cni");
+        let mut cm = object("v1", "ConfigMap", &cm_name, c, Value::Null);
+        cm.body["data"] = data.clone();
+        out.push(cm);
+        out.push(object(
+            ADDONS_API,
+            "ClusterResourceSet",
+            &cm_name,
+            c,
+            json!({"clusterSelector": {"matchLabels": {PADDOCK_CLUSTER: name}},
+                "resources": [{"kind": "ConfigMap", "name": cm_name}], "strategy": "ApplyOnce"}),
+        ));
+    }
     let net = &p.network;
     out.push(object(
+        CAPI,
+        "Cluster",
+        &name,
+        c,
+        json!({
+            "clusterNetwork": {"pods": {"cidrBlocks": [net.pods]}, "services": {"cidrBlocks": [net.services]}},
+            "controlPlaneRef": {"apiVersion": CONTROL_PLANE_API, "kind": "KubeadmControlPlane", "name": cp},
+            "infrastructureRef": {"apiVersion": infra.cluster.api_version, "kind": infra.cluster.kind, "name": name},
+        }),
+    ));
+    out
+}
+
+/// The control plane: replicas, version, networking, the `paddock` user.
+fn kubeadm_control_plane(c: &Cluster, p: &ClusterProfileSpec, users: &Value, version: &str) -> Desired {
+    let name = c.metadata.name.clone().unwrap_or_default();
+    let cp = control_plane_name(&name);
+    let infra = &p.infrastructure;
+    let net = &p.network;
+    object(
         CONTROL_PLANE_API,
         "KubeadmControlPlane",
         &cp,
@@ -151,7 +187,16 @@ pub fn build(c: &Cluster, p: &ClusterProfileSpec, ssh_public_key: &str, cni: Opt
                 "users": users,
             },
         }),
-    ));
+    )
+}
+
+/// The workers: kubeadm config template, MachineDeployment, health check.
+fn workers(c: &Cluster, p: &ClusterProfileSpec, users: &Value, version: &str) -> Vec<Desired> {
+    let name = c.metadata.name.clone().unwrap_or_default();
+    let md = workers_name(&name);
+    let infra = &p.infrastructure;
+    let worker_machine = infra.worker_machine.as_ref().unwrap_or(&infra.machine);
+    let mut out = Vec::new();
     out.push(object(BOOTSTRAP_API, "KubeadmConfigTemplate", &md, c, json!({"template": {"spec": {"users": users}}})));
     out.push(object(
         CAPI,
@@ -185,31 +230,6 @@ pub fn build(c: &Cluster, p: &ClusterProfileSpec, ssh_public_key: &str, cni: Opt
             "unhealthyConditions": [{"type": "Ready", "status": "False", "timeout": timeout},
                 {"type": "Ready", "status": "Unknown", "timeout": timeout}],
             "maxUnhealthy": "100%",
-        }),
-    ));
-    if let Some(data) = cni {
-        let cm_name = format!("{name}-cni");
-        let mut cm = object("v1", "ConfigMap", &cm_name, c, Value::Null);
-        cm.body["data"] = data.clone();
-        out.push(cm);
-        out.push(object(
-            ADDONS_API,
-            "ClusterResourceSet",
-            &cm_name,
-            c,
-            json!({"clusterSelector": {"matchLabels": {PADDOCK_CLUSTER: name}},
-                "resources": [{"kind": "ConfigMap", "name": cm_name}], "strategy": "ApplyOnce"}),
-        ));
-    }
-    out.push(object(
-        CAPI,
-        "Cluster",
-        &name,
-        c,
-        json!({
-            "clusterNetwork": {"pods": {"cidrBlocks": [net.pods]}, "services": {"cidrBlocks": [net.services]}},
-            "controlPlaneRef": {"apiVersion": CONTROL_PLANE_API, "kind": "KubeadmControlPlane", "name": cp},
-            "infrastructureRef": {"apiVersion": infra.cluster.api_version, "kind": infra.cluster.kind, "name": name},
         }),
     ));
     out

@@ -14,8 +14,4 @@ pub mod repair;
 pub mod sealed;
 pub mod vault;
 
-pub use crate::error::Error;
-pub use reconcile::{Context, run};
-
-/// Keeps a deleted Cluster until Cluster API has deleted its machines.
-pub const FINALIZER: &str = "paddock.dev/cluster";
+pub use reconcile::{Context, FINALIZER, run};

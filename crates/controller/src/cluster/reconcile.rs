@@ -11,7 +11,7 @@ use super::build::{self, Desired};
 use super::repair::{self, Act};
 use super::sealed::KeyRing;
 use super::vault::Vault;
-use super::{Error, FINALIZER};
+use crate::error::Error;
 use crate::events::Events;
 use crate::finalizers::{add_finalizer, remove_finalizer};
 use crate::metrics::Metrics;
@@ -27,6 +27,9 @@ use serde_json::{Value, json};
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+/// Keeps a deleted Cluster until Cluster API has deleted its machines.
+pub const FINALIZER: &str = "paddock.dev/cluster";
 
 /// How often a cluster being provisioned or deleted is looked at.
 const PROGRESS: Duration = Duration::from_secs(1);
@@ -148,11 +151,14 @@ async fn over_quota(c: &Cluster, ctx: &Context) -> Result<Option<String>, Error>
     Ok(resources::cluster::quota_problem(&t.spec.quota, &all.items, c))
 }
 
+/// Cluster API's `Ready` condition: (True?, reason, message).
+type Mirrored = Option<(bool, String, String)>;
+
 /// What the Cluster API objects say: (provisioned?, version, endpoint, mirrored condition).
 fn observed(
     c: &Cluster,
     world: &[(Desired, Option<DynamicObject>)],
-) -> (bool, Option<String>, Option<String>, Option<(bool, String, String)>) {
+) -> (bool, Option<String>, Option<String>, Mirrored) {
     let find = |kind: &str| world.iter().find(|(d, _)| d.kind == kind).and_then(|(_, o)| o.as_ref()).map(|o| &o.data);
     let (Some(capi), Some(kcp), Some(md)) = (find("Cluster"), find("KubeadmControlPlane"), find("MachineDeployment"))
     else {

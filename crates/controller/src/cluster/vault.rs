@@ -90,11 +90,11 @@ impl Vault {
         ring: &KeyRing,
         (ns, cluster): (&str, &str),
         owner: &serde_json::Value,
-    ) -> Result<String, super::Error> {
+    ) -> Result<String, crate::error::Error> {
         if let Some(public) = self.get(SSH_PUBLIC) {
             return Ok(public);
         }
-        let (private, public) = new_ssh_key(&format!("paddock@{ns}/{cluster}")).map_err(super::Error::Sealed)?;
+        let (private, public) = new_ssh_key(&format!("paddock@{ns}/{cluster}")).map_err(crate::error::Error::Sealed)?;
         let sealed = ring.seal(&purpose(ns, cluster, SSH_PRIVATE), private.as_bytes())?;
         let entries = BTreeMap::from([(SSH_PRIVATE, Some(sealed)), (SSH_PUBLIC, Some(public.clone()))]);
         self.write(api, cluster, owner, entries).await?;
@@ -110,7 +110,7 @@ impl Vault {
         (ns, cluster): (&str, &str),
         owner: &serde_json::Value,
         plain: Option<&str>,
-    ) -> Result<(), super::Error> {
+    ) -> Result<(), crate::error::Error> {
         let mut entries = BTreeMap::new();
         let kc_purpose = purpose(ns, cluster, KUBECONFIG);
         if let Some(plain) = plain {

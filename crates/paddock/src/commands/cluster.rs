@@ -27,6 +27,7 @@ pub struct ClusterArgs {
 pub enum ClusterCommand {
     /// Create a cluster (Cluster API builds it; --wait until Running).
     Create {
+        /// The cluster's name (1 to 40 lowercase letters, digits and '-').
         name: String,
         /// Worker machines.
         #[arg(long, default_value_t = 2)]
@@ -46,23 +47,35 @@ pub enum ClusterCommand {
     /// The tenant's clusters.
     List,
     /// One cluster, with its health.
-    Get { name: String },
+    Get {
+        /// The cluster.
+        name: String,
+    },
     /// Change the number of workers.
     Scale {
+        /// The cluster.
         name: String,
+        /// The new number of workers.
         #[arg(long)]
         workers: u32,
     },
     /// Delete a cluster (--wait until its machines are gone).
     Delete {
+        /// The cluster.
         name: String,
         #[command(flatten)]
         wait: WaitArgs,
     },
     /// Print the cluster's admin kubeconfig: `> kc.yaml`.
-    Kubeconfig { name: String },
+    Kubeconfig {
+        /// The cluster.
+        name: String,
+    },
     /// Print the SSH private key of the `paddock` user on its machines (given once): `> key; chmod 600 key`.
-    SshKey { name: String },
+    SshKey {
+        /// The cluster.
+        name: String,
+    },
 }
 
 const HEADER: &[&str] = &["NAME", "PHASE", "VERSION", "CONTROL PLANE", "WORKERS", "READY NODES", "ENDPOINT", "MESSAGE"];

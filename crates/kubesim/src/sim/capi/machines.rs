@@ -2,7 +2,7 @@
 //! become Machines, which boot, join their workload cluster as nodes, and
 //! leave it when deleted; MachineHealthChecks remediate unhealthy ones.
 
-use super::status::{condition, conditions};
+use super::status::{ControlPlane, condition, conditions};
 use super::{
     BOOTSTRAP, CLUSTER_NAME, CONTROL_PLANE, CORE, FAULT_NODE_READY, INFRA, MACHINE_FINALIZER, Provider, annotation,
     deleting, label, owner_ref, s,
@@ -16,12 +16,6 @@ const CONTROL_PLANE_NAME: &str = "cluster.x-k8s.io/control-plane-name";
 const DEPLOYMENT_NAME: &str = "cluster.x-k8s.io/deployment-name";
 /// Why kubesim made a node NotReady (so it makes it Ready again).
 const FAULT_REASON: &str = "KubesimFault";
-
-/// What a cluster's control plane has: machines wanted and Ready.
-pub struct ControlPlane {
-    pub desired: usize,
-    pub ready: usize,
-}
 
 /// Where an owner's new machines come from.
 struct Owner<'a> {
@@ -301,6 +295,10 @@ impl Provider {
             && self.workload(ns, cluster).is_some_and(|w| !w.is_down())
             && self.join(m);
         let node = joined.then(|| self.node_of(m)).flatten();
+        if joined && s(m, "/spec/providerID").is_empty() {
+            let id = format!("kubesim://{cluster}/{name}");
+            self.edit(CORE, "machines", ns, name, false, |o| o["spec"]["providerID"] = json!(id));
+        }
         let generation = m.pointer("/metadata/generation").cloned().unwrap_or(json!(1));
         self.edit(CORE, "machines", ns, name, true, |o| {
             let old = o["status"].clone();

@@ -93,10 +93,9 @@ pub fn spawn(c: Arc<Cluster>, shutdown: CancellationToken) -> JoinHandle<()> {
             tokio::select! {
                 _ = shutdown.cancelled() => return,
                 _ = tick.tick() => p.pass().await,
-                ev = events.recv() => match ev {
-                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
-                    // The next tick looks at everything anyway.
-                    _ => {}
+                // The next tick looks at everything anyway.
+                ev = events.recv() => if let Err(tokio::sync::broadcast::error::RecvError::Closed) = ev {
+                    return;
                 },
             }
         }

@@ -1,9 +1,14 @@
 //! Status as Cluster API's `v1beta1` writes it: phases, ready flags and
 //! conditions (`Ready` summarising the others; a False one with a severity).
 
-use super::machines::ControlPlane;
 use super::{CORE, Provider, s};
 use serde_json::{Value, json};
+
+/// What a cluster's control plane has: machines wanted and Ready.
+pub struct ControlPlane {
+    pub desired: usize,
+    pub ready: usize,
+}
 
 /// A `v1beta1` condition: True, or False with `reason` and `message`; its
 /// transition time kept from `old` (the object's status) while unchanged.
