@@ -115,6 +115,11 @@ async fn accept(c: &Cluster, ctx: &Context) -> Result<Result<ClusterProfile, (&'
     let Some(profile) = Api::<ClusterProfile>::all(ctx.client.clone()).get_opt(&c.spec.profile).await? else {
         return Ok(Err(("ProfileNotFound", format!("spec.profile: no ClusterProfile {:?}", c.spec.profile))));
     };
+    // Quota and Cluster API were checked when this generation was accepted.
+    let accepted = c.status.as_ref().is_some_and(|st| {
+        st.observed_generation == c.metadata.generation
+            && st.conditions.iter().any(|x| x.type_ == "Accepted" && x.status == "True")
+    });
     let mut problems = profile.spec.validate();
     if !problems.is_empty() {
         let all: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
@@ -126,6 +131,9 @@ async fn accept(c: &Cluster, ctx: &Context) -> Result<Result<ClusterProfile, (&'
     problems = c.spec.validate_on(&profile.spec);
     if !problems.is_empty() {
         return Ok(Err(("Invalid", problems.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("; "))));
+    }
+    if accepted {
+        return Ok(Ok(profile));
     }
     if let Some(why) = over_quota(c, ctx).await? {
         return Ok(Err(("QuotaExceeded", why)));
@@ -357,7 +365,7 @@ async fn look(c: &Cluster, ctx: &Context, profile: &ClusterProfile) -> Result<Ac
     };
     vault.sync(&secrets, &ring, (&ns, &name), &owner, capi_kc.as_deref()).await?;
     st.kubeconfig_ready = vault.get(super::vault::KUBECONFIG).is_some();
-    st.ssh_public_key = Some(public);
+    st.ssh_public_key = Some(public.clone());
     st.ssh_key_retrieved = vault.get(super::vault::SSH_PRIVATE).is_none();
     st.version = version.or(st.version);
     st.endpoint = endpoint.or(st.endpoint);
@@ -373,7 +381,8 @@ async fn look(c: &Cluster, ctx: &Context, profile: &ClusterProfile) -> Result<Ac
         set_condition(&mut st, condition(&old, "CAPIReady", ok, &reason, message, c.metadata.generation));
     }
     let next = if provisioned || was_up {
-        health(c, ctx, &ns, &mut st, &vault, &ring, provisioned && !was_up).await?
+        let desired = || build::build(c, &profile.spec, &public, cni.as_ref());
+        health(c, ctx, &ns, &mut st, (&vault, &ring), provisioned && !was_up, desired).await?
     } else {
         st.phase = Some("Provisioning".into());
         PROGRESS
@@ -393,9 +402,9 @@ async fn health(
     ctx: &Context,
     ns: &str,
     st: &mut ClusterStatus,
-    vault: &Vault,
-    ring: &KeyRing,
+    (vault, ring): (&Vault, &KeyRing),
     first: bool,
+    desired: impl Fn() -> Vec<Desired>,
 ) -> Result<Duration, Error> {
     let period = ctx.settings.clusters.audit;
     let unhealthy = st.health.as_ref().is_some_and(|h| !repair::healthy(h));
@@ -428,10 +437,7 @@ async fn health(
             "Nodes"
         };
         ctx.metrics.cluster_repaired(kind);
-        let profile = Api::<ClusterProfile>::all(ctx.client.clone()).get(&c.spec.profile).await?;
-        let key = st.ssh_public_key.clone().unwrap_or_default();
-        let cni = cni(ctx, &profile).await?;
-        converge(ctx, ns, build::build(c, &profile.spec, &key, cni.as_ref()), true).await?;
+        converge(ctx, ns, desired(), true).await?;
         if act == Act::Rollout {
             roll_out(ctx, ns, &c.name_any()).await?;
         }

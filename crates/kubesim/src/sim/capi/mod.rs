@@ -39,7 +39,6 @@ mod status;
 mod workload;
 
 use crate::cluster::{Cluster, DeleteOpts, WriteOpts};
-use crate::error::ApiError;
 use serde_json::{Value, json};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -137,17 +136,6 @@ pub(crate) fn owner_ref(owner: &Value) -> Value {
         "uid": s(owner, "/metadata/uid"), "controller": true, "blockOwnerDeletion": true})
 }
 
-fn quiet<T>(what: &str, r: Result<T, ApiError>) -> Option<T> {
-    match r {
-        Ok(x) => Some(x),
-        Err(e) if e.code == 404 || e.code == 409 => None,
-        Err(e) => {
-            tracing::warn!(error = %e, what, "simulated Cluster API write refused");
-            None
-        }
-    }
-}
-
 impl Provider {
     fn new(c: Arc<Cluster>) -> Self {
         Self { c, workloads: HashMap::new(), failed: HashMap::new(), seen: HashMap::new(), unhealthy: HashMap::new() }
@@ -163,7 +151,7 @@ impl Provider {
 
     pub(crate) fn create(&self, group: &str, plural: &str, ns: &str, obj: Value) -> Option<Value> {
         let (id, def) = self.c.resource(group, plural)?;
-        quiet(
+        crate::sim::log_err(
             &format!("create {plural}"),
             self.c.create(id, def.storage_version(), ns, obj, &WriteOpts::manager(MANAGER)),
         )
@@ -182,12 +170,12 @@ impl Provider {
     ) {
         let Some((id, _)) = self.c.resource(group, plural) else { return };
         let sub = status.then_some("status");
-        quiet(&format!("update {plural}"), self.c.modify(id, ns, name, sub, MANAGER, f));
+        crate::sim::log_err(&format!("update {plural}"), self.c.modify(id, ns, name, sub, MANAGER, f));
     }
 
     pub(crate) fn delete(&self, group: &str, plural: &str, ns: &str, name: &str) {
         let Some((id, _)) = self.c.resource(group, plural) else { return };
-        quiet(&format!("delete {plural}"), self.c.delete(id, ns, name, &DeleteOpts::default()));
+        crate::sim::log_err(&format!("delete {plural}"), self.c.delete(id, ns, name, &DeleteOpts::default()));
     }
 
     pub(crate) fn workload(&self, ns: &str, cluster: &str) -> Option<&workload::Workload> {
