@@ -3,7 +3,7 @@
 //! status. Deletion deletes the Cluster API objects and waits for them.
 //!
 //! Requests per look at a Running cluster (once per audit period): a GET of
-//! each Cluster API object (8, or 10 with a CNI), of the cluster's Secret,
+//! its profile and of each Cluster API object (8, or 10 with a CNI), of the cluster's Secret,
 //! a LIST of its Machines, and `/readyz` and a bounded node LIST on the
 //! cluster itself; writes only when something changed.
 
