@@ -1,7 +1,8 @@
 //! Every complete Paddock manifest in the README and the pages of `docs/` (a
 //! fenced `yaml` block with `apiVersion: paddock.dev/v1alpha1`) is applied
 //! to a cluster with the reconcilers running and must become Ready (Tenants)
-//! or Accepted (Templates): the documentation cannot drift from the code. On kubesim, or a real
+//! or Accepted (Templates, Clusters; see `doc_ready`): the documentation
+//! cannot drift from the code. On kubesim, or a real
 //! cluster with PADDOCK_TEST_KUBECONFIG (names get a suffix unique to the run).
 
 use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams};
@@ -75,10 +76,17 @@ async fn every_readme_manifest_becomes_ready() {
         scope: Some(("paddock.dev/test-run".into(), run.clone())),
         ..Default::default()
     };
-    for ar in [ApiResource::erase::<resources::Tenant>(&()), ApiResource::erase::<resources::Template>(&())] {
+    for ar in [
+        ApiResource::erase::<resources::Tenant>(&()),
+        ApiResource::erase::<resources::Template>(&()),
+        ApiResource::erase::<resources::cluster::ClusterProfile>(&()),
+    ] {
         tc.owns_labelled(ar, &format!("paddock.dev/test-run={run}"));
     }
-    tc.owns_prefixed(&format!("{run}-"), vec![ApiResource::erase::<resources::Instance>(&())]);
+    tc.owns_prefixed(
+        &format!("{run}-"),
+        vec![ApiResource::erase::<resources::Instance>(&()), ApiResource::erase::<resources::cluster::Cluster>(&())],
+    );
     controller::install::crds(&tc.client, "paddock-test", T).await.unwrap();
     controller::install::namespace(&tc.client, &settings.system_namespace, "paddock-test").await.unwrap();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -117,34 +125,36 @@ async fn every_readme_manifest_becomes_ready() {
         docs.iter().filter(|d| d["kind"] == "Tenant").filter_map(|d| d["metadata"]["name"].as_str()).collect();
     let volumes = format!("paddock.dev/tenant in ({})", tenants.join(","));
     tc.owns_labelled(ApiResource::erase::<k8s_openapi::api::core::v1::PersistentVolume>(&()), &volumes);
+    // Clusters go into their tenants' namespaces, so after the tenants.
+    let (clusters, docs): (Vec<Value>, Vec<Value>) = docs.into_iter().partition(|d| d["kind"] == "Cluster");
     let mut made = Vec::new();
     for d in &docs {
-        let kind = d["kind"].as_str().unwrap();
-        let ar = match kind {
-            "Tenant" => ApiResource::erase::<resources::Tenant>(&()),
-            "Template" => ApiResource::erase::<resources::Template>(&()),
-            other => panic!("the README shows a {other}, which this test does not know"),
-        };
-        let api: Api<DynamicObject> = Api::all_with(tc.client.clone(), &ar);
-        let name = d["metadata"]["name"].as_str().unwrap().to_string();
-        api.patch(&name, &PatchParams::apply("paddock-readme").force(), &Patch::Apply(d))
-            .await
-            .unwrap_or_else(|e| panic!("{kind} {name} as the README writes it: {e}"));
-        made.push((api, name, kind));
+        made.push(apply_doc(&tc.client, d).await);
     }
     for (api, name, kind) in &made {
         wait_until(T, &format!("{kind} {name} from the README is ready"), || async {
-            let o = api.get(name).await.unwrap();
-            let status = &o.data["status"];
-            match *kind {
-                "Tenant" => status["phase"] == "Ready",
-                _ => status["conditions"]
-                    .as_array()
-                    .is_some_and(|c| c.iter().any(|c| c["type"] == "Accepted" && c["status"] == "True")),
-            }
+            doc_ready(kind, &api.get(name).await.unwrap().data)
         })
         .await;
     }
+    let mut made_clusters = Vec::new();
+    for mut d in clusters {
+        // `paddock-<tenant>` is the docs' tenant's namespace: here that tenant is suffixed and prefixed.
+        let ns = d["metadata"]["namespace"].as_str().and_then(|n| n.strip_prefix("paddock-")).unwrap().to_string();
+        d["metadata"]["namespace"] = Value::from(format!("{run}-{ns}{suffix}"));
+        if let Some(p) = d.pointer_mut("/spec/profile") {
+            *p = Value::from(format!("{}{suffix}", p.as_str().unwrap()));
+        }
+        made_clusters.push(apply_doc(&tc.client, &d).await);
+    }
+    for (api, name, kind) in &made_clusters {
+        wait_until(T, &format!("{kind} {name} from the README is judged"), || async {
+            doc_ready(kind, &api.get(name).await.unwrap().data)
+        })
+        .await;
+    }
+    made_clusters.extend(made);
+    let made = made_clusters;
     for (api, name, _) in &made {
         let _ = api.delete(name, &DeleteParams::default()).await;
     }
@@ -154,6 +164,44 @@ async fn every_readme_manifest_becomes_ready() {
     let _ = stop_tx.send(());
     let _ = tokio::time::timeout(T, reconcilers).await;
     tc.finish().await;
+}
+
+/// Applies one document of the docs as they write it.
+async fn apply_doc(client: &kube::Client, d: &Value) -> (Api<DynamicObject>, String, &'static str) {
+    let (kind, ar) = match d["kind"].as_str().unwrap() {
+        "Tenant" => ("Tenant", ApiResource::erase::<resources::Tenant>(&())),
+        "Template" => ("Template", ApiResource::erase::<resources::Template>(&())),
+        "ClusterProfile" => ("ClusterProfile", ApiResource::erase::<resources::cluster::ClusterProfile>(&())),
+        "Cluster" => ("Cluster", ApiResource::erase::<resources::cluster::Cluster>(&())),
+        other => panic!("the README shows a {other}, which this test does not know"),
+    };
+    let api: Api<DynamicObject> = match d["metadata"]["namespace"].as_str() {
+        Some(ns) => Api::namespaced_with(client.clone(), ns, &ar),
+        None => Api::all_with(client.clone(), &ar),
+    };
+    let name = d["metadata"]["name"].as_str().unwrap().to_string();
+    api.patch(&name, &PatchParams::apply("paddock-readme").force(), &Patch::Apply(d))
+        .await
+        .unwrap_or_else(|e| panic!("{kind} {name} as the README writes it: {e}"));
+    (api, name, kind)
+}
+
+/// Whether a document's object is as the docs promise: a Tenant Ready, a
+/// Template Accepted, a ClusterProfile stored (it has no status; the
+/// clusters built from it judge it). A Cluster is Accepted, or refused
+/// only because Cluster API or the profile's infrastructure provider is not
+/// installed here, every check of its own fields and its profile's passed
+/// (no machines boot in this test: `api/tests/clusters.rs` builds them).
+fn doc_ready(kind: &str, o: &Value) -> bool {
+    let accepted = o["status"]["conditions"].as_array().and_then(|c| c.iter().find(|c| c["type"] == "Accepted"));
+    match kind {
+        "Tenant" => o["status"]["phase"] == "Ready",
+        "ClusterProfile" => true,
+        "Cluster" => accepted.is_some_and(|c| {
+            c["status"] == "True" || ["ClusterAPIMissing", "InfrastructureMissing"].iter().any(|r| c["reason"] == *r)
+        }),
+        _ => accepted.is_some_and(|c| c["status"] == "True"),
+    }
 }
 
 /// GitHub's anchor of a heading: lowercase, spaces to '-', punctuation dropped.

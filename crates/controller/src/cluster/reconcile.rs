@@ -142,7 +142,39 @@ async fn accept(c: &Cluster, ctx: &Context) -> Result<Result<ClusterProfile, (&'
     if !served.is_ok_and(|l| l.resources.iter().any(|r| r.name == "clusters")) {
         return Ok(Err(("ClusterAPIMissing", format!("Cluster API is not installed: {} is not served", build::CAPI))));
     }
+    if let Some(why) = infrastructure_missing(ctx, &profile).await {
+        return Ok(Err(("InfrastructureMissing", why)));
+    }
     Ok(Ok(profile))
+}
+
+/// Which of the profile's infrastructure kinds this API server does not
+/// serve (its provider is not installed), if any: one discovery request per
+/// API version named, made only when a generation is accepted.
+async fn infrastructure_missing(ctx: &Context, profile: &ClusterProfile) -> Option<String> {
+    let infra = &profile.spec.infrastructure;
+    let mut wanted: Vec<&resources::cluster::ProviderObject> = vec![&infra.cluster, &infra.machine];
+    wanted.extend(infra.worker_machine.as_ref());
+    let mut versions: Vec<&str> = wanted.iter().map(|o| o.api_version.as_str()).collect();
+    versions.sort_unstable();
+    versions.dedup();
+    let mut missing = Vec::new();
+    for v in versions {
+        let served = ctx.client.list_api_group_resources(v).await.ok();
+        for o in wanted.iter().filter(|o| o.api_version == v) {
+            if !served.as_ref().is_some_and(|l| l.resources.iter().any(|r| r.kind == o.kind)) {
+                missing.push(format!("{} {}", o.api_version, o.kind));
+            }
+        }
+    }
+    missing.dedup();
+    (!missing.is_empty()).then(|| {
+        format!(
+            "the infrastructure provider of ClusterProfile {:?} is not installed: {} not served",
+            profile.name_any(),
+            missing.join(", ")
+        )
+    })
 }
 
 /// Why the tenant's quota does not allow this cluster, if it does not:
