@@ -308,6 +308,7 @@ async function tenantPage(tenant) {
   const q = t.spec.quota || {};
   const s = await who();
   const vpn = await vpnSection(tenant, t);
+  const clusters = await clustersSection(tenant);
   const tokens = s.admin ? await tokensSection(tenant) : [];
   return [h("h1", {}, "Tenant " + t.name),
     h("p", { class: "muted" }, t.spec.kind + " · " + ((t.status && t.status.phase) || "Pending") + " · namespace " + ((t.status && t.status.namespace) || "—") +
@@ -318,7 +319,80 @@ async function tenantPage(tenant) {
     h("h2", {}, "Instances"),
     h("div", { class: "table" }, h("table", {}, h("thead", {}, h("tr", {},
       ["Instance", "Phase", "Why", "Endpoints", "Expires", ""].map((x) => h("th", { scope: "col" }, x)))), tbody)), empty, logs,
-    storageSection(tenant, t), vpn, tokens];
+    clusters, storageSection(tenant, t), vpn, tokens];
+}
+
+// ---- the tenant's clusters -------------------------------------------------
+
+/// Phases a cluster leaves by itself: while one is shown the list is read again.
+const CLUSTER_MOVING = ["Pending", "Provisioning", "Degraded", "Repairing", "Deleting"];
+const CLUSTER_EVERY_MS = 2000;
+
+function clusterRow(base, v, reload) {
+  const path = base + "/" + encodeURIComponent(v.name);
+  const hl = v.health || {};
+  const nodes = hl.desiredNodes ? (hl.readyNodes ?? 0) + "/" + hl.desiredNodes : "—";
+  const act = (label, cls, fn) => h("button", { class: cls, onclick: async () => {
+    try { await fn(); } catch (e) { say(e.message, "error"); }
+  } }, label);
+  const workers = h("input", { class: "workers", type: "number", min: 0, value: v.workers, size: 3, "aria-label": "workers of " + v.name });
+  const actions = [];
+  if (v.phase !== "Deleting") {
+    actions.push(h("form", { class: "inline", onsubmit: async (e) => {
+      e.preventDefault();
+      try { await api("PATCH", path, { workers: Number(workers.value) }); say("cluster " + v.name + " scaled to " + workers.value + " workers"); reload(); }
+      catch (err) { say(err.message, "error"); }
+    } }, workers, h("button", { class: "scale", type: "submit" }, "Scale")));
+    if (v.kubeconfigReady) actions.push(act("Kubeconfig", "kubeconfig", async () =>
+      download(await fetchBlob(path + "/kubeconfig"), v.name + ".kubeconfig")));
+    if (!v.sshKeyRetrieved) actions.push(" ", act("SSH key (once)", "ssh-key", async () => {
+      download(await fetchBlob(path + "/ssh-key", { method: "POST" }), v.name + ".key");
+      say("the SSH key of " + v.name + " was downloaded; it cannot be fetched again");
+      reload();
+    }));
+    actions.push(" ", act("Delete", "danger", async () => {
+      if (!confirm("Delete cluster " + v.name + " and all its machines?")) return;
+      await api("DELETE", path); say("cluster " + v.name + " is being deleted"); reload();
+    }));
+  }
+  return h("tr", { id: "cluster-" + v.name, "data-phase": v.phase },
+    h("td", {}, v.name), h("td", { class: "phase phase-" + v.phase }, v.phase),
+    h("td", {}, v.version || "—"), h("td", {}, String(v.controlPlane) + " + " + v.workers),
+    h("td", {}, nodes), h("td", {}, v.endpoint ? h("code", {}, v.endpoint) : "—"),
+    h("td", {}, v.message || hl.message || ""), h("td", {}, actions));
+}
+
+/// The tenant's clusters: made, scaled, their kubeconfig and SSH key
+/// fetched, deleted; read again every few seconds while one is changing.
+async function clustersSection(tenant) {
+  const base = "/v1/tenants/" + encodeURIComponent(tenant) + "/clusters";
+  const list = h("div", { id: "clusters" });
+  let timer = null;
+  let left = false;
+  const reload = async () => {
+    let items;
+    try { items = (await api("GET", base)).items; }
+    catch (e) { list.replaceChildren(h("p", { class: "warn" }, e.message)); return; }
+    list.replaceChildren(table(["Cluster", "Phase", "Version", "Machines", "Ready nodes", "Endpoint", "Why", ""],
+      items.sort((a, b) => a.name.localeCompare(b.name)).map((v) => clusterRow(base, v, reload)), "No clusters."));
+    clearTimeout(timer);
+    if (!left && items.some((v) => CLUSTER_MOVING.includes(v.phase))) timer = setTimeout(reload, CLUSTER_EVERY_MS);
+  };
+  leave.push(() => { left = true; clearTimeout(timer); });
+  const name = h("input", { id: "cluster-name", required: true, placeholder: "name", size: 12 });
+  const workers = h("input", { id: "cluster-workers", class: "workers", type: "number", min: 0, placeholder: "1" });
+  const version = h("input", { id: "cluster-version", placeholder: "profile's default", size: 10 });
+  const create = h("form", { class: "inline", id: "cluster-form", onsubmit: async (e) => {
+    e.preventDefault();
+    const body = { name: name.value };
+    if (workers.value !== "") body.workers = Number(workers.value);
+    if (version.value) body.version = version.value;
+    try { await api("POST", base, body); say("cluster " + name.value + " is being built"); name.value = ""; reload(); }
+    catch (err) { say(err.message, "error"); }
+  } }, h("label", {}, "Name", name), h("label", {}, "Workers", workers), h("label", {}, "Version", version),
+  h("button", { class: "primary", type: "submit" }, "Create cluster"));
+  await reload();
+  return [h("h2", {}, "Clusters"), create, list];
 }
 
 // ---- templates and their pools ---------------------------------------------

@@ -51,6 +51,7 @@ pub fn finish(doc: utoipa::openapi::OpenApi) -> Value {
         schemas[name] = schema;
     }
     problem_content_type(&mut v);
+    operation_ids(&mut v);
     // These bodies may be left out (their fields all have defaults).
     for (path, method) in
         [("/v1/tenants/{tenant}/tokens", "post"), ("/v1/tenants/{tenant}/instances/{instance}/renew", "post")]
@@ -61,6 +62,20 @@ pub fn finish(doc: utoipa::openapi::OpenApi) -> Value {
     }
     v["openapi"] = json!("3.1.0");
     v
+}
+
+/// Every operation's id is `<tag>_<handler>` (`clusters_get`,
+/// `instances_get`): utoipa takes the handler's name alone, and handlers of
+/// different modules share names, while OpenAPI wants each id unique (client
+/// generators and links resolve operations by it).
+fn operation_ids(v: &mut Value) {
+    let Some(paths) = v.get_mut("paths").and_then(Value::as_object_mut) else { return };
+    for op in paths.values_mut().filter_map(Value::as_object_mut).flat_map(|m| m.values_mut()) {
+        let tag = op.pointer("/tags/0").and_then(Value::as_str).map(str::to_string);
+        if let (Some(tag), Some(id)) = (tag, op.get("operationId").and_then(Value::as_str)) {
+            op["operationId"] = Value::from(format!("{tag}_{id}"));
+        }
+    }
 }
 
 /// Problem bodies are `application/problem+json`, not `application/json`.
@@ -85,6 +100,21 @@ fn problem_content_type(v: &mut Value) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn operation_ids_are_unique() {
+        let v = finish(crate::router_doc());
+        let mut seen = std::collections::BTreeMap::new();
+        for (path, methods) in v["paths"].as_object().unwrap() {
+            for (method, op) in methods.as_object().unwrap() {
+                let id = op["operationId"].as_str().unwrap_or_else(|| panic!("{method} {path} has no operationId"));
+                if let Some(other) = seen.insert(id.to_string(), format!("{method} {path}")) {
+                    panic!("operationId {id} names both {other} and {method} {path}");
+                }
+            }
+        }
+        assert_eq!(seen.get("clusters_get").map(String::as_str), Some("get /v1/tenants/{tenant}/clusters/{cluster}"));
+    }
 
     #[test]
     fn every_schema_reference_resolves() {

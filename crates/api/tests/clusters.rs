@@ -162,6 +162,7 @@ async fn a_tenant_gets_a_cluster_whose_kubeconfig_works_and_is_stored_sealed() {
     assert!(key.starts_with("-----BEGIN OPENSSH PRIVATE KEY-----"));
     let (code, again) = env.call_text("POST", &format!("{base}/demo/ssh-key"), &tok).await;
     assert_eq!(code, StatusCode::GONE, "{again}");
+    assert_eq!(view(&env, &a, &tok, "demo").await["sshKeyRetrieved"], true, "the view says the key was taken");
     let machines = capi(&env, &a, "cluster.x-k8s.io/v1beta1", "Machine").list(&Default::default()).await.unwrap();
     let boot = Api::<Secret>::namespaced(env.tc.client.clone(), &env.state.namespace(&a))
         .get(machines.items[0].metadata.name.as_deref().unwrap())

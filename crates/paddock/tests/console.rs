@@ -225,6 +225,37 @@ async fn the_console_works_in_a_real_browser() {
     until(&c, "the QR code drawn", "document.querySelector('img.qr')?.naturalWidth > 0").await;
     shot(&c, &shots, "vpn").await;
 
+    // A cluster: made in the page, watched to Running, its kubeconfig and
+    // SSH key downloaded (the key once: its button goes), deleted.
+    c.find(Locator::Id("cluster-name")).await.unwrap().send_keys("lab").await.unwrap();
+    c.find(Locator::Id("cluster-workers")).await.unwrap().send_keys("1").await.unwrap();
+    c.execute("document.querySelector('#cluster-form button').click();", vec![]).await.unwrap();
+    until(&c, "the cluster's row", "document.getElementById('cluster-lab')").await;
+    until(
+        &c,
+        "the cluster Running",
+        "document.querySelector('#cluster-lab[data-phase=\"Running\"] button.kubeconfig')",
+    )
+    .await;
+    shot(&c, &shots, "clusters").await;
+    c.execute("document.querySelector('#cluster-lab button.kubeconfig').click();", vec![]).await.unwrap();
+    let kubeconfig =
+        "window.downloads.includes('lab.kubeconfig') && window.blobs.some(t => t.includes('current-context'))";
+    until(&c, "the cluster's kubeconfig downloaded", kubeconfig).await;
+    c.execute("document.querySelector('#cluster-lab button.ssh-key').click();", vec![]).await.unwrap();
+    let key = "window.downloads.includes('lab.key') && window.blobs.some(t => t.startsWith('-----BEGIN OPENSSH PRIVATE KEY-----'))";
+    until(&c, "the cluster's SSH key downloaded", key).await;
+    until(
+        &c,
+        "the SSH key's button gone",
+        "document.getElementById('cluster-lab') && !document.querySelector('#cluster-lab button.ssh-key')",
+    )
+    .await;
+    c.execute("window.confirm = () => true;", vec![]).await.unwrap();
+    c.execute("document.querySelector('#cluster-lab button.danger').click();", vec![]).await.unwrap();
+    until(&c, "the cluster gone", "document.getElementById('clusters') && !document.getElementById('cluster-lab')")
+        .await;
+
     // A token for the tenant, issued in the page and shown once.
     c.find(Locator::Id("token-description")).await.unwrap().send_keys("console test").await.unwrap();
     c.find(Locator::Css("#token-description")).await.unwrap().send_keys("\n").await.unwrap();
@@ -281,7 +312,9 @@ async fn the_console_works_in_a_real_browser() {
 
     // Files, as the tenant: a directory made, a file uploaded into it (the API
     // reads it back), then deleted.
-    c.find(Locator::Id("files-home")).await.unwrap().click().await.unwrap();
+    // The link's own target, followed: a click could land beside it while
+    // the instance's row above is being redrawn.
+    c.execute("location.hash = document.getElementById('files-home').getAttribute('href');", vec![]).await.unwrap();
     until(&c, "the files page", "document.querySelector('h1')?.textContent === 'Files of demo'").await;
     c.find(Locator::Id("mkdir-name")).await.unwrap().send_keys("notes").await.unwrap();
     c.execute("document.querySelector('#mkdir-form button').click();", vec![]).await.unwrap();

@@ -53,7 +53,7 @@ pub struct AuditQuery {
     pub ipblock_matches_pods: Option<bool>,
 }
 
-#[utoipa::path(get, path = "/v1/audit", tag = "audit", params(AuditQuery),
+#[utoipa::path(get, path = "/v1/audit", tag = "audit", operation_id = "paths", params(AuditQuery),
     description = "Tenant isolation on the cluster, from its NetworkPolicies (admins only).",
     responses((status = 200, body = AuditView), (status = 400, body = Problem), (status = 401, body = Problem),
         (status = 403, body = Problem),

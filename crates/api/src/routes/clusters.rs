@@ -42,6 +42,9 @@ pub struct ClusterView {
     pub health: Option<ClusterHealth>,
     pub endpoint: Option<String>,
     pub ssh_public_key: Option<String>,
+    /// Whether the SSH private key was handed out (it can be, once).
+    pub ssh_key_retrieved: bool,
+    /// Whether the kubeconfig can be fetched.
     pub kubeconfig_ready: bool,
     pub created: Option<String>,
 }
@@ -72,6 +75,7 @@ impl ClusterView {
             health: st.health.clone(),
             endpoint: st.endpoint.clone(),
             ssh_public_key: st.ssh_public_key.clone(),
+            ssh_key_retrieved: st.ssh_key_retrieved,
             kubeconfig_ready: st.kubeconfig_ready,
             created: c.metadata.creation_timestamp.as_ref().map(|t| t.0.to_string()),
         }
@@ -123,7 +127,8 @@ async fn profile(s: &Shared, name: &str) -> Result<ClusterProfile> {
 }
 
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/clusters", tag = "clusters", params(("tenant" = String, Path), Paging),
-    responses((status = 200, body = Page<ClusterView>), (status = 401, body = Problem), (status = 404, body = Problem)))]
+    responses((status = 200, body = Page<ClusterView>), (status = 400, body = Problem), (status = 401, body = Problem),
+        (status = 404, body = Problem)))]
 pub async fn list(
     State(s): State<AppState>,
     who: Principal,
@@ -325,5 +330,11 @@ pub async fn ssh_key(
         Err(kube::Error::Api(e)) if e.code == 409 => return Err(gone()),
         other => other?,
     };
+    // The status says so now, not at the controller's next look; the key is
+    // handed out whether or not this write lands (the controller writes it too).
+    let status = json!({"status": {"sshKeyRetrieved": true}});
+    if let Err(e) = api(&s, &tenant).patch_status(&name, &PatchParams::default(), &Patch::Merge(&status)).await {
+        tracing::warn!(cluster = %name, tenant = %tenant, error = %e, "could not mark the SSH key retrieved in the status");
+    }
     Ok(secret_text(String::from_utf8_lossy(&private).into_owned(), &format!("{name}-ssh-key")))
 }

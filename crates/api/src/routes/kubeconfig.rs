@@ -53,7 +53,7 @@ fn render(access: &ClusterAccess, tenant: &str, namespace: &str, token: &str) ->
     serde_yaml_ng::to_string(&doc).map_err(|e| Problem::internal(e.to_string()))
 }
 
-#[utoipa::path(post, path = "/v1/tenants/{tenant}/kubeconfig", tag = "tenants", params(("tenant" = String, Path)),
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/kubeconfig", tag = "tenants", operation_id = "kubeconfig", params(("tenant" = String, Path)),
     request_body = NewKubeconfig,
     description = "Issues a kubeconfig for the tenant's ServiceAccount `tenant`: `kubectl` in the tenant's namespace, \
         allowed what its Role `tenant-reader` allows (read Instances, pods, pod logs, Services and Events). The token in it is a \
