@@ -34,7 +34,7 @@ async fn profile(env: &Env) {
         "spec": {"infrastructure": {
             "cluster": {"apiVersion": "infrastructure.cluster.x-k8s.io/v1beta1", "kind": "KubesimCluster"},
             "machine": {"apiVersion": "infrastructure.cluster.x-k8s.io/v1beta1", "kind": "KubesimMachineTemplate"}},
-            "versions": ["v1.29.0", "v1.30.0"], "maxWorkers": 4, "nodeUnhealthyTimeout": "1s"}});
+            "versions": ["v1.29.0", "v1.30.0", "v1.31.0"], "maxWorkers": 4, "nodeUnhealthyTimeout": "1s"}});
     p["metadata"]["name"] = json!("default");
     let api: Api<resources::cluster::ClusterProfile> = Api::all(env.tc.client.clone());
     api.patch("default", &PatchParams::apply("test").force(), &Patch::Apply(&p)).await.unwrap();
@@ -191,6 +191,28 @@ async fn a_tenant_gets_a_cluster_whose_kubeconfig_works_and_is_stored_sealed() {
     })
     .await;
     wait_phase(&env, &a, "demo", "Running").await;
+    // An upgrade Cluster API refuses (it skips a minor version) is said on
+    // the cluster, which keeps running; the next minor goes through.
+    let clusters: Api<resources::cluster::Cluster> = Api::namespaced(env.tc.client.clone(), &env.state.namespace(&a));
+    for version in ["v1.31.0", "v1.30.0"] {
+        let to = json!({"spec": {"version": version}});
+        clusters.patch("demo", &PatchParams::default(), &Patch::Merge(&to)).await.unwrap();
+        let want = "cannot update Kubernetes version from v1.29.0 to v1.31.0";
+        let deadline = tokio::time::Instant::now() + SLOW;
+        let last = loop {
+            let last = view(&env, &a, &tok, "demo").await;
+            let refused = last["message"].as_str().is_some_and(|m| m.contains(want));
+            if (version == "v1.31.0" && refused) || (version == "v1.30.0" && last["version"] == version && !refused) {
+                break last;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "{version}: {last}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        assert_eq!(last["phase"], "Running", "{last}");
+    }
+    let c = clusters.get("demo").await.unwrap();
+    let applied = c.status.unwrap().conditions.into_iter().find(|x| x.type_ == "Applied").unwrap();
+    assert_eq!((applied.status.as_str(), applied.reason.as_str()), ("True", "Applied"));
     // Delete: the Cluster API objects go, then the cluster.
     let (code, v) = env.call("DELETE", &format!("{base}/demo"), Some(&tok), None).await;
     assert_eq!(code, StatusCode::ACCEPTED, "{v}");

@@ -69,6 +69,15 @@ pub fn finished(
     }
 }
 
+/// The API server's answer to a write that trying again will not change (it
+/// refused the request itself: 400, 403, 422), in one line.
+pub fn refusal(e: &Error) -> Option<String> {
+    match e {
+        Error::Kube(k @ kube::Error::Api(s)) if matches!(s.code, 400 | 403 | 422) => Some(brief(k)),
+        _ => None,
+    }
+}
+
 /// A Kubernetes client error in one line: for an answer of the API server,
 /// its message, code and reason (kube's own Display adds the whole Status
 /// in Debug form).

@@ -316,14 +316,36 @@ async fn roll_out(ctx: &Context, ns: &str, cluster: &str) -> Result<(), Error> {
 async fn refuse(c: &Cluster, ctx: &Context, reason: &str, message: String) -> Result<Action, Error> {
     let mut st = c.status.clone().unwrap_or_default();
     let old = st.clone();
+    let changed = old.conditions.iter().all(|x| x.message != message);
     set_condition(&mut st, condition(&old, "Accepted", false, reason, message.clone(), c.metadata.generation));
-    st.phase = Some("Failed".into());
+    // A cluster that was built keeps running as it was; one never built has failed.
+    if !old.conditions.iter().any(|x| x.type_ == "Provisioned" && x.status == "True") {
+        st.phase = Some("Failed".into());
+    }
     st.observed_generation = c.metadata.generation;
-    if old.phase.as_deref() != Some("Failed") || old.conditions.iter().all(|x| x.message != message) {
+    if changed {
         ctx.event(c, true, reason, message);
     }
     write_status(c, ctx, &old, &st).await?;
     Ok(Action::requeue(Duration::from_secs(60)))
+}
+
+/// Says on the cluster that the API server refused one of Paddock's writes
+/// for it (an admission webhook, RBAC, a schema): condition `Applied` False,
+/// reason `ApiRefused`, and a Warning Event when that is news. The look is
+/// tried again with back-off; the phase stays as it is.
+async fn api_refused(c: &Cluster, ctx: &Context, why: &str) {
+    let old = c.status.clone().unwrap_or_default();
+    let mut st = old.clone();
+    let message = format!("the Kubernetes API server refused a write: {why}");
+    if old.conditions.iter().any(|x| x.type_ == "Applied" && x.message == message) {
+        return;
+    }
+    set_condition(&mut st, condition(&old, "Applied", false, "ApiRefused", message.clone(), c.metadata.generation));
+    ctx.event(c, true, "ApiRefused", message);
+    if let Err(e) = write_status(c, ctx, &old, &st).await {
+        tracing::debug!(cluster = %c.name_any(), error = %e, "cannot say on the cluster why it is stuck");
+    }
 }
 
 async fn write_status(c: &Cluster, ctx: &Context, old: &ClusterStatus, st: &ClusterStatus) -> Result<(), Error> {
@@ -360,7 +382,11 @@ async fn reconcile(c: Arc<Cluster>, ctx: Arc<Context>) -> Result<Action, Error> 
                 Ok(p) => p,
                 Err((reason, message)) => return refuse(&c, &ctx, reason, message).await,
             };
-            look(&c, &ctx, &profile).await
+            let looked = look(&c, &ctx, &profile).await;
+            if let Some(why) = looked.as_ref().err().and_then(crate::error::refusal) {
+                api_refused(&c, &ctx, &why).await;
+            }
+            looked
         })
         .await
 }
@@ -408,6 +434,8 @@ async fn look(c: &Cluster, ctx: &Context, profile: &ClusterProfile) -> Result<Ac
         &mut st,
         condition(&old, "Accepted", true, "Accepted", "the cluster can be built".into(), c.metadata.generation),
     );
+    let applied = "the Cluster API objects are as this generation asks".to_string();
+    set_condition(&mut st, condition(&old, "Applied", true, "Applied", applied, c.metadata.generation));
     if let Some((ok, reason, message)) = capi_ready {
         let reason = if reason.is_empty() { "Ready".into() } else { reason };
         set_condition(&mut st, condition(&old, "CAPIReady", ok, &reason, message, c.metadata.generation));
@@ -531,7 +559,10 @@ fn leftovers(name: &str) -> Vec<(&'static str, &'static str, String)> {
 
 fn error_policy(c: Arc<Cluster>, e: &Error, _: Arc<Context>) -> Action {
     tracing::warn!(cluster = %c.name_any(), namespace = ?c.namespace(), error = %e, "cluster reconcile failed");
-    Action::requeue(Duration::from_secs(5))
+    // A refusal stays until someone edits the cluster or its profile (the
+    // edit of the cluster brings it back at once): no sooner than a minute.
+    let wait = if crate::error::refusal(e).is_some() { 60 } else { 5 };
+    Action::requeue(Duration::from_secs(wait))
 }
 
 /// Runs the cluster reconciler until `shutdown`.

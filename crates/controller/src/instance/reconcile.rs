@@ -8,7 +8,7 @@ use super::cache::{Caches, SecretBrief};
 use super::cleanup::{delete_instance_objects, sweep_orphans};
 use super::cold;
 pub use super::context::{Context, Error, FINALIZER, RETENTION};
-use super::status::{base_status, key, over_quota, refusal, refused, write_status};
+use super::status::{base_status, key, over_quota, refused, write_status};
 use super::validate::{Decision, Failure, validate};
 use super::warm::{self, Start};
 use super::world::{Found, World, dereference};
@@ -268,7 +268,7 @@ async fn reconcile(inst: Arc<Instance>, ctx: Arc<Context>) -> Result<Action, Err
     match &result {
         Ok(_) => ctx.failures.succeeded(&key(&inst)),
         Err(e) => {
-            if let Some(why) = refusal(e) {
+            if let Some(why) = crate::error::refusal(e) {
                 refused(&ctx, inst, &why).await;
             }
         }

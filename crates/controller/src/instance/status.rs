@@ -90,15 +90,6 @@ pub(super) fn key(inst: &Instance) -> String {
     format!("{}/{}", inst.namespace().unwrap_or_default(), inst.name_any())
 }
 
-/// The API server's answer to a write that trying again will not change (it
-/// refused the request itself: 400, 403, 422), in one line.
-pub(super) fn refusal(e: &Error) -> Option<String> {
-    match e {
-        Error::Kube(k @ kube::Error::Api(s)) if matches!(s.code, 400 | 403 | 422) => Some(crate::error::brief(k)),
-        _ => None,
-    }
-}
-
 /// Says on the instance why it is stuck, instead of only in the
 /// controller's log: a Warning Event, and for an instance not yet running
 /// its Ready condition (reason `ApiRefused`).

@@ -281,6 +281,11 @@ fn validate_update(def: &ResourceDef, name: &str, obj: &Value, old: &Value) -> A
     if !errs.is_empty() {
         return Err(ApiError::invalid(&def.group, &def.kind, name, errs));
     }
+    if let Some((hook, errs)) = validation::webhooks::update(def, obj, old) {
+        let mut e = ApiError::invalid(&def.group, &def.kind, name, errs);
+        e.message = format!("admission webhook {hook:?} denied the request: {}", e.message);
+        return Err(e);
+    }
     Ok(())
 }
 

@@ -5,6 +5,7 @@ mod data;
 mod event;
 pub mod names;
 mod pod_update;
+pub mod webhooks;
 
 use crate::error::FieldError;
 use crate::registry::ResourceDef;
