@@ -331,11 +331,12 @@ const CLUSTER_EVERY_MS = 2000;
 function clusterRow(base, v, reload) {
   const path = base + "/" + encodeURIComponent(v.name);
   const hl = v.health || {};
-  const nodes = hl.desiredNodes ? (hl.readyNodes ?? 0) + "/" + hl.desiredNodes : "—";
+  const nodes = hl.desiredNodes ? (hl.readyNodes ?? 0) + "/" + hl.desiredNodes +
+    (hl.provisioningNodes ? " (+" + hl.provisioningNodes + " booting)" : "") : "—";
   const act = (label, cls, fn) => h("button", { class: cls, onclick: async () => {
     try { await fn(); } catch (e) { say(e.message, "error"); }
   } }, label);
-  const workers = h("input", { class: "workers", type: "number", min: 0, value: v.workers, size: 3, "aria-label": "workers of " + v.name });
+  const workers = h("input", { class: "workers", type: "number", min: 0, required: true, value: v.workers, "aria-label": "workers of " + v.name });
   const actions = [];
   if (v.phase !== "Deleting") {
     actions.push(h("form", { class: "inline", onsubmit: async (e) => {

@@ -63,7 +63,7 @@ fn plain_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(tokens::list, tokens::issue))
         .routes(routes!(tokens::revoke))
         .routes(routes!(clusters::list, clusters::create))
-        .routes(routes!(clusters::get, clusters::scale, clusters::delete))
+        .routes(routes!(clusters::get, clusters::update, clusters::delete))
         .routes(routes!(clusters::kubeconfig))
         .routes(routes!(clusters::ssh_key))
         .routes(routes!(nodes::list))

@@ -63,7 +63,7 @@ enum Command {
     Token(commands::token::TokenArgs),
     /// The team VPN through the API: clients, config (a wg-quick file), rotate.
     Vpn(commands::vpn::VpnArgs),
-    /// A tenant's own Kubernetes clusters: create [--wait], list, get, scale, delete, kubeconfig, ssh-key.
+    /// A tenant's own Kubernetes clusters: create [--wait], list, get, scale, upgrade, delete, kubeconfig, ssh-key.
     Cluster(commands::cluster::ClusterArgs),
     /// Measure Paddock (prints figures; --json for machines).
     Bench(commands::bench::BenchArgs),

@@ -102,6 +102,11 @@ pub struct ClusterHealth {
     pub api_server: String,
     pub ready_nodes: u32,
     pub desired_nodes: u32,
+    /// Machines Cluster API is still bringing up (phase Pending,
+    /// Provisioning or Provisioned): a scale or an upgrade under way, not a
+    /// fault (a machine that never gets a node is the MachineHealthCheck's).
+    #[serde(default)]
+    pub provisioning_nodes: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_audit: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -279,6 +284,33 @@ pub fn is_version(v: &str) -> bool {
         && parts.iter().all(|p| !p.is_empty() && p.len() <= 6 && p.bytes().all(|b| b.is_ascii_digit()))
 }
 
+/// A version's numbers (major, minor, patch), when it is one like v1.29.0.
+fn version_numbers(v: &str) -> Option<(u64, u64, u64)> {
+    if !is_version(v) {
+        return None;
+    }
+    let mut n = v[1..].split('.').map(|p| p.parse::<u64>().ok());
+    Some((n.next()??, n.next()??, n.next()??))
+}
+
+/// Why a cluster running `from` cannot be moved to `to`, if it cannot:
+/// Kubernetes (kubeadm, and Cluster API's KubeadmControlPlane webhook)
+/// upgrades one minor version at a time, and kubeadm does not downgrade.
+pub fn upgrade_problem(from: &str, to: &str) -> Option<String> {
+    let (Some(f), Some(t)) = (version_numbers(from), version_numbers(to)) else { return None };
+    if t < f {
+        return Some(format!("{to} is older than the {from} the cluster runs: Kubernetes clusters are not downgraded"));
+    }
+    if (t.0, t.1) >= (f.0, f.1.saturating_add(2)) {
+        return Some(format!(
+            "Kubernetes upgrades one minor version at a time: from {from}, go to v{}.{}.x first",
+            f.0,
+            f.1.saturating_add(1)
+        ));
+    }
+    None
+}
+
 fn is_cidr(s: &str) -> bool {
     let Some((ip, bits)) = s.split_once('/') else { return false };
     ip.parse::<std::net::Ipv4Addr>().is_ok() && bits.parse::<u8>().is_ok_and(|b| b <= 32)
@@ -432,6 +464,23 @@ mod tests {
             "cluster": {"apiVersion": "infrastructure.cluster.x-k8s.io/v1beta1", "kind": "KubesimCluster"},
             "machine": {"apiVersion": "infrastructure.cluster.x-k8s.io/v1beta1", "kind": "KubesimMachineTemplate"}}}))
         .unwrap()
+    }
+
+    #[test]
+    fn upgrades_go_one_minor_at_a_time_and_never_down() {
+        assert_eq!(upgrade_problem("v1.29.0", "v1.29.0"), None);
+        assert_eq!(upgrade_problem("v1.29.0", "v1.29.4"), None);
+        assert_eq!(upgrade_problem("v1.29.3", "v1.30.0"), None);
+        let skip = upgrade_problem("v1.29.0", "v1.31.0").unwrap();
+        assert!(skip.contains("go to v1.30.x first"), "{skip}");
+        assert!(upgrade_problem("v1.29.0", "v2.0.0").is_some());
+        let down = upgrade_problem("v1.30.1", "v1.30.0").unwrap();
+        assert!(down.contains("not downgraded"), "{down}");
+        assert!(upgrade_problem("v1.30.0", "v1.29.9").is_some());
+        // Not versions: the other checks say so.
+        assert_eq!(upgrade_problem("v1.29.0", "latest"), None);
+        assert!(upgrade_problem("v1.29.0", "v999999.999999.999999").is_some());
+        assert_eq!(upgrade_problem("v1.999999.0", "v1.999999.1"), None, "no overflow at the largest minor");
     }
 
     #[test]

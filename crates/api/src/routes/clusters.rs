@@ -46,6 +46,9 @@ pub struct ClusterView {
     pub ssh_key_retrieved: bool,
     /// Whether the kubeconfig can be fetched.
     pub kubeconfig_ready: bool,
+    /// False when the Kubernetes API server refused a write for this
+    /// cluster (`message` says which and why; condition `Applied`).
+    pub applied: bool,
     pub created: Option<String>,
 }
 
@@ -77,6 +80,7 @@ impl ClusterView {
             ssh_public_key: st.ssh_public_key.clone(),
             ssh_key_retrieved: st.ssh_key_retrieved,
             kubeconfig_ready: st.kubeconfig_ready,
+            applied: !st.conditions.iter().any(|x| x.type_ == "Applied" && x.status == "False"),
             created: c.metadata.creation_timestamp.as_ref().map(|t| t.0.to_string()),
         }
     }
@@ -102,10 +106,16 @@ pub struct CreateCluster {
     pub workers: Option<u32>,
 }
 
-/// A new worker count.
+/// A change of a cluster: its worker count, its Kubernetes version, or both.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
-pub struct ScaleCluster {
-    pub workers: u32,
+pub struct UpdateCluster {
+    /// The new number of workers.
+    #[serde(default)]
+    pub workers: Option<u32>,
+    /// The version to upgrade to: the next minor version at most, never
+    /// older than the one running, and one the profile offers.
+    #[serde(default)]
+    pub version: Option<String>,
 }
 
 fn api(s: &Shared, tenant: &str) -> Api<Cluster> {
@@ -210,31 +220,43 @@ pub async fn create(
 }
 
 #[utoipa::path(patch, path = "/v1/tenants/{tenant}/clusters/{cluster}", tag = "clusters",
-    params(("tenant" = String, Path), ("cluster" = String, Path)), request_body = ScaleCluster,
-    description = "Scales the cluster's workers.",
-    responses((status = 200, body = ClusterView), (status = 401, body = Problem), (status = 404, body = Problem),
-        (status = 422, body = Problem), (status = 429, body = Problem)))]
-pub async fn scale(
+    params(("tenant" = String, Path), ("cluster" = String, Path)), request_body = UpdateCluster,
+    description = "Scales the cluster's workers and/or upgrades its Kubernetes version (one minor version at a \
+        time, never down; Cluster API rolls the machines).",
+    responses((status = 200, body = ClusterView), (status = 400, body = Problem), (status = 401, body = Problem),
+        (status = 404, body = Problem), (status = 422, body = Problem), (status = 429, body = Problem)))]
+pub async fn update(
     State(s): State<AppState>,
     who: Principal,
     Path((tenant, name)): Path<(String, String)>,
     RawBody(body): RawBody,
 ) -> Result<Json<ClusterView>> {
     let c = visible(&s, &who, &tenant, &name).await?;
-    let body: ScaleCluster = body_of(&body)?;
+    let body: UpdateCluster = body_of(&body)?;
+    if body.workers.is_none() && body.version.is_none() {
+        return Err(Problem::invalid("workers", "give `workers`, `version` or both: this body changes nothing"));
+    }
     let t = visible_tenant(&s, &who, &tenant).await?;
     let p = profile(&s, &c.spec.profile).await?;
-    let mut scaled = c.clone();
-    scaled.spec.workers = body.workers;
-    let problems = scaled.spec.validate_on(&p.spec);
-    if let Some(first) = problems.first() {
-        return Err(Problem::invalid("workers", first.reason.clone()));
+    let mut changed = c.clone();
+    changed.spec.workers = body.workers.unwrap_or(c.spec.workers);
+    if let Some(v) = &body.version {
+        // From what runs (the status), or what was asked when nothing runs yet.
+        let running = c.status.as_ref().and_then(|st| st.version.clone()).or(c.spec.version.clone());
+        if let Some(why) = running.and_then(|from| resources::cluster::upgrade_problem(&from, v)) {
+            return Err(Problem::invalid("version", why));
+        }
+        changed.spec.version = Some(v.clone());
+    }
+    if let Some(first) = changed.spec.validate_on(&p.spec).first() {
+        let field = first.field.strip_prefix("spec.").unwrap_or(&first.field).to_string();
+        return Err(Problem::invalid(&field, first.reason.clone()));
     }
     let existing = api(&s, &tenant).list(&Default::default()).await?;
-    if let Some(why) = resources::cluster::quota_problem(&t.spec.quota, &existing.items, &scaled) {
+    if let Some(why) = resources::cluster::quota_problem(&t.spec.quota, &existing.items, &changed) {
         return Err(Problem::limit("cluster-quota", why, 60));
     }
-    let patch = json!({"spec": {"workers": body.workers}});
+    let patch = json!({"spec": {"workers": changed.spec.workers, "version": changed.spec.version}});
     let after = api(&s, &tenant).patch(&name, &PatchParams::default(), &Patch::Merge(&patch)).await?;
     Ok(Json(ClusterView::new(&after, &tenant)))
 }

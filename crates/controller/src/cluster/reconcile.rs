@@ -255,16 +255,24 @@ async fn converge(
 }
 
 /// The nodes the cluster's machines joined as.
-async fn machine_nodes(ctx: &Context, ns: &str, cluster: &str) -> Result<BTreeSet<String>, Error> {
+/// The nodes the cluster's machines joined as, and how many machines are
+/// still being provisioned (not yet Running, not deleting).
+async fn machine_nodes(ctx: &Context, ns: &str, cluster: &str) -> Result<(BTreeSet<String>, u32), Error> {
     let machines = dynamic(&ctx.client, ns, build::CAPI, "Machine");
     let lp = ListParams::default().labels(&format!("{}={cluster}", build::CLUSTER_NAME));
-    Ok(machines
-        .list(&lp)
-        .await?
-        .items
+    let items = machines.list(&lp).await?.items;
+    let phase =
+        |m: &DynamicObject| m.data.pointer("/status/phase").and_then(Value::as_str).unwrap_or("Pending").to_string();
+    let provisioning = items
+        .iter()
+        .filter(|m| m.metadata.deletion_timestamp.is_none())
+        .filter(|m| matches!(phase(m).as_str(), "Pending" | "Provisioning" | "Provisioned"))
+        .count();
+    let nodes = items
         .iter()
         .filter_map(|m| m.data.pointer("/status/nodeRef/name").and_then(Value::as_str).map(str::to_string))
-        .collect())
+        .collect();
+    Ok((nodes, u32::try_from(provisioning).unwrap_or(u32::MAX)))
 }
 
 /// Audits the cluster through its kubeconfig.
@@ -276,21 +284,31 @@ async fn audit(ctx: &Context, ns: &str, c: &Cluster, kubeconfig: Option<&str>) -
             api_server: "Unknown".into(),
             ready_nodes: 0,
             desired_nodes: desired,
+            provisioning_nodes: 0,
             last_audit: now,
             message: Some("no kubeconfig yet".into()),
         });
     };
-    let result = match super::audit::client(kc).await {
-        Ok(client) => super::audit::audit(&client, &machine_nodes(ctx, ns, &c.name_any()).await?).await,
-        Err(why) => super::audit::Audit { api_ok: false, ready_nodes: 0, message: Some(why) },
+    let (result, provisioning) = match super::audit::client(kc).await {
+        Ok(client) => {
+            let (nodes, provisioning) = machine_nodes(ctx, ns, &c.name_any()).await?;
+            (super::audit::audit(&client, &nodes).await, provisioning)
+        }
+        Err(why) => (super::audit::Audit { api_ok: false, ready_nodes: 0, message: Some(why) }, 0),
     };
     let message = result.message.or_else(|| {
-        (result.ready_nodes < desired).then(|| format!("{} of {desired} nodes are Ready", result.ready_nodes))
+        let ready = result.ready_nodes;
+        match (ready < desired, provisioning) {
+            (false, _) => None,
+            (true, 0) => Some(format!("{ready} of {desired} nodes are Ready")),
+            (true, p) => Some(format!("{ready} of {desired} nodes are Ready; {p} machines are being provisioned")),
+        }
     });
     Ok(ClusterHealth {
         api_server: if result.api_ok { "Healthy" } else { "Unreachable" }.into(),
         ready_nodes: result.ready_nodes,
         desired_nodes: desired,
+        provisioning_nodes: provisioning,
         last_audit: now,
         message,
     })
@@ -447,6 +465,9 @@ async fn look(c: &Cluster, ctx: &Context, profile: &ClusterProfile) -> Result<Ac
         st.phase = Some("Provisioning".into());
         PROGRESS
     };
+    // An upgrade the control plane has not reported yet is looked at again soon.
+    let wanted = c.spec.version.as_ref().or(profile.spec.versions.first());
+    let next = if st.version.as_ref() != wanted { next.min(PROGRESS.saturating_mul(5)) } else { next };
     write_status(c, ctx, &old, &st).await?;
     Ok(Action::requeue(next))
 }
@@ -467,7 +488,8 @@ async fn health(
     desired: impl Fn() -> Vec<Desired>,
 ) -> Result<Duration, Error> {
     let period = ctx.settings.clusters.audit;
-    let unhealthy = st.health.as_ref().is_some_and(|h| !repair::healthy(h));
+    // A scale or an upgrade under way is looked at again soon, not at the audit period.
+    let unhealthy = st.health.as_ref().is_some_and(|h| !repair::healthy(h) || h.provisioning_nodes > 0);
     if first {
         set_condition(
             st,
@@ -511,7 +533,8 @@ async fn health(
     set_condition(st, condition(st, "Healthy", healthy, reason, msg, c.metadata.generation));
     st.phase = Some(v.phase.into());
     st.repairs = v.repairs;
-    Ok(if healthy { period } else { period.min(PROGRESS.saturating_mul(2)) })
+    let converging = h.provisioning_nodes > 0;
+    Ok(if healthy && !converging { period } else { period.min(PROGRESS.saturating_mul(if healthy { 5 } else { 2 })) })
 }
 
 /// A deleted cluster: the Cluster API objects are deleted, and the

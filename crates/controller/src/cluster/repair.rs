@@ -54,7 +54,7 @@ fn later(now: Timestamp, d: Duration) -> String {
 
 /// Whether a health record is healthy.
 pub fn healthy(h: &ClusterHealth) -> bool {
-    h.api_server == "Healthy" && h.ready_nodes >= h.desired_nodes
+    h.api_server == "Healthy" && h.ready_nodes.saturating_add(h.provisioning_nodes) >= h.desired_nodes
 }
 
 /// Decides for a provisioned cluster with health `h`, given its previous
@@ -123,9 +123,20 @@ mod tests {
             api_server: if api { "Healthy" } else { "Unreachable" }.into(),
             ready_nodes: ready,
             desired_nodes: 3,
+            provisioning_nodes: 0,
             last_audit: None,
             message: None,
         }
+    }
+
+    #[test]
+    fn machines_being_provisioned_are_no_fault() {
+        let mut h = health(true, 2);
+        assert!(!healthy(&h), "a node short");
+        h.provisioning_nodes = 1;
+        assert!(healthy(&h), "a scale under way");
+        h.api_server = "Unreachable".into();
+        assert!(!healthy(&h));
     }
 
     #[test]

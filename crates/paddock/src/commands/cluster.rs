@@ -1,6 +1,6 @@
-//! `paddock cluster create|list|get|scale|delete|kubeconfig|ssh-key`: a
+//! `paddock cluster create|list|get|scale|upgrade|delete|kubeconfig|ssh-key`: a
 //! tenant's own Kubernetes clusters through the API; `--wait` follows a
-//! create until Running and a delete until gone.
+//! create or an upgrade until Running and a delete until gone.
 
 use crate::client::output::{cell, print};
 use crate::client::wait::{Step, WaitArgs, poll};
@@ -59,6 +59,16 @@ pub enum ClusterCommand {
         #[arg(long)]
         workers: u32,
     },
+    /// Upgrade the cluster's Kubernetes version (the next minor at most; --wait until Running at it).
+    Upgrade {
+        /// The cluster.
+        name: String,
+        /// The version to go to, e.g. v1.30.0 (one the profile offers).
+        #[arg(long)]
+        version: String,
+        #[command(flatten)]
+        wait: WaitArgs,
+    },
     /// Delete a cluster (--wait until its machines are gone).
     Delete {
         /// The cluster.
@@ -81,7 +91,10 @@ pub enum ClusterCommand {
 const HEADER: &[&str] = &["NAME", "PHASE", "VERSION", "CONTROL PLANE", "WORKERS", "READY NODES", "ENDPOINT", "MESSAGE"];
 
 fn row(v: &ClusterView) -> Vec<String> {
-    let ready = v.health.as_ref().map(|h| format!("{}/{}", h.ready_nodes, h.desired_nodes));
+    let ready = v.health.as_ref().map(|h| match h.provisioning_nodes {
+        0 => format!("{}/{}", h.ready_nodes, h.desired_nodes),
+        p => format!("{}/{} (+{p} booting)", h.ready_nodes, h.desired_nodes),
+    });
     vec![
         v.name.clone(),
         v.phase.clone(),
@@ -98,15 +111,23 @@ fn base(t: &str) -> String {
     format!("/v1/tenants/{t}/clusters")
 }
 
-/// Waits for a created cluster to be Running (or Failed).
-async fn until_running(c: &Client, t: &str, name: &str, w: WaitArgs, show: bool) -> Result<Option<ClusterView>> {
+/// Waits for a cluster to be Running (at `version`, when given), or to fail:
+/// Failed, or a write for it refused by the API server (waiting will not help).
+async fn until_running(
+    c: &Client,
+    t: &str,
+    name: &str,
+    version: Option<&str>,
+    w: WaitArgs,
+    show: bool,
+) -> Result<Option<ClusterView>> {
     let started = std::time::Instant::now();
     let last = poll(c, &format!("{}/{name}", base(t)), name, w.timeout, show, |v: Option<&ClusterView>| match v {
-        None => Step::Fail(format!("{name} was deleted while it was being made")),
-        Some(v) if v.phase == "Running" => Step::Done,
-        Some(v) if v.phase == "Failed" => {
+        None => Step::Fail(format!("{name} was deleted while it was being waited for")),
+        Some(v) if v.phase == "Failed" || !v.applied => {
             Step::Fail(format!("{name} failed: {}", v.message.clone().unwrap_or_default()))
         }
+        Some(v) if v.phase == "Running" && version.is_none_or(|want| v.version.as_deref() == Some(want)) => Step::Done,
         Some(v) => Step::Wait(v.phase.clone(), v.message.clone()),
     })
     .await?;
@@ -127,7 +148,7 @@ pub async fn run(args: ClusterArgs) -> Result<()> {
                 "profile": profile});
             let mut v: ClusterView = c.post(&base(&t), &body).await?;
             if wait.wait
-                && let Some(now) = until_running(&c, &t, &name, wait, show).await?
+                && let Some(now) = until_running(&c, &t, &name, None, wait, show).await?
             {
                 v = now;
             }
@@ -144,6 +165,16 @@ pub async fn run(args: ClusterArgs) -> Result<()> {
         ClusterCommand::Scale { name, workers } => {
             let req = c.request(Method::PATCH, &format!("{}/{name}", base(&t))).json(&json!({"workers": workers}));
             let v: ClusterView = c.send(req).await?;
+            print(out, &v, HEADER, |v| vec![row(v)])
+        }
+        ClusterCommand::Upgrade { name, version, wait } => {
+            let req = c.request(Method::PATCH, &format!("{}/{name}", base(&t))).json(&json!({"version": version}));
+            let mut v: ClusterView = c.send(req).await?;
+            if wait.wait
+                && let Some(now) = until_running(&c, &t, &name, Some(&version), wait, show).await?
+            {
+                v = now;
+            }
             print(out, &v, HEADER, |v| vec![row(v)])
         }
         ClusterCommand::Delete { name, wait } => {
