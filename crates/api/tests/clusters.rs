@@ -301,8 +301,12 @@ async fn faults_are_repaired_and_a_repair_that_cannot_help_gives_up() {
     let sick = json!({"metadata": {"annotations": {"kubesim.paddock.dev/node-ready": "False"}}});
     machines.patch(&worker, &pp, &Patch::Merge(&sick)).await.unwrap();
     phases_until(&env, &a, "f", "Degraded").await;
+    wait_until(SLOW, "the NotReady machine replaced", || {
+        let (machines, worker) = (machines.clone(), worker.clone());
+        async move { machines.get_opt(&worker).await.unwrap().is_none() }
+    })
+    .await;
     phases_until(&env, &a, "f", "Running").await;
-    assert!(machines.get_opt(&worker).await.unwrap().is_none(), "the NotReady machine was replaced");
     // Drift: a deleted MachineDeployment is applied again.
     capi(&env, &a, "cluster.x-k8s.io/v1beta1", "MachineDeployment")
         .delete("f-md-0", &Default::default())

@@ -255,24 +255,24 @@ async fn converge(
 }
 
 /// The nodes the cluster's machines joined as.
-/// The nodes the cluster's machines joined as, and how many machines are
-/// still being provisioned (not yet Running, not deleting).
-async fn machine_nodes(ctx: &Context, ns: &str, cluster: &str) -> Result<(BTreeSet<String>, u32), Error> {
+/// The nodes the cluster's machines joined as, how many machines are
+/// still being provisioned (not yet Running, not deleting), and how many
+/// are not deleting.
+async fn machine_nodes(ctx: &Context, ns: &str, cluster: &str) -> Result<(BTreeSet<String>, u32, u32), Error> {
     let machines = dynamic(&ctx.client, ns, build::CAPI, "Machine");
     let lp = ListParams::default().labels(&format!("{}={cluster}", build::CLUSTER_NAME));
     let items = machines.list(&lp).await?.items;
     let phase =
         |m: &DynamicObject| m.data.pointer("/status/phase").and_then(Value::as_str).unwrap_or("Pending").to_string();
-    let provisioning = items
-        .iter()
-        .filter(|m| m.metadata.deletion_timestamp.is_none())
-        .filter(|m| matches!(phase(m).as_str(), "Pending" | "Provisioning" | "Provisioned"))
-        .count();
+    let live: Vec<&DynamicObject> = items.iter().filter(|m| m.metadata.deletion_timestamp.is_none()).collect();
+    let provisioning =
+        live.iter().filter(|m| matches!(phase(m).as_str(), "Pending" | "Provisioning" | "Provisioned")).count();
     let nodes = items
         .iter()
         .filter_map(|m| m.data.pointer("/status/nodeRef/name").and_then(Value::as_str).map(str::to_string))
         .collect();
-    Ok((nodes, u32::try_from(provisioning).unwrap_or(u32::MAX)))
+    let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+    Ok((nodes, count(provisioning), count(live.len())))
 }
 
 /// Audits the cluster through its kubeconfig.
@@ -291,8 +291,9 @@ async fn audit(ctx: &Context, ns: &str, c: &Cluster, kubeconfig: Option<&str>) -
     };
     let (result, provisioning) = match super::audit::client(kc).await {
         Ok(client) => {
-            let (nodes, provisioning) = machine_nodes(ctx, ns, &c.name_any()).await?;
-            (super::audit::audit(&client, &nodes).await, provisioning)
+            // Machines Cluster API has yet to make (a scale just asked for) are being provisioned too.
+            let (nodes, provisioning, live) = machine_nodes(ctx, ns, &c.name_any()).await?;
+            (super::audit::audit(&client, &nodes).await, provisioning.saturating_add(desired.saturating_sub(live)))
         }
         Err(why) => (super::audit::Audit { api_ok: false, ready_nodes: 0, message: Some(why) }, 0),
     };
@@ -301,6 +302,7 @@ async fn audit(ctx: &Context, ns: &str, c: &Cluster, kubeconfig: Option<&str>) -
         match (ready < desired, provisioning) {
             (false, _) => None,
             (true, 0) => Some(format!("{ready} of {desired} nodes are Ready")),
+            (true, 1) => Some(format!("{ready} of {desired} nodes are Ready; 1 machine is being provisioned")),
             (true, p) => Some(format!("{ready} of {desired} nodes are Ready; {p} machines are being provisioned")),
         }
     });
@@ -460,7 +462,9 @@ async fn look(c: &Cluster, ctx: &Context, profile: &ClusterProfile) -> Result<Ac
     }
     let next = if provisioned || was_up {
         let desired = || build::build(c, &profile.spec, &public, cni.as_ref());
-        health(c, ctx, &ns, &mut st, (&vault, &ring), provisioned && !was_up, desired).await?
+        // A new generation (a scale, an upgrade) is audited at once, so the status says what was asked.
+        let edited = old.observed_generation != c.metadata.generation;
+        health(c, ctx, &ns, &mut st, (&vault, &ring), (provisioned && !was_up, edited), desired).await?
     } else {
         st.phase = Some("Provisioning".into());
         PROGRESS
@@ -484,7 +488,7 @@ async fn health(
     ns: &str,
     st: &mut ClusterStatus,
     (vault, ring): (&Vault, &KeyRing),
-    first: bool,
+    (first, edited): (bool, bool),
     desired: impl Fn() -> Vec<Desired>,
 ) -> Result<Duration, Error> {
     let period = ctx.settings.clusters.audit;
@@ -504,7 +508,7 @@ async fn health(
         );
         ctx.event(c, false, "Provisioned", "Cluster API provisioned the cluster".into());
     }
-    if first || unhealthy || audit_due(st, period) {
+    if first || edited || unhealthy || audit_due(st, period) {
         let kc = vault.kubeconfig(ring, ns, &c.name_any())?;
         st.health = Some(audit(ctx, ns, c, kc.as_deref()).await?);
     }

@@ -289,6 +289,18 @@ impl Provider {
             return;
         }
         let first = *self.seen.entry(uid.to_string()).or_insert_with(Instant::now);
+        if m.pointer("/status/nodeRef").is_some() && self.workload(ns, cluster).is_some_and(|w| w.is_down()) {
+            // As upstream: a machine that has a node stays Running when its
+            // cluster's API server does not answer; only its node's health is unknown.
+            self.edit(CORE, "machines", ns, name, true, |o| {
+                let old = o["status"].clone();
+                let why = "the workload cluster's API server does not answer";
+                let infra = condition(&old, "InfrastructureReady", true, "", "");
+                let node_healthy = condition(&old, "NodeHealthy", false, "NodeInspectionFailed", why);
+                o["status"]["conditions"] = conditions(&old, false, vec![infra, node_healthy]);
+            });
+            return;
+        }
         let infra_ok = s(m, "/spec/infrastructureRef/kind") == "KubesimMachine";
         let joined = infra_ok
             && first.elapsed() >= boot
