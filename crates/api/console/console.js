@@ -328,6 +328,12 @@ async function tenantPage(tenant) {
 const CLUSTER_MOVING = ["Pending", "Provisioning", "Degraded", "Repairing", "Deleting"];
 const CLUSTER_EVERY_MS = 2000;
 
+/// Whether the cluster is still on its way to what was asked of it.
+function upgrading(v) { return !!v.requestedVersion && v.requestedVersion !== v.version; }
+function changing(v) {
+  return CLUSTER_MOVING.includes(v.phase) || upgrading(v) || ((v.health && v.health.provisioningNodes) || 0) > 0;
+}
+
 function clusterRow(base, v, reload) {
   const path = base + "/" + encodeURIComponent(v.name);
   const hl = v.health || {};
@@ -344,6 +350,12 @@ function clusterRow(base, v, reload) {
       try { await api("PATCH", path, { workers: Number(workers.value) }); say("cluster " + v.name + " scaled to " + workers.value + " workers"); reload(); }
       catch (err) { say(err.message, "error"); }
     } }, workers, h("button", { class: "scale", type: "submit" }, "Scale")));
+    const version = h("input", { class: "version", required: true, placeholder: "e.g. v1.30.0", size: 9, "aria-label": "version to upgrade " + v.name + " to" });
+    actions.push(h("form", { class: "inline", onsubmit: async (e) => {
+      e.preventDefault();
+      try { await api("PATCH", path, { version: version.value }); say("cluster " + v.name + " is being upgraded to " + version.value); reload(); }
+      catch (err) { say(err.message, "error"); }
+    } }, version, h("button", { class: "upgrade", type: "submit" }, "Upgrade")));
     if (v.kubeconfigReady) actions.push(act("Kubeconfig", "kubeconfig", async () =>
       download(await fetchBlob(path + "/kubeconfig"), v.name + ".kubeconfig")));
     if (!v.sshKeyRetrieved) actions.push(" ", act("SSH key (once)", "ssh-key", async () => {
@@ -358,7 +370,7 @@ function clusterRow(base, v, reload) {
   }
   return h("tr", { id: "cluster-" + v.name, "data-phase": v.phase },
     h("td", {}, v.name), h("td", { class: "phase phase-" + v.phase }, v.phase),
-    h("td", {}, v.version || "—"), h("td", {}, String(v.controlPlane) + " + " + v.workers),
+    h("td", {}, v.version || "—", upgrading(v) ? " → " + v.requestedVersion : ""), h("td", {}, String(v.controlPlane) + " + " + v.workers),
     h("td", {}, nodes), h("td", {}, v.endpoint ? h("code", {}, v.endpoint) : "—"),
     h("td", {}, v.message || hl.message || ""), h("td", {}, actions));
 }
@@ -377,7 +389,7 @@ async function clustersSection(tenant) {
     list.replaceChildren(table(["Cluster", "Phase", "Version", "Machines", "Ready nodes", "Endpoint", "Why", ""],
       items.sort((a, b) => a.name.localeCompare(b.name)).map((v) => clusterRow(base, v, reload)), "No clusters."));
     clearTimeout(timer);
-    if (!left && items.some((v) => CLUSTER_MOVING.includes(v.phase))) timer = setTimeout(reload, CLUSTER_EVERY_MS);
+    if (!left && items.some(changing)) timer = setTimeout(reload, CLUSTER_EVERY_MS);
   };
   leave.push(() => { left = true; clearTimeout(timer); });
   const name = h("input", { id: "cluster-name", required: true, placeholder: "name", size: 12 });

@@ -238,6 +238,24 @@ async fn the_console_works_in_a_real_browser() {
     )
     .await;
     shot(&c, &shots, "clusters").await;
+    // An upgrade that skips a minor version is refused in the API's words; the next minor goes.
+    let upgrade = |v: &str| {
+        format!(
+            "const i = document.querySelector('#cluster-lab input.version'); i.value = '{v}'; \
+             document.querySelector('#cluster-lab button.upgrade').click();"
+        )
+    };
+    c.execute(&upgrade("v1.31.0"), vec![]).await.unwrap();
+    let refused = "document.getElementById('notice').className === 'error' && \
+                   document.getElementById('notice').textContent.includes('one minor version at a time')";
+    until(&c, "the skipped minor refused", refused).await;
+    c.execute(&upgrade("v1.30.0"), vec![]).await.unwrap();
+    until(
+        &c,
+        "the cluster at v1.30.0",
+        "[...document.querySelectorAll('#cluster-lab td')].some(td => td.textContent === 'v1.30.0')",
+    )
+    .await;
     c.execute("document.querySelector('#cluster-lab button.kubeconfig').click();", vec![]).await.unwrap();
     let kubeconfig =
         "window.downloads.includes('lab.kubeconfig') && window.blobs.some(t => t.includes('current-context'))";

@@ -32,6 +32,9 @@ pub struct ClusterView {
     pub tenant: String,
     pub profile: String,
     pub version: Option<String>,
+    /// The version asked for (`spec.version`; none: the profile's first).
+    /// When it differs from `version`, an upgrade is under way.
+    pub requested_version: Option<String>,
     pub control_plane: u32,
     pub workers: u32,
     /// Provisioning, Running, Degraded, Repairing, Deleting or Failed.
@@ -71,6 +74,7 @@ impl ClusterView {
             tenant: tenant.into(),
             profile: c.spec.profile.clone(),
             version: st.version.clone().or(c.spec.version.clone()),
+            requested_version: c.spec.version.clone(),
             control_plane: c.spec.control_plane,
             workers: c.spec.workers,
             phase,
