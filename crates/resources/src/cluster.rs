@@ -107,6 +107,10 @@ pub struct ClusterHealth {
     /// fault (a machine that never gets a node is the MachineHealthCheck's).
     #[serde(default)]
     pub provisioning_nodes: u32,
+    /// Since when machines have been being provisioned without a break:
+    /// after 20 minutes the shortfall counts as a fault again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provisioning_since: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_audit: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -245,8 +245,9 @@ pub async fn update(
     let mut changed = c.clone();
     changed.spec.workers = body.workers.unwrap_or(c.spec.workers);
     if let Some(v) = &body.version {
-        // From what runs (the status), or what was asked when nothing runs yet.
+        // From what runs (the status), or what was asked (or the profile's default) when nothing runs yet.
         let running = c.status.as_ref().and_then(|st| st.version.clone()).or(c.spec.version.clone());
+        let running = running.or(p.spec.versions.first().cloned());
         if let Some(why) = running.and_then(|from| resources::cluster::upgrade_problem(&from, v)) {
             return Err(Problem::invalid("version", why));
         }

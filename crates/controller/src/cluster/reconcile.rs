@@ -254,7 +254,6 @@ async fn converge(
     Ok((out, applied))
 }
 
-/// The nodes the cluster's machines joined as.
 /// The nodes the cluster's machines joined as, how many machines are
 /// still being provisioned (not yet Running, not deleting), and how many
 /// are not deleting.
@@ -285,6 +284,7 @@ async fn audit(ctx: &Context, ns: &str, c: &Cluster, kubeconfig: Option<&str>) -
             ready_nodes: 0,
             desired_nodes: desired,
             provisioning_nodes: 0,
+            provisioning_since: None,
             last_audit: now,
             message: Some("no kubeconfig yet".into()),
         });
@@ -311,6 +311,7 @@ async fn audit(ctx: &Context, ns: &str, c: &Cluster, kubeconfig: Option<&str>) -
         ready_nodes: result.ready_nodes,
         desired_nodes: desired,
         provisioning_nodes: provisioning,
+        provisioning_since: None,
         last_audit: now,
         message,
     })
@@ -493,7 +494,8 @@ async fn health(
 ) -> Result<Duration, Error> {
     let period = ctx.settings.clusters.audit;
     // A scale or an upgrade under way is looked at again soon, not at the audit period.
-    let unhealthy = st.health.as_ref().is_some_and(|h| !repair::healthy(h) || h.provisioning_nodes > 0);
+    let unhealthy =
+        st.health.as_ref().is_some_and(|h| !repair::healthy(h, Timestamp::now()) || h.provisioning_nodes > 0);
     if first {
         set_condition(
             st,
@@ -510,7 +512,10 @@ async fn health(
     }
     if first || edited || unhealthy || audit_due(st, period) {
         let kc = vault.kubeconfig(ring, ns, &c.name_any())?;
-        st.health = Some(audit(ctx, ns, c, kc.as_deref()).await?);
+        let mut h = audit(ctx, ns, c, kc.as_deref()).await?;
+        let before = st.health.as_ref().and_then(|b| b.provisioning_since.clone());
+        h.provisioning_since = (h.provisioning_nodes > 0).then(|| before.or(h.last_audit.clone())).flatten();
+        st.health = Some(h);
     }
     let Some(h) = st.health.clone() else { return Ok(PROGRESS) };
     let v = repair::decide(Timestamp::now(), st.phase.as_deref(), st.repairs.as_ref(), &h, &ctx.settings.clusters);

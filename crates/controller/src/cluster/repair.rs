@@ -52,9 +52,22 @@ fn later(now: Timestamp, d: Duration) -> String {
     now.checked_add(jiff::SignedDuration::try_from(d).unwrap_or(jiff::SignedDuration::MAX)).unwrap_or(now).to_string()
 }
 
-/// Whether a health record is healthy.
-pub fn healthy(h: &ClusterHealth) -> bool {
-    h.api_server == "Healthy" && h.ready_nodes.saturating_add(h.provisioning_nodes) >= h.desired_nodes
+/// How long machines may be being provisioned before the nodes they should
+/// be count as missing (a provider that cannot make machines, a machine the
+/// health check keeps replacing): beyond Cluster API's own 10-minute node
+/// startup timeout.
+pub const PROVISIONING_GRACE: Duration = Duration::from_secs(20 * 60);
+
+/// Whether a health record is healthy at `now`: the API server answers and
+/// every node is Ready, or being provisioned for less than the grace.
+pub fn healthy(h: &ClusterHealth, now: Timestamp) -> bool {
+    let grace = jiff::SignedDuration::try_from(PROVISIONING_GRACE).unwrap_or(jiff::SignedDuration::MAX);
+    let within = |since: Timestamp| now.duration_since(since) < grace;
+    let provisioning = match parse(&h.provisioning_since) {
+        Some(since) if !within(since) => 0,
+        _ => h.provisioning_nodes,
+    };
+    h.api_server == "Healthy" && h.ready_nodes.saturating_add(provisioning) >= h.desired_nodes
 }
 
 /// Decides for a provisioned cluster with health `h`, given its previous
@@ -66,7 +79,7 @@ pub fn decide(
     h: &ClusterHealth,
     s: &ClusterSettings,
 ) -> Verdict {
-    if healthy(h) {
+    if healthy(h, now) {
         let event = prev
             .filter(|r| r.attempts > 0)
             .map(|r| (false, "Repaired", format!("healthy again after {} repair(s)", r.attempts)));
@@ -124,6 +137,7 @@ mod tests {
             ready_nodes: ready,
             desired_nodes: 3,
             provisioning_nodes: 0,
+            provisioning_since: None,
             last_audit: None,
             message: None,
         }
@@ -131,12 +145,17 @@ mod tests {
 
     #[test]
     fn machines_being_provisioned_are_no_fault() {
+        let now: Timestamp = "2026-12-05T10:30:00Z".parse().unwrap();
         let mut h = health(true, 2);
-        assert!(!healthy(&h), "a node short");
+        assert!(!healthy(&h, now), "a node short");
         h.provisioning_nodes = 1;
-        assert!(healthy(&h), "a scale under way");
+        h.provisioning_since = Some("2026-12-05T10:20:00Z".into());
+        assert!(healthy(&h, now), "a scale under way");
+        h.provisioning_since = Some("2026-12-05T10:05:00Z".into());
+        assert!(!healthy(&h, now), "machines that never come up are a fault after the grace");
+        h.provisioning_since = None;
         h.api_server = "Unreachable".into();
-        assert!(!healthy(&h));
+        assert!(!healthy(&h, now));
     }
 
     #[test]
