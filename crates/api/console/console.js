@@ -382,14 +382,20 @@ async function clustersSection(tenant) {
   const list = h("div", { id: "clusters" });
   let timer = null;
   let left = false;
-  const reload = async () => {
+  // Actions redraw at once; the timer does not while the user types in a
+  // row's field (it would wipe what they typed), and tries again later.
+  const reload = async (timed = false) => {
+    const typing = () => timed && document.activeElement instanceof HTMLInputElement && list.contains(document.activeElement);
+    if (left) return;
+    if (typing()) { timer = setTimeout(() => reload(true), CLUSTER_EVERY_MS); return; }
     let items;
     try { items = (await api("GET", base)).items; }
     catch (e) { list.replaceChildren(h("p", { class: "warn" }, e.message)); return; }
+    if (typing()) { timer = setTimeout(() => reload(true), CLUSTER_EVERY_MS); return; }
     list.replaceChildren(table(["Cluster", "Phase", "Version", "Machines", "Ready nodes", "Endpoint", "Why", ""],
       items.sort((a, b) => a.name.localeCompare(b.name)).map((v) => clusterRow(base, v, reload)), "No clusters."));
     clearTimeout(timer);
-    if (!left && items.some(changing)) timer = setTimeout(reload, CLUSTER_EVERY_MS);
+    if (!left && items.some(changing)) timer = setTimeout(() => reload(true), CLUSTER_EVERY_MS);
   };
   leave.push(() => { left = true; clearTimeout(timer); });
   const name = h("input", { id: "cluster-name", required: true, placeholder: "name", size: 12 });
