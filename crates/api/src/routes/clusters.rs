@@ -291,10 +291,17 @@ async fn ring(s: &Shared) -> Result<KeyRing> {
     KeyRing::from_data(&keys.data.unwrap_or_default()).map_err(|e| Problem::internal(e.to_string()))
 }
 
-fn secret_text(body: String, filename: &str) -> Response {
+/// A kubeconfig document as the API documents it: YAML, an object
+/// (`apiVersion: v1`, `kind: Config`, clusters, contexts, users).
+#[derive(ToSchema)]
+#[schema(value_type = Object)]
+pub struct KubeconfigDocument(pub serde_json::Value);
+
+/// A secret handed out as a file: not cached, an attachment named `filename`.
+fn secret_text(body: String, content_type: &'static str, filename: &str) -> Response {
     let mut r = (StatusCode::OK, body).into_response();
     let h = r.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/yaml"));
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{filename}\"")) {
         h.insert(header::CONTENT_DISPOSITION, v);
@@ -305,7 +312,7 @@ fn secret_text(body: String, filename: &str) -> Response {
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/clusters/{cluster}/kubeconfig", tag = "clusters",
     params(("tenant" = String, Path), ("cluster" = String, Path)),
     description = "The cluster's admin kubeconfig (YAML), once Cluster API has made it.",
-    responses((status = 200, body = String, content_type = "application/yaml"), (status = 401, body = Problem),
+    responses((status = 200, body = KubeconfigDocument, content_type = "application/yaml"), (status = 401, body = Problem),
         (status = 404, body = Problem), (status = 409, body = Problem)))]
 pub async fn kubeconfig(
     State(s): State<AppState>,
@@ -324,14 +331,14 @@ pub async fn kubeconfig(
     }
     let ring = ring(&s).await?;
     let text = v.kubeconfig(&ring, &ns, &name).map_err(|e| Problem::internal(e.to_string()))?.unwrap_or_default();
-    Ok(secret_text(text, &format!("{name}.kubeconfig")))
+    Ok(secret_text(text, "application/yaml", &format!("{name}.kubeconfig")))
 }
 
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/clusters/{cluster}/ssh-key", tag = "clusters",
     params(("tenant" = String, Path), ("cluster" = String, Path)),
     description = "The SSH private key of the `paddock` user on every machine (OpenSSH format). It is handed out \
         once: Paddock deletes its copy as it answers, and a second request gets 410.",
-    responses((status = 200, body = String, content_type = "application/yaml"), (status = 401, body = Problem),
+    responses((status = 200, body = String, content_type = "text/plain"), (status = 401, body = Problem),
         (status = 404, body = Problem), (status = 409, body = Problem), (status = 410, body = Problem)))]
 pub async fn ssh_key(
     State(s): State<AppState>,
@@ -363,5 +370,6 @@ pub async fn ssh_key(
     if let Err(e) = api(&s, &tenant).patch_status(&name, &PatchParams::default(), &Patch::Merge(&status)).await {
         tracing::warn!(cluster = %name, tenant = %tenant, error = %e, "could not mark the SSH key retrieved in the status");
     }
-    Ok(secret_text(String::from_utf8_lossy(&private).into_owned(), &format!("{name}-ssh-key")))
+    let key = String::from_utf8_lossy(&private).into_owned();
+    Ok(secret_text(key, "text/plain; charset=utf-8", &format!("{name}-ssh-key")))
 }
